@@ -1,0 +1,13 @@
+package limiter
+
+// MemoryTenants counts the tenants s tracks, for tests.
+func MemoryTenants(s *MemoryStore) int {
+	n := 0
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		n += len(sh.tenants)
+		sh.mu.Unlock()
+	}
+	return n
+}

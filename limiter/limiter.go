@@ -1,0 +1,113 @@
+// Package limiter decides whether a request fits its rate limits.
+//
+// The algorithm is a sliding log: every admitted request is recorded with
+// its time, and a rule admits a request while the recorded cost inside the
+// rule's window plus the request's cost stays within the limit. All rules of
+// a request are decided together: a request is admitted only when every rule
+// has room, and only then is it recorded in every rule. Denied requests are
+// never recorded.
+//
+// Being over a limit is a value (Decision.Allowed == false), never an error.
+// A Store returns an error only when it could not decide; turning that into
+// a verdict is the degrade package's job.
+package limiter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// MaxRules is the most rules one request may be decided against.
+// Config validation enforces it, so a Decision needs no allocation.
+const MaxRules = 16
+
+// ErrTooManyRules is returned by a Store asked to decide more than MaxRules rules.
+var ErrTooManyRules = errors.New("limiter: too many rules")
+
+// Rule is one limit: at most Limit units of cost in any rolling Window.
+type Rule struct {
+	// Name identifies the rule within its tenant; it names the policy in
+	// the RateLimit headers. Required.
+	Name string `koanf:"name" json:"name"`
+	// Limit is the most cost admitted per window. Required, > 0.
+	Limit int64 `koanf:"limit" json:"limit"`
+	// Window is the length of the rolling window. Required, > 0.
+	Window time.Duration `koanf:"window" json:"window"`
+	// Cost is what one request consumes. Default 1.
+	Cost int64 `koanf:"cost" json:"cost,omitempty"`
+}
+
+// CostOrOne is the rule's cost per request, 1 when unset.
+func (r Rule) CostOrOne() int64 {
+	if r.Cost <= 0 {
+		return 1
+	}
+	return r.Cost
+}
+
+// String prints the rule as "per_second: 10 per 1s".
+func (r Rule) String() string {
+	return fmt.Sprintf("%s: %d per %s", r.Name, r.Limit, r.Window)
+}
+
+// Request is what a Store decides on.
+type Request struct {
+	// Tenant scopes the rules: two tenants never share a count.
+	Tenant string
+	// Rules are decided together, all or nothing. At most MaxRules.
+	Rules []Rule
+	// ID is unique per request; stores that record members use it so that
+	// a retried call cannot count twice.
+	ID string
+}
+
+// RuleState is one rule's outcome for a request.
+type RuleState struct {
+	// Limit is the rule's limit.
+	Limit int64
+	// Remaining is the cost still admissible in the window after this
+	// decision (after recording the request when it was admitted).
+	Remaining int64
+	// Reset is how long until the oldest recorded request leaves the
+	// window and frees capacity; zero when nothing is recorded.
+	Reset time.Duration
+	// RetryAfter is how long until this request would fit; zero unless
+	// this rule denied it.
+	RetryAfter time.Duration
+}
+
+// Denied reports whether this rule refused the request.
+func (s RuleState) Denied() bool { return s.RetryAfter > 0 }
+
+// Decision is the outcome of one request against all of its rules.
+type Decision struct {
+	// Allowed is true when every rule had room and the request was recorded.
+	Allowed bool
+	// N is how many entries of Rules are set, in the order of Request.Rules.
+	N int
+	// Rules holds one state per rule of the request.
+	Rules [MaxRules]RuleState
+}
+
+// States returns the per-rule states, in the order of Request.Rules.
+func (d *Decision) States() []RuleState { return d.Rules[:d.N] }
+
+// RetryAfter is the longest RetryAfter of the denying rules: the time until
+// every rule has room again. Zero when allowed.
+func (d *Decision) RetryAfter() time.Duration {
+	var longest time.Duration
+	for _, s := range d.States() {
+		longest = max(longest, s.RetryAfter)
+	}
+	return longest
+}
+
+// Store decides requests against shared state.
+type Store interface {
+	// Decide reports, for every rule, whether the request fits, and
+	// records it in every rule when all of them do.
+	// err != nil only when the store could not answer.
+	Decide(ctx context.Context, req Request) (Decision, error)
+}

@@ -1,0 +1,188 @@
+package limiter
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// memoryShards spreads tenants over independent locks.
+const memoryShards = 64
+
+// sweepEvery is how often a shard drops tenants with nothing left in any window.
+const sweepEvery = 10 * time.Second
+
+// MemoryStore is the in-process sliding-log Store: the embedded default
+// (redis.mode: memory). It has the semantics of the Redis store for a single
+// gateway instance. Memory per rule is bounded by the rule's limit, and
+// tenants idle for longer than their windows are dropped.
+type MemoryStore struct {
+	now    func() time.Time
+	shards [memoryShards]memShard
+}
+
+type memShard struct {
+	mu        sync.Mutex
+	tenants   map[string]*memTenant
+	lastSweep int64
+}
+
+type memTenant struct {
+	rules map[string]*slidingLog
+}
+
+var _ Store = (*MemoryStore)(nil)
+
+// NewMemoryStore returns an empty store. now is the clock; nil means time.Now.
+func NewMemoryStore(now func() time.Time) *MemoryStore {
+	if now == nil {
+		now = time.Now
+	}
+	s := &MemoryStore{now: now}
+	for i := range s.shards {
+		s.shards[i].tenants = make(map[string]*memTenant)
+	}
+	return s
+}
+
+// Decide implements Store. It never returns an error for a valid request.
+func (s *MemoryStore) Decide(_ context.Context, req Request) (Decision, error) {
+	var d Decision
+	if len(req.Rules) > MaxRules {
+		return d, ErrTooManyRules
+	}
+	now := s.now().UnixNano()
+	sh := &s.shards[shardOf(req.Tenant)]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	sh.maybeSweep(now)
+	t := sh.tenants[req.Tenant]
+	if t == nil {
+		t = &memTenant{rules: make(map[string]*slidingLog, len(req.Rules))}
+		sh.tenants[req.Tenant] = t
+	}
+
+	var logs [MaxRules]*slidingLog
+	d.Allowed = true
+	for i, r := range req.Rules {
+		lg := t.rules[r.Name]
+		if lg == nil {
+			lg = &slidingLog{}
+			t.rules[r.Name] = lg
+		}
+		lg.trim(now - int64(r.Window))
+		logs[i] = lg
+		if lg.used+r.CostOrOne() > r.Limit {
+			d.Allowed = false
+			d.Rules[i].RetryAfter = lg.retryAfter(now, r)
+		}
+	}
+	d.N = len(req.Rules)
+	for i, r := range req.Rules {
+		lg := logs[i]
+		if d.Allowed {
+			lg.push(now, r.CostOrOne())
+		}
+		st := &d.Rules[i]
+		st.Limit = r.Limit
+		st.Remaining = max(r.Limit-lg.used, 0)
+		st.Reset = lg.reset(now, r.Window)
+	}
+	return d, nil
+}
+
+// maybeSweep drops tenants whose logs are all empty. Called with mu held.
+func (sh *memShard) maybeSweep(now int64) {
+	if now-sh.lastSweep < int64(sweepEvery) {
+		return
+	}
+	sh.lastSweep = now
+	for id, t := range sh.tenants {
+		if t.idle(now) {
+			delete(sh.tenants, id)
+		}
+	}
+}
+
+func (t *memTenant) idle(now int64) bool {
+	for _, lg := range t.rules {
+		if lg.n() > 0 && lg.newest()+lg.window > now {
+			return false
+		}
+	}
+	return true
+}
+
+// shardOf is FNV-1a over the tenant ID, without allocating.
+func shardOf(tenant string) int {
+	h := uint32(2166136261)
+	for i := 0; i < len(tenant); i++ {
+		h ^= uint32(tenant[i])
+		h *= 16777619
+	}
+	return int(h % memoryShards)
+}
+
+// slidingLog is one rule's recorded requests, oldest first.
+type slidingLog struct {
+	entries []logEntry // entries[head:] are live
+	head    int
+	used    int64 // sum of live costs
+	window  int64 // the window last trimmed with, for sweeping
+}
+
+type logEntry struct {
+	at   int64 // unix nanoseconds
+	cost int64
+}
+
+func (l *slidingLog) n() int           { return len(l.entries) - l.head }
+func (l *slidingLog) newest() int64    { return l.entries[len(l.entries)-1].at }
+func (l *slidingLog) live() []logEntry { return l.entries[l.head:] }
+
+// trim forgets entries at or before cutoff.
+func (l *slidingLog) trim(cutoff int64) {
+	for l.head < len(l.entries) && l.entries[l.head].at <= cutoff {
+		l.used -= l.entries[l.head].cost
+		l.head++
+	}
+	if l.head == len(l.entries) {
+		l.entries, l.head = l.entries[:0], 0
+	}
+}
+
+func (l *slidingLog) push(now, cost int64) {
+	if l.head > 0 && l.head >= len(l.entries)/2 {
+		n := copy(l.entries, l.entries[l.head:])
+		l.entries, l.head = l.entries[:n], 0
+	}
+	l.entries = append(l.entries, logEntry{at: now, cost: cost})
+	l.used += cost
+}
+
+// retryAfter is how long until a request of r's cost fits; the window when
+// it never can (cost above the limit).
+func (l *slidingLog) retryAfter(now int64, r Rule) time.Duration {
+	l.window = int64(r.Window)
+	cost := r.CostOrOne()
+	if cost > r.Limit {
+		return r.Window
+	}
+	freed := int64(0)
+	for _, e := range l.live() {
+		freed += e.cost
+		if l.used-freed+cost <= r.Limit {
+			return max(time.Duration(e.at+int64(r.Window)-now), time.Nanosecond)
+		}
+	}
+	return r.Window
+}
+
+// reset is how long until the oldest entry leaves the window.
+func (l *slidingLog) reset(now int64, window time.Duration) time.Duration {
+	l.window = int64(window)
+	if l.n() == 0 {
+		return 0
+	}
+	return time.Duration(l.entries[l.head].at + int64(window) - now)
+}
