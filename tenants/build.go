@@ -1,0 +1,263 @@
+package tenants
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/l1gw/l1gw/limiter"
+)
+
+// KeyError is a problem with one config key; KeyPath names it the way the
+// config file spells it (tenant_list[2].plan).
+type KeyError struct {
+	Path string
+	Msg  string
+}
+
+func (e *KeyError) Error() string { return e.Path + ": " + e.Msg }
+
+// KeyPath is the config key the error is about.
+func (e *KeyError) KeyPath() string { return e.Path }
+
+// maxIDLen bounds tenant IDs; with the character set it keeps every
+// tenant's Redis keys distinct and short.
+const maxIDLen = 64
+
+// ValidID reports whether id is 1–64 of [A-Za-z0-9_.-].
+func ValidID(id string) bool {
+	if id == "" || len(id) > maxIDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+type builder struct {
+	plans map[string]Plan
+	errs  []error
+}
+
+func (b *builder) fail(path, format string, args ...any) {
+	b.errs = append(b.errs, &KeyError{Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+// Build checks the tenants and plans and returns the snapshot they make.
+// Every problem is reported, each as a *KeyError naming its config key.
+// upstreamKnown reports whether an upstream name exists.
+func Build(opts Options, plans map[string]Plan, specs []Spec, upstreamKnown func(string) bool) (*Snapshot, error) {
+	b := &builder{plans: plans}
+	names := make([]string, 0, len(plans))
+	for name := range plans {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		b.rules("plans."+name+".limits", plans[name].Limits)
+	}
+	s := &Snapshot{
+		opts:  opts,
+		byKey: make(map[[sha256.Size]byte]*Tenant),
+		byID:  make(map[string]*Tenant, len(specs)),
+	}
+	keyOwner := make(map[[sha256.Size]byte]string)
+	for i, spec := range specs {
+		path := fmt.Sprintf("tenant_list[%d]", i)
+		t := b.tenant(path, spec, upstreamKnown)
+		if t == nil {
+			continue
+		}
+		if _, dup := s.byID[t.ID]; dup {
+			b.fail(path+".id", "tenant %q is defined twice", t.ID)
+			continue
+		}
+		s.byID[t.ID] = t
+		for j, h := range b.keyDigests(path, spec) {
+			if owner, dup := keyOwner[h]; dup {
+				b.fail(fmt.Sprintf("%s.keys[%d]", path, j), "this key also belongs to tenant %q", owner)
+				continue
+			}
+			keyOwner[h] = t.ID
+			s.byKey[h] = t
+		}
+	}
+	b.anonymous(s, opts)
+	if len(b.errs) > 0 {
+		return nil, errors.Join(b.errs...)
+	}
+	return s, nil
+}
+
+func (b *builder) anonymous(s *Snapshot, opts Options) {
+	switch opts.Unknown {
+	case UnknownReject:
+	case UnknownAnonymous:
+		plan, ok := b.plans[opts.AnonymousPlan]
+		if !ok {
+			b.fail("tenants.anonymous_plan", "unknown plan %q (tenants.unknown is anonymous)", opts.AnonymousPlan)
+			return
+		}
+		s.anonymous = &Tenant{ID: AnonymousID, Plan: opts.AnonymousPlan, rules: plan.Limits, Stats: NewStats(AnonymousID)}
+	default:
+		b.fail("tenants.unknown", "got %q; want reject or anonymous", opts.Unknown)
+	}
+}
+
+func (b *builder) tenant(path string, spec Spec, upstreamKnown func(string) bool) *Tenant {
+	ok := true
+	switch {
+	case !ValidID(spec.ID):
+		b.fail(path+".id", "got %q; want 1-%d characters of A-Z a-z 0-9 _ . -", spec.ID, maxIDLen)
+		ok = false
+	case spec.ID == AnonymousID || spec.ID == UnknownID:
+		b.fail(path+".id", "%q is reserved", spec.ID)
+		ok = false
+	}
+	plan, found := b.plans[spec.Plan]
+	if !found {
+		b.fail(path+".plan", "unknown plan %q", spec.Plan)
+		ok = false
+	}
+	if spec.Upstream != "" && !upstreamKnown(spec.Upstream) {
+		b.fail(path+".upstream", "unknown upstream %q", spec.Upstream)
+		ok = false
+	}
+	if len(spec.Keys)+len(spec.KeyHashes) == 0 {
+		b.fail(path, "tenant %q has no keys or key_hashes", spec.ID)
+		ok = false
+	}
+	b.rules(path+".limits", spec.Limits)
+	base := mergeRules(plan.Limits, spec.Limits)
+	if len(base) > limiter.MaxRules {
+		b.fail(path+".limits", "%d rules apply to this tenant; at most %d", len(base), limiter.MaxRules)
+		ok = false
+	}
+	t := &Tenant{ID: spec.ID, Plan: spec.Plan, Upstream: spec.Upstream, rules: base}
+	for i, rs := range spec.Routes {
+		rp := fmt.Sprintf("%s.routes[%d]", path, i)
+		b.rules(rp+".limits", rs.Limits)
+		for j, r := range rs.Limits {
+			if hasRule(base, r.Name) {
+				b.fail(fmt.Sprintf("%s.limits[%d].name", rp, j), "%q is already a limit of the tenant; a route limit needs a name of its own", r.Name)
+				ok = false
+			}
+		}
+		rules := append(append([]limiter.Rule{}, base...), rs.Limits...)
+		if len(rules) > limiter.MaxRules {
+			b.fail(rp+".limits", "%d rules apply to this route; at most %d", len(rules), limiter.MaxRules)
+			ok = false
+		}
+		t.routes = append(t.routes, route{methods: upper(rs.Methods), prefix: rs.PathPrefix, rules: rules})
+	}
+	// Longest prefix first, so the first match is the most specific.
+	sort.SliceStable(t.routes, func(i, j int) bool { return len(t.routes[i].prefix) > len(t.routes[j].prefix) })
+	if !ok {
+		return nil
+	}
+	t.Stats = NewStats(t.ID)
+	return t
+}
+
+func (b *builder) rules(path string, rules []limiter.Rule) {
+	seen := make(map[string]bool, len(rules))
+	if len(rules) > limiter.MaxRules {
+		b.fail(path, "%d rules; at most %d", len(rules), limiter.MaxRules)
+	}
+	for i, r := range rules {
+		p := fmt.Sprintf("%s[%d]", path, i)
+		switch {
+		case !ValidID(r.Name):
+			b.fail(p+".name", "got %q; want 1-%d characters of A-Z a-z 0-9 _ . -", r.Name, maxIDLen)
+		case seen[r.Name]:
+			b.fail(p+".name", "rule %q is defined twice", r.Name)
+		}
+		seen[r.Name] = true
+		if r.Limit <= 0 {
+			b.fail(p+".limit", "got %d; want > 0", r.Limit)
+		}
+		if r.Window < time.Millisecond {
+			b.fail(p+".window", "got %s; want at least 1ms", r.Window)
+		}
+		if r.Cost < 0 {
+			b.fail(p+".cost", "got %d; want >= 1 (0 means 1)", r.Cost)
+		}
+	}
+}
+
+// keyDigests hashes plain keys and parses key_hashes.
+func (b *builder) keyDigests(path string, spec Spec) [][sha256.Size]byte {
+	out := make([][sha256.Size]byte, 0, len(spec.Keys)+len(spec.KeyHashes))
+	for i, k := range spec.Keys {
+		if k == "" {
+			b.fail(fmt.Sprintf("%s.keys[%d]", path, i), "empty key")
+			continue
+		}
+		out = append(out, sha256.Sum256([]byte(k)))
+	}
+	for i, h := range spec.KeyHashes {
+		d, err := parseDigest(h)
+		if err != nil {
+			b.fail(fmt.Sprintf("%s.key_hashes[%d]", path, i), "%v", err)
+			continue
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+func parseDigest(s string) ([sha256.Size]byte, error) {
+	var d [sha256.Size]byte
+	hexPart, ok := strings.CutPrefix(s, "sha256:")
+	if !ok {
+		return d, fmt.Errorf("got %q; want sha256:<64 hex digits>", s)
+	}
+	n, err := hex.Decode(d[:], []byte(hexPart))
+	if err != nil || n != sha256.Size || len(hexPart) != 2*sha256.Size {
+		return d, fmt.Errorf("got %q; want sha256:<64 hex digits>", s)
+	}
+	return d, nil
+}
+
+// HashKey returns the "sha256:<hex>" form of a plain key, for key_hashes.
+func HashKey(key string) string {
+	d := sha256.Sum256([]byte(key))
+	return "sha256:" + hex.EncodeToString(d[:])
+}
+
+// mergeRules is plan plus extra; an extra rule replaces the plan's rule of
+// the same name.
+func mergeRules(plan, extra []limiter.Rule) []limiter.Rule {
+	out := make([]limiter.Rule, 0, len(plan)+len(extra))
+	for _, r := range plan {
+		if !hasRule(extra, r.Name) {
+			out = append(out, r)
+		}
+	}
+	return append(out, extra...)
+}
+
+func hasRule(rules []limiter.Rule, name string) bool {
+	for _, r := range rules {
+		if r.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+func upper(ms []string) []string {
+	out := make([]string, len(ms))
+	for i, m := range ms {
+		out[i] = strings.ToUpper(m)
+	}
+	return out
+}

@@ -1,0 +1,147 @@
+package tenants
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"sync/atomic"
+
+	"github.com/l1gw/l1gw/limiter"
+)
+
+// AnonymousID is the tenant ID of anonymous callers in metrics and logs.
+const AnonymousID = "anonymous"
+
+// Tenant is one resolved tenant: its rules, precomputed per route, and its
+// metric handles. A Tenant is immutable once built.
+type Tenant struct {
+	// ID names the tenant.
+	ID string
+	// Plan names the tenant's plan.
+	Plan string
+	// Upstream overrides the route's upstream; "" keeps the route's.
+	Upstream string
+	// Stats are the tenant's metric handles, resolved once.
+	Stats *Stats
+
+	rules  []limiter.Rule // plan limits merged with the tenant's own
+	routes []route        // longest prefix first
+}
+
+type route struct {
+	methods []string
+	prefix  string
+	rules   []limiter.Rule // the tenant's rules plus the route's
+}
+
+// Anonymous reports whether t stands for callers without a known key.
+func (t *Tenant) Anonymous() bool { return t.ID == AnonymousID }
+
+// Rules returns the rules that apply to a request: the tenant's, plus those
+// of the most specific route that matches method and path. It does not
+// allocate.
+func (t *Tenant) Rules(method, path []byte) []limiter.Rule {
+	for i := range t.routes {
+		r := &t.routes[i]
+		if bytes.HasPrefix(path, []byte(r.prefix)) && r.matchMethod(method) {
+			return r.rules
+		}
+	}
+	return t.rules
+}
+
+func (r *route) matchMethod(method []byte) bool {
+	if len(r.methods) == 0 {
+		return true
+	}
+	for _, m := range r.methods {
+		if string(method) == m {
+			return true
+		}
+	}
+	return false
+}
+
+// Snapshot is an immutable tenant table.
+type Snapshot struct {
+	opts      Options
+	byKey     map[[sha256.Size]byte]*Tenant
+	byID      map[string]*Tenant
+	anonymous *Tenant // nil unless Options.Unknown is anonymous
+}
+
+// Len is the number of configured tenants.
+func (s *Snapshot) Len() int { return len(s.byID) }
+
+// ByID returns the tenant with the given ID.
+func (s *Snapshot) ByID(id string) (*Tenant, bool) {
+	t, ok := s.byID[id]
+	return t, ok
+}
+
+// Options returns the options the snapshot was built with.
+func (s *Snapshot) Options() Options { return s.opts }
+
+// Resolution says how a caller was resolved.
+type Resolution int
+
+// Resolutions.
+const (
+	// Resolved: a known key.
+	Resolved Resolution = iota
+	// AnonymousCaller: no known key, and unknown callers are anonymous.
+	AnonymousCaller
+	// MissingKey: no key, and unknown callers are rejected.
+	MissingKey
+	// UnknownKey: a key that no tenant has, and unknown callers are rejected.
+	UnknownKey
+)
+
+var bearer = []byte("Bearer ")
+
+// KeyFrom returns the API key from the configured key header's value or,
+// when that is empty, from an "Authorization: Bearer <key>" value.
+func KeyFrom(keyHeader, authorization []byte) []byte {
+	if len(keyHeader) > 0 {
+		return keyHeader
+	}
+	if len(authorization) > len(bearer) && bytes.EqualFold(authorization[:len(bearer)], bearer) {
+		return bytes.TrimSpace(authorization[len(bearer):])
+	}
+	return nil
+}
+
+// Resolve finds the tenant of an API key. It never waits on anything and
+// does not allocate. The tenant is nil for MissingKey and UnknownKey.
+func (s *Snapshot) Resolve(key []byte) (*Tenant, Resolution) {
+	if len(key) > 0 {
+		if t, ok := s.byKey[sha256.Sum256(key)]; ok {
+			return t, Resolved
+		}
+	}
+	if s.anonymous != nil {
+		return s.anonymous, AnonymousCaller
+	}
+	if len(key) == 0 {
+		return nil, MissingKey
+	}
+	return nil, UnknownKey
+}
+
+// Table holds the live snapshot; readers never block and a new snapshot
+// replaces the old one atomically.
+type Table struct {
+	cur atomic.Pointer[Snapshot]
+}
+
+// NewTable returns a table serving s.
+func NewTable(s *Snapshot) *Table {
+	t := &Table{}
+	t.cur.Store(s)
+	return t
+}
+
+// Load returns the current snapshot.
+func (t *Table) Load() *Snapshot { return t.cur.Load() }
+
+// Swap makes s the current snapshot.
+func (t *Table) Swap(s *Snapshot) { t.cur.Store(s) }

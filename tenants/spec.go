@@ -1,0 +1,74 @@
+// Package tenants knows who is calling: the tenant, plan and route model,
+// API-key resolution (keys compared as SHA-256 digests) and the live,
+// immutable snapshot the request path reads without waiting on anything.
+package tenants
+
+import (
+	"time"
+
+	"github.com/l1gw/l1gw/limiter"
+)
+
+// Unknown-caller policies for Options.Unknown.
+const (
+	UnknownReject    = "reject"
+	UnknownAnonymous = "anonymous"
+)
+
+// Options is the tenants section of the config.
+type Options struct {
+	// KeyHeader is the request header carrying the API key. Default
+	// "X-API-Key". "Authorization: Bearer <key>" is always accepted too.
+	KeyHeader string `koanf:"key_header" json:"key_header"`
+	// Unknown is what happens to a request without a known key: "reject"
+	// (401) or "anonymous" (AnonymousPlan, counted per client IP).
+	// Default "reject".
+	Unknown string `koanf:"unknown" json:"unknown"`
+	// AnonymousPlan is the plan for anonymous callers when Unknown is
+	// "anonymous". Default "".
+	AnonymousPlan string `koanf:"anonymous_plan" json:"anonymous_plan"`
+	// Source is where tenants come from: "config" | "redis" | "both".
+	// Default "config".
+	Source string `koanf:"source" json:"source"`
+	// Refresh is how often a non-config source is re-read. Default 5s.
+	Refresh time.Duration `koanf:"refresh" json:"refresh"`
+	// HideKey strips the API key headers before forwarding to the
+	// upstream. Default true.
+	HideKey bool `koanf:"hide_key" json:"hide_key"`
+}
+
+// Plan is a named set of limits that tenants share the shape of (each
+// tenant has its own counts).
+type Plan struct {
+	// Limits are the plan's rules.
+	Limits []limiter.Rule `koanf:"limits" json:"limits"`
+}
+
+// RouteSpec adds limits for the requests of a tenant that match it.
+type RouteSpec struct {
+	// Methods the route matches; empty matches every method.
+	Methods []string `koanf:"methods" json:"methods"`
+	// PathPrefix the request path must start with; empty matches all.
+	PathPrefix string `koanf:"path_prefix" json:"path_prefix"`
+	// Limits are added to the tenant's limits for matching requests.
+	Limits []limiter.Rule `koanf:"limits" json:"limits"`
+}
+
+// Spec is one tenant as configured.
+type Spec struct {
+	// ID names the tenant: 1–64 of [A-Za-z0-9_.-]. Required, unique.
+	ID string `koanf:"id" json:"id"`
+	// Plan names the tenant's plan. Required.
+	Plan string `koanf:"plan" json:"plan"`
+	// Keys are plain API keys, hashed at load. For development.
+	Keys []string `koanf:"keys" json:"keys"`
+	// KeyHashes are "sha256:<64 hex>" digests of API keys. For production.
+	KeyHashes []string `koanf:"key_hashes" json:"key_hashes"`
+	// Upstream overrides the route's upstream for this tenant. Default "".
+	Upstream string `koanf:"upstream" json:"upstream"`
+	// Limits add to the plan's limits; one with a plan limit's name
+	// replaces it.
+	Limits []limiter.Rule `koanf:"limits" json:"limits"`
+	// Routes add limits to the requests that match them.
+	Routes []RouteSpec `koanf:"routes" json:"routes"`
+}

@@ -1,0 +1,167 @@
+package tenants_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/l1gw/l1gw/limiter"
+	"github.com/l1gw/l1gw/tenants"
+)
+
+var plans = map[string]tenants.Plan{
+	"free": {Limits: []limiter.Rule{
+		{Name: "per_second", Limit: 10, Window: time.Second},
+		{Name: "per_minute", Limit: 300, Window: time.Minute},
+	}},
+}
+
+func opts() tenants.Options { return tenants.Options{KeyHeader: "X-API-Key", Unknown: tenants.UnknownReject} }
+
+func anyUpstream(string) bool { return true }
+
+func build(t *testing.T, o tenants.Options, specs ...tenants.Spec) *tenants.Snapshot {
+	t.Helper()
+	s, err := tenants.Build(o, plans, specs, anyUpstream)
+	if err != nil {
+		t.Fatalf("Build: %v", err)
+	}
+	return s
+}
+
+func ruleNames(rules []limiter.Rule) string {
+	var names []string
+	for _, r := range rules {
+		names = append(names, r.Name+"="+r.Window.String())
+	}
+	return strings.Join(names, ",")
+}
+
+func TestResolve(t *testing.T) {
+	s := build(t, opts(),
+		tenants.Spec{ID: "acme", Plan: "free", Keys: []string{"k1"}, KeyHashes: []string{tenants.HashKey("k2")}},
+		tenants.Spec{ID: "beta", Plan: "free", Keys: []string{"k3"}},
+	)
+	cases := []struct {
+		name, key, wantID string
+		want              tenants.Resolution
+	}{
+		{"plain key", "k1", "acme", tenants.Resolved},
+		{"hashed key", "k2", "acme", tenants.Resolved},
+		{"other tenant", "k3", "beta", tenants.Resolved},
+		{"unknown key", "nope", "", tenants.UnknownKey},
+		{"no key", "", "", tenants.MissingKey},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tn, res := s.Resolve([]byte(tc.key))
+			if res != tc.want {
+				t.Fatalf("resolution: got %v; want %v", res, tc.want)
+			}
+			if got := ""; tn != nil {
+				got = tn.ID
+				if got != tc.wantID {
+					t.Fatalf("tenant: got %q; want %q", got, tc.wantID)
+				}
+			} else if tc.wantID != "" {
+				t.Fatalf("tenant: got nil; want %q", tc.wantID)
+			}
+		})
+	}
+}
+
+func TestResolveAnonymous(t *testing.T) {
+	o := opts()
+	o.Unknown, o.AnonymousPlan = tenants.UnknownAnonymous, "free"
+	s := build(t, o, tenants.Spec{ID: "acme", Plan: "free", Keys: []string{"k1"}})
+	for _, key := range []string{"", "nope"} {
+		tn, res := s.Resolve([]byte(key))
+		if res != tenants.AnonymousCaller || tn == nil || !tn.Anonymous() {
+			t.Fatalf("key %q: got %v %v; want the anonymous tenant", key, tn, res)
+		}
+	}
+}
+
+func TestKeyFrom(t *testing.T) {
+	cases := []struct{ header, auth, want string }{
+		{"abc", "", "abc"},
+		{"abc", "Bearer xyz", "abc"},
+		{"", "Bearer xyz", "xyz"},
+		{"", "bearer  xyz ", "xyz"},
+		{"", "Basic xyz", ""},
+		{"", "Bearer ", ""},
+		{"", "", ""},
+	}
+	for _, tc := range cases {
+		if got := string(tenants.KeyFrom([]byte(tc.header), []byte(tc.auth))); got != tc.want {
+			t.Errorf("KeyFrom(%q, %q): got %q; want %q", tc.header, tc.auth, got, tc.want)
+		}
+	}
+}
+
+func TestRulesByRoute(t *testing.T) {
+	s := build(t, opts(), tenants.Spec{
+		ID: "acme", Plan: "free", Keys: []string{"k"},
+		Limits: []limiter.Rule{{Name: "per_second", Limit: 50, Window: 2 * time.Second}, {Name: "daily", Limit: 1000, Window: 24 * time.Hour}},
+		Routes: []tenants.RouteSpec{
+			{Methods: []string{"post"}, PathPrefix: "/v1/expensive", Limits: []limiter.Rule{{Name: "expensive", Limit: 2, Window: time.Second}}},
+			{PathPrefix: "/v1/expensive/very", Limits: []limiter.Rule{{Name: "very", Limit: 1, Window: time.Second}}},
+		},
+	})
+	tn, _ := s.ByID("acme")
+	base := "per_minute=1m0s,per_second=2s,daily=24h0m0s"
+	cases := []struct{ method, path, want string }{
+		{"GET", "/", base},
+		{"GET", "/v1/expensive", base},
+		{"POST", "/v1/expensive/x", base + ",expensive=1s"},
+		{"GET", "/v1/expensive/very/1", base + ",very=1s"},
+		{"POST", "/v1/cheap", base},
+	}
+	for _, tc := range cases {
+		if got := ruleNames(tn.Rules([]byte(tc.method), []byte(tc.path))); got != tc.want {
+			t.Errorf("%s %s: got %s; want %s", tc.method, tc.path, got, tc.want)
+		}
+	}
+}
+
+func TestBuildErrors(t *testing.T) {
+	noUpstream := func(string) bool { return false }
+	cases := []struct {
+		name  string
+		o     func(*tenants.Options)
+		specs []tenants.Spec
+		want  []string
+	}{
+		{"unknown plan", nil, []tenants.Spec{{ID: "a", Plan: "gold", Keys: []string{"k"}}}, []string{`tenant_list[0].plan: unknown plan "gold"`}},
+		{"bad id", nil, []tenants.Spec{{ID: "a b", Plan: "free", Keys: []string{"k"}}}, []string{`tenant_list[0].id: got "a b"`}},
+		{"reserved id", nil, []tenants.Spec{{ID: "anonymous", Plan: "free", Keys: []string{"k"}}}, []string{`tenant_list[0].id: "anonymous" is reserved`}},
+		{"duplicate id", nil, []tenants.Spec{{ID: "a", Plan: "free", Keys: []string{"k"}}, {ID: "a", Plan: "free", Keys: []string{"j"}}}, []string{`tenant_list[1].id: tenant "a" is defined twice`}},
+		{"shared key", nil, []tenants.Spec{{ID: "a", Plan: "free", Keys: []string{"k"}}, {ID: "b", Plan: "free", KeyHashes: []string{tenants.HashKey("k")}}}, []string{`tenant_list[1].keys[0]: this key also belongs to tenant "a"`}},
+		{"no keys", nil, []tenants.Spec{{ID: "a", Plan: "free"}}, []string{`tenant_list[0]: tenant "a" has no keys`}},
+		{"bad hash", nil, []tenants.Spec{{ID: "a", Plan: "free", KeyHashes: []string{"md5:00"}}}, []string{`tenant_list[0].key_hashes[0]: got "md5:00"`}},
+		{"unknown upstream", nil, []tenants.Spec{{ID: "a", Plan: "free", Keys: []string{"k"}, Upstream: "nope"}}, []string{`tenant_list[0].upstream: unknown upstream "nope"`}},
+		{"bad rule", nil, []tenants.Spec{{ID: "a", Plan: "free", Keys: []string{"k"}, Limits: []limiter.Rule{{Name: "x", Limit: 0, Window: 0}, {Name: "x", Limit: 1, Window: time.Second, Cost: -1}}}},
+			[]string{"tenant_list[0].limits[0].limit: got 0", "tenant_list[0].limits[0].window: got 0s", `tenant_list[0].limits[1].name: rule "x" is defined twice`, "tenant_list[0].limits[1].cost"}},
+		{"route rule shadows", nil, []tenants.Spec{{ID: "a", Plan: "free", Keys: []string{"k"}, Routes: []tenants.RouteSpec{{Limits: []limiter.Rule{{Name: "per_second", Limit: 1, Window: time.Second}}}}}},
+			[]string{`tenant_list[0].routes[0].limits[0].name: "per_second" is already a limit`}},
+		{"bad unknown policy", func(o *tenants.Options) { o.Unknown = "allow" }, nil, []string{`tenants.unknown: got "allow"`}},
+		{"anonymous without plan", func(o *tenants.Options) { o.Unknown = "anonymous" }, nil, []string{`tenants.anonymous_plan: unknown plan ""`}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			o := opts()
+			if tc.o != nil {
+				tc.o(&o)
+			}
+			_, err := tenants.Build(o, plans, tc.specs, noUpstream)
+			if err == nil {
+				t.Fatalf("Build: no error; want %q", tc.want)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q; want it to contain %q", err, w)
+				}
+			}
+		})
+	}
+}
