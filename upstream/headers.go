@@ -1,0 +1,157 @@
+package upstream
+
+import (
+	"bytes"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync/atomic"
+
+	"github.com/valyala/fasthttp"
+)
+
+// hopByHop are the connection-specific fields of RFC 9110 §7.6.1 (plus the
+// obsolete ones still seen), which a proxy must not forward.
+var hopByHop = []string{
+	"Connection", "Proxy-Connection", "Keep-Alive", "Te", "Trailer",
+	"Transfer-Encoding", "Upgrade", "Proxy-Authenticate", "Proxy-Authorization",
+}
+
+// header is what fasthttp's request and response headers share.
+type header interface {
+	PeekAll(key string) [][]byte
+	Del(key string)
+	DelBytes(key []byte)
+}
+
+// StripHopByHop removes the hop-by-hop fields and every field that a
+// Connection field names.
+func StripHopByHop(h header) {
+	// Copy the Connection values first: deleting fields moves the header's
+	// storage under the slices PeekAll returned.
+	var buf [256]byte
+	names := buf[:0]
+	for _, v := range h.PeekAll(fasthttp.HeaderConnection) {
+		names = append(append(names, v...), ',')
+	}
+	for v := names; len(v) > 0; {
+		var tok []byte
+		tok, v, _ = bytes.Cut(v, []byte{','})
+		if tok = bytes.TrimSpace(tok); len(tok) > 0 {
+			h.DelBytes(tok)
+		}
+	}
+	for _, k := range hopByHop {
+		h.Del(k)
+	}
+}
+
+var (
+	hdrXFF       = []byte("X-Forwarded-For")
+	hdrXFProto   = []byte("X-Forwarded-Proto")
+	hdrXFHost    = []byte("X-Forwarded-Host")
+	hdrRequestID = []byte("X-Request-Id") // canonical form, as SetCanonical needs
+	protoHTTP    = []byte("http")
+	protoHTTPS   = []byte("https")
+)
+
+// Forwarded describes the hop a request came over.
+type Forwarded struct {
+	// ClientIP is the peer's address.
+	ClientIP net.IP
+	// TLS is whether the client connection used TLS.
+	TLS bool
+	// Trust keeps X-Forwarded-Proto and X-Forwarded-Host that a fronting
+	// proxy set, instead of overwriting them.
+	Trust bool
+}
+
+// SetForwarded appends the client to X-Forwarded-For and sets
+// X-Forwarded-Proto and X-Forwarded-Host. It does not allocate for
+// ordinary header sizes.
+func SetForwarded(h *fasthttp.RequestHeader, f Forwarded) {
+	var buf [256]byte
+	b := buf[:0]
+	if prev := h.PeekBytes(hdrXFF); len(prev) > 0 {
+		b = append(append(b, prev...), ", "...)
+	}
+	b = AppendIP(b, f.ClientIP)
+	h.SetCanonical(hdrXFF, b)
+	if !f.Trust || len(h.PeekBytes(hdrXFProto)) == 0 {
+		proto := protoHTTP
+		if f.TLS {
+			proto = protoHTTPS
+		}
+		h.SetCanonical(hdrXFProto, proto)
+	}
+	if !f.Trust || len(h.PeekBytes(hdrXFHost)) == 0 {
+		h.SetCanonical(hdrXFHost, h.Host())
+	}
+}
+
+// AppendIP appends ip's text form without allocating.
+func AppendIP(b []byte, ip net.IP) []byte {
+	a, ok := netip.AddrFromSlice(ip)
+	if !ok {
+		return append(b, "unknown"...)
+	}
+	return a.Unmap().AppendTo(b)
+}
+
+// ClientIP is the address to identify the client by: the peer, or with
+// trust the last X-Forwarded-For entry (the one the fronting proxy added).
+func ClientIP(h *fasthttp.RequestHeader, peer net.IP, trust bool) []byte {
+	var buf [64]byte
+	if trust {
+		if xff := h.PeekBytes(hdrXFF); len(xff) > 0 {
+			if i := bytes.LastIndexByte(xff, ','); i >= 0 {
+				xff = xff[i+1:]
+			}
+			if ip := bytes.TrimSpace(xff); len(ip) > 0 {
+				return ip
+			}
+		}
+	}
+	return AppendIP(buf[:0], peer)
+}
+
+// maxRequestIDLen bounds a client-supplied X-Request-ID.
+const maxRequestIDLen = 128
+
+// validRequestID: 1–128 of [A-Za-z0-9._:-].
+func validRequestID(id []byte) bool {
+	if len(id) == 0 || len(id) > maxRequestIDLen {
+		return false
+	}
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == ':' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// IDs makes request IDs: a per-process random prefix and a counter, so
+// they are unique across gateways and cost no allocation.
+type IDs struct {
+	prefix string
+	n      atomic.Uint64
+}
+
+// NewIDs returns a generator whose IDs start with prefix (say, 8 random hex
+// digits chosen at start-up).
+func NewIDs(prefix string) *IDs { return &IDs{prefix: prefix} }
+
+// EnsureRequestID keeps the client's X-Request-ID when it is valid and sets
+// a new one otherwise; it returns the ID, which stays valid as long as h.
+func (g *IDs) EnsureRequestID(h *fasthttp.RequestHeader) []byte {
+	if id := h.PeekBytes(hdrRequestID); validRequestID(id) {
+		return id
+	}
+	var buf [64]byte
+	b := append(buf[:0], g.prefix...)
+	b = append(b, '-')
+	b = strconv.AppendUint(b, g.n.Add(1), 36)
+	h.SetCanonical(hdrRequestID, b)
+	return h.PeekBytes(hdrRequestID)
+}

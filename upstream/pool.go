@@ -1,0 +1,191 @@
+package upstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/valyala/fasthttp"
+)
+
+// Pool is one upstream: its targets, balanced by fewest pending requests
+// (round-robin among equals), skipping targets that fail health checks.
+type Pool struct {
+	// Name is the upstream's name in the config.
+	Name    string
+	spec    Spec
+	targets []*target
+	next    atomic.Uint32
+	errs    errorCounters
+	log     *slog.Logger
+}
+
+type target struct {
+	url     string
+	hc      *fasthttp.HostClient
+	healthy atomic.Bool
+}
+
+// errorCounters are the pool's l1gw_upstream_errors_total handles by kind.
+type errorCounters map[ErrorKind]*metrics.Counter
+
+func newPool(name string, spec Spec, log *slog.Logger) (*Pool, error) {
+	p := &Pool{Name: name, spec: spec, log: log, errs: errorCounters{}}
+	for _, k := range errorKinds {
+		p.errs[k] = metrics.GetOrCreateCounter(fmt.Sprintf(`l1gw_upstream_errors_total{upstream=%q,kind=%q}`, name, k))
+	}
+	for _, raw := range spec.Targets {
+		addr, tls, err := parseTarget(raw)
+		if err != nil {
+			return nil, fmt.Errorf("upstream %s: %w", name, err)
+		}
+		t := &target{url: raw, hc: &fasthttp.HostClient{
+			Addr:                          addr,
+			IsTLS:                         tls,
+			Name:                          "l1gw",
+			NoDefaultUserAgentHeader:      true,
+			DisablePathNormalizing:        true,
+			DisableHeaderNamesNormalizing: false,
+			MaxConns:                      spec.MaxConnsPerTarget,
+			MaxConnWaitTimeout:            0, // fail fast with ErrNoFreeConns: never queue behind a full pool
+			MaxIdleConnDuration:           spec.IdleConnTimeout,
+			ReadTimeout:                   spec.Timeout,
+			WriteTimeout:                  spec.Timeout,
+			MaxResponseBodySize:           spec.MaxResponseBytes,
+			MaxIdemponentCallAttempts:     1, // retries are decided here, across targets
+			Dial:                          dialer(spec.DialTimeout),
+		}}
+		t.healthy.Store(true)
+		p.targets = append(p.targets, t)
+	}
+	return p, nil
+}
+
+func dialer(timeout time.Duration) fasthttp.DialFunc {
+	d := &fasthttp.TCPDialer{Concurrency: 0}
+	return func(addr string) (net.Conn, error) { return d.DialTimeout(addr, timeout) }
+}
+
+// pick returns the healthy target with the fewest pending requests other
+// than skip; when every target is unhealthy it ignores health rather than
+// refuse (a health check can be wrong, a refusal is certain).
+func (p *Pool) pick(skip *target) *target {
+	n := len(p.targets)
+	start := int(p.next.Add(1))
+	var best, fallback *target
+	for i := 0; i < n; i++ {
+		t := p.targets[(start+i)%n]
+		if t == skip && n > 1 {
+			continue
+		}
+		if fallback == nil || t.hc.PendingRequests() < fallback.hc.PendingRequests() {
+			fallback = t
+		}
+		if t.healthy.Load() && (best == nil || t.hc.PendingRequests() < best.hc.PendingRequests()) {
+			best = t
+		}
+	}
+	if best == nil {
+		return fallback
+	}
+	return best
+}
+
+// Forward sends req to a target and reads the answer into resp. An
+// idempotent request is tried again, on another target when there is one,
+// up to Spec.Retries times, when the connection failed before the upstream
+// answered (refused, dial timeout, pool full, or a pooled connection the
+// upstream had closed). Nothing else is retried.
+func (p *Pool) Forward(req *fasthttp.Request, resp *fasthttp.Response) error {
+	deadline := time.Now().Add(p.spec.Timeout)
+	var last *target
+	var err error
+	for attempt := 0; attempt <= p.spec.Retries; attempt++ {
+		t := p.pick(last)
+		err = t.hc.DoDeadline(req, resp, deadline)
+		if err == nil {
+			return nil
+		}
+		last = t
+		if !retryable(req, err) || time.Now().After(deadline) {
+			break
+		}
+	}
+	kind := Classify(err)
+	p.errs[kind].Inc()
+	return &Error{Upstream: p.Name, Kind: kind, Err: err}
+}
+
+// retryable: the request is idempotent and the upstream cannot have acted
+// on it.
+func retryable(req *fasthttp.Request, err error) bool {
+	h := &req.Header
+	if !(h.IsGet() || h.IsHead() || h.IsOptions() || h.IsPut() || h.IsDelete() || h.IsTrace()) {
+		return false
+	}
+	if req.IsBodyStream() {
+		return false
+	}
+	switch Classify(err) {
+	case KindRefused, KindSaturated:
+		return true
+	}
+	return errors.Is(err, fasthttp.ErrDialTimeout) || errors.Is(err, fasthttp.ErrConnectionClosed) || errors.Is(err, io.EOF)
+}
+
+// Run checks the targets' health every Health.Interval until ctx ends. It
+// returns at once when health checks are off.
+func (p *Pool) Run(ctx context.Context) {
+	if p.spec.Health.Path == "" {
+		return
+	}
+	tick := time.NewTicker(p.spec.Health.Interval)
+	defer tick.Stop()
+	for {
+		for _, t := range p.targets {
+			p.check(t)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+func (p *Pool) check(t *target) {
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI(t.url + p.spec.Health.Path)
+	req.Header.SetMethod(fasthttp.MethodGet)
+	err := t.hc.DoTimeout(req, resp, p.spec.Health.Timeout)
+	ok := err == nil && resp.StatusCode() >= 200 && resp.StatusCode() < 400
+	if was := t.healthy.Swap(ok); was != ok {
+		p.log.Warn("upstream target health changed", "upstream", p.Name, "target", t.url, "healthy", ok, "status", resp.StatusCode(), "err", errString(err))
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// Healthy counts the targets that passed their last health check.
+func (p *Pool) Healthy() int {
+	n := 0
+	for _, t := range p.targets {
+		if t.healthy.Load() {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,150 @@
+// Package upstream forwards admitted requests: pools of upstream targets,
+// routing by host and path prefix, hop-by-hop header hygiene,
+// X-Forwarded-*, timeouts, retries, health checks and load balancing.
+package upstream
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"sort"
+	"time"
+)
+
+// Spec is one named upstream.
+type Spec struct {
+	// Targets are "http://host:port" or "https://host:port" URLs, with no
+	// path. Required.
+	Targets []string `koanf:"targets" json:"targets"`
+	// Timeout bounds one forwarded request, retries included. Default 30s.
+	Timeout time.Duration `koanf:"timeout" json:"timeout"`
+	// MaxConnsPerTarget caps the connections to each target. Default 1024.
+	MaxConnsPerTarget int `koanf:"max_conns_per_target" json:"max_conns_per_target"`
+	// Retries is how many other attempts an idempotent request gets when
+	// the connection failed before the upstream answered. Default 1.
+	Retries int `koanf:"retries" json:"retries"`
+	// DialTimeout bounds connecting to a target. Default 2s.
+	DialTimeout time.Duration `koanf:"dial_timeout" json:"dial_timeout"`
+	// IdleConnTimeout closes pooled connections idle this long; keep it
+	// below the upstream's own keep-alive timeout. Default 30s.
+	IdleConnTimeout time.Duration `koanf:"idle_conn_timeout" json:"idle_conn_timeout"`
+	// MaxResponseBytes caps a response body; 0 means no cap. Default 0.
+	MaxResponseBytes int `koanf:"max_response_bytes" json:"max_response_bytes"`
+	// Health is the active health check.
+	Health HealthSpec `koanf:"health" json:"health"`
+}
+
+// HealthSpec is an active health check: GET Path on every target every
+// Interval; a target that fails it gets no traffic until it passes again.
+type HealthSpec struct {
+	// Path to GET; "" disables health checks. Default "/healthz".
+	Path string `koanf:"path" json:"path"`
+	// Interval between checks. Default 5s.
+	Interval time.Duration `koanf:"interval" json:"interval"`
+	// Timeout of one check. Default 1s.
+	Timeout time.Duration `koanf:"timeout" json:"timeout"`
+}
+
+// RouteSpec sends the requests that match Host and PathPrefix to Upstream.
+type RouteSpec struct {
+	// Host to match, without port; "" matches every host.
+	Host string `koanf:"host" json:"host"`
+	// PathPrefix the path must start with; "" matches every path.
+	PathPrefix string `koanf:"path_prefix" json:"path_prefix"`
+	// Upstream names the upstream. Required.
+	Upstream string `koanf:"upstream" json:"upstream"`
+}
+
+// KeyError is a problem with one config key, named the way the config file
+// spells it (upstreams.demo.targets[0]).
+type KeyError struct {
+	Path string
+	Msg  string
+}
+
+func (e *KeyError) Error() string { return e.Path + ": " + e.Msg }
+
+// KeyPath is the config key the error is about.
+func (e *KeyError) KeyPath() string { return e.Path }
+
+// Validate checks specs and routes, reporting every problem as a *KeyError.
+func Validate(specs map[string]Spec, routes []RouteSpec) error {
+	var errs []error
+	fail := func(path, format string, args ...any) {
+		errs = append(errs, &KeyError{Path: path, Msg: fmt.Sprintf(format, args...)})
+	}
+	names := make([]string, 0, len(specs))
+	for name := range specs {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		s, p := specs[name], "upstreams."+name
+		if len(s.Targets) == 0 {
+			fail(p+".targets", "no targets")
+		}
+		for i, t := range s.Targets {
+			if _, _, err := parseTarget(t); err != nil {
+				fail(fmt.Sprintf("%s.targets[%d]", p, i), "%v", err)
+			}
+		}
+		for _, d := range []struct {
+			key string
+			v   time.Duration
+		}{{"timeout", s.Timeout}, {"dial_timeout", s.DialTimeout}, {"idle_conn_timeout", s.IdleConnTimeout}} {
+			if d.v <= 0 {
+				fail(p+"."+d.key, "got %s; want > 0", d.v)
+			}
+		}
+		if s.MaxConnsPerTarget <= 0 {
+			fail(p+".max_conns_per_target", "got %d; want > 0", s.MaxConnsPerTarget)
+		}
+		if s.Retries < 0 || s.Retries > 10 {
+			fail(p+".retries", "got %d; want 0 to 10", s.Retries)
+		}
+		if s.MaxResponseBytes < 0 {
+			fail(p+".max_response_bytes", "got %d; want >= 0", s.MaxResponseBytes)
+		}
+		if s.Health.Path != "" && (s.Health.Interval <= 0 || s.Health.Timeout <= 0) {
+			fail(p+".health", "interval and timeout must be > 0 when path is set")
+		}
+	}
+	if len(routes) == 0 {
+		fail("routes", "no routes: nothing would be forwarded")
+	}
+	for i, r := range routes {
+		if _, ok := specs[r.Upstream]; !ok {
+			fail(fmt.Sprintf("routes[%d].upstream", i), "unknown upstream %q", r.Upstream)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// parseTarget splits a target URL into its dial address and whether it
+// uses TLS.
+func parseTarget(raw string) (addr string, tls bool, err error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", false, fmt.Errorf("got %q; want http://host:port or https://host:port", raw)
+	}
+	switch u.Scheme {
+	case "http":
+	case "https":
+		tls = true
+	default:
+		return "", false, fmt.Errorf("got %q; want an http:// or https:// URL", raw)
+	}
+	if u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
+		return "", false, fmt.Errorf("got %q; want scheme://host:port with no path, query or credentials", raw)
+	}
+	addr = u.Host
+	if u.Port() == "" {
+		port := "80"
+		if tls {
+			port = "443"
+		}
+		addr = net.JoinHostPort(u.Hostname(), port)
+	}
+	return addr, tls, nil
+}
