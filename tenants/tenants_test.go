@@ -16,7 +16,9 @@ var plans = map[string]tenants.Plan{
 	}},
 }
 
-func opts() tenants.Options { return tenants.Options{KeyHeader: "X-API-Key", Unknown: tenants.UnknownReject} }
+func opts() tenants.Options {
+	return tenants.Options{KeyHeader: "X-API-Key", Unknown: tenants.UnknownReject}
+}
 
 func anyUpstream(string) bool { return true }
 

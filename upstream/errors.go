@@ -34,7 +34,9 @@ type Error struct {
 	Err error
 }
 
-func (e *Error) Error() string { return "upstream " + e.Upstream + ": " + string(e.Kind) + ": " + e.Err.Error() }
+func (e *Error) Error() string {
+	return "upstream " + e.Upstream + ": " + string(e.Kind) + ": " + e.Err.Error()
+}
 
 func (e *Error) Unwrap() error { return e.Err }
 
