@@ -1,0 +1,35 @@
+package degrade
+
+import "time"
+
+// Fail modes for Options.FailMode.
+const (
+	// FailOpen admits what could not be checked.
+	FailOpen = "open"
+	// FailClosed refuses what could not be checked, with 503.
+	FailClosed = "closed"
+	// FailLocal enforces each rule in memory at limit/expected_gateways.
+	FailLocal = "local"
+)
+
+// Options is degrade's part of the ratelimit section of the config.
+type Options struct {
+	// Budget is the longest a decision may wait on Redis. Default 10ms.
+	Budget time.Duration `koanf:"budget" json:"budget"`
+	// FailMode is what happens to a request that could not be checked:
+	// "open", "closed" or "local". Default "open".
+	FailMode string `koanf:"fail_mode" json:"fail_mode"`
+	// ExpectedGateways is how many gateway replicas share the limits;
+	// fail mode "local" divides each limit by it. Default 1.
+	ExpectedGateways int `koanf:"expected_gateways" json:"expected_gateways"`
+	// Breaker stops calling Redis after repeated failures.
+	Breaker BreakerOptions `koanf:"breaker" json:"breaker"`
+}
+
+// BreakerOptions configures the circuit breaker.
+type BreakerOptions struct {
+	// Failures in a row that open the breaker. Default 5.
+	Failures int `koanf:"failures" json:"failures"`
+	// Cooldown is how long the breaker stays open before a probe. Default 1s.
+	Cooldown time.Duration `koanf:"cooldown" json:"cooldown"`
+}

@@ -1,0 +1,76 @@
+package limiter
+
+import "time"
+
+// Redis topologies for RedisOptions.Mode.
+const (
+	ModeMemory     = "memory"
+	ModeStandalone = "standalone"
+	ModeSentinel   = "sentinel"
+	ModeCluster    = "cluster"
+)
+
+// Consistency modes for Options.Consistency.
+const (
+	ConsistencyExact   = "exact"
+	ConsistencyReplica = "replica"
+)
+
+// Options is the limiter's part of the ratelimit section of the config.
+type Options struct {
+	// Consistency is "exact" (one atomic script on the primary per
+	// request) or "replica" (decide on the local replica, record on the
+	// primary asynchronously). Default "exact".
+	Consistency string `koanf:"consistency" json:"consistency"`
+	// DenyCache answers requests for a rule known to be full from memory
+	// until it has room again. Default true.
+	DenyCache bool `koanf:"deny_cache" json:"deny_cache"`
+	// KeyPrefix starts every Redis key. Default "l1gw".
+	KeyPrefix string `koanf:"key_prefix" json:"key_prefix"`
+}
+
+// RedisOptions is the redis section of the config: where the shared state
+// lives and how to reach it.
+type RedisOptions struct {
+	// Mode is memory | standalone | sentinel | cluster. Default "memory".
+	Mode string `koanf:"mode" json:"mode"`
+	// Addrs: standalone, the one address; sentinel, the sentinels;
+	// cluster, seed nodes. Default [].
+	Addrs []string `koanf:"addrs" json:"addrs"`
+	// MasterName is the Sentinel master name. Default "mymaster".
+	MasterName string `koanf:"master_name" json:"master_name"`
+	// LocalReplicas are the replicas to read from, nearest first
+	// (sentinel). Default [].
+	LocalReplicas []string `koanf:"local_replicas" json:"local_replicas"`
+	// Username and Password authenticate to Redis (ACL). Default "".
+	Username string `koanf:"username" json:"username"`
+	Password string `koanf:"password" json:"password"`
+	// SentinelUsername and SentinelPassword authenticate to the
+	// sentinels. Default "".
+	SentinelUsername string `koanf:"sentinel_username" json:"sentinel_username"`
+	SentinelPassword string `koanf:"sentinel_password" json:"sentinel_password"`
+	// DB is the database number (not in cluster mode). Default 0.
+	DB int `koanf:"db" json:"db"`
+	// TLS secures every connection to Redis and the sentinels.
+	TLS TLSOptions `koanf:"tls" json:"tls"`
+	// DialTimeout bounds connecting to a node. Default 500ms.
+	DialTimeout time.Duration `koanf:"dial_timeout" json:"dial_timeout"`
+	// PoolSize is the connection pool size per node; 0 is go-redis'
+	// default (10 per CPU). Default 0.
+	PoolSize int `koanf:"pool_size" json:"pool_size"`
+}
+
+// TLSOptions configures TLS to Redis.
+type TLSOptions struct {
+	// Enabled turns TLS on. Default false.
+	Enabled bool `koanf:"enabled" json:"enabled"`
+	// CAFile verifies the server; "" uses the system roots.
+	CAFile string `koanf:"ca_file" json:"ca_file"`
+	// CertFile and KeyFile are the client certificate, for mutual TLS.
+	CertFile string `koanf:"cert_file" json:"cert_file"`
+	KeyFile  string `koanf:"key_file" json:"key_file"`
+	// ServerName overrides the name verified in the server certificate.
+	ServerName string `koanf:"server_name" json:"server_name"`
+	// InsecureSkipVerify skips verification. Never in production.
+	InsecureSkipVerify bool `koanf:"insecure_skip_verify" json:"insecure_skip_verify"`
+}
