@@ -33,7 +33,7 @@ type Guard struct {
 }
 
 // New returns a Guard over store. It does no I/O.
-func New(store limiter.Store, o Options, log *slog.Logger) (*Guard, error) {
+func New(store limiter.Store, o Settings, log *slog.Logger) (*Guard, error) {
 	switch o.FailMode {
 	case FailOpen, FailClosed:
 	default:

@@ -32,7 +32,7 @@ func TestFailModes(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.mode, func(t *testing.T) {
-			g, err := degrade.New(failing{}, degrade.Options{FailMode: tc.mode}, quiet)
+			g, err := degrade.New(failing{}, degrade.Settings{FailMode: tc.mode}, quiet)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -45,7 +45,7 @@ func TestFailModes(t *testing.T) {
 }
 
 func TestHealthyStoreIsNotDegraded(t *testing.T) {
-	g, _ := degrade.New(limiter.NewMemoryStore(nil), degrade.Options{FailMode: degrade.FailOpen}, quiet)
+	g, _ := degrade.New(limiter.NewMemoryStore(nil), degrade.Settings{FailMode: degrade.FailOpen}, quiet)
 	req := limiter.Request{Tenant: "t", Rules: []limiter.Rule{{Name: "r", Limit: 1, Window: time.Minute}}}
 	if v := g.Decide(context.Background(), req); !v.Allowed || v.Degraded || v.N != 1 {
 		t.Fatalf("1st: got %+v; want allowed, not degraded", v)
@@ -56,7 +56,7 @@ func TestHealthyStoreIsNotDegraded(t *testing.T) {
 }
 
 func TestUnsupportedFailMode(t *testing.T) {
-	if _, err := degrade.New(failing{}, degrade.Options{FailMode: "sideways"}, quiet); err == nil {
+	if _, err := degrade.New(failing{}, degrade.Settings{FailMode: "sideways"}, quiet); err == nil {
 		t.Fatal("New with fail mode sideways: no error")
 	}
 }

@@ -2,7 +2,7 @@ package degrade
 
 import "time"
 
-// Fail modes for Options.FailMode.
+// Fail modes for Settings.FailMode.
 const (
 	// FailOpen admits what could not be checked.
 	FailOpen = "open"
@@ -12,8 +12,8 @@ const (
 	FailLocal = "local"
 )
 
-// Options is degrade's part of the ratelimit section of the config.
-type Options struct {
+// Settings is degrade's part of the ratelimit section of the config.
+type Settings struct {
 	// Budget is the longest a decision may wait on Redis. Default 10ms.
 	Budget time.Duration `koanf:"budget" json:"budget"`
 	// FailMode is what happens to a request that could not be checked:

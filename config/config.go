@@ -1,0 +1,99 @@
+// Package config is the configuration contract: the schema, the defaults,
+// layered loading (defaults → YAML file → L1GW_* environment → --set flags)
+// and validation whose every error names the key and where it came from.
+//
+// Each part owns its option types (limiter.RedisOptions, tenants.Options,
+// upstream.Spec …); this package only assembles and layers them.
+package config
+
+import (
+	"time"
+
+	"github.com/l1gw/l1gw/degrade"
+	"github.com/l1gw/l1gw/limiter"
+	"github.com/l1gw/l1gw/tenants"
+	"github.com/l1gw/l1gw/upstream"
+)
+
+// Config is the whole configuration.
+type Config struct {
+	Server     Server                   `koanf:"server" json:"server"`
+	Log        Log                      `koanf:"log" json:"log"`
+	Redis      limiter.RedisOptions     `koanf:"redis" json:"redis"`
+	RateLimit  RateLimit                `koanf:"ratelimit" json:"ratelimit"`
+	Tenants    tenants.Options          `koanf:"tenants" json:"tenants"`
+	Plans      map[string]tenants.Plan  `koanf:"plans" json:"plans"`
+	TenantList []tenants.Spec           `koanf:"tenant_list" json:"tenant_list"`
+	Upstreams  map[string]upstream.Spec `koanf:"upstreams" json:"upstreams"`
+	Routes     []upstream.RouteSpec     `koanf:"routes" json:"routes"`
+}
+
+// Server is the listeners and their limits.
+type Server struct {
+	// Listen is the proxy listener. Default ":8080".
+	Listen string `koanf:"listen" json:"listen"`
+	// AdminListen serves /healthz, /readyz, /metrics and /v1/*; never the
+	// proxy port. Default "127.0.0.1:9090".
+	AdminListen string `koanf:"admin_listen" json:"admin_listen"`
+	// AdminToken is the bearer token for the admin API's writes; empty
+	// refuses writes. Default "".
+	AdminToken string `koanf:"admin_token" json:"admin_token"`
+	// ReadTimeout bounds reading a request, headers and body. Default 5s.
+	ReadTimeout time.Duration `koanf:"read_timeout" json:"read_timeout"`
+	// WriteTimeout bounds writing a response. Default 30s.
+	WriteTimeout time.Duration `koanf:"write_timeout" json:"write_timeout"`
+	// IdleTimeout closes keep-alive connections idle this long. Default 90s.
+	IdleTimeout time.Duration `koanf:"idle_timeout" json:"idle_timeout"`
+	// MaxHeaderBytes caps a request's header block (431 past it).
+	// Default 16384.
+	MaxHeaderBytes int `koanf:"max_header_bytes" json:"max_header_bytes"`
+	// MaxBodyBytes caps a request body (413 past it). Default 10485760.
+	MaxBodyBytes int `koanf:"max_body_bytes" json:"max_body_bytes"`
+	// ShutdownGrace is how long in-flight requests may finish after
+	// SIGTERM. Default 20s.
+	ShutdownGrace time.Duration `koanf:"shutdown_grace" json:"shutdown_grace"`
+	// TrustForwarded: a proxy in front of l1gw sets X-Forwarded-*; keep its
+	// X-Forwarded-Proto/Host and identify anonymous clients by the last
+	// X-Forwarded-For entry. Default false (l1gw is the edge).
+	TrustForwarded bool `koanf:"trust_forwarded" json:"trust_forwarded"`
+}
+
+// Log configures logging.
+type Log struct {
+	// Level is debug | info | warn | error. Default "info".
+	Level string `koanf:"level" json:"level"`
+	// Format is json | text. Default "json".
+	Format string `koanf:"format" json:"format"`
+}
+
+// RateLimit is the ratelimit section: the limiter's and degrade's options
+// side by side.
+type RateLimit struct {
+	limiter.Options `koanf:",squash"`
+	degrade.Settings `koanf:",squash"`
+}
+
+const redacted = "<redacted>"
+
+// Redacted returns a copy of c with every secret replaced, for display.
+func (c *Config) Redacted() *Config {
+	r := *c
+	hide := func(s *string) {
+		if *s != "" {
+			*s = redacted
+		}
+	}
+	hide(&r.Server.AdminToken)
+	hide(&r.Redis.Password)
+	hide(&r.Redis.SentinelPassword)
+	r.TenantList = make([]tenants.Spec, len(c.TenantList))
+	for i, t := range c.TenantList {
+		keys := make([]string, len(t.Keys))
+		for j := range keys {
+			keys[j] = redacted
+		}
+		t.Keys = keys
+		r.TenantList[i] = t
+	}
+	return &r
+}

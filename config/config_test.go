@@ -1,0 +1,191 @@
+package config_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/l1gw/l1gw/config"
+)
+
+const base = `
+plans:
+  free:
+    limits:
+      - {name: per_second, limit: 10, window: 1s}
+tenant_list:
+  - {id: acme, plan: free, keys: [k1]}
+upstreams:
+  api:
+    targets: ["http://127.0.0.1:8081"]
+routes:
+  - {path_prefix: /, upstream: api}
+`
+
+func writeFile(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "l1gw.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestDemoConfigLoads(t *testing.T) {
+	c, err := config.Load(config.Input{})
+	if err != nil {
+		t.Fatalf("Load(demo): %v", err)
+	}
+	if c.Server.Listen != "127.0.0.1:8080" || c.Redis.Mode != "memory" || len(c.TenantList) != 1 {
+		t.Fatalf("demo: got listen %q mode %q tenants %d", c.Server.Listen, c.Redis.Mode, len(c.TenantList))
+	}
+	up := c.Upstreams["demo"]
+	if up.Timeout != 10*time.Second || up.MaxConnsPerTarget != 1024 || up.Health.Path != "/healthz" {
+		t.Fatalf("demo upstream: got %+v; want timeout 10s from the file over the upstream defaults", up)
+	}
+}
+
+func TestLayering(t *testing.T) {
+	file := writeFile(t, base+"server:\n  read_timeout: 2s\n  write_timeout: 3s\n  idle_timeout: 4s\n")
+	cases := []struct {
+		name       string
+		env, sets  []string
+		wantRead   time.Duration
+		wantWrite  time.Duration
+		wantIdle   time.Duration
+		wantGrace  time.Duration
+		wantTarget int
+	}{
+		{"file over defaults", nil, nil, 2 * time.Second, 3 * time.Second, 4 * time.Second, 20 * time.Second, 1},
+		{"env over file", []string{"L1GW_SERVER__READ_TIMEOUT=7s", "OTHER_VAR=x"}, nil, 7 * time.Second, 3 * time.Second, 4 * time.Second, 20 * time.Second, 1},
+		{"flag over env", []string{"L1GW_SERVER__READ_TIMEOUT=7s"}, []string{"server.read_timeout=9s", "server.shutdown_grace=1s"}, 9 * time.Second, 3 * time.Second, 4 * time.Second, time.Second, 1},
+		{"last flag wins", nil, []string{"server.write_timeout=1s", "server.write_timeout=8s"}, 2 * time.Second, 8 * time.Second, 4 * time.Second, 20 * time.Second, 1},
+		{"env list is comma-separated", []string{"L1GW_UPSTREAMS__API__TARGETS=http://127.0.0.1:1,http://127.0.0.1:2"}, nil, 2 * time.Second, 3 * time.Second, 4 * time.Second, 20 * time.Second, 2},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := config.Load(config.Input{File: file, Environ: tc.env, Sets: tc.sets})
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			s := c.Server
+			got := []time.Duration{s.ReadTimeout, s.WriteTimeout, s.IdleTimeout, s.ShutdownGrace}
+			want := []time.Duration{tc.wantRead, tc.wantWrite, tc.wantIdle, tc.wantGrace}
+			for i := range got {
+				if got[i] != want[i] {
+					t.Fatalf("read/write/idle/grace: got %v; want %v", got, want)
+				}
+			}
+			if n := len(c.Upstreams["api"].Targets); n != tc.wantTarget {
+				t.Fatalf("targets: got %d; want %d", n, tc.wantTarget)
+			}
+		})
+	}
+}
+
+func TestErrorsNameKeyAndSource(t *testing.T) {
+	cases := []struct {
+		name, file string
+		env, sets  []string
+		wantKey    string
+		wantSource string // "FILE" stands for the file's path
+		wantMsg    string
+	}{
+		{"unknown key in file", base + "server:\n  lisen: x\n", nil, nil, "server.lisen", "FILE", "unknown key"},
+		{"unknown top-level key", base + "severs: {}\n", nil, nil, "severs", "FILE", "unknown key"},
+		{"unknown key in a list item", strings.Replace(base, "keys: [k1]", "keys: [k1], plna: x", 1), nil, nil, "tenant_list[0].plna", "FILE", "unknown key"},
+		{"unknown key in env", base, []string{"L1GW_SERVER__NOPE=1"}, nil, "server.nope", "env L1GW_SERVER__NOPE", "unknown key"},
+		{"bad duration in a flag", base, nil, []string{"server.read_timeout=5 parsecs"}, "server.read_timeout", "--set server.read_timeout=5 parsecs", "want a duration"},
+		{"bare number duration", base + "server:\n  read_timeout: 5\n", nil, nil, "server.read_timeout", "FILE", "want a duration with a unit"},
+		{"bad duration in a plan", strings.Replace(base, "window: 1s", "window: soon", 1), nil, nil, "plans.free.limits[0].window", "FILE", "want a duration"},
+		{"wrong type", base + "server:\n  max_body_bytes: lots\n", nil, nil, "server.max_body_bytes", "FILE", "lots"},
+		{"wrong type from env", base, []string{"L1GW_SERVER__MAX_BODY_BYTES=lots"}, nil, "server.max_body_bytes", "env L1GW_SERVER__MAX_BODY_BYTES", "lots"},
+		{"unknown plan", strings.Replace(base, "plan: free", "plan: gold", 1), nil, nil, "tenant_list[0].plan", "FILE", `unknown plan "gold"`},
+		{"unknown upstream in route", strings.Replace(base, "upstream: api}", "upstream: apx}", 1), nil, nil, "routes[0].upstream", "FILE", `unknown upstream "apx"`},
+		{"bad target", base, []string{"L1GW_UPSTREAMS__API__TARGETS=ftp://x"}, nil, "upstreams.api.targets[0]", "env L1GW_UPSTREAMS__API__TARGETS", "http://"},
+		{"bad enum", base, nil, []string{"ratelimit.fail_mode=sideways"}, "ratelimit.fail_mode", "--set ratelimit.fail_mode=sideways", `want one of`},
+		{"not supported yet", base, []string{"L1GW_REDIS__MODE=sentinel"}, nil, "redis.mode", "env L1GW_REDIS__MODE", "not supported yet"},
+		{"same listener twice", base, nil, []string{"server.admin_listen=:8080"}, "server.admin_listen", "--set server.admin_listen=:8080", "same as server.listen"},
+		{"bad --set", base, nil, []string{"novalue"}, "novalue", "--set novalue", "want --set key.path=value"},
+		{"default value invalid only in combination", base + "tenants:\n  unknown: anonymous\n", nil, nil, "tenants.anonymous_plan", "defaults", `unknown plan ""`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			file := writeFile(t, tc.file)
+			_, err := config.Load(config.Input{File: file, Environ: tc.env, Sets: tc.sets})
+			var errs config.Errors
+			if !errors.As(err, &errs) {
+				t.Fatalf("Load: got %v; want config.Errors", err)
+			}
+			want := tc.wantSource
+			if want == "FILE" {
+				want = file
+			}
+			for _, e := range errs {
+				if e.Key == tc.wantKey && e.Source == want && strings.Contains(e.Msg, tc.wantMsg) {
+					return
+				}
+			}
+			t.Fatalf("got errors:\n%v\nwant one with key %q, source %q, message containing %q", err, tc.wantKey, want, tc.wantMsg)
+		})
+	}
+}
+
+func TestEveryErrorIsListed(t *testing.T) {
+	file := writeFile(t, `
+server:
+  listen: nowhere
+  read_timeout: -1s
+  bogus: 1
+plans:
+  free: {limits: [{name: r, limit: 0, window: 1s}]}
+tenant_list:
+  - {id: "bad id", plan: gold, keys: [k]}
+upstreams:
+  api: {targets: []}
+routes: []
+`)
+	_, err := config.Load(config.Input{File: file})
+	var errs config.Errors
+	if !errors.As(err, &errs) {
+		t.Fatalf("Load: got %v; want config.Errors", err)
+	}
+	for _, key := range []string{"server.bogus", "server.listen", "server.read_timeout", "plans.free.limits[0].limit", "tenant_list[0].id", "tenant_list[0].plan", "upstreams.api.targets", "routes"} {
+		found := false
+		for _, e := range errs {
+			found = found || e.Key == key
+		}
+		if !found {
+			t.Errorf("no error for %s in:\n%v", key, err)
+		}
+	}
+}
+
+func TestFileErrors(t *testing.T) {
+	_, err := config.Load(config.Input{File: filepath.Join(t.TempDir(), "missing.yaml")})
+	if err == nil || !strings.Contains(err.Error(), "missing.yaml") {
+		t.Fatalf("missing file: got %v; want an error naming it", err)
+	}
+	bad := writeFile(t, "server: [unclosed\n")
+	_, err = config.Load(config.Input{File: bad})
+	if err == nil || !strings.Contains(err.Error(), bad) {
+		t.Fatalf("bad YAML: got %v; want an error naming the file", err)
+	}
+}
+
+func TestRedacted(t *testing.T) {
+	c, err := config.Load(config.Input{Sets: []string{"server.admin_token=s3cret", "redis.password=pw"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := c.Redacted()
+	if r.Server.AdminToken == "s3cret" || r.Redis.Password == "pw" || r.TenantList[0].Keys[0] == "demo-key" {
+		t.Fatalf("Redacted leaks: token %q password %q key %q", r.Server.AdminToken, r.Redis.Password, r.TenantList[0].Keys[0])
+	}
+	if c.Server.AdminToken != "s3cret" || c.TenantList[0].Keys[0] != "demo-key" {
+		t.Fatal("Redacted changed the original")
+	}
+}

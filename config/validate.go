@@ -1,0 +1,175 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/l1gw/l1gw/degrade"
+	"github.com/l1gw/l1gw/limiter"
+	"github.com/l1gw/l1gw/tenants"
+	"github.com/l1gw/l1gw/upstream"
+)
+
+// keyError is a validation problem before its source is known.
+type keyError struct{ path, msg string }
+
+func (e *keyError) Error() string   { return e.path + ": " + e.msg }
+func (e *keyError) KeyPath() string { return e.path }
+
+type checker struct{ errs []error }
+
+func (c *checker) fail(path, format string, args ...any) {
+	c.errs = append(c.errs, &keyError{path: path, msg: fmt.Sprintf(format, args...)})
+}
+
+func (c *checker) oneOf(path, got string, want ...string) bool {
+	for _, w := range want {
+		if got == w {
+			return true
+		}
+	}
+	c.fail(path, "got %q; want one of %q", got, want)
+	return false
+}
+
+func (c *checker) positive(path string, d time.Duration) {
+	if d <= 0 {
+		c.fail(path, "got %s; want > 0", d)
+	}
+}
+
+func (c *checker) notYet(path, value, issue string) {
+	c.fail(path, "%q is not supported yet (%s); this build supports only the default", value, issue)
+}
+
+func (c *checker) addr(path, a string) {
+	if _, _, err := net.SplitHostPort(a); err != nil {
+		c.fail(path, "got %q; want host:port or :port", a)
+	}
+}
+
+// validate checks every value and cross-reference, collecting all problems.
+func (cfg *Config) validate() []error {
+	c := &checker{}
+	cfg.validateServer(c)
+	cfg.validateRedis(c)
+	cfg.validateRateLimit(c)
+	cfg.validateTenants(c)
+	if err := upstream.Validate(cfg.Upstreams, cfg.Routes); err != nil {
+		c.errs = append(c.errs, err)
+	}
+	for name := range cfg.Upstreams {
+		if !tenants.ValidID(name) {
+			c.fail("upstreams."+name, "name %q: want 1-64 characters of A-Z a-z 0-9 _ . -", name)
+		}
+	}
+	return c.errs
+}
+
+func (cfg *Config) validateServer(c *checker) {
+	s := cfg.Server
+	c.addr("server.listen", s.Listen)
+	c.addr("server.admin_listen", s.AdminListen)
+	if s.Listen == s.AdminListen {
+		c.fail("server.admin_listen", "same as server.listen; the admin API never shares the proxy port")
+	}
+	c.positive("server.read_timeout", s.ReadTimeout)
+	c.positive("server.write_timeout", s.WriteTimeout)
+	c.positive("server.idle_timeout", s.IdleTimeout)
+	if s.ShutdownGrace < 0 {
+		c.fail("server.shutdown_grace", "got %s; want >= 0", s.ShutdownGrace)
+	}
+	if s.MaxHeaderBytes < 1024 || s.MaxHeaderBytes > 1<<20 {
+		c.fail("server.max_header_bytes", "got %d; want 1024 to 1048576", s.MaxHeaderBytes)
+	}
+	if s.MaxBodyBytes <= 0 {
+		c.fail("server.max_body_bytes", "got %d; want > 0", s.MaxBodyBytes)
+	}
+	c.oneOf("log.level", cfg.Log.Level, "debug", "info", "warn", "error")
+	c.oneOf("log.format", cfg.Log.Format, "json", "text")
+}
+
+func (cfg *Config) validateRedis(c *checker) {
+	r := cfg.Redis
+	if c.oneOf("redis.mode", r.Mode, limiter.ModeMemory, limiter.ModeStandalone, limiter.ModeSentinel, limiter.ModeCluster) &&
+		r.Mode != limiter.ModeMemory {
+		c.notYet("redis.mode", r.Mode, "the Redis store")
+	}
+	if r.Mode == limiter.ModeMemory && len(r.Addrs) > 0 {
+		c.fail("redis.addrs", "set, but redis.mode is memory: set redis.mode too")
+	}
+	for i, a := range r.Addrs {
+		c.addr(fmt.Sprintf("redis.addrs[%d]", i), a)
+	}
+	for i, a := range r.LocalReplicas {
+		c.addr(fmt.Sprintf("redis.local_replicas[%d]", i), a)
+	}
+	c.positive("redis.dial_timeout", r.DialTimeout)
+	if r.PoolSize < 0 {
+		c.fail("redis.pool_size", "got %d; want >= 0", r.PoolSize)
+	}
+	if r.DB < 0 {
+		c.fail("redis.db", "got %d; want >= 0", r.DB)
+	}
+}
+
+func (cfg *Config) validateRateLimit(c *checker) {
+	r := cfg.RateLimit
+	if c.oneOf("ratelimit.consistency", r.Consistency, limiter.ConsistencyExact, limiter.ConsistencyReplica) &&
+		r.Consistency != limiter.ConsistencyExact {
+		c.notYet("ratelimit.consistency", r.Consistency, "replica reads come with the Redis store")
+	}
+	if c.oneOf("ratelimit.fail_mode", r.FailMode, degrade.FailOpen, degrade.FailClosed, degrade.FailLocal) &&
+		r.FailMode == degrade.FailLocal {
+		c.notYet("ratelimit.fail_mode", r.FailMode, "local enforcement comes with the degradation work")
+	}
+	c.positive("ratelimit.budget", r.Budget)
+	if r.ExpectedGateways < 1 {
+		c.fail("ratelimit.expected_gateways", "got %d; want >= 1", r.ExpectedGateways)
+	}
+	if r.Breaker.Failures < 1 {
+		c.fail("ratelimit.breaker.failures", "got %d; want >= 1", r.Breaker.Failures)
+	}
+	c.positive("ratelimit.breaker.cooldown", r.Breaker.Cooldown)
+	if !tenants.ValidID(r.KeyPrefix) {
+		c.fail("ratelimit.key_prefix", "got %q; want 1-64 characters of A-Z a-z 0-9 _ . -", r.KeyPrefix)
+	}
+}
+
+func (cfg *Config) validateTenants(c *checker) {
+	t := cfg.Tenants
+	if !validHeaderName(t.KeyHeader) {
+		c.fail("tenants.key_header", "got %q; want an HTTP header name", t.KeyHeader)
+	}
+	if c.oneOf("tenants.source", t.Source, "config", "redis", "both") && t.Source != "config" {
+		c.notYet("tenants.source", t.Source, "tenants from Redis come with the Redis store")
+	}
+	c.positive("tenants.refresh", t.Refresh)
+	for name := range cfg.Plans {
+		if !tenants.ValidID(name) {
+			c.fail("plans."+name, "name %q: want 1-64 characters of A-Z a-z 0-9 _ . -", name)
+		}
+	}
+	_, err := tenants.Build(t, cfg.Plans, cfg.TenantList, func(name string) bool {
+		_, ok := cfg.Upstreams[name]
+		return ok
+	})
+	if err != nil {
+		c.errs = append(c.errs, err)
+	}
+}
+
+// validHeaderName: an RFC 9110 token.
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		ch := s[i]
+		if !(ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' || ch == '-' || ch == '_' || ch == '!' || ch == '#' || ch == '$' || ch == '%' || ch == '&' || ch == '\'' || ch == '*' || ch == '+' || ch == '.' || ch == '^' || ch == '`' || ch == '|' || ch == '~') {
+			return false
+		}
+	}
+	return true
+}
