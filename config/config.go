@@ -69,7 +69,7 @@ type Log struct {
 // RateLimit is the ratelimit section: the limiter's and degrade's options
 // side by side.
 type RateLimit struct {
-	limiter.Options `koanf:",squash"`
+	limiter.Options  `koanf:",squash"`
 	degrade.Settings `koanf:",squash"`
 }
 
