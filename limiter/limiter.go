@@ -60,7 +60,7 @@ type Request struct {
 	Rules []Rule
 	// ID is unique per request; stores that record members use it so that
 	// a retried call cannot count twice.
-	ID string
+	ID []byte
 }
 
 // RuleState is one rule's outcome for a request.

@@ -1,0 +1,157 @@
+// Package gateway is the HTTP glue of l1gw: the request path that strings
+// tenants, limiter (through degrade) and upstream together, the admin API,
+// and the two listeners with their graceful shutdown.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/l1gw/l1gw/degrade"
+	"github.com/l1gw/l1gw/limiter"
+	"github.com/l1gw/l1gw/tenants"
+	"github.com/l1gw/l1gw/upstream"
+)
+
+// decider is what the request path needs from degrade.
+type decider interface {
+	Decide(ctx context.Context, req limiter.Request) degrade.Verdict
+}
+
+// Gateway is the proxy's request handler.
+type Gateway struct {
+	tenants   *tenants.Table
+	limiter   decider
+	proxy     *upstream.Proxy
+	ids       *upstream.IDs
+	keyHeader string
+	hideKey   bool
+	trust     bool
+	unknown   *tenants.Stats
+	log       *slog.Logger
+}
+
+// Parts are what a Gateway is built from.
+type Parts struct {
+	Tenants *tenants.Table
+	Limiter *degrade.Guard
+	Proxy   *upstream.Proxy
+	IDs     *upstream.IDs
+	// TrustForwarded is server.trust_forwarded.
+	TrustForwarded bool
+	Log            *slog.Logger
+}
+
+// New returns the request handler over p. The key header and whether to
+// hide keys come from the tenant snapshot's options.
+func New(p Parts) *Gateway {
+	o := p.Tenants.Load().Options()
+	return &Gateway{
+		tenants: p.Tenants, limiter: p.Limiter, proxy: p.Proxy, ids: p.IDs,
+		keyHeader: o.KeyHeader, hideKey: o.HideKey, trust: p.TrustForwarded,
+		unknown: tenants.NewStats(tenants.UnknownID), log: p.Log,
+	}
+}
+
+var hdrAuthorization = []byte("Authorization")
+
+// Serve is the request path of DESIGN.md, top to bottom: route, tenant,
+// decision, forward, headers last.
+func (g *Gateway) Serve(ctx *fasthttp.RequestCtx) {
+	h := &ctx.Request.Header
+	pool := g.proxy.Route(h.Host(), ctx.Path())
+	if pool == nil {
+		g.reject(ctx, problemNoRoute)
+		return
+	}
+	auth := h.PeekBytes(hdrAuthorization)
+	key := tenants.KeyFrom(h.Peek(g.keyHeader), auth)
+	t, res := g.tenants.Load().Resolve(key)
+	if t == nil {
+		p := problemMissingKey
+		if res == tenants.UnknownKey {
+			p = problemUnknownKey
+		}
+		ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, `Bearer realm="l1gw"`)
+		g.reject(ctx, p)
+		return
+	}
+	reqID := g.ids.EnsureRequestID(h)
+	rules := t.Rules(h.Method(), ctx.Path())
+	v := g.limiter.Decide(context.Background(), limiter.Request{Tenant: g.limitKey(ctx, t), Rules: rules, ID: reqID})
+	countDecision(t.Stats, &v)
+	switch {
+	case v.Refused:
+		writeProblem(ctx, problemFailClosed)
+	case !v.Allowed:
+		writeProblemWith(ctx, problemQuota, rules, &v)
+	default:
+		if t.Upstream != "" {
+			pool, _ = g.proxy.Pool(t.Upstream)
+		}
+		g.forward(ctx, pool, t, len(auth) > 0 && len(h.Peek(g.keyHeader)) == 0)
+	}
+	writeRateHeaders(&ctx.Response.Header, rules, &v)
+	ctx.Response.Header.SetCanonical(hdrRequestID, reqID)
+	t.Stats.Response(ctx.Response.StatusCode())
+}
+
+// limitKey is what the limiter counts under: the tenant, or for anonymous
+// callers the client's address.
+func (g *Gateway) limitKey(ctx *fasthttp.RequestCtx, t *tenants.Tenant) string {
+	if !t.Anonymous() {
+		return t.ID
+	}
+	return "anon:" + string(upstream.ClientIP(&ctx.Request.Header, ctx.RemoteIP(), g.trust))
+}
+
+// forward sends the request upstream and leaves its answer, or a problem
+// for a failed forward, in ctx.Response.
+func (g *Gateway) forward(ctx *fasthttp.RequestCtx, pool *upstream.Pool, t *tenants.Tenant, keyInAuth bool) {
+	h := &ctx.Request.Header
+	closeAfter := h.ConnectionClose()
+	upstream.StripHopByHop(h)
+	if g.hideKey {
+		h.Del(g.keyHeader)
+		if keyInAuth {
+			h.DelBytes(hdrAuthorization)
+		}
+	}
+	h.Set(hdrTenant, t.ID) // replaces anything the client sent
+	upstream.SetForwarded(h, upstream.Forwarded{ClientIP: ctx.RemoteIP(), TLS: ctx.IsTLS(), Trust: g.trust})
+
+	if err := pool.Forward(&ctx.Request, &ctx.Response); err != nil {
+		var ue *upstream.Error
+		status := fasthttp.StatusBadGateway
+		if errors.As(err, &ue) {
+			status = ue.Status()
+		}
+		g.log.Warn("forward failed", "err", err.Error(), "upstream", pool.Name, "tenant", t.ID)
+		writeProblem(ctx, upstreamProblem(status))
+	} else {
+		upstream.StripHopByHop(&ctx.Response.Header)
+	}
+	if closeAfter {
+		ctx.Response.SetConnectionClose()
+	}
+}
+
+// reject answers a request that never reached the limiter.
+func (g *Gateway) reject(ctx *fasthttp.RequestCtx, p problem) {
+	writeProblem(ctx, p)
+	g.unknown.Response(p.status)
+}
+
+func countDecision(s *tenants.Stats, v *degrade.Verdict) {
+	switch {
+	case v.Degraded:
+		s.Degraded.Inc()
+	case v.Allowed:
+		s.Allowed.Inc()
+	default:
+		s.Denied.Inc()
+	}
+}

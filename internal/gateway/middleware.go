@@ -1,0 +1,84 @@
+package gateway
+
+import (
+	"errors"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/valyala/fasthttp"
+)
+
+// middleware wraps a handler; the chain is built once at start-up.
+type middleware func(fasthttp.RequestHandler) fasthttp.RequestHandler
+
+// chain applies mws so that the first is outermost.
+func chain(h fasthttp.RequestHandler, mws ...middleware) fasthttp.RequestHandler {
+	for i := len(mws) - 1; i >= 0; i-- {
+		h = mws[i](h)
+	}
+	return h
+}
+
+var (
+	panicsTotal     = metrics.NewCounter(`l1gw_panics_total`)
+	requestDuration = metrics.NewHistogram(`l1gw_request_duration_seconds`)
+)
+
+// recoverer answers 500 and logs instead of letting a panic kill the
+// process: fasthttp recovers nothing.
+func recoverer(log *slog.Logger) middleware {
+	return func(next fasthttp.RequestHandler) fasthttp.RequestHandler {
+		return func(ctx *fasthttp.RequestCtx) {
+			defer func() {
+				if r := recover(); r != nil {
+					panicsTotal.Inc()
+					log.Error("panic serving request", "panic", r, "method", string(ctx.Method()),
+						"path", string(ctx.Path()), "stack", string(debug.Stack()))
+					ctx.Response.Reset()
+					writeProblem(ctx, problemPanic)
+					ctx.SetConnectionClose()
+				}
+			}()
+			next(ctx)
+		}
+	}
+}
+
+// timed records every request's duration in l1gw_request_duration_seconds.
+func timed(next fasthttp.RequestHandler) fasthttp.RequestHandler {
+	return func(ctx *fasthttp.RequestCtx) {
+		start := time.Now()
+		next(ctx)
+		requestDuration.UpdateDuration(start)
+	}
+}
+
+var (
+	problemBadRequest = problem{fasthttp.StatusBadRequest, typeBlank, "Bad Request", "the request is not valid HTTP/1.x"}
+	problemHeaderSize = problem{fasthttp.StatusRequestHeaderFieldsTooLarge, typeBlank, "Request Header Fields Too Large", "the request headers exceed server.max_header_bytes"}
+	problemBodySize   = problem{fasthttp.StatusRequestEntityTooLarge, typeBlank, "Content Too Large", "the request body exceeds server.max_body_bytes"}
+	problemTimeout    = problem{fasthttp.StatusRequestTimeout, typeBlank, "Request Timeout", "the request was not received within server.read_timeout"}
+)
+
+// serverError answers requests fasthttp could not parse: malformed → 400,
+// oversized headers → 431, oversized body → 413, too slow → 408.
+func serverError(ctx *fasthttp.RequestCtx, err error) {
+	var small *fasthttp.ErrSmallBuffer
+	var ne net.Error
+	p := problemBadRequest
+	switch {
+	case errors.As(err, &small):
+		p = problemHeaderSize
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		p = problemBodySize
+	case errors.As(err, &ne) && ne.Timeout():
+		p = problemTimeout
+	}
+	writeProblem(ctx, p)
+	malformedTotal.Inc()
+}
+
+var malformedTotal = metrics.NewCounter(`l1gw_malformed_requests_total`)

@@ -1,0 +1,94 @@
+package gateway
+
+import (
+	"strconv"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/l1gw/l1gw/degrade"
+	"github.com/l1gw/l1gw/limiter"
+)
+
+// Problem types (RFC 9457). The quota types are the IANA-registered ones
+// the RateLimit headers draft defines.
+const (
+	typeQuotaExceeded   = "https://iana.org/assignments/http-problem-types#quota-exceeded"
+	typeReducedCapacity = "https://iana.org/assignments/http-problem-types#temporary-reduced-capacity"
+	typeBlank           = "about:blank"
+)
+
+var contentTypeProblem = []byte("application/problem+json")
+
+// problem is an RFC 9457 body. Fields hold constant or validated text, so
+// the writer needs no JSON escaping.
+type problem struct {
+	status int
+	typ    string
+	title  string
+	detail string
+}
+
+// writeProblem replaces the response with p, as application/problem+json.
+func writeProblem(ctx *fasthttp.RequestCtx, p problem) {
+	writeProblemWith(ctx, p, nil, nil)
+}
+
+// writeProblemWith writes p; for a 429 it adds "violated-policies", the
+// names of the rules that denied.
+func writeProblemWith(ctx *fasthttp.RequestCtx, p problem, rules []limiter.Rule, v *degrade.Verdict) {
+	resp := &ctx.Response
+	resp.ResetBody()
+	resp.SetStatusCode(p.status)
+	resp.Header.SetContentTypeBytes(contentTypeProblem)
+	var buf [512]byte
+	b := append(buf[:0], `{"type":"`...)
+	b = append(b, p.typ...)
+	b = append(b, `","title":"`...)
+	b = append(b, p.title...)
+	b = append(b, `","status":`...)
+	b = strconv.AppendInt(b, int64(p.status), 10)
+	b = append(b, `,"detail":"`...)
+	b = append(b, p.detail...)
+	b = append(b, '"')
+	if v != nil && v.N == len(rules) {
+		b = append(b, `,"violated-policies":[`...)
+		n := 0
+		for i, s := range v.States() {
+			if s.Denied() {
+				if n > 0 {
+					b = append(b, ',')
+				}
+				b = append(append(append(b, '"'), rules[i].Name...), '"')
+				n++
+			}
+		}
+		b = append(b, ']')
+	}
+	b = append(b, "}\n"...)
+	resp.AppendBody(b)
+}
+
+// The gateway's own answers.
+var (
+	problemMissingKey = problem{fasthttp.StatusUnauthorized, typeBlank, "Unauthorized",
+		"an API key is required: send it in the key header or as Authorization: Bearer <key>"}
+	problemUnknownKey = problem{fasthttp.StatusUnauthorized, typeBlank, "Unauthorized", "the API key is not known"}
+	problemNoRoute    = problem{fasthttp.StatusNotFound, typeBlank, "Not Found", "no route matches this host and path"}
+	problemQuota      = problem{fasthttp.StatusTooManyRequests, typeQuotaExceeded,
+		"Request cannot be satisfied as assigned quota has been exceeded", "retry after the time in the Retry-After header"}
+	problemFailClosed = problem{fasthttp.StatusServiceUnavailable, typeReducedCapacity,
+		"Rate limits cannot be checked", "the rate-limit store is unavailable and the gateway fails closed"}
+	problemPanic = problem{fasthttp.StatusInternalServerError, typeBlank, "Internal Server Error",
+		"the gateway failed to handle this request"}
+)
+
+// upstreamProblem is the answer for a failed forward.
+func upstreamProblem(status int) problem {
+	switch status {
+	case fasthttp.StatusGatewayTimeout:
+		return problem{status, typeBlank, "Gateway Timeout", "the upstream did not answer in time"}
+	case fasthttp.StatusServiceUnavailable:
+		return problem{status, typeBlank, "Service Unavailable", "every connection to the upstream is busy"}
+	}
+	return problem{status, typeBlank, "Bad Gateway", "the upstream could not be reached or broke the connection"}
+}

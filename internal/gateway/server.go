@@ -1,0 +1,91 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/l1gw/l1gw/config"
+)
+
+// Server runs the proxy and admin listeners.
+type Server struct {
+	proxy *fasthttp.Server
+	admin *fasthttp.Server
+	ready func(bool)
+	grace time.Duration
+	log   *slog.Logger
+}
+
+// NewServer sets every fasthttp timeout and size limit from cfg (fasthttp's
+// own defaults are unlimited) and wraps the proxy handler in the recoverer
+// and the duration histogram.
+func NewServer(cfg config.Server, gw *Gateway, admin *Admin, log *slog.Logger) *Server {
+	return &Server{
+		proxy: newFastServer(cfg, chain(gw.Serve, recoverer(log), timed), log),
+		admin: newFastServer(cfg, chain(admin.Handler(), recoverer(log)), log),
+		ready: admin.SetReady,
+		grace: cfg.ShutdownGrace,
+		log:   log,
+	}
+}
+
+func newFastServer(cfg config.Server, h fasthttp.RequestHandler, log *slog.Logger) *fasthttp.Server {
+	return &fasthttp.Server{
+		Handler:                      h,
+		ErrorHandler:                 serverError,
+		ReadTimeout:                  cfg.ReadTimeout,
+		WriteTimeout:                 cfg.WriteTimeout,
+		IdleTimeout:                  cfg.IdleTimeout,
+		ReadBufferSize:               cfg.MaxHeaderBytes,
+		MaxRequestBodySize:           cfg.MaxBodyBytes,
+		NoDefaultServerHeader:        true,
+		NoDefaultContentType:         true,
+		DisablePreParseMultipartForm: true,
+		CloseOnShutdown:              true,
+		TCPKeepalive:                 true,
+		Logger:                       fastLogger{log},
+	}
+}
+
+// fastLogger routes fasthttp's own messages to slog.
+type fastLogger struct{ log *slog.Logger }
+
+func (l fastLogger) Printf(format string, args ...any) {
+	l.log.Warn("fasthttp", "msg", fmt.Sprintf(format, args...))
+}
+
+// Serve serves both listeners until ctx ends, then stops accepting, lets
+// in-flight requests finish for up to the shutdown grace, and returns nil.
+// It returns early with an error when a listener fails.
+func (s *Server) Serve(ctx context.Context, proxyLn, adminLn net.Listener) error {
+	errc := make(chan error, 2)
+	go func() { errc <- s.proxy.Serve(proxyLn) }()
+	go func() { errc <- s.admin.Serve(adminLn) }()
+	s.ready(true)
+	s.log.Info("serving", "proxy", proxyLn.Addr().String(), "admin", adminLn.Addr().String())
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+		serveErr = fmt.Errorf("listener failed: %w", serveErr)
+	}
+	s.ready(false)
+	s.log.Info("shutting down", "grace", s.grace.String())
+	graceCtx, cancel := context.WithTimeout(context.Background(), s.grace)
+	defer cancel()
+	if err := s.proxy.ShutdownWithContext(graceCtx); err != nil {
+		s.log.Warn("shutdown grace over; connections still open were cut", "err", err.Error(), "open", s.proxy.GetOpenConnectionsCount())
+	}
+	if err := s.admin.ShutdownWithContext(graceCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		s.log.Warn("admin shutdown", "err", err.Error())
+	}
+	s.log.Info("stopped")
+	return serveErr
+}
