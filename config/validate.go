@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/l1gw/l1gw/degrade"
@@ -71,7 +72,7 @@ func (cfg *Config) validateServer(c *checker) {
 	s := cfg.Server
 	c.addr("server.listen", s.Listen)
 	c.addr("server.admin_listen", s.AdminListen)
-	if s.Listen == s.AdminListen {
+	if s.Listen == s.AdminListen && !strings.HasSuffix(s.Listen, ":0") {
 		c.fail("server.admin_listen", "same as server.listen; the admin API never shares the proxy port")
 	}
 	c.positive("server.read_timeout", s.ReadTimeout)

@@ -1,0 +1,141 @@
+package gateway
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
+
+func TestRequestPath(t *testing.T) {
+	up, seen := startUpstream(t)
+	gw := startApp(t, loadConfig(t, up))
+
+	t.Run("admitted request reaches the upstream with every header", func(t *testing.T) {
+		resp := call(t, gw.proxy, "GET", "/hello?x=1", "X-API-Key", "acme-key", "X-L1gw-Tenant", "spoofed",
+			"Connection", "X-Secret", "X-Secret", "s", "X-Request-ID", "client-req-1")
+		if resp.StatusCode() != 200 || string(resp.Body()) != "upstream ok" {
+			t.Fatalf("got %d %q; want 200 from the upstream", resp.StatusCode(), resp.Body())
+		}
+		want := map[string]string{
+			"X-RateLimit-Status": "ok", "X-RateLimit-Limit": "3", "X-RateLimit-Remaining": "2", "X-RateLimit-Reset": "60",
+			"RateLimit-Policy": `"per_minute";q=3;w=60, "per_hour";q=100;w=3600`,
+			"RateLimit":        `"per_minute";r=2;t=60, "per_hour";r=99;t=3600`,
+			"X-Request-ID":     "client-req-1", "Retry-After": "", "X-Hop": "",
+		}
+		for k, v := range want {
+			if got := string(resp.Header.Peek(k)); got != v {
+				t.Errorf("response %s: got %q; want %q", k, got, v)
+			}
+		}
+		r := seen.last()
+		upWant := map[string]string{
+			"X-API-Key": "", "X-Secret": "", "X-L1gw-Tenant": "acme", "X-Forwarded-For": "127.0.0.1",
+			"X-Forwarded-Proto": "http", "X-Request-ID": "client-req-1",
+		}
+		for k, v := range upWant {
+			if got := string(r.Header.Peek(k)); got != v {
+				t.Errorf("upstream saw %s: got %q; want %q", k, got, v)
+			}
+		}
+		if got := string(r.RequestURI()); got != "/hello?x=1" {
+			t.Errorf("upstream saw URI %q; want /hello?x=1", got)
+		}
+	})
+
+	t.Run("bearer key works and is hidden from the upstream", func(t *testing.T) {
+		resp := call(t, gw.proxy, "GET", "/b", "Authorization", "Bearer acme-key")
+		if resp.StatusCode() != 200 {
+			t.Fatalf("got %d; want 200", resp.StatusCode())
+		}
+		if got := string(seen.last().Header.Peek("Authorization")); got != "" {
+			t.Fatalf("upstream saw Authorization %q; want it removed", got)
+		}
+	})
+
+	t.Run("over the limit is 429 with Retry-After and a problem body", func(t *testing.T) {
+		before := seen.count()
+		resp := call(t, gw.proxy, "GET", "/c", "X-API-Key", "acme-key") // 3rd of 3
+		if resp.StatusCode() != 200 {
+			t.Fatalf("3rd request: got %d; want 200", resp.StatusCode())
+		}
+		resp = call(t, gw.proxy, "GET", "/c", "X-API-Key", "acme-key")
+		if resp.StatusCode() != 429 {
+			t.Fatalf("4th request: got %d; want 429", resp.StatusCode())
+		}
+		if ra := string(resp.Header.Peek("Retry-After")); ra == "" || ra == "0" {
+			t.Fatalf("Retry-After %q; want a positive number of seconds", ra)
+		}
+		if got := string(resp.Header.Peek("X-RateLimit-Remaining")); got != "0" {
+			t.Fatalf("X-RateLimit-Remaining %q; want 0", got)
+		}
+		p := problemBody(t, resp)
+		if fmt.Sprint(p["violated-policies"]) != "[per_minute]" || !strings.Contains(p["type"].(string), "quota-exceeded") {
+			t.Fatalf("problem %v; want quota-exceeded violating per_minute", p)
+		}
+		if n := seen.count() - before; n != 1 {
+			t.Fatalf("upstream saw %d requests; want 1 (the 429 is not forwarded)", n)
+		}
+	})
+
+	t.Run("unknown and missing keys are 401", func(t *testing.T) {
+		for _, hdr := range [][]string{{}, {"X-API-Key", "wrong"}, {"Authorization", "Basic abc"}} {
+			resp := call(t, gw.proxy, "GET", "/", hdr...)
+			if resp.StatusCode() != 401 || len(resp.Header.Peek("WWW-Authenticate")) == 0 {
+				t.Fatalf("headers %v: got %d; want 401 with WWW-Authenticate", hdr, resp.StatusCode())
+			}
+			problemBody(t, resp)
+		}
+	})
+}
+
+func TestRouteLimitsAddToTenantLimits(t *testing.T) {
+	up, _ := startUpstream(t)
+	gw := startApp(t, loadConfig(t, up))
+	resp := call(t, gw.proxy, "POST", "/v1/expensive/run", "X-API-Key", "acme-key")
+	if resp.StatusCode() != 200 {
+		t.Fatalf("1st POST: got %d; want 200", resp.StatusCode())
+	}
+	if got := string(resp.Header.Peek("RateLimit-Policy")); !strings.Contains(got, `"expensive";q=1;w=60`) {
+		t.Fatalf("RateLimit-Policy %q; want the route's rule too", got)
+	}
+	resp = call(t, gw.proxy, "POST", "/v1/expensive/run", "X-API-Key", "acme-key")
+	if resp.StatusCode() != 429 {
+		t.Fatalf("2nd POST: got %d; want 429 from the route rule", resp.StatusCode())
+	}
+	if p := problemBody(t, resp); fmt.Sprint(p["violated-policies"]) != "[expensive]" {
+		t.Fatalf("violated-policies %v; want [expensive]", p["violated-policies"])
+	}
+	// The denied POST was recorded nowhere: the tenant still has 2 of 3.
+	if resp := call(t, gw.proxy, "GET", "/", "X-API-Key", "acme-key"); resp.StatusCode() != 200 || string(resp.Header.Peek("X-RateLimit-Remaining")) != "1" {
+		t.Fatalf("GET after: got %d remaining %q; want 200 remaining 1", resp.StatusCode(), resp.Header.Peek("X-RateLimit-Remaining"))
+	}
+}
+
+func TestAnonymousCallersAreCountedByIP(t *testing.T) {
+	up, _ := startUpstream(t)
+	cfg := loadConfig(t, up, "tenants.unknown=anonymous", "tenants.anonymous_plan=small", "server.trust_forwarded=true")
+	gw := startApp(t, cfg)
+	for i := 0; i < 3; i++ {
+		if resp := call(t, gw.proxy, "GET", "/", "X-Forwarded-For", "203.0.113.9"); resp.StatusCode() != 200 {
+			t.Fatalf("anonymous request %d: got %d; want 200", i+1, resp.StatusCode())
+		}
+	}
+	if resp := call(t, gw.proxy, "GET", "/", "X-Forwarded-For", "203.0.113.9"); resp.StatusCode() != 429 {
+		t.Fatalf("4th from the same client: got %d; want 429", resp.StatusCode())
+	}
+	if resp := call(t, gw.proxy, "GET", "/", "X-Forwarded-For", "203.0.113.10"); resp.StatusCode() != 200 {
+		t.Fatalf("another client: got %d; want 200", resp.StatusCode())
+	}
+}
+
+func TestNoRouteIs404(t *testing.T) {
+	up, _ := startUpstream(t)
+	cfg := loadConfig(t, up)
+	cfg.Routes[0].PathPrefix = "/api"
+	gw := startApp(t, cfg)
+	resp := call(t, gw.proxy, "GET", "/other", "X-API-Key", "acme-key")
+	if resp.StatusCode() != 404 {
+		t.Fatalf("got %d; want 404", resp.StatusCode())
+	}
+	problemBody(t, resp)
+}

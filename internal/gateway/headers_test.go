@@ -1,0 +1,100 @@
+package gateway
+
+import (
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/l1gw/l1gw/degrade"
+	"github.com/l1gw/l1gw/limiter"
+)
+
+func TestRateHeaders(t *testing.T) {
+	sec := limiter.Rule{Name: "per_second", Limit: 10, Window: time.Second}
+	min := limiter.Rule{Name: "per_minute", Limit: 300, Window: time.Minute}
+	sub := limiter.Rule{Name: "burst", Limit: 5, Window: 500 * time.Millisecond}
+	verdict := func(allowed, degraded bool, states ...limiter.RuleState) degrade.Verdict {
+		v := degrade.Verdict{Degraded: degraded}
+		v.Allowed = allowed
+		v.N = len(states)
+		copy(v.Rules[:], states)
+		return v
+	}
+	cases := []struct {
+		name  string
+		rules []limiter.Rule
+		v     degrade.Verdict
+		want  map[string]string
+	}{
+		{
+			name:  "allowed, the rule with least remaining is the tightest",
+			rules: []limiter.Rule{sec, min},
+			v: verdict(true, false,
+				limiter.RuleState{Limit: 10, Remaining: 7, Reset: 400 * time.Millisecond},
+				limiter.RuleState{Limit: 300, Remaining: 290, Reset: 59 * time.Second}),
+			want: map[string]string{
+				"X-RateLimit-Limit": "10", "X-RateLimit-Remaining": "7", "X-RateLimit-Reset": "1",
+				"X-RateLimit-Status": "ok", "Retry-After": "",
+				"RateLimit-Policy": `"per_second";q=10;w=1, "per_minute";q=300;w=60`,
+				"RateLimit":        `"per_second";r=7;t=1, "per_minute";r=290;t=59`,
+			},
+		},
+		{
+			name:  "allowed, equal remaining: the one that frees last",
+			rules: []limiter.Rule{sec, min},
+			v: verdict(true, false,
+				limiter.RuleState{Limit: 10, Remaining: 0, Reset: time.Second},
+				limiter.RuleState{Limit: 300, Remaining: 0, Reset: 30 * time.Second}),
+			want: map[string]string{"X-RateLimit-Limit": "300", "X-RateLimit-Reset": "30"},
+		},
+		{
+			name:  "denied by the minute rule: Retry-After from it, rounded up",
+			rules: []limiter.Rule{sec, min},
+			v: verdict(false, false,
+				limiter.RuleState{Limit: 10, Remaining: 3, Reset: 200 * time.Millisecond},
+				limiter.RuleState{Limit: 300, Remaining: 0, Reset: 12*time.Second + time.Millisecond, RetryAfter: 12*time.Second + time.Millisecond}),
+			want: map[string]string{
+				"X-RateLimit-Limit": "300", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "13", "Retry-After": "13",
+				"RateLimit": `"per_second";r=3;t=1, "per_minute";r=0;t=13`,
+			},
+		},
+		{
+			name:  "denied by two rules: the longer wait wins",
+			rules: []limiter.Rule{sec, min},
+			v: verdict(false, false,
+				limiter.RuleState{Limit: 10, Remaining: 0, Reset: time.Second, RetryAfter: time.Second},
+				limiter.RuleState{Limit: 300, Remaining: 0, Reset: 40 * time.Second, RetryAfter: 40 * time.Second}),
+			want: map[string]string{"X-RateLimit-Limit": "300", "Retry-After": "40"},
+		},
+		{
+			name:  "sub-second window and wait: never 0",
+			rules: []limiter.Rule{sub},
+			v:     verdict(false, false, limiter.RuleState{Limit: 5, Remaining: 0, Reset: 30 * time.Millisecond, RetryAfter: 30 * time.Millisecond}),
+			want:  map[string]string{"Retry-After": "1", "RateLimit-Policy": `"burst";q=5;w=1`, "X-RateLimit-Reset": "1"},
+		},
+		{
+			name:  "degraded without a decision: only the status",
+			rules: []limiter.Rule{sec},
+			v:     verdict(true, true),
+			want:  map[string]string{"X-RateLimit-Status": "degraded", "X-RateLimit-Limit": "", "RateLimit": "", "Retry-After": ""},
+		},
+		{
+			name:  "no rules at all",
+			rules: nil,
+			v:     verdict(true, false),
+			want:  map[string]string{"X-RateLimit-Status": "ok", "RateLimit-Policy": ""},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var h fasthttp.ResponseHeader
+			writeRateHeaders(&h, tc.rules, &tc.v)
+			for k, want := range tc.want {
+				if got := string(h.Peek(k)); got != want {
+					t.Errorf("%s: got %q; want %q", k, got, want)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,215 @@
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/l1gw/l1gw/config"
+	"github.com/l1gw/l1gw/upstream"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// testConfig is a config with one tenant "acme" (key "acme-key", 3 per
+// minute; POST /v1/expensive 1 per minute) and the upstream at UPSTREAM.
+const testConfig = `
+server:
+  listen: "127.0.0.1:0"
+  admin_listen: "127.0.0.1:0"
+  shutdown_grace: 5s
+  max_header_bytes: 4096
+  max_body_bytes: 1024
+plans:
+  small:
+    limits:
+      - {name: per_minute, limit: 3, window: 1m}
+      - {name: per_hour, limit: 100, window: 1h}
+  huge:
+    limits:
+      - {name: per_second, limit: 1000000000, window: 1s}
+tenant_list:
+  - id: acme
+    plan: small
+    keys: [acme-key]
+    routes:
+      - {methods: [POST], path_prefix: /v1/expensive, limits: [{name: expensive, limit: 1, window: 1m}]}
+  - id: bulk
+    plan: huge
+    keys: [bulk-key]
+upstreams:
+  main:
+    targets: ["UPSTREAM"]
+    timeout: 300ms
+    health: {path: ""}
+routes:
+  - {path_prefix: /, upstream: main}
+`
+
+// seen is what the test upstream received.
+type seen struct {
+	mu  sync.Mutex
+	req []*fasthttp.Request
+}
+
+func (s *seen) last() *fasthttp.Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.req) == 0 {
+		return nil
+	}
+	return s.req[len(s.req)-1]
+}
+
+func (s *seen) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.req)
+}
+
+// startUpstream runs an upstream on loopback that records requests and
+// answers 200 "upstream ok"; /slow sleeps first.
+func startUpstream(t testing.TB) (string, *seen) {
+	t.Helper()
+	s := &seen{}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		if _, bench := t.(*testing.B); !bench {
+			r := &fasthttp.Request{}
+			ctx.Request.CopyTo(r)
+			s.mu.Lock()
+			s.req = append(s.req, r)
+			s.mu.Unlock()
+		}
+		if strings.HasPrefix(string(ctx.Path()), "/slow") {
+			time.Sleep(600 * time.Millisecond)
+		}
+		ctx.Response.Header.Set("Connection", "X-Hop")
+		ctx.Response.Header.Set("X-Hop", "1")
+		ctx.SetBodyString("upstream ok")
+	}}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Shutdown() })
+	return "http://" + ln.Addr().String(), s
+}
+
+// loadConfig loads testConfig for upstream, plus sets.
+func loadConfig(t testing.TB, upstreamURL string, sets ...string) *config.Config {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "l1gw.yaml")
+	if err := os.WriteFile(p, []byte(strings.Replace(testConfig, "UPSTREAM", upstreamURL, 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(config.Input{File: p, Sets: sets})
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	return cfg
+}
+
+// running is a gateway App serving on loopback.
+type running struct {
+	proxy, admin string
+	cancel       context.CancelFunc
+	done         chan error
+}
+
+func startApp(t testing.TB, cfg *config.Config) *running {
+	t.Helper()
+	app, err := Build(cfg, quiet)
+	if err != nil {
+		t.Fatalf("Build: %v", err)
+	}
+	pl, al, err := app.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{proxy: pl.Addr().String(), admin: al.Addr().String(), cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- app.Run(ctx, pl, al) }()
+	t.Cleanup(func() { r.stop(t) })
+	return r
+}
+
+func (r *running) stop(t testing.TB) error {
+	r.cancel()
+	select {
+	case err, ok := <-r.done:
+		if ok {
+			close(r.done)
+		}
+		return err
+	case <-time.After(10 * time.Second):
+		t.Fatal("gateway did not stop within 10s")
+	}
+	return nil
+}
+
+// get sends a request through the gateway with a fresh client.
+func call(t testing.TB, addr, method, path string, headers ...string) *fasthttp.Response {
+	t.Helper()
+	req, resp := &fasthttp.Request{}, &fasthttp.Response{}
+	req.SetRequestURI("http://" + addr + path)
+	req.Header.SetMethod(method)
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	if err := fasthttp.DoTimeout(req, resp, 5*time.Second); err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	return resp
+}
+
+// raw writes bytes to addr and returns the response's status line code.
+func raw(t testing.TB, addr, payload string) *fasthttp.Response {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(c, payload); err != nil {
+		t.Fatal(err)
+	}
+	resp := &fasthttp.Response{}
+	if err := resp.Read(bufio.NewReader(c)); err != nil {
+		t.Fatalf("reading response: %v", err)
+	}
+	return resp
+}
+
+// problemBody decodes a problem+json body.
+func problemBody(t testing.TB, resp *fasthttp.Response) map[string]any {
+	t.Helper()
+	if ct := string(resp.Header.ContentType()); ct != "application/problem+json" {
+		t.Fatalf("content type %q; want application/problem+json (body %q)", ct, resp.Body())
+	}
+	var m map[string]any
+	if err := json.Unmarshal(resp.Body(), &m); err != nil {
+		t.Fatalf("problem body %q: %v", resp.Body(), err)
+	}
+	if int(m["status"].(float64)) != resp.StatusCode() {
+		t.Fatalf("problem status %v; response status %d", m["status"], resp.StatusCode())
+	}
+	return m
+}
+
+func withTimeout(s upstream.Spec, d time.Duration) upstream.Spec {
+	s.Timeout = d
+	return s
+}

@@ -1,0 +1,226 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttputil"
+)
+
+func TestUpstreamFailuresMapToStatus(t *testing.T) {
+	up, _ := startUpstream(t)
+	dead, _ := net.Listen("tcp", "127.0.0.1:0")
+	deadURL := "http://" + dead.Addr().String()
+	dead.Close()
+	cases := []struct {
+		name, upstream, path string
+		want                 int
+	}{
+		{"refused is 502", deadURL, "/", 502},
+		{"timeout is 504", up, "/slow", 504},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			gw := startApp(t, loadConfig(t, tc.upstream))
+			resp := call(t, gw.proxy, "GET", tc.path, "X-API-Key", "bulk-key")
+			if resp.StatusCode() != tc.want {
+				t.Fatalf("got %d %q; want %d", resp.StatusCode(), resp.Body(), tc.want)
+			}
+			problemBody(t, resp)
+			// The decision was made: the rate-limit headers are still there.
+			if string(resp.Header.Peek("X-RateLimit-Status")) != "ok" || len(resp.Header.Peek("RateLimit")) == 0 {
+				t.Fatalf("headers %q; want the rate-limit headers on a failed forward too", resp.Header.String())
+			}
+		})
+	}
+}
+
+func TestMalformedAndOversizedRequests(t *testing.T) {
+	up, seen := startUpstream(t)
+	gw := startApp(t, loadConfig(t, up))
+	cases := []struct {
+		name, payload string
+		want          int
+	}{
+		{"garbage", "NOT HTTP AT ALL\r\n\r\n", 400},
+		{"bad header line", "GET / HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n", 400},
+		{"header block over max_header_bytes", "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 8000) + "\r\n\r\n", 431},
+		{"body over max_body_bytes", "POST / HTTP/1.1\r\nHost: x\r\nX-API-Key: acme-key\r\nContent-Length: 5000\r\n\r\n" + strings.Repeat("b", 5000), 413},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			resp := raw(t, gw.proxy, tc.payload)
+			if resp.StatusCode() != tc.want {
+				t.Fatalf("got %d %q; want %d", resp.StatusCode(), resp.Body(), tc.want)
+			}
+			problemBody(t, resp)
+		})
+	}
+	if n := seen.count(); n != 0 {
+		t.Fatalf("upstream saw %d requests; want 0", n)
+	}
+	// The gateway still serves after all that.
+	if resp := call(t, gw.proxy, "GET", "/", "X-API-Key", "acme-key"); resp.StatusCode() != 200 {
+		t.Fatalf("after bad input: got %d; want 200", resp.StatusCode())
+	}
+}
+
+func TestPanicIsRecovered(t *testing.T) {
+	calls := 0
+	h := chain(func(ctx *fasthttp.RequestCtx) {
+		calls++
+		if string(ctx.Path()) == "/boom" {
+			ctx.Response.Header.Set("X-Partial", "yes")
+			panic("boom")
+		}
+		ctx.SetBodyString("fine")
+	}, recoverer(quiet))
+	ln := fasthttputil.NewInmemoryListener()
+	s := &fasthttp.Server{Handler: h}
+	go s.Serve(ln)
+	defer s.Shutdown()
+	client := &fasthttp.HostClient{Addr: "mem", Dial: func(string) (net.Conn, error) { return ln.Dial() }}
+	before := panicsTotal.Get()
+	for _, tc := range []struct {
+		path string
+		want int
+	}{{"/boom", 500}, {"/ok", 200}, {"/boom", 500}, {"/ok", 200}} {
+		req, resp := &fasthttp.Request{}, &fasthttp.Response{}
+		req.SetRequestURI("http://mem" + tc.path)
+		if err := client.Do(req, resp); err != nil {
+			t.Fatalf("%s: %v (the server must survive a panic)", tc.path, err)
+		}
+		if resp.StatusCode() != tc.want {
+			t.Fatalf("%s: got %d; want %d", tc.path, resp.StatusCode(), tc.want)
+		}
+		if tc.want == 500 {
+			problemBody(t, resp)
+			if len(resp.Header.Peek("X-Partial")) > 0 {
+				t.Fatal("500 carries headers from before the panic; want a clean response")
+			}
+		}
+	}
+	if got := panicsTotal.Get() - before; got != 2 {
+		t.Fatalf("l1gw_panics_total grew by %d; want 2", got)
+	}
+}
+
+func TestGracefulShutdownFinishesInFlightRequests(t *testing.T) {
+	up, _ := startUpstream(t)
+	cfg := loadConfig(t, up)
+	cfg.Upstreams["main"] = withTimeout(cfg.Upstreams["main"], 5*time.Second)
+	gw := startApp(t, cfg)
+
+	var wg sync.WaitGroup
+	results := make([]int, 4)
+	for i := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, resp := &fasthttp.Request{}, &fasthttp.Response{}
+			req.SetRequestURI("http://" + gw.proxy + "/slow")
+			req.Header.Set("X-API-Key", "bulk-key")
+			if err := fasthttp.DoTimeout(req, resp, 10*time.Second); err != nil {
+				results[i] = -1
+				return
+			}
+			results[i] = resp.StatusCode()
+		}()
+	}
+	// Wait until the requests are in flight at the upstream (it sleeps 600ms).
+	time.Sleep(200 * time.Millisecond)
+	start := time.Now()
+	if err := gw.stop(t); err != nil {
+		t.Fatalf("Run returned %v; want nil after a graceful shutdown", err)
+	}
+	wg.Wait()
+	for i, code := range results {
+		if code != 200 {
+			t.Fatalf("in-flight request %d: got %d; want 200 (finished during the grace)", i, code)
+		}
+	}
+	if d := time.Since(start); d > 4*time.Second {
+		t.Fatalf("shutdown took %v; want it to end once the requests finished", d)
+	}
+	if c, err := net.DialTimeout("tcp", gw.proxy, time.Second); err == nil {
+		c.Close()
+		t.Fatal("proxy port still accepts connections after shutdown")
+	}
+}
+
+func TestAdminAPI(t *testing.T) {
+	up, _ := startUpstream(t)
+	gw := startApp(t, loadConfig(t, up, "server.admin_token=top-secret"))
+	call(t, gw.proxy, "GET", "/", "X-API-Key", "acme-key")
+
+	resp := call(t, gw.admin, "GET", "/healthz")
+	if resp.StatusCode() != 200 {
+		t.Fatalf("/healthz: %d", resp.StatusCode())
+	}
+	resp = call(t, gw.admin, "GET", "/readyz")
+	var r readiness
+	if err := json.Unmarshal(resp.Body(), &r); err != nil || resp.StatusCode() != 200 || r.Status != "ready" || r.Tenants != 2 || r.Store != "memory" {
+		t.Fatalf("/readyz: %d %s; want 200 ready with 2 tenants on memory", resp.StatusCode(), resp.Body())
+	}
+	resp = call(t, gw.admin, "GET", "/metrics")
+	for _, want := range []string{`l1gw_requests_total{tenant="acme",code="200"}`, `l1gw_ratelimit_decisions_total{tenant="acme",result="allowed"}`,
+		`l1gw_request_duration_seconds_count`, `l1gw_upstream_errors_total{upstream="main",kind="refused"}`} {
+		if !strings.Contains(string(resp.Body()), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	resp = call(t, gw.admin, "GET", "/v1/config")
+	body := string(resp.Body())
+	if resp.StatusCode() != 200 || strings.Contains(body, "top-secret") || strings.Contains(body, "acme-key") || !strings.Contains(body, `"tenant_list"`) {
+		t.Fatalf("/v1/config: %d, secrets must be redacted:\n%s", resp.StatusCode(), body)
+	}
+	if resp := call(t, gw.admin, "GET", "/healthz/"); resp.StatusCode() != 404 {
+		t.Fatalf("/healthz/: got %d; want 404 (no redirects on the admin port)", resp.StatusCode())
+	}
+	if resp := call(t, gw.admin, "OPTIONS", "/healthz"); resp.StatusCode() == 200 || resp.StatusCode() == 204 {
+		t.Fatalf("OPTIONS /healthz: got %d; want no automatic OPTIONS answer", resp.StatusCode())
+	}
+	// The admin API is not on the proxy port.
+	if resp := call(t, gw.proxy, "GET", "/metrics", "X-API-Key", "acme-key"); strings.Contains(string(resp.Body()), "l1gw_requests_total") {
+		t.Fatal("/metrics answered on the proxy port")
+	}
+}
+
+func TestReadyzIsNotReadyWhileStopping(t *testing.T) {
+	up, _ := startUpstream(t)
+	app, err := Build(loadConfig(t, up), quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl, al, err := app.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := app.server
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- app.Run(ctx, pl, al) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		resp := call(t, al.Addr().String(), "GET", "/readyz")
+		if resp.StatusCode() == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz never became ready: %d", resp.StatusCode())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	admin.ready(false)
+	if resp := call(t, al.Addr().String(), "GET", "/readyz"); resp.StatusCode() != 503 {
+		t.Fatalf("/readyz while stopping: got %d; want 503", resp.StatusCode())
+	}
+	cancel()
+	<-done
+}
