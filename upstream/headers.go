@@ -17,24 +17,11 @@ var hopByHop = []string{
 	"Transfer-Encoding", "Upgrade", "Proxy-Authenticate", "Proxy-Authorization",
 }
 
-// header is what fasthttp's request and response headers share.
-type header interface {
-	PeekAll(key string) [][]byte
-	Del(key string)
-	DelBytes(key []byte)
-}
-
-// StripHopByHop removes the hop-by-hop fields and every field that a
-// Connection field names.
-func StripHopByHop(h header) {
-	// Copy the Connection values first: deleting fields moves the header's
-	// storage under the slices PeekAll returned.
+// StripRequestHopByHop removes the hop-by-hop fields of a request and
+// every field its Connection field names. It does not allocate.
+func StripRequestHopByHop(h *fasthttp.RequestHeader) {
 	var buf [256]byte
-	names := buf[:0]
-	for _, v := range h.PeekAll(fasthttp.HeaderConnection) {
-		names = append(append(names, v...), ',')
-	}
-	for v := names; len(v) > 0; {
+	for v := connectionNames(buf[:0], h.PeekAll(fasthttp.HeaderConnection)); len(v) > 0; {
 		var tok []byte
 		tok, v, _ = bytes.Cut(v, []byte{','})
 		if tok = bytes.TrimSpace(tok); len(tok) > 0 {
@@ -44,6 +31,34 @@ func StripHopByHop(h header) {
 	for _, k := range hopByHop {
 		h.Del(k)
 	}
+}
+
+// StripResponseHopByHop is StripRequestHopByHop for a response. The two
+// stay concrete twins: through an interface or a generic type parameter
+// the token buffer escapes and every request pays two allocations.
+func StripResponseHopByHop(h *fasthttp.ResponseHeader) {
+	var buf [256]byte
+	for v := connectionNames(buf[:0], h.PeekAll(fasthttp.HeaderConnection)); len(v) > 0; {
+		var tok []byte
+		tok, v, _ = bytes.Cut(v, []byte{','})
+		if tok = bytes.TrimSpace(tok); len(tok) > 0 {
+			h.DelBytes(tok)
+		}
+	}
+	for _, k := range hopByHop {
+		h.Del(k)
+	}
+}
+
+// connectionNames copies the Connection values into buf, comma-separated:
+// deleting fields moves the header's storage under the slices PeekAll
+// returned. (fasthttp keeps a single Connection field; a later line
+// replaces an earlier one.)
+func connectionNames(buf []byte, values [][]byte) []byte {
+	for _, v := range values {
+		buf = append(append(buf, v...), ',')
+	}
+	return buf
 }
 
 var (

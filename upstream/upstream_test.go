@@ -200,7 +200,7 @@ func TestStripHopByHop(t *testing.T) {
 		h.Set(k, "v")
 	}
 	h.Set("X-Keep", "v")
-	upstream.StripHopByHop(&h)
+	upstream.StripRequestHopByHop(&h)
 	for _, k := range []string{"Connection", "Keep-Alive", "Te", "Trailer", "Upgrade", "Proxy-Authorization", "Proxy-Connection", "X-Secret", "X-Other", "X-Third"} {
 		if v := h.Peek(k); len(v) > 0 {
 			t.Errorf("%s: still %q after stripping", k, v)
@@ -213,7 +213,7 @@ func TestStripHopByHop(t *testing.T) {
 	r.Set("Connection", "X-Hop")
 	r.Set("X-Hop", "v")
 	r.Set("Keep-Alive", "timeout=5")
-	upstream.StripHopByHop(&r)
+	upstream.StripResponseHopByHop(&r)
 	if len(r.Peek("X-Hop")) > 0 || len(r.Peek("Keep-Alive")) > 0 {
 		t.Errorf("response: got %q; want hop-by-hop removed", r.String())
 	}

@@ -18,6 +18,7 @@ import (
 
 // App is a gateway built from a config, ready to run.
 type App struct {
+	gw     *Gateway
 	server *Server
 	proxy  *upstream.Proxy
 	cfg    config.Server
@@ -54,7 +55,7 @@ func Build(cfg *config.Config, log *slog.Logger) (*App, error) {
 	}
 	gw := New(Parts{Tenants: table, Limiter: guard, Proxy: proxy, IDs: upstream.NewIDs(randomHex(4)),
 		TrustForwarded: cfg.Server.TrustForwarded, Log: log})
-	return &App{server: NewServer(cfg.Server, gw, admin, log), proxy: proxy, cfg: cfg.Server}, nil
+	return &App{gw: gw, server: NewServer(cfg.Server, gw, admin, log), proxy: proxy, cfg: cfg.Server}, nil
 }
 
 // Listen opens the proxy and admin listeners from the config.

@@ -113,7 +113,7 @@ func (g *Gateway) limitKey(ctx *fasthttp.RequestCtx, t *tenants.Tenant) string {
 func (g *Gateway) forward(ctx *fasthttp.RequestCtx, pool *upstream.Pool, t *tenants.Tenant, keyInAuth bool) {
 	h := &ctx.Request.Header
 	closeAfter := h.ConnectionClose()
-	upstream.StripHopByHop(h)
+	upstream.StripRequestHopByHop(h)
 	if g.hideKey {
 		h.Del(g.keyHeader)
 		if keyInAuth {
@@ -132,7 +132,7 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, pool *upstream.Pool, t *tena
 		g.log.Warn("forward failed", "err", err.Error(), "upstream", pool.Name, "tenant", t.ID)
 		writeProblem(ctx, upstreamProblem(status))
 	} else {
-		upstream.StripHopByHop(&ctx.Response.Header)
+		upstream.StripResponseHopByHop(&ctx.Response.Header)
 	}
 	if closeAfter {
 		ctx.Response.SetConnectionClose()
