@@ -70,9 +70,9 @@ func Load(in Input) (*Config, error) {
 		return nil, err
 	}
 	var c Config
-	var errs Errors
+	errs := unknownKeys(merged.Raw(), reflect.TypeOf(c), "", layers)
 	if err := decode(merged, &c); err != nil {
-		errs = attribute(err, layers)
+		errs = append(errs, attribute(err, layers)...)
 	}
 	// Validate even what decoded only in part, so one run lists every
 	// problem; a key that failed to decode is not reported twice.
@@ -204,8 +204,9 @@ func decode(k *koanf.Koanf, c *Config) error {
 	return k.UnmarshalWithConf("", c, koanf.UnmarshalConf{
 		DecoderConfig: &mapstructure.DecoderConfig{
 			TagName:          "koanf",
-			WeaklyTypedInput: true,
-			ErrorUnused:      true,
+			WeaklyTypedInput: true, // env and --set values are strings
+			// Unknown keys are found by unknownKeys: mapstructure stops
+			// looking for them in a section with a bad value.
 			DecodeHook: mapstructure.ComposeDecodeHookFunc(
 				durationHook,
 				mapstructure.StringToSliceHookFunc(","),
@@ -275,13 +276,6 @@ func attribute(err error, layers []*layer) Errors {
 			if errors.As(inner, &pe) {
 				msg = fmt.Sprintf("got %q; want a value of type %s", fmt.Sprint(pe.Value), pe.Expected.Type())
 			}
-			if bad, ok := strings.CutPrefix(msg, "has invalid keys: "); ok {
-				for _, k := range strings.Split(bad, ", ") {
-					full := strings.TrimPrefix(key+"."+k, ".")
-					out = append(out, &Error{Key: full, Source: sourceOf(full, layers), Msg: "unknown key"})
-				}
-				return
-			}
 			out = append(out, &Error{Key: key, Source: sourceOf(key, layers), Msg: msg})
 		case errors.As(err, &ke):
 			key := ke.KeyPath()
@@ -322,4 +316,60 @@ func parent(p string) string {
 		return p[:i]
 	}
 	return ""
+}
+
+// unknownKeys lists every key in data that t has no field for, walking
+// sections, maps and lists the way decoding does.
+func unknownKeys(data any, t reflect.Type, path string, layers []*layer) Errors {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	var out Errors
+	switch t.Kind() {
+	case reflect.Struct:
+		m, ok := data.(map[string]any)
+		if !ok {
+			return nil // a type error; decoding reports it
+		}
+		fields := map[string]reflect.Type{}
+		collectFields(t, fields)
+		for k, v := range m {
+			key := strings.TrimPrefix(path+"."+k, ".")
+			ft, known := fields[k]
+			if !known {
+				out = append(out, &Error{Key: key, Source: sourceOf(key, layers), Msg: "unknown key"})
+				continue
+			}
+			out = append(out, unknownKeys(v, ft, key, layers)...)
+		}
+	case reflect.Map:
+		if m, ok := data.(map[string]any); ok {
+			for k, v := range m {
+				out = append(out, unknownKeys(v, t.Elem(), path+"."+k, layers)...)
+			}
+		}
+	case reflect.Slice:
+		if l, ok := data.([]any); ok {
+			for i, v := range l {
+				out = append(out, unknownKeys(v, t.Elem(), fmt.Sprintf("%s[%d]", path, i), layers)...)
+			}
+		}
+	}
+	return out
+}
+
+// collectFields maps a struct's koanf names to field types, flattening
+// ",squash" fields.
+func collectFields(t reflect.Type, out map[string]reflect.Type) {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, opts, _ := strings.Cut(f.Tag.Get("koanf"), ",")
+		if opts == "squash" {
+			collectFields(f.Type, out)
+			continue
+		}
+		if name != "" && name != "-" {
+			out[name] = f.Type
+		}
+	}
 }

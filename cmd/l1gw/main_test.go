@@ -1,0 +1,168 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/l1gw/l1gw/tenants"
+)
+
+// TestMain lets a test run this binary as the real l1gw process: with
+// L1GWTEST_AS_MAIN=1 it runs main's logic on its arguments and exits.
+func TestMain(m *testing.M) {
+	if os.Getenv("L1GWTEST_AS_MAIN") == "1" {
+		os.Exit(run(os.Args[1:], os.Environ(), os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+func runCmd(args ...string) (code int, stdout, stderr string) {
+	var out, errOut bytes.Buffer
+	code = run(args, nil, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestCommands(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yaml")
+	os.WriteFile(good, []byte(`
+plans: {p: {limits: [{name: r, limit: 1, window: 1s}]}}
+tenant_list: [{id: t, plan: p, keys: [k]}]
+upstreams: {u: {targets: ["http://127.0.0.1:1"]}}
+routes: [{upstream: u}]
+`), 0o600)
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte(`
+server: {read_timeout: 5, listen: nowhere, typo: 1}
+plans: {p: {limits: [{name: r, limit: -1, window: 1s}]}}
+tenant_list: [{id: t, plan: q, keys: [k]}]
+upstreams: {u: {targets: ["http://127.0.0.1:1"]}}
+routes: [{upstream: v}]
+`), 0o600)
+	cases := []struct {
+		name       string
+		args       []string
+		wantCode   int
+		wantOut    string
+		wantErrOut []string
+	}{
+		{"version", []string{"version"}, 0, "l1gw dev", nil},
+		{"check good config", []string{"check-config", "--config", good}, 0, "config ok: " + good, nil},
+		{"check embedded demo", []string{"check-config"}, 0, "config ok: embedded demo config", nil},
+		{"check bad config lists every problem", []string{"check-config", "--config", bad}, 1, "", []string{
+			"6 problem(s)", "server.read_timeout", "server.listen", "server.typo: unknown key", "plans.p.limits[0].limit",
+			`tenant_list[0].plan: unknown plan "q"`, `routes[0].upstream: unknown upstream "v"`, "(from " + bad + ")"}},
+		{"a flag overrides and is named", []string{"check-config", "--config", good, "--set", "ratelimit.budget=fast"}, 1, "", []string{"ratelimit.budget", "(from --set ratelimit.budget=fast)"}},
+		{"missing file", []string{"check-config", "--config", filepath.Join(dir, "nope.yaml")}, 1, "", []string{"nope.yaml"}},
+		{"hash-key", []string{"hash-key", "s3cret"}, 0, tenants.HashKey("s3cret"), nil},
+		{"unknown command", []string{"frobnicate"}, 2, "", []string{`unknown command "frobnicate"`}},
+		{"stray argument", []string{"serve", "extra"}, 2, "", []string{`unexpected argument "extra"`}},
+		{"serve refuses a bad config", []string{"--config", bad}, 1, "", []string{"invalid config", "server.typo"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errOut := runCmd(tc.args...)
+			if code != tc.wantCode || !strings.Contains(out, tc.wantOut) {
+				t.Fatalf("l1gw %v: exit %d, stdout %q; want exit %d, stdout containing %q\nstderr: %s", tc.args, code, out, tc.wantCode, tc.wantOut, errOut)
+			}
+			for _, w := range tc.wantErrOut {
+				if !strings.Contains(errOut, w) {
+					t.Errorf("stderr lacks %q:\n%s", w, errOut)
+				}
+			}
+		})
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// TestSIGTERMDrainsInFlightRequests runs l1gw as a real process, sends it
+// SIGTERM while requests are in flight, and expects them answered and exit 0.
+func TestSIGTERMDrainsInFlightRequests(t *testing.T) {
+	upLn, _ := net.Listen("tcp", "127.0.0.1:0")
+	up := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		time.Sleep(700 * time.Millisecond)
+		ctx.SetBodyString("slow ok")
+	}}
+	go up.Serve(upLn)
+	defer up.Shutdown()
+	proxy, admin := freeAddr(t), freeAddr(t)
+
+	cmd := exec.Command(os.Args[0], "serve",
+		"--set", "server.listen="+proxy, "--set", "server.admin_listen="+admin,
+		"--set", "upstreams.demo.targets=http://"+upLn.Addr().String())
+	cmd.Env = append(os.Environ(), "L1GWTEST_AS_MAIN=1")
+	var logs bytes.Buffer
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	waitReady(t, admin, &logs)
+
+	results := make(chan string, 3)
+	for range 3 {
+		go func() {
+			req, resp := &fasthttp.Request{}, &fasthttp.Response{}
+			req.SetRequestURI("http://" + proxy + "/x")
+			req.Header.Set("X-API-Key", "demo-key")
+			if err := fasthttp.DoTimeout(req, resp, 10*time.Second); err != nil {
+				results <- err.Error()
+				return
+			}
+			results <- fmt.Sprintf("%d %s", resp.StatusCode(), resp.Body())
+		}()
+	}
+	time.Sleep(250 * time.Millisecond) // the requests are now waiting on the upstream
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if got := <-results; got != "200 slow ok" {
+			t.Errorf("in-flight request: got %q; want 200 slow ok\n%s", got, logs.String())
+		}
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("l1gw exited with %v; want 0\n%s", err, logs.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("l1gw did not exit within 10s of SIGTERM\n%s", logs.String())
+	}
+	if !strings.Contains(logs.String(), `"msg":"stopped"`) {
+		t.Errorf("logs lack the stop line:\n%s", logs.String())
+	}
+}
+
+func waitReady(t *testing.T, admin string, logs *bytes.Buffer) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		code, _, err := fasthttp.Get(nil, "http://"+admin+"/readyz")
+		if err == nil && code == 200 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("l1gw not ready within 10s\n%s", logs.String())
+}
