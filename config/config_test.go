@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -138,8 +139,11 @@ func TestEveryErrorIsListed(t *testing.T) {
 	file := writeFile(t, `
 server:
   listen: nowhere
-  read_timeout: -1s
+  read_timeout: 5
   bogus: 1
+ratelimit:
+  budget: soon
+  breaker: {failures: many}
 plans:
   free: {limits: [{name: r, limit: 0, window: 1s}]}
 tenant_list:
@@ -153,7 +157,16 @@ routes: []
 	if !errors.As(err, &errs) {
 		t.Fatalf("Load: got %v; want config.Errors", err)
 	}
-	for _, key := range []string{"server.bogus", "server.listen", "server.read_timeout", "plans.free.limits[0].limit", "tenant_list[0].id", "tenant_list[0].plan", "upstreams.api.targets", "routes"} {
+	seen := map[string]int{}
+	for _, e := range errs {
+		if seen[e.Key]++; seen[e.Key] > 1 {
+			t.Errorf("%s reported twice in:\n%v", e.Key, err)
+		}
+	}
+	if budget := fmt.Sprint(errs); !strings.Contains(budget, `ratelimit.budget: got "soon"`) {
+		t.Errorf("want the budget's own decoding error, not a derived one, in:\n%v", err)
+	}
+	for _, key := range []string{"server.bogus", "server.listen", "server.read_timeout", "ratelimit.budget", "ratelimit.breaker.failures", "plans.free.limits[0].limit", "tenant_list[0].id", "tenant_list[0].plan", "upstreams.api.targets", "routes"} {
 		found := false
 		for _, e := range errs {
 			found = found || e.Key == key

@@ -256,32 +256,32 @@ func attribute(err error, layers []*layer) Errors {
 	}
 	var walk func(err error)
 	walk = func(err error) {
-		if j, ok := err.(interface{ Unwrap() []error }); ok {
-			for _, e := range j.Unwrap() {
-				walk(e)
+		switch e := err.(type) {
+		case interface{ Unwrap() []error }:
+			for _, inner := range e.Unwrap() {
+				walk(inner)
 			}
-			return
-		}
-		var de *mapstructure.DecodeError
-		var ke interface{ KeyPath() string }
-		switch {
-		case errors.As(err, &de):
-			inner := de.Unwrap()
-			if j, ok := inner.(interface{ Unwrap() []error }); ok {
-				walk(errors.Join(j.Unwrap()...))
+		case *mapstructure.DecodeError:
+			inner := e.Unwrap()
+			if _, nested := inner.(interface{ Unwrap() []error }); nested {
+				walk(inner)
 				return
 			}
-			key, msg := keyPath(de.Name()), inner.Error()
+			key, msg := keyPath(e.Name()), inner.Error()
 			var pe *mapstructure.ParseError
 			if errors.As(inner, &pe) {
 				msg = fmt.Sprintf("got %q; want a value of type %s", fmt.Sprint(pe.Value), pe.Expected.Type())
 			}
 			out = append(out, &Error{Key: key, Source: sourceOf(key, layers), Msg: msg})
-		case errors.As(err, &ke):
-			key := ke.KeyPath()
+		case interface{ KeyPath() string }:
+			key := e.KeyPath()
 			msg := strings.TrimPrefix(err.Error(), key+": ")
 			out = append(out, &Error{Key: key, Source: sourceOf(key, layers), Msg: msg})
 		default:
+			if inner := errors.Unwrap(err); inner != nil {
+				walk(inner) // mapstructure's "decoding failed" wrapper
+				return
+			}
 			out = append(out, &Error{Key: "(config)", Source: "config", Msg: err.Error()})
 		}
 	}

@@ -62,7 +62,7 @@ routes: [{upstream: v}]
 		{"check bad config lists every problem", []string{"check-config", "--config", bad}, 1, "", []string{
 			"6 problem(s)", "server.read_timeout", "server.listen", "server.typo: unknown key", "plans.p.limits[0].limit",
 			`tenant_list[0].plan: unknown plan "q"`, `routes[0].upstream: unknown upstream "v"`, "(from " + bad + ")"}},
-		{"a flag overrides and is named", []string{"check-config", "--config", good, "--set", "ratelimit.budget=fast"}, 1, "", []string{"ratelimit.budget", "(from --set ratelimit.budget=fast)"}},
+		{"a flag overrides and is named", []string{"check-config", "--config", good, "--set", "ratelimit.budget=fast"}, 1, "", []string{`ratelimit.budget: got "fast"; want a duration`, "(from --set ratelimit.budget=fast)"}},
 		{"missing file", []string{"check-config", "--config", filepath.Join(dir, "nope.yaml")}, 1, "", []string{"nope.yaml"}},
 		{"hash-key", []string{"hash-key", "s3cret"}, 0, tenants.HashKey("s3cret"), nil},
 		{"unknown command", []string{"frobnicate"}, 2, "", []string{`unknown command "frobnicate"`}},
