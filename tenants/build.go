@@ -156,7 +156,7 @@ func (b *builder) tenant(path string, spec Spec, upstreamKnown func(string) bool
 			b.fail(rp+".limits", "%d rules apply to this route; at most %d", len(rules), limiter.MaxRules)
 			ok = false
 		}
-		t.routes = append(t.routes, route{methods: upper(rs.Methods), prefix: rs.PathPrefix, rules: rules})
+		t.routes = append(t.routes, route{methods: upper(rs.Methods), prefix: []byte(rs.PathPrefix), rules: rules})
 	}
 	// Longest prefix first, so the first match is the most specific.
 	sort.SliceStable(t.routes, func(i, j int) bool { return len(t.routes[i].prefix) > len(t.routes[j].prefix) })

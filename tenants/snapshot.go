@@ -29,7 +29,7 @@ type Tenant struct {
 
 type route struct {
 	methods []string
-	prefix  string
+	prefix  []byte
 	rules   []limiter.Rule // the tenant's rules plus the route's
 }
 
@@ -42,7 +42,7 @@ func (t *Tenant) Anonymous() bool { return t.ID == AnonymousID }
 func (t *Tenant) Rules(method, path []byte) []limiter.Rule {
 	for i := range t.routes {
 		r := &t.routes[i]
-		if bytes.HasPrefix(path, []byte(r.prefix)) && r.matchMethod(method) {
+		if bytes.HasPrefix(path, r.prefix) && r.matchMethod(method) {
 			return r.rules
 		}
 	}
