@@ -58,9 +58,6 @@ type Request struct {
 	Tenant string
 	// Rules are decided together, all or nothing. At most MaxRules.
 	Rules []Rule
-	// ID is unique per request; stores that record members use it so that
-	// a retried call cannot count twice.
-	ID []byte
 }
 
 // RuleState is one rule's outcome for a request.

@@ -81,7 +81,7 @@ func (g *Gateway) Serve(ctx *fasthttp.RequestCtx) {
 	}
 	reqID := g.ids.EnsureRequestID(h)
 	rules := t.Rules(h.Method(), ctx.Path())
-	v := g.limiter.Decide(context.Background(), limiter.Request{Tenant: g.limitKey(ctx, t), Rules: rules, ID: reqID})
+	v := g.limiter.Decide(context.Background(), limiter.Request{Tenant: g.limitKey(ctx, t), Rules: rules})
 	countDecision(t.Stats, &v)
 	switch {
 	case v.Refused:

@@ -73,7 +73,7 @@ func tenantFor(t *testing.T) string {
 func decide(t *testing.T, s limiter.Store, tenant string, rules ...limiter.Rule) limiter.Decision {
 	t.Helper()
 	d, err := s.Decide(context.Background(), limiter.Request{
-		Tenant: tenant, Rules: rules, ID: fmt.Appendf(nil, "req-%d", seq.Add(1)),
+		Tenant: tenant, Rules: rules,
 	})
 	if err != nil {
 		t.Fatalf("Decide(%s, %v): %v", tenant, rules, err)
@@ -217,7 +217,7 @@ func concurrentBurst(t *testing.T, e Env, tenant string) {
 			defer wg.Done()
 			for i := 0; i < 25; i++ {
 				d, err := e.Store.Decide(context.Background(), limiter.Request{
-					Tenant: tenant, Rules: []limiter.Rule{r}, ID: fmt.Appendf(nil, "burst-%d", seq.Add(1)),
+					Tenant: tenant, Rules: []limiter.Rule{r},
 				})
 				if err != nil {
 					t.Errorf("Decide: %v", err)
@@ -240,7 +240,7 @@ func tooManyRules(t *testing.T, e Env, tenant string) {
 	for i := range rules {
 		rules[i] = limiter.Rule{Name: fmt.Sprintf("r%d", i), Limit: 1, Window: time.Second}
 	}
-	_, err := e.Store.Decide(context.Background(), limiter.Request{Tenant: tenant, Rules: rules, ID: []byte("x")})
+	_, err := e.Store.Decide(context.Background(), limiter.Request{Tenant: tenant, Rules: rules})
 	if err == nil {
 		t.Fatalf("Decide with %d rules: no error; want one", len(rules))
 	}
