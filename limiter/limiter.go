@@ -108,3 +108,16 @@ type Store interface {
 	// err != nil only when the store could not answer.
 	Decide(ctx context.Context, req Request) (Decision, error)
 }
+
+// RuleUsage is what a rule has used so far, read without recording.
+type RuleUsage struct {
+	// Rule is the rule.
+	Rule Rule
+	// Used is the cost recorded inside the window.
+	Used int64
+	// Reset is how long until the oldest recorded request leaves the window.
+	Reset time.Duration
+}
+
+// Remaining is the cost still admissible.
+func (u RuleUsage) Remaining() int64 { return max(u.Rule.Limit-u.Used, 0) }

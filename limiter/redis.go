@@ -1,0 +1,152 @@
+package limiter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// RedisStore is the shared Store: N gateways enforce one limit per tenant
+// through sorted sets in Redis. In exact consistency one script call on
+// the primary decides every rule of a request atomically.
+type RedisStore struct {
+	clients  *Clients
+	prefix   string
+	instance string
+	seq      atomic.Uint64
+	denies   *denyCache // nil when the deny cache is off
+	now      func() time.Time
+}
+
+var _ Store = (*RedisStore)(nil)
+
+// NewRedisStore returns a store over c. instance makes this gateway's
+// record members unique (say, 8 random hex digits chosen at start-up);
+// now is the clock of the deny cache (nil: time.Now). It does no I/O.
+func NewRedisStore(c *Clients, o Options, instance string, now func() time.Time) (*RedisStore, error) {
+	if o.Consistency != ConsistencyExact {
+		return nil, fmt.Errorf("limiter: consistency %q is not supported", o.Consistency)
+	}
+	if now == nil {
+		now = time.Now
+	}
+	s := &RedisStore{clients: c, prefix: o.KeyPrefix, instance: instance, now: now}
+	if o.DenyCache {
+		s.denies = newDenyCache(denyCacheSize)
+	}
+	return s, nil
+}
+
+// Decide implements Store: one EVALSHA on the primary, or nothing at all
+// while the deny cache knows the request cannot fit.
+func (s *RedisStore) Decide(ctx context.Context, req Request) (Decision, error) {
+	if len(req.Rules) > MaxRules {
+		return Decision{}, ErrTooManyRules
+	}
+	if len(req.Rules) == 0 {
+		return Decision{Allowed: true}, nil
+	}
+	start := s.now()
+	if d, ok := s.denies.lookup(req, start); ok {
+		return d, nil
+	}
+	keys, args := s.decideArgs(req)
+	v, err := decideScript.Run(ctx, s.clients.Primary, keys, args...).Int64Slice()
+	if err != nil {
+		return Decision{}, fmt.Errorf("decide for %s: %w", req.Tenant, err)
+	}
+	d, err := parseDecision(req.Rules, v)
+	if err != nil {
+		return Decision{}, fmt.Errorf("decide for %s: %w", req.Tenant, err)
+	}
+	if !d.Allowed {
+		s.denies.remember(req, &d, start)
+	}
+	return d, nil
+}
+
+func (s *RedisStore) decideArgs(req Request) ([]string, []any) {
+	keys := make([]string, len(req.Rules))
+	args := make([]any, 1, 1+3*len(req.Rules))
+	args[0] = s.member()
+	for i, r := range req.Rules {
+		keys[i] = Key(s.prefix, req.Tenant, r.Name)
+		args = append(args, r.Window.Microseconds(), r.Limit, r.CostOrOne())
+	}
+	return keys, args
+}
+
+// member is unique per Decide call across every gateway: the instance and
+// a sequence number, as a string.
+func (s *RedisStore) member() string {
+	var buf [40]byte
+	b := append(buf[:0], s.instance...)
+	b = append(b, ':')
+	return string(strconv.AppendUint(b, s.seq.Add(1), 36))
+}
+
+// parseDecision reads decide.lua's reply: {allowed, remaining, reset_µs,
+// retry_µs per rule}.
+func parseDecision(rules []Rule, v []int64) (Decision, error) {
+	var d Decision
+	if len(v) != 1+3*len(rules) {
+		return d, fmt.Errorf("script reply has %d values; want %d", len(v), 1+3*len(rules))
+	}
+	d.Allowed = v[0] == 1
+	d.N = len(rules)
+	for i, r := range rules {
+		st := &d.Rules[i]
+		st.Limit = r.Limit
+		st.Remaining = v[1+3*i]
+		st.Reset = time.Duration(v[2+3*i]) * time.Microsecond
+		st.RetryAfter = time.Duration(v[3+3*i]) * time.Microsecond
+	}
+	return d, nil
+}
+
+// Usage reads each rule's state from the replica without recording.
+func (s *RedisStore) Usage(ctx context.Context, tenant string, rules []Rule) ([]RuleUsage, error) {
+	if len(rules) == 0 {
+		return nil, nil
+	}
+	keys := make([]string, len(rules))
+	args := make([]any, len(rules))
+	for i, r := range rules {
+		keys[i] = Key(s.prefix, tenant, r.Name)
+		args[i] = r.Window.Microseconds()
+	}
+	v, err := usageScript.RunRO(ctx, s.clients.Replica, keys, args...).Int64Slice()
+	if err != nil {
+		return nil, fmt.Errorf("usage of %s: %w", tenant, err)
+	}
+	if len(v) != 2*len(rules) {
+		return nil, fmt.Errorf("usage of %s: script reply has %d values; want %d", tenant, len(v), 2*len(rules))
+	}
+	out := make([]RuleUsage, len(rules))
+	for i, r := range rules {
+		out[i] = RuleUsage{Rule: r, Used: v[2*i], Reset: time.Duration(v[2*i+1]) * time.Microsecond}
+	}
+	return out, nil
+}
+
+// Reset forgets everything recorded for tenant's rules, on the primary and
+// in the deny cache.
+func (s *RedisStore) Reset(ctx context.Context, tenant string, rules []Rule) error {
+	s.denies.forget(tenant)
+	if len(rules) == 0 {
+		return nil
+	}
+	keys := make([]string, len(rules))
+	for i, r := range rules {
+		keys[i] = Key(s.prefix, tenant, r.Name)
+	}
+	if err := s.clients.Primary.Del(ctx, keys...).Err(); err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("reset %s: %w", tenant, err)
+	}
+	return nil
+}
