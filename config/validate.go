@@ -93,12 +93,33 @@ func (cfg *Config) validateServer(c *checker) {
 
 func (cfg *Config) validateRedis(c *checker) {
 	r := cfg.Redis
-	if c.oneOf("redis.mode", r.Mode, limiter.ModeMemory, limiter.ModeStandalone, limiter.ModeSentinel, limiter.ModeCluster) &&
-		r.Mode != limiter.ModeMemory {
-		c.notYet("redis.mode", r.Mode, "the Redis store")
+	c.oneOf("redis.mode", r.Mode, limiter.ModeMemory, limiter.ModeStandalone, limiter.ModeSentinel, limiter.ModeCluster)
+	switch r.Mode {
+	case limiter.ModeMemory:
+		if len(r.Addrs) > 0 {
+			c.fail("redis.addrs", "set, but redis.mode is memory: set redis.mode too")
+		}
+	case limiter.ModeStandalone:
+		if len(r.Addrs) != 1 {
+			c.fail("redis.addrs", "got %d addresses; standalone mode takes exactly one", len(r.Addrs))
+		}
+	case limiter.ModeSentinel:
+		if len(r.Addrs) == 0 {
+			c.fail("redis.addrs", "empty; sentinel mode takes the sentinels' addresses")
+		}
+		if r.MasterName == "" {
+			c.fail("redis.master_name", "empty; sentinel mode needs the master name")
+		}
+	case limiter.ModeCluster:
+		if len(r.Addrs) == 0 {
+			c.fail("redis.addrs", "empty; cluster mode takes seed nodes")
+		}
+		if r.DB != 0 {
+			c.fail("redis.db", "got %d; Redis Cluster has only database 0", r.DB)
+		}
 	}
-	if r.Mode == limiter.ModeMemory && len(r.Addrs) > 0 {
-		c.fail("redis.addrs", "set, but redis.mode is memory: set redis.mode too")
+	if len(r.LocalReplicas) > 0 && r.Mode != limiter.ModeSentinel {
+		c.fail("redis.local_replicas", "set, but only sentinel mode reads from listed replicas")
 	}
 	for i, a := range r.Addrs {
 		c.addr(fmt.Sprintf("redis.addrs[%d]", i), a)
@@ -107,8 +128,13 @@ func (cfg *Config) validateRedis(c *checker) {
 		c.addr(fmt.Sprintf("redis.local_replicas[%d]", i), a)
 	}
 	c.positive("redis.dial_timeout", r.DialTimeout)
-	if r.PoolSize < 0 {
-		c.fail("redis.pool_size", "got %d; want >= 0", r.PoolSize)
+	c.positive("redis.read_timeout", r.ReadTimeout)
+	c.positive("redis.write_timeout", r.WriteTimeout)
+	c.positive("redis.pool_timeout", r.PoolTimeout)
+	for key, v := range map[string]int{"redis.pool_size": r.PoolSize, "redis.max_retries": r.MaxRetries, "redis.min_idle_conns": r.MinIdleConns} {
+		if v < 0 {
+			c.fail(key, "got %d; want >= 0", v)
+		}
 	}
 	if r.DB < 0 {
 		c.fail("redis.db", "got %d; want >= 0", r.DB)

@@ -58,6 +58,21 @@ type RedisOptions struct {
 	// PoolSize is the connection pool size per node; 0 is go-redis'
 	// default (10 per CPU). Default 0.
 	PoolSize int `koanf:"pool_size" json:"pool_size"`
+	// ReadTimeout and WriteTimeout bound one command on the socket; a
+	// decision waits at most ratelimit.budget, and a command past the
+	// budget finishes in the background within these. Default 100ms.
+	ReadTimeout  time.Duration `koanf:"read_timeout" json:"read_timeout"`
+	WriteTimeout time.Duration `koanf:"write_timeout" json:"write_timeout"`
+	// PoolTimeout is the longest a command waits for a free connection.
+	// Default 20ms.
+	PoolTimeout time.Duration `koanf:"pool_timeout" json:"pool_timeout"`
+	// MaxRetries is how often go-redis retries a command that failed on
+	// the connection (a pooled connection to a restarted node, READONLY
+	// after a failover). The decision script is idempotent: a retried call
+	// finds its own record and does not count twice. 0: never. Default 1.
+	MaxRetries int `koanf:"max_retries" json:"max_retries"`
+	// MinIdleConns keeps this many connections open per node. Default 4.
+	MinIdleConns int `koanf:"min_idle_conns" json:"min_idle_conns"`
 }
 
 // TLSOptions configures TLS to Redis.

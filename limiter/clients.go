@@ -1,0 +1,185 @@
+package limiter
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Clients are the go-redis clients of one topology: Primary takes every
+// write and every exact decision; Replica serves reads (read-only scripts)
+// and is the primary itself where the topology has no replicas.
+type Clients struct {
+	Primary redis.UniversalClient
+	Replica redis.UniversalClient
+	mode    string
+}
+
+// ErrNotPrimary is returned by a connection to the primary that reached a
+// node whose ROLE is not master (a stale primary coming back, or a replica
+// Sentinel has not yet promoted).
+var ErrNotPrimary = errors.New("limiter: node is not the primary")
+
+// NewClients builds the clients o describes. It does no I/O: the first
+// command dials. Every go-redis default that would let a stall last seconds
+// is overridden from o.
+func NewClients(o RedisOptions) (*Clients, error) {
+	tlsConf, err := tlsConfig(o.TLS)
+	if err != nil {
+		return nil, err
+	}
+	c := &Clients{mode: o.Mode}
+	switch o.Mode {
+	case ModeStandalone:
+		if len(o.Addrs) != 1 {
+			return nil, fmt.Errorf("redis.addrs: standalone mode takes exactly one address, got %d", len(o.Addrs))
+		}
+		c.Primary = redis.NewClient(nodeOptions(o, o.Addrs[0], tlsConf))
+		c.Replica = c.Primary
+	case ModeSentinel:
+		c.Primary = redis.NewFailoverClient(failoverOptions(o, tlsConf, false))
+		c.Replica = replicaClient(o, tlsConf)
+	case ModeCluster:
+		c.Primary = redis.NewClusterClient(clusterOptions(o, tlsConf, false))
+		c.Replica = redis.NewClusterClient(clusterOptions(o, tlsConf, true))
+	default:
+		return nil, fmt.Errorf("redis.mode %q has no Redis clients", o.Mode)
+	}
+	return c, nil
+}
+
+// Close closes every client.
+func (c *Clients) Close() error {
+	err := c.Primary.Close()
+	if c.Replica != c.Primary {
+		err = errors.Join(err, c.Replica.Close())
+	}
+	return err
+}
+
+// Ping checks that the primary and the replica answer.
+func (c *Clients) Ping(ctx context.Context) error {
+	if err := c.Primary.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("ping primary: %w", err)
+	}
+	if err := c.Replica.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("ping replica: %w", err)
+	}
+	return nil
+}
+
+func nodeOptions(o RedisOptions, addr string, tlsConf *tls.Config) *redis.Options {
+	return &redis.Options{
+		Addr: addr, Username: o.Username, Password: o.Password, DB: o.DB, TLSConfig: tlsConf,
+		DialTimeout: o.DialTimeout, ReadTimeout: o.ReadTimeout, WriteTimeout: o.WriteTimeout,
+		PoolTimeout: o.PoolTimeout, PoolSize: o.PoolSize, MinIdleConns: o.MinIdleConns,
+		MaxRetries: goRedisRetries(o.MaxRetries), MinRetryBackoff: retryBackoff, MaxRetryBackoff: 4 * retryBackoff,
+		DialerRetries: 1, MaxConcurrentDials: 4,
+	}
+}
+
+// retryBackoff is the first pause before a retried command; go-redis' own
+// default (10ms up to 1s) would outlive any decision budget.
+const retryBackoff = time.Millisecond
+
+func failoverOptions(o RedisOptions, tlsConf *tls.Config, replicaOnly bool) *redis.FailoverOptions {
+	f := &redis.FailoverOptions{
+		MasterName: o.MasterName, SentinelAddrs: o.Addrs,
+		SentinelUsername: o.SentinelUsername, SentinelPassword: o.SentinelPassword,
+		Username: o.Username, Password: o.Password, DB: o.DB, TLSConfig: tlsConf,
+		DialTimeout: o.DialTimeout, ReadTimeout: o.ReadTimeout, WriteTimeout: o.WriteTimeout,
+		PoolTimeout: o.PoolTimeout, PoolSize: o.PoolSize, MinIdleConns: o.MinIdleConns,
+		MaxRetries: goRedisRetries(o.MaxRetries), MinRetryBackoff: retryBackoff, MaxRetryBackoff: 4 * retryBackoff,
+		DialerRetries: 1, MaxConcurrentDials: 4,
+		ReplicaOnly: replicaOnly,
+	}
+	if !replicaOnly {
+		f.OnConnect = mustBeMaster
+	}
+	return f
+}
+
+func clusterOptions(o RedisOptions, tlsConf *tls.Config, readOnly bool) *redis.ClusterOptions {
+	return &redis.ClusterOptions{
+		Addrs: o.Addrs, Username: o.Username, Password: o.Password, TLSConfig: tlsConf,
+		DialTimeout: o.DialTimeout, ReadTimeout: o.ReadTimeout, WriteTimeout: o.WriteTimeout,
+		PoolTimeout: o.PoolTimeout, PoolSize: o.PoolSize, MinIdleConns: o.MinIdleConns,
+		MaxRetries: goRedisRetries(o.MaxRetries), MinRetryBackoff: retryBackoff, MaxRetryBackoff: 4 * retryBackoff,
+		DialerRetries: 1, MaxRedirects: 3, ReadOnly: readOnly, RouteByLatency: readOnly,
+	}
+}
+
+// replicaClient reads from the first of local_replicas, or else from the
+// replica Sentinel reports with the lowest latency.
+func replicaClient(o RedisOptions, tlsConf *tls.Config) redis.UniversalClient {
+	if len(o.LocalReplicas) > 0 {
+		return redis.NewClient(nodeOptions(o, o.LocalReplicas[0], tlsConf))
+	}
+	f := failoverOptions(o, tlsConf, true)
+	f.RouteByLatency = true
+	return redis.NewFailoverClusterClient(f)
+}
+
+// goRedisRetries maps "0 retries" to go-redis' -1 (its 0 means 3).
+func goRedisRetries(n int) int {
+	if n <= 0 {
+		return -1
+	}
+	return n
+}
+
+// mustBeMaster refuses a write connection to a node that is not the
+// primary. It runs on Sentinel connections too, where ROLE says sentinel.
+func mustBeMaster(ctx context.Context, cn *redis.Conn) error {
+	role, err := cn.Do(ctx, "ROLE").Slice()
+	if err != nil {
+		return fmt.Errorf("ROLE: %w", err)
+	}
+	if len(role) == 0 {
+		return fmt.Errorf("ROLE: empty reply")
+	}
+	switch r, _ := role[0].(string); r {
+	case "master", "sentinel":
+		return nil
+	default:
+		return fmt.Errorf("%w: %s says %s", ErrNotPrimary, cn.String(), r)
+	}
+}
+
+func tlsConfig(o TLSOptions) (*tls.Config, error) {
+	if !o.Enabled {
+		return nil, nil
+	}
+	c := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: o.ServerName, InsecureSkipVerify: o.InsecureSkipVerify} // #nosec G402 -- an explicit, documented operator choice
+	if o.CAFile != "" {
+		pem, err := os.ReadFile(o.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("redis.tls.ca_file: %w", err)
+		}
+		c.RootCAs = x509.NewCertPool()
+		if !c.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("redis.tls.ca_file: no certificate in %s", o.CAFile)
+		}
+	}
+	if o.CertFile != "" || o.KeyFile != "" {
+		cert, err := tls.LoadX509KeyPair(o.CertFile, o.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("redis.tls.cert_file/key_file: %w", err)
+		}
+		c.Certificates = []tls.Certificate{cert}
+	}
+	return c, nil
+}
+
+// isNotPrimary reports errors that mean the write went to a node that no
+// longer takes writes.
+func isNotPrimary(err error) bool {
+	return errors.Is(err, ErrNotPrimary) || err != nil && strings.HasPrefix(err.Error(), "READONLY")
+}
