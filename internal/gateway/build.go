@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/l1gw/l1gw/config"
 	"github.com/l1gw/l1gw/degrade"
@@ -18,10 +19,12 @@ import (
 
 // App is a gateway built from a config, ready to run.
 type App struct {
-	gw     *Gateway
-	server *Server
-	proxy  *upstream.Proxy
-	cfg    config.Server
+	gw      *Gateway
+	server  *Server
+	proxy   *upstream.Proxy
+	clients *limiter.Clients // nil for the memory store
+	cfg     config.Server
+	log     *slog.Logger
 }
 
 // Build assembles the parts a validated config describes. It does no I/O.
@@ -34,12 +37,9 @@ func Build(cfg *config.Config, log *slog.Logger) (*App, error) {
 		return nil, fmt.Errorf("build tenants: %w", err)
 	}
 	table := tenants.NewTable(snap)
-	var store limiter.Store
-	switch cfg.Redis.Mode {
-	case limiter.ModeMemory:
-		store = limiter.NewMemoryStore(nil)
-	default:
-		return nil, fmt.Errorf("redis.mode %q is not supported yet", cfg.Redis.Mode)
+	store, clients, err := newStore(cfg)
+	if err != nil {
+		return nil, err
 	}
 	guard, err := degrade.New(store, cfg.RateLimit.Settings, log)
 	if err != nil {
@@ -55,7 +55,25 @@ func Build(cfg *config.Config, log *slog.Logger) (*App, error) {
 	}
 	gw := New(Parts{Tenants: table, Limiter: guard, Proxy: proxy, IDs: upstream.NewIDs(randomHex(4)),
 		TrustForwarded: cfg.Server.TrustForwarded, Log: log})
-	return &App{gw: gw, server: NewServer(cfg.Server, gw, admin, log), proxy: proxy, cfg: cfg.Server}, nil
+	return &App{gw: gw, server: NewServer(cfg.Server, gw, admin, log), proxy: proxy, clients: clients, cfg: cfg.Server, log: log}, nil
+}
+
+// newStore builds the store redis.mode names, and its clients (nil for
+// the memory store).
+func newStore(cfg *config.Config) (limiter.Store, *limiter.Clients, error) {
+	if cfg.Redis.Mode == limiter.ModeMemory {
+		return limiter.NewMemoryStore(nil), nil, nil
+	}
+	clients, err := limiter.NewClients(cfg.Redis)
+	if err != nil {
+		return nil, nil, fmt.Errorf("build Redis clients: %w", err)
+	}
+	store, err := limiter.NewRedisStore(clients, cfg.RateLimit.Options, randomHex(6), nil)
+	if err != nil {
+		clients.Close()
+		return nil, nil, err
+	}
+	return store, clients, nil
 }
 
 // Listen opens the proxy and admin listeners from the config.
@@ -82,10 +100,29 @@ func (a *App) Run(ctx context.Context, proxyLn, adminLn net.Listener) error {
 		defer wg.Done()
 		a.proxy.Run(healthCtx)
 	}()
+	a.checkRedis()
 	err := a.server.Serve(ctx, proxyLn, adminLn)
 	stopHealth()
 	wg.Wait()
+	if a.clients != nil {
+		a.clients.Close()
+	}
 	return err
+}
+
+// checkRedis logs whether Redis answers at start. The gateway serves
+// either way: without Redis, decisions follow the fail mode.
+func (a *App) checkRedis() {
+	if a.clients == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := a.clients.Ping(ctx); err != nil {
+		a.log.Warn("Redis does not answer at start; serving by the fail mode until it does", "err", err.Error())
+		return
+	}
+	a.log.Info("Redis answers")
 }
 
 func randomHex(n int) string {

@@ -1,0 +1,256 @@
+package limiter_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/l1gw/l1gw/internal/redistest"
+	"github.com/l1gw/l1gw/limiter"
+	"github.com/l1gw/l1gw/limiter/storetest"
+)
+
+// redisOptions are the options of a standalone store at addr.
+func redisOptions(mode string, addrs ...string) limiter.RedisOptions {
+	return limiter.RedisOptions{
+		Mode: mode, Addrs: addrs, MasterName: "mymaster",
+		DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second,
+		PoolTimeout: time.Second, MaxRetries: 1,
+	}
+}
+
+var instances atomic.Int64
+
+// newRedisStore returns a store on o with its own key prefix.
+func newRedisStore(t testing.TB, o limiter.RedisOptions, denyCache bool) (*limiter.RedisStore, string) {
+	t.Helper()
+	clients, err := limiter.NewClients(o)
+	if err != nil {
+		t.Fatalf("NewClients: %v", err)
+	}
+	t.Cleanup(func() { clients.Close() })
+	prefix := fmt.Sprintf("t%d", instances.Add(1))
+	s, err := limiter.NewRedisStore(clients, limiter.Options{Consistency: "exact", KeyPrefix: prefix, DenyCache: denyCache},
+		fmt.Sprintf("gw%d", instances.Add(1)), nil)
+	if err != nil {
+		t.Fatalf("NewRedisStore: %v", err)
+	}
+	return s, prefix
+}
+
+func TestRedisStoreContractStandalone(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Server(t)
+	storetest.Run(t, func(t *testing.T) storetest.Env {
+		s, _ := newRedisStore(t, redisOptions(limiter.ModeStandalone, srv.Addr()), false)
+		return storetest.Env{Store: s, Wait: time.Sleep, Window: 400 * time.Millisecond}
+	})
+}
+
+func TestRedisStoreContractSentinel(t *testing.T) {
+	t.Parallel()
+	topo := redistest.Topology(t, redistest.Options{Replicas: 1, Sentinels: 3})
+	storetest.Run(t, func(t *testing.T) storetest.Env {
+		s, _ := newRedisStore(t, redisOptions(limiter.ModeSentinel, topo.SentinelAddrs()...), false)
+		return storetest.Env{Store: s, Wait: time.Sleep, Window: 400 * time.Millisecond}
+	})
+}
+
+func decideOK(t *testing.T, s limiter.Store, tenant string, rules ...limiter.Rule) limiter.Decision {
+	t.Helper()
+	d, err := s.Decide(context.Background(), limiter.Request{Tenant: tenant, Rules: rules})
+	if err != nil {
+		t.Fatalf("Decide: %v", err)
+	}
+	return d
+}
+
+// TestScriptOnRealRedis checks what only the real server shows: scores and
+// members as Redis' Lua formats them, TTLs, and what a denial leaves behind.
+func TestScriptOnRealRedis(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Server(t)
+	c := srv.Client(t)
+	ctx := context.Background()
+	s, prefix := newRedisStore(t, redisOptions(limiter.ModeStandalone, srv.Addr()), false)
+	sec := limiter.Rule{Name: "sec", Limit: 5, Window: 1500 * time.Millisecond, Cost: 2}
+	min := limiter.Rule{Name: "min", Limit: 100, Window: time.Minute}
+
+	if d := decideOK(t, s, "acme", sec, min); !d.Allowed || d.Rules[0].Remaining != 3 || d.Rules[1].Remaining != 99 {
+		t.Fatalf("1st: got %+v; want allowed, remaining 3 and 99", d.States())
+	}
+	secKey, minKey := limiter.Key(prefix, "acme", "sec"), limiter.Key(prefix, "acme", "min")
+	members, err := c.ZRangeWithScores(ctx, secKey, 0, -1).Result()
+	if err != nil || len(members) != 2 {
+		t.Fatalf("sec set: %v %v; want 2 members (cost 2)", members, err)
+	}
+	for _, m := range members {
+		name := m.Member.(string)
+		if strings.ContainsAny(name, "e+") || m.Score < 1e15 || m.Score != float64(int64(m.Score)) {
+			t.Fatalf("member %q score %v; want a string member and an integer µs score", name, m.Score)
+		}
+	}
+	if members[0].Member == members[1].Member {
+		t.Fatal("the two units of one request share a member")
+	}
+	for _, k := range []string{secKey, minKey} {
+		ttl := c.PTTL(ctx, k).Val()
+		if ttl <= 0 {
+			t.Fatalf("%s: PTTL %v; want a TTL", k, ttl)
+		}
+	}
+	if ttl := c.PTTL(ctx, secKey).Val(); ttl > 1500*time.Millisecond || ttl < 1400*time.Millisecond {
+		t.Fatalf("sec PTTL %v; want the window, 1.5s (PEXPIRE, not EXPIRE w/1000)", ttl)
+	}
+	decideOK(t, s, "acme", sec, min) // 4 of 5 used
+	d := decideOK(t, s, "acme", sec, min)
+	if d.Allowed || !d.Rules[0].Denied() || d.Rules[1].Denied() {
+		t.Fatalf("3rd (cost 2 over 4 of 5): got %+v; want denied by sec only", d.States())
+	}
+	if n := c.ZCard(ctx, minKey).Val(); n != 2 {
+		t.Fatalf("min set holds %d members after a denial; want 2 (denied is never recorded)", n)
+	}
+	// The earliest the request fits is when the first request's two units
+	// leave the 1.5s window.
+	if ra := d.Rules[0].RetryAfter; ra <= 1300*time.Millisecond || ra > 1500*time.Millisecond {
+		t.Fatalf("retry-after %v; want just under 1.5s", ra)
+	}
+}
+
+// TestBurstInOneMicrosecondCountsEveryRequest: many requests can share a
+// TIME value; members must still be distinct.
+func TestBurstInOneMicrosecondCountsEveryRequest(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Server(t)
+	c := srv.Client(t)
+	a, prefix := newRedisStore(t, redisOptions(limiter.ModeStandalone, srv.Addr()), false)
+	r := limiter.Rule{Name: "r", Limit: 10_000, Window: time.Minute}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 100 {
+				if _, err := a.Decide(context.Background(), limiter.Request{Tenant: "burst", Rules: []limiter.Rule{r}}); err != nil {
+					t.Errorf("goroutine %d: %v", g, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if n := c.ZCard(context.Background(), limiter.Key(prefix, "burst", "r")).Val(); n != 800 {
+		t.Fatalf("set holds %d members; want 800 (one per request)", n)
+	}
+}
+
+func TestNoScriptIsReloaded(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Server(t)
+	s, _ := newRedisStore(t, redisOptions(limiter.ModeStandalone, srv.Addr()), false)
+	r := limiter.Rule{Name: "r", Limit: 100, Window: time.Minute}
+	decideOK(t, s, "acme", r)
+	if err := srv.Client(t).ScriptFlush(context.Background()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if d := decideOK(t, s, "acme", r); d.Rules[0].Remaining != 98 {
+		t.Fatalf("after SCRIPT FLUSH: remaining %d; want 98", d.Rules[0].Remaining)
+	}
+}
+
+func TestRestartedRedisServesAgain(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Server(t)
+	s, _ := newRedisStore(t, redisOptions(limiter.ModeStandalone, srv.Addr()), false)
+	r := limiter.Rule{Name: "r", Limit: 100, Window: time.Minute}
+	decideOK(t, s, "acme", r)
+	srv.Kill()
+	srv.Restart(t)
+	// The pooled connection is dead; the one retry redials, and the script
+	// cache of the new process is empty: still no error.
+	if d := decideOK(t, s, "acme", r); !d.Allowed || d.Rules[0].Remaining != 99 {
+		t.Fatalf("after a restart (data lost, no persistence): got %+v; want allowed, 99 left", d.States())
+	}
+}
+
+// commands counts the calls of a Redis command since the server started.
+func commands(t *testing.T, c *redis.Client, name string) int64 {
+	t.Helper()
+	stats, err := c.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(stats, "\r\n") {
+		if rest, ok := strings.CutPrefix(line, "cmdstat_"+name+":calls="); ok {
+			var n int64
+			fmt.Sscanf(rest, "%d", &n)
+			return n
+		}
+	}
+	return 0
+}
+
+func TestDenyCacheSpendsNoRedisCall(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Server(t)
+	c := srv.Client(t)
+	s, _ := newRedisStore(t, redisOptions(limiter.ModeStandalone, srv.Addr()), true)
+	rules := []limiter.Rule{{Name: "r", Limit: 2, Window: 700 * time.Millisecond}}
+	req := limiter.Request{Tenant: "acme", Rules: rules}
+	decide := func() limiter.Decision {
+		d, err := s.Decide(context.Background(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	decide()
+	decide()
+	if d := decide(); d.Allowed {
+		t.Fatal("3rd: allowed; want denied")
+	}
+	scripts := func() int64 { return commands(t, c, "evalsha") + commands(t, c, "eval") }
+	before := scripts()
+	for range 50 {
+		d := decide()
+		if d.Allowed || d.RetryAfter() <= 0 || d.RetryAfter() > 700*time.Millisecond {
+			t.Fatalf("cached denial: got allowed=%v retry-after %v; want denied with a retry-after under the window", d.Allowed, d.RetryAfter())
+		}
+	}
+	if n := scripts() - before; n != 0 {
+		t.Fatalf("50 requests over the limit cost %d script calls; want 0 while the deny cache holds", n)
+	}
+	time.Sleep(800 * time.Millisecond)
+	if d := decide(); !d.Allowed {
+		t.Fatal("after the window: denied; want allowed (the cache expired with the capacity)")
+	}
+	if n := scripts() - before; n != 1 {
+		t.Fatalf("after expiry: %d script calls; want 1", n)
+	}
+}
+
+func TestUsageAndReset(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Server(t)
+	s, _ := newRedisStore(t, redisOptions(limiter.ModeStandalone, srv.Addr()), true)
+	r := limiter.Rule{Name: "r", Limit: 3, Window: time.Minute}
+	for range 4 {
+		decideOK(t, s, "acme", r)
+	}
+	u, err := s.Usage(context.Background(), "acme", []limiter.Rule{r})
+	if err != nil || len(u) != 1 || u[0].Used != 3 || u[0].Remaining() != 0 || u[0].Reset <= 0 {
+		t.Fatalf("Usage: %+v %v; want 3 used, 0 remaining, a reset", u, err)
+	}
+	if err := s.Reset(context.Background(), "acme", []limiter.Rule{r}); err != nil {
+		t.Fatal(err)
+	}
+	if d := decideOK(t, s, "acme", r); !d.Allowed || d.Rules[0].Remaining != 2 {
+		t.Fatalf("after Reset: got %+v; want allowed with 2 left (the deny cache cleared too)", d.States())
+	}
+}
