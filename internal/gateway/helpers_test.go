@@ -39,6 +39,9 @@ plans:
   huge:
     limits:
       - {name: per_second, limit: 1000000000, window: 1s}
+  fifty:
+    limits:
+      - {name: per_10s, limit: 50, window: 10s}
 tenant_list:
   - id: acme
     plan: small
@@ -48,6 +51,9 @@ tenant_list:
   - id: bulk
     plan: huge
     keys: [bulk-key]
+  - id: team
+    plan: fifty
+    keys: [team-key]
 upstreams:
   main:
     targets: ["UPSTREAM"]

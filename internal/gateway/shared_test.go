@@ -1,0 +1,64 @@
+package gateway
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/l1gw/l1gw/internal/redistest"
+	"github.com/l1gw/l1gw/limiter"
+)
+
+// TestTwoGatewaysShareOneExactLimit is the mission in one test: two gateway
+// instances on one Sentinel topology, 200 concurrent requests for a tenant
+// limited to 50 per 10s spread over both; exactly 50 are admitted and
+// forwarded, and the sorted set holds exactly 50 members with a TTL.
+func TestTwoGatewaysShareOneExactLimit(t *testing.T) {
+	t.Parallel()
+	topo := redistest.Topology(t, redistest.Options{Replicas: 1, Sentinels: 3})
+	up, seen := startUpstream(t)
+	sets := []string{"redis.mode=sentinel", "redis.addrs=" + strings.Join(topo.SentinelAddrs(), ","), "ratelimit.key_prefix=exact"}
+	gws := []*running{startApp(t, loadConfig(t, up, sets...)), startApp(t, loadConfig(t, up, sets...))}
+
+	var mu sync.Mutex
+	codes := map[int]int{}
+	var wg sync.WaitGroup
+	for i := range 200 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, resp := &fasthttp.Request{}, &fasthttp.Response{}
+			req.SetRequestURI("http://" + gws[i%2].proxy + "/shared")
+			req.Header.Set("X-API-Key", "team-key")
+			code := -1
+			if err := fasthttp.DoTimeout(req, resp, 10*time.Second); err == nil {
+				code = resp.StatusCode()
+				if st := string(resp.Header.Peek("X-RateLimit-Status")); st != "ok" {
+					t.Errorf("X-RateLimit-Status %q; want ok (Redis is healthy)", st)
+				}
+			}
+			mu.Lock()
+			codes[code]++
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if codes[200] != 50 || codes[429] != 150 {
+		t.Fatalf("status counts %v; want exactly 50×200 and 150×429", codes)
+	}
+	if n := seen.count(); n != 50 {
+		t.Fatalf("upstream saw %d requests; want exactly 50", n)
+	}
+	c := topo.Primary().Client(t)
+	key := limiter.Key("exact", "team", "per_10s")
+	if n := c.ZCard(context.Background(), key).Val(); n != 50 {
+		t.Fatalf("%s holds %d members; want 50", key, n)
+	}
+	if ttl := c.PTTL(context.Background(), key).Val(); ttl <= 0 || ttl > 10*time.Second {
+		t.Fatalf("%s PTTL %v; want a TTL within the 10s window", key, ttl)
+	}
+}
