@@ -7,7 +7,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GOBIN       := $(shell $(GO) env GOPATH)/bin
 
 .DEFAULT_GOAL := help
-.PHONY: help build run test test-deps bench lint docker
+.PHONY: help build run test test-deps bench lint loadtest docker
 
 ## help: list the targets
 help:
@@ -46,6 +46,11 @@ test-deps:
 ## bench: benchmarks with allocations (the README's numbers)
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./...
+
+LOADTEST_ARGS ?=
+## loadtest: build, then run the load scenarios against bin/l1gw (LOADTEST_ARGS="-rate 500 -duration 3s"); results in loadtest/out/
+loadtest: build
+	$(GO) run ./loadtest -bin $(BIN) $(LOADTEST_ARGS)
 
 ## lint: gofmt, go vet, staticcheck (from the Go module proxy), dockerfilelint (from npm)
 lint:

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"sync/atomic"
+	"time"
+
+	vegeta "github.com/tsenart/vegeta/v12/lib"
+)
+
+// Bounds on one attack.
+const (
+	attackTimeout = 5 * time.Second // per request
+	maxWorkers    = 1024            // concurrent requests in flight
+	maxBody       = 4096            // response bytes kept per result
+	maxErrors     = 5               // distinct transport errors reported
+	attackPath    = "/load"
+)
+
+// loopbackURL is the attack URL on addr, which must be 127.0.0.1:port.
+func loopbackURL(addr string) (string, error) {
+	if err := checkLoopback(addr); err != nil {
+		return "", err
+	}
+	return "http://" + addr + attackPath, nil
+}
+
+// keyTargeter is GET target, its X-API-Key cycling round-robin over
+// key-0 … key-(keys-1); no key header when keys is 0.
+func keyTargeter(target string, keys int) vegeta.Targeter {
+	headers := make([]http.Header, max(keys, 1))
+	for i := range keys {
+		headers[i] = http.Header{"X-Api-Key": []string{tenantKey(i)}}
+	}
+	var next atomic.Uint64
+	return func(t *vegeta.Target) error {
+		if t == nil {
+			return vegeta.ErrNilTarget
+		}
+		i := (next.Add(1) - 1) % uint64(len(headers))
+		// Target.Request copies the header, so sharing it is safe.
+		*t = vegeta.Target{Method: http.MethodGet, URL: target, Header: headers[i]}
+		return nil
+	}
+}
+
+// attack sends rate requests per second for d and returns vegeta's metrics
+// and up to maxErrors distinct transport errors (requests with no
+// response). It stops early, with an error, when ctx ends; a timer stops
+// it in any case once d and a request timeout are over.
+func attack(ctx context.Context, name string, tr vegeta.Targeter, rate int, d time.Duration) (*vegeta.Metrics, []string, error) {
+	a := vegeta.NewAttacker(
+		vegeta.Proxy(func(*http.Request) (*url.URL, error) { return nil, nil }),
+		vegeta.LocalAddr(net.IPAddr{IP: net.IPv4(127, 0, 0, 1)}),
+		vegeta.Timeout(attackTimeout),
+		vegeta.KeepAlive(true),
+		vegeta.MaxWorkers(maxWorkers),
+		vegeta.Redirects(vegeta.NoFollow),
+		vegeta.MaxBody(maxBody),
+	)
+	defer context.AfterFunc(ctx, func() { a.Stop() })()
+	hard := time.AfterFunc(d+2*attackTimeout, func() { a.Stop() })
+	defer hard.Stop()
+
+	m := &vegeta.Metrics{}
+	seen := map[string]bool{}
+	var errs []string
+	for res := range a.Attack(tr, vegeta.Rate{Freq: rate, Per: time.Second}, d, name) {
+		m.Add(res)
+		if res.Code == 0 && res.Error != "" && !seen[res.Error] && len(errs) < maxErrors {
+			seen[res.Error] = true
+			errs = append(errs, res.Error)
+		}
+	}
+	m.Close()
+	if err := context.Cause(ctx); err != nil {
+		return nil, nil, fmt.Errorf("attack %s stopped: %w", name, err)
+	}
+	return m, errs, nil
+}

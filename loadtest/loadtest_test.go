@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"io"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// buildGateway builds cmd/l1gw into a temporary directory.
+func buildGateway(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "l1gw")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "../cmd/l1gw").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build ../cmd/l1gw: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// TestGateway runs the real gateway binary: every scenario's config passes
+// `l1gw check-config`, and a one-second limited scenario admits the limit.
+func TestGateway(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the gateway binary")
+	}
+	bin := buildGateway(t)
+
+	t.Run("configs", func(t *testing.T) {
+		for _, name := range scenarioNames() {
+			sc, _ := findScenario(name, 1000)
+			if !sc.gateway {
+				continue
+			}
+			t.Run(name, func(t *testing.T) {
+				path, err := writeConfig(t.TempDir(), sc, "127.0.0.1:1")
+				if err != nil {
+					t.Fatal(err)
+				}
+				out, err := exec.Command(bin, "check-config", "--config", path).CombinedOutput()
+				if err != nil || !strings.Contains(string(out), "config ok") {
+					t.Fatalf("l1gw check-config: %v\n%s", err, out)
+				}
+			})
+		}
+	})
+
+	t.Run("limited", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		o := options{rate: 200, duration: time.Second, scenarios: []string{"limited"}, bin: bin}
+		rep, err := runAll(ctx, o, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rep.Results) != 1 || rep.Results[0].Limit == nil {
+			t.Fatalf("got results %+v; want one limited result with a limit check", rep.Results)
+		}
+		res := rep.Results[0]
+		c := res.Limit
+		t.Logf("codes %v; expected %d admitted, got %d (%+.1f%%)", res.StatusCodes, c.Expected, c.Admitted, 100*c.RelErr)
+		if c.Expected != 40 {
+			t.Errorf("got expected %d; want 40 (a fifth of 200/s, for 1 s)", c.Expected)
+		}
+		if c.Denied == 0 {
+			t.Errorf("got no 429s; want the requests past the limit denied")
+		}
+		if c.RelErr < -0.2 || c.RelErr > 0.2 {
+			t.Errorf("got %d admitted; want %d ± 20%%", c.Admitted, c.Expected)
+		}
+		if len(res.Notes) > 0 || len(res.Errors) > 0 {
+			t.Errorf("got notes %q, errors %q; want none", res.Notes, res.Errors)
+		}
+	})
+}
+
+func TestCPUTicks(t *testing.T) {
+	tests := []struct {
+		name    string
+		stat    string
+		want    int64
+		wantErr bool
+	}{
+		{"plain", "42 (l1gw) S 1 42 42 0 -1 4194560 100 0 0 0 7 3 0 0 20 0 5", 10, false},
+		{"name with spaces and parens", "42 (a b) c)) R 1 42 42 0 -1 0 0 0 0 0 250 50 0 0", 300, false},
+		{"short", "42 (l1gw) S 1 2", 0, true},
+		{"no name", "42 l1gw S", 0, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := cpuTicks([]byte(tc.stat))
+			if (err != nil) != tc.wantErr || got != tc.want {
+				t.Errorf("got %d, %v; want %d, error %v", got, err, tc.want, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestVmRSS(t *testing.T) {
+	got, err := vmRSS([]byte("Name:\tl1gw\nVmPeak:\t  9000 kB\nVmRSS:\t   10328 kB\nThreads:\t5\n"))
+	if err != nil || got != 10328 {
+		t.Errorf("got %d, %v; want 10328", got, err)
+	}
+	if _, err := vmRSS([]byte("Name:\tl1gw\n")); err == nil {
+		t.Errorf("got no error without a VmRSS line; want one")
+	}
+}
+
+func TestParseFlags(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		want    string // scenarios, comma-separated
+		wantErr bool
+	}{
+		{"defaults", nil, "baseline,admitted,limited,many-tenants", false},
+		{"run order", []string{"-scenario", "limited,baseline"}, "baseline,limited", false},
+		{"unknown scenario", []string{"-scenario", "nope"}, "", true},
+		{"duration over the cap", []string{"-duration", "121s"}, "", true},
+		{"zero rate", []string{"-rate", "0"}, "", true},
+		{"stray argument", []string{"extra"}, "", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			o, err := parseFlags(tc.args, io.Discard)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("got error %v; want error %v", err, tc.wantErr)
+			}
+			if got := strings.Join(o.scenarios, ","); !tc.wantErr && got != tc.want {
+				t.Errorf("got scenarios %q; want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestLoopbackOnly(t *testing.T) {
+	for _, addr := range []string{"localhost:80", "10.0.0.1:80", "[::1]:80", "example.com:80"} {
+		if _, err := loopbackURL(addr); err == nil {
+			t.Errorf("loopbackURL(%q): got no error; want a refusal", addr)
+		}
+	}
+	if got, err := loopbackURL("127.0.0.1:8080"); err != nil || got != "http://127.0.0.1:8080/load" {
+		t.Errorf("got %q, %v; want http://127.0.0.1:8080/load", got, err)
+	}
+}

@@ -1,0 +1,149 @@
+// Command loadtest is l1gw's load-test runner: it starts its own upstream
+// in-process and the gateway binary as a child process on loopback ports,
+// attacks them at a fixed rate for a fixed duration with vegeta, and reports
+// latency, status codes and the gateway's CPU and memory per scenario.
+//
+//	go run ./loadtest [-rate 1000] [-duration 10s] [-scenario all] [-bin bin/l1gw] [-out loadtest/out/]
+//
+// It is a command of its own: the gateway never imports it. See README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Bounds on the flags: every run stops itself.
+const (
+	maxDuration = 120 * time.Second
+	maxRate     = 50000
+)
+
+// options are the command's flags.
+type options struct {
+	rate      int
+	duration  time.Duration
+	scenarios []string
+	bin       string
+	out       string
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run is main with its inputs and outputs explicit; it returns the exit code.
+func run(args []string, stdout, stderr io.Writer) int {
+	opts, err := parseFlags(args, stderr)
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(stderr, "loadtest:", err)
+		}
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	rep, err := runAll(ctx, opts, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "loadtest:", err)
+		return 1
+	}
+	md := rep.Markdown()
+	fmt.Fprint(stdout, md)
+	if opts.out != "" {
+		if err := rep.Write(opts.out, md); err != nil {
+			fmt.Fprintln(stderr, "loadtest:", err)
+			return 1
+		}
+		fmt.Fprintf(stderr, "loadtest: wrote %s\n", opts.out)
+	}
+	return 0
+}
+
+// parseFlags reads and checks the flags.
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	fs := flag.NewFlagSet("loadtest", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o options
+	fs.IntVar(&o.rate, "rate", 1000, "requests per second, every scenario")
+	fs.DurationVar(&o.duration, "duration", 10*time.Second, "length of each scenario's attack (at most 2m)")
+	list := fs.String("scenario", "all", "comma-separated: "+strings.Join(scenarioNames(), ", ")+", or all")
+	fs.StringVar(&o.bin, "bin", "bin/l1gw", "the gateway binary (make build)")
+	fs.StringVar(&o.out, "out", "loadtest/out/", `directory for results.json and results.md; "" writes nothing`)
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if o.rate <= 0 || o.rate > maxRate {
+		return o, fmt.Errorf("-rate: got %d; want 1 to %d", o.rate, maxRate)
+	}
+	if o.duration <= 0 || o.duration > maxDuration {
+		return o, fmt.Errorf("-duration: got %s; want > 0 and at most %s", o.duration, maxDuration)
+	}
+	var err error
+	if o.scenarios, err = selectScenarios(*list); err != nil {
+		return o, fmt.Errorf("-scenario: %w", err)
+	}
+	return o, nil
+}
+
+// selectScenarios turns the -scenario list into names in run order
+// (baseline first, so the gateway scenarios can be compared with it).
+func selectScenarios(list string) ([]string, error) {
+	want := map[string]bool{}
+	for _, name := range strings.Split(list, ",") {
+		name = strings.TrimSpace(name)
+		if name == "all" {
+			return scenarioNames(), nil
+		}
+		if _, ok := findScenario(name, 1); !ok {
+			return nil, fmt.Errorf("unknown scenario %q; want %s or all", name, strings.Join(scenarioNames(), ", "))
+		}
+		want[name] = true
+	}
+	var names []string
+	for _, name := range scenarioNames() {
+		if want[name] {
+			names = append(names, name)
+		}
+	}
+	return names, nil
+}
+
+// runAll starts the upstream, runs every selected scenario in order and
+// returns the report. progress gets one line per scenario.
+func runAll(ctx context.Context, o options, progress io.Writer) (*Report, error) {
+	up, err := startUpstream()
+	if err != nil {
+		return nil, err
+	}
+	defer up.stop()
+	rep := &Report{Machine: describeMachine(ctx, o.bin), Command: reproduce(o)}
+	for _, name := range o.scenarios {
+		sc, _ := findScenario(name, o.rate)
+		fmt.Fprintf(progress, "loadtest: %s: %d req/s for %s\n", name, o.rate, o.duration)
+		res, err := runScenario(ctx, sc, o, up.addr)
+		if err != nil {
+			return nil, fmt.Errorf("scenario %s: %w", name, err)
+		}
+		rep.Results = append(rep.Results, res)
+	}
+	rep.compareWithBaseline()
+	return rep, nil
+}
+
+// reproduce is the command line that repeats this run.
+func reproduce(o options) string {
+	return fmt.Sprintf("go run ./loadtest -rate %d -duration %s -scenario %s -bin %s",
+		o.rate, o.duration, strings.Join(o.scenarios, ","), o.bin)
+}

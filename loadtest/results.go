@@ -1,0 +1,150 @@
+package main
+
+import (
+	"math"
+	"time"
+
+	vegeta "github.com/tsenart/vegeta/v12/lib"
+)
+
+// Result is one scenario's measurements.
+type Result struct {
+	// Scenario names the scenario.
+	Scenario string `json:"scenario"`
+	// Via is "upstream" (attacked directly) or "gateway".
+	Via string `json:"via"`
+	// RateWanted is the attack's rate in requests per second.
+	RateWanted int `json:"rate_wanted"`
+	// Duration is the attack's length.
+	Duration string `json:"duration"`
+	// Requests is how many requests were sent.
+	Requests uint64 `json:"requests"`
+	// RateAchieved is requests per second between the first and last send.
+	RateAchieved float64 `json:"rate_achieved"`
+	// StatusCodes counts responses by status; "0" is no response.
+	StatusCodes map[string]int `json:"status_codes"`
+	// Errors are up to five distinct transport errors.
+	Errors []string `json:"errors,omitempty"`
+	// LatencyMs is the latency distribution in milliseconds.
+	LatencyMs Latency `json:"latency_ms"`
+	// Ratio compares the latency with the baseline of the same run; nil
+	// without a baseline, and for the baseline itself.
+	Ratio *Ratio `json:"ratio_to_baseline,omitempty"`
+	// Gateway is the gateway process's resource use; nil for the baseline.
+	Gateway *Usage `json:"gateway,omitempty"`
+	// Limit is the exactness check of the limited scenario.
+	Limit *LimitCheck `json:"limit,omitempty"`
+	// Notes are anomalies worth a look.
+	Notes []string `json:"notes,omitempty"`
+}
+
+// Latency is a latency distribution, in milliseconds.
+type Latency struct {
+	P50 float64 `json:"p50"`
+	P90 float64 `json:"p90"`
+	P99 float64 `json:"p99"`
+	Max float64 `json:"max"`
+}
+
+// Ratio is a gateway scenario's latency over the baseline's.
+type Ratio struct {
+	P50 float64 `json:"p50"`
+	P99 float64 `json:"p99"`
+}
+
+// Usage is the gateway process's resource use over one scenario.
+type Usage struct {
+	// RSSBeforeKB and RSSAfterKB are VmRSS before and after the attack.
+	RSSBeforeKB int64 `json:"rss_before_kb"`
+	RSSAfterKB  int64 `json:"rss_after_kb"`
+	// CPUMs is user+system CPU time spent during the attack (10 ms
+	// resolution).
+	CPUMs int64 `json:"cpu_ms"`
+	// CPUMsPer1k is CPUMs per 1000 requests.
+	CPUMsPer1k float64 `json:"cpu_ms_per_1000_requests"`
+	// WarnLines counts the gateway's WARN and ERROR log lines since start;
+	// WarnMsgs counts them by message.
+	WarnLines int            `json:"warn_lines"`
+	WarnMsgs  map[string]int `json:"warn_msgs,omitempty"`
+}
+
+// LimitCheck compares admitted requests with the limit: the sliding window
+// starts empty, so over d at a rate above the limit it admits limit per
+// started second of d.
+type LimitCheck struct {
+	// PerSecond is the tenant's limit per 1 s window.
+	PerSecond int64 `json:"per_second"`
+	// Expected is PerSecond × d rounded up to whole seconds.
+	Expected int64 `json:"expected"`
+	// Admitted and Denied count 200 and 429 responses.
+	Admitted int `json:"admitted"`
+	Denied   int `json:"denied"`
+	// RelErr is (Admitted − Expected) / Expected.
+	RelErr float64 `json:"rel_err"`
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// newResult summarises vegeta's metrics.
+func newResult(sc scenario, o options, via string, m *vegeta.Metrics, errs []string) Result {
+	return Result{
+		Scenario:     sc.name,
+		Via:          via,
+		RateWanted:   o.rate,
+		Duration:     o.duration.String(),
+		Requests:     m.Requests,
+		RateAchieved: m.Rate,
+		StatusCodes:  m.StatusCodes,
+		Errors:       errs,
+		LatencyMs: Latency{
+			P50: ms(m.Latencies.P50), P90: ms(m.Latencies.P90),
+			P99: ms(m.Latencies.P99), Max: ms(m.Latencies.Max),
+		},
+	}
+}
+
+// newUsage is the difference between two samples of the gateway.
+func newUsage(before, after procSample, requests uint64) *Usage {
+	u := &Usage{
+		RSSBeforeKB: before.rssKB,
+		RSSAfterKB:  after.rssKB,
+		CPUMs:       (after.cpuTicks - before.cpuTicks) * 1000 / userHZ,
+	}
+	if requests > 0 {
+		u.CPUMsPer1k = float64(u.CPUMs) * 1000 / float64(requests)
+	}
+	return u
+}
+
+// newLimitCheck is the exactness check of an exact scenario over d.
+func newLimitCheck(sc scenario, d time.Duration, codes map[string]int) *LimitCheck {
+	secs := int64(math.Ceil(d.Seconds()))
+	c := &LimitCheck{
+		PerSecond: sc.limit,
+		Expected:  sc.limit * secs,
+		Admitted:  codes["200"],
+		Denied:    codes["429"],
+	}
+	c.RelErr = float64(int64(c.Admitted)-c.Expected) / float64(c.Expected)
+	return c
+}
+
+// compareWithBaseline sets every gateway result's Ratio from the baseline
+// result of the same run, if there is one.
+func (r *Report) compareWithBaseline() {
+	var base *Result
+	for i := range r.Results {
+		if r.Results[i].Via == "upstream" {
+			base = &r.Results[i]
+		}
+	}
+	if base == nil || base.LatencyMs.P50 <= 0 || base.LatencyMs.P99 <= 0 {
+		return
+	}
+	for i := range r.Results {
+		res := &r.Results[i]
+		if res.Via == "gateway" {
+			res.Ratio = &Ratio{P50: res.LatencyMs.P50 / base.LatencyMs.P50, P99: res.LatencyMs.P99 / base.LatencyMs.P99}
+		}
+	}
+}

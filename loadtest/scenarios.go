@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"slices"
+)
+
+// manyTenants is the tenant count of the many-tenants scenario.
+const manyTenants = 1000
+
+// scenario is one load pattern.
+type scenario struct {
+	name    string
+	gateway bool  // through the gateway; false attacks the upstream directly
+	tenants int   // tenants configured and cycled over: keys key-0 … key-(n-1)
+	limit   int64 // each tenant's limit per 1 s window
+	exact   bool  // check admitted ≈ limit × duration
+}
+
+// scenarioNames lists the scenarios in run order.
+func scenarioNames() []string {
+	return []string{"baseline", "admitted", "limited", "many-tenants"}
+}
+
+// findScenario is the named scenario at rate requests per second.
+func findScenario(name string, rate int) (scenario, bool) {
+	r := int64(rate)
+	perTenant := int64(math.Ceil(float64(rate) / manyTenants))
+	switch name {
+	case "baseline":
+		return scenario{name: name}, true
+	case "admitted":
+		// Far above the rate: every request is admitted and forwarded.
+		return scenario{name: name, gateway: true, tenants: 1, limit: 100 * r}, true
+	case "limited":
+		// A fifth of the rate: four requests in five are denied.
+		return scenario{name: name, gateway: true, tenants: 1, limit: max(1, r/5), exact: true}, true
+	case "many-tenants":
+		// Twice each tenant's share of the round robin: all should fit.
+		return scenario{name: name, gateway: true, tenants: manyTenants, limit: 2 * perTenant}, true
+	}
+	return scenario{}, false
+}
+
+// runScenario runs one scenario: for a gateway scenario it writes the
+// config, starts the gateway, samples it around the attack and stops it.
+func runScenario(ctx context.Context, sc scenario, o options, upstreamAddr string) (Result, error) {
+	if !sc.gateway {
+		url, err := loopbackURL(upstreamAddr)
+		if err != nil {
+			return Result{}, err
+		}
+		m, errs, err := attack(ctx, sc.name, keyTargeter(url, 0), o.rate, o.duration)
+		if err != nil {
+			return Result{}, err
+		}
+		return newResult(sc, o, "upstream", m, errs), nil
+	}
+	dir, err := os.MkdirTemp("", "l1gw-load-")
+	if err != nil {
+		return Result{}, fmt.Errorf("temp dir: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	cfg, err := writeConfig(dir, sc, upstreamAddr)
+	if err != nil {
+		return Result{}, err
+	}
+	gw, err := startGateway(ctx, o.bin, cfg)
+	if err != nil {
+		return Result{}, err
+	}
+	res, err := attackGateway(ctx, sc, o, gw)
+	if stopErr := gw.stop(); stopErr != nil {
+		if err == nil && ctx.Err() == nil {
+			// The measurements stand; the failed stop is a finding.
+			res.Notes = append(res.Notes, "gateway stop: "+stopErr.Error())
+		} else {
+			err = errors.Join(err, stopErr)
+		}
+	}
+	return res, err
+}
+
+// attackGateway attacks a running gateway and samples its process around
+// the attack.
+func attackGateway(ctx context.Context, sc scenario, o options, gw *gateway) (Result, error) {
+	url, err := loopbackURL(gw.proxy)
+	if err != nil {
+		return Result{}, err
+	}
+	before, err := sampleProc(gw.pid())
+	if err != nil {
+		return Result{}, err
+	}
+	m, errs, err := attack(ctx, sc.name, keyTargeter(url, sc.tenants), o.rate, o.duration)
+	if err != nil {
+		return Result{}, err
+	}
+	after, err := sampleProc(gw.pid())
+	if err != nil {
+		return Result{}, err
+	}
+	res := newResult(sc, o, "gateway", m, errs)
+	res.Gateway = newUsage(before, after, m.Requests)
+	res.Gateway.WarnLines, res.Gateway.WarnMsgs = gw.logs.warnings()
+	if sc.exact {
+		res.Limit = newLimitCheck(sc, o.duration, m.StatusCodes)
+	}
+	res.Notes = append(res.Notes, checkCodes(sc, m.StatusCodes)...)
+	return res, nil
+}
+
+// checkCodes notes status codes a scenario should not see: anything but
+// 200 (and 429 in limited); 429 in many-tenants, whose limits fit.
+func checkCodes(sc scenario, codes map[string]int) []string {
+	var notes []string
+	for code, n := range codes {
+		switch {
+		case code == "200":
+		case code == "429" && sc.exact:
+		default:
+			notes = append(notes, fmt.Sprintf("%d responses with status %s (want none)", n, code))
+		}
+	}
+	slices.Sort(notes)
+	return notes
+}
