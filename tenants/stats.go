@@ -10,15 +10,51 @@ import (
 // UnknownID is the tenant label of requests refused for want of a known key.
 const UnknownID = "unknown"
 
+// trackedCodes are the status codes counted under their own label; any
+// other code counts under its class ("1xx" … "5xx", or "other").
+var trackedCodes = [...]int{
+	200, 201, 202, 204, 206, 301, 302, 303, 304, 307, 308,
+	400, 401, 403, 404, 405, 408, 409, 410, 412, 413, 415, 422, 429, 431,
+	500, 501, 502, 503, 504,
+}
+
+// classSlots follow the tracked codes: 1xx … 5xx, then other.
+const classSlots = 6
+
+// codeSlot maps a status code to its counter slot (immutable).
+var codeSlot = func() (s [600]uint8) {
+	for i := range s {
+		s[i] = uint8(len(trackedCodes) + classSlots - 1) // other
+		if i >= 100 {
+			s[i] = uint8(len(trackedCodes) + i/100 - 1) // 1xx … 5xx
+		}
+	}
+	for i, c := range trackedCodes {
+		s[c] = uint8(i)
+	}
+	return s
+}()
+
+func slotLabel(slot int) string {
+	if slot < len(trackedCodes) {
+		return fmt.Sprint(trackedCodes[slot])
+	}
+	if c := slot - len(trackedCodes) + 1; c >= 1 && c <= 5 {
+		return fmt.Sprintf("%dxx", c)
+	}
+	return "other"
+}
+
 // Stats are one tenant's metric handles, resolved when the tenant table is
 // built so the request path never formats a metric name. Tenant labels only
-// ever name configured tenants, "anonymous" or "unknown".
+// ever name configured tenants, "anonymous" or "unknown". About 300 bytes
+// per tenant.
 type Stats struct {
 	// Allowed, Denied and Degraded count rate-limit decisions by result.
 	Allowed, Denied, Degraded *metrics.Counter
 
 	id    string
-	codes [600]atomic.Pointer[metrics.Counter] // by status code, created on first use
+	codes [len(trackedCodes) + classSlots]atomic.Pointer[metrics.Counter] // created on first use
 }
 
 // NewStats returns the handles for tenant label id.
@@ -29,16 +65,17 @@ func NewStats(id string) *Stats {
 	return &Stats{id: id, Allowed: decision("allowed"), Denied: decision("denied"), Degraded: decision("degraded")}
 }
 
-// Response counts one response with the given status code in
-// l1gw_requests_total. Codes outside 100–599 count as 0.
+// Response counts one response in l1gw_requests_total{tenant,code}: common
+// codes under their own label, others under their class ("4xx").
 func (s *Stats) Response(code int) {
-	if code < 100 || code >= len(s.codes) {
-		code = 0
+	slot := len(trackedCodes) + classSlots - 1 // other
+	if code >= 100 && code < len(codeSlot) {
+		slot = int(codeSlot[code])
 	}
-	c := s.codes[code].Load()
+	c := s.codes[slot].Load()
 	if c == nil {
-		c = metrics.GetOrCreateCounter(fmt.Sprintf(`l1gw_requests_total{tenant=%q,code="%d"}`, s.id, code))
-		s.codes[code].Store(c)
+		c = metrics.GetOrCreateCounter(fmt.Sprintf(`l1gw_requests_total{tenant=%q,code=%q}`, s.id, slotLabel(slot)))
+		s.codes[slot].Store(c)
 	}
 	c.Inc()
 }
