@@ -144,8 +144,8 @@ func (cfg *Config) validateRedis(c *checker) {
 func (cfg *Config) validateRateLimit(c *checker) {
 	r := cfg.RateLimit
 	if c.oneOf("ratelimit.consistency", r.Consistency, limiter.ConsistencyExact, limiter.ConsistencyReplica) &&
-		r.Consistency != limiter.ConsistencyExact {
-		c.notYet("ratelimit.consistency", r.Consistency, "replica reads come with the Redis store")
+		r.Consistency == limiter.ConsistencyReplica && cfg.Redis.Mode == limiter.ModeMemory {
+		c.fail("ratelimit.consistency", "replica needs a Redis store; redis.mode is memory")
 	}
 	if c.oneOf("ratelimit.fail_mode", r.FailMode, degrade.FailOpen, degrade.FailClosed, degrade.FailLocal) &&
 		r.FailMode == degrade.FailLocal {

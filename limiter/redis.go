@@ -19,9 +19,14 @@ type RedisStore struct {
 	prefix   string
 	instance string
 	seq      atomic.Uint64
-	denies   *denyCache // nil when the deny cache is off
+	denies   *denyCache      // nil when the deny cache is off
+	replica  *replicaDecider // nil in exact consistency
 	now      func() time.Time
 }
+
+// recordQueue bounds the admissions waiting to be written to the primary
+// in replica consistency.
+const recordQueue = 8192
 
 var _ Store = (*RedisStore)(nil)
 
@@ -29,17 +34,30 @@ var _ Store = (*RedisStore)(nil)
 // record members unique (say, 8 random hex digits chosen at start-up);
 // now is the clock of the deny cache (nil: time.Now). It does no I/O.
 func NewRedisStore(c *Clients, o Options, instance string, now func() time.Time) (*RedisStore, error) {
-	if o.Consistency != ConsistencyExact {
-		return nil, fmt.Errorf("limiter: consistency %q is not supported", o.Consistency)
-	}
 	if now == nil {
 		now = time.Now
 	}
 	s := &RedisStore{clients: c, prefix: o.KeyPrefix, instance: instance, now: now}
+	switch o.Consistency {
+	case ConsistencyExact:
+	case ConsistencyReplica:
+		s.replica = newReplicaDecider(s, recordQueue)
+	default:
+		return nil, fmt.Errorf("limiter: consistency %q is not supported", o.Consistency)
+	}
 	if o.DenyCache {
 		s.denies = newDenyCache(denyCacheSize)
 	}
 	return s, nil
+}
+
+// Run writes the admissions of replica consistency to the primary until
+// ctx ends, then writes what is queued. In exact consistency it returns at
+// once. main runs it beside the server.
+func (s *RedisStore) Run(ctx context.Context) {
+	if s.replica != nil {
+		s.replica.recorder.run(ctx)
+	}
 }
 
 // Decide implements Store: one EVALSHA on the primary, or nothing at all
@@ -55,6 +73,25 @@ func (s *RedisStore) Decide(ctx context.Context, req Request) (Decision, error) 
 	if d, ok := s.denies.lookup(req, start); ok {
 		return d, nil
 	}
+	var d Decision
+	var err error
+	cacheable := true
+	if s.replica != nil {
+		d, cacheable, err = s.replica.decide(ctx, req, start)
+	} else {
+		d, err = s.decideOnPrimary(ctx, req)
+	}
+	if err != nil {
+		return Decision{}, err
+	}
+	if !d.Allowed && cacheable {
+		s.denies.remember(req, &d, start)
+	}
+	return d, nil
+}
+
+// decideOnPrimary is exact consistency: one script call on the primary.
+func (s *RedisStore) decideOnPrimary(ctx context.Context, req Request) (Decision, error) {
 	keys, args := s.decideArgs(req)
 	v, err := decideScript.Run(ctx, s.clients.Primary, keys, args...).Int64Slice()
 	if err != nil {
@@ -63,9 +100,6 @@ func (s *RedisStore) Decide(ctx context.Context, req Request) (Decision, error) 
 	d, err := parseDecision(req.Rules, v)
 	if err != nil {
 		return Decision{}, fmt.Errorf("decide for %s: %w", req.Tenant, err)
-	}
-	if !d.Allowed {
-		s.denies.remember(req, &d, start)
 	}
 	return d, nil
 }

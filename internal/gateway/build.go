@@ -22,7 +22,8 @@ type App struct {
 	gw      *Gateway
 	server  *Server
 	proxy   *upstream.Proxy
-	clients *limiter.Clients // nil for the memory store
+	clients *limiter.Clients    // nil for the memory store
+	redis   *limiter.RedisStore // nil for the memory store
 	cfg     config.Server
 	log     *slog.Logger
 }
@@ -37,7 +38,7 @@ func Build(cfg *config.Config, log *slog.Logger) (*App, error) {
 		return nil, fmt.Errorf("build tenants: %w", err)
 	}
 	table := tenants.NewTable(snap)
-	store, clients, err := newStore(cfg)
+	store, redisStore, clients, err := newStore(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -55,25 +56,25 @@ func Build(cfg *config.Config, log *slog.Logger) (*App, error) {
 	}
 	gw := New(Parts{Tenants: table, Limiter: guard, Proxy: proxy, IDs: upstream.NewIDs(randomHex(4)),
 		TrustForwarded: cfg.Server.TrustForwarded, Log: log})
-	return &App{gw: gw, server: NewServer(cfg.Server, gw, admin, log), proxy: proxy, clients: clients, cfg: cfg.Server, log: log}, nil
+	return &App{gw: gw, server: NewServer(cfg.Server, gw, admin, log), proxy: proxy, clients: clients, redis: redisStore, cfg: cfg.Server, log: log}, nil
 }
 
 // newStore builds the store redis.mode names, and its clients (nil for
 // the memory store).
-func newStore(cfg *config.Config) (limiter.Store, *limiter.Clients, error) {
+func newStore(cfg *config.Config) (limiter.Store, *limiter.RedisStore, *limiter.Clients, error) {
 	if cfg.Redis.Mode == limiter.ModeMemory {
-		return limiter.NewMemoryStore(nil), nil, nil
+		return limiter.NewMemoryStore(nil), nil, nil, nil
 	}
 	clients, err := limiter.NewClients(cfg.Redis)
 	if err != nil {
-		return nil, nil, fmt.Errorf("build Redis clients: %w", err)
+		return nil, nil, nil, fmt.Errorf("build Redis clients: %w", err)
 	}
 	store, err := limiter.NewRedisStore(clients, cfg.RateLimit.Options, randomHex(6), nil)
 	if err != nil {
 		clients.Close()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return store, clients, nil
+	return store, store, clients, nil
 }
 
 // Listen opens the proxy and admin listeners from the config.
@@ -93,17 +94,27 @@ func (a *App) Listen() (proxyLn, adminLn net.Listener, err error) {
 // Run serves on the listeners, with upstream health checks, until ctx ends;
 // then it shuts down gracefully (see Server.Serve).
 func (a *App) Run(ctx context.Context, proxyLn, adminLn net.Listener) error {
-	healthCtx, stopHealth := context.WithCancel(context.Background())
+	bgCtx, stopBackground := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		a.proxy.Run(healthCtx)
+		a.proxy.Run(bgCtx)
+	}()
+	recorderCtx, stopRecorder := context.WithCancel(context.Background())
+	recorderDone := make(chan struct{})
+	go func() {
+		defer close(recorderDone)
+		if a.redis != nil {
+			a.redis.Run(recorderCtx) // writes what is queued before it returns
+		}
 	}()
 	a.checkRedis()
 	err := a.server.Serve(ctx, proxyLn, adminLn)
-	stopHealth()
+	stopBackground()
 	wg.Wait()
+	stopRecorder() // after the server: no request can queue a record any more
+	<-recorderDone
 	if a.clients != nil {
 		a.clients.Close()
 	}

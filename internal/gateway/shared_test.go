@@ -62,3 +62,29 @@ func TestTwoGatewaysShareOneExactLimit(t *testing.T) {
 		t.Fatalf("%s PTTL %v; want a TTL within the 10s window", key, ttl)
 	}
 }
+
+// TestReplicaConsistencyThroughTheGateway: one gateway deciding on the local
+// replica is still exact for its own traffic, and its records reach the
+// primary through the recorder, flushed on shutdown.
+func TestReplicaConsistencyThroughTheGateway(t *testing.T) {
+	t.Parallel()
+	topo := redistest.Topology(t, redistest.Options{Replicas: 1, Sentinels: 3})
+	up, seen := startUpstream(t)
+	gw := startApp(t, loadConfig(t, up, "redis.mode=sentinel", "redis.addrs="+strings.Join(topo.SentinelAddrs(), ","),
+		"redis.local_replicas="+topo.Replicas()[0].Addr(), "ratelimit.consistency=replica", "ratelimit.key_prefix=rc"))
+	codes := map[int]int{}
+	for range 60 {
+		resp := call(t, gw.proxy, "GET", "/r", "X-API-Key", "team-key")
+		codes[resp.StatusCode()]++
+	}
+	if codes[200] != 50 || codes[429] != 10 || seen.count() != 50 {
+		t.Fatalf("status counts %v, upstream saw %d; want 50×200, 10×429, 50 forwarded", codes, seen.count())
+	}
+	if err := gw.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	key := limiter.Key("rc", "team", "per_10s")
+	if n := topo.Primary().Client(t).ZCard(context.Background(), key).Val(); n != 50 {
+		t.Fatalf("primary holds %d records after shutdown; want 50", n)
+	}
+}

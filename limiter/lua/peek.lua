@@ -1,0 +1,75 @@
+-- peek.lua: read-only; the replica-consistency decision. Runs with
+-- EVALSHA_RO on the local replica and writes nothing.
+--
+-- KEYS[i]  the sorted set of rule i
+-- ARGV, per rule in order: window (µs), limit, cost, P (pending count),
+--          then P pairs (member, cost): this gateway's admissions, oldest
+--          first, that may not have reached the replica yet.
+--
+-- This gateway writes its records in order over one connection and the
+-- replica applies them in order, so the pending members it already shows
+-- are the oldest ones: a prefix. The rest count on top of the replica's.
+--
+-- Returns {allowed, then per rule: remaining, reset, retry, visible}:
+-- reset is µs until the replica's oldest entry leaves the window (0: none);
+-- retry is 0 unless the rule denied, else µs until the request fits, or
+-- -m when it fits only once m units of the pending entries the replica does
+-- not show have left the window (the gateway knows their times); visible
+-- is how many pending entries the replica shows (the gateway drops them).
+
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local pos = 1
+local rules = {}
+local allowed = 1
+
+for i = 1, #KEYS do
+  local r = {window = tonumber(ARGV[pos]), limit = tonumber(ARGV[pos + 1]), cost = tonumber(ARGV[pos + 2])}
+  local np = tonumber(ARGV[pos + 3])
+  local first = pos + 4
+  pos = first + 2 * np
+  r.from = now - r.window + 1
+  r.replica = redis.call('ZCOUNT', KEYS[i], r.from, '+inf')
+  r.visible = 0
+  for j = np, 1, -1 do
+    if redis.call('ZSCORE', KEYS[i], ARGV[first + 2 * (j - 1)]) then
+      r.visible = j
+      break
+    end
+  end
+  local invisible = 0
+  for j = r.visible + 1, np do
+    invisible = invisible + tonumber(ARGV[first + 2 * (j - 1) + 1])
+  end
+  r.used = r.replica + invisible
+  if r.used + r.cost > r.limit then
+    allowed = 0
+  end
+  rules[i] = r
+end
+
+local out = {allowed}
+for i = 1, #KEYS do
+  local r = rules[i]
+  local reset, retry = 0, 0
+  local oldest = redis.call('ZRANGEBYSCORE', KEYS[i], r.from, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+  if oldest[2] then
+    reset = tonumber(oldest[2]) + r.window - now
+  end
+  if allowed == 0 and r.used + r.cost > r.limit then
+    local k = r.used + r.cost - r.limit -- units that must leave the window
+    if r.cost > r.limit then
+      retry = r.window
+    elseif k <= r.replica then
+      local m = redis.call('ZRANGEBYSCORE', KEYS[i], r.from, '+inf', 'WITHSCORES', 'LIMIT', k - 1, 1)
+      retry = math.max(tonumber(m[2]) + r.window - now, 1)
+    else
+      retry = r.replica - k
+    end
+  end
+  out[#out + 1] = math.max(r.limit - r.used, 0)
+  out[#out + 1] = reset
+  out[#out + 1] = retry
+  out[#out + 1] = r.visible
+end
+return out

@@ -1,0 +1,106 @@
+package limiter
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/redis/go-redis/v9"
+)
+
+var (
+	recordsWritten = metrics.NewCounter(`l1gw_replica_records_total{result="written"}`)
+	recordsFailed  = metrics.NewCounter(`l1gw_replica_records_total{result="failed"}`)
+	recordsDropped = metrics.NewCounter(`l1gw_replica_records_total{result="dropped"}`)
+)
+
+// recordBatch is the most records one pipeline carries.
+const recordBatch = 256
+
+// recordTimeout bounds one batch on the primary.
+const recordTimeout = time.Second
+
+// record is one admission to write to the primary.
+type record struct {
+	keys []string
+	args []any
+}
+
+// recorder writes admissions decided on a replica to the primary, in
+// order, over one pipeline at a time. Its queue is bounded: when it is
+// full the record is dropped and counted, never waited for.
+type recorder struct {
+	clients *Clients
+	queue   chan record
+}
+
+func newRecorder(c *Clients, size int) *recorder {
+	return &recorder{clients: c, queue: make(chan record, size)}
+}
+
+func (r *recorder) enqueue(rec record) {
+	select {
+	case r.queue <- rec:
+	default:
+		recordsDropped.Inc()
+	}
+}
+
+// run writes batches until ctx ends, then writes what is queued.
+func (r *recorder) run(ctx context.Context) {
+	batch := make([]record, 0, recordBatch)
+	for {
+		select {
+		case rec := <-r.queue:
+			batch = r.fill(append(batch[:0], rec))
+			r.write(batch)
+		case <-ctx.Done():
+			for {
+				batch = r.fill(batch[:0])
+				if len(batch) == 0 {
+					return
+				}
+				r.write(batch)
+			}
+		}
+	}
+}
+
+// fill takes what is already queued, up to a batch.
+func (r *recorder) fill(batch []record) []record {
+	for len(batch) < recordBatch {
+		select {
+		case rec := <-r.queue:
+			batch = append(batch, rec)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// write sends a batch as one pipeline of EVALSHA. A pipeline gets no
+// NOSCRIPT fallback from go-redis, so the script is loaded first when the
+// primary lost it, and NOSCRIPT replies are written again with Run.
+func (r *recorder) write(batch []record) {
+	ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
+	defer cancel()
+	p := r.clients.Primary.Pipeline()
+	cmds := make([]*redis.Cmd, len(batch))
+	for i, rec := range batch {
+		cmds[i] = p.EvalSha(ctx, recordScript.Hash(), rec.keys, rec.args...)
+	}
+	p.Exec(ctx) //nolint:errcheck // each command's error is read below
+	for i, c := range cmds {
+		err := c.Err()
+		if err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
+			err = recordScript.Run(ctx, r.clients.Primary, batch[i].keys, batch[i].args...).Err()
+		}
+		if err != nil {
+			recordsFailed.Inc()
+			continue
+		}
+		recordsWritten.Inc()
+	}
+}

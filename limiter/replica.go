@@ -1,0 +1,225 @@
+package limiter
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// replicaDecider is replica consistency: a request is decided by a
+// read-only script on the local replica, counting this gateway's own
+// admissions that the replica may not show yet (pending), and the admission
+// is recorded on the primary asynchronously by a recorder. The primary's
+// latency leaves the request path; what other gateways admitted in the
+// last replication lag is not seen, which is the over-admission this mode
+// trades for latency.
+type replicaDecider struct {
+	s        *RedisStore
+	shards   [denyShards]pendingShard
+	recorder *recorder
+}
+
+type pendingShard struct {
+	mu   sync.Mutex
+	logs map[string]*pendingLog // by Redis key
+}
+
+// pendingLog is one rule's admissions not known to be on the replica,
+// oldest first.
+type pendingLog struct {
+	entries  []pendingEntry
+	appended int64  // cost ever appended: tells a decision what was admitted while it read
+	dropped  uint64 // entries ever removed from the front
+}
+
+type pendingEntry struct {
+	member string // the first unit's member, as the script looks it up
+	cost   int64
+	at     time.Time
+}
+
+// maxPending bounds a rule's pending entries; past it, the request is
+// decided exactly on the primary.
+const maxPending = 512
+
+func newReplicaDecider(s *RedisStore, queue int) *replicaDecider {
+	r := &replicaDecider{s: s, recorder: newRecorder(s.clients, queue)}
+	for i := range r.shards {
+		r.shards[i].logs = make(map[string]*pendingLog)
+	}
+	return r
+}
+
+// snapshot is what one decision read of the pending logs.
+type snapshot struct {
+	keys     []string
+	args     []any
+	appended [MaxRules]int64
+	dropped  [MaxRules]uint64
+	full     bool // a pending log is at its bound
+}
+
+func (r *replicaDecider) decide(ctx context.Context, req Request, now time.Time) (Decision, bool, error) {
+	sh := &r.shards[shardOf(req.Tenant)%denyShards]
+	snap := r.snapshot(sh, req, now)
+	if snap.full {
+		d, err := r.s.decideOnPrimary(ctx, req)
+		return d, true, err
+	}
+	v, err := peekScript.RunRO(ctx, r.s.clients.Replica, snap.keys, snap.args...).Int64Slice()
+	if err != nil {
+		return Decision{}, false, fmt.Errorf("decide on replica for %s: %w", req.Tenant, err)
+	}
+	if len(v) != 1+4*len(req.Rules) {
+		return Decision{}, false, fmt.Errorf("decide on replica for %s: script reply has %d values; want %d", req.Tenant, len(v), 1+4*len(req.Rules))
+	}
+	member := r.s.member()
+	d, cacheable := r.settle(sh, req, &snap, v, member, now)
+	if d.Allowed {
+		r.recorder.enqueue(record{keys: snap.keys, args: recordArgs(member, req.Rules)})
+	}
+	return d, cacheable, nil
+}
+
+// snapshot copies the pending logs of req's rules into the script's
+// arguments, dropping entries older than their window.
+func (r *replicaDecider) snapshot(sh *pendingShard, req Request, now time.Time) snapshot {
+	s := snapshot{keys: make([]string, len(req.Rules)), args: make([]any, 0, 4*len(req.Rules))}
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	for i, rule := range req.Rules {
+		s.keys[i] = Key(r.s.prefix, req.Tenant, rule.Name)
+		lg := sh.logs[s.keys[i]]
+		if lg != nil {
+			lg.expire(now.Add(-rule.Window))
+			if len(lg.entries) == 0 {
+				delete(sh.logs, s.keys[i])
+				lg = nil
+			}
+		}
+		if lg == nil {
+			s.args = append(s.args, rule.Window.Microseconds(), rule.Limit, rule.CostOrOne(), 0)
+			continue
+		}
+		s.full = s.full || len(lg.entries) >= maxPending
+		s.appended[i], s.dropped[i] = lg.appended, lg.dropped
+		s.args = append(s.args, rule.Window.Microseconds(), rule.Limit, rule.CostOrOne(), len(lg.entries))
+		for _, e := range lg.entries {
+			s.args = append(s.args, e.member, e.cost)
+		}
+	}
+	return s
+}
+
+// settle turns the script's reply into the decision, under the shard lock:
+// it forgets the pending entries the replica shows, re-checks against what
+// this gateway admitted while the script ran, and records an admission in
+// the pending logs. cacheable is false when a retry-after is not known to
+// be a lower bound.
+func (r *replicaDecider) settle(sh *pendingShard, req Request, snap *snapshot, v []int64, member string, now time.Time) (Decision, bool) {
+	d := Decision{Allowed: v[0] == 1, N: len(req.Rules)}
+	cacheable := true
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	logs := make([]*pendingLog, len(req.Rules))
+	for i, rule := range req.Rules {
+		st := &d.Rules[i]
+		st.Limit, st.Remaining = rule.Limit, v[1+4*i]
+		st.Reset = time.Duration(v[2+4*i]) * time.Microsecond
+		retry, visible := v[3+4*i], v[4+4*i]
+		lg := sh.logs[snap.keys[i]]
+		if lg == nil {
+			lg = &pendingLog{}
+			sh.logs[snap.keys[i]] = lg
+		}
+		lg.forget(snap.dropped[i] + uint64(visible))
+		logs[i] = lg
+		if retry < 0 {
+			// Fits once -retry units of the pending entries leave the window:
+			// their times are this gateway's, taken before the primary's.
+			st.RetryAfter = lg.freedAfter(-retry, rule.Window, now)
+		} else {
+			st.RetryAfter = time.Duration(retry) * time.Microsecond
+		}
+		if oldest, ok := lg.oldest(); ok && (st.Reset == 0 || oldest.Add(rule.Window).Sub(now) < st.Reset) {
+			st.Reset = max(oldest.Add(rule.Window).Sub(now), 0)
+		}
+		// Admitted by this gateway while the script ran: on top of what it saw.
+		if extra := lg.appended - snap.appended[i]; d.Allowed && st.Remaining-extra < rule.CostOrOne() {
+			d.Allowed, cacheable = false, false
+			st.RetryAfter = max(st.Reset, time.Millisecond)
+		} else {
+			st.Remaining -= extra
+		}
+	}
+	if !d.Allowed {
+		for i := range req.Rules {
+			if !d.Rules[i].Denied() {
+				d.Rules[i].Remaining = max(d.Rules[i].Remaining, 0)
+			}
+		}
+		return d, cacheable
+	}
+	for i, rule := range req.Rules {
+		logs[i].append(pendingEntry{member: member + ":1", cost: rule.CostOrOne(), at: now})
+		st := &d.Rules[i]
+		st.Remaining = max(st.Remaining-rule.CostOrOne(), 0)
+		if st.Reset == 0 {
+			st.Reset = rule.Window // this request is the only one counted
+		}
+	}
+	return d, cacheable
+}
+
+// freedAfter is how long until units of cost of the pending entries have
+// left a window (at least 1ns), walking from the oldest.
+func (l *pendingLog) freedAfter(units int64, window time.Duration, now time.Time) time.Duration {
+	for _, e := range l.entries {
+		if units -= e.cost; units <= 0 {
+			return max(e.at.Add(window).Sub(now), time.Nanosecond)
+		}
+	}
+	return window
+}
+
+func (l *pendingLog) oldest() (time.Time, bool) {
+	if len(l.entries) == 0 {
+		return time.Time{}, false
+	}
+	return l.entries[0].at, true
+}
+
+func (l *pendingLog) append(e pendingEntry) {
+	l.entries = append(l.entries, e)
+	l.appended += e.cost
+}
+
+// forget drops entries from the front until dropped reaches upTo.
+func (l *pendingLog) forget(upTo uint64) {
+	n := 0
+	for n < len(l.entries) && l.dropped < upTo {
+		n++
+		l.dropped++
+	}
+	l.entries = l.entries[n:]
+}
+
+// expire drops entries at or before cutoff: out of the window anyway.
+func (l *pendingLog) expire(cutoff time.Time) {
+	n := 0
+	for n < len(l.entries) && !l.entries[n].at.After(cutoff) {
+		n++
+	}
+	l.entries = l.entries[n:]
+	l.dropped += uint64(n)
+}
+
+func recordArgs(member string, rules []Rule) []any {
+	args := make([]any, 1, 1+2*len(rules))
+	args[0] = member
+	for _, r := range rules {
+		args = append(args, r.Window.Microseconds(), r.CostOrOne())
+	}
+	return args
+}

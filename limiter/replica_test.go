@@ -1,0 +1,138 @@
+package limiter_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/l1gw/l1gw/internal/redistest"
+	"github.com/l1gw/l1gw/limiter"
+	"github.com/l1gw/l1gw/limiter/storetest"
+)
+
+// newReplicaStore is a replica-consistency store reading from replica,
+// with its recorder running until the test ends.
+func newReplicaStore(t testing.TB, topo *redistest.Topo, replica *redistest.Node, prefix string) *limiter.RedisStore {
+	t.Helper()
+	o := redisOptions(limiter.ModeSentinel, topo.SentinelAddrs()...)
+	o.LocalReplicas = []string{replica.Addr()}
+	clients, err := limiter.NewClients(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := limiter.NewRedisStore(clients, limiter.Options{Consistency: "replica", KeyPrefix: prefix}, fmt.Sprintf("gw%d", instances.Add(1)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done; clients.Close() })
+	return s
+}
+
+func TestRedisStoreContractReplicaConsistency(t *testing.T) {
+	t.Parallel()
+	topo := redistest.Topology(t, redistest.Options{Replicas: 1, Sentinels: 3})
+	storetest.Run(t, func(t *testing.T) storetest.Env {
+		s := newReplicaStore(t, topo, topo.Replicas()[0], fmt.Sprintf("rc%d", instances.Add(1)))
+		return storetest.Env{Store: s, Wait: time.Sleep, Window: 600 * time.Millisecond}
+	})
+}
+
+// TestReplicaConsistencyReadsReplicaWritesPrimary: the replica serves the
+// decisions and the primary holds the records.
+func TestReplicaConsistencyReadsReplicaWritesPrimary(t *testing.T) {
+	t.Parallel()
+	topo := redistest.Topology(t, redistest.Options{Replicas: 1, Sentinels: 3})
+	primary, replica := topo.Primary(), topo.Replicas()[0]
+	pc, rc := primary.Client(t), replica.Client(t)
+	s := newReplicaStore(t, topo, replica, "rr")
+	roBefore := commands(t, rc, "evalsha_ro") + commands(t, rc, "eval_ro")
+	decideBefore := commands(t, pc, "evalsha_ro") + commands(t, pc, "eval_ro")
+
+	r := limiter.Rule{Name: "r", Limit: 20, Window: time.Minute}
+	allowed := 0
+	for range 30 {
+		if decideOK(t, s, "acme", r).Allowed {
+			allowed++
+		}
+	}
+	if allowed != 20 {
+		t.Fatalf("one gateway, 30 requests, limit 20: %d allowed; want exactly 20", allowed)
+	}
+	if n := commands(t, rc, "evalsha_ro") + commands(t, rc, "eval_ro") - roBefore; n < 30 {
+		t.Fatalf("the replica ran %d read-only scripts; want one per decision (30)", n)
+	}
+	if n := commands(t, pc, "evalsha_ro") + commands(t, pc, "eval_ro") - decideBefore; n != 0 {
+		t.Fatalf("the primary ran %d read-only scripts; want 0 (decisions belong to the replica)", n)
+	}
+	key := limiter.Key("rr", "acme", "r")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		n := pc.ZCard(context.Background(), key).Val()
+		if n == 20 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("primary holds %d records; want the 20 admissions", n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if ttl := pc.PTTL(context.Background(), key).Val(); ttl <= 0 {
+		t.Fatalf("record PTTL %v; want a TTL", ttl)
+	}
+}
+
+// overAdmission runs gateways stores concurrently against one limit and
+// returns how many requests were admitted beyond it.
+func overAdmission(t testing.TB, stores []*limiter.RedisStore, tenant string, limit, requests int) int {
+	r := limiter.Rule{Name: "r", Limit: int64(limit), Window: time.Minute}
+	var allowed atomic.Int64
+	var wg sync.WaitGroup
+	per := requests / (len(stores) * 4)
+	for _, s := range stores {
+		for range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range per {
+					d, err := s.Decide(context.Background(), limiter.Request{Tenant: tenant, Rules: []limiter.Rule{r}})
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if d.Allowed {
+						allowed.Add(1)
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	return int(allowed.Load()) - limit
+}
+
+// BenchmarkReplicaOverAdmission measures what replica consistency admits
+// beyond the limit when every request of a burst races: 1 and 3 gateways,
+// each with 4 concurrent callers, 2000 requests against a limit of 500.
+func BenchmarkReplicaOverAdmission(b *testing.B) {
+	topo := redistest.Topology(b, redistest.Options{Replicas: 1, Sentinels: 3})
+	for _, gateways := range []int{1, 3} {
+		b.Run(fmt.Sprintf("gateways=%d", gateways), func(b *testing.B) {
+			var stores []*limiter.RedisStore
+			prefix := fmt.Sprintf("oa%d", instances.Add(1))
+			for range gateways {
+				stores = append(stores, newReplicaStore(b, topo, topo.Replicas()[0], prefix))
+			}
+			total := 0
+			for i := 0; b.Loop(); i++ {
+				total += overAdmission(b, stores, fmt.Sprintf("burst%d", i), 500, 2000)
+			}
+			b.ReportMetric(float64(total)/float64(b.N), "over-admitted/burst")
+		})
+	}
+}
