@@ -186,3 +186,33 @@ func (l *slidingLog) reset(now int64, window time.Duration) time.Duration {
 	}
 	return time.Duration(l.entries[l.head].at + int64(window) - now)
 }
+
+// Usage reads each rule's state without recording.
+func (s *MemoryStore) Usage(_ context.Context, tenant string, rules []Rule) ([]RuleUsage, error) {
+	now := s.now().UnixNano()
+	sh := &s.shards[shardOf(tenant)]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	out := make([]RuleUsage, len(rules))
+	t := sh.tenants[tenant]
+	for i, r := range rules {
+		out[i].Rule = r
+		if t == nil || t.rules[r.Name] == nil {
+			continue
+		}
+		lg := t.rules[r.Name]
+		lg.trim(now - int64(r.Window))
+		out[i].Used = lg.used
+		out[i].Reset = lg.reset(now, r.Window)
+	}
+	return out, nil
+}
+
+// Reset forgets everything recorded for tenant.
+func (s *MemoryStore) Reset(_ context.Context, tenant string, _ []Rule) error {
+	sh := &s.shards[shardOf(tenant)]
+	sh.mu.Lock()
+	delete(sh.tenants, tenant)
+	sh.mu.Unlock()
+	return nil
+}

@@ -49,6 +49,20 @@ func (t *Tenant) Rules(method, path []byte) []limiter.Rule {
 	return t.rules
 }
 
+// AllRules is every rule of the tenant: its own and its routes', each
+// name once.
+func (t *Tenant) AllRules() []limiter.Rule {
+	out := append([]limiter.Rule{}, t.rules...)
+	for _, r := range t.routes {
+		for _, rule := range r.rules[len(t.rules):] {
+			if !hasRule(out, rule.Name) {
+				out = append(out, rule)
+			}
+		}
+	}
+	return out
+}
+
 func (r *route) matchMethod(method []byte) bool {
 	if len(r.methods) == 0 {
 		return true

@@ -1,13 +1,17 @@
 package gateway
 
 import (
+	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"sync/atomic"
+	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/fasthttp/router"
 	"github.com/valyala/fasthttp"
 
+	"github.com/l1gw/l1gw/limiter"
 	"github.com/l1gw/l1gw/tenants"
 )
 
@@ -16,19 +20,39 @@ type Admin struct {
 	ready      atomic.Bool
 	tenants    *tenants.Table
 	store      string
+	limits     limitsAdmin
+	token      []byte
 	configJSON []byte
 	router     *router.Router
 }
 
-// NewAdmin returns the admin API. config is what GET /v1/config shows (the
-// effective config, secrets already redacted); store names the limiter's
-// store in /readyz.
-func NewAdmin(t *tenants.Table, store string, config any) (*Admin, error) {
-	b, err := json.MarshalIndent(config, "", "  ")
+// limitsAdmin is what the admin API needs from the store.
+type limitsAdmin interface {
+	Usage(ctx context.Context, tenant string, rules []limiter.Rule) ([]limiter.RuleUsage, error)
+	Reset(ctx context.Context, tenant string, rules []limiter.Rule) error
+}
+
+// AdminParts are what the admin API is built from.
+type AdminParts struct {
+	Tenants *tenants.Table
+	// StoreName names the limiter's store in /readyz.
+	StoreName string
+	// Limits reads and resets tenants' usage.
+	Limits limitsAdmin
+	// Token is server.admin_token; empty refuses the /v1/tenants calls.
+	Token string
+	// Config is what GET /v1/config shows: the effective config with its
+	// secrets already redacted.
+	Config any
+}
+
+// NewAdmin returns the admin API.
+func NewAdmin(p AdminParts) (*Admin, error) {
+	b, err := json.MarshalIndent(p.Config, "", "  ")
 	if err != nil {
 		return nil, err
 	}
-	a := &Admin{tenants: t, store: store, configJSON: append(b, '\n')}
+	a := &Admin{tenants: p.Tenants, store: p.StoreName, limits: p.Limits, token: []byte(p.Token), configJSON: append(b, '\n')}
 	r := router.New()
 	r.RedirectTrailingSlash = false
 	r.RedirectFixedPath = false
@@ -37,6 +61,8 @@ func NewAdmin(t *tenants.Table, store string, config any) (*Admin, error) {
 	r.GET("/readyz", a.readyz)
 	r.GET("/metrics", func(ctx *fasthttp.RequestCtx) { metrics.WritePrometheus(ctx, true) })
 	r.GET("/v1/config", a.config)
+	r.GET("/v1/tenants/{id}/usage", a.authorized(a.usage))
+	r.POST("/v1/tenants/{id}/reset", a.authorized(a.reset))
 	a.router = r
 	return a, nil
 }
@@ -76,4 +102,89 @@ func writeJSON(ctx *fasthttp.RequestCtx, v any) {
 	ctx.SetContentType("application/json")
 	b, _ := json.Marshal(v) // plain structs: cannot fail
 	ctx.SetBody(append(b, '\n'))
+}
+
+var (
+	problemNoToken   = problem{fasthttp.StatusForbidden, typeBlank, "Forbidden", "the tenant API is off: server.admin_token is empty"}
+	problemBadToken  = problem{fasthttp.StatusUnauthorized, typeBlank, "Unauthorized", "send Authorization: Bearer <server.admin_token>"}
+	problemNoTenant  = problem{fasthttp.StatusNotFound, typeBlank, "Not Found", "no tenant has this id"}
+	problemStoreDown = problem{fasthttp.StatusServiceUnavailable, typeBlank, "Service Unavailable", "the rate-limit store did not answer"}
+)
+
+// adminTimeout bounds one store call of the admin API.
+const adminTimeout = 2 * time.Second
+
+// authorized lets a request through with the bearer admin token.
+func (a *Admin) authorized(next fasthttp.RequestHandler) fasthttp.RequestHandler {
+	return func(ctx *fasthttp.RequestCtx) {
+		if len(a.token) == 0 {
+			writeProblem(ctx, problemNoToken)
+			return
+		}
+		got := tenants.KeyFrom(nil, ctx.Request.Header.PeekBytes(hdrAuthorization))
+		if subtle.ConstantTimeCompare(got, a.token) != 1 {
+			ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, `Bearer realm="l1gw-admin"`)
+			writeProblem(ctx, problemBadToken)
+			return
+		}
+		next(ctx)
+	}
+}
+
+func (a *Admin) tenant(ctx *fasthttp.RequestCtx) (*tenants.Tenant, bool) {
+	id, _ := ctx.UserValue("id").(string)
+	t, ok := a.tenants.Load().ByID(id)
+	if !ok {
+		writeProblem(ctx, problemNoTenant)
+	}
+	return t, ok
+}
+
+type ruleUsage struct {
+	Name         string  `json:"name"`
+	Limit        int64   `json:"limit"`
+	Window       string  `json:"window"`
+	Used         int64   `json:"used"`
+	Remaining    int64   `json:"remaining"`
+	ResetSeconds float64 `json:"reset_seconds"`
+}
+
+// usage answers each rule's limit, used, remaining and reset, read from
+// the replica (the memory store's own state in memory mode).
+func (a *Admin) usage(ctx *fasthttp.RequestCtx) {
+	t, ok := a.tenant(ctx)
+	if !ok {
+		return
+	}
+	c, cancel := context.WithTimeout(context.Background(), adminTimeout)
+	defer cancel()
+	us, err := a.limits.Usage(c, t.ID, t.AllRules())
+	if err != nil {
+		writeProblem(ctx, problemStoreDown)
+		return
+	}
+	out := struct {
+		Tenant string      `json:"tenant"`
+		Rules  []ruleUsage `json:"rules"`
+	}{Tenant: t.ID, Rules: make([]ruleUsage, len(us))}
+	for i, u := range us {
+		out.Rules[i] = ruleUsage{Name: u.Rule.Name, Limit: u.Rule.Limit, Window: u.Rule.Window.String(),
+			Used: u.Used, Remaining: u.Remaining(), ResetSeconds: u.Reset.Seconds()}
+	}
+	writeJSON(ctx, out)
+}
+
+// reset forgets what the tenant has used, in the store and the deny cache.
+func (a *Admin) reset(ctx *fasthttp.RequestCtx) {
+	t, ok := a.tenant(ctx)
+	if !ok {
+		return
+	}
+	c, cancel := context.WithTimeout(context.Background(), adminTimeout)
+	defer cancel()
+	if err := a.limits.Reset(c, t.ID, t.AllRules()); err != nil {
+		writeProblem(ctx, problemStoreDown)
+		return
+	}
+	ctx.SetStatusCode(fasthttp.StatusNoContent)
 }

@@ -50,7 +50,8 @@ func Build(cfg *config.Config, log *slog.Logger) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("build upstreams: %w", err)
 	}
-	admin, err := NewAdmin(table, cfg.Redis.Mode, cfg.Redacted())
+	admin, err := NewAdmin(AdminParts{Tenants: table, StoreName: cfg.Redis.Mode, Limits: store,
+		Token: cfg.Server.AdminToken, Config: cfg.Redacted()})
 	if err != nil {
 		return nil, fmt.Errorf("build admin API: %w", err)
 	}
@@ -61,7 +62,14 @@ func Build(cfg *config.Config, log *slog.Logger) (*App, error) {
 
 // newStore builds the store redis.mode names, and its clients (nil for
 // the memory store).
-func newStore(cfg *config.Config) (limiter.Store, *limiter.RedisStore, *limiter.Clients, error) {
+// store is what the gateway needs of a store: decisions, and the admin
+// API's usage and reset.
+type store interface {
+	limiter.Store
+	limitsAdmin
+}
+
+func newStore(cfg *config.Config) (store, *limiter.RedisStore, *limiter.Clients, error) {
 	if cfg.Redis.Mode == limiter.ModeMemory {
 		return limiter.NewMemoryStore(nil), nil, nil, nil
 	}

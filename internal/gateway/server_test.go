@@ -224,3 +224,49 @@ func TestReadyzIsNotReadyWhileStopping(t *testing.T) {
 	cancel()
 	<-done
 }
+
+func TestAdminTenantUsageAndReset(t *testing.T) {
+	up, _ := startUpstream(t)
+	gw := startApp(t, loadConfig(t, up, "server.admin_token=tok"))
+	for range 4 {
+		call(t, gw.proxy, "GET", "/", "X-API-Key", "acme-key")
+	}
+	cases := []struct {
+		name, method, path string
+		auth               []string
+		want               int
+	}{
+		{"no token", "GET", "/v1/tenants/acme/usage", nil, 401},
+		{"wrong token", "GET", "/v1/tenants/acme/usage", []string{"Authorization", "Bearer nope"}, 401},
+		{"unknown tenant", "GET", "/v1/tenants/nobody/usage", []string{"Authorization", "Bearer tok"}, 404},
+		{"usage", "GET", "/v1/tenants/acme/usage", []string{"Authorization", "Bearer tok"}, 200},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if resp := call(t, gw.admin, tc.method, tc.path, tc.auth...); resp.StatusCode() != tc.want {
+				t.Fatalf("got %d %s; want %d", resp.StatusCode(), resp.Body(), tc.want)
+			}
+		})
+	}
+	resp := call(t, gw.admin, "GET", "/v1/tenants/acme/usage", "Authorization", "Bearer tok")
+	var u struct {
+		Tenant string
+		Rules  []ruleUsage
+	}
+	if err := json.Unmarshal(resp.Body(), &u); err != nil || u.Tenant != "acme" || len(u.Rules) != 3 {
+		t.Fatalf("usage %s: want acme with its 3 rules (2 of the plan, 1 of a route)", resp.Body())
+	}
+	if r := u.Rules[0]; r.Name != "per_minute" || r.Used != 3 || r.Remaining != 0 || r.ResetSeconds <= 0 {
+		t.Fatalf("per_minute usage %+v; want 3 used (the 4th was denied), 0 remaining, a reset", r)
+	}
+	if resp := call(t, gw.admin, "POST", "/v1/tenants/acme/reset", "Authorization", "Bearer tok"); resp.StatusCode() != 204 {
+		t.Fatalf("reset: got %d; want 204", resp.StatusCode())
+	}
+	if resp := call(t, gw.proxy, "GET", "/", "X-API-Key", "acme-key"); resp.StatusCode() != 200 {
+		t.Fatalf("after reset: got %d; want 200", resp.StatusCode())
+	}
+	off := startApp(t, loadConfig(t, up))
+	if resp := call(t, off.admin, "GET", "/v1/tenants/acme/usage", "Authorization", "Bearer "); resp.StatusCode() != 403 {
+		t.Fatalf("with no admin_token: got %d; want 403", resp.StatusCode())
+	}
+}
