@@ -26,16 +26,18 @@ const (
 // Its methods are safe for concurrent use. Stall, Resume, Kill and Stop
 // report a failure with Errorf on the test that created the node.
 type Node struct {
-	name  string
-	kind  kind
-	dir   string
-	log   string
-	owner testing.TB
-	topo  *Topo                 // set for the data nodes of a Topology
-	conf  func(port int) string // a sentinel's config file; nil for servers
+	name    string
+	kind    kind
+	dir     string
+	log     string
+	owner   testing.TB
+	topo    *Topo                 // set for the data nodes of a Topology
+	cluster *ClusterTopo          // set for the nodes of a Cluster
+	conf    func(port int) string // a sentinel's config file; nil for servers
 
 	mu      sync.Mutex
 	port    int
+	busPort int // a cluster node's cluster bus port; kept across restarts
 	proc    *proc
 	stalled bool
 }

@@ -42,6 +42,11 @@ func info(addr, section string) (map[string]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("INFO %s on %s: %w", section, addr, err)
 	}
+	return parseInfo(text), nil
+}
+
+// parseInfo returns the "key:value" lines of an INFO or CLUSTER INFO reply.
+func parseInfo(text string) map[string]string {
 	kv := make(map[string]string)
 	sc := bufio.NewScanner(strings.NewReader(text))
 	for sc.Scan() {
@@ -49,7 +54,7 @@ func info(addr, section string) (map[string]string, error) {
 			kv[k] = v
 		}
 	}
-	return kv, nil
+	return kv
 }
 
 // role returns the first element of ROLE on addr: "master", "slave" or

@@ -1,8 +1,9 @@
 // Package redistest starts real redis-server and redis-sentinel processes
-// for tests: a standalone server (Server) or a primary with replicas and
-// sentinels (Topology). Every process listens on a free loopback port, lives
-// in t.TempDir(), logs to a file there and is killed by t.Cleanup, even when
-// the test fails; a failed test gets the tail of every node's log.
+// for tests: a standalone server (Server), a primary with replicas and
+// sentinels (Topology) or a Redis Cluster of masters and replicas (Cluster).
+// Every process listens on a free loopback port, lives in t.TempDir(), logs
+// to a file there and is killed by t.Cleanup, even when the test fails; a
+// failed test gets the tail of every node's log.
 //
 // Nodes can be stalled (SIGSTOP), resumed, killed, stopped and restarted on
 // the same port, which is how the failure modes of the reliability research

@@ -33,6 +33,9 @@ func (n *Node) start(t testing.TB, replicaOf int) {
 	var err error
 	for range startAttempts {
 		port := freePort(t)
+		if n.cluster != nil {
+			n.pickBusPort(t, port)
+		}
 		if n.conf != nil {
 			if err := os.WriteFile(n.confPath(), []byte(n.conf(port)), 0o644); err != nil {
 				t.Fatalf("redistest: write config of %s: %v", n.name, err)
@@ -53,6 +56,8 @@ func (n *Node) start(t testing.TB, replicaOf int) {
 // (per the sentinels, or per ROLE without sentinels) and Restart waits until
 // its link is up; it comes back as a primary only when the sentinels still
 // name it (restarted before any failover) or no other node is master.
+// A Cluster node rejoins from its nodes.conf (same dir, same cluster bus
+// port) and Restart waits until the cluster is healthy (see WaitHealthy).
 func (n *Node) Restart(t testing.TB) {
 	t.Helper()
 	if n.Running() {
@@ -73,6 +78,9 @@ func (n *Node) Restart(t testing.TB) {
 	}
 	if replicaOf != 0 {
 		n.waitLink(t, replicaOf, linkTimeout)
+	}
+	if n.cluster != nil {
+		n.cluster.WaitHealthy(t)
 	}
 }
 
@@ -113,6 +121,9 @@ func (n *Node) argv(t testing.TB, port, replicaOf int) (string, []string) {
 	}
 	if replicaOf != 0 {
 		args = append(args, "--replicaof", loopback, strconv.Itoa(replicaOf))
+	}
+	if n.cluster != nil {
+		args = append(args, n.clusterArgs()...)
 	}
 	return serverBinary(t), args
 }
