@@ -112,19 +112,23 @@ func clusterOptions(o RedisOptions, tlsConf *tls.Config, readOnly bool) *redis.C
 		DialTimeout: o.DialTimeout, ReadTimeout: o.ReadTimeout, WriteTimeout: o.WriteTimeout,
 		PoolTimeout: o.PoolTimeout, PoolSize: o.PoolSize, MinIdleConns: o.MinIdleConns,
 		MaxRetries: goRedisRetries(o.MaxRetries), MinRetryBackoff: retryBackoff, MaxRetryBackoff: 4 * retryBackoff,
-		DialerRetries: 1, MaxRedirects: 3, ReadOnly: readOnly, RouteByLatency: readOnly,
+		DialerRetries: 1, MaxRedirects: 3, ReadOnly: readOnly,
 	}
 }
 
-// replicaClient reads from the first of local_replicas, or else from the
-// replica Sentinel reports with the lowest latency.
+// replicaClient reads from the first of local_replicas, or else from a
+// replica Sentinel reports as healthy.
+//
+// Not by latency: go-redis v9.23's cluster client (which the Sentinel
+// replica routing is built on) starts its latency probe before it finishes
+// setting up the node's client, a data race the race detector reports on
+// the first command. Reads go to a random healthy replica instead; list
+// the nearest in local_replicas.
 func replicaClient(o RedisOptions, tlsConf *tls.Config) redis.UniversalClient {
 	if len(o.LocalReplicas) > 0 {
 		return redis.NewClient(nodeOptions(o, o.LocalReplicas[0], tlsConf))
 	}
-	f := failoverOptions(o, tlsConf, true)
-	f.RouteByLatency = true
-	return redis.NewFailoverClusterClient(f)
+	return redis.NewFailoverClusterClient(failoverOptions(o, tlsConf, true))
 }
 
 // goRedisRetries maps "0 retries" to go-redis' -1 (its 0 means 3).

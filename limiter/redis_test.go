@@ -254,3 +254,36 @@ func TestUsageAndReset(t *testing.T) {
 		t.Fatalf("after Reset: got %+v; want allowed with 2 left (the deny cache cleared too)", d.States())
 	}
 }
+
+func TestRedisStoreContractCluster(t *testing.T) {
+	t.Parallel()
+	cl := redistest.Cluster(t, redistest.ClusterOptions{})
+	storetest.Run(t, func(t *testing.T) storetest.Env {
+		s, _ := newRedisStore(t, redisOptions(limiter.ModeCluster, cl.Addrs()...), false)
+		return storetest.Env{Store: s, Wait: time.Sleep, Window: 400 * time.Millisecond}
+	})
+}
+
+// TestClusterKeepsATenantInOneSlot: tenants spread over the primaries, and
+// every key of one tenant is on one of them.
+func TestClusterKeepsATenantInOneSlot(t *testing.T) {
+	t.Parallel()
+	cl := redistest.Cluster(t, redistest.ClusterOptions{})
+	s, prefix := newRedisStore(t, redisOptions(limiter.ModeCluster, cl.Addrs()...), false)
+	rules := []limiter.Rule{{Name: "a", Limit: 5, Window: time.Minute}, {Name: "b", Limit: 5, Window: time.Minute}, {Name: "c", Limit: 5, Window: time.Hour}}
+	primaries := map[string]bool{}
+	for i := range 12 {
+		tenant := fmt.Sprintf("tenant%d", i)
+		decideOK(t, s, tenant, rules...)
+		owner := cl.PrimaryFor(t, limiter.Key(prefix, tenant, "a")).Addr()
+		for _, r := range rules[1:] {
+			if got := cl.PrimaryFor(t, limiter.Key(prefix, tenant, r.Name)).Addr(); got != owner {
+				t.Fatalf("%s: rule %s on %s, rule a on %s; want one node per tenant", tenant, r.Name, got, owner)
+			}
+		}
+		primaries[owner] = true
+	}
+	if len(primaries) < 2 {
+		t.Fatalf("12 tenants landed on %d primaries; want them spread", len(primaries))
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/valyala/fasthttp"
 
 	"github.com/l1gw/l1gw/internal/redistest"
@@ -14,16 +15,32 @@ import (
 )
 
 // TestTwoGatewaysShareOneExactLimit is the mission in one test: two gateway
-// instances on one Sentinel topology, 200 concurrent requests for a tenant
-// limited to 50 per 10s spread over both; exactly 50 are admitted and
-// forwarded, and the sorted set holds exactly 50 members with a TTL.
+// instances on one Redis (a Sentinel topology; a 3-primary cluster), 200
+// concurrent requests for a tenant limited to 50 per 10s spread over both;
+// exactly 50 are admitted and forwarded, and the sorted set holds exactly 50
+// members with a TTL.
 func TestTwoGatewaysShareOneExactLimit(t *testing.T) {
 	t.Parallel()
-	topo := redistest.Topology(t, redistest.Options{Replicas: 1, Sentinels: 3})
-	up, seen := startUpstream(t)
-	sets := []string{"redis.mode=sentinel", "redis.addrs=" + strings.Join(topo.SentinelAddrs(), ","), "ratelimit.key_prefix=exact"}
-	gws := []*running{startApp(t, loadConfig(t, up, sets...)), startApp(t, loadConfig(t, up, sets...))}
+	t.Run("sentinel", func(t *testing.T) {
+		t.Parallel()
+		topo := redistest.Topology(t, redistest.Options{Replicas: 1, Sentinels: 3})
+		checkShared(t, []string{"redis.mode=sentinel", "redis.addrs=" + strings.Join(topo.SentinelAddrs(), ",")},
+			func() *redis.Client { return topo.Primary().Client(t) })
+	})
+	t.Run("cluster", func(t *testing.T) {
+		t.Parallel()
+		cl := redistest.Cluster(t, redistest.ClusterOptions{})
+		checkShared(t, []string{"redis.mode=cluster", "redis.addrs=" + strings.Join(cl.Addrs(), ",")},
+			func() *redis.Client { return cl.PrimaryFor(t, limiter.Key("exact", "team", "per_10s")).Client(t) })
+	})
+}
 
+func checkShared(t *testing.T, sets []string, owner func() *redis.Client) {
+	up, seen := startUpstream(t)
+	// Exactness, not latency, is under test: generous timeouts keep a
+	// loaded test machine from turning decisions into degraded ones.
+	sets = append(sets, "ratelimit.key_prefix=exact", "redis.pool_timeout=2s", "redis.read_timeout=2s", "redis.write_timeout=2s")
+	gws := []*running{startApp(t, loadConfig(t, up, sets...)), startApp(t, loadConfig(t, up, sets...))}
 	var mu sync.Mutex
 	codes := map[int]int{}
 	var wg sync.WaitGroup
@@ -53,7 +70,7 @@ func TestTwoGatewaysShareOneExactLimit(t *testing.T) {
 	if n := seen.count(); n != 50 {
 		t.Fatalf("upstream saw %d requests; want exactly 50", n)
 	}
-	c := topo.Primary().Client(t)
+	c := owner()
 	key := limiter.Key("exact", "team", "per_10s")
 	if n := c.ZCard(context.Background(), key).Val(); n != 50 {
 		t.Fatalf("%s holds %d members; want 50", key, n)
@@ -71,7 +88,8 @@ func TestReplicaConsistencyThroughTheGateway(t *testing.T) {
 	topo := redistest.Topology(t, redistest.Options{Replicas: 1, Sentinels: 3})
 	up, seen := startUpstream(t)
 	gw := startApp(t, loadConfig(t, up, "redis.mode=sentinel", "redis.addrs="+strings.Join(topo.SentinelAddrs(), ","),
-		"redis.local_replicas="+topo.Replicas()[0].Addr(), "ratelimit.consistency=replica", "ratelimit.key_prefix=rc"))
+		"redis.local_replicas="+topo.Replicas()[0].Addr(), "ratelimit.consistency=replica", "ratelimit.key_prefix=rc",
+		"redis.pool_timeout=2s", "redis.read_timeout=2s", "redis.write_timeout=2s"))
 	codes := map[int]int{}
 	for range 60 {
 		resp := call(t, gw.proxy, "GET", "/r", "X-API-Key", "team-key")
