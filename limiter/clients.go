@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -180,10 +179,4 @@ func tlsConfig(o TLSOptions) (*tls.Config, error) {
 		c.Certificates = []tls.Certificate{cert}
 	}
 	return c, nil
-}
-
-// isNotPrimary reports errors that mean the write went to a node that no
-// longer takes writes.
-func isNotPrimary(err error) bool {
-	return errors.Is(err, ErrNotPrimary) || err != nil && strings.HasPrefix(err.Error(), "READONLY")
 }

@@ -287,3 +287,36 @@ func TestClusterKeepsATenantInOneSlot(t *testing.T) {
 		t.Fatalf("12 tenants landed on %d primaries; want them spread", len(primaries))
 	}
 }
+
+// TestSentinelFailoverLimitingContinues: after a failover the store writes
+// to the new primary, with its empty script cache, within seconds.
+func TestSentinelFailoverLimitingContinues(t *testing.T) {
+	t.Parallel()
+	topo := redistest.Topology(t, redistest.Options{Replicas: 1, Sentinels: 3})
+	s, prefix := newRedisStore(t, redisOptions(limiter.ModeSentinel, topo.SentinelAddrs()...), false)
+	r := limiter.Rule{Name: "r", Limit: 1000, Window: time.Minute}
+	decideOK(t, s, "acme", r)
+	old := topo.Primary()
+	next := topo.Failover(t)
+	if next.Addr() == old.Addr() {
+		t.Fatalf("failover kept %s as primary", old)
+	}
+	key := limiter.Key(prefix, "acme", "r")
+	nc := next.Client(t)
+	before := nc.ZCard(context.Background(), key).Val()
+	deadline := time.Now().Add(10 * time.Second)
+	errs := 0
+	for nc.ZCard(context.Background(), key).Val() <= before {
+		if time.Now().After(deadline) {
+			t.Fatalf("no decision recorded on the new primary %s within 10s (%d errors)", next, errs)
+		}
+		if _, err := s.Decide(context.Background(), limiter.Request{Tenant: "acme", Rules: []limiter.Rule{r}}); err != nil {
+			errs++
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("decisions reached the new primary with %d errors on the way", errs)
+	for range 20 {
+		decideOK(t, s, "acme", r)
+	}
+}
