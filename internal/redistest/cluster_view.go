@@ -139,26 +139,33 @@ func (ct *ClusterTopo) PrimaryFor(t testing.TB, key string) *Node {
 // slotOwner asks n which master serves key's slot.
 func (ct *ClusterTopo) slotOwner(n *Node, key string) (*Node, error) {
 	var slot int64
-	var ranges []redis.ClusterSlot
+	var shards []redis.ClusterShard
 	err := probe(n.Addr(), func(ctx context.Context, c *redis.Client) error {
 		var err error
 		if slot, err = c.ClusterKeySlot(ctx, key).Result(); err != nil {
 			return fmt.Errorf("CLUSTER KEYSLOT: %w", err)
 		}
-		if ranges, err = c.ClusterSlots(ctx).Result(); err != nil {
-			return fmt.Errorf("CLUSTER SLOTS: %w", err)
+		if shards, err = c.ClusterShards(ctx).Result(); err != nil {
+			return fmt.Errorf("CLUSTER SHARDS: %w", err)
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("on %s: %w", n, err)
 	}
-	for _, r := range ranges {
-		if int64(r.Start) <= slot && slot <= int64(r.End) && len(r.Nodes) > 0 {
-			return ct.byPort(r.Nodes[0].Addr)
+	for _, sh := range shards {
+		for _, r := range sh.Slots {
+			if r.Start > slot || slot > r.End {
+				continue
+			}
+			for _, node := range sh.Nodes {
+				if node.Role == "master" {
+					return ct.byPort(net.JoinHostPort(node.IP, strconv.FormatInt(node.Port, 10)))
+				}
+			}
 		}
 	}
-	return nil, fmt.Errorf("CLUSTER SLOTS on %s has no master for slot %d", n, slot)
+	return nil, fmt.Errorf("CLUSTER SHARDS on %s has no master for slot %d", n, slot)
 }
 
 // byPort returns the node listening on addr's port (the cluster may report
