@@ -147,10 +147,7 @@ func (cfg *Config) validateRateLimit(c *checker) {
 		r.Consistency == limiter.ConsistencyReplica && cfg.Redis.Mode == limiter.ModeMemory {
 		c.fail("ratelimit.consistency", "replica needs a Redis store; redis.mode is memory")
 	}
-	if c.oneOf("ratelimit.fail_mode", r.FailMode, degrade.FailOpen, degrade.FailClosed, degrade.FailLocal) &&
-		r.FailMode == degrade.FailLocal {
-		c.notYet("ratelimit.fail_mode", r.FailMode, "local enforcement comes with the degradation work")
-	}
+	c.oneOf("ratelimit.fail_mode", r.FailMode, degrade.FailOpen, degrade.FailClosed, degrade.FailLocal)
 	c.positive("ratelimit.budget", r.Budget)
 	if r.ExpectedGateways < 1 {
 		c.fail("ratelimit.expected_gateways", "got %d; want >= 1", r.ExpectedGateways)

@@ -1,70 +1,181 @@
 // Package degrade turns "the store could not decide" into a verdict, so a
-// Redis outage never takes the edge down. It owns the fail modes, and (as
-// the Redis store arrives) the time budget and the circuit breaker.
+// Redis stall, failover or outage never takes the edge down: a time budget
+// per decision, a cap on calls in flight, a circuit breaker, the replica's
+// word where the primary is gone, and the fail modes.
 package degrade
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync/atomic"
 	"time"
+
+	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/l1gw/l1gw/limiter"
 )
 
 // Verdict is what the request path acts on.
 type Verdict struct {
-	// Decision is the store's answer; N is 0 when the store gave none.
+	// Decision is the answer: the store's, the replica's, or the local
+	// store's in fail mode local; N is 0 when there is none.
 	limiter.Decision
-	// Degraded is true when the verdict was reached without the store.
+	// Degraded is true when the primary's answer was not had.
 	Degraded bool
-	// Refused is true when the store could not decide and the fail mode
-	// is closed: the request gets 503.
+	// Refused is true when nothing could decide and the fail mode is
+	// closed: the request gets 503.
 	Refused bool
 }
 
-// Guard wraps a Store with the fail mode.
+// ReplicaChecker is a store that can ask a replica, when the primary does
+// not answer, whether a rule is already full there (a replica never shows
+// more than the truth, so such a denial is always right).
+type ReplicaChecker interface {
+	// ReplicaDenies returns a denial when the replica shows a rule of req
+	// without room; ok is false when it shows room in every rule.
+	ReplicaDenies(ctx context.Context, req limiter.Request) (d limiter.Decision, ok bool, err error)
+}
+
+// Guard decides through a store within a budget, and by the fail mode
+// when the store cannot.
 type Guard struct {
 	store    limiter.Store
-	failMode string
+	settings Settings
+	primary  *call
+	replica  *call          // nil without a ReplicaChecker
+	checker  ReplicaChecker // nil without a replica to ask
+	local    *localLimits   // nil unless the fail mode is local
 	log      *slog.Logger
-	lastLog  atomic.Int64 // unix nanos of the last logged store error
+	lastLog  atomic.Int64
+}
+
+// Options are the parts of a Guard besides its settings.
+type Options struct {
+	// Blocking is true for a store that does I/O (Redis): its calls get
+	// the budget, the in-flight cap and the breaker. The memory store is
+	// called directly.
+	Blocking bool
+	// Replica, if not nil, is asked while the primary does not answer.
+	Replica ReplicaChecker
+	// Now is the clock of the breakers; nil is time.Now.
+	Now func() time.Time
+	// Log receives store errors, at most one line a second.
+	Log *slog.Logger
 }
 
 // New returns a Guard over store. It does no I/O.
-func New(store limiter.Store, o Settings, log *slog.Logger) (*Guard, error) {
-	switch o.FailMode {
-	case FailOpen, FailClosed:
+func New(store limiter.Store, s Settings, o Options) (*Guard, error) {
+	switch s.FailMode {
+	case FailOpen, FailClosed, FailLocal:
 	default:
-		return nil, fmt.Errorf("degrade: fail mode %q is not supported", o.FailMode)
+		return nil, fmt.Errorf("degrade: fail mode %q is not supported", s.FailMode)
 	}
-	return &Guard{store: store, failMode: o.FailMode, log: log}, nil
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	g := &Guard{store: store, settings: s, checker: o.Replica, log: o.Log}
+	if o.Blocking {
+		g.primary = newCall(s, o.Now, breakerState)
+		if o.Replica != nil {
+			g.replica = newCall(s, o.Now, nil)
+		}
+	}
+	if s.FailMode == FailLocal {
+		g.local = newLocalLimits(max(s.ExpectedGateways, 1))
+	}
+	return g, nil
 }
 
-// Decide asks the store and never fails: a store error becomes a degraded
-// verdict by the fail mode.
+// BreakerState is the primary breaker's state; Closed for a store that is
+// called directly.
+func (g *Guard) BreakerState() State {
+	if g.primary == nil {
+		return Closed
+	}
+	return g.primary.breaker.State()
+}
+
+// Decide asks the store and never fails: a store that errs, runs past the
+// budget, is cut off by the breaker or has too many calls in flight gets a
+// degraded verdict.
 func (g *Guard) Decide(ctx context.Context, req limiter.Request) Verdict {
-	d, err := g.store.Decide(ctx, req)
-	if err == nil {
+	if g.primary == nil {
+		d, err := g.store.Decide(ctx, req)
+		if err == nil {
+			return Verdict{Decision: d}
+		}
+		return g.fallback(ctx, req, reasonError, err)
+	}
+	d, reason, err := g.primary.do(func(c context.Context) (limiter.Decision, error) { return g.store.Decide(c, req) })
+	if reason == "" {
 		return Verdict{Decision: d}
 	}
-	g.logError(err)
+	return g.fallback(ctx, req, reason, err)
+}
+
+// fallback is the verdict without the primary: the replica's denial if it
+// has one, else the fail mode's.
+func (g *Guard) fallback(ctx context.Context, req limiter.Request, reason string, err error) Verdict {
+	degradedTotal(reason).Inc()
+	g.logError(reason, err)
 	v := Verdict{Degraded: true}
-	if g.failMode == FailClosed {
-		v.Refused = true
-		return v
+	if g.replica != nil {
+		d, why, _ := g.replica.do(func(c context.Context) (limiter.Decision, error) {
+			d, denied, err := g.checker.ReplicaDenies(c, req)
+			if err == nil && !denied {
+				return d, errNoDenial
+			}
+			return d, err
+		})
+		if why == "" {
+			replicaDenials.Inc()
+			v.Decision = d
+			return v
+		}
 	}
-	v.Allowed = true
+	switch g.settings.FailMode {
+	case FailClosed:
+		v.Refused = true
+	case FailLocal:
+		v.Decision = g.local.decide(ctx, req)
+	default:
+		v.Allowed = true
+	}
 	return v
 }
 
-// logError logs store errors at most once a second.
-func (g *Guard) logError(err error) {
+// errNoDenial: the replica shows room, so it has nothing to say.
+var errNoDenial = errors.New("degrade: the replica shows room")
+
+// logError logs why a decision degraded, at most once a second.
+func (g *Guard) logError(reason string, err error) {
 	now := time.Now().UnixNano()
 	last := g.lastLog.Load()
 	if now-last < int64(time.Second) || !g.lastLog.CompareAndSwap(last, now) {
 		return
 	}
-	g.log.Warn("rate-limit store could not decide; degraded", "err", err.Error(), "fail_mode", g.failMode)
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
+	g.log.Warn("rate-limit store did not decide; degraded", "reason", reason, "err", msg, "fail_mode", g.settings.FailMode)
 }
+
+var (
+	breakerGauge   = metrics.NewGauge(`l1gw_breaker_state`, nil)
+	replicaDenials = metrics.NewCounter(`l1gw_replica_denials_total`)
+	// degradedCounters is l1gw_degraded_decisions_total by reason.
+	degradedCounters = map[string]*metrics.Counter{
+		reasonError:   metrics.NewCounter(`l1gw_degraded_decisions_total{reason="error"}`),
+		reasonBudget:  metrics.NewCounter(`l1gw_degraded_decisions_total{reason="budget"}`),
+		reasonBreaker: metrics.NewCounter(`l1gw_degraded_decisions_total{reason="breaker"}`),
+		reasonShed:    metrics.NewCounter(`l1gw_degraded_decisions_total{reason="shed"}`),
+	}
+)
+
+// breakerState publishes the primary breaker's state.
+func breakerState(s State) { breakerGauge.Set(float64(s)) }
+
+func degradedTotal(reason string) *metrics.Counter { return degradedCounters[reason] }

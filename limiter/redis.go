@@ -184,3 +184,44 @@ func (s *RedisStore) Reset(ctx context.Context, tenant string, rules []Rule) err
 	}
 	return nil
 }
+
+// ReplicaDenies asks the replica whether a rule of req is already full
+// there, without recording. A replica never shows more than the primary
+// holds, so its denial is always right; its room proves nothing (ok false).
+func (s *RedisStore) ReplicaDenies(ctx context.Context, req Request) (Decision, bool, error) {
+	if len(req.Rules) == 0 || len(req.Rules) > MaxRules {
+		return Decision{}, false, nil
+	}
+	keys := make([]string, len(req.Rules))
+	args := make([]any, 0, 4*len(req.Rules))
+	for i, r := range req.Rules {
+		keys[i] = Key(s.prefix, req.Tenant, r.Name)
+		args = append(args, r.Window.Microseconds(), r.Limit, r.CostOrOne(), 0)
+	}
+	v, err := peekScript.RunRO(ctx, s.clients.Replica, keys, args...).Int64Slice()
+	if err != nil {
+		return Decision{}, false, fmt.Errorf("ask the replica for %s: %w", req.Tenant, err)
+	}
+	if len(v) != 1+4*len(req.Rules) {
+		return Decision{}, false, fmt.Errorf("ask the replica for %s: script reply has %d values; want %d", req.Tenant, len(v), 1+4*len(req.Rules))
+	}
+	if v[0] == 1 {
+		return Decision{}, false, nil
+	}
+	d := Decision{N: len(req.Rules)}
+	for i, r := range req.Rules {
+		d.Rules[i] = RuleState{Limit: r.Limit, Remaining: v[1+4*i],
+			Reset: time.Duration(v[2+4*i]) * time.Microsecond, RetryAfter: time.Duration(v[3+4*i]) * time.Microsecond}
+	}
+	return d, true, nil
+}
+
+// EvictionPolicy is the primary's maxmemory-policy; "" when CONFIG GET is
+// not allowed.
+func (s *RedisStore) EvictionPolicy(ctx context.Context) string {
+	m, err := s.clients.Primary.ConfigGet(ctx, "maxmemory-policy").Result()
+	if err != nil {
+		return ""
+	}
+	return m["maxmemory-policy"]
+}

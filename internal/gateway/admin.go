@@ -21,6 +21,7 @@ type Admin struct {
 	tenants    *tenants.Table
 	store      string
 	limits     limitsAdmin
+	breaker    func() string
 	token      []byte
 	configJSON []byte
 	router     *router.Router
@@ -39,6 +40,8 @@ type AdminParts struct {
 	StoreName string
 	// Limits reads and resets tenants' usage.
 	Limits limitsAdmin
+	// Breaker reports the store breaker's state for /readyz.
+	Breaker func() string
 	// Token is server.admin_token; empty refuses the /v1/tenants calls.
 	Token string
 	// Config is what GET /v1/config shows: the effective config with its
@@ -52,7 +55,7 @@ func NewAdmin(p AdminParts) (*Admin, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &Admin{tenants: p.Tenants, store: p.StoreName, limits: p.Limits, token: []byte(p.Token), configJSON: append(b, '\n')}
+	a := &Admin{tenants: p.Tenants, store: p.StoreName, limits: p.Limits, breaker: p.Breaker, token: []byte(p.Token), configJSON: append(b, '\n')}
 	r := router.New()
 	r.RedirectTrailingSlash = false
 	r.RedirectFixedPath = false
@@ -81,11 +84,15 @@ func (a *Admin) healthz(ctx *fasthttp.RequestCtx) {
 type readiness struct {
 	Status  string `json:"status"`
 	Store   string `json:"store"`
+	Breaker string `json:"breaker"`
 	Tenants int    `json:"tenants"`
 }
 
+// readyz is 200 while both listeners are up, degraded or not: a gateway
+// serving by its fail mode is still serving. The breaker's state says
+// whether decisions reach Redis.
 func (a *Admin) readyz(ctx *fasthttp.RequestCtx) {
-	r := readiness{Status: "ready", Store: a.store, Tenants: a.tenants.Load().Len()}
+	r := readiness{Status: "ready", Store: a.store, Breaker: a.breaker(), Tenants: a.tenants.Load().Len()}
 	if !a.ready.Load() {
 		r.Status = "not ready"
 		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -42,7 +43,11 @@ func Build(cfg *config.Config, log *slog.Logger) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	guard, err := degrade.New(store, cfg.RateLimit.Settings, log)
+	dopts := degrade.Options{Blocking: redisStore != nil, Log: log}
+	if redisStore != nil {
+		dopts.Replica = redisStore
+	}
+	guard, err := degrade.New(store, cfg.RateLimit.Settings, dopts)
 	if err != nil {
 		return nil, err
 	}
@@ -51,7 +56,7 @@ func Build(cfg *config.Config, log *slog.Logger) (*App, error) {
 		return nil, fmt.Errorf("build upstreams: %w", err)
 	}
 	admin, err := NewAdmin(AdminParts{Tenants: table, StoreName: cfg.Redis.Mode, Limits: store,
-		Token: cfg.Server.AdminToken, Config: cfg.Redacted()})
+		Breaker: func() string { return guard.BreakerState().String() }, Token: cfg.Server.AdminToken, Config: cfg.Redacted()})
 	if err != nil {
 		return nil, fmt.Errorf("build admin API: %w", err)
 	}
@@ -142,6 +147,10 @@ func (a *App) checkRedis() {
 		return
 	}
 	a.log.Info("Redis answers")
+	if p := a.redis.EvictionPolicy(ctx); strings.HasPrefix(p, "allkeys-") {
+		a.log.Warn("the primary's maxmemory-policy evicts live limiter keys under memory pressure, forgetting admissions; "+
+			"use a volatile-* policy or noeviction (every limiter key has a TTL)", "maxmemory-policy", p)
+	}
 }
 
 func randomHex(n int) string {

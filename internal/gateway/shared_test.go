@@ -39,7 +39,7 @@ func checkShared(t *testing.T, sets []string, owner func() *redis.Client) {
 	up, seen := startUpstream(t)
 	// Exactness, not latency, is under test: generous timeouts keep a
 	// loaded test machine from turning decisions into degraded ones.
-	sets = append(sets, "ratelimit.key_prefix=exact", "redis.pool_timeout=2s", "redis.read_timeout=2s", "redis.write_timeout=2s")
+	sets = append(sets, "ratelimit.key_prefix=exact", "redis.pool_timeout=2s", "redis.read_timeout=2s", "redis.write_timeout=2s", "ratelimit.budget=3s")
 	gws := []*running{startApp(t, loadConfig(t, up, sets...)), startApp(t, loadConfig(t, up, sets...))}
 	var mu sync.Mutex
 	codes := map[int]int{}
@@ -89,7 +89,7 @@ func TestReplicaConsistencyThroughTheGateway(t *testing.T) {
 	up, seen := startUpstream(t)
 	gw := startApp(t, loadConfig(t, up, "redis.mode=sentinel", "redis.addrs="+strings.Join(topo.SentinelAddrs(), ","),
 		"redis.local_replicas="+topo.Replicas()[0].Addr(), "ratelimit.consistency=replica", "ratelimit.key_prefix=rc",
-		"redis.pool_timeout=2s", "redis.read_timeout=2s", "redis.write_timeout=2s"))
+		"redis.pool_timeout=2s", "redis.read_timeout=2s", "redis.write_timeout=2s", "ratelimit.budget=3s"))
 	codes := map[int]int{}
 	for range 60 {
 		resp := call(t, gw.proxy, "GET", "/r", "X-API-Key", "team-key")

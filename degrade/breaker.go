@@ -1,0 +1,136 @@
+package degrade
+
+import (
+	"sync"
+	"time"
+)
+
+// State is a circuit breaker's state.
+type State int
+
+// Breaker states; the values are those of the l1gw_breaker_state metric.
+const (
+	// Closed: calls go through.
+	Closed State = iota
+	// HalfOpen: the cooldown is over; one probe call goes through.
+	HalfOpen
+	// Open: no call goes through until the cooldown is over.
+	Open
+)
+
+func (s State) String() string {
+	switch s {
+	case Closed:
+		return "closed"
+	case HalfOpen:
+		return "half-open"
+	}
+	return "open"
+}
+
+// Breaker stops calls to a failing dependency: after Failures failures in
+// a row it opens for Cooldown, then lets one probe through; the probe's
+// success closes it, its failure opens it again. Safe for concurrent use.
+type Breaker struct {
+	failures int
+	cooldown time.Duration
+	now      func() time.Time
+	onChange func(State)
+
+	mu       sync.Mutex
+	state    State
+	gen      uint64    // bumped on every state change: tells late results apart
+	streak   int       // failures in a row while closed
+	openedAt time.Time // when it last opened
+	probing  bool      // a half-open probe is out
+}
+
+// Ticket is a call Allow let out; hand it back to Done.
+type Ticket struct{ gen uint64 }
+
+// NewBreaker returns a closed breaker. now is the clock (nil: time.Now);
+// onChange, if not nil, is called with every new state, under the
+// breaker's lock (keep it short).
+func NewBreaker(o BreakerOptions, now func() time.Time, onChange func(State)) *Breaker {
+	if now == nil {
+		now = time.Now
+	}
+	if onChange == nil {
+		onChange = func(State) {}
+	}
+	return &Breaker{failures: max(o.Failures, 1), cooldown: o.Cooldown, now: now, onChange: onChange}
+}
+
+// Allow reports whether a call may go out now. A call let out must be
+// followed by exactly one Done with its ticket.
+func (b *Breaker) Allow() (Ticket, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch b.state {
+	case Closed:
+		return Ticket{b.gen}, true
+	case Open:
+		if b.now().Sub(b.openedAt) < b.cooldown {
+			return Ticket{}, false
+		}
+		b.set(HalfOpen)
+	}
+	if b.probing {
+		return Ticket{}, false
+	}
+	b.probing = true
+	return Ticket{b.gen}, true
+}
+
+// Done records the outcome of a call. The result of a call let out in an
+// earlier state (a slow call that finished after the breaker opened) only
+// counts as a success closing an open breaker early: Redis answered.
+func (b *Breaker) Done(t Ticket, ok bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if t.gen != b.gen {
+		return
+	}
+	switch b.state {
+	case HalfOpen:
+		b.probing = false
+		if ok {
+			b.streak = 0
+			b.set(Closed)
+		} else {
+			b.open()
+		}
+	case Closed:
+		if ok {
+			b.streak = 0
+			return
+		}
+		if b.streak++; b.streak >= b.failures {
+			b.open()
+		}
+	}
+}
+
+// State is the current state.
+func (b *Breaker) State() State {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.state == Open && b.now().Sub(b.openedAt) >= b.cooldown {
+		return HalfOpen // the next Allow probes
+	}
+	return b.state
+}
+
+func (b *Breaker) open() {
+	b.openedAt = b.now()
+	b.streak = 0
+	b.set(Open)
+}
+
+func (b *Breaker) set(s State) {
+	if b.state != s {
+		b.state = s
+		b.gen++
+		b.onChange(s)
+	}
+}

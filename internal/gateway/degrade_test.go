@@ -1,0 +1,142 @@
+package gateway
+
+import (
+	"encoding/json"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/l1gw/l1gw/internal/redistest"
+)
+
+// redisSets points a test config at a standalone Redis with a short breaker
+// cooldown, so recovery is quick to observe.
+func redisSets(addr string, more ...string) []string {
+	return append([]string{"redis.mode=standalone", "redis.addrs=" + addr, "ratelimit.breaker.cooldown=200ms",
+		"ratelimit.budget=50ms"}, more...)
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %v: %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func status(t *testing.T, addr string) (int, string) {
+	resp := call(t, addr, "GET", "/d", "X-API-Key", "bulk-key")
+	return resp.StatusCode(), string(resp.Header.Peek("X-RateLimit-Status"))
+}
+
+func TestRedisStallFallsOpenThenRecovers(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Server(t)
+	up, _ := startUpstream(t)
+	gw := startApp(t, loadConfig(t, up, redisSets(srv.Addr())...))
+	if code, st := status(t, gw.proxy); code != 200 || st != "ok" {
+		t.Fatalf("healthy: got %d %q; want 200 ok", code, st)
+	}
+	srv.Stall()
+	for i := range 20 {
+		if code, st := status(t, gw.proxy); code != 200 || st != "degraded" {
+			t.Fatalf("stalled, request %d: got %d %q; want 200 degraded", i, code, st)
+		}
+	}
+	resp := call(t, gw.admin, "GET", "/readyz")
+	var r readiness
+	json.Unmarshal(resp.Body(), &r)
+	if resp.StatusCode() != 200 || r.Breaker == "closed" {
+		t.Fatalf("/readyz while stalled: %d %s; want 200 (still serving) and the breaker not closed", resp.StatusCode(), resp.Body())
+	}
+	srv.Resume()
+	eventually(t, 5*time.Second, "X-RateLimit-Status ok after SIGCONT", func() bool {
+		_, st := status(t, gw.proxy)
+		return st == "ok"
+	})
+}
+
+func TestRedisDownAtStartThenUp(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Server(t)
+	srv.Kill()
+	up, _ := startUpstream(t)
+	gw := startApp(t, loadConfig(t, up, redisSets(srv.Addr())...))
+	if code, st := status(t, gw.proxy); code != 200 || st != "degraded" {
+		t.Fatalf("Redis down at start: got %d %q; want 200 degraded", code, st)
+	}
+	srv.Restart(t)
+	eventually(t, 5*time.Second, "X-RateLimit-Status ok once Redis is up", func() bool {
+		_, st := status(t, gw.proxy)
+		return st == "ok"
+	})
+}
+
+func TestFailModesWithRedisDown(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Server(t)
+	srv.Kill()
+	up, seen := startUpstream(t)
+	t.Run("closed", func(t *testing.T) {
+		gw := startApp(t, loadConfig(t, up, redisSets(srv.Addr(), "ratelimit.fail_mode=closed")...))
+		resp := call(t, gw.proxy, "GET", "/", "X-API-Key", "acme-key")
+		if resp.StatusCode() != 503 || string(resp.Header.Peek("X-RateLimit-Status")) != "degraded" {
+			t.Fatalf("got %d %q; want 503 degraded", resp.StatusCode(), resp.Header.Peek("X-RateLimit-Status"))
+		}
+		problemBody(t, resp)
+	})
+	t.Run("local", func(t *testing.T) {
+		before := seen.count()
+		gw := startApp(t, loadConfig(t, up, redisSets(srv.Addr(), "ratelimit.fail_mode=local", "ratelimit.expected_gateways=2")...))
+		codes := map[int]int{}
+		for range 60 {
+			resp := call(t, gw.proxy, "GET", "/", "X-API-Key", "team-key")
+			if st := string(resp.Header.Peek("X-RateLimit-Status")); st != "degraded" {
+				t.Fatalf("X-RateLimit-Status %q; want degraded", st)
+			}
+			codes[resp.StatusCode()]++
+		}
+		// 50 per 10s shared by 2 expected gateways: 25 here.
+		if codes[200] != 25 || codes[429] != 35 || seen.count()-before != 25 {
+			t.Fatalf("local fail mode: %v, %d forwarded; want 25×200 and 35×429", codes, seen.count()-before)
+		}
+	})
+}
+
+func TestReplicaDeniesWhileThePrimaryIsStalled(t *testing.T) {
+	t.Parallel()
+	topo := redistest.Topology(t, redistest.Options{Replicas: 1, Sentinels: 3, DownAfter: time.Minute})
+	up, _ := startUpstream(t)
+	gw := startApp(t, loadConfig(t, up, "redis.mode=sentinel", "redis.addrs="+strings.Join(topo.SentinelAddrs(), ","),
+		"redis.local_replicas="+topo.Replicas()[0].Addr(), "ratelimit.breaker.cooldown=200ms", "ratelimit.budget=50ms"))
+	for range 50 {
+		call(t, gw.proxy, "GET", "/", "X-API-Key", "team-key") // fills 50 per 10s
+	}
+	topo.WaitReplicas(t)
+	eventually(t, 5*time.Second, "the replica shows the 50 records", func() bool {
+		return topo.Replicas()[0].Client(t).ZCard(t.Context(), "l1gw:{team}:per_10s").Val() == 50
+	})
+	topo.Primary().Stall()
+	defer topo.Primary().Resume()
+	var wg sync.WaitGroup
+	for range 5 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp := call(t, gw.proxy, "GET", "/", "X-API-Key", "team-key")
+			if resp.StatusCode() != 429 || string(resp.Header.Peek("X-RateLimit-Status")) != "degraded" || len(resp.Header.Peek("Retry-After")) == 0 {
+				t.Errorf("primary stalled, replica shows the rule full: got %d %q; want 429 degraded with Retry-After",
+					resp.StatusCode(), resp.Header.Peek("X-RateLimit-Status"))
+			}
+		}()
+	}
+	wg.Wait()
+	if code, _ := status(t, gw.proxy); code != 200 {
+		t.Fatalf("another tenant while the primary is stalled: %d; want 200 (fail open)", code)
+	}
+}
