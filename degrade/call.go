@@ -22,9 +22,6 @@ const (
 // Redis would pile up goroutines and connections.
 const maxInflight = 1024
 
-// callTimeout bounds a call that outlives the budget in the background.
-const callTimeout = 5 * time.Second
-
 // call runs store calls under a budget, an in-flight cap and a breaker.
 type call struct {
 	budget   time.Duration
@@ -66,9 +63,10 @@ func (c *call) do(f func(context.Context) (limiter.Decision, error)) (limiter.De
 	}
 	o := &outcome{done: make(chan struct{})}
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
-		o.d, o.err = f(ctx)
-		cancel()
+		// No deadline of its own: the store's client bounds every command
+		// (redis.read_timeout, pool_timeout, dial_timeout), and a context
+		// deadline would make go-redis close the connection on expiry.
+		o.d, o.err = f(context.Background())
 		<-c.inflight
 		if o.settled.CompareAndSwap(false, true) {
 			c.breaker.Done(ticket, o.err == nil || errors.Is(o.err, errNoDenial))

@@ -38,6 +38,12 @@ type ReplicaChecker interface {
 	ReplicaDenies(ctx context.Context, req limiter.Request) (d limiter.Decision, ok bool, err error)
 }
 
+// CachedDenier is a store that can answer some requests from memory; the
+// Guard asks it before spending a goroutine and a budget on a call.
+type CachedDenier interface {
+	CachedDenial(req limiter.Request) (limiter.Decision, bool)
+}
+
 // Guard decides through a store within a budget, and by the fail mode
 // when the store cannot.
 type Guard struct {
@@ -107,6 +113,11 @@ func (g *Guard) Decide(ctx context.Context, req limiter.Request) Verdict {
 			return Verdict{Decision: d}
 		}
 		return g.fallback(ctx, req, reasonError, err)
+	}
+	if cd, ok := g.store.(CachedDenier); ok {
+		if d, hit := cd.CachedDenial(req); hit {
+			return Verdict{Decision: d}
+		}
 	}
 	d, reason, err := g.primary.do(func(c context.Context) (limiter.Decision, error) { return g.store.Decide(c, req) })
 	if reason == "" {

@@ -90,6 +90,16 @@ func (s *RedisStore) Decide(ctx context.Context, req Request) (Decision, error) 
 	return d, nil
 }
 
+// CachedDenial answers req from the deny cache alone, without I/O: a
+// caller that hands Decide to another goroutine (degrade's budget) asks
+// this first, so a tenant over its limit costs no goroutine either.
+func (s *RedisStore) CachedDenial(req Request) (Decision, bool) {
+	if len(req.Rules) == 0 || len(req.Rules) > MaxRules {
+		return Decision{}, false
+	}
+	return s.denies.lookup(req, s.now())
+}
+
 // decideOnPrimary is exact consistency: one script call on the primary.
 func (s *RedisStore) decideOnPrimary(ctx context.Context, req Request) (Decision, error) {
 	keys, args := s.decideArgs(req)

@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/l1gw/l1gw/internal/redistest"
 )
 
 // plainUpstream answers every request with a fixed body, allocating nothing.
@@ -89,5 +91,41 @@ func BenchmarkDirectUpstream(b *testing.B) {
 		if err := c.Do(req, resp); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkServeRedis is the whole request path against a local
+// redis-server (standalone, exact consistency): one EVALSHA per admitted
+// request, the deny cache for the denied one.
+func BenchmarkServeRedis(b *testing.B) {
+	srv := redistest.Server(b)
+	for _, tc := range []struct {
+		name, key string
+		want      int
+	}{
+		{"admitted", "bulk-key", 200},
+		{"denied", "acme-key", 429},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			cfg := loadConfig(b, plainUpstream(b), "redis.mode=standalone", "redis.addrs="+srv.Addr(), "ratelimit.budget=1s")
+			app, err := Build(cfg, quiet)
+			if err != nil {
+				b.Fatal(err)
+			}
+			f := &handlerFixture{gw: app.gw}
+			f.tmpl.SetRequestURI("http://gw.test/bench")
+			f.tmpl.Header.Set("X-API-Key", tc.key)
+			f.ctx.Init(&f.tmpl, &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 40000}, nil)
+			for range 5 {
+				f.serve()
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				if code := f.serve(); code != tc.want {
+					b.Fatalf("status %d; want %d", code, tc.want)
+				}
+			}
+		})
 	}
 }
