@@ -24,14 +24,12 @@ const maxInflight = 1024
 
 // call runs store calls under a budget, an in-flight cap and a breaker.
 type call struct {
-	budget   time.Duration
 	breaker  *Breaker
 	inflight chan struct{}
 }
 
 func newCall(s Settings, now func() time.Time, onChange func(State)) *call {
 	return &call{
-		budget:   s.Budget,
 		breaker:  NewBreaker(s.Breaker, now, onChange),
 		inflight: make(chan struct{}, maxInflight),
 	}
@@ -46,11 +44,13 @@ type outcome struct {
 	done    chan struct{}
 }
 
-// do runs f within the budget. reason is "" when f answered in time
-// without an error. A call past the budget goes on in the background (its
-// write still lands and counts) and is reported to the breaker as a
-// failure.
-func (c *call) do(f func(context.Context) (limiter.Decision, error)) (limiter.Decision, string, error) {
+// do runs f within budget. reason is "" when f answered in time without an
+// error. A call past the budget goes on in the background (its write still
+// lands and counts) and is reported to the breaker as a failure.
+func (c *call) do(budget time.Duration, f func(context.Context) (limiter.Decision, error)) (limiter.Decision, string, error) {
+	if budget <= 0 {
+		return limiter.Decision{}, reasonBudget, nil
+	}
 	ticket, ok := c.breaker.Allow()
 	if !ok {
 		return limiter.Decision{}, reasonBreaker, nil
@@ -73,7 +73,7 @@ func (c *call) do(f func(context.Context) (limiter.Decision, error)) (limiter.De
 		}
 		close(o.done)
 	}()
-	timer := time.NewTimer(c.budget)
+	timer := time.NewTimer(budget)
 	defer timer.Stop()
 	select {
 	case <-o.done:

@@ -63,7 +63,9 @@ type Options struct {
 	// the budget, the in-flight cap and the breaker. The memory store is
 	// called directly.
 	Blocking bool
-	// Replica, if not nil, is asked while the primary does not answer.
+	// Replica, if not nil, is asked while the primary does not answer,
+	// within what is left of the budget. Leave it nil where the replica
+	// client would reach the primary itself (standalone mode).
 	Replica ReplicaChecker
 	// Now is the clock of the breakers; nil is time.Now.
 	Now func() time.Time
@@ -112,28 +114,32 @@ func (g *Guard) Decide(ctx context.Context, req limiter.Request) Verdict {
 		if err == nil {
 			return Verdict{Decision: d}
 		}
-		return g.fallback(ctx, req, reasonError, err)
+		degradedTotal(reasonError).Inc()
+		g.logError(reasonError, err)
+		return g.fallback(ctx, req, time.Now())
 	}
 	if cd, ok := g.store.(CachedDenier); ok {
 		if d, hit := cd.CachedDenial(req); hit {
 			return Verdict{Decision: d}
 		}
 	}
-	d, reason, err := g.primary.do(func(c context.Context) (limiter.Decision, error) { return g.store.Decide(c, req) })
+	deadline := time.Now().Add(g.settings.Budget)
+	d, reason, err := g.primary.do(g.settings.Budget, func(c context.Context) (limiter.Decision, error) { return g.store.Decide(c, req) })
 	if reason == "" {
 		return Verdict{Decision: d}
 	}
-	return g.fallback(ctx, req, reason, err)
+	degradedTotal(reason).Inc()
+	g.logError(reason, err)
+	return g.fallback(ctx, req, deadline)
 }
 
 // fallback is the verdict without the primary: the replica's denial if it
-// has one, else the fail mode's.
-func (g *Guard) fallback(ctx context.Context, req limiter.Request, reason string, err error) Verdict {
-	degradedTotal(reason).Inc()
-	g.logError(reason, err)
+// gives one before deadline (what is left of the budget), else the fail
+// mode's. The budget is one for the whole decision.
+func (g *Guard) fallback(ctx context.Context, req limiter.Request, deadline time.Time) Verdict {
 	v := Verdict{Degraded: true}
 	if g.replica != nil {
-		d, why, _ := g.replica.do(func(c context.Context) (limiter.Decision, error) {
+		d, why, _ := g.replica.do(time.Until(deadline), func(c context.Context) (limiter.Decision, error) {
 			d, denied, err := g.checker.ReplicaDenies(c, req)
 			if err == nil && !denied {
 				return d, errNoDenial

@@ -195,3 +195,41 @@ func TestUnsupportedFailMode(t *testing.T) {
 		t.Fatal("New with fail mode sideways: no error")
 	}
 }
+
+// countingReplica counts the questions it is asked and shows room.
+type countingReplica struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (r *countingReplica) ReplicaDenies(context.Context, limiter.Request) (limiter.Decision, bool, error) {
+	r.mu.Lock()
+	r.n++
+	r.mu.Unlock()
+	return limiter.Decision{}, false, nil
+}
+
+func (r *countingReplica) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.n
+}
+
+// TestOneBudgetPerDecision: the replica gets what the primary left of the
+// budget, so a decision never waits two budgets.
+func TestOneBudgetPerDecision(t *testing.T) {
+	slow := &countingReplica{}
+	g := newGuard(t, &fakeStore{delay: 300 * time.Millisecond}, settings(degrade.FailOpen), slow)
+	g.Decide(context.Background(), req)
+	if n := slow.count(); n != 0 {
+		t.Fatalf("primary spent the whole budget: the replica was asked %d times; want 0", n)
+	}
+	fast := &countingReplica{}
+	g = newGuard(t, &fakeStore{err: errors.New("connection refused")}, settings(degrade.FailOpen), fast)
+	if v := g.Decide(context.Background(), req); !v.Allowed || !v.Degraded {
+		t.Fatalf("primary refused, replica shows room: got %+v; want the fail mode (admit, degraded)", v)
+	}
+	if n := fast.count(); n != 1 {
+		t.Fatalf("primary failed fast: the replica was asked %d times; want 1", n)
+	}
+}

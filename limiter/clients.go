@@ -80,9 +80,13 @@ func nodeOptions(o RedisOptions, addr string, tlsConf *tls.Config) *redis.Option
 		DialTimeout: o.DialTimeout, ReadTimeout: o.ReadTimeout, WriteTimeout: o.WriteTimeout,
 		PoolTimeout: o.PoolTimeout, PoolSize: o.PoolSize, MinIdleConns: o.MinIdleConns,
 		MaxRetries: goRedisRetries(o.MaxRetries), MinRetryBackoff: retryBackoff, MaxRetryBackoff: 4 * retryBackoff,
-		DialerRetries: 1, MaxConcurrentDials: 4,
+		DialerRetries: 1, MaxConcurrentDials: 4, ConnMaxIdleTime: connMaxIdle,
 	}
 }
+
+// connMaxIdle closes pooled connections idle this long, so a burst's
+// connections do not stay open for go-redis' default 30 minutes.
+const connMaxIdle = time.Minute
 
 // retryBackoff is the first pause before a retried command; go-redis' own
 // default (10ms up to 1s) would outlive any decision budget.
@@ -96,7 +100,7 @@ func failoverOptions(o RedisOptions, tlsConf *tls.Config, replicaOnly bool) *red
 		DialTimeout: o.DialTimeout, ReadTimeout: o.ReadTimeout, WriteTimeout: o.WriteTimeout,
 		PoolTimeout: o.PoolTimeout, PoolSize: o.PoolSize, MinIdleConns: o.MinIdleConns,
 		MaxRetries: goRedisRetries(o.MaxRetries), MinRetryBackoff: retryBackoff, MaxRetryBackoff: 4 * retryBackoff,
-		DialerRetries: 1, MaxConcurrentDials: 4,
+		DialerRetries: 1, MaxConcurrentDials: 4, ConnMaxIdleTime: connMaxIdle,
 		ReplicaOnly: replicaOnly,
 	}
 	if !replicaOnly {
@@ -111,7 +115,7 @@ func clusterOptions(o RedisOptions, tlsConf *tls.Config, readOnly bool) *redis.C
 		DialTimeout: o.DialTimeout, ReadTimeout: o.ReadTimeout, WriteTimeout: o.WriteTimeout,
 		PoolTimeout: o.PoolTimeout, PoolSize: o.PoolSize, MinIdleConns: o.MinIdleConns,
 		MaxRetries: goRedisRetries(o.MaxRetries), MinRetryBackoff: retryBackoff, MaxRetryBackoff: 4 * retryBackoff,
-		DialerRetries: 1, MaxRedirects: 3, ReadOnly: readOnly,
+		DialerRetries: 1, MaxRedirects: 3, ReadOnly: readOnly, ConnMaxIdleTime: connMaxIdle,
 	}
 }
 

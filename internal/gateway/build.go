@@ -44,8 +44,8 @@ func Build(cfg *config.Config, log *slog.Logger) (*App, error) {
 		return nil, err
 	}
 	dopts := degrade.Options{Blocking: redisStore != nil, Log: log}
-	if redisStore != nil {
-		dopts.Replica = redisStore
+	if redisStore != nil && cfg.Redis.Mode != limiter.ModeStandalone {
+		dopts.Replica = redisStore // standalone has no replica: the check would wait on the primary again
 	}
 	guard, err := degrade.New(store, cfg.RateLimit.Settings, dopts)
 	if err != nil {

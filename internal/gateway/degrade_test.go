@@ -113,7 +113,7 @@ func TestReplicaDeniesWhileThePrimaryIsStalled(t *testing.T) {
 	topo := redistest.Topology(t, redistest.Options{Replicas: 1, Sentinels: 3, DownAfter: time.Minute})
 	up, _ := startUpstream(t)
 	gw := startApp(t, loadConfig(t, up, "redis.mode=sentinel", "redis.addrs="+strings.Join(topo.SentinelAddrs(), ","),
-		"redis.local_replicas="+topo.Replicas()[0].Addr(), "ratelimit.breaker.cooldown=200ms", "ratelimit.budget=50ms"))
+		"redis.local_replicas="+topo.Replicas()[0].Addr(), "ratelimit.breaker.cooldown=30s", "ratelimit.budget=50ms"))
 	for range 50 {
 		call(t, gw.proxy, "GET", "/", "X-API-Key", "team-key") // fills 50 per 10s
 	}
@@ -123,6 +123,15 @@ func TestReplicaDeniesWhileThePrimaryIsStalled(t *testing.T) {
 	})
 	topo.Primary().Stall()
 	defer topo.Primary().Resume()
+	// Until the breaker opens, a request spends its whole budget waiting on
+	// the stalled primary and has none left for the replica (one budget
+	// per decision): open it with another tenant's requests first.
+	eventually(t, 5*time.Second, "the breaker opens", func() bool {
+		status(t, gw.proxy)
+		var r readiness
+		json.Unmarshal(call(t, gw.admin, "GET", "/readyz").Body(), &r)
+		return r.Breaker == "open"
+	})
 	var wg sync.WaitGroup
 	for range 5 {
 		wg.Add(1)
