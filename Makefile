@@ -7,7 +7,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GOBIN       := $(shell $(GO) env GOPATH)/bin
 
 .DEFAULT_GOAL := help
-.PHONY: help build run test test-deps bench lint loadtest docker
+.PHONY: help build run test test-deps bench lint loadtest chaos docker
 
 ## help: list the targets
 help:
@@ -51,6 +51,11 @@ LOADTEST_ARGS ?=
 ## loadtest: build, then run the load scenarios against bin/l1gw (LOADTEST_ARGS="-rate 500 -duration 3s"); results in loadtest/out/
 loadtest: build
 	$(GO) run ./loadtest -bin $(BIN) $(LOADTEST_ARGS)
+
+CHAOS_ARGS ?=
+## chaos: the chaos suite at full length, Redis faults under 300 req/s through the gateway binary (CHAOS_ARGS="-chaos.rate 500"); report in loadtest/out/chaos.md
+chaos: test-deps
+	$(GO) test -count=1 -timeout 30m -v -run '^TestChaos$$' ./loadtest -args -chaos.full $(CHAOS_ARGS)
 
 ## lint: gofmt, go vet, staticcheck (from the Go module proxy), dockerfilelint (from npm)
 lint:

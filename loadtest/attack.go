@@ -53,15 +53,7 @@ func keyTargeter(target string, keys int) vegeta.Targeter {
 // response). It stops early, with an error, when ctx ends; a timer stops
 // it in any case once d and a request timeout are over.
 func attack(ctx context.Context, name string, tr vegeta.Targeter, rate int, d time.Duration) (*vegeta.Metrics, []string, error) {
-	a := vegeta.NewAttacker(
-		vegeta.Proxy(func(*http.Request) (*url.URL, error) { return nil, nil }),
-		vegeta.LocalAddr(net.IPAddr{IP: net.IPv4(127, 0, 0, 1)}),
-		vegeta.Timeout(attackTimeout),
-		vegeta.KeepAlive(true),
-		vegeta.MaxWorkers(maxWorkers),
-		vegeta.Redirects(vegeta.NoFollow),
-		vegeta.MaxBody(maxBody),
-	)
+	a := newAttacker()
 	defer context.AfterFunc(ctx, func() { a.Stop() })()
 	hard := time.AfterFunc(d+2*attackTimeout, func() { a.Stop() })
 	defer hard.Stop()
@@ -81,4 +73,18 @@ func attack(ctx context.Context, name string, tr vegeta.Targeter, rate int, d ti
 		return nil, nil, fmt.Errorf("attack %s stopped: %w", name, err)
 	}
 	return m, errs, nil
+}
+
+// newAttacker is a vegeta attacker from 127.0.0.1, without a proxy or
+// redirects, with keep-alive, the per-request timeout and the bounds above.
+func newAttacker() *vegeta.Attacker {
+	return vegeta.NewAttacker(
+		vegeta.Proxy(func(*http.Request) (*url.URL, error) { return nil, nil }),
+		vegeta.LocalAddr(net.IPAddr{IP: net.IPv4(127, 0, 0, 1)}),
+		vegeta.Timeout(attackTimeout),
+		vegeta.KeepAlive(true),
+		vegeta.MaxWorkers(maxWorkers),
+		vegeta.Redirects(vegeta.NoFollow),
+		vegeta.MaxBody(maxBody),
+	)
 }

@@ -1,0 +1,185 @@
+package main
+
+import (
+	"math"
+	"slices"
+	"strconv"
+	"time"
+)
+
+// phaseMark starts a phase of a chaos run. A fault mark starts a fault; a
+// heal mark is the moment Redis is healthy again, from which recovery is
+// timed.
+type phaseMark struct {
+	name  string
+	at    time.Time
+	fault bool
+	heal  bool
+}
+
+// PhaseResult is what the load saw during one phase (or the whole run).
+type PhaseResult struct {
+	// Name names the phase.
+	Name string `json:"name"`
+	// Seconds is the phase's length.
+	Seconds float64 `json:"seconds"`
+	// Requests is how many requests were sent during the phase.
+	Requests int `json:"requests"`
+	// StatusCodes counts them by status; "0" is no response.
+	StatusCodes map[string]int `json:"status_codes"`
+	// Degraded counts responses with X-RateLimit-Status: degraded.
+	Degraded int `json:"degraded"`
+	// Unmarked counts responses without X-RateLimit-Status ok or degraded.
+	Unmarked int `json:"unmarked"`
+	// LatencyMs is the latency distribution (exact percentiles).
+	LatencyMs Latency `json:"latency_ms"`
+	// Limited is the limited tenant's admissions.
+	Limited Admissions `json:"limited"`
+}
+
+// Admissions compares the limited tenant's 200s with what an exact
+// sliding-window limiter can admit in the same span: at most the limit in
+// any window, so limit × ⌈span / window⌉ in the span.
+type Admissions struct {
+	// Admitted counts 200 responses.
+	Admitted int `json:"admitted"`
+	// Bound is limit × ⌈seconds / window⌉.
+	Bound int `json:"bound"`
+	// Over is Admitted − Bound when positive: admissions no exact limiter
+	// would have made.
+	Over int `json:"over"`
+}
+
+// Recovery is the time from a heal mark (Redis healthy again) to the
+// first request after which every response until the next fault is
+// X-RateLimit-Status: ok. 0 when every response since the mark was ok;
+// nil Ms when the responses never settled to ok.
+type Recovery struct {
+	// After names the phase the heal mark started.
+	After string `json:"after"`
+	// Ms is the recovery time in milliseconds.
+	Ms *float64 `json:"ms"`
+}
+
+// summarize is the PhaseResult of the samples sent in [from, to); ss is
+// sorted by send time.
+func summarize(name string, ss []sample, from, to time.Time, limit int) PhaseResult {
+	lo, _ := slices.BinarySearchFunc(ss, from, func(s sample, t time.Time) int { return s.at.Compare(t) })
+	hi, _ := slices.BinarySearchFunc(ss, to, func(s sample, t time.Time) int { return s.at.Compare(t) })
+	ss = ss[lo:hi]
+	secs := to.Sub(from).Seconds()
+	p := PhaseResult{Name: name, Seconds: math.Round(secs*100) / 100, Requests: len(ss), StatusCodes: map[string]int{}}
+	lat := make([]time.Duration, 0, len(ss))
+	for _, s := range ss {
+		p.StatusCodes[strconv.Itoa(int(s.code))]++
+		lat = append(lat, s.latency)
+		switch s.state {
+		case stateDegraded:
+			p.Degraded++
+		case stateMissing:
+			p.Unmarked++
+		}
+		if s.limited && s.code == 200 {
+			p.Limited.Admitted++
+		}
+	}
+	p.LatencyMs = percentiles(lat)
+	p.Limited.Bound = limit * int(math.Ceil(secs/chaosWindow.Seconds()-1e-9))
+	p.Limited.Over = max(0, p.Limited.Admitted-p.Limited.Bound)
+	return p
+}
+
+// percentiles are exact percentiles of lat (sorted in place), in ms.
+func percentiles(lat []time.Duration) Latency {
+	if len(lat) == 0 {
+		return Latency{}
+	}
+	slices.Sort(lat)
+	q := func(f float64) float64 {
+		i := int(math.Ceil(f*float64(len(lat)))) - 1
+		return ms(lat[max(i, 0)])
+	}
+	return Latency{P50: q(0.50), P90: q(0.90), P99: q(0.99), Max: ms(lat[len(lat)-1])}
+}
+
+// splitPhases summarizes each phase (a mark to the next, the last to end)
+// and the whole run.
+func splitPhases(marks []phaseMark, ss []sample, end time.Time, limit int) (phases []PhaseResult, total PhaseResult) {
+	for i, m := range marks {
+		to := end
+		if i+1 < len(marks) {
+			to = marks[i+1].at
+		}
+		phases = append(phases, summarize(m.name, ss, m.at, to, limit))
+	}
+	start := end
+	if len(marks) > 0 {
+		start = marks[0].at
+	}
+	return phases, summarize("whole run", ss, start, end, limit)
+}
+
+// recoveries times the recovery after every heal mark; ss is sorted by
+// send time.
+func recoveries(marks []phaseMark, ss []sample) []Recovery {
+	var out []Recovery
+	for i, m := range marks {
+		if !m.heal {
+			continue
+		}
+		until := time.Time{} // the next fault, or the end
+		for _, n := range marks[i+1:] {
+			if n.fault {
+				until = n.at
+				break
+			}
+		}
+		out = append(out, Recovery{After: m.name, Ms: recoveryMs(ss, m.at, until)})
+	}
+	return out
+}
+
+// recoveryMs is the time from healed to the first request after the last
+// not-ok one sent in [healed, until) (zero until: to the end); 0 when
+// there is none, nil when the last one is not-ok.
+func recoveryMs(ss []sample, healed, until time.Time) *float64 {
+	lastBad, next := -1, -1
+	for i, s := range ss {
+		if s.at.Before(healed) || (!until.IsZero() && !s.at.Before(until)) {
+			continue
+		}
+		if s.state != stateOK {
+			lastBad, next = i, -1
+		} else if next < 0 {
+			next = i
+		}
+	}
+	var d time.Duration
+	switch {
+	case lastBad < 0:
+	case next < 0:
+		return nil
+	default:
+		d = ss[next].at.Sub(healed)
+	}
+	v := ms(d)
+	return &v
+}
+
+// peakAdmitted is the most limited-tenant 200s sent within any one window.
+func peakAdmitted(ss []sample, window time.Duration) int {
+	var at []time.Time
+	for _, s := range ss {
+		if s.limited && s.code == 200 {
+			at = append(at, s.at)
+		}
+	}
+	peak, lo := 0, 0
+	for hi := range at {
+		for at[hi].Sub(at[lo]) >= window {
+			lo++
+		}
+		peak = max(peak, hi-lo+1)
+	}
+	return peak
+}

@@ -1,0 +1,182 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+// at is a time ms milliseconds after a fixed origin.
+func at(ms int) time.Time {
+	return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(ms) * time.Millisecond)
+}
+
+// samplesOf turns "o"/"d" (ok/degraded) at 10 ms steps from 0 into samples.
+func samplesOf(states string) []sample {
+	ss := make([]sample, len(states))
+	for i, c := range states {
+		ss[i] = sample{at: at(10 * i), code: 200, state: stateOK}
+		if c == 'd' {
+			ss[i].state = stateDegraded
+		}
+	}
+	return ss
+}
+
+func TestRecoveryMs(t *testing.T) {
+	tests := []struct {
+		name          string
+		states        string
+		healed, until int // ms; until 0 is no next fault
+		want          string
+	}{
+		{"ok throughout", "oooo", 0, 0, "0"},
+		{"degraded, then ok", "ddddoooo", 10, 0, "30"},
+		{"flaps before settling", "ddododoo", 0, 0, "60"},
+		{"never settles", "ooood", 0, 0, "never"},
+		{"degraded only before the heal", "ddoo", 20, 0, "0"},
+		{"a later fault does not count", "ddoodd", 0, 40, "20"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			until := time.Time{}
+			if tc.until > 0 {
+				until = at(tc.until)
+			}
+			if got := fmtMs(recoveryMs(samplesOf(tc.states), at(tc.healed), until)); got != tc.want {
+				t.Errorf("got %s; want %s", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestRecoveriesFollowHealMarks(t *testing.T) {
+	marks := []phaseMark{
+		{name: "before", at: at(0)},
+		{name: "stall", at: at(20), fault: true},
+		{name: "after", at: at(40), heal: true},
+	}
+	got := recoveries(marks, samplesOf("ooddddoo"))
+	if len(got) != 1 || got[0].After != "after" || fmtMs(got[0].Ms) != "20" {
+		t.Fatalf("got %+v; want one recovery of 20 ms after \"after\"", got)
+	}
+}
+
+func TestSummarizeAdmissions(t *testing.T) {
+	var ss []sample
+	for i := range 30 { // 30 limited 200s over 1.5 s
+		ss = append(ss, sample{at: at(50 * i), code: 200, state: stateOK, limited: true, latency: time.Duration(i+1) * time.Millisecond})
+	}
+	ss = append(ss, sample{at: at(1490), code: 429, state: stateDegraded, limited: true, latency: 100 * time.Millisecond})
+	p := summarize("x", ss, at(0), at(1500), 10)
+	if p.Requests != 31 || p.Degraded != 1 || p.StatusCodes["200"] != 30 || p.StatusCodes["429"] != 1 {
+		t.Errorf("got %d requests, %d degraded, codes %v; want 31, 1, 200:30 429:1", p.Requests, p.Degraded, p.StatusCodes)
+	}
+	if a := p.Limited; a.Admitted != 30 || a.Bound != 20 || a.Over != 10 {
+		t.Errorf("got admissions %+v; want 30 admitted, bound 20 (10 × ⌈1.5⌉), over 10", a)
+	}
+	if l := p.LatencyMs; l.P50 != 16 || l.Max != 100 {
+		t.Errorf("got latency %+v; want P50 16 ms, max 100 ms", l)
+	}
+	if got := peakAdmitted(ss, time.Second); got != 20 {
+		t.Errorf("peakAdmitted: got %d; want 20 (one every 50 ms)", got)
+	}
+}
+
+func TestParseMetrics(t *testing.T) {
+	text := `# HELP x
+l1gw_ratelimit_decisions_total{tenant="bulk",result="degraded"} 7
+l1gw_ratelimit_decisions_total{tenant="limited",result="degraded"} 3
+l1gw_ratelimit_decisions_total{tenant="bulk",result="allowed"} 100
+l1gw_degraded_decisions_total{reason="breaker"} 9
+go_goroutines 42
+go_goroutines_other 1
+`
+	m, err := parseMetrics(strings.NewReader(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := sumSeries(m, "l1gw_ratelimit_decisions_total", `result="degraded"`); got != 10 {
+		t.Errorf("degraded decisions: got %v; want 10", got)
+	}
+	if got := sumSeries(m, "go_goroutines"); got != 42 {
+		t.Errorf("go_goroutines: got %v; want 42 (not the _other series)", got)
+	}
+	if got := degradedReasons(map[string]float64{}, m); len(got) != 1 || got["breaker"] != 9 {
+		t.Errorf("degradedReasons: got %v; want breaker:9", got)
+	}
+	if _, err := parseMetrics(strings.NewReader("novalue\n")); err == nil {
+		t.Errorf("got no error for a line without a value")
+	}
+}
+
+func TestParseTCPTable(t *testing.T) {
+	table := `  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 111 1 0 100 0 0 10 0
+   1: 0100007F:1F90 0100007F:C350 01 00000000:00000000 00:00000000 00000000     0        0 222 1 0 20 4 30 10 -1
+   2: 0100007F:C351 0100007F:18EB 01 00000000:00000000 00:00000000 00000000     0        0 333 1 0 20 4 30 10 -1
+`
+	rows := parseTCPTable([]byte(table))
+	want := []tcpRow{{8080, 0, "0A", "111"}, {8080, 50000, "01", "222"}, {50001, 6379, "01", "333"}}
+	if fmt.Sprint(rows) != fmt.Sprint(want) {
+		t.Errorf("got %v; want %v", rows, want)
+	}
+}
+
+func TestLatencyProxy(t *testing.T) {
+	echo, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer echo.Close()
+	go func() {
+		for {
+			c, err := echo.Accept()
+			if err != nil {
+				return
+			}
+			go func() { _, _ = io.Copy(c, c); c.Close() }()
+		}
+	}()
+	p, err := startLatencyProxy(echo.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	c, err := net.Dial("tcp", p.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	r := bufio.NewReader(c)
+	roundTrip := func(msg string) time.Duration {
+		start := time.Now()
+		if _, err := io.WriteString(c, msg+"\n"); err != nil {
+			t.Fatal(err)
+		}
+		got, err := r.ReadString('\n')
+		if err != nil || got != msg+"\n" {
+			t.Fatalf("echo of %q: got %q, %v", msg, got, err)
+		}
+		return time.Since(start)
+	}
+	roundTrip("warm")
+	p.SetLatency(50 * time.Millisecond)
+	if d := roundTrip("slow"); d < 50*time.Millisecond {
+		t.Errorf("round trip with 50ms latency took %v; want at least 50ms", d)
+	}
+	for i := range 20 { // many chunks in flight stay in order
+		if _, err := fmt.Fprintf(c, "%d\n", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 20 {
+		if got, err := r.ReadString('\n'); err != nil || got != fmt.Sprintf("%d\n", i) {
+			t.Fatalf("chunk %d: got %q, %v", i, got, err)
+		}
+	}
+}
