@@ -79,7 +79,10 @@ func (g *Gateway) Serve(ctx *fasthttp.RequestCtx) {
 		g.reject(ctx, p)
 		return
 	}
-	reqID := g.ids.EnsureRequestID(h)
+	// A copy: stripping and setting headers below may reuse the storage the
+	// header's value lives in.
+	var idBuf [128]byte
+	reqID := append(idBuf[:0], g.ids.EnsureRequestID(h)...)
 	rules := t.Rules(h.Method(), ctx.Path())
 	v := g.limiter.Decide(context.Background(), limiter.Request{Tenant: g.limitKey(ctx, t), Rules: rules})
 	countDecision(t.Stats, &v)
@@ -92,7 +95,7 @@ func (g *Gateway) Serve(ctx *fasthttp.RequestCtx) {
 		if t.Upstream != "" {
 			pool, _ = g.proxy.Pool(t.Upstream)
 		}
-		g.forward(ctx, pool, t, len(auth) > 0 && len(h.Peek(g.keyHeader)) == 0)
+		g.forward(ctx, pool, t, len(auth) > 0 && len(h.Peek(g.keyHeader)) == 0, reqID)
 	}
 	writeRateHeaders(&ctx.Response.Header, rules, &v)
 	ctx.Response.Header.SetCanonical(hdrRequestID, reqID)
@@ -110,10 +113,11 @@ func (g *Gateway) limitKey(ctx *fasthttp.RequestCtx, t *tenants.Tenant) string {
 
 // forward sends the request upstream and leaves its answer, or a problem
 // for a failed forward, in ctx.Response.
-func (g *Gateway) forward(ctx *fasthttp.RequestCtx, pool *upstream.Pool, t *tenants.Tenant, keyInAuth bool) {
+func (g *Gateway) forward(ctx *fasthttp.RequestCtx, pool *upstream.Pool, t *tenants.Tenant, keyInAuth bool, reqID []byte) {
 	h := &ctx.Request.Header
 	closeAfter := h.ConnectionClose()
 	upstream.StripRequestHopByHop(h)
+	h.SetCanonical(hdrRequestID, reqID) // even if Connection named it
 	if g.hideKey {
 		h.Del(g.keyHeader)
 		if keyInAuth {

@@ -139,3 +139,18 @@ func TestNoRouteIs404(t *testing.T) {
 	}
 	problemBody(t, resp)
 }
+
+// TestRequestIDSurvivesConnectionNamingIt: a client naming X-Request-ID in
+// Connection cannot strip it or garble the ID echoed back.
+func TestRequestIDSurvivesConnectionNamingIt(t *testing.T) {
+	up, seen := startUpstream(t)
+	gw := startApp(t, loadConfig(t, up))
+	resp := call(t, gw.proxy, "GET", "/", "X-API-Key", "bulk-key", "Connection", "X-Request-ID, X-Forwarded-For",
+		"X-Request-ID", "keep-me-1", "X-Forwarded-For", "10.9.8.7")
+	if got := string(resp.Header.Peek("X-Request-ID")); got != "keep-me-1" {
+		t.Fatalf("response X-Request-ID %q; want keep-me-1", got)
+	}
+	if got := string(seen.last().Header.Peek("X-Request-ID")); got != "keep-me-1" {
+		t.Fatalf("upstream X-Request-ID %q; want keep-me-1", got)
+	}
+}
