@@ -60,6 +60,7 @@ func newPool(name string, spec Spec, log *slog.Logger) (*Pool, error) {
 			MaxResponseBodySize:           spec.MaxResponseBytes,
 			MaxIdemponentCallAttempts:     1, // retries are decided here, across targets
 			Dial:                          dialer(spec.DialTimeout),
+			SecureErrorLogMessage:         true, // errors are logged: keep request bytes out of them
 		}}
 		t.healthy.Store(true)
 		p.targets = append(p.targets, t)
@@ -168,7 +169,11 @@ func (p *Pool) check(t *target) {
 	err := t.hc.DoTimeout(req, resp, p.spec.Health.Timeout)
 	ok := err == nil && resp.StatusCode() >= 200 && resp.StatusCode() < 400
 	if was := t.healthy.Swap(ok); was != ok {
-		p.log.Warn("upstream target health changed", "upstream", p.Name, "target", t.url, "healthy", ok, "status", resp.StatusCode(), "err", errString(err))
+		status := 0 // no answer
+		if err == nil {
+			status = resp.StatusCode()
+		}
+		p.log.Warn("upstream target health changed", "upstream", p.Name, "target", t.url, "healthy", ok, "status", status, "err", errString(err))
 	}
 }
 

@@ -136,7 +136,12 @@ type running struct {
 
 func startApp(t testing.TB, cfg *config.Config) *running {
 	t.Helper()
-	app, err := Build(cfg, quiet)
+	return startAppLog(t, cfg, quiet)
+}
+
+func startAppLog(t testing.TB, cfg *config.Config, log *slog.Logger) *running {
+	t.Helper()
+	app, err := Build(cfg, log)
 	if err != nil {
 		t.Fatalf("Build: %v", err)
 	}

@@ -49,6 +49,7 @@ func newFastServer(cfg config.Server, h fasthttp.RequestHandler, log *slog.Logge
 		DisablePreParseMultipartForm: true,
 		CloseOnShutdown:              true,
 		TCPKeepalive:                 true,
+		SecureErrorLogMessage:        true, // never log request bytes: they hold API keys
 		Logger:                       fastLogger{log},
 	}
 }

@@ -1,0 +1,105 @@
+package gateway
+
+import (
+	"bufio"
+	"bytes"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// syncBuffer is a log sink safe for the server's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestMalformedRequestsDoNotLogKeys: fasthttp's parse errors quote the
+// request bytes unless told not to; they hold API keys.
+func TestMalformedRequestsDoNotLogKeys(t *testing.T) {
+	up, _ := startUpstream(t)
+	logs := &syncBuffer{}
+	gw := startAppLog(t, loadConfig(t, up), slog.New(slog.NewJSONHandler(logs, nil)))
+	for _, payload := range []string{
+		"GET / HTTP/1.1\r\nX-API-Key: acme-key-SECRET\r\n\r\n", // no Host
+		"GET / HTTP/1.1\r\nHost: x\r\nX-API-Key: acme-key-SECRET\r\nno colon\r\n\r\n",
+	} {
+		if resp := raw(t, gw.proxy, payload); resp.StatusCode() != 400 {
+			t.Fatalf("got %d; want 400", resp.StatusCode())
+		}
+	}
+	time.Sleep(100 * time.Millisecond) // the worker logs after answering
+	if strings.Contains(logs.String(), "SECRET") {
+		t.Fatalf("the logs hold an API key:\n%s", logs.String())
+	}
+}
+
+// TestFailedForwardLeaksNothingOfTheUpstream: an upstream that sent its
+// headers and then stalled gets a clean 504, without its cookies.
+func TestFailedForwardLeaksNothingOfTheUpstream(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				bufio.NewReader(c).ReadString('\n')
+				c.Write([]byte("HTTP/1.1 200 OK\r\nSet-Cookie: session=upstream-secret\r\nContent-Encoding: gzip\r\nContent-Length: 100\r\n\r\npartial"))
+				time.Sleep(2 * time.Second)
+			}()
+		}
+	}()
+	gw := startApp(t, loadConfig(t, "http://"+ln.Addr().String()))
+	resp := call(t, gw.proxy, "GET", "/", "X-API-Key", "bulk-key")
+	if resp.StatusCode() != fasthttp.StatusGatewayTimeout {
+		t.Fatalf("got %d; want 504", resp.StatusCode())
+	}
+	if c := resp.Header.Peek("Set-Cookie"); len(c) > 0 || len(resp.Header.Peek("Content-Encoding")) > 0 {
+		t.Fatalf("504 carries the upstream's headers: %q", resp.Header.String())
+	}
+	if st := string(resp.Header.StatusMessage()); st != "" && st != "Gateway Timeout" {
+		t.Fatalf("status text %q; want Gateway Timeout", st)
+	}
+	problemBody(t, resp)
+}
+
+// TestAbsoluteFormRoutesByItsHost: routing and forwarding use the same
+// host, whatever the Host header says.
+func TestAbsoluteFormRoutesByItsHost(t *testing.T) {
+	up, seen := startUpstream(t)
+	cfg := loadConfig(t, up)
+	cfg.Routes[0].Host = "public.test"
+	gw := startApp(t, cfg)
+	resp := raw(t, gw.proxy, "GET http://internal.test/abs HTTP/1.1\r\nHost: public.test\r\nX-API-Key: bulk-key\r\n\r\n")
+	if resp.StatusCode() != 404 || seen.count() != 0 {
+		t.Fatalf("absolute-form request for another host: got %d, upstream saw %d; want 404 and nothing forwarded", resp.StatusCode(), seen.count())
+	}
+	resp = raw(t, gw.proxy, "GET http://public.test/abs HTTP/1.1\r\nHost: public.test\r\nX-API-Key: bulk-key\r\n\r\n")
+	if resp.StatusCode() != 200 || string(seen.last().Host()) != "public.test" {
+		t.Fatalf("absolute-form request for the routed host: got %d; want 200", resp.StatusCode())
+	}
+}
