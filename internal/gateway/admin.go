@@ -130,8 +130,8 @@ func (a *Admin) authorized(next fasthttp.RequestHandler) fasthttp.RequestHandler
 		}
 		got := tenants.KeyFrom(nil, ctx.Request.Header.PeekBytes(hdrAuthorization))
 		if subtle.ConstantTimeCompare(got, a.token) != 1 {
-			ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, `Bearer realm="l1gw-admin"`)
 			writeProblem(ctx, problemBadToken)
+			ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, `Bearer realm="l1gw-admin"`)
 			return
 		}
 		next(ctx)

@@ -62,7 +62,9 @@ var hdrAuthorization = []byte("Authorization")
 // decision, forward, headers last.
 func (g *Gateway) Serve(ctx *fasthttp.RequestCtx) {
 	h := &ctx.Request.Header
-	pool := g.proxy.Route(h.Host(), ctx.Path())
+	// The URI's host: the Host header, or the host of an absolute-form
+	// request line, which is where fasthttp forwards to.
+	pool := g.proxy.Route(ctx.URI().Host(), ctx.Path())
 	if pool == nil {
 		g.reject(ctx, problemNoRoute)
 		return
@@ -75,8 +77,8 @@ func (g *Gateway) Serve(ctx *fasthttp.RequestCtx) {
 		if res == tenants.UnknownKey {
 			p = problemUnknownKey
 		}
-		ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, `Bearer realm="l1gw"`)
 		g.reject(ctx, p)
+		ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, `Bearer realm="l1gw"`)
 		return
 	}
 	// A copy: stripping and setting headers below may reuse the storage the

@@ -28,7 +28,8 @@ type problem struct {
 	detail string
 }
 
-// writeProblem replaces the response with p, as application/problem+json.
+// writeProblem replaces the response with p, as application/problem+json;
+// headers set before it are dropped.
 func writeProblem(ctx *fasthttp.RequestCtx, p problem) {
 	writeProblemWith(ctx, p, nil, nil)
 }
@@ -37,7 +38,14 @@ func writeProblem(ctx *fasthttp.RequestCtx, p problem) {
 // names of the rules that denied.
 func writeProblemWith(ctx *fasthttp.RequestCtx, p problem, rules []limiter.Rule, v *degrade.Verdict) {
 	resp := &ctx.Response
+	// Nothing of a failed upstream answer may leak into ours: its headers
+	// (cookies, encodings) and its status text.
+	closeConn := resp.ConnectionClose()
+	resp.Header.Reset()
 	resp.ResetBody()
+	if closeConn {
+		resp.SetConnectionClose()
+	}
 	resp.SetStatusCode(p.status)
 	resp.Header.SetContentTypeBytes(contentTypeProblem)
 	var buf [512]byte
