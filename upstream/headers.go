@@ -63,6 +63,7 @@ func connectionNames(buf []byte, values [][]byte) []byte {
 
 var (
 	hdrXFF       = []byte("X-Forwarded-For")
+	hdrForwarded = []byte("Forwarded")
 	hdrXFProto   = []byte("X-Forwarded-Proto")
 	hdrXFHost    = []byte("X-Forwarded-Host")
 	hdrRequestID = []byte("X-Request-Id") // canonical form, as SetCanonical needs
@@ -81,14 +82,20 @@ type Forwarded struct {
 	Trust bool
 }
 
-// SetForwarded appends the client to X-Forwarded-For and sets
-// X-Forwarded-Proto and X-Forwarded-Host. It does not allocate for
-// ordinary header sizes.
+// SetForwarded sets X-Forwarded-For, -Proto and -Host. At the edge (no
+// trust) whatever the client sent is replaced, X-Forwarded-For by the
+// peer's address alone, and a Forwarded header is removed: an upstream
+// reading the leftmost entry must not get an address the client chose.
+// Behind a trusted proxy the peer is appended to its X-Forwarded-For. It
+// does not allocate for ordinary header sizes.
 func SetForwarded(h *fasthttp.RequestHeader, f Forwarded) {
 	var buf [256]byte
 	b := buf[:0]
-	if prev := h.PeekBytes(hdrXFF); len(prev) > 0 {
+	if prev := h.PeekBytes(hdrXFF); f.Trust && len(prev) > 0 {
 		b = append(append(b, prev...), ", "...)
+	}
+	if !f.Trust {
+		h.DelBytes(hdrForwarded)
 	}
 	b = AppendIP(b, f.ClientIP)
 	h.SetCanonical(hdrXFF, b)

@@ -227,9 +227,9 @@ func TestSetForwarded(t *testing.T) {
 		wantXFF, wantProto, wantXH string
 	}{
 		{"fresh", "", "", "", false, false, "192.0.2.7", "http", "api.test"},
-		{"appends", "198.51.100.1", "https", "orig.test", false, true, "198.51.100.1, 192.0.2.7", "https", "api.test"},
+		{"edge replaces a client's", "198.51.100.1", "http", "orig.test", false, true, "192.0.2.7", "https", "api.test"},
 		{"untrusted overwrites", "", "https", "evil.test", false, false, "192.0.2.7", "http", "api.test"},
-		{"trusted keeps", "10.0.0.1", "https", "orig.test", true, false, "10.0.0.1, 192.0.2.7", "https", "orig.test"},
+		{"trusted appends and keeps", "10.0.0.1", "https", "orig.test", true, false, "10.0.0.1, 192.0.2.7", "https", "orig.test"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -242,7 +242,11 @@ func TestSetForwarded(t *testing.T) {
 				h.Set("X-Forwarded-Proto", tc.proto)
 				h.Set("X-Forwarded-Host", tc.host)
 			}
+			h.Set("Forwarded", "for=203.0.113.66")
 			upstream.SetForwarded(&h, upstream.Forwarded{ClientIP: net.ParseIP("192.0.2.7"), TLS: tc.tls, Trust: tc.trust})
+			if fwd := string(h.Peek("Forwarded")); (fwd == "") == tc.trust {
+				t.Fatalf("Forwarded %q with trust=%v; want it removed at the edge, kept behind a trusted proxy", fwd, tc.trust)
+			}
 			got := [3]string{string(h.Peek("X-Forwarded-For")), string(h.Peek("X-Forwarded-Proto")), string(h.Peek("X-Forwarded-Host"))}
 			if want := [3]string{tc.wantXFF, tc.wantProto, tc.wantXH}; got != want {
 				t.Fatalf("got %q; want %q", got, want)
