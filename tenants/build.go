@@ -142,6 +142,10 @@ func (b *builder) tenant(path string, spec Spec, upstreamKnown func(string) bool
 		ok = false
 	}
 	t := &Tenant{ID: spec.ID, Plan: spec.Plan, Upstream: spec.Upstream, rules: base}
+	// A rule's name is its count: two routes may share a rule only if they
+	// define it the same way, or the shorter window's trim would eat the
+	// longer one's entries.
+	routeRules := map[string]limiter.Rule{}
 	for i, rs := range spec.Routes {
 		rp := fmt.Sprintf("%s.routes[%d]", path, i)
 		b.rules(rp+".limits", rs.Limits)
@@ -150,6 +154,11 @@ func (b *builder) tenant(path string, spec Spec, upstreamKnown func(string) bool
 				b.fail(fmt.Sprintf("%s.limits[%d].name", rp, j), "%q is already a limit of the tenant; a route limit needs a name of its own", r.Name)
 				ok = false
 			}
+			if prev, seen := routeRules[r.Name]; seen && prev != r {
+				b.fail(fmt.Sprintf("%s.limits[%d].name", rp, j), "%q is defined differently by another route (%s); routes share a rule only with the same limit, window and cost", r.Name, prev)
+				ok = false
+			}
+			routeRules[r.Name] = r
 		}
 		rules := append(append([]limiter.Rule{}, base...), rs.Limits...)
 		if len(rules) > limiter.MaxRules {

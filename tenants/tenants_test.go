@@ -146,6 +146,10 @@ func TestBuildErrors(t *testing.T) {
 			[]string{"tenant_list[0].limits[0].limit: got 0", "tenant_list[0].limits[0].window: got 0s", `tenant_list[0].limits[1].name: rule "x" is defined twice`, "tenant_list[0].limits[1].cost"}},
 		{"route rule shadows", nil, []tenants.Spec{{ID: "a", Plan: "free", Keys: []string{"k"}, Routes: []tenants.RouteSpec{{Limits: []limiter.Rule{{Name: "per_second", Limit: 1, Window: time.Second}}}}}},
 			[]string{`tenant_list[0].routes[0].limits[0].name: "per_second" is already a limit`}},
+		{"two routes, one name, two definitions", nil, []tenants.Spec{{ID: "a", Plan: "free", Keys: []string{"k"}, Routes: []tenants.RouteSpec{
+			{PathPrefix: "/a", Limits: []limiter.Rule{{Name: "x", Limit: 2, Window: time.Second}}},
+			{PathPrefix: "/b", Limits: []limiter.Rule{{Name: "x", Limit: 3, Window: time.Hour}}}}}},
+			[]string{`tenant_list[0].routes[1].limits[0].name: "x" is defined differently by another route`}},
 		{"bad unknown policy", func(o *tenants.Options) { o.Unknown = "allow" }, nil, []string{`tenants.unknown: got "allow"`}},
 		{"anonymous without plan", func(o *tenants.Options) { o.Unknown = "anonymous" }, nil, []string{`tenants.anonymous_plan: unknown plan ""`}},
 	}
@@ -165,5 +169,17 @@ func TestBuildErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestRoutesMayShareAnIdenticalRule(t *testing.T) {
+	shared := limiter.Rule{Name: "writes", Limit: 5, Window: time.Second}
+	s := build(t, opts(), tenants.Spec{ID: "a", Plan: "free", Keys: []string{"k"}, Routes: []tenants.RouteSpec{
+		{Methods: []string{"POST"}, Limits: []limiter.Rule{shared}},
+		{Methods: []string{"PUT"}, Limits: []limiter.Rule{shared}},
+	}})
+	tn, _ := s.ByID("a")
+	if got := ruleNames(tn.AllRules()); got != "per_second=1s,per_minute=1m0s,writes=1s" {
+		t.Fatalf("AllRules: %s; want the shared rule once", got)
 	}
 }
