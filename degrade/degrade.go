@@ -96,6 +96,22 @@ func New(store limiter.Store, s Settings, o Options) (*Guard, error) {
 	return g, nil
 }
 
+// Drain waits, up to timeout, for the store calls still running in the
+// background (past their budget) to finish; main calls it at shutdown
+// before closing what they use.
+func (g *Guard) Drain(timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for _, c := range []*call{g.primary, g.replica} {
+		for c != nil && len(c.inflight) > 0 {
+			if time.Now().After(deadline) {
+				return false
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	return true
+}
+
 // BreakerState is the primary breaker's state; Closed for a store that is
 // called directly.
 func (g *Guard) BreakerState() State {
@@ -112,7 +128,7 @@ func (g *Guard) Decide(ctx context.Context, req limiter.Request) Verdict {
 	if g.primary == nil {
 		d, err := g.store.Decide(ctx, req)
 		if err == nil {
-			return Verdict{Decision: d}
+			return Verdict{Decision: d, Degraded: d.Degraded}
 		}
 		degradedTotal(reasonError).Inc()
 		g.logError(reasonError, err)
@@ -126,7 +142,7 @@ func (g *Guard) Decide(ctx context.Context, req limiter.Request) Verdict {
 	deadline := time.Now().Add(g.settings.Budget)
 	d, reason, err := g.primary.do(g.settings.Budget, func(c context.Context) (limiter.Decision, error) { return g.store.Decide(c, req) })
 	if reason == "" {
-		return Verdict{Decision: d}
+		return Verdict{Decision: d, Degraded: d.Degraded}
 	}
 	degradedTotal(reason).Inc()
 	g.logError(reason, err)

@@ -82,6 +82,10 @@ func (s RuleState) Denied() bool { return s.RetryAfter > 0 }
 type Decision struct {
 	// Allowed is true when every rule had room and the request was recorded.
 	Allowed bool
+	// Degraded is true when the store decided without part of the shared
+	// state: replica consistency while its records do not reach the
+	// primary, so other gateways do not see them.
+	Degraded bool
 	// N is how many entries of Rules are set, in the order of Request.Rules.
 	N int
 	// Rules holds one state per rule of the request.

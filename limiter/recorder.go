@@ -3,6 +3,7 @@ package limiter
 import (
 	"context"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -33,7 +34,14 @@ type record struct {
 type recorder struct {
 	clients *Clients
 	queue   chan record
+	// lastFailed and lastWritten are when a record last failed and was
+	// last written (unix nanoseconds).
+	lastFailed, lastWritten atomic.Int64
 }
+
+// healthy is false while records fail: since the last failure nothing was
+// written.
+func (r *recorder) healthy() bool { return r.lastFailed.Load() <= r.lastWritten.Load() }
 
 func newRecorder(c *Clients, size int) *recorder {
 	return &recorder{clients: c, queue: make(chan record, size)}
@@ -44,6 +52,7 @@ func (r *recorder) enqueue(rec record) {
 	case r.queue <- rec:
 	default:
 		recordsDropped.Inc()
+		r.lastFailed.Store(time.Now().UnixNano())
 	}
 }
 
@@ -81,8 +90,8 @@ func (r *recorder) fill(batch []record) []record {
 }
 
 // write sends a batch as one pipeline of EVALSHA. A pipeline gets no
-// NOSCRIPT fallback from go-redis, so the script is loaded first when the
-// primary lost it, and NOSCRIPT replies are written again with Run.
+// NOSCRIPT fallback from go-redis: a record answered NOSCRIPT is written
+// again with Run, which loads the script.
 func (r *recorder) write(batch []record) {
 	ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
 	defer cancel()
@@ -99,8 +108,10 @@ func (r *recorder) write(batch []record) {
 		}
 		if err != nil {
 			recordsFailed.Inc()
+			r.lastFailed.Store(time.Now().UnixNano())
 			continue
 		}
 		recordsWritten.Inc()
+		r.lastWritten.Store(time.Now().UnixNano())
 	}
 }

@@ -182,6 +182,9 @@ func (s *RedisStore) Usage(ctx context.Context, tenant string, rules []Rule) ([]
 // in the deny cache.
 func (s *RedisStore) Reset(ctx context.Context, tenant string, rules []Rule) error {
 	s.denies.forget(tenant)
+	if s.replica != nil {
+		s.replica.forgetTenant(tenant) // records already queued may still land
+	}
 	if len(rules) == 0 {
 		return nil
 	}

@@ -3,9 +3,14 @@ package limiter
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/VictoriaMetrics/metrics"
 )
+
+var replicaFallbacks = metrics.NewCounter(`l1gw_replica_fallbacks_total`)
 
 // replicaDecider is replica consistency: a request is decided by a
 // read-only script on the local replica, counting this gateway's own
@@ -21,16 +26,18 @@ type replicaDecider struct {
 }
 
 type pendingShard struct {
-	mu   sync.Mutex
-	logs map[string]*pendingLog // by Redis key
+	mu        sync.Mutex
+	logs      map[string]*pendingLog // by Redis key
+	lastSweep time.Time
 }
 
 // pendingLog is one rule's admissions not known to be on the replica,
 // oldest first.
 type pendingLog struct {
 	entries  []pendingEntry
-	appended int64  // cost ever appended: tells a decision what was admitted while it read
-	dropped  uint64 // entries ever removed from the front
+	appended int64         // cost ever appended: tells a decision what was admitted while it read
+	dropped  uint64        // entries ever removed from the front
+	window   time.Duration // the rule's window, for sweeping
 }
 
 type pendingEntry struct {
@@ -51,10 +58,13 @@ func newReplicaDecider(s *RedisStore, queue int) *replicaDecider {
 	return r
 }
 
-// snapshot is what one decision read of the pending logs.
+// snapshot is what one decision read of the pending logs. logs holds
+// their identities: a log emptied and replaced meanwhile is another log,
+// whose counters mean nothing against the snapshot's.
 type snapshot struct {
 	keys     []string
 	args     []any
+	logs     [MaxRules]*pendingLog
 	appended [MaxRules]int64
 	dropped  [MaxRules]uint64
 	full     bool // a pending log is at its bound
@@ -68,17 +78,22 @@ func (r *replicaDecider) decide(ctx context.Context, req Request, now time.Time)
 		return d, true, err
 	}
 	v, err := peekScript.RunRO(ctx, r.s.clients.Replica, snap.keys, snap.args...).Int64Slice()
+	if err == nil && len(v) != 1+4*len(req.Rules) {
+		err = fmt.Errorf("script reply has %d values; want %d", len(v), 1+4*len(req.Rules))
+	}
 	if err != nil {
-		return Decision{}, false, fmt.Errorf("decide on replica for %s: %w", req.Tenant, err)
+		// The replica is out; the primary decides exactly, at its latency.
+		replicaFallbacks.Inc()
+		d, perr := r.s.decideOnPrimary(ctx, req)
+		if perr != nil {
+			return Decision{}, false, fmt.Errorf("decide on replica for %s: %w; on the primary: %w", req.Tenant, err, perr)
+		}
+		return d, true, nil
 	}
-	if len(v) != 1+4*len(req.Rules) {
-		return Decision{}, false, fmt.Errorf("decide on replica for %s: script reply has %d values; want %d", req.Tenant, len(v), 1+4*len(req.Rules))
-	}
-	member := r.s.member()
-	d, cacheable := r.settle(sh, req, &snap, v, member, now)
-	if d.Allowed {
-		r.recorder.enqueue(record{keys: snap.keys, args: recordArgs(member, req.Rules)})
-	}
+	d, cacheable := r.settle(sh, req, &snap, v, r.s.member(), now)
+	// Admissions that do not reach the primary are unseen by every other
+	// gateway: a decision is only as shared as the recorder is healthy.
+	d.Degraded = !r.recorder.healthy()
 	return d, cacheable, nil
 }
 
@@ -88,6 +103,7 @@ func (r *replicaDecider) snapshot(sh *pendingShard, req Request, now time.Time) 
 	s := snapshot{keys: make([]string, len(req.Rules)), args: make([]any, 0, 4*len(req.Rules))}
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	sh.maybeSweep(now)
 	for i, rule := range req.Rules {
 		s.keys[i] = Key(r.s.prefix, req.Tenant, rule.Name)
 		lg := sh.logs[s.keys[i]]
@@ -103,7 +119,7 @@ func (r *replicaDecider) snapshot(sh *pendingShard, req Request, now time.Time) 
 			continue
 		}
 		s.full = s.full || len(lg.entries) >= maxPending
-		s.appended[i], s.dropped[i] = lg.appended, lg.dropped
+		s.logs[i], s.appended[i], s.dropped[i] = lg, lg.appended, lg.dropped
 		s.args = append(s.args, rule.Window.Microseconds(), rule.Limit, rule.CostOrOne(), len(lg.entries))
 		for _, e := range lg.entries {
 			s.args = append(s.args, e.member, e.cost)
@@ -115,53 +131,48 @@ func (r *replicaDecider) snapshot(sh *pendingShard, req Request, now time.Time) 
 // settle turns the script's reply into the decision, under the shard lock:
 // it forgets the pending entries the replica shows, re-checks against what
 // this gateway admitted while the script ran, and records an admission in
-// the pending logs. cacheable is false when a retry-after is not known to
-// be a lower bound.
+// the pending logs and the recorder's queue (in the same order, under the
+// same lock: the script relies on the replica showing the oldest first).
+// cacheable is false when a retry-after is not known to be a lower bound.
 func (r *replicaDecider) settle(sh *pendingShard, req Request, snap *snapshot, v []int64, member string, now time.Time) (Decision, bool) {
 	d := Decision{Allowed: v[0] == 1, N: len(req.Rules)}
 	cacheable := true
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	logs := make([]*pendingLog, len(req.Rules))
+	var logs [MaxRules]*pendingLog
 	for i, rule := range req.Rules {
 		st := &d.Rules[i]
 		st.Limit, st.Remaining = rule.Limit, v[1+4*i]
 		st.Reset = time.Duration(v[2+4*i]) * time.Microsecond
-		retry, visible := v[3+4*i], v[4+4*i]
 		lg := sh.logs[snap.keys[i]]
-		if lg == nil {
-			lg = &pendingLog{}
-			sh.logs[snap.keys[i]] = lg
+		var extra int64 // admitted by this gateway while the script ran
+		switch {
+		case lg == nil:
+		case lg == snap.logs[i]:
+			lg.forget(snap.dropped[i] + uint64(v[4+4*i]))
+			extra = lg.appended - snap.appended[i]
+		default: // a new log since the snapshot: all of it is new
+			extra = lg.appended
 		}
-		lg.forget(snap.dropped[i] + uint64(visible))
 		logs[i] = lg
-		if retry < 0 {
-			// Fits once -retry units of the pending entries leave the window:
-			// their times are this gateway's, taken before the primary's.
-			st.RetryAfter = lg.freedAfter(-retry, rule.Window, now)
-		} else {
-			st.RetryAfter = time.Duration(retry) * time.Microsecond
-		}
+		st.RetryAfter = retryAfter(v[3+4*i], lg, rule.Window, now)
 		if oldest, ok := lg.oldest(); ok && (st.Reset == 0 || oldest.Add(rule.Window).Sub(now) < st.Reset) {
 			st.Reset = max(oldest.Add(rule.Window).Sub(now), 0)
 		}
-		// Admitted by this gateway while the script ran: on top of what it saw.
-		if extra := lg.appended - snap.appended[i]; d.Allowed && st.Remaining-extra < rule.CostOrOne() {
+		if d.Allowed && st.Remaining-extra < rule.CostOrOne() {
 			d.Allowed, cacheable = false, false
 			st.RetryAfter = max(st.Reset, time.Millisecond)
-		} else {
-			st.Remaining -= extra
 		}
+		st.Remaining = max(st.Remaining-extra, 0)
 	}
 	if !d.Allowed {
-		for i := range req.Rules {
-			if !d.Rules[i].Denied() {
-				d.Rules[i].Remaining = max(d.Rules[i].Remaining, 0)
-			}
-		}
 		return d, cacheable
 	}
 	for i, rule := range req.Rules {
+		if logs[i] == nil {
+			logs[i] = &pendingLog{window: rule.Window}
+			sh.logs[snap.keys[i]] = logs[i]
+		}
 		logs[i].append(pendingEntry{member: member + ":1", cost: rule.CostOrOne(), at: now})
 		st := &d.Rules[i]
 		st.Remaining = max(st.Remaining-rule.CostOrOne(), 0)
@@ -169,25 +180,49 @@ func (r *replicaDecider) settle(sh *pendingShard, req Request, snap *snapshot, v
 			st.Reset = rule.Window // this request is the only one counted
 		}
 	}
+	r.recorder.enqueue(record{keys: snap.keys, args: recordArgs(member, req.Rules)})
 	return d, cacheable
 }
 
-// freedAfter is how long until units of cost of the pending entries have
-// left a window (at least 1ns), walking from the oldest.
-func (l *pendingLog) freedAfter(units int64, window time.Duration, now time.Time) time.Duration {
-	for _, e := range l.entries {
-		if units -= e.cost; units <= 0 {
-			return max(e.at.Add(window).Sub(now), time.Nanosecond)
-		}
+// retryAfter reads the script's retry: µs, or -m when the request fits once
+// m units of the pending entries have left the window (their times are
+// this gateway's, taken before the primary's).
+func retryAfter(v int64, lg *pendingLog, window time.Duration, now time.Time) time.Duration {
+	if v >= 0 {
+		return time.Duration(v) * time.Microsecond
 	}
-	return window
+	if lg == nil {
+		return window
+	}
+	return lg.freedAfter(-v, window, now)
 }
 
-func (l *pendingLog) oldest() (time.Time, bool) {
-	if len(l.entries) == 0 {
-		return time.Time{}, false
+// maybeSweep drops expired entries and empty logs of keys no longer
+// decided (an anonymous client gone away). Called with mu held.
+func (sh *pendingShard) maybeSweep(now time.Time) {
+	if now.Sub(sh.lastSweep) < sweepEvery {
+		return
 	}
-	return l.entries[0].at, true
+	sh.lastSweep = now
+	for k, lg := range sh.logs {
+		lg.expire(now.Add(-lg.window))
+		if len(lg.entries) == 0 {
+			delete(sh.logs, k)
+		}
+	}
+}
+
+// forgetTenant drops the pending logs of a tenant (admin reset).
+func (r *replicaDecider) forgetTenant(tenant string) {
+	sh := &r.shards[shardOf(tenant)%denyShards]
+	prefix := Key(r.s.prefix, tenant, "")
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	for k := range sh.logs {
+		if strings.HasPrefix(k, prefix) {
+			delete(sh.logs, k)
+		}
+	}
 }
 
 func (l *pendingLog) append(e pendingEntry) {
@@ -222,4 +257,22 @@ func recordArgs(member string, rules []Rule) []any {
 		args = append(args, r.Window.Microseconds(), r.CostOrOne())
 	}
 	return args
+}
+
+// freedAfter is how long until units of cost of the pending entries have
+// left a window (at least 1ns), walking from the oldest.
+func (l *pendingLog) freedAfter(units int64, window time.Duration, now time.Time) time.Duration {
+	for _, e := range l.entries {
+		if units -= e.cost; units <= 0 {
+			return max(e.at.Add(window).Sub(now), time.Nanosecond)
+		}
+	}
+	return window
+}
+
+func (l *pendingLog) oldest() (time.Time, bool) {
+	if l == nil || len(l.entries) == 0 {
+		return time.Time{}, false
+	}
+	return l.entries[0].at, true
 }

@@ -136,3 +136,47 @@ func BenchmarkReplicaOverAdmission(b *testing.B) {
 		})
 	}
 }
+
+// TestReplicaConsistencyWithoutItsReplica: decisions go to the primary,
+// exactly, while the local replica is down.
+func TestReplicaConsistencyWithoutItsReplica(t *testing.T) {
+	t.Parallel()
+	topo := redistest.Topology(t, redistest.Options{Replicas: 1, Sentinels: 3})
+	replica := topo.Replicas()[0]
+	s := newReplicaStore(t, topo, replica, "nr")
+	replica.Kill()
+	r := limiter.Rule{Name: "r", Limit: 5, Window: time.Minute}
+	allowed := 0
+	for range 8 {
+		d := decideOK(t, s, "acme", r)
+		if d.Degraded {
+			t.Fatal("replica down, primary up: decision marked degraded; want an exact one from the primary")
+		}
+		if d.Allowed {
+			allowed++
+		}
+	}
+	if allowed != 5 {
+		t.Fatalf("%d of 8 admitted on the primary; want 5", allowed)
+	}
+}
+
+// TestReplicaConsistencyMarksUnsharedDecisions: while records cannot reach
+// the primary, other gateways do not see them, and decisions say so.
+func TestReplicaConsistencyMarksUnsharedDecisions(t *testing.T) {
+	t.Parallel()
+	topo := redistest.Topology(t, redistest.Options{Replicas: 1, Sentinels: 3, DownAfter: time.Minute})
+	s := newReplicaStore(t, topo, topo.Replicas()[0], "un")
+	r := limiter.Rule{Name: "r", Limit: 1000, Window: time.Minute}
+	if d := decideOK(t, s, "acme", r); d.Degraded {
+		t.Fatal("healthy: decision marked degraded")
+	}
+	topo.Primary().Kill()
+	deadline := time.Now().Add(10 * time.Second)
+	for !decideOK(t, s, "acme", r).Degraded {
+		if time.Now().After(deadline) {
+			t.Fatal("primary down for 10s, records failing: decisions still not marked degraded")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -1,0 +1,82 @@
+package limiter
+
+import (
+	"testing"
+	"time"
+)
+
+// reply builds peek.lua's reply for one rule.
+func reply(allowed bool, remaining, reset, retry, visible int64) []int64 {
+	a := int64(0)
+	if allowed {
+		a = 1
+	}
+	return []int64{a, remaining, reset, retry, visible}
+}
+
+// TestSettleKnowsAReplacedLog: a pending log emptied and replaced while a
+// decision's script ran is another log; its entries are new to the
+// decision, and none of them may be forgotten on the snapshot's word.
+func TestSettleKnowsAReplacedLog(t *testing.T) {
+	r := newReplicaDecider(&RedisStore{prefix: "p", instance: "i"}, 16)
+	rule := Rule{Name: "r", Limit: 3, Window: time.Second}
+	req := Request{Tenant: "acme", Rules: []Rule{rule}}
+	sh := &r.shards[shardOf("acme")%denyShards]
+	t0 := time.Unix(1_700_000_000, 0)
+
+	snapX := r.snapshot(sh, req, t0)
+	r.settle(sh, req, &snapX, reply(true, 3, 0, 0, 0), "x", t0) // X admitted: log L1 {X}
+
+	snapA := r.snapshot(sh, req, t0.Add(500*time.Millisecond))  // A reads: L1 with X
+	snapC := r.snapshot(sh, req, t0.Add(1100*time.Millisecond)) // X expired: L1 deleted
+	r.settle(sh, req, &snapC, reply(true, 3, 0, 0, 0), "c", t0.Add(1100*time.Millisecond))
+
+	// A's replica shows X (visible 1) and one unit used of 3.
+	d, _ := r.settle(sh, req, &snapA, reply(true, 2, 0, 0, 1), "a", t0.Add(1200*time.Millisecond))
+	if !d.Allowed || d.Rules[0].Remaining != 0 {
+		t.Fatalf("A: got allowed=%v remaining=%d; want allowed with 0 left (X seen by the replica, C admitted meanwhile, A itself)",
+			d.Allowed, d.Rules[0].Remaining)
+	}
+	lg := sh.logs[Key("p", "acme", "r")]
+	if lg == nil || len(lg.entries) != 2 || lg.entries[0].member != "c:1" {
+		t.Fatalf("pending log after A: %+v; want C then A (C must not be forgotten)", lg)
+	}
+}
+
+func TestDenialsLeaveNoPendingLog(t *testing.T) {
+	r := newReplicaDecider(&RedisStore{prefix: "p", instance: "i"}, 16)
+	req := Request{Tenant: "anon:192.0.2.1", Rules: []Rule{{Name: "r", Limit: 1, Window: time.Second}}}
+	sh := &r.shards[shardOf(req.Tenant)%denyShards]
+	now := time.Unix(1_700_000_000, 0)
+	snap := r.snapshot(sh, req, now)
+	r.settle(sh, req, &snap, reply(false, 0, 500_000, 500_000, 0), "d", now)
+	if n := len(sh.logs); n != 0 {
+		t.Fatalf("%d pending logs after a denial; want 0", n)
+	}
+}
+
+// TestPendingLogsOfGoneClientsAreSwept: keys never decided again (an
+// anonymous client that left) do not stay in memory.
+func TestPendingLogsOfGoneClientsAreSwept(t *testing.T) {
+	r := newReplicaDecider(&RedisStore{prefix: "p", instance: "i"}, 1024)
+	rule := Rule{Name: "r", Limit: 10, Window: time.Second}
+	now := time.Unix(1_700_000_000, 0)
+	for i := range 200 {
+		req := Request{Tenant: "anon:" + string(rune('a'+i%26)) + string(rune('a'+i/26)), Rules: []Rule{rule}}
+		sh := &r.shards[shardOf(req.Tenant)%denyShards]
+		snap := r.snapshot(sh, req, now)
+		r.settle(sh, req, &snap, reply(true, 10, 0, 0, 0), "m", now)
+	}
+	later := now.Add(sweepEvery + 2*time.Second)
+	total := 0
+	for i := range r.shards {
+		sh := &r.shards[i]
+		sh.mu.Lock()
+		sh.maybeSweep(later)
+		total += len(sh.logs)
+		sh.mu.Unlock()
+	}
+	if total != 0 {
+		t.Fatalf("%d pending logs left a window and a sweep after their last admission; want 0", total)
+	}
+}
