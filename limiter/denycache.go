@@ -11,12 +11,18 @@ const denyCacheSize = 1 << 16
 
 const denyShards = 16
 
+// maxDenyFor caps how long one denial is cached: an admin reset on
+// another gateway, or a limit raised there, is seen within this, at the
+// price of one Redis call per tenant and rule set per period.
+const maxDenyFor = 10 * time.Second
+
 // denyCache remembers "this tenant's request for these rules cannot fit
 // until T", so a tenant over its limit costs no Redis round trip until
 // capacity frees. Sliding-log capacity frees only as entries age out, and
 // other gateways only add entries, so until T Redis would deny too: the
-// cache never denies a request Redis would admit. T is measured from when
-// the request was sent, never later than Redis' own clock saw it.
+// cache never denies a request Redis would admit (but for an admin reset
+// on another gateway, seen within maxDenyFor). T is measured from when the
+// request was sent, never later than Redis' own clock saw it.
 //
 // The key is the tenant and the identity of its rule slice (one per route
 // of a tenant snapshot), so a hit returns the exact rule set it was made
@@ -101,7 +107,7 @@ func (c *denyCache) remember(req Request, d *Decision, sent time.Time) {
 			return
 		}
 	}
-	sh.m[denyKey{req.Tenant, &req.Rules[0]}] = denyEntry{at: sent, until: sent.Add(d.RetryAfter()), d: *d}
+	sh.m[denyKey{req.Tenant, &req.Rules[0]}] = denyEntry{at: sent, until: sent.Add(min(d.RetryAfter(), maxDenyFor)), d: *d}
 }
 
 // forget drops every entry of tenant.
