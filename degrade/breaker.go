@@ -83,8 +83,8 @@ func (b *Breaker) Allow() (Ticket, bool) {
 }
 
 // Done records the outcome of a call. The result of a call let out in an
-// earlier state (a slow call that finished after the breaker opened) only
-// counts as a success closing an open breaker early: Redis answered.
+// earlier state (a slow call that finished after the breaker opened) is
+// ignored: it says nothing about the state the breaker is in now.
 func (b *Breaker) Done(t Ticket, ok bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()

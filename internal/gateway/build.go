@@ -21,6 +21,7 @@ import (
 // App is a gateway built from a config, ready to run.
 type App struct {
 	gw      *Gateway
+	guard   *degrade.Guard
 	server  *Server
 	proxy   *upstream.Proxy
 	clients *limiter.Clients    // nil for the memory store
@@ -62,7 +63,7 @@ func Build(cfg *config.Config, log *slog.Logger) (*App, error) {
 	}
 	gw := New(Parts{Tenants: table, Limiter: guard, Proxy: proxy, IDs: upstream.NewIDs(randomHex(4)),
 		TrustForwarded: cfg.Server.TrustForwarded, Log: log})
-	return &App{gw: gw, server: NewServer(cfg.Server, gw, admin, log), proxy: proxy, clients: clients, redis: redisStore, cfg: cfg.Server, log: log}, nil
+	return &App{gw: gw, guard: guard, server: NewServer(cfg.Server, gw, admin, log), proxy: proxy, clients: clients, redis: redisStore, cfg: cfg.Server, log: log}, nil
 }
 
 // newStore builds the store redis.mode names, and its clients (nil for
@@ -126,7 +127,12 @@ func (a *App) Run(ctx context.Context, proxyLn, adminLn net.Listener) error {
 	err := a.server.Serve(ctx, proxyLn, adminLn)
 	stopBackground()
 	wg.Wait()
-	stopRecorder() // after the server: no request can queue a record any more
+	// Decisions past their budget may still be running after the grace:
+	// let them finish (and queue their records) before the recorder stops.
+	if !a.guard.Drain(2 * time.Second) {
+		a.log.Warn("shutdown: Redis calls still running after 2s; their admissions may not be recorded")
+	}
+	stopRecorder() // no request can queue a record any more
 	<-recorderDone
 	if a.clients != nil {
 		a.clients.Close()
