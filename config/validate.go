@@ -121,6 +121,9 @@ func (cfg *Config) validateRedis(c *checker) {
 	if len(r.LocalReplicas) > 0 && r.Mode != limiter.ModeSentinel {
 		c.fail("redis.local_replicas", "set, but only sentinel mode reads from listed replicas")
 	}
+	if len(r.LocalReplicas) > 1 {
+		c.notYet("redis.local_replicas", strings.Join(r.LocalReplicas, ","), "reads use one local replica; list only the nearest")
+	}
 	for i, a := range r.Addrs {
 		c.addr(fmt.Sprintf("redis.addrs[%d]", i), a)
 	}

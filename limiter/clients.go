@@ -18,7 +18,6 @@ import (
 type Clients struct {
 	Primary redis.UniversalClient
 	Replica redis.UniversalClient
-	mode    string
 }
 
 // ErrNotPrimary is returned by a connection to the primary that reached a
@@ -34,7 +33,7 @@ func NewClients(o RedisOptions) (*Clients, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Clients{mode: o.Mode}
+	c := &Clients{}
 	switch o.Mode {
 	case ModeStandalone:
 		if len(o.Addrs) != 1 {
@@ -119,8 +118,8 @@ func clusterOptions(o RedisOptions, tlsConf *tls.Config, readOnly bool) *redis.C
 	}
 }
 
-// replicaClient reads from the first of local_replicas, or else from a
-// replica Sentinel reports as healthy.
+// replicaClient reads from the local replica (config allows one), or else
+// from a replica Sentinel reports as healthy.
 //
 // Not by latency: go-redis v9.23's cluster client (which the Sentinel
 // replica routing is built on) starts its latency probe before it finishes

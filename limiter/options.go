@@ -39,8 +39,8 @@ type RedisOptions struct {
 	Addrs []string `koanf:"addrs" json:"addrs"`
 	// MasterName is the Sentinel master name. Default "mymaster".
 	MasterName string `koanf:"master_name" json:"master_name"`
-	// LocalReplicas are the replicas to read from, nearest first
-	// (sentinel). Default [].
+	// LocalReplicas is the replica to read from (sentinel; one address for
+	// now). Empty: a healthy replica Sentinel reports. Default [].
 	LocalReplicas []string `koanf:"local_replicas" json:"local_replicas"`
 	// Username and Password authenticate to Redis (ACL). Default "".
 	Username string `koanf:"username" json:"username"`
