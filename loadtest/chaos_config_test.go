@@ -49,6 +49,7 @@ type chaosRedis struct {
 type chaosRateLimit struct {
 	FailMode         string `json:"fail_mode,omitempty"`
 	ExpectedGateways int    `json:"expected_gateways"`
+	Budget           string `json:"budget,omitempty"`
 }
 
 // writeChaosConfig writes sc's gateway config into a temporary directory
@@ -65,6 +66,9 @@ func writeChaosConfig(t *testing.T, sc chaosScenario, rc chaosRedis, env chaosEn
 		{ID: limitedTenant, Plan: limitedTenant, Keys: []string{chaosKey(limitedTenant)}},
 	}
 	c := chaosGwConfig{gwConfig: base, Redis: rc, RateLimit: chaosRateLimit{FailMode: sc.failMode, ExpectedGateways: 1}}
+	if env.tm.budget > 0 {
+		c.RateLimit.Budget = env.tm.budget.String()
+	}
 	b, err := json.MarshalIndent(c, "", "  ")
 	if err != nil {
 		t.Fatalf("encode %s config: %v", sc.name, err)

@@ -17,6 +17,7 @@ type chaosTiming struct {
 	outage        time.Duration // every Redis node down
 	failovers     int           // SENTINEL FAILOVERs in a row
 	recoverWithin time.Duration // the bound on getting back to ok
+	budget        time.Duration // ratelimit.budget; 0: the gateway's default
 	samples       int           // resource samples per measurement, 100ms apart
 }
 
