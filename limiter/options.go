@@ -71,7 +71,11 @@ type RedisOptions struct {
 	// after a failover). The decision script is idempotent: a retried call
 	// finds its own record and does not count twice. 0: never. Default 1.
 	MaxRetries int `koanf:"max_retries" json:"max_retries"`
-	// MinIdleConns keeps this many connections open per node. Default 4.
+	// MinIdleConns keeps this many connections open per node. Default 0:
+	// go-redis re-dials idle connections in the background, and during an
+	// outage those failed dials lock its pool out (it then answers with the
+	// last dial error until a background re-dial, once a second, succeeds),
+	// which delayed recovery after a Redis restart by seconds.
 	MinIdleConns int `koanf:"min_idle_conns" json:"min_idle_conns"`
 }
 
