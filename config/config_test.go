@@ -114,6 +114,8 @@ func TestErrorsNameKeyAndSource(t *testing.T) {
 		{"standalone with two addresses", base, nil, []string{"redis.mode=standalone", "redis.addrs=a:1,b:2"}, "redis.addrs", "--set redis.addrs=a:1,b:2", "exactly one"},
 		{"same listener twice", base, nil, []string{"server.admin_listen=:8080"}, "server.admin_listen", "--set server.admin_listen=:8080", "same as server.listen"},
 		{"bad --set", base, nil, []string{"novalue"}, "novalue", "--set novalue", "want --set key.path=value"},
+		{"refresh without a source to refresh", base + "tenants:\n  refresh: 1s\n", nil, nil, "tenants.refresh", "FILE", "not supported yet"},
+		{"Redis settings on the memory store", base, []string{"L1GW_REDIS__PASSWORD=pw"}, nil, "redis.password", "env L1GW_REDIS__PASSWORD", "redis.mode is memory"},
 		{"default value invalid only in combination", base + "tenants:\n  unknown: anonymous\n", nil, nil, "tenants.anonymous_plan", "defaults", `unknown plan ""`},
 	}
 	for _, tc := range cases {
@@ -193,7 +195,8 @@ func TestFileErrors(t *testing.T) {
 }
 
 func TestRedacted(t *testing.T) {
-	c, err := config.Load(config.Input{Sets: []string{"server.admin_token=s3cret", "redis.password=pw"}})
+	c, err := config.Load(config.Input{Sets: []string{"server.admin_token=s3cret", "redis.mode=standalone",
+		"redis.addrs=127.0.0.1:6379", "redis.password=pw"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -76,7 +76,7 @@ func Load(in Input) (*Config, error) {
 	}
 	// Validate even what decoded only in part, so one run lists every
 	// problem; a key that failed to decode is not reported twice.
-	for _, e := range attribute(errors.Join(c.validate()...), layers) {
+	for _, e := range append(attribute(errors.Join(c.validate()...), layers), unused(&c, layers)...) {
 		if !errs.covers(e.Key) {
 			errs = append(errs, e)
 		}
@@ -373,3 +373,32 @@ func collectFields(t reflect.Type, out map[string]reflect.Type) {
 		}
 	}
 }
+
+// unused reports keys a source sets that nothing would read with the rest
+// of the config: accepted in silence, they would mislead. The defaults set
+// every key, so only the other layers count.
+func unused(c *Config, layers []*layer) Errors {
+	var out Errors
+	report := func(key, why string) {
+		for _, l := range layers[1:] {
+			if l.k.Exists(key) {
+				out = append(out, &Error{Key: key, Source: sourceOf(key, layers), Msg: why})
+				return
+			}
+		}
+	}
+	if c.Tenants.Source == "config" {
+		report("tenants.refresh", "set, but it is not supported yet: it paces re-reading a non-config tenants.source")
+	}
+	if c.Redis.Mode == "memory" {
+		for _, k := range redisKeys {
+			report("redis."+k, "set, but redis.mode is memory: set redis.mode too")
+		}
+	}
+	return out
+}
+
+// redisKeys are the redis section's keys that only a Redis mode reads.
+var redisKeys = []string{"master_name", "local_replicas", "username", "password", "sentinel_username",
+	"sentinel_password", "db", "tls", "dial_timeout", "pool_size", "read_timeout", "write_timeout",
+	"pool_timeout", "max_retries", "min_idle_conns"}
