@@ -115,14 +115,21 @@ func (s *RedisStore) decideOnPrimary(ctx context.Context, req Request) (Decision
 }
 
 func (s *RedisStore) decideArgs(req Request) ([]string, []any) {
-	keys := make([]string, len(req.Rules))
 	args := make([]any, 1, 1+3*len(req.Rules))
 	args[0] = s.member()
-	for i, r := range req.Rules {
-		keys[i] = Key(s.prefix, req.Tenant, r.Name)
+	for _, r := range req.Rules {
 		args = append(args, r.Window.Microseconds(), r.Limit, r.CostOrOne())
 	}
-	return keys, args
+	return s.keys(req.Tenant, req.Rules), args
+}
+
+// keys are the Redis keys of tenant's rules, in order.
+func (s *RedisStore) keys(tenant string, rules []Rule) []string {
+	keys := make([]string, len(rules))
+	for i, r := range rules {
+		keys[i] = Key(s.prefix, tenant, r.Name)
+	}
+	return keys
 }
 
 // member is unique per Decide call across every gateway: the instance and
@@ -158,13 +165,11 @@ func (s *RedisStore) Usage(ctx context.Context, tenant string, rules []Rule) ([]
 	if len(rules) == 0 {
 		return nil, nil
 	}
-	keys := make([]string, len(rules))
 	args := make([]any, len(rules))
 	for i, r := range rules {
-		keys[i] = Key(s.prefix, tenant, r.Name)
 		args[i] = r.Window.Microseconds()
 	}
-	v, err := usageScript.RunRO(ctx, s.clients.Replica, keys, args...).Int64Slice()
+	v, err := usageScript.RunRO(ctx, s.clients.Replica, s.keys(tenant, rules), args...).Int64Slice()
 	if err != nil {
 		return nil, fmt.Errorf("usage of %s: %w", tenant, err)
 	}
@@ -188,11 +193,7 @@ func (s *RedisStore) Reset(ctx context.Context, tenant string, rules []Rule) err
 	if len(rules) == 0 {
 		return nil
 	}
-	keys := make([]string, len(rules))
-	for i, r := range rules {
-		keys[i] = Key(s.prefix, tenant, r.Name)
-	}
-	if err := s.clients.Primary.Del(ctx, keys...).Err(); err != nil && !errors.Is(err, redis.Nil) {
+	if err := s.clients.Primary.Del(ctx, s.keys(tenant, rules)...).Err(); err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("reset %s: %w", tenant, err)
 	}
 	return nil
@@ -205,13 +206,11 @@ func (s *RedisStore) ReplicaDenies(ctx context.Context, req Request) (Decision, 
 	if len(req.Rules) == 0 || len(req.Rules) > MaxRules {
 		return Decision{}, false, nil
 	}
-	keys := make([]string, len(req.Rules))
 	args := make([]any, 0, 4*len(req.Rules))
-	for i, r := range req.Rules {
-		keys[i] = Key(s.prefix, req.Tenant, r.Name)
-		args = append(args, r.Window.Microseconds(), r.Limit, r.CostOrOne(), 0)
+	for _, r := range req.Rules {
+		args = append(args, r.Window.Microseconds(), r.Limit, r.CostOrOne(), 0) // no pending entries
 	}
-	v, err := peekScript.RunRO(ctx, s.clients.Replica, keys, args...).Int64Slice()
+	v, err := peekScript.RunRO(ctx, s.clients.Replica, s.keys(req.Tenant, req.Rules), args...).Int64Slice()
 	if err != nil {
 		return Decision{}, false, fmt.Errorf("ask the replica for %s: %w", req.Tenant, err)
 	}

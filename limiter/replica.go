@@ -100,12 +100,11 @@ func (r *replicaDecider) decide(ctx context.Context, req Request, now time.Time)
 // snapshot copies the pending logs of req's rules into the script's
 // arguments, dropping entries older than their window.
 func (r *replicaDecider) snapshot(sh *pendingShard, req Request, now time.Time) snapshot {
-	s := snapshot{keys: make([]string, len(req.Rules)), args: make([]any, 0, 4*len(req.Rules))}
+	s := snapshot{keys: r.s.keys(req.Tenant, req.Rules), args: make([]any, 0, 4*len(req.Rules))}
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	sh.maybeSweep(now)
 	for i, rule := range req.Rules {
-		s.keys[i] = Key(r.s.prefix, req.Tenant, rule.Name)
 		lg := sh.logs[s.keys[i]]
 		if lg != nil {
 			lg.expire(now.Add(-rule.Window))
