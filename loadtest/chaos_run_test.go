@@ -202,7 +202,9 @@ func runChaos(t *testing.T, env chaosEnv, sc chaosScenario) ChaosResult {
 	t.Cleanup(func() { r.attack.stop() }) // a script that failed left it running
 	sc.script(r)
 	if r.before != nil {
-		r.after = r.sample()
+		if r.after = r.sample(); r.after == nil {
+			t.FailNow() // sample has said why
+		}
 		t.Logf("gateway at steady load before the fault %+v, after the recovery %+v", *r.before, *r.after)
 	}
 	samples, errs := r.attack.stop()
