@@ -401,4 +401,4 @@ func unused(c *Config, layers []*layer) Errors {
 // redisKeys are the redis section's keys that only a Redis mode reads.
 var redisKeys = []string{"master_name", "local_replicas", "username", "password", "sentinel_username",
 	"sentinel_password", "db", "tls", "dial_timeout", "pool_size", "read_timeout", "write_timeout",
-	"pool_timeout", "max_retries", "min_idle_conns"}
+	"pool_timeout", "max_retries", "min_idle_conns", "decision_conns"}

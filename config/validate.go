@@ -139,6 +139,9 @@ func (cfg *Config) validateRedis(c *checker) {
 			c.fail(key, "got %d; want >= 0", v)
 		}
 	}
+	if r.DecisionConns < 1 || r.DecisionConns > 64 {
+		c.fail("redis.decision_conns", "got %d; want 1 to 64", r.DecisionConns)
+	}
 	if r.DB < 0 {
 		c.fail("redis.db", "got %d; want >= 0", r.DB)
 	}
@@ -152,6 +155,7 @@ func (cfg *Config) validateRateLimit(c *checker) {
 	}
 	c.oneOf("ratelimit.fail_mode", r.FailMode, degrade.FailOpen, degrade.FailClosed, degrade.FailLocal)
 	c.positive("ratelimit.budget", r.Budget)
+	c.positive("ratelimit.queue_timeout", r.QueueTimeout)
 	if r.ExpectedGateways < 1 {
 		c.fail("ratelimit.expected_gateways", "got %d; want >= 1", r.ExpectedGateways)
 	}

@@ -111,6 +111,16 @@ func (b *Breaker) Done(t Ticket, ok bool) {
 	}
 }
 
+// Cancel hands back a ticket whose call was never made, so it says
+// nothing about the dependency: a half-open probe may go out again.
+func (b *Breaker) Cancel(t Ticket) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if t.gen == b.gen && b.state == HalfOpen {
+		b.probing = false
+	}
+}
+
 // State is the current state.
 func (b *Breaker) State() State {
 	b.mu.Lock()

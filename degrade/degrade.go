@@ -1,7 +1,9 @@
 // Package degrade turns "the store could not decide" into a verdict, so a
-// Redis stall, failover or outage never takes the edge down: a time budget
-// per decision, a cap on calls in flight, a circuit breaker, the replica's
-// word where the primary is gone, and the fail modes.
+// Redis stall, failover or outage never takes the edge down: a circuit
+// breaker, the replica's word where the primary is gone, and the fail
+// modes. The store keeps to the budget itself (limiter's pipes judge it on
+// evidence from the connection); degrade only decides what its errors
+// mean: ErrBudget and any other failure degrade, ErrOverload sheds.
 package degrade
 
 import (
@@ -17,56 +19,52 @@ import (
 	"github.com/l1gw/l1gw/limiter"
 )
 
+// Store is what a Guard decides through: limiter's memory and Redis stores.
+type Store interface {
+	// Decide is limiter.Store's. A store that does I/O returns within its
+	// budget: an error wrapping limiter.ErrBudget when Redis stayed
+	// silent, limiter.ErrOverload when the gateway could not send the
+	// decision in time.
+	Decide(ctx context.Context, req limiter.Request) (limiter.Decision, error)
+	// ReplicaDenies returns a denial when a replica shows a rule of req
+	// already full (a replica never shows more than the truth, so such a
+	// denial is always right); ok is false when it shows room, and where
+	// there is no replica. It waits at most within.
+	ReplicaDenies(ctx context.Context, req limiter.Request, within time.Duration) (d limiter.Decision, ok bool, err error)
+}
+
 // Verdict is what the request path acts on.
 type Verdict struct {
-	// Decision is the answer: the store's, the replica's, or the local
-	// store's in fail mode local; N is 0 when there is none.
-	limiter.Decision
-	// Degraded is true when the primary's answer was not had.
+	// Allowed: forward the request.
+	Allowed bool
+	// Degraded: the primary's answer was not had, or the store decided
+	// without part of the shared state.
 	Degraded bool
-	// Refused is true when nothing could decide and the fail mode is
-	// closed: the request gets 503.
+	// Refused: nothing could decide and the fail mode is closed: 503.
 	Refused bool
+	// Overloaded: the gateway could not get the decision to Redis in time.
+	// The request is shed with 503 and Retry-After, never admitted
+	// unchecked, and it is not degraded: Redis did nothing wrong.
+	Overloaded bool
+	// Decision holds the rule states behind the verdict: the store's, the
+	// replica's, or the local store's in fail mode local. N is 0 when
+	// there are none.
+	Decision limiter.Decision
 }
 
-// ReplicaChecker is a store that can ask a replica, when the primary does
-// not answer, whether a rule is already full there (a replica never shows
-// more than the truth, so such a denial is always right).
-type ReplicaChecker interface {
-	// ReplicaDenies returns a denial when the replica shows a rule of req
-	// without room; ok is false when it shows room in every rule.
-	ReplicaDenies(ctx context.Context, req limiter.Request) (d limiter.Decision, ok bool, err error)
-}
-
-// CachedDenier is a store that can answer some requests from memory; the
-// Guard asks it before spending a goroutine and a budget on a call.
-type CachedDenier interface {
-	CachedDenial(req limiter.Request) (limiter.Decision, bool)
-}
-
-// Guard decides through a store within a budget, and by the fail mode
-// when the store cannot.
+// Guard decides through a store, and by the fail mode when it cannot.
 type Guard struct {
-	store    limiter.Store
+	store    Store
 	settings Settings
-	primary  *call
-	replica  *call          // nil without a ReplicaChecker
-	checker  ReplicaChecker // nil without a replica to ask
-	local    *localLimits   // nil unless the fail mode is local
+	primary  *Breaker
+	replica  *Breaker
+	local    *localLimits // nil unless the fail mode is local
 	log      *slog.Logger
 	lastLog  atomic.Int64
 }
 
 // Options are the parts of a Guard besides its settings.
 type Options struct {
-	// Blocking is true for a store that does I/O (Redis): its calls get
-	// the budget, the in-flight cap and the breaker. The memory store is
-	// called directly.
-	Blocking bool
-	// Replica, if not nil, is asked while the primary does not answer,
-	// within what is left of the budget. Leave it nil where the replica
-	// client would reach the primary itself (standalone mode).
-	Replica ReplicaChecker
 	// Now is the clock of the breakers; nil is time.Now.
 	Now func() time.Time
 	// Log receives store errors, at most one line a second.
@@ -74,7 +72,7 @@ type Options struct {
 }
 
 // New returns a Guard over store. It does no I/O.
-func New(store limiter.Store, s Settings, o Options) (*Guard, error) {
+func New(store Store, s Settings, o Options) (*Guard, error) {
 	switch s.FailMode {
 	case FailOpen, FailClosed, FailLocal:
 	default:
@@ -83,89 +81,63 @@ func New(store limiter.Store, s Settings, o Options) (*Guard, error) {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
-	g := &Guard{store: store, settings: s, checker: o.Replica, log: o.Log}
-	if o.Blocking {
-		g.primary = newCall(s, o.Now, breakerState)
-		if o.Replica != nil {
-			g.replica = newCall(s, o.Now, nil)
-		}
-	}
+	g := &Guard{store: store, settings: s, log: o.Log,
+		primary: NewBreaker(s.Breaker, o.Now, breakerState),
+		replica: NewBreaker(s.Breaker, o.Now, nil)}
 	if s.FailMode == FailLocal {
 		g.local = newLocalLimits(max(s.ExpectedGateways, 1))
 	}
 	return g, nil
 }
 
-// Drain waits, up to timeout, for the store calls still running in the
-// background (past their budget) to finish; main calls it at shutdown
-// before closing what they use.
-func (g *Guard) Drain(timeout time.Duration) bool {
-	deadline := time.Now().Add(timeout)
-	for _, c := range []*call{g.primary, g.replica} {
-		for c != nil && len(c.inflight) > 0 {
-			if time.Now().After(deadline) {
-				return false
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	}
-	return true
-}
+// BreakerState is the primary breaker's state.
+func (g *Guard) BreakerState() State { return g.primary.State() }
 
-// BreakerState is the primary breaker's state; Closed for a store that is
-// called directly.
-func (g *Guard) BreakerState() State {
-	if g.primary == nil {
-		return Closed
-	}
-	return g.primary.breaker.State()
-}
-
-// Decide asks the store and never fails: a store that errs, runs past the
-// budget, is cut off by the breaker or has too many calls in flight gets a
-// degraded verdict.
+// Decide asks the store and never fails: a store that errs or stays silent
+// past the budget, or that the breaker cuts off, gets a degraded verdict;
+// a decision the gateway could not send in time gets an overloaded one.
 func (g *Guard) Decide(ctx context.Context, req limiter.Request) Verdict {
-	if g.primary == nil {
-		d, err := g.store.Decide(ctx, req)
-		if err == nil {
-			return Verdict{Decision: d, Degraded: d.Degraded}
-		}
-		degradedTotal(reasonError).Inc()
-		g.logError(reasonError, err)
-		return g.fallback(ctx, req, time.Now())
+	start := time.Now()
+	ticket, ok := g.primary.Allow()
+	if !ok {
+		degradedTotal(reasonBreaker).Inc()
+		g.logError(reasonBreaker, nil)
+		return g.fallback(ctx, req, start)
 	}
-	if cd, ok := g.store.(CachedDenier); ok {
-		if d, hit := cd.CachedDenial(req); hit {
-			return Verdict{Decision: d}
-		}
+	d, err := g.store.Decide(ctx, req)
+	if err == nil {
+		g.primary.Done(ticket, true)
+		return Verdict{Allowed: d.Allowed, Degraded: d.Degraded, Decision: d}
 	}
-	deadline := time.Now().Add(g.settings.Budget)
-	d, reason, err := g.primary.do(g.settings.Budget, func(c context.Context) (limiter.Decision, error) { return g.store.Decide(c, req) })
-	if reason == "" {
-		return Verdict{Decision: d, Degraded: d.Degraded}
+	if errors.Is(err, limiter.ErrOverload) {
+		g.primary.Cancel(ticket) // says nothing about Redis
+		overloadTotal.Inc()
+		return Verdict{Overloaded: true}
+	}
+	g.primary.Done(ticket, false)
+	reason := reasonError
+	if errors.Is(err, limiter.ErrBudget) {
+		reason = reasonBudget
 	}
 	degradedTotal(reason).Inc()
 	g.logError(reason, err)
-	return g.fallback(ctx, req, deadline)
+	return g.fallback(ctx, req, start)
 }
 
 // fallback is the verdict without the primary: the replica's denial if it
-// gives one before deadline (what is left of the budget), else the fail
+// gives one within what is left of the budget since start, else the fail
 // mode's. The budget is one for the whole decision.
-func (g *Guard) fallback(ctx context.Context, req limiter.Request, deadline time.Time) Verdict {
+func (g *Guard) fallback(ctx context.Context, req limiter.Request, start time.Time) Verdict {
 	v := Verdict{Degraded: true}
-	if g.replica != nil {
-		d, why, _ := g.replica.do(time.Until(deadline), func(c context.Context) (limiter.Decision, error) {
-			d, denied, err := g.checker.ReplicaDenies(c, req)
-			if err == nil && !denied {
-				return d, errNoDenial
+	if within := g.settings.Budget - time.Since(start); within > 0 {
+		if ticket, ok := g.replica.Allow(); ok {
+			d, denied, err := g.store.ReplicaDenies(ctx, req, within)
+			g.replica.Done(ticket, err == nil)
+			if denied {
+				replicaDenials.Inc()
+				v.Decision = d
+				return v
 			}
-			return d, err
-		})
-		if why == "" {
-			replicaDenials.Inc()
-			v.Decision = d
-			return v
 		}
 	}
 	switch g.settings.FailMode {
@@ -173,14 +145,12 @@ func (g *Guard) fallback(ctx context.Context, req limiter.Request, deadline time
 		v.Refused = true
 	case FailLocal:
 		v.Decision = g.local.decide(ctx, req)
+		v.Allowed = v.Decision.Allowed
 	default:
 		v.Allowed = true
 	}
 	return v
 }
-
-// errNoDenial: the replica shows room, so it has nothing to say.
-var errNoDenial = errors.New("degrade: the replica shows room")
 
 // logError logs why a decision degraded, at most once a second.
 func (g *Guard) logError(reason string, err error) {
@@ -196,15 +166,23 @@ func (g *Guard) logError(reason string, err error) {
 	g.log.Warn("rate-limit store did not decide; degraded", "reason", reason, "err", msg, "fail_mode", g.settings.FailMode)
 }
 
+// Why a decision degraded: the label values of
+// l1gw_degraded_decisions_total{reason}.
+const (
+	reasonError   = "error"   // the store answered with an error
+	reasonBudget  = "budget"  // Redis stayed silent past the budget
+	reasonBreaker = "breaker" // the breaker is open: the store was not asked
+)
+
 var (
 	breakerGauge   = metrics.NewGauge(`l1gw_breaker_state`, nil)
 	replicaDenials = metrics.NewCounter(`l1gw_replica_denials_total`)
+	overloadTotal  = metrics.NewCounter(`l1gw_overload_total`)
 	// degradedCounters is l1gw_degraded_decisions_total by reason.
 	degradedCounters = map[string]*metrics.Counter{
 		reasonError:   metrics.NewCounter(`l1gw_degraded_decisions_total{reason="error"}`),
 		reasonBudget:  metrics.NewCounter(`l1gw_degraded_decisions_total{reason="budget"}`),
 		reasonBreaker: metrics.NewCounter(`l1gw_degraded_decisions_total{reason="breaker"}`),
-		reasonShed:    metrics.NewCounter(`l1gw_degraded_decisions_total{reason="shed"}`),
 	}
 )
 

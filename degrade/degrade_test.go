@@ -3,6 +3,7 @@ package degrade_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -15,33 +16,53 @@ import (
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-// fakeStore answers after delay with err, counting its calls.
+// fakeStore answers with err, counting its calls; its replica answers with
+// replica (nil: no replica to ask).
 type fakeStore struct {
-	mu    sync.Mutex
-	delay time.Duration
-	err   error
-	calls int
-	gate  chan struct{} // if not nil, every call waits for it to close
+	mu      sync.Mutex
+	err     error
+	calls   int
+	replica *fakeReplica
 }
 
-func (f *fakeStore) Decide(ctx context.Context, req limiter.Request) (limiter.Decision, error) {
+// fakeReplica shows the rule full (or room), or fails with err.
+type fakeReplica struct {
+	full   bool
+	err    error
+	asked  int
+	within time.Duration
+}
+
+func (f *fakeStore) Decide(_ context.Context, req limiter.Request) (limiter.Decision, error) {
 	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.calls++
-	delay, err, gate := f.delay, f.err, f.gate
-	f.mu.Unlock()
-	if gate != nil {
-		<-gate
-	}
-	time.Sleep(delay)
-	if err != nil {
-		return limiter.Decision{}, err
+	if f.err != nil {
+		return limiter.Decision{}, f.err
 	}
 	return limiter.Decision{Allowed: true, N: len(req.Rules)}, nil
 }
 
-func (f *fakeStore) set(delay time.Duration, err error) {
+func (f *fakeStore) ReplicaDenies(_ context.Context, _ limiter.Request, within time.Duration) (limiter.Decision, bool, error) {
 	f.mu.Lock()
-	f.delay, f.err = delay, err
+	defer f.mu.Unlock()
+	r := f.replica
+	if r == nil {
+		return limiter.Decision{}, false, nil
+	}
+	r.asked++
+	r.within = within
+	if r.err != nil || !r.full {
+		return limiter.Decision{}, false, r.err
+	}
+	d := limiter.Decision{N: 1}
+	d.Rules[0] = limiter.RuleState{Limit: 10, RetryAfter: time.Second, Reset: time.Second}
+	return d, true, nil
+}
+
+func (f *fakeStore) set(err error) {
+	f.mu.Lock()
+	f.err = err
 	f.mu.Unlock()
 }
 
@@ -58,9 +79,9 @@ func settings(mode string) degrade.Settings {
 		Breaker: degrade.BreakerOptions{Failures: 3, Cooldown: time.Hour}}
 }
 
-func newGuard(t *testing.T, store limiter.Store, s degrade.Settings, replica degrade.ReplicaChecker) *degrade.Guard {
+func newGuard(t *testing.T, store degrade.Store, s degrade.Settings) *degrade.Guard {
 	t.Helper()
-	g, err := degrade.New(store, s, degrade.Options{Blocking: true, Replica: replica, Log: quiet})
+	g, err := degrade.New(store, s, degrade.Options{Log: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +99,7 @@ func TestFailModes(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.mode, func(t *testing.T) {
-			g := newGuard(t, &fakeStore{err: errors.New("READONLY You can't write against a read only replica")}, settings(tc.mode), nil)
+			g := newGuard(t, &fakeStore{err: errors.New("READONLY You can't write against a read only replica")}, settings(tc.mode))
 			v := g.Decide(context.Background(), req)
 			if v.Allowed != tc.allowed || v.Degraded != tc.degraded || v.Refused != tc.refused {
 				t.Fatalf("got allowed=%v degraded=%v refused=%v; want %v %v %v", v.Allowed, v.Degraded, v.Refused, tc.allowed, tc.degraded, tc.refused)
@@ -88,7 +109,7 @@ func TestFailModes(t *testing.T) {
 }
 
 func TestFailLocalEnforcesAShareOfTheLimit(t *testing.T) {
-	g := newGuard(t, &fakeStore{err: errors.New("connection refused")}, settings(degrade.FailLocal), nil)
+	g := newGuard(t, &fakeStore{err: errors.New("connection refused")}, settings(degrade.FailLocal))
 	allowed := 0
 	for range 20 {
 		v := g.Decide(context.Background(), req)
@@ -104,23 +125,46 @@ func TestFailLocalEnforcesAShareOfTheLimit(t *testing.T) {
 	}
 }
 
-func TestBudgetBoundsTheWait(t *testing.T) {
-	// The store would answer "allowed, not degraded" after 400ms; a
-	// degraded verdict means the budget (50ms) answered first.
-	store := &fakeStore{delay: 400 * time.Millisecond}
-	g := newGuard(t, store, settings(degrade.FailOpen), nil)
+// TestBudgetErrorDegrades: the store's word that Redis stayed silent past
+// the budget is a degraded verdict; its next answer is taken again.
+func TestBudgetErrorDegrades(t *testing.T) {
+	store := &fakeStore{err: fmt.Errorf("%w: no reply from 127.0.0.1:6379 for 12ms", limiter.ErrBudget)}
+	g := newGuard(t, store, settings(degrade.FailOpen))
 	if v := g.Decide(context.Background(), req); !v.Degraded || !v.Allowed {
-		t.Fatalf("slow store: got %+v; want a degraded admit", v)
+		t.Fatalf("silent Redis: got %+v; want a degraded admit", v)
 	}
-	store.set(0, nil)
-	if v := g.Decide(context.Background(), req); v.Degraded {
-		t.Fatal("fast store after a slow call: degraded; want the store's answer")
+	store.set(nil)
+	if v := g.Decide(context.Background(), req); v.Degraded || !v.Allowed {
+		t.Fatalf("Redis answers again: got %+v; want the store's answer", v)
+	}
+}
+
+// TestOverloadIsShedNotDegraded: a decision the gateway could not send in
+// time is neither admitted nor degraded, and says nothing to the breaker.
+func TestOverloadIsShedNotDegraded(t *testing.T) {
+	for _, mode := range []string{degrade.FailOpen, degrade.FailClosed, degrade.FailLocal} {
+		t.Run(mode, func(t *testing.T) {
+			store := &fakeStore{err: fmt.Errorf("decide for t: %w", limiter.ErrOverload), replica: &fakeReplica{}}
+			g := newGuard(t, store, settings(mode))
+			for range 10 {
+				v := g.Decide(context.Background(), req)
+				if !v.Overloaded || v.Allowed || v.Degraded || v.Refused {
+					t.Fatalf("overload: got %+v; want overloaded only", v)
+				}
+			}
+			if g.BreakerState() != degrade.Closed {
+				t.Fatalf("after 10 overloads: breaker %v; want closed", g.BreakerState())
+			}
+			if store.replica.asked != 0 {
+				t.Fatalf("overload asked the replica %d times; want 0", store.replica.asked)
+			}
+		})
 	}
 }
 
 func TestBreakerStopsCallingAFailingStore(t *testing.T) {
 	store := &fakeStore{err: errors.New("connection refused")}
-	g := newGuard(t, store, settings(degrade.FailOpen), nil)
+	g := newGuard(t, store, settings(degrade.FailOpen))
 	for range 3 {
 		g.Decide(context.Background(), req)
 	}
@@ -138,49 +182,35 @@ func TestBreakerStopsCallingAFailingStore(t *testing.T) {
 	}
 }
 
-func TestInflightCapShedsInsteadOfPilingUp(t *testing.T) {
-	gate := make(chan struct{})
-	store := &fakeStore{gate: gate}
-	s := settings(degrade.FailOpen)
-	s.Budget = time.Millisecond
-	s.Breaker.Failures = 1 << 30 // keep the breaker out of it
-	g := newGuard(t, store, s, nil)
-	for range 1100 {
-		g.Decide(context.Background(), req)
-	}
-	if n := store.count(); n > 1024 {
-		t.Fatalf("%d calls in flight against a stalled store; want at most 1024", n)
-	}
-	close(gate)
-}
-
-// replicaFull is a replica that shows the rule full.
-type replicaFull struct{ err error }
-
-func (r replicaFull) ReplicaDenies(_ context.Context, req limiter.Request) (limiter.Decision, bool, error) {
-	d := limiter.Decision{N: 1}
-	d.Rules[0] = limiter.RuleState{Limit: 10, RetryAfter: time.Second, Reset: time.Second}
-	return d, r.err == nil, r.err
-}
-
 func TestReplicaDenialWhileThePrimaryIsDown(t *testing.T) {
-	down := &fakeStore{err: errors.New("connection refused")}
-	g := newGuard(t, down, settings(degrade.FailOpen), replicaFull{})
+	down := &fakeStore{err: errors.New("connection refused"), replica: &fakeReplica{full: true}}
+	g := newGuard(t, down, settings(degrade.FailOpen))
 	v := g.Decide(context.Background(), req)
-	if v.Allowed || !v.Degraded || v.RetryAfter() != time.Second {
-		t.Fatalf("replica shows the rule full: got allowed=%v degraded=%v retry=%v; want a degraded denial", v.Allowed, v.Degraded, v.RetryAfter())
+	if v.Allowed || !v.Degraded || v.Decision.RetryAfter() != time.Second {
+		t.Fatalf("replica shows the rule full: got allowed=%v degraded=%v retry=%v; want a degraded denial", v.Allowed, v.Degraded, v.Decision.RetryAfter())
 	}
-	g = newGuard(t, down, settings(degrade.FailOpen), replicaFull{err: errors.New("replica down too")})
+	down.replica = &fakeReplica{err: errors.New("replica down too")}
 	if v := g.Decide(context.Background(), req); !v.Allowed || !v.Degraded {
 		t.Fatalf("replica down too: got %+v; want the fail mode (open)", v)
 	}
 }
 
-func TestDirectStoreIsNotBudgeted(t *testing.T) {
-	g, err := degrade.New(limiter.NewMemoryStore(nil), settings(degrade.FailOpen), degrade.Options{Log: quiet})
-	if err != nil {
-		t.Fatal(err)
+// TestOneBudgetPerDecision: the replica gets what the primary left of the
+// budget, so a decision never waits two budgets.
+func TestOneBudgetPerDecision(t *testing.T) {
+	s := settings(degrade.FailOpen)
+	store := &fakeStore{err: errors.New("connection refused"), replica: &fakeReplica{}}
+	g := newGuard(t, store, s)
+	if v := g.Decide(context.Background(), req); !v.Allowed || !v.Degraded {
+		t.Fatalf("primary refused, replica shows room: got %+v; want the fail mode (admit, degraded)", v)
 	}
+	if r := store.replica; r.asked != 1 || r.within <= 0 || r.within > s.Budget {
+		t.Fatalf("replica asked %d times within %v; want once, within (0, %v]", r.asked, r.within, s.Budget)
+	}
+}
+
+func TestMemoryStoreDecidesDirectly(t *testing.T) {
+	g := newGuard(t, limiter.NewMemoryStore(nil), settings(degrade.FailOpen))
 	r := limiter.Request{Tenant: "t", Rules: []limiter.Rule{{Name: "r", Limit: 1, Window: time.Minute}}}
 	if v := g.Decide(context.Background(), r); !v.Allowed || v.Degraded {
 		t.Fatalf("1st: got %+v; want allowed, not degraded", v)
@@ -196,40 +226,15 @@ func TestUnsupportedFailMode(t *testing.T) {
 	}
 }
 
-// countingReplica counts the questions it is asked and shows room.
-type countingReplica struct {
-	mu sync.Mutex
-	n  int
-}
-
-func (r *countingReplica) ReplicaDenies(context.Context, limiter.Request) (limiter.Decision, bool, error) {
-	r.mu.Lock()
-	r.n++
-	r.mu.Unlock()
-	return limiter.Decision{}, false, nil
-}
-
-func (r *countingReplica) count() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.n
-}
-
-// TestOneBudgetPerDecision: the replica gets what the primary left of the
-// budget, so a decision never waits two budgets.
-func TestOneBudgetPerDecision(t *testing.T) {
-	slow := &countingReplica{}
-	g := newGuard(t, &fakeStore{delay: 300 * time.Millisecond}, settings(degrade.FailOpen), slow)
-	g.Decide(context.Background(), req)
-	if n := slow.count(); n != 0 {
-		t.Fatalf("primary spent the whole budget: the replica was asked %d times; want 0", n)
+func BenchmarkGuardDecide(b *testing.B) {
+	g, err := degrade.New(&fakeStore{}, settings(degrade.FailOpen), degrade.Options{Log: quiet})
+	if err != nil {
+		b.Fatal(err)
 	}
-	fast := &countingReplica{}
-	g = newGuard(t, &fakeStore{err: errors.New("connection refused")}, settings(degrade.FailOpen), fast)
-	if v := g.Decide(context.Background(), req); !v.Allowed || !v.Degraded {
-		t.Fatalf("primary refused, replica shows room: got %+v; want the fail mode (admit, degraded)", v)
-	}
-	if n := fast.count(); n != 1 {
-		t.Fatalf("primary failed fast: the replica was asked %d times; want 1", n)
+	b.ReportAllocs()
+	for b.Loop() {
+		if v := g.Decide(context.Background(), req); !v.Allowed {
+			b.Fatal("denied")
+		}
 	}
 }

@@ -18,6 +18,10 @@ import (
 type Clients struct {
 	Primary redis.UniversalClient
 	Replica redis.UniversalClient
+
+	opts      RedisOptions
+	tls       *tls.Config
+	sentinels *sentinels // the decision path's, once a store is built on c
 }
 
 // ErrNotPrimary is returned by a connection to the primary that reached a
@@ -33,7 +37,7 @@ func NewClients(o RedisOptions) (*Clients, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Clients{}
+	c := &Clients{opts: o, tls: tlsConf}
 	switch o.Mode {
 	case ModeStandalone:
 		if len(o.Addrs) != 1 {
@@ -53,8 +57,15 @@ func NewClients(o RedisOptions) (*Clients, error) {
 	return c, nil
 }
 
+// HasReplica reports whether the topology has replicas to read from
+// (standalone has none: its "replica" is the primary itself).
+func (c *Clients) HasReplica() bool { return c.opts.Mode != ModeStandalone }
+
 // Close closes every client.
 func (c *Clients) Close() error {
+	if c.sentinels != nil {
+		c.sentinels.close()
+	}
 	err := c.Primary.Close()
 	if c.Replica != c.Primary {
 		err = errors.Join(err, c.Replica.Close())

@@ -57,7 +57,7 @@ func newDenyCache(size int) *denyCache {
 }
 
 func (c *denyCache) shard(tenant string) *denyShard {
-	return &c.shards[shardOf(tenant)%denyShards]
+	return &c.shards[tenantHash(tenant)%denyShards]
 }
 
 // lookup returns the cached denial for req, its times moved to now.

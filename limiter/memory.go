@@ -52,7 +52,7 @@ func (s *MemoryStore) Decide(_ context.Context, req Request) (Decision, error) {
 		return d, ErrTooManyRules
 	}
 	now := s.now().UnixNano()
-	sh := &s.shards[shardOf(req.Tenant)]
+	sh := &s.shards[tenantHash(req.Tenant)%memoryShards]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	sh.maybeSweep(now)
@@ -113,14 +113,15 @@ func (t *memTenant) idle(now int64) bool {
 	return true
 }
 
-// shardOf is FNV-1a over the tenant ID, without allocating.
-func shardOf(tenant string) int {
+// tenantHash is FNV-1a over the tenant ID, without allocating; each
+// sharded structure reduces it by its own shard count.
+func tenantHash(tenant string) uint32 {
 	h := uint32(2166136261)
 	for i := 0; i < len(tenant); i++ {
 		h ^= uint32(tenant[i])
 		h *= 16777619
 	}
-	return int(h % memoryShards)
+	return h
 }
 
 // slidingLog is one rule's recorded requests, oldest first.
@@ -187,10 +188,15 @@ func (l *slidingLog) reset(now int64, window time.Duration) time.Duration {
 	return time.Duration(l.entries[l.head].at + int64(window) - now)
 }
 
+// ReplicaDenies has nothing to say: memory has no replica.
+func (s *MemoryStore) ReplicaDenies(context.Context, Request, time.Duration) (Decision, bool, error) {
+	return Decision{}, false, nil
+}
+
 // Usage reads each rule's state without recording.
 func (s *MemoryStore) Usage(_ context.Context, tenant string, rules []Rule) ([]RuleUsage, error) {
 	now := s.now().UnixNano()
-	sh := &s.shards[shardOf(tenant)]
+	sh := &s.shards[tenantHash(tenant)%memoryShards]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	out := make([]RuleUsage, len(rules))
@@ -210,7 +216,7 @@ func (s *MemoryStore) Usage(_ context.Context, tenant string, rules []Rule) ([]R
 
 // Reset forgets everything recorded for tenant.
 func (s *MemoryStore) Reset(_ context.Context, tenant string, _ []Rule) error {
-	sh := &s.shards[shardOf(tenant)]
+	sh := &s.shards[tenantHash(tenant)%memoryShards]
 	sh.mu.Lock()
 	delete(sh.tenants, tenant)
 	sh.mu.Unlock()

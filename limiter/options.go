@@ -27,6 +27,11 @@ type Options struct {
 	DenyCache bool `koanf:"deny_cache" json:"deny_cache"`
 	// KeyPrefix starts every Redis key. Default "l1gw".
 	KeyPrefix string `koanf:"key_prefix" json:"key_prefix"`
+	// QueueTimeout is the longest a decision waits in the gateway to be
+	// sent to Redis; past it the request is shed with 503 (overload), never
+	// admitted unchecked. Time in this queue is the gateway's own, not
+	// Redis': it never counts against ratelimit.budget. Default 1s.
+	QueueTimeout time.Duration `koanf:"queue_timeout" json:"queue_timeout"`
 }
 
 // RedisOptions is the redis section of the config: where the shared state
@@ -77,6 +82,10 @@ type RedisOptions struct {
 	// last dial error until a background re-dial, once a second, succeeds),
 	// which delayed recovery after a Redis restart by seconds.
 	MinIdleConns int `koanf:"min_idle_conns" json:"min_idle_conns"`
+	// DecisionConns is how many connections per node carry decisions, each
+	// pipelining every decision queued while it waits for the last reply
+	// (the pool above serves everything else). Default 2.
+	DecisionConns int `koanf:"decision_conns" json:"decision_conns"`
 }
 
 // TLSOptions configures TLS to Redis.

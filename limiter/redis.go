@@ -13,11 +13,16 @@ import (
 
 // RedisStore is the shared Store: N gateways enforce one limit per tenant
 // through sorted sets in Redis. In exact consistency one script call on
-// the primary decides every rule of a request atomically.
+// the primary decides every rule of a request atomically. Decisions travel
+// over pipes of their own (pipe.go), within the budget; the admin API's
+// reads and writes use the go-redis clients.
 type RedisStore struct {
 	clients  *Clients
+	primary  router
+	replicas router
 	prefix   string
 	instance string
+	budget   time.Duration
 	seq      atomic.Uint64
 	denies   *denyCache      // nil when the deny cache is off
 	replica  *replicaDecider // nil in exact consistency
@@ -28,16 +33,37 @@ type RedisStore struct {
 // in replica consistency.
 const recordQueue = 8192
 
+// defaultQueueTimeout applies when Options.QueueTimeout is unset.
+const defaultQueueTimeout = time.Second
+
 var _ Store = (*RedisStore)(nil)
 
-// NewRedisStore returns a store over c. instance makes this gateway's
-// record members unique (say, 8 random hex digits chosen at start-up);
-// now is the clock of the deny cache (nil: time.Now). It does no I/O.
-func NewRedisStore(c *Clients, o Options, instance string, now func() time.Time) (*RedisStore, error) {
+// NewRedisStore returns a store over c. budget is how long Redis may stay
+// silent on a decision before Decide gives up with ErrBudget. instance
+// makes this gateway's record members unique (say, 8 random hex digits
+// chosen at start-up); now is the clock of the deny cache (nil:
+// time.Now). It does no I/O: connections are dialed by the first decision.
+func NewRedisStore(c *Clients, o Options, budget time.Duration, instance string, now func() time.Time) (*RedisStore, error) {
 	if now == nil {
 		now = time.Now
 	}
-	s := &RedisStore{clients: c, prefix: o.KeyPrefix, instance: instance, now: now}
+	if budget <= 0 {
+		return nil, fmt.Errorf("limiter: budget %s; want > 0", budget)
+	}
+	cfg := pipeConfig{
+		conn: connOptions{username: c.opts.Username, password: c.opts.Password, db: c.opts.DB, tls: c.tls,
+			dialTimeout: c.opts.DialTimeout},
+		lanes: c.opts.DecisionConns, budget: budget, silence: max(c.opts.ReadTimeout, budget),
+		queueTimeout: o.QueueTimeout,
+	}
+	if cfg.queueTimeout <= 0 {
+		cfg.queueTimeout = defaultQueueTimeout
+	}
+	if cfg.conn.dialTimeout <= 0 {
+		cfg.conn.dialTimeout = time.Second
+	}
+	s := &RedisStore{clients: c, prefix: o.KeyPrefix, instance: instance, budget: budget, now: now}
+	s.primary, s.replicas = newRoutes(c, cfg)
 	switch o.Consistency {
 	case ConsistencyExact:
 	case ConsistencyReplica:
@@ -60,8 +86,38 @@ func (s *RedisStore) Run(ctx context.Context) {
 	}
 }
 
-// Decide implements Store: one EVALSHA on the primary, or nothing at all
-// while the deny cache knows the request cannot fit.
+// Drain waits, up to timeout, until no decision is queued or on the wire
+// (calls given up past their budget included, whose records still land);
+// main calls it at shutdown before stopping the recorder.
+func (s *RedisStore) Drain(timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for _, r := range []router{s.primary, s.replicas} {
+		for _, p := range r.all() {
+			for !p.idle() {
+				if time.Now().After(deadline) {
+					return false
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
+	}
+	return true
+}
+
+// Close stops the decision connections. The Clients are the caller's.
+func (s *RedisStore) Close() {
+	for _, r := range []router{s.primary, s.replicas} {
+		for _, p := range r.all() {
+			p.close()
+		}
+	}
+}
+
+// Decide implements Store: one script call on the primary, or nothing at
+// all while the deny cache knows the request cannot fit. It returns within
+// the budget of Redis' silence: an error wrapping ErrBudget when Redis
+// did not answer, ErrOverload when the decision waited too long to be
+// sent.
 func (s *RedisStore) Decide(ctx context.Context, req Request) (Decision, error) {
 	if len(req.Rules) > MaxRules {
 		return Decision{}, ErrTooManyRules
@@ -79,7 +135,7 @@ func (s *RedisStore) Decide(ctx context.Context, req Request) (Decision, error) 
 	if s.replica != nil {
 		d, cacheable, err = s.replica.decide(ctx, req, start)
 	} else {
-		d, err = s.decideOnPrimary(ctx, req)
+		d, err = s.decideOnPrimary(req)
 	}
 	if err != nil {
 		return Decision{}, err
@@ -90,37 +146,50 @@ func (s *RedisStore) Decide(ctx context.Context, req Request) (Decision, error) 
 	return d, nil
 }
 
-// CachedDenial answers req from the deny cache alone, without I/O: a
-// caller that hands Decide to another goroutine (degrade's budget) asks
-// this first, so a tenant over its limit costs no goroutine either.
-func (s *RedisStore) CachedDenial(req Request) (Decision, bool) {
-	if len(req.Rules) == 0 || len(req.Rules) > MaxRules {
-		return Decision{}, false
-	}
-	return s.denies.lookup(req, s.now())
-}
-
 // decideOnPrimary is exact consistency: one script call on the primary.
-func (s *RedisStore) decideOnPrimary(ctx context.Context, req Request) (Decision, error) {
-	keys, args := s.decideArgs(req)
-	v, err := decideScript.Run(ctx, s.clients.Primary, keys, args...).Int64Slice()
+func (s *RedisStore) decideOnPrimary(req Request) (Decision, error) {
+	p, err := s.primary.pipeFor(req.Tenant)
 	if err != nil {
 		return Decision{}, fmt.Errorf("decide for %s: %w", req.Tenant, err)
 	}
-	d, err := parseDecision(req.Rules, v)
+	o := getOp()
+	defer o.release()
+	o.kind, o.req, o.prefix, o.instance, o.seq, o.budget = opDecide, req, s.prefix, s.instance, s.seq.Add(1), s.budget
+	p.do(o)
+	if o.err != nil {
+		s.primary.failed(o.err)
+		return Decision{}, fmt.Errorf("decide for %s: %w", req.Tenant, o.err)
+	}
+	d, err := parseDecision(req.Rules, o.reply[:o.n])
 	if err != nil {
 		return Decision{}, fmt.Errorf("decide for %s: %w", req.Tenant, err)
 	}
 	return d, nil
 }
 
-func (s *RedisStore) decideArgs(req Request) ([]string, []any) {
-	args := make([]any, 1, 1+3*len(req.Rules))
-	args[0] = s.member()
-	for _, r := range req.Rules {
-		args = append(args, r.Window.Microseconds(), r.Limit, r.CostOrOne())
+// peek runs peek.lua on the tenant's replica within budget; v is valid
+// until release is called.
+func (s *RedisStore) peek(req Request, keys []string, args []any, budget time.Duration) (o *op, err error) {
+	if budget <= 0 {
+		return nil, fmt.Errorf("%w: none left for the replica", ErrBudget)
 	}
-	return s.keys(req.Tenant, req.Rules), args
+	p, err := s.replicas.pipeFor(req.Tenant)
+	if err != nil {
+		return nil, err
+	}
+	o = getOp()
+	o.kind, o.req, o.keys, o.args, o.budget = opPeek, req, keys, args, budget
+	p.do(o)
+	if o.err == nil && o.n != 1+4*len(req.Rules) {
+		o.err = fmt.Errorf("script reply has %d values; want %d", o.n, 1+4*len(req.Rules))
+	}
+	if o.err != nil {
+		s.replicas.failed(o.err)
+		err = o.err
+		o.release()
+		return nil, err
+	}
+	return o, nil
 }
 
 // keys are the Redis keys of tenant's rules, in order.
@@ -132,7 +201,7 @@ func (s *RedisStore) keys(tenant string, rules []Rule) []string {
 	return keys
 }
 
-// member is unique per Decide call across every gateway: the instance and
+// member is unique per decision across every gateway: the instance and
 // a sequence number, as a string.
 func (s *RedisStore) member() string {
 	var buf [40]byte
@@ -199,33 +268,37 @@ func (s *RedisStore) Reset(ctx context.Context, tenant string, rules []Rule) err
 	return nil
 }
 
-// ReplicaDenies asks the replica whether a rule of req is already full
-// there, without recording. A replica never shows more than the primary
-// holds, so its denial is always right; its room proves nothing (ok false).
-func (s *RedisStore) ReplicaDenies(ctx context.Context, req Request) (Decision, bool, error) {
-	if len(req.Rules) == 0 || len(req.Rules) > MaxRules {
+// ReplicaDenies asks the replica, within budget, whether a rule of req is
+// already full there, without recording. A replica never shows more than
+// the primary holds, so its denial is always right; its room proves
+// nothing (ok false). A topology without replicas has nothing to say.
+func (s *RedisStore) ReplicaDenies(_ context.Context, req Request, budget time.Duration) (Decision, bool, error) {
+	if len(req.Rules) == 0 || len(req.Rules) > MaxRules || !s.clients.HasReplica() {
 		return Decision{}, false, nil
 	}
 	args := make([]any, 0, 4*len(req.Rules))
 	for _, r := range req.Rules {
 		args = append(args, r.Window.Microseconds(), r.Limit, r.CostOrOne(), 0) // no pending entries
 	}
-	v, err := peekScript.RunRO(ctx, s.clients.Replica, s.keys(req.Tenant, req.Rules), args...).Int64Slice()
+	o, err := s.peek(req, s.keys(req.Tenant, req.Rules), args, budget)
 	if err != nil {
 		return Decision{}, false, fmt.Errorf("ask the replica for %s: %w", req.Tenant, err)
 	}
-	if len(v) != 1+4*len(req.Rules) {
-		return Decision{}, false, fmt.Errorf("ask the replica for %s: script reply has %d values; want %d", req.Tenant, len(v), 1+4*len(req.Rules))
-	}
-	if v[0] == 1 {
-		return Decision{}, false, nil
-	}
-	d := Decision{N: len(req.Rules)}
-	for i, r := range req.Rules {
+	defer o.release()
+	d, allowed := parsePeek(req.Rules, o.reply[:o.n])
+	return d, !allowed, nil
+}
+
+// parsePeek reads peek.lua's reply, whose length the caller checked:
+// {allowed, then per rule: remaining, reset, retry, visible}. The retry is
+// the script's raw value (see retryAfter).
+func parsePeek(rules []Rule, v []int64) (Decision, bool) {
+	d := Decision{N: len(rules), Allowed: v[0] == 1}
+	for i, r := range rules {
 		d.Rules[i] = RuleState{Limit: r.Limit, Remaining: v[1+4*i],
 			Reset: time.Duration(v[2+4*i]) * time.Microsecond, RetryAfter: time.Duration(v[3+4*i]) * time.Microsecond}
 	}
-	return d, true, nil
+	return d, d.Allowed
 }
 
 // EvictionPolicy is the primary's maxmemory-policy; "" when CONFIG GET is

@@ -27,6 +27,10 @@ func redisOptions(mode string, addrs ...string) limiter.RedisOptions {
 
 var instances atomic.Int64
 
+// testBudget is the stores' budget in tests: generous, since the race
+// detector and parallel Redis processes share two cores.
+const testBudget = time.Second
+
 // newRedisStore returns a store on o with its own key prefix.
 func newRedisStore(t testing.TB, o limiter.RedisOptions, denyCache bool) (*limiter.RedisStore, string) {
 	t.Helper()
@@ -37,7 +41,7 @@ func newRedisStore(t testing.TB, o limiter.RedisOptions, denyCache bool) (*limit
 	t.Cleanup(func() { clients.Close() })
 	prefix := fmt.Sprintf("t%d", instances.Add(1))
 	s, err := limiter.NewRedisStore(clients, limiter.Options{Consistency: "exact", KeyPrefix: prefix, DenyCache: denyCache},
-		fmt.Sprintf("gw%d", instances.Add(1)), nil)
+		testBudget, fmt.Sprintf("gw%d", instances.Add(1)), nil)
 	if err != nil {
 		t.Fatalf("NewRedisStore: %v", err)
 	}

@@ -21,7 +21,7 @@ var replicaFallbacks = metrics.NewCounter(`l1gw_replica_fallbacks_total`)
 // trades for latency.
 type replicaDecider struct {
 	s        *RedisStore
-	shards   [denyShards]pendingShard
+	shards   [pendingShards]pendingShard
 	recorder *recorder
 }
 
@@ -45,6 +45,12 @@ type pendingEntry struct {
 	cost   int64
 	at     time.Time
 }
+
+// pendingShards spreads the pending logs over locks.
+const pendingShards = 16
+
+// pendingSweep is how often a shard drops the logs of keys no longer decided.
+const pendingSweep = 10 * time.Second
 
 // maxPending bounds a rule's pending entries; past it, the request is
 // decided exactly on the primary.
@@ -70,31 +76,33 @@ type snapshot struct {
 	full     bool // a pending log is at its bound
 }
 
-func (r *replicaDecider) decide(ctx context.Context, req Request, now time.Time) (Decision, bool, error) {
-	sh := &r.shards[shardOf(req.Tenant)%denyShards]
+func (r *replicaDecider) decide(_ context.Context, req Request, now time.Time) (Decision, bool, error) {
+	sh := r.shard(req.Tenant)
 	snap := r.snapshot(sh, req, now)
 	if snap.full {
-		d, err := r.s.decideOnPrimary(ctx, req)
+		d, err := r.s.decideOnPrimary(req)
 		return d, true, err
 	}
-	v, err := peekScript.RunRO(ctx, r.s.clients.Replica, snap.keys, snap.args...).Int64Slice()
-	if err == nil && len(v) != 1+4*len(req.Rules) {
-		err = fmt.Errorf("script reply has %d values; want %d", len(v), 1+4*len(req.Rules))
-	}
+	o, err := r.s.peek(req, snap.keys, snap.args, r.s.budget)
 	if err != nil {
 		// The replica is out; the primary decides exactly, at its latency.
 		replicaFallbacks.Inc()
-		d, perr := r.s.decideOnPrimary(ctx, req)
+		d, perr := r.s.decideOnPrimary(req)
 		if perr != nil {
 			return Decision{}, false, fmt.Errorf("decide on replica for %s: %w; on the primary: %w", req.Tenant, err, perr)
 		}
 		return d, true, nil
 	}
-	d, cacheable := r.settle(sh, req, &snap, v, r.s.member(), now)
+	defer o.release()
+	d, cacheable := r.settle(sh, req, &snap, o.reply[:o.n], r.s.member(), now)
 	// Admissions that do not reach the primary are unseen by every other
 	// gateway: a decision is only as shared as the recorder is healthy.
 	d.Degraded = !r.recorder.healthy()
 	return d, cacheable, nil
+}
+
+func (r *replicaDecider) shard(tenant string) *pendingShard {
+	return &r.shards[tenantHash(tenant)%pendingShards]
 }
 
 // snapshot copies the pending logs of req's rules into the script's
@@ -134,15 +142,13 @@ func (r *replicaDecider) snapshot(sh *pendingShard, req Request, now time.Time) 
 // same lock: the script relies on the replica showing the oldest first).
 // cacheable is false when a retry-after is not known to be a lower bound.
 func (r *replicaDecider) settle(sh *pendingShard, req Request, snap *snapshot, v []int64, member string, now time.Time) (Decision, bool) {
-	d := Decision{Allowed: v[0] == 1, N: len(req.Rules)}
+	d, _ := parsePeek(req.Rules, v)
 	cacheable := true
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	var logs [MaxRules]*pendingLog
 	for i, rule := range req.Rules {
 		st := &d.Rules[i]
-		st.Limit, st.Remaining = rule.Limit, v[1+4*i]
-		st.Reset = time.Duration(v[2+4*i]) * time.Microsecond
 		lg := sh.logs[snap.keys[i]]
 		var extra int64 // admitted by this gateway while the script ran
 		switch {
@@ -199,7 +205,7 @@ func retryAfter(v int64, lg *pendingLog, window time.Duration, now time.Time) ti
 // maybeSweep drops expired entries and empty logs of keys no longer
 // decided (an anonymous client gone away). Called with mu held.
 func (sh *pendingShard) maybeSweep(now time.Time) {
-	if now.Sub(sh.lastSweep) < sweepEvery {
+	if now.Sub(sh.lastSweep) < pendingSweep {
 		return
 	}
 	sh.lastSweep = now
@@ -213,7 +219,7 @@ func (sh *pendingShard) maybeSweep(now time.Time) {
 
 // forgetTenant drops the pending logs of a tenant (admin reset).
 func (r *replicaDecider) forgetTenant(tenant string) {
-	sh := &r.shards[shardOf(tenant)%denyShards]
+	sh := r.shard(tenant)
 	prefix := Key(r.s.prefix, tenant, "")
 	sh.mu.Lock()
 	defer sh.mu.Unlock()

@@ -21,7 +21,7 @@ func TestSettleKnowsAReplacedLog(t *testing.T) {
 	r := newReplicaDecider(&RedisStore{prefix: "p", instance: "i"}, 16)
 	rule := Rule{Name: "r", Limit: 3, Window: time.Second}
 	req := Request{Tenant: "acme", Rules: []Rule{rule}}
-	sh := &r.shards[shardOf("acme")%denyShards]
+	sh := r.shard("acme")
 	t0 := time.Unix(1_700_000_000, 0)
 
 	snapX := r.snapshot(sh, req, t0)
@@ -46,7 +46,7 @@ func TestSettleKnowsAReplacedLog(t *testing.T) {
 func TestDenialsLeaveNoPendingLog(t *testing.T) {
 	r := newReplicaDecider(&RedisStore{prefix: "p", instance: "i"}, 16)
 	req := Request{Tenant: "anon:192.0.2.1", Rules: []Rule{{Name: "r", Limit: 1, Window: time.Second}}}
-	sh := &r.shards[shardOf(req.Tenant)%denyShards]
+	sh := r.shard(req.Tenant)
 	now := time.Unix(1_700_000_000, 0)
 	snap := r.snapshot(sh, req, now)
 	r.settle(sh, req, &snap, reply(false, 0, 500_000, 500_000, 0), "d", now)
@@ -63,7 +63,7 @@ func TestPendingLogsOfGoneClientsAreSwept(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
 	for i := range 200 {
 		req := Request{Tenant: "anon:" + string(rune('a'+i%26)) + string(rune('a'+i/26)), Rules: []Rule{rule}}
-		sh := &r.shards[shardOf(req.Tenant)%denyShards]
+		sh := r.shard(req.Tenant)
 		snap := r.snapshot(sh, req, now)
 		r.settle(sh, req, &snap, reply(true, 10, 0, 0, 0), "m", now)
 	}

@@ -23,7 +23,7 @@ func newReplicaStore(t testing.TB, topo *redistest.Topo, replica *redistest.Node
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := limiter.NewRedisStore(clients, limiter.Options{Consistency: "replica", KeyPrefix: prefix}, fmt.Sprintf("gw%d", instances.Add(1)), nil)
+	s, err := limiter.NewRedisStore(clients, limiter.Options{Consistency: "replica", KeyPrefix: prefix}, testBudget, fmt.Sprintf("gw%d", instances.Add(1)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -50,8 +50,9 @@ func slotLabel(slot int) string {
 // ever name configured tenants, "anonymous" or "unknown". About 300 bytes
 // per tenant.
 type Stats struct {
-	// Allowed, Denied and Degraded count rate-limit decisions by result.
-	Allowed, Denied, Degraded *metrics.Counter
+	// Allowed, Denied, Degraded and Overloaded count rate-limit decisions
+	// by result (overloaded: shed before Redis was asked).
+	Allowed, Denied, Degraded, Overloaded *metrics.Counter
 
 	id    string
 	codes [len(trackedCodes) + classSlots]atomic.Pointer[metrics.Counter] // created on first use
@@ -62,7 +63,8 @@ func NewStats(id string) *Stats {
 	decision := func(result string) *metrics.Counter {
 		return metrics.GetOrCreateCounter(fmt.Sprintf(`l1gw_ratelimit_decisions_total{tenant=%q,result=%q}`, id, result))
 	}
-	return &Stats{id: id, Allowed: decision("allowed"), Denied: decision("denied"), Degraded: decision("degraded")}
+	return &Stats{id: id, Allowed: decision("allowed"), Denied: decision("denied"), Degraded: decision("degraded"),
+		Overloaded: decision("overloaded")}
 }
 
 // Response counts one response in l1gw_requests_total{tenant,code}: common

@@ -2,21 +2,31 @@
 
 package gateway
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/l1gw/l1gw/internal/redistest"
+)
 
 // TestServeDoesNotAllocate guards the hot path: an admitted, forwarded
-// request and a denied one cost no heap allocation once warm.
+// request and a denied one cost no heap allocation once warm, on the
+// memory store and on Redis (exact consistency: the pipe, the script call
+// and its reply included).
 func TestServeDoesNotAllocate(t *testing.T) {
+	srv := redistest.Server(t)
 	cases := []struct {
 		name, key string
 		want      int
+		sets      []string
 	}{
-		{"admitted", "bulk-key", 200},
-		{"denied", "acme-key", 429},
+		{"memory/admitted", "bulk-key", 200, nil},
+		{"memory/denied", "acme-key", 429, nil},
+		{"redis/admitted", "bulk-key", 200, redisSets(srv.Addr(), "ratelimit.budget=1s")},
+		{"redis/denied", "acme-key", 429, redisSets(srv.Addr(), "ratelimit.budget=1s")},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newHandlerFixture(t, tc.key, "GET", "/alloc")
+			f := newHandlerFixture(t, tc.key, "GET", "/alloc", tc.sets...)
 			for range 10 {
 				f.serve()
 			}

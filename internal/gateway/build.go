@@ -44,11 +44,7 @@ func Build(cfg *config.Config, log *slog.Logger) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	dopts := degrade.Options{Blocking: redisStore != nil, Log: log}
-	if redisStore != nil && cfg.Redis.Mode != limiter.ModeStandalone {
-		dopts.Replica = redisStore // standalone has no replica: the check would wait on the primary again
-	}
-	guard, err := degrade.New(store, cfg.RateLimit.Settings, dopts)
+	guard, err := degrade.New(store, cfg.RateLimit.Settings, degrade.Options{Log: log})
 	if err != nil {
 		return nil, err
 	}
@@ -71,7 +67,7 @@ func Build(cfg *config.Config, log *slog.Logger) (*App, error) {
 // store is what the gateway needs of a store: decisions, and the admin
 // API's usage and reset.
 type store interface {
-	limiter.Store
+	degrade.Store
 	limitsAdmin
 }
 
@@ -83,7 +79,7 @@ func newStore(cfg *config.Config) (store, *limiter.RedisStore, *limiter.Clients,
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("build Redis clients: %w", err)
 	}
-	store, err := limiter.NewRedisStore(clients, cfg.RateLimit.Options, randomHex(6), nil)
+	store, err := limiter.NewRedisStore(clients, cfg.RateLimit.Options, cfg.RateLimit.Budget, randomHex(6), nil)
 	if err != nil {
 		clients.Close()
 		return nil, nil, nil, err
@@ -127,14 +123,16 @@ func (a *App) Run(ctx context.Context, proxyLn, adminLn net.Listener) error {
 	err := a.server.Serve(ctx, proxyLn, adminLn)
 	stopBackground()
 	wg.Wait()
-	// Decisions past their budget may still be running after the grace:
-	// let them finish (and queue their records) before the recorder stops.
-	if !a.guard.Drain(2 * time.Second) {
+	// Decisions past their budget may still be on the wire after the
+	// grace: let them finish (and queue their records) before the
+	// recorder stops.
+	if a.redis != nil && !a.redis.Drain(2*time.Second) {
 		a.log.Warn("shutdown: Redis calls still running after 2s; their admissions may not be recorded")
 	}
 	stopRecorder() // no request can queue a record any more
 	<-recorderDone
 	if a.clients != nil {
+		a.redis.Close()
 		a.clients.Close()
 	}
 	return err

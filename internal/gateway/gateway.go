@@ -89,6 +89,9 @@ func (g *Gateway) Serve(ctx *fasthttp.RequestCtx) {
 	v := g.limiter.Decide(context.Background(), limiter.Request{Tenant: g.limitKey(ctx, t), Rules: rules})
 	countDecision(t.Stats, &v)
 	switch {
+	case v.Overloaded:
+		writeProblem(ctx, problemOverload)
+		ctx.Response.Header.SetCanonical(hdrRetryAfter, retryAfterOverload)
 	case v.Refused:
 		writeProblem(ctx, problemFailClosed)
 	case !v.Allowed:
@@ -151,8 +154,13 @@ func (g *Gateway) reject(ctx *fasthttp.RequestCtx, p problem) {
 	g.unknown.Response(p.status)
 }
 
+// retryAfterOverload is the Retry-After of a shed request.
+var retryAfterOverload = []byte("1")
+
 func countDecision(s *tenants.Stats, v *degrade.Verdict) {
 	switch {
+	case v.Overloaded:
+		s.Overloaded.Inc()
 	case v.Degraded:
 		s.Degraded.Inc()
 	case v.Allowed:

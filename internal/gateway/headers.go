@@ -21,8 +21,9 @@ var (
 	hdrRetryAfter = []byte("Retry-After")
 	hdrRequestID  = []byte("X-Request-Id")
 
-	statusOK       = []byte("ok")
-	statusDegraded = []byte("degraded")
+	statusOK         = []byte("ok")
+	statusDegraded   = []byte("degraded")
+	statusOverloaded = []byte("overloaded")
 )
 
 // hdrTenant tells the upstream which tenant was admitted.
@@ -61,21 +62,26 @@ func tightest(d *limiter.Decision) int {
 // must run after the upstream's response is in place: fasthttp resets the
 // response on Do and headers on ctx.Error. It does not allocate.
 func writeRateHeaders(h *fasthttp.ResponseHeader, rules []limiter.Rule, v *degrade.Verdict) {
+	if v.Overloaded {
+		h.SetCanonical(hdrStatus, statusOverloaded) // shed: nothing was decided
+		return
+	}
 	if v.Degraded {
 		h.SetCanonical(hdrStatus, statusDegraded)
 	} else {
 		h.SetCanonical(hdrStatus, statusOK)
 	}
-	if v.N == 0 || v.N != len(rules) {
+	d := &v.Decision
+	if d.N == 0 || d.N != len(rules) {
 		return // decided without the store: nothing true to say about counts
 	}
 	var buf [512]byte
-	t := v.Rules[tightest(&v.Decision)]
+	t := d.Rules[tightest(d)]
 	h.SetCanonical(hdrLimit, strconv.AppendInt(buf[:0], t.Limit, 10))
 	h.SetCanonical(hdrRemaining, strconv.AppendInt(buf[:0], t.Remaining, 10))
 	h.SetCanonical(hdrReset, strconv.AppendInt(buf[:0], seconds(t.Reset), 10))
 	if !v.Allowed {
-		h.SetCanonical(hdrRetryAfter, strconv.AppendInt(buf[:0], max(seconds(v.RetryAfter()), 1), 10))
+		h.SetCanonical(hdrRetryAfter, strconv.AppendInt(buf[:0], max(seconds(d.RetryAfter()), 1), 10))
 	}
 
 	// RFC 9651 lists, one item per rule, in the syntax of
@@ -93,7 +99,7 @@ func writeRateHeaders(h *fasthttp.ResponseHeader, rules []limiter.Rule, v *degra
 	h.SetCanonical(hdrPolicy, b)
 	b = buf[:0]
 	for i, r := range rules {
-		s := v.Rules[i]
+		s := d.Rules[i]
 		b = appendItem(b, i, r.Name)
 		b = append(b, ";r="...)
 		b = strconv.AppendInt(b, s.Remaining, 10)

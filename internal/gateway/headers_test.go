@@ -15,10 +15,10 @@ func TestRateHeaders(t *testing.T) {
 	min := limiter.Rule{Name: "per_minute", Limit: 300, Window: time.Minute}
 	sub := limiter.Rule{Name: "burst", Limit: 5, Window: 500 * time.Millisecond}
 	verdict := func(allowed, degraded bool, states ...limiter.RuleState) degrade.Verdict {
-		v := degrade.Verdict{Degraded: degraded}
-		v.Allowed = allowed
-		v.N = len(states)
-		copy(v.Rules[:], states)
+		v := degrade.Verdict{Degraded: degraded, Allowed: allowed}
+		v.Decision.Allowed = allowed
+		v.Decision.N = len(states)
+		copy(v.Decision.Rules[:], states)
 		return v
 	}
 	cases := []struct {

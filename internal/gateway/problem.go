@@ -58,10 +58,10 @@ func writeProblemWith(ctx *fasthttp.RequestCtx, p problem, rules []limiter.Rule,
 	b = append(b, `,"detail":"`...)
 	b = append(b, p.detail...)
 	b = append(b, '"')
-	if v != nil && v.N == len(rules) {
+	if v != nil && v.Decision.N == len(rules) {
 		b = append(b, `,"violated-policies":[`...)
 		n := 0
-		for i, s := range v.States() {
+		for i, s := range v.Decision.States() {
 			if s.Denied() {
 				if n > 0 {
 					b = append(b, ',')
@@ -86,6 +86,8 @@ var (
 		"Request cannot be satisfied as assigned quota has been exceeded", "retry after the time in the Retry-After header"}
 	problemFailClosed = problem{fasthttp.StatusServiceUnavailable, typeReducedCapacity,
 		"Rate limits cannot be checked", "the rate-limit store is unavailable and the gateway fails closed"}
+	problemOverload = problem{fasthttp.StatusServiceUnavailable, typeReducedCapacity,
+		"Gateway overloaded", "the gateway has more requests than it can check in time; retry after the time in the Retry-After header"}
 	problemPanic = problem{fasthttp.StatusInternalServerError, typeBlank, "Internal Server Error",
 		"the gateway failed to handle this request"}
 )

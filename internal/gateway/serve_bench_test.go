@@ -29,9 +29,9 @@ type handlerFixture struct {
 	ctx  fasthttp.RequestCtx
 }
 
-func newHandlerFixture(tb testing.TB, key, method, path string) *handlerFixture {
+func newHandlerFixture(tb testing.TB, key, method, path string, sets ...string) *handlerFixture {
 	tb.Helper()
-	app, err := Build(loadConfig(tb, plainUpstream(tb)), quiet)
+	app, err := Build(loadConfig(tb, plainUpstream(tb), sets...), quiet)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -107,15 +107,7 @@ func BenchmarkServeRedis(b *testing.B) {
 		{"denied", "acme-key", 429},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			cfg := loadConfig(b, plainUpstream(b), "redis.mode=standalone", "redis.addrs="+srv.Addr(), "ratelimit.budget=1s")
-			app, err := Build(cfg, quiet)
-			if err != nil {
-				b.Fatal(err)
-			}
-			f := &handlerFixture{gw: app.gw}
-			f.tmpl.SetRequestURI("http://gw.test/bench")
-			f.tmpl.Header.Set("X-API-Key", tc.key)
-			f.ctx.Init(&f.tmpl, &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 40000}, nil)
+			f := newHandlerFixture(b, tc.key, "GET", "/bench", redisSets(srv.Addr(), "ratelimit.budget=1s")...)
 			for range 5 {
 				f.serve()
 			}

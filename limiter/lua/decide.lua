@@ -2,7 +2,9 @@
 --
 -- KEYS[i]          the sorted set of rule i: <prefix>:{<tenant>}:<rule>
 -- ARGV[1]          the request's member base, unique per request (instance:sequence)
--- ARGV[3i-1..3i+1] rule i's window (µs), limit and cost
+-- ARGV[2]          1 when the call may be a replay (sent again after a lost
+--                  reply): the script then looks for its own record first
+-- ARGV[3i..3i+2]   rule i's window (µs), limit and cost
 --
 -- Each set holds one member per unit of cost admitted, scored with the
 -- Redis server's time in integer microseconds (exact in a double). The
@@ -20,11 +22,12 @@ local member = ARGV[1]
 local n = #KEYS
 
 local function rule(i)
-  return tonumber(ARGV[3 * i - 1]), tonumber(ARGV[3 * i]), tonumber(ARGV[3 * i + 1])
+  return tonumber(ARGV[3 * i]), tonumber(ARGV[3 * i + 1]), tonumber(ARGV[3 * i + 2])
 end
 
 -- A call repeated after a lost reply finds its request recorded already.
-local replay = redis.call('ZSCORE', KEYS[1], member .. ':1') ~= false
+-- Only a call sent again asks: the first send never finds one.
+local replay = ARGV[2] == '1' and redis.call('ZSCORE', KEYS[1], member .. ':1') ~= false
 
 local used = {}
 local allowed = 1
@@ -41,16 +44,25 @@ local out = {allowed}
 for i = 1, n do
   local key = KEYS[i]
   local window, limit, cost = rule(i)
+  local reset, retry = 0, 0
   if allowed == 1 and not replay then
+    local args = {} -- one ZADD per 100 units: unpack's stack is bounded
     for j = 1, cost do
-      redis.call('ZADD', key, now, member .. ':' .. j)
+      args[#args + 1] = now
+      args[#args + 1] = member .. ':' .. j
+      if #args == 200 or j == cost then
+        redis.call('ZADD', key, unpack(args))
+        args = {}
+      end
     end
     redis.call('PEXPIRE', key, math.ceil(window / 1000))
+    if used[i] == 0 then
+      reset = window -- this request is the oldest: no need to ask
+    end
     used[i] = used[i] + cost
   end
-  local reset, retry = 0, 0
-  local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-  if oldest[2] then
+  if reset == 0 and used[i] > 0 then
+    local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
     reset = tonumber(oldest[2]) + window - now
   end
   if allowed == 0 and used[i] + cost > limit then

@@ -1,0 +1,267 @@
+package limiter
+
+import (
+	"fmt"
+	"sync"
+	"time"
+)
+
+// lane is one connection of a pipe and the goroutine that carries batches
+// over it, one at a time.
+type lane struct {
+	p *pipe
+
+	// mu guards what the watchdog reads: the connection, the batch on the
+	// wire and the phase with its evidence marks.
+	mu       sync.Mutex
+	c        *conn
+	gen      uint64 // the pipe's gen when c was dialed
+	batch    []*op
+	phase    lanePhase
+	since    time.Time // when the phase began
+	sentMark uint64    // c.counters() before the batch was written
+	recvMark uint64
+	written  time.Time // the earliest the batch was seen written; zero before
+	lastGot  uint64    // received at the last check that saw it grow
+	lastAt   time.Time // when that check was
+
+	// the lane goroutine's own
+	wbuf    []byte
+	sent    []*op
+	redo    []*op
+	scratch [maxReply]int64
+}
+
+type lanePhase uint8
+
+const (
+	phaseIdle lanePhase = iota
+	phaseDialing
+	phaseWriting
+	phaseReading
+)
+
+func (l *lane) run() {
+	defer l.p.wg.Done()
+	// Dial at once, every lane, so that a healthy Redis is never dialed
+	// under load: a dial is judged by the clock, having no connection to
+	// give evidence yet.
+	l.dial(nil) //nolint:errcheck // on failure the first batch dials again
+	l.setPhase(phaseIdle, nil)
+	batch := make([]*op, 0, maxBatch)
+	for {
+		select {
+		case o := <-l.p.queue:
+			batch = l.take(append(batch[:0], o))
+			l.serve(batch)
+		case <-l.p.quit:
+			l.mu.Lock()
+			if l.c != nil {
+				l.c.close()
+				l.c = nil
+			}
+			l.mu.Unlock()
+			return
+		}
+	}
+}
+
+// take adds what else is queued, up to a batch, and sheds what waited
+// longer than the queue timeout.
+func (l *lane) take(batch []*op) []*op {
+fill:
+	for len(batch) < maxBatch {
+		select {
+		case o := <-l.p.queue:
+			batch = append(batch, o)
+		default:
+			break fill
+		}
+	}
+	now := time.Now()
+	kept := batch[:0]
+	for _, o := range batch {
+		if now.Sub(o.queued) > l.p.cfg.queueTimeout {
+			o.settle(nil, ErrOverload)
+			o.release()
+			continue
+		}
+		kept = append(kept, o)
+	}
+	return kept
+}
+
+// serve carries one batch and settles every op in it.
+func (l *lane) serve(batch []*op) {
+	if len(batch) == 0 {
+		return
+	}
+	defer func() {
+		l.setPhase(phaseIdle, nil)
+		for _, o := range batch {
+			o.release()
+		}
+	}()
+	fresh := false
+	if l.c != nil && l.gen != l.p.gen.Load() {
+		l.drop() // the node moved: dial where it is now
+	}
+	if l.c == nil {
+		if err := l.dial(batch); err != nil {
+			settleAll(batch, err)
+			return
+		}
+		fresh = true
+	}
+	read, err := l.roundTrip(batch)
+	if err != nil && !fresh && !read {
+		// A pooled connection the node closed (a restart): once more on a
+		// new one. The script finds its record if the first write landed.
+		l.drop()
+		for _, o := range batch {
+			o.replay = true
+		}
+		if err = l.dial(batch); err == nil {
+			_, err = l.roundTrip(batch)
+		}
+	}
+	if err == nil && len(l.redo) > 0 {
+		err = l.reload()
+	}
+	if err != nil {
+		l.drop()
+		settleAll(batch, err)
+	}
+}
+
+func settleAll(batch []*op, err error) {
+	for _, o := range batch {
+		o.settle(nil, err)
+	}
+}
+
+func (l *lane) dial(batch []*op) error {
+	l.setPhase(phaseDialing, batch)
+	gen := l.p.gen.Load()
+	addr, err := l.p.addr()
+	if err != nil {
+		return err
+	}
+	c, err := dialConn(addr, &l.p.cfg.conn)
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	l.c, l.gen = c, gen
+	l.mu.Unlock()
+	return nil
+}
+
+// drop closes the connection; the next batch dials again.
+func (l *lane) drop() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.c != nil {
+		l.c.close()
+		l.c = nil
+	}
+}
+
+func (l *lane) setPhase(ph lanePhase, batch []*op) {
+	now := time.Now()
+	l.mu.Lock()
+	l.phase, l.batch, l.since = ph, batch, now
+	if ph == phaseReading && (l.written.IsZero() || now.Before(l.written)) {
+		l.written = now
+	}
+	l.mu.Unlock()
+}
+
+// roundTrip writes the ops still pending in one write and reads their
+// replies. read reports whether any reply was read; err is a connection
+// error (the connection is out of step), with the ops not yet settled
+// left for the caller. Ops answered NOSCRIPT are kept in l.redo.
+func (l *lane) roundTrip(batch []*op) (read bool, err error) {
+	c := l.c
+	b := l.wbuf[:0]
+	l.sent = l.sent[:0]
+	for _, o := range batch {
+		if o.pending() {
+			b = o.encode(b)
+			l.sent = append(l.sent, o)
+		}
+	}
+	l.wbuf = b
+	if len(l.sent) == 0 {
+		return false, nil
+	}
+	// Everything Redis sends from here on answers this batch: the last
+	// one's replies were all read before it ended.
+	sent, recv := c.counters()
+	l.mu.Lock()
+	l.sentMark, l.recvMark, l.lastGot, l.written = sent, recv, recv, time.Time{}
+	l.mu.Unlock()
+	l.setPhase(phaseWriting, l.sent)
+	if err := c.write(b); err != nil {
+		return false, fmt.Errorf("write to %s: %w", c.addr, err)
+	}
+	l.setPhase(phaseReading, l.sent)
+	var wrongNode error
+	for i, o := range l.sent {
+		n, err := readIntArray(c.r, &l.scratch)
+		if re, ok := err.(replyError); ok {
+			switch re.prefix() {
+			case "NOSCRIPT":
+				l.redo = append(l.redo, o)
+			case "READONLY", "MOVED", "ASK", "CLUSTERDOWN", "MASTERDOWN", "LOADING":
+				wrongNode = re // in step, but this node can't take decisions
+				o.settle(nil, re)
+			default:
+				o.settle(nil, re)
+			}
+			continue
+		}
+		if err != nil {
+			return i > 0, fmt.Errorf("read from %s: %w", c.addr, err)
+		}
+		o.settle(l.scratch[:n], nil)
+	}
+	if wrongNode != nil {
+		l.drop() // the next batch asks where the primary is
+	}
+	return true, nil
+}
+
+// reload loads the scripts a node answered NOSCRIPT for (a restart, a
+// failover, SCRIPT FLUSH) and sends those ops again.
+func (l *lane) reload() error {
+	redo := append([]*op(nil), l.redo...)
+	l.redo = l.redo[:0]
+	c := l.c
+	if c == nil {
+		return fmt.Errorf("%w: NOSCRIPT, then the connection was dropped", ErrBudget)
+	}
+	var b []byte
+	loaded := map[string]bool{}
+	for _, o := range redo {
+		if src := o.script(); !loaded[src] {
+			loaded[src] = true
+			b = appendBulk(appendBulk(appendArray(b, 3), "SCRIPT"), "LOAD")
+			b = appendBulk(b, src)
+		}
+	}
+	if _, err := c.nc.Write(b); err != nil {
+		return err
+	}
+	for range loaded {
+		if _, err := readStatus(c.r); err != nil {
+			return fmt.Errorf("SCRIPT LOAD on %s: %w", c.addr, err)
+		}
+	}
+	_, err := l.roundTrip(redo)
+	l.redo = l.redo[:0] // a second NOSCRIPT is not retried
+	if err == nil {
+		settleAll(redo, fmt.Errorf("limiter: %s answered NOSCRIPT after SCRIPT LOAD", c.addr))
+	}
+	return err
+}

@@ -1,0 +1,153 @@
+package limiter
+
+import (
+	"errors"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ErrBudget means Redis did not answer within the budget: from the moment
+// the call was on the wire, nothing came back on its connection (see
+// pipe.go for how that is told apart from a gateway too busy to read).
+var ErrBudget = errors.New("limiter: Redis did not answer within the budget")
+
+// ErrOverload means the gateway has more decisions waiting to be sent than
+// it can carry, or one waited longer than the queue timeout. It is not a
+// Redis fault: the request is shed, never admitted unchecked.
+var ErrOverload = errors.New("limiter: too many decisions waiting for Redis")
+
+// opKind is which script an op runs.
+type opKind uint8
+
+const (
+	opDecide opKind = iota // decide.lua on the primary
+	opPeek                 // peek.lua (EVALSHA_RO) on a replica
+)
+
+// op is one script call carried by a pipe. It is pooled: two parties hold
+// it, the caller waiting on done and the pipe that carries it, and the
+// last to let go puts it back.
+type op struct {
+	kind   opKind
+	req    Request
+	prefix string
+	// decide: the member is instance:seq; replay asks the script to look
+	// for its own record first (a call sent again after a lost reply).
+	instance string
+	seq      uint64
+	replay   bool
+	// peek: the script's keys and arguments.
+	keys []string
+	args []any
+	// budget is how long Redis may stay silent on this call.
+	budget time.Duration
+	queued time.Time
+
+	state atomic.Int32 // opPending until the pipe or the watchdog settles it
+	refs  atomic.Int32
+	done  chan struct{}
+	n     int
+	reply [maxReply]int64
+	err   error
+}
+
+const (
+	opPending int32 = iota
+	opSettled
+)
+
+var ops = sync.Pool{New: func() any { return &op{done: make(chan struct{}, 1)} }}
+
+func getOp() *op {
+	o := ops.Get().(*op)
+	o.state.Store(opPending)
+	o.refs.Store(2)
+	return o
+}
+
+// release lets go of o; the second release puts it back in the pool.
+func (o *op) release() {
+	if o.refs.Add(-1) != 0 {
+		return
+	}
+	*o = op{done: o.done}
+	ops.Put(o)
+}
+
+// settle gives o its outcome and wakes the caller, unless it was settled
+// already (the watchdog gave up on it, then the reply came).
+func (o *op) settle(reply []int64, err error) bool {
+	if !o.state.CompareAndSwap(opPending, opSettled) {
+		return false
+	}
+	o.n = copy(o.reply[:], reply)
+	o.err = err
+	o.done <- struct{}{}
+	return true
+}
+
+func (o *op) pending() bool { return o.state.Load() == opPending }
+
+// encode appends o as one command.
+func (o *op) encode(b []byte) []byte {
+	if o.kind == opPeek {
+		return o.encodePeek(b)
+	}
+	n := len(o.req.Rules)
+	b = appendArray(b, 3+n+2+3*n)
+	b = appendBulk(b, "EVALSHA")
+	b = appendBulk(b, decideScript.Hash())
+	b = appendBulkInt(b, int64(n))
+	for _, r := range o.req.Rules {
+		b = appendKeyArg(b, o.prefix, o.req.Tenant, r.Name)
+	}
+	var m [64]byte
+	member := append(m[:0], o.instance...)
+	member = append(member, ':')
+	member = strconv.AppendUint(member, o.seq, 36)
+	b = appendBulk(b, member)
+	if o.replay {
+		b = appendBulk(b, "1")
+	} else {
+		b = appendBulk(b, "0")
+	}
+	for _, r := range o.req.Rules {
+		b = appendBulkInt(b, r.Window.Microseconds())
+		b = appendBulkInt(b, r.Limit)
+		b = appendBulkInt(b, r.CostOrOne())
+	}
+	return b
+}
+
+func (o *op) encodePeek(b []byte) []byte {
+	b = appendArray(b, 3+len(o.keys)+len(o.args))
+	b = appendBulk(b, "EVALSHA_RO")
+	b = appendBulk(b, peekScript.Hash())
+	b = appendBulkInt(b, int64(len(o.keys)))
+	for _, k := range o.keys {
+		b = appendBulk(b, k)
+	}
+	for _, a := range o.args {
+		switch v := a.(type) {
+		case string:
+			b = appendBulk(b, v)
+		case int64:
+			b = appendBulkInt(b, v)
+		case int:
+			b = appendBulkInt(b, int64(v))
+		default:
+			panic("BUG: peek argument of an unexpected type")
+		}
+	}
+	return b
+}
+
+// script is the source of o's script, for SCRIPT LOAD after NOSCRIPT.
+func (o *op) script() string {
+	if o.kind == opPeek {
+		return peekSrc
+	}
+	return decideSrc
+}

@@ -1,0 +1,147 @@
+package limiter
+
+import (
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// A pipe carries decision scripts to one Redis node. Callers queue ops;
+// a few lanes, each owning one connection, take everything queued (up to
+// maxBatch), write it in one write and read the replies in order. Under
+// load many decisions share a syscall on both sides, and no decision
+// costs a goroutine, a timer or an allocation.
+//
+// The budget is judged by a watchdog on evidence from the connection, not
+// by a clock started when the request arrived: a call is given up only
+// when, for longer than its budget since it was written, its connection
+// has read nothing and the kernel holds nothing unread for it, twice in a
+// row. A gateway too busy to read a reply that has arrived makes its
+// requests slower, never degraded. Time spent waiting in the queue is the
+// gateway's, not Redis': it is bounded by the queue timeout, past which an
+// op is shed with ErrOverload.
+type pipe struct {
+	cfg  *pipeConfig
+	addr func() (string, error) // the node to dial, asked at every dial
+	// follow, if not nil, runs beside the lanes and calls moved when the
+	// node's address changes (a Sentinel failover).
+	follow func(quit <-chan struct{}, moved func())
+	gen    atomic.Uint64 // bumped by moved: lanes dial again before their next batch
+	queue  chan *op
+	lanes  []*lane
+	quit   chan struct{}
+	once   sync.Once
+	wg     sync.WaitGroup
+	shut   atomic.Bool
+}
+
+// pipeConfig is what every pipe of a store shares.
+type pipeConfig struct {
+	conn  connOptions
+	lanes int
+	// budget is how long Redis may stay silent on a decision.
+	budget time.Duration
+	// silence closes a connection that has been silent this long on a
+	// call (redis.read_timeout): the lane then dials again.
+	silence time.Duration
+	// queueTimeout sheds an op that waited this long to be sent.
+	queueTimeout time.Duration
+}
+
+const (
+	// pipeQueue bounds the ops waiting for a lane, per node.
+	pipeQueue = 4096
+	// maxBatch bounds the ops one write carries.
+	maxBatch = 256
+)
+
+var errClosed = errors.New("limiter: the store is closed")
+
+func newPipe(cfg *pipeConfig, addr func() (string, error)) *pipe {
+	p := &pipe{cfg: cfg, addr: addr, queue: make(chan *op, pipeQueue), quit: make(chan struct{})}
+	for range max(cfg.lanes, 1) {
+		p.lanes = append(p.lanes, &lane{p: p})
+	}
+	return p
+}
+
+// do carries o to Redis and waits until it is settled: by its reply, by
+// the watchdog, or at once when the queue is full.
+func (p *pipe) do(o *op) {
+	p.once.Do(p.start)
+	o.queued = time.Now()
+	if p.shut.Load() {
+		o.settle(nil, errClosed)
+		o.release()
+	} else {
+		select {
+		case p.queue <- o:
+		default:
+			o.settle(nil, ErrOverload)
+			o.release()
+		}
+	}
+	<-o.done
+}
+
+func (p *pipe) start() {
+	p.wg.Add(len(p.lanes) + 1)
+	for _, l := range p.lanes {
+		go l.run()
+	}
+	go p.watch()
+	if p.follow != nil {
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			p.follow(p.quit, func() { p.gen.Add(1) })
+		}()
+	}
+}
+
+// close stops the lanes, closing their connections, and fails what is
+// queued.
+func (p *pipe) close() {
+	if !p.shut.CompareAndSwap(false, true) {
+		return
+	}
+	close(p.quit)
+	for _, l := range p.lanes {
+		l.mu.Lock()
+		if l.c != nil {
+			l.c.close()
+		}
+		l.mu.Unlock()
+	}
+	p.wg.Wait()
+	p.failQueued(errClosed)
+}
+
+// idle reports whether nothing is queued or being carried.
+func (p *pipe) idle() bool {
+	if len(p.queue) > 0 {
+		return false
+	}
+	for _, l := range p.lanes {
+		l.mu.Lock()
+		busy := l.phase != phaseIdle
+		l.mu.Unlock()
+		if busy {
+			return false
+		}
+	}
+	return true
+}
+
+func (p *pipe) failQueued(err error) {
+	for {
+		select {
+		case o := <-p.queue:
+			o.settle(nil, err)
+			o.release()
+		default:
+			return
+		}
+	}
+}

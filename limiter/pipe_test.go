@@ -1,0 +1,182 @@
+package limiter_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/l1gw/l1gw/internal/redistest"
+	"github.com/l1gw/l1gw/limiter"
+)
+
+// newStoreWith is newRedisStore with a budget and options of the test's own.
+func newStoreWith(t *testing.T, addr string, budget time.Duration, o limiter.Options) *limiter.RedisStore {
+	t.Helper()
+	clients, err := limiter.NewClients(redisOptions(limiter.ModeStandalone, addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { clients.Close() })
+	o.Consistency = limiter.ConsistencyExact
+	o.KeyPrefix = fmt.Sprintf("t%d", instances.Add(1))
+	s, err := limiter.NewRedisStore(clients, o, budget, fmt.Sprintf("gw%d", instances.Add(1)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+// TestSilentRedisFailsWithBudgetError: a stalled Redis (SIGSTOP) answers
+// nothing; a decision gives up with ErrBudget, and once Redis runs again
+// decisions are answered again.
+func TestSilentRedisFailsWithBudgetError(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Server(t)
+	s := newStoreWith(t, srv.Addr(), 100*time.Millisecond, limiter.Options{})
+	req := limiter.Request{Tenant: "acme", Rules: []limiter.Rule{{Name: "r", Limit: 1000, Window: time.Minute}}}
+	decideOK(t, s, "acme", req.Rules...)
+	srv.Stall()
+	for range 3 {
+		if _, err := s.Decide(context.Background(), req); !errors.Is(err, limiter.ErrBudget) {
+			t.Fatalf("Redis stalled: got %v; want ErrBudget", err)
+		}
+	}
+	srv.Resume()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, err := s.Decide(context.Background(), req)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Redis resumed 5s ago: still %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestBusyGatewayIsNotASilentRedis is the overload invariant at its root:
+// with Redis healthy, a gateway whose CPUs are saturated (goroutines
+// spinning on every core) waits longer for its answers, far past the
+// budget, but never reports Redis as silent. A budget clock inside the
+// process (a timer per decision) gives up on most of these.
+func TestBusyGatewayIsNotASilentRedis(t *testing.T) {
+	srv := redistest.Server(t)
+	// Generous: Redis shares the two CPUs the spinners saturate, and its
+	// own answers must stay within it. In-process delays still pass it
+	// many times over (see the last check).
+	const budget = 100 * time.Millisecond
+	s := newStoreWith(t, srv.Addr(), budget, limiter.Options{QueueTimeout: time.Minute})
+	rules := []limiter.Rule{{Name: "r", Limit: 1 << 40, Window: time.Minute}}
+	decideOK(t, s, "warm", rules...)
+
+	var stop atomic.Bool
+	var spinners sync.WaitGroup
+	for range 8 * runtime.GOMAXPROCS(0) {
+		spinners.Add(1)
+		go func() {
+			defer spinners.Done()
+			for x := 0; !stop.Load(); x++ {
+				_ = x * x
+			}
+		}()
+	}
+	var slowest atomic.Int64
+	var failed, budgetErrs atomic.Int64
+	var firstErr atomic.Pointer[error]
+	var callers sync.WaitGroup
+	for g := range 64 {
+		callers.Add(1)
+		go func() {
+			defer callers.Done()
+			req := limiter.Request{Tenant: fmt.Sprintf("t%d", g%8), Rules: rules}
+			for range 20 {
+				start := time.Now()
+				_, err := s.Decide(context.Background(), req)
+				if took := int64(time.Since(start)); took > slowest.Load() {
+					slowest.Store(took)
+				}
+				if err != nil {
+					firstErr.CompareAndSwap(nil, &err)
+				}
+				if errors.Is(err, limiter.ErrBudget) {
+					budgetErrs.Add(1)
+				} else if err != nil {
+					failed.Add(1)
+				}
+			}
+		}()
+	}
+	callers.Wait()
+	stop.Store(true)
+	spinners.Wait()
+	if n := budgetErrs.Load(); n != 0 {
+		t.Errorf("%d of 1280 decisions gave up on a healthy Redis because the gateway was busy; want 0 (first: %v)", n, *firstErr.Load())
+	}
+	if n := failed.Load(); n != 0 {
+		t.Errorf("%d decisions failed otherwise; want 0 (first: %v)", n, *firstErr.Load())
+	}
+	// Proof the gateway was busy enough to matter: some decision took
+	// longer than the budget from call to answer.
+	if d := time.Duration(slowest.Load()); d <= budget {
+		t.Errorf("slowest decision took %v, within the budget %v: the test did not saturate the process", d, budget)
+	}
+	t.Logf("slowest decision: %v (budget %v)", time.Duration(slowest.Load()), budget)
+}
+
+// TestQueueTimeoutSheds: a decision that waited in the gateway longer than
+// the queue timeout is shed with ErrOverload, and nothing reaches Redis.
+func TestQueueTimeoutSheds(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Server(t)
+	s := newStoreWith(t, srv.Addr(), time.Second, limiter.Options{QueueTimeout: time.Nanosecond})
+	rules := []limiter.Rule{{Name: "r", Limit: 10, Window: time.Minute}}
+	for range 5 {
+		_, err := s.Decide(context.Background(), limiter.Request{Tenant: "acme", Rules: rules})
+		if !errors.Is(err, limiter.ErrOverload) {
+			t.Fatalf("queue timeout 1ns: got %v; want ErrOverload", err)
+		}
+	}
+	if n, err := srv.Client(t).DBSize(context.Background()).Result(); err != nil || n != 0 {
+		t.Fatalf("Redis holds %d keys (%v) after shed decisions; want 0", n, err)
+	}
+}
+
+// TestConcurrentDecisionsShareWrites: many concurrent decisions travel in
+// batches, so Redis sees fewer reads from the gateway than decisions, and
+// every decision is still counted once.
+func TestConcurrentDecisionsShareWrites(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Server(t)
+	c := srv.Client(t)
+	s := newStoreWith(t, srv.Addr(), time.Second, limiter.Options{})
+	rules := []limiter.Rule{{Name: "r", Limit: 1 << 30, Window: time.Minute}}
+	decideOK(t, s, "acme", rules...)
+	before := commands(t, c, "evalsha")
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 20 {
+				if _, err := s.Decide(context.Background(), limiter.Request{Tenant: "acme", Rules: rules}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if n := commands(t, c, "evalsha") - before; n != 1000 {
+		t.Fatalf("Redis ran %d decisions; want 1000", n)
+	}
+	if d := decideOK(t, s, "acme", rules...); d.Rules[0].Remaining != 1<<30-1002 {
+		t.Fatalf("remaining %d; want %d", d.Rules[0].Remaining, 1<<30-1002)
+	}
+}

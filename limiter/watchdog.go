@@ -1,0 +1,97 @@
+package limiter
+
+import (
+	"fmt"
+	"time"
+)
+
+// watch runs the watchdog until the pipe closes.
+func (p *pipe) watch() {
+	defer p.wg.Done()
+	t := time.NewTicker(min(max(p.cfg.budget/5, 200*time.Microsecond), 5*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-p.quit:
+			return
+		case <-t.C:
+			p.check(time.Now())
+		}
+	}
+}
+
+// check looks at every lane; when none can carry anything soon, what is
+// queued fails at once rather than wait for a lane.
+func (p *pipe) check(now time.Time) {
+	stuck := 0
+	for _, l := range p.lanes {
+		if l.check(now) {
+			stuck++
+		}
+	}
+	if stuck == len(p.lanes) {
+		p.failQueued(fmt.Errorf("%w: no connection to the node answers", ErrBudget))
+	}
+}
+
+// check judges the call on the wire, if any, and gives up on the ops
+// whose budget passed with nothing received from Redis since the call was
+// written. Once any byte of the reply has arrived, Redis has answered:
+// what is left is the gateway reading it, however busy the gateway is.
+// stuck reports that the lane can carry nothing soon: silent past the
+// pipe's budget, or dialing for longer.
+func (l *lane) check(now time.Time) (stuck bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.phase == phaseIdle {
+		return false
+	}
+	c := l.c
+	dialing := l.phase == phaseDialing || c == nil // nil: dropped, the batch is ending
+	silent := now.Sub(l.since)
+	if !dialing {
+		sent, got := c.counters()
+		if got != l.recvMark {
+			if got != l.lastGot {
+				l.lastGot, l.lastAt = got, now
+			}
+			// A reply cut off mid-way: the lane waits in Read for bytes
+			// that do not come.
+			if now.Sub(l.lastAt) > l.p.cfg.silence && c.inRead.Load() && c.unread() == 0 {
+				c.close()
+			}
+			return false
+		}
+		if sent != l.sentMark && l.written.IsZero() {
+			l.written = now // the lane has not said so yet: it is busy
+		}
+		if l.written.IsZero() {
+			if silent > l.p.cfg.silence {
+				c.close() // a write Redis does not take in: it reads nothing
+			}
+			return false // not written yet: the gateway's delay, not Redis'
+		}
+		silent = now.Sub(l.written)
+	}
+	var err error
+	for _, o := range l.batch {
+		if o.pending() && silent > o.budget {
+			if err == nil {
+				err = fmt.Errorf("%w: %s for %s", ErrBudget, l.what(), silent.Round(10*time.Microsecond))
+			}
+			o.settle(nil, err)
+		}
+	}
+	if !dialing && silent > l.p.cfg.silence {
+		c.close() // the lane's read fails and it dials again
+	}
+	return silent > l.p.cfg.budget
+}
+
+// what describes the silence for an error message.
+func (l *lane) what() string {
+	if l.phase == phaseDialing || l.c == nil {
+		return "connecting took longer than the budget"
+	}
+	return "no reply from " + l.c.addr
+}
