@@ -7,11 +7,11 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GOBIN       := $(shell $(GO) env GOPATH)/bin
 
 .DEFAULT_GOAL := help
-.PHONY: help build run test test-deps bench lint loadtest chaos docker
+.PHONY: help build run test test-deps bench lint loadtest bench-compare chaos docker
 
 ## help: list the targets
 help:
-	@awk -F': ' '/^## /{sub(/^## /,""); printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk -F': ' '/^## /{sub(/^## /,""); printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 ## build: build bin/l1gw
 build:
@@ -52,6 +52,11 @@ LOADTEST_ARGS ?=
 ## loadtest: build, then run the load scenarios against bin/l1gw (LOADTEST_ARGS="-rate 500 -duration 3s"); results in loadtest/out/
 loadtest: build
 	$(GO) run ./loadtest -bin $(BIN) $(LOADTEST_ARGS)
+
+BENCH_COMPARE_ARGS ?=
+## bench-compare: build, then measure upstream, bare and naive forwarders and bin/l1gw (memory, exact, replica) side by side on pinned CPUs (BENCH_COMPARE_ARGS="-runs 1 -duration 3s"); report in loadtest/out/bench-compare.md
+bench-compare: build test-deps
+	$(GO) run ./loadtest/benchcompare -bin $(BIN) $(BENCH_COMPARE_ARGS)
 
 CHAOS_ARGS ?=
 ## chaos: the chaos suite at full length, Redis faults under 300 req/s through the gateway binary (CHAOS_ARGS="-chaos.rate 500"); report in loadtest/out/chaos.md

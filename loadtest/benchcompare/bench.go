@@ -1,0 +1,255 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+)
+
+// Measurement is one system under one load in one run.
+type Measurement struct {
+	Run    int    `json:"run"`
+	System string `json:"system"`
+	// Load is "closed N" (N connections) or "open".
+	Load string `json:"load"`
+	// Rate is the open loop's requests per second asked; 0 when closed.
+	Rate            int           `json:"rate,omitempty"`
+	Seconds         float64       `json:"seconds"`
+	Responses       int64         `json:"responses"`
+	RPS             float64       `json:"rps"`
+	Codes           map[int]int64 `json:"status_codes"`
+	Degraded        int64         `json:"degraded"`
+	TransportErrors int64         `json:"transport_errors"`
+	Errors          []string      `json:"errors,omitempty"`
+	LimitedSent     int64         `json:"limited_sent"`
+	LimitedAdmitted int64         `json:"limited_admitted"`
+	// Enforced: the system limits the limited tenant, so LimitedAdmitted
+	// is checked against LimitedLimit.
+	Enforced     bool  `json:"enforced"`
+	LimitedLimit int64 `json:"limited_limit"`
+	OverAdmitted int64 `json:"over_admitted"`
+	// CPU µs per response of the system under test and of redis-server;
+	// nil when there is no such process.
+	GwCPU    *float64 `json:"gw_cpu_us_per_req"`
+	RedisCPU *float64 `json:"redis_cpu_us_per_req"`
+	// Open loop only: vegeta's latency percentiles, in ms.
+	P50 *float64 `json:"p50_ms,omitempty"`
+	P99 *float64 `json:"p99_ms,omitempty"`
+	Max *float64 `json:"max_ms,omitempty"`
+	// Warnings are the gateway's WARN and ERROR log lines by message,
+	// counted from its start to its stop.
+	Warnings map[string]int64 `json:"warnings,omitempty"`
+	// DegradedByReason is the gateway's l1gw_degraded_decisions_total by
+	// reason at its stop (from its /metrics).
+	DegradedByReason map[string]int64 `json:"degraded_by_reason,omitempty"`
+}
+
+// loadSpec is one load: conns > 0 is a closed loop, else an open loop at
+// rate.
+type loadSpec struct {
+	conns int
+	rate  int
+}
+
+func (l loadSpec) name() string {
+	if l.conns > 0 {
+		return fmt.Sprintf("closed %d", l.conns)
+	}
+	return "open"
+}
+
+// runAll pins the CPUs, starts the upstream, measures every selected
+// system -runs times and returns the report. progress gets a line per
+// measurement.
+func runAll(ctx context.Context, o options, progress io.Writer) (*Report, error) {
+	pin, err := setupPinning()
+	if err != nil {
+		return nil, err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("find this executable (re-run as the forwarder): %w", err)
+	}
+	dir, err := os.MkdirTemp("", "benchcompare-")
+	if err != nil {
+		return nil, fmt.Errorf("temporary directory: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	up, err := startUpstream()
+	if err != nil {
+		return nil, err
+	}
+	defer up.stop()
+	e := &env{opts: o, pin: pin, upstream: up.addr, self: self, dir: dir}
+	rep := newReport(ctx, o, pin)
+	for run := 1; run <= o.runs; run++ {
+		for _, name := range o.systems {
+			sys, ok := findSystem(name)
+			if !ok {
+				return nil, fmt.Errorf("unknown system %q", name)
+			}
+			ms, err := measureSystem(ctx, e, sys, run, progress)
+			if err != nil {
+				return nil, fmt.Errorf("run %d, %s: %w", run, name, err)
+			}
+			rep.Measurements = append(rep.Measurements, ms...)
+		}
+	}
+	rep.Machine.LoadEnd = loadAverage()
+	rep.summarize()
+	return rep, nil
+}
+
+// measureSystem measures sys under each closed loop, then under an open
+// loop at half the first closed loop's rate, restarting it for each.
+func measureSystem(ctx context.Context, e *env, sys system, run int, progress io.Writer) ([]Measurement, error) {
+	var out []Measurement
+	loads := make([]loadSpec, 0, len(e.opts.conns)+1)
+	for _, n := range e.opts.conns {
+		loads = append(loads, loadSpec{conns: n})
+	}
+	loads = append(loads, loadSpec{})
+	for _, l := range loads {
+		if l.conns == 0 {
+			l.rate = max(1, int(out[0].RPS/2))
+		}
+		m, err := measure(ctx, e, sys, l)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", l.name(), err)
+		}
+		m.Run = run
+		out = append(out, m)
+		fmt.Fprintf(progress, "benchcompare: run %d/%d %-12s %-10s %8.0f req/s, %d transport errors, %d degraded\n",
+			run, e.opts.runs, sys.name, l.name(), m.RPS, m.TransportErrors, m.Degraded)
+	}
+	return out, nil
+}
+
+// measure starts sys (and a fresh redis-server when it needs one), runs
+// load against it, samples the processes' CPU around the load and stops
+// everything. Any child's unclean exit is an error.
+func measure(ctx context.Context, e *env, sys system, load loadSpec) (m Measurement, err error) {
+	if e.pin.on() {
+		if err := pinSelf(e.pin.runner); err != nil {
+			return m, err
+		}
+	}
+	var rs *redisServer
+	redisAddr := ""
+	if sys.redis {
+		if rs, err = startRedis(ctx, e.pin.runner, e.dir); err != nil {
+			return m, err
+		}
+		defer func() { err = errors.Join(err, rs.stop()) }()
+		redisAddr = rs.addr
+	}
+	c, addr, err := sys.start(ctx, e, redisAddr)
+	if err != nil {
+		return m, err
+	}
+	var procs cpuProcs
+	if c != nil {
+		defer func() {
+			if c.metrics != "" {
+				d, serr := degradedByReason(c.metrics)
+				m.DegradedByReason, err = d, errors.Join(err, serr)
+			}
+			err = errors.Join(err, c.stop())
+			if w := c.out.warnings(); len(w) > 0 {
+				m.Warnings = w
+			}
+		}()
+		procs.sut = c.pid()
+		if err := checkPinned(c.pid(), e.pin.sut); err != nil {
+			return m, err
+		}
+	}
+	if rs != nil {
+		procs.redis = rs.pid()
+		if err := checkPinned(rs.pid(), e.pin.runner); err != nil {
+			return m, err
+		}
+	}
+	return runLoad(ctx, e, sys, load, addr, procs)
+}
+
+// cpuProcs are the processes whose CPU is sampled; 0 is none.
+type cpuProcs struct{ sut, redis int }
+
+// sample is the CPU ticks of the processes.
+func (p cpuProcs) sample() (sut, redis int64, err error) {
+	if p.sut != 0 {
+		if sut, err = cpuTicksOf(p.sut); err != nil {
+			return 0, 0, err
+		}
+	}
+	if p.redis != 0 {
+		if redis, err = cpuTicksOf(p.redis); err != nil {
+			return 0, 0, err
+		}
+	}
+	return sut, redis, nil
+}
+
+// runLoad runs load against addr and turns the outcome into a Measurement.
+func runLoad(ctx context.Context, e *env, sys system, load loadSpec, addr string, procs cpuProcs) (Measurement, error) {
+	m := Measurement{System: sys.name, Load: load.name(), Rate: load.rate, Enforced: sys.enforces, LimitedLimit: e.opts.limitedLimit}
+	sut0, redis0, err := procs.sample()
+	if err != nil {
+		return m, err
+	}
+	var t *tally
+	var elapsed time.Duration
+	if load.conns > 0 {
+		t, elapsed, err = closedLoop(ctx, addr, load.conns, e.opts.duration)
+	} else {
+		t, elapsed, err = openLoopInto(ctx, &m, addr, load.rate, e.opts.duration)
+	}
+	if err != nil {
+		return m, err
+	}
+	sut1, redis1, err := procs.sample()
+	if err != nil {
+		return m, err
+	}
+	m.fill(t, elapsed)
+	if v, ok := cpuMicrosPerRequest(sut0, sut1, t.responses); ok && procs.sut != 0 {
+		m.GwCPU = &v
+	}
+	if v, ok := cpuMicrosPerRequest(redis0, redis1, t.responses); ok && procs.redis != 0 {
+		m.RedisCPU = &v
+	}
+	return m, nil
+}
+
+// openLoopInto runs the open loop and puts its latencies into m.
+func openLoopInto(ctx context.Context, m *Measurement, addr string, rate int, d time.Duration) (*tally, time.Duration, error) {
+	t, vm, err := openLoop(ctx, addr, rate, d)
+	if err != nil {
+		return nil, 0, err
+	}
+	ms := func(d time.Duration) *float64 { v := float64(d) / float64(time.Millisecond); return &v }
+	m.P50, m.P99, m.Max = ms(vm.Latencies.P50), ms(vm.Latencies.P99), ms(vm.Latencies.Max)
+	return t, vm.Duration + vm.Wait, nil
+}
+
+// fill copies the tally into m.
+func (m *Measurement) fill(t *tally, elapsed time.Duration) {
+	m.Seconds = elapsed.Seconds()
+	m.Responses = t.responses
+	if m.Seconds > 0 {
+		m.RPS = float64(t.responses) / m.Seconds
+	}
+	m.Codes = t.codes
+	m.Degraded = t.degraded
+	m.TransportErrors = t.transportErrors
+	m.Errors = t.errors
+	m.LimitedSent = t.limitedSent
+	m.LimitedAdmitted = t.limitedAdmitted
+	if m.Enforced && t.limitedAdmitted > m.LimitedLimit {
+		m.OverAdmitted = t.limitedAdmitted - m.LimitedLimit
+	}
+}

@@ -1,0 +1,212 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Time limits on child processes.
+const (
+	startTimeout = 10 * time.Second // until a child is ready
+	stopTimeout  = 5 * time.Second  // from SIGTERM to SIGKILL
+	tailLines    = 20               // output lines kept for error messages
+)
+
+// child is a running child process: a forwarder, a gateway or a
+// redis-server. Its stdout and stderr go into one pipe the runner drains.
+type child struct {
+	name    string
+	cmd     *exec.Cmd
+	out     *lineTail
+	exited  chan struct{} // closed once the process has been waited for
+	waitErr error         // set before exited is closed
+	metrics string        // a gateway's /metrics URL; empty for others
+}
+
+// startChild starts cmd on cpu (-1: anywhere). match sees every output
+// line until it first returns true; the value it returns then is sent on
+// the returned channel. The child gets its own process group (a terminal's
+// Ctrl-C reaches only the runner, which stops children in order) and
+// SIGKILL when the runner dies.
+func startChild(name string, cmd *exec.Cmd, cpu int, match func(string) (string, bool)) (*child, <-chan string, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s output pipe: %w", name, err)
+	}
+	cmd.Stdout, cmd.Stderr = w, w
+	cmd.Env = childEnv(os.Environ())
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	err = startOn(cmd, cpu)
+	w.Close()
+	if err != nil {
+		r.Close()
+		return nil, nil, fmt.Errorf("start %s (%s): %w", name, cmd.Path, err)
+	}
+	c := &child{name: name, cmd: cmd, out: &lineTail{done: make(chan struct{})}, exited: make(chan struct{})}
+	found := make(chan string, 1)
+	go c.out.read(r, match, found)
+	go func() {
+		c.waitErr = cmd.Wait()
+		close(c.exited)
+	}()
+	return c, found, nil
+}
+
+// childEnv is environ without L1GW_* variables, which would override the
+// gateway's config file.
+func childEnv(environ []string) []string {
+	env := make([]string, 0, len(environ))
+	for _, kv := range environ {
+		if !strings.HasPrefix(kv, "L1GW_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// await waits for the value match found, the child's exit, startTimeout
+// or ctx's end, whichever comes first.
+func (c *child) await(ctx context.Context, found <-chan string) (string, error) {
+	t := time.NewTimer(startTimeout)
+	defer t.Stop()
+	select {
+	case v := <-found:
+		return v, nil
+	case <-c.exited:
+		return "", fmt.Errorf("%s exited while starting: %v; output:\n%s", c.name, c.waitErr, c.out.tail())
+	case <-t.C:
+		return "", fmt.Errorf("%s not ready within %s; output:\n%s", c.name, startTimeout, c.out.tail())
+	case <-ctx.Done():
+		return "", fmt.Errorf("%s: %w", c.name, context.Cause(ctx))
+	}
+}
+
+// pid is the child's process ID.
+func (c *child) pid() int { return c.cmd.Process.Pid }
+
+// stop sends SIGTERM and waits stopTimeout for the exit, then SIGKILLs. It
+// returns an error when the child had already exited, did not exit
+// cleanly, or had to be killed.
+func (c *child) stop() error {
+	select {
+	case <-c.exited:
+		return fmt.Errorf("%s exited before it was stopped: %v; output:\n%s", c.name, c.waitErr, c.out.tail())
+	default:
+	}
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return fmt.Errorf("signal %s: %w", c.name, err)
+	}
+	t := time.NewTimer(stopTimeout)
+	defer t.Stop()
+	select {
+	case <-c.exited:
+		if c.waitErr != nil {
+			return fmt.Errorf("%s exit after SIGTERM: %w; output:\n%s", c.name, c.waitErr, c.out.tail())
+		}
+		return nil
+	case <-t.C:
+		_ = c.cmd.Process.Kill()
+		<-c.exited
+		return fmt.Errorf("%s still running %s after SIGTERM; killed; output:\n%s", c.name, stopTimeout, c.out.tail())
+	}
+}
+
+// lineTail drains a child's output, keeping its last lines and counting
+// the gateway's WARN and ERROR log lines by message.
+type lineTail struct {
+	mu    sync.Mutex
+	lines []string
+	warns map[string]int64
+	done  chan struct{} // closed when read returns
+}
+
+// read consumes r until EOF (the child's exit). It always drains r, so the
+// child never blocks on a full pipe.
+func (l *lineTail) read(r io.ReadCloser, match func(string) (string, bool), found chan<- string) {
+	defer close(l.done)
+	defer r.Close()
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if match != nil {
+			if v, ok := match(line); ok {
+				found <- v
+				match = nil
+			}
+		}
+		l.mu.Lock()
+		if w, ok := warnKey(line); ok && (len(l.warns) < maxWarnKinds || l.warns[w] > 0) {
+			if l.warns == nil {
+				l.warns = map[string]int64{}
+			}
+			l.warns[w]++
+		}
+		if len(l.lines) == tailLines {
+			l.lines = append(l.lines[:0], l.lines[1:]...)
+		}
+		l.lines = append(l.lines, line)
+		l.mu.Unlock()
+	}
+	_, _ = io.Copy(io.Discard, r) // after an over-long line
+}
+
+// tail is the last lines, for error messages. When the child has exited
+// it first gives read a moment to take in the final lines.
+func (l *lineTail) tail() string {
+	select {
+	case <-l.done:
+	case <-time.After(500 * time.Millisecond):
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return "  " + strings.Join(l.lines, "\n  ")
+}
+
+// maxWarnKinds bounds the distinct warnings counted per child.
+const maxWarnKinds = 10
+
+// warnLine is the part of a gateway JSON log line warnKey reads.
+type warnLine struct {
+	Level  string `json:"level"`
+	Msg    string `json:"msg"`
+	Reason string `json:"reason"`
+	Err    string `json:"err"`
+}
+
+// warnKey is "LEVEL msg (reason: err)" for a WARN or ERROR JSON log line.
+func warnKey(line string) (string, bool) {
+	if !strings.Contains(line, `"WARN"`) && !strings.Contains(line, `"ERROR"`) {
+		return "", false
+	}
+	var w warnLine
+	if json.Unmarshal([]byte(line), &w) != nil || (w.Level != "WARN" && w.Level != "ERROR") {
+		return "", false
+	}
+	k := w.Level + " " + w.Msg
+	if w.Reason != "" || w.Err != "" {
+		k += " (" + w.Reason + ": " + w.Err + ")"
+	}
+	return k, true
+}
+
+// warnings is a copy of the warning counts so far.
+func (l *lineTail) warnings() map[string]int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make(map[string]int64, len(l.warns))
+	for k, v := range l.warns {
+		out[k] = v
+	}
+	return out
+}

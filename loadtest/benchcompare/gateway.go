@@ -1,0 +1,233 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The gateway config, in the shape of l1gw's YAML config. It is written as
+// JSON, which is YAML too, so every string is quoted without a YAML library.
+type gwConfig struct {
+	Server    gwServer              `json:"server"`
+	Log       gwLog                 `json:"log"`
+	Redis     gwRedis               `json:"redis"`
+	RateLimit *gwRateLimit          `json:"ratelimit,omitempty"`
+	Plans     map[string]gwPlan     `json:"plans"`
+	Tenants   []gwTenant            `json:"tenant_list"`
+	Upstreams map[string]gwUpstream `json:"upstreams"`
+	Routes    []gwRoute             `json:"routes"`
+}
+
+type gwServer struct {
+	Listen        string `json:"listen"`
+	AdminListen   string `json:"admin_listen"`
+	ShutdownGrace string `json:"shutdown_grace"`
+}
+
+type gwLog struct {
+	Level  string `json:"level"`
+	Format string `json:"format"`
+}
+
+type gwRedis struct {
+	Mode  string   `json:"mode"`
+	Addrs []string `json:"addrs,omitempty"`
+}
+
+type gwRateLimit struct {
+	Consistency string `json:"consistency"`
+}
+
+type gwPlan struct {
+	Limits []gwRule `json:"limits"`
+}
+
+type gwRule struct {
+	Name   string `json:"name"`
+	Limit  int64  `json:"limit"`
+	Window string `json:"window"`
+}
+
+type gwTenant struct {
+	ID   string   `json:"id"`
+	Plan string   `json:"plan"`
+	Keys []string `json:"keys"`
+}
+
+type gwUpstream struct {
+	Targets []string `json:"targets"`
+	Timeout string   `json:"timeout"`
+}
+
+type gwRoute struct {
+	PathPrefix string `json:"path_prefix"`
+	Upstream   string `json:"upstream"`
+}
+
+// gatewayConfig is the config of one gateway system: proxy and admin on
+// free loopback ports (the gateway logs which), the bench and limited
+// tenants, one upstream. redisAddr is empty for the memory store;
+// consistency is exact or replica.
+func gatewayConfig(upstreamAddr, redisAddr, consistency string, limitedLimit int64) gwConfig {
+	c := gwConfig{
+		Server: gwServer{Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", ShutdownGrace: "5s"},
+		// info: the "serving" line names the ports.
+		Log:   gwLog{Level: "info", Format: "json"},
+		Redis: gwRedis{Mode: "memory"},
+		Plans: map[string]gwPlan{
+			"bench":   {Limits: []gwRule{{Name: "rule", Limit: benchLimit, Window: benchWindow.String()}}},
+			"limited": {Limits: []gwRule{{Name: "rule", Limit: limitedLimit, Window: limitedWindow.String()}}},
+		},
+		Tenants: []gwTenant{
+			{ID: "bench", Plan: "bench", Keys: []string{benchKey}},
+			{ID: "limited", Plan: "limited", Keys: []string{limitedKey}},
+		},
+		Upstreams: map[string]gwUpstream{"local": {Targets: []string{"http://" + upstreamAddr}, Timeout: "5s"}},
+		Routes:    []gwRoute{{PathPrefix: "/", Upstream: "local"}},
+	}
+	if redisAddr != "" {
+		c.Redis = gwRedis{Mode: "standalone", Addrs: []string{redisAddr}}
+		c.RateLimit = &gwRateLimit{Consistency: consistency}
+	}
+	return c
+}
+
+// writeGatewayConfig writes c to dir/name.yaml and returns its path.
+func writeGatewayConfig(dir, name string, c gwConfig) (string, error) {
+	b, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return "", fmt.Errorf("encode %s config: %w", name, err)
+	}
+	path := filepath.Join(dir, name+".yaml")
+	if err := os.WriteFile(path, append(b, '\n'), 0o600); err != nil {
+		return "", fmt.Errorf("write %s config: %w", name, err)
+	}
+	return path, nil
+}
+
+// servingLine is the part of the gateway's "serving" log line read here.
+type servingLine struct {
+	Msg   string `json:"msg"`
+	Proxy string `json:"proxy"`
+	Admin string `json:"admin"`
+}
+
+// matchServing finds the gateway's "serving" JSON log line and returns
+// "proxy admin".
+func matchServing(line string) (string, bool) {
+	var ln servingLine
+	if json.Unmarshal([]byte(line), &ln) != nil || ln.Msg != "serving" {
+		return "", false
+	}
+	return ln.Proxy + " " + ln.Admin, true
+}
+
+// startGateway runs `bin serve --config cfgPath` on cpu and returns it with
+// its proxy address once it has named its ports and answers GET /readyz
+// with 200 on its admin port.
+func startGateway(ctx context.Context, bin, cfgPath string, cpu int) (*child, string, error) {
+	c, found, err := startChild("gateway", exec.Command(bin, "serve", "--config", cfgPath), cpu, matchServing)
+	if err != nil {
+		return nil, "", fmt.Errorf("%w (built with make build?)", err)
+	}
+	v, err := c.await(ctx, found)
+	if err != nil {
+		return nil, "", errors.Join(err, c.stop())
+	}
+	var proxy, admin string
+	if _, err := fmt.Sscan(v, &proxy, &admin); err != nil {
+		return nil, "", errors.Join(fmt.Errorf("gateway serving line %q: %w", v, err), c.stop())
+	}
+	for _, a := range []string{proxy, admin} {
+		if err := checkLoopback(a); err != nil {
+			return nil, "", errors.Join(err, c.stop())
+		}
+	}
+	if err := pollReady(ctx, c, "http://"+admin+"/readyz"); err != nil {
+		return nil, "", errors.Join(err, c.stop())
+	}
+	c.metrics = "http://" + admin + "/metrics"
+	return c, proxy, nil
+}
+
+// pollReady polls url until 200, startTimeout, the child's exit or ctx's
+// end, whichever comes first.
+func pollReady(ctx context.Context, c *child, url string) error {
+	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{Proxy: nil}}
+	defer client.CloseIdleConnections()
+	deadline := time.Now().Add(startTimeout)
+	for {
+		resp, err := client.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			err = fmt.Errorf("GET %s: %s", url, resp.Status)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("gateway not ready within %s: %w", startTimeout, err)
+		}
+		select {
+		case <-time.After(20 * time.Millisecond):
+		case <-c.exited:
+			return fmt.Errorf("gateway exited while starting: %v; output:\n%s", c.waitErr, c.out.tail())
+		case <-ctx.Done():
+			return fmt.Errorf("gateway: %w", context.Cause(ctx))
+		}
+	}
+}
+
+// degradedMetric is the gateway's counter of degraded decisions by reason.
+const degradedMetric = "l1gw_degraded_decisions_total{reason=\""
+
+// degradedByReason reads the gateway's degraded decisions by reason from
+// its /metrics.
+func degradedByReason(url string) (map[string]int64, error) {
+	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{Proxy: nil}}
+	defer client.CloseIdleConnections()
+	resp, err := client.Get(url)
+	if err != nil {
+		return nil, fmt.Errorf("scrape gateway metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("scrape gateway metrics: GET %s: %s", url, resp.Status)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return nil, fmt.Errorf("read gateway metrics: %w", err)
+	}
+	return parseDegraded(string(body)), nil
+}
+
+// parseDegraded picks the non-zero l1gw_degraded_decisions_total{reason}
+// samples out of a Prometheus text exposition.
+func parseDegraded(text string) map[string]int64 {
+	out := map[string]int64{}
+	for _, line := range strings.Split(text, "\n") {
+		rest, ok := strings.CutPrefix(line, degradedMetric)
+		if !ok {
+			continue
+		}
+		reason, value, ok := strings.Cut(rest, "\"}")
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+		if err == nil && n > 0 {
+			out[reason] = int64(n)
+		}
+	}
+	return out
+}

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"io"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestMain lets the test binary stand in for the command: the smoke test's
+// runner re-runs os.Executable() — this binary — as the forwarder.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == forwarderCommand {
+		os.Exit(forwarderMain(os.Args[2:], os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+func TestParseFlagsDefaults(t *testing.T) {
+	o, err := parseFlags(nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.bin != "bin/l1gw" || o.duration != 5*time.Second || o.runs != 3 || o.out != "loadtest/out/" {
+		t.Errorf("defaults: %+v", o)
+	}
+	if !reflect.DeepEqual(o.conns, []int{64, 256}) || !reflect.DeepEqual(o.systems, systemNames()) {
+		t.Errorf("conns %v, systems %v", o.conns, o.systems)
+	}
+	if o.limitedLimit != defaultLimitedLimit {
+		t.Errorf("limitedLimit %d", o.limitedLimit)
+	}
+}
+
+func TestParseFlagsSelects(t *testing.T) {
+	o, err := parseFlags([]string{"-systems", "l1gw-exact, naive,naive", "-conns", "8,8,16", "-runs", "1", "-duration", "1m"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(o.systems, []string{"naive", "l1gw-exact"}) {
+		t.Errorf("systems %v; want table order, deduplicated", o.systems)
+	}
+	if !reflect.DeepEqual(o.conns, []int{8, 16}) {
+		t.Errorf("conns %v", o.conns)
+	}
+	cmd := reproduce(o)
+	if !strings.Contains(cmd, "-systems naive,l1gw-exact") || !strings.Contains(cmd, "-conns 8,16") || !strings.Contains(cmd, "-duration 1m0s") {
+		t.Errorf("reproduce: %s", cmd)
+	}
+}
+
+func TestParseFlagsRejects(t *testing.T) {
+	for _, args := range [][]string{
+		{"-duration", "0s"}, {"-duration", "61s"}, {"-duration", "x"},
+		{"-runs", "0"}, {"-runs", "11"},
+		{"-systems", "nginx"}, {"-systems", ""},
+		{"-conns", "0"}, {"-conns", "5000"}, {"-conns", "a,b"}, {"-conns", ""},
+		{"extra"}, {"-nope"},
+	} {
+		if _, err := parseFlags(args, io.Discard); err == nil {
+			t.Errorf("parseFlags(%q): no error", args)
+		}
+	}
+}
+
+func TestRunBadFlagsExitCode(t *testing.T) {
+	var stderr strings.Builder
+	if code := run([]string{"-runs", "99"}, io.Discard, &stderr); code != 2 {
+		t.Errorf("exit code %d; want 2", code)
+	}
+	if !strings.Contains(stderr.String(), "-runs") {
+		t.Errorf("stderr %q does not name the flag", stderr.String())
+	}
+}
+
+func TestForwarderRejectsNonLoopback(t *testing.T) {
+	var stderr strings.Builder
+	code := forwarderMain([]string{"-listen", "0.0.0.0:0", "-upstream", "127.0.0.1:1"}, io.Discard, &stderr)
+	if code != 1 || !strings.Contains(stderr.String(), "not 127.0.0.1") {
+		t.Errorf("code %d, stderr %q", code, stderr.String())
+	}
+	if code := forwarderMain([]string{"-bogus"}, io.Discard, io.Discard); code != 2 {
+		t.Errorf("bad flag: code %d; want 2", code)
+	}
+}
+
+func TestGatewayConfig(t *testing.T) {
+	mem := gatewayConfig("127.0.0.1:1", "", "", 100)
+	if mem.Redis.Mode != "memory" || mem.RateLimit != nil || len(mem.Redis.Addrs) != 0 {
+		t.Errorf("memory config: %+v", mem)
+	}
+	ex := gatewayConfig("127.0.0.1:1", "127.0.0.1:2", "replica", 7)
+	if ex.Redis.Mode != "standalone" || ex.RateLimit == nil || ex.RateLimit.Consistency != "replica" ||
+		!reflect.DeepEqual(ex.Redis.Addrs, []string{"127.0.0.1:2"}) {
+		t.Errorf("redis config: %+v", ex)
+	}
+	if got := ex.Plans["limited"].Limits[0]; got.Limit != 7 || got.Window != "1h0m0s" {
+		t.Errorf("limited plan: %+v", got)
+	}
+}

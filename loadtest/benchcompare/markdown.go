@@ -1,0 +1,130 @@
+package main
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// tableHeader is the Markdown table's header and alignment rows.
+const tableHeader = "| system | load | req/s | gw CPU µs/req | Redis CPU µs/req | P50 ms | P99 ms | degraded | limited admitted/limit " +
+	"| req/s vs naive | gw CPU/req vs naive | Redis CPU/req vs naive | status codes (all runs) |\n" +
+	"|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|\n"
+
+// Markdown renders the report: header, table, added latency and notes.
+func (r *Report) Markdown() string {
+	var b strings.Builder
+	b.WriteString("# l1gw bench-compare\n\n")
+	m := r.Machine
+	fmt.Fprintf(&b, "- machine: nproc %d, %s, GOMAXPROCS %d (runner), %s, kernel %s\n", m.NumCPU, m.CPUModel, m.GOMAXPROCS, m.GoVersion, m.Kernel)
+	fmt.Fprintf(&b, "- load average (1 5 15 min): %s at start, %s at end; anything else running on the machine skews the numbers\n", m.LoadStart, m.LoadEnd)
+	fmt.Fprintf(&b, "- gateway: %s\n", m.Gateway)
+	fmt.Fprintf(&b, "- pinning: %s\n", r.Pinning)
+	fmt.Fprintf(&b, "- date: %s\n", r.Date)
+	fmt.Fprintf(&b, "- %d run(s), %s per measurement, each system restarted (and Redis fresh) for each; "+
+		"a number is the median over the runs, (min–max) when they differ\n", r.Runs, r.Duration)
+	fmt.Fprintf(&b, "- reproduce: `%s`\n\n", r.Command)
+	b.WriteString(tableHeader)
+	for i := range r.Rows {
+		b.WriteString(r.Rows[i].markdown())
+	}
+	b.WriteString("\nAdded P99 over bare at half load (each system at half its own closed-loop rate, same run):\n\n")
+	if len(r.AddedP99) == 0 {
+		b.WriteString("- – (needs bare and l1gw-memory or l1gw-exact)\n")
+	}
+	for _, a := range r.AddedP99 {
+		fmt.Fprintf(&b, "- %s: %s ms\n", a.System, signed(a.Ms))
+	}
+	notes := r.notes()
+	if len(notes) > 0 {
+		b.WriteString("\nNotes:\n\n")
+		for _, n := range notes {
+			fmt.Fprintf(&b, "- %s\n", n)
+		}
+	}
+	return b.String()
+}
+
+// markdown is the row's table line.
+func (row *Row) markdown() string {
+	limited := "–"
+	if row.Enforced {
+		limited = fmt.Sprintf("%.0f/%d", row.LimitedAdmitted.Median, row.LimitedLimit)
+		if row.LimitedAdmitted.N > 1 && row.LimitedAdmitted.Min != row.LimitedAdmitted.Max {
+			limited += fmt.Sprintf(" (%.0f–%.0f)", row.LimitedAdmitted.Min, row.LimitedAdmitted.Max)
+		}
+	}
+	cells := []string{
+		row.System, row.Load, row.RPS.format(0), row.GwCPU.format(1), row.RedisCPU.format(1),
+		row.P50.format(2), row.P99.format(2), row.Degraded.format(0), limited,
+		formatRatio(row.RPSVsNaive), formatRatio(row.GwCPUVsNaive), formatRatio(row.RedisCPUVsNaive),
+		formatCodes(row.Codes, row.TransportErrors),
+	}
+	return "| " + strings.Join(cells, " | ") + " |\n"
+}
+
+// signed renders a Stat with an explicit sign, two decimals.
+func signed(s Stat) string {
+	f := func(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) }
+	plus := func(v float64) string {
+		if v >= 0 {
+			return "+" + f(v)
+		}
+		return f(v)
+	}
+	out := plus(s.Median)
+	if s.N > 1 && f(s.Min) != f(s.Max) {
+		out += " (" + plus(s.Min) + " to " + plus(s.Max) + ")"
+	}
+	return out
+}
+
+// notes are the things a reader must not miss: over-admission, degraded
+// responses, transport errors.
+func (r *Report) notes() []string {
+	var out []string
+	if !r.Pinned {
+		out = append(out, "no CPU pinning: the load generator, the upstream, Redis and the system under test share the CPUs")
+	}
+	for _, m := range r.Measurements {
+		where := fmt.Sprintf("run %d, %s, %s", m.Run, m.System, m.Load)
+		if m.OverAdmitted > 0 {
+			out = append(out, fmt.Sprintf("%s: OVER-ADMISSION: the limited tenant got %d admitted of %d sent; its limit is %d",
+				where, m.LimitedAdmitted, m.LimitedSent, m.LimitedLimit))
+		}
+		if m.Degraded > 0 || len(m.DegradedByReason) > 0 {
+			out = append(out, fmt.Sprintf("%s: %d of %d responses were X-RateLimit-Status: degraded; gateway's degraded decisions by reason: %s",
+				where, m.Degraded, m.Responses, formatCounts(m.DegradedByReason)))
+		}
+		for _, w := range sortedKeys(m.Warnings) {
+			out = append(out, fmt.Sprintf("%s: gateway log: %d × %s", where, m.Warnings[w], w))
+		}
+		if m.TransportErrors > 0 {
+			out = append(out, fmt.Sprintf("%s: %d requests got no response: %s", where, m.TransportErrors, strings.Join(m.Errors, "; ")))
+		}
+	}
+	return out
+}
+
+// sortedKeys is m's keys in ascending order.
+func sortedKeys(m map[string]int64) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// formatCounts renders counts as "a=1, b=2" in key order; "none" when empty.
+func formatCounts(m map[string]int64) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	parts := make([]string, 0, len(m))
+	for _, k := range sortedKeys(m) {
+		parts = append(parts, fmt.Sprintf("%s=%d", k, m[k]))
+	}
+	return strings.Join(parts, ", ")
+}

@@ -1,0 +1,69 @@
+-- decide.lua: one sliding-log decision for every rule of a request.
+--
+-- KEYS[i]          the sorted set of rule i: <prefix>:{<tenant>}:<rule>
+-- ARGV[1]          the request's member base, unique per request (instance:sequence)
+-- ARGV[3i-1..3i+1] rule i's window (µs), limit and cost
+--
+-- Each set holds one member per unit of cost admitted, scored with the
+-- Redis server's time in integer microseconds (exact in a double). The
+-- request is recorded in every set only when every rule has room; a denied
+-- request is recorded nowhere. Members are built from strings: Lua 5.1
+-- prints a concatenated microsecond timestamp as 1.7e+15.
+--
+-- Returns {allowed, remaining_1, reset_1, retry_1, ..., remaining_n, reset_n, retry_n},
+-- times in µs: reset is when the oldest member leaves the window, retry
+-- (0 unless rule i denied) when this request would fit.
+
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local member = ARGV[1]
+local n = #KEYS
+
+local function rule(i)
+  return tonumber(ARGV[3 * i - 1]), tonumber(ARGV[3 * i]), tonumber(ARGV[3 * i + 1])
+end
+
+-- A call repeated after a lost reply finds its request recorded already.
+local replay = redis.call('ZSCORE', KEYS[1], member .. ':1') ~= false
+
+local used = {}
+local allowed = 1
+for i = 1, n do
+  local window, limit, cost = rule(i)
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - window)
+  used[i] = redis.call('ZCARD', KEYS[i])
+  if not replay and used[i] + cost > limit then
+    allowed = 0
+  end
+end
+
+local out = {allowed}
+for i = 1, n do
+  local key = KEYS[i]
+  local window, limit, cost = rule(i)
+  if allowed == 1 and not replay then
+    for j = 1, cost do
+      redis.call('ZADD', key, now, member .. ':' .. j)
+    end
+    redis.call('PEXPIRE', key, math.ceil(window / 1000))
+    used[i] = used[i] + cost
+  end
+  local reset, retry = 0, 0
+  local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  if oldest[2] then
+    reset = tonumber(oldest[2]) + window - now
+  end
+  if allowed == 0 and used[i] + cost > limit then
+    if cost > limit then
+      retry = window
+    else
+      -- The request fits once the (used + cost - limit) oldest units leave.
+      local m = redis.call('ZRANGE', key, used[i] + cost - limit - 1, used[i] + cost - limit - 1, 'WITHSCORES')
+      retry = math.max(tonumber(m[2]) + window - now, 1)
+    end
+  end
+  out[#out + 1] = math.max(limit - used[i], 0)
+  out[#out + 1] = reset
+  out[#out + 1] = retry
+end
+return out

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os/exec"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// redisServer is a redis-server child on a loopback port, with no
+// persistence: started empty for each measurement.
+type redisServer struct {
+	*child
+	addr string
+}
+
+// startRedis starts redis-server on a free 127.0.0.1 port on cpu and
+// returns once it answers PING. A port taken between the probe and the
+// bind is retried on another.
+func startRedis(ctx context.Context, cpu int, dir string) (*redisServer, error) {
+	var errs []error
+	for range 3 {
+		rs, err := startRedisOnce(ctx, cpu, dir)
+		if err == nil {
+			return rs, nil
+		}
+		errs = append(errs, err)
+		if ctx.Err() != nil || !strings.Contains(err.Error(), "already in use") {
+			break
+		}
+	}
+	return nil, errors.Join(errs...)
+}
+
+func startRedisOnce(ctx context.Context, cpu int, dir string) (*redisServer, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	cmd := exec.Command("redis-server",
+		"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--protected-mode", "yes",
+		"--save", "", "--appendonly", "no", "--dir", dir, "--daemonize", "no", "--loglevel", "notice")
+	c, found, err := startChild("redis-server", cmd, cpu, func(line string) (string, bool) {
+		return "", strings.Contains(line, "Ready to accept connections")
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w (is redis-server on PATH? make test-deps installs it)", err)
+	}
+	rs := &redisServer{child: c, addr: addr}
+	if _, err := c.await(ctx, found); err != nil {
+		return nil, errors.Join(err, c.stop())
+	}
+	if err := rs.ping(ctx); err != nil {
+		return nil, errors.Join(err, c.stop())
+	}
+	return rs, nil
+}
+
+// ping checks that the server answers on its address.
+func (rs *redisServer) ping(ctx context.Context) error {
+	rdb := redis.NewClient(&redis.Options{Addr: rs.addr, MaxRetries: -1, DialTimeout: time.Second})
+	defer rdb.Close()
+	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := rdb.Ping(pctx).Err(); err != nil {
+		return fmt.Errorf("PING redis-server at %s: %w", rs.addr, err)
+	}
+	return nil
+}
+
+// freePort is a TCP port free on 127.0.0.1 a moment ago.
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
+	}
+	defer ln.Close()
+	a, ok := ln.Addr().(*net.TCPAddr)
+	if !ok {
+		return 0, fmt.Errorf("find a free port: listener address %v is not TCP", ln.Addr())
+	}
+	return a.Port, nil
+}
