@@ -61,6 +61,7 @@ type Guard struct {
 	local    *localLimits // nil unless the fail mode is local
 	log      *slog.Logger
 	lastLog  atomic.Int64
+	lastCall atomic.Uint64 // the latest failed call counted by the breaker
 }
 
 // Options are the parts of a Guard besides its settings.
@@ -97,12 +98,11 @@ func (g *Guard) BreakerState() State { return g.primary.State() }
 // past the budget, or that the breaker cuts off, gets a degraded verdict;
 // a decision the gateway could not send in time gets an overloaded one.
 func (g *Guard) Decide(ctx context.Context, req limiter.Request) Verdict {
-	start := time.Now()
 	ticket, ok := g.primary.Allow()
 	if !ok {
 		degradedTotal(reasonBreaker).Inc()
 		g.logError(reasonBreaker, nil)
-		return g.fallback(ctx, req, start)
+		return g.fallback(ctx, req, g.settings.Budget)
 	}
 	d, err := g.store.Decide(ctx, req)
 	if err == nil {
@@ -114,22 +114,45 @@ func (g *Guard) Decide(ctx context.Context, req limiter.Request) Verdict {
 		overloadTotal.Inc()
 		return Verdict{Overloaded: true}
 	}
-	g.primary.Done(ticket, false)
-	reason := reasonError
+	g.failed(ticket, err)
+	reason, left := reasonError, g.settings.Budget
 	if errors.Is(err, limiter.ErrBudget) {
-		reason = reasonBudget
+		reason, left = reasonBudget, 0 // the primary's silence took it all
 	}
 	degradedTotal(reason).Inc()
 	g.logError(reason, err)
-	return g.fallback(ctx, req, start)
+	return g.fallback(ctx, req, left)
+}
+
+// failed reports a failed decision to the breaker once per failed call to
+// Redis: the decisions a batch carried fail together, and one slow batch is
+// one failure, not one per decision.
+func (g *Guard) failed(ticket Ticket, err error) {
+	var ce *limiter.CallError
+	if errors.As(err, &ce) {
+		for {
+			last := g.lastCall.Load()
+			if ce.ID <= last {
+				g.primary.Cancel(ticket) // this call, or an older one, was counted
+				return
+			}
+			if g.lastCall.CompareAndSwap(last, ce.ID) {
+				break
+			}
+		}
+	}
+	g.primary.Done(ticket, false)
 }
 
 // fallback is the verdict without the primary: the replica's denial if it
-// gives one within what is left of the budget since start, else the fail
-// mode's. The budget is one for the whole decision.
-func (g *Guard) fallback(ctx context.Context, req limiter.Request, start time.Time) Verdict {
+// gives one within what is left of the budget, else the fail mode's. The
+// budget is one for the whole decision: a primary silent past it leaves
+// nothing; one that failed at once (refused, an error reply) leaves it
+// whole, since the store judges silence only and answers errors as they
+// come.
+func (g *Guard) fallback(ctx context.Context, req limiter.Request, within time.Duration) Verdict {
 	v := Verdict{Degraded: true}
-	if within := g.settings.Budget - time.Since(start); within > 0 {
+	if within > 0 {
 		if ticket, ok := g.replica.Allow(); ok {
 			d, denied, err := g.store.ReplicaDenies(ctx, req, within)
 			g.replica.Done(ticket, err == nil)

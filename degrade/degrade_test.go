@@ -238,3 +238,27 @@ func BenchmarkGuardDecide(b *testing.B) {
 		}
 	}
 }
+
+// TestOneFailedCallCountsOnce: the decisions of one failed call to Redis
+// (a batch) fail together; the breaker counts the call once, so one slow
+// batch does not open it, and distinct failed calls do.
+func TestOneFailedCallCountsOnce(t *testing.T) {
+	call := &limiter.CallError{ID: 7, Err: fmt.Errorf("%w: no reply for 11ms", limiter.ErrBudget)}
+	store := &fakeStore{err: fmt.Errorf("decide for t: %w", call)}
+	g := newGuard(t, store, settings(degrade.FailOpen)) // opens after 3 failures
+	for range 50 {
+		if v := g.Decide(context.Background(), req); !v.Degraded {
+			t.Fatalf("got %+v; want degraded", v)
+		}
+	}
+	if g.BreakerState() != degrade.Closed {
+		t.Fatalf("50 decisions of one failed call: breaker %v; want closed", g.BreakerState())
+	}
+	for id := uint64(8); id < 11; id++ {
+		store.set(fmt.Errorf("decide for t: %w", &limiter.CallError{ID: id, Err: limiter.ErrBudget}))
+		g.Decide(context.Background(), req)
+	}
+	if g.BreakerState() != degrade.Open {
+		t.Fatalf("3 more failed calls: breaker %v; want open", g.BreakerState())
+	}
+}

@@ -2,6 +2,7 @@ package limiter
 
 import (
 	"fmt"
+	"runtime"
 	"sync"
 	"time"
 )
@@ -48,10 +49,14 @@ func (l *lane) run() {
 	// give evidence yet.
 	l.dial(nil) //nolint:errcheck // on failure the first batch dials again
 	l.setPhase(phaseIdle, nil)
+	l.p.dialed.Done()
 	batch := make([]*op, 0, maxBatch)
 	for {
 		select {
 		case o := <-l.p.queue:
+			// Let the goroutines that are about to queue a decision do so
+			// first: a batch as large as the load makes, at no wait.
+			runtime.Gosched()
 			batch = l.take(append(batch[:0], o))
 			l.serve(batch)
 		case <-l.p.quit:
@@ -78,10 +83,10 @@ fill:
 			break fill
 		}
 	}
-	now := time.Now()
+	now := time.Now().UnixNano() // queued is up to a watchdog tick early: never late
 	kept := batch[:0]
 	for _, o := range batch {
-		if now.Sub(o.queued) > l.p.cfg.queueTimeout {
+		if time.Duration(now-o.queued) > l.p.cfg.queueTimeout {
 			o.settle(nil, ErrOverload)
 			o.release()
 			continue
@@ -108,7 +113,7 @@ func (l *lane) serve(batch []*op) {
 	}
 	if l.c == nil {
 		if err := l.dial(batch); err != nil {
-			settleAll(batch, err)
+			settleAll(batch, callError(err))
 			return
 		}
 		fresh = true
@@ -130,7 +135,7 @@ func (l *lane) serve(batch []*op) {
 	}
 	if err != nil {
 		l.drop()
-		settleAll(batch, err)
+		settleAll(batch, callError(err))
 	}
 }
 
@@ -207,6 +212,13 @@ func (l *lane) roundTrip(batch []*op) (read bool, err error) {
 	}
 	l.setPhase(phaseReading, l.sent)
 	var wrongNode error
+	var failed *CallError // one call: every error reply in it counts once
+	fail := func(o *op, re replyError) {
+		if failed == nil {
+			failed = callError(re)
+		}
+		o.settle(nil, &CallError{ID: failed.ID, Err: re})
+	}
 	for i, o := range l.sent {
 		n, err := readIntArray(c.r, &l.scratch)
 		if re, ok := err.(replyError); ok {
@@ -215,9 +227,9 @@ func (l *lane) roundTrip(batch []*op) (read bool, err error) {
 				l.redo = append(l.redo, o)
 			case "READONLY", "MOVED", "ASK", "CLUSTERDOWN", "MASTERDOWN", "LOADING":
 				wrongNode = re // in step, but this node can't take decisions
-				o.settle(nil, re)
+				fail(o, re)
 			default:
-				o.settle(nil, re)
+				fail(o, re)
 			}
 			continue
 		}
@@ -229,6 +241,10 @@ func (l *lane) roundTrip(batch []*op) (read bool, err error) {
 	if wrongNode != nil {
 		l.drop() // the next batch asks where the primary is
 	}
+	l.mu.Lock()
+	written := l.written
+	l.mu.Unlock()
+	l.p.stats.batch(len(l.sent), time.Since(written))
 	return true, nil
 }
 
@@ -239,7 +255,7 @@ func (l *lane) reload() error {
 	l.redo = l.redo[:0]
 	c := l.c
 	if c == nil {
-		return fmt.Errorf("%w: NOSCRIPT, then the connection was dropped", ErrBudget)
+		return fmt.Errorf("limiter: %d decisions answered NOSCRIPT on a connection since dropped", len(redo))
 	}
 	var b []byte
 	loaded := map[string]bool{}
@@ -261,7 +277,7 @@ func (l *lane) reload() error {
 	_, err := l.roundTrip(redo)
 	l.redo = l.redo[:0] // a second NOSCRIPT is not retried
 	if err == nil {
-		settleAll(redo, fmt.Errorf("limiter: %s answered NOSCRIPT after SCRIPT LOAD", c.addr))
+		settleAll(redo, callError(fmt.Errorf("limiter: %s answered NOSCRIPT after SCRIPT LOAD", c.addr)))
 	}
 	return err
 }

@@ -18,6 +18,23 @@ var ErrBudget = errors.New("limiter: Redis did not answer within the budget")
 // Redis fault: the request is shed, never admitted unchecked.
 var ErrOverload = errors.New("limiter: too many decisions waiting for Redis")
 
+// CallError is the failure of one call to Redis, a batch of decisions on
+// one connection: every decision it carried fails with the same ID, so a
+// caller counting failures (the breaker) can count the call once.
+type CallError struct {
+	// ID tells calls apart; a later call has a larger ID.
+	ID  uint64
+	Err error
+}
+
+func (e *CallError) Error() string { return e.Err.Error() }
+func (e *CallError) Unwrap() error { return e.Err }
+
+var calls atomic.Uint64
+
+// callError wraps err as the failure of a new call.
+func callError(err error) *CallError { return &CallError{ID: calls.Add(1), Err: err} }
+
 // opKind is which script an op runs.
 type opKind uint8
 
@@ -43,7 +60,7 @@ type op struct {
 	args []any
 	// budget is how long Redis may stay silent on this call.
 	budget time.Duration
-	queued time.Time
+	queued int64 // unix ns by the pipe's coarse clock
 
 	state atomic.Int32 // opPending until the pipe or the watchdog settles it
 	refs  atomic.Int32

@@ -86,6 +86,19 @@ func (s *RedisStore) Run(ctx context.Context) {
 	}
 }
 
+// Connect dials the decision connections of the primary and the replica
+// (standalone and Sentinel; Cluster's, per node, on first use) and waits
+// until each has dialed once or ctx ends. main calls it before serving, so
+// the first burst of traffic never waits on a dial. A Redis that is down
+// is no error here: decisions dial again and fail over to the fail mode.
+func (s *RedisStore) Connect(ctx context.Context) {
+	for _, r := range []router{s.primary, s.replicas} {
+		if f, ok := r.(fixedRoute); ok {
+			f.p.connect(ctx)
+		}
+	}
+}
+
 // Drain waits, up to timeout, until no decision is queued or on the wire
 // (calls given up past their budget included, whose records still land);
 // main calls it at shutdown before stopping the recorder.

@@ -3,6 +3,7 @@ package limiter_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -110,4 +111,72 @@ func BenchmarkRedisMemoryPerRequest(b *testing.B) {
 			b.ReportMetric(perRequest, "bytes/request")
 		})
 	}
+}
+
+// BenchmarkScriptCost is what a decision costs Redis itself: usec_per_call
+// of EVALSHA in INFO commandstats, for decide.lua as the store sends it and
+// for the first version of the script, kept as the naive reference of
+// make bench-compare (loadtest/benchcompare/naive.lua), one rule, admitted.
+func BenchmarkScriptCost(b *testing.B) {
+	naiveSrc, err := os.ReadFile("../loadtest/benchcompare/naive.lua")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := redistest.Server(b)
+	c := srv.Client(b)
+	ctx := context.Background()
+	rules := benchRules(1, 1<<40)
+	for _, tc := range []struct {
+		name   string
+		decide func(i int) error
+	}{
+		{"decide.lua", func() func(int) error {
+			s, _ := newRedisStore(b, redisOptions(limiter.ModeStandalone, srv.Addr()), false)
+			return func(int) error {
+				_, err := s.Decide(ctx, limiter.Request{Tenant: "cost", Rules: rules})
+				return err
+			}
+		}()},
+		{"naive.lua", func() func(int) error {
+			script := redis.NewScript(string(naiveSrc))
+			return func(i int) error {
+				return script.Run(ctx, c, []string{"naive:{cost}:r0"}, "naive:"+strconv.Itoa(i), int64(time.Second/time.Microsecond), int64(1)<<40, 1).Err()
+			}
+		}()},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			if err := tc.decide(-1); err != nil { // load the script
+				b.Fatal(err)
+			}
+			if err := c.ConfigResetStat(ctx).Err(); err != nil {
+				b.Fatal(err)
+			}
+			i := 0
+			for b.Loop() {
+				if err := tc.decide(i); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+			b.ReportMetric(evalshaUsecPerCall(b, c), "redis-µs/call")
+		})
+	}
+}
+
+// evalshaUsecPerCall reads EVALSHA's usec_per_call from INFO commandstats.
+func evalshaUsecPerCall(b *testing.B, c *redis.Client) float64 {
+	stats, err := c.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(stats, "\r\n") {
+		if rest, ok := strings.CutPrefix(line, "cmdstat_evalsha:"); ok {
+			_, per, _ := strings.Cut(rest, "usec_per_call=")
+			per, _, _ = strings.Cut(per, ",")
+			v, _ := strconv.ParseFloat(per, 64)
+			return v
+		}
+	}
+	b.Fatal("no cmdstat_evalsha")
+	return 0
 }

@@ -15,7 +15,9 @@ func (p *pipe) watch() {
 		case <-p.quit:
 			return
 		case <-t.C:
-			p.check(time.Now())
+			now := time.Now()
+			p.clock.Store(now.UnixNano())
+			p.check(now)
 		}
 	}
 }
@@ -30,7 +32,7 @@ func (p *pipe) check(now time.Time) {
 		}
 	}
 	if stuck == len(p.lanes) {
-		p.failQueued(fmt.Errorf("%w: no connection to the node answers", ErrBudget))
+		p.failQueued(callError(fmt.Errorf("%w: no connection to the node answers", ErrBudget)))
 	}
 }
 
@@ -77,7 +79,7 @@ func (l *lane) check(now time.Time) (stuck bool) {
 	for _, o := range l.batch {
 		if o.pending() && silent > o.budget {
 			if err == nil {
-				err = fmt.Errorf("%w: %s for %s", ErrBudget, l.what(), silent.Round(10*time.Microsecond))
+				err = callError(fmt.Errorf("%w: %s for %s", ErrBudget, l.what(), silent.Round(10*time.Microsecond)))
 			}
 			o.settle(nil, err)
 		}

@@ -146,6 +146,7 @@ func (a *App) checkRedis() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
+	a.redis.Connect(ctx)
 	if err := a.clients.Ping(ctx); err != nil {
 		a.log.Warn("Redis does not answer at start; serving by the fail mode until it does", "err", err.Error())
 		return

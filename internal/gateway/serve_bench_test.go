@@ -121,3 +121,28 @@ func BenchmarkServeRedis(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkServeRedisParallel is BenchmarkServeRedis/admitted with 64
+// requests in flight: the decisions share batches.
+func BenchmarkServeRedisParallel(b *testing.B) {
+	srv := redistest.Server(b)
+	sets := redisSets(srv.Addr(), "ratelimit.budget=1s")
+	app, err := Build(loadConfig(b, plainUpstream(b), sets...), quiet)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetParallelism(32)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		f := &handlerFixture{gw: app.gw}
+		f.tmpl.SetRequestURI("http://gw.test/bench")
+		f.tmpl.Header.Set("X-API-Key", "bulk-key")
+		f.ctx.Init(&f.tmpl, &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 40000}, nil)
+		for pb.Next() {
+			if code := f.serve(); code != 200 {
+				b.Errorf("status %d; want 200", code)
+				return
+			}
+		}
+	})
+}

@@ -1,0 +1,80 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/l1gw/l1gw/degrade"
+	"github.com/l1gw/l1gw/limiter"
+)
+
+// overloadedVerdict decides nothing: every decision is shed.
+type overloadedVerdict struct{}
+
+func (overloadedVerdict) Decide(context.Context, limiter.Request) degrade.Verdict {
+	return degrade.Verdict{Overloaded: true}
+}
+
+// TestOverloadIsShedHonestly: a decision the gateway could not send in
+// time is a 503 with Retry-After and X-RateLimit-Status: overloaded; the
+// request never reaches the upstream and is neither admitted nor degraded.
+func TestOverloadIsShedHonestly(t *testing.T) {
+	f := newHandlerFixture(t, "bulk-key", "GET", "/shed")
+	f.gw.limiter = overloadedVerdict{}
+	if code := f.serve(); code != 503 {
+		t.Fatalf("status %d; want 503", code)
+	}
+	h := &f.ctx.Response.Header
+	for name, want := range map[string]string{
+		"Retry-After": "1", "X-Ratelimit-Status": "overloaded", "Content-Type": "application/problem+json",
+		"X-Ratelimit-Limit": "", "Ratelimit": "",
+	} {
+		if got := string(h.Peek(name)); got != want {
+			t.Errorf("%s: %q; want %q", name, got, want)
+		}
+	}
+	body := string(f.ctx.Response.Body())
+	if !strings.Contains(body, `"status":503`) || !strings.Contains(body, "overloaded") {
+		t.Errorf("body %s; want a 503 problem saying the gateway is overloaded", body)
+	}
+	if strings.Contains(body, "upstream ok") {
+		t.Error("a shed request reached the upstream")
+	}
+}
+
+// TestGuardOverloadReachesTheClient wires the real Guard over a store that
+// sheds (limiter.ErrOverload): the same 503, never a degraded admit.
+func TestGuardOverloadReachesTheClient(t *testing.T) {
+	f := newHandlerFixture(t, "bulk-key", "GET", "/shed")
+	g, err := degrade.New(shedStore{}, degrade.Settings{Budget: 10, FailMode: degrade.FailOpen,
+		Breaker: degrade.BreakerOptions{Failures: 1, Cooldown: 1}}, degrade.Options{Log: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.gw.limiter = g
+	for range 3 { // the breaker (1 failure) would open on a Redis fault: it does not
+		if code := f.serve(); code != 503 {
+			t.Fatalf("status %d; want 503", code)
+		}
+		if got := string(f.ctx.Response.Header.Peek("X-Ratelimit-Status")); got != "overloaded" {
+			t.Fatalf("X-RateLimit-Status %q; want overloaded", got)
+		}
+	}
+	if g.BreakerState() != degrade.Closed {
+		t.Fatalf("breaker %v after sheds; want closed", g.BreakerState())
+	}
+}
+
+// shedStore sheds every decision, as a pipe whose queue is full.
+type shedStore struct{}
+
+func (shedStore) Decide(context.Context, limiter.Request) (limiter.Decision, error) {
+	return limiter.Decision{}, fmt.Errorf("decide: %w", limiter.ErrOverload)
+}
+
+func (shedStore) ReplicaDenies(context.Context, limiter.Request, time.Duration) (limiter.Decision, bool, error) {
+	return limiter.Decision{}, false, nil
+}
