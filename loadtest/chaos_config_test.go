@@ -64,6 +64,7 @@ func writeChaosConfig(t *testing.T, sc chaosScenario, rc chaosRedis, env chaosEn
 	base.Tenants = []gwTenant{
 		{ID: bulkTenant, Plan: bulkTenant, Keys: []string{chaosKey(bulkTenant)}},
 		{ID: limitedTenant, Plan: limitedTenant, Keys: []string{chaosKey(limitedTenant)}},
+		{ID: floodTenant, Plan: bulkTenant, Keys: []string{chaosKey(floodTenant)}},
 	}
 	c := chaosGwConfig{gwConfig: base, Redis: rc, RateLimit: chaosRateLimit{FailMode: sc.failMode, ExpectedGateways: 1}}
 	if env.tm.budget > 0 {

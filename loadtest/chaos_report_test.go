@@ -58,6 +58,8 @@ type ChaosResult struct {
 	TransportErrors map[string]int `json:"transport_errors,omitempty"`
 	// WarnMsgs counts the gateway's WARN and ERROR log lines by message.
 	WarnMsgs map[string]int `json:"warn_msgs,omitempty"`
+	// Flood is what the flood beside the attack saw, where one ran.
+	Flood *FloodResult `json:"flood,omitempty"`
 	// Notes are anomalies worth a look.
 	Notes []string `json:"notes,omitempty"`
 }
@@ -129,7 +131,10 @@ func (r *ChaosResult) growth() string {
 		return ""
 	}
 	var g []string
-	if a.Goroutines > b.Goroutines+goroutineSlack {
+	// After a flood, fasthttp keeps a worker goroutine for each connection
+	// it served, idle, for 10 s (Server.MaxIdleWorkerDuration): goroutines
+	// say nothing there; fds and connections still do.
+	if r.Flood == nil && a.Goroutines > b.Goroutines+goroutineSlack {
 		g = append(g, fmt.Sprintf("goroutines %d → %d", b.Goroutines, a.Goroutines))
 	}
 	if a.FDs > b.FDs+fdSlack {
@@ -212,6 +217,10 @@ func resultNotes(res *ChaosResult) string {
 		if rec.Ms != nil {
 			fmt.Fprintf(&b, "- %s: back to ok %.0f ms after the heal that started %q\n", res.Scenario, *rec.Ms, rec.After)
 		}
+	}
+	if f := res.Flood; f != nil {
+		fmt.Fprintf(&b, "- %s: flood of %d connections beside the attack: %d requests, %d degraded (%d back while Redis was healthy; the attack's: %d), %d shed (503), %d other 5xx, %d without a response\n",
+			res.Scenario, f.Conns, f.Requests, f.Degraded, f.DegradedHealthy, f.AttackDegradedHealthy, f.Shed, f.FiveXX, f.NoReply)
 	}
 	if len(res.TransportErrors) > 0 {
 		fmt.Fprintf(&b, "- %s: transport errors %s\n", res.Scenario, formatCounts(res.TransportErrors))

@@ -19,6 +19,7 @@ type chaosTiming struct {
 	recoverWithin time.Duration // the bound on getting back to ok
 	budget        time.Duration // ratelimit.budget; 0: the gateway's default
 	samples       int           // resource samples per measurement, 100ms apart
+	flood         int           // connections of the overload scenario's flood
 }
 
 // limit is the limited tenant's limit per window: half its share of the
@@ -51,6 +52,7 @@ type chaosScenario struct {
 	failMode    string // ratelimit.fail_mode; "" is open
 	downAtStart bool   // Redis is down when the gateway starts
 	outage      bool   // every node goes down: no Redis connection may outlive it
+	alone       bool   // never beside another scenario: it loads the whole machine
 	script      func(r *chaosRun)
 }
 
@@ -75,6 +77,7 @@ type chaosRun struct {
 	marks  []phaseMark
 	before *Resources
 	after  *Resources
+	flood  *FloodResult // the flood's, where the script ran one
 	notes  []string
 }
 
@@ -231,8 +234,16 @@ func (r *chaosRun) result(sc chaosScenario, ss []sample, end time.Time, m0, m1 m
 		r.marks[0].at = ss[0].at // the attack started a moment before the first mark
 	}
 	phases, total := splitPhases(r.marks, ss, end, r.tm.limit())
+	if r.flood != nil {
+		if i := slices.IndexFunc(r.marks, func(m phaseMark) bool { return m.fault }); i > 0 {
+			r.flood.AttackDegradedHealthy = degradedHealthy(ss, r.marks[i-1].at, r.marks[i].at)
+		}
+	}
 	const decisions = "l1gw_ratelimit_decisions_total"
 	counted := sumSeries(m1, decisions, `result="degraded"`) - sumSeries(m0, decisions, `result="degraded"`)
+	// The flood's decisions are its own to count, not the attack's.
+	flooded := `tenant="` + floodTenant + `",result="degraded"`
+	counted -= sumSeries(m1, decisions, flooded) - sumSeries(m0, decisions, flooded)
 	failMode := sc.failMode
 	if failMode == "" {
 		failMode = "open"
@@ -242,6 +253,6 @@ func (r *chaosRun) result(sc chaosScenario, ss []sample, end time.Time, m0, m1 m
 		Phases: phases, Total: total, Recoveries: recoveries(r.marks, ss),
 		PeakLimited: peakAdmitted(ss, chaosWindow),
 		Degraded:    DegradedCheck{Marked: total.Degraded, Counted: int(counted), ByReason: degradedReasons(m0, m1)},
-		Before:      r.before, After: r.after, Outage: sc.outage, Notes: r.notes,
+		Before:      r.before, After: r.after, Outage: sc.outage, Notes: r.notes, Flood: r.flood,
 	}
 }

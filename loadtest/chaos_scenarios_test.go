@@ -14,7 +14,8 @@ const failoverWait = 30 * time.Second
 var slowNetwork = []time.Duration{5 * time.Millisecond, 30 * time.Millisecond, 200 * time.Millisecond}
 
 // chaosScenarios are the scenarios (1)–(9), in its order, then the
-// full outage again with fail_mode local to measure its over-admission.
+// full outage again with fail_mode local to measure its over-admission,
+// then a primary stall under overload.
 func chaosScenarios() []chaosScenario {
 	return []chaosScenario{
 		{name: "1-primary-stall", setup: setupSentinel, script: scriptStall},
@@ -27,7 +28,23 @@ func chaosScenarios() []chaosScenario {
 		{name: "8-slow-network", setup: setupProxy, script: scriptSlowNetwork},
 		{name: "9-down-at-start", setup: setupStandalone, downAtStart: true, script: scriptDownAtStart},
 		{name: "10-all-down-local", setup: setupStandalone, failMode: "local", outage: true, script: scriptOutage},
+		{name: "11-overload-stall", setup: setupStandalone, alone: true, script: scriptOverloadStall},
 	}
+}
+
+// scriptOverloadStall: a flood brings the gateway to its limit while Redis
+// is healthy (phase overload: nothing may degrade), then Redis stalls
+// (SIGSTOP) under the flood and resumes; the flood runs to the end.
+// Standalone: no sentinel can mistake a starved machine for a dead primary.
+func scriptOverloadStall(r *chaosRun) {
+	r.baseline()
+	r.mark("overload", false, false)
+	f := startFlood(r.gw.proxy, r.tm.flood)
+	r.hold(r.tm.phase)
+	r.fault("overload+stall", r.node.Stall)
+	r.hold(r.tm.stall)
+	r.heal("after", r.node.Resume)
+	r.flood = f.halt(r.tm.flood, r.marks[len(r.marks)-2].at)
 }
 
 // scriptStall: SIGSTOP on the primary, SIGCONT after tm.stall. Past the

@@ -29,7 +29,7 @@ const (
 func chaosTimingFor(full bool, rate int) chaosTiming {
 	if full {
 		return chaosTiming{rate: rate, phase: 5 * time.Second, stall: 5 * time.Second, outage: 30 * time.Second,
-			failovers: 3, recoverWithin: 15 * time.Second, samples: 5}
+			failovers: 3, recoverWithin: 15 * time.Second, samples: 5, flood: 128}
 	}
 	// The short form runs inside go test -race ./..., every package at once
 	// on a loaded machine: a 10 ms budget would be missed by CPU stalls
@@ -37,7 +37,7 @@ func chaosTimingFor(full bool, rate int) chaosTiming {
 	// failed recovery. It checks correctness, not latency: a larger budget
 	// keeps the faults (stalls, kills) the only cause of degradation.
 	return chaosTiming{rate: rate, phase: time.Second, stall: time.Second, outage: 2 * time.Second,
-		failovers: 2, recoverWithin: 15 * time.Second, samples: 3, budget: 250 * time.Millisecond}
+		failovers: 2, recoverWithin: 15 * time.Second, samples: 3, budget: 250 * time.Millisecond, flood: 64}
 }
 
 // TestChaos runs the gateway binary against real Redis processes under a
@@ -45,9 +45,11 @@ func chaosTimingFor(full bool, rate int) chaosTiming {
 // correctness: no 5xx, no request without a response, every decision
 // marked, the marked degraded count equal to the gateway's, recovery to
 // ok within a generous bound, the local fail mode's over-admission within
-// one limit per window, no goroutine or fd growth. Latencies and recovery
-// times are reported against the targets, never asserted. The
-// short form runs the scenarios two at a time; the full form one by one.
+// one limit per window, no goroutine or fd growth, no degraded decision
+// under overload while Redis is healthy. Latencies and recovery times are
+// reported against the targets, never asserted. The short form
+// runs the scenarios two at a time (but those that load the whole
+// machine, alone); the full form one by one.
 func TestChaos(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts Redis, Sentinel and the gateway binary under load")
@@ -70,8 +72,8 @@ func TestChaos(t *testing.T) {
 	t.Cleanup(func() { finishChaos(t, rep, results) }) // after every subtest
 	for i, sc := range scenarios {
 		t.Run(sc.name, func(t *testing.T) {
-			if !*chaosFull {
-				t.Parallel()
+			if !*chaosFull && !sc.alone {
+				t.Parallel() // the scenarios that stay run first, alone
 			}
 			res := runChaos(t, env, sc)
 			mu.Lock()
@@ -145,6 +147,9 @@ func checkChaos(t *testing.T, tm chaosTiming, res *ChaosResult) {
 	if res.FailMode == "local" {
 		checkLocal(t, tm.limit(), res)
 	}
+	if res.Flood != nil {
+		checkFlood(t, res)
+	}
 	if g := res.growth(); g != "" {
 		t.Errorf("growth at steady load, before the fault → after the recovery: %s; want at most +%d goroutines, +%d fds or connections",
 			g, goroutineSlack, fdSlack)
@@ -170,6 +175,24 @@ func checkLocal(t *testing.T, limit int, res *ChaosResult) {
 	}
 	if res.PeakLimited > 2*limit+slack {
 		t.Errorf("limited tenant: %d admitted within one window; want at most 2 × %d + %d", res.PeakLimited, limit, slack)
+	}
+}
+
+// checkFlood: while Redis was healthy, the flood made no decision
+// degraded, neither its own nor the attack's; it got no 5xx but honest
+// sheds, and an answer to every request.
+func checkFlood(t *testing.T, res *ChaosResult) {
+	t.Helper()
+	f := res.Flood
+	t.Logf("flood: %+v", *f)
+	if f.DegradedHealthy > 0 {
+		t.Errorf("flood: %d of its decisions came back degraded while Redis was healthy; want 0", f.DegradedHealthy)
+	}
+	if f.AttackDegradedHealthy > 0 {
+		t.Errorf("overload: %d of the attack's decisions came back degraded while Redis was healthy; want 0", f.AttackDegradedHealthy)
+	}
+	if f.FiveXX > 0 || f.NoReply > 0 {
+		t.Errorf("flood: %d 5xx other than sheds and %d requests without a response; want none", f.FiveXX, f.NoReply)
 	}
 }
 
