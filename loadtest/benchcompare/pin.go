@@ -42,7 +42,7 @@ func setupPinning() (pinning, error) {
 	}
 	// The runner has one CPU: as many Ps would only time-share it.
 	runtime.GOMAXPROCS(1)
-	p.desc = fmt.Sprintf("system under test (forwarder or gateway) on CPU %d; runner (load generator, upstream) and redis-server on CPU %d. "+
+	p.desc = fmt.Sprintf("system under test (forwarder or gateway) on CPU %d; runner (load generator, upstream) and redis-server (nice -10, where root) on CPU %d. "+
 		"The runner sets sched_setaffinity on every thread in /proc/self/task; each child is forked from an OS-locked thread "+
 		"pinned to the child's CPU, so all its threads inherit it (checked in /proc/<pid>/task/*/status)", p.sut, p.runner)
 	return p, nil
