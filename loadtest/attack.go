@@ -10,6 +10,8 @@ import (
 	"time"
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
+
+	"github.com/l1gw/l1gw/loadtest/internal/harness"
 )
 
 // Bounds on one attack.
@@ -23,7 +25,7 @@ const (
 
 // loopbackURL is the attack URL on addr, which must be 127.0.0.1:port.
 func loopbackURL(addr string) (string, error) {
-	if err := checkLoopback(addr); err != nil {
+	if err := harness.CheckLoopback(addr); err != nil {
 		return "", err
 	}
 	return "http://" + addr + attackPath, nil

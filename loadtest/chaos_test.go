@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/l1gw/l1gw/loadtest/internal/harness"
 )
 
 // The chaos suite's flags: go test ./loadtest -run TestChaos -args -chaos.full.
@@ -59,12 +61,12 @@ func TestChaos(t *testing.T) {
 		t.Fatalf("-chaos.rate %d; want 1 to %d", tm.rate, maxRate)
 	}
 	bin := buildGateway(t)
-	up, err := startUpstream()
+	up, err := harness.StartUpstream(upstreamBody)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(up.stop)
-	env := chaosEnv{bin: bin, upstream: up.addr, tm: tm}
+	t.Cleanup(up.Stop)
+	env := chaosEnv{bin: bin, upstream: up.Addr, tm: tm}
 	rep := newChaosReport(t.Context(), bin, tm, *chaosFull)
 	scenarios := chaosScenarios()
 	results := make([]*ChaosResult, len(scenarios))

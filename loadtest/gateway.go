@@ -7,9 +7,10 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"strings"
 	"syscall"
 	"time"
+
+	"github.com/l1gw/l1gw/loadtest/internal/harness"
 )
 
 // Time limits on the child process.
@@ -38,7 +39,7 @@ func startGateway(ctx context.Context, bin, cfgPath string) (*gateway, error) {
 		return nil, fmt.Errorf("gateway log pipe: %w", err)
 	}
 	cmd := exec.Command(bin, "serve", "--config", cfgPath)
-	cmd.Env = gatewayEnv(os.Environ())
+	cmd.Env = harness.GatewayEnv(os.Environ())
 	cmd.Stderr = w // the child writes its log straight into the pipe
 	// Own process group: a terminal's Ctrl-C reaches only the runner, which
 	// stops the child in order. Pdeathsig kills it if the runner dies.
@@ -62,18 +63,6 @@ func startGateway(ctx context.Context, bin, cfgPath string) (*gateway, error) {
 	return g, nil
 }
 
-// gatewayEnv is environ without L1GW_* variables, which would override the
-// scenario's config file.
-func gatewayEnv(environ []string) []string {
-	env := make([]string, 0, len(environ))
-	for _, kv := range environ {
-		if !strings.HasPrefix(kv, "L1GW_") {
-			env = append(env, kv)
-		}
-	}
-	return env
-}
-
 // waitServing waits for the gateway's "serving" log line, then polls
 // /readyz on its admin port until 200, all within startTimeout.
 func (g *gateway) waitServing(ctx context.Context, serving <-chan [2]string) error {
@@ -89,10 +78,10 @@ func (g *gateway) waitServing(ctx context.Context, serving <-chan [2]string) err
 	case <-ctx.Done():
 		return context.Cause(ctx)
 	}
-	if err := checkLoopback(g.proxy); err != nil {
+	if err := harness.CheckLoopback(g.proxy); err != nil {
 		return err
 	}
-	if err := checkLoopback(g.admin); err != nil {
+	if err := harness.CheckLoopback(g.admin); err != nil {
 		return err
 	}
 	return g.pollReady(ctx, deadline.C)

@@ -79,38 +79,6 @@ func TestGateway(t *testing.T) {
 	})
 }
 
-func TestCPUTicks(t *testing.T) {
-	tests := []struct {
-		name    string
-		stat    string
-		want    int64
-		wantErr bool
-	}{
-		{"plain", "42 (l1gw) S 1 42 42 0 -1 4194560 100 0 0 0 7 3 0 0 20 0 5", 10, false},
-		{"name with spaces and parens", "42 (a b) c)) R 1 42 42 0 -1 0 0 0 0 0 250 50 0 0", 300, false},
-		{"short", "42 (l1gw) S 1 2", 0, true},
-		{"no name", "42 l1gw S", 0, true},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := cpuTicks([]byte(tc.stat))
-			if (err != nil) != tc.wantErr || got != tc.want {
-				t.Errorf("got %d, %v; want %d, error %v", got, err, tc.want, tc.wantErr)
-			}
-		})
-	}
-}
-
-func TestVmRSS(t *testing.T) {
-	got, err := vmRSS([]byte("Name:\tl1gw\nVmPeak:\t  9000 kB\nVmRSS:\t   10328 kB\nThreads:\t5\n"))
-	if err != nil || got != 10328 {
-		t.Errorf("got %d, %v; want 10328", got, err)
-	}
-	if _, err := vmRSS([]byte("Name:\tl1gw\n")); err == nil {
-		t.Errorf("got no error without a VmRSS line; want one")
-	}
-}
-
 func TestParseFlags(t *testing.T) {
 	tests := []struct {
 		name    string

@@ -19,6 +19,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/l1gw/l1gw/loadtest/internal/harness"
 )
 
 // Bounds on the flags: every run stops itself.
@@ -123,16 +125,16 @@ func selectScenarios(list string) ([]string, error) {
 // runAll starts the upstream, runs every selected scenario in order and
 // returns the report. progress gets one line per scenario.
 func runAll(ctx context.Context, o options, progress io.Writer) (*Report, error) {
-	up, err := startUpstream()
+	up, err := harness.StartUpstream(upstreamBody)
 	if err != nil {
 		return nil, err
 	}
-	defer up.stop()
+	defer up.Stop()
 	rep := &Report{Machine: describeMachine(ctx, o.bin), Command: reproduce(o)}
 	for _, name := range o.scenarios {
 		sc, _ := findScenario(name, o.rate)
 		fmt.Fprintf(progress, "loadtest: %s: %d req/s for %s\n", name, o.rate, o.duration)
-		res, err := runScenario(ctx, sc, o, up.addr)
+		res, err := runScenario(ctx, sc, o, up.Addr)
 		if err != nil {
 			return nil, fmt.Errorf("scenario %s: %w", name, err)
 		}
@@ -147,3 +149,6 @@ func reproduce(o options) string {
 	return fmt.Sprintf("go run ./loadtest -rate %d -duration %s -scenario %s -bin %s",
 		o.rate, o.duration, strings.Join(o.scenarios, ","), o.bin)
 }
+
+// upstreamBody is what the in-process upstream answers.
+const upstreamBody = "hello from the l1gw load-test upstream\n"

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
+
+	"github.com/l1gw/l1gw/loadtest/internal/harness"
 )
 
 // Result is one scenario's measurements.
@@ -108,7 +110,7 @@ func newUsage(before, after procSample, requests uint64) *Usage {
 	u := &Usage{
 		RSSBeforeKB: before.rssKB,
 		RSSAfterKB:  after.rssKB,
-		CPUMs:       (after.cpuTicks - before.cpuTicks) * 1000 / userHZ,
+		CPUMs:       (after.cpuTicks - before.cpuTicks) * 1000 / harness.UserHZ,
 	}
 	if requests > 0 {
 		u.CPUMsPer1k = float64(u.CPUMs) * 1000 / float64(requests)

@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"time"
+
+	"github.com/l1gw/l1gw/loadtest/internal/harness"
 )
 
 // Measurement is one system under one load in one run.
@@ -78,12 +80,12 @@ func runAll(ctx context.Context, o options, progress io.Writer) (*Report, error)
 		return nil, fmt.Errorf("temporary directory: %w", err)
 	}
 	defer os.RemoveAll(dir)
-	up, err := startUpstream()
+	up, err := harness.StartUpstream(upstreamBody)
 	if err != nil {
 		return nil, err
 	}
-	defer up.stop()
-	e := &env{opts: o, pin: pin, upstream: up.addr, self: self, dir: dir}
+	defer up.Stop()
+	e := &env{opts: o, pin: pin, upstream: up.Addr, self: self, dir: dir}
 	rep := newReport(ctx, o, pin)
 	for run := 1; run <= o.runs; run++ {
 		for _, name := range o.systems {
@@ -182,12 +184,12 @@ type cpuProcs struct{ sut, redis int }
 // sample is the CPU ticks of the processes.
 func (p cpuProcs) sample() (sut, redis int64, err error) {
 	if p.sut != 0 {
-		if sut, err = cpuTicksOf(p.sut); err != nil {
+		if sut, err = harness.ProcCPUTicks(p.sut); err != nil {
 			return 0, 0, err
 		}
 	}
 	if p.redis != 0 {
-		if redis, err = cpuTicksOf(p.redis); err != nil {
+		if redis, err = harness.ProcCPUTicks(p.redis); err != nil {
 			return 0, 0, err
 		}
 	}
@@ -253,3 +255,6 @@ func (m *Measurement) fill(t *tally, elapsed time.Duration) {
 		m.OverAdmitted = t.limitedAdmitted - m.LimitedLimit
 	}
 }
+
+// upstreamBody is what the in-process upstream answers.
+const upstreamBody = "hello from the l1gw bench-compare upstream\n"

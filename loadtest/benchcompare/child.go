@@ -13,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/l1gw/l1gw/loadtest/internal/harness"
 )
 
 // Time limits on child processes.
@@ -44,7 +46,7 @@ func startChild(name string, cmd *exec.Cmd, cpu int, match func(string) (string,
 		return nil, nil, fmt.Errorf("%s output pipe: %w", name, err)
 	}
 	cmd.Stdout, cmd.Stderr = w, w
-	cmd.Env = childEnv(os.Environ())
+	cmd.Env = harness.GatewayEnv(os.Environ())
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	err = startOn(cmd, cpu)
 	w.Close()
@@ -60,18 +62,6 @@ func startChild(name string, cmd *exec.Cmd, cpu int, match func(string) (string,
 		close(c.exited)
 	}()
 	return c, found, nil
-}
-
-// childEnv is environ without L1GW_* variables, which would override the
-// gateway's config file.
-func childEnv(environ []string) []string {
-	env := make([]string, 0, len(environ))
-	for _, kv := range environ {
-		if !strings.HasPrefix(kv, "L1GW_") {
-			env = append(env, kv)
-		}
-	}
-	return env
 }
 
 // await waits for the value match found, the child's exit, startTimeout

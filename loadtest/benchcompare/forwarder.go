@@ -16,6 +16,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/valyala/fasthttp"
+
+	"github.com/l1gw/l1gw/loadtest/internal/harness"
 )
 
 // forwarderCommand is the hidden subcommand the runner re-execs itself
@@ -74,7 +76,7 @@ func forwarderMain(args []string, stdout, stderr io.Writer) int {
 // address on stdout and serves until a signal.
 func serveForwarder(listen, upstream, redisAddr string, limited int64, stdout io.Writer) error {
 	for _, a := range []string{listen, upstream} {
-		if err := checkLoopback(a); err != nil {
+		if err := harness.CheckLoopback(a); err != nil {
 			return err
 		}
 	}
@@ -88,7 +90,7 @@ func serveForwarder(listen, upstream, redisAddr string, limited int64, stdout io
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if redisAddr != "" {
-		if err := checkLoopback(redisAddr); err != nil {
+		if err := harness.CheckLoopback(redisAddr); err != nil {
 			return err
 		}
 		f.rdb = redis.NewClient(&redis.Options{Addr: redisAddr})

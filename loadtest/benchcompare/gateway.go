@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/l1gw/l1gw/loadtest/internal/harness"
 )
 
 // The gateway config, in the shape of l1gw's YAML config. It is written as
@@ -149,7 +151,7 @@ func startGateway(ctx context.Context, bin, cfgPath string, cpu int) (*child, st
 		return nil, "", errors.Join(fmt.Errorf("gateway serving line %q: %w", v, err), c.stop())
 	}
 	for _, a := range []string{proxy, admin} {
-		if err := checkLoopback(a); err != nil {
+		if err := harness.CheckLoopback(a); err != nil {
 			return nil, "", errors.Join(err, c.stop())
 		}
 	}

@@ -12,6 +12,8 @@ import (
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 	"github.com/valyala/fasthttp"
+
+	"github.com/l1gw/l1gw/loadtest/internal/harness"
 )
 
 // The request mix: every limitedEvery-th request is the limited tenant's,
@@ -98,7 +100,7 @@ func contains(list []string, s string) bool {
 // connections. It returns the tally and the time from start until the last
 // worker was done.
 func closedLoop(ctx context.Context, addr string, conns int, d time.Duration) (*tally, time.Duration, error) {
-	if err := checkLoopback(addr); err != nil {
+	if err := harness.CheckLoopback(addr); err != nil {
 		return nil, 0, err
 	}
 	client := &fasthttp.HostClient{
@@ -158,7 +160,7 @@ func closedWorker(client *fasthttp.HostClient, addr string, id int, end time.Tim
 // whatever the answers take, and returns the tally and vegeta's metrics.
 // A timer stops it in any case once d and a request timeout are over.
 func openLoop(ctx context.Context, addr string, rate int, d time.Duration) (*tally, *vegeta.Metrics, error) {
-	if err := checkLoopback(addr); err != nil {
+	if err := harness.CheckLoopback(addr); err != nil {
 		return nil, nil, err
 	}
 	ft, err := newFastTransport(addr)

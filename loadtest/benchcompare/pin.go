@@ -9,6 +9,8 @@ import (
 	"strconv"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/l1gw/l1gw/loadtest/internal/harness"
 )
 
 // pinning says which CPU the system under test and the runner use; both
@@ -134,7 +136,7 @@ func checkPinned(pid, cpu int) error {
 		if err != nil {
 			continue // the thread ended
 		}
-		got, err := statusField(status, "Cpus_allowed_list")
+		got, err := harness.StatusField(status, "Cpus_allowed_list")
 		if err != nil {
 			return fmt.Errorf("%s/%s/status: %w", dir, e.Name(), err)
 		}

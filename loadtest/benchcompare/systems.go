@@ -7,6 +7,8 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+
+	"github.com/l1gw/l1gw/loadtest/internal/harness"
 )
 
 // env is what starting a system needs.
@@ -73,7 +75,7 @@ func startForwarder(ctx context.Context, e *env, redisAddr string) (*child, stri
 	}
 	addr, err := c.await(ctx, found)
 	if err == nil {
-		err = checkLoopback(addr)
+		err = harness.CheckLoopback(addr)
 	}
 	if err != nil {
 		return nil, "", errors.Join(err, c.stop())

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/l1gw/l1gw/loadtest/internal/harness"
 )
 
 // fastTransport is an http.RoundTripper over a fasthttp.HostClient for
@@ -20,7 +22,7 @@ type fastTransport struct {
 
 // newFastTransport is a fastTransport to addr, 127.0.0.1:port only.
 func newFastTransport(addr string) (*fastTransport, error) {
-	if err := checkLoopback(addr); err != nil {
+	if err := harness.CheckLoopback(addr); err != nil {
 		return nil, err
 	}
 	return &fastTransport{client: &fasthttp.HostClient{

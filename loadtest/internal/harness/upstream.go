@@ -1,0 +1,60 @@
+package harness
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// Upstream is an in-process fasthttp server on a free loopback port that
+// answers 200 to everything: "ok" on /healthz (the gateway's health
+// check), a small fixed body elsewhere, so the measurements are the
+// proxy's and not the upstream's.
+type Upstream struct {
+	// Addr is 127.0.0.1:port.
+	Addr   string
+	server *fasthttp.Server
+	done   chan error
+}
+
+// StartUpstream listens and serves body until Stop.
+func StartUpstream(body string) (*Upstream, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("upstream listen: %w", err)
+	}
+	b := []byte(body)
+	s := &fasthttp.Server{
+		Handler: func(ctx *fasthttp.RequestCtx) {
+			ctx.SetContentType("text/plain; charset=utf-8")
+			if string(ctx.Path()) == "/healthz" {
+				ctx.SetBodyString("ok\n")
+				return
+			}
+			ctx.SetBody(b)
+		},
+		ReadTimeout:           5 * time.Second,
+		WriteTimeout:          5 * time.Second,
+		IdleTimeout:           time.Minute,
+		MaxRequestBodySize:    1 << 20,
+		NoDefaultServerHeader: true,
+		CloseOnShutdown:       true,
+	}
+	u := &Upstream{Addr: ln.Addr().String(), server: s, done: make(chan error, 1)}
+	go func() { u.done <- s.Serve(ln) }()
+	return u, nil
+}
+
+// Stop shuts the server down, waiting at most a few seconds.
+func (u *Upstream) Stop() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = u.server.ShutdownWithContext(ctx)
+	select {
+	case <-u.done:
+	case <-time.After(5 * time.Second):
+	}
+}
