@@ -14,13 +14,34 @@ import (
 // Redis answered, which no clock inside a busy process can give (see
 // pipe.go).
 type conn struct {
-	nc     net.Conn
-	fd     int // the TCP socket under nc, for the kernel's counters; -1 where unknown
-	r      *bufio.Reader
-	addr   string
-	reads  atomic.Uint64 // reads that returned bytes
-	writes atomic.Uint64 // writes that completed
-	inRead atomic.Bool   // the lane is inside Read, waiting for bytes
+	nc      net.Conn // raw, or TLS over raw
+	raw     *rawConn
+	fd      int // the TCP socket, for the kernel's counters; -1 where unknown
+	r       *bufio.Reader
+	addr    string
+	writes  atomic.Uint64 // writes that completed
+	inWrite atomic.Bool   // the lane is inside Write
+	closed  atomic.Bool   // fd may be another socket's now: no evidence from it
+}
+
+// rawConn is the TCP connection under any TLS, counting the bytes read
+// from the kernel, in the kernel's own unit.
+type rawConn struct {
+	net.Conn
+	inRead   atomic.Bool   // inside Read: waiting for bytes, or taking them
+	consumed atomic.Uint64 // bytes read; stored after inRead is cleared
+}
+
+// Read marks the wait, then counts: a watchdog that sees inRead and as
+// many bytes consumed as the kernel received knows the lane waits for
+// bytes that have not come (a read that took bytes but has not counted
+// them yet shows fewer consumed than received).
+func (r *rawConn) Read(p []byte) (int, error) {
+	r.inRead.Store(true)
+	n, err := r.Conn.Read(p)
+	r.inRead.Store(false)
+	r.consumed.Add(uint64(max(n, 0)))
+	return n, err
 }
 
 // connOptions are what dialing a node needs.
@@ -30,52 +51,54 @@ type connOptions struct {
 	tls                *tls.Config
 	dialTimeout        time.Duration
 	// primary: the node must say ROLE master (a demoted or restarted
-	// primary Sentinel has not caught up with is refused).
+	// primary Sentinel has not caught up with is refused). Sentinel mode
+	// only, as before the pipes: ROLE is in @admin, which a least-privilege
+	// ACL user may not have.
 	primary bool
-}
-
-// Read implements io.Reader for the bufio.Reader, counting progress.
-func (c *conn) Read(p []byte) (int, error) {
-	c.inRead.Store(true)
-	n, err := c.nc.Read(p)
-	c.inRead.Store(false)
-	if n > 0 {
-		c.reads.Add(1)
-	}
-	return n, err
+	// readOnly sends READONLY: a Cluster replica serves reads only then.
+	readOnly bool
 }
 
 // write writes b whole, counting it done.
 func (c *conn) write(b []byte) error {
+	c.inWrite.Store(true)
 	_, err := c.nc.Write(b)
+	c.inWrite.Store(false)
 	c.writes.Add(1)
 	return err
 }
 
 // counters count what c has sent to Redis and what Redis has sent on it:
 // the kernel's byte counts, whether or not the process has read the
-// bytes yet; where the kernel cannot tell, the writes and the reads that
-// completed. They only grow. Call it from the lane, or under its lock
-// (the fd is valid while c is the lane's connection).
+// bytes yet; where the kernel cannot tell, the writes that completed and
+// the bytes read. They only grow. Call it from the lane, or under its
+// lock (the fd is valid while c is the lane's connection).
 func (c *conn) counters() (sent, received uint64) {
-	if c.fd >= 0 {
+	if c.fd >= 0 && !c.closed.Load() {
 		if s, r, ok := socketCounters(c.fd); ok {
 			return s, r
 		}
 	}
-	return c.writes.Load(), c.reads.Load()
+	return c.writes.Load(), c.raw.consumed.Load()
 }
 
-// unread is how many bytes the kernel holds for c not yet read; -1 when
-// it cannot tell.
-func (c *conn) unread() int {
-	if c.fd < 0 {
-		return -1
+// waiting reports whether the lane waits in Read with every byte Redis
+// sent taken: it waits for bytes that have not come. Read inRead before
+// consumed before the kernel's count: then a true answer cannot be a
+// read that took bytes it has not counted yet.
+func (c *conn) waiting() bool {
+	if !c.raw.inRead.Load() {
+		return false
 	}
-	return socketUnread(c.fd)
+	consumed := c.raw.consumed.Load()
+	_, received := c.counters()
+	return received == consumed
 }
 
-func (c *conn) close() { c.nc.Close() }
+func (c *conn) close() {
+	c.closed.Store(true)
+	c.nc.Close()
+}
 
 // dialConn connects to addr and runs the handshake (AUTH, SELECT, ROLE)
 // in one round trip, all within the dial timeout.
@@ -85,7 +108,8 @@ func dialConn(addr string, o *connOptions) (*conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &conn{nc: nc, addr: addr, fd: -1}
+	c := &conn{raw: &rawConn{Conn: nc}, addr: addr, fd: -1}
+	c.nc = c.raw
 	if tc, ok := nc.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
 		if raw, err := tc.SyscallConn(); err == nil {
@@ -97,9 +121,9 @@ func dialConn(addr string, o *connOptions) (*conn, error) {
 		if cfg.ServerName == "" {
 			cfg.ServerName, _, _ = net.SplitHostPort(addr)
 		}
-		c.nc = tls.Client(nc, cfg)
+		c.nc = tls.Client(c.raw, cfg)
 	}
-	c.r = bufio.NewReaderSize(c, 16<<10)
+	c.r = bufio.NewReaderSize(c.nc, 16<<10)
 	if err := c.handshake(o); err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("%s: %w", addr, err)
@@ -111,34 +135,45 @@ func (c *conn) handshake(o *connOptions) error {
 	c.nc.SetDeadline(time.Now().Add(o.dialTimeout))
 	defer c.nc.SetDeadline(time.Time{})
 	var b []byte
-	replies := 1
+	statuses := 0 // +OK replies to read: AUTH, SELECT, READONLY
 	if o.password != "" {
 		if o.username != "" {
-			b = appendArray(b, 3)
-			b = appendBulk(appendBulk(appendBulk(b, "AUTH"), o.username), o.password)
+			b = appendBulk(appendBulk(appendBulk(appendArray(b, 3), "AUTH"), o.username), o.password)
 		} else {
 			b = appendBulk(appendBulk(appendArray(b, 2), "AUTH"), o.password)
 		}
-		replies++
+		statuses++
 	}
 	if o.db != 0 {
 		b = appendBulkInt(appendBulk(appendArray(b, 2), "SELECT"), int64(o.db))
-		replies++
+		statuses++
 	}
-	b = appendBulk(appendArray(b, 1), "ROLE")
+	if o.readOnly {
+		b = appendBulk(appendArray(b, 1), "READONLY")
+		statuses++
+	}
+	if o.primary {
+		b = appendBulk(appendArray(b, 1), "ROLE")
+	}
+	if len(b) == 0 {
+		return nil
+	}
 	if _, err := c.nc.Write(b); err != nil {
 		return err
 	}
-	for range replies - 1 {
+	for range statuses {
 		if _, err := readStatus(c.r); err != nil {
 			return err
 		}
+	}
+	if !o.primary {
+		return nil
 	}
 	role, err := readRole(c.r)
 	if err != nil {
 		return fmt.Errorf("ROLE: %w", err)
 	}
-	if o.primary && role != "master" {
+	if role != "master" {
 		return fmt.Errorf("%w: it says %s", ErrNotPrimary, role)
 	}
 	return nil

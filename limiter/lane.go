@@ -101,7 +101,9 @@ func (l *lane) serve(batch []*op) {
 	if len(batch) == 0 {
 		return
 	}
+	l.redo = l.redo[:0] // only ever this batch's ops
 	defer func() {
+		l.redo = l.redo[:0]
 		l.setPhase(phaseIdle, nil)
 		for _, o := range batch {
 			o.release()
@@ -220,12 +222,17 @@ func (l *lane) roundTrip(batch []*op) (read bool, err error) {
 		o.settle(nil, &CallError{ID: failed.ID, Err: re})
 	}
 	for i, o := range l.sent {
+		if o.asking {
+			if _, err := readStatus(c.r); err != nil { // ASKING's +OK
+				return i > 0, fmt.Errorf("read from %s: %w", c.addr, err)
+			}
+		}
 		n, err := readIntArray(c.r, &l.scratch)
 		if re, ok := err.(replyError); ok {
 			switch re.prefix() {
 			case "NOSCRIPT":
 				l.redo = append(l.redo, o)
-			case "READONLY", "MOVED", "ASK", "CLUSTERDOWN", "MASTERDOWN", "LOADING":
+			case "READONLY", "CLUSTERDOWN", "MASTERDOWN", "LOADING":
 				wrongNode = re // in step, but this node can't take decisions
 				fail(o, re)
 			default:

@@ -55,6 +55,8 @@ type op struct {
 	instance string
 	seq      uint64
 	replay   bool
+	// asking: send ASKING first (a Cluster slot being migrated).
+	asking bool
 	// peek: the script's keys and arguments.
 	keys []string
 	args []any
@@ -62,7 +64,7 @@ type op struct {
 	budget time.Duration
 	queued int64 // unix ns by the pipe's coarse clock
 
-	state atomic.Int32 // opPending until the pipe or the watchdog settles it
+	state atomic.Int32 // opFree in the pool; opPending from getOp until settled
 	refs  atomic.Int32
 	done  chan struct{}
 	n     int
@@ -71,7 +73,10 @@ type op struct {
 }
 
 const (
-	opPending int32 = iota
+	// opFree is the zero value, so a pooled op is never pending: a stale
+	// reference to it (a bug) can neither send nor settle it.
+	opFree int32 = iota
+	opPending
 	opSettled
 )
 
@@ -93,6 +98,18 @@ func (o *op) release() {
 	ops.Put(o)
 }
 
+// discard puts back an op that was never handed to a pipe.
+func (o *op) discard() {
+	o.refs.Store(1)
+	o.release()
+}
+
+// copyRequest makes o the same call as from.
+func (o *op) copyRequest(from *op) {
+	o.kind, o.req, o.prefix, o.instance, o.seq, o.replay = from.kind, from.req, from.prefix, from.instance, from.seq, from.replay
+	o.keys, o.args, o.budget = from.keys, from.args, from.budget
+}
+
 // settle gives o its outcome and wakes the caller, unless it was settled
 // already (the watchdog gave up on it, then the reply came).
 func (o *op) settle(reply []int64, err error) bool {
@@ -109,6 +126,9 @@ func (o *op) pending() bool { return o.state.Load() == opPending }
 
 // encode appends o as one command.
 func (o *op) encode(b []byte) []byte {
+	if o.asking {
+		b = appendBulk(appendArray(b, 1), "ASKING")
+	}
 	if o.kind == opPeek {
 		return o.encodePeek(b)
 	}

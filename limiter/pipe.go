@@ -16,14 +16,16 @@ import (
 // load many decisions share a syscall on both sides, and no decision
 // costs a goroutine, a timer or an allocation.
 //
-// The budget is judged by a watchdog on evidence from the connection, not
-// by a clock started when the request arrived: a call is given up only
-// when, for longer than its budget since it was written, its connection
-// has read nothing and the kernel holds nothing unread for it, twice in a
-// row. A gateway too busy to read a reply that has arrived makes its
-// requests slower, never degraded. Time spent waiting in the queue is the
-// gateway's, not Redis': it is bounded by the queue timeout, past which an
-// op is shed with ErrOverload.
+// The budget is judged by a watchdog on evidence from the kernel, not by
+// a clock started when the request arrived: a call is given up only when,
+// for longer than its budget since its batch was seen sent (TCP_INFO's
+// bytes sent), nothing was received on its connection (bytes received,
+// read by the gateway or not); or, once part of the reply came, when the
+// lane waits in Read with every received byte taken and nothing more
+// came for longer than the budget. A gateway too busy to read a reply
+// that has arrived makes its requests slower, never degraded. Time spent
+// waiting in the queue is the gateway's, not Redis': it is bounded by the
+// queue timeout, past which an op is shed with ErrOverload.
 type pipe struct {
 	cfg  *pipeConfig
 	addr func() (string, error) // the node to dial, asked at every dial
@@ -53,6 +55,8 @@ type pipeConfig struct {
 	silence time.Duration
 	// queueTimeout sheds an op that waited this long to be sent.
 	queueTimeout time.Duration
+	// replica: the pipes read from replicas (metrics label).
+	replica bool
 }
 
 const (
@@ -93,7 +97,7 @@ var (
 
 func newPipe(cfg *pipeConfig, addr func() (string, error)) *pipe {
 	p := &pipe{cfg: cfg, addr: addr, queue: make(chan *op, pipeQueue), quit: make(chan struct{}), stats: primaryBatches}
-	if !cfg.conn.primary {
+	if cfg.replica {
 		p.stats = replicaBatches
 	}
 	for range max(cfg.lanes, 1) {
@@ -113,6 +117,9 @@ func (p *pipe) do(o *op) {
 	} else {
 		select {
 		case p.queue <- o:
+			if p.shut.Load() {
+				p.failQueued(errClosed) // close may have drained the queue before o was in it
+			}
 		default:
 			o.settle(nil, ErrOverload)
 			o.release()
@@ -122,6 +129,9 @@ func (p *pipe) do(o *op) {
 }
 
 func (p *pipe) start() {
+	if p.shut.Load() {
+		return // closed before it was ever used
+	}
 	p.clock.Store(time.Now().UnixNano())
 	p.dialed.Add(len(p.lanes))
 	p.wg.Add(len(p.lanes) + 1)

@@ -180,3 +180,80 @@ func TestConcurrentDecisionsShareWrites(t *testing.T) {
 		t.Fatalf("remaining %d; want %d", d.Rules[0].Remaining, 1<<30-1002)
 	}
 }
+
+// TestLeastPrivilegeACLUser: a user that may run scripts but not the
+// @dangerous commands (ROLE among them) decides in standalone mode: the
+// decision connections send ROLE only where Sentinel could name a stale
+// primary (found in review: every dial failed with NOPERM).
+func TestLeastPrivilegeACLUser(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Server(t)
+	if err := srv.Client(t).Do(context.Background(), "ACL", "SETUSER", "limiter", "on", ">s3cret", "~*", "+@all", "-@dangerous").Err(); err != nil {
+		t.Fatal(err)
+	}
+	o := redisOptions(limiter.ModeStandalone, srv.Addr())
+	o.Username, o.Password = "limiter", "s3cret"
+	s, _ := newRedisStore(t, o, false)
+	if d := decideOK(t, s, "acme", limiter.Rule{Name: "r", Limit: 10, Window: time.Minute}); !d.Allowed {
+		t.Fatal("denied; want allowed")
+	}
+}
+
+// TestClusterReplicaDenies: in Cluster mode the replica's word is had (its
+// connections send READONLY; found in review: every peek got MOVED).
+func TestClusterReplicaDenies(t *testing.T) {
+	t.Parallel()
+	cl := redistest.Cluster(t, redistest.ClusterOptions{})
+	s, _ := newRedisStore(t, redisOptions(limiter.ModeCluster, cl.Addrs()...), false)
+	req := limiter.Request{Tenant: "acme", Rules: []limiter.Rule{{Name: "r", Limit: 2, Window: time.Minute}}}
+	for range 2 {
+		decideOK(t, s, "acme", req.Rules...)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, denied, err := s.ReplicaDenies(context.Background(), req, time.Second)
+		if err == nil && denied {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the replica never showed the full rule: denied=%v err=%v", denied, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestClusterMigratingSlotIsFollowed: while the tenant's slot migrates
+// (resharding a healthy cluster), the source answers ASK for keys it does
+// not hold; the decision follows it to the target, with ASKING, as go-redis
+// did (found in review: it failed instead).
+func TestClusterMigratingSlotIsFollowed(t *testing.T) {
+	t.Parallel()
+	cl := redistest.Cluster(t, redistest.ClusterOptions{ReplicasPerPrimary: -1})
+	s, prefix := newRedisStore(t, redisOptions(limiter.ModeCluster, cl.Addrs()...), false)
+	key := limiter.Key(prefix, "acme", "r")
+	src := cl.PrimaryFor(t, key)
+	var dst *redistest.Node
+	for _, p := range cl.Primaries() {
+		if p != src {
+			dst = p
+			break
+		}
+	}
+	ctx := context.Background()
+	slot, err := src.Client(t).ClusterKeySlot(ctx, key).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dst.Client(t).Do(ctx, "CLUSTER", "SETSLOT", slot, "IMPORTING", cl.ID(src)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Client(t).Do(ctx, "CLUSTER", "SETSLOT", slot, "MIGRATING", cl.ID(dst)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	r := limiter.Rule{Name: "r", Limit: 5, Window: time.Minute}
+	for i := range 3 {
+		if d := decideOK(t, s, "acme", r); d.Rules[0].Remaining != int64(4-i) {
+			t.Fatalf("decision %d during the migration: remaining %d; want %d", i+1, d.Rules[0].Remaining, 4-i)
+		}
+	}
+}

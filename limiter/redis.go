@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -161,18 +162,13 @@ func (s *RedisStore) Decide(ctx context.Context, req Request) (Decision, error) 
 
 // decideOnPrimary is exact consistency: one script call on the primary.
 func (s *RedisStore) decideOnPrimary(req Request) (Decision, error) {
-	p, err := s.primary.pipeFor(req.Tenant)
+	o := getOp()
+	o.kind, o.req, o.prefix, o.instance, o.seq, o.budget = opDecide, req, s.prefix, s.instance, s.seq.Add(1), s.budget
+	o, err := carry(s.primary, o)
 	if err != nil {
 		return Decision{}, fmt.Errorf("decide for %s: %w", req.Tenant, err)
 	}
-	o := getOp()
 	defer o.release()
-	o.kind, o.req, o.prefix, o.instance, o.seq, o.budget = opDecide, req, s.prefix, s.instance, s.seq.Add(1), s.budget
-	p.do(o)
-	if o.err != nil {
-		s.primary.failed(o.err)
-		return Decision{}, fmt.Errorf("decide for %s: %w", req.Tenant, o.err)
-	}
 	d, err := parseDecision(req.Rules, o.reply[:o.n])
 	if err != nil {
 		return Decision{}, fmt.Errorf("decide for %s: %w", req.Tenant, err)
@@ -186,23 +182,62 @@ func (s *RedisStore) peek(req Request, keys []string, args []any, budget time.Du
 	if budget <= 0 {
 		return nil, fmt.Errorf("%w: none left for the replica", ErrBudget)
 	}
-	p, err := s.replicas.pipeFor(req.Tenant)
-	if err != nil {
-		return nil, err
-	}
 	o = getOp()
 	o.kind, o.req, o.keys, o.args, o.budget = opPeek, req, keys, args, budget
+	if o, err = carry(s.replicas, o); err != nil {
+		return nil, err
+	}
+	if o.n != 1+4*len(req.Rules) {
+		o.release()
+		return nil, fmt.Errorf("script reply has %d values; want %d", o.n, 1+4*len(req.Rules))
+	}
+	return o, nil
+}
+
+// carry sends o on r's pipe for its tenant and waits for it. A Cluster
+// redirect (MOVED: the slot has moved; ASK: it is being migrated) is
+// followed once, to the node it names, with a copy of o; the script did
+// not run on the first node. It returns the op that was answered, for the
+// caller to read and release, or the error (every op released).
+func carry(r router, o *op) (*op, error) {
+	p, err := r.pipeFor(o.req.Tenant)
+	if err != nil {
+		o.discard()
+		return nil, err
+	}
 	p.do(o)
-	if o.err == nil && o.n != 1+4*len(req.Rules) {
-		o.err = fmt.Errorf("script reply has %d values; want %d", o.n, 1+4*len(req.Rules))
+	if addr, asking, ok := redirect(o.err); ok {
+		r.failed(o.err) // the slot map is reloaded meanwhile
+		if q := r.pipeAt(addr); q != nil {
+			next := getOp()
+			next.copyRequest(o)
+			next.asking = asking
+			o.release()
+			o = next
+			q.do(o)
+		}
 	}
 	if o.err != nil {
-		s.replicas.failed(o.err)
-		err = o.err
+		r.failed(o.err)
+		err := o.err
 		o.release()
 		return nil, err
 	}
 	return o, nil
+}
+
+// redirect reads a MOVED or ASK error reply: the node to go to, and
+// whether it needs ASKING first.
+func redirect(err error) (addr string, asking, ok bool) {
+	var re replyError
+	if err == nil || !errors.As(err, &re) {
+		return "", false, false
+	}
+	f := strings.Fields(string(re))
+	if len(f) != 3 || (f[0] != "MOVED" && f[0] != "ASK") {
+		return "", false, false
+	}
+	return f[2], f[0] == "ASK", true
 }
 
 // keys are the Redis keys of tenant's rules, in order.

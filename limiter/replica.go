@@ -89,7 +89,9 @@ func (r *replicaDecider) decide(_ context.Context, req Request, now time.Time) (
 		replicaFallbacks.Inc()
 		d, perr := r.s.decideOnPrimary(req)
 		if perr != nil {
-			return Decision{}, false, fmt.Errorf("decide on replica for %s: %w; on the primary: %w", req.Tenant, err, perr)
+			// The primary's error is the one that counts (the breaker, an
+			// overload): the replica's is only told.
+			return Decision{}, false, fmt.Errorf("decide on replica for %s: %v; on the primary: %w", req.Tenant, err, perr)
 		}
 		return d, true, nil
 	}

@@ -17,6 +17,9 @@ import (
 // standalone and Sentinel, the slot's node for Cluster.
 type router interface {
 	pipeFor(tenant string) (*pipe, error)
+	// pipeAt is the pipe of the node at addr, for a Cluster redirect; nil
+	// where there are no redirects.
+	pipeAt(addr string) *pipe
 	// failed hears of an error reply or a broken connection, which in
 	// Cluster can mean the slot moved.
 	failed(err error)
@@ -28,6 +31,7 @@ type fixedRoute struct{ p *pipe }
 
 func (r fixedRoute) pipeFor(string) (*pipe, error) { return r.p, nil }
 func (r fixedRoute) failed(error)                  {}
+func (r fixedRoute) pipeAt(string) *pipe           { return nil }
 func (r fixedRoute) all() []*pipe                  { return []*pipe{r.p} }
 
 // newRoutes builds the routers of the primary and of the replica for c's
@@ -35,9 +39,10 @@ func (r fixedRoute) all() []*pipe                  { return []*pipe{r.p} }
 func newRoutes(c *Clients, cfg pipeConfig) (primary, replica router) {
 	o := c.opts
 	pcfg, rcfg := cfg, cfg
-	pcfg.conn.primary = true
+	rcfg.replica = true
 	switch o.Mode {
 	case ModeSentinel:
+		pcfg.conn.primary = true // Sentinel can name a stale primary
 		s := &sentinels{master: o.MasterName, timeout: o.DialTimeout}
 		for _, a := range o.Addrs {
 			s.clients = append(s.clients, redis.NewSentinelClient(&redis.Options{
@@ -55,6 +60,7 @@ func newRoutes(c *Clients, cfg pipeConfig) (primary, replica router) {
 		primary.follow = s.follow
 		return fixedRoute{primary}, fixedRoute{newPipe(&rcfg, replicaAddr)}
 	case ModeCluster:
+		rcfg.conn.readOnly = true
 		return newClusterRoute(c.Primary.(*redis.ClusterClient), &pcfg, false),
 			newClusterRoute(c.Replica.(*redis.ClusterClient), &rcfg, true)
 	default:
@@ -195,12 +201,16 @@ func (r *clusterRoute) pipeFor(tenant string) (*pipe, error) {
 	if err != nil {
 		return nil, err
 	}
-	addr := node.Options().Addr
+	return r.pipeAt(node.Options().Addr), nil
+}
+
+// pipeAt is the pipe of the node at addr, made on first use.
+func (r *clusterRoute) pipeAt(addr string) *pipe {
 	r.mu.RLock()
 	p := r.pipes[addr]
 	r.mu.RUnlock()
 	if p != nil {
-		return p, nil
+		return p
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -208,7 +218,7 @@ func (r *clusterRoute) pipeFor(tenant string) (*pipe, error) {
 		p = newPipe(r.cfg, fixedAddr(addr))
 		r.pipes[addr] = p
 	}
-	return p, nil
+	return p
 }
 
 // waitLoad starts loading the slot map in the background, if no load is

@@ -57,10 +57,11 @@ func (l *lane) check(now time.Time) (stuck bool) {
 			if got != l.lastGot {
 				l.lastGot, l.lastAt = got, now
 			}
-			// A reply cut off mid-way: the lane waits in Read for bytes
-			// that do not come.
-			if now.Sub(l.lastAt) > l.p.cfg.silence && c.inRead.Load() && c.unread() == 0 {
-				c.close()
+			// Redis answered part of the batch. The rest is judged from the
+			// last byte that came, while the lane waits in Read with every
+			// byte taken: a reply cut off mid-way.
+			if c.waiting() {
+				l.giveUp(now, now.Sub(l.lastAt), c)
 			}
 			return false
 		}
@@ -68,13 +69,22 @@ func (l *lane) check(now time.Time) (stuck bool) {
 			l.written = now // the lane has not said so yet: it is busy
 		}
 		if l.written.IsZero() {
-			if silent > l.p.cfg.silence {
+			if silent > l.p.cfg.silence && c.inWrite.Load() {
 				c.close() // a write Redis does not take in: it reads nothing
 			}
 			return false // not written yet: the gateway's delay, not Redis'
 		}
 		silent = now.Sub(l.written)
 	}
+	l.giveUp(now, silent, c)
+	return silent > l.p.cfg.budget
+}
+
+// giveUp settles with ErrBudget the ops of the batch whose budget a
+// silence of silent has passed, and closes a connection silent for longer
+// than redis.read_timeout (the lane's read fails and it dials again).
+// Called with l.mu held; c is nil while dialing.
+func (l *lane) giveUp(now time.Time, silent time.Duration, c *conn) {
 	var err error
 	for _, o := range l.batch {
 		if o.pending() && silent > o.budget {
@@ -84,10 +94,9 @@ func (l *lane) check(now time.Time) (stuck bool) {
 			o.settle(nil, err)
 		}
 	}
-	if !dialing && silent > l.p.cfg.silence {
-		c.close() // the lane's read fails and it dials again
+	if c != nil && l.phase != phaseDialing && silent > l.p.cfg.silence {
+		c.close()
 	}
-	return silent > l.p.cfg.budget
 }
 
 // what describes the silence for an error message.

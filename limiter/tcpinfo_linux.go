@@ -21,13 +21,3 @@ func socketCounters(fd int) (sent, received uint64, ok bool) {
 	}
 	return info.Bytes_sent, info.Bytes_received, true
 }
-
-// socketUnread asks the kernel for the bytes waiting unread on fd
-// (SIOCINQ, the FIONREAD of sockets); -1 where it cannot tell.
-func socketUnread(fd int) int {
-	n, err := unix.IoctlGetInt(fd, unix.SIOCINQ)
-	if err != nil {
-		return -1
-	}
-	return n
-}

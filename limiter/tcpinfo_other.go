@@ -5,6 +5,3 @@ package limiter
 // socketCounters cannot ask the kernel here: the connection's own counts
 // stand in (see conn.counters).
 func socketCounters(int) (sent, received uint64, ok bool) { return 0, 0, false }
-
-// socketUnread cannot ask the kernel here.
-func socketUnread(int) int { return -1 }

@@ -1,0 +1,174 @@
+package limiter
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fakeRedis is a tiny RESP server for the pipe's failure paths that a
+// real Redis cannot be made to take on cue: handle gets every command of
+// connection k and writes what it wants, or returns false to close it.
+type fakeRedis struct {
+	ln     net.Listener
+	mu     sync.Mutex
+	conns  int
+	log    []string
+	handle func(k int, args []string, w *bufio.Writer, nc net.Conn) bool // false: close
+}
+
+func newFake(t *testing.T, h func(k int, args []string, w *bufio.Writer, nc net.Conn) bool) *fakeRedis {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeRedis{ln: ln, handle: h}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			f.mu.Lock()
+			k := f.conns
+			f.conns++
+			f.mu.Unlock()
+			go f.serve(k, nc)
+		}
+	}()
+	return f
+}
+
+func (f *fakeRedis) addr() string { return f.ln.Addr().String() }
+
+func (f *fakeRedis) serve(k int, nc net.Conn) {
+	defer nc.Close()
+	r := bufio.NewReader(nc)
+	w := bufio.NewWriter(nc)
+	for {
+		args, err := readCommand(r)
+		if err != nil {
+			return
+		}
+		f.mu.Lock()
+		f.log = append(f.log, fmt.Sprintf("conn%d: %s", k, strings.Join(args, " ")))
+		f.mu.Unlock()
+		if strings.EqualFold(args[0], "ROLE") {
+			w.WriteString("*3\r\n$6\r\nmaster\r\n:0\r\n*0\r\n")
+			w.Flush()
+			continue
+		}
+		if !f.handle(k, args, w, nc) {
+			w.Flush()
+			return
+		}
+		if r.Buffered() == 0 {
+			w.Flush()
+		}
+	}
+}
+
+// readCommand reads one RESP command as strings.
+func readCommand(r *bufio.Reader) ([]string, error) {
+	line, err := r.ReadString('\n')
+	if err != nil {
+		return nil, err
+	}
+	if line[0] != '*' {
+		return nil, fmt.Errorf("bad %q", line)
+	}
+	n, _ := strconv.Atoi(strings.TrimSpace(line[1:]))
+	args := make([]string, n)
+	for i := range n {
+		l, err := r.ReadString('\n')
+		if err != nil {
+			return nil, err
+		}
+		m, _ := strconv.Atoi(strings.TrimSpace(l[1:]))
+		buf := make([]byte, m+2)
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return nil, err
+		}
+		args[i] = string(buf[:m])
+	}
+	return args, nil
+}
+
+// testCfg is a one-lane pipe with generous timeouts.
+func testCfg() *pipeConfig {
+	return &pipeConfig{conn: connOptions{dialTimeout: time.Second, primary: true}, lanes: 1,
+		budget: time.Second, silence: time.Second, queueTimeout: time.Second}
+}
+
+// decideOp is a pooled one-rule decision as decideOnPrimary makes it.
+func decideOp(seq uint64) *op {
+	o := getOp()
+	o.kind, o.prefix, o.instance, o.seq, o.budget = opDecide, "p", "gw", seq, time.Second
+	o.req = Request{Tenant: "acme", Rules: []Rule{{Name: "r", Limit: 10, Window: time.Minute}}}
+	return o
+}
+
+// TestNoScriptThenBrokenConnectionLeavesNothingBehind: a batch where one
+// decision is answered NOSCRIPT and the connection then breaks before the
+// next reply fails both; the NOSCRIPT one must not be sent again with a
+// later batch, after it went back to the pool (found in review: it was,
+// and settling a pooled op handed its reply to the next request).
+func TestNoScriptThenBrokenConnectionLeavesNothingBehind(t *testing.T) {
+	evals := 0
+	f := newFake(t, func(k int, args []string, w *bufio.Writer, _ net.Conn) bool {
+		switch args[0] {
+		case "EVALSHA":
+			evals++
+			if k == 0 {
+				if evals == 1 {
+					w.WriteString("-NOSCRIPT No matching script. Please use EVAL.\r\n")
+					return true
+				}
+				return false // close before the second reply
+			}
+			w.WriteString("*4\r\n:1\r\n:9\r\n:60000000\r\n:0\r\n")
+		case "SCRIPT":
+			w.WriteString("$40\r\n" + decideScript.Hash() + "\r\n")
+		}
+		return true
+	})
+	p := newPipe(testCfg(), fixedAddr(f.addr()))
+	l := p.lanes[0]
+	a, b := decideOp(1), decideOp(2)
+	l.serve([]*op{a, b}) // as the lane does, holding the pipe's refs
+	<-a.done
+	<-b.done
+	if a.err == nil || b.err == nil {
+		t.Fatalf("a broken connection answered: %v, %v", a.err, b.err)
+	}
+	a.release() // the waiters let go: both back in the pool
+	b.release()
+	if len(l.redo) != 0 {
+		t.Fatalf("%d decisions left to redo after their batch failed; want 0", len(l.redo))
+	}
+	c := &op{done: make(chan struct{}, 1)} // not from the pool, which may hand back a or b
+	c.state.Store(opPending)
+	c.refs.Store(2)
+	c.kind, c.prefix, c.instance, c.seq, c.budget = opDecide, "p", "gw", 3, time.Second
+	c.req = Request{Tenant: "other", Rules: []Rule{{Name: "r", Limit: 10, Window: time.Minute}}}
+	l.serve([]*op{c})
+	<-c.done
+	if c.err != nil || c.n != 4 {
+		t.Fatalf("next batch: %v, %d values", c.err, c.n)
+	}
+	if a.state.Load() != opFree || len(a.done) != 0 {
+		t.Fatalf("a pooled decision was settled again: state %d, %d wake-ups queued", a.state.Load(), len(a.done))
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if n := strings.Count(strings.Join(f.log, "\n"), "EVALSHA"); n != 3 {
+		t.Fatalf("Redis saw %d EVALSHA; want 3 (two in the failed batch, one after)\n%s", n, strings.Join(f.log, "\n"))
+	}
+}
