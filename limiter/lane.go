@@ -191,6 +191,9 @@ func (l *lane) setPhase(ph lanePhase, batch []*op) {
 func (l *lane) roundTrip(batch []*op) (read bool, err error) {
 	c := l.c
 	b := l.wbuf[:0]
+	l.mu.Lock()
+	l.batch = nil // l.sent is rebuilt below (again for a reload): not the watchdog's to read meanwhile
+	l.mu.Unlock()
 	l.sent = l.sent[:0]
 	for _, o := range batch {
 		if o.pending() {
