@@ -3,7 +3,6 @@ package limiter
 import (
 	"errors"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -80,10 +79,18 @@ const (
 	opSettled
 )
 
-var ops = sync.Pool{New: func() any { return &op{done: make(chan struct{}, 1)} }}
+// freeOps holds ops for reuse. Not a sync.Pool: that keeps what a lane
+// puts back in the lane's P, where the caller's P (the next Get) cannot
+// take it, so a decision would allocate now and then.
+var freeOps = make(chan *op, 4096)
 
 func getOp() *op {
-	o := ops.Get().(*op)
+	var o *op
+	select {
+	case o = <-freeOps:
+	default:
+		o = &op{done: make(chan struct{}, 1)}
+	}
 	o.state.Store(opPending)
 	o.refs.Store(2)
 	return o
@@ -95,7 +102,10 @@ func (o *op) release() {
 		return
 	}
 	*o = op{done: o.done}
-	ops.Put(o)
+	select {
+	case freeOps <- o:
+	default: // enough in reserve: let the GC have it
+	}
 }
 
 // discard puts back an op that was never handed to a pipe.

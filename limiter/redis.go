@@ -229,8 +229,15 @@ func carry(r router, o *op) (*op, error) {
 // redirect reads a MOVED or ASK error reply: the node to go to, and
 // whether it needs ASKING first.
 func redirect(err error) (addr string, asking, ok bool) {
+	if err == nil {
+		return "", false, false // before re: taking its address allocates
+	}
+	return redirectOf(err)
+}
+
+func redirectOf(err error) (addr string, asking, ok bool) {
 	var re replyError
-	if err == nil || !errors.As(err, &re) {
+	if !errors.As(err, &re) {
 		return "", false, false
 	}
 	f := strings.Fields(string(re))
