@@ -6,61 +6,22 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+
+	"github.com/l1gw/l1gw/loadtest/internal/harness"
 )
 
-// The gateway config a scenario runs with, in the shape of l1gw's YAML
-// config. It is written as JSON, which is YAML too, so every string is
-// quoted correctly without a YAML library.
-type gwConfig struct {
-	Server    gwServer              `json:"server"`
-	Log       gwLog                 `json:"log"`
-	Redis     gwRedis               `json:"redis"`
-	Plans     map[string]gwPlan     `json:"plans"`
-	Tenants   []gwTenant            `json:"tenant_list"`
-	Upstreams map[string]gwUpstream `json:"upstreams"`
-	Routes    []gwRoute             `json:"routes"`
-}
-
-type gwServer struct {
-	Listen        string `json:"listen"`
-	AdminListen   string `json:"admin_listen"`
-	ShutdownGrace string `json:"shutdown_grace"`
-}
-
-type gwLog struct {
-	Level  string `json:"level"`
-	Format string `json:"format"`
-}
-
-type gwRedis struct {
-	Mode string `json:"mode"`
-}
-
-type gwPlan struct {
-	Limits []gwRule `json:"limits"`
-}
-
-type gwRule struct {
-	Name   string `json:"name"`
-	Limit  int64  `json:"limit"`
-	Window string `json:"window"`
-}
-
-type gwTenant struct {
-	ID   string   `json:"id"`
-	Plan string   `json:"plan"`
-	Keys []string `json:"keys"`
-}
-
-type gwUpstream struct {
-	Targets []string `json:"targets"`
-	Timeout string   `json:"timeout"`
-}
-
-type gwRoute struct {
-	PathPrefix string `json:"path_prefix"`
-	Upstream   string `json:"upstream"`
-}
+// The gateway config, as the harness writes it.
+type (
+	gwConfig   = harness.GatewayConfig
+	gwServer   = harness.GatewayServer
+	gwLog      = harness.GatewayLog
+	gwRedis    = harness.GatewayRedis
+	gwPlan     = harness.GatewayPlan
+	gwRule     = harness.GatewayRule
+	gwTenant   = harness.GatewayTenant
+	gwUpstream = harness.UpstreamSpec
+	gwRoute    = harness.GatewayRoute
+)
 
 // Names in the generated config.
 const (
