@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -61,7 +62,7 @@ type Guard struct {
 	local    *localLimits // nil unless the fail mode is local
 	log      *slog.Logger
 	lastLog  atomic.Int64
-	lastCall atomic.Uint64 // the latest failed call counted by the breaker
+	calls    countedCalls // the failed calls the breaker has counted lately
 }
 
 // Options are the parts of a Guard besides its settings.
@@ -129,19 +130,33 @@ func (g *Guard) Decide(ctx context.Context, req limiter.Request) Verdict {
 // one failure, not one per decision.
 func (g *Guard) failed(ticket Ticket, err error) {
 	var ce *limiter.CallError
-	if errors.As(err, &ce) {
-		for {
-			last := g.lastCall.Load()
-			if ce.ID <= last {
-				g.primary.Cancel(ticket) // this call, or an older one, was counted
-				return
-			}
-			if g.lastCall.CompareAndSwap(last, ce.ID) {
-				break
-			}
-		}
+	if errors.As(err, &ce) && !g.calls.first(ce.ID) {
+		g.primary.Cancel(ticket) // this call was counted already
+		return
 	}
 	g.primary.Done(ticket, false)
+}
+
+// countedCalls remembers the IDs of the last few failed calls counted, so
+// each counts once whatever order its decisions come back in.
+type countedCalls struct {
+	mu   sync.Mutex
+	ids  [16]uint64
+	next int
+}
+
+// first reports whether id is new, and remembers it.
+func (c *countedCalls) first(id uint64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, seen := range c.ids {
+		if seen == id {
+			return false
+		}
+	}
+	c.ids[c.next] = id
+	c.next = (c.next + 1) % len(c.ids)
+	return true
 }
 
 // fallback is the verdict without the primary: the replica's denial if it

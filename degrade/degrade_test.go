@@ -262,3 +262,17 @@ func TestOneFailedCallCountsOnce(t *testing.T) {
 		t.Fatalf("3 more failed calls: breaker %v; want open", g.BreakerState())
 	}
 }
+
+// TestFailedCallsCountInAnyOrder: calls that fail together come back in
+// any order; each counts once, the older ones too.
+func TestFailedCallsCountInAnyOrder(t *testing.T) {
+	store := &fakeStore{}
+	g := newGuard(t, store, settings(degrade.FailOpen)) // opens after 3 failures
+	for _, id := range []uint64{20, 19, 20, 18} {
+		store.set(fmt.Errorf("decide for t: %w", &limiter.CallError{ID: id, Err: limiter.ErrBudget}))
+		g.Decide(context.Background(), req)
+	}
+	if g.BreakerState() != degrade.Open {
+		t.Fatalf("3 distinct failed calls, out of order: breaker %v; want open", g.BreakerState())
+	}
+}

@@ -88,15 +88,13 @@ func (s *RedisStore) Run(ctx context.Context) {
 }
 
 // Connect dials the decision connections of the primary and the replica
-// (standalone and Sentinel; Cluster's, per node, on first use) and waits
-// until each has dialed once or ctx ends. main calls it before serving, so
-// the first burst of traffic never waits on a dial. A Redis that is down
-// is no error here: decisions dial again and fail over to the fail mode.
+// (in Cluster, of every node the slot map names) and waits until each has
+// dialed once or ctx ends. main calls it before serving, so the first
+// burst of traffic never waits on a dial. A Redis that is down is no error
+// here: decisions dial again and fail over to the fail mode.
 func (s *RedisStore) Connect(ctx context.Context) {
 	for _, r := range []router{s.primary, s.replicas} {
-		if f, ok := r.(fixedRoute); ok {
-			f.p.connect(ctx)
-		}
+		r.connect(ctx)
 	}
 }
 

@@ -20,6 +20,8 @@ type router interface {
 	// pipeAt is the pipe of the node at addr, for a Cluster redirect; nil
 	// where there are no redirects.
 	pipeAt(addr string) *pipe
+	// connect dials every pipe known now (see RedisStore.Connect).
+	connect(ctx context.Context)
 	// failed hears of an error reply or a broken connection, which in
 	// Cluster can mean the slot moved.
 	failed(err error)
@@ -32,6 +34,7 @@ type fixedRoute struct{ p *pipe }
 func (r fixedRoute) pipeFor(string) (*pipe, error) { return r.p, nil }
 func (r fixedRoute) failed(error)                  {}
 func (r fixedRoute) pipeAt(string) *pipe           { return nil }
+func (r fixedRoute) connect(ctx context.Context)   { r.p.connect(ctx) }
 func (r fixedRoute) all() []*pipe                  { return []*pipe{r.p} }
 
 // newRoutes builds the routers of the primary and of the replica for c's
@@ -202,6 +205,24 @@ func (r *clusterRoute) pipeFor(tenant string) (*pipe, error) {
 		return nil, err
 	}
 	return r.pipeAt(node.Options().Addr), nil
+}
+
+// connect loads the slot map and dials a pipe to every node it names
+// (masters, or replicas for reads).
+func (r *clusterRoute) connect(ctx context.Context) {
+	dial := func(ctx context.Context, node *redis.Client) error {
+		r.pipeAt(node.Options().Addr).connect(ctx)
+		return nil
+	}
+	var err error
+	if r.readOnly {
+		err = r.cl.ForEachSlave(ctx, dial)
+	} else {
+		err = r.cl.ForEachMaster(ctx, dial)
+	}
+	if err == nil {
+		r.ready.Store(true)
+	}
 }
 
 // pipeAt is the pipe of the node at addr, made on first use.
