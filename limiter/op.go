@@ -26,7 +26,10 @@ type CallError struct {
 	Err error
 }
 
+// Error is the failure's message.
 func (e *CallError) Error() string { return e.Err.Error() }
+
+// Unwrap is the failure: ErrBudget, a reply error, a connection error.
 func (e *CallError) Unwrap() error { return e.Err }
 
 var calls atomic.Uint64
