@@ -1,3 +1,4 @@
+#!lua
 -- decide.lua: one sliding-log decision for every rule of a request.
 --
 -- KEYS[i]          the sorted set of rule i: <prefix>:{<tenant>}:<rule>
@@ -15,6 +16,11 @@
 -- Returns {allowed, remaining_1, reset_1, retry_1, ..., remaining_n, reset_n, retry_n},
 -- times in µs: reset is when the oldest member leaves the window, retry
 -- (0 unless rule i denied) when this request would fit.
+--
+-- The shebang declares a write script to Redis 7: OOM and
+-- min-replicas-to-write are checked before it runs, so a decision never
+-- writes past maxmemory and is refused (NOREPLICAS) on a primary without
+-- the replicas it needs.
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])

@@ -1,3 +1,4 @@
+#!lua flags=no-writes,allow-oom
 -- peek.lua: read-only; the replica-consistency decision. Runs with
 -- EVALSHA_RO on the local replica and writes nothing.
 --
@@ -16,6 +17,9 @@
 -- -m when it fits only once m units of the pending entries the replica does
 -- not show have left the window (the gateway knows their times); visible
 -- is how many pending entries the replica shows (the gateway drops them).
+--
+-- The shebang flags it read-only (EVALSHA_RO, replicas) and lets it run
+-- while Redis is out of memory: it writes nothing.
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])

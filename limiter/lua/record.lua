@@ -1,9 +1,12 @@
+#!lua
 -- record.lua: writes one admission decided on a replica (replica
 -- consistency) to the primary. Idempotent: a member written twice is one.
 --
 -- KEYS[i]  the sorted set of rule i
 -- ARGV[1]  the request's member base
 -- ARGV[2i], ARGV[2i+1]  rule i's window (µs) and cost
+--
+-- The shebang: as decide.lua, checked for OOM and replicas before it runs.
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])

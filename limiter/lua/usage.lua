@@ -1,3 +1,4 @@
+#!lua flags=no-writes,allow-oom
 -- usage.lua: read-only; what each rule has used, without recording or
 -- trimming anything (EVAL_RO runs it on a replica).
 --
@@ -6,6 +7,8 @@
 --
 -- Returns {used_1, reset_1, ..., used_n, reset_n}: the members inside the
 -- window, and µs until the oldest of them leaves it (0 when none).
+--
+-- The shebang: as peek.lua, read-only and allowed under OOM.
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])

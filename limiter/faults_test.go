@@ -1,0 +1,86 @@
+package limiter_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/l1gw/l1gw/internal/redistest"
+	"github.com/l1gw/l1gw/limiter"
+)
+
+// configSet sets Redis settings on n, failing the test on error.
+func configSet(t *testing.T, n *redistest.Node, kv ...string) {
+	t.Helper()
+	args := []any{"CONFIG", "SET"}
+	for _, s := range kv {
+		args = append(args, s)
+	}
+	if err := n.Client(t).Do(context.Background(), args...).Err(); err != nil {
+		t.Fatalf("CONFIG SET %v: %v", kv, err)
+	}
+}
+
+// TestOutOfMemoryIsAFailure: under noeviction at maxmemory, a decision is
+// refused before its script writes anything (the OOM check of a script
+// declared by its shebang), and the store reports the failure; reads still
+// work. Without the shebang, Redis 7 let the script's first write, which
+// OOM does not block, through, and every decision went on answering.
+func TestOutOfMemoryIsAFailure(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Server(t)
+	s, prefix := newRedisStore(t, redisOptions(limiter.ModeStandalone, srv.Addr()), false)
+	r := limiter.Rule{Name: "r", Limit: 5, Window: time.Minute}
+	decideOK(t, s, "acme", r)
+
+	configSet(t, srv, "maxmemory-policy", "noeviction", "maxmemory", "1")
+	t.Cleanup(func() { configSet(t, srv, "maxmemory", "0") })
+	key := limiter.Key(prefix, "acme", "r")
+	before := srv.Client(t).ZCard(context.Background(), key).Val()
+	for i := range 3 {
+		_, err := s.Decide(context.Background(), limiter.Request{Tenant: "acme", Rules: []limiter.Rule{r}})
+		if err == nil || !strings.Contains(err.Error(), "OOM") {
+			t.Fatalf("decision %d at maxmemory 1 under noeviction: err %v; want an OOM failure", i+1, err)
+		}
+		var ce *limiter.CallError
+		if !errors.As(err, &ce) {
+			t.Fatalf("decision %d: err %T; want a *limiter.CallError, which the breaker counts", i+1, err)
+		}
+	}
+	if n := srv.Client(t).ZCard(context.Background(), key).Val(); n != before {
+		t.Fatalf("the rule's set went from %d to %d members at maxmemory; want no write", before, n)
+	}
+	if u, err := s.Usage(context.Background(), "acme", []limiter.Rule{r}); err != nil || u[0].Used != before {
+		t.Fatalf("Usage under OOM: %v, %v; want %d used (a read runs under OOM)", u, err, before)
+	}
+
+	configSet(t, srv, "maxmemory", "0")
+	if d := decideOK(t, s, "acme", r); !d.Allowed {
+		t.Fatal("after memory was freed: denied; want allowed")
+	}
+}
+
+// TestNoReplicasIsAFailure: a primary that cannot reach the replicas
+// min-replicas-to-write asks for refuses a decision (NOREPLICAS) before it
+// writes, as a primary restarted alone does: its writes would not survive
+// the failover under way.
+func TestNoReplicasIsAFailure(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Server(t)
+	s, prefix := newRedisStore(t, redisOptions(limiter.ModeStandalone, srv.Addr()), false)
+	r := limiter.Rule{Name: "r", Limit: 5, Window: time.Minute}
+	configSet(t, srv, "min-replicas-to-write", "1")
+	_, err := s.Decide(context.Background(), limiter.Request{Tenant: "acme", Rules: []limiter.Rule{r}})
+	if err == nil || !strings.Contains(err.Error(), "NOREPLICAS") {
+		t.Fatalf("min-replicas-to-write 1 and no replica: err %v; want NOREPLICAS", err)
+	}
+	if n := srv.Client(t).Exists(context.Background(), limiter.Key(prefix, "acme", "r")).Val(); n != 0 {
+		t.Fatal("the refused decision wrote its record")
+	}
+	configSet(t, srv, "min-replicas-to-write", "0")
+	if d := decideOK(t, s, "acme", r); !d.Allowed {
+		t.Fatal("after min-replicas-to-write 0: denied; want allowed")
+	}
+}
