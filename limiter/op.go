@@ -34,8 +34,14 @@ func (e *CallError) Unwrap() error { return e.Err }
 
 var calls atomic.Uint64
 
-// callError wraps err as the failure of a new call.
-func callError(err error) *CallError { return &CallError{ID: calls.Add(1), Err: err} }
+// callError wraps err as the failure of a new call, and counts it in
+// l1gw_redis_errors_total.
+func callError(err error) *CallError {
+	if c := redisErrors[ErrorKind(err)]; c != nil {
+		c.Inc()
+	}
+	return &CallError{ID: calls.Add(1), Err: err}
+}
 
 // opKind is which script an op runs.
 type opKind uint8

@@ -79,12 +79,13 @@ type batchStats struct {
 func newBatchStats(role string) *batchStats {
 	return &batchStats{
 		size:      metrics.NewHistogram(`l1gw_decision_batch_size{role="` + role + `"}`),
-		roundTrip: metrics.NewHistogram(`l1gw_decision_batch_seconds{role="` + role + `"}`),
+		roundTrip: metrics.NewHistogram(`l1gw_redis_call_duration_seconds{role="` + role + `"}`),
 	}
 }
 
-// batch records one batch: its decisions, and the time from its write
-// until its last reply was read.
+// batch records one batch, which is one call to Redis: its decisions, and
+// the time from its write until its last reply was read
+// (l1gw_redis_call_duration_seconds).
 func (s *batchStats) batch(n int, took time.Duration) {
 	s.size.Update(float64(n))
 	s.roundTrip.Update(took.Seconds())

@@ -89,7 +89,7 @@ func (l *lane) giveUp(now time.Time, silent time.Duration, c *conn) {
 	for _, o := range l.batch {
 		if o.pending() && silent > o.budget {
 			if err == nil {
-				err = callError(fmt.Errorf("%w: %s for %s", ErrBudget, l.what(), silent.Round(10*time.Microsecond)))
+				err = callError(fmt.Errorf("%w: %s for %s (budget %s)", ErrBudget, l.what(), silent.Round(10*time.Microsecond), o.budget))
 			}
 			o.settle(nil, err)
 		}
