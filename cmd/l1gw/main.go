@@ -23,6 +23,7 @@ import (
 
 	"github.com/l1gw/l1gw/config"
 	"github.com/l1gw/l1gw/internal/gateway"
+	"github.com/l1gw/l1gw/limiter"
 	"github.com/l1gw/l1gw/tenants"
 )
 
@@ -122,6 +123,7 @@ func serve(args, environ []string, stderr io.Writer) int {
 		return 1
 	}
 	log := newLogger(cfg.Log, stderr)
+	limiter.SetRedisLog(log)
 	log.Info("starting", "version", version, "config", source(in), "store", cfg.Redis.Mode)
 	app, err := gateway.Build(cfg, log)
 	if err != nil {
