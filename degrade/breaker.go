@@ -121,6 +121,13 @@ func (b *Breaker) Cancel(t Ticket) {
 	}
 }
 
+// OpenedAt is when the breaker last opened; zero if it never has.
+func (b *Breaker) OpenedAt() time.Time {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.openedAt
+}
+
 // State is the current state.
 func (b *Breaker) State() State {
 	b.mu.Lock()

@@ -32,6 +32,10 @@ type Store interface {
 	// denial is always right); ok is false when it shows room, and where
 	// there is no replica. It waits at most within.
 	ReplicaDenies(ctx context.Context, req limiter.Request, within time.Duration) (d limiter.Decision, ok bool, err error)
+	// Shard names the node that decides tenant's requests (a Cluster
+	// primary), "" where one node decides them all. Breakers are per
+	// shard: a fault on one degrades only its tenants.
+	Shard(tenant string) string
 }
 
 // Verdict is what the request path acts on.
@@ -57,12 +61,21 @@ type Verdict struct {
 type Guard struct {
 	store    Store
 	settings Settings
-	primary  *Breaker
-	replica  *Breaker
+	now      func() time.Time
+	shards   sync.Map     // shard name → *shard
 	local    *localLimits // nil unless the fail mode is local
 	log      *slog.Logger
 	lastLog  atomic.Int64
-	calls    countedCalls // the failed calls the breaker has counted lately
+}
+
+// shard is the breakers of one shard and what they have counted.
+type shard struct {
+	name    string
+	primary *Breaker
+	replica *Breaker
+	state   atomic.Int32 // the primary breaker's State, for the gauge
+	calls   countedCalls // the failed calls the breaker has counted lately
+	lastErr atomic.Pointer[string]
 }
 
 // Options are the parts of a Guard besides its settings.
@@ -83,58 +96,99 @@ func New(store Store, s Settings, o Options) (*Guard, error) {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
-	g := &Guard{store: store, settings: s, log: o.Log,
-		primary: NewBreaker(s.Breaker, o.Now, breakerState),
-		replica: NewBreaker(s.Breaker, o.Now, nil)}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	g := &Guard{store: store, settings: s, log: o.Log, now: o.Now}
 	if s.FailMode == FailLocal {
 		g.local = newLocalLimits(max(s.ExpectedGateways, 1))
 	}
 	return g, nil
 }
 
-// BreakerState is the primary breaker's state.
-func (g *Guard) BreakerState() State { return g.primary.State() }
+// BreakerState is the worst state of the shards' primary breakers: Open
+// when any shard's is open.
+func (g *Guard) BreakerState() State {
+	worst := Closed
+	g.shards.Range(func(_, v any) bool {
+		worst = max(worst, v.(*shard).primary.State())
+		return true
+	})
+	return worst
+}
+
+// shard returns the breakers of the named shard, made on first use.
+func (g *Guard) shard(name string) *shard {
+	if v, ok := g.shards.Load(name); ok {
+		return v.(*shard)
+	}
+	sh := &shard{name: name}
+	sh.primary = NewBreaker(g.settings.Breaker, g.now, func(s State) {
+		sh.state.Store(int32(s))
+		g.publish()
+	})
+	sh.replica = NewBreaker(g.settings.Breaker, g.now, nil)
+	v, _ := g.shards.LoadOrStore(name, sh)
+	return v.(*shard)
+}
+
+// publish sets l1gw_breaker_state to the worst shard's state.
+func (g *Guard) publish() {
+	worst := Closed
+	g.shards.Range(func(_, v any) bool {
+		worst = max(worst, State(v.(*shard).state.Load()))
+		return true
+	})
+	breakerGauge.Set(float64(worst))
+}
 
 // Decide asks the store and never fails: a store that errs or stays silent
 // past the budget, or that the breaker cuts off, gets a degraded verdict;
 // a decision the gateway could not send in time gets an overloaded one.
 func (g *Guard) Decide(ctx context.Context, req limiter.Request) Verdict {
-	ticket, ok := g.primary.Allow()
+	sh := g.shard(g.store.Shard(req.Tenant))
+	ticket, ok := sh.primary.Allow()
 	if !ok {
 		degradedTotal(reasonBreaker).Inc()
-		g.logError(reasonBreaker, nil)
-		return g.fallback(ctx, req, g.settings.Budget)
+		g.logBreaker(sh)
+		return g.fallback(ctx, sh, req, g.settings.Budget)
 	}
 	d, err := g.store.Decide(ctx, req)
 	if err == nil {
-		g.primary.Done(ticket, true)
+		sh.primary.Done(ticket, true)
+		if d.Degraded {
+			degradedTotal(d.Why).Inc()
+			g.logError(d.Why, sh, nil)
+		}
 		return Verdict{Allowed: d.Allowed, Degraded: d.Degraded, Decision: d}
 	}
 	if errors.Is(err, limiter.ErrOverload) {
-		g.primary.Cancel(ticket) // says nothing about Redis
+		sh.primary.Cancel(ticket) // says nothing about Redis
 		overloadTotal.Inc()
 		return Verdict{Overloaded: true}
 	}
-	g.failed(ticket, err)
+	sh.failed(ticket, err)
 	reason, left := reasonError, g.settings.Budget
 	if errors.Is(err, limiter.ErrBudget) {
 		reason, left = reasonBudget, 0 // the primary's silence took it all
 	}
 	degradedTotal(reason).Inc()
-	g.logError(reason, err)
-	return g.fallback(ctx, req, left)
+	g.logError(reason, sh, err)
+	return g.fallback(ctx, sh, req, left)
 }
 
 // failed reports a failed decision to the breaker once per failed call to
 // Redis: the decisions a batch carried fail together, and one slow batch is
 // one failure, not one per decision.
-func (g *Guard) failed(ticket Ticket, err error) {
+func (sh *shard) failed(ticket Ticket, err error) {
 	var ce *limiter.CallError
-	if errors.As(err, &ce) && !g.calls.first(ce.ID) {
-		g.primary.Cancel(ticket) // this call was counted already
+	if errors.As(err, &ce) && !sh.calls.first(ce.ID) {
+		sh.primary.Cancel(ticket) // this call was counted already
 		return
 	}
-	g.primary.Done(ticket, false)
+	msg := err.Error()
+	sh.lastErr.Store(&msg)
+	sh.primary.Done(ticket, false)
 }
 
 // countedCalls remembers the IDs of the last few failed calls counted, so
@@ -165,12 +219,12 @@ func (c *countedCalls) first(id uint64) bool {
 // nothing; one that failed at once (refused, an error reply) leaves it
 // whole, since the store judges silence only and answers errors as they
 // come.
-func (g *Guard) fallback(ctx context.Context, req limiter.Request, within time.Duration) Verdict {
+func (g *Guard) fallback(ctx context.Context, sh *shard, req limiter.Request, within time.Duration) Verdict {
 	v := Verdict{Degraded: true}
 	if within > 0 {
-		if ticket, ok := g.replica.Allow(); ok {
+		if ticket, ok := sh.replica.Allow(); ok {
 			d, denied, err := g.store.ReplicaDenies(ctx, req, within)
-			g.replica.Done(ticket, err == nil)
+			sh.replica.Done(ticket, err == nil)
 			if denied {
 				replicaDenials.Inc()
 				v.Decision = d
@@ -190,18 +244,39 @@ func (g *Guard) fallback(ctx context.Context, req limiter.Request, within time.D
 	return v
 }
 
-// logError logs why a decision degraded, at most once a second.
-func (g *Guard) logError(reason string, err error) {
-	now := time.Now().UnixNano()
-	last := g.lastLog.Load()
-	if now-last < int64(time.Second) || !g.lastLog.CompareAndSwap(last, now) {
+// logError logs why a decision degraded, at most once a second (for all
+// reasons together): the error, or the store's reason for a degraded
+// decision.
+func (g *Guard) logError(reason string, sh *shard, err error) {
+	if !g.mayLog() {
 		return
 	}
-	msg := ""
+	attrs := []any{"reason", reason, "shard", sh.name, "fail_mode", g.settings.FailMode}
 	if err != nil {
-		msg = err.Error()
+		attrs = append(attrs, "err", err.Error(), "kind", limiter.ErrorKind(err))
 	}
-	g.log.Warn("rate-limit store did not decide; degraded", "reason", reason, "err", msg, "fail_mode", g.settings.FailMode)
+	g.log.Warn("rate-limit decision degraded", attrs...)
+}
+
+// logBreaker logs, at most once a second, that a decision degraded because
+// its shard's breaker is open: since when, and after which error.
+func (g *Guard) logBreaker(sh *shard) {
+	if !g.mayLog() {
+		return
+	}
+	last := ""
+	if p := sh.lastErr.Load(); p != nil {
+		last = *p
+	}
+	g.log.Warn("rate-limit decision degraded", "reason", reasonBreaker, "shard", sh.name,
+		"breaker_open_since", sh.primary.OpenedAt().UTC().Format(time.RFC3339Nano), "after_err", last,
+		"fail_mode", g.settings.FailMode)
+}
+
+func (g *Guard) mayLog() bool {
+	now := time.Now().UnixNano()
+	last := g.lastLog.Load()
+	return now-last >= int64(time.Second) && g.lastLog.CompareAndSwap(last, now)
 }
 
 // Why a decision degraded: the label values of
@@ -212,19 +287,30 @@ const (
 	reasonBreaker = "breaker" // the breaker is open: the store was not asked
 )
 
+// degradedReasons are every reason a decision is counted degraded under:
+// the Guard's own, and the store's (limiter.Decision.Why).
+var degradedReasons = []string{reasonError, reasonBudget, reasonBreaker,
+	limiter.WhyRecorder, limiter.WhyEvicting, limiter.WhyUnconfirmed}
+
 var (
 	breakerGauge   = metrics.NewGauge(`l1gw_breaker_state`, nil)
 	replicaDenials = metrics.NewCounter(`l1gw_replica_denials_total`)
 	overloadTotal  = metrics.NewCounter(`l1gw_overload_total`)
 	// degradedCounters is l1gw_degraded_decisions_total by reason.
-	degradedCounters = map[string]*metrics.Counter{
-		reasonError:   metrics.NewCounter(`l1gw_degraded_decisions_total{reason="error"}`),
-		reasonBudget:  metrics.NewCounter(`l1gw_degraded_decisions_total{reason="budget"}`),
-		reasonBreaker: metrics.NewCounter(`l1gw_degraded_decisions_total{reason="breaker"}`),
-	}
+	degradedCounters = func() map[string]*metrics.Counter {
+		m := make(map[string]*metrics.Counter, len(degradedReasons))
+		for _, r := range degradedReasons {
+			m[r] = metrics.NewCounter(`l1gw_degraded_decisions_total{reason="` + r + `"}`)
+		}
+		return m
+	}()
 )
 
-// breakerState publishes the primary breaker's state.
-func breakerState(s State) { breakerGauge.Set(float64(s)) }
-
-func degradedTotal(reason string) *metrics.Counter { return degradedCounters[reason] }
+// degradedTotal is the counter of reason; an unknown reason (a store's
+// that is not listed) counts as an error.
+func degradedTotal(reason string) *metrics.Counter {
+	if c := degradedCounters[reason]; c != nil {
+		return c
+	}
+	return degradedCounters[reasonError]
+}

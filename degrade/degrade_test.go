@@ -43,6 +43,8 @@ func (f *fakeStore) Decide(_ context.Context, req limiter.Request) (limiter.Deci
 	return limiter.Decision{Allowed: true, N: len(req.Rules)}, nil
 }
 
+func (f *fakeStore) Shard(string) string { return "" }
+
 func (f *fakeStore) ReplicaDenies(_ context.Context, _ limiter.Request, within time.Duration) (limiter.Decision, bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -82,15 +82,30 @@ func (s RuleState) Denied() bool { return s.RetryAfter > 0 }
 type Decision struct {
 	// Allowed is true when every rule had room and the request was recorded.
 	Allowed bool
-	// Degraded is true when the store decided without part of the shared
-	// state: replica consistency while its records do not reach the
-	// primary, so other gateways do not see them.
+	// Degraded is true when the store decided but cannot stand behind the
+	// decision: Why says why.
 	Degraded bool
+	// Why is the cause of Degraded, one of the Why constants; "" when not
+	// degraded.
+	Why string
 	// N is how many entries of Rules are set, in the order of Request.Rules.
 	N int
 	// Rules holds one state per rule of the request.
 	Rules [MaxRules]RuleState
 }
+
+// Why a store marks a decision degraded (Decision.Why).
+const (
+	// WhyRecorder: replica consistency while its records do not reach the
+	// primary, so other gateways do not see them.
+	WhyRecorder = "recorder"
+	// WhyEvicting: the primary is evicting keys, so the records the
+	// decision counted may be incomplete.
+	WhyEvicting = "evicting"
+	// WhyUnconfirmed: the primary came back from a failure and Sentinel has
+	// not confirmed it yet; its writes may be lost to a failover.
+	WhyUnconfirmed = "unconfirmed"
+)
 
 // States returns the per-rule states, in the order of Request.Rules.
 func (d *Decision) States() []RuleState { return d.Rules[:d.N] }

@@ -188,6 +188,9 @@ func (l *slidingLog) reset(now int64, window time.Duration) time.Duration {
 	return time.Duration(l.entries[l.head].at + int64(window) - now)
 }
 
+// Shard is "": one store decides every tenant.
+func (s *MemoryStore) Shard(string) string { return "" }
+
 // ReplicaDenies has nothing to say: memory has no replica.
 func (s *MemoryStore) ReplicaDenies(context.Context, Request, time.Duration) (Decision, bool, error) {
 	return Decision{}, false, nil

@@ -158,6 +158,10 @@ func (s *RedisStore) Decide(ctx context.Context, req Request) (Decision, error) 
 	return d, nil
 }
 
+// Shard names the primary that decides tenant's requests: in Cluster, the
+// address of its slot's primary; elsewhere "".
+func (s *RedisStore) Shard(tenant string) string { return s.primary.shard(tenant) }
+
 // decideOnPrimary is exact consistency: one script call on the primary.
 func (s *RedisStore) decideOnPrimary(req Request) (Decision, error) {
 	o := getOp()

@@ -17,6 +17,9 @@ import (
 // standalone and Sentinel, the slot's node for Cluster.
 type router interface {
 	pipeFor(tenant string) (*pipe, error)
+	// shard names the node that decides tenant ("" where one node decides
+	// all), without I/O.
+	shard(tenant string) string
 	// pipeAt is the pipe of the node at addr, for a Cluster redirect; nil
 	// where there are no redirects.
 	pipeAt(addr string) *pipe
@@ -33,6 +36,7 @@ type fixedRoute struct{ p *pipe }
 
 func (r fixedRoute) pipeFor(string) (*pipe, error) { return r.p, nil }
 func (r fixedRoute) failed(error)                  {}
+func (r fixedRoute) shard(string) string           { return "" }
 func (r fixedRoute) pipeAt(string) *pipe           { return nil }
 func (r fixedRoute) connect(ctx context.Context)   { r.p.connect(ctx) }
 func (r fixedRoute) all() []*pipe                  { return []*pipe{r.p} }
@@ -205,6 +209,17 @@ func (r *clusterRoute) pipeFor(tenant string) (*pipe, error) {
 		return nil, err
 	}
 	return r.pipeAt(node.Options().Addr), nil
+}
+
+func (r *clusterRoute) shard(tenant string) string {
+	if !r.ready.Load() {
+		return ""
+	}
+	node, err := r.cl.MasterForKey(context.Background(), tenant)
+	if err != nil {
+		return ""
+	}
+	return node.Options().Addr
 }
 
 // connect loads the slot map and dials a pipe to every node it names

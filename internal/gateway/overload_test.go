@@ -75,6 +75,8 @@ func (shedStore) Decide(context.Context, limiter.Request) (limiter.Decision, err
 	return limiter.Decision{}, fmt.Errorf("decide: %w", limiter.ErrOverload)
 }
 
+func (shedStore) Shard(string) string { return "" }
+
 func (shedStore) ReplicaDenies(context.Context, limiter.Request, time.Duration) (limiter.Decision, bool, error) {
 	return limiter.Decision{}, false, nil
 }
