@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -23,7 +24,19 @@ type replicaDecider struct {
 	s        *RedisStore
 	shards   [pendingShards]pendingShard
 	recorder *recorder
+	// skipUntil (unix ns): the replica failed a read; until then decisions
+	// go straight to the primary rather than wait on it again.
+	skipUntil atomic.Int64
 }
+
+// replicaShare is the part of the budget the replica's read may take;
+// the primary, asked when the replica fails, has its whole budget. A
+// stalled replica costs a decision at most this much latency, never a
+// fall-open while the primary answers.
+const replicaShare = 3 // budget/3
+
+// replicaSkip is how long decisions skip a replica that failed a read.
+const replicaSkip = 500 * time.Millisecond
 
 type pendingShard struct {
 	mu        sync.Mutex
@@ -79,13 +92,14 @@ type snapshot struct {
 func (r *replicaDecider) decide(_ context.Context, req Request, now time.Time) (Decision, bool, error) {
 	sh := r.shard(req.Tenant)
 	snap := r.snapshot(sh, req, now)
-	if snap.full {
+	if snap.full || now.UnixNano() < r.skipUntil.Load() {
 		d, err := r.s.decideOnPrimary(req)
 		return d, true, err
 	}
-	o, err := r.s.peek(req, snap.keys, snap.args, r.s.budget)
+	o, err := r.s.peek(req, snap.keys, snap.args, r.s.budget/replicaShare)
 	if err != nil {
 		// The replica is out; the primary decides exactly, at its latency.
+		r.skipUntil.Store(now.Add(replicaSkip).UnixNano())
 		replicaFallbacks.Inc()
 		d, perr := r.s.decideOnPrimary(req)
 		if perr != nil {
@@ -99,7 +113,9 @@ func (r *replicaDecider) decide(_ context.Context, req Request, now time.Time) (
 	d, cacheable := r.settle(sh, req, &snap, o.reply[:o.n], r.s.member(), now)
 	// Admissions that do not reach the primary are unseen by every other
 	// gateway: a decision is only as shared as the recorder is healthy.
-	d.Degraded = !r.recorder.healthy()
+	if !r.recorder.healthy() {
+		d.Degraded, d.Why = true, WhyRecorder
+	}
 	return d, cacheable, nil
 }
 

@@ -17,13 +17,19 @@ import (
 // with its recorder running until the test ends.
 func newReplicaStore(t testing.TB, topo *redistest.Topo, replica *redistest.Node, prefix string) *limiter.RedisStore {
 	t.Helper()
+	return newReplicaStoreWithin(t, topo, replica, prefix, testBudget)
+}
+
+// newReplicaStoreWithin is newReplicaStore with the given budget.
+func newReplicaStoreWithin(t testing.TB, topo *redistest.Topo, replica *redistest.Node, prefix string, budget time.Duration) *limiter.RedisStore {
+	t.Helper()
 	o := redisOptions(limiter.ModeSentinel, topo.SentinelAddrs()...)
 	o.LocalReplicas = []string{replica.Addr()}
 	clients, err := limiter.NewClients(o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := limiter.NewRedisStore(clients, limiter.Options{Consistency: "replica", KeyPrefix: prefix}, testBudget, fmt.Sprintf("gw%d", instances.Add(1)), nil)
+	s, err := limiter.NewRedisStore(clients, limiter.Options{Consistency: "replica", KeyPrefix: prefix}, budget, fmt.Sprintf("gw%d", instances.Add(1)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,6 +171,37 @@ func TestReplicaConsistencyWithoutItsReplica(t *testing.T) {
 	}
 	if allowed != 5 {
 		t.Fatalf("%d of 8 admitted on the primary; want 5", allowed)
+	}
+}
+
+// TestReplicaConsistencyWithItsReplicaStalled: a stalled replica (SIGSTOP:
+// connections open, nothing answers) gets a share of the budget, then the
+// primary decides, exactly: no decision fails or falls open. The replica's
+// old read timeout outlived the budget, and every decision degraded.
+func TestReplicaConsistencyWithItsReplicaStalled(t *testing.T) {
+	t.Parallel()
+	topo := redistest.Topology(t, redistest.Options{Replicas: 1, Sentinels: 3, DownAfter: time.Minute})
+	replica := topo.Replicas()[0]
+	s := newReplicaStoreWithin(t, topo, replica, "st", 300*time.Millisecond)
+	r := limiter.Rule{Name: "r", Limit: 10, Window: time.Minute}
+	decideOK(t, s, "warm", r) // the replica's connection is up
+	replica.Stall()
+	defer replica.Resume()
+	allowed := 0
+	for i := range 15 {
+		d, err := s.Decide(context.Background(), limiter.Request{Tenant: "acme", Rules: []limiter.Rule{r}})
+		if err != nil {
+			t.Fatalf("decision %d with the replica stalled: %v; want the primary's", i+1, err)
+		}
+		if d.Degraded {
+			t.Fatalf("decision %d with the replica stalled: degraded (%s); want exact", i+1, d.Why)
+		}
+		if d.Allowed {
+			allowed++
+		}
+	}
+	if allowed != 10 {
+		t.Fatalf("%d of 15 admitted with the replica stalled; want the limit, 10", allowed)
 	}
 }
 
