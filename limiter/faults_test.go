@@ -3,9 +3,12 @@ package limiter_test
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/l1gw/l1gw/internal/redistest"
 	"github.com/l1gw/l1gw/limiter"
@@ -82,5 +85,83 @@ func TestNoReplicasIsAFailure(t *testing.T) {
 	configSet(t, srv, "min-replicas-to-write", "0")
 	if d := decideOK(t, s, "acme", r); !d.Allowed {
 		t.Fatal("after min-replicas-to-write 0: denied; want allowed")
+	}
+}
+
+// TestEvictionMarksDecisionsDegraded: while the primary is at maxmemory
+// under a policy that evicts, decisions are marked degraded (evicting);
+// once it stops, a rule whose window still reaches back into the eviction
+// stays degraded and a short one does not.
+func TestEvictionMarksDecisionsDegraded(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Server(t)
+	s, _ := newRedisStore(t, redisOptions(limiter.ModeStandalone, srv.Addr()), false)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s.Connect(ctx)
+	long := limiter.Rule{Name: "long", Limit: 1 << 20, Window: time.Minute}
+	short := limiter.Rule{Name: "short", Limit: 1 << 20, Window: 300 * time.Millisecond}
+	if d := decideOK(t, s, "acme", long); d.Degraded {
+		t.Fatalf("healthy, noeviction: degraded (%s)", d.Why)
+	}
+
+	// 2 MB of keys without a TTL, then maxmemory 500 kB below what is used:
+	// allkeys-lru evicts until under it, and every later write may evict.
+	c := srv.Client(t)
+	filler := strings.Repeat("x", 1024)
+	for i := range 2048 {
+		c.Set(context.Background(), "filler:"+strconv.Itoa(i), filler, 0)
+	}
+	used := memoryUsed(t, c)
+	configSet(t, srv, "maxmemory-policy", "allkeys-lru", "maxmemory", strconv.FormatInt(used-500<<10, 10))
+	t.Cleanup(func() { configSet(t, srv, "maxmemory", "0") })
+	waitFor(t, 5*time.Second, "a decision marked degraded (evicting) at maxmemory under volatile-lru", func() bool {
+		d := decideOK(t, s, "acme", short)
+		return d.Degraded && d.Why == limiter.WhyEvicting
+	})
+	for i := range 20 {
+		if d := decideOK(t, s, "acme", long); !d.Degraded || d.Why != limiter.WhyEvicting {
+			t.Fatalf("decision %d while evicting: degraded=%v why=%q; want evicting", i+1, d.Degraded, d.Why)
+		}
+	}
+
+	configSet(t, srv, "maxmemory", "0")
+	waitFor(t, 5*time.Second, "a short-window decision exact again after eviction stopped", func() bool {
+		return !decideOK(t, s, "acme", short).Degraded
+	})
+	if d := decideOK(t, s, "acme", long); !d.Degraded || d.Why != limiter.WhyEvicting {
+		t.Fatalf("a 1-minute window reaching back into the eviction: degraded=%v why=%q; want evicting", d.Degraded, d.Why)
+	}
+}
+
+// memoryUsed is the node's used_memory.
+func memoryUsed(t *testing.T, c *redis.Client) int64 {
+	t.Helper()
+	info, err := c.Info(context.Background(), "memory").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "used_memory:"); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+	}
+	t.Fatal("INFO memory has no used_memory")
+	return 0
+}
+
+// waitFor polls cond every 20 ms until it holds, failing after timeout.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s within %s", what, timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -115,6 +115,7 @@ func (l *lane) serve(batch []*op) {
 	}
 	if l.c == nil {
 		if err := l.dial(batch); err != nil {
+			l.p.broke()
 			settleAll(batch, callError(err))
 			return
 		}
@@ -124,6 +125,7 @@ func (l *lane) serve(batch []*op) {
 	if err != nil && !fresh && !read {
 		// A pooled connection the node closed (a restart): once more on a
 		// new one. The script finds its record if the first write landed.
+		l.p.broke()
 		l.drop()
 		for _, o := range batch {
 			o.replay = true
@@ -136,6 +138,7 @@ func (l *lane) serve(batch []*op) {
 		err = l.reload()
 	}
 	if err != nil {
+		l.p.broke()
 		l.drop()
 		settleAll(batch, callError(err))
 	}

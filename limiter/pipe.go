@@ -39,9 +39,16 @@ type pipe struct {
 	lanes  []*lane
 	dialed sync.WaitGroup // every lane's first dial, done or failed
 	quit   chan struct{}
-	once   sync.Once
-	wg     sync.WaitGroup
-	shut   atomic.Bool
+	// health is what the watchers know of a primary's node; memRead is
+	// closed after the first read of its memory state.
+	health  nodeHealth
+	memRead chan struct{}
+	// confirm, if not nil, is Sentinel: a primary whose connection broke
+	// stays unconfirmed until Sentinel's next report.
+	confirm bool
+	once    sync.Once
+	wg      sync.WaitGroup
+	shut    atomic.Bool
 }
 
 // pipeConfig is what every pipe of a store shares.
@@ -97,7 +104,8 @@ var (
 )
 
 func newPipe(cfg *pipeConfig, addr func() (string, error)) *pipe {
-	p := &pipe{cfg: cfg, addr: addr, queue: make(chan *op, pipeQueue), quit: make(chan struct{}), stats: primaryBatches}
+	p := &pipe{cfg: cfg, addr: addr, queue: make(chan *op, pipeQueue), quit: make(chan struct{}), stats: primaryBatches,
+		memRead: make(chan struct{})}
 	if cfg.replica {
 		p.stats = replicaBatches
 	}
@@ -140,6 +148,15 @@ func (p *pipe) start() {
 		go l.run()
 	}
 	go p.watch()
+	if !p.cfg.replica {
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			p.watchMemory(p.quit, p.memRead)
+		}()
+	} else {
+		close(p.memRead)
+	}
 	if p.follow != nil {
 		p.wg.Add(1)
 		go func() {
@@ -157,6 +174,7 @@ func (p *pipe) connect(ctx context.Context) {
 	done := make(chan struct{})
 	go func() {
 		p.dialed.Wait()
+		<-p.memRead
 		close(done)
 	}()
 	select {
@@ -197,6 +215,15 @@ func (p *pipe) idle() bool {
 		}
 	}
 	return true
+}
+
+// broke notes that a connection to the node failed: under Sentinel, its
+// decisions are unconfirmed until the sentinels' next report.
+func (p *pipe) broke() {
+	p.health.brokeAt.Store(time.Now().UnixNano())
+	if p.confirm {
+		p.health.unconfirmed.Store(true)
+	}
 }
 
 func (p *pipe) failQueued(err error) {

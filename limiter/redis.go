@@ -166,7 +166,7 @@ func (s *RedisStore) Shard(tenant string) string { return s.primary.shard(tenant
 func (s *RedisStore) decideOnPrimary(req Request) (Decision, error) {
 	o := getOp()
 	o.kind, o.req, o.prefix, o.instance, o.seq, o.budget = opDecide, req, s.prefix, s.instance, s.seq.Add(1), s.budget
-	o, err := carry(s.primary, o)
+	o, p, err := carry(s.primary, o)
 	if err != nil {
 		return Decision{}, fmt.Errorf("decide for %s: %w", req.Tenant, err)
 	}
@@ -175,7 +175,21 @@ func (s *RedisStore) decideOnPrimary(req Request) (Decision, error) {
 	if err != nil {
 		return Decision{}, fmt.Errorf("decide for %s: %w", req.Tenant, err)
 	}
+	if why := p.health.why(req.Rules, p.clock.Load()); why != "" {
+		d.Degraded, d.Why = true, why
+	}
 	return d, nil
+}
+
+// primaryWhy is why the primary of tenant cannot stand behind a decision
+// of rules now (see nodeHealth), or "".
+func (s *RedisStore) primaryWhy(tenant string, rules []Rule) string {
+	p, err := s.primary.pipeFor(tenant)
+	if err != nil {
+		return ""
+	}
+	p.once.Do(p.start) // its watchers run from its first use
+	return p.health.why(rules, p.clock.Load())
 }
 
 // peek runs peek.lua on the tenant's replica within budget; v is valid
@@ -186,7 +200,7 @@ func (s *RedisStore) peek(req Request, keys []string, args []any, budget time.Du
 	}
 	o = getOp()
 	o.kind, o.req, o.keys, o.args, o.budget = opPeek, req, keys, args, budget
-	if o, err = carry(s.replicas, o); err != nil {
+	if o, _, err = carry(s.replicas, o); err != nil {
 		return nil, err
 	}
 	if o.n != 1+4*len(req.Rules) {
@@ -200,12 +214,13 @@ func (s *RedisStore) peek(req Request, keys []string, args []any, budget time.Du
 // redirect (MOVED: the slot has moved; ASK: it is being migrated) is
 // followed once, to the node it names, with a copy of o; the script did
 // not run on the first node. It returns the op that was answered, for the
-// caller to read and release, or the error (every op released).
-func carry(r router, o *op) (*op, error) {
+// caller to read and release, with the pipe that answered it, or the
+// error (every op released).
+func carry(r router, o *op) (*op, *pipe, error) {
 	p, err := r.pipeFor(o.req.Tenant)
 	if err != nil {
 		o.discard()
-		return nil, err
+		return nil, nil, err
 	}
 	p.do(o)
 	if addr, asking, ok := redirect(o.err); ok {
@@ -215,7 +230,7 @@ func carry(r router, o *op) (*op, error) {
 			next.copyRequest(o)
 			next.asking = asking
 			o.release()
-			o = next
+			o, p = next, q
 			q.do(o)
 		}
 	}
@@ -223,9 +238,9 @@ func carry(r router, o *op) (*op, error) {
 		r.failed(o.err)
 		err := o.err
 		o.release()
-		return nil, err
+		return nil, nil, err
 	}
-	return o, nil
+	return o, p, nil
 }
 
 // redirect reads a MOVED or ASK error reply: the node to go to, and

@@ -115,6 +115,8 @@ func (r *replicaDecider) decide(_ context.Context, req Request, now time.Time) (
 	// gateway: a decision is only as shared as the recorder is healthy.
 	if !r.recorder.healthy() {
 		d.Degraded, d.Why = true, WhyRecorder
+	} else if why := r.s.primaryWhy(req.Tenant, req.Rules); why != "" {
+		d.Degraded, d.Why = true, why // its records land on the primary
 	}
 	return d, cacheable, nil
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"strings"
 	"sync"
 	"time"
 
@@ -152,9 +151,15 @@ func (a *App) checkRedis() {
 		return
 	}
 	a.log.Info("Redis answers")
-	if p := a.redis.EvictionPolicy(ctx); strings.HasPrefix(p, "allkeys-") {
-		a.log.Warn("the primary's maxmemory-policy evicts live limiter keys under memory pressure, forgetting admissions; "+
-			"use a volatile-* policy or noeviction (every limiter key has a TTL)", "maxmemory-policy", p)
+	switch p := a.redis.EvictionPolicy(ctx); {
+	case p == "":
+		a.log.Warn("cannot read the primary's maxmemory-policy (CONFIG GET refused); " +
+			"decisions are still marked degraded while it evicts, if INFO is allowed")
+	case p != "noeviction":
+		a.log.Warn("the primary's maxmemory-policy evicts keys under memory pressure, and the limiter's keys, "+
+			"which all have a TTL, are the first a volatile-* policy evicts: admissions are forgotten. "+
+			"Decisions made while it evicts are marked degraded (reason evicting). "+
+			"Use noeviction, on a Redis for the limiter alone", "maxmemory-policy", p)
 	}
 }
 
