@@ -21,7 +21,7 @@ type Clients struct {
 
 	opts      RedisOptions
 	tls       *tls.Config
-	sentinels *sentinels // the decision path's, once a store is built on c
+	sentinels *sentinels // Sentinel mode: where the primary is, for every client of c
 }
 
 // ErrNotPrimary is returned by a connection to the primary that reached a
@@ -46,7 +46,13 @@ func NewClients(o RedisOptions) (*Clients, error) {
 		c.Primary = redis.NewClient(nodeOptions(o, o.Addrs[0], tlsConf))
 		c.Replica = c.Primary
 	case ModeSentinel:
-		c.Primary = redis.NewFailoverClient(failoverOptions(o, tlsConf, false))
+		// Not go-redis' failover client: with every sentinel down it cannot
+		// dial a primary that is up. This one dials where the sentinels
+		// last said, checked by ROLE.
+		c.sentinels = newSentinels(o, tlsConf)
+		po := nodeOptions(o, o.MasterName, tlsConf)
+		po.Dialer, po.OnConnect = c.sentinels.dialPrimary, mustBeMaster
+		c.Primary = redis.NewClient(po)
 		c.Replica = replicaClient(o, tlsConf)
 	case ModeCluster:
 		c.Primary = redis.NewClusterClient(clusterOptions(o, tlsConf, false))
@@ -102,7 +108,9 @@ const connMaxIdle = time.Minute
 // default (10ms up to 1s) would outlive any decision budget.
 const retryBackoff = time.Millisecond
 
-func failoverOptions(o RedisOptions, tlsConf *tls.Config, replicaOnly bool) *redis.FailoverOptions {
+// replicaFailoverOptions are those of go-redis' failover client reading
+// from a replica Sentinel reports healthy.
+func replicaFailoverOptions(o RedisOptions, tlsConf *tls.Config) *redis.FailoverOptions {
 	f := &redis.FailoverOptions{
 		MasterName: o.MasterName, SentinelAddrs: o.Addrs,
 		SentinelUsername: o.SentinelUsername, SentinelPassword: o.SentinelPassword,
@@ -111,10 +119,7 @@ func failoverOptions(o RedisOptions, tlsConf *tls.Config, replicaOnly bool) *red
 		PoolTimeout: o.PoolTimeout, PoolSize: o.PoolSize, MinIdleConns: o.MinIdleConns,
 		MaxRetries: goRedisRetries(o.MaxRetries), MinRetryBackoff: retryBackoff, MaxRetryBackoff: 4 * retryBackoff,
 		DialerRetries: 1, MaxConcurrentDials: 4, ConnMaxIdleTime: connMaxIdle,
-		ReplicaOnly: replicaOnly,
-	}
-	if !replicaOnly {
-		f.OnConnect = mustBeMaster
+		ReplicaOnly: true,
 	}
 	return f
 }
@@ -141,7 +146,7 @@ func replicaClient(o RedisOptions, tlsConf *tls.Config) redis.UniversalClient {
 	if len(o.LocalReplicas) > 0 {
 		return redis.NewClient(nodeOptions(o, o.LocalReplicas[0], tlsConf))
 	}
-	return redis.NewFailoverClusterClient(failoverOptions(o, tlsConf, true))
+	return redis.NewFailoverClusterClient(replicaFailoverOptions(o, tlsConf))
 }
 
 // goRedisRetries maps "0 retries" to go-redis' -1 (its 0 means 3).
@@ -153,7 +158,7 @@ func goRedisRetries(n int) int {
 }
 
 // mustBeMaster refuses a write connection to a node that is not the
-// primary. It runs on Sentinel connections too, where ROLE says sentinel.
+// primary.
 func mustBeMaster(ctx context.Context, cn *redis.Conn) error {
 	role, err := cn.Do(ctx, "ROLE").Slice()
 	if err != nil {
@@ -163,7 +168,7 @@ func mustBeMaster(ctx context.Context, cn *redis.Conn) error {
 		return fmt.Errorf("ROLE: empty reply")
 	}
 	switch r, _ := role[0].(string); r {
-	case "master", "sentinel":
+	case "master":
 		return nil
 	default:
 		return fmt.Errorf("%w: %s says %s", ErrNotPrimary, cn.String(), r)

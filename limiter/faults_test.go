@@ -165,3 +165,91 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// newSentinelStore is an exact store on topo's sentinels, connected, with
+// the given local replicas.
+func newSentinelStore(t *testing.T, topo *redistest.Topo, local ...string) *limiter.RedisStore {
+	t.Helper()
+	o := redisOptions(limiter.ModeSentinel, topo.SentinelAddrs()...)
+	o.LocalReplicas = local
+	s, _ := newRedisStore(t, o, false)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s.Connect(ctx)
+	t.Cleanup(s.Close)
+	return s
+}
+
+// killClients closes every client connection of n (CLIENT KILL TYPE
+// normal), as a primary restarted in place or a network blip does.
+func killClients(t *testing.T, n *redistest.Node) {
+	t.Helper()
+	if err := n.Client(t).Do(context.Background(), "CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes").Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSentinelsDownPrimaryHealthy: with every sentinel gone and the
+// primary's connections killed, decisions stay exact on the last primary
+// the sentinels named; a gateway started in that state finds the primary
+// through its local replica's ROLE; the admin API's client (go-redis)
+// reaches it too.
+func TestSentinelsDownPrimaryHealthy(t *testing.T) {
+	t.Parallel()
+	topo := redistest.Topology(t, redistest.Options{Replicas: 1, Sentinels: 3})
+	s := newSentinelStore(t, topo)
+	r := limiter.Rule{Name: "r", Limit: 1000, Window: time.Minute}
+	if d := decideOK(t, s, "acme", r); d.Degraded {
+		t.Fatalf("healthy: degraded (%s)", d.Why)
+	}
+	for _, sn := range topo.Sentinels() {
+		sn.Kill()
+	}
+	killClients(t, topo.Primary())
+	time.Sleep(2 * followEveryForTests) // the follow loop finds no sentinel
+	for i := range 20 {
+		if d := decideOK(t, s, "acme", r); d.Degraded {
+			t.Fatalf("decision %d, sentinels down, primary healthy: degraded (%s); want exact", i+1, d.Why)
+		}
+	}
+	if n := limiter.SentinelsReachable(); n != 0 {
+		t.Fatalf("SentinelsReachable() = %d with every sentinel down; want 0", n)
+	}
+
+	restarted := newSentinelStore(t, topo, topo.Replicas()[0].Addr())
+	for i := range 5 {
+		if d := decideOK(t, restarted, "acme", r); d.Degraded {
+			t.Fatalf("decision %d of a gateway started with the sentinels down: degraded (%s); want exact", i+1, d.Why)
+		}
+	}
+	if u, err := restarted.Usage(context.Background(), "acme", []limiter.Rule{r}); err != nil || u[0].Used != 5 {
+		t.Fatalf("Usage with the sentinels down: %v, %v; want 5 used", u, err)
+	}
+	if err := restarted.Reset(context.Background(), "acme", []limiter.Rule{r}); err != nil {
+		t.Fatalf("Reset (on the primary, through go-redis) with the sentinels down: %v", err)
+	}
+}
+
+// followEveryForTests is the follow loop's period (limiter.followEvery).
+const followEveryForTests = 250 * time.Millisecond
+
+// TestBrokenPrimaryIsUnconfirmedUntilSentinelSays: when the connection to
+// the primary breaks (a restart in place looks so), the decisions it then
+// answers are marked degraded (unconfirmed) until the sentinels report it
+// healthy, a round later.
+func TestBrokenPrimaryIsUnconfirmedUntilSentinelSays(t *testing.T) {
+	t.Parallel()
+	topo := redistest.Topology(t, redistest.Options{Replicas: 1, Sentinels: 3, DownAfter: time.Minute})
+	s := newSentinelStore(t, topo)
+	r := limiter.Rule{Name: "r", Limit: 1000, Window: time.Minute}
+	if d := decideOK(t, s, "acme", r); d.Degraded {
+		t.Fatalf("healthy: degraded (%s)", d.Why)
+	}
+	killClients(t, topo.Primary())
+	if d := decideOK(t, s, "acme", r); !d.Degraded || d.Why != limiter.WhyUnconfirmed {
+		t.Fatalf("first decision after the primary's connections broke: degraded=%v why=%q; want unconfirmed", d.Degraded, d.Why)
+	}
+	waitFor(t, 5*time.Second, "exact decision after the sentinels confirmed the primary", func() bool {
+		return !decideOK(t, s, "acme", r).Degraded
+	})
+}

@@ -29,9 +29,10 @@ import (
 type pipe struct {
 	cfg  *pipeConfig
 	addr func() (string, error) // the node to dial, asked at every dial
-	// follow, if not nil, runs beside the lanes and calls moved when the
-	// node's address changes (a Sentinel failover).
-	follow func(quit <-chan struct{}, moved func())
+	// follow, if not nil, runs beside the lanes: it bumps gen when the
+	// node's address changes (a Sentinel failover) and keeps health's
+	// confirmation.
+	follow func(quit <-chan struct{}, p *pipe)
 	gen    atomic.Uint64 // bumped by moved: lanes dial again before their next batch
 	stats  *batchStats
 	clock  atomic.Int64 // unix ns, set by the watchdog every tick: the queue's coarse clock
@@ -44,8 +45,9 @@ type pipe struct {
 	health  nodeHealth
 	memRead chan struct{}
 	// confirm, if not nil, is Sentinel: a primary whose connection broke
-	// stays unconfirmed until Sentinel's next report.
-	confirm bool
+	// stays unconfirmed until Sentinel's next report, if a sentinel
+	// answers at all.
+	confirm *sentinels
 	once    sync.Once
 	wg      sync.WaitGroup
 	shut    atomic.Bool
@@ -161,7 +163,7 @@ func (p *pipe) start() {
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
-			p.follow(p.quit, func() { p.gen.Add(1) })
+			p.follow(p.quit, p)
 		}()
 	}
 }
@@ -218,10 +220,11 @@ func (p *pipe) idle() bool {
 }
 
 // broke notes that a connection to the node failed: under Sentinel, its
-// decisions are unconfirmed until the sentinels' next report.
+// decisions are unconfirmed until the sentinels' next report (with no
+// sentinel answering, ROLE is all there is to go by).
 func (p *pipe) broke() {
 	p.health.brokeAt.Store(time.Now().UnixNano())
-	if p.confirm {
+	if p.confirm != nil && p.confirm.answered.Load() > 0 {
 		p.health.unconfirmed.Store(true)
 	}
 }

@@ -2,14 +2,18 @@ package limiter
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -50,21 +54,13 @@ func newRoutes(c *Clients, cfg pipeConfig) (primary, replica router) {
 	switch o.Mode {
 	case ModeSentinel:
 		pcfg.conn.primary = true // Sentinel can name a stale primary
-		s := &sentinels{master: o.MasterName, timeout: o.DialTimeout}
-		for _, a := range o.Addrs {
-			s.clients = append(s.clients, redis.NewSentinelClient(&redis.Options{
-				Addr: a, Username: o.SentinelUsername, Password: o.SentinelPassword, TLSConfig: c.tls,
-				DialTimeout: o.DialTimeout, ReadTimeout: o.DialTimeout, WriteTimeout: o.DialTimeout,
-				MaxRetries: -1, PoolSize: 2,
-			}))
-		}
-		c.sentinels = s
+		s := c.sentinels
 		replicaAddr := s.replica
 		if len(o.LocalReplicas) > 0 {
 			replicaAddr = fixedAddr(o.LocalReplicas[0])
 		}
 		primary := newPipe(&pcfg, s.primary)
-		primary.follow = s.follow
+		primary.follow, primary.confirm = s.follow, s
 		return fixedRoute{primary}, fixedRoute{newPipe(&rcfg, replicaAddr)}
 	case ModeCluster:
 		rcfg.conn.readOnly = true
@@ -86,62 +82,195 @@ type sentinels struct {
 	master  string
 	timeout time.Duration
 	last    atomic.Pointer[string] // the primary's address as last heard
+	// following: a follow loop keeps last fresh; until one runs, primary
+	// asks the sentinels itself.
+	following atomic.Bool
+	answered  atomic.Int64 // how many sentinels answered the last round
+	// replicas are the local replicas, whose ROLE names their primary when
+	// no sentinel answers and no address was ever heard.
+	replicas []string
+	conn     *connOptions
+}
+
+func newSentinels(o RedisOptions, tlsConf *tls.Config) *sentinels {
+	s := &sentinels{master: o.MasterName, timeout: o.DialTimeout, replicas: o.LocalReplicas,
+		conn: &connOptions{username: o.Username, password: o.Password, db: o.DB, tls: tlsConf, dialTimeout: o.DialTimeout}}
+	for _, a := range o.Addrs {
+		s.clients = append(s.clients, redis.NewSentinelClient(&redis.Options{
+			Addr: a, Username: o.SentinelUsername, Password: o.SentinelPassword, TLSConfig: tlsConf,
+			DialTimeout: o.DialTimeout, ReadTimeout: o.DialTimeout, WriteTimeout: o.DialTimeout,
+			MaxRetries: -1, PoolSize: 2, DialerRetries: 1,
+		}))
+	}
+	return s
+}
+
+// dialPrimary is a go-redis Dialer that dials the primary the sentinels
+// name (or, with none answering, the last one they named): the admin
+// API's and the recorder's clients follow the decision path's view.
+func (s *sentinels) dialPrimary(ctx context.Context, network, _ string) (net.Conn, error) {
+	addr, err := s.primary()
+	if err != nil {
+		return nil, err
+	}
+	d := &net.Dialer{Timeout: s.conn.dialTimeout}
+	if s.conn.tls == nil {
+		return d.DialContext(ctx, network, addr)
+	}
+	return (&tls.Dialer{NetDialer: d, Config: s.conn.tls}).DialContext(ctx, network, addr)
 }
 
 // followEvery is how often the sentinels are asked where the primary is:
 // a failover is followed within it.
 const followEvery = 250 * time.Millisecond
 
-// primary is the primary's address as last heard from the sentinels; the
-// first time, they are asked.
-func (s *sentinels) primary() (string, error) {
-	if a := s.last.Load(); a != nil {
-		return *a, nil
-	}
-	a, err := s.askPrimary()
-	if err != nil {
-		return "", err
-	}
-	s.last.CompareAndSwap(nil, &a)
-	return *s.last.Load(), nil
+var sentinelsReachable = metrics.NewGauge(`l1gw_sentinels_reachable`, nil)
+
+// reachable is how many sentinels answered the last round (-1: no round
+// yet), for /readyz and the gauge.
+var reachable atomic.Int64
+
+func init() {
+	reachable.Store(-1)
 }
 
-// follow asks the sentinels where the primary is every followEvery, and
-// calls moved when the answer changes, until quit closes. With no
-// sentinel answering, the last address stays in use (every connection to
-// it still checks ROLE).
-func (s *sentinels) follow(quit <-chan struct{}, moved func()) {
+// SentinelsReachable is how many sentinels answered the last time they
+// were asked; -1 before they ever were (and outside Sentinel mode).
+func SentinelsReachable() int { return int(reachable.Load()) }
+
+// primary is the primary's address as last heard from the sentinels; the
+// first time, or while no follow loop keeps it fresh, they are asked. With
+// no sentinel answering, the last address heard is used (every connection
+// to it still checks ROLE), and before any was heard, the primary a local
+// replica replicates from.
+func (s *sentinels) primary() (string, error) {
+	a := s.last.Load()
+	if a != nil && s.following.Load() {
+		return *a, nil
+	}
+	r := s.round()
+	if r.addr != "" {
+		s.last.Store(&r.addr)
+		return r.addr, nil
+	}
+	if a != nil {
+		return *a, nil
+	}
+	if addr, err := s.primaryOfReplicas(); err == nil {
+		return addr, nil
+	}
+	return "", fmt.Errorf("no sentinel gives the primary of %s: %w", s.master, r.err)
+}
+
+// follow asks every sentinel about the primary every followEvery until
+// quit closes. It makes p's lanes dial again when the address changes,
+// and keeps p unconfirmed while a sentinel reports the primary down or
+// failing over, or until a round begun after its connection last broke
+// reports it healthy. With no sentinel answering, the last address stays
+// in use and is confirmed by ROLE alone.
+func (s *sentinels) follow(quit <-chan struct{}, p *pipe) {
+	s.following.Store(true)
+	defer s.following.Store(false)
 	t := time.NewTicker(followEvery)
 	defer t.Stop()
 	for {
+		began := time.Now().UnixNano()
+		r := s.round()
+		switch {
+		case r.addr != "":
+			if old := s.last.Swap(&r.addr); old == nil || *old != r.addr {
+				p.gen.Add(1)
+			}
+			if r.doubt {
+				p.health.unconfirmed.Store(true)
+			} else if began > p.health.brokeAt.Load() {
+				p.health.unconfirmed.Store(false)
+			}
+		case r.answered == 0:
+			p.health.unconfirmed.Store(false) // nothing to confirm by: ROLE it is
+		}
 		select {
 		case <-quit:
 			return
 		case <-t.C:
 		}
-		a, err := s.askPrimary()
-		if err != nil {
-			continue
-		}
-		if old := s.last.Swap(&a); old == nil || *old != a {
-			moved()
-		}
 	}
 }
 
-// askPrimary is the address the first sentinel to answer gives.
-func (s *sentinels) askPrimary() (string, error) {
-	var errs []error
-	for _, sc := range s.clients {
-		ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
-		a, err := sc.GetMasterAddrByName(ctx, s.master).Result()
-		cancel()
-		if err == nil && len(a) == 2 {
-			return a[0] + ":" + a[1], nil
-		}
-		errs = append(errs, err)
+// roundResult is what one round of asking every sentinel found.
+type roundResult struct {
+	answered int
+	addr     string // the address most sentinels give; "" if none does
+	doubt    bool   // a sentinel reports the primary down or failing over, or they disagree
+	err      error
+}
+
+// round asks every sentinel at once for the primary (SENTINEL MASTER).
+func (s *sentinels) round() roundResult {
+	type answer struct {
+		m   map[string]string
+		err error
 	}
-	return "", fmt.Errorf("no sentinel gives the primary of %s: %w", s.master, errors.Join(errs...))
+	answers := make([]answer, len(s.clients))
+	var wg sync.WaitGroup
+	for i, sc := range s.clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+			defer cancel()
+			answers[i].m, answers[i].err = sc.Master(ctx, s.master).Result()
+		}()
+	}
+	wg.Wait()
+	var r roundResult
+	votes := map[string]int{}
+	var errs []error
+	for _, a := range answers {
+		if a.err != nil || a.m["ip"] == "" {
+			errs = append(errs, a.err)
+			continue
+		}
+		r.answered++
+		addr := net.JoinHostPort(a.m["ip"], a.m["port"])
+		votes[addr]++
+		for _, f := range strings.Split(a.m["flags"], ",") {
+			if f == "s_down" || f == "o_down" || f == "failover_in_progress" {
+				r.doubt = true
+			}
+		}
+	}
+	for addr, n := range votes {
+		if n > votes[r.addr] || (n == votes[r.addr] && addr < r.addr) {
+			r.addr = addr
+		}
+	}
+	r.doubt = r.doubt || len(votes) > 1
+	r.err = errors.Join(errs...)
+	s.answered.Store(int64(r.answered))
+	reachable.Store(int64(r.answered))
+	sentinelsReachable.Set(float64(r.answered))
+	return r
+}
+
+// primaryOfReplicas asks the local replicas' ROLE for their primary.
+func (s *sentinels) primaryOfReplicas() (string, error) {
+	for _, a := range s.replicas {
+		c := redis.NewClient(s.conn.goRedisOptions(a))
+		ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+		role, err := c.Do(ctx, "ROLE").Slice()
+		cancel()
+		c.Close()
+		if err != nil || len(role) < 3 || role[0] != "slave" {
+			continue
+		}
+		host, _ := role[1].(string)
+		port, _ := role[2].(int64)
+		if host != "" && port > 0 {
+			return net.JoinHostPort(host, strconv.FormatInt(port, 10)), nil
+		}
+	}
+	return "", errors.New("no local replica names its primary")
 }
 
 // replica is a replica a sentinel reports as up and linked, at random.

@@ -22,6 +22,7 @@ type Admin struct {
 	store      string
 	limits     limitsAdmin
 	breaker    func() string
+	sentinels  func() int // nil outside Sentinel mode
 	token      []byte
 	configJSON []byte
 	router     *router.Router
@@ -42,6 +43,9 @@ type AdminParts struct {
 	Limits limitsAdmin
 	// Breaker reports the store breaker's state for /readyz.
 	Breaker func() string
+	// Sentinels, if not nil, reports how many sentinels answered lately,
+	// for /readyz.
+	Sentinels func() int
 	// Token is server.admin_token; empty refuses the /v1/tenants calls.
 	Token string
 	// Config is what GET /v1/config shows: the effective config with its
@@ -55,7 +59,7 @@ func NewAdmin(p AdminParts) (*Admin, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &Admin{tenants: p.Tenants, store: p.StoreName, limits: p.Limits, breaker: p.Breaker, token: []byte(p.Token), configJSON: append(b, '\n')}
+	a := &Admin{tenants: p.Tenants, store: p.StoreName, limits: p.Limits, breaker: p.Breaker, sentinels: p.Sentinels, token: []byte(p.Token), configJSON: append(b, '\n')}
 	r := router.New()
 	r.RedirectTrailingSlash = false
 	r.RedirectFixedPath = false
@@ -86,6 +90,10 @@ type readiness struct {
 	Store   string `json:"store"`
 	Breaker string `json:"breaker"`
 	Tenants int    `json:"tenants"`
+	// Sentinels is how many sentinels answered the gateway's last round
+	// (Sentinel mode only): 0 means decisions go to the last primary they
+	// named, checked by ROLE.
+	Sentinels *int `json:"sentinels_reachable,omitempty"`
 }
 
 // readyz is 200 while both listeners are up, degraded or not: a gateway
@@ -93,6 +101,10 @@ type readiness struct {
 // whether decisions reach Redis.
 func (a *Admin) readyz(ctx *fasthttp.RequestCtx) {
 	r := readiness{Status: "ready", Store: a.store, Breaker: a.breaker(), Tenants: a.tenants.Load().Len()}
+	if a.sentinels != nil {
+		n := a.sentinels()
+		r.Sentinels = &n
+	}
 	if !a.ready.Load() {
 		r.Status = "not ready"
 		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)

@@ -51,8 +51,12 @@ func Build(cfg *config.Config, log *slog.Logger) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("build upstreams: %w", err)
 	}
-	admin, err := NewAdmin(AdminParts{Tenants: table, StoreName: cfg.Redis.Mode, Limits: store,
-		Breaker: func() string { return guard.BreakerState().String() }, Token: cfg.Server.AdminToken, Config: cfg.Redacted()})
+	parts := AdminParts{Tenants: table, StoreName: cfg.Redis.Mode, Limits: store,
+		Breaker: func() string { return guard.BreakerState().String() }, Token: cfg.Server.AdminToken, Config: cfg.Redacted()}
+	if cfg.Redis.Mode == limiter.ModeSentinel {
+		parts.Sentinels = limiter.SentinelsReachable
+	}
+	admin, err := NewAdmin(parts)
 	if err != nil {
 		return nil, fmt.Errorf("build admin API: %w", err)
 	}

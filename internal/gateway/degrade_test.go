@@ -114,6 +114,11 @@ func TestReplicaDeniesWhileThePrimaryIsStalled(t *testing.T) {
 	up, _ := startUpstream(t)
 	gw := startApp(t, loadConfig(t, up, "redis.mode=sentinel", "redis.addrs="+strings.Join(topo.SentinelAddrs(), ","),
 		"redis.local_replicas="+topo.Replicas()[0].Addr(), "ratelimit.breaker.cooldown=30s", "ratelimit.budget=50ms"))
+	eventually(t, 5*time.Second, "/readyz shows the 3 sentinels reachable", func() bool {
+		var r readiness
+		json.Unmarshal(call(t, gw.admin, "GET", "/readyz").Body(), &r)
+		return r.Sentinels != nil && *r.Sentinels == 3
+	})
 	for range 50 {
 		call(t, gw.proxy, "GET", "/", "X-API-Key", "team-key") // fills 50 per 10s
 	}
