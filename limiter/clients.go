@@ -104,6 +104,12 @@ func nodeOptions(o RedisOptions, addr string, tlsConf *tls.Config) *redis.Option
 // connections do not stay open for go-redis' default 30 minutes.
 const connMaxIdle = time.Minute
 
+// clusterReload is how old the slot map may grow before go-redis reloads
+// it (in the background, on the next lookup); go-redis' default is 60 s.
+// Every decision looks its tenant's node up, so a failover the cluster
+// has made is followed within about this, even while decisions fail.
+const clusterReload = 500 * time.Millisecond
+
 // retryBackoff is the first pause before a retried command; go-redis' own
 // default (10ms up to 1s) would outlive any decision budget.
 const retryBackoff = time.Millisecond
@@ -131,6 +137,7 @@ func clusterOptions(o RedisOptions, tlsConf *tls.Config, readOnly bool) *redis.C
 		PoolTimeout: o.PoolTimeout, PoolSize: o.PoolSize, MinIdleConns: o.MinIdleConns,
 		MaxRetries: goRedisRetries(o.MaxRetries), MinRetryBackoff: retryBackoff, MaxRetryBackoff: 4 * retryBackoff,
 		DialerRetries: 1, MaxRedirects: 3, ReadOnly: readOnly, ConnMaxIdleTime: connMaxIdle,
+		ClusterStateReloadInterval: clusterReload,
 	}
 }
 

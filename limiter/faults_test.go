@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/l1gw/l1gw/degrade"
 	"github.com/l1gw/l1gw/internal/redistest"
 	"github.com/l1gw/l1gw/limiter"
 )
@@ -252,4 +253,95 @@ func TestBrokenPrimaryIsUnconfirmedUntilSentinelSays(t *testing.T) {
 	waitFor(t, 5*time.Second, "exact decision after the sentinels confirmed the primary", func() bool {
 		return !decideOK(t, s, "acme", r).Degraded
 	})
+}
+
+// tenantOn returns a tenant whose keys the cluster's primary p serves.
+func tenantOn(t *testing.T, cl *redistest.ClusterTopo, p *redistest.Node) string {
+	t.Helper()
+	for i := range 1000 {
+		if tenant := "t" + strconv.Itoa(i); cl.PrimaryFor(t, "{"+tenant+"}") == p {
+			return tenant
+		}
+	}
+	t.Fatalf("no tenant of 1000 lands on %s", p)
+	return ""
+}
+
+// TestClusterFailoverIsFollowedPerShard: a Cluster primary killed, the
+// tenants of the other shards keep exact decisions throughout (their own
+// breakers), and the killed shard's tenants are exact again soon after the
+// cluster promotes its replica: the slot map is reloaded within
+// clusterReload, not go-redis' 60 s.
+func TestClusterFailoverIsFollowedPerShard(t *testing.T) {
+	t.Parallel()
+	// cluster-require-full-coverage no, as the README's production
+	// settings say: with Redis' default, every shard answers CLUSTERDOWN
+	// while one has no primary.
+	cl := redistest.Cluster(t, redistest.ClusterOptions{PartialCoverage: true})
+	s, _ := newRedisStore(t, redisOptions(limiter.ModeCluster, cl.Addrs()...), false)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s.Connect(ctx)
+	guard, err := degrade.New(s, degrade.Settings{Budget: 200 * time.Millisecond, FailMode: degrade.FailOpen,
+		Breaker: degrade.BreakerOptions{Failures: 3, Cooldown: 5 * time.Second}}, degrade.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	primaries := cl.Primaries()
+	victim, healthy := primaries[0], primaries[1]
+	lost, kept := tenantOn(t, cl, victim), tenantOn(t, cl, healthy)
+	r := []limiter.Rule{{Name: "r", Limit: 1 << 20, Window: time.Minute}}
+	if s.Shard(lost) == s.Shard(kept) || s.Shard(lost) != victim.Addr() {
+		t.Fatalf("shards %q and %q; want the two primaries' addresses", s.Shard(lost), s.Shard(kept))
+	}
+	replica := replicaOfNode(t, cl, victim)
+	promoted := make(chan time.Time, 1)
+	go func() {
+		for {
+			if role, err := replica.Client(t).Do(context.Background(), "ROLE").Slice(); err == nil && role[0] == "master" {
+				promoted <- time.Now()
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	victim.Kill()
+	killed := time.Now()
+	var exactAgain time.Time
+	for exactAgain.IsZero() {
+		if time.Since(killed) > 20*time.Second {
+			t.Fatal("the killed shard's tenant not exact again 20 s after its primary was killed")
+		}
+		if v := guard.Decide(context.Background(), limiter.Request{Tenant: kept, Rules: r}); v.Degraded {
+			_, err := s.Decide(context.Background(), limiter.Request{Tenant: kept, Rules: r})
+			t.Fatalf("a tenant of a healthy shard degraded while another shard fails over (now: %v)", err)
+		}
+		if v := guard.Decide(context.Background(), limiter.Request{Tenant: lost, Rules: r}); !v.Degraded {
+			exactAgain = time.Now()
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	at := <-promoted
+	t.Logf("killed → promoted %s; promoted → exact again %s", at.Sub(killed).Round(time.Millisecond), exactAgain.Sub(at).Round(time.Millisecond))
+}
+
+// replicaOfNode is the node replicating p, by ROLE.
+func replicaOfNode(t *testing.T, cl *redistest.ClusterTopo, p *redistest.Node) *redistest.Node {
+	t.Helper()
+	info, err := p.Client(t).Do(context.Background(), "ROLE").Slice()
+	if err != nil || len(info) < 3 {
+		t.Fatalf("ROLE of %s: %v %v", p, info, err)
+	}
+	replicas, _ := info[2].([]any)
+	if len(replicas) == 0 {
+		t.Fatalf("%s has no replica", p)
+	}
+	port, _ := replicas[0].([]any)[1].(string)
+	for _, n := range cl.Nodes() {
+		if strconv.Itoa(n.Port()) == port {
+			return n
+		}
+	}
+	t.Fatalf("no node of the cluster on port %s", port)
+	return nil
 }

@@ -31,6 +31,10 @@ type ClusterOptions struct {
 	// unreachable before it is flagged failing and its replica takes over.
 	// Default 1s.
 	NodeTimeout time.Duration
+	// PartialCoverage sets cluster-require-full-coverage no: the other
+	// shards keep serving while one has no primary. Redis' default (yes)
+	// answers CLUSTERDOWN on every slot meanwhile.
+	PartialCoverage bool
 }
 
 // withDefaults fills the zero fields of o.
@@ -96,12 +100,16 @@ func (n *Node) clusterArgs() []string {
 	n.mu.Lock()
 	bus := n.busPort
 	n.mu.Unlock()
-	return []string{
+	args := []string{
 		"--cluster-enabled", "yes",
 		"--cluster-config-file", filepath.Join(n.dir, "nodes.conf"),
 		"--cluster-node-timeout", strconv.FormatInt(n.cluster.opts.NodeTimeout.Milliseconds(), 10),
 		"--cluster-port", strconv.Itoa(bus),
 	}
+	if n.cluster.opts.PartialCoverage {
+		args = append(args, "--cluster-require-full-coverage", "no")
+	}
+	return args
 }
 
 // pickBusPort sets a free cluster bus port other than port.
