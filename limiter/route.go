@@ -51,6 +51,9 @@ func newRoutes(c *Clients, cfg pipeConfig) (primary, replica router) {
 	o := c.opts
 	pcfg, rcfg := cfg, cfg
 	rcfg.replica = true
+	// A replica silent for its share of the budget fails what waits for
+	// it at once (see replicaShare): the primary decides meanwhile.
+	rcfg.budget = max(cfg.budget/replicaShare, time.Millisecond)
 	switch o.Mode {
 	case ModeSentinel:
 		pcfg.conn.primary = true // Sentinel can name a stale primary
