@@ -96,7 +96,7 @@ const evictionEvery = 100 * time.Millisecond
 // evictionHold is how long a node stays "evicting" after the last read
 // that showed it might: at the edge of maxmemory, evictions come and go
 // between reads.
-const evictionHold = time.Second
+const evictionHold = 500 * time.Millisecond
 
 var evictingGauge = metrics.NewGauge(`l1gw_redis_evicting`, nil)
 
