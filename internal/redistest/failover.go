@@ -89,19 +89,24 @@ func (tp *Topo) WaitPrimary(t testing.TB, notAddr string, timeout time.Duration)
 // to 30s (a demoted primary takes about 10s).
 func (tp *Topo) WaitReplicas(t testing.TB) {
 	t.Helper()
-	var p *Node
-	err := poll(startTimeout, func() error {
-		var err error
-		p, err = tp.currentPrimary(true)
-		return err
+	// The primary is asked again on every poll: a failover may end while
+	// the replicas are being waited for (a primary restarted during one).
+	err := poll(demoteTimeout, func() error {
+		p, err := tp.currentPrimary(true)
+		if err != nil {
+			return err
+		}
+		for _, n := range tp.nodes {
+			if n == p || !n.Running() || n.Stalled() {
+				continue
+			}
+			if err := checkReplicaOf(n.Addr(), p.Port()); err != nil {
+				return fmt.Errorf("%s: %w", n, err)
+			}
+		}
+		return nil
 	})
 	if err != nil {
-		t.Fatalf("redistest: wait for replicas of %s: find the primary: %v", tp.opts.MasterName, err)
-	}
-	for _, n := range tp.nodes {
-		if n == p || !n.Running() || n.Stalled() {
-			continue
-		}
-		n.waitLink(t, p.Port(), demoteTimeout)
+		t.Fatalf("redistest: wait for the replicas of %s: %v", tp.opts.MasterName, err)
 	}
 }

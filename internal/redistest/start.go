@@ -84,6 +84,26 @@ func (n *Node) Restart(t testing.TB) {
 	}
 }
 
+// RestartInPlace starts a stopped or killed data node again on its port
+// as a process manager would: with its own arguments, as a primary (no
+// --replicaof), whatever the sentinels now say. A primary restarted so
+// says master until a sentinel reconfigures it; it does not wait for that.
+func (n *Node) RestartInPlace(t testing.TB) {
+	t.Helper()
+	if n.Running() {
+		t.Fatalf("redistest: restart %s in place: still running; Kill or Stop it first", n)
+	}
+	var err error
+	for range restartAttempts {
+		if err = n.launch(t, n.Port(), 0); !errors.Is(err, errExited) {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("redistest: restart %s in place: %v\nlog tail:\n%s", n, err, logTail(n.log, logTailLines))
+	}
+}
+
 // waitLink waits up to timeout until the node replicates the server on
 // primaryPort with its link up.
 func (n *Node) waitLink(t testing.TB, primaryPort int, timeout time.Duration) {
@@ -112,9 +132,13 @@ func (n *Node) argv(t testing.TB, port, replicaOf int) (string, []string) {
 	if n.kind == kindSentinel {
 		return sentinelArgv(t, n.confPath())
 	}
+	aof := "no"
+	if n.topo != nil && n.topo.opts.AOF {
+		aof = "yes"
+	}
 	args := []string{
 		"--port", strconv.Itoa(port), "--bind", loopback,
-		"--save", "", "--appendonly", "no", "--dir", n.dir,
+		"--save", "", "--appendonly", aof, "--dir", n.dir,
 		"--protected-mode", "no", "--daemonize", "no", "--logfile", "",
 		"--repl-diskless-sync-delay", "0", // full syncs start at once
 		"--enable-debug-command", "local", // DEBUG SLEEP for stall tests

@@ -25,6 +25,9 @@ type Options struct {
 	DownAfter time.Duration
 	// FailoverTimeout is the sentinels' failover-timeout. Default 5s.
 	FailoverTimeout time.Duration
+	// AOF turns appendonly on for the data nodes (fsync every second), so
+	// a node restarted in place comes back with its data.
+	AOF bool
 }
 
 // withDefaults fills the zero fields of o.
