@@ -41,13 +41,15 @@ type chaosGwConfig struct {
 }
 
 type chaosRedis struct {
-	Mode       string   `json:"mode"`
-	Addrs      []string `json:"addrs"`
-	MasterName string   `json:"master_name,omitempty"`
+	Mode          string   `json:"mode"`
+	Addrs         []string `json:"addrs"`
+	MasterName    string   `json:"master_name,omitempty"`
+	LocalReplicas []string `json:"local_replicas,omitempty"`
 }
 
 type chaosRateLimit struct {
 	FailMode         string `json:"fail_mode,omitempty"`
+	Consistency      string `json:"consistency,omitempty"`
 	ExpectedGateways int    `json:"expected_gateways"`
 	Budget           string `json:"budget,omitempty"`
 }
@@ -66,7 +68,8 @@ func writeChaosConfig(t *testing.T, sc chaosScenario, rc chaosRedis, env chaosEn
 		{ID: limitedTenant, Plan: limitedTenant, Keys: []string{chaosKey(limitedTenant)}},
 		{ID: floodTenant, Plan: bulkTenant, Keys: []string{chaosKey(floodTenant)}},
 	}
-	c := chaosGwConfig{gwConfig: base, Redis: rc, RateLimit: chaosRateLimit{FailMode: sc.failMode, ExpectedGateways: 1}}
+	c := chaosGwConfig{gwConfig: base, Redis: rc,
+		RateLimit: chaosRateLimit{FailMode: sc.failMode, Consistency: sc.consistency, ExpectedGateways: 1}}
 	if env.tm.budget > 0 {
 		c.RateLimit.Budget = env.tm.budget.String()
 	}

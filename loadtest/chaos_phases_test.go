@@ -168,10 +168,35 @@ func recoveryMs(ss []sample, healed, until time.Time) *float64 {
 
 // peakAdmitted is the most limited-tenant 200s sent within any one window.
 func peakAdmitted(ss []sample, window time.Duration) int {
+	return peakOf(ss, window, func(s *sample) bool { return s.limited && s.code == 200 })
+}
+
+// okJitter is taken off the window when ok admissions are counted by the
+// time they were sent: a set sent within window−okJitter reached the
+// gateway within the window, unless a request took longer than okJitter.
+const okJitter = 50 * time.Millisecond
+
+// peakAdmittedOK is the most limited-tenant admissions marked ok sent
+// within any window.
+func peakAdmittedOK(ss []sample, window time.Duration) int {
+	return peakOf(ss, window, func(s *sample) bool { return s.limited && s.code == 200 && s.state == stateOK })
+}
+
+func countSamples(ss []sample, counts func(*sample) bool) int {
+	n := 0
+	for i := range ss {
+		if counts(&ss[i]) {
+			n++
+		}
+	}
+	return n
+}
+
+func peakOf(ss []sample, window time.Duration, counts func(*sample) bool) int {
 	var at []time.Time
-	for _, s := range ss {
-		if s.limited && s.code == 200 {
-			at = append(at, s.at)
+	for i := range ss {
+		if counts(&ss[i]) {
+			at = append(at, ss[i].at)
 		}
 	}
 	peak, lo := 0, 0

@@ -45,6 +45,18 @@ type ChaosResult struct {
 	Recoveries []Recovery `json:"recoveries"`
 	// PeakLimited is the most limited-tenant admissions in any 1 s.
 	PeakLimited int `json:"peak_limited_per_window"`
+	// PeakLimitedOK is the most limited-tenant admissions marked ok in any
+	// 950 ms by send time (see okJitter): at most Limit, for an exact
+	// limiter.
+	PeakLimitedOK int `json:"peak_limited_ok_per_window"`
+	// Limit is the limited tenant's limit per window.
+	Limit int `json:"limit"`
+	// ExactOK: the scenario requires PeakLimitedOK ≤ Limit.
+	ExactOK bool `json:"exact_ok"`
+	// BulkDegraded counts the bulk tenant's degraded responses; with
+	// BulkOnHealthyShard (a Cluster fault on another shard) it must be 0.
+	BulkDegraded       int  `json:"bulk_degraded"`
+	BulkOnHealthyShard bool `json:"bulk_on_healthy_shard,omitempty"`
 	// Degraded compares the degraded responses with the gateway's count.
 	Degraded DegradedCheck `json:"degraded"`
 	// Before and After sample the gateway at steady load before the
@@ -157,8 +169,8 @@ func (r *ChaosReport) Markdown() string {
 	fmt.Fprintf(&b, "Load: %d req/s through every phase, 2/3 tenant `%s` (limit %d/s), 1/3 tenant `%s` (limit %d per 1 s). "+
 		"Targets: no 5xx, every degraded decision marked, P99 < %.0f ms over the whole run, back to ok within %.0f s.\n\n",
 		r.Rate, bulkTenant, bulkLimit, limitedTenant, r.Limit, targetP99Ms, targetRecoveryMs/1000)
-	b.WriteString("| scenario | setup | fail mode | requests | 5xx | degraded marked / counted | P50 ms | P99 ms | max ms | recovery s | peak limited / 1 s | goroutines, fds, Redis conns before → after | misses |\n")
-	b.WriteString("|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|---|\n")
+	b.WriteString("| scenario | setup | fail mode | requests | 5xx | degraded marked / counted | P50 ms | P99 ms | max ms | recovery s | peak limited / 1 s | over the limit: marked, unmarked | goroutines, fds, Redis conns before → after | misses |\n")
+	b.WriteString("|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|---|\n")
 	for i := range r.Results {
 		b.WriteString(summaryRow(&r.Results[i]))
 	}
@@ -197,9 +209,17 @@ func summaryRow(res *ChaosResult) string {
 		miss = "none"
 	}
 	t := res.Total
-	return fmt.Sprintf("| %s | %s | %s | %d | %d | %d / %d | %.2f | %.2f | %.2f | %s | %d | %s | %s |\n",
+	marked, unmarked := res.over()
+	return fmt.Sprintf("| %s | %s | %s | %d | %d | %d / %d | %.2f | %.2f | %.2f | %s | %d | %d, %d | %s | %s |\n",
 		res.Scenario, res.Setup, res.FailMode, t.Requests, fiveXX(t.StatusCodes), res.Degraded.Marked, res.Degraded.Counted,
-		t.LatencyMs.P50, t.LatencyMs.P99, t.LatencyMs.Max, rec, res.PeakLimited, res2, miss)
+		t.LatencyMs.P50, t.LatencyMs.P99, t.LatencyMs.Max, rec, res.PeakLimited, marked, unmarked, res2, miss)
+}
+
+// over splits the limited tenant's admissions past its limit, in the
+// worst window, into those marked degraded and those marked ok.
+func (res *ChaosResult) over() (marked, unmarked int) {
+	unmarked = max(0, res.PeakLimitedOK-res.Limit)
+	return max(0, res.PeakLimited-res.Limit-unmarked), unmarked
 }
 
 // resultNotes are a scenario's lines under the tables: degraded reasons,

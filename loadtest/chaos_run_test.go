@@ -30,9 +30,11 @@ func (tm chaosTiming) limit() int { return max(tm.rate/6, 1) }
 type chaosSetup int
 
 const (
-	setupStandalone chaosSetup = iota // one redis-server
-	setupSentinel                     // primary, 1 replica, 3 sentinels
-	setupProxy                        // one redis-server behind the latency proxy
+	setupStandalone  chaosSetup = iota // one redis-server
+	setupSentinel                      // primary, 1 replica, 3 sentinels
+	setupProxy                         // one redis-server behind the latency proxy
+	setupSentinelAOF                   // setupSentinel with appendonly on
+	setupCluster                       // 3 primaries + 3 replicas, cluster-require-full-coverage no
 )
 
 func (s chaosSetup) String() string {
@@ -41,6 +43,10 @@ func (s chaosSetup) String() string {
 		return "sentinel: primary + 1 replica + 3 sentinels"
 	case setupProxy:
 		return "standalone via latency proxy"
+	case setupSentinelAOF:
+		return "sentinel (AOF): primary + 1 replica + 3 sentinels"
+	case setupCluster:
+		return "cluster: 3 primaries + 3 replicas"
 	}
 	return "standalone"
 }
@@ -53,7 +59,11 @@ type chaosScenario struct {
 	downAtStart bool   // Redis is down when the gateway starts
 	outage      bool   // every node goes down: no Redis connection may outlive it
 	alone       bool   // never beside another scenario: it loads the whole machine
-	script      func(r *chaosRun)
+	consistency string // ratelimit.consistency; "" is exact
+	// exactOK: no ok admission may pass a limit (the faults of issue 8,
+	// where the gateway must mark what it cannot stand behind).
+	exactOK bool
+	script  func(r *chaosRun)
 }
 
 // chaosEnv is what every scenario shares.
@@ -70,15 +80,19 @@ type chaosRun struct {
 	tm     chaosTiming
 	node   *redistest.Node // standalone and proxy setups
 	topo   *redistest.Topo // sentinel setup
-	proxy  *latencyProxy   // proxy setup
-	peers  peers           // where the gateway's connections go
+	ct     *redistest.ClusterTopo
+	proxy  *latencyProxy // proxy setup
+	peers  peers         // where the gateway's connections go
 	gw     *gateway
 	attack *chaosAttack
 	marks  []phaseMark
 	before *Resources
 	after  *Resources
 	flood  *FloodResult // the flood's, where the script ran one
-	notes  []string
+	// bulkOnHealthyShard: the script faulted a shard the bulk tenant is
+	// not on, so none of its decisions may degrade.
+	bulkOnHealthyShard bool
+	notes              []string
 }
 
 // mark starts a phase now.
@@ -153,12 +167,24 @@ func (r *chaosRun) sample() *Resources {
 // startRedis starts sc's Redis and returns the gateway's redis section.
 func (r *chaosRun) startRedis(sc chaosScenario) chaosRedis {
 	r.peers.redis = map[int]bool{}
-	if sc.setup == setupSentinel {
-		r.topo = redistest.Topology(r.t, redistest.Options{Replicas: 1, Sentinels: 3, DownAfter: time.Second})
+	switch sc.setup {
+	case setupSentinel, setupSentinelAOF:
+		r.topo = redistest.Topology(r.t, redistest.Options{Replicas: 1, Sentinels: 3, DownAfter: time.Second,
+			AOF: sc.setup == setupSentinelAOF})
 		for _, n := range append(r.topo.Nodes(), r.topo.Sentinels()...) {
 			r.peers.redis[n.Port()] = true
 		}
-		return chaosRedis{Mode: "sentinel", Addrs: r.topo.SentinelAddrs(), MasterName: r.topo.MasterName()}
+		rc := chaosRedis{Mode: "sentinel", Addrs: r.topo.SentinelAddrs(), MasterName: r.topo.MasterName()}
+		if sc.consistency == "replica" {
+			rc.LocalReplicas = []string{r.topo.Replicas()[0].Addr()}
+		}
+		return rc
+	case setupCluster:
+		r.ct = redistest.Cluster(r.t, redistest.ClusterOptions{PartialCoverage: true})
+		for _, n := range r.ct.Nodes() {
+			r.peers.redis[n.Port()] = true
+		}
+		return chaosRedis{Mode: "cluster", Addrs: r.ct.Addrs()}
 	}
 	r.node = redistest.Server(r.t)
 	addr := r.node.Addr()
@@ -251,8 +277,10 @@ func (r *chaosRun) result(sc chaosScenario, ss []sample, end time.Time, m0, m1 m
 	return ChaosResult{
 		Scenario: sc.name, Setup: sc.setup.String(), FailMode: failMode,
 		Phases: phases, Total: total, Recoveries: recoveries(r.marks, ss),
-		PeakLimited: peakAdmitted(ss, chaosWindow),
-		Degraded:    DegradedCheck{Marked: total.Degraded, Counted: int(counted), ByReason: degradedReasons(m0, m1)},
-		Before:      r.before, After: r.after, Outage: sc.outage, Notes: r.notes, Flood: r.flood,
+		PeakLimited: peakAdmitted(ss, chaosWindow), PeakLimitedOK: peakAdmittedOK(ss, chaosWindow-okJitter),
+		Limit: r.tm.limit(), ExactOK: sc.exactOK, BulkOnHealthyShard: r.bulkOnHealthyShard,
+		BulkDegraded: countSamples(ss, func(s *sample) bool { return !s.limited && s.state == stateDegraded }),
+		Degraded:     DegradedCheck{Marked: total.Degraded, Counted: int(counted), ByReason: degradedReasons(m0, m1)},
+		Before:       r.before, After: r.after, Outage: sc.outage, Notes: r.notes, Flood: r.flood,
 	}
 }

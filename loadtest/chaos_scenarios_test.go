@@ -17,7 +17,7 @@ var slowNetwork = []time.Duration{5 * time.Millisecond, 30 * time.Millisecond, 2
 // full outage again with fail_mode local to measure its over-admission,
 // then a primary stall under overload.
 func chaosScenarios() []chaosScenario {
-	return []chaosScenario{
+	return append([]chaosScenario{
 		{name: "1-primary-stall", setup: setupSentinel, script: scriptStall},
 		{name: "2-client-pause-write", setup: setupStandalone, script: scriptPauseWrite},
 		{name: "3-primary-kill-failover", setup: setupSentinel, script: scriptKillPrimary},
@@ -29,7 +29,7 @@ func chaosScenarios() []chaosScenario {
 		{name: "9-down-at-start", setup: setupStandalone, downAtStart: true, script: scriptDownAtStart},
 		{name: "10-all-down-local", setup: setupStandalone, failMode: "local", outage: true, script: scriptOutage},
 		{name: "11-overload-stall", setup: setupStandalone, alone: true, script: scriptOverloadStall},
-	}
+	}, faultScenarios()...)
 }
 
 // scriptOverloadStall: a flood brings the gateway to its limit while Redis

@@ -149,6 +149,13 @@ func checkChaos(t *testing.T, tm chaosTiming, res *ChaosResult) {
 	if res.FailMode == "local" {
 		checkLocal(t, tm.limit(), res)
 	}
+	if res.BulkOnHealthyShard && res.BulkDegraded > 0 {
+		t.Errorf("bulk tenant, on a healthy shard: %d degraded responses while another shard failed over; want 0", res.BulkDegraded)
+	}
+	if _, unmarked := res.over(); res.ExactOK && unmarked > 0 {
+		t.Errorf("limited tenant: %d admissions marked ok within one window, %d past its limit %d; want none unmarked",
+			res.PeakLimitedOK, unmarked, res.Limit)
+	}
 	if res.Flood != nil {
 		checkFlood(t, res)
 	}
