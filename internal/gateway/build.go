@@ -155,6 +155,9 @@ func (a *App) checkRedis() {
 		return
 	}
 	a.log.Info("Redis answers")
+	if err := a.clients.Primary.Info(ctx, "memory").Err(); err != nil {
+		a.log.Warn("INFO refused on the primary: decisions cannot be marked degraded while it evicts; allow +info", "err", err.Error())
+	}
 	switch p := a.redis.EvictionPolicy(ctx); {
 	case p == "":
 		a.log.Warn("cannot read the primary's maxmemory-policy (CONFIG GET refused); " +
