@@ -3,8 +3,10 @@ package limiter
 import (
 	"bufio"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -22,6 +24,7 @@ type conn struct {
 	writes  atomic.Uint64 // writes that completed
 	inWrite atomic.Bool   // the lane is inside Write
 	closed  atomic.Bool   // fd may be another socket's now: no evidence from it
+	runID   string        // the node's run_id, when identify asked; "" if unknown
 }
 
 // rawConn is the TCP connection under any TLS, counting the bytes read
@@ -57,6 +60,10 @@ type connOptions struct {
 	primary bool
 	// readOnly sends READONLY: a Cluster replica serves reads only then.
 	readOnly bool
+	// identify asks INFO server for the node's run_id (primaries): a new
+	// one at the same address is a restart. An ACL that refuses INFO
+	// leaves it unknown.
+	identify bool
 }
 
 // write writes b whole, counting it done.
@@ -100,8 +107,9 @@ func (c *conn) close() {
 	c.nc.Close()
 }
 
-// dialConn connects to addr and runs the handshake (AUTH, SELECT, ROLE)
-// in one round trip, all within the dial timeout.
+// dialConn connects to addr and runs the handshake (AUTH, SELECT,
+// READONLY, ROLE, INFO server) in one round trip, all within the dial
+// timeout.
 func dialConn(addr string, o *connOptions) (*conn, error) {
 	d := net.Dialer{Timeout: o.dialTimeout, KeepAlive: 30 * time.Second}
 	nc, err := d.Dial("tcp", addr)
@@ -155,6 +163,9 @@ func (c *conn) handshake(o *connOptions) error {
 	if o.primary {
 		b = appendBulk(appendArray(b, 1), "ROLE")
 	}
+	if o.identify {
+		b = appendBulk(appendBulk(appendArray(b, 2), "INFO"), "server")
+	}
 	if len(b) == 0 {
 		return nil
 	}
@@ -166,15 +177,33 @@ func (c *conn) handshake(o *connOptions) error {
 			return err
 		}
 	}
-	if !o.primary {
-		return nil
+	var roleErr error
+	if o.primary {
+		role, err := readRole(c.r)
+		switch {
+		case err != nil:
+			return fmt.Errorf("ROLE: %w", err)
+		case role != "master":
+			roleErr = fmt.Errorf("%w: it says %s", ErrNotPrimary, role) // INFO's reply is still to be read
+		}
 	}
-	role, err := readRole(c.r)
-	if err != nil {
-		return fmt.Errorf("ROLE: %w", err)
+	if o.identify {
+		info, err := readStatus(c.r)
+		var re replyError
+		if err != nil && !errors.As(err, &re) {
+			return fmt.Errorf("INFO server: %w", err)
+		}
+		c.runID = infoField(info, "run_id")
 	}
-	if role != "master" {
-		return fmt.Errorf("%w: it says %s", ErrNotPrimary, role)
+	return roleErr
+}
+
+// infoField is the value of key in an INFO reply; "" if absent.
+func infoField(info, key string) string {
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(line, key+":"); ok {
+			return strings.TrimSpace(v)
+		}
 	}
-	return nil
+	return ""
 }

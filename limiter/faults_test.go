@@ -125,6 +125,11 @@ func TestEvictionMarksDecisionsDegraded(t *testing.T) {
 			t.Fatalf("decision %d while evicting: degraded=%v why=%q; want evicting", i+1, d.Degraded, d.Why)
 		}
 	}
+	one := limiter.Rule{Name: "one", Limit: 1, Window: time.Minute}
+	decideOK(t, s, "acme", one)
+	if d := decideOK(t, s, "acme", one); d.Allowed || d.Degraded {
+		t.Fatalf("over the limit while evicting: allowed=%v degraded=%v; want a plain denial (missing records only undercount)", d.Allowed, d.Degraded)
+	}
 
 	configSet(t, srv, "maxmemory", "0")
 	waitFor(t, 5*time.Second, "a short-window decision exact again after eviction stopped", func() bool {
@@ -234,25 +239,45 @@ func TestSentinelsDownPrimaryHealthy(t *testing.T) {
 // followEveryForTests is the follow loop's period (limiter.followEvery).
 const followEveryForTests = 250 * time.Millisecond
 
-// TestBrokenPrimaryIsUnconfirmedUntilSentinelSays: when the connection to
-// the primary breaks (a restart in place looks so), the decisions it then
-// answers are marked degraded (unconfirmed) until the sentinels report it
-// healthy, a round later.
-func TestBrokenPrimaryIsUnconfirmedUntilSentinelSays(t *testing.T) {
+// TestRestartedPrimaryIsMarkedForItsWindows: a primary restarted in place
+// (no AOF: it lost every record) is seen by its new run_id when the lanes
+// dial it again; from the first admission on, those whose window reaches
+// back before the restart are marked degraded (restarted), and shorter
+// windows are exact again once they have passed. Connections that broke
+// without a restart (killed clients, below) mark nothing.
+func TestRestartedPrimaryIsMarkedForItsWindows(t *testing.T) {
 	t.Parallel()
-	topo := redistest.Topology(t, redistest.Options{Replicas: 1, Sentinels: 3, DownAfter: time.Minute})
-	s := newSentinelStore(t, topo)
-	r := limiter.Rule{Name: "r", Limit: 1000, Window: time.Minute}
-	if d := decideOK(t, s, "acme", r); d.Degraded {
+	srv := redistest.Server(t)
+	s, _ := newRedisStore(t, redisOptions(limiter.ModeStandalone, srv.Addr()), false)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s.Connect(ctx)
+	long := limiter.Rule{Name: "long", Limit: 1 << 20, Window: time.Minute}
+	short := limiter.Rule{Name: "short", Limit: 1 << 20, Window: 300 * time.Millisecond}
+	if d := decideOK(t, s, "acme", long); d.Degraded {
 		t.Fatalf("healthy: degraded (%s)", d.Why)
 	}
-	killClients(t, topo.Primary())
-	if d := decideOK(t, s, "acme", r); !d.Degraded || d.Why != limiter.WhyUnconfirmed {
-		t.Fatalf("first decision after the primary's connections broke: degraded=%v why=%q; want unconfirmed", d.Degraded, d.Why)
+	killClients(t, srv)
+	if d := decideOK(t, s, "acme", long); d.Degraded {
+		t.Fatalf("after the connections broke, the same process: degraded (%s); want exact", d.Why)
 	}
-	waitFor(t, 5*time.Second, "exact decision after the sentinels confirmed the primary", func() bool {
-		return !decideOK(t, s, "acme", r).Degraded
+	srv.Kill()
+	srv.Restart(t)
+	var first limiter.Decision
+	waitFor(t, 10*time.Second, "an admission after the restart", func() bool {
+		d, err := s.Decide(context.Background(), limiter.Request{Tenant: "acme", Rules: []limiter.Rule{long}})
+		first = d
+		return err == nil
 	})
+	if !first.Degraded || first.Why != limiter.WhyRestarted {
+		t.Fatalf("the first admission after a restart in place: degraded=%v why=%q; want restarted", first.Degraded, first.Why)
+	}
+	waitFor(t, 5*time.Second, "a short-window admission exact again", func() bool {
+		return !decideOK(t, s, "acme", short).Degraded
+	})
+	if d := decideOK(t, s, "acme", long); !d.Degraded || d.Why != limiter.WhyRestarted {
+		t.Fatalf("a 1-minute window reaching back before the restart: degraded=%v why=%q; want restarted", d.Degraded, d.Why)
+	}
 }
 
 // tenantOn returns a tenant whose keys the cluster's primary p serves.

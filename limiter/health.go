@@ -12,44 +12,59 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// nodeHealth is what background watchers know of a primary that its
-// replies do not say: whether it may be evicting the limiter's keys, and
-// whether Sentinel has confirmed it since its connection last broke. A
-// decision it answered is marked degraded while either holds. The request
-// path only loads atomics.
+// nodeHealth is what the dials and the background watchers know of a
+// primary that its replies do not say: whether it may be evicting the
+// limiter's keys, whether it restarted (losing records), and whether
+// Sentinel doubts it. An admission it answered is marked degraded while
+// any holds (a denial stands: missing records only ever undercount). The
+// request path only loads atomics.
 type nodeHealth struct {
 	// evictTo (unix ns) is the end of the last period in which the node
 	// may have evicted keys; MaxInt64 while it may still be, 0 if never. A
 	// decision whose window reaches back into the period may count fewer
 	// records than were admitted.
 	evictTo atomic.Int64
-	// unconfirmed: the node came back from a broken connection, or
-	// Sentinel reports it down or failing over; its writes may be lost.
-	unconfirmed atomic.Bool
-	// brokeAt (unix ns): when a lane's connection to it last broke.
-	brokeAt atomic.Int64
+	// lostAt (unix ns): when the node was seen to have restarted (a new
+	// run_id at the same address, at a dial or a watcher's read); a
+	// window reaching back before it may miss records the restart lost.
+	// A restarted node drops every connection, so the first admission it
+	// answers after a restart is on a connection whose dial saw it. 0 if
+	// never.
+	lostAt atomic.Int64
+	// doubt: Sentinel reports it down or failing over: its writes may be
+	// discarded by the failover.
+	doubt atomic.Bool
 }
 
-// why is the reason a decision of rules the node answered at now (unix
+// why is the reason an admission for rules the node answered at now (unix
 // ns) cannot be stood behind, or "".
 func (h *nodeHealth) why(rules []Rule, now int64) string {
-	if h.unconfirmed.Load() {
+	if h.doubt.Load() {
 		return WhyUnconfirmed
 	}
-	to := h.evictTo.Load()
-	if to == 0 {
-		return ""
+	if lost := h.lostAt.Load(); lost != 0 && reachesBack(rules, now, lost) {
+		return WhyRestarted
 	}
-	for _, r := range rules {
-		if now-int64(r.Window) <= to {
-			return WhyEvicting
-		}
+	if to := h.evictTo.Load(); to != 0 && reachesBack(rules, now, to) {
+		return WhyEvicting
 	}
 	return ""
 }
 
-// memoryState is what INFO memory and stats say about eviction.
+// reachesBack reports whether a rule's window at now reaches back to t.
+func reachesBack(rules []Rule, now, t int64) bool {
+	for _, r := range rules {
+		if now-int64(r.Window) <= t {
+			return true
+		}
+	}
+	return false
+}
+
+// memoryState is what INFO server, memory and stats say about eviction
+// and restarts.
 type memoryState struct {
+	runID      string // run_id: a new one at the same address is a restart
 	evicted    int64  // evicted_keys
 	used       int64  // used_memory minus what eviction does not count
 	maxmemory  int64  // 0: no limit
@@ -73,6 +88,8 @@ func parseMemoryState(info string) memoryState {
 		}
 		n, _ := strconv.ParseInt(v, 10, 64)
 		switch k {
+		case "run_id":
+			m.runID = v
 		case "evicted_keys":
 			m.evicted = n
 		case "used_memory":
@@ -108,12 +125,12 @@ func init() {
 	evictingGauge.Set(0)
 }
 
-// watchMemory reads the memory state of the pipe's node every
-// evictionEvery until quit closes, and keeps p.health's eviction period.
-// A node starts "evicting" when its evicted_keys grows, or when it is at
-// maxmemory under a policy that evicts; it stops evictionHold after the
-// last read that showed either. The first read happens before Connect
-// returns.
+// watchMemory reads the state of the pipe's node every evictionEvery
+// until quit closes, and keeps p.health. A node starts "evicting" when its
+// evicted_keys grows, or when it is at maxmemory under a policy that
+// evicts; it stops evictionHold after the last read that showed either. A
+// new run_id at the same address is a restart (see pipe.identified). The
+// first read happens before Connect returns.
 func (p *pipe) watchMemory(quit <-chan struct{}, first chan<- struct{}) {
 	var client *redis.Client
 	var addr string
@@ -138,6 +155,7 @@ func (p *pipe) watchMemory(quit <-chan struct{}, first chan<- struct{}) {
 		if client != nil {
 			m := readMemory(client, p.cfg.conn.dialTimeout)
 			if !m.infoFailed {
+				p.identified(addr, m.runID)
 				now := time.Now()
 				risk := m.evictsNow() || (last >= 0 && m.evicted > last)
 				last = m.evicted
@@ -175,7 +193,7 @@ func (p *pipe) watchMemory(quit <-chan struct{}, first chan<- struct{}) {
 func readMemory(c *redis.Client, timeout time.Duration) memoryState {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	info, err := c.Info(ctx, "memory", "stats").Result()
+	info, err := c.Info(ctx, "server", "memory", "stats").Result()
 	if err != nil {
 		return memoryState{infoFailed: true}
 	}

@@ -115,8 +115,7 @@ func (l *lane) serve(batch []*op) {
 	}
 	if l.c == nil {
 		if err := l.dial(batch); err != nil {
-			l.p.broke()
-			settleAll(batch, callError(err))
+			settlePending(batch, err)
 			return
 		}
 		fresh = true
@@ -125,7 +124,6 @@ func (l *lane) serve(batch []*op) {
 	if err != nil && !fresh && !read {
 		// A pooled connection the node closed (a restart): once more on a
 		// new one. The script finds its record if the first write landed.
-		l.p.broke()
 		l.drop()
 		for _, o := range batch {
 			o.replay = true
@@ -138,15 +136,22 @@ func (l *lane) serve(batch []*op) {
 		err = l.reload()
 	}
 	if err != nil {
-		l.p.broke()
 		l.drop()
-		settleAll(batch, callError(err))
+		settlePending(batch, err)
 	}
 }
 
-func settleAll(batch []*op, err error) {
+// settlePending fails the ops of batch not settled yet (the watchdog may
+// have given up on them already) as one failed call, counted once.
+func settlePending(batch []*op, err error) {
+	var ce *CallError
 	for _, o := range batch {
-		o.settle(nil, err)
+		if o.pending() {
+			if ce == nil {
+				ce = callError(err)
+			}
+			o.settle(nil, ce)
+		}
 	}
 }
 
@@ -161,6 +166,7 @@ func (l *lane) dial(batch []*op) error {
 	if err != nil {
 		return err
 	}
+	l.p.identified(addr, c.runID)
 	l.mu.Lock()
 	l.c, l.gen = c, gen
 	l.mu.Unlock()
@@ -290,7 +296,7 @@ func (l *lane) reload() error {
 	_, err := l.roundTrip(redo)
 	l.redo = l.redo[:0] // a second NOSCRIPT is not retried
 	if err == nil {
-		settleAll(redo, callError(fmt.Errorf("limiter: %s answered NOSCRIPT after SCRIPT LOAD", c.addr)))
+		settlePending(redo, fmt.Errorf("limiter: %s answered NOSCRIPT after SCRIPT LOAD", c.addr))
 	}
 	return err
 }

@@ -102,9 +102,13 @@ const (
 	// WhyEvicting: the primary is evicting keys, so the records the
 	// decision counted may be incomplete.
 	WhyEvicting = "evicting"
-	// WhyUnconfirmed: the primary came back from a failure and Sentinel has
-	// not confirmed it yet; its writes may be lost to a failover.
+	// WhyUnconfirmed: a connection to the primary broke and it is not yet
+	// known to be the same process, or Sentinel reports it down or failing
+	// over: its writes may be lost.
 	WhyUnconfirmed = "unconfirmed"
+	// WhyRestarted: the primary restarted (a new run_id at its address)
+	// within the window: the records the decision counted may be gone.
+	WhyRestarted = "restarted"
 )
 
 // States returns the per-rule states, in the order of Request.Rules.

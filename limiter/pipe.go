@@ -43,11 +43,8 @@ type pipe struct {
 	// health is what the watchers know of a primary's node; memRead is
 	// closed after the first read of its memory state.
 	health  nodeHealth
+	node    atomic.Pointer[nodeID] // the node last dialed or read, for restarts
 	memRead chan struct{}
-	// confirm, if not nil, is Sentinel: a primary whose connection broke
-	// stays unconfirmed until Sentinel's next report, if a sentinel
-	// answers at all.
-	confirm *sentinels
 	once    sync.Once
 	wg      sync.WaitGroup
 	shut    atomic.Bool
@@ -219,14 +216,23 @@ func (p *pipe) idle() bool {
 	return true
 }
 
-// broke notes that a connection to the node failed: under Sentinel, its
-// decisions are unconfirmed until the sentinels' next report (with no
-// sentinel answering, ROLE is all there is to go by).
-func (p *pipe) broke() {
-	p.health.brokeAt.Store(time.Now().UnixNano())
-	if p.confirm != nil && p.confirm.answered.Load() > 0 {
-		p.health.unconfirmed.Store(true)
+// nodeID is a node as last seen: its address and its run_id.
+type nodeID struct{ addr, runID string }
+
+// identified notes the run_id a dial or the watcher saw at addr: a new
+// one at the same address is a restart (see nodeHealth.lostAt).
+func (p *pipe) identified(addr, runID string) {
+	if runID == "" {
+		return
 	}
+	old := p.node.Load()
+	if old != nil && old.addr == addr && old.runID == runID {
+		return
+	}
+	if old != nil && old.addr == addr {
+		p.health.lostAt.Store(time.Now().UnixNano())
+	}
+	p.node.Store(&nodeID{addr, runID})
 }
 
 func (p *pipe) failQueued(err error) {

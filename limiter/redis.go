@@ -119,9 +119,7 @@ func (s *RedisStore) Drain(timeout time.Duration) bool {
 // Close stops the decision connections. The Clients are the caller's.
 func (s *RedisStore) Close() {
 	for _, r := range []router{s.primary, s.replicas} {
-		for _, p := range r.all() {
-			p.close()
-		}
+		r.close()
 	}
 }
 
@@ -175,8 +173,10 @@ func (s *RedisStore) decideOnPrimary(req Request) (Decision, error) {
 	if err != nil {
 		return Decision{}, fmt.Errorf("decide for %s: %w", req.Tenant, err)
 	}
-	if why := p.health.why(req.Rules, p.clock.Load()); why != "" {
-		d.Degraded, d.Why = true, why
+	if d.Allowed {
+		if why := p.health.why(req.Rules, p.clock.Load()); why != "" {
+			d.Degraded, d.Why = true, why
+		}
 	}
 	return d, nil
 }
