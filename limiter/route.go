@@ -33,6 +33,8 @@ type router interface {
 	// Cluster can mean the slot moved.
 	failed(err error)
 	all() []*pipe
+	// close closes every pipe and stops what runs beside them.
+	close()
 }
 
 // fixedRoute is one node, found by addr at every dial.
@@ -44,12 +46,14 @@ func (r fixedRoute) shard(string) string           { return "" }
 func (r fixedRoute) pipeAt(string) *pipe           { return nil }
 func (r fixedRoute) connect(ctx context.Context)   { r.p.connect(ctx) }
 func (r fixedRoute) all() []*pipe                  { return []*pipe{r.p} }
+func (r fixedRoute) close()                        { r.p.close() }
 
 // newRoutes builds the routers of the primary and of the replica for c's
 // topology. It does no I/O.
 func newRoutes(c *Clients, cfg pipeConfig) (primary, replica router) {
 	o := c.opts
 	pcfg, rcfg := cfg, cfg
+	pcfg.conn.identify = true // a restart of a primary loses records
 	rcfg.replica = true
 	// A replica silent for its share of the budget fails what waits for
 	// it at once (see replicaShare): the primary decides meanwhile.
@@ -63,7 +67,7 @@ func newRoutes(c *Clients, cfg pipeConfig) (primary, replica router) {
 			replicaAddr = fixedAddr(o.LocalReplicas[0])
 		}
 		primary := newPipe(&pcfg, s.primary)
-		primary.follow, primary.confirm = s.follow, s
+		primary.follow = s.follow
 		return fixedRoute{primary}, fixedRoute{newPipe(&rcfg, replicaAddr)}
 	case ModeCluster:
 		rcfg.conn.readOnly = true
@@ -93,10 +97,47 @@ type sentinels struct {
 	// no sentinel answers and no address was ever heard.
 	replicas []string
 	conn     *connOptions
+	// dialed are the go-redis connections dialPrimary made, by address:
+	// closed when the primary moves, so no pooled connection goes on
+	// writing to a former primary that still says master.
+	mu     sync.Mutex
+	dialed map[*trackedConn]string
+}
+
+// trackedConn is a connection dialPrimary made; it forgets itself when
+// closed.
+type trackedConn struct {
+	net.Conn
+	s    *sentinels
+	once sync.Once
+}
+
+func (c *trackedConn) Close() error {
+	c.once.Do(func() {
+		c.s.mu.Lock()
+		delete(c.s.dialed, c)
+		c.s.mu.Unlock()
+	})
+	return c.Conn.Close()
+}
+
+// moved closes the connections dialPrimary made to any address but addr.
+func (s *sentinels) moved(addr string) {
+	s.mu.Lock()
+	var stale []*trackedConn
+	for c, a := range s.dialed {
+		if a != addr {
+			stale = append(stale, c)
+		}
+	}
+	s.mu.Unlock()
+	for _, c := range stale {
+		c.Close()
+	}
 }
 
 func newSentinels(o RedisOptions, tlsConf *tls.Config) *sentinels {
-	s := &sentinels{master: o.MasterName, timeout: o.DialTimeout, replicas: o.LocalReplicas,
+	s := &sentinels{master: o.MasterName, timeout: o.DialTimeout, replicas: o.LocalReplicas, dialed: map[*trackedConn]string{},
 		conn: &connOptions{username: o.Username, password: o.Password, db: o.DB, tls: tlsConf, dialTimeout: o.DialTimeout}}
 	for _, a := range o.Addrs {
 		s.clients = append(s.clients, redis.NewSentinelClient(&redis.Options{
@@ -117,10 +158,20 @@ func (s *sentinels) dialPrimary(ctx context.Context, network, _ string) (net.Con
 		return nil, err
 	}
 	d := &net.Dialer{Timeout: s.conn.dialTimeout}
+	var nc net.Conn
 	if s.conn.tls == nil {
-		return d.DialContext(ctx, network, addr)
+		nc, err = d.DialContext(ctx, network, addr)
+	} else {
+		nc, err = (&tls.Dialer{NetDialer: d, Config: s.conn.tls}).DialContext(ctx, network, addr)
 	}
-	return (&tls.Dialer{NetDialer: d, Config: s.conn.tls}).DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	c := &trackedConn{Conn: nc, s: s}
+	s.mu.Lock()
+	s.dialed[c] = addr
+	s.mu.Unlock()
+	return c, nil
 }
 
 // followEvery is how often the sentinels are asked where the primary is:
@@ -166,31 +217,23 @@ func (s *sentinels) primary() (string, error) {
 }
 
 // follow asks every sentinel about the primary every followEvery until
-// quit closes. It makes p's lanes dial again when the address changes,
-// and keeps p unconfirmed while a sentinel reports the primary down or
-// failing over, or until a round begun after its connection last broke
-// reports it healthy. With no sentinel answering, the last address stays
-// in use and is confirmed by ROLE alone.
+// quit closes. It makes p's lanes dial again when the address changes, and
+// keeps p's Sentinel doubt (see roundResult). With no sentinel answering,
+// the last address stays in use, checked by ROLE, and the doubt stays as
+// it was last known.
 func (s *sentinels) follow(quit <-chan struct{}, p *pipe) {
 	s.following.Store(true)
 	defer s.following.Store(false)
 	t := time.NewTicker(followEvery)
 	defer t.Stop()
 	for {
-		began := time.Now().UnixNano()
 		r := s.round()
-		switch {
-		case r.addr != "":
+		if r.addr != "" {
 			if old := s.last.Swap(&r.addr); old == nil || *old != r.addr {
 				p.gen.Add(1)
+				s.moved(r.addr)
 			}
-			if r.doubt {
-				p.health.unconfirmed.Store(true)
-			} else if began > p.health.brokeAt.Load() {
-				p.health.unconfirmed.Store(false)
-			}
-		case r.answered == 0:
-			p.health.unconfirmed.Store(false) // nothing to confirm by: ROLE it is
+			p.health.doubt.Store(r.doubt)
 		}
 		select {
 		case <-quit:
@@ -203,9 +246,14 @@ func (s *sentinels) follow(quit <-chan struct{}, p *pipe) {
 // roundResult is what one round of asking every sentinel found.
 type roundResult struct {
 	answered int
-	addr     string // the address most sentinels give; "" if none does
-	doubt    bool   // a sentinel reports the primary down or failing over, or they disagree
-	err      error
+	// addr is the primary as the answering sentinel with the newest
+	// configuration epoch names it; "" if none answered.
+	addr string
+	// doubt: a sentinel reports the primary o_down or failing over, or a
+	// majority of all the sentinels report it s_down (one sentinel's own
+	// s_down is its view alone).
+	doubt bool
+	err   error
 }
 
 // round asks every sentinel at once for the primary (SENTINEL MASTER).
@@ -227,33 +275,48 @@ func (s *sentinels) round() roundResult {
 	}
 	wg.Wait()
 	var r roundResult
-	votes := map[string]int{}
 	var errs []error
+	var got []map[string]string
 	for _, a := range answers {
 		if a.err != nil || a.m["ip"] == "" {
 			errs = append(errs, a.err)
 			continue
 		}
-		r.answered++
-		addr := net.JoinHostPort(a.m["ip"], a.m["port"])
-		votes[addr]++
-		for _, f := range strings.Split(a.m["flags"], ",") {
-			if f == "s_down" || f == "o_down" || f == "failover_in_progress" {
-				r.doubt = true
-			}
-		}
+		got = append(got, a.m)
 	}
-	for addr, n := range votes {
-		if n > votes[r.addr] || (n == votes[r.addr] && addr < r.addr) {
-			r.addr = addr
-		}
-	}
-	r.doubt = r.doubt || len(votes) > 1
+	r.answered = len(got)
+	r.addr, r.doubt = tally(got, len(s.clients))
 	r.err = errors.Join(errs...)
 	s.answered.Store(int64(r.answered))
 	reachable.Store(int64(r.answered))
 	sentinelsReachable.Set(float64(r.answered))
 	return r
+}
+
+// tally reads the answers of the sentinels that answered (SENTINEL
+// MASTER), of all configured: the primary is the one the answer with the
+// newest config-epoch names; doubt is an o_down or failover in progress
+// anywhere, or s_down from a majority of all the sentinels.
+func tally(answers []map[string]string, configured int) (addr string, doubt bool) {
+	epoch, sdown := int64(-1), 0
+	for _, m := range answers {
+		e, err := strconv.ParseInt(m["config-epoch"], 10, 64)
+		if err != nil {
+			e = 0
+		}
+		if addr == "" || e > epoch {
+			epoch, addr = e, net.JoinHostPort(m["ip"], m["port"])
+		}
+		for _, f := range strings.Split(m["flags"], ",") {
+			switch f {
+			case "o_down", "failover_in_progress":
+				doubt = true
+			case "s_down":
+				sdown++
+			}
+		}
+	}
+	return addr, doubt || sdown > configured/2
 }
 
 // primaryOfReplicas asks the local replicas' ROLE for their primary.
@@ -315,10 +378,88 @@ type clusterRoute struct {
 	loaded   chan struct{} // closed when the load under way ends; nil when none is
 	mu       sync.RWMutex
 	pipes    map[string]*pipe
+	gone     map[string]bool // pipes the last sweep did not find in the slot map
+	sweeping sync.Once
+	quit     chan struct{}
+	swept    sync.WaitGroup
 }
 
 func newClusterRoute(cl *redis.ClusterClient, cfg *pipeConfig, readOnly bool) *clusterRoute {
-	return &clusterRoute{cl: cl, cfg: cfg, readOnly: readOnly, pipes: map[string]*pipe{}}
+	return &clusterRoute{cl: cl, cfg: cfg, readOnly: readOnly, pipes: map[string]*pipe{}, quit: make(chan struct{})}
+}
+
+// clusterSweepEvery is how often a Cluster route closes the pipes of nodes the
+// slot map no longer names (two sweeps in a row): a departed node's pipe
+// and its watcher stop trying to reach it.
+const clusterSweepEvery = 5 * time.Second
+
+func (r *clusterRoute) sweepLoop() {
+	defer r.swept.Done()
+	t := time.NewTicker(clusterSweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.quit:
+			return
+		case <-t.C:
+			r.sweep()
+		}
+	}
+}
+
+// sweep closes the pipes of nodes absent from the slot map now and at the
+// sweep before.
+func (r *clusterRoute) sweep() {
+	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.conn.dialTimeout+r.cfg.silence)
+	defer cancel()
+	var mu sync.Mutex
+	named := map[string]bool{}
+	note := func(_ context.Context, node *redis.Client) error {
+		mu.Lock()
+		named[node.Options().Addr] = true
+		mu.Unlock()
+		return nil
+	}
+	var err error
+	if r.readOnly {
+		err = r.cl.ForEachSlave(ctx, note)
+	} else {
+		err = r.cl.ForEachMaster(ctx, note)
+	}
+	if err != nil || len(named) == 0 {
+		return // no slot map to judge by
+	}
+	var stale []*pipe
+	r.mu.Lock()
+	gone := map[string]bool{}
+	for addr, p := range r.pipes {
+		switch {
+		case named[addr]:
+		case r.gone[addr]:
+			stale = append(stale, p)
+			delete(r.pipes, addr)
+		default:
+			gone[addr] = true
+		}
+	}
+	r.gone = gone
+	r.mu.Unlock()
+	for _, p := range stale {
+		p.close()
+	}
+}
+
+func (r *clusterRoute) close() {
+	r.sweeping.Do(func() {}) // no sweep starts after this
+	select {
+	case <-r.quit:
+	default:
+		close(r.quit)
+	}
+	r.swept.Wait()
+	for _, p := range r.all() {
+		p.close()
+	}
 }
 
 // errNoSlotMap: the cluster's slot map is not loaded yet; it is being
@@ -370,6 +511,10 @@ func (r *clusterRoute) connect(ctx context.Context) {
 	if err == nil {
 		r.ready.Store(true)
 	}
+	r.sweeping.Do(func() {
+		r.swept.Add(1)
+		go r.sweepLoop()
+	})
 }
 
 // pipeAt is the pipe of the node at addr, made on first use.
