@@ -94,7 +94,7 @@ func (r *replicaDecider) decide(_ context.Context, req Request, now time.Time) (
 	snap := r.snapshot(sh, req, now)
 	if snap.full || now.UnixNano() < r.skipUntil.Load() {
 		d, err := r.s.decideOnPrimary(req)
-		return d, true, err
+		return r.unshared(d), true, err
 	}
 	o, err := r.s.peek(req, snap.keys, snap.args, r.s.budget/replicaShare)
 	if err != nil {
@@ -107,7 +107,7 @@ func (r *replicaDecider) decide(_ context.Context, req Request, now time.Time) (
 			// overload): the replica's is only told.
 			return Decision{}, false, fmt.Errorf("decide on replica for %s: %v; on the primary: %w", req.Tenant, err, perr)
 		}
-		return d, true, nil
+		return r.unshared(d), true, nil
 	}
 	defer o.release()
 	d, cacheable := r.settle(sh, req, &snap, o.reply[:o.n], r.s.member(), now)
@@ -115,10 +115,19 @@ func (r *replicaDecider) decide(_ context.Context, req Request, now time.Time) (
 	// gateway: a decision is only as shared as the recorder is healthy.
 	if !r.recorder.healthy() {
 		d.Degraded, d.Why = true, WhyRecorder
-	} else if why := r.s.primaryWhy(req.Tenant, req.Rules); why != "" {
+	} else if why := r.s.primaryWhy(req.Tenant, req.Rules); why != "" && d.Allowed {
 		d.Degraded, d.Why = true, why // its records land on the primary
 	}
 	return d, cacheable, nil
+}
+
+// unshared marks a decision made on the primary while the recorder fails:
+// the primary lacks this gateway's admissions that did not reach it.
+func (r *replicaDecider) unshared(d Decision) Decision {
+	if !d.Degraded && !r.recorder.healthy() {
+		d.Degraded, d.Why = true, WhyRecorder
+	}
+	return d
 }
 
 func (r *replicaDecider) shard(tenant string) *pendingShard {

@@ -31,7 +31,7 @@ func (p *pipe) check(now time.Time) {
 			stuck++
 		}
 	}
-	if stuck == len(p.lanes) {
+	if stuck == len(p.lanes) && len(p.queue) > 0 {
 		p.failQueued(callError(fmt.Errorf("%w: no connection to the node answers", ErrBudget)))
 	}
 }
