@@ -42,6 +42,7 @@ type Breaker struct {
 	gen      uint64    // bumped on every state change: tells late results apart
 	streak   int       // failures in a row while closed
 	openedAt time.Time // when it last opened
+	asked    time.Time // the last Allow while not closed
 	probing  bool      // a half-open probe is out
 }
 
@@ -70,7 +71,8 @@ func (b *Breaker) Allow() (Ticket, bool) {
 	case Closed:
 		return Ticket{b.gen}, true
 	case Open:
-		if b.now().Sub(b.openedAt) < b.cooldown {
+		b.asked = b.now()
+		if b.asked.Sub(b.openedAt) < b.cooldown {
 			return Ticket{}, false
 		}
 		b.set(HalfOpen)
@@ -126,6 +128,19 @@ func (b *Breaker) OpenedAt() time.Time {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.openedAt
+}
+
+// forgotten reports whether the breaker is not closed and nothing has
+// asked it since before cutoff: its dependency is no longer used (a
+// Cluster node the slots moved away from).
+func (b *Breaker) forgotten(cutoff time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	last := b.asked
+	if b.openedAt.After(last) {
+		last = b.openedAt
+	}
+	return b.state != Closed && last.Before(cutoff)
 }
 
 // State is the current state.

@@ -73,7 +73,6 @@ type shard struct {
 	name    string
 	primary *Breaker
 	replica *Breaker
-	state   atomic.Int32 // the primary breaker's State, for the gauge
 	calls   countedCalls // the failed calls the breaker has counted lately
 	lastErr atomic.Pointer[string]
 }
@@ -100,6 +99,7 @@ func New(store Store, s Settings, o Options) (*Guard, error) {
 		o.Now = time.Now
 	}
 	g := &Guard{store: store, settings: s, log: o.Log, now: o.Now}
+	currentGuard.Store(g)
 	if s.FailMode == FailLocal {
 		g.local = newLocalLimits(max(s.ExpectedGateways, 1))
 	}
@@ -107,40 +107,37 @@ func New(store Store, s Settings, o Options) (*Guard, error) {
 }
 
 // BreakerState is the worst state of the shards' primary breakers: Open
-// when any shard's is open.
+// when any shard's is open. A shard no decision has asked for longer than
+// forgetAfter (a Cluster node the slots left) does not count.
 func (g *Guard) BreakerState() State {
 	worst := Closed
+	cutoff := g.now().Add(-max(2*g.settings.Breaker.Cooldown, forgetAfter))
 	g.shards.Range(func(_, v any) bool {
-		worst = max(worst, v.(*shard).primary.State())
+		if b := v.(*shard).primary; !b.forgotten(cutoff) {
+			worst = max(worst, b.State())
+		}
 		return true
 	})
 	return worst
 }
+
+// forgetAfter is how long an unused shard's open breaker still counts in
+// BreakerState (at least twice the cooldown).
+const forgetAfter = 5 * time.Second
 
 // shard returns the breakers of the named shard, made on first use.
 func (g *Guard) shard(name string) *shard {
 	if v, ok := g.shards.Load(name); ok {
 		return v.(*shard)
 	}
-	sh := &shard{name: name}
-	sh.primary = NewBreaker(g.settings.Breaker, g.now, func(s State) {
-		sh.state.Store(int32(s))
-		g.publish()
-	})
-	sh.replica = NewBreaker(g.settings.Breaker, g.now, nil)
+	sh := &shard{name: name, primary: NewBreaker(g.settings.Breaker, g.now, nil),
+		replica: NewBreaker(g.settings.Breaker, g.now, nil)}
 	v, _ := g.shards.LoadOrStore(name, sh)
 	return v.(*shard)
 }
 
-// publish sets l1gw_breaker_state to the worst shard's state.
-func (g *Guard) publish() {
-	worst := Closed
-	g.shards.Range(func(_, v any) bool {
-		worst = max(worst, State(v.(*shard).state.Load()))
-		return true
-	})
-	breakerGauge.Set(float64(worst))
-}
+// currentGuard is the Guard l1gw_breaker_state reports: the last built.
+var currentGuard atomic.Pointer[Guard]
 
 // Decide asks the store and never fails: a store that errs or stays silent
 // past the budget, or that the breaker cuts off, gets a degraded verdict;
@@ -290,10 +287,15 @@ const (
 // degradedReasons are every reason a decision is counted degraded under:
 // the Guard's own, and the store's (limiter.Decision.Why).
 var degradedReasons = []string{reasonError, reasonBudget, reasonBreaker,
-	limiter.WhyRecorder, limiter.WhyEvicting, limiter.WhyUnconfirmed}
+	limiter.WhyRecorder, limiter.WhyEvicting, limiter.WhyUnconfirmed, limiter.WhyRestarted}
 
 var (
-	breakerGauge   = metrics.NewGauge(`l1gw_breaker_state`, nil)
+	_ = metrics.NewGauge(`l1gw_breaker_state`, func() float64 {
+		if g := currentGuard.Load(); g != nil {
+			return float64(g.BreakerState())
+		}
+		return 0
+	})
 	replicaDenials = metrics.NewCounter(`l1gw_replica_denials_total`)
 	overloadTotal  = metrics.NewCounter(`l1gw_overload_total`)
 	// degradedCounters is l1gw_degraded_decisions_total by reason.
