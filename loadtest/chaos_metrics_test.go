@@ -79,7 +79,7 @@ func sumSeries(m map[string]float64, name string, labels ...string) float64 {
 // before; reasons that did not move are left out.
 func degradedReasons(before, after map[string]float64) map[string]int {
 	out := map[string]int{}
-	for _, reason := range []string{"error", "budget", "breaker", "shed"} {
+	for _, reason := range []string{"error", "budget", "breaker", "shed", "evicting", "restarted", "unconfirmed", "recorder"} {
 		l := `reason="` + reason + `"`
 		if d := sumSeries(after, "l1gw_degraded_decisions_total", l) - sumSeries(before, "l1gw_degraded_decisions_total", l); d != 0 {
 			out[reason] = int(d)
