@@ -63,10 +63,6 @@ func NewClients(o RedisOptions) (*Clients, error) {
 	return c, nil
 }
 
-// HasReplica reports whether the topology has replicas to read from
-// (standalone has none: its "replica" is the primary itself).
-func (c *Clients) HasReplica() bool { return c.opts.Mode != ModeStandalone }
-
 // Close closes every client.
 func (c *Clients) Close() error {
 	if c.sentinels != nil {

@@ -39,6 +39,9 @@ func TestOutOfMemoryIsAFailure(t *testing.T) {
 	r := limiter.Rule{Name: "r", Limit: 5, Window: time.Minute}
 	decideOK(t, s, "acme", r)
 
+	full := limiter.Rule{Name: "full", Limit: 1, Window: time.Minute}
+	decideOK(t, s, "acme", full)
+
 	configSet(t, srv, "maxmemory-policy", "noeviction", "maxmemory", "1")
 	t.Cleanup(func() { configSet(t, srv, "maxmemory", "0") })
 	key := limiter.Key(prefix, "acme", "r")
@@ -58,6 +61,16 @@ func TestOutOfMemoryIsAFailure(t *testing.T) {
 	}
 	if u, err := s.Usage(context.Background(), "acme", []limiter.Rule{r}); err != nil || u[0].Used != before {
 		t.Fatalf("Usage under OOM: %v, %v; want %d used (a read runs under OOM)", u, err, before)
+	}
+
+	// The read-only peek runs under OOM: a full rule is still denied on
+	// the word of the node that refused the write.
+	full2 := limiter.Request{Tenant: "acme", Rules: []limiter.Rule{full}}
+	if _, denied, err := s.ReplicaDenies(context.Background(), full2, time.Second); err != nil || !denied {
+		t.Fatalf("ReplicaDenies of a full rule under OOM: denied=%v err=%v; want denied", denied, err)
+	}
+	if _, denied, err := s.ReplicaDenies(context.Background(), limiter.Request{Tenant: "other", Rules: []limiter.Rule{full}}, time.Second); err != nil || denied {
+		t.Fatalf("ReplicaDenies of an empty rule under OOM: denied=%v err=%v; want not denied", denied, err)
 	}
 
 	configSet(t, srv, "maxmemory", "0")

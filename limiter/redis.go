@@ -343,9 +343,11 @@ func (s *RedisStore) Reset(ctx context.Context, tenant string, rules []Rule) err
 // ReplicaDenies asks the replica, within budget, whether a rule of req is
 // already full there, without recording. A replica never shows more than
 // the primary holds, so its denial is always right; its room proves
-// nothing (ok false). A topology without replicas has nothing to say.
+// nothing (ok false). In standalone the primary itself is asked: a read
+// still runs where the write was refused (OOM, NOREPLICAS), so a tenant
+// over its limit stays denied.
 func (s *RedisStore) ReplicaDenies(_ context.Context, req Request, budget time.Duration) (Decision, bool, error) {
-	if len(req.Rules) == 0 || len(req.Rules) > MaxRules || !s.clients.HasReplica() {
+	if len(req.Rules) == 0 || len(req.Rules) > MaxRules {
 		return Decision{}, false, nil
 	}
 	args := make([]any, 0, 4*len(req.Rules))
