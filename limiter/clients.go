@@ -63,6 +63,15 @@ func NewClients(o RedisOptions) (*Clients, error) {
 	return c, nil
 }
 
+// SentinelsReachable is how many sentinels answered the last time they
+// were asked; -1 before they ever were, and outside Sentinel mode.
+func (c *Clients) SentinelsReachable() int {
+	if c.sentinels == nil {
+		return -1
+	}
+	return int(c.sentinels.answered.Load())
+}
+
 // Close closes every client.
 func (c *Clients) Close() error {
 	if c.sentinels != nil {

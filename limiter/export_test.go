@@ -11,3 +11,6 @@ func MemoryTenants(s *MemoryStore) int {
 	}
 	return n
 }
+
+// SentinelsReachableOf is s's Clients' SentinelsReachable.
+func SentinelsReachableOf(s *RedisStore) int { return s.clients.SentinelsReachable() }

@@ -231,7 +231,7 @@ func TestSentinelsDownPrimaryHealthy(t *testing.T) {
 			t.Fatalf("decision %d, sentinels down, primary healthy: degraded (%s); want exact", i+1, d.Why)
 		}
 	}
-	if n := limiter.SentinelsReachable(); n != 0 {
+	if n := limiter.SentinelsReachableOf(s); n != 0 {
 		t.Fatalf("SentinelsReachable() = %d with every sentinel down; want 0", n)
 	}
 

@@ -92,7 +92,7 @@ type sentinels struct {
 	// following: a follow loop keeps last fresh; until one runs, primary
 	// asks the sentinels itself.
 	following atomic.Bool
-	answered  atomic.Int64 // how many sentinels answered the last round
+	answered  atomic.Int64 // how many sentinels answered the last round; -1 before any
 	// replicas are the local replicas, whose ROLE names their primary when
 	// no sentinel answers and no address was ever heard.
 	replicas []string
@@ -146,6 +146,7 @@ func newSentinels(o RedisOptions, tlsConf *tls.Config) *sentinels {
 			MaxRetries: -1, PoolSize: 2, DialerRetries: 1,
 		}))
 	}
+	s.answered.Store(-1)
 	return s
 }
 
@@ -179,18 +180,6 @@ func (s *sentinels) dialPrimary(ctx context.Context, network, _ string) (net.Con
 const followEvery = 250 * time.Millisecond
 
 var sentinelsReachable = metrics.NewGauge(`l1gw_sentinels_reachable`, nil)
-
-// reachable is how many sentinels answered the last round (-1: no round
-// yet), for /readyz and the gauge.
-var reachable atomic.Int64
-
-func init() {
-	reachable.Store(-1)
-}
-
-// SentinelsReachable is how many sentinels answered the last time they
-// were asked; -1 before they ever were (and outside Sentinel mode).
-func SentinelsReachable() int { return int(reachable.Load()) }
 
 // primary is the primary's address as last heard from the sentinels; the
 // first time, or while no follow loop keeps it fresh, they are asked. With
@@ -288,7 +277,6 @@ func (s *sentinels) round() roundResult {
 	r.addr, r.doubt = tally(got, len(s.clients))
 	r.err = errors.Join(errs...)
 	s.answered.Store(int64(r.answered))
-	reachable.Store(int64(r.answered))
 	sentinelsReachable.Set(float64(r.answered))
 	return r
 }

@@ -54,7 +54,7 @@ func Build(cfg *config.Config, log *slog.Logger) (*App, error) {
 	parts := AdminParts{Tenants: table, StoreName: cfg.Redis.Mode, Limits: store,
 		Breaker: func() string { return guard.BreakerState().String() }, Token: cfg.Server.AdminToken, Config: cfg.Redacted()}
 	if cfg.Redis.Mode == limiter.ModeSentinel {
-		parts.Sentinels = limiter.SentinelsReachable
+		parts.Sentinels = clients.SentinelsReachable
 	}
 	admin, err := NewAdmin(parts)
 	if err != nil {

@@ -154,3 +154,27 @@ func TestReplicaDeniesWhileThePrimaryIsStalled(t *testing.T) {
 		t.Fatalf("another tenant while the primary is stalled: %d; want 200 (fail open)", code)
 	}
 }
+
+// TestStartsExactWithEverySentinelDown: a gateway started while no
+// sentinel answers finds the primary through its local replica's ROLE and
+// decides exactly; /readyz says no sentinel is reachable.
+func TestStartsExactWithEverySentinelDown(t *testing.T) {
+	t.Parallel()
+	topo := redistest.Topology(t, redistest.Options{Replicas: 1, Sentinels: 3})
+	for _, s := range topo.Sentinels() {
+		s.Kill()
+	}
+	up, _ := startUpstream(t)
+	gw := startApp(t, loadConfig(t, up, "redis.mode=sentinel", "redis.addrs="+strings.Join(topo.SentinelAddrs(), ","),
+		"redis.local_replicas="+topo.Replicas()[0].Addr(), "ratelimit.budget=250ms"))
+	for i := range 20 {
+		if code, st := status(t, gw.proxy); code != 200 || st != "ok" {
+			t.Fatalf("request %d, every sentinel down, primary healthy: %d %q; want 200 ok", i+1, code, st)
+		}
+	}
+	var r readiness
+	json.Unmarshal(call(t, gw.admin, "GET", "/readyz").Body(), &r)
+	if r.Sentinels == nil || *r.Sentinels != 0 {
+		t.Fatalf("/readyz sentinels_reachable %v; want 0", r.Sentinels)
+	}
+}
