@@ -44,21 +44,7 @@ func TestOutOfMemoryIsAFailure(t *testing.T) {
 
 	configSet(t, srv, "maxmemory-policy", "noeviction", "maxmemory", "1")
 	t.Cleanup(func() { configSet(t, srv, "maxmemory", "0") })
-	key := limiter.Key(prefix, "acme", "r")
-	before := srv.Client(t).ZCard(context.Background(), key).Val()
-	for i := range 3 {
-		_, err := s.Decide(context.Background(), limiter.Request{Tenant: "acme", Rules: []limiter.Rule{r}})
-		if err == nil || !strings.Contains(err.Error(), "OOM") {
-			t.Fatalf("decision %d at maxmemory 1 under noeviction: err %v; want an OOM failure", i+1, err)
-		}
-		var ce *limiter.CallError
-		if !errors.As(err, &ce) {
-			t.Fatalf("decision %d: err %T; want a *limiter.CallError, which the breaker counts", i+1, err)
-		}
-	}
-	if n := srv.Client(t).ZCard(context.Background(), key).Val(); n != before {
-		t.Fatalf("the rule's set went from %d to %d members at maxmemory; want no write", before, n)
-	}
+	before := refusedWrites(t, srv, s, limiter.Key(prefix, "acme", "r"), r, "OOM")
 	if u, err := s.Usage(context.Background(), "acme", []limiter.Rule{r}); err != nil || u[0].Used != before {
 		t.Fatalf("Usage under OOM: %v, %v; want %d used (a read runs under OOM)", u, err, before)
 	}
@@ -79,6 +65,25 @@ func TestOutOfMemoryIsAFailure(t *testing.T) {
 	}
 }
 
+// refusedWrites checks that three decisions of rule for tenant acme fail
+// with an error reply starting with want, as calls the breaker counts,
+// and that none wrote to key; it returns key's members.
+func refusedWrites(t *testing.T, srv *redistest.Node, s *limiter.RedisStore, key string, rule limiter.Rule, want string) int64 {
+	t.Helper()
+	before := srv.Client(t).ZCard(context.Background(), key).Val()
+	for i := range 3 {
+		_, err := s.Decide(context.Background(), limiter.Request{Tenant: "acme", Rules: []limiter.Rule{rule}})
+		var ce *limiter.CallError
+		if !errors.As(err, &ce) || !strings.Contains(err.Error(), want) {
+			t.Fatalf("decision %d: err %v; want a *limiter.CallError (the breaker counts it) saying %s", i+1, err, want)
+		}
+	}
+	if n := srv.Client(t).ZCard(context.Background(), key).Val(); n != before {
+		t.Fatalf("the rule's set went from %d to %d members; want no write", before, n)
+	}
+	return before
+}
+
 // TestNoReplicasIsAFailure: a primary that cannot reach the replicas
 // min-replicas-to-write asks for refuses a decision (NOREPLICAS) before it
 // writes, as a primary restarted alone does: its writes would not survive
@@ -89,13 +94,7 @@ func TestNoReplicasIsAFailure(t *testing.T) {
 	s, prefix := newRedisStore(t, redisOptions(limiter.ModeStandalone, srv.Addr()), false)
 	r := limiter.Rule{Name: "r", Limit: 5, Window: time.Minute}
 	configSet(t, srv, "min-replicas-to-write", "1")
-	_, err := s.Decide(context.Background(), limiter.Request{Tenant: "acme", Rules: []limiter.Rule{r}})
-	if err == nil || !strings.Contains(err.Error(), "NOREPLICAS") {
-		t.Fatalf("min-replicas-to-write 1 and no replica: err %v; want NOREPLICAS", err)
-	}
-	if n := srv.Client(t).Exists(context.Background(), limiter.Key(prefix, "acme", "r")).Val(); n != 0 {
-		t.Fatal("the refused decision wrote its record")
-	}
+	refusedWrites(t, srv, s, limiter.Key(prefix, "acme", "r"), r, "NOREPLICAS")
 	configSet(t, srv, "min-replicas-to-write", "0")
 	if d := decideOK(t, s, "acme", r); !d.Allowed {
 		t.Fatal("after min-replicas-to-write 0: denied; want allowed")
@@ -108,16 +107,7 @@ func TestNoReplicasIsAFailure(t *testing.T) {
 // stays degraded and a short one does not.
 func TestEvictionMarksDecisionsDegraded(t *testing.T) {
 	t.Parallel()
-	srv := redistest.Server(t)
-	s, _ := newRedisStore(t, redisOptions(limiter.ModeStandalone, srv.Addr()), false)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	s.Connect(ctx)
-	long := limiter.Rule{Name: "long", Limit: 1 << 20, Window: time.Minute}
-	short := limiter.Rule{Name: "short", Limit: 1 << 20, Window: 300 * time.Millisecond}
-	if d := decideOK(t, s, "acme", long); d.Degraded {
-		t.Fatalf("healthy, noeviction: degraded (%s)", d.Why)
-	}
+	srv, s := connectedStandalone(t)
 
 	// 2 MB of keys without a TTL, then maxmemory 500 kB below what is used:
 	// allkeys-lru evicts until under it, and every later write may evict.
@@ -145,11 +135,41 @@ func TestEvictionMarksDecisionsDegraded(t *testing.T) {
 	}
 
 	configSet(t, srv, "maxmemory", "0")
-	waitFor(t, 5*time.Second, "a short-window decision exact again after eviction stopped", func() bool {
+	markedForTheWindow(t, s, limiter.WhyEvicting)
+}
+
+// long and short are rules whose windows reach back past a fault (a
+// minute) and soon do not (300 ms).
+var (
+	long  = limiter.Rule{Name: "long", Limit: 1 << 20, Window: time.Minute}
+	short = limiter.Rule{Name: "short", Limit: 1 << 20, Window: 300 * time.Millisecond}
+)
+
+// connectedStandalone is a Redis server and a connected exact store on
+// it, whose first decision is exact.
+func connectedStandalone(t *testing.T) (*redistest.Node, *limiter.RedisStore) {
+	t.Helper()
+	srv := redistest.Server(t)
+	s, _ := newRedisStore(t, redisOptions(limiter.ModeStandalone, srv.Addr()), false)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s.Connect(ctx)
+	if d := decideOK(t, s, "acme", long); d.Degraded {
+		t.Fatalf("healthy: degraded (%s)", d.Why)
+	}
+	return srv, s
+}
+
+// markedForTheWindow waits until a short-window admission is exact again
+// after a fault, and checks that a long window, which still reaches back
+// into it, is still marked why.
+func markedForTheWindow(t *testing.T, s *limiter.RedisStore, why string) {
+	t.Helper()
+	waitFor(t, 5*time.Second, "a short-window admission exact again", func() bool {
 		return !decideOK(t, s, "acme", short).Degraded
 	})
-	if d := decideOK(t, s, "acme", long); !d.Degraded || d.Why != limiter.WhyEvicting {
-		t.Fatalf("a 1-minute window reaching back into the eviction: degraded=%v why=%q; want evicting", d.Degraded, d.Why)
+	if d := decideOK(t, s, "acme", long); !d.Degraded || d.Why != why {
+		t.Fatalf("a 1-minute window reaching back into the fault: degraded=%v why=%q; want %s", d.Degraded, d.Why, why)
 	}
 }
 
@@ -260,16 +280,7 @@ const followEveryForTests = 250 * time.Millisecond
 // without a restart (killed clients, below) mark nothing.
 func TestRestartedPrimaryIsMarkedForItsWindows(t *testing.T) {
 	t.Parallel()
-	srv := redistest.Server(t)
-	s, _ := newRedisStore(t, redisOptions(limiter.ModeStandalone, srv.Addr()), false)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	s.Connect(ctx)
-	long := limiter.Rule{Name: "long", Limit: 1 << 20, Window: time.Minute}
-	short := limiter.Rule{Name: "short", Limit: 1 << 20, Window: 300 * time.Millisecond}
-	if d := decideOK(t, s, "acme", long); d.Degraded {
-		t.Fatalf("healthy: degraded (%s)", d.Why)
-	}
+	srv, s := connectedStandalone(t)
 	killClients(t, srv)
 	if d := decideOK(t, s, "acme", long); d.Degraded {
 		t.Fatalf("after the connections broke, the same process: degraded (%s); want exact", d.Why)
@@ -285,12 +296,7 @@ func TestRestartedPrimaryIsMarkedForItsWindows(t *testing.T) {
 	if !first.Degraded || first.Why != limiter.WhyRestarted {
 		t.Fatalf("the first admission after a restart in place: degraded=%v why=%q; want restarted", first.Degraded, first.Why)
 	}
-	waitFor(t, 5*time.Second, "a short-window admission exact again", func() bool {
-		return !decideOK(t, s, "acme", short).Degraded
-	})
-	if d := decideOK(t, s, "acme", long); !d.Degraded || d.Why != limiter.WhyRestarted {
-		t.Fatalf("a 1-minute window reaching back before the restart: degraded=%v why=%q; want restarted", d.Degraded, d.Why)
-	}
+	markedForTheWindow(t, s, limiter.WhyRestarted)
 }
 
 // tenantOn returns a tenant whose keys the cluster's primary p serves.
