@@ -1,6 +1,7 @@
 package limiter_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"strconv"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/l1gw/l1gw/degrade"
@@ -388,4 +390,17 @@ func replicaOfNode(t *testing.T, cl *redistest.ClusterTopo, p *redistest.Node) *
 	}
 	t.Fatalf("no node of the cluster on port %s", port)
 	return nil
+}
+
+// TestCallDurationIsPerNode: a shard's latency is its own series,
+// labelled with the node's role and address.
+func TestCallDurationIsPerNode(t *testing.T) {
+	t.Parallel()
+	srv, _ := connectedStandalone(t)
+	var b bytes.Buffer
+	metrics.WritePrometheus(&b, false)
+	want := `l1gw_redis_call_duration_seconds_count{role="primary",node="` + srv.Addr() + `"}`
+	if !strings.Contains(b.String(), want) {
+		t.Fatalf("no %s among the metrics", want)
+	}
 }

@@ -16,7 +16,8 @@ type lane struct {
 	// wire and the phase with its evidence marks.
 	mu       sync.Mutex
 	c        *conn
-	gen      uint64 // the pipe's gen when c was dialed
+	stats    *batchStats // c's node's
+	gen      uint64      // the pipe's gen when c was dialed
 	batch    []*op
 	phase    lanePhase
 	since    time.Time // when the phase began
@@ -168,7 +169,7 @@ func (l *lane) dial(batch []*op) error {
 	}
 	l.p.identified(addr, c.runID)
 	l.mu.Lock()
-	l.c, l.gen = c, gen
+	l.c, l.gen, l.stats = c, gen, statsFor(l.p.cfg.replica, addr)
 	l.mu.Unlock()
 	return nil
 }
@@ -263,7 +264,7 @@ func (l *lane) roundTrip(batch []*op) (read bool, err error) {
 	l.mu.Lock()
 	written := l.written
 	l.mu.Unlock()
-	l.p.stats.batch(len(l.sent), time.Since(written))
+	l.stats.batch(len(l.sent), time.Since(written))
 	return true, nil
 }
 

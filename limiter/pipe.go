@@ -34,8 +34,7 @@ type pipe struct {
 	// confirmation.
 	follow func(quit <-chan struct{}, p *pipe)
 	gen    atomic.Uint64 // bumped by moved: lanes dial again before their next batch
-	stats  *batchStats
-	clock  atomic.Int64 // unix ns, set by the watchdog every tick: the queue's coarse clock
+	clock  atomic.Int64  // unix ns, set by the watchdog every tick: the queue's coarse clock
 	queue  chan *op
 	lanes  []*lane
 	dialed sync.WaitGroup // every lane's first dial, done or failed
@@ -76,17 +75,35 @@ const (
 
 var errClosed = errors.New("limiter: the store is closed")
 
-// batchStats are the decision batches' metrics, by the role of the node.
+// batchStats are the decision batches' metrics of one node, labelled by
+// its role and address: a shard's latency is its own.
 type batchStats struct {
 	size      *metrics.Histogram
 	roundTrip *metrics.Histogram
 }
 
-func newBatchStats(role string) *batchStats {
-	return &batchStats{
-		size:      metrics.NewHistogram(`l1gw_decision_batch_size{role="` + role + `"}`),
-		roundTrip: metrics.NewHistogram(`l1gw_redis_call_duration_seconds{role="` + role + `"}`),
+// nodeStats holds the batchStats of every node dialed, by role and
+// address; a node keeps its series for the life of the process (their
+// number is the topology's, not the traffic's).
+var nodeStats sync.Map
+
+// statsFor returns the batch metrics of the node at addr; a lane asks it
+// once per dial.
+func statsFor(replica bool, addr string) *batchStats {
+	role := "primary"
+	if replica {
+		role = "replica"
 	}
+	key := role + "|" + addr
+	if v, ok := nodeStats.Load(key); ok {
+		return v.(*batchStats)
+	}
+	labels := `{role="` + role + `",node="` + addr + `"}`
+	v, _ := nodeStats.LoadOrStore(key, &batchStats{
+		size:      metrics.GetOrCreateHistogram(`l1gw_decision_batch_size` + labels),
+		roundTrip: metrics.GetOrCreateHistogram(`l1gw_redis_call_duration_seconds` + labels),
+	})
+	return v.(*batchStats)
 }
 
 // batch records one batch, which is one call to Redis: its decisions, and
@@ -97,17 +114,9 @@ func (s *batchStats) batch(n int, took time.Duration) {
 	s.roundTrip.Update(took.Seconds())
 }
 
-var (
-	primaryBatches = newBatchStats("primary")
-	replicaBatches = newBatchStats("replica")
-)
-
 func newPipe(cfg *pipeConfig, addr func() (string, error)) *pipe {
-	p := &pipe{cfg: cfg, addr: addr, queue: make(chan *op, pipeQueue), quit: make(chan struct{}), stats: primaryBatches,
+	p := &pipe{cfg: cfg, addr: addr, queue: make(chan *op, pipeQueue), quit: make(chan struct{}),
 		memRead: make(chan struct{})}
-	if cfg.replica {
-		p.stats = replicaBatches
-	}
 	for range max(cfg.lanes, 1) {
 		p.lanes = append(p.lanes, &lane{p: p})
 	}
