@@ -2,7 +2,6 @@ package limiter
 
 import (
 	"context"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -103,7 +102,7 @@ func (r *recorder) write(batch []record) {
 	p.Exec(ctx) //nolint:errcheck // each command's error is read below
 	for i, c := range cmds {
 		err := c.Err()
-		if err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
+		if redis.HasErrorPrefix(err, "NOSCRIPT") {
 			err = recordScript.Run(ctx, r.clients.Primary, batch[i].keys, batch[i].args...).Err()
 		}
 		if err != nil {

@@ -51,8 +51,8 @@ func (e *Error) Status() int {
 	return fasthttp.StatusBadGateway
 }
 
-// Classify returns the kind of a forwarding error.
-func Classify(err error) ErrorKind {
+// classify returns the kind of a forwarding error.
+func classify(err error) ErrorKind {
 	var ne net.Error
 	switch {
 	case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, fasthttp.ErrDialTimeout):

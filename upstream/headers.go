@@ -97,7 +97,7 @@ func SetForwarded(h *fasthttp.RequestHeader, f Forwarded) {
 	if !f.Trust {
 		h.DelBytes(hdrForwarded)
 	}
-	b = AppendIP(b, f.ClientIP)
+	b = appendIP(b, f.ClientIP)
 	h.SetCanonical(hdrXFF, b)
 	if !f.Trust || len(h.PeekBytes(hdrXFProto)) == 0 {
 		proto := protoHTTP
@@ -111,8 +111,8 @@ func SetForwarded(h *fasthttp.RequestHeader, f Forwarded) {
 	}
 }
 
-// AppendIP appends ip's text form without allocating.
-func AppendIP(b []byte, ip net.IP) []byte {
+// appendIP appends ip's text form without allocating.
+func appendIP(b []byte, ip net.IP) []byte {
 	a, ok := netip.AddrFromSlice(ip)
 	if !ok {
 		return append(b, "unknown"...)
@@ -134,7 +134,7 @@ func ClientIP(h *fasthttp.RequestHeader, peer net.IP, trust bool) []byte {
 			}
 		}
 	}
-	return AppendIP(buf[:0], peer)
+	return appendIP(buf[:0], peer)
 }
 
 // maxRequestIDLen bounds a client-supplied X-Request-ID.

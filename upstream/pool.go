@@ -118,7 +118,7 @@ func (p *Pool) Forward(req *fasthttp.Request, resp *fasthttp.Response) error {
 			break
 		}
 	}
-	kind := Classify(err)
+	kind := classify(err)
 	p.errs[kind].Inc()
 	return &Error{Upstream: p.Name, Kind: kind, Err: err}
 }
@@ -133,7 +133,7 @@ func retryable(req *fasthttp.Request, err error) bool {
 	if req.IsBodyStream() {
 		return false
 	}
-	switch Classify(err) {
+	switch classify(err) {
 	case KindRefused, KindSaturated:
 		return true
 	}
