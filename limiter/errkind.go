@@ -2,8 +2,6 @@ package limiter
 
 import (
 	"errors"
-
-	"github.com/VictoriaMetrics/metrics"
 )
 
 // Error kinds: the label values of l1gw_redis_errors_total{kind}, one per
@@ -25,16 +23,6 @@ const (
 
 var errorKinds = []string{KindBudget, KindConnection, KindNotPrimary, KindOOM, KindNoReplicas, KindReadOnly,
 	KindLoading, KindMasterDown, KindClusterDown, KindBusy, KindRedirect, KindReply}
-
-// redisErrors is l1gw_redis_errors_total by kind: failed calls to Redis
-// on the decision path (a batch that fails whole counts once).
-var redisErrors = func() map[string]*metrics.Counter {
-	m := make(map[string]*metrics.Counter, len(errorKinds))
-	for _, k := range errorKinds {
-		m[k] = metrics.NewCounter(`l1gw_redis_errors_total{kind="` + k + `"}`)
-	}
-	return m
-}()
 
 // ErrorKind names the cause of a store error, one of the Kind constants;
 // "" for nil and for errors that are not Redis' (ErrOverload, a closed

@@ -8,7 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/VictoriaMetrics/metrics"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -115,15 +114,9 @@ const evictionEvery = 100 * time.Millisecond
 // between reads.
 const evictionHold = 500 * time.Millisecond
 
-var evictingGauge = metrics.NewGauge(`l1gw_redis_evicting`, nil)
-
 // evicting counts the primaries that may be evicting the limiter's keys
 // now (the l1gw_redis_evicting gauge).
 var evicting atomic.Int64
-
-func init() {
-	evictingGauge.Set(0)
-}
 
 // watchMemory reads the state of the pipe's node every evictionEvery
 // until quit closes, and keeps p.health. A node starts "evicting" when its

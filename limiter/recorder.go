@@ -5,14 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/VictoriaMetrics/metrics"
 	"github.com/redis/go-redis/v9"
-)
-
-var (
-	recordsWritten = metrics.NewCounter(`l1gw_replica_records_total{result="written"}`)
-	recordsFailed  = metrics.NewCounter(`l1gw_replica_records_total{result="failed"}`)
-	recordsDropped = metrics.NewCounter(`l1gw_replica_records_total{result="dropped"}`)
 )
 
 // recordBatch is the most records one pipeline carries.

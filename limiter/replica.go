@@ -7,11 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/VictoriaMetrics/metrics"
 )
-
-var replicaFallbacks = metrics.NewCounter(`l1gw_replica_fallbacks_total`)
 
 // replicaDecider is replica consistency: a request is decided by a
 // read-only script on the local replica, counting this gateway's own

@@ -13,7 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/VictoriaMetrics/metrics"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -178,8 +177,6 @@ func (s *sentinels) dialPrimary(ctx context.Context, network, _ string) (net.Con
 // followEvery is how often the sentinels are asked where the primary is:
 // a failover is followed within it.
 const followEvery = 250 * time.Millisecond
-
-var sentinelsReachable = metrics.NewGauge(`l1gw_sentinels_reachable`, nil)
 
 // primary is the primary's address as last heard from the sentinels; the
 // first time, or while no follow loop keeps it fresh, they are asked. With

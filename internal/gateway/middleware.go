@@ -22,9 +22,11 @@ func chain(h fasthttp.RequestHandler, mws ...middleware) fasthttp.RequestHandler
 	return h
 }
 
+// The gateway's metrics of its own (the decisions' are tenants.Stats').
 var (
 	panicsTotal     = metrics.NewCounter(`l1gw_panics_total`)
 	requestDuration = metrics.NewHistogram(`l1gw_request_duration_seconds`)
+	malformedTotal  = metrics.NewCounter(`l1gw_malformed_requests_total`)
 )
 
 // recoverer answers 500 and logs instead of letting a panic kill the
@@ -80,5 +82,3 @@ func serverError(ctx *fasthttp.RequestCtx, err error) {
 	writeProblem(ctx, p)
 	malformedTotal.Inc()
 }
-
-var malformedTotal = metrics.NewCounter(`l1gw_malformed_requests_total`)
