@@ -102,9 +102,8 @@ const (
 	// WhyEvicting: the primary is evicting keys, so the records the
 	// decision counted may be incomplete.
 	WhyEvicting = "evicting"
-	// WhyUnconfirmed: a connection to the primary broke and it is not yet
-	// known to be the same process, or Sentinel reports it down or failing
-	// over: its writes may be lost.
+	// WhyUnconfirmed: Sentinel reports the primary down or failing over
+	// (see nodeHealth): its writes may be discarded by the failover.
 	WhyUnconfirmed = "unconfirmed"
 	// WhyRestarted: the primary restarted (a new run_id at its address)
 	// within the window: the records the decision counted may be gone.
