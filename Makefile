@@ -31,7 +31,7 @@ run: build
 ## test: install redis-server and redis-sentinel if missing, then run every test with -race
 test: test-deps
 	$(GO) test -race -count=1 ./...
-	$(GO) test -count=1 -run 'DoesNotAllocate' ./internal/gateway/ # allocation guards count nothing under -race
+	$(GO) test -count=1 -run 'DoesNotAllocate' ./internal/app/ # allocation guards count nothing under -race
 
 # test-deps installs the Redis binaries the tests start (as root, from
 # Debian's packages; RUNLEVEL=1 keeps the packages from starting a service).

@@ -22,7 +22,7 @@ import (
 	"syscall"
 
 	"github.com/l1gw/l1gw/config"
-	"github.com/l1gw/l1gw/internal/gateway"
+	"github.com/l1gw/l1gw/internal/app"
 	"github.com/l1gw/l1gw/limiter"
 	"github.com/l1gw/l1gw/tenants"
 )
@@ -125,7 +125,7 @@ func serve(args, environ []string, stderr io.Writer) int {
 	log := newLogger(cfg.Log, stderr)
 	limiter.SetRedisLog(log)
 	log.Info("starting", "version", version, "config", source(in), "store", cfg.Redis.Mode)
-	app, err := gateway.Build(cfg, log)
+	app, err := app.Build(cfg, log)
 	if err != nil {
 		log.Error("build", "err", err.Error())
 		return 1

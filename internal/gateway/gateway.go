@@ -1,6 +1,6 @@
-// Package gateway is the HTTP glue of l1gw: the request path that strings
-// tenants, limiter (through degrade) and upstream together, the admin API,
-// and the two listeners with their graceful shutdown.
+// Package gateway is l1gw's request path: Gateway.Serve strings tenants,
+// the limiter (through degrade) and upstream together, and writes the
+// rate-limit headers and problem+json answers.
 package gateway
 
 import (
@@ -16,15 +16,16 @@ import (
 	"github.com/l1gw/l1gw/upstream"
 )
 
-// decider is what the request path needs from degrade.
-type decider interface {
+// Decider is what the request path needs from degrade: *degrade.Guard.
+type Decider interface {
+	// Decide is degrade.Guard's.
 	Decide(ctx context.Context, req limiter.Request) degrade.Verdict
 }
 
 // Gateway is the proxy's request handler.
 type Gateway struct {
 	tenants   *tenants.Table
-	limiter   decider
+	limiter   Decider
 	proxy     *upstream.Proxy
 	ids       *upstream.IDs
 	keyHeader string
@@ -37,7 +38,7 @@ type Gateway struct {
 // Parts are what a Gateway is built from.
 type Parts struct {
 	Tenants *tenants.Table
-	Limiter *degrade.Guard
+	Limiter Decider
 	Proxy   *upstream.Proxy
 	IDs     *upstream.IDs
 	// TrustForwarded is server.trust_forwarded.

@@ -29,6 +29,22 @@ var (
 	malformedTotal  = metrics.NewCounter(`l1gw_malformed_requests_total`)
 )
 
+// Handler is g's request path as the proxy listener serves it: panics
+// recovered (500, logged, counted), durations measured.
+func (g *Gateway) Handler(log *slog.Logger) fasthttp.RequestHandler {
+	return chain(g.Serve, recoverer(log), timed)
+}
+
+// Recover wraps another listener's handler (the admin API) in the same
+// recoverer.
+func Recover(h fasthttp.RequestHandler, log *slog.Logger) fasthttp.RequestHandler {
+	return chain(h, recoverer(log))
+}
+
+// ServerError is fasthttp's ErrorHandler for both listeners: a request it
+// could not parse or that broke a size limit gets a problem+json answer.
+func ServerError(ctx *fasthttp.RequestCtx, err error) { serverError(ctx, err) }
+
 // recoverer answers 500 and logs instead of letting a panic kill the
 // process: fasthttp recovers nothing.
 func recoverer(log *slog.Logger) middleware {

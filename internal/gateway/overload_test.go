@@ -22,8 +22,7 @@ func (overloadedVerdict) Decide(context.Context, limiter.Request) degrade.Verdic
 // time is a 503 with Retry-After and X-RateLimit-Status: overloaded; the
 // request never reaches the upstream and is neither admitted nor degraded.
 func TestOverloadIsShedHonestly(t *testing.T) {
-	f := newHandlerFixture(t, "bulk-key", "GET", "/shed")
-	f.gw.limiter = overloadedVerdict{}
+	f := newServeFixture(t, overloadedVerdict{}, "bulk-key", "GET", "/shed")
 	if code := f.serve(); code != 503 {
 		t.Fatalf("status %d; want 503", code)
 	}
@@ -48,13 +47,12 @@ func TestOverloadIsShedHonestly(t *testing.T) {
 // TestGuardOverloadReachesTheClient wires the real Guard over a store that
 // sheds (limiter.ErrOverload): the same 503, never a degraded admit.
 func TestGuardOverloadReachesTheClient(t *testing.T) {
-	f := newHandlerFixture(t, "bulk-key", "GET", "/shed")
 	g, err := degrade.New(shedStore{}, degrade.Settings{Budget: 10, FailMode: degrade.FailOpen,
 		Breaker: degrade.BreakerOptions{Failures: 1, Cooldown: 1}}, degrade.Options{Log: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.gw.limiter = g
+	f := newServeFixture(t, g, "bulk-key", "GET", "/shed")
 	for range 3 { // the breaker (1 failure) would open on a Redis fault: it does not
 		if code := f.serve(); code != 503 {
 			t.Fatalf("status %d; want 503", code)

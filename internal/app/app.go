@@ -1,4 +1,7 @@
-package gateway
+// Package app builds l1gw from a validated config and runs it: the store
+// and its clients, the guard, the upstreams, the request path, the admin
+// API, the two listeners, and the order of start and shutdown.
+package app
 
 import (
 	"context"
@@ -12,6 +15,8 @@ import (
 
 	"github.com/l1gw/l1gw/config"
 	"github.com/l1gw/l1gw/degrade"
+	"github.com/l1gw/l1gw/internal/admin"
+	"github.com/l1gw/l1gw/internal/gateway"
 	"github.com/l1gw/l1gw/limiter"
 	"github.com/l1gw/l1gw/tenants"
 	"github.com/l1gw/l1gw/upstream"
@@ -19,7 +24,7 @@ import (
 
 // App is a gateway built from a config, ready to run.
 type App struct {
-	gw      *Gateway
+	gw      *gateway.Gateway
 	guard   *degrade.Guard
 	server  *Server
 	proxy   *upstream.Proxy
@@ -51,29 +56,29 @@ func Build(cfg *config.Config, log *slog.Logger) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("build upstreams: %w", err)
 	}
-	parts := AdminParts{Tenants: table, StoreName: cfg.Redis.Mode, Limits: store,
+	parts := admin.Parts{Tenants: table, StoreName: cfg.Redis.Mode, Limits: store,
 		Breaker: func() string { return guard.BreakerState().String() }, Token: cfg.Server.AdminToken, Config: cfg.Redacted()}
 	if cfg.Redis.Mode == limiter.ModeSentinel {
 		parts.Sentinels = clients.SentinelsReachable
 	}
-	admin, err := NewAdmin(parts)
+	adm, err := admin.New(parts)
 	if err != nil {
 		return nil, fmt.Errorf("build admin API: %w", err)
 	}
-	gw := New(Parts{Tenants: table, Limiter: guard, Proxy: proxy, IDs: upstream.NewIDs(randomHex(4)),
+	gw := gateway.New(gateway.Parts{Tenants: table, Limiter: guard, Proxy: proxy, IDs: upstream.NewIDs(randomHex(4)),
 		TrustForwarded: cfg.Server.TrustForwarded, Log: log})
-	return &App{gw: gw, guard: guard, server: NewServer(cfg.Server, gw, admin, log), proxy: proxy, clients: clients, redis: redisStore, cfg: cfg.Server, log: log}, nil
+	return &App{gw: gw, guard: guard, server: NewServer(cfg.Server, gw, adm, log), proxy: proxy, clients: clients, redis: redisStore, cfg: cfg.Server, log: log}, nil
+}
+
+// store is what the application needs of a store: decisions, and the
+// admin API's usage and reset.
+type store interface {
+	degrade.Store
+	admin.Limits
 }
 
 // newStore builds the store redis.mode names, and its clients (nil for
 // the memory store).
-// store is what the gateway needs of a store: decisions, and the admin
-// API's usage and reset.
-type store interface {
-	degrade.Store
-	limitsAdmin
-}
-
 func newStore(cfg *config.Config) (store, *limiter.RedisStore, *limiter.Clients, error) {
 	if cfg.Redis.Mode == limiter.ModeMemory {
 		return limiter.NewMemoryStore(nil), nil, nil, nil

@@ -1,4 +1,4 @@
-package gateway
+package app
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/l1gw/l1gw/config"
+	"github.com/l1gw/l1gw/internal/admin"
+	"github.com/l1gw/l1gw/internal/gateway"
 )
 
 // Server runs the proxy and admin listeners.
@@ -25,11 +27,11 @@ type Server struct {
 // NewServer sets every fasthttp timeout and size limit from cfg (fasthttp's
 // own defaults are unlimited) and wraps the proxy handler in the recoverer
 // and the duration histogram.
-func NewServer(cfg config.Server, gw *Gateway, admin *Admin, log *slog.Logger) *Server {
+func NewServer(cfg config.Server, gw *gateway.Gateway, adm *admin.Admin, log *slog.Logger) *Server {
 	return &Server{
-		proxy: newFastServer(cfg, chain(gw.Serve, recoverer(log), timed), log),
-		admin: newFastServer(cfg, chain(admin.Handler(), recoverer(log)), log),
-		ready: admin.SetReady,
+		proxy: newFastServer(cfg, gw.Handler(log), log),
+		admin: newFastServer(cfg, gateway.Recover(adm.Handler(), log), log),
+		ready: adm.SetReady,
 		grace: cfg.ShutdownGrace,
 		log:   log,
 	}
@@ -38,7 +40,7 @@ func NewServer(cfg config.Server, gw *Gateway, admin *Admin, log *slog.Logger) *
 func newFastServer(cfg config.Server, h fasthttp.RequestHandler, log *slog.Logger) *fasthttp.Server {
 	return &fasthttp.Server{
 		Handler:                      h,
-		ErrorHandler:                 serverError,
+		ErrorHandler:                 gateway.ServerError,
 		ReadTimeout:                  cfg.ReadTimeout,
 		WriteTimeout:                 cfg.WriteTimeout,
 		IdleTimeout:                  cfg.IdleTimeout,

@@ -1,4 +1,7 @@
-package gateway
+// Package admin is l1gw's admin API, on its own listener: health,
+// readiness, metrics, the effective config, and the tenants' usage and
+// reset behind a bearer token.
+package admin
 
 import (
 	"context"
@@ -20,7 +23,7 @@ type Admin struct {
 	ready      atomic.Bool
 	tenants    *tenants.Table
 	store      string
-	limits     limitsAdmin
+	limits     Limits
 	breaker    func() string
 	sentinels  func() int // nil outside Sentinel mode
 	token      []byte
@@ -28,19 +31,19 @@ type Admin struct {
 	router     *router.Router
 }
 
-// limitsAdmin is what the admin API needs from the store.
-type limitsAdmin interface {
+// Limits is what the admin API needs from the store.
+type Limits interface {
 	Usage(ctx context.Context, tenant string, rules []limiter.Rule) ([]limiter.RuleUsage, error)
 	Reset(ctx context.Context, tenant string, rules []limiter.Rule) error
 }
 
-// AdminParts are what the admin API is built from.
-type AdminParts struct {
+// Parts are what the admin API is built from.
+type Parts struct {
 	Tenants *tenants.Table
 	// StoreName names the limiter's store in /readyz.
 	StoreName string
 	// Limits reads and resets tenants' usage.
-	Limits limitsAdmin
+	Limits Limits
 	// Breaker reports the store breaker's state for /readyz.
 	Breaker func() string
 	// Sentinels, if not nil, reports how many sentinels answered lately,
@@ -53,8 +56,8 @@ type AdminParts struct {
 	Config any
 }
 
-// NewAdmin returns the admin API.
-func NewAdmin(p AdminParts) (*Admin, error) {
+// New returns the admin API.
+func New(p Parts) (*Admin, error) {
 	b, err := json.MarshalIndent(p.Config, "", "  ")
 	if err != nil {
 		return nil, err
@@ -85,7 +88,8 @@ func (a *Admin) healthz(ctx *fasthttp.RequestCtx) {
 	ctx.SetBodyString("ok\n")
 }
 
-type readiness struct {
+// Readiness is the body of /readyz.
+type Readiness struct {
 	Status  string `json:"status"`
 	Store   string `json:"store"`
 	Breaker string `json:"breaker"`
@@ -100,7 +104,7 @@ type readiness struct {
 // serving by its fail mode is still serving. The breaker's state says
 // whether decisions reach Redis.
 func (a *Admin) readyz(ctx *fasthttp.RequestCtx) {
-	r := readiness{Status: "ready", Store: a.store, Breaker: a.breaker(), Tenants: a.tenants.Load().Len()}
+	r := Readiness{Status: "ready", Store: a.store, Breaker: a.breaker(), Tenants: a.tenants.Load().Len()}
 	if a.sentinels != nil {
 		n := a.sentinels()
 		r.Sentinels = &n
@@ -123,11 +127,26 @@ func writeJSON(ctx *fasthttp.RequestCtx, v any) {
 	ctx.SetBody(append(b, '\n'))
 }
 
+// problem is an RFC 9457 body, as the proxy writes them.
+type problem struct {
+	Type   string `json:"type"`
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Detail string `json:"detail"`
+}
+
+func writeProblem(ctx *fasthttp.RequestCtx, p problem) {
+	ctx.SetStatusCode(p.Status)
+	ctx.SetContentType("application/problem+json")
+	b, _ := json.Marshal(p) // strings and an int: cannot fail
+	ctx.SetBody(append(b, '\n'))
+}
+
 var (
-	problemNoToken   = problem{fasthttp.StatusForbidden, typeBlank, "Forbidden", "the tenant API is off: server.admin_token is empty"}
-	problemBadToken  = problem{fasthttp.StatusUnauthorized, typeBlank, "Unauthorized", "send Authorization: Bearer <server.admin_token>"}
-	problemNoTenant  = problem{fasthttp.StatusNotFound, typeBlank, "Not Found", "no tenant has this id"}
-	problemStoreDown = problem{fasthttp.StatusServiceUnavailable, typeBlank, "Service Unavailable", "the rate-limit store did not answer"}
+	problemNoToken   = problem{"about:blank", "Forbidden", fasthttp.StatusForbidden, "the tenant API is off: server.admin_token is empty"}
+	problemBadToken  = problem{"about:blank", "Unauthorized", fasthttp.StatusUnauthorized, "send Authorization: Bearer <server.admin_token>"}
+	problemNoTenant  = problem{"about:blank", "Not Found", fasthttp.StatusNotFound, "no tenant has this id"}
+	problemStoreDown = problem{"about:blank", "Service Unavailable", fasthttp.StatusServiceUnavailable, "the rate-limit store did not answer"}
 )
 
 // adminTimeout bounds one store call of the admin API.
@@ -140,7 +159,7 @@ func (a *Admin) authorized(next fasthttp.RequestHandler) fasthttp.RequestHandler
 			writeProblem(ctx, problemNoToken)
 			return
 		}
-		got := tenants.KeyFrom(nil, ctx.Request.Header.PeekBytes(hdrAuthorization))
+		got := tenants.KeyFrom(nil, ctx.Request.Header.Peek(fasthttp.HeaderAuthorization))
 		if subtle.ConstantTimeCompare(got, a.token) != 1 {
 			writeProblem(ctx, problemBadToken)
 			ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, `Bearer realm="l1gw-admin"`)
@@ -159,7 +178,8 @@ func (a *Admin) tenant(ctx *fasthttp.RequestCtx) (*tenants.Tenant, bool) {
 	return t, ok
 }
 
-type ruleUsage struct {
+// RuleUsage is one rule in the body of GET /v1/tenants/{id}/usage.
+type RuleUsage struct {
 	Name         string  `json:"name"`
 	Limit        int64   `json:"limit"`
 	Window       string  `json:"window"`
@@ -184,10 +204,10 @@ func (a *Admin) usage(ctx *fasthttp.RequestCtx) {
 	}
 	out := struct {
 		Tenant string      `json:"tenant"`
-		Rules  []ruleUsage `json:"rules"`
-	}{Tenant: t.ID, Rules: make([]ruleUsage, len(us))}
+		Rules  []RuleUsage `json:"rules"`
+	}{Tenant: t.ID, Rules: make([]RuleUsage, len(us))}
 	for i, u := range us {
-		out.Rules[i] = ruleUsage{Name: u.Rule.Name, Limit: u.Rule.Limit, Window: u.Rule.Window.String(),
+		out.Rules[i] = RuleUsage{Name: u.Rule.Name, Limit: u.Rule.Limit, Window: u.Rule.Window.String(),
 			Used: u.Used, Remaining: u.Remaining(), ResetSeconds: u.Reset.Seconds()}
 	}
 	writeJSON(ctx, out)

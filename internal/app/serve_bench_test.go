@@ -1,4 +1,4 @@
-package gateway
+package app
 
 import (
 	"net"
@@ -6,6 +6,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/l1gw/l1gw/internal/gateway"
 	"github.com/l1gw/l1gw/internal/redistest"
 )
 
@@ -24,7 +25,7 @@ func plainUpstream(tb testing.TB) string {
 
 // handlerFixture calls Gateway.Serve directly on a reused RequestCtx.
 type handlerFixture struct {
-	gw   *Gateway
+	gw   *gateway.Gateway
 	tmpl fasthttp.Request
 	ctx  fasthttp.RequestCtx
 }

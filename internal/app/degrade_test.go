@@ -1,4 +1,4 @@
-package gateway
+package app
 
 import (
 	"encoding/json"
@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/l1gw/l1gw/internal/admin"
 	"github.com/l1gw/l1gw/internal/redistest"
 )
 
@@ -49,7 +50,7 @@ func TestRedisStallFallsOpenThenRecovers(t *testing.T) {
 		}
 	}
 	resp := call(t, gw.admin, "GET", "/readyz")
-	var r readiness
+	var r admin.Readiness
 	json.Unmarshal(resp.Body(), &r)
 	if resp.StatusCode() != 200 || r.Breaker == "closed" {
 		t.Fatalf("/readyz while stalled: %d %s; want 200 (still serving) and the breaker not closed", resp.StatusCode(), resp.Body())
@@ -115,7 +116,7 @@ func TestReplicaDeniesWhileThePrimaryIsStalled(t *testing.T) {
 	gw := startApp(t, loadConfig(t, up, "redis.mode=sentinel", "redis.addrs="+strings.Join(topo.SentinelAddrs(), ","),
 		"redis.local_replicas="+topo.Replicas()[0].Addr(), "ratelimit.breaker.cooldown=30s", "ratelimit.budget=50ms"))
 	eventually(t, 5*time.Second, "/readyz shows the 3 sentinels reachable", func() bool {
-		var r readiness
+		var r admin.Readiness
 		json.Unmarshal(call(t, gw.admin, "GET", "/readyz").Body(), &r)
 		return r.Sentinels != nil && *r.Sentinels == 3
 	})
@@ -133,7 +134,7 @@ func TestReplicaDeniesWhileThePrimaryIsStalled(t *testing.T) {
 	// per decision): open it with another tenant's requests first.
 	eventually(t, 5*time.Second, "the breaker opens", func() bool {
 		status(t, gw.proxy)
-		var r readiness
+		var r admin.Readiness
 		json.Unmarshal(call(t, gw.admin, "GET", "/readyz").Body(), &r)
 		return r.Breaker == "open"
 	})
@@ -172,7 +173,7 @@ func TestStartsExactWithEverySentinelDown(t *testing.T) {
 			t.Fatalf("request %d, every sentinel down, primary healthy: %d %q; want 200 ok", i+1, code, st)
 		}
 	}
-	var r readiness
+	var r admin.Readiness
 	json.Unmarshal(call(t, gw.admin, "GET", "/readyz").Body(), &r)
 	if r.Sentinels == nil || *r.Sentinels != 0 {
 		t.Fatalf("/readyz sentinels_reachable %v; want 0", r.Sentinels)
