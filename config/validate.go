@@ -7,22 +7,16 @@ import (
 	"time"
 
 	"github.com/l1gw/l1gw/degrade"
+	"github.com/l1gw/l1gw/internal/configkey"
 	"github.com/l1gw/l1gw/limiter"
 	"github.com/l1gw/l1gw/tenants"
 	"github.com/l1gw/l1gw/upstream"
 )
 
-// keyError is a validation problem before its source is known.
-type keyError struct{ path, msg string }
+// checker collects validation problems before their source is known.
+type checker struct{ errs configkey.Errors }
 
-func (e *keyError) Error() string   { return e.path + ": " + e.msg }
-func (e *keyError) KeyPath() string { return e.path }
-
-type checker struct{ errs []error }
-
-func (c *checker) fail(path, format string, args ...any) {
-	c.errs = append(c.errs, &keyError{path: path, msg: fmt.Sprintf(format, args...)})
-}
+func (c *checker) fail(path, format string, args ...any) { c.errs.Add(path, format, args...) }
 
 func (c *checker) oneOf(path, got string, want ...string) bool {
 	for _, w := range want {
@@ -61,8 +55,8 @@ func (cfg *Config) validate() []error {
 		c.errs = append(c.errs, err)
 	}
 	for name := range cfg.Upstreams {
-		if !tenants.ValidID(name) {
-			c.fail("upstreams."+name, "name %q: want 1-64 characters of A-Z a-z 0-9 _ . -", name)
+		if !configkey.ValidName(name) {
+			c.fail("upstreams."+name, "name: %s", configkey.BadName(name))
 		}
 	}
 	return c.errs
@@ -163,8 +157,8 @@ func (cfg *Config) validateRateLimit(c *checker) {
 		c.fail("ratelimit.breaker.failures", "got %d; want >= 1", r.Breaker.Failures)
 	}
 	c.positive("ratelimit.breaker.cooldown", r.Breaker.Cooldown)
-	if !tenants.ValidID(r.KeyPrefix) {
-		c.fail("ratelimit.key_prefix", "got %q; want 1-64 characters of A-Z a-z 0-9 _ . -", r.KeyPrefix)
+	if !configkey.ValidName(r.KeyPrefix) {
+		c.fail("ratelimit.key_prefix", "%s", configkey.BadName(r.KeyPrefix))
 	}
 }
 
@@ -178,8 +172,8 @@ func (cfg *Config) validateTenants(c *checker) {
 	}
 	c.positive("tenants.refresh", t.Refresh)
 	for name := range cfg.Plans {
-		if !tenants.ValidID(name) {
-			c.fail("plans."+name, "name %q: want 1-64 characters of A-Z a-z 0-9 _ . -", name)
+		if !configkey.ValidName(name) {
+			c.fail("plans."+name, "name: %s", configkey.BadName(name))
 		}
 	}
 	_, err := tenants.Build(t, cfg.Plans, cfg.TenantList, func(name string) bool {

@@ -9,50 +9,21 @@ import (
 	"strings"
 	"time"
 
+	"github.com/l1gw/l1gw/internal/configkey"
 	"github.com/l1gw/l1gw/limiter"
 )
 
-// KeyError is a problem with one config key; KeyPath names it the way the
-// config file spells it (tenant_list[2].plan).
-type KeyError struct {
-	Path string
-	Msg  string
-}
-
-func (e *KeyError) Error() string { return e.Path + ": " + e.Msg }
-
-// KeyPath is the config key the error is about.
-func (e *KeyError) KeyPath() string { return e.Path }
-
-// maxIDLen bounds tenant IDs; with the character set it keeps every
-// tenant's Redis keys distinct and short.
-const maxIDLen = 64
-
-// ValidID reports whether id is 1–64 of [A-Za-z0-9_.-].
-func ValidID(id string) bool {
-	if id == "" || len(id) > maxIDLen {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
-
 type builder struct {
 	plans map[string]Plan
-	errs  []error
+	errs  configkey.Errors
 }
 
 func (b *builder) fail(path, format string, args ...any) {
-	b.errs = append(b.errs, &KeyError{Path: path, Msg: fmt.Sprintf(format, args...)})
+	b.errs.Add(path, format, args...)
 }
 
 // Build checks the tenants and plans and returns the snapshot they make.
-// Every problem is reported, each as a *KeyError naming its config key.
+// Every problem is reported, each as a *configkey.Error naming its key.
 // upstreamKnown reports whether an upstream name exists.
 func Build(opts Options, plans map[string]Plan, specs []Spec, upstreamKnown func(string) bool) (*Snapshot, error) {
 	b := &builder{plans: plans}
@@ -115,8 +86,8 @@ func (b *builder) anonymous(s *Snapshot, opts Options) {
 func (b *builder) tenant(path string, spec Spec, upstreamKnown func(string) bool) *Tenant {
 	ok := true
 	switch {
-	case !ValidID(spec.ID):
-		b.fail(path+".id", "got %q; want 1-%d characters of A-Z a-z 0-9 _ . -", spec.ID, maxIDLen)
+	case !configkey.ValidName(spec.ID):
+		b.fail(path+".id", "%s", configkey.BadName(spec.ID))
 		ok = false
 	case spec.ID == AnonymousID || spec.ID == UnknownID:
 		b.fail(path+".id", "%q is reserved", spec.ID)
@@ -184,8 +155,8 @@ func (b *builder) rules(path string, rules []limiter.Rule) {
 	for i, r := range rules {
 		p := fmt.Sprintf("%s[%d]", path, i)
 		switch {
-		case !ValidID(r.Name):
-			b.fail(p+".name", "got %q; want 1-%d characters of A-Z a-z 0-9 _ . -", r.Name, maxIDLen)
+		case !configkey.ValidName(r.Name):
+			b.fail(p+".name", "%s", configkey.BadName(r.Name))
 		case seen[r.Name]:
 			b.fail(p+".name", "rule %q is defined twice", r.Name)
 		}

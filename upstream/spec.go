@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"sort"
 	"time"
+
+	"github.com/l1gw/l1gw/internal/configkey"
 )
 
 // Spec is one named upstream.
@@ -56,24 +58,11 @@ type RouteSpec struct {
 	Upstream string `koanf:"upstream" json:"upstream"`
 }
 
-// KeyError is a problem with one config key, named the way the config file
-// spells it (upstreams.demo.targets[0]).
-type KeyError struct {
-	Path string
-	Msg  string
-}
-
-func (e *KeyError) Error() string { return e.Path + ": " + e.Msg }
-
-// KeyPath is the config key the error is about.
-func (e *KeyError) KeyPath() string { return e.Path }
-
-// Validate checks specs and routes, reporting every problem as a *KeyError.
+// Validate checks specs and routes, reporting every problem as a
+// *configkey.Error.
 func Validate(specs map[string]Spec, routes []RouteSpec) error {
-	var errs []error
-	fail := func(path, format string, args ...any) {
-		errs = append(errs, &KeyError{Path: path, Msg: fmt.Sprintf(format, args...)})
-	}
+	var errs configkey.Errors
+	fail := errs.Add
 	names := make([]string, 0, len(specs))
 	for name := range specs {
 		names = append(names, name)
