@@ -167,7 +167,7 @@ func (cfg *Config) validateTenants(c *checker) {
 	if !validHeaderName(t.KeyHeader) {
 		c.fail("tenants.key_header", "got %q; want an HTTP header name", t.KeyHeader)
 	}
-	if c.oneOf("tenants.source", t.Source, "config", "redis", "both") && t.Source != "config" {
+	if c.oneOf("tenants.source", t.Source, tenants.SourceConfig, tenants.SourceRedis, tenants.SourceBoth) && t.Source != tenants.SourceConfig {
 		c.notYet("tenants.source", t.Source, "tenants from Redis come with the Redis store")
 	}
 	c.positive("tenants.refresh", t.Refresh)

@@ -15,6 +15,13 @@ const (
 	UnknownAnonymous = "anonymous"
 )
 
+// Where tenants come from (Options.Source); only SourceConfig is built.
+const (
+	SourceConfig = "config"
+	SourceRedis  = "redis"
+	SourceBoth   = "both"
+)
+
 // Options is the tenants section of the config.
 type Options struct {
 	// KeyHeader is the request header carrying the API key. Default

@@ -1,0 +1,131 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/knadh/koanf/v2"
+)
+
+func decode(k *koanf.Koanf, c *Config) error {
+	return k.UnmarshalWithConf("", c, koanf.UnmarshalConf{
+		DecoderConfig: &mapstructure.DecoderConfig{
+			TagName:          "koanf",
+			WeaklyTypedInput: true, // env and --set values are strings
+			// Unknown keys are found by unknownKeys: mapstructure stops
+			// looking for them in a section with a bad value.
+			DecodeHook: mapstructure.ComposeDecodeHookFunc(
+				durationHook,
+				mapstructure.StringToSliceHookFunc(","),
+			),
+		},
+	})
+}
+
+var durationType = reflect.TypeOf(time.Duration(0))
+
+// durationHook parses Go durations ("10ms", "1m") and refuses bare numbers,
+// which weak typing would otherwise read as nanoseconds.
+func durationHook(from, to reflect.Type, data any) (any, error) {
+	if to != durationType {
+		return data, nil
+	}
+	switch v := data.(type) {
+	case string:
+		d, err := time.ParseDuration(strings.TrimSpace(v))
+		if err != nil {
+			return nil, fmt.Errorf("got %q; want a duration such as 10ms, 5s or 1m", v)
+		}
+		return d, nil
+	case int, int64, uint64, float64:
+		if reflect.ValueOf(v).IsZero() {
+			return time.Duration(0), nil
+		}
+		return nil, fmt.Errorf("got %v; want a duration with a unit, such as 10ms, 5s or 1m", v)
+	}
+	return data, nil
+}
+
+var mapIndex = regexp.MustCompile(`\[([^\]]*[^\]0-9][^\]]*)\]`)
+
+// keyPath turns mapstructure's "plans[free].limits[0]" into the config
+// spelling "plans.free.limits[0]".
+func keyPath(name string) string {
+	return strings.TrimPrefix(mapIndex.ReplaceAllString(name, ".$1"), ".")
+}
+
+// attribute turns decoding and validation errors into Errors, each naming
+// its key and the source that set it.
+func attribute(err error, layers []*layer) Errors {
+	var out Errors
+	if err == nil {
+		return nil
+	}
+	var walk func(err error)
+	walk = func(err error) {
+		switch e := err.(type) {
+		case interface{ Unwrap() []error }:
+			for _, inner := range e.Unwrap() {
+				walk(inner)
+			}
+		case *mapstructure.DecodeError:
+			inner := e.Unwrap()
+			if _, nested := inner.(interface{ Unwrap() []error }); nested {
+				walk(inner)
+				return
+			}
+			key, msg := keyPath(e.Name()), inner.Error()
+			var pe *mapstructure.ParseError
+			if errors.As(inner, &pe) {
+				msg = fmt.Sprintf("got %q; want a value of type %s", fmt.Sprint(pe.Value), pe.Expected.Type())
+			}
+			out = append(out, &Error{Key: key, Source: sourceOf(key, layers), Msg: msg})
+		case interface{ KeyPath() string }:
+			key := e.KeyPath()
+			msg := strings.TrimPrefix(err.Error(), key+": ")
+			out = append(out, &Error{Key: key, Source: sourceOf(key, layers), Msg: msg})
+		default:
+			if inner := errors.Unwrap(err); inner != nil {
+				walk(inner) // mapstructure's "decoding failed" wrapper
+				return
+			}
+			out = append(out, &Error{Key: "(config)", Source: "config", Msg: err.Error()})
+		}
+	}
+	walk(err)
+	return out
+}
+
+// sourceOf names the highest-precedence source that set key or the list
+// or value that contains it.
+func sourceOf(key string, layers []*layer) string {
+	path := key
+	if i := strings.IndexByte(path, '['); i >= 0 {
+		path = path[:i]
+	}
+	for i := len(layers) - 1; i >= 0; i-- {
+		l := layers[i]
+		for p := path; p != ""; p = parent(p) {
+			if !l.k.Exists(p) {
+				continue
+			}
+			if _, isMap := l.k.Get(p).(map[string]any); isMap && p != path {
+				break // a section this layer only adds to
+			}
+			return l.describe(p)
+		}
+	}
+	return "defaults"
+}
+
+func parent(p string) string {
+	if i := strings.LastIndexByte(p, '.'); i >= 0 {
+		return p[:i]
+	}
+	return ""
+}

@@ -1,0 +1,102 @@
+package config
+
+import (
+	"fmt"
+	"github.com/l1gw/l1gw/limiter"
+	"github.com/l1gw/l1gw/tenants"
+	"reflect"
+	"strings"
+)
+
+// unknownKeys lists every key in data that t has no field for, walking
+// sections, maps and lists the way decoding does.
+func unknownKeys(data any, t reflect.Type, path string, layers []*layer) Errors {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	var out Errors
+	switch t.Kind() {
+	case reflect.Struct:
+		m, ok := data.(map[string]any)
+		if !ok {
+			return nil // a type error; decoding reports it
+		}
+		fields := map[string]reflect.Type{}
+		collectFields(t, fields)
+		for k, v := range m {
+			key := strings.TrimPrefix(path+"."+k, ".")
+			ft, known := fields[k]
+			if !known {
+				out = append(out, &Error{Key: key, Source: sourceOf(key, layers), Msg: "unknown key"})
+				continue
+			}
+			out = append(out, unknownKeys(v, ft, key, layers)...)
+		}
+	case reflect.Map:
+		if m, ok := data.(map[string]any); ok {
+			for k, v := range m {
+				out = append(out, unknownKeys(v, t.Elem(), path+"."+k, layers)...)
+			}
+		}
+	case reflect.Slice:
+		if l, ok := data.([]any); ok {
+			for i, v := range l {
+				out = append(out, unknownKeys(v, t.Elem(), fmt.Sprintf("%s[%d]", path, i), layers)...)
+			}
+		}
+	}
+	return out
+}
+
+// collectFields maps a struct's koanf names to field types, flattening
+// ",squash" fields.
+func collectFields(t reflect.Type, out map[string]reflect.Type) {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, opts, _ := strings.Cut(f.Tag.Get("koanf"), ",")
+		if opts == "squash" {
+			collectFields(f.Type, out)
+			continue
+		}
+		if name != "" && name != "-" {
+			out[name] = f.Type
+		}
+	}
+}
+
+// unused reports keys a source sets that nothing would read with the rest
+// of the config: accepted in silence, they would mislead. The defaults set
+// every key, so only the other layers count.
+func unused(c *Config, layers []*layer) Errors {
+	var out Errors
+	report := func(key, why string) {
+		for _, l := range layers[1:] {
+			if l.k.Exists(key) {
+				out = append(out, &Error{Key: key, Source: sourceOf(key, layers), Msg: why})
+				return
+			}
+		}
+	}
+	if c.Tenants.Source == tenants.SourceConfig {
+		report("tenants.refresh", "set, but it is not supported yet: it paces re-reading a non-config tenants.source")
+	}
+	if c.Redis.Mode == limiter.ModeMemory {
+		for _, k := range redisKeys {
+			report("redis."+k, "set, but redis.mode is memory: set redis.mode too")
+		}
+	}
+	return out
+}
+
+// redisKeys are the redis section's keys that only a Redis mode reads:
+// every key of limiter.RedisOptions but mode and addrs.
+var redisKeys = func() []string {
+	t := reflect.TypeOf(limiter.RedisOptions{})
+	var keys []string
+	for i := range t.NumField() {
+		if k := t.Field(i).Tag.Get("koanf"); k != "" && k != "mode" && k != "addrs" {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}()
