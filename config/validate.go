@@ -176,7 +176,7 @@ func (cfg *Config) validateTenants(c *checker) {
 			c.fail("plans."+name, "name: %s", configkey.BadName(name))
 		}
 	}
-	_, err := tenants.Build(t, cfg.Plans, cfg.TenantList, func(name string) bool {
+	err := tenants.Check(t, cfg.Plans, cfg.TenantList, func(name string) bool {
 		_, ok := cfg.Upstreams[name]
 		return ok
 	})

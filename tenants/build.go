@@ -16,6 +16,7 @@ import (
 type builder struct {
 	plans map[string]Plan
 	errs  configkey.Errors
+	stats bool // create the tenants' metric handles (Build, not Check)
 }
 
 func (b *builder) fail(path, format string, args ...any) {
@@ -26,7 +27,18 @@ func (b *builder) fail(path, format string, args ...any) {
 // Every problem is reported, each as a *configkey.Error naming its key.
 // upstreamKnown reports whether an upstream name exists.
 func Build(opts Options, plans map[string]Plan, specs []Spec, upstreamKnown func(string) bool) (*Snapshot, error) {
-	b := &builder{plans: plans}
+	return build(opts, plans, specs, upstreamKnown, true)
+}
+
+// Check reports what Build would, without its side effects: no tenant's
+// metrics are created. Config validation (check-config) uses it.
+func Check(opts Options, plans map[string]Plan, specs []Spec, upstreamKnown func(string) bool) error {
+	_, err := build(opts, plans, specs, upstreamKnown, false)
+	return err
+}
+
+func build(opts Options, plans map[string]Plan, specs []Spec, upstreamKnown func(string) bool, stats bool) (*Snapshot, error) {
+	b := &builder{plans: plans, stats: stats}
 	names := make([]string, 0, len(plans))
 	for name := range plans {
 		names = append(names, name)
@@ -77,7 +89,10 @@ func (b *builder) anonymous(s *Snapshot, opts Options) {
 			b.fail("tenants.anonymous_plan", "unknown plan %q (tenants.unknown is anonymous)", opts.AnonymousPlan)
 			return
 		}
-		s.anonymous = &Tenant{ID: AnonymousID, Plan: opts.AnonymousPlan, rules: plan.Limits, Stats: NewStats(AnonymousID)}
+		s.anonymous = &Tenant{ID: AnonymousID, Plan: opts.AnonymousPlan, rules: plan.Limits}
+		if b.stats {
+			s.anonymous.Stats = NewStats(AnonymousID)
+		}
 	default:
 		b.fail("tenants.unknown", "got %q; want reject or anonymous", opts.Unknown)
 	}
@@ -143,7 +158,9 @@ func (b *builder) tenant(path string, spec Spec, upstreamKnown func(string) bool
 	if !ok {
 		return nil
 	}
-	t.Stats = NewStats(t.ID)
+	if b.stats {
+		t.Stats = NewStats(t.ID)
+	}
 	return t
 }
 

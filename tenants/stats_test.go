@@ -1,10 +1,14 @@
 package tenants_test
 
 import (
+	"bytes"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/l1gw/l1gw/limiter"
 	"github.com/l1gw/l1gw/tenants"
 )
 
@@ -21,5 +25,30 @@ func TestResponseCodesAreLabelledBounded(t *testing.T) {
 		if got := c.Get() - before; got != 1 {
 			t.Errorf("code %d: counter %s grew by %d; want 1", tc.code, tc.label, got)
 		}
+	}
+}
+
+// TestCheckCreatesNoMetrics: checking a config (check-config) registers
+// no tenant's counters; building the table for serving does.
+func TestCheckCreatesNoMetrics(t *testing.T) {
+	plans := map[string]tenants.Plan{"p": {Limits: []limiter.Rule{{Name: "r", Limit: 1, Window: time.Second}}}}
+	specs := []tenants.Spec{{ID: "checked-only", Plan: "p", Keys: []string{"k"}}}
+	opts := tenants.Options{KeyHeader: "X-API-Key", Unknown: tenants.UnknownReject, Source: tenants.SourceConfig}
+	exported := func() bool {
+		var b bytes.Buffer
+		metrics.WritePrometheus(&b, false)
+		return strings.Contains(b.String(), `tenant="checked-only"`)
+	}
+	if err := tenants.Check(opts, plans, specs, func(string) bool { return true }); err != nil {
+		t.Fatal(err)
+	}
+	if exported() {
+		t.Fatal("Check created the tenant's metrics; want none")
+	}
+	if _, err := tenants.Build(opts, plans, specs, func(string) bool { return true }); err != nil {
+		t.Fatal(err)
+	}
+	if !exported() {
+		t.Fatal("Build created no metrics for the tenant; want its decision counters")
 	}
 }
