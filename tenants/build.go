@@ -128,11 +128,27 @@ func (b *builder) tenant(path string, spec Spec, upstreamKnown func(string) bool
 		ok = false
 	}
 	t := &Tenant{ID: spec.ID, Plan: spec.Plan, Upstream: spec.Upstream, rules: base}
-	// A rule's name is its count: two routes may share a rule only if they
-	// define it the same way, or the shorter window's trim would eat the
-	// longer one's entries.
+	var routesOK bool
+	t.routes, routesOK = b.routes(path, spec.Routes, base)
+	ok = ok && routesOK
+	if !ok {
+		return nil
+	}
+	if b.stats {
+		t.Stats = NewStats(t.ID)
+	}
+	return t
+}
+
+// routes builds a tenant's routes over its base rules, longest prefix
+// first (the first match is the most specific); ok is false when one is
+// wrong. A rule's name is its count: two routes may share a rule only if
+// they define it the same way, or the shorter window's trim would eat the
+// longer one's entries.
+func (b *builder) routes(path string, specs []RouteSpec, base []limiter.Rule) (routes []route, ok bool) {
+	ok = true
 	routeRules := map[string]limiter.Rule{}
-	for i, rs := range spec.Routes {
+	for i, rs := range specs {
 		rp := fmt.Sprintf("%s.routes[%d]", path, i)
 		b.rules(rp+".limits", rs.Limits)
 		for j, r := range rs.Limits {
@@ -151,17 +167,10 @@ func (b *builder) tenant(path string, spec Spec, upstreamKnown func(string) bool
 			b.fail(rp+".limits", "%d rules apply to this route; at most %d", len(rules), limiter.MaxRules)
 			ok = false
 		}
-		t.routes = append(t.routes, route{methods: upper(rs.Methods), prefix: []byte(rs.PathPrefix), rules: rules})
+		routes = append(routes, route{methods: upper(rs.Methods), prefix: []byte(rs.PathPrefix), rules: rules})
 	}
-	// Longest prefix first, so the first match is the most specific.
-	sort.SliceStable(t.routes, func(i, j int) bool { return len(t.routes[i].prefix) > len(t.routes[j].prefix) })
-	if !ok {
-		return nil
-	}
-	if b.stats {
-		t.Stats = NewStats(t.ID)
-	}
-	return t
+	sort.SliceStable(routes, func(i, j int) bool { return len(routes[i].prefix) > len(routes[j].prefix) })
+	return routes, ok
 }
 
 func (b *builder) rules(path string, rules []limiter.Rule) {
