@@ -2,14 +2,10 @@ package limiter
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 )
 
 // RedisStore is the shared Store: N gateways enforce one limit per tenant
@@ -210,60 +206,6 @@ func (s *RedisStore) peek(req Request, keys []string, args []any, budget time.Du
 	return o, nil
 }
 
-// carry sends o on r's pipe for its tenant and waits for it. A Cluster
-// redirect (MOVED: the slot has moved; ASK: it is being migrated) is
-// followed once, to the node it names, with a copy of o; the script did
-// not run on the first node. It returns the op that was answered, for the
-// caller to read and release, with the pipe that answered it, or the
-// error (every op released).
-func carry(r router, o *op) (*op, *pipe, error) {
-	p, err := r.pipeFor(o.req.Tenant)
-	if err != nil {
-		o.discard()
-		return nil, nil, err
-	}
-	p.do(o)
-	if addr, asking, ok := redirect(o.err); ok {
-		r.failed(o.err) // the slot map is reloaded meanwhile
-		if q := r.pipeAt(addr); q != nil {
-			next := getOp()
-			next.copyRequest(o)
-			next.asking = asking
-			o.release()
-			o, p = next, q
-			q.do(o)
-		}
-	}
-	if o.err != nil {
-		r.failed(o.err)
-		err := o.err
-		o.release()
-		return nil, nil, err
-	}
-	return o, p, nil
-}
-
-// redirect reads a MOVED or ASK error reply: the node to go to, and
-// whether it needs ASKING first.
-func redirect(err error) (addr string, asking, ok bool) {
-	if err == nil {
-		return "", false, false // before re: taking its address allocates
-	}
-	return redirectOf(err)
-}
-
-func redirectOf(err error) (addr string, asking, ok bool) {
-	var re replyError
-	if !errors.As(err, &re) {
-		return "", false, false
-	}
-	f := strings.Fields(string(re))
-	if len(f) != 3 || (f[0] != "MOVED" && f[0] != "ASK") {
-		return "", false, false
-	}
-	return f[2], f[0] == "ASK", true
-}
-
 // keys are the Redis keys of tenant's rules, in order.
 func (s *RedisStore) keys(tenant string, rules []Rule) []string {
 	keys := make([]string, len(rules))
@@ -301,45 +243,6 @@ func parseDecision(rules []Rule, v []int64) (Decision, error) {
 	return d, nil
 }
 
-// Usage reads each rule's state from the replica without recording.
-func (s *RedisStore) Usage(ctx context.Context, tenant string, rules []Rule) ([]RuleUsage, error) {
-	if len(rules) == 0 {
-		return nil, nil
-	}
-	args := make([]any, len(rules))
-	for i, r := range rules {
-		args[i] = r.Window.Microseconds()
-	}
-	v, err := usageScript.RunRO(ctx, s.clients.Replica, s.keys(tenant, rules), args...).Int64Slice()
-	if err != nil {
-		return nil, fmt.Errorf("usage of %s: %w", tenant, err)
-	}
-	if len(v) != 2*len(rules) {
-		return nil, fmt.Errorf("usage of %s: script reply has %d values; want %d", tenant, len(v), 2*len(rules))
-	}
-	out := make([]RuleUsage, len(rules))
-	for i, r := range rules {
-		out[i] = RuleUsage{Rule: r, Used: v[2*i], Reset: time.Duration(v[2*i+1]) * time.Microsecond}
-	}
-	return out, nil
-}
-
-// Reset forgets everything recorded for tenant's rules, on the primary and
-// in the deny cache.
-func (s *RedisStore) Reset(ctx context.Context, tenant string, rules []Rule) error {
-	s.denies.forget(tenant)
-	if s.replica != nil {
-		s.replica.forgetTenant(tenant) // records already queued may still land
-	}
-	if len(rules) == 0 {
-		return nil
-	}
-	if err := s.clients.Primary.Del(ctx, s.keys(tenant, rules)...).Err(); err != nil && !errors.Is(err, redis.Nil) {
-		return fmt.Errorf("reset %s: %w", tenant, err)
-	}
-	return nil
-}
-
 // ReplicaDenies asks the replica, within budget, whether a rule of req is
 // already full there, without recording. A replica never shows more than
 // the primary holds, so its denial is always right; its room proves
@@ -373,14 +276,4 @@ func parsePeek(rules []Rule, v []int64) (Decision, bool) {
 			Reset: time.Duration(v[2+4*i]) * time.Microsecond, RetryAfter: time.Duration(v[3+4*i]) * time.Microsecond}
 	}
 	return d, d.Allowed
-}
-
-// EvictionPolicy is the primary's maxmemory-policy; "" when CONFIG GET is
-// not allowed.
-func (s *RedisStore) EvictionPolicy(ctx context.Context) string {
-	m, err := s.clients.Primary.ConfigGet(ctx, "maxmemory-policy").Result()
-	if err != nil {
-		return ""
-	}
-	return m["maxmemory-policy"]
 }

@@ -1,0 +1,230 @@
+package limiter
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// clusterRoute follows go-redis' slot map: a pipe per node address.
+type clusterRoute struct {
+	cl       *redis.ClusterClient
+	cfg      *pipeConfig
+	readOnly bool
+	ready    atomic.Bool // the slot map has been loaded once
+	loadMu   sync.Mutex
+	loaded   chan struct{} // closed when the load under way ends; nil when none is
+	mu       sync.RWMutex
+	pipes    map[string]*pipe
+	gone     map[string]bool // pipes the last sweep did not find in the slot map
+	sweeping sync.Once
+	quit     chan struct{}
+	swept    sync.WaitGroup
+}
+
+func newClusterRoute(cl *redis.ClusterClient, cfg *pipeConfig, readOnly bool) *clusterRoute {
+	return &clusterRoute{cl: cl, cfg: cfg, readOnly: readOnly, pipes: map[string]*pipe{}, quit: make(chan struct{})}
+}
+
+// clusterSweepEvery is how often a Cluster route closes the pipes of nodes the
+// slot map no longer names (two sweeps in a row): a departed node's pipe
+// and its watcher stop trying to reach it.
+const clusterSweepEvery = 5 * time.Second
+
+func (r *clusterRoute) sweepLoop() {
+	defer r.swept.Done()
+	t := time.NewTicker(clusterSweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.quit:
+			return
+		case <-t.C:
+			r.sweep()
+		}
+	}
+}
+
+// sweep closes the pipes of nodes absent from the slot map now and at the
+// sweep before.
+func (r *clusterRoute) sweep() {
+	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.conn.dialTimeout+r.cfg.silence)
+	defer cancel()
+	var mu sync.Mutex
+	named := map[string]bool{}
+	note := func(_ context.Context, node *redis.Client) error {
+		mu.Lock()
+		named[node.Options().Addr] = true
+		mu.Unlock()
+		return nil
+	}
+	var err error
+	if r.readOnly {
+		err = r.cl.ForEachSlave(ctx, note)
+	} else {
+		err = r.cl.ForEachMaster(ctx, note)
+	}
+	if err != nil || len(named) == 0 {
+		return // no slot map to judge by
+	}
+	var stale []*pipe
+	r.mu.Lock()
+	gone := map[string]bool{}
+	for addr, p := range r.pipes {
+		switch {
+		case named[addr]:
+		case r.gone[addr]:
+			stale = append(stale, p)
+			delete(r.pipes, addr)
+		default:
+			gone[addr] = true
+		}
+	}
+	r.gone = gone
+	r.mu.Unlock()
+	for _, p := range stale {
+		p.close()
+	}
+}
+
+func (r *clusterRoute) close() {
+	r.sweeping.Do(func() {}) // no sweep starts after this
+	select {
+	case <-r.quit:
+	default:
+		close(r.quit)
+	}
+	r.swept.Wait()
+	for _, p := range r.all() {
+		p.close()
+	}
+}
+
+// errNoSlotMap: the cluster's slot map is not loaded yet; it is being
+// loaded in the background, never on the request path.
+var errNoSlotMap = errors.New("limiter: the cluster's slot map is not loaded yet")
+
+func (r *clusterRoute) pipeFor(tenant string) (*pipe, error) {
+	if !r.ready.Load() && !r.waitLoad() {
+		return nil, errNoSlotMap
+	}
+	// Tenant IDs have no braces, so the tenant's slot is that of its keys.
+	var node *redis.Client
+	var err error
+	if r.readOnly {
+		node, err = r.cl.SlaveForKey(context.Background(), tenant)
+	} else {
+		node, err = r.cl.MasterForKey(context.Background(), tenant)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return r.pipeAt(node.Options().Addr), nil
+}
+
+func (r *clusterRoute) shard(tenant string) string {
+	if !r.ready.Load() {
+		return ""
+	}
+	node, err := r.cl.MasterForKey(context.Background(), tenant)
+	if err != nil {
+		return ""
+	}
+	return node.Options().Addr
+}
+
+// connect loads the slot map and dials a pipe to every node it names
+// (masters, or replicas for reads).
+func (r *clusterRoute) connect(ctx context.Context) {
+	dial := func(ctx context.Context, node *redis.Client) error {
+		r.pipeAt(node.Options().Addr).connect(ctx)
+		return nil
+	}
+	var err error
+	if r.readOnly {
+		err = r.cl.ForEachSlave(ctx, dial)
+	} else {
+		err = r.cl.ForEachMaster(ctx, dial)
+	}
+	if err == nil {
+		r.ready.Store(true)
+	}
+	r.sweeping.Do(func() {
+		r.swept.Add(1)
+		go r.sweepLoop()
+	})
+}
+
+// pipeAt is the pipe of the node at addr, made on first use.
+func (r *clusterRoute) pipeAt(addr string) *pipe {
+	r.mu.RLock()
+	p := r.pipes[addr]
+	r.mu.RUnlock()
+	if p != nil {
+		return p
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if p = r.pipes[addr]; p == nil {
+		p = newPipe(r.cfg, fixedAddr(addr))
+		r.pipes[addr] = p
+	}
+	return p
+}
+
+// waitLoad starts loading the slot map in the background, if no load is
+// under way, and waits for it up to the budget. Only the first decisions
+// (or those while the cluster is unreachable at start) get here.
+func (r *clusterRoute) waitLoad() bool {
+	r.loadMu.Lock()
+	done := r.loaded
+	if done == nil {
+		done = make(chan struct{})
+		r.loaded = done
+		go r.load(done)
+	}
+	r.loadMu.Unlock()
+	t := time.NewTimer(r.cfg.budget)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	}
+	return r.ready.Load()
+}
+
+func (r *clusterRoute) load(done chan struct{}) {
+	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.conn.dialTimeout+r.cfg.silence)
+	defer cancel()
+	if _, err := r.cl.MasterForKey(ctx, "l1gw"); err == nil {
+		r.ready.Store(true)
+	}
+	r.loadMu.Lock()
+	r.loaded = nil
+	r.loadMu.Unlock()
+	close(done)
+}
+
+func (r *clusterRoute) failed(err error) {
+	var re replyError
+	if errors.As(err, &re) && !strings.HasPrefix(string(re), "MOVED") && !strings.HasPrefix(string(re), "ASK") &&
+		!strings.HasPrefix(string(re), "CLUSTERDOWN") {
+		return // a script's own error: the map is fine
+	}
+	r.cl.ReloadState(context.Background())
+}
+
+func (r *clusterRoute) all() []*pipe {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make([]*pipe, 0, len(r.pipes))
+	for _, p := range r.pipes {
+		out = append(out, p)
+	}
+	return out
+}

@@ -1,0 +1,39 @@
+package limiter
+
+import (
+	"fmt"
+)
+
+// reload loads the scripts a node answered NOSCRIPT for (a restart, a
+// failover, SCRIPT FLUSH) and sends those ops again.
+func (l *lane) reload() error {
+	redo := append([]*op(nil), l.redo...)
+	l.redo = l.redo[:0]
+	c := l.c
+	if c == nil {
+		return fmt.Errorf("limiter: %d decisions answered NOSCRIPT on a connection since dropped", len(redo))
+	}
+	var b []byte
+	loaded := map[string]bool{}
+	for _, o := range redo {
+		if src := o.script(); !loaded[src] {
+			loaded[src] = true
+			b = appendBulk(appendBulk(appendArray(b, 3), "SCRIPT"), "LOAD")
+			b = appendBulk(b, src)
+		}
+	}
+	if _, err := c.nc.Write(b); err != nil {
+		return err
+	}
+	for range loaded {
+		if _, err := readStatus(c.r); err != nil {
+			return fmt.Errorf("SCRIPT LOAD on %s: %w", c.addr, err)
+		}
+	}
+	_, err := l.roundTrip(redo)
+	l.redo = l.redo[:0] // a second NOSCRIPT is not retried
+	if err == nil {
+		settlePending(redo, fmt.Errorf("limiter: %s answered NOSCRIPT after SCRIPT LOAD", c.addr))
+	}
+	return err
+}

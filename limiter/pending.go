@@ -1,0 +1,63 @@
+package limiter
+
+import (
+	"time"
+)
+
+// maybeSweep drops expired entries and empty logs of keys no longer
+// decided (an anonymous client gone away). Called with mu held.
+func (sh *pendingShard) maybeSweep(now time.Time) {
+	if now.Sub(sh.lastSweep) < pendingSweep {
+		return
+	}
+	sh.lastSweep = now
+	for k, lg := range sh.logs {
+		lg.expire(now.Add(-lg.window))
+		if len(lg.entries) == 0 {
+			delete(sh.logs, k)
+		}
+	}
+}
+
+func (l *pendingLog) append(e pendingEntry) {
+	l.entries = append(l.entries, e)
+	l.appended += e.cost
+}
+
+// forget drops entries from the front until dropped reaches upTo.
+func (l *pendingLog) forget(upTo uint64) {
+	n := 0
+	for n < len(l.entries) && l.dropped < upTo {
+		n++
+		l.dropped++
+	}
+	l.entries = l.entries[n:]
+}
+
+// expire drops entries at or before cutoff: out of the window anyway.
+func (l *pendingLog) expire(cutoff time.Time) {
+	n := 0
+	for n < len(l.entries) && !l.entries[n].at.After(cutoff) {
+		n++
+	}
+	l.entries = l.entries[n:]
+	l.dropped += uint64(n)
+}
+
+// freedAfter is how long until units of cost of the pending entries have
+// left a window (at least 1ns), walking from the oldest.
+func (l *pendingLog) freedAfter(units int64, window time.Duration, now time.Time) time.Duration {
+	for _, e := range l.entries {
+		if units -= e.cost; units <= 0 {
+			return max(e.at.Add(window).Sub(now), time.Nanosecond)
+		}
+	}
+	return window
+}
+
+func (l *pendingLog) oldest() (time.Time, bool) {
+	if l == nil || len(l.entries) == 0 {
+		return time.Time{}, false
+	}
+	return l.entries[0].at, true
+}

@@ -1,0 +1,59 @@
+package limiter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Usage reads each rule's state from the replica without recording.
+func (s *RedisStore) Usage(ctx context.Context, tenant string, rules []Rule) ([]RuleUsage, error) {
+	if len(rules) == 0 {
+		return nil, nil
+	}
+	args := make([]any, len(rules))
+	for i, r := range rules {
+		args[i] = r.Window.Microseconds()
+	}
+	v, err := usageScript.RunRO(ctx, s.clients.Replica, s.keys(tenant, rules), args...).Int64Slice()
+	if err != nil {
+		return nil, fmt.Errorf("usage of %s: %w", tenant, err)
+	}
+	if len(v) != 2*len(rules) {
+		return nil, fmt.Errorf("usage of %s: script reply has %d values; want %d", tenant, len(v), 2*len(rules))
+	}
+	out := make([]RuleUsage, len(rules))
+	for i, r := range rules {
+		out[i] = RuleUsage{Rule: r, Used: v[2*i], Reset: time.Duration(v[2*i+1]) * time.Microsecond}
+	}
+	return out, nil
+}
+
+// Reset forgets everything recorded for tenant's rules, on the primary and
+// in the deny cache.
+func (s *RedisStore) Reset(ctx context.Context, tenant string, rules []Rule) error {
+	s.denies.forget(tenant)
+	if s.replica != nil {
+		s.replica.forgetTenant(tenant) // records already queued may still land
+	}
+	if len(rules) == 0 {
+		return nil
+	}
+	if err := s.clients.Primary.Del(ctx, s.keys(tenant, rules)...).Err(); err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("reset %s: %w", tenant, err)
+	}
+	return nil
+}
+
+// EvictionPolicy is the primary's maxmemory-policy; "" when CONFIG GET is
+// not allowed.
+func (s *RedisStore) EvictionPolicy(ctx context.Context) string {
+	m, err := s.clients.Primary.ConfigGet(ctx, "maxmemory-policy").Result()
+	if err != nil {
+		return ""
+	}
+	return m["maxmemory-policy"]
+}

@@ -1,0 +1,288 @@
+package limiter
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// sentinels asks the sentinels where the primary and the replicas are.
+type sentinels struct {
+	clients []*redis.SentinelClient
+	master  string
+	timeout time.Duration
+	last    atomic.Pointer[string] // the primary's address as last heard
+	// following: a follow loop keeps last fresh; until one runs, primary
+	// asks the sentinels itself.
+	following atomic.Bool
+	answered  atomic.Int64 // how many sentinels answered the last round; -1 before any
+	// replicas are the local replicas, whose ROLE names their primary when
+	// no sentinel answers and no address was ever heard.
+	replicas []string
+	conn     *connOptions
+	// dialed are the go-redis connections dialPrimary made, by address:
+	// closed when the primary moves, so no pooled connection goes on
+	// writing to a former primary that still says master.
+	mu     sync.Mutex
+	dialed map[*trackedConn]string
+}
+
+// trackedConn is a connection dialPrimary made; it forgets itself when
+// closed.
+type trackedConn struct {
+	net.Conn
+	s    *sentinels
+	once sync.Once
+}
+
+func (c *trackedConn) Close() error {
+	c.once.Do(func() {
+		c.s.mu.Lock()
+		delete(c.s.dialed, c)
+		c.s.mu.Unlock()
+	})
+	return c.Conn.Close()
+}
+
+// moved closes the connections dialPrimary made to any address but addr.
+func (s *sentinels) moved(addr string) {
+	s.mu.Lock()
+	var stale []*trackedConn
+	for c, a := range s.dialed {
+		if a != addr {
+			stale = append(stale, c)
+		}
+	}
+	s.mu.Unlock()
+	for _, c := range stale {
+		c.Close()
+	}
+}
+
+func newSentinels(o RedisOptions, tlsConf *tls.Config) *sentinels {
+	s := &sentinels{master: o.MasterName, timeout: o.DialTimeout, replicas: o.LocalReplicas, dialed: map[*trackedConn]string{},
+		conn: &connOptions{username: o.Username, password: o.Password, db: o.DB, tls: tlsConf, dialTimeout: o.DialTimeout}}
+	for _, a := range o.Addrs {
+		s.clients = append(s.clients, redis.NewSentinelClient(&redis.Options{
+			Addr: a, Username: o.SentinelUsername, Password: o.SentinelPassword, TLSConfig: tlsConf,
+			DialTimeout: o.DialTimeout, ReadTimeout: o.DialTimeout, WriteTimeout: o.DialTimeout,
+			MaxRetries: -1, PoolSize: 2, DialerRetries: 1,
+		}))
+	}
+	s.answered.Store(-1)
+	return s
+}
+
+// dialPrimary is a go-redis Dialer that dials the primary the sentinels
+// name (or, with none answering, the last one they named): the admin
+// API's and the recorder's clients follow the decision path's view.
+func (s *sentinels) dialPrimary(ctx context.Context, network, _ string) (net.Conn, error) {
+	addr, err := s.primary()
+	if err != nil {
+		return nil, err
+	}
+	d := &net.Dialer{Timeout: s.conn.dialTimeout}
+	var nc net.Conn
+	if s.conn.tls == nil {
+		nc, err = d.DialContext(ctx, network, addr)
+	} else {
+		nc, err = (&tls.Dialer{NetDialer: d, Config: s.conn.tls}).DialContext(ctx, network, addr)
+	}
+	if err != nil {
+		return nil, err
+	}
+	c := &trackedConn{Conn: nc, s: s}
+	s.mu.Lock()
+	s.dialed[c] = addr
+	s.mu.Unlock()
+	return c, nil
+}
+
+// followEvery is how often the sentinels are asked where the primary is:
+// a failover is followed within it.
+const followEvery = 250 * time.Millisecond
+
+// primary is the primary's address as last heard from the sentinels; the
+// first time, or while no follow loop keeps it fresh, they are asked. With
+// no sentinel answering, the last address heard is used (every connection
+// to it still checks ROLE), and before any was heard, the primary a local
+// replica replicates from.
+func (s *sentinels) primary() (string, error) {
+	a := s.last.Load()
+	if a != nil && s.following.Load() {
+		return *a, nil
+	}
+	r := s.round()
+	if r.addr != "" {
+		s.last.Store(&r.addr)
+		return r.addr, nil
+	}
+	if a != nil {
+		return *a, nil
+	}
+	if addr, err := s.primaryOfReplicas(); err == nil {
+		return addr, nil
+	}
+	return "", fmt.Errorf("no sentinel gives the primary of %s: %w", s.master, r.err)
+}
+
+// follow asks every sentinel about the primary every followEvery until
+// quit closes. It makes p's lanes dial again when the address changes, and
+// keeps p's Sentinel doubt (see roundResult). With no sentinel answering,
+// the last address stays in use, checked by ROLE, and the doubt stays as
+// it was last known.
+func (s *sentinels) follow(quit <-chan struct{}, p *pipe) {
+	s.following.Store(true)
+	defer s.following.Store(false)
+	t := time.NewTicker(followEvery)
+	defer t.Stop()
+	for {
+		r := s.round()
+		if r.addr != "" {
+			if old := s.last.Swap(&r.addr); old == nil || *old != r.addr {
+				p.gen.Add(1)
+				s.moved(r.addr)
+			}
+			p.health.doubt.Store(r.doubt)
+		}
+		select {
+		case <-quit:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// roundResult is what one round of asking every sentinel found.
+type roundResult struct {
+	answered int
+	// addr is the primary as the answering sentinel with the newest
+	// configuration epoch names it; "" if none answered.
+	addr string
+	// doubt: a sentinel reports the primary o_down or failing over, or a
+	// majority of all the sentinels report it s_down (one sentinel's own
+	// s_down is its view alone).
+	doubt bool
+	err   error
+}
+
+// round asks every sentinel at once for the primary (SENTINEL MASTER).
+func (s *sentinels) round() roundResult {
+	type answer struct {
+		m   map[string]string
+		err error
+	}
+	answers := make([]answer, len(s.clients))
+	var wg sync.WaitGroup
+	for i, sc := range s.clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+			defer cancel()
+			answers[i].m, answers[i].err = sc.Master(ctx, s.master).Result()
+		}()
+	}
+	wg.Wait()
+	var r roundResult
+	var errs []error
+	var got []map[string]string
+	for _, a := range answers {
+		if a.err != nil || a.m["ip"] == "" {
+			errs = append(errs, a.err)
+			continue
+		}
+		got = append(got, a.m)
+	}
+	r.answered = len(got)
+	r.addr, r.doubt = tally(got, len(s.clients))
+	r.err = errors.Join(errs...)
+	s.answered.Store(int64(r.answered))
+	sentinelsReachable.Set(float64(r.answered))
+	return r
+}
+
+// tally reads the answers of the sentinels that answered (SENTINEL
+// MASTER), of all configured: the primary is the one the answer with the
+// newest config-epoch names; doubt is an o_down or failover in progress
+// anywhere, or s_down from a majority of all the sentinels.
+func tally(answers []map[string]string, configured int) (addr string, doubt bool) {
+	epoch, sdown := int64(-1), 0
+	for _, m := range answers {
+		e, err := strconv.ParseInt(m["config-epoch"], 10, 64)
+		if err != nil {
+			e = 0
+		}
+		if addr == "" || e > epoch {
+			epoch, addr = e, net.JoinHostPort(m["ip"], m["port"])
+		}
+		for _, f := range strings.Split(m["flags"], ",") {
+			switch f {
+			case "o_down", "failover_in_progress":
+				doubt = true
+			case "s_down":
+				sdown++
+			}
+		}
+	}
+	return addr, doubt || sdown > configured/2
+}
+
+// primaryOfReplicas asks the local replicas' ROLE for their primary.
+func (s *sentinels) primaryOfReplicas() (string, error) {
+	for _, a := range s.replicas {
+		c := redis.NewClient(s.conn.goRedisOptions(a))
+		ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+		role, err := c.Do(ctx, "ROLE").Slice()
+		cancel()
+		c.Close()
+		if err != nil || len(role) < 3 || role[0] != "slave" {
+			continue
+		}
+		host, _ := role[1].(string)
+		port, _ := role[2].(int64)
+		if host != "" && port > 0 {
+			return net.JoinHostPort(host, strconv.FormatInt(port, 10)), nil
+		}
+	}
+	return "", errors.New("no local replica names its primary")
+}
+
+// replica is a replica a sentinel reports as up and linked, at random.
+func (s *sentinels) replica() (string, error) {
+	for _, sc := range s.clients {
+		ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+		rs, err := sc.Replicas(ctx, s.master).Result()
+		cancel()
+		if err != nil {
+			continue
+		}
+		var up []string
+		for _, r := range rs {
+			if !strings.Contains(r["flags"], "down") && !strings.Contains(r["flags"], "disconnected") &&
+				r["master-link-status"] == "ok" {
+				up = append(up, r["ip"]+":"+r["port"])
+			}
+		}
+		if len(up) > 0 {
+			return up[rand.IntN(len(up))], nil
+		}
+	}
+	return "", fmt.Errorf("no sentinel reports a healthy replica of %s", s.master)
+}
+
+func (s *sentinels) close() {
+	for _, sc := range s.clients {
+		sc.Close()
+	}
+}
