@@ -191,12 +191,18 @@ func (s *RedisStore) primaryWhy(tenant string, rules []Rule) string {
 // peek runs peek.lua on the tenant's replica within budget; v is valid
 // until release is called.
 func (s *RedisStore) peek(req Request, keys []string, args []any, budget time.Duration) (o *op, err error) {
+	return s.peekOn(s.replicas, req, keys, args, budget)
+}
+
+// peekOn runs peek.lua on rt's node for the tenant (the replica, or the
+// primary when the replica is out).
+func (s *RedisStore) peekOn(rt router, req Request, keys []string, args []any, budget time.Duration) (o *op, err error) {
 	if budget <= 0 {
 		return nil, fmt.Errorf("%w: none left for the replica", ErrBudget)
 	}
 	o = getOp()
 	o.kind, o.req, o.keys, o.args, o.budget = opPeek, req, keys, args, budget
-	if o, _, err = carry(s.replicas, o); err != nil {
+	if o, _, err = carry(rt, o); err != nil {
 		return nil, err
 	}
 	if o.n != 1+4*len(req.Rules) {

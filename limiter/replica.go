@@ -2,6 +2,7 @@ package limiter
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -88,22 +89,32 @@ type snapshot struct {
 func (r *replicaDecider) decide(_ context.Context, req Request, now time.Time) (Decision, bool, error) {
 	sh := r.shard(req.Tenant)
 	snap := r.snapshot(sh, req, now)
-	if snap.full || now.UnixNano() < r.skipUntil.Load() {
+	if snap.full {
 		d, err := r.s.decideOnPrimary(req)
 		return r.unshared(d), true, err
 	}
-	o, err := r.s.peek(req, snap.keys, snap.args, r.s.budget/replicaShare)
+	var o *op
+	var err error
+	if now.UnixNano() < r.skipUntil.Load() {
+		err = errReplicaSkipped
+	} else {
+		o, err = r.s.peek(req, snap.keys, snap.args, r.s.budget/replicaShare)
+		if err != nil {
+			r.skipUntil.Store(now.Add(replicaSkip).UnixNano())
+		}
+	}
 	if err != nil {
-		// The replica is out; the primary decides exactly, at its latency.
-		r.skipUntil.Store(now.Add(replicaSkip).UnixNano())
+		// The replica is out: the same read on the primary, with the same
+		// pending admissions (the primary shows a prefix of them too, the
+		// recorder writing in order), so this gateway's own traffic stays
+		// exact; at the primary's latency.
 		replicaFallbacks.Inc()
-		d, perr := r.s.decideOnPrimary(req)
-		if perr != nil {
+		var perr error
+		if o, perr = r.s.peekOn(r.s.primary, req, snap.keys, snap.args, r.s.budget); perr != nil {
 			// The primary's error is the one that counts (the breaker, an
 			// overload): the replica's is only told.
 			return Decision{}, false, fmt.Errorf("decide on replica for %s: %v; on the primary: %w", req.Tenant, err, perr)
 		}
-		return r.unshared(d), true, nil
 	}
 	defer o.release()
 	d, cacheable := r.settle(sh, req, &snap, o.reply[:o.n], r.s.member(), now)
@@ -116,6 +127,9 @@ func (r *replicaDecider) decide(_ context.Context, req Request, now time.Time) (
 	}
 	return d, cacheable, nil
 }
+
+// errReplicaSkipped: the replica failed a read lately and is not asked.
+var errReplicaSkipped = errors.New("limiter: the replica is skipped after a failed read")
 
 // unshared marks a decision made on the primary while the recorder fails:
 // the primary lacks this gateway's admissions that did not reach it.
