@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"os"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/l1gw/l1gw/internal/redistest"
+	"github.com/l1gw/l1gw/internal/testkit"
 	"github.com/l1gw/l1gw/limiter"
 )
 
@@ -102,18 +104,14 @@ func tlsServer(t *testing.T) (addr, ca string) {
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testkit.Eventually(t, 5*time.Second, func() error {
 		c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return addr, ca
+		if err != nil {
+			return fmt.Errorf("redis-server with TLS not listening on %s: %w", addr, err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("redis-server with TLS not listening on %s: %v", addr, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return c.Close()
+	})
+	return addr, ca
 }
 
 func TestTLS(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/l1gw/l1gw/degrade"
 	"github.com/l1gw/l1gw/internal/redistest"
+	"github.com/l1gw/l1gw/internal/testkit"
 	"github.com/l1gw/l1gw/limiter"
 )
 
@@ -121,7 +122,7 @@ func TestEvictionMarksDecisionsDegraded(t *testing.T) {
 	used := memoryUsed(t, c)
 	configSet(t, srv, "maxmemory-policy", "allkeys-lru", "maxmemory", strconv.FormatInt(used-500<<10, 10))
 	t.Cleanup(func() { configSet(t, srv, "maxmemory", "0") })
-	waitFor(t, 5*time.Second, "a decision marked degraded (evicting) at maxmemory under volatile-lru", func() bool {
+	testkit.Until(t, 5*time.Second, "a decision marked degraded (evicting) at maxmemory under volatile-lru", func() bool {
 		d := decideOK(t, s, "acme", short)
 		return d.Degraded && d.Why == limiter.WhyEvicting
 	})
@@ -167,7 +168,7 @@ func connectedStandalone(t *testing.T) (*redistest.Node, *limiter.RedisStore) {
 // into it, is still marked why.
 func markedForTheWindow(t *testing.T, s *limiter.RedisStore, why string) {
 	t.Helper()
-	waitFor(t, 5*time.Second, "a short-window admission exact again", func() bool {
+	testkit.Until(t, 5*time.Second, "a short-window admission exact again", func() bool {
 		return !decideOK(t, s, "acme", short).Degraded
 	})
 	if d := decideOK(t, s, "acme", long); !d.Degraded || d.Why != why {
@@ -193,18 +194,6 @@ func memoryUsed(t *testing.T, c *redis.Client) int64 {
 	}
 	t.Fatal("INFO memory has no used_memory")
 	return 0
-}
-
-// waitFor polls cond every 20 ms until it holds, failing after timeout.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s within %s", what, timeout)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // newSentinelStore is an exact store on topo's sentinels, connected, with
@@ -290,7 +279,7 @@ func TestRestartedPrimaryIsMarkedForItsWindows(t *testing.T) {
 	srv.Kill()
 	srv.Restart(t)
 	var first limiter.Decision
-	waitFor(t, 10*time.Second, "an admission after the restart", func() bool {
+	testkit.Until(t, 10*time.Second, "an admission after the restart", func() bool {
 		d, err := s.Decide(context.Background(), limiter.Request{Tenant: "acme", Rules: []limiter.Rule{long}})
 		first = d
 		return err == nil

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/l1gw/l1gw/internal/redistest"
+	"github.com/l1gw/l1gw/internal/testkit"
 	"github.com/l1gw/l1gw/limiter"
 )
 
@@ -50,17 +51,12 @@ func TestSilentRedisFailsWithBudgetError(t *testing.T) {
 		}
 	}
 	srv.Resume()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		_, err := s.Decide(context.Background(), req)
-		if err == nil {
-			break
+	testkit.Eventually(t, 5*time.Second, func() error {
+		if _, err := s.Decide(context.Background(), req); err != nil {
+			return fmt.Errorf("Redis resumed: still %w", err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Redis resumed 5s ago: still %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // TestBusyGatewayIsNotASilentRedis is the overload invariant at its root:
@@ -217,17 +213,12 @@ func TestClusterReplicaDenies(t *testing.T) {
 	for range 2 {
 		decideOK(t, s, "acme", req.Rules...)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		_, denied, err := s.ReplicaDenies(context.Background(), req, time.Second)
-		if err == nil && denied {
-			return
+	testkit.Eventually(t, 5*time.Second, func() error {
+		if _, denied, err := s.ReplicaDenies(context.Background(), req, time.Second); err != nil || !denied {
+			return fmt.Errorf("the replica does not show the full rule: denied=%v err=%v", denied, err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the replica never showed the full rule: denied=%v err=%v", denied, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // TestClusterMigratingSlotIsFollowed: while the tenant's slot migrates

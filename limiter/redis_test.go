@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/l1gw/l1gw/internal/redistest"
+	"github.com/l1gw/l1gw/internal/testkit"
 	"github.com/l1gw/l1gw/limiter"
 	"github.com/l1gw/l1gw/limiter/storetest"
 )
@@ -313,17 +314,16 @@ func TestSentinelFailoverLimitingContinues(t *testing.T) {
 	key := limiter.Key(prefix, "acme", "r")
 	nc := next.Client(t)
 	before := nc.ZCard(context.Background(), key).Val()
-	deadline := time.Now().Add(10 * time.Second)
 	errs := 0
-	for nc.ZCard(context.Background(), key).Val() <= before {
-		if time.Now().After(deadline) {
-			t.Fatalf("no decision recorded on the new primary %s within 10s (%d errors)", next, errs)
+	testkit.Eventually(t, 10*time.Second, func() error {
+		if nc.ZCard(context.Background(), key).Val() > before {
+			return nil
 		}
 		if _, err := s.Decide(context.Background(), limiter.Request{Tenant: "acme", Rules: []limiter.Rule{r}}); err != nil {
 			errs++
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return fmt.Errorf("no decision recorded on the new primary %s (%d errors)", next, errs)
+	})
 	t.Logf("decisions reached the new primary with %d errors on the way", errs)
 	for range 20 {
 		decideOK(t, s, "acme", r)

@@ -3,6 +3,7 @@ package upstream_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/l1gw/l1gw/internal/testkit"
 	"github.com/l1gw/l1gw/upstream"
 )
 
@@ -173,13 +175,12 @@ func TestHealthCheckSkipsFailingTarget(t *testing.T) {
 	defer cancel()
 	go pool.Run(ctx)
 	sick.Store(true)
-	deadline := time.Now().Add(5 * time.Second)
-	for pool.Healthy() != 1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("healthy targets: %d; want 1 after a's health check fails", pool.Healthy())
+	testkit.Eventually(t, 5*time.Second, func() error {
+		if n := pool.Healthy(); n != 1 {
+			return fmt.Errorf("healthy targets: %d; want 1 after a's health check fails", n)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 	aHits.Store(0)
 	for i := 0; i < 10; i++ {
 		if _, err := do(pool, "GET"); err != nil {

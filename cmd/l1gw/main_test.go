@@ -14,6 +14,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/l1gw/l1gw/internal/testkit"
 	"github.com/l1gw/l1gw/tenants"
 )
 
@@ -156,13 +157,15 @@ func TestSIGTERMDrainsInFlightRequests(t *testing.T) {
 
 func waitReady(t *testing.T, admin string, logs *bytes.Buffer) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		code, _, err := fasthttp.Get(nil, "http://"+admin+"/readyz")
-		if err == nil && code == 200 {
-			return
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("l1gw's log:\n%s", logs.String())
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("l1gw not ready within 10s\n%s", logs.String())
+	})
+	testkit.Eventually(t, 10*time.Second, func() error {
+		if code, _, err := fasthttp.Get(nil, "http://"+admin+"/readyz"); err != nil || code != 200 {
+			return fmt.Errorf("l1gw not ready (%d, %v)", code, err)
+		}
+		return nil
+	})
 }

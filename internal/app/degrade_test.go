@@ -9,6 +9,7 @@ import (
 
 	"github.com/l1gw/l1gw/internal/admin"
 	"github.com/l1gw/l1gw/internal/redistest"
+	"github.com/l1gw/l1gw/internal/testkit"
 )
 
 // redisSets points a test config at a standalone Redis with a short breaker
@@ -16,18 +17,6 @@ import (
 func redisSets(addr string, more ...string) []string {
 	return append([]string{"redis.mode=standalone", "redis.addrs=" + addr, "ratelimit.breaker.cooldown=200ms",
 		"ratelimit.budget=50ms"}, more...)
-}
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func status(t *testing.T, addr string) (int, string) {
@@ -56,7 +45,7 @@ func TestRedisStallFallsOpenThenRecovers(t *testing.T) {
 		t.Fatalf("/readyz while stalled: %d %s; want 200 (still serving) and the breaker not closed", resp.StatusCode(), resp.Body())
 	}
 	srv.Resume()
-	eventually(t, 5*time.Second, "X-RateLimit-Status ok after SIGCONT", func() bool {
+	testkit.Until(t, 5*time.Second, "X-RateLimit-Status ok after SIGCONT", func() bool {
 		_, st := status(t, gw.proxy)
 		return st == "ok"
 	})
@@ -72,7 +61,7 @@ func TestRedisDownAtStartThenUp(t *testing.T) {
 		t.Fatalf("Redis down at start: got %d %q; want 200 degraded", code, st)
 	}
 	srv.Restart(t)
-	eventually(t, 5*time.Second, "X-RateLimit-Status ok once Redis is up", func() bool {
+	testkit.Until(t, 5*time.Second, "X-RateLimit-Status ok once Redis is up", func() bool {
 		_, st := status(t, gw.proxy)
 		return st == "ok"
 	})
@@ -115,7 +104,7 @@ func TestReplicaDeniesWhileThePrimaryIsStalled(t *testing.T) {
 	up, _ := startUpstream(t)
 	gw := startApp(t, loadConfig(t, up, "redis.mode=sentinel", "redis.addrs="+strings.Join(topo.SentinelAddrs(), ","),
 		"redis.local_replicas="+topo.Replicas()[0].Addr(), "ratelimit.breaker.cooldown=30s", "ratelimit.budget=50ms"))
-	eventually(t, 5*time.Second, "/readyz shows the 3 sentinels reachable", func() bool {
+	testkit.Until(t, 5*time.Second, "/readyz shows the 3 sentinels reachable", func() bool {
 		var r admin.Readiness
 		json.Unmarshal(call(t, gw.admin, "GET", "/readyz").Body(), &r)
 		return r.Sentinels != nil && *r.Sentinels == 3
@@ -124,7 +113,7 @@ func TestReplicaDeniesWhileThePrimaryIsStalled(t *testing.T) {
 		call(t, gw.proxy, "GET", "/", "X-API-Key", "team-key") // fills 50 per 10s
 	}
 	topo.WaitReplicas(t)
-	eventually(t, 5*time.Second, "the replica shows the 50 records", func() bool {
+	testkit.Until(t, 5*time.Second, "the replica shows the 50 records", func() bool {
 		return topo.Replicas()[0].Client(t).ZCard(t.Context(), "l1gw:{team}:per_10s").Val() == 50
 	})
 	topo.Primary().Stall()
@@ -132,7 +121,7 @@ func TestReplicaDeniesWhileThePrimaryIsStalled(t *testing.T) {
 	// Until the breaker opens, a request spends its whole budget waiting on
 	// the stalled primary and has none left for the replica (one budget
 	// per decision): open it with another tenant's requests first.
-	eventually(t, 5*time.Second, "the breaker opens", func() bool {
+	testkit.Until(t, 5*time.Second, "the breaker opens", func() bool {
 		status(t, gw.proxy)
 		var r admin.Readiness
 		json.Unmarshal(call(t, gw.admin, "GET", "/readyz").Body(), &r)

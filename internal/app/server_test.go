@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/l1gw/l1gw/internal/admin"
+	"github.com/l1gw/l1gw/internal/testkit"
 )
 
 func TestUpstreamFailuresMapToStatus(t *testing.T) {
@@ -167,17 +169,12 @@ func TestReadyzIsNotReadyWhileStopping(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- app.Run(ctx, pl, al) }()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		resp := call(t, al.Addr().String(), "GET", "/readyz")
-		if resp.StatusCode() == 200 {
-			break
+	testkit.Eventually(t, 5*time.Second, func() error {
+		if code := call(t, al.Addr().String(), "GET", "/readyz").StatusCode(); code != 200 {
+			return fmt.Errorf("/readyz not ready: %d", code)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/readyz never became ready: %d", resp.StatusCode())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 	admin.ready(false)
 	if resp := call(t, al.Addr().String(), "GET", "/readyz"); resp.StatusCode() != 503 {
 		t.Fatalf("/readyz while stopping: got %d; want 503", resp.StatusCode())
