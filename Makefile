@@ -7,7 +7,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GOBIN       := $(shell $(GO) env GOPATH)/bin
 
 .DEFAULT_GOAL := help
-.PHONY: help build run test test-deps bench lint loadtest bench-compare chaos docker
+.PHONY: help build run test test-chaos test-deps bench lint loadtest bench-compare chaos docker
 
 ## help: list the targets
 help:
@@ -28,10 +28,15 @@ run: build
 	echo "  curl -s localhost:9090/metrics | grep l1gw_                    # metrics"; \
 	echo; $(BIN)
 
-## test: install redis-server and redis-sentinel if missing, then run every test with -race
+## test: install redis-server and redis-sentinel if missing, then run every test with -race: the unit and contract tests, the allocation guards, and the short chaos suite
 test: test-deps
 	$(GO) test -race -count=1 ./...
 	$(GO) test -count=1 -run 'DoesNotAllocate' ./internal/app/ # allocation guards count nothing under -race
+	$(MAKE) --no-print-directory test-chaos
+
+## test-chaos: the chaos suite in its short form (build tag chaos), with its own unit tests; make test runs it
+test-chaos: test-deps
+	$(GO) test -race -count=1 -tags chaos ./loadtest/
 
 # test-deps installs the Redis binaries the tests start (as root, from
 # Debian's packages; RUNLEVEL=1 keeps the packages from starting a service).
@@ -61,14 +66,16 @@ bench-compare: build test-deps
 CHAOS_ARGS ?=
 ## chaos: the chaos suite at full length, Redis faults under 300 req/s through the gateway binary (CHAOS_ARGS="-chaos.rate 500"); report in loadtest/out/chaos.md
 chaos: test-deps
-	$(GO) test -count=1 -timeout 30m -v -run '^TestChaos$$' ./loadtest -args -chaos.full $(CHAOS_ARGS)
+	$(GO) test -count=1 -timeout 30m -v -tags chaos -run '^TestChaos$$' ./loadtest -args -chaos.full $(CHAOS_ARGS)
 
 ## lint: gofmt, go vet, staticcheck (from the Go module proxy), dockerfilelint (from npm)
 lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt: not formatted:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags chaos ./loadtest/
 	@test -x $(GOBIN)/staticcheck || $(GO) install $(STATICCHECK)
 	$(GOBIN)/staticcheck ./...
+	$(GOBIN)/staticcheck -tags chaos ./loadtest/
 	@if command -v npx >/dev/null; then npx --yes dockerfilelint@1.8.0 Dockerfile; else echo "npx not found: Dockerfile not linted"; fi
 
 ## docker: build the container image (needs a Docker engine)

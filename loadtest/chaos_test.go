@@ -1,3 +1,5 @@
+//go:build chaos
+
 package main
 
 import (
@@ -89,10 +91,10 @@ func TestChaos(t *testing.T) {
 // newChaosReport starts the report: the machine, and how to repeat the run.
 func newChaosReport(ctx context.Context, bin string, tm chaosTiming, full bool) *ChaosReport {
 	rep := &ChaosReport{Machine: describeMachine(ctx, bin), Form: "short", Rate: tm.rate, Limit: tm.limit(),
-		Command: "go test -race -count=1 -run '^TestChaos$' ./loadtest"}
+		Command: "make test-chaos (go test -race -count=1 -tags chaos -run '^TestChaos$' ./loadtest)"}
 	if full {
 		rep.Form = "full"
-		rep.Command = fmt.Sprintf("make chaos (go test -count=1 -timeout 30m -v -run '^TestChaos$' ./loadtest -args -chaos.full -chaos.rate %d)", tm.rate)
+		rep.Command = fmt.Sprintf("make chaos (go test -count=1 -timeout 30m -v -tags chaos -run '^TestChaos$' ./loadtest -args -chaos.full -chaos.rate %d)", tm.rate)
 	}
 	// The binary is built from the work tree: name its commit.
 	if b, err := exec.CommandContext(ctx, "git", "describe", "--tags", "--always", "--dirty").Output(); err == nil {
