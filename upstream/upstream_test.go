@@ -140,14 +140,19 @@ func TestRetryOnlyIdempotentAndBeforeSending(t *testing.T) {
 	}
 	// A request the upstream answered slowly is not retried either.
 	var slowHits atomic.Int64
-	slow := serve(t, func(ctx *fasthttp.RequestCtx) { slowHits.Add(1); time.Sleep(200 * time.Millisecond) })
+	answered := make(chan struct{}, 4)
+	slow := serve(t, func(ctx *fasthttp.RequestCtx) {
+		slowHits.Add(1)
+		time.Sleep(200 * time.Millisecond)
+		answered <- struct{}{}
+	})
 	s := spec(slow)
 	s.Timeout = 50 * time.Millisecond
 	s.Retries = 3
 	if _, err := do(newProxy(t, s), "GET"); err == nil {
 		t.Fatal("GET to a slow upstream: no error; want a timeout")
 	}
-	time.Sleep(250 * time.Millisecond)
+	<-answered // a retry would have gone out at the timeout, long before
 	if n := slowHits.Load(); n != 1 {
 		t.Fatalf("slow upstream saw %d requests; want 1 (timeouts are not retried)", n)
 	}

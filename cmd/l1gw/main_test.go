@@ -98,7 +98,9 @@ func freeAddr(t *testing.T) string {
 // SIGTERM while requests are in flight, and expects them answered and exit 0.
 func TestSIGTERMDrainsInFlightRequests(t *testing.T) {
 	upLn, _ := net.Listen("tcp", "127.0.0.1:0")
+	arrived := make(chan struct{}, 3)
 	up := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		arrived <- struct{}{}
 		time.Sleep(700 * time.Millisecond)
 		ctx.SetBodyString("slow ok")
 	}}
@@ -131,7 +133,13 @@ func TestSIGTERMDrainsInFlightRequests(t *testing.T) {
 			results <- fmt.Sprintf("%d %s", resp.StatusCode(), resp.Body())
 		}()
 	}
-	time.Sleep(250 * time.Millisecond) // the requests are now waiting on the upstream
+	for range 3 { // the requests are now waiting on the upstream
+		select {
+		case <-arrived:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the 3 requests did not reach the upstream\n%s", logs.String())
+		}
+	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}

@@ -75,7 +75,7 @@ func TestMalformedAndOversizedRequests(t *testing.T) {
 }
 
 func TestGracefulShutdownFinishesInFlightRequests(t *testing.T) {
-	up, _ := startUpstream(t)
+	up, seen := startUpstream(t)
 	cfg := loadConfig(t, up)
 	cfg.Upstreams["main"] = withTimeout(cfg.Upstreams["main"], 5*time.Second)
 	gw := startApp(t, cfg)
@@ -97,7 +97,7 @@ func TestGracefulShutdownFinishesInFlightRequests(t *testing.T) {
 		}()
 	}
 	// Wait until the requests are in flight at the upstream (it sleeps 600ms).
-	time.Sleep(200 * time.Millisecond)
+	testkit.Until(t, 5*time.Second, "the 4 requests at the upstream", func() bool { return seen.count() == 4 })
 	start := time.Now()
 	if err := gw.stop(t); err != nil {
 		t.Fatalf("Run returned %v; want nil after a graceful shutdown", err)
