@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/l1gw/l1gw/internal/testkit"
 )
 
 // at is a time ms milliseconds after a fixed origin.
@@ -130,21 +132,8 @@ func TestParseTCPTable(t *testing.T) {
 }
 
 func TestLatencyProxy(t *testing.T) {
-	echo, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer echo.Close()
-	go func() {
-		for {
-			c, err := echo.Accept()
-			if err != nil {
-				return
-			}
-			go func() { _, _ = io.Copy(c, c); c.Close() }()
-		}
-	}()
-	p, err := startLatencyProxy(echo.Addr().String())
+	echo := testkit.Listen(t, func(c net.Conn) { _, _ = io.Copy(c, c); c.Close() })
+	p, err := startLatencyProxy(echo)
 	if err != nil {
 		t.Fatal(err)
 	}

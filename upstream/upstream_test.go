@@ -20,30 +20,6 @@ import (
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-// serve starts a fasthttp server on a loopback port and returns its URL.
-func serve(t *testing.T, h fasthttp.RequestHandler) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &fasthttp.Server{Handler: h}
-	go s.Serve(ln)
-	t.Cleanup(func() { s.Shutdown() })
-	return "http://" + ln.Addr().String()
-}
-
-// deadURL is a loopback address nothing listens on.
-func deadURL(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return "http://" + addr
-}
-
 func spec(targets ...string) upstream.Spec {
 	return upstream.Spec{
 		Targets: targets, Timeout: 2 * time.Second, MaxConnsPerTarget: 16, Retries: 1,
@@ -69,14 +45,14 @@ func do(pool *upstream.Pool, method string) (*fasthttp.Response, error) {
 }
 
 func TestForwardErrorsMapToStatus(t *testing.T) {
-	slow := serve(t, func(ctx *fasthttp.RequestCtx) { time.Sleep(300 * time.Millisecond) })
+	slow := testkit.Serve(t, func(ctx *fasthttp.RequestCtx) { time.Sleep(300 * time.Millisecond) })
 	cases := []struct {
 		name   string
 		spec   upstream.Spec
 		kind   upstream.ErrorKind
 		status int
 	}{
-		{"refused", spec(deadURL(t)), upstream.KindRefused, 502},
+		{"refused", spec(testkit.DeadURL(t)), upstream.KindRefused, 502},
 		{"timeout", func() upstream.Spec { s := spec(slow); s.Timeout = 50 * time.Millisecond; return s }(), upstream.KindTimeout, 504},
 	}
 	for _, tc := range cases {
@@ -94,23 +70,12 @@ func TestForwardErrorsMapToStatus(t *testing.T) {
 }
 
 func TestForwardResetIs502(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Read(make([]byte, 1024))
-			c.(*net.TCPConn).SetLinger(0)
-			c.Close() // RST after reading the request
-		}
-	}()
-	_, err = do(newProxy(t, spec("http://"+ln.Addr().String())), "POST")
+	addr := testkit.Listen(t, func(c net.Conn) {
+		c.Read(make([]byte, 1024))
+		c.(*net.TCPConn).SetLinger(0)
+		c.Close() // RST after reading the request
+	})
+	_, err := do(newProxy(t, spec("http://"+addr)), "POST")
 	var ue *upstream.Error
 	if !errors.As(err, &ue) || ue.Status() != 502 {
 		t.Fatalf("Forward to a resetting upstream: got %v; want a 502 upstream.Error", err)
@@ -119,8 +84,8 @@ func TestForwardResetIs502(t *testing.T) {
 
 func TestRetryOnlyIdempotentAndBeforeSending(t *testing.T) {
 	var hits atomic.Int64
-	live := serve(t, func(ctx *fasthttp.RequestCtx) { hits.Add(1); ctx.SetBodyString("ok") })
-	dead := deadURL(t)
+	live := testkit.Serve(t, func(ctx *fasthttp.RequestCtx) { hits.Add(1); ctx.SetBodyString("ok") })
+	dead := testkit.DeadURL(t)
 	pool := newProxy(t, spec(dead, live))
 	// Every GET succeeds: a refused connection is tried again on the other target.
 	for i := 0; i < 6; i++ {
@@ -141,7 +106,7 @@ func TestRetryOnlyIdempotentAndBeforeSending(t *testing.T) {
 	// A request the upstream answered slowly is not retried either.
 	var slowHits atomic.Int64
 	answered := make(chan struct{}, 4)
-	slow := serve(t, func(ctx *fasthttp.RequestCtx) {
+	slow := testkit.Serve(t, func(ctx *fasthttp.RequestCtx) {
 		slowHits.Add(1)
 		time.Sleep(200 * time.Millisecond)
 		answered <- struct{}{}
@@ -162,7 +127,7 @@ func TestHealthCheckSkipsFailingTarget(t *testing.T) {
 	var sick atomic.Bool
 	var aHits, bHits atomic.Int64
 	mk := func(hits *atomic.Int64, canBeSick bool) string {
-		return serve(t, func(ctx *fasthttp.RequestCtx) {
+		return testkit.Serve(t, func(ctx *fasthttp.RequestCtx) {
 			if string(ctx.Path()) == "/healthz" {
 				if canBeSick && sick.Load() {
 					ctx.SetStatusCode(503)

@@ -97,20 +97,17 @@ func freeAddr(t *testing.T) string {
 // TestSIGTERMDrainsInFlightRequests runs l1gw as a real process, sends it
 // SIGTERM while requests are in flight, and expects them answered and exit 0.
 func TestSIGTERMDrainsInFlightRequests(t *testing.T) {
-	upLn, _ := net.Listen("tcp", "127.0.0.1:0")
 	arrived := make(chan struct{}, 3)
-	up := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+	upURL := testkit.Serve(t, func(ctx *fasthttp.RequestCtx) {
 		arrived <- struct{}{}
 		time.Sleep(700 * time.Millisecond)
 		ctx.SetBodyString("slow ok")
-	}}
-	go up.Serve(upLn)
-	defer up.Shutdown()
+	})
 	proxy, admin := freeAddr(t), freeAddr(t)
 
 	cmd := exec.Command(os.Args[0], "serve",
 		"--set", "server.listen="+proxy, "--set", "server.admin_listen="+admin,
-		"--set", "upstreams.demo.targets=http://"+upLn.Addr().String())
+		"--set", "upstreams.demo.targets="+upURL)
 	cmd.Env = append(os.Environ(), "L1GWTEST_AS_MAIN=1")
 	var logs bytes.Buffer
 	cmd.Stderr = &logs

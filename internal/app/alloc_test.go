@@ -28,10 +28,10 @@ func TestServeDoesNotAllocate(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newHandlerFixture(t, tc.key, "GET", "/alloc", tc.sets...)
 			for range 10 {
-				f.serve()
+				f.Serve()
 			}
 			var code int
-			allocs := testing.AllocsPerRun(200, func() { code = f.serve() })
+			allocs := testing.AllocsPerRun(200, func() { code = f.Serve() })
 			if code != tc.want {
 				t.Fatalf("status %d; want %d", code, tc.want)
 			}

@@ -81,7 +81,7 @@ func TestFailModesWithRedisDown(t *testing.T) {
 		problemBody(t, resp)
 	})
 	t.Run("local", func(t *testing.T) {
-		before := seen.count()
+		before := seen.Count()
 		gw := startApp(t, loadConfig(t, up, redisSets(srv.Addr(), "ratelimit.fail_mode=local", "ratelimit.expected_gateways=2")...))
 		codes := map[int]int{}
 		for range 60 {
@@ -92,8 +92,8 @@ func TestFailModesWithRedisDown(t *testing.T) {
 			codes[resp.StatusCode()]++
 		}
 		// 50 per 10s shared by 2 expected gateways: 25 here.
-		if codes[200] != 25 || codes[429] != 35 || seen.count()-before != 25 {
-			t.Fatalf("local fail mode: %v, %d forwarded; want 25×200 and 35×429", codes, seen.count()-before)
+		if codes[200] != 25 || codes[429] != 35 || seen.Count()-before != 25 {
+			t.Fatalf("local fail mode: %v, %d forwarded; want 25×200 and 35×429", codes, seen.Count()-before)
 		}
 	})
 }

@@ -4,12 +4,14 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/l1gw/l1gw/internal/testkit"
 )
 
 // TestRequestPath: each subtest has a gateway and an upstream of its
 // own, so each stands alone and in any order.
 func TestRequestPath(t *testing.T) {
-	fresh := func(t *testing.T) (*running, *seen) {
+	fresh := func(t *testing.T) (*running, *testkit.Upstream) {
 		up, seen := startUpstream(t)
 		return startApp(t, loadConfig(t, up)), seen
 	}
@@ -32,7 +34,7 @@ func TestRequestPath(t *testing.T) {
 				t.Errorf("response %s: got %q; want %q", k, got, v)
 			}
 		}
-		r := seen.last()
+		r := seen.Last()
 		upWant := map[string]string{
 			"X-API-Key": "", "X-Secret": "", "X-L1gw-Tenant": "acme", "X-Forwarded-For": "127.0.0.1",
 			"X-Forwarded-Proto": "http", "X-Request-ID": "client-req-1",
@@ -53,7 +55,7 @@ func TestRequestPath(t *testing.T) {
 		if resp.StatusCode() != 200 {
 			t.Fatalf("got %d; want 200", resp.StatusCode())
 		}
-		if got := string(seen.last().Header.Peek("Authorization")); got != "" {
+		if got := string(seen.Last().Header.Peek("Authorization")); got != "" {
 			t.Fatalf("upstream saw Authorization %q; want it removed", got)
 		}
 	})
@@ -65,7 +67,7 @@ func TestRequestPath(t *testing.T) {
 				t.Fatalf("request %d of 3: got %d; want 200", i+1, resp.StatusCode())
 			}
 		}
-		before := seen.count()
+		before := seen.Count()
 		resp := call(t, gw.proxy, "GET", "/c", "X-API-Key", "acme-key") // 3rd of 3
 		if resp.StatusCode() != 200 {
 			t.Fatalf("3rd request: got %d; want 200", resp.StatusCode())
@@ -84,7 +86,7 @@ func TestRequestPath(t *testing.T) {
 		if fmt.Sprint(p["violated-policies"]) != "[per_minute]" || !strings.Contains(p["type"].(string), "quota-exceeded") {
 			t.Fatalf("problem %v; want quota-exceeded violating per_minute", p)
 		}
-		if n := seen.count() - before; n != 1 {
+		if n := seen.Count() - before; n != 1 {
 			t.Fatalf("upstream saw %d requests; want 1 (the 429 is not forwarded)", n)
 		}
 	})
@@ -163,7 +165,7 @@ func TestRequestIDSurvivesConnectionNamingIt(t *testing.T) {
 	if got := string(resp.Header.Peek("X-Request-ID")); got != "keep-me-1" {
 		t.Fatalf("response X-Request-ID %q; want keep-me-1", got)
 	}
-	if got := string(seen.last().Header.Peek("X-Request-ID")); got != "keep-me-1" {
+	if got := string(seen.Last().Header.Peek("X-Request-ID")); got != "keep-me-1" {
 		t.Fatalf("upstream X-Request-ID %q; want keep-me-1", got)
 	}
 }

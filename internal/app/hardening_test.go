@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/l1gw/l1gw/internal/testkit"
 )
 
 // syncBuffer is a log sink safe for the server's goroutines.
@@ -54,26 +56,13 @@ func TestMalformedRequestsDoNotLogKeys(t *testing.T) {
 // TestFailedForwardLeaksNothingOfTheUpstream: an upstream that sent its
 // headers and then stalled gets a clean 504, without its cookies.
 func TestFailedForwardLeaksNothingOfTheUpstream(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				bufio.NewReader(c).ReadString('\n')
-				c.Write([]byte("HTTP/1.1 200 OK\r\nSet-Cookie: session=upstream-secret\r\nContent-Encoding: gzip\r\nContent-Length: 100\r\n\r\npartial"))
-				time.Sleep(2 * time.Second)
-			}()
-		}
-	}()
-	gw := startApp(t, loadConfig(t, "http://"+ln.Addr().String()))
+	addr := testkit.Listen(t, func(c net.Conn) {
+		defer c.Close()
+		bufio.NewReader(c).ReadString('\n')
+		c.Write([]byte("HTTP/1.1 200 OK\r\nSet-Cookie: session=upstream-secret\r\nContent-Encoding: gzip\r\nContent-Length: 100\r\n\r\npartial"))
+		time.Sleep(2 * time.Second)
+	})
+	gw := startApp(t, loadConfig(t, "http://"+addr))
 	resp := call(t, gw.proxy, "GET", "/", "X-API-Key", "bulk-key")
 	if resp.StatusCode() != fasthttp.StatusGatewayTimeout {
 		t.Fatalf("got %d; want 504", resp.StatusCode())
@@ -95,11 +84,11 @@ func TestAbsoluteFormRoutesByItsHost(t *testing.T) {
 	cfg.Routes[0].Host = "public.test"
 	gw := startApp(t, cfg)
 	resp := raw(t, gw.proxy, "GET http://internal.test/abs HTTP/1.1\r\nHost: public.test\r\nX-API-Key: bulk-key\r\n\r\n")
-	if resp.StatusCode() != 404 || seen.count() != 0 {
-		t.Fatalf("absolute-form request for another host: got %d, upstream saw %d; want 404 and nothing forwarded", resp.StatusCode(), seen.count())
+	if resp.StatusCode() != 404 || seen.Count() != 0 {
+		t.Fatalf("absolute-form request for another host: got %d, upstream saw %d; want 404 and nothing forwarded", resp.StatusCode(), seen.Count())
 	}
 	resp = raw(t, gw.proxy, "GET http://public.test/abs HTTP/1.1\r\nHost: public.test\r\nX-API-Key: bulk-key\r\n\r\n")
-	if resp.StatusCode() != 200 || string(seen.last().Host()) != "public.test" {
+	if resp.StatusCode() != 200 || string(seen.Last().Host()) != "public.test" {
 		t.Fatalf("absolute-form request for the routed host: got %d; want 200", resp.StatusCode())
 	}
 }

@@ -10,13 +10,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/valyala/fasthttp"
 
 	"github.com/l1gw/l1gw/config"
+	"github.com/l1gw/l1gw/internal/testkit"
 	"github.com/l1gw/l1gw/upstream"
 )
 
@@ -63,54 +63,20 @@ routes:
   - {path_prefix: /, upstream: main}
 `
 
-// seen is what the test upstream received.
-type seen struct {
-	mu  sync.Mutex
-	req []*fasthttp.Request
-}
-
-func (s *seen) last() *fasthttp.Request {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.req) == 0 {
-		return nil
-	}
-	return s.req[len(s.req)-1]
-}
-
-func (s *seen) count() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.req)
-}
-
 // startUpstream runs an upstream on loopback that records requests and
-// answers 200 "upstream ok"; /slow sleeps first.
-func startUpstream(t testing.TB) (string, *seen) {
+// answers 200 "upstream ok", with a hop-by-hop header the gateway must
+// strip; /slow sleeps 600 ms first.
+func startUpstream(t testing.TB) (string, *testkit.Upstream) {
 	t.Helper()
-	s := &seen{}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
-		if _, bench := t.(*testing.B); !bench {
-			r := &fasthttp.Request{}
-			ctx.Request.CopyTo(r)
-			s.mu.Lock()
-			s.req = append(s.req, r)
-			s.mu.Unlock()
-		}
+	u := testkit.StartUpstream(t, func(ctx *fasthttp.RequestCtx) {
 		if strings.HasPrefix(string(ctx.Path()), "/slow") {
 			time.Sleep(600 * time.Millisecond)
 		}
 		ctx.Response.Header.Set("Connection", "X-Hop")
 		ctx.Response.Header.Set("X-Hop", "1")
 		ctx.SetBodyString("upstream ok")
-	}}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Shutdown() })
-	return "http://" + ln.Addr().String(), s
+	})
+	return u.URL, u
 }
 
 // loadConfig loads testConfig for upstream, plus sets.

@@ -65,7 +65,7 @@ func TestMalformedAndOversizedRequests(t *testing.T) {
 			problemBody(t, resp)
 		})
 	}
-	if n := seen.count(); n != 0 {
+	if n := seen.Count(); n != 0 {
 		t.Fatalf("upstream saw %d requests; want 0", n)
 	}
 	// The gateway still serves after all that.
@@ -97,7 +97,7 @@ func TestGracefulShutdownFinishesInFlightRequests(t *testing.T) {
 		}()
 	}
 	// Wait until the requests are in flight at the upstream (it sleeps 600ms).
-	testkit.Until(t, 5*time.Second, "the 4 requests at the upstream", func() bool { return seen.count() == 4 })
+	testkit.Until(t, 5*time.Second, "the 4 requests at the upstream", func() bool { return seen.Count() == 4 })
 	start := time.Now()
 	if err := gw.stop(t); err != nil {
 		t.Fatalf("Run returned %v; want nil after a graceful shutdown", err)

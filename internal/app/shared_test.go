@@ -67,7 +67,7 @@ func checkShared(t *testing.T, sets []string, owner func() *redis.Client) {
 	if codes[200] != 50 || codes[429] != 150 {
 		t.Fatalf("status counts %v; want exactly 50×200 and 150×429", codes)
 	}
-	if n := seen.count(); n != 50 {
+	if n := seen.Count(); n != 50 {
 		t.Fatalf("upstream saw %d requests; want exactly 50", n)
 	}
 	c := owner()
@@ -95,8 +95,8 @@ func TestReplicaConsistencyThroughTheGateway(t *testing.T) {
 		resp := call(t, gw.proxy, "GET", "/r", "X-API-Key", "team-key")
 		codes[resp.StatusCode()]++
 	}
-	if codes[200] != 50 || codes[429] != 10 || seen.count() != 50 {
-		t.Fatalf("status counts %v, upstream saw %d; want 50×200, 10×429, 50 forwarded", codes, seen.count())
+	if codes[200] != 50 || codes[429] != 10 || seen.Count() != 50 {
+		t.Fatalf("status counts %v, upstream saw %d; want 50×200, 10×429, 50 forwarded", codes, seen.Count())
 	}
 	if err := gw.stop(t); err != nil {
 		t.Fatal(err)

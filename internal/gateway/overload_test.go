@@ -23,10 +23,10 @@ func (overloadedVerdict) Decide(context.Context, limiter.Request) degrade.Verdic
 // request never reaches the upstream and is neither admitted nor degraded.
 func TestOverloadIsShedHonestly(t *testing.T) {
 	f := newServeFixture(t, overloadedVerdict{}, "bulk-key", "GET", "/shed")
-	if code := f.serve(); code != 503 {
+	if code := f.Serve(); code != 503 {
 		t.Fatalf("status %d; want 503", code)
 	}
-	h := &f.ctx.Response.Header
+	h := &f.Ctx.Response.Header
 	for name, want := range map[string]string{
 		"Retry-After": "1", "X-Ratelimit-Status": "overloaded", "Content-Type": "application/problem+json",
 		"X-Ratelimit-Limit": "", "Ratelimit": "",
@@ -35,7 +35,7 @@ func TestOverloadIsShedHonestly(t *testing.T) {
 			t.Errorf("%s: %q; want %q", name, got, want)
 		}
 	}
-	body := string(f.ctx.Response.Body())
+	body := string(f.Ctx.Response.Body())
 	if !strings.Contains(body, `"status":503`) || !strings.Contains(body, "overloaded") {
 		t.Errorf("body %s; want a 503 problem saying the gateway is overloaded", body)
 	}
@@ -54,10 +54,10 @@ func TestGuardOverloadReachesTheClient(t *testing.T) {
 	}
 	f := newServeFixture(t, g, "bulk-key", "GET", "/shed")
 	for range 3 { // the breaker (1 failure) would open on a Redis fault: it does not
-		if code := f.serve(); code != 503 {
+		if code := f.Serve(); code != 503 {
 			t.Fatalf("status %d; want 503", code)
 		}
-		if got := string(f.ctx.Response.Header.Peek("X-Ratelimit-Status")); got != "overloaded" {
+		if got := string(f.Ctx.Response.Header.Peek("X-Ratelimit-Status")); got != "overloaded" {
 			t.Fatalf("X-RateLimit-Status %q; want overloaded", got)
 		}
 	}

@@ -59,14 +59,14 @@ func TestServeVerdictsAndHeaders(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newServeFixture(t, fixedVerdict{tc.v}, "bulk-key", "GET", "/x")
-			if code := f.serve(); code != tc.status {
-				t.Fatalf("status %d (%s); want %d", code, f.ctx.Response.Body(), tc.status)
+			if code := f.Serve(); code != tc.status {
+				t.Fatalf("status %d (%s); want %d", code, f.Ctx.Response.Body(), tc.status)
 			}
-			if got := strings.Contains(string(f.ctx.Response.Body()), "upstream ok"); got != tc.upstream {
+			if got := strings.Contains(string(f.Ctx.Response.Body()), "upstream ok"); got != tc.upstream {
 				t.Errorf("reached the upstream: %v; want %v", got, tc.upstream)
 			}
 			for name, want := range tc.headers {
-				got := string(f.ctx.Response.Header.Peek(name))
+				got := string(f.Ctx.Response.Header.Peek(name))
 				if got == "" {
 					got = absent
 				}
