@@ -15,6 +15,7 @@ import (
 	"github.com/l1gw/l1gw/internal/redistest"
 	"github.com/l1gw/l1gw/internal/testkit"
 	"github.com/l1gw/l1gw/limiter"
+	"github.com/l1gw/l1gw/limiter/storetest"
 )
 
 // newStoreWith is newRedisStore with a budget and options of the test's own.
@@ -163,20 +164,7 @@ func TestConcurrentDecisionsShareWrites(t *testing.T) {
 	rules := []limiter.Rule{{Name: "r", Limit: 1 << 30, Window: time.Minute}}
 	decideOK(t, s, "acme", rules...)
 	before := commands(t, c, "evalsha")
-	var wg sync.WaitGroup
-	for range 50 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for range 20 {
-				if _, err := s.Decide(context.Background(), limiter.Request{Tenant: "acme", Rules: rules}); err != nil {
-					t.Error(err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
+	storetest.Burst(t, s, limiter.Request{Tenant: "acme", Rules: rules}, 50, 20)
 	if n := commands(t, c, "evalsha") - before; n != 1000 {
 		t.Fatalf("Redis ran %d decisions; want 1000", n)
 	}

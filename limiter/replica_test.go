@@ -235,21 +235,7 @@ func TestReplicaConsistencyBurstWithoutItsReplica(t *testing.T) {
 	s := newReplicaStore(t, topo, replica, "nb")
 	replica.Kill()
 	r := limiter.Rule{Name: "r", Limit: 50, Window: time.Minute}
-	var allowed atomic.Int64
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for range 25 {
-				if d, err := s.Decide(context.Background(), limiter.Request{Tenant: "acme", Rules: []limiter.Rule{r}}); err == nil && d.Allowed {
-					allowed.Add(1)
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if n := allowed.Load(); n != 50 {
+	if n := storetest.Burst(t, s, limiter.Request{Tenant: "acme", Rules: []limiter.Rule{r}}, 8, 25); n != 50 {
 		t.Fatalf("200 concurrent requests, replica down: %d allowed; want exactly 50", n)
 	}
 }

@@ -217,16 +217,23 @@ func windowSlides(t *testing.T, e Env, tenant string) {
 
 func concurrentBurst(t *testing.T, e Env, tenant string) {
 	r := limiter.Rule{Name: "r", Limit: 50, Window: time.Minute}
+	if got := Burst(t, e.Store, limiter.Request{Tenant: tenant, Rules: []limiter.Rule{r}}, 8, 25); got != 50 {
+		t.Fatalf("200 concurrent requests: %d allowed; want exactly 50", got)
+	}
+}
+
+// Burst sends req goroutines×each times from goroutines goroutines at
+// once and returns how many were allowed; a store error fails the test.
+func Burst(t testing.TB, s limiter.Store, req limiter.Request, goroutines, each int) int64 {
+	t.Helper()
 	var allowed atomic.Int64
 	var wg sync.WaitGroup
-	for g := 0; g < 8; g++ {
+	for range goroutines {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := 0; i < 25; i++ {
-				d, err := e.Store.Decide(context.Background(), limiter.Request{
-					Tenant: tenant, Rules: []limiter.Rule{r},
-				})
+			for range each {
+				d, err := s.Decide(context.Background(), req)
 				if err != nil {
 					t.Errorf("Decide: %v", err)
 					return
@@ -238,9 +245,7 @@ func concurrentBurst(t *testing.T, e Env, tenant string) {
 		}()
 	}
 	wg.Wait()
-	if got := allowed.Load(); got != 50 {
-		t.Fatalf("200 concurrent requests: %d allowed; want exactly 50", got)
-	}
+	return allowed.Load()
 }
 
 func tooManyRules(t *testing.T, e Env, tenant string) {
