@@ -3,10 +3,7 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 )
@@ -271,19 +268,4 @@ func formatCounts(m map[string]int) string {
 }
 
 // write saves chaos.json and chaos.md (the Markdown md) in dir.
-func (r *ChaosReport) write(dir, md string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("create %s: %w", dir, err)
-	}
-	b, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return fmt.Errorf("encode chaos report: %w", err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "chaos.json"), append(b, '\n'), 0o644); err != nil {
-		return fmt.Errorf("write chaos.json: %w", err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "chaos.md"), []byte(md), 0o644); err != nil {
-		return fmt.Errorf("write chaos.md: %w", err)
-	}
-	return nil
-}
+func (r *ChaosReport) write(dir, md string) error { return writeReport(dir, "chaos", r, md) }

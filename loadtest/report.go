@@ -139,19 +139,23 @@ func formatCodes(codes map[string]int) string {
 }
 
 // Write saves results.json and results.md (the Markdown md) in dir.
-func (r *Report) Write(dir, md string) error {
+func (r *Report) Write(dir, md string) error { return writeReport(dir, "results", r, md) }
+
+// writeReport writes v as <name>.json and md as <name>.md into dir: the
+// load runner's report and the chaos suite's.
+func writeReport(dir, name string, v any, md string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", dir, err)
 	}
-	b, err := json.MarshalIndent(r, "", "  ")
+	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
-		return fmt.Errorf("encode results: %w", err)
+		return fmt.Errorf("encode %s: %w", name, err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "results.json"), append(b, '\n'), 0o644); err != nil {
-		return fmt.Errorf("write results.json: %w", err)
+	if err := os.WriteFile(filepath.Join(dir, name+".json"), append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write %s.json: %w", name, err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "results.md"), []byte(md), 0o644); err != nil {
-		return fmt.Errorf("write results.md: %w", err)
+	if err := os.WriteFile(filepath.Join(dir, name+".md"), []byte(md), 0o644); err != nil {
+		return fmt.Errorf("write %s.md: %w", name, err)
 	}
 	return nil
 }
