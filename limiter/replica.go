@@ -117,7 +117,7 @@ func (r *replicaDecider) decide(_ context.Context, req Request, now time.Time) (
 		}
 	}
 	defer o.release()
-	d, cacheable := r.settle(sh, req, &snap, o.reply[:o.n], r.s.member(), now)
+	d, cacheable := r.settle(sh, req, &snap, o.reply[:o.n], r.s.member(), now, err == nil)
 	// Admissions that do not reach the primary are unseen by every other
 	// gateway: a decision is only as shared as the recorder is healthy.
 	if !r.recorder.healthy() {
@@ -180,7 +180,7 @@ func (r *replicaDecider) snapshot(sh *pendingShard, req Request, now time.Time) 
 // the pending logs and the recorder's queue (in the same order, under the
 // same lock: the script relies on the replica showing the oldest first).
 // cacheable is false when a retry-after is not known to be a lower bound.
-func (r *replicaDecider) settle(sh *pendingShard, req Request, snap *snapshot, v []int64, member string, now time.Time) (Decision, bool) {
+func (r *replicaDecider) settle(sh *pendingShard, req Request, snap *snapshot, v []int64, member string, now time.Time, onReplica bool) (Decision, bool) {
 	d, _ := parsePeek(req.Rules, v)
 	cacheable := true
 	sh.mu.Lock()
@@ -193,7 +193,12 @@ func (r *replicaDecider) settle(sh *pendingShard, req Request, snap *snapshot, v
 		switch {
 		case lg == nil:
 		case lg == snap.logs[i]:
-			lg.forget(snap.dropped[i] + uint64(v[4+4*i]))
+			if onReplica {
+				// What the replica shows, it keeps. What only the primary
+				// shows (a fallback read) stays pending: the replica may
+				// not have it yet when it is asked next.
+				lg.forget(snap.dropped[i] + uint64(v[4+4*i]))
+			}
 			extra = lg.appended - snap.appended[i]
 		default: // a new log since the snapshot: all of it is new
 			extra = lg.appended
