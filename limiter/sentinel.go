@@ -45,6 +45,7 @@ type trackedConn struct {
 	once sync.Once
 }
 
+// Close forgets the connection, then closes it.
 func (c *trackedConn) Close() error {
 	c.once.Do(func() {
 		c.s.mu.Lock()

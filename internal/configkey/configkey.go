@@ -13,6 +13,7 @@ type Error struct {
 	Msg  string
 }
 
+// Error is "path: message".
 func (e *Error) Error() string { return e.Path + ": " + e.Msg }
 
 // KeyPath is the key at fault.

@@ -14,9 +14,11 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -63,16 +65,45 @@ func sentinelArgv(t testing.TB, conf string) (string, []string) {
 	return serverBinary(t), []string{conf, "--sentinel"}
 }
 
-// freePort returns a loopback port that was free a moment ago. Another
-// process may take it before the server binds it; callers retry.
+// freePort returns a loopback port that was free a moment ago, below the
+// kernel's ephemeral range: a node restarted on its port must find it
+// free, and between the kill and the restart any process's outgoing
+// connection (a gateway, a replica, a sentinel) could otherwise be given
+// that port as its own, and the restart would fail with "Address already
+// in use" (seen in CI, scenario 9 of the chaos suite). Another process may
+// still take the port before the node binds it; start tries again.
 func freePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", loopback+":0")
+	lo, hi := fixedPorts()
+	for range 200 {
+		port := lo + rand.IntN(hi-lo)
+		l, err := net.Listen("tcp", net.JoinHostPort(loopback, strconv.Itoa(port)))
+		if err == nil {
+			l.Close()
+			return port
+		}
+	}
+	l, err := net.Listen("tcp", loopback+":0") // a crowded range: any port will do
 	if err != nil {
 		t.Fatalf("redistest: find a free port: %v", err)
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// fixedPorts is the range freePort draws from: below the ephemeral ports
+// (/proc/sys/net/ipv4/ip_local_port_range; 32768 where it cannot be read),
+// above the well-known and registered-by-habit low ports.
+func fixedPorts() (lo, hi int) {
+	lo, hi = 10000, 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil && n > lo+1000 {
+				hi = n
+			}
+		}
+	}
+	return lo, hi
 }
 
 // poll calls cond every pollInterval until it returns nil or timeout has
