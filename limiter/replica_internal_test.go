@@ -14,15 +14,21 @@ func reply(allowed bool, remaining, reset, retry, visible int64) []int64 {
 	return []int64{a, remaining, reset, retry, visible}
 }
 
+// t0 is the tests' start of time.
+var t0 = time.Unix(1_700_000_000, 0)
+
+// deciderFor is a replica decider with no Redis behind it, a request of
+// tenant acme for rule, and the tenant's pending shard.
+func deciderFor(rule Rule) (*replicaDecider, Request, *pendingShard) {
+	r := newReplicaDecider(&RedisStore{prefix: "p", instance: "i"}, 16)
+	return r, Request{Tenant: "acme", Rules: []Rule{rule}}, r.shard("acme")
+}
+
 // TestSettleKnowsAReplacedLog: a pending log emptied and replaced while a
 // decision's script ran is another log; its entries are new to the
 // decision, and none of them may be forgotten on the snapshot's word.
 func TestSettleKnowsAReplacedLog(t *testing.T) {
-	r := newReplicaDecider(&RedisStore{prefix: "p", instance: "i"}, 16)
-	rule := Rule{Name: "r", Limit: 3, Window: time.Second}
-	req := Request{Tenant: "acme", Rules: []Rule{rule}}
-	sh := r.shard("acme")
-	t0 := time.Unix(1_700_000_000, 0)
+	r, req, sh := deciderFor(Rule{Name: "r", Limit: 3, Window: time.Second})
 
 	snapX := r.snapshot(sh, req, t0)
 	r.settle(sh, req, &snapX, reply(true, 3, 0, 0, 0), "x", t0, true) // X admitted: log L1 {X}
@@ -87,11 +93,7 @@ func TestPendingLogsOfGoneClientsAreSwept(t *testing.T) {
 // forgotten.
 func TestFallbackReadKeepsPendingEntries(t *testing.T) {
 	for _, onReplica := range []bool{true, false} {
-		r := newReplicaDecider(&RedisStore{prefix: "p", instance: "i"}, 16)
-		rule := Rule{Name: "r", Limit: 10, Window: time.Minute}
-		req := Request{Tenant: "acme", Rules: []Rule{rule}}
-		sh := r.shard("acme")
-		t0 := time.Unix(1_700_000_000, 0)
+		r, req, sh := deciderFor(Rule{Name: "r", Limit: 10, Window: time.Minute})
 		snap := r.snapshot(sh, req, t0)
 		r.settle(sh, req, &snap, reply(true, 10, 0, 0, 0), "x", t0, true) // X pending
 		snap = r.snapshot(sh, req, t0.Add(time.Second))
