@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/l1gw/l1gw/loadtest/internal/harness"
 )
 
 // waitDecidingOK polls the gateway until a request is decided by Redis
@@ -35,9 +37,9 @@ func waitDecidingOK(t *testing.T, proxy string, within time.Duration) {
 
 // The gateway config of a chaos scenario: the load-test config (ports,
 // log, upstream, routes) with the chaos tenants and a redis and ratelimit
-// section. The outer Redis field hides gwConfig's in the JSON.
+// section. The outer Redis field hides harness.GatewayConfig's in the JSON.
 type chaosGwConfig struct {
-	gwConfig
+	harness.GatewayConfig
 	Redis     chaosRedis     `json:"redis"`
 	RateLimit chaosRateLimit `json:"ratelimit"`
 }
@@ -61,16 +63,16 @@ type chaosRateLimit struct {
 func writeChaosConfig(t *testing.T, sc chaosScenario, rc chaosRedis, env chaosEnv) string {
 	t.Helper()
 	base := scenarioConfig(scenario{name: sc.name}, env.upstream)
-	base.Plans = map[string]gwPlan{
-		bulkTenant:    {Limits: []gwRule{{Name: ruleName, Limit: bulkLimit, Window: chaosWindow.String()}}},
-		limitedTenant: {Limits: []gwRule{{Name: ruleName, Limit: int64(env.tm.limit()), Window: chaosWindow.String()}}},
+	base.Plans = map[string]harness.GatewayPlan{
+		bulkTenant:    {Limits: []harness.GatewayRule{{Name: ruleName, Limit: bulkLimit, Window: chaosWindow.String()}}},
+		limitedTenant: {Limits: []harness.GatewayRule{{Name: ruleName, Limit: int64(env.tm.limit()), Window: chaosWindow.String()}}},
 	}
-	base.Tenants = []gwTenant{
+	base.Tenants = []harness.GatewayTenant{
 		{ID: bulkTenant, Plan: bulkTenant, Keys: []string{chaosKey(bulkTenant)}},
 		{ID: limitedTenant, Plan: limitedTenant, Keys: []string{chaosKey(limitedTenant)}},
 		{ID: floodTenant, Plan: bulkTenant, Keys: []string{chaosKey(floodTenant)}},
 	}
-	c := chaosGwConfig{gwConfig: base, Redis: rc,
+	c := chaosGwConfig{GatewayConfig: base, Redis: rc,
 		RateLimit: chaosRateLimit{FailMode: sc.failMode, Consistency: sc.consistency, ExpectedGateways: 1}}
 	if env.tm.budget > 0 {
 		c.RateLimit.Budget = env.tm.budget.String()

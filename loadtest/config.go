@@ -10,19 +10,6 @@ import (
 	"github.com/l1gw/l1gw/loadtest/internal/harness"
 )
 
-// The gateway config, as the harness writes it.
-type (
-	gwConfig   = harness.GatewayConfig
-	gwServer   = harness.GatewayServer
-	gwLog      = harness.GatewayLog
-	gwRedis    = harness.GatewayRedis
-	gwPlan     = harness.GatewayPlan
-	gwRule     = harness.GatewayRule
-	gwTenant   = harness.GatewayTenant
-	gwUpstream = harness.UpstreamSpec
-	gwRoute    = harness.GatewayRoute
-)
-
 // Names in the generated config.
 const (
 	planName     = "load"
@@ -37,23 +24,23 @@ func tenantKey(i int) string { return "key-" + strconv.Itoa(i) }
 // a free loopback port (the gateway logs which), one upstream (the
 // in-process one at upstreamAddr) and sc's tenants, each with sc.limit
 // requests per second.
-func scenarioConfig(sc scenario, upstreamAddr string) gwConfig {
-	c := gwConfig{
-		Server: gwServer{Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", ShutdownGrace: "5s"},
+func scenarioConfig(sc scenario, upstreamAddr string) harness.GatewayConfig {
+	c := harness.GatewayConfig{
+		Server: harness.GatewayServer{Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", ShutdownGrace: "5s"},
 		// info: the "serving" line names the ports; warnings are counted.
-		Log:   gwLog{Level: "info", Format: "json"},
-		Redis: gwRedis{Mode: "memory"},
-		Plans: map[string]gwPlan{planName: {Limits: []gwRule{
+		Log:   harness.GatewayLog{Level: "info", Format: "json"},
+		Redis: harness.GatewayRedis{Mode: "memory"},
+		Plans: map[string]harness.GatewayPlan{planName: {Limits: []harness.GatewayRule{
 			{Name: ruleName, Limit: sc.limit, Window: "1s"},
 		}}},
-		Upstreams: map[string]gwUpstream{upstreamName: {
+		Upstreams: map[string]harness.UpstreamSpec{upstreamName: {
 			Targets: []string{"http://" + upstreamAddr}, Timeout: "5s",
 		}},
-		Routes: []gwRoute{{PathPrefix: "/", Upstream: upstreamName}},
+		Routes: []harness.GatewayRoute{{PathPrefix: "/", Upstream: upstreamName}},
 	}
-	c.Tenants = make([]gwTenant, sc.tenants)
+	c.Tenants = make([]harness.GatewayTenant, sc.tenants)
 	for i := range c.Tenants {
-		c.Tenants[i] = gwTenant{ID: "t-" + strconv.Itoa(i), Plan: planName, Keys: []string{tenantKey(i)}}
+		c.Tenants[i] = harness.GatewayTenant{ID: "t-" + strconv.Itoa(i), Plan: planName, Keys: []string{tenantKey(i)}}
 	}
 	return c
 }

@@ -17,52 +17,36 @@ import (
 	"github.com/l1gw/l1gw/loadtest/internal/harness"
 )
 
-// The gateway config, as the harness writes it.
-type (
-	gwConfig   = harness.GatewayConfig
-	gwServer   = harness.GatewayServer
-	gwLog      = harness.GatewayLog
-	gwRedis    = harness.GatewayRedis
-	gwPlan     = harness.GatewayPlan
-	gwRule     = harness.GatewayRule
-	gwTenant   = harness.GatewayTenant
-	gwUpstream = harness.UpstreamSpec
-	gwRoute    = harness.GatewayRoute
-)
-
-// gwRateLimit is the ratelimit section's consistency.
-type gwRateLimit = harness.GatewayRateLimit
-
 // gatewayConfig is the config of one gateway system: proxy and admin on
 // free loopback ports (the gateway logs which), the bench and limited
 // tenants, one upstream. redisAddr is empty for the memory store;
 // consistency is exact or replica.
-func gatewayConfig(upstreamAddr, redisAddr, consistency string, limitedLimit int64) gwConfig {
-	c := gwConfig{
-		Server: gwServer{Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", ShutdownGrace: "5s"},
+func gatewayConfig(upstreamAddr, redisAddr, consistency string, limitedLimit int64) harness.GatewayConfig {
+	c := harness.GatewayConfig{
+		Server: harness.GatewayServer{Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", ShutdownGrace: "5s"},
 		// info: the "serving" line names the ports.
-		Log:   gwLog{Level: "info", Format: "json"},
-		Redis: gwRedis{Mode: "memory"},
-		Plans: map[string]gwPlan{
-			"bench":   {Limits: []gwRule{{Name: "rule", Limit: benchLimit, Window: benchWindow.String()}}},
-			"limited": {Limits: []gwRule{{Name: "rule", Limit: limitedLimit, Window: limitedWindow.String()}}},
+		Log:   harness.GatewayLog{Level: "info", Format: "json"},
+		Redis: harness.GatewayRedis{Mode: "memory"},
+		Plans: map[string]harness.GatewayPlan{
+			"bench":   {Limits: []harness.GatewayRule{{Name: "rule", Limit: benchLimit, Window: benchWindow.String()}}},
+			"limited": {Limits: []harness.GatewayRule{{Name: "rule", Limit: limitedLimit, Window: limitedWindow.String()}}},
 		},
-		Tenants: []gwTenant{
+		Tenants: []harness.GatewayTenant{
 			{ID: "bench", Plan: "bench", Keys: []string{benchKey}},
 			{ID: "limited", Plan: "limited", Keys: []string{limitedKey}},
 		},
-		Upstreams: map[string]gwUpstream{"local": {Targets: []string{"http://" + upstreamAddr}, Timeout: "5s"}},
-		Routes:    []gwRoute{{PathPrefix: "/", Upstream: "local"}},
+		Upstreams: map[string]harness.UpstreamSpec{"local": {Targets: []string{"http://" + upstreamAddr}, Timeout: "5s"}},
+		Routes:    []harness.GatewayRoute{{PathPrefix: "/", Upstream: "local"}},
 	}
 	if redisAddr != "" {
-		c.Redis = gwRedis{Mode: "standalone", Addrs: []string{redisAddr}}
-		c.RateLimit = &gwRateLimit{Consistency: consistency}
+		c.Redis = harness.GatewayRedis{Mode: "standalone", Addrs: []string{redisAddr}}
+		c.RateLimit = &harness.GatewayRateLimit{Consistency: consistency}
 	}
 	return c
 }
 
 // writeGatewayConfig writes c to dir/name.yaml and returns its path.
-func writeGatewayConfig(dir, name string, c gwConfig) (string, error) {
+func writeGatewayConfig(dir, name string, c harness.GatewayConfig) (string, error) {
 	b, err := json.MarshalIndent(c, "", "  ")
 	if err != nil {
 		return "", fmt.Errorf("encode %s config: %w", name, err)
