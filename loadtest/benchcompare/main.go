@@ -11,16 +11,15 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/l1gw/l1gw/loadtest/internal/harness"
 )
 
 // Bounds on the flags: every run stops itself.
@@ -54,30 +53,11 @@ func main() {
 
 // run is main with its inputs and outputs explicit; it returns the exit code.
 func run(args []string, stdout, stderr io.Writer) int {
-	opts, err := parseFlags(args, stderr)
-	if err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(stderr, "benchcompare:", err)
-		}
-		return 2
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	rep, err := runAll(ctx, opts, stderr)
-	if err != nil {
-		fmt.Fprintln(stderr, "benchcompare:", err)
-		return 1
-	}
-	md := rep.Markdown()
-	fmt.Fprint(stdout, md)
-	if opts.out != "" {
-		if err := rep.Write(opts.out, md); err != nil {
-			fmt.Fprintln(stderr, "benchcompare:", err)
-			return 1
-		}
-		fmt.Fprintf(stderr, "benchcompare: wrote %s\n", opts.out)
-	}
-	return 0
+	return harness.Main(harness.Runner[options]{Name: "benchcompare", Parse: parseFlags,
+		Out: func(o options) string { return o.out },
+		Run: func(ctx context.Context, o options, progress io.Writer) (harness.Report, error) {
+			return runAll(ctx, o, progress)
+		}}, args, stdout, stderr)
 }
 
 // parseFlags reads and checks the flags.
