@@ -244,7 +244,7 @@ func runChaos(t *testing.T, env chaosEnv, sc chaosScenario) ChaosResult {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, warns := gw.logs.warnings()
+	_, warns := gw.logs.Warnings()
 	stopped = true
 	if err := gw.stop(); err != nil {
 		t.Errorf("gateway stop: %v", err)

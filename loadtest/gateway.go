@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strings"
 	"syscall"
 	"time"
 
@@ -25,7 +26,7 @@ type gateway struct {
 	cmd     *exec.Cmd
 	proxy   string // 127.0.0.1:port of the proxy listener
 	admin   string // 127.0.0.1:port of the admin listener
-	logs    *logTail
+	logs    *harness.LogTail
 	exited  chan struct{} // closed once the process has been waited for
 	waitErr error         // set before exited is closed
 }
@@ -51,8 +52,8 @@ func startGateway(ctx context.Context, bin, cfgPath string) (*gateway, error) {
 		return nil, fmt.Errorf("start %s (built with make build?): %w", bin, err)
 	}
 	g := &gateway{cmd: cmd, logs: newLogTail(), exited: make(chan struct{})}
-	serving := make(chan [2]string, 1)
-	go g.logs.read(r, serving)
+	serving := make(chan string, 1)
+	go g.logs.Read(r, servingLine, serving)
 	go func() {
 		g.waitErr = cmd.Wait()
 		close(g.exited)
@@ -65,16 +66,16 @@ func startGateway(ctx context.Context, bin, cfgPath string) (*gateway, error) {
 
 // waitServing waits for the gateway's "serving" log line, then polls
 // /readyz on its admin port until 200, all within startTimeout.
-func (g *gateway) waitServing(ctx context.Context, serving <-chan [2]string) error {
+func (g *gateway) waitServing(ctx context.Context, serving <-chan string) error {
 	deadline := time.NewTimer(startTimeout)
 	defer deadline.Stop()
 	select {
 	case addrs := <-serving:
-		g.proxy, g.admin = addrs[0], addrs[1]
+		g.proxy, g.admin, _ = strings.Cut(addrs, " ")
 	case <-g.exited:
-		return fmt.Errorf("gateway exited before serving: %v; log:\n%s", g.waitErr, g.logs.tail())
+		return fmt.Errorf("gateway exited before serving: %v; log:\n%s", g.waitErr, g.logs.Tail())
 	case <-deadline.C:
-		return fmt.Errorf("gateway did not log its ports within %s; log:\n%s", startTimeout, g.logs.tail())
+		return fmt.Errorf("gateway did not log its ports within %s; log:\n%s", startTimeout, g.logs.Tail())
 	case <-ctx.Done():
 		return context.Cause(ctx)
 	}
@@ -105,7 +106,7 @@ func (g *gateway) pollReady(ctx context.Context, deadline <-chan time.Time) erro
 		case <-deadline:
 			return fmt.Errorf("gateway not ready within %s: %w", startTimeout, last)
 		case <-g.exited:
-			return fmt.Errorf("gateway exited while starting: %v; log:\n%s", g.waitErr, g.logs.tail())
+			return fmt.Errorf("gateway exited while starting: %v; log:\n%s", g.waitErr, g.logs.Tail())
 		case <-ctx.Done():
 			return context.Cause(ctx)
 		}
@@ -132,7 +133,7 @@ func getOK(client *http.Client, url string) error {
 func (g *gateway) stop() error {
 	select {
 	case <-g.exited:
-		return fmt.Errorf("gateway exited before it was stopped: %v; log:\n%s", g.waitErr, g.logs.tail())
+		return fmt.Errorf("gateway exited before it was stopped: %v; log:\n%s", g.waitErr, g.logs.Tail())
 	default:
 	}
 	if err := g.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
@@ -143,13 +144,13 @@ func (g *gateway) stop() error {
 	select {
 	case <-g.exited:
 		if g.waitErr != nil {
-			return fmt.Errorf("gateway exit after SIGTERM: %w; log:\n%s", g.waitErr, g.logs.tail())
+			return fmt.Errorf("gateway exit after SIGTERM: %w; log:\n%s", g.waitErr, g.logs.Tail())
 		}
 		return nil
 	case <-t.C:
 		_ = g.cmd.Process.Kill()
 		<-g.exited
-		return fmt.Errorf("gateway still running %s after SIGTERM; killed; log:\n%s", stopTimeout, g.logs.tail())
+		return fmt.Errorf("gateway still running %s after SIGTERM; killed; log:\n%s", stopTimeout, g.logs.Tail())
 	}
 }
 

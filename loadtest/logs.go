@@ -1,29 +1,14 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
-	"io"
 	"strings"
-	"sync"
-	"time"
+
+	"github.com/l1gw/l1gw/loadtest/internal/harness"
 )
 
-// tailLines is how many of the gateway's last log lines are kept for error
-// messages.
-const tailLines = 20
-
-// logTail reads the gateway's JSON log: it reports the "serving" line's
-// addresses, counts warnings and errors, and keeps the last lines.
-type logTail struct {
-	mu    sync.Mutex
-	lines []string
-	warns int            // lines at WARN or ERROR
-	msgs  map[string]int // WARN/ERROR lines by message
-	done  chan struct{}  // closed when read returns
-}
-
-func newLogTail() *logTail { return &logTail{msgs: map[string]int{}, done: make(chan struct{})} }
+// maxWarnMsgs bounds the distinct warning messages counted per gateway.
+const maxWarnMsgs = 20
 
 // logLine is the part of a gateway log line the runner reads.
 type logLine struct {
@@ -33,64 +18,27 @@ type logLine struct {
 	Admin string `json:"admin"`
 }
 
-// read consumes r until EOF (the child's exit), sending the proxy and admin
-// addresses of the first "serving" line to serving. It always drains r, so
-// the child never blocks on a full pipe.
-func (l *logTail) read(r io.ReadCloser, serving chan<- [2]string) {
-	defer close(l.done)
-	defer r.Close()
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	sent := false
-	for sc.Scan() {
+// newLogTail reads the gateway's JSON log: it counts WARN and ERROR lines
+// by message and keeps the last lines.
+func newLogTail() *harness.LogTail {
+	return harness.NewLogTail(func(line string) (string, bool) {
 		var ln logLine
-		_ = json.Unmarshal(sc.Bytes(), &ln) // a non-JSON line is kept as text
-		if ln.Msg == "serving" && !sent {
-			serving <- [2]string{ln.Proxy, ln.Admin}
-			sent = true
+		if json.Unmarshal([]byte(line), &ln) != nil || (ln.Level != "WARN" && ln.Level != "ERROR") {
+			return "", false
 		}
-		l.add(sc.Text(), ln)
-	}
-	_, _ = io.Copy(io.Discard, r) // after an over-long line
+		return ln.Msg, true
+	}, maxWarnMsgs)
 }
 
-func (l *logTail) add(text string, ln logLine) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if len(l.lines) == tailLines {
-		l.lines = append(l.lines[:0], l.lines[1:]...)
+// servingLine matches the gateway's "serving" line: its proxy and admin
+// addresses, space-separated.
+func servingLine(line string) (string, bool) {
+	if !strings.Contains(line, `"serving"`) {
+		return "", false
 	}
-	l.lines = append(l.lines, text)
-	if ln.Level == "WARN" || ln.Level == "ERROR" {
-		l.warns++
-		if len(l.msgs) < 20 {
-			l.msgs[ln.Msg]++
-		} else if _, ok := l.msgs[ln.Msg]; ok {
-			l.msgs[ln.Msg]++
-		}
+	var ln logLine
+	if json.Unmarshal([]byte(line), &ln) != nil || ln.Msg != "serving" {
+		return "", false
 	}
-}
-
-// tail is the last lines, for error messages. When the child has exited
-// it first gives read a moment to take in the final lines.
-func (l *logTail) tail() string {
-	select {
-	case <-l.done:
-	case <-time.After(500 * time.Millisecond):
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return "  " + strings.Join(l.lines, "\n  ")
-}
-
-// warnings is the count of WARN and ERROR lines so far, and their counts by
-// message.
-func (l *logTail) warnings() (int, map[string]int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	msgs := make(map[string]int, len(l.msgs))
-	for k, v := range l.msgs {
-		msgs[k] = v
-	}
-	return l.warns, msgs
+	return ln.Proxy + " " + ln.Admin, true
 }

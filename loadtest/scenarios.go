@@ -106,7 +106,7 @@ func attackGateway(ctx context.Context, sc scenario, o options, gw *gateway) (Re
 	}
 	res := newResult(sc, o, "gateway", m, errs)
 	res.Gateway = newUsage(before, after, m.Requests)
-	res.Gateway.WarnLines, res.Gateway.WarnMsgs = gw.logs.warnings()
+	res.Gateway.WarnLines, res.Gateway.WarnMsgs = gw.logs.Warnings()
 	if sc.exact {
 		res.Limit = newLimitCheck(sc, o.duration, m.StatusCodes)
 	}

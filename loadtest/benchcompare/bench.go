@@ -160,8 +160,11 @@ func measure(ctx context.Context, e *env, sys system, load loadSpec) (m Measurem
 				m.DegradedByReason, err = d, errors.Join(err, serr)
 			}
 			err = errors.Join(err, c.stop())
-			if w := c.out.warnings(); len(w) > 0 {
-				m.Warnings = w
+			if _, w := c.out.Warnings(); len(w) > 0 {
+				m.Warnings = make(map[string]int64, len(w))
+				for k, v := range w {
+					m.Warnings[k] = int64(v)
+				}
 			}
 		}()
 		procs.sut = c.pid()

@@ -1,16 +1,13 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -21,7 +18,6 @@ import (
 const (
 	startTimeout = 10 * time.Second // until a child is ready
 	stopTimeout  = 5 * time.Second  // from SIGTERM to SIGKILL
-	tailLines    = 20               // output lines kept for error messages
 )
 
 // child is a running child process: a forwarder, a gateway or a
@@ -29,7 +25,7 @@ const (
 type child struct {
 	name    string
 	cmd     *exec.Cmd
-	out     *lineTail
+	out     *harness.LogTail
 	exited  chan struct{} // closed once the process has been waited for
 	waitErr error         // set before exited is closed
 	metrics string        // a gateway's /metrics URL; empty for others
@@ -54,9 +50,9 @@ func startChild(name string, cmd *exec.Cmd, cpu int, match func(string) (string,
 		r.Close()
 		return nil, nil, fmt.Errorf("start %s (%s): %w", name, cmd.Path, err)
 	}
-	c := &child{name: name, cmd: cmd, out: &lineTail{done: make(chan struct{})}, exited: make(chan struct{})}
+	c := &child{name: name, cmd: cmd, out: harness.NewLogTail(warnKey, maxWarnKinds), exited: make(chan struct{})}
 	found := make(chan string, 1)
-	go c.out.read(r, match, found)
+	go c.out.Read(r, match, found)
 	go func() {
 		c.waitErr = cmd.Wait()
 		close(c.exited)
@@ -73,9 +69,9 @@ func (c *child) await(ctx context.Context, found <-chan string) (string, error) 
 	case v := <-found:
 		return v, nil
 	case <-c.exited:
-		return "", fmt.Errorf("%s exited while starting: %v; output:\n%s", c.name, c.waitErr, c.out.tail())
+		return "", fmt.Errorf("%s exited while starting: %v; output:\n%s", c.name, c.waitErr, c.out.Tail())
 	case <-t.C:
-		return "", fmt.Errorf("%s not ready within %s; output:\n%s", c.name, startTimeout, c.out.tail())
+		return "", fmt.Errorf("%s not ready within %s; output:\n%s", c.name, startTimeout, c.out.Tail())
 	case <-ctx.Done():
 		return "", fmt.Errorf("%s: %w", c.name, context.Cause(ctx))
 	}
@@ -90,7 +86,7 @@ func (c *child) pid() int { return c.cmd.Process.Pid }
 func (c *child) stop() error {
 	select {
 	case <-c.exited:
-		return fmt.Errorf("%s exited before it was stopped: %v; output:\n%s", c.name, c.waitErr, c.out.tail())
+		return fmt.Errorf("%s exited before it was stopped: %v; output:\n%s", c.name, c.waitErr, c.out.Tail())
 	default:
 	}
 	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
@@ -101,66 +97,14 @@ func (c *child) stop() error {
 	select {
 	case <-c.exited:
 		if c.waitErr != nil {
-			return fmt.Errorf("%s exit after SIGTERM: %w; output:\n%s", c.name, c.waitErr, c.out.tail())
+			return fmt.Errorf("%s exit after SIGTERM: %w; output:\n%s", c.name, c.waitErr, c.out.Tail())
 		}
 		return nil
 	case <-t.C:
 		_ = c.cmd.Process.Kill()
 		<-c.exited
-		return fmt.Errorf("%s still running %s after SIGTERM; killed; output:\n%s", c.name, stopTimeout, c.out.tail())
+		return fmt.Errorf("%s still running %s after SIGTERM; killed; output:\n%s", c.name, stopTimeout, c.out.Tail())
 	}
-}
-
-// lineTail drains a child's output, keeping its last lines and counting
-// the gateway's WARN and ERROR log lines by message.
-type lineTail struct {
-	mu    sync.Mutex
-	lines []string
-	warns map[string]int64
-	done  chan struct{} // closed when read returns
-}
-
-// read consumes r until EOF (the child's exit). It always drains r, so the
-// child never blocks on a full pipe.
-func (l *lineTail) read(r io.ReadCloser, match func(string) (string, bool), found chan<- string) {
-	defer close(l.done)
-	defer r.Close()
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if match != nil {
-			if v, ok := match(line); ok {
-				found <- v
-				match = nil
-			}
-		}
-		l.mu.Lock()
-		if w, ok := warnKey(line); ok && (len(l.warns) < maxWarnKinds || l.warns[w] > 0) {
-			if l.warns == nil {
-				l.warns = map[string]int64{}
-			}
-			l.warns[w]++
-		}
-		if len(l.lines) == tailLines {
-			l.lines = append(l.lines[:0], l.lines[1:]...)
-		}
-		l.lines = append(l.lines, line)
-		l.mu.Unlock()
-	}
-	_, _ = io.Copy(io.Discard, r) // after an over-long line
-}
-
-// tail is the last lines, for error messages. When the child has exited
-// it first gives read a moment to take in the final lines.
-func (l *lineTail) tail() string {
-	select {
-	case <-l.done:
-	case <-time.After(500 * time.Millisecond):
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return "  " + strings.Join(l.lines, "\n  ")
 }
 
 // maxWarnKinds bounds the distinct warnings counted per child.
@@ -188,15 +132,4 @@ func warnKey(line string) (string, bool) {
 		k += " (" + w.Reason + ": " + w.Err + ")"
 	}
 	return k, true
-}
-
-// warnings is a copy of the warning counts so far.
-func (l *lineTail) warnings() map[string]int64 {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	out := make(map[string]int64, len(l.warns))
-	for k, v := range l.warns {
-		out[k] = v
-	}
-	return out
 }

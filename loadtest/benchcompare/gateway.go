@@ -124,7 +124,7 @@ func pollReady(ctx context.Context, c *child, url string) error {
 		select {
 		case <-time.After(20 * time.Millisecond):
 		case <-c.exited:
-			return fmt.Errorf("gateway exited while starting: %v; output:\n%s", c.waitErr, c.out.tail())
+			return fmt.Errorf("gateway exited while starting: %v; output:\n%s", c.waitErr, c.out.Tail())
 		case <-ctx.Done():
 			return fmt.Errorf("gateway: %w", context.Cause(ctx))
 		}
