@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"strconv"
-	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -58,7 +57,7 @@ func (o ClusterOptions) withDefaults() ClusterOptions {
 // loopback. Which nodes are masters changes with failovers; Primaries,
 // Replicas and PrimaryFor always ask the cluster.
 type ClusterTopo struct {
-	owner testing.TB
+	owner TB
 	opts  ClusterOptions
 	nodes []*Node          // nodes[:Primaries] were the first masters
 	ids   map[*Node]string // cluster node IDs; nodes.conf keeps them
@@ -69,7 +68,7 @@ type ClusterTopo struct {
 // MEET and REPLICATE) and returns once the cluster is healthy (see
 // WaitHealthy): about 2s, as a new master waits 2s before it reports
 // cluster_state:ok.
-func Cluster(t testing.TB, opts ClusterOptions) *ClusterTopo {
+func Cluster(t TB, opts ClusterOptions) *ClusterTopo {
 	t.Helper()
 	serverBinary(t)
 	opts = opts.withDefaults()
@@ -113,7 +112,7 @@ func (n *Node) clusterArgs() []string {
 }
 
 // pickBusPort sets a free cluster bus port other than port.
-func (n *Node) pickBusPort(t testing.TB, port int) {
+func (n *Node) pickBusPort(t TB, port int) {
 	t.Helper()
 	bus := freePort(t)
 	for bus == port {
@@ -125,7 +124,7 @@ func (n *Node) pickBusPort(t testing.TB, port int) {
 }
 
 // do runs one command on n with a probe client, failing the test on error.
-func do(t testing.TB, n *Node, args ...any) any {
+func do(t TB, n *Node, args ...any) any {
 	t.Helper()
 	var reply any
 	err := probe(n.Addr(), func(ctx context.Context, c *redis.Client) error {
@@ -142,7 +141,7 @@ func do(t testing.TB, n *Node, args ...any) any {
 // assignSlots records every node's ID, gives each a distinct config epoch
 // (as redis-cli does, so no epoch collision has to be resolved) and splits
 // the slots among the first Primaries nodes.
-func (ct *ClusterTopo) assignSlots(t testing.TB) {
+func (ct *ClusterTopo) assignSlots(t TB) {
 	t.Helper()
 	p := ct.opts.Primaries
 	for i, n := range ct.nodes {
@@ -160,7 +159,7 @@ func (ct *ClusterTopo) assignSlots(t testing.TB) {
 
 // meet introduces every node to the first and waits until every node's
 // CLUSTER NODES lists all of them with the handshake done.
-func (ct *ClusterTopo) meet(t testing.TB) {
+func (ct *ClusterTopo) meet(t TB) {
 	t.Helper()
 	first := ct.nodes[0]
 	for _, n := range ct.nodes[1:] {
@@ -181,7 +180,7 @@ func (ct *ClusterTopo) meet(t testing.TB) {
 }
 
 // replicate makes node Primaries+j a replica of node j%Primaries.
-func (ct *ClusterTopo) replicate(t testing.TB) {
+func (ct *ClusterTopo) replicate(t TB) {
 	t.Helper()
 	p := ct.opts.Primaries
 	for j, n := range ct.nodes[p:] {

@@ -6,7 +6,6 @@ import (
 	"net"
 	"strconv"
 	"strings"
-	"testing"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -118,7 +117,7 @@ func (ct *ClusterTopo) Replicas() []*Node {
 
 // PrimaryFor returns the master serving key's slot (CLUSTER KEYSLOT, then
 // CLUSTER SLOTS) per the first running, unstalled node.
-func (ct *ClusterTopo) PrimaryFor(t testing.TB, key string) *Node {
+func (ct *ClusterTopo) PrimaryFor(t TB, key string) *Node {
 	t.Helper()
 	var p *Node
 	err := poll(startTimeout, func() error {

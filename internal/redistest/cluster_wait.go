@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -24,7 +23,7 @@ const manualFailoverRetry = 6 * time.Second
 // its master is up. Use it after Kill or Stall (it then waits for the
 // failure detection and, for a master, its replica's takeover) and after
 // Resume.
-func (ct *ClusterTopo) WaitHealthy(t testing.TB) {
+func (ct *ClusterTopo) WaitHealthy(t TB) {
 	t.Helper()
 	if err := poll(clusterTimeout, ct.checkHealthy); err != nil {
 		t.Fatalf("redistest: waiting %v for a healthy cluster: %v", clusterTimeout, err)
@@ -131,7 +130,7 @@ func (ct *ClusterTopo) checkInfo(n *Node) error {
 // WaitHealthy), the old master now replicating it: well under a second
 // on an idle machine. It resends
 // the command when Redis abandons the manual failover (after 5s).
-func (ct *ClusterTopo) Failover(t testing.TB, replica *Node) {
+func (ct *ClusterTopo) Failover(t TB, replica *Node) {
 	t.Helper()
 	if _, ok := ct.ids[replica]; !ok {
 		t.Fatalf("redistest: cluster failover to %s: not a node of this cluster", replica)

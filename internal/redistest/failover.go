@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -23,7 +22,7 @@ const demoteTimeout = 30 * time.Second
 // master; it returns the new primary (about 1-2s). The old primary keeps
 // ROLE master until the sentinels demote it, about 10s later with Redis
 // 7.0: the split-brain window. Call WaitReplicas to wait that out.
-func (tp *Topo) Failover(t testing.TB) *Node {
+func (tp *Topo) Failover(t TB) *Node {
 	t.Helper()
 	var old *Node
 	err := poll(startTimeout, func() error {
@@ -57,7 +56,7 @@ func (tp *Topo) Failover(t testing.TB) *Node {
 // same primary, at an address other than notAddr, and that node's ROLE is
 // master. Use it after killing or stalling the primary; it returns the new
 // primary.
-func (tp *Topo) WaitPrimary(t testing.TB, notAddr string, timeout time.Duration) *Node {
+func (tp *Topo) WaitPrimary(t TB, notAddr string, timeout time.Duration) *Node {
 	t.Helper()
 	var p *Node
 	err := poll(timeout, func() error {
@@ -87,7 +86,7 @@ func (tp *Topo) WaitPrimary(t testing.TB, notAddr string, timeout time.Duration)
 // WaitReplicas waits until every running, unstalled data node other than
 // the primary is a replica of the primary with its link up, giving each up
 // to 30s (a demoted primary takes about 10s).
-func (tp *Topo) WaitReplicas(t testing.TB) {
+func (tp *Topo) WaitReplicas(t TB) {
 	t.Helper()
 	// The primary is asked again on every poll: a failover may end while
 	// the replicas are being waited for (a primary restarted during one).

@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
-	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -30,7 +29,7 @@ type Node struct {
 	kind    kind
 	dir     string
 	log     string
-	owner   testing.TB
+	owner   TB
 	topo    *Topo                 // set for the data nodes of a Topology
 	cluster *ClusterTopo          // set for the nodes of a Cluster
 	conf    func(port int) string // a sentinel's config file; nil for servers
@@ -71,7 +70,7 @@ func (p *proc) wait(timeout time.Duration) bool {
 
 // newNode makes the node's directory and registers its cleanup: SIGCONT if
 // stalled, SIGKILL, and the log tail when the test failed.
-func newNode(t testing.TB, name string, k kind, dir string) *Node {
+func newNode(t TB, name string, k kind, dir string) *Node {
 	t.Helper()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatalf("redistest: make dir for %s: %v", name, err)
@@ -115,7 +114,7 @@ func (n *Node) Stalled() bool {
 // Client returns a go-redis client with default options for the node,
 // closed at the end of the test. For a sentinel, send SENTINEL commands with
 // Do.
-func (n *Node) Client(t testing.TB) *redis.Client {
+func (n *Node) Client(t TB) *redis.Client {
 	t.Helper()
 	c := redis.NewClient(&redis.Options{Addr: n.Addr()})
 	t.Cleanup(func() { _ = c.Close() })
@@ -196,7 +195,7 @@ func (n *Node) signalGroup(sig syscall.Signal) error {
 
 // cleanup kills the process (continuing it first if stalled) and, when the
 // test failed, logs the tail of the node's log.
-func (n *Node) cleanup(t testing.TB) {
+func (n *Node) cleanup(t TB) {
 	n.mu.Lock()
 	if p := n.proc; p != nil && !p.exited() {
 		pid := p.cmd.Process.Pid

@@ -7,7 +7,8 @@
 //
 // Nodes can be stalled (SIGSTOP), resumed, killed, stopped and restarted on
 // the same port, which is how the failure modes of the reliability research
-// (section 3) are injected. Only tests import this package.
+// (section 3) are injected. Only tests and the chaos suite's command
+// (loadtest/chaos) import this package; the command passes its own TB.
 package redistest
 
 import (
@@ -20,9 +21,20 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"testing"
 	"time"
 )
+
+// TB is the part of testing.TB this package uses: a *testing.T, or the
+// chaos command's stand-in for one. Fatalf must not return.
+type TB interface {
+	Helper()
+	Cleanup(func())
+	TempDir() string
+	Logf(format string, args ...any)
+	Errorf(format string, args ...any)
+	Fatalf(format string, args ...any)
+	Failed() bool
+}
 
 const (
 	startTimeout     = 5 * time.Second  // process up and answering PING
@@ -46,7 +58,7 @@ const missingServer = "redis-server not found: run `make test` (it installs " +
 	"redis-server and redis-sentinel) or apt-get install redis-server redis-sentinel"
 
 // serverBinary returns the path of redis-server or fails the test.
-func serverBinary(t testing.TB) string {
+func serverBinary(t TB) string {
 	t.Helper()
 	path, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -57,7 +69,7 @@ func serverBinary(t testing.TB) string {
 
 // sentinelArgv returns the program and arguments that run a sentinel with
 // conf: redis-sentinel from PATH, else redis-server --sentinel.
-func sentinelArgv(t testing.TB, conf string) (string, []string) {
+func sentinelArgv(t TB, conf string) (string, []string) {
 	t.Helper()
 	if path, err := exec.LookPath("redis-sentinel"); err == nil {
 		return path, []string{conf}
@@ -72,7 +84,7 @@ func sentinelArgv(t testing.TB, conf string) (string, []string) {
 // that port as its own, and the restart would fail with "Address already
 // in use" (seen in CI, scenario 9 of the chaos suite). Another process may
 // still take the port before the node binds it; start tries again.
-func freePort(t testing.TB) int {
+func freePort(t TB) int {
 	t.Helper()
 	lo, hi := fixedPorts()
 	for range 200 {

@@ -7,7 +7,6 @@ import (
 	"net"
 	"strconv"
 	"strings"
-	"testing"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -100,7 +99,7 @@ func (tp *Topo) rolePrimary() (*Node, error) {
 
 // restartPrimaryPort returns the port a restarting data node n must
 // replicate, or 0 when n itself is still the primary (or nothing else is).
-func (tp *Topo) restartPrimaryPort(t testing.TB, n *Node) int {
+func (tp *Topo) restartPrimaryPort(t TB, n *Node) int {
 	t.Helper()
 	var p *Node
 	err := poll(startTimeout, func() error {
@@ -121,7 +120,7 @@ func (tp *Topo) restartPrimaryPort(t testing.TB, n *Node) int {
 
 // waitDiscovery waits until every sentinel names primary and lists every
 // other data node as a healthy replica and every other sentinel.
-func (tp *Topo) waitDiscovery(t testing.TB, primary *Node) {
+func (tp *Topo) waitDiscovery(t TB, primary *Node) {
 	t.Helper()
 	for _, s := range tp.sentinels {
 		err := poll(discoveryTimeout, func() error { return tp.checkSentinel(s, primary) })

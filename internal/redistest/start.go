@@ -10,14 +10,13 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 )
 
 // Server starts one standalone redis-server and waits until it answers.
-func Server(t testing.TB) *Node {
+func Server(t TB) *Node {
 	t.Helper()
 	serverBinary(t)
 	n := newNode(t, "redis", kindServer, t.TempDir())
@@ -28,7 +27,7 @@ func Server(t testing.TB) *Node {
 // start launches the node on a fresh port, as a replica of replicaOf when
 // that is not 0. It tries new ports when the process dies before answering,
 // which is what happens when another process took the port meanwhile.
-func (n *Node) start(t testing.TB, replicaOf int) {
+func (n *Node) start(t TB, replicaOf int) {
 	t.Helper()
 	var err error
 	for range startAttempts {
@@ -58,7 +57,7 @@ func (n *Node) start(t testing.TB, replicaOf int) {
 // name it (restarted before any failover) or no other node is master.
 // A Cluster node rejoins from its nodes.conf (same dir, same cluster bus
 // port) and Restart waits until the cluster is healthy (see WaitHealthy).
-func (n *Node) Restart(t testing.TB) {
+func (n *Node) Restart(t TB) {
 	t.Helper()
 	if n.Running() {
 		t.Fatalf("redistest: restart %s: still running; Kill or Stop it first", n)
@@ -88,7 +87,7 @@ func (n *Node) Restart(t testing.TB) {
 // as a process manager would: with its own arguments, as a primary (no
 // --replicaof), whatever the sentinels now say. A primary restarted so
 // says master until a sentinel reconfigures it; it does not wait for that.
-func (n *Node) RestartInPlace(t testing.TB) {
+func (n *Node) RestartInPlace(t TB) {
 	t.Helper()
 	if n.Running() {
 		t.Fatalf("redistest: restart %s in place: still running; Kill or Stop it first", n)
@@ -106,7 +105,7 @@ func (n *Node) RestartInPlace(t testing.TB) {
 
 // waitLink waits up to timeout until the node replicates the server on
 // primaryPort with its link up.
-func (n *Node) waitLink(t testing.TB, primaryPort int, timeout time.Duration) {
+func (n *Node) waitLink(t TB, primaryPort int, timeout time.Duration) {
 	t.Helper()
 	if err := poll(timeout, func() error { return checkReplicaOf(n.Addr(), primaryPort) }); err != nil {
 		t.Fatalf("redistest: %s waiting %v for master_link_status:up to port %d: %v", n, timeout, primaryPort, err)
@@ -115,7 +114,7 @@ func (n *Node) waitLink(t testing.TB, primaryPort int, timeout time.Duration) {
 
 // launch runs the process on port and waits until it answers PING as itself.
 // errExited means the process died first (port taken, bad config).
-func (n *Node) launch(t testing.TB, port, replicaOf int) error {
+func (n *Node) launch(t TB, port, replicaOf int) error {
 	t.Helper()
 	bin, args := n.argv(t, port, replicaOf)
 	p, err := n.spawn(port, bin, args)
@@ -127,7 +126,7 @@ func (n *Node) launch(t testing.TB, port, replicaOf int) error {
 }
 
 // argv returns the program and arguments for one run of the node.
-func (n *Node) argv(t testing.TB, port, replicaOf int) (string, []string) {
+func (n *Node) argv(t TB, port, replicaOf int) (string, []string) {
 	t.Helper()
 	if n.kind == kindSentinel {
 		return sentinelArgv(t, n.confPath())

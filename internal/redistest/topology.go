@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
-	"testing"
 	"time"
 )
 
@@ -48,7 +47,7 @@ func (o Options) withDefaults() Options {
 // real processes on loopback. Which data node is the primary changes with
 // failovers; Primary and Replicas always ask.
 type Topo struct {
-	owner     testing.TB
+	owner     TB
 	opts      Options
 	nodes     []*Node // data nodes; nodes[0] was the first primary
 	sentinels []*Node
@@ -57,7 +56,7 @@ type Topo struct {
 // Topology starts a primary, opts.Replicas replicas and opts.Sentinels
 // sentinels, and returns once every replica's link is up and every
 // sentinel knows every replica and every other sentinel.
-func Topology(t testing.TB, opts Options) *Topo {
+func Topology(t TB, opts Options) *Topo {
 	t.Helper()
 	serverBinary(t)
 	opts = opts.withDefaults()
