@@ -34,9 +34,9 @@ test: test-deps
 	$(GO) test -count=1 -run 'DoesNotAllocate' ./internal/app/ # allocation guards count nothing under -race
 	$(MAKE) --no-print-directory test-chaos
 
-## test-chaos: the chaos suite in its short form (build tag chaos), with its own unit tests; make test runs it
+## test-chaos: the chaos suite in its short form, as TestChaos (build tag chaos); make test runs it
 test-chaos: test-deps
-	$(GO) test -race -count=1 -tags chaos ./loadtest/
+	$(GO) test -race -count=1 -tags chaos -run '^TestChaos$$' ./loadtest/chaos/
 
 # test-deps installs the Redis binaries the tests start (as root, from
 # Debian's packages; RUNLEVEL=1 keeps the packages from starting a service).
@@ -64,18 +64,18 @@ bench-compare: build test-deps
 	$(GO) run ./loadtest/benchcompare -bin $(BIN) $(BENCH_COMPARE_ARGS)
 
 CHAOS_ARGS ?=
-## chaos: the chaos suite at full length, Redis faults under 300 req/s through the gateway binary (CHAOS_ARGS="-chaos.rate 500"); report in loadtest/out/chaos.md
-chaos: test-deps
-	$(GO) test -count=1 -timeout 30m -v -tags chaos -run '^TestChaos$$' ./loadtest -args -chaos.full $(CHAOS_ARGS)
+## chaos: build, then the chaos suite at full length: Redis faults under 300 req/s through bin/l1gw (CHAOS_ARGS="-rate 500 -scenario 1-primary-stall"); report in loadtest/out/chaos.md
+chaos: build test-deps
+	$(GO) run ./loadtest/chaos -bin $(BIN) $(CHAOS_ARGS)
 
 ## lint: gofmt, go vet, staticcheck (from the Go module proxy), dockerfilelint (from npm)
 lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt: not formatted:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
-	$(GO) vet -tags chaos ./loadtest/
+	$(GO) vet -tags chaos ./loadtest/chaos/
 	@test -x $(GOBIN)/staticcheck || $(GO) install $(STATICCHECK)
 	$(GOBIN)/staticcheck ./...
-	$(GOBIN)/staticcheck -tags chaos ./loadtest/
+	$(GOBIN)/staticcheck -tags chaos ./loadtest/chaos/
 	@if command -v npx >/dev/null; then npx --yes dockerfilelint@1.8.0 Dockerfile; else echo "npx not found: Dockerfile not linted"; fi
 
 ## docker: build the container image (needs a Docker engine)

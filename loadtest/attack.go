@@ -3,9 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
-	"net/url"
 	"sync/atomic"
 	"time"
 
@@ -14,14 +12,8 @@ import (
 	"github.com/l1gw/l1gw/loadtest/internal/harness"
 )
 
-// Bounds on one attack.
-const (
-	attackTimeout = 5 * time.Second // per request
-	maxWorkers    = 1024            // concurrent requests in flight
-	maxBody       = 4096            // response bytes kept per result
-	maxErrors     = 5               // distinct transport errors reported
-	attackPath    = "/load"
-)
+// attackPath is the path every request of an attack asks for.
+const attackPath = "/load"
 
 // loopbackURL is the attack URL on addr, which must be 127.0.0.1:port.
 func loopbackURL(addr string) (string, error) {
@@ -51,13 +43,13 @@ func keyTargeter(target string, keys int) vegeta.Targeter {
 }
 
 // attack sends rate requests per second for d and returns vegeta's metrics
-// and up to maxErrors distinct transport errors (requests with no
+// and up to harness.MaxErrors distinct transport errors (requests with no
 // response). It stops early, with an error, when ctx ends; a timer stops
 // it in any case once d and a request timeout are over.
 func attack(ctx context.Context, name string, tr vegeta.Targeter, rate int, d time.Duration) (*vegeta.Metrics, []string, error) {
-	a := newAttacker()
+	a := harness.NewAttacker()
 	defer context.AfterFunc(ctx, func() { a.Stop() })()
-	hard := time.AfterFunc(d+2*attackTimeout, func() { a.Stop() })
+	hard := time.AfterFunc(d+2*harness.AttackTimeout, func() { a.Stop() })
 	defer hard.Stop()
 
 	m := &vegeta.Metrics{}
@@ -65,7 +57,7 @@ func attack(ctx context.Context, name string, tr vegeta.Targeter, rate int, d ti
 	var errs []string
 	for res := range a.Attack(tr, vegeta.Rate{Freq: rate, Per: time.Second}, d, name) {
 		m.Add(res)
-		if res.Code == 0 && res.Error != "" && !seen[res.Error] && len(errs) < maxErrors {
+		if res.Code == 0 && res.Error != "" && !seen[res.Error] && len(errs) < harness.MaxErrors {
 			seen[res.Error] = true
 			errs = append(errs, res.Error)
 		}
@@ -75,18 +67,4 @@ func attack(ctx context.Context, name string, tr vegeta.Targeter, rate int, d ti
 		return nil, nil, fmt.Errorf("attack %s stopped: %w", name, err)
 	}
 	return m, errs, nil
-}
-
-// newAttacker is a vegeta attacker from 127.0.0.1, without a proxy or
-// redirects, with keep-alive, the per-request timeout and the bounds above.
-func newAttacker() *vegeta.Attacker {
-	return vegeta.NewAttacker(
-		vegeta.Proxy(func(*http.Request) (*url.URL, error) { return nil, nil }),
-		vegeta.LocalAddr(net.IPAddr{IP: net.IPv4(127, 0, 0, 1)}),
-		vegeta.Timeout(attackTimeout),
-		vegeta.KeepAlive(true),
-		vegeta.MaxWorkers(maxWorkers),
-		vegeta.Redirects(vegeta.NoFollow),
-		vegeta.MaxBody(maxBody),
-	)
 }

@@ -4,21 +4,19 @@ import (
 	"context"
 	"io"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/l1gw/l1gw/loadtest/internal/harness"
 )
 
 // buildGateway builds cmd/l1gw into a temporary directory.
 func buildGateway(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "l1gw")
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "../cmd/l1gw").CombinedOutput()
+	bin, err := harness.BuildGateway(t.Context(), t.TempDir(), "../cmd/l1gw")
 	if err != nil {
-		t.Fatalf("go build ../cmd/l1gw: %v\n%s", err, out)
+		t.Fatal(err)
 	}
 	return bin
 }

@@ -23,7 +23,6 @@ import (
 // Bounds on the flags: every run stops itself.
 const (
 	maxDuration = 120 * time.Second
-	maxRate     = 50000
 )
 
 // options are the command's flags.
@@ -64,8 +63,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	if o.rate <= 0 || o.rate > maxRate {
-		return o, fmt.Errorf("-rate: got %d; want 1 to %d", o.rate, maxRate)
+	if o.rate <= 0 || o.rate > harness.MaxRate {
+		return o, fmt.Errorf("-rate: got %d; want 1 to %d", o.rate, harness.MaxRate)
 	}
 	if o.duration <= 0 || o.duration > maxDuration {
 		return o, fmt.Errorf("-duration: got %s; want > 0 and at most %s", o.duration, maxDuration)
@@ -103,12 +102,12 @@ func selectScenarios(list string) ([]string, error) {
 // runAll starts the upstream, runs every selected scenario in order and
 // returns the report. progress gets one line per scenario.
 func runAll(ctx context.Context, o options, progress io.Writer) (*Report, error) {
-	up, err := harness.StartUpstream(upstreamBody)
+	up, err := harness.StartUpstream(harness.UpstreamBody)
 	if err != nil {
 		return nil, err
 	}
 	defer up.Stop()
-	rep := &Report{Machine: describeMachine(ctx, o.bin), Command: reproduce(o)}
+	rep := &Report{Machine: harness.DescribeMachine(ctx, o.bin), Command: reproduce(o)}
 	for _, name := range o.scenarios {
 		sc, _ := findScenario(name, o.rate)
 		fmt.Fprintf(progress, "loadtest: %s: %d req/s for %s\n", name, o.rate, o.duration)
@@ -127,6 +126,3 @@ func reproduce(o options) string {
 	return fmt.Sprintf("go run ./loadtest -rate %d -duration %s -scenario %s -bin %s",
 		o.rate, o.duration, strings.Join(o.scenarios, ","), o.bin)
 }
-
-// upstreamBody is what the in-process upstream answers.
-const upstreamBody = "hello from the l1gw load-test upstream\n"

@@ -28,7 +28,7 @@ type Result struct {
 	// Errors are up to five distinct transport errors.
 	Errors []string `json:"errors,omitempty"`
 	// LatencyMs is the latency distribution in milliseconds.
-	LatencyMs Latency `json:"latency_ms"`
+	LatencyMs harness.Latency `json:"latency_ms"`
 	// Ratio compares the latency with the baseline of the same run; nil
 	// without a baseline, and for the baseline itself.
 	Ratio *Ratio `json:"ratio_to_baseline,omitempty"`
@@ -38,14 +38,6 @@ type Result struct {
 	Limit *LimitCheck `json:"limit,omitempty"`
 	// Notes are anomalies worth a look.
 	Notes []string `json:"notes,omitempty"`
-}
-
-// Latency is a latency distribution, in milliseconds.
-type Latency struct {
-	P50 float64 `json:"p50"`
-	P90 float64 `json:"p90"`
-	P99 float64 `json:"p99"`
-	Max float64 `json:"max"`
 }
 
 // Ratio is a gateway scenario's latency over the baseline's.
@@ -85,8 +77,6 @@ type LimitCheck struct {
 	RelErr float64 `json:"rel_err"`
 }
 
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
 // newResult summarises vegeta's metrics.
 func newResult(sc scenario, o options, via string, m *vegeta.Metrics, errs []string) Result {
 	return Result{
@@ -98,19 +88,19 @@ func newResult(sc scenario, o options, via string, m *vegeta.Metrics, errs []str
 		RateAchieved: m.Rate,
 		StatusCodes:  m.StatusCodes,
 		Errors:       errs,
-		LatencyMs: Latency{
-			P50: ms(m.Latencies.P50), P90: ms(m.Latencies.P90),
-			P99: ms(m.Latencies.P99), Max: ms(m.Latencies.Max),
+		LatencyMs: harness.Latency{
+			P50: harness.Ms(m.Latencies.P50), P90: harness.Ms(m.Latencies.P90),
+			P99: harness.Ms(m.Latencies.P99), Max: harness.Ms(m.Latencies.Max),
 		},
 	}
 }
 
 // newUsage is the difference between two samples of the gateway.
-func newUsage(before, after procSample, requests uint64) *Usage {
+func newUsage(before, after harness.ProcSample, requests uint64) *Usage {
 	u := &Usage{
-		RSSBeforeKB: before.rssKB,
-		RSSAfterKB:  after.rssKB,
-		CPUMs:       (after.cpuTicks - before.cpuTicks) * 1000 / harness.UserHZ,
+		RSSBeforeKB: before.RSSKB,
+		RSSAfterKB:  after.RSSKB,
+		CPUMs:       (after.CPUTicks - before.CPUTicks) * 1000 / harness.UserHZ,
 	}
 	if requests > 0 {
 		u.CPUMsPer1k = float64(u.CPUMs) * 1000 / float64(requests)

@@ -7,6 +7,8 @@ import (
 	"math"
 	"os"
 	"slices"
+
+	"github.com/l1gw/l1gw/loadtest/internal/harness"
 )
 
 // manyTenants is the tenant count of the many-tenants scenario.
@@ -69,12 +71,12 @@ func runScenario(ctx context.Context, sc scenario, o options, upstreamAddr strin
 	if err != nil {
 		return Result{}, err
 	}
-	gw, err := startGateway(ctx, o.bin, cfg)
+	gw, err := harness.StartGateway(ctx, o.bin, cfg)
 	if err != nil {
 		return Result{}, err
 	}
 	res, err := attackGateway(ctx, sc, o, gw)
-	if stopErr := gw.stop(); stopErr != nil {
+	if stopErr := gw.Stop(); stopErr != nil {
 		if err == nil && ctx.Err() == nil {
 			// The measurements stand; the failed stop is a finding.
 			res.Notes = append(res.Notes, "gateway stop: "+stopErr.Error())
@@ -87,12 +89,12 @@ func runScenario(ctx context.Context, sc scenario, o options, upstreamAddr strin
 
 // attackGateway attacks a running gateway and samples its process around
 // the attack.
-func attackGateway(ctx context.Context, sc scenario, o options, gw *gateway) (Result, error) {
-	url, err := loopbackURL(gw.proxy)
+func attackGateway(ctx context.Context, sc scenario, o options, gw *harness.Gateway) (Result, error) {
+	url, err := loopbackURL(gw.Proxy)
 	if err != nil {
 		return Result{}, err
 	}
-	before, err := sampleProc(gw.pid())
+	before, err := harness.SampleProc(gw.Pid())
 	if err != nil {
 		return Result{}, err
 	}
@@ -100,13 +102,13 @@ func attackGateway(ctx context.Context, sc scenario, o options, gw *gateway) (Re
 	if err != nil {
 		return Result{}, err
 	}
-	after, err := sampleProc(gw.pid())
+	after, err := harness.SampleProc(gw.Pid())
 	if err != nil {
 		return Result{}, err
 	}
 	res := newResult(sc, o, "gateway", m, errs)
 	res.Gateway = newUsage(before, after, m.Requests)
-	res.Gateway.WarnLines, res.Gateway.WarnMsgs = gw.logs.Warnings()
+	res.Gateway.WarnLines, res.Gateway.WarnMsgs = gw.Logs.Warnings()
 	if sc.exact {
 		res.Limit = newLimitCheck(sc, o.duration, m.StatusCodes)
 	}

@@ -100,7 +100,7 @@ func runAll(ctx context.Context, o options, progress io.Writer) (*Report, error)
 			rep.Measurements = append(rep.Measurements, ms...)
 		}
 	}
-	rep.Machine.LoadEnd = loadAverage()
+	rep.Machine.LoadEnd = harness.LoadAverage()
 	rep.summarize()
 	return rep, nil
 }

@@ -17,26 +17,18 @@ import (
 	"github.com/l1gw/l1gw/loadtest/internal/harness"
 )
 
-// gatewayConfig is the config of one gateway system: proxy and admin on
-// free loopback ports (the gateway logs which), the bench and limited
-// tenants, one upstream. redisAddr is empty for the memory store;
+// gatewayConfig is the config of one gateway system: harness.MemoryConfig
+// with the bench and limited tenants. redisAddr is empty for the memory store;
 // consistency is exact or replica.
 func gatewayConfig(upstreamAddr, redisAddr, consistency string, limitedLimit int64) harness.GatewayConfig {
-	c := harness.GatewayConfig{
-		Server: harness.GatewayServer{Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", ShutdownGrace: "5s"},
-		// info: the "serving" line names the ports.
-		Log:   harness.GatewayLog{Level: "info", Format: "json"},
-		Redis: harness.GatewayRedis{Mode: "memory"},
-		Plans: map[string]harness.GatewayPlan{
-			"bench":   {Limits: []harness.GatewayRule{{Name: "rule", Limit: benchLimit, Window: benchWindow.String()}}},
-			"limited": {Limits: []harness.GatewayRule{{Name: "rule", Limit: limitedLimit, Window: limitedWindow.String()}}},
-		},
-		Tenants: []harness.GatewayTenant{
-			{ID: "bench", Plan: "bench", Keys: []string{benchKey}},
-			{ID: "limited", Plan: "limited", Keys: []string{limitedKey}},
-		},
-		Upstreams: map[string]harness.UpstreamSpec{"local": {Targets: []string{"http://" + upstreamAddr}, Timeout: "5s"}},
-		Routes:    []harness.GatewayRoute{{PathPrefix: "/", Upstream: "local"}},
+	c := harness.MemoryConfig(upstreamAddr)
+	c.Plans = map[string]harness.GatewayPlan{
+		"bench":   {Limits: []harness.GatewayRule{{Name: "rule", Limit: benchLimit, Window: benchWindow.String()}}},
+		"limited": {Limits: []harness.GatewayRule{{Name: "rule", Limit: limitedLimit, Window: limitedWindow.String()}}},
+	}
+	c.Tenants = []harness.GatewayTenant{
+		{ID: "bench", Plan: "bench", Keys: []string{benchKey}},
+		{ID: "limited", Plan: "limited", Keys: []string{limitedKey}},
 	}
 	if redisAddr != "" {
 		c.Redis = harness.GatewayRedis{Mode: "standalone", Addrs: []string{redisAddr}}

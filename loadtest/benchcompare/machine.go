@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -12,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/l1gw/l1gw/loadtest/internal/harness"
 )
 
 // Machine describes where the run took place.
@@ -38,10 +38,10 @@ func describeMachine(ctx context.Context, bin string) Machine {
 		GoVersion:  runtime.Version(),
 		Kernel:     "unknown",
 		Gateway:    gatewayVersion(ctx, bin),
-		LoadStart:  loadAverage(),
+		LoadStart:  harness.LoadAverage(),
 	}
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		if model, ok := cpuModel(b); ok {
+		if model, ok := harness.CPUModel(b); ok {
 			m.CPUModel = model
 		}
 	}
@@ -50,18 +50,6 @@ func describeMachine(ctx context.Context, bin string) Machine {
 		m.Kernel = unix.ByteSliceToString(u.Release[:])
 	}
 	return m
-}
-
-// cpuModel is the first "model name" of /proc/cpuinfo.
-func cpuModel(cpuinfo []byte) (string, bool) {
-	sc := bufio.NewScanner(bytes.NewReader(cpuinfo))
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), ":")
-		if ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v), true
-		}
-	}
-	return "", false
 }
 
 // gatewayVersion is the output of `bin version`, or why there is none.
@@ -73,17 +61,4 @@ func gatewayVersion(ctx context.Context, bin string) string {
 		return fmt.Sprintf("%s (`%s version` failed: %v)", bin, bin, err)
 	}
 	return fmt.Sprintf("%s (%s)", strings.TrimSpace(string(out)), bin)
-}
-
-// loadAverage is the first three fields of /proc/loadavg, or "unknown".
-func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
 }

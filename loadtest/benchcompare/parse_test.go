@@ -53,13 +53,3 @@ func TestParseDegraded(t *testing.T) {
 		t.Errorf("got %v; want %v", got, want)
 	}
 }
-
-func TestCPUModel(t *testing.T) {
-	info := []byte("processor\t: 0\nvendor_id\t: X\nmodel name\t: Some CPU @ 3GHz\nmodel name\t: other\n")
-	if m, ok := cpuModel(info); !ok || m != "Some CPU @ 3GHz" {
-		t.Errorf("got %q, %v", m, ok)
-	}
-	if _, ok := cpuModel([]byte("processor: 0\n")); ok {
-		t.Error("found a model in cpuinfo without one")
-	}
-}

@@ -1,5 +1,3 @@
-//go:build chaos
-
 package main
 
 import (
@@ -10,6 +8,8 @@ import (
 	"time"
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
+
+	"github.com/l1gw/l1gw/loadtest/internal/harness"
 )
 
 // The chaos load: two tenants behind one gateway. Two requests in three
@@ -23,6 +23,7 @@ const (
 	limitedPath   = "/limited"
 	bulkLimit     = 100000 // per 1 s: never reached
 	chaosWindow   = time.Second
+	chaosRule     = "per_second"
 	// maxChaosAttack ends an attack nobody stopped.
 	maxChaosAttack = 20 * time.Minute
 )
@@ -77,14 +78,14 @@ type chaosAttack struct {
 
 	mu      sync.Mutex
 	samples []sample
-	errs    map[string]int // transport errors by message (at most maxErrors kinds)
+	errs    map[string]int // transport errors by message (at most harness.MaxErrors kinds)
 	lastOK  time.Time
 	lastBad time.Time
 }
 
 // startChaosAttack attacks base at rate requests per second.
 func startChaosAttack(base string, rate int) *chaosAttack {
-	a := &chaosAttack{attacker: newAttacker(), done: make(chan struct{}), errs: map[string]int{}}
+	a := &chaosAttack{attacker: harness.NewAttacker(), done: make(chan struct{}), errs: map[string]int{}}
 	results := a.attacker.Attack(chaosTargeter(base), vegeta.Rate{Freq: rate, Per: time.Second}, maxChaosAttack, "chaos")
 	go func() {
 		defer close(a.done)
@@ -111,7 +112,7 @@ func (a *chaosAttack) add(res *vegeta.Result) {
 	defer a.mu.Unlock()
 	a.samples = append(a.samples, s)
 	if s.state == stateNoReply {
-		if _, ok := a.errs[res.Error]; ok || len(a.errs) < maxErrors {
+		if _, ok := a.errs[res.Error]; ok || len(a.errs) < harness.MaxErrors {
 			a.errs[res.Error]++
 		}
 	}

@@ -1,5 +1,3 @@
-//go:build chaos
-
 package main
 
 import (
@@ -7,7 +5,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"testing"
 	"time"
 
 	"github.com/l1gw/l1gw/loadtest/internal/harness"
@@ -15,7 +12,7 @@ import (
 
 // waitDecidingOK polls the gateway until a request is decided by Redis
 // (X-RateLimit-Status: ok), so the attack starts on a warm gateway.
-func waitDecidingOK(t *testing.T, proxy string, within time.Duration) {
+func waitDecidingOK(t T, proxy string, within time.Duration) {
 	t.Helper()
 	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
 	deadline := time.Now().Add(within)
@@ -60,12 +57,12 @@ type chaosRateLimit struct {
 
 // writeChaosConfig writes sc's gateway config into a temporary directory
 // and returns its path.
-func writeChaosConfig(t *testing.T, sc chaosScenario, rc chaosRedis, env chaosEnv) string {
+func writeChaosConfig(t T, sc chaosScenario, rc chaosRedis, env chaosEnv) string {
 	t.Helper()
-	base := scenarioConfig(scenario{name: sc.name}, env.upstream)
+	base := harness.MemoryConfig(env.upstream)
 	base.Plans = map[string]harness.GatewayPlan{
-		bulkTenant:    {Limits: []harness.GatewayRule{{Name: ruleName, Limit: bulkLimit, Window: chaosWindow.String()}}},
-		limitedTenant: {Limits: []harness.GatewayRule{{Name: ruleName, Limit: int64(env.tm.limit()), Window: chaosWindow.String()}}},
+		bulkTenant:    {Limits: []harness.GatewayRule{{Name: chaosRule, Limit: bulkLimit, Window: chaosWindow.String()}}},
+		limitedTenant: {Limits: []harness.GatewayRule{{Name: chaosRule, Limit: int64(env.tm.limit()), Window: chaosWindow.String()}}},
 	}
 	base.Tenants = []harness.GatewayTenant{
 		{ID: bulkTenant, Plan: bulkTenant, Keys: []string{chaosKey(bulkTenant)}},

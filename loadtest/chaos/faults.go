@@ -1,5 +1,3 @@
-//go:build chaos
-
 package main
 
 import (
@@ -163,7 +161,7 @@ func usedMemory(r *chaosRun, c *redis.Client) int64 {
 			}
 		}
 	}
-	r.t.Fatal("INFO memory: no used_memory")
+	r.t.Fatalf("INFO memory: no used_memory")
 	return 0
 }
 

@@ -1,5 +1,3 @@
-//go:build chaos
-
 package main
 
 import (
@@ -13,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/l1gw/l1gw/loadtest/internal/harness"
 )
 
 // metricsTimeout bounds one scrape of the gateway's /metrics.
@@ -207,29 +207,29 @@ func portOf(addr string) int {
 // sampleResources takes n samples of the gateway 100ms apart and keeps
 // each field's smallest value: the floor at steady load, which a leak
 // raises and a momentary burst does not.
-func sampleResources(gw *gateway, to peers, n int) (*Resources, error) {
-	server := map[int]bool{portOf(gw.proxy): true, portOf(gw.admin): true}
+func sampleResources(gw *harness.Gateway, to peers, n int) (*Resources, error) {
+	server := map[int]bool{portOf(gw.Proxy): true, portOf(gw.Admin): true}
 	var best *Resources
 	for i := range n {
 		if i > 0 {
 			time.Sleep(100 * time.Millisecond)
 		}
-		m, err := scrapeMetrics(gw.admin)
+		m, err := scrapeMetrics(gw.Admin)
 		if err != nil {
 			return nil, err
 		}
-		socks, nfd, err := countSockets(gw.pid(), server, to)
+		socks, nfd, err := countSockets(gw.Pid(), server, to)
 		if err != nil {
 			return nil, err
 		}
-		proc, err := sampleProc(gw.pid())
+		proc, err := harness.SampleProc(gw.Pid())
 		if err != nil {
 			return nil, err
 		}
 		r := Resources{
 			Goroutines:  int(sumSeries(m, "go_goroutines")) - socks.client,
 			FDs:         nfd - socks.client - socks.redis - socks.upstream,
-			ClientConns: socks.client, RedisConns: socks.redis, UpstreamConns: socks.upstream, RSSKB: proc.rssKB,
+			ClientConns: socks.client, RedisConns: socks.redis, UpstreamConns: socks.upstream, RSSKB: proc.RSSKB,
 		}
 		if best == nil {
 			best = &r

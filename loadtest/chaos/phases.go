@@ -1,5 +1,3 @@
-//go:build chaos
-
 package main
 
 import (
@@ -7,6 +5,8 @@ import (
 	"slices"
 	"strconv"
 	"time"
+
+	"github.com/l1gw/l1gw/loadtest/internal/harness"
 )
 
 // phaseMark starts a phase of a chaos run. A fault mark starts a fault; a
@@ -34,7 +34,7 @@ type PhaseResult struct {
 	// Unmarked counts responses without X-RateLimit-Status ok or degraded.
 	Unmarked int `json:"unmarked"`
 	// LatencyMs is the latency distribution (exact percentiles).
-	LatencyMs Latency `json:"latency_ms"`
+	LatencyMs harness.Latency `json:"latency_ms"`
 	// Limited is the limited tenant's admissions.
 	Limited Admissions `json:"limited"`
 }
@@ -92,16 +92,16 @@ func summarize(name string, ss []sample, from, to time.Time, limit int) PhaseRes
 }
 
 // percentiles are exact percentiles of lat (sorted in place), in ms.
-func percentiles(lat []time.Duration) Latency {
+func percentiles(lat []time.Duration) harness.Latency {
 	if len(lat) == 0 {
-		return Latency{}
+		return harness.Latency{}
 	}
 	slices.Sort(lat)
 	q := func(f float64) float64 {
 		i := int(math.Ceil(f*float64(len(lat)))) - 1
-		return ms(lat[max(i, 0)])
+		return harness.Ms(lat[max(i, 0)])
 	}
-	return Latency{P50: q(0.50), P90: q(0.90), P99: q(0.99), Max: ms(lat[len(lat)-1])}
+	return harness.Latency{P50: q(0.50), P90: q(0.90), P99: q(0.99), Max: harness.Ms(lat[len(lat)-1])}
 }
 
 // splitPhases summarizes each phase (a mark to the next, the last to end)
@@ -164,7 +164,7 @@ func recoveryMs(ss []sample, healed, until time.Time) *float64 {
 	default:
 		d = ss[next].at.Sub(healed)
 	}
-	v := ms(d)
+	v := harness.Ms(d)
 	return &v
 }
 

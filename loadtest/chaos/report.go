@@ -1,11 +1,11 @@
-//go:build chaos
-
 package main
 
 import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/l1gw/l1gw/loadtest/internal/harness"
 )
 
 // The issue's targets, reported (never asserted: they are timings).
@@ -17,7 +17,7 @@ const (
 // ChaosReport is one run of the chaos suite.
 type ChaosReport struct {
 	// Machine describes where the run happened.
-	Machine Machine `json:"machine"`
+	Machine harness.Machine `json:"machine"`
 	// Command repeats the run.
 	Command string `json:"command"`
 	// Form is "full" or "short" (the form make test runs).
@@ -73,6 +73,9 @@ type ChaosResult struct {
 	Flood *FloodResult `json:"flood,omitempty"`
 	// Notes are anomalies worth a look.
 	Notes []string `json:"notes,omitempty"`
+	// Failures are the checks the scenario failed (check), or why it did
+	// not run to the end.
+	Failures []string `json:"failures,omitempty"`
 }
 
 // DegradedCheck compares responses marked degraded with the gateway's
@@ -131,6 +134,9 @@ func (r *ChaosResult) misses() []string {
 	if g := r.growth(); g != "" {
 		m = append(m, "growth: "+g)
 	}
+	if n := len(r.Failures); n > 0 {
+		m = append(m, fmt.Sprintf("**%d checks failed**", n))
+	}
 	return m
 }
 
@@ -179,7 +185,7 @@ func (r *ChaosReport) Markdown() string {
 		for _, p := range res.Phases {
 			l := p.LatencyMs
 			fmt.Fprintf(&b, "| %s | %s | %.2f | %d | %s | %d | %.2f | %.2f | %.2f | %d / %d | %d |\n",
-				res.Scenario, p.Name, p.Seconds, p.Requests, formatCodes(p.StatusCodes), p.Degraded,
+				res.Scenario, p.Name, p.Seconds, p.Requests, harness.FormatCodes(p.StatusCodes), p.Degraded,
 				l.P50, l.P99, l.Max, p.Limited.Admitted, p.Limited.Bound, p.Limited.Over)
 		}
 	}
@@ -250,6 +256,9 @@ func resultNotes(res *ChaosResult) string {
 	for _, n := range res.Notes {
 		fmt.Fprintf(&b, "- %s: %s\n", res.Scenario, n)
 	}
+	for _, f := range res.Failures {
+		fmt.Fprintf(&b, "- %s: **FAIL** %s\n", res.Scenario, f)
+	}
 	return b.String()
 }
 
@@ -267,5 +276,19 @@ func formatCounts(m map[string]int) string {
 	return strings.Join(parts, " ")
 }
 
-// write saves chaos.json and chaos.md (the Markdown md) in dir.
-func (r *ChaosReport) write(dir, md string) error { return writeReport(dir, "chaos", r, md) }
+// Write saves chaos.json and chaos.md (the Markdown md) in dir.
+func (r *ChaosReport) Write(dir, md string) error { return harness.WriteReport(dir, "chaos", r, md) }
+
+// Err names the scenarios that failed a check; nil when none did.
+func (r *ChaosReport) Err() error {
+	var failed []string
+	for _, res := range r.Results {
+		if len(res.Failures) > 0 {
+			failed = append(failed, res.Scenario)
+		}
+	}
+	if len(failed) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%d of %d scenarios failed: %s", len(failed), len(r.Results), strings.Join(failed, ", "))
+}

@@ -1,14 +1,13 @@
-//go:build chaos
-
 package main
 
 import (
+	"context"
 	"fmt"
 	"slices"
-	"testing"
 	"time"
 
 	"github.com/l1gw/l1gw/internal/redistest"
+	"github.com/l1gw/l1gw/loadtest/internal/harness"
 )
 
 // chaosTiming is how long a chaos run holds each part of a scenario.
@@ -75,17 +74,24 @@ type chaosEnv struct {
 	tm       chaosTiming
 }
 
+// T is what a scenario needs of whoever runs it: a *testing.T under go
+// test (TestChaos), or the command's stand-in (scenarioT).
+type T interface {
+	redistest.TB
+	Context() context.Context
+}
+
 // chaosRun is one scenario in progress: its Redis, its gateway, its
 // attack and the phases marked so far. Scripts drive it.
 type chaosRun struct {
-	t      *testing.T
+	t      T
 	tm     chaosTiming
 	node   *redistest.Node // standalone and proxy setups
 	topo   *redistest.Topo // sentinel setup
 	ct     *redistest.ClusterTopo
 	proxy  *latencyProxy // proxy setup
 	peers  peers         // where the gateway's connections go
-	gw     *gateway
+	gw     *harness.Gateway
 	attack *chaosAttack
 	marks  []phaseMark
 	before *Resources
@@ -193,7 +199,7 @@ func (r *chaosRun) startRedis(sc chaosScenario) chaosRedis {
 	if sc.setup == setupProxy {
 		p, err := startLatencyProxy(addr)
 		if err != nil {
-			r.t.Fatal(err)
+			r.t.Fatalf("%v", err)
 		}
 		r.t.Cleanup(func() { p.Close() })
 		r.proxy, addr = p, p.Addr()
@@ -208,45 +214,45 @@ func (r *chaosRun) startRedis(sc chaosScenario) chaosRedis {
 // runChaos runs one scenario: Redis, the gateway binary on a config
 // pointing at it, the attack through every phase of the script, then the
 // measurements.
-func runChaos(t *testing.T, env chaosEnv, sc chaosScenario) ChaosResult {
+func runChaos(t T, env chaosEnv, sc chaosScenario) ChaosResult {
 	r := &chaosRun{t: t, tm: env.tm, peers: peers{upstream: portOf(env.upstream)}}
 	cfg := writeChaosConfig(t, sc, r.startRedis(sc), env)
-	gw, err := startGateway(t.Context(), env.bin, cfg)
+	gw, err := harness.StartGateway(t.Context(), env.bin, cfg)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v", err)
 	}
 	r.gw = gw
 	stopped := false
 	t.Cleanup(func() {
 		if !stopped {
-			_ = gw.stop()
+			_ = gw.Stop()
 		}
 	})
 	if !sc.downAtStart {
-		waitDecidingOK(t, gw.proxy, env.tm.recoverWithin)
+		waitDecidingOK(t, gw.Proxy, env.tm.recoverWithin)
 	}
-	m0, err := scrapeMetrics(gw.admin)
+	m0, err := scrapeMetrics(gw.Admin)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v", err)
 	}
-	r.attack = startChaosAttack("http://"+gw.proxy, env.tm.rate)
+	r.attack = startChaosAttack("http://"+gw.Proxy, env.tm.rate)
 	t.Cleanup(func() { r.attack.stop() }) // a script that failed left it running
 	sc.script(r)
 	if r.before != nil {
 		if r.after = r.sample(); r.after == nil {
-			t.FailNow() // sample has said why
+			t.Fatalf("no resource sample after the recovery")
 		}
 		t.Logf("gateway at steady load before the fault %+v, after the recovery %+v", *r.before, *r.after)
 	}
 	samples, errs := r.attack.stop()
 	end := time.Now()
-	m1, err := scrapeMetrics(gw.admin)
+	m1, err := scrapeMetrics(gw.Admin)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v", err)
 	}
-	_, warns := gw.logs.Warnings()
+	_, warns := gw.Logs.Warnings()
 	stopped = true
-	if err := gw.stop(); err != nil {
+	if err := gw.Stop(); err != nil {
 		t.Errorf("gateway stop: %v", err)
 	}
 	res := r.result(sc, samples, end, m0, m1)

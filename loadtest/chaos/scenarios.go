@@ -1,5 +1,3 @@
-//go:build chaos
-
 package main
 
 import (
@@ -41,7 +39,7 @@ func chaosScenarios() []chaosScenario {
 func scriptOverloadStall(r *chaosRun) {
 	r.baseline()
 	r.mark("overload", false, false)
-	f := startFlood(r.gw.proxy, r.tm.flood)
+	f := startFlood(r.gw.Proxy, r.tm.flood)
 	r.hold(r.tm.phase)
 	r.fault("overload+stall", r.node.Stall)
 	r.hold(r.tm.stall)

@@ -1,12 +1,14 @@
-//go:build chaos
-
 package main
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
+	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -169,5 +171,45 @@ func TestLatencyProxy(t *testing.T) {
 		if got, err := r.ReadString('\n'); err != nil || got != fmt.Sprintf("%d\n", i) {
 			t.Fatalf("chunk %d: got %q, %v", i, got, err)
 		}
+	}
+}
+
+// TestScenarioT: the command's stand-in for *testing.T stops a scenario
+// at Fatalf, runs its cleanups last first (also one that fails), removes
+// its temporary directories and returns every error.
+func TestScenarioT(t *testing.T) {
+	var order []string
+	var dir string
+	errs := runScenarioT(t.Context(), "s", io.Discard, func(st T) {
+		dir = st.TempDir()
+		st.Cleanup(func() { order = append(order, "first") })
+		st.Cleanup(func() { order = append(order, "second"); st.Fatalf("cleanup failed") })
+		st.Errorf("went on %d", 1)
+		if !st.Failed() {
+			t.Error("Failed() = false after Errorf")
+		}
+		st.Fatalf("stopped")
+		order = append(order, "after Fatalf")
+	})
+	if want := []string{"went on 1", "stopped", "cleanup failed"}; !slices.Equal(errs, want) {
+		t.Errorf("errors %q; want %q", errs, want)
+	}
+	if want := []string{"second", "first"}; !slices.Equal(order, want) {
+		t.Errorf("ran %q; want %q", order, want)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("TempDir %s after the scenario: %v; want it removed", dir, err)
+	}
+}
+
+// TestSelectScenarios: names pick scenarios in the order given; an unknown
+// one is an error that lists them.
+func TestSelectScenarios(t *testing.T) {
+	got, err := selectScenarios("9-down-at-start, 1-primary-stall")
+	if err != nil || len(got) != 2 || got[0].name != "9-down-at-start" || got[1].name != "1-primary-stall" {
+		t.Errorf("selectScenarios = %v, %v; want 9-down-at-start, 1-primary-stall", got, err)
+	}
+	if _, err := selectScenarios("nope"); err == nil || !strings.Contains(err.Error(), "1-primary-stall") {
+		t.Errorf("unknown scenario: %v; want an error listing the scenarios", err)
 	}
 }

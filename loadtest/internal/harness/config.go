@@ -68,3 +68,23 @@ type GatewayRoute struct {
 	PathPrefix string `json:"path_prefix"`
 	Upstream   string `json:"upstream"`
 }
+
+// MemoryConfig is the runners' base gateway config: the memory store,
+// both listeners on a free loopback port (the gateway logs which), a JSON
+// log at info (the "serving" line names the ports; warnings are counted),
+// and every path routed to the one upstream at upstreamAddr. A runner adds
+// its plans and tenants.
+func MemoryConfig(upstreamAddr string) GatewayConfig {
+	return GatewayConfig{
+		Server: GatewayServer{Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", ShutdownGrace: "5s"},
+		Log:    GatewayLog{Level: "info", Format: "json"},
+		Redis:  GatewayRedis{Mode: "memory"},
+		Upstreams: map[string]UpstreamSpec{UpstreamName: {
+			Targets: []string{"http://" + upstreamAddr}, Timeout: "5s",
+		}},
+		Routes: []GatewayRoute{{PathPrefix: "/", Upstream: UpstreamName}},
+	}
+}
+
+// UpstreamName is the one upstream of MemoryConfig.
+const UpstreamName = "local"

@@ -1,7 +1,9 @@
-// Package harness is what l1gw's load runners share: the in-process
-// upstream they forward to, the loopback-only guard on every address they
-// attack, the environment of the gateway child, and /proc readings of a
-// process's CPU and memory. It is for the runners in loadtest/ only.
+// Package harness is what l1gw's load runners (loadtest, loadtest/chaos,
+// loadtest/benchcompare) share to drive the gateway binary: its config,
+// build, child process and log; the in-process upstream it forwards to; the
+// vegeta attacker and the loopback-only guard on every address attacked;
+// /proc readings of a process's CPU and memory; and the report's machine
+// line, files and main. It is for those runners only.
 package harness
 
 import (

@@ -87,3 +87,14 @@ func TestUpstream(t *testing.T) {
 		}
 	}
 }
+
+// TestCPUModel: the first "model name" line, or none.
+func TestCPUModel(t *testing.T) {
+	info := []byte("processor\t: 0\nvendor_id\t: X\nmodel name\t: Some CPU @ 3GHz\nmodel name\t: other\n")
+	if m, ok := harness.CPUModel(info); !ok || m != "Some CPU @ 3GHz" {
+		t.Errorf("got %q, %v", m, ok)
+	}
+	if _, ok := harness.CPUModel([]byte("processor: 0\n")); ok {
+		t.Error("found a model in cpuinfo without one")
+	}
+}

@@ -18,6 +18,12 @@ type Report interface {
 	Write(dir, md string) error
 }
 
+// Verdict is a Report that can fail the run: Main prints and writes it,
+// then exits 1 when Err is not nil.
+type Verdict interface {
+	Err() error
+}
+
 // Runner is one load runner's parts for Main.
 type Runner[O any] struct {
 	// Name prefixes every message.
@@ -56,6 +62,12 @@ func Main[O any](r Runner[O], args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		fmt.Fprintf(stderr, "%s: wrote %s\n", r.Name, dir)
+	}
+	if v, ok := rep.(Verdict); ok {
+		if err := v.Err(); err != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", r.Name, err)
+			return 1
+		}
 	}
 	return 0
 }
