@@ -66,7 +66,7 @@ func Build(cfg *config.Config, log *slog.Logger) (*App, error) {
 		return nil, fmt.Errorf("build admin API: %w", err)
 	}
 	gw := gateway.New(gateway.Parts{Tenants: table, Limiter: guard, Proxy: proxy, IDs: upstream.NewIDs(randomHex(4)),
-		TrustForwarded: cfg.Server.TrustForwarded, Log: log})
+		TrustForwarded: cfg.Server.TrustForwarded, MaxBodyBytes: cfg.Server.MaxBodyBytes, Log: log})
 	return &App{gw: gw, guard: guard, server: NewServer(cfg.Server, gw, adm, log), proxy: proxy, clients: clients, redis: redisStore, cfg: cfg.Server, log: log}, nil
 }
 

@@ -26,10 +26,15 @@ type Server struct {
 
 // NewServer sets every fasthttp timeout and size limit from cfg (fasthttp's
 // own defaults are unlimited) and wraps the proxy handler in the recoverer
-// and the duration histogram.
+// and the duration histogram. The proxy streams request bodies: it decides
+// on the headers (and answers Expect: 100-continue only once admitted), and
+// reads at most 8 KiB of a body before that.
 func NewServer(cfg config.Server, gw *gateway.Gateway, adm *admin.Admin, log *slog.Logger) *Server {
+	proxy := newFastServer(cfg, gw.Handler(log), log)
+	proxy.StreamRequestBody = true
+	proxy.ExpectHandler = gw.ExpectHandler(log)
 	return &Server{
-		proxy: newFastServer(cfg, gw.Handler(log), log),
+		proxy: proxy,
 		admin: newFastServer(cfg, gateway.Recover(adm.Handler(), log), log),
 		ready: adm.SetReady,
 		grace: cfg.ShutdownGrace,

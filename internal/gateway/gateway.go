@@ -6,7 +6,9 @@ package gateway
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
+	"sync"
 
 	"github.com/valyala/fasthttp"
 
@@ -31,9 +33,14 @@ type Gateway struct {
 	keyHeader string
 	hideKey   bool
 	trust     bool
+	maxBody   int
 	unknown   *tenants.Stats
 	log       *slog.Logger
 }
+
+// DefaultMaxBodyBytes is the body cap of Parts without one: the default of
+// server.max_body_bytes.
+const DefaultMaxBodyBytes = 10 << 20
 
 // Parts are what a Gateway is built from.
 type Parts struct {
@@ -43,36 +50,108 @@ type Parts struct {
 	IDs     *upstream.IDs
 	// TrustForwarded is server.trust_forwarded.
 	TrustForwarded bool
-	Log            *slog.Logger
+	// MaxBodyBytes is server.max_body_bytes: a request declaring more is
+	// refused (413) before a byte of its body is read; 0 is
+	// DefaultMaxBodyBytes.
+	MaxBodyBytes int
+	Log          *slog.Logger
 }
 
 // New returns the request handler over p. The key header and whether to
 // hide keys come from the tenant snapshot's options.
 func New(p Parts) *Gateway {
 	o := p.Tenants.Load().Options()
+	if p.MaxBodyBytes <= 0 {
+		p.MaxBodyBytes = DefaultMaxBodyBytes
+	}
 	return &Gateway{
 		tenants: p.Tenants, limiter: p.Limiter, proxy: p.Proxy, ids: p.IDs,
-		keyHeader: o.KeyHeader, hideKey: o.HideKey, trust: p.TrustForwarded,
+		keyHeader: o.KeyHeader, hideKey: o.HideKey, trust: p.TrustForwarded, maxBody: p.MaxBodyBytes,
 		unknown: tenants.NewStats(tenants.UnknownID), log: p.Log,
 	}
 }
 
 var hdrAuthorization = []byte("Authorization")
 
-// Serve is the request path of DESIGN.md, top to bottom: route, tenant,
-// decision, forward, headers last.
+// admission is what the request path decided on the headers alone: the
+// tenant, its rules and the verdict, the upstream, the request ID. It is
+// decided before any body byte is read (Expect) or before the body is
+// forwarded (Serve).
+type admission struct {
+	pool      *upstream.Pool
+	tenant    *tenants.Tenant
+	rules     []limiter.Rule
+	v         degrade.Verdict
+	keyInAuth bool
+	// idLen is the request ID's length in idBuf: a length, not a slice
+	// into idBuf, so that an admission on the stack stays there.
+	idLen int
+	idBuf [128]byte
+}
+
+// reqID is the request ID: a copy, as stripping and setting headers may
+// reuse the storage the header's value lives in.
+func (a *admission) reqID() []byte { return a.idBuf[:a.idLen] }
+
+// admissions recycles the admissions an Expect hands to Serve.
+var admissions = sync.Pool{New: func() any { return new(admission) }}
+
+// admittedKey is the user value under which Expect leaves its admission.
+const admittedKey = "l1gw.admission"
+
+// Expect is the proxy server's ExpectHandler: for a request with Expect:
+// 100-continue it decides on the headers, before the client sends a body
+// byte. It returns 100 (continue) only for an admitted request, which
+// Serve then forwards without deciding again; otherwise the answer is in
+// ctx.Response, and fasthttp sends it and closes the connection.
+func (g *Gateway) Expect(ctx *fasthttp.RequestCtx) int {
+	a := admissions.Get().(*admission)
+	if !g.admit(ctx, a) {
+		admissions.Put(a)
+		return ctx.Response.StatusCode()
+	}
+	ctx.SetUserValue(admittedKey, a)
+	return fasthttp.StatusContinue
+}
+
+// Serve is the request path of docs/architecture.md, top to bottom: route,
+// tenant, body size, decision, forward, headers last. The body, streamed,
+// is read only by the forward: a request refused on its headers has its
+// connection closed instead of its body read.
 func (g *Gateway) Serve(ctx *fasthttp.RequestCtx) {
+	if a, ok := ctx.UserValue(admittedKey).(*admission); ok {
+		ctx.RemoveUserValue(admittedKey)
+		g.serve(ctx, a)
+		admissions.Put(a)
+		return
+	}
+	var a admission
+	if !g.admit(ctx, &a) {
+		if hasBody(&ctx.Request.Header) {
+			ctx.SetConnectionClose() // its body is still on the wire
+		}
+		return
+	}
+	g.serve(ctx, &a)
+}
+
+// hasBody: the request declares a body (a length other than 0, or chunked).
+func hasBody(h *fasthttp.RequestHeader) bool { return h.ContentLength() != 0 }
+
+// admit routes, authenticates and decides on the headers. It returns true
+// for a request to forward; otherwise the answer is in ctx.Response.
+func (g *Gateway) admit(ctx *fasthttp.RequestCtx, a *admission) bool {
 	h := &ctx.Request.Header
 	// The URI's host: the Host header, or the host of an absolute-form
 	// request line, which is where fasthttp forwards to.
-	pool := g.proxy.Route(ctx.URI().Host(), ctx.Path())
-	if pool == nil {
+	a.pool = g.proxy.Route(ctx.URI().Host(), ctx.Path())
+	if a.pool == nil {
 		g.reject(ctx, problemNoRoute)
-		return
+		return false
 	}
-	auth := h.PeekBytes(hdrAuthorization)
-	key := tenants.KeyFrom(h.Peek(g.keyHeader), auth)
-	t, res := g.tenants.Load().Resolve(key)
+	auth, keyHdr := h.PeekBytes(hdrAuthorization), h.Peek(g.keyHeader)
+	snap := g.tenants.Load()
+	t, res := snap.Resolve(tenants.KeyFrom(keyHdr, auth))
 	if t == nil {
 		p := problemMissingKey
 		if res == tenants.UnknownKey {
@@ -80,32 +159,51 @@ func (g *Gateway) Serve(ctx *fasthttp.RequestCtx) {
 		}
 		g.reject(ctx, p)
 		ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, `Bearer realm="l1gw"`)
-		return
+		return false
 	}
-	// A copy: stripping and setting headers below may reuse the storage the
-	// header's value lives in.
-	var idBuf [128]byte
-	reqID := append(idBuf[:0], g.ids.EnsureRequestID(h)...)
-	rules := t.Rules(h.Method(), ctx.Path())
-	v := g.limiter.Decide(context.Background(), limiter.Request{Tenant: g.limitKey(ctx, t), Rules: rules})
-	countDecision(t.Stats, &v)
+	a.tenant, a.keyInAuth = t, len(auth) > 0 && len(keyHdr) == 0
+	a.idLen = copy(a.idBuf[:], g.ids.EnsureRequestID(h))
+	if n := h.ContentLength(); n > g.maxBody {
+		// Too large before a byte is read, and before the limits count it.
+		writeProblem(ctx, problemBodySize)
+		ctx.Response.Header.SetCanonical(hdrRequestID, a.reqID())
+		t.Stats.Response(ctx.Response.StatusCode())
+		return false
+	}
+	a.rules = t.Rules(h.Method(), ctx.Path())
+	a.v = g.limiter.Decide(context.Background(), limiter.Request{Tenant: g.limitKey(ctx, t), Rules: a.rules})
+	countDecision(t.Stats, &a.v)
 	switch {
-	case v.Overloaded:
+	case a.v.Overloaded:
 		writeProblem(ctx, problemOverload)
 		ctx.Response.Header.SetCanonical(hdrRetryAfter, retryAfterOverload)
-	case v.Refused:
+	case a.v.Refused:
 		writeProblem(ctx, problemFailClosed)
-	case !v.Allowed:
-		writeProblemWith(ctx, problemQuota, rules, &v)
+	case !a.v.Allowed:
+		writeProblemWith(ctx, problemQuota, a.rules, &a.v)
 	default:
-		if t.Upstream != "" {
-			pool, _ = g.proxy.Pool(t.Upstream)
-		}
-		g.forward(ctx, pool, t, len(auth) > 0 && len(h.Peek(g.keyHeader)) == 0, reqID)
+		return true
 	}
-	writeRateHeaders(&ctx.Response.Header, rules, &v)
-	ctx.Response.Header.SetCanonical(hdrRequestID, reqID)
-	t.Stats.Response(ctx.Response.StatusCode())
+	g.finish(ctx, a)
+	return false
+}
+
+// serve forwards an admitted request and finishes its answer.
+func (g *Gateway) serve(ctx *fasthttp.RequestCtx, a *admission) {
+	pool := a.pool
+	if a.tenant.Upstream != "" {
+		pool, _ = g.proxy.Pool(a.tenant.Upstream)
+	}
+	g.forward(ctx, pool, a.tenant, a.keyInAuth, a.reqID())
+	g.finish(ctx, a)
+}
+
+// finish adds the rate-limit headers and the request ID to the answer and
+// counts its status.
+func (g *Gateway) finish(ctx *fasthttp.RequestCtx, a *admission) {
+	writeRateHeaders(&ctx.Response.Header, a.rules, &a.v)
+	ctx.Response.Header.SetCanonical(hdrRequestID, a.reqID())
+	a.tenant.Stats.Response(ctx.Response.StatusCode())
 }
 
 // limitKey is what the limiter counts under: the tenant, or for anonymous
@@ -118,10 +216,16 @@ func (g *Gateway) limitKey(ctx *fasthttp.RequestCtx, t *tenants.Tenant) string {
 }
 
 // forward sends the request upstream and leaves its answer, or a problem
-// for a failed forward, in ctx.Response.
+// for a failed forward, in ctx.Response. A body is streamed through as the
+// client sends it; a chunked one is cut at max_body_bytes (413).
 func (g *Gateway) forward(ctx *fasthttp.RequestCtx, pool *upstream.Pool, t *tenants.Tenant, keyInAuth bool, reqID []byte) {
 	h := &ctx.Request.Header
 	closeAfter := h.ConnectionClose()
+	body := hasBody(h)
+	if !body && ctx.Request.IsBodyStream() {
+		// An empty stream: without it the request stays retryable.
+		_ = ctx.Request.CloseBodyStream()
+	}
 	upstream.StripRequestHopByHop(h)
 	h.SetCanonical(hdrRequestID, reqID) // even if Connection named it
 	if g.hideKey {
@@ -133,20 +237,55 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, pool *upstream.Pool, t *tena
 	h.Set(hdrTenant, t.ID) // replaces anything the client sent
 	upstream.SetForwarded(h, upstream.Forwarded{ClientIP: ctx.RemoteIP(), TLS: ctx.IsTLS(), Trust: g.trust})
 
-	if err := pool.Forward(&ctx.Request, &ctx.Response); err != nil {
+	req, cut := &ctx.Request, (*cappedBody)(nil)
+	if h.ContentLength() < 0 && ctx.Request.IsBodyStream() {
+		// Chunked: its length is known only at its end.
+		out := fasthttp.AcquireRequest()
+		defer fasthttp.ReleaseRequest(out)
+		ctx.Request.CopyTo(out)
+		cut = &cappedBody{r: ctx.RequestBodyStream(), left: g.maxBody}
+		out.SetBodyStream(cut, -1)
+		req = out
+	}
+	if err := pool.Forward(req, &ctx.Response); err != nil {
 		var ue *upstream.Error
 		status := fasthttp.StatusBadGateway
 		if errors.As(err, &ue) {
 			status = ue.Status()
 		}
-		g.log.Warn("forward failed", "err", err.Error(), "upstream", pool.Name, "tenant", t.ID)
-		writeProblem(ctx, upstreamProblem(status))
+		if cut != nil && cut.over {
+			writeProblem(ctx, problemBodySize)
+		} else {
+			g.log.Warn("forward failed", "err", err.Error(), "upstream", pool.Name, "tenant", t.ID)
+			writeProblem(ctx, upstreamProblem(status))
+		}
+		// What of the body the forward did not read is still on the wire.
+		closeAfter = closeAfter || body
 	} else {
 		upstream.StripResponseHopByHop(&ctx.Response.Header)
 	}
 	if closeAfter {
 		ctx.Response.SetConnectionClose()
 	}
+}
+
+// cappedBody reads a streamed request body and fails past left bytes.
+type cappedBody struct {
+	r    io.Reader
+	left int
+	over bool
+}
+
+// errBodyTooLarge ends a chunked body past max_body_bytes.
+var errBodyTooLarge = errors.New("request body exceeds server.max_body_bytes")
+
+func (c *cappedBody) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if c.left -= n; c.left < 0 {
+		c.over = true
+		return 0, errBodyTooLarge
+	}
+	return n, err
 }
 
 // reject answers a request that never reached the limiter.

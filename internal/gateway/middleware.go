@@ -35,6 +35,17 @@ func (g *Gateway) Handler(log *slog.Logger) fasthttp.RequestHandler {
 	return chain(g.Serve, recoverer(log), timed)
 }
 
+// ExpectHandler is g's Expect as the proxy server calls it, with panics
+// recovered (500) like the request path's.
+func (g *Gateway) ExpectHandler(log *slog.Logger) func(*fasthttp.RequestCtx) int {
+	rec := recoverer(log)
+	return func(ctx *fasthttp.RequestCtx) int {
+		status := fasthttp.StatusInternalServerError
+		rec(func(ctx *fasthttp.RequestCtx) { status = g.Expect(ctx) })(ctx)
+		return status
+	}
+}
+
 // Recover wraps another listener's handler (the admin API) in the same
 // recoverer.
 func Recover(h fasthttp.RequestHandler, log *slog.Logger) fasthttp.RequestHandler {

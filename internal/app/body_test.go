@@ -1,0 +1,226 @@
+package app
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/l1gw/l1gw/internal/testkit"
+)
+
+// conn is a raw client connection to the gateway.
+type conn struct {
+	t  *testing.T
+	c  net.Conn
+	br *bufio.Reader
+}
+
+func dial(t *testing.T, addr string) *conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	return &conn{t: t, c: c, br: bufio.NewReader(c)}
+}
+
+func (c *conn) send(s string) {
+	c.t.Helper()
+	if _, err := io.WriteString(c.c, s); err != nil {
+		c.t.Fatalf("send: %v", err)
+	}
+}
+
+// statusLine reads the next status line and leaves the rest unread.
+func (c *conn) statusLine() string {
+	c.t.Helper()
+	line, err := c.br.ReadString('\n')
+	if err != nil {
+		c.t.Fatalf("read a status line: %v (got %q)", err, line)
+	}
+	return strings.TrimRight(line, "\r\n")
+}
+
+// response reads a whole final response (fasthttp skips 1xx ones).
+func (c *conn) response() *fasthttp.Response {
+	c.t.Helper()
+	resp := &fasthttp.Response{}
+	if err := resp.Read(c.br); err != nil {
+		c.t.Fatalf("read a response: %v", err)
+	}
+	return resp
+}
+
+// closed: the gateway closed the connection; what it still sent (the
+// rest of a response) is read and dropped.
+func (c *conn) closed() bool {
+	c.t.Helper()
+	c.c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	_, err := io.Copy(io.Discard, c.br)
+	var ne net.Error
+	return !(errors.As(err, &ne) && ne.Timeout())
+}
+
+// post is a POST request head to /upload with the given extra headers.
+func post(length string, headers ...string) string {
+	s := "POST /upload HTTP/1.1\r\nHost: gw\r\n"
+	if length != "" {
+		s += "Content-Length: " + length + "\r\n"
+	}
+	for _, h := range headers {
+		s += h + "\r\n"
+	}
+	return s + "\r\n"
+}
+
+// TestExpectContinueOnlyAfterAdmission: Expect: 100-continue is answered
+// on the headers. A request without a key, with an unknown key or over its
+// limit gets its final answer and a closed connection, never "100
+// Continue", and the upstream sees nothing; an admitted one gets "100
+// Continue", then its body goes through.
+func TestExpectContinueOnlyAfterAdmission(t *testing.T) {
+	up := testkit.StartRawUpstream(t)
+	gw := startApp(t, loadConfig(t, up.URL))
+	refusals := []struct {
+		name, headers string
+		status        int
+	}{
+		{"no key", post("10485760", "Expect: 100-continue"), 401},
+		{"unknown key", post("10485760", "Expect: 100-continue", "X-API-Key: nope"), 401},
+		{"too large", post("10485760", "Expect: 100-continue", "X-API-Key: bulk-key"), 413},
+	}
+	for _, r := range refusals {
+		t.Run(r.name, func(t *testing.T) {
+			c := dial(t, gw.proxy)
+			c.send(r.headers)
+			if line := c.statusLine(); !strings.HasPrefix(line, fmt.Sprintf("HTTP/1.1 %d ", r.status)) {
+				t.Fatalf("first line %q; want a %d and no 100 Continue", line, r.status)
+			}
+			if !c.closed() {
+				t.Error("connection left open; want it closed: the client may be sending its body")
+			}
+		})
+	}
+	t.Run("over the limit", func(t *testing.T) {
+		for i := range 2 { // POST /v1/expensive: 1 per minute
+			c := dial(t, gw.proxy)
+			c.send("POST /v1/expensive HTTP/1.1\r\nHost: gw\r\nX-API-Key: acme-key\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+			line := c.statusLine()
+			want := "HTTP/1.1 100 Continue"
+			if i == 1 {
+				want = "HTTP/1.1 429 Too Many Requests"
+			}
+			if line != want {
+				t.Fatalf("request %d: first line %q; want %q", i+1, line, want)
+			}
+			if i == 0 {
+				c.send("hello")
+				if resp := c.response(); resp.StatusCode() != 200 {
+					t.Fatalf("admitted request: %d; want 200", resp.StatusCode())
+				}
+			}
+		}
+	})
+	if n := up.Requests(); n != 1 {
+		t.Errorf("upstream read %d whole requests; want 1, the admitted one", n)
+	}
+	if b := up.BodyBytes(); len(b) != 1 || b[0] != 5 {
+		t.Errorf("upstream bodies %v; want [5]", b)
+	}
+}
+
+// TestRefusedBodyIsNeverRead: a request refused on its headers has its
+// connection closed, so the body it declared is never parsed as a next
+// request, not even one smuggled in it.
+func TestRefusedBodyIsNeverRead(t *testing.T) {
+	up := testkit.StartRawUpstream(t)
+	gw := startApp(t, loadConfig(t, up.URL))
+	smuggled := "GET /smuggled HTTP/1.1\r\nHost: gw\r\nX-API-Key: bulk-key\r\n\r\n"
+	for _, tc := range []struct{ name, head string }{
+		{"no key", post(fmt.Sprint(len(smuggled)))},
+		{"chunked, no key", post("", "Transfer-Encoding: chunked")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := dial(t, gw.proxy)
+			body := smuggled
+			if strings.Contains(tc.head, "chunked") {
+				body = fmt.Sprintf("%x\r\n%s\r\n0\r\n\r\n", len(smuggled), smuggled)
+			}
+			c.send(tc.head + body)
+			if resp := c.response(); resp.StatusCode() != 401 {
+				t.Fatalf("got %d; want 401", resp.StatusCode())
+			}
+			if !c.closed() {
+				t.Error("connection open after a refusal with a body on the wire; want it closed")
+			}
+		})
+	}
+	if strings.Contains(up.Raw(), "smuggled") || up.Requests() != 0 {
+		t.Errorf("upstream read %d requests: %q; want none", up.Requests(), up.Raw())
+	}
+}
+
+// TestBodyCapWhileStreaming: max_body_bytes holds for a declared length
+// (413 before the body, not counted against the limits) and for a chunked
+// body (413 once past it, the connection closed, the upstream left with
+// no whole request); a body within it reaches the upstream intact.
+func TestBodyCapWhileStreaming(t *testing.T) {
+	up := testkit.StartRawUpstream(t)
+	gw := startApp(t, loadConfig(t, up.URL)) // max_body_bytes: 1024
+	t.Run("declared", func(t *testing.T) {
+		c := dial(t, gw.proxy)
+		// fasthttp reads up to max_body_bytes (at most 8 KiB) before the
+		// handler: send that much, not the rest.
+		c.send(post("4096", "X-API-Key: acme-key") + strings.Repeat("x", 1024))
+		if resp := c.response(); resp.StatusCode() != 413 {
+			t.Fatalf("got %d; want 413", resp.StatusCode())
+		}
+		if !c.closed() {
+			t.Error("connection open with 3 KiB of body unread; want it closed")
+		}
+	})
+	t.Run("chunked", func(t *testing.T) {
+		c := dial(t, gw.proxy)
+		chunk := fmt.Sprintf("258\r\n%s\r\n", strings.Repeat("y", 600))
+		c.send(post("", "X-API-Key: bulk-key", "Transfer-Encoding: chunked") + chunk + chunk + chunk + "0\r\n\r\n")
+		if resp := c.response(); resp.StatusCode() != 413 {
+			t.Fatalf("got %d; want 413", resp.StatusCode())
+		}
+		if !c.closed() {
+			t.Error("connection open after a cut body; want it closed")
+		}
+	})
+	if n := up.Requests(); n != 0 {
+		t.Fatalf("upstream read %d whole requests; want none", n)
+	}
+	t.Run("within", func(t *testing.T) {
+		c := dial(t, gw.proxy)
+		c.send(post("1000", "X-API-Key: bulk-key") + strings.Repeat("z", 1000))
+		if resp := c.response(); resp.StatusCode() != 200 {
+			t.Fatalf("got %d; want 200", resp.StatusCode())
+		}
+		chunk := fmt.Sprintf("1f4\r\n%s\r\n", strings.Repeat("w", 500))
+		c.send(post("", "X-API-Key: bulk-key", "Transfer-Encoding: chunked") + chunk + chunk + "0\r\n\r\n")
+		if resp := c.response(); resp.StatusCode() != 200 {
+			t.Fatalf("chunked: got %d; want 200", resp.StatusCode())
+		}
+	})
+	if b := up.BodyBytes(); len(b) != 2 || b[0] != 1000 || b[1] != 1000 {
+		t.Errorf("upstream bodies %v; want [1000 1000]", b)
+	}
+	// acme's 3 per minute: the 413 above did not count.
+	for i := range 3 {
+		if resp := call(t, gw.proxy, "GET", "/", "X-API-Key", "acme-key"); resp.StatusCode() != 200 {
+			t.Fatalf("acme request %d: %d; want 200 (a refused body costs no quota)", i+1, resp.StatusCode())
+		}
+	}
+}
