@@ -61,12 +61,16 @@ func connectionNames(buf []byte, values [][]byte) []byte {
 	return buf
 }
 
+// headerRequestID is X-Request-Id in its canonical form, as SetCanonical
+// needs.
+const headerRequestID = "X-Request-Id"
+
 var (
 	hdrXFF       = []byte("X-Forwarded-For")
 	hdrForwarded = []byte("Forwarded")
 	hdrXFProto   = []byte("X-Forwarded-Proto")
 	hdrXFHost    = []byte("X-Forwarded-Host")
-	hdrRequestID = []byte("X-Request-Id") // canonical form, as SetCanonical needs
+	hdrRequestID = []byte(headerRequestID)
 	protoHTTP    = []byte("http")
 	protoHTTPS   = []byte("https")
 )
@@ -82,33 +86,50 @@ type Forwarded struct {
 	Trust bool
 }
 
-// SetForwarded sets X-Forwarded-For, -Proto and -Host. At the edge (no
-// trust) whatever the client sent is replaced, X-Forwarded-For by the
-// peer's address alone, and a Forwarded header is removed: an upstream
-// reading the leftmost entry must not get an address the client chose.
-// Behind a trusted proxy the peer is appended to its X-Forwarded-For. It
-// does not allocate for ordinary header sizes.
+// Own sets a request header the gateway owns to value: every copy the
+// client sent (in any case of its name, header or trailer) goes first, so
+// the upstream gets exactly one, the gateway's. value must not alias h.
+func Own(h *fasthttp.RequestHeader, key, value []byte) {
+	h.DelBytes(key)
+	h.SetCanonical(key, value)
+}
+
+// SetForwarded sets X-Forwarded-For, -Proto and -Host, each exactly once
+// (Own). At the edge (no trust) whatever the client sent is replaced,
+// X-Forwarded-For by the peer's address alone, and a Forwarded header is
+// removed: an upstream reading the leftmost entry must not get an address
+// the client chose. Behind a trusted proxy the peer is appended to its
+// X-Forwarded-For (every copy, in order), and its -Proto and -Host (the
+// first copy) are kept. It does not allocate for ordinary header sizes.
 func SetForwarded(h *fasthttp.RequestHeader, f Forwarded) {
 	var buf [256]byte
 	b := buf[:0]
-	if prev := h.PeekBytes(hdrXFF); f.Trust && len(prev) > 0 {
-		b = append(append(b, prev...), ", "...)
-	}
-	if !f.Trust {
+	if f.Trust {
+		for _, prev := range h.PeekAll(fasthttp.HeaderXForwardedFor) {
+			b = append(append(b, prev...), ", "...)
+		}
+	} else {
 		h.DelBytes(hdrForwarded)
 	}
 	b = appendIP(b, f.ClientIP)
-	h.SetCanonical(hdrXFF, b)
-	if !f.Trust || len(h.PeekBytes(hdrXFProto)) == 0 {
-		proto := protoHTTP
-		if f.TLS {
-			proto = protoHTTPS
-		}
-		h.SetCanonical(hdrXFProto, proto)
+	Own(h, hdrXFF, b)
+	proto := protoHTTP
+	if f.TLS {
+		proto = protoHTTPS
 	}
-	if !f.Trust || len(h.PeekBytes(hdrXFHost)) == 0 {
-		h.SetCanonical(hdrXFHost, h.Host())
+	ownKept(h, hdrXFProto, proto, f.Trust)
+	var host [256]byte
+	ownKept(h, hdrXFHost, append(host[:0], h.Host()...), f.Trust)
+}
+
+// ownKept owns key: with keep, its first copy stays if there is one (a
+// trusted proxy set it); otherwise it is value.
+func ownKept(h *fasthttp.RequestHeader, key, value []byte, keep bool) {
+	var buf [256]byte
+	if prev := h.PeekBytes(key); keep && len(prev) > 0 && len(prev) <= len(buf) {
+		value = append(buf[:0], prev...)
 	}
+	Own(h, key, value)
 }
 
 // appendIP appends ip's text form without allocating.
@@ -164,16 +185,17 @@ type IDs struct {
 // digits chosen at start-up).
 func NewIDs(prefix string) *IDs { return &IDs{prefix: prefix} }
 
-// EnsureRequestID keeps the client's X-Request-ID when it is valid and sets
-// a new one otherwise; it returns the ID, which stays valid as long as h.
+// EnsureRequestID keeps the client's X-Request-ID when it is valid and
+// sent once, and sets a new one otherwise (Own); it returns the ID, which
+// stays valid as long as h.
 func (g *IDs) EnsureRequestID(h *fasthttp.RequestHeader) []byte {
-	if id := h.PeekBytes(hdrRequestID); validRequestID(id) {
+	if id := h.PeekBytes(hdrRequestID); validRequestID(id) && len(h.PeekAll(headerRequestID)) == 1 {
 		return id
 	}
 	var buf [64]byte
 	b := append(buf[:0], g.prefix...)
 	b = append(b, '-')
 	b = strconv.AppendUint(b, g.n.Add(1), 36)
-	h.SetCanonical(hdrRequestID, b)
+	Own(h, hdrRequestID, b)
 	return h.PeekBytes(hdrRequestID)
 }

@@ -149,6 +149,10 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, a *admission) bool {
 		g.reject(ctx, problemNoRoute)
 		return false
 	}
+	if len(h.PeekAll(g.keyHeader)) > 1 || len(h.PeekAll(fasthttp.HeaderAuthorization)) > 1 {
+		g.reject(ctx, problemAmbiguousKey)
+		return false
+	}
 	auth, keyHdr := h.PeekBytes(hdrAuthorization), h.Peek(g.keyHeader)
 	snap := g.tenants.Load()
 	t, res := snap.Resolve(tenants.KeyFrom(keyHdr, auth))
@@ -161,7 +165,12 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, a *admission) bool {
 		ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, `Bearer realm="l1gw"`)
 		return false
 	}
-	a.tenant, a.keyInAuth = t, len(auth) > 0 && len(keyHdr) == 0
+	a.tenant = t
+	if g.hideKey && len(auth) > 0 {
+		// The key came in Authorization, or Authorization holds a key too.
+		_, inAuth := snap.Resolve(tenants.KeyFrom(nil, auth))
+		a.keyInAuth = len(keyHdr) == 0 || inAuth == tenants.Resolved
+	}
 	a.idLen = copy(a.idBuf[:], g.ids.EnsureRequestID(h))
 	if n := h.ContentLength(); n > g.maxBody {
 		// Too large before a byte is read, and before the limits count it.
@@ -227,14 +236,15 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, pool *upstream.Pool, t *tena
 		_ = ctx.Request.CloseBodyStream()
 	}
 	upstream.StripRequestHopByHop(h)
-	h.SetCanonical(hdrRequestID, reqID) // even if Connection named it
+	upstream.Own(h, hdrRequestID, reqID) // even if Connection named it
 	if g.hideKey {
 		h.Del(g.keyHeader)
 		if keyInAuth {
 			h.DelBytes(hdrAuthorization)
 		}
 	}
-	h.Set(hdrTenant, t.ID) // replaces anything the client sent
+	h.Del(hdrTenant) // every copy the client sent
+	h.Set(hdrTenant, t.ID)
 	upstream.SetForwarded(h, upstream.Forwarded{ClientIP: ctx.RemoteIP(), TLS: ctx.IsTLS(), Trust: g.trust})
 
 	req, cut := &ctx.Request, (*cappedBody)(nil)

@@ -80,9 +80,11 @@ func writeProblemWith(ctx *fasthttp.RequestCtx, p problem, rules []limiter.Rule,
 var (
 	problemMissingKey = problem{fasthttp.StatusUnauthorized, typeBlank, "Unauthorized",
 		"an API key is required: send it in the key header or as Authorization: Bearer <key>"}
-	problemUnknownKey = problem{fasthttp.StatusUnauthorized, typeBlank, "Unauthorized", "the API key is not known"}
-	problemNoRoute    = problem{fasthttp.StatusNotFound, typeBlank, "Not Found", "no route matches this host and path"}
-	problemQuota      = problem{fasthttp.StatusTooManyRequests, typeQuotaExceeded,
+	problemUnknownKey   = problem{fasthttp.StatusUnauthorized, typeBlank, "Unauthorized", "the API key is not known"}
+	problemAmbiguousKey = problem{fasthttp.StatusBadRequest, typeBlank, "Bad Request",
+		"the API key header or Authorization is sent more than once"}
+	problemNoRoute = problem{fasthttp.StatusNotFound, typeBlank, "Not Found", "no route matches this host and path"}
+	problemQuota   = problem{fasthttp.StatusTooManyRequests, typeQuotaExceeded,
 		"Request cannot be satisfied as assigned quota has been exceeded", "retry after the time in the Retry-After header"}
 	problemFailClosed = problem{fasthttp.StatusServiceUnavailable, typeReducedCapacity,
 		"Rate limits cannot be checked", "the rate-limit store is unavailable and the gateway fails closed"}

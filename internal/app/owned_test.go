@@ -1,0 +1,123 @@
+package app
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/l1gw/l1gw/internal/testkit"
+)
+
+// headerLines are the values of every line of name in the request head
+// at the start of raw, by a case-insensitive match on the name.
+func headerLines(raw, name string) []string {
+	head, _, _ := strings.Cut(raw, "\r\n\r\n")
+	var vs []string
+	for _, line := range strings.Split(head, "\r\n")[1:] {
+		k, v, ok := strings.Cut(line, ":")
+		if ok && strings.EqualFold(k, name) {
+			vs = append(vs, strings.TrimSpace(v))
+		}
+	}
+	return vs
+}
+
+// TestOwnedHeadersReachTheUpstreamOnce: a header the gateway sets reaches
+// the upstream exactly once, with the gateway's value, however many copies
+// the client sent and in whatever case; one it strips does not reach it.
+func TestOwnedHeadersReachTheUpstreamOnce(t *testing.T) {
+	cases := []struct {
+		header string
+		sent   []string // the client's copies
+		want   string   // the one value upstream; "" for none at all
+		not    string   // a value it must not be, when want is the gateway's own
+	}{
+		{"X-L1gw-Tenant", []string{"X-L1gw-Tenant: acme", "x-l1gw-tenant: root"}, "bulk", ""},
+		{"X-Forwarded-For", []string{"X-Forwarded-For: 10.0.0.1", "x-forwarded-for: 10.0.0.2"}, "127.0.0.1", ""},
+		{"X-Forwarded-Proto", []string{"X-Forwarded-Proto: https", "X-FORWARDED-PROTO: https"}, "http", ""},
+		{"X-Forwarded-Host", []string{"X-Forwarded-Host: evil.example", "x-forwarded-host: evil.example"}, "gw", ""},
+		{"X-Request-Id", []string{"X-Request-Id: aaa", "x-request-id: bbb"}, "*", "aaa bbb"},
+		{"Forwarded", []string{"Forwarded: for=10.0.0.1", "forwarded: for=10.0.0.2"}, "", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.header, func(t *testing.T) {
+			up := testkit.StartRawUpstream(t)
+			gw := startApp(t, loadConfig(t, up.URL))
+			c := dial(t, gw.proxy)
+			c.send("GET /owned HTTP/1.1\r\nHost: gw\r\nX-API-Key: bulk-key\r\n" + strings.Join(tc.sent, "\r\n") + "\r\n\r\n")
+			if resp := c.response(); resp.StatusCode() != 200 {
+				t.Fatalf("got %d; want 200", resp.StatusCode())
+			}
+			got := headerLines(up.Raw(), tc.header)
+			switch {
+			case tc.want == "" && len(got) > 0:
+				t.Fatalf("upstream got %s %q; want none", tc.header, got)
+			case tc.want == "":
+			case len(got) != 1:
+				t.Fatalf("upstream got %d lines of %s %q; want exactly one", len(got), tc.header, got)
+			case tc.want != "*" && got[0] != tc.want:
+				t.Fatalf("upstream got %s: %q; want %q", tc.header, got[0], tc.want)
+			case tc.not != "" && strings.Contains(tc.not, got[0]):
+				t.Fatalf("upstream got the client's %s %q; want the gateway's own", tc.header, got[0])
+			}
+		})
+	}
+	t.Run("trailer", func(t *testing.T) {
+		up := testkit.StartRawUpstream(t)
+		gw := startApp(t, loadConfig(t, up.URL))
+		c := dial(t, gw.proxy)
+		c.send("POST /owned HTTP/1.1\r\nHost: gw\r\nX-API-Key: bulk-key\r\nTransfer-Encoding: chunked\r\nTrailer: X-L1gw-Tenant\r\n\r\n" +
+			"5\r\nhello\r\n0\r\nX-L1gw-Tenant: root\r\n\r\n")
+		resp := c.response()
+		if resp.StatusCode() != 200 && resp.StatusCode() != 400 {
+			t.Fatalf("got %d; want 200, or 400 for a refused trailer", resp.StatusCode())
+		}
+		if raw := up.Raw(); strings.Contains(raw, "root") {
+			t.Fatalf("the client's trailer reached the upstream:\n%s", raw)
+		}
+	})
+}
+
+// TestKeyNeverReachesTheUpstream: with hide_key (the default) no API key
+// reaches the upstream, even one sent in both the key header and
+// Authorization; an Authorization that is not a key is the upstream's and
+// passes. A key header or Authorization sent twice is ambiguous: 400.
+func TestKeyNeverReachesTheUpstream(t *testing.T) {
+	up := testkit.StartRawUpstream(t)
+	gw := startApp(t, loadConfig(t, up.URL))
+	cases := []struct {
+		name    string
+		headers string
+		status  int
+		auth    []string // the Authorization lines the upstream gets
+	}{
+		{"key in both", "X-API-Key: bulk-key\r\nAuthorization: Bearer bulk-key", 200, nil},
+		{"another key in Authorization", "X-API-Key: bulk-key\r\nAuthorization: Bearer acme-key", 200, nil},
+		{"key in Authorization only", "Authorization: Bearer bulk-key", 200, nil},
+		{"upstream credentials", "X-API-Key: bulk-key\r\nAuthorization: Basic dXNlcjpwYXNz", 200, []string{"Basic dXNlcjpwYXNz"}},
+		{"key header twice", "X-API-Key: bulk-key\r\nx-api-key: acme-key", 400, nil},
+		{"Authorization twice", "Authorization: Bearer bulk-key\r\nAuthorization: Bearer acme-key", 400, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before := len(up.Raw())
+			c := dial(t, gw.proxy)
+			c.send("GET /k HTTP/1.1\r\nHost: gw\r\n" + tc.headers + "\r\n\r\n")
+			if resp := c.response(); resp.StatusCode() != tc.status {
+				t.Fatalf("got %d; want %d", resp.StatusCode(), tc.status)
+			}
+			raw := up.Raw()[before:]
+			if tc.status != 200 {
+				if raw != "" {
+					t.Fatalf("upstream got %q; want nothing", raw)
+				}
+				return
+			}
+			if strings.Contains(raw, "bulk-key") || strings.Contains(raw, "acme-key") {
+				t.Fatalf("a key reached the upstream:\n%s", raw)
+			}
+			if got := headerLines(raw, "Authorization"); strings.Join(got, "|") != strings.Join(tc.auth, "|") {
+				t.Fatalf("upstream Authorization %q; want %q", got, tc.auth)
+			}
+		})
+	}
+}
