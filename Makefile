@@ -28,10 +28,11 @@ run: build
 	echo "  curl -s localhost:9090/metrics | grep l1gw_                    # metrics"; \
 	echo; $(BIN)
 
-## test: install redis-server and redis-sentinel if missing, then run every test with -race: the unit and contract tests, the allocation guards, and the short chaos suite
+## test: install redis-server and redis-sentinel if missing, then run every test with -race: the unit and contract tests, the allocation guards, a short fuzz run, and the short chaos suite
 test: test-deps
 	$(GO) test -race -count=1 ./...
 	$(GO) test -count=1 -run 'DoesNotAllocate' ./internal/app/ # allocation guards count nothing under -race
+	$(GO) test -run '^$$' -fuzz '^FuzzAmbiguousPath$$' -fuzztime 5s ./internal/gateway/ # a short fuzz run; seeds in the test
 	$(MAKE) --no-print-directory test-chaos
 
 ## test-chaos: the chaos suite in its short form, as TestChaos (build tag chaos); make test runs it

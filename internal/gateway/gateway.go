@@ -142,6 +142,16 @@ func hasBody(h *fasthttp.RequestHeader) bool { return h.ContentLength() != 0 }
 // for a request to forward; otherwise the answer is in ctx.Response.
 func (g *Gateway) admit(ctx *fasthttp.RequestCtx, a *admission) bool {
 	h := &ctx.Request.Header
+	if p, ok := checkRequestLine(ctx); !ok {
+		g.reject(ctx, p)
+		switch p.status {
+		case fasthttp.StatusMethodNotAllowed:
+			ctx.Response.Header.SetCanonical(hdrAllow, allowMethods)
+		case fasthttp.StatusHTTPVersionNotSupported:
+			ctx.SetConnectionClose() // its framing is not ours to trust
+		}
+		return false
+	}
 	// The URI's host: the Host header, or the host of an absolute-form
 	// request line, which is where fasthttp forwards to.
 	a.pool = g.proxy.Route(ctx.URI().Host(), ctx.Path())

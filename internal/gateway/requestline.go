@@ -1,0 +1,125 @@
+package gateway
+
+import (
+	"bytes"
+
+	"github.com/valyala/fasthttp"
+)
+
+// The refusals of a request line the gateway does not forward.
+var (
+	problemVersion = problem{fasthttp.StatusHTTPVersionNotSupported, typeBlank, "HTTP Version Not Supported",
+		"the gateway speaks HTTP/1.1 and HTTP/1.0"}
+	problemMethodNotAllowed = problem{fasthttp.StatusMethodNotAllowed, typeBlank, "Method Not Allowed",
+		"CONNECT and TRACE are not forwarded"}
+	problemUnknownMethod = problem{fasthttp.StatusNotImplemented, typeBlank, "Not Implemented",
+		"the method is not one the gateway forwards: GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS, in upper case"}
+	problemUserinfo = problem{fasthttp.StatusBadRequest, typeBlank, "Bad Request",
+		"the request target carries user information (user:password@)"}
+	problemAmbiguousPath = problem{fasthttp.StatusBadRequest, typeBlank, "Bad Request",
+		"the path is ambiguous: an encoded '/', '\\\\', '.', ';' or '%', a '\\\\' or ';', an empty, '.' or '..' segment, or a control byte"}
+)
+
+var (
+	http11 = []byte("HTTP/1.1")
+	http10 = []byte("HTTP/1.0")
+	// allowMethods is the Allow header of a 405.
+	allowMethods = []byte("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")
+	hdrAllow     = []byte("Allow")
+)
+
+// allowedMethod: RFC 9110's methods, matched case-sensitively as it says,
+// less CONNECT and TRACE, plus PATCH.
+func allowedMethod(m []byte) bool {
+	switch string(m) {
+	case fasthttp.MethodGet, fasthttp.MethodHead, fasthttp.MethodPost, fasthttp.MethodPut,
+		fasthttp.MethodPatch, fasthttp.MethodDelete, fasthttp.MethodOptions:
+		return true
+	}
+	return false
+}
+
+// checkRequestLine refuses a version other than HTTP/1.1 or 1.0, a method
+// the gateway does not forward, user information in the target, and an
+// ambiguous path: one whose routing
+// here and meaning upstream could differ. The routes and limits match the
+// decoded path, and the upstream gets the path as sent; refusing every
+// encoding that decoding or normalising would change makes the two agree.
+func checkRequestLine(ctx *fasthttp.RequestCtx) (problem, bool) {
+	h := &ctx.Request.Header
+	if p := h.Protocol(); !bytes.Equal(p, http11) && !bytes.Equal(p, http10) {
+		return problemVersion, false
+	}
+	switch m := h.Method(); {
+	case allowedMethod(m):
+	case string(m) == fasthttp.MethodConnect || string(m) == fasthttp.MethodTrace:
+		return problemMethodNotAllowed, false
+	default:
+		return problemUnknownMethod, false
+	}
+	u := ctx.URI()
+	if len(u.Username()) > 0 || len(u.Password()) > 0 {
+		// fasthttp's client would send it on as Authorization: Basic.
+		return problemUserinfo, false
+	}
+	if ambiguousPath(u.PathOriginal()) {
+		return problemAmbiguousPath, false
+	}
+	return problem{}, true
+}
+
+// ambiguousPath: p is not an origin path, or holds what decoding or dot
+// segment removal would change: '\' or ';' (some servers split on them), a
+// percent-encoded '/', '\', '.', ';', '%' or control byte, a malformed
+// escape, a control byte, or an empty, "." or ".." segment. It does not
+// allocate.
+func ambiguousPath(p []byte) bool {
+	if len(p) == 0 || p[0] != '/' {
+		return true
+	}
+	segStart := 1
+	for i := 1; i <= len(p); i++ {
+		if i == len(p) || p[i] == '/' {
+			seg := p[segStart:i]
+			// An empty segment is allowed last only: "/a/" is a path.
+			if len(seg) == 0 && i < len(p) || string(seg) == "." || string(seg) == ".." {
+				return true
+			}
+			segStart = i + 1
+			continue
+		}
+		switch c := p[i]; {
+		case c == '\\' || c == ';' || c < 0x20 || c == 0x7f:
+			return true
+		case c == '%':
+			if i+2 >= len(p) {
+				return true
+			}
+			d, ok := unhex(p[i+1], p[i+2])
+			if !ok || d == '/' || d == '\\' || d == '.' || d == ';' || d == '%' || d < 0x20 || d == 0x7f {
+				return true
+			}
+			i += 2
+		}
+	}
+	return false
+}
+
+// unhex decodes two hex digits.
+func unhex(a, b byte) (byte, bool) {
+	x, ok1 := hexVal(a)
+	y, ok2 := hexVal(b)
+	return x<<4 | y, ok1 && ok2
+}
+
+func hexVal(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
+}
