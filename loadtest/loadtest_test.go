@@ -75,6 +75,33 @@ func TestGateway(t *testing.T) {
 			t.Errorf("got notes %q, errors %q; want none", res.Notes, res.Errors)
 		}
 	})
+
+	// 200 connections declaring 10 MiB each: before the body was streamed
+	// they took the gateway to gigabytes.
+	t.Run("held-bodies", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		o := options{rate: 100, duration: time.Second, scenarios: []string{"held-bodies"}, bin: bin, held: 200}
+		rep, err := runAll(ctx, o, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := rep.Results[0]
+		h := res.Gateway.held()
+		if h == nil || h.Conns != 200 {
+			t.Fatalf("got held %+v; want 200 held connections measured", h)
+		}
+		t.Logf("held %d (%d open): RSS %+d KB; codes %v", h.Conns, h.Open, h.RSSGrowthKB, res.StatusCodes)
+		if h.Open != 200 {
+			t.Errorf("%d of 200 held connections open when measured; want all (the gateway waits for their bodies)", h.Open)
+		}
+		if h.RSSGrowthKB > 50<<10 {
+			t.Errorf("gateway RSS grew %d KB with 200 connections declaring 10 MiB bodies; want under 50 MB", h.RSSGrowthKB)
+		}
+		if len(res.Notes) > 0 {
+			t.Errorf("got notes %q; want every request beside them admitted", res.Notes)
+		}
+	})
 }
 
 func TestParseFlags(t *testing.T) {
@@ -84,7 +111,8 @@ func TestParseFlags(t *testing.T) {
 		want    string // scenarios, comma-separated
 		wantErr bool
 	}{
-		{"defaults", nil, "baseline,admitted,limited,many-tenants", false},
+		{"defaults", nil, "baseline,admitted,limited,many-tenants,held-bodies", false},
+		{"no held connections", []string{"-held", "0"}, "", true},
 		{"run order", []string{"-scenario", "limited,baseline"}, "baseline,limited", false},
 		{"unknown scenario", []string{"-scenario", "nope"}, "", true},
 		{"duration over the cap", []string{"-duration", "121s"}, "", true},

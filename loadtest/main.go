@@ -23,6 +23,7 @@ import (
 // Bounds on the flags: every run stops itself.
 const (
 	maxDuration = 120 * time.Second
+	maxHeld     = 5000
 )
 
 // options are the command's flags.
@@ -32,6 +33,7 @@ type options struct {
 	scenarios []string
 	bin       string
 	out       string
+	held      int // connections the held-bodies scenario holds
 }
 
 func main() {
@@ -57,6 +59,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	list := fs.String("scenario", "all", "comma-separated: "+strings.Join(scenarioNames(), ", ")+", or all")
 	fs.StringVar(&o.bin, "bin", "bin/l1gw", "the gateway binary (make build)")
 	fs.StringVar(&o.out, "out", "loadtest/out/", `directory for results.json and results.md; "" writes nothing`)
+	fs.IntVar(&o.held, "held", 1000, "held-bodies: connections declaring a 10 MiB body each (at most 5000)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -68,6 +71,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if o.duration <= 0 || o.duration > maxDuration {
 		return o, fmt.Errorf("-duration: got %s; want > 0 and at most %s", o.duration, maxDuration)
+	}
+	if o.held < 1 || o.held > maxHeld {
+		return o, fmt.Errorf("-held: got %d; want 1 to %d", o.held, maxHeld)
 	}
 	var err error
 	if o.scenarios, err = selectScenarios(*list); err != nil {
@@ -123,6 +129,6 @@ func runAll(ctx context.Context, o options, progress io.Writer) (*Report, error)
 
 // reproduce is the command line that repeats this run.
 func reproduce(o options) string {
-	return fmt.Sprintf("go run ./loadtest -rate %d -duration %s -scenario %s -bin %s",
-		o.rate, o.duration, strings.Join(o.scenarios, ","), o.bin)
+	return fmt.Sprintf("go run ./loadtest -rate %d -duration %s -scenario %s -held %d -bin %s",
+		o.rate, o.duration, strings.Join(o.scenarios, ","), o.held, o.bin)
 }

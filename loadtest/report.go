@@ -42,6 +42,10 @@ func (r *Report) Markdown() string {
 		for _, n := range res.Notes {
 			fmt.Fprintf(&b, "- %s: %s\n", res.Scenario, n)
 		}
+		if h := res.Gateway.held(); h != nil {
+			fmt.Fprintf(&b, "- %s: %d connections without a key, each declaring a 10 MiB body and sending none: gateway RSS %+.1f MB 1 s after they opened (%d of them open then); the attack ran beside them\n",
+				res.Scenario, h.Conns, float64(h.RSSGrowthKB)/1024, h.Open)
+		}
 		if g := res.Gateway; g != nil && g.WarnLines > 0 {
 			fmt.Fprintf(&b, "- %s: gateway logged %d warnings/errors: %v\n", res.Scenario, g.WarnLines, g.WarnMsgs)
 		}

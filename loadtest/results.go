@@ -60,6 +60,28 @@ type Usage struct {
 	// WarnMsgs counts them by message.
 	WarnLines int            `json:"warn_lines"`
 	WarnMsgs  map[string]int `json:"warn_msgs,omitempty"`
+	// Held is what connections holding declared bodies cost; nil without.
+	Held *Held `json:"held,omitempty"`
+}
+
+// held is u's Held; nil for a nil u.
+func (u *Usage) held() *Held {
+	if u == nil {
+		return nil
+	}
+	return u.Held
+}
+
+// Held is the gateway's memory with connections that declared a 10 MiB
+// body each and sent none of it, measured 1 s after they were opened,
+// before the attack.
+type Held struct {
+	// Conns is how many were opened; Open how many the gateway held when
+	// measured (it closes them at server.read_timeout).
+	Conns int `json:"conns"`
+	Open  int `json:"open"`
+	// RSSGrowthKB is VmRSS then less VmRSS before the connections.
+	RSSGrowthKB int64 `json:"rss_growth_kb"`
 }
 
 // LimitCheck compares admitted requests with the limit: the sliding window

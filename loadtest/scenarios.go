@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"slices"
+	"time"
 
 	"github.com/l1gw/l1gw/loadtest/internal/harness"
 )
@@ -21,11 +22,14 @@ type scenario struct {
 	tenants int   // tenants configured and cycled over: keys key-0 … key-(n-1)
 	limit   int64 // each tenant's limit per 1 s window
 	exact   bool  // check admitted ≈ limit × duration
+	// held: the scenario holds connections without a key that each
+	// declare a 10 MiB body and send none of it (-held of them).
+	held int
 }
 
 // scenarioNames lists the scenarios in run order.
 func scenarioNames() []string {
-	return []string{"baseline", "admitted", "limited", "many-tenants"}
+	return []string{"baseline", "admitted", "limited", "many-tenants", "held-bodies"}
 }
 
 // findScenario is the named scenario at rate requests per second.
@@ -44,6 +48,9 @@ func findScenario(name string, rate int) (scenario, bool) {
 	case "many-tenants":
 		// Twice each tenant's share of the round robin: all should fit.
 		return scenario{name: name, gateway: true, tenants: manyTenants, limit: 2 * perTenant}, true
+	case "held-bodies":
+		// admitted, beside connections that declare bodies they never send.
+		return scenario{name: name, gateway: true, tenants: 1, limit: 100 * r, held: 1}, true
 	}
 	return scenario{}, false
 }
@@ -98,6 +105,25 @@ func attackGateway(ctx context.Context, sc scenario, o options, gw *harness.Gate
 	if err != nil {
 		return Result{}, err
 	}
+	if sc.held > 0 {
+		sc.held = o.held
+	}
+	held, err := holdBodies(gw.Proxy, sc.held)
+	if err != nil {
+		return Result{}, err
+	}
+	defer closeAll(held)
+	var heldRes *Held
+	if sc.held > 0 {
+		// The gateway closes them at server.read_timeout (5 s): measure
+		// while it holds them all.
+		time.Sleep(time.Second)
+		s, err := harness.SampleProc(gw.Pid())
+		if err != nil {
+			return Result{}, err
+		}
+		heldRes = &Held{Conns: sc.held, Open: stillOpen(held), RSSGrowthKB: s.RSSKB - before.RSSKB}
+	}
 	m, errs, err := attack(ctx, sc.name, keyTargeter(url, sc.tenants), o.rate, o.duration)
 	if err != nil {
 		return Result{}, err
@@ -108,6 +134,7 @@ func attackGateway(ctx context.Context, sc scenario, o options, gw *harness.Gate
 	}
 	res := newResult(sc, o, "gateway", m, errs)
 	res.Gateway = newUsage(before, after, m.Requests)
+	res.Gateway.Held = heldRes
 	res.Gateway.WarnLines, res.Gateway.WarnMsgs = gw.Logs.Warnings()
 	if sc.exact {
 		res.Limit = newLimitCheck(sc, o.duration, m.StatusCodes)
