@@ -52,10 +52,15 @@ type Server struct {
 	// ShutdownGrace is how long in-flight requests may finish after
 	// SIGTERM. Default 20s.
 	ShutdownGrace time.Duration `koanf:"shutdown_grace" json:"shutdown_grace"`
-	// TrustForwarded: a proxy in front of l1gw sets X-Forwarded-*; keep its
-	// X-Forwarded-Proto/Host and identify anonymous clients by the last
-	// X-Forwarded-For entry. Default false (l1gw is the edge).
-	TrustForwarded bool `koanf:"trust_forwarded" json:"trust_forwarded"`
+	// TrustedProxies are the CIDRs (or addresses) of the proxies in front
+	// of l1gw. From one of them, X-Forwarded-Proto/Host are kept, the peer
+	// is appended to X-Forwarded-For, and an anonymous client is the
+	// rightmost X-Forwarded-For hop that is not itself trusted. Default
+	// none: l1gw is the edge.
+	TrustedProxies []string `koanf:"trusted_proxies" json:"trusted_proxies"`
+	// TrustForwarded was the boolean TrustedProxies replaced: it trusted
+	// every peer. Set, it is a config error that says so.
+	TrustForwarded bool `koanf:"trust_forwarded" json:"trust_forwarded,omitempty"`
 }
 
 // Log configures logging.

@@ -114,6 +114,8 @@ func TestErrorsNameKeyAndSource(t *testing.T) {
 		{"standalone with two addresses", base, nil, []string{"redis.mode=standalone", "redis.addrs=a:1,b:2"}, "redis.addrs", "--set redis.addrs=a:1,b:2", "exactly one"},
 		{"same listener twice", base, nil, []string{"server.admin_listen=:8080"}, "server.admin_listen", "--set server.admin_listen=:8080", "same as server.listen"},
 		{"bad --set", base, nil, []string{"novalue"}, "novalue", "--set novalue", "want --set key.path=value"},
+		{"the removed trust_forwarded", base + "server:\n  trust_forwarded: true\n", nil, nil, "server.trust_forwarded", "FILE", "server.trusted_proxies"},
+		{"a bad trusted proxy", base + "server:\n  trusted_proxies: [10.0.0.0/8, 10.0.0.0/33]\n", nil, nil, "server.trusted_proxies[1]", "FILE", "want a CIDR"},
 		{"refresh without a source to refresh", base + "tenants:\n  refresh: 1s\n", nil, nil, "tenants.refresh", "FILE", "not supported yet"},
 		{"Redis settings on the memory store", base, []string{"L1GW_REDIS__PASSWORD=pw"}, nil, "redis.password", "env L1GW_REDIS__PASSWORD", "redis.mode is memory"},
 		{"default value invalid only in combination", base + "tenants:\n  unknown: anonymous\n", nil, nil, "tenants.anonymous_plan", "defaults", `unknown plan ""`},

@@ -2,10 +2,11 @@ package config
 
 import (
 	"fmt"
-	"github.com/l1gw/l1gw/limiter"
-	"github.com/l1gw/l1gw/tenants"
 	"reflect"
 	"strings"
+
+	"github.com/l1gw/l1gw/limiter"
+	"github.com/l1gw/l1gw/tenants"
 )
 
 // unknownKeys lists every key in data that t has no field for, walking

@@ -81,6 +81,14 @@ func (cfg *Config) validateServer(c *checker) {
 	if s.MaxBodyBytes <= 0 {
 		c.fail("server.max_body_bytes", "got %d; want > 0", s.MaxBodyBytes)
 	}
+	if s.TrustForwarded {
+		c.fail("server.trust_forwarded", "removed: it trusted every peer; list the proxies in front in server.trusted_proxies (CIDRs)")
+	}
+	for i, e := range s.TrustedProxies {
+		if _, err := upstream.ParseTrusted([]string{e}); err != nil {
+			c.fail(fmt.Sprintf("server.trusted_proxies[%d]", i), "%q: want a CIDR (10.0.0.0/8) or an IP address", e)
+		}
+	}
 	c.oneOf("log.level", cfg.Log.Level, "debug", "info", "warn", "error")
 	c.oneOf("log.format", cfg.Log.Format, "json", "text")
 }

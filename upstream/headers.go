@@ -141,23 +141,6 @@ func appendIP(b []byte, ip net.IP) []byte {
 	return a.Unmap().AppendTo(b)
 }
 
-// ClientIP is the address to identify the client by: the peer, or with
-// trust the last X-Forwarded-For entry (the one the fronting proxy added).
-func ClientIP(h *fasthttp.RequestHeader, peer net.IP, trust bool) []byte {
-	var buf [64]byte
-	if trust {
-		if xff := h.PeekBytes(hdrXFF); len(xff) > 0 {
-			if i := bytes.LastIndexByte(xff, ','); i >= 0 {
-				xff = xff[i+1:]
-			}
-			if ip := bytes.TrimSpace(xff); len(ip) > 0 {
-				return ip
-			}
-		}
-	}
-	return appendIP(buf[:0], peer)
-}
-
 // maxRequestIDLen bounds a client-supplied X-Request-ID.
 const maxRequestIDLen = 128
 

@@ -65,8 +65,12 @@ func Build(cfg *config.Config, log *slog.Logger) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("build admin API: %w", err)
 	}
+	trusted, err := upstream.ParseTrusted(cfg.Server.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("server.trusted_proxies: %w", err)
+	}
 	gw := gateway.New(gateway.Parts{Tenants: table, Limiter: guard, Proxy: proxy, IDs: upstream.NewIDs(randomHex(4)),
-		TrustForwarded: cfg.Server.TrustForwarded, MaxBodyBytes: cfg.Server.MaxBodyBytes, Log: log})
+		Trusted: trusted, MaxBodyBytes: cfg.Server.MaxBodyBytes, Log: log})
 	return &App{gw: gw, guard: guard, server: NewServer(cfg.Server, gw, adm, log), proxy: proxy, clients: clients, redis: redisStore, cfg: cfg.Server, log: log}, nil
 }
 

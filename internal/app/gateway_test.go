@@ -126,9 +126,11 @@ func TestRouteLimitsAddToTenantLimits(t *testing.T) {
 	}
 }
 
+// TestAnonymousCallersAreCountedByIP: behind a trusted proxy (the test
+// client, on 127.0.0.1) each X-Forwarded-For client has its own count.
 func TestAnonymousCallersAreCountedByIP(t *testing.T) {
 	up, _ := startUpstream(t)
-	cfg := loadConfig(t, up, "tenants.unknown=anonymous", "tenants.anonymous_plan=small", "server.trust_forwarded=true")
+	cfg := loadConfig(t, up, "tenants.unknown=anonymous", "tenants.anonymous_plan=small", "server.trusted_proxies=127.0.0.1/32")
 	gw := startApp(t, cfg)
 	for i := 0; i < 3; i++ {
 		if resp := call(t, gw.proxy, "GET", "/", "X-Forwarded-For", "203.0.113.9"); resp.StatusCode() != 200 {
@@ -140,6 +142,26 @@ func TestAnonymousCallersAreCountedByIP(t *testing.T) {
 	}
 	if resp := call(t, gw.proxy, "GET", "/", "X-Forwarded-For", "203.0.113.10"); resp.StatusCode() != 200 {
 		t.Fatalf("another client: got %d; want 200", resp.StatusCode())
+	}
+}
+
+// TestUntrustedPeerCannotRotateItsIdentity: from a peer that is not a
+// trusted proxy, X-Forwarded-For is ignored: every value shares the peer's
+// count, and the upstream gets the peer alone.
+func TestUntrustedPeerCannotRotateItsIdentity(t *testing.T) {
+	up, seen := startUpstream(t)
+	cfg := loadConfig(t, up, "tenants.unknown=anonymous", "tenants.anonymous_plan=small", "server.trusted_proxies=10.0.0.0/8")
+	gw := startApp(t, cfg)
+	for i := range 3 {
+		if resp := call(t, gw.proxy, "GET", "/", "X-Forwarded-For", fmt.Sprintf("203.0.113.%d", i)); resp.StatusCode() != 200 {
+			t.Fatalf("anonymous request %d: got %d; want 200", i+1, resp.StatusCode())
+		}
+		if xff := string(seen.Last().Header.Peek("X-Forwarded-For")); xff != "127.0.0.1" {
+			t.Fatalf("upstream X-Forwarded-For %q; want the peer alone", xff)
+		}
+	}
+	if resp := call(t, gw.proxy, "GET", "/", "X-Forwarded-For", "203.0.113.99"); resp.StatusCode() != 429 {
+		t.Fatalf("4th from the same peer, another X-Forwarded-For: got %d; want 429", resp.StatusCode())
 	}
 }
 

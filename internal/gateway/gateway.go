@@ -32,7 +32,7 @@ type Gateway struct {
 	ids       *upstream.IDs
 	keyHeader string
 	hideKey   bool
-	trust     bool
+	trusted   *upstream.Trusted
 	maxBody   int
 	unknown   *tenants.Stats
 	log       *slog.Logger
@@ -48,8 +48,9 @@ type Parts struct {
 	Limiter Decider
 	Proxy   *upstream.Proxy
 	IDs     *upstream.IDs
-	// TrustForwarded is server.trust_forwarded.
-	TrustForwarded bool
+	// Trusted are server.trusted_proxies: peers whose X-Forwarded-* are
+	// believed. Nil trusts nobody.
+	Trusted *upstream.Trusted
 	// MaxBodyBytes is server.max_body_bytes: a request declaring more is
 	// refused (413) before a byte of its body is read; 0 is
 	// DefaultMaxBodyBytes.
@@ -66,7 +67,7 @@ func New(p Parts) *Gateway {
 	}
 	return &Gateway{
 		tenants: p.Tenants, limiter: p.Limiter, proxy: p.Proxy, ids: p.IDs,
-		keyHeader: o.KeyHeader, hideKey: o.HideKey, trust: p.TrustForwarded, maxBody: p.MaxBodyBytes,
+		keyHeader: o.KeyHeader, hideKey: o.HideKey, trusted: p.Trusted, maxBody: p.MaxBodyBytes,
 		unknown: tenants.NewStats(tenants.UnknownID), log: p.Log,
 	}
 }
@@ -231,7 +232,7 @@ func (g *Gateway) limitKey(ctx *fasthttp.RequestCtx, t *tenants.Tenant) string {
 	if !t.Anonymous() {
 		return t.ID
 	}
-	return "anon:" + string(upstream.ClientIP(&ctx.Request.Header, ctx.RemoteIP(), g.trust))
+	return "anon:" + string(g.trusted.ClientIP(&ctx.Request.Header, ctx.RemoteIP()))
 }
 
 // forward sends the request upstream and leaves its answer, or a problem
@@ -255,7 +256,7 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, pool *upstream.Pool, t *tena
 	}
 	h.Del(hdrTenant) // every copy the client sent
 	h.Set(hdrTenant, t.ID)
-	upstream.SetForwarded(h, upstream.Forwarded{ClientIP: ctx.RemoteIP(), TLS: ctx.IsTLS(), Trust: g.trust})
+	upstream.SetForwarded(h, upstream.Forwarded{ClientIP: ctx.RemoteIP(), TLS: ctx.IsTLS(), Trust: g.trusted.Peer(ctx.RemoteIP())})
 
 	req, cut := &ctx.Request, (*cappedBody)(nil)
 	if h.ContentLength() < 0 && ctx.Request.IsBodyStream() {
