@@ -224,3 +224,28 @@ func TestBodyCapWhileStreaming(t *testing.T) {
 		}
 	}
 }
+
+// TestRefusalWithoutBodyKeepsTheConnection: a refused request that
+// declared no body leaves nothing on the wire, so its keep-alive
+// connection serves the next request.
+func TestRefusalWithoutBodyKeepsTheConnection(t *testing.T) {
+	up := testkit.StartRawUpstream(t)
+	gw := startApp(t, loadConfig(t, up.URL))
+	c := dial(t, gw.proxy)
+	for _, tc := range []struct {
+		head   string
+		status int
+	}{
+		{"GET /a HTTP/1.1\r\nHost: gw\r\n\r\n", 401},
+		{"GET /b HTTP/1.1\r\nHost: gw\r\nX-API-Key: bulk-key\r\n\r\n", 200},
+		{"POST /c HTTP/1.1\r\nHost: gw\r\nContent-Length: 0\r\n\r\n", 401},
+		{"DELETE /d HTTP/1.1\r\nHost: gw\r\nX-API-Key: bulk-key\r\n\r\n", 200},
+	} {
+		c.send(tc.head)
+		resp := c.response()
+		if resp.StatusCode() != tc.status || resp.ConnectionClose() {
+			t.Fatalf("%q: got %d (connection close: %v); want %d on a kept connection",
+				strings.SplitN(tc.head, "\r\n", 2)[0], resp.StatusCode(), resp.ConnectionClose(), tc.status)
+		}
+	}
+}

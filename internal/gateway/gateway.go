@@ -136,8 +136,12 @@ func (g *Gateway) Serve(ctx *fasthttp.RequestCtx) {
 	g.serve(ctx, &a)
 }
 
-// hasBody: the request declares a body (a length other than 0, or chunked).
-func hasBody(h *fasthttp.RequestHeader) bool { return h.ContentLength() != 0 }
+// hasBody: the request declares a body: a length above 0, or chunked (-1).
+// fasthttp's -2 (neither header) is no body for a request.
+func hasBody(h *fasthttp.RequestHeader) bool {
+	n := h.ContentLength()
+	return n > 0 || n == -1
+}
 
 // admit routes, authenticates and decides on the headers. It returns true
 // for a request to forward; otherwise the answer is in ctx.Response.
@@ -259,7 +263,7 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, pool *upstream.Pool, t *tena
 	upstream.SetForwarded(h, upstream.Forwarded{ClientIP: ctx.RemoteIP(), TLS: ctx.IsTLS(), Trust: g.trusted.Peer(ctx.RemoteIP())})
 
 	req, cut := &ctx.Request, (*cappedBody)(nil)
-	if h.ContentLength() < 0 && ctx.Request.IsBodyStream() {
+	if h.ContentLength() == -1 && ctx.Request.IsBodyStream() {
 		// Chunked: its length is known only at its end.
 		out := fasthttp.AcquireRequest()
 		defer fasthttp.ReleaseRequest(out)
