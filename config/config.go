@@ -35,8 +35,8 @@ type Server struct {
 	// AdminListen serves /healthz, /readyz, /metrics and /v1/*; never the
 	// proxy port. Default "127.0.0.1:9090".
 	AdminListen string `koanf:"admin_listen" json:"admin_listen"`
-	// AdminToken is the bearer token for the admin API's writes; empty
-	// refuses writes. Default "".
+	// AdminToken is the bearer token of the admin API's /v1/* and
+	// /debug/pprof/*; empty refuses them. Default "".
 	AdminToken string `koanf:"admin_token" json:"admin_token"`
 	// ReadTimeout bounds reading a request, headers and body. Default 5s.
 	ReadTimeout time.Duration `koanf:"read_timeout" json:"read_timeout"`
@@ -52,6 +52,9 @@ type Server struct {
 	// ShutdownGrace is how long in-flight requests may finish after
 	// SIGTERM. Default 20s.
 	ShutdownGrace time.Duration `koanf:"shutdown_grace" json:"shutdown_grace"`
+	// Pprof serves the Go profiler at /debug/pprof/ on the admin listener,
+	// behind the admin token. Default false.
+	Pprof bool `koanf:"pprof" json:"pprof"`
 	// TrustedProxies are the CIDRs (or addresses) of the proxies in front
 	// of l1gw. From one of them, X-Forwarded-Proto/Host are kept, the peer
 	// is appended to X-Forwarded-For, and an anonymous client is the

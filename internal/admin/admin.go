@@ -1,6 +1,6 @@
 // Package admin is l1gw's admin API, on its own listener: health,
-// readiness, metrics, the effective config, and the tenants' usage and
-// reset behind a bearer token.
+// readiness and metrics; behind a bearer token, the effective config, the
+// tenants' usage and reset, and (server.pprof) the Go profiler.
 package admin
 
 import (
@@ -13,6 +13,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/fasthttp/router"
 	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/pprofhandler"
 
 	"github.com/l1gw/l1gw/limiter"
 	"github.com/l1gw/l1gw/tenants"
@@ -49,8 +50,11 @@ type Parts struct {
 	// Sentinels, if not nil, reports how many sentinels answered lately,
 	// for /readyz.
 	Sentinels func() int
-	// Token is server.admin_token; empty refuses the /v1/tenants calls.
+	// Token is server.admin_token: /v1/* and /debug/pprof/* need it as a
+	// bearer token; empty refuses them.
 	Token string
+	// Pprof is server.pprof: serve /debug/pprof/* (behind the token).
+	Pprof bool
 	// Config is what GET /v1/config shows: the effective config with its
 	// secrets already redacted.
 	Config any
@@ -70,9 +74,12 @@ func New(p Parts) (*Admin, error) {
 	r.GET("/healthz", a.healthz)
 	r.GET("/readyz", a.readyz)
 	r.GET("/metrics", func(ctx *fasthttp.RequestCtx) { metrics.WritePrometheus(ctx, true) })
-	r.GET("/v1/config", a.config)
+	r.GET("/v1/config", a.authorized(a.config))
 	r.GET("/v1/tenants/{id}/usage", a.authorized(a.usage))
 	r.POST("/v1/tenants/{id}/reset", a.authorized(a.reset))
+	if p.Pprof {
+		r.GET("/debug/pprof/{profile:*}", a.authorized(pprofhandler.PprofHandler))
+	}
 	a.router = r
 	return a, nil
 }
@@ -143,7 +150,7 @@ func writeProblem(ctx *fasthttp.RequestCtx, p problem) {
 }
 
 var (
-	problemNoToken   = problem{"about:blank", "Forbidden", fasthttp.StatusForbidden, "the tenant API is off: server.admin_token is empty"}
+	problemNoToken   = problem{"about:blank", "Forbidden", fasthttp.StatusForbidden, "the admin API beyond health and metrics is off: server.admin_token is empty"}
 	problemBadToken  = problem{"about:blank", "Unauthorized", fasthttp.StatusUnauthorized, "send Authorization: Bearer <server.admin_token>"}
 	problemNoTenant  = problem{"about:blank", "Not Found", fasthttp.StatusNotFound, "no tenant has this id"}
 	problemStoreDown = problem{"about:blank", "Service Unavailable", fasthttp.StatusServiceUnavailable, "the rate-limit store did not answer"}

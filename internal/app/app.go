@@ -57,7 +57,7 @@ func Build(cfg *config.Config, log *slog.Logger) (*App, error) {
 		return nil, fmt.Errorf("build upstreams: %w", err)
 	}
 	parts := admin.Parts{Tenants: table, StoreName: cfg.Redis.Mode, Limits: store,
-		Breaker: func() string { return guard.BreakerState().String() }, Token: cfg.Server.AdminToken, Config: cfg.Redacted()}
+		Breaker: func() string { return guard.BreakerState().String() }, Token: cfg.Server.AdminToken, Pprof: cfg.Server.Pprof, Config: cfg.Redacted()}
 	if cfg.Redis.Mode == limiter.ModeSentinel {
 		parts.Sentinels = clients.SentinelsReachable
 	}

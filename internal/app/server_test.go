@@ -117,6 +117,24 @@ func TestGracefulShutdownFinishesInFlightRequests(t *testing.T) {
 	}
 }
 
+// TestPprofOnlyOnTheAdminListener: with server.pprof the profiler is on
+// the admin listener behind the token, and never on the proxy's.
+func TestPprofOnlyOnTheAdminListener(t *testing.T) {
+	up, seen := startUpstream(t)
+	gw := startApp(t, loadConfig(t, up, "server.admin_token=top-secret", "server.pprof=true"))
+	if resp := call(t, gw.admin, "GET", "/debug/pprof/heap"); resp.StatusCode() != 401 {
+		t.Fatalf("/debug/pprof/heap without the token: %d; want 401", resp.StatusCode())
+	}
+	resp := call(t, gw.admin, "GET", "/debug/pprof/heap?debug=1", "Authorization", "Bearer top-secret")
+	if resp.StatusCode() != 200 || !strings.Contains(string(resp.Body()), "heap profile") {
+		t.Fatalf("/debug/pprof/heap: %d %.80q; want 200 and a heap profile", resp.StatusCode(), resp.Body())
+	}
+	call(t, gw.proxy, "GET", "/debug/pprof/heap", "X-API-Key", "acme-key")
+	if last := seen.Last(); last == nil || string(last.URI().Path()) != "/debug/pprof/heap" {
+		t.Fatalf("the proxy did not forward /debug/pprof/heap to the upstream; it must not serve it itself")
+	}
+}
+
 func TestAdminAPI(t *testing.T) {
 	up, _ := startUpstream(t)
 	gw := startApp(t, loadConfig(t, up, "server.admin_token=top-secret"))
@@ -138,7 +156,13 @@ func TestAdminAPI(t *testing.T) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
-	resp = call(t, gw.admin, "GET", "/v1/config")
+	if resp := call(t, gw.admin, "GET", "/v1/config"); resp.StatusCode() != 401 {
+		t.Fatalf("/v1/config without the token: %d; want 401", resp.StatusCode())
+	}
+	if resp := call(t, gw.admin, "GET", "/debug/pprof/heap", "Authorization", "Bearer top-secret"); resp.StatusCode() != 404 {
+		t.Fatalf("/debug/pprof/heap with server.pprof off: %d; want 404", resp.StatusCode())
+	}
+	resp = call(t, gw.admin, "GET", "/v1/config", "Authorization", "Bearer top-secret")
 	body := string(resp.Body())
 	if resp.StatusCode() != 200 || strings.Contains(body, "top-secret") || strings.Contains(body, "acme-key") || !strings.Contains(body, `"tenant_list"`) {
 		t.Fatalf("/v1/config: %d, secrets must be redacted:\n%s", resp.StatusCode(), body)
