@@ -23,20 +23,32 @@ type Pool struct {
 	targets []*target
 	next    atomic.Uint32
 	errs    errorCounters
-	log     *slog.Logger
+	// ejections is l1gw_upstream_ejections_total{upstream}.
+	ejections *metrics.Counter
+	log       *slog.Logger
 }
 
 type target struct {
 	url     string
 	hc      *fasthttp.HostClient
 	healthy atomic.Bool
+	// Passive ejection: connection failures in a row, ejections since the
+	// last success, and the end of the current ejection (Unix ns).
+	fails     atomic.Int32
+	ejections atomic.Int32
+	until     atomic.Int64
 }
+
+// ejected says whether t is out of rotation at now (Unix ns).
+func (t *target) ejected(now int64) bool { return now < t.until.Load() }
 
 // errorCounters are the pool's l1gw_upstream_errors_total handles by kind.
 type errorCounters map[ErrorKind]*metrics.Counter
 
 func newPool(name string, spec Spec, log *slog.Logger) (*Pool, error) {
-	p := &Pool{Name: name, spec: spec, log: log, errs: errorCounters{}}
+	p := &Pool{Name: name, spec: spec, log: log, errs: errorCounters{},
+		ejections: metrics.GetOrCreateCounter(fmt.Sprintf(`l1gw_upstream_ejections_total{upstream=%q}`, name))}
+	metrics.GetOrCreateGauge(fmt.Sprintf(`l1gw_upstream_ejected_targets{upstream=%q}`, name), func() float64 { return float64(p.Ejected()) })
 	for _, k := range errorKinds {
 		p.errs[k] = metrics.GetOrCreateCounter(fmt.Sprintf(`l1gw_upstream_errors_total{upstream=%q,kind=%q}`, name, k))
 	}
@@ -73,12 +85,14 @@ func dialer(timeout time.Duration) fasthttp.DialFunc {
 	return func(addr string) (net.Conn, error) { return d.DialTimeout(addr, timeout) }
 }
 
-// pick returns the healthy target with the fewest pending requests other
-// than skip; when every target is unhealthy it ignores health rather than
-// refuse (a health check can be wrong, a refusal is certain).
+// pick returns the healthy, unejected target with the fewest pending
+// requests other than skip; when there is none it ignores health and
+// ejection rather than refuse (a health check can be wrong, a refusal is
+// certain).
 func (p *Pool) pick(skip *target) *target {
 	n := len(p.targets)
 	start := int(p.next.Add(1))
+	now := time.Now().UnixNano()
 	var best, fallback *target
 	for i := 0; i < n; i++ {
 		t := p.targets[(start+i)%n]
@@ -88,7 +102,7 @@ func (p *Pool) pick(skip *target) *target {
 		if fallback == nil || t.hc.PendingRequests() < fallback.hc.PendingRequests() {
 			fallback = t
 		}
-		if t.healthy.Load() && (best == nil || t.hc.PendingRequests() < best.hc.PendingRequests()) {
+		if t.healthy.Load() && !t.ejected(now) && (best == nil || t.hc.PendingRequests() < best.hc.PendingRequests()) {
 			best = t
 		}
 	}
@@ -110,6 +124,7 @@ func (p *Pool) Forward(req *fasthttp.Request, resp *fasthttp.Response) error {
 	for attempt := 0; attempt <= p.spec.Retries; attempt++ {
 		t := p.pick(last)
 		err = t.hc.DoDeadline(req, resp, deadline)
+		p.observe(t, err)
 		if err == nil {
 			return nil
 		}
@@ -121,6 +136,59 @@ func (p *Pool) Forward(req *fasthttp.Request, resp *fasthttp.Response) error {
 	kind := classify(err)
 	p.errs[kind].Inc()
 	return &Error{Upstream: p.Name, Kind: kind, Err: err}
+}
+
+// maxBackoffShift bounds an ejection at 8 × the backoff.
+const maxBackoffShift = 3
+
+// observe counts t's connection failures in a row and ejects it at
+// Eject.Failures; a success readmits it for good.
+func (p *Pool) observe(t *target, err error) {
+	if p.spec.Eject.Failures == 0 {
+		return
+	}
+	if err == nil {
+		if t.fails.Load() != 0 || t.ejections.Load() != 0 {
+			t.fails.Store(0)
+			t.ejections.Store(0)
+		}
+		return
+	}
+	if !connFailure(err) {
+		return
+	}
+	if t.ejections.Load() == 0 && int(t.fails.Add(1)) < p.spec.Eject.Failures {
+		return
+	}
+	// Ejected: the first time after Failures in a row, then, readmitted
+	// and failing again, at once and for longer.
+	t.fails.Store(0)
+	shift := min(t.ejections.Add(1)-1, maxBackoffShift)
+	d := p.spec.Eject.Backoff << shift
+	t.until.Store(time.Now().Add(d).UnixNano())
+	p.ejections.Inc()
+	p.log.Warn("upstream target ejected", "upstream", p.Name, "target", t.url, "for", d.String(), "err", err.Error())
+}
+
+// connFailure: the connection failed, not the upstream's answer: refused,
+// reset, or a dial timeout.
+func connFailure(err error) bool {
+	switch classify(err) {
+	case KindRefused, KindReset:
+		return true
+	}
+	return errors.Is(err, fasthttp.ErrDialTimeout)
+}
+
+// Ejected counts the targets out of rotation now.
+func (p *Pool) Ejected() int {
+	now, n := time.Now().UnixNano(), 0
+	for _, t := range p.targets {
+		if t.ejected(now) {
+			n++
+		}
+	}
+	return n
 }
 
 // retryable: the request is idempotent and the upstream cannot have acted

@@ -1,6 +1,7 @@
 // Package upstream forwards admitted requests: pools of upstream targets,
 // routing by host and path prefix, hop-by-hop header hygiene,
-// X-Forwarded-*, timeouts, retries, health checks and load balancing.
+// X-Forwarded-*, timeouts, retries, health checks, passive ejection and
+// load balancing.
 package upstream
 
 import (
@@ -35,6 +36,21 @@ type Spec struct {
 	MaxResponseBytes int `koanf:"max_response_bytes" json:"max_response_bytes"`
 	// Health is the active health check.
 	Health HealthSpec `koanf:"health" json:"health"`
+	// Eject is passive ejection, beside the health check.
+	Eject EjectSpec `koanf:"eject" json:"eject"`
+}
+
+// EjectSpec is passive ejection: a target whose connections fail Failures
+// times in a row (refused, reset, dial timeout; not a slow answer) gets no
+// traffic for Backoff. Readmitted, it is ejected again at its next
+// failure, for twice as long, up to 8 × Backoff, until a request to it
+// succeeds.
+type EjectSpec struct {
+	// Failures in a row that eject a target; 0 turns ejection off.
+	// Default 5.
+	Failures int `koanf:"failures" json:"failures"`
+	// Backoff is the first ejection's length. Default 10s.
+	Backoff time.Duration `koanf:"backoff" json:"backoff"`
 }
 
 // HealthSpec is an active health check: GET Path on every target every
@@ -97,6 +113,12 @@ func Validate(specs map[string]Spec, routes []RouteSpec) error {
 		}
 		if s.Health.Path != "" && (s.Health.Interval <= 0 || s.Health.Timeout <= 0) {
 			fail(p+".health", "interval and timeout must be > 0 when path is set")
+		}
+		if s.Eject.Failures < 0 {
+			fail(p+".eject.failures", "got %d; want >= 0 (0 turns ejection off)", s.Eject.Failures)
+		}
+		if s.Eject.Failures > 0 && s.Eject.Backoff <= 0 {
+			fail(p+".eject.backoff", "got %s; want > 0", s.Eject.Backoff)
 		}
 	}
 	if len(routes) == 0 {
