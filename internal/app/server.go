@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"regexp"
+	"sync"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -18,10 +20,10 @@ import (
 // Server runs the proxy and admin listeners.
 type Server struct {
 	proxy *fasthttp.Server
-	admin *fasthttp.Server
-	ready func(bool)
-	grace time.Duration
-	log   *slog.Logger
+	admin           *fasthttp.Server
+	ready           func(bool)
+	grace           time.Duration
+	log             *slog.Logger
 }
 
 // NewServer sets every fasthttp timeout and size limit from cfg (fasthttp's
@@ -34,6 +36,7 @@ func NewServer(cfg config.Server, gw *gateway.Gateway, adm *admin.Admin, log *sl
 	proxy.StreamRequestBody = true
 	proxy.ExpectHandler = gw.ExpectHandler(log)
 	return &Server{
+		maxConns: cfg.MaxConns, perIP: cfg.MaxConnsPerIP,
 		proxy: proxy,
 		admin: newFastServer(cfg, gateway.Recover(adm.Handler(), log), log),
 		ready: adm.SetReady,
@@ -57,16 +60,48 @@ func newFastServer(cfg config.Server, h fasthttp.RequestHandler, log *slog.Logge
 		CloseOnShutdown:              true,
 		TCPKeepalive:                 true,
 		SecureErrorLogMessage:        true, // never log request bytes: they hold API keys
-		Logger:                       fastLogger{log},
+		Logger:                       newFastLogger(log),
 	}
 }
 
-// fastLogger routes fasthttp's own messages to slog.
-type fastLogger struct{ log *slog.Logger }
+// fastLogInterval is the least time between two lines of fasthttp's.
+const fastLogInterval = 10 * time.Second
 
-func (l fastLogger) Printf(format string, args ...any) {
-	l.log.Warn("fasthttp", "msg", fmt.Sprintf(format, args...))
+// fastLogger routes fasthttp's own messages, mostly about requests it
+// could not parse, to slog: one sample line per fastLogInterval, with the
+// number of messages dropped before it (l1gw_malformed_requests_total
+// counts them all), and with every quoted string in it replaced, since
+// fasthttp quotes request bytes (an invalid header value: an API key with
+// a control byte) even with SecureErrorLogMessage.
+type fastLogger struct {
+	log  *slog.Logger
+	mu   sync.Mutex
+	last time.Time
+	gone int // messages dropped since the last line
 }
+
+func newFastLogger(log *slog.Logger) *fastLogger { return &fastLogger{log: log} }
+
+// Printf logs a sample; it formats nothing it drops.
+func (l *fastLogger) Printf(format string, args ...any) {
+	l.mu.Lock()
+	now := time.Now()
+	if !l.last.IsZero() && now.Sub(l.last) < fastLogInterval {
+		l.gone++
+		l.mu.Unlock()
+		return
+	}
+	gone := l.gone
+	l.last, l.gone = now, 0
+	l.mu.Unlock()
+	l.log.Warn("fasthttp", "msg", redactQuoted(fmt.Sprintf(format, args...)), "dropped_before", gone)
+}
+
+// quoted matches a Go-quoted string (fmt's %q).
+var quoted = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
+
+// redactQuoted replaces every quoted string in msg with "…".
+func redactQuoted(msg string) string { return quoted.ReplaceAllLiteralString(msg, `"…"`) }
 
 // Serve serves both listeners until ctx ends, then stops accepting, lets
 // in-flight requests finish for up to the shutdown grace, and returns nil.
