@@ -225,27 +225,32 @@ func TestBodyCapWhileStreaming(t *testing.T) {
 	}
 }
 
-// TestRefusalWithoutBodyKeepsTheConnection: a refused request that
-// declared no body leaves nothing on the wire, so its keep-alive
-// connection serves the next request.
+// TestRefusalWithoutBodyKeepsTheConnection: a request refused for its
+// limit that declared no body leaves nothing on the wire, so its
+// keep-alive connection serves the next request; a client that has not
+// authenticated keeps none.
 func TestRefusalWithoutBodyKeepsTheConnection(t *testing.T) {
 	up := testkit.StartRawUpstream(t)
 	gw := startApp(t, loadConfig(t, up.URL))
 	c := dial(t, gw.proxy)
-	for _, tc := range []struct {
+	for i, tc := range []struct {
 		head   string
 		status int
 	}{
-		{"GET /a HTTP/1.1\r\nHost: gw\r\n\r\n", 401},
+		{"POST /v1/expensive HTTP/1.1\r\nHost: gw\r\nX-API-Key: acme-key\r\n\r\n", 200},
+		{"POST /v1/expensive HTTP/1.1\r\nHost: gw\r\nX-API-Key: acme-key\r\nContent-Length: 0\r\n\r\n", 429},
 		{"GET /b HTTP/1.1\r\nHost: gw\r\nX-API-Key: bulk-key\r\n\r\n", 200},
-		{"POST /c HTTP/1.1\r\nHost: gw\r\nContent-Length: 0\r\n\r\n", 401},
-		{"DELETE /d HTTP/1.1\r\nHost: gw\r\nX-API-Key: bulk-key\r\n\r\n", 200},
+		{"GET /a HTTP/1.1\r\nHost: gw\r\n\r\n", 401},
 	} {
 		c.send(tc.head)
 		resp := c.response()
-		if resp.StatusCode() != tc.status || resp.ConnectionClose() {
-			t.Fatalf("%q: got %d (connection close: %v); want %d on a kept connection",
-				strings.SplitN(tc.head, "\r\n", 2)[0], resp.StatusCode(), resp.ConnectionClose(), tc.status)
+		last := i == 3
+		if resp.StatusCode() != tc.status || resp.ConnectionClose() != last {
+			t.Fatalf("%q: got %d (connection close: %v); want %d, connection close %v",
+				strings.SplitN(tc.head, "\r\n", 2)[0], resp.StatusCode(), resp.ConnectionClose(), tc.status, last)
 		}
+	}
+	if !c.closed() {
+		t.Error("connection open after a 401; want it closed")
 	}
 }

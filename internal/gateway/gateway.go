@@ -147,6 +147,13 @@ func hasBody(h *fasthttp.RequestHeader) bool {
 // for a request to forward; otherwise the answer is in ctx.Response.
 func (g *Gateway) admit(ctx *fasthttp.RequestCtx, a *admission) bool {
 	h := &ctx.Request.Header
+	if h.ContentLength() == -1 && smuggledLength(h.RawHeaders()) {
+		// Content-Length beside chunked: fasthttp read it as chunked, but
+		// something before it may not have (RFC 9112 §6.1). On the request
+		// too: forward re-applies it after the upstream's answer.
+		h.SetConnectionClose()
+		ctx.SetConnectionClose()
+	}
 	if p, ok := checkRequestLine(ctx); !ok {
 		g.reject(ctx, p)
 		switch p.status {
@@ -178,6 +185,8 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, a *admission) bool {
 		}
 		g.reject(ctx, p)
 		ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, `Bearer realm="l1gw"`)
+		// No idle keep-alive for a client that has not authenticated.
+		ctx.SetConnectionClose()
 		return false
 	}
 	a.tenant = t

@@ -123,3 +123,22 @@ func hexVal(c byte) (byte, bool) {
 	}
 	return 0, false
 }
+
+var contentLengthName = []byte("content-length:")
+
+// smuggledLength: the raw header block has a Content-Length line. For a
+// chunked request that is the CL+TE ambiguity of request smuggling.
+func smuggledLength(raw []byte) bool {
+	for len(raw) > 0 {
+		line := raw
+		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+			line, raw = raw[:i], raw[i+1:]
+		} else {
+			raw = nil
+		}
+		if len(line) >= len(contentLengthName) && bytes.EqualFold(line[:len(contentLengthName)], contentLengthName) {
+			return true
+		}
+	}
+	return false
+}
