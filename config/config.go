@@ -49,6 +49,13 @@ type Server struct {
 	MaxHeaderBytes int `koanf:"max_header_bytes" json:"max_header_bytes"`
 	// MaxBodyBytes caps a request body (413 past it). Default 10485760.
 	MaxBodyBytes int `koanf:"max_body_bytes" json:"max_body_bytes"`
+	// MaxConns caps the proxy listener's open connections; one more is
+	// answered 503 and closed. Default 50000.
+	MaxConns int `koanf:"max_conns" json:"max_conns"`
+	// MaxConnsPerIP caps the proxy listener's open connections from one
+	// client IP (the peer: behind a proxy, set it on the proxy); one more
+	// is answered 429 and closed. 0 is no cap. Default 0.
+	MaxConnsPerIP int `koanf:"max_conns_per_ip" json:"max_conns_per_ip"`
 	// ShutdownGrace is how long in-flight requests may finish after
 	// SIGTERM. Default 20s.
 	ShutdownGrace time.Duration `koanf:"shutdown_grace" json:"shutdown_grace"`

@@ -81,6 +81,12 @@ func (cfg *Config) validateServer(c *checker) {
 	if s.MaxBodyBytes <= 0 {
 		c.fail("server.max_body_bytes", "got %d; want > 0", s.MaxBodyBytes)
 	}
+	if s.MaxConns <= 0 {
+		c.fail("server.max_conns", "got %d; want > 0", s.MaxConns)
+	}
+	if s.MaxConnsPerIP < 0 {
+		c.fail("server.max_conns_per_ip", "got %d; want >= 0 (0 is no cap)", s.MaxConnsPerIP)
+	}
 	if s.TrustForwarded {
 		c.fail("server.trust_forwarded", "removed: it trusted every peer; list the proxies in front in server.trusted_proxies (CIDRs)")
 	}

@@ -19,7 +19,9 @@ import (
 
 // Server runs the proxy and admin listeners.
 type Server struct {
-	proxy *fasthttp.Server
+	// maxConns and perIP cap the proxy listener's connections.
+	maxConns, perIP int
+	proxy           *fasthttp.Server
 	admin           *fasthttp.Server
 	ready           func(bool)
 	grace           time.Duration
@@ -108,7 +110,7 @@ func redactQuoted(msg string) string { return quoted.ReplaceAllLiteralString(msg
 // It returns early with an error when a listener fails.
 func (s *Server) Serve(ctx context.Context, proxyLn, adminLn net.Listener) error {
 	errc := make(chan error, 2)
-	go func() { errc <- s.proxy.Serve(proxyLn) }()
+	go func() { errc <- s.proxy.Serve(limitConns(proxyLn, s.maxConns, s.perIP)) }()
 	go func() { errc <- s.admin.Serve(adminLn) }()
 	s.ready(true)
 	s.log.Info("serving", "proxy", proxyLn.Addr().String(), "admin", adminLn.Addr().String())

@@ -1,0 +1,120 @@
+package app
+
+import (
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+)
+
+// The proxy listener's connection metrics.
+var (
+	connsOpen         atomic.Int64
+	connsRejectedMax  = metrics.NewCounter(`l1gw_connections_rejected_total{reason="max_conns"}`)
+	connsRejectedByIP = metrics.NewCounter(`l1gw_connections_rejected_total{reason="max_conns_per_ip"}`)
+	_                 = metrics.NewGauge(`l1gw_connections_open`, func() float64 { return float64(connsOpen.Load()) })
+)
+
+// Answers to a connection refused at accept, written without waiting.
+var (
+	refusedMax   = []byte("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+	refusedPerIP = []byte("HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+)
+
+// connLimit is a listener that caps the open connections, in all
+// (server.max_conns) and per client IP (server.max_conns_per_ip, 0: no
+// cap), counting what it refuses. It keeps TCP keep-alive on, as fasthttp
+// would on a bare TCP listener.
+type connLimit struct {
+	net.Listener
+	max, perIP int
+
+	mu   sync.Mutex
+	open int
+	byIP map[netip.Addr]int
+}
+
+func limitConns(ln net.Listener, max, perIP int) *connLimit {
+	return &connLimit{Listener: ln, max: max, perIP: perIP, byIP: map[netip.Addr]int{}}
+}
+
+// Accept returns the next connection within the caps; one past them is
+// answered (503 or 429) and closed, and Accept goes on.
+func (l *connLimit) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		ip := remoteAddr(c)
+		refusal := l.admit(ip)
+		if refusal == nil {
+			if tc, ok := c.(*net.TCPConn); ok {
+				tc.SetKeepAlive(true)
+				tc.SetKeepAlivePeriod(3 * time.Minute)
+			}
+			connsOpen.Add(1)
+			return &limitedConn{Conn: c, l: l, ip: ip}, nil
+		}
+		// The refusal fits in the socket buffer: the write does not wait.
+		c.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
+		c.Write(refusal)
+		c.Close()
+	}
+}
+
+// admit takes a slot for ip; it returns the refusal when there is none.
+func (l *connLimit) admit(ip netip.Addr) []byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.open >= l.max {
+		connsRejectedMax.Inc()
+		return refusedMax
+	}
+	if l.perIP > 0 && l.byIP[ip] >= l.perIP {
+		connsRejectedByIP.Inc()
+		return refusedPerIP
+	}
+	l.open++
+	l.byIP[ip]++
+	return nil
+}
+
+func (l *connLimit) release(ip netip.Addr) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.open--
+	if n := l.byIP[ip] - 1; n > 0 {
+		l.byIP[ip] = n
+	} else {
+		delete(l.byIP, ip)
+	}
+}
+
+func remoteAddr(c net.Conn) netip.Addr {
+	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		if ip, ok := netip.AddrFromSlice(a.IP); ok {
+			return ip.Unmap()
+		}
+	}
+	return netip.Addr{}
+}
+
+// limitedConn gives its slot back once, at its first Close.
+type limitedConn struct {
+	net.Conn
+	l    *connLimit
+	ip   netip.Addr
+	once sync.Once
+}
+
+func (c *limitedConn) Close() error {
+	c.once.Do(func() {
+		c.l.release(c.ip)
+		connsOpen.Add(-1)
+	})
+	return c.Conn.Close()
+}

@@ -1,0 +1,106 @@
+package app
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/l1gw/l1gw/internal/testkit"
+)
+
+// dialFrom connects to addr from the loopback address from (127.0.0.x).
+func dialFrom(t *testing.T, from, addr string) net.Conn {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 2 * time.Second}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// refusedWith reads what the gateway answered a connection it refused at
+// accept: a status line, then the end of the connection.
+func refusedWith(t *testing.T, c net.Conn) string {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	b, err := io.ReadAll(c)
+	if err != nil {
+		return "open: " + err.Error()
+	}
+	line, _, _ := strings.Cut(string(b), "\r\n")
+	return line
+}
+
+// served: the connection was accepted and serves a request.
+func served(t *testing.T, c net.Conn) bool {
+	t.Helper()
+	c.SetDeadline(time.Now().Add(3 * time.Second))
+	if _, err := io.WriteString(c, "GET /x HTTP/1.1\r\nHost: gw\r\nX-API-Key: bulk-key\r\n\r\n"); err != nil {
+		return false
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	return err == nil && strings.HasPrefix(line, "HTTP/1.1 200")
+}
+
+// TestConnectionCaps: server.max_conns_per_ip refuses a client IP's next
+// connection (429), server.max_conns anyone's (503), both at accept and
+// counted; a closed connection gives its slot back.
+func TestConnectionCaps(t *testing.T) {
+	up := testkit.StartRawUpstream(t)
+	gw := startApp(t, loadConfig(t, up.URL, "server.max_conns=5", "server.max_conns_per_ip=3"))
+	var held []net.Conn
+	hold := func(from string) {
+		c := dialFrom(t, from, gw.proxy)
+		if !served(t, c) {
+			t.Fatalf("connection %d from %s not served; want it within the caps", len(held)+1, from)
+		}
+		held = append(held, c)
+	}
+	hold("127.0.0.1")
+	hold("127.0.0.1")
+	hold("127.0.0.1")
+	if got := refusedWith(t, dialFrom(t, "127.0.0.1", gw.proxy)); !strings.HasPrefix(got, "HTTP/1.1 429") {
+		t.Fatalf("4th connection from 127.0.0.1: %q; want 429 and closed", got)
+	}
+	hold("127.0.0.2")
+	hold("127.0.0.2")
+	if got := refusedWith(t, dialFrom(t, "127.0.0.3", gw.proxy)); !strings.HasPrefix(got, "HTTP/1.1 503") {
+		t.Fatalf("6th connection in all: %q; want 503 and closed", got)
+	}
+	held[0].Close()
+	testkit.Until(t, 5*time.Second, "the closed connection's slot back", func() bool {
+		return served(t, dialFrom(t, "127.0.0.1", gw.proxy))
+	})
+	m := string(call(t, gw.admin, "GET", "/metrics").Body())
+	for _, want := range []string{`l1gw_connections_rejected_total{reason="max_conns_per_ip"}`, `l1gw_connections_rejected_total{reason="max_conns"}`, `l1gw_connections_open`} {
+		if !strings.Contains(m, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}
+
+// TestContentLengthBesideChunkedClosesTheConnection: a request with both
+// is read as chunked and answered, and its connection is closed (RFC 9112
+// §6.1): what sits before the gateway may have framed it otherwise.
+func TestContentLengthBesideChunkedClosesTheConnection(t *testing.T) {
+	up := testkit.StartRawUpstream(t)
+	gw := startApp(t, loadConfig(t, up.URL))
+	c := dial(t, gw.proxy)
+	c.send("POST /x HTTP/1.1\r\nHost: gw\r\nX-API-Key: bulk-key\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n" +
+		"5\r\nhello\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: gw\r\nX-API-Key: bulk-key\r\n\r\n")
+	resp := c.response()
+	if resp.StatusCode() != 200 || !resp.ConnectionClose() {
+		t.Fatalf("got %d, connection close %v; want 200 and the connection closed", resp.StatusCode(), resp.ConnectionClose())
+	}
+	if !c.closed() {
+		t.Error("connection open; want it closed")
+	}
+	if b := up.BodyBytes(); len(b) != 1 || b[0] != 5 || strings.Contains(up.Raw(), "smuggled") {
+		t.Fatalf("upstream read bodies %v:\n%s\nwant one request with the 5-byte chunked body", b, up.Raw())
+	}
+}
