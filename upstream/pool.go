@@ -29,7 +29,9 @@ type Pool struct {
 }
 
 type target struct {
-	url     string
+	url    string
+	scheme []byte // "http" or "https": fasthttp's HostClient wants the request's to match
+
 	hc      *fasthttp.HostClient
 	healthy atomic.Bool
 	// Passive ejection: connection failures in a row, ejections since the
@@ -52,14 +54,23 @@ func newPool(name string, spec Spec, log *slog.Logger) (*Pool, error) {
 	for _, k := range errorKinds {
 		p.errs[k] = metrics.GetOrCreateCounter(fmt.Sprintf(`l1gw_upstream_errors_total{upstream=%q,kind=%q}`, name, k))
 	}
+	tlsConfig, err := spec.TLS.config()
+	if err != nil {
+		return nil, fmt.Errorf("upstream %s: tls: %w", name, err)
+	}
 	for _, raw := range spec.Targets {
 		addr, tls, err := parseTarget(raw)
 		if err != nil {
 			return nil, fmt.Errorf("upstream %s: %w", name, err)
 		}
-		t := &target{url: raw, hc: &fasthttp.HostClient{
+		scheme := schemeHTTP
+		if tls {
+			scheme = schemeHTTPS
+		}
+		t := &target{url: raw, scheme: scheme, hc: &fasthttp.HostClient{
 			Addr:                          addr,
 			IsTLS:                         tls,
+			TLSConfig:                     tlsConfig,
 			Name:                          "l1gw",
 			NoDefaultUserAgentHeader:      true,
 			DisablePathNormalizing:        true,
@@ -123,6 +134,7 @@ func (p *Pool) Forward(req *fasthttp.Request, resp *fasthttp.Response) error {
 	var err error
 	for attempt := 0; attempt <= p.spec.Retries; attempt++ {
 		t := p.pick(last)
+		req.URI().SetSchemeBytes(t.scheme) // the client's was http or https
 		err = t.hc.DoDeadline(req, resp, deadline)
 		p.observe(t, err)
 		if err == nil {
@@ -137,6 +149,11 @@ func (p *Pool) Forward(req *fasthttp.Request, resp *fasthttp.Response) error {
 	p.errs[kind].Inc()
 	return &Error{Upstream: p.Name, Kind: kind, Err: err}
 }
+
+var (
+	schemeHTTP  = []byte("http")
+	schemeHTTPS = []byte("https")
+)
 
 // maxBackoffShift bounds an ejection at 8 × the backoff.
 const maxBackoffShift = 3

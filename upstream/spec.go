@@ -5,10 +5,13 @@
 package upstream
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"sort"
 	"time"
 
@@ -38,6 +41,36 @@ type Spec struct {
 	Health HealthSpec `koanf:"health" json:"health"`
 	// Eject is passive ejection, beside the health check.
 	Eject EjectSpec `koanf:"eject" json:"eject"`
+	// TLS is how https:// targets are verified.
+	TLS TLSSpec `koanf:"tls" json:"tls"`
+}
+
+// TLSSpec verifies https:// targets: TLS 1.2 at least, the certificate
+// checked against CAFile (else the system's roots) for ServerName (else the
+// target's host).
+type TLSSpec struct {
+	// CAFile holds the PEM certificates of the CAs to trust. Default "":
+	// the system's.
+	CAFile string `koanf:"ca_file" json:"ca_file"`
+	// ServerName is the name to verify and send as SNI. Default "": the
+	// target's host.
+	ServerName string `koanf:"server_name" json:"server_name"`
+}
+
+// config is the client TLS config of s; nil, nil without anything to set.
+func (s TLSSpec) config() (*tls.Config, error) {
+	c := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: s.ServerName}
+	if s.CAFile != "" {
+		pem, err := os.ReadFile(s.CAFile)
+		if err != nil {
+			return nil, err
+		}
+		c.RootCAs = x509.NewCertPool()
+		if !c.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%s: no PEM certificate in it", s.CAFile)
+		}
+	}
+	return c, nil
 }
 
 // EjectSpec is passive ejection: a target whose connections fail Failures
@@ -113,6 +146,9 @@ func Validate(specs map[string]Spec, routes []RouteSpec) error {
 		}
 		if s.Health.Path != "" && (s.Health.Interval <= 0 || s.Health.Timeout <= 0) {
 			fail(p+".health", "interval and timeout must be > 0 when path is set")
+		}
+		if _, err := s.TLS.config(); err != nil {
+			fail(p+".tls.ca_file", "%v", err)
 		}
 		if s.Eject.Failures < 0 {
 			fail(p+".eject.failures", "got %d; want >= 0 (0 turns ejection off)", s.Eject.Failures)
