@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/l1gw/l1gw/degrade"
+	"github.com/l1gw/l1gw/internal/tlsterm"
 	"github.com/l1gw/l1gw/limiter"
 	"github.com/l1gw/l1gw/tenants"
 	"github.com/l1gw/l1gw/upstream"
@@ -62,6 +63,8 @@ type Server struct {
 	// Pprof serves the Go profiler at /debug/pprof/ on the admin listener,
 	// behind the admin token. Default false.
 	Pprof bool `koanf:"pprof" json:"pprof"`
+	// TLS terminates TLS on the proxy listener when CertFile is set.
+	TLS TLS `koanf:"tls" json:"tls"`
 	// TrustedProxies are the CIDRs (or addresses) of the proxies in front
 	// of l1gw. From one of them, X-Forwarded-Proto/Host are kept, the peer
 	// is appended to X-Forwarded-For, and an anonymous client is the
@@ -71,6 +74,29 @@ type Server struct {
 	// TrustForwarded was the boolean TrustedProxies replaced: it trusted
 	// every peer. Set, it is a config error that says so.
 	TrustForwarded bool `koanf:"trust_forwarded" json:"trust_forwarded,omitempty"`
+}
+
+// TLS is the proxy listener's TLS: a certificate, more chosen by SNI,
+// and how often their files are checked for a change.
+type TLS struct {
+	// CertFile and KeyFile are the default certificate (PEM); "" serves
+	// plain HTTP. Default "".
+	CertFile string `koanf:"cert_file" json:"cert_file"`
+	KeyFile  string `koanf:"key_file" json:"key_file"`
+	// SNI are more certificates, each served to the clients that name one
+	// of its DNS names. Default none.
+	SNI []tlsterm.Pair `koanf:"sni" json:"sni"`
+	// ReloadInterval is how often the files are checked; changed, they are
+	// loaded anew without a restart. Default 5s.
+	ReloadInterval time.Duration `koanf:"reload_interval" json:"reload_interval"`
+}
+
+// Pairs are the certificates, the default first; none without CertFile.
+func (t TLS) Pairs() []tlsterm.Pair {
+	if t.CertFile == "" {
+		return nil
+	}
+	return append([]tlsterm.Pair{{CertFile: t.CertFile, KeyFile: t.KeyFile}}, t.SNI...)
 }
 
 // Log configures logging.

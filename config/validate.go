@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net"
 	"strings"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/l1gw/l1gw/degrade"
 	"github.com/l1gw/l1gw/internal/configkey"
+	"github.com/l1gw/l1gw/internal/tlsterm"
 	"github.com/l1gw/l1gw/limiter"
 	"github.com/l1gw/l1gw/tenants"
 	"github.com/l1gw/l1gw/upstream"
@@ -87,6 +89,7 @@ func (cfg *Config) validateServer(c *checker) {
 	if s.MaxConnsPerIP < 0 {
 		c.fail("server.max_conns_per_ip", "got %d; want >= 0 (0 is no cap)", s.MaxConnsPerIP)
 	}
+	cfg.validateTLS(c)
 	if s.TrustForwarded {
 		c.fail("server.trust_forwarded", "removed: it trusted every peer; list the proxies in front in server.trusted_proxies (CIDRs)")
 	}
@@ -97,6 +100,30 @@ func (cfg *Config) validateServer(c *checker) {
 	}
 	c.oneOf("log.level", cfg.Log.Level, "debug", "info", "warn", "error")
 	c.oneOf("log.format", cfg.Log.Format, "json", "text")
+}
+
+func (cfg *Config) validateTLS(c *checker) {
+	t := cfg.Server.TLS
+	c.positive("server.tls.reload_interval", t.ReloadInterval)
+	if t.CertFile == "" {
+		if t.KeyFile != "" || len(t.SNI) > 0 {
+			c.fail("server.tls.cert_file", "empty, but server.tls has a key or SNI certificates: set the default certificate too")
+		}
+		return
+	}
+	check := func(key string, p tlsterm.Pair) {
+		if p.CertFile == "" || p.KeyFile == "" {
+			c.fail(key, "want both cert_file and key_file")
+			return
+		}
+		if _, err := tls.LoadX509KeyPair(p.CertFile, p.KeyFile); err != nil {
+			c.fail(key+".cert_file", "%s with %s: %v", p.CertFile, p.KeyFile, err)
+		}
+	}
+	check("server.tls", tlsterm.Pair{CertFile: t.CertFile, KeyFile: t.KeyFile})
+	for i, p := range t.SNI {
+		check(fmt.Sprintf("server.tls.sni[%d]", i), p)
+	}
 }
 
 func (cfg *Config) validateRedis(c *checker) {

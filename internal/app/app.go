@@ -17,6 +17,7 @@ import (
 	"github.com/l1gw/l1gw/degrade"
 	"github.com/l1gw/l1gw/internal/admin"
 	"github.com/l1gw/l1gw/internal/gateway"
+	"github.com/l1gw/l1gw/internal/tlsterm"
 	"github.com/l1gw/l1gw/limiter"
 	"github.com/l1gw/l1gw/tenants"
 	"github.com/l1gw/l1gw/upstream"
@@ -30,6 +31,7 @@ type App struct {
 	proxy   *upstream.Proxy
 	clients *limiter.Clients    // nil for the memory store
 	redis   *limiter.RedisStore // nil for the memory store
+	certs   *tlsterm.Store      // nil without server.tls
 	cfg     config.Server
 	log     *slog.Logger
 }
@@ -71,7 +73,14 @@ func Build(cfg *config.Config, log *slog.Logger) (*App, error) {
 	}
 	gw := gateway.New(gateway.Parts{Tenants: table, Limiter: guard, Proxy: proxy, IDs: upstream.NewIDs(randomHex(4)),
 		Trusted: trusted, MaxBodyBytes: cfg.Server.MaxBodyBytes, Log: log})
-	return &App{gw: gw, guard: guard, server: NewServer(cfg.Server, gw, adm, log), proxy: proxy, clients: clients, redis: redisStore, cfg: cfg.Server, log: log}, nil
+	var certs *tlsterm.Store
+	if pairs := cfg.Server.TLS.Pairs(); len(pairs) > 0 {
+		if certs, err = tlsterm.New(pairs, log); err != nil {
+			return nil, fmt.Errorf("server.tls: %w", err)
+		}
+	}
+	return &App{gw: gw, guard: guard, server: NewServer(cfg.Server, gw, adm, certs, log), proxy: proxy, clients: clients,
+		redis: redisStore, certs: certs, cfg: cfg.Server, log: log}, nil
 }
 
 // store is what the application needs of a store: decisions, and the
@@ -123,6 +132,13 @@ func (a *App) Run(ctx context.Context, proxyLn, adminLn net.Listener) error {
 		defer wg.Done()
 		a.proxy.Run(bgCtx)
 	}()
+	if a.certs != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.certs.Run(bgCtx, a.cfg.TLS.ReloadInterval)
+		}()
+	}
 	recorderCtx, stopRecorder := context.WithCancel(context.Background())
 	recorderDone := make(chan struct{})
 	go func() {

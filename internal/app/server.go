@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,17 +16,20 @@ import (
 	"github.com/l1gw/l1gw/config"
 	"github.com/l1gw/l1gw/internal/admin"
 	"github.com/l1gw/l1gw/internal/gateway"
+	"github.com/l1gw/l1gw/internal/tlsterm"
 )
 
 // Server runs the proxy and admin listeners.
 type Server struct {
 	// maxConns and perIP cap the proxy listener's connections.
 	maxConns, perIP int
-	proxy           *fasthttp.Server
-	admin           *fasthttp.Server
-	ready           func(bool)
-	grace           time.Duration
-	log             *slog.Logger
+	// tls terminates TLS on the proxy listener; nil serves plain HTTP.
+	tls   *tls.Config
+	proxy *fasthttp.Server
+	admin *fasthttp.Server
+	ready func(bool)
+	grace time.Duration
+	log   *slog.Logger
 }
 
 // NewServer sets every fasthttp timeout and size limit from cfg (fasthttp's
@@ -33,12 +37,16 @@ type Server struct {
 // and the duration histogram. The proxy streams request bodies: it decides
 // on the headers (and answers Expect: 100-continue only once admitted), and
 // reads at most 8 KiB of a body before that.
-func NewServer(cfg config.Server, gw *gateway.Gateway, adm *admin.Admin, log *slog.Logger) *Server {
+func NewServer(cfg config.Server, gw *gateway.Gateway, adm *admin.Admin, certs *tlsterm.Store, log *slog.Logger) *Server {
 	proxy := newFastServer(cfg, gw.Handler(log), log)
 	proxy.StreamRequestBody = true
 	proxy.ExpectHandler = gw.ExpectHandler(log)
+	var tlsConfig *tls.Config
+	if certs != nil {
+		tlsConfig = certs.Config()
+	}
 	return &Server{
-		maxConns: cfg.MaxConns, perIP: cfg.MaxConnsPerIP,
+		maxConns: cfg.MaxConns, perIP: cfg.MaxConnsPerIP, tls: tlsConfig,
 		proxy: proxy,
 		admin: newFastServer(cfg, gateway.Recover(adm.Handler(), log), log),
 		ready: adm.SetReady,
@@ -110,7 +118,11 @@ func redactQuoted(msg string) string { return quoted.ReplaceAllLiteralString(msg
 // It returns early with an error when a listener fails.
 func (s *Server) Serve(ctx context.Context, proxyLn, adminLn net.Listener) error {
 	errc := make(chan error, 2)
-	go func() { errc <- s.proxy.Serve(limitConns(proxyLn, s.maxConns, s.perIP)) }()
+	var ln net.Listener = limitConns(proxyLn, s.maxConns, s.perIP)
+	if s.tls != nil {
+		ln = tls.NewListener(ln, s.tls)
+	}
+	go func() { errc <- s.proxy.Serve(ln) }()
 	go func() { errc <- s.admin.Serve(adminLn) }()
 	s.ready(true)
 	s.log.Info("serving", "proxy", proxyLn.Addr().String(), "admin", adminLn.Addr().String())

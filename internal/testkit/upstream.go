@@ -106,3 +106,17 @@ func Listen(tb testing.TB, handle func(net.Conn)) string {
 	}()
 	return ln.Addr().String()
 }
+
+// ListenTLS serves h over TLS with the certificate in certFile and keyFile
+// on a loopback port until the test ends, and returns 127.0.0.1:port.
+func ListenTLS(tb testing.TB, certFile, keyFile string, h fasthttp.RequestHandler) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s := &fasthttp.Server{Handler: h}
+	go s.ServeTLS(ln, certFile, keyFile)
+	tb.Cleanup(func() { s.Shutdown() })
+	return ln.Addr().String()
+}
