@@ -7,7 +7,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GOBIN       := $(shell $(GO) env GOPATH)/bin
 
 .DEFAULT_GOAL := help
-.PHONY: help build run test test-chaos test-deps bench lint loadtest bench-compare chaos docker
+.PHONY: help build run test fuzz test-chaos test-deps bench lint loadtest bench-compare chaos docker
 
 ## help: list the targets
 help:
@@ -32,8 +32,19 @@ run: build
 test: test-deps
 	$(GO) test -race -count=1 ./...
 	$(GO) test -count=1 -run 'DoesNotAllocate' ./internal/app/ # allocation guards count nothing under -race
-	$(GO) test -run '^$$' -fuzz '^FuzzAmbiguousPath$$' -fuzztime 5s ./internal/gateway/ # a short fuzz run; seeds in the test
+	$(MAKE) --no-print-directory fuzz
 	$(MAKE) --no-print-directory test-chaos
+
+# A count, not a duration: Go 1.26's fuzz coordinator can fail a run with
+# "context deadline exceeded" as a duration ends (go.dev/issue/75804).
+FUZZTIME ?= 50000x
+FUZZ := FuzzAmbiguousPath:./internal/gateway/ FuzzKeyFrom:./tenants/ FuzzRoute:./upstream/ FuzzForwardedHeaders:./upstream/ FuzzClientIP:./upstream/
+## fuzz: each fuzz target for FUZZTIME runs (50000x; make test runs it): path canonicalisation, key extraction, routing, forwarded headers, client IPs
+fuzz:
+	@for t in $(FUZZ); do \
+		echo "$(GO) test -run '^$$' -fuzz '^$${t%%:*}$$' -fuzztime $(FUZZTIME) $${t#*:}"; \
+		$(GO) test -run '^$$' -fuzz "^$${t%%:*}\$$" -fuzztime $(FUZZTIME) $${t#*:} || exit 1; \
+	done
 
 ## test-chaos: the chaos suite in its short form, as TestChaos (build tag chaos); make test runs it
 test-chaos: test-deps
