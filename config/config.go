@@ -63,6 +63,12 @@ type Server struct {
 	// Pprof serves the Go profiler at /debug/pprof/ on the admin listener,
 	// behind the admin token. Default false.
 	Pprof bool `koanf:"pprof" json:"pprof"`
+	// TunnelIdleTimeout closes an upgraded connection (WebSocket) when
+	// neither side has sent anything this long. Default 60s.
+	TunnelIdleTimeout time.Duration `koanf:"tunnel_idle_timeout" json:"tunnel_idle_timeout"`
+	// TunnelMaxDuration closes an upgraded connection this long after it
+	// opened. Default 1h.
+	TunnelMaxDuration time.Duration `koanf:"tunnel_max_duration" json:"tunnel_max_duration"`
 	// TLS terminates TLS on the proxy listener when CertFile is set.
 	TLS TLS `koanf:"tls" json:"tls"`
 	// TrustedProxies are the CIDRs (or addresses) of the proxies in front

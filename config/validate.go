@@ -74,6 +74,8 @@ func (cfg *Config) validateServer(c *checker) {
 	c.positive("server.read_timeout", s.ReadTimeout)
 	c.positive("server.write_timeout", s.WriteTimeout)
 	c.positive("server.idle_timeout", s.IdleTimeout)
+	c.positive("server.tunnel_idle_timeout", s.TunnelIdleTimeout)
+	c.positive("server.tunnel_max_duration", s.TunnelMaxDuration)
 	if s.ShutdownGrace < 0 {
 		c.fail("server.shutdown_grace", "got %s; want >= 0", s.ShutdownGrace)
 	}

@@ -34,8 +34,10 @@ type Gateway struct {
 	hideKey   bool
 	trusted   *upstream.Trusted
 	maxBody   int
-	unknown   *tenants.Stats
-	log       *slog.Logger
+	// tunnelLimits bound upgraded connections.
+	tunnelLimits TunnelLimits
+	unknown      *tenants.Stats
+	log          *slog.Logger
 }
 
 // DefaultMaxBodyBytes is the body cap of Parts without one: the default of
@@ -55,7 +57,10 @@ type Parts struct {
 	// refused (413) before a byte of its body is read; 0 is
 	// DefaultMaxBodyBytes.
 	MaxBodyBytes int
-	Log          *slog.Logger
+	// Tunnel bounds upgraded connections; zero fields are
+	// DefaultTunnelLimits'.
+	Tunnel TunnelLimits
+	Log    *slog.Logger
 }
 
 // New returns the request handler over p. The key header and whether to
@@ -65,9 +70,15 @@ func New(p Parts) *Gateway {
 	if p.MaxBodyBytes <= 0 {
 		p.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	if p.Tunnel.Idle <= 0 {
+		p.Tunnel.Idle = DefaultTunnelLimits.Idle
+	}
+	if p.Tunnel.Max <= 0 {
+		p.Tunnel.Max = DefaultTunnelLimits.Max
+	}
 	return &Gateway{
 		tenants: p.Tenants, limiter: p.Limiter, proxy: p.Proxy, ids: p.IDs,
-		keyHeader: o.KeyHeader, hideKey: o.HideKey, trusted: p.Trusted, maxBody: p.MaxBodyBytes,
+		keyHeader: o.KeyHeader, hideKey: o.HideKey, trusted: p.Trusted, maxBody: p.MaxBodyBytes, tunnelLimits: p.Tunnel,
 		unknown: tenants.NewStats(tenants.UnknownID), log: p.Log,
 	}
 }
@@ -227,7 +238,11 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx, a *admission) {
 	if a.tenant.Upstream != "" {
 		pool, _ = g.proxy.Pool(a.tenant.Upstream)
 	}
-	g.forward(ctx, pool, a.tenant, a.keyInAuth, a.reqID())
+	if proto := upgradeOf(&ctx.Request.Header); proto != nil {
+		g.tunnel(ctx, pool, a.tenant, a.keyInAuth, a.reqID(), proto)
+	} else {
+		g.forward(ctx, pool, a.tenant, a.keyInAuth, a.reqID())
+	}
 	g.finish(ctx, a)
 }
 
@@ -259,17 +274,7 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, pool *upstream.Pool, t *tena
 		// An empty stream: without it the request stays retryable.
 		_ = ctx.Request.CloseBodyStream()
 	}
-	upstream.StripRequestHopByHop(h)
-	upstream.Own(h, hdrRequestID, reqID) // even if Connection named it
-	if g.hideKey {
-		h.Del(g.keyHeader)
-		if keyInAuth {
-			h.DelBytes(hdrAuthorization)
-		}
-	}
-	h.Del(hdrTenant) // every copy the client sent
-	h.Set(hdrTenant, t.ID)
-	upstream.SetForwarded(h, upstream.Forwarded{ClientIP: ctx.RemoteIP(), TLS: ctx.IsTLS(), Trust: g.trusted.Peer(ctx.RemoteIP())})
+	g.prepare(ctx, t, keyInAuth, reqID)
 
 	req, cut := &ctx.Request, (*cappedBody)(nil)
 	if h.ContentLength() == -1 && ctx.Request.IsBodyStream() {
@@ -301,6 +306,23 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, pool *upstream.Pool, t *tena
 	if closeAfter {
 		ctx.Response.SetConnectionClose()
 	}
+}
+
+// prepare makes the request the upstream gets: hop-by-hop fields out,
+// the request ID, the key hidden, the tenant, the X-Forwarded-* set.
+func (g *Gateway) prepare(ctx *fasthttp.RequestCtx, t *tenants.Tenant, keyInAuth bool, reqID []byte) {
+	h := &ctx.Request.Header
+	upstream.StripRequestHopByHop(h)
+	upstream.Own(h, hdrRequestID, reqID) // even if Connection named it
+	if g.hideKey {
+		h.Del(g.keyHeader)
+		if keyInAuth {
+			h.DelBytes(hdrAuthorization)
+		}
+	}
+	h.Del(hdrTenant) // every copy the client sent
+	h.Set(hdrTenant, t.ID)
+	upstream.SetForwarded(h, upstream.Forwarded{ClientIP: ctx.RemoteIP(), TLS: ctx.IsTLS(), Trust: g.trusted.Peer(ctx.RemoteIP())})
 }
 
 // cappedBody reads a streamed request body and fails past left bytes.

@@ -1,0 +1,169 @@
+package app
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/l1gw/l1gw/internal/testkit"
+)
+
+// echoUpgrade is a loopback upstream that answers an upgrade request
+// with 101 and then echoes every byte; a request without Upgrade gets
+// 426. It keeps each request head it read.
+type echoUpgrade struct {
+	addr  string
+	heads chan string
+}
+
+func startEchoUpgrade(t *testing.T) *echoUpgrade {
+	e := &echoUpgrade{heads: make(chan string, 16)}
+	e.addr = testkit.Listen(t, func(c net.Conn) {
+		defer c.Close()
+		br := bufio.NewReader(c)
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return
+		}
+		var b strings.Builder
+		req.Header.Write(&b)
+		e.heads <- b.String()
+		if req.Header.Get("Upgrade") == "" {
+			io.WriteString(c, "HTTP/1.1 426 Upgrade Required\r\nContent-Length: 4\r\n\r\nnope")
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: test\r\n\r\n")
+		io.Copy(c, br)
+	})
+	return e
+}
+
+const upgradeHead = "GET /ws HTTP/1.1\r\nHost: gw\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+
+// TestUpgradeTunnels: an upgrade request is authenticated and decided like
+// any other, then tunnelled: the upstream's 101 reaches the client with
+// the rate-limit headers, bytes flow both ways, the tunnel counts once
+// against the limits and in l1gw_tunnels_open while it lasts.
+func TestUpgradeTunnels(t *testing.T) {
+	e := startEchoUpgrade(t)
+	gw := startApp(t, loadConfig(t, "http://"+e.addr))
+
+	c := dial(t, gw.proxy)
+	c.send(upgradeHead + "\r\n")
+	if resp := c.response(); resp.StatusCode() != 401 {
+		t.Fatalf("upgrade without a key: %d; want 401", resp.StatusCode())
+	}
+
+	c = dial(t, gw.proxy)
+	c.send(upgradeHead + "X-API-Key: acme-key\r\n\r\n")
+	if line := c.statusLine(); line != "HTTP/1.1 101 Switching Protocols" {
+		t.Fatalf("got %q; want the upstream's 101", line)
+	}
+	head := map[string]string{}
+	for {
+		line, err := c.br.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if line = strings.TrimRight(line, "\r\n"); line == "" {
+			break
+		}
+		k, v, _ := strings.Cut(line, ":")
+		head[strings.ToLower(k)] = strings.TrimSpace(v)
+	}
+	if head["sec-websocket-accept"] != "test" || head["x-ratelimit-status"] != "ok" || head["x-ratelimit-remaining"] != "2" {
+		t.Fatalf("101 headers %v; want the upstream's accept and the rate-limit headers (2 of 3 left)", head)
+	}
+	upHead := <-e.heads
+	for _, want := range []string{"Upgrade: websocket", "X-L1gw-Tenant: acme", "X-Forwarded-For: 127.0.0.1"} {
+		if !strings.Contains(upHead, want) {
+			t.Errorf("upstream head lacks %q:\n%s", want, upHead)
+		}
+	}
+	if strings.Contains(upHead, "acme-key") {
+		t.Errorf("the key reached the upstream:\n%s", upHead)
+	}
+	for i := range 20 {
+		msg := strings.Repeat("x", i+1)
+		c.send(msg)
+		got := make([]byte, len(msg))
+		if _, err := io.ReadFull(c.br, got); err != nil || string(got) != msg {
+			t.Fatalf("echo %d: %q, %v; want %q", i, got, err, msg)
+		}
+	}
+	metric := func() string {
+		for _, l := range strings.Split(string(call(t, gw.admin, "GET", "/metrics").Body()), "\n") {
+			if strings.HasPrefix(l, "l1gw_tunnels_open ") {
+				return l
+			}
+		}
+		return ""
+	}
+	if m := metric(); m != "l1gw_tunnels_open 1" {
+		t.Errorf("%q while the tunnel is open; want l1gw_tunnels_open 1", m)
+	}
+	// 20 messages later the tenant still has 2 of its 3: the tunnel
+	// counted once.
+	for i := range 2 {
+		if resp := call(t, gw.proxy, "GET", "/after", "X-API-Key", "acme-key"); resp.StatusCode() != 426 {
+			t.Fatalf("request %d after the tunnel: %d; want the upstream's 426 (admitted)", i+1, resp.StatusCode())
+		}
+	}
+	if resp := call(t, gw.proxy, "GET", "/after", "X-API-Key", "acme-key"); resp.StatusCode() != 429 {
+		t.Fatalf("4th request: %d; want 429", resp.StatusCode())
+	}
+	c.c.Close()
+	testkit.Until(t, 5*time.Second, "the tunnel closed", func() bool { return metric() == "l1gw_tunnels_open 0" })
+}
+
+// TestTunnelIdleTimeout: a tunnel with no byte either way for
+// server.tunnel_idle_timeout is closed.
+func TestTunnelIdleTimeout(t *testing.T) {
+	e := startEchoUpgrade(t)
+	gw := startApp(t, loadConfig(t, "http://"+e.addr, "server.tunnel_idle_timeout=300ms"))
+	c := dial(t, gw.proxy)
+	c.send(upgradeHead + "X-API-Key: bulk-key\r\n\r\n")
+	if line := c.statusLine(); line != "HTTP/1.1 101 Switching Protocols" {
+		t.Fatalf("got %q; want 101", line)
+	}
+	// closed waits 3 s; without the 300 ms idle timeout the tunnel would
+	// stay open its default 60 s.
+	if !c.closed() {
+		t.Fatal("idle tunnel still open")
+	}
+}
+
+// TestTunnelMaxDuration: a busy tunnel is closed at
+// server.tunnel_max_duration all the same.
+func TestTunnelMaxDuration(t *testing.T) {
+	e := startEchoUpgrade(t)
+	gw := startApp(t, loadConfig(t, "http://"+e.addr, "server.tunnel_max_duration=300ms"))
+	c := dial(t, gw.proxy)
+	c.send(upgradeHead + "X-API-Key: bulk-key\r\n\r\n")
+	if line := c.statusLine(); line != "HTTP/1.1 101 Switching Protocols" {
+		t.Fatalf("got %q; want 101", line)
+	}
+	for range 10 { // drain the rest of the 101's head
+		if line, _ := c.br.ReadString('\n'); line == "\r\n" {
+			break
+		}
+	}
+	// Keep it busy for up to 5 s: it must be cut well before.
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := io.WriteString(c.c, "ping"); err != nil {
+			return // cut
+		}
+		got := make([]byte, 4)
+		c.c.SetReadDeadline(time.Now().Add(time.Second))
+		if _, err := io.ReadFull(c.br, got); err != nil {
+			return // cut
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("a busy tunnel outlived server.tunnel_max_duration (300 ms) by 5 s")
+}

@@ -1,0 +1,39 @@
+package upstream
+
+import (
+	"crypto/tls"
+	"fmt"
+	"net"
+	"time"
+)
+
+// DialTunnel connects to one of the pool's targets for an upgraded
+// connection (WebSocket): the target Forward would pick, over TLS for an
+// https:// one, within the dial timeout. A failure counts toward the
+// target's ejection and in l1gw_upstream_errors_total.
+func (p *Pool) DialTunnel() (net.Conn, error) {
+	t := p.pick(nil)
+	deadline := time.Now().Add(p.spec.DialTimeout)
+	c, err := net.DialTimeout("tcp", t.hc.Addr, p.spec.DialTimeout)
+	if err == nil && t.hc.IsTLS {
+		cfg := t.hc.TLSConfig.Clone()
+		if cfg.ServerName == "" {
+			cfg.ServerName, _, _ = net.SplitHostPort(t.hc.Addr)
+		}
+		tc := tls.Client(c, cfg)
+		tc.SetDeadline(deadline)
+		if err = tc.Handshake(); err != nil {
+			c.Close()
+		} else {
+			tc.SetDeadline(time.Time{})
+			c = tc
+		}
+	}
+	p.observe(t, err)
+	if err != nil {
+		kind := classify(err)
+		p.errs[kind].Inc()
+		return nil, &Error{Upstream: p.Name, Kind: kind, Err: fmt.Errorf("tunnel to %s: %w", t.url, err)}
+	}
+	return c, nil
+}
