@@ -1,9 +1,11 @@
 package app
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"sync"
@@ -21,12 +23,24 @@ func TestUpstreamFailuresMapToStatus(t *testing.T) {
 	dead, _ := net.Listen("tcp", "127.0.0.1:0")
 	deadURL := "http://" + dead.Addr().String()
 	dead.Close()
+	midBody := testkit.Listen(t, func(c net.Conn) {
+		bufio.NewReader(c).ReadString('\n')
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nten bytes.")
+		c.(*net.TCPConn).SetLinger(0)
+		c.Close() // RST with 90 bytes of the body owed
+	})
+	hang := testkit.Listen(t, func(c net.Conn) {
+		defer c.Close()
+		io.Copy(io.Discard, c) // reads, never answers
+	})
 	cases := []struct {
 		name, upstream, path string
 		want                 int
 	}{
 		{"refused is 502", deadURL, "/", 502},
 		{"timeout is 504", up, "/slow", 504},
+		{"reset mid-body is 502", "http://" + midBody, "/", 502},
+		{"hang is 504", "http://" + hang, "/", 504},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
