@@ -167,7 +167,7 @@ func (b *builder) routes(path string, specs []RouteSpec, base []limiter.Rule) (r
 			b.fail(rp+".limits", "%d rules apply to this route; at most %d", len(rules), limiter.MaxRules)
 			ok = false
 		}
-		routes = append(routes, route{methods: upper(rs.Methods), prefix: []byte(rs.PathPrefix), rules: rules})
+		routes = append(routes, route{methods: upper(rs.Methods), prefix: []byte(rs.PathPrefix), anyCase: rs.CaseInsensitive, rules: rules})
 	}
 	sort.SliceStable(routes, func(i, j int) bool { return len(routes[i].prefix) > len(routes[j].prefix) })
 	return routes, ok

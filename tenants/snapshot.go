@@ -30,7 +30,17 @@ type Tenant struct {
 type route struct {
 	methods []string
 	prefix  []byte
+	anyCase bool           // the prefix matches in any case
 	rules   []limiter.Rule // the tenant's rules plus the route's
+}
+
+// hasPathPrefix says whether path starts with prefix, in any case when
+// anyCase (ASCII case folding, as paths are compared).
+func hasPathPrefix(path, prefix []byte, anyCase bool) bool {
+	if !anyCase {
+		return bytes.HasPrefix(path, prefix)
+	}
+	return len(path) >= len(prefix) && bytes.EqualFold(path[:len(prefix)], prefix)
 }
 
 // Anonymous reports whether t stands for callers without a known key.
@@ -42,7 +52,7 @@ func (t *Tenant) Anonymous() bool { return t.ID == AnonymousID }
 func (t *Tenant) Rules(method, path []byte) []limiter.Rule {
 	for i := range t.routes {
 		r := &t.routes[i]
-		if bytes.HasPrefix(path, r.prefix) && r.matchMethod(method) {
+		if hasPathPrefix(path, r.prefix, r.anyCase) && r.matchMethod(method) {
 			return r.rules
 		}
 	}

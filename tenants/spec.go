@@ -57,6 +57,9 @@ type RouteSpec struct {
 	Methods []string `koanf:"methods" json:"methods"`
 	// PathPrefix the request path must start with; empty matches all.
 	PathPrefix string `koanf:"path_prefix" json:"path_prefix"`
+	// CaseInsensitive matches PathPrefix in any case, for an upstream that
+	// serves /V1/x as /v1/x. Default false: paths are case-sensitive.
+	CaseInsensitive bool `koanf:"case_insensitive" json:"case_insensitive"`
 	// Limits are added to the tenant's limits for matching requests.
 	Limits []limiter.Rule `koanf:"limits" json:"limits"`
 }

@@ -108,6 +108,7 @@ func TestRulesByRoute(t *testing.T) {
 		Routes: []tenants.RouteSpec{
 			{Methods: []string{"post"}, PathPrefix: "/v1/expensive", Limits: []limiter.Rule{{Name: "expensive", Limit: 2, Window: time.Second}}},
 			{PathPrefix: "/v1/expensive/very", Limits: []limiter.Rule{{Name: "very", Limit: 1, Window: time.Second}}},
+			{PathPrefix: "/v2/Report", CaseInsensitive: true, Limits: []limiter.Rule{{Name: "report", Limit: 1, Window: time.Second}}},
 		},
 	})
 	tn, _ := s.ByID("acme")
@@ -118,6 +119,11 @@ func TestRulesByRoute(t *testing.T) {
 		{"POST", "/v1/expensive/x", base + ",expensive=1s"},
 		{"GET", "/v1/expensive/very/1", base + ",very=1s"},
 		{"POST", "/v1/cheap", base},
+		{"POST", "/V1/expensive/x", base}, // case-sensitive by default
+		{"post", "/v1/expensive/x", base}, // methods too (RFC 9110); the gateway refuses "post"
+		{"GET", "/V2/REPORT/7", base + ",report=1s"},
+		{"GET", "/v2/report", base + ",report=1s"},
+		{"GET", "/v2/repo", base},
 	}
 	for _, tc := range cases {
 		if got := ruleNames(tn.Rules([]byte(tc.method), []byte(tc.path))); got != tc.want {

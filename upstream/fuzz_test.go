@@ -22,6 +22,7 @@ func FuzzRoute(f *testing.F) {
 		{Host: "api.test", PathPrefix: "/", Upstream: "api"},
 		{PathPrefix: "/v1/admin", Upstream: "admin"},
 		{PathPrefix: "/static/", Upstream: "static"},
+		{PathPrefix: "/Docs", CaseInsensitive: true, Upstream: "docs"},
 	}
 	specs := map[string]upstream.Spec{}
 	for _, r := range routes {
@@ -31,7 +32,7 @@ func FuzzRoute(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	for _, s := range [][2]string{{"api.test", "/v1/x"}, {"API.test:8080", "/"}, {"other", "/v1/admin/x"}, {"other", "/static/a"}, {"other", "/"}, {"[::1]:80", "/v1"}} {
+	for _, s := range [][2]string{{"api.test", "/v1/x"}, {"API.test:8080", "/"}, {"other", "/v1/admin/x"}, {"other", "/static/a"}, {"other", "/"}, {"[::1]:80", "/v1"}, {"x", "/DOCS/a"}, {"x", "/docs"}} {
 		f.Add(s[0], s[1])
 	}
 	f.Fuzz(func(t *testing.T, host, path string) {
@@ -42,7 +43,11 @@ func FuzzRoute(f *testing.F) {
 		}
 		best, bestScore := "", -1
 		for _, r := range routes {
-			if (r.Host != "" && !strings.EqualFold(r.Host, bare)) || !strings.HasPrefix(path, r.PathPrefix) {
+			prefixed := strings.HasPrefix(path, r.PathPrefix)
+			if r.CaseInsensitive {
+				prefixed = len(path) >= len(r.PathPrefix) && strings.EqualFold(path[:len(r.PathPrefix)], r.PathPrefix)
+			}
+			if (r.Host != "" && !strings.EqualFold(r.Host, bare)) || !prefixed {
 				continue
 			}
 			score := len(r.PathPrefix)

@@ -15,9 +15,10 @@ type Proxy struct {
 }
 
 type route struct {
-	host   []byte
-	prefix []byte
-	pool   *Pool
+	host    []byte
+	prefix  []byte
+	anyCase bool // the prefix matches in any case
+	pool    *Pool
 }
 
 // New builds the pools and routes. It does no I/O; call Run for health
@@ -35,7 +36,7 @@ func New(specs map[string]Spec, routes []RouteSpec, log *slog.Logger) (*Proxy, e
 		p.pools[name] = pool
 	}
 	for _, r := range routes {
-		p.routes = append(p.routes, route{host: []byte(r.Host), prefix: []byte(r.PathPrefix), pool: p.pools[r.Upstream]})
+		p.routes = append(p.routes, route{host: []byte(r.Host), prefix: []byte(r.PathPrefix), anyCase: r.CaseInsensitive, pool: p.pools[r.Upstream]})
 	}
 	// A route with a host beats one without; then the longest prefix wins.
 	sort.SliceStable(p.routes, func(i, j int) bool {
@@ -56,11 +57,20 @@ func (p *Proxy) Route(host, path []byte) *Pool {
 	}
 	for i := range p.routes {
 		r := &p.routes[i]
-		if (len(r.host) == 0 || bytes.EqualFold(r.host, host)) && bytes.HasPrefix(path, r.prefix) {
+		if (len(r.host) == 0 || bytes.EqualFold(r.host, host)) && hasPathPrefix(path, r.prefix, r.anyCase) {
 			return r.pool
 		}
 	}
 	return nil
+}
+
+// hasPathPrefix says whether path starts with prefix, in any case when
+// anyCase.
+func hasPathPrefix(path, prefix []byte, anyCase bool) bool {
+	if !anyCase {
+		return bytes.HasPrefix(path, prefix)
+	}
+	return len(path) >= len(prefix) && bytes.EqualFold(path[:len(prefix)], prefix)
 }
 
 // Pool returns the named pool.

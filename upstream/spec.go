@@ -103,6 +103,9 @@ type RouteSpec struct {
 	Host string `koanf:"host" json:"host"`
 	// PathPrefix the path must start with; "" matches every path.
 	PathPrefix string `koanf:"path_prefix" json:"path_prefix"`
+	// CaseInsensitive matches PathPrefix in any case. Default false:
+	// paths are case-sensitive.
+	CaseInsensitive bool `koanf:"case_insensitive" json:"case_insensitive"`
 	// Upstream names the upstream. Required.
 	Upstream string `koanf:"upstream" json:"upstream"`
 }
