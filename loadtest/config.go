@@ -26,6 +26,12 @@ func scenarioConfig(sc scenario, upstreamAddr string) harness.GatewayConfig {
 	c.Plans = map[string]harness.GatewayPlan{planName: {Limits: []harness.GatewayRule{
 		{Name: ruleName, Limit: sc.limit, Window: "1s"},
 	}}}
+	if sc.pressure {
+		// Longer than any attack: the gateway holds every connection, the
+		// costliest case, rather than closing them at 5 s into a wave of
+		// reconnects (see README.md).
+		c.Server.ReadTimeout = "150s"
+	}
 	c.Tenants = make([]harness.GatewayTenant, sc.tenants)
 	for i := range c.Tenants {
 		c.Tenants[i] = harness.GatewayTenant{ID: "t-" + strconv.Itoa(i), Plan: planName, Keys: []string{tenantKey(i)}}

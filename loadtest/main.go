@@ -24,6 +24,7 @@ import (
 const (
 	maxDuration = 120 * time.Second
 	maxHeld     = 5000
+	maxPressure = 15000
 )
 
 // options are the command's flags.
@@ -34,6 +35,8 @@ type options struct {
 	bin       string
 	out       string
 	held      int // connections the held-bodies scenario holds
+	idle      int // idle connections of idle-slowloris
+	slowloris int // slowloris connections of idle-slowloris
 }
 
 func main() {
@@ -60,6 +63,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.bin, "bin", "bin/l1gw", "the gateway binary (make build)")
 	fs.StringVar(&o.out, "out", "loadtest/out/", `directory for results.json and results.md; "" writes nothing`)
 	fs.IntVar(&o.held, "held", 1000, "held-bodies: connections declaring a 10 MiB body each (at most 5000)")
+	fs.IntVar(&o.idle, "idle", 10000, "idle-slowloris: idle connections (at most 15000, with -slowloris)")
+	fs.IntVar(&o.slowloris, "slowloris", 500, "idle-slowloris: slowloris connections")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -74,6 +79,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if o.held < 1 || o.held > maxHeld {
 		return o, fmt.Errorf("-held: got %d; want 1 to %d", o.held, maxHeld)
+	}
+	if o.idle < 0 || o.slowloris < 0 || o.idle+o.slowloris > maxPressure {
+		return o, fmt.Errorf("-idle %d -slowloris %d: want at most %d in all (each is a file descriptor here and in the gateway)", o.idle, o.slowloris, maxPressure)
 	}
 	var err error
 	if o.scenarios, err = selectScenarios(*list); err != nil {
@@ -129,6 +137,6 @@ func runAll(ctx context.Context, o options, progress io.Writer) (*Report, error)
 
 // reproduce is the command line that repeats this run.
 func reproduce(o options) string {
-	return fmt.Sprintf("go run ./loadtest -rate %d -duration %s -scenario %s -held %d -bin %s",
-		o.rate, o.duration, strings.Join(o.scenarios, ","), o.held, o.bin)
+	return fmt.Sprintf("go run ./loadtest -rate %d -duration %s -scenario %s -held %d -idle %d -slowloris %d -bin %s",
+		o.rate, o.duration, strings.Join(o.scenarios, ","), o.held, o.idle, o.slowloris, o.bin)
 }

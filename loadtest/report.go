@@ -46,6 +46,11 @@ func (r *Report) Markdown() string {
 			fmt.Fprintf(&b, "- %s: %d connections without a key, each declaring a 10 MiB body and sending none: gateway RSS %+.1f MB 1 s after they opened (%d of them open then); the attack ran beside them\n",
 				res.Scenario, h.Conns, float64(h.RSSGrowthKB)/1024, h.Open)
 		}
+		if g := res.Gateway; g != nil && g.Pressure != nil {
+			pr := g.Pressure
+			fmt.Fprintf(&b, "- %s: %d idle and %d slowloris connections held through the attack: %d open at its start, %d at its end, %d reopened after the gateway closed them; gateway RSS %+.1f MB with them open\n",
+				res.Scenario, pr.Idle, pr.Slowloris, pr.OpenAtStart, pr.OpenAtEnd, pr.Reconnects, float64(pr.RSSGrowthKB)/1024)
+		}
 		if g := res.Gateway; g != nil && g.WarnLines > 0 {
 			fmt.Fprintf(&b, "- %s: gateway logged %d warnings/errors: %v\n", res.Scenario, g.WarnLines, g.WarnMsgs)
 		}

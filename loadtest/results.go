@@ -62,6 +62,24 @@ type Usage struct {
 	WarnMsgs  map[string]int `json:"warn_msgs,omitempty"`
 	// Held is what connections holding declared bodies cost; nil without.
 	Held *Held `json:"held,omitempty"`
+	// Pressure is the idle and slowloris connections held through the
+	// attack; nil without.
+	Pressure *Pressure `json:"pressure,omitempty"`
+}
+
+// Pressure is the idle and slowloris connections of idle-slowloris.
+type Pressure struct {
+	// Idle and Slowloris are how many the runner keeps open.
+	Idle      int `json:"idle"`
+	Slowloris int `json:"slowloris"`
+	// OpenAtStart and OpenAtEnd are how many were open when the attack
+	// started and ended; Reconnects how often one the gateway had closed
+	// (server.read_timeout) was opened again.
+	OpenAtStart int   `json:"open_at_start"`
+	OpenAtEnd   int   `json:"open_at_end"`
+	Reconnects  int64 `json:"reconnects"`
+	// RSSGrowthKB is VmRSS with them all open less before them.
+	RSSGrowthKB int64 `json:"rss_growth_kb"`
 }
 
 // held is u's Held; nil for a nil u.

@@ -25,11 +25,14 @@ type scenario struct {
 	// held: the scenario holds connections without a key that each
 	// declare a 10 MiB body and send none of it (-held of them).
 	held int
+	// pressure: idle (-idle) and slowloris (-slowloris) connections are
+	// held open through the attack.
+	pressure bool
 }
 
 // scenarioNames lists the scenarios in run order.
 func scenarioNames() []string {
-	return []string{"baseline", "admitted", "limited", "many-tenants", "held-bodies"}
+	return []string{"baseline", "admitted", "limited", "many-tenants", "held-bodies", "idle-slowloris"}
 }
 
 // findScenario is the named scenario at rate requests per second.
@@ -51,6 +54,9 @@ func findScenario(name string, rate int) (scenario, bool) {
 	case "held-bodies":
 		// admitted, beside connections that declare bodies they never send.
 		return scenario{name: name, gateway: true, tenants: 1, limit: 100 * r, held: 1}, true
+	case "idle-slowloris":
+		// admitted, beside idle and slowloris connections.
+		return scenario{name: name, gateway: true, tenants: 1, limit: 100 * r, pressure: true}, true
 	}
 	return scenario{}, false
 }
@@ -124,9 +130,33 @@ func attackGateway(ctx context.Context, sc scenario, o options, gw *harness.Gate
 		}
 		heldRes = &Held{Conns: sc.held, Open: stillOpen(held), RSSGrowthKB: s.RSSKB - before.RSSKB}
 	}
+	var press *pressure
+	var pressed *Pressure
+	if sc.pressure {
+		if press, err = startPressure(gw.Proxy, o.idle, o.slowloris); err != nil {
+			return Result{}, err
+		}
+		defer press.halt()
+		// All open before the attack: opening 10 000 at once overflows the
+		// listen backlog, and the attack's own connections would wait
+		// behind them for SYN retransmits.
+		want := int64(o.idle + o.slowloris)
+		for wait := time.Now().Add(30 * time.Second); press.open.Load() < want && time.Now().Before(wait); {
+			time.Sleep(100 * time.Millisecond)
+		}
+		time.Sleep(time.Second) // settled
+		s, err := harness.SampleProc(gw.Pid())
+		if err != nil {
+			return Result{}, err
+		}
+		pressed = &Pressure{Idle: o.idle, Slowloris: o.slowloris, OpenAtStart: int(press.open.Load()), RSSGrowthKB: s.RSSKB - before.RSSKB}
+	}
 	m, errs, err := attack(ctx, sc.name, keyTargeter(url, sc.tenants), o.rate, o.duration)
 	if err != nil {
 		return Result{}, err
+	}
+	if press != nil {
+		pressed.OpenAtEnd, pressed.Reconnects = int(press.open.Load()), press.reconnects.Load()
 	}
 	after, err := harness.SampleProc(gw.Pid())
 	if err != nil {
@@ -134,7 +164,7 @@ func attackGateway(ctx context.Context, sc scenario, o options, gw *harness.Gate
 	}
 	res := newResult(sc, o, "gateway", m, errs)
 	res.Gateway = newUsage(before, after, m.Requests)
-	res.Gateway.Held = heldRes
+	res.Gateway.Held, res.Gateway.Pressure = heldRes, pressed
 	res.Gateway.WarnLines, res.Gateway.WarnMsgs = gw.Logs.Warnings()
 	if sc.exact {
 		res.Limit = newLimitCheck(sc, o.duration, m.StatusCodes)

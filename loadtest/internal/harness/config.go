@@ -19,6 +19,8 @@ type GatewayServer struct {
 	Listen        string `json:"listen"`
 	AdminListen   string `json:"admin_listen"`
 	ShutdownGrace string `json:"shutdown_grace"`
+	ReadTimeout   string `json:"read_timeout,omitempty"`
+	MaxBodyBytes  int64  `json:"max_body_bytes,omitempty"`
 }
 
 // GatewayLog is the log section.
