@@ -26,6 +26,12 @@ func scenarioConfig(sc scenario, upstreamAddr string) harness.GatewayConfig {
 	c.Plans = map[string]harness.GatewayPlan{planName: {Limits: []harness.GatewayRule{
 		{Name: ruleName, Limit: sc.limit, Window: "1s"},
 	}}}
+	if sc.upload {
+		c.Server.ReadTimeout, c.Server.MaxBodyBytes = "120s", 2<<30
+		up := c.Upstreams[harness.UpstreamName]
+		up.Timeout = "120s"
+		c.Upstreams[harness.UpstreamName] = up
+	}
 	if sc.pressure {
 		// Longer than any attack: the gateway holds every connection, the
 		// costliest case, rather than closing them at 5 s into a wave of

@@ -28,7 +28,9 @@ func (r *Report) Markdown() string {
 	b.WriteString("| scenario | via | requests | rate/s | status codes | P50 ms | P90 ms | P99 ms | max ms | P50 × base | P99 × base | gw CPU-ms / 1k req | gw RSS MB before → after |\n")
 	b.WriteString("|---|---|--:|--:|---|--:|--:|--:|--:|--:|--:|--:|---|\n")
 	for _, res := range r.Results {
-		b.WriteString(tableRow(res))
+		if res.Upload == nil {
+			b.WriteString(tableRow(res))
+		}
 	}
 	b.WriteString("\n")
 	for _, res := range r.Results {
@@ -45,6 +47,10 @@ func (r *Report) Markdown() string {
 		if h := res.Gateway.held(); h != nil {
 			fmt.Fprintf(&b, "- %s: %d connections without a key, each declaring a 10 MiB body and sending none: gateway RSS %+.1f MB 1 s after they opened (%d of them open then); the attack ran beside them\n",
 				res.Scenario, h.Conns, float64(h.RSSGrowthKB)/1024, h.Open)
+		}
+		if u := res.Upload; u != nil {
+			fmt.Fprintf(&b, "- %s: %d MiB in one POST through the gateway in %.1f s (%.0f MB/s), answered %d (%s); gateway RSS at most %+.1f MB over it\n",
+				res.Scenario, u.Bytes>>20, u.Seconds, u.MBps, u.Status, u.Received, float64(u.PeakRSSGrowthKB)/1024)
 		}
 		if g := res.Gateway; g != nil && g.Pressure != nil {
 			pr := g.Pressure

@@ -28,11 +28,13 @@ type scenario struct {
 	// pressure: idle (-idle) and slowloris (-slowloris) connections are
 	// held open through the attack.
 	pressure bool
+	// upload: no attack; one 1 GiB body through the gateway.
+	upload bool
 }
 
 // scenarioNames lists the scenarios in run order.
 func scenarioNames() []string {
-	return []string{"baseline", "admitted", "limited", "many-tenants", "held-bodies", "idle-slowloris"}
+	return []string{"baseline", "admitted", "limited", "many-tenants", "held-bodies", "upload", "idle-slowloris"}
 }
 
 // findScenario is the named scenario at rate requests per second.
@@ -54,6 +56,8 @@ func findScenario(name string, rate int) (scenario, bool) {
 	case "held-bodies":
 		// admitted, beside connections that declare bodies they never send.
 		return scenario{name: name, gateway: true, tenants: 1, limit: 100 * r, held: 1}, true
+	case "upload":
+		return scenario{name: name, gateway: true, tenants: 1, limit: 100 * r, upload: true}, true
 	case "idle-slowloris":
 		// admitted, beside idle and slowloris connections.
 		return scenario{name: name, gateway: true, tenants: 1, limit: 100 * r, pressure: true}, true
@@ -88,7 +92,13 @@ func runScenario(ctx context.Context, sc scenario, o options, upstreamAddr strin
 	if err != nil {
 		return Result{}, err
 	}
-	res, err := attackGateway(ctx, sc, o, gw)
+	var res Result
+	if sc.upload {
+		res = Result{Scenario: sc.name, Via: "gateway"}
+		res.Upload, err = upload(ctx, gw)
+	} else {
+		res, err = attackGateway(ctx, sc, o, gw)
+	}
 	if stopErr := gw.Stop(); stopErr != nil {
 		if err == nil && ctx.Err() == nil {
 			// The measurements stand; the failed stop is a finding.

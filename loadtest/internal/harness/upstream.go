@@ -3,6 +3,7 @@ package harness
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"time"
 
@@ -12,7 +13,8 @@ import (
 // Upstream is an in-process fasthttp server on a free loopback port that
 // answers 200 to everything: "ok" on /healthz (the gateway's health
 // check), a small fixed body elsewhere, so the measurements are the
-// proxy's and not the upstream's.
+// proxy's and not the upstream's. POST /upload reads its body as it
+// streams in and answers how many bytes it got.
 type Upstream struct {
 	// Addr is 127.0.0.1:port.
 	Addr   string
@@ -30,18 +32,26 @@ func StartUpstream(body string) (*Upstream, error) {
 	s := &fasthttp.Server{
 		Handler: func(ctx *fasthttp.RequestCtx) {
 			ctx.SetContentType("text/plain; charset=utf-8")
-			if string(ctx.Path()) == "/healthz" {
+			switch string(ctx.Path()) {
+			case "/healthz":
 				ctx.SetBodyString("ok\n")
+				return
+			case "/upload":
+				// Read as it arrives and drop: the upload's bytes, counted.
+				n, err := io.Copy(io.Discard, ctx.RequestBodyStream())
+				ctx.SetBodyString(fmt.Sprintf("received %d bytes, %v", n, err))
 				return
 			}
 			ctx.SetBody(b)
 		},
-		ReadTimeout:           5 * time.Second,
-		WriteTimeout:          5 * time.Second,
-		IdleTimeout:           time.Minute,
-		MaxRequestBodySize:    1 << 20,
-		NoDefaultServerHeader: true,
-		CloseOnShutdown:       true,
+		StreamRequestBody:            true,
+		ReadTimeout:                  2 * time.Minute, // the upload scenario's 1 GiB
+		DisablePreParseMultipartForm: true,
+		WriteTimeout:                 5 * time.Second,
+		IdleTimeout:                  time.Minute,
+		MaxRequestBodySize:           1 << 20,
+		NoDefaultServerHeader:        true,
+		CloseOnShutdown:              true,
 	}
 	u := &Upstream{Addr: ln.Addr().String(), server: s, done: make(chan error, 1)}
 	go func() { u.done <- s.Serve(ln) }()
