@@ -8,13 +8,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/l1gw/l1gw/internal/logsample"
 )
 
 // TestRedisLogIsJSONAndRateLimited: go-redis' lines become JSON warnings,
 // at most one per period, the next telling how many were dropped.
 func TestRedisLogIsJSONAndRateLimited(t *testing.T) {
 	var buf bytes.Buffer
-	l := &redisLog{log: slog.New(slog.NewJSONHandler(&buf, nil)), every: 50 * time.Millisecond}
+	l := &redisLog{log: slog.New(slog.NewJSONHandler(&buf, nil)), sample: logsample.New(50 * time.Millisecond)}
 	for i := range 5 {
 		l.Printf(context.Background(), "redis: dial tcp %d: connection refused\n", i)
 	}

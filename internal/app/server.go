@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"regexp"
-	"sync"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -16,6 +15,7 @@ import (
 	"github.com/l1gw/l1gw/config"
 	"github.com/l1gw/l1gw/internal/admin"
 	"github.com/l1gw/l1gw/internal/gateway"
+	"github.com/l1gw/l1gw/internal/logsample"
 	"github.com/l1gw/l1gw/internal/tlsterm"
 )
 
@@ -84,27 +84,21 @@ const fastLogInterval = 10 * time.Second
 // fasthttp quotes request bytes (an invalid header value: an API key with
 // a control byte) even with SecureErrorLogMessage.
 type fastLogger struct {
-	log  *slog.Logger
-	mu   sync.Mutex
-	last time.Time
-	gone int // messages dropped since the last line
+	log    *slog.Logger
+	sample *logsample.Every
 }
 
-func newFastLogger(log *slog.Logger) *fastLogger { return &fastLogger{log: log} }
+func newFastLogger(log *slog.Logger) *fastLogger {
+	return &fastLogger{log: log, sample: logsample.New(fastLogInterval)}
+}
 
 // Printf logs a sample; it formats nothing it drops.
 func (l *fastLogger) Printf(format string, args ...any) {
-	l.mu.Lock()
-	now := time.Now()
-	if !l.last.IsZero() && now.Sub(l.last) < fastLogInterval {
-		l.gone++
-		l.mu.Unlock()
+	dropped, ok := l.sample.Allow()
+	if !ok {
 		return
 	}
-	gone := l.gone
-	l.last, l.gone = now, 0
-	l.mu.Unlock()
-	l.log.Warn("fasthttp", "msg", redactQuoted(fmt.Sprintf(format, args...)), "dropped_before", gone)
+	l.log.Warn("fasthttp", "msg", redactQuoted(fmt.Sprintf(format, args...)), "dropped_before", dropped)
 }
 
 // quoted matches a Go-quoted string (fmt's %q).
