@@ -123,13 +123,7 @@ func TestUpgradeTunnels(t *testing.T) {
 // TestTunnelIdleTimeout: a tunnel with no byte either way for
 // server.tunnel_idle_timeout is closed.
 func TestTunnelIdleTimeout(t *testing.T) {
-	e := startEchoUpgrade(t)
-	gw := startApp(t, loadConfig(t, "http://"+e.addr, "server.tunnel_idle_timeout=300ms"))
-	c := dial(t, gw.proxy)
-	c.send(upgradeHead + "X-API-Key: bulk-key\r\n\r\n")
-	if line := c.statusLine(); line != "HTTP/1.1 101 Switching Protocols" {
-		t.Fatalf("got %q; want 101", line)
-	}
+	c := openTunnel(t, "server.tunnel_idle_timeout=300ms")
 	// closed waits 3 s; without the 300 ms idle timeout the tunnel would
 	// stay open its default 60 s.
 	if !c.closed() {
@@ -140,18 +134,7 @@ func TestTunnelIdleTimeout(t *testing.T) {
 // TestTunnelMaxDuration: a busy tunnel is closed at
 // server.tunnel_max_duration all the same.
 func TestTunnelMaxDuration(t *testing.T) {
-	e := startEchoUpgrade(t)
-	gw := startApp(t, loadConfig(t, "http://"+e.addr, "server.tunnel_max_duration=300ms"))
-	c := dial(t, gw.proxy)
-	c.send(upgradeHead + "X-API-Key: bulk-key\r\n\r\n")
-	if line := c.statusLine(); line != "HTTP/1.1 101 Switching Protocols" {
-		t.Fatalf("got %q; want 101", line)
-	}
-	for range 10 { // drain the rest of the 101's head
-		if line, _ := c.br.ReadString('\n'); line == "\r\n" {
-			break
-		}
-	}
+	c := openTunnel(t, "server.tunnel_max_duration=300ms")
 	// Keep it busy for up to 5 s: it must be cut well before.
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
@@ -166,4 +149,26 @@ func TestTunnelMaxDuration(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatal("a busy tunnel outlived server.tunnel_max_duration (300 ms) by 5 s")
+}
+
+// openTunnel starts the echo upstream and a gateway with sets, and opens a
+// tunnel through it as tenant bulk: the 101's head read whole.
+func openTunnel(t *testing.T, sets ...string) *conn {
+	t.Helper()
+	e := startEchoUpgrade(t)
+	gw := startApp(t, loadConfig(t, "http://"+e.addr, sets...))
+	c := dial(t, gw.proxy)
+	c.send(upgradeHead + "X-API-Key: bulk-key\r\n\r\n")
+	if line := c.statusLine(); line != "HTTP/1.1 101 Switching Protocols" {
+		t.Fatalf("got %q; want 101", line)
+	}
+	for {
+		line, err := c.br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("reading the 101's head: %v", err)
+		}
+		if line == "\r\n" {
+			return c
+		}
+	}
 }
