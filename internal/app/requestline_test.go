@@ -39,6 +39,7 @@ func TestRequestLineRefusals(t *testing.T) {
 		{"GET /v1/%zz HTTP/1.1", 400},
 		{"GET /v1/%0a HTTP/1.1", 400},
 		{"GET /v1/% HTTP/1.1", 400},
+		{"GET /public#/../admin HTTP/1.1", 400},
 	}
 	for _, tc := range cases {
 		t.Run(tc.line, func(t *testing.T) {

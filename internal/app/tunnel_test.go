@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -170,5 +171,72 @@ func openTunnel(t *testing.T, sets ...string) *conn {
 		if line == "\r\n" {
 			return c
 		}
+	}
+}
+
+// TestBusyTunnelOutlivesTheIdleTimeout: a tunnel in use stays open past
+// server.tunnel_idle_timeout, however long it is used.
+func TestBusyTunnelOutlivesTheIdleTimeout(t *testing.T) {
+	c := openTunnel(t, "server.tunnel_idle_timeout=300ms")
+	for i := range 12 { // 1.2 s of traffic, 100 ms apart
+		c.send("ping")
+		got := make([]byte, 4)
+		if _, err := io.ReadFull(c.br, got); err != nil || string(got) != "ping" {
+			t.Fatalf("echo %d: %q, %v; want the tunnel still open", i, got, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestUpgradeRefusals: an upgrade that cannot be tunnelled cleanly, or
+// whose target cannot be reached, is answered and its connection closed:
+// nothing of it is read as a next request.
+func TestUpgradeRefusals(t *testing.T) {
+	e := startEchoUpgrade(t)
+	gw := startApp(t, loadConfig(t, "http://"+e.addr))
+	dead := startApp(t, loadConfig(t, testkit.DeadURL(t)))
+	smuggled := "GET /smuggled HTTP/1.1\r\nHost: gw\r\nX-API-Key: bulk-key\r\n\r\n"
+	for _, tc := range []struct {
+		name, addr, req string
+		status          int
+	}{
+		{"a body", gw.proxy, upgradeHead + "X-API-Key: bulk-key\r\nContent-Length: " + strconv.Itoa(len(smuggled)) + "\r\n\r\n" + smuggled, 400},
+		{"HTTP/1.0", gw.proxy, strings.Replace(upgradeHead, "HTTP/1.1", "HTTP/1.0", 1) + "X-API-Key: bulk-key\r\n\r\n", 400},
+		{"target down", dead.proxy, upgradeHead + "X-API-Key: bulk-key\r\n\r\n" + smuggled, 502},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := dial(t, tc.addr)
+			c.send(tc.req)
+			if resp := c.response(); resp.StatusCode() != tc.status {
+				t.Fatalf("got %d; want %d", resp.StatusCode(), tc.status)
+			}
+			if !c.closed() {
+				t.Error("connection open after a refused upgrade; want it closed")
+			}
+		})
+	}
+	select {
+	case head := <-e.heads:
+		t.Fatalf("the upstream got a request:\n%s", head)
+	default:
+	}
+}
+
+// TestTunnelEndsWithItsUpstream: when the target closes the tunnel, the
+// client's side closes at once, not at the idle timeout.
+func TestTunnelEndsWithItsUpstream(t *testing.T) {
+	addr := testkit.Listen(t, func(c net.Conn) {
+		http.ReadRequest(bufio.NewReader(c))
+		io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nbye")
+		c.Close()
+	})
+	gw := startApp(t, loadConfig(t, "http://"+addr)) // idle timeout 60 s
+	c := dial(t, gw.proxy)
+	c.send(upgradeHead + "X-API-Key: bulk-key\r\n\r\n")
+	if line := c.statusLine(); line != "HTTP/1.1 101 Switching Protocols" {
+		t.Fatalf("got %q; want 101", line)
+	}
+	if !c.closed() { // waits 3 s
+		t.Fatal("client side still open after the target closed; want it closed with it")
 	}
 }

@@ -237,10 +237,10 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx, a *admission) {
 		pool, _ = g.proxy.Pool(a.tenant.Upstream)
 	}
 	if proto := upgradeOf(&ctx.Request.Header); proto != nil {
-		g.tunnel(ctx, pool, a.tenant, a.keyInAuth, a.reqID(), proto)
-	} else {
-		g.forward(ctx, pool, a.tenant, a.keyInAuth, a.reqID())
+		g.tunnel(ctx, pool, a, proto)
+		return
 	}
+	g.forward(ctx, pool, a.tenant, a.keyInAuth, a.reqID())
 	g.finish(ctx, a)
 }
 

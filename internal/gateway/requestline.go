@@ -62,7 +62,9 @@ func checkRequestLine(ctx *fasthttp.RequestCtx) (problem, bool) {
 		// fasthttp's client would send it on as Authorization: Basic.
 		return problemUserinfo, false
 	}
-	if ambiguousPath(u.PathOriginal()) {
+	if bytes.IndexByte(h.RequestURI(), '#') >= 0 || ambiguousPath(u.PathOriginal()) {
+		// A fragment is never part of a request target (RFC 9112 §3.2);
+		// the router would not see it, an upstream might.
 		return problemAmbiguousPath, false
 	}
 	return problem{}, true

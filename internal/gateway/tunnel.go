@@ -13,7 +13,6 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
 
-	"github.com/l1gw/l1gw/tenants"
 	"github.com/l1gw/l1gw/upstream"
 )
 
@@ -60,33 +59,54 @@ func upgradeOf(h *fasthttp.RequestHeader) []byte {
 	return nil
 }
 
-// tunnel serves an admitted upgrade request: it sends the request head to
-// a target, and on its 101 answers the client with it and joins the two
-// connections until either ends, the tunnel is idle too long or too old.
-// Any other answer is passed on as it came. It was decided once, as the
-// request it started as.
-func (g *Gateway) tunnel(ctx *fasthttp.RequestCtx, pool *upstream.Pool, t *tenants.Tenant, keyInAuth bool, reqID, proto []byte) {
+// problemBadUpgrade refuses an upgrade that cannot be tunnelled cleanly.
+var problemBadUpgrade = problem{fasthttp.StatusBadRequest, typeBlank, "Bad Request",
+	"an upgrade request must be HTTP/1.1 and carry no body"}
+
+// hijackWait bounds how long an upstream connection waits for fasthttp to
+// hand over the client's: it does not when it closes the connection
+// instead (a shutdown), and then nothing else would close it.
+const hijackWait = 5 * time.Second
+
+// tunnel serves an admitted upgrade request and finishes its answer: it
+// sends the request head to a target, and on its 101 answers the client
+// with it and joins the two connections until either ends, the tunnel is
+// idle too long or too old. Any other answer is passed on as it came, and
+// the connection closed. It was decided once, as the request it started
+// as.
+func (g *Gateway) tunnel(ctx *fasthttp.RequestCtx, pool *upstream.Pool, a *admission, proto []byte) {
+	defer g.finish(ctx, a)
 	h := &ctx.Request.Header
+	if hasBody(h) || !h.IsHTTP11() {
+		// A body would be lost or read as the tunnel's first bytes;
+		// HTTP/1.0 has no upgrade (RFC 9110 §7.8).
+		writeProblem(ctx, problemBadUpgrade)
+		ctx.SetConnectionClose()
+		return
+	}
 	proto = append([]byte(nil), proto...) // stripping reuses its storage
-	g.prepare(ctx, t, keyInAuth, reqID)
+	g.prepare(ctx, a.tenant, a.keyInAuth, a.reqID())
+	// The target as the router saw it: origin form, the URI's host.
+	h.SetRequestURIBytes(ctx.URI().RequestURI())
+	h.SetHostBytes(ctx.URI().Host())
 	h.SetCanonical(hdrConnection, valueUpgrade)
 	h.SetCanonical(hdrUpgrade, proto)
 	up, err := pool.DialTunnel()
-	if err != nil {
-		g.log.Warn("upgrade failed", "err", err.Error(), "upstream", pool.Name, "tenant", t.ID)
-		writeProblem(ctx, upstreamProblem(fasthttp.StatusBadGateway))
-		return
-	}
-	up.SetDeadline(time.Now().Add(g.tunnelLimits.Idle))
-	br := bufio.NewReader(up)
-	_, err = up.Write(h.Header())
+	var br *bufio.Reader
 	if err == nil {
-		err = ctx.Response.Header.Read(br)
+		up.SetDeadline(time.Now().Add(g.tunnelLimits.Idle))
+		br = bufio.NewReader(up)
+		if _, err = up.Write(h.Header()); err == nil {
+			err = ctx.Response.Header.Read(br)
+		}
+		if err != nil {
+			up.Close()
+		}
 	}
 	if err != nil {
-		up.Close()
-		g.log.Warn("upgrade failed", "err", err.Error(), "upstream", pool.Name, "tenant", t.ID)
+		g.log.Warn("upgrade failed", "err", err.Error(), "upstream", pool.Name, "tenant", a.tenant.ID)
 		writeProblem(ctx, upstreamProblem(fasthttp.StatusBadGateway))
+		ctx.SetConnectionClose()
 		return
 	}
 	if ctx.Response.StatusCode() != fasthttp.StatusSwitchingProtocols {
@@ -99,8 +119,25 @@ func (g *Gateway) tunnel(ctx *fasthttp.RequestCtx, pool *upstream.Pool, t *tenan
 		ctx.SetConnectionClose()
 		return
 	}
+	up.SetDeadline(time.Time{}) // join sets its own
+	// The 101 goes out from the hijack handler, with the headers finish
+	// adds, so that an upstream connection is closed whatever happens.
+	var state atomic.Int32 // 0 waiting, 1 handed over, 2 given up
+	time.AfterFunc(hijackWait, func() {
+		if state.CompareAndSwap(0, 2) {
+			up.Close()
+		}
+	})
 	limits := g.tunnelLimits
+	ctx.HijackSetNoResponse(true)
 	ctx.Hijack(func(client net.Conn) {
+		if !state.CompareAndSwap(0, 1) {
+			return
+		}
+		if _, err := client.Write(ctx.Response.Header.Header()); err != nil {
+			up.Close()
+			return
+		}
 		join(client, up, br, limits)
 	})
 }
@@ -118,20 +155,23 @@ func join(client, up net.Conn, upr io.Reader, limits TunnelLimits) {
 	end := func() {
 		once.Do(func() {
 			close(done)
+			// A hijacked connection's Close is fasthttp's to do after the
+			// handler: a deadline in the past ends its pending read now.
+			client.SetDeadline(time.Unix(1, 0))
 			client.Close()
 			up.Close()
 		})
 	}
 	max := time.AfterFunc(limits.Max, end)
 	defer max.Stop()
-	go pump(up, upr, client, &last, limits.Idle, end)
-	pump(client, client, up, &last, limits.Idle, end)
+	go pump(up, upr, client, &last, limits.Idle, done, end)
+	pump(client, client, up, &last, limits.Idle, done, end)
 	<-done
 }
 
-// pump copies src to dst; each read waits at most idle past the tunnel's
-// last byte either way.
-func pump(srcConn net.Conn, src io.Reader, dst net.Conn, last *atomic.Int64, idle time.Duration, end func()) {
+// pump copies src to dst until the tunnel ends (done); each read waits
+// at most idle past the tunnel's last byte either way.
+func pump(srcConn net.Conn, src io.Reader, dst net.Conn, last *atomic.Int64, idle time.Duration, done <-chan struct{}, end func()) {
 	defer end()
 	buf := make([]byte, 32<<10)
 	for {
@@ -139,12 +179,18 @@ func pump(srcConn net.Conn, src io.Reader, dst net.Conn, last *atomic.Int64, idl
 		n, err := src.Read(buf)
 		if n > 0 {
 			last.Store(time.Now().UnixNano())
+			dst.SetWriteDeadline(time.Now().Add(idle))
 			if _, werr := dst.Write(buf[:n]); werr != nil {
 				return
 			}
 		}
 		if err != nil {
 			var ne net.Error
+			select {
+			case <-done: // ended the other way
+				return
+			default:
+			}
 			if errors.As(err, &ne) && ne.Timeout() && time.Since(time.Unix(0, last.Load())) < idle {
 				continue // the other way moved meanwhile
 			}
