@@ -1,10 +1,12 @@
 package app
 
 import (
+	"errors"
 	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -15,6 +17,7 @@ var (
 	connsOpen         atomic.Int64
 	connsRejectedMax  = metrics.NewCounter(`l1gw_connections_rejected_total{reason="max_conns"}`)
 	connsRejectedByIP = metrics.NewCounter(`l1gw_connections_rejected_total{reason="max_conns_per_ip"}`)
+	connsAcceptErrors = metrics.NewCounter(`l1gw_accept_errors_total`)
 	_                 = metrics.NewGauge(`l1gw_connections_open`, func() float64 { return float64(connsOpen.Load()) })
 )
 
@@ -44,11 +47,21 @@ func limitConns(ln net.Listener, max, perIP int) *connLimit {
 // Accept returns the next connection within the caps; one past them is
 // answered (503 or 429) and closed, and Accept goes on.
 func (l *connLimit) Accept() (net.Conn, error) {
+	var backoff time.Duration
 	for {
 		c, err := l.Listener.Accept()
 		if err != nil {
-			return nil, err
+			if !transient(err) {
+				return nil, err
+			}
+			// Out of file descriptors or buffers: fasthttp would stop
+			// serving. Wait, as net/http does, and accept again.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			connsAcceptErrors.Inc()
+			time.Sleep(backoff)
+			continue
 		}
+		backoff = 0
 		ip := remoteAddr(c)
 		refusal := l.admit(ip)
 		if refusal == nil {
@@ -64,6 +77,17 @@ func (l *connLimit) Accept() (net.Conn, error) {
 		c.Write(refusal)
 		c.Close()
 	}
+}
+
+// transient: an accept error that passes (EMFILE, ENFILE, ENOBUFS,
+// ENOMEM, ECONNABORTED), not a closed listener.
+func transient(err error) bool {
+	for _, e := range []error{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.ECONNABORTED} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // admit takes a slot for ip; it returns the refusal when there is none.

@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"io"
 	"net"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -102,5 +104,48 @@ func TestContentLengthBesideChunkedClosesTheConnection(t *testing.T) {
 	}
 	if b := up.BodyBytes(); len(b) != 1 || b[0] != 5 || strings.Contains(up.Raw(), "smuggled") {
 		t.Fatalf("upstream read bodies %v:\n%s\nwant one request with the 5-byte chunked body", b, up.Raw())
+	}
+}
+
+// flakyListener fails its first Accepts with errs, then accepts.
+type flakyListener struct {
+	net.Listener
+	errs []error
+}
+
+func (l *flakyListener) Accept() (net.Conn, error) {
+	if len(l.errs) > 0 {
+		err := l.errs[0]
+		l.errs = l.errs[1:]
+		return nil, err
+	}
+	return l.Listener.Accept()
+}
+
+// TestAcceptOutlivesRunningOutOfDescriptors: EMFILE and its kin pass;
+// the listener waits and accepts again instead of failing, which would
+// stop the gateway. A closed listener still ends it.
+func TestAcceptOutlivesRunningOutOfDescriptors(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	emfile := &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
+	l := limitConns(&flakyListener{Listener: ln, errs: []error{emfile, emfile}}, 10, 0)
+	go func() {
+		if c, err := net.Dial("tcp", ln.Addr().String()); err == nil {
+			defer c.Close()
+			time.Sleep(time.Second)
+		}
+	}()
+	c, err := l.Accept()
+	if err != nil {
+		t.Fatalf("Accept after two EMFILEs: %v; want the next connection", err)
+	}
+	c.Close()
+	ln.Close()
+	if _, err := l.Accept(); err == nil {
+		t.Fatal("Accept on a closed listener: no error; want it to end")
 	}
 }
