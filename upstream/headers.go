@@ -24,7 +24,7 @@ func StripRequestHopByHop(h *fasthttp.RequestHeader) {
 	for v := connectionNames(buf[:0], h.PeekAll(fasthttp.HeaderConnection)); len(v) > 0; {
 		var tok []byte
 		tok, v, _ = bytes.Cut(v, []byte{','})
-		if tok = bytes.TrimSpace(tok); len(tok) > 0 {
+		if tok = bytes.TrimSpace(tok); len(tok) > 0 && !framing(tok) {
 			h.DelBytes(tok)
 		}
 	}
@@ -41,7 +41,7 @@ func StripResponseHopByHop(h *fasthttp.ResponseHeader) {
 	for v := connectionNames(buf[:0], h.PeekAll(fasthttp.HeaderConnection)); len(v) > 0; {
 		var tok []byte
 		tok, v, _ = bytes.Cut(v, []byte{','})
-		if tok = bytes.TrimSpace(tok); len(tok) > 0 {
+		if tok = bytes.TrimSpace(tok); len(tok) > 0 && !framing(tok) {
 			h.DelBytes(tok)
 		}
 	}
@@ -49,6 +49,18 @@ func StripResponseHopByHop(h *fasthttp.ResponseHeader) {
 		h.Del(k)
 	}
 }
+
+// framing: a field that says where the message ends or whom it is for.
+// Connection naming it does not remove it: without Content-Length the
+// body would go out unframed, and fasthttp would fail the forward.
+func framing(name []byte) bool {
+	return bytes.EqualFold(name, hdrContentLength) || bytes.EqualFold(name, hdrHost)
+}
+
+var (
+	hdrContentLength = []byte(fasthttp.HeaderContentLength)
+	hdrHost          = []byte(fasthttp.HeaderHost)
+)
 
 // connectionNames copies the Connection values into buf, comma-separated:
 // deleting fields moves the header's storage under the slices PeekAll

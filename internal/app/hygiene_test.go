@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -147,5 +148,42 @@ func TestAcceptOutlivesRunningOutOfDescriptors(t *testing.T) {
 	ln.Close()
 	if _, err := l.Accept(); err == nil {
 		t.Fatal("Accept on a closed listener: no error; want it to end")
+	}
+}
+
+// TestConnectionCannotNameFraming: Connection naming Content-Length or
+// Host does not strip them: the body stays framed, the forward works, and
+// nothing of the body is read as a request.
+func TestConnectionCannotNameFraming(t *testing.T) {
+	up := testkit.StartRawUpstream(t)
+	gw := startApp(t, loadConfig(t, up.URL))
+	c := dial(t, gw.proxy)
+	inner := "GET /smuggled HTTP/1.1\r\nHost: gw\r\nX-API-Key: bulk-key\r\n\r\n"
+	c.send("POST /outer HTTP/1.1\r\nHost: gw\r\nX-API-Key: bulk-key\r\nConnection: Content-Length, Host\r\nContent-Length: " +
+		strconv.Itoa(len(inner)) + "\r\n\r\n" + inner)
+	if resp := c.response(); resp.StatusCode() != 200 {
+		t.Fatalf("got %d %q; want 200", resp.StatusCode(), resp.Body())
+	}
+	if b := up.BodyBytes(); len(b) != 1 || b[0] != int64(len(inner)) || up.Requests() != 1 {
+		t.Fatalf("upstream read %d requests, bodies %v; want one with the %d-byte body", up.Requests(), b, len(inner))
+	}
+}
+
+// TestEveryRefusalBeforeAuthenticationCloses: a client refused before it
+// authenticated (no route, an ambiguous key, a refused request line)
+// keeps no connection.
+func TestEveryRefusalBeforeAuthenticationCloses(t *testing.T) {
+	up := testkit.StartRawUpstream(t)
+	gw := startApp(t, loadConfig(t, up.URL))
+	for _, req := range []string{
+		"GET /x HTTP/1.1\r\nHost: gw\r\nX-API-Key: a\r\nX-API-Key: b\r\n\r\n",
+		"PURGE /x HTTP/1.1\r\nHost: gw\r\n\r\n",
+		"GET /a;b HTTP/1.1\r\nHost: gw\r\n\r\n",
+	} {
+		c := dial(t, gw.proxy)
+		c.send(req)
+		if resp := c.response(); resp.StatusCode() < 400 || !resp.ConnectionClose() {
+			t.Errorf("%q: %d, connection close %v; want a refusal that closes", strings.SplitN(req, "\r\n", 2)[0], resp.StatusCode(), resp.ConnectionClose())
+		}
 	}
 }

@@ -37,6 +37,8 @@ func TestOwnedHeadersReachTheUpstreamOnce(t *testing.T) {
 		{"X-Forwarded-Host", []string{"X-Forwarded-Host: evil.example", "x-forwarded-host: evil.example"}, "gw", ""},
 		{"X-Request-Id", []string{"X-Request-Id: aaa", "x-request-id: bbb"}, "*", "aaa bbb"},
 		{"Forwarded", []string{"Forwarded: for=10.0.0.1", "forwarded: for=10.0.0.2"}, "", ""},
+		{"X_L1gw_Tenant", []string{"X_L1gw_Tenant: root", "x_l1gw_tenant: root"}, "", ""},
+		{"X_Forwarded_For", []string{"X_Forwarded_For: 10.0.0.1"}, "", ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.header, func(t *testing.T) {

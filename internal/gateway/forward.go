@@ -55,6 +55,9 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, pool *upstream.Pool, t *tena
 	}
 }
 
+// underscored are the headers the gateway sets, spelt with underscores.
+var underscored = []string{"X_L1gw_Tenant", "X_Forwarded_For", "X_Forwarded_Proto", "X_Forwarded_Host", "X_Request_Id"}
+
 // prepare makes the request the upstream gets: hop-by-hop fields out,
 // the request ID, the key hidden, the tenant, the X-Forwarded-* set.
 func (g *Gateway) prepare(ctx *fasthttp.RequestCtx, t *tenants.Tenant, keyInAuth bool, reqID []byte) {
@@ -66,6 +69,11 @@ func (g *Gateway) prepare(ctx *fasthttp.RequestCtx, t *tenants.Tenant, keyInAuth
 		if keyInAuth {
 			h.DelBytes(hdrAuthorization)
 		}
+	}
+	for _, name := range underscored {
+		// An upstream that reads X_L1gw_Tenant as X-L1gw-Tenant (CGI's
+		// HTTP_X_L1GW_TENANT) must not get the client's.
+		h.Del(name)
 	}
 	h.Del(hdrTenant) // every copy the client sent
 	h.Set(hdrTenant, t.ID)

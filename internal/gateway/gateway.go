@@ -165,11 +165,8 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, a *admission) bool {
 	}
 	if p, ok := checkRequestLine(ctx); !ok {
 		g.reject(ctx, p)
-		switch p.status {
-		case fasthttp.StatusMethodNotAllowed:
+		if p.status == fasthttp.StatusMethodNotAllowed {
 			ctx.Response.Header.SetCanonical(hdrAllow, allowMethods)
-		case fasthttp.StatusHTTPVersionNotSupported:
-			ctx.SetConnectionClose() // its framing is not ours to trust
 		}
 		return false
 	}
@@ -194,8 +191,6 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, a *admission) bool {
 		}
 		g.reject(ctx, p)
 		ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, `Bearer realm="l1gw"`)
-		// No idle keep-alive for a client that has not authenticated.
-		ctx.SetConnectionClose()
 		return false
 	}
 	a.tenant = t
@@ -265,6 +260,8 @@ func (g *Gateway) limitKey(ctx *fasthttp.RequestCtx, t *tenants.Tenant) string {
 func (g *Gateway) reject(ctx *fasthttp.RequestCtx, p problem) {
 	writeProblem(ctx, p)
 	g.unknown.Response(p.status)
+	// No keep-alive for a client that has not authenticated.
+	ctx.SetConnectionClose()
 }
 
 // retryAfterOverload is the Retry-After of a shed request.
