@@ -20,7 +20,16 @@ const (
 	KindSaturated ErrorKind = "saturated" // every connection to the target is busy: 503
 	KindTooLarge  ErrorKind = "too_large" // the response exceeded max_response_bytes: 502
 	KindOther     ErrorKind = "other"     // anything else, malformed responses included: 502
+	// KindClient is the client's failure, not the target's: its body
+	// broke off (ErrClientBody). It is not counted, nor held against the
+	// target: 400.
+	KindClient ErrorKind = "client"
 )
+
+// ErrClientBody marks an error reading the client's body as it streamed
+// to the target: whoever reads the body for Forward wraps its errors in
+// it.
+var ErrClientBody = errors.New("the client's request body broke off")
 
 var errorKinds = []ErrorKind{KindTimeout, KindRefused, KindReset, KindSaturated, KindTooLarge, KindOther}
 
@@ -47,6 +56,8 @@ func (e *Error) Status() int {
 		return fasthttp.StatusGatewayTimeout
 	case KindSaturated:
 		return fasthttp.StatusServiceUnavailable
+	case KindClient:
+		return fasthttp.StatusBadRequest
 	}
 	return fasthttp.StatusBadGateway
 }

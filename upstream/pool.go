@@ -136,6 +136,10 @@ func (p *Pool) Forward(req *fasthttp.Request, resp *fasthttp.Response) error {
 		t := p.pick(last)
 		req.URI().SetSchemeBytes(t.scheme) // the client's was http or https
 		err = t.hc.DoDeadline(req, resp, deadline)
+		if errors.Is(err, ErrClientBody) {
+			// The client broke off its body: no fault of the target's.
+			return &Error{Upstream: p.Name, Kind: KindClient, Err: err}
+		}
 		p.observe(t, err)
 		if err == nil {
 			return nil

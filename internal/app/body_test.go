@@ -254,3 +254,31 @@ func TestRefusalWithoutBodyKeepsTheConnection(t *testing.T) {
 		t.Error("connection open after a 401; want it closed")
 	}
 }
+
+// TestClientBreakingOffItsBodyIsNotTheTargets: a client that resets in
+// the middle of its body fails its own request, and is not counted against
+// the target: no upstream error, no ejection.
+func TestClientBreakingOffItsBodyIsNotTheTargets(t *testing.T) {
+	up := testkit.StartRawUpstream(t)
+	gw := startApp(t, loadConfig(t, up.URL, "server.max_body_bytes=1048576", "upstreams.main.eject.failures=2"))
+	for range 4 {
+		before := len(up.Raw())
+		c := dial(t, gw.proxy)
+		c.send(post("100000", "X-API-Key: bulk-key") + strings.Repeat("x", 12000))
+		// In the forward, streaming to the target and waiting for the rest.
+		testkit.Until(t, 5*time.Second, "the body streaming to the target", func() bool { return len(up.Raw()) > before+9000 })
+		c.c.(*net.TCPConn).SetLinger(0)
+		c.c.Close() // RST
+	}
+	// The last broken body has been handled: a whole request gets through.
+	testkit.Until(t, 5*time.Second, "a request through the same target", func() bool {
+		return call(t, gw.proxy, "GET", "/after", "X-API-Key", "bulk-key").StatusCode() == 200
+	})
+	m := string(call(t, gw.admin, "GET", "/metrics").Body())
+	for _, line := range strings.Split(m, "\n") {
+		if strings.HasPrefix(line, `l1gw_upstream_ejections_total{upstream="main"}`) && !strings.HasSuffix(line, " 0") ||
+			strings.HasPrefix(line, `l1gw_upstream_errors_total{upstream="main",kind="reset"}`) && !strings.HasSuffix(line, " 0") {
+			t.Errorf("%s; want 0: the clients broke off, not the target", line)
+		}
+	}
+}

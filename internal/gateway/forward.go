@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"errors"
+	"fmt"
 	"io"
 
 	"github.com/valyala/fasthttp"
@@ -12,7 +13,8 @@ import (
 
 // forward sends the request upstream and leaves its answer, or a problem
 // for a failed forward, in ctx.Response. A body is streamed through as the
-// client sends it; a chunked one is cut at max_body_bytes (413).
+// client sends it; a chunked one is cut at max_body_bytes (413); one the
+// client breaks off is a 400, not the target's failure.
 func (g *Gateway) forward(ctx *fasthttp.RequestCtx, pool *upstream.Pool, t *tenants.Tenant, keyInAuth bool, reqID []byte) {
 	h := &ctx.Request.Header
 	closeAfter := h.ConnectionClose()
@@ -23,14 +25,16 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, pool *upstream.Pool, t *tena
 	}
 	g.prepare(ctx, t, keyInAuth, reqID)
 
-	req, cut := &ctx.Request, (*cappedBody)(nil)
-	if h.ContentLength() == -1 && ctx.Request.IsBodyStream() {
-		// Chunked: its length is known only at its end.
+	req, cb := &ctx.Request, (*clientBody)(nil)
+	if body && ctx.Request.IsBodyStream() {
+		// Through clientBody, on a copy of the request: a chunked body is
+		// cut at max_body_bytes, and a client that breaks off its body is
+		// not taken for a failing target.
 		out := fasthttp.AcquireRequest()
 		defer fasthttp.ReleaseRequest(out)
 		ctx.Request.CopyTo(out)
-		cut = &cappedBody{r: ctx.RequestBodyStream(), left: g.maxBody}
-		out.SetBodyStream(cut, -1)
+		cb = &clientBody{r: ctx.RequestBodyStream(), left: g.maxBody}
+		out.SetBodyStream(cb, h.ContentLength())
 		req = out
 	}
 	if err := pool.Forward(req, &ctx.Response); err != nil {
@@ -39,9 +43,12 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, pool *upstream.Pool, t *tena
 		if errors.As(err, &ue) {
 			status = ue.Status()
 		}
-		if cut != nil && cut.over {
+		switch {
+		case cb != nil && cb.over:
 			writeProblem(ctx, problemBodySize)
-		} else {
+		case errors.Is(err, upstream.ErrClientBody):
+			writeProblem(ctx, problemBodyCut) // the client is likely gone
+		default:
 			g.log.Warn("forward failed", "err", err.Error(), "upstream", pool.Name, "tenant", t.ID)
 			writeProblem(ctx, upstreamProblem(status))
 		}
@@ -80,8 +87,10 @@ func (g *Gateway) prepare(ctx *fasthttp.RequestCtx, t *tenants.Tenant, keyInAuth
 	upstream.SetForwarded(h, upstream.Forwarded{ClientIP: ctx.RemoteIP(), TLS: ctx.IsTLS(), Trust: g.trusted.Peer(ctx.RemoteIP())})
 }
 
-// cappedBody reads a streamed request body and fails past left bytes.
-type cappedBody struct {
+// clientBody reads a streamed request body for the forward: past left
+// bytes it fails (a chunked body over max_body_bytes), and a read error is
+// marked upstream.ErrClientBody, the client's doing.
+type clientBody struct {
 	r    io.Reader
 	left int
 	over bool
@@ -90,11 +99,17 @@ type cappedBody struct {
 // errBodyTooLarge ends a chunked body past max_body_bytes.
 var errBodyTooLarge = errors.New("request body exceeds server.max_body_bytes")
 
-func (c *cappedBody) Read(p []byte) (int, error) {
+// problemBodyCut answers a request whose client broke off its body.
+var problemBodyCut = problem{fasthttp.StatusBadRequest, typeBlank, "Bad Request", "the request body ended before its length"}
+
+func (c *clientBody) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	if c.left -= n; c.left < 0 {
 		c.over = true
 		return 0, errBodyTooLarge
+	}
+	if err != nil && err != io.EOF {
+		return n, fmt.Errorf("%w: %w", upstream.ErrClientBody, err)
 	}
 	return n, err
 }
