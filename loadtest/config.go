@@ -26,7 +26,7 @@ func scenarioConfig(sc scenario, upstreamAddr string) harness.GatewayConfig {
 	c.Plans = map[string]harness.GatewayPlan{planName: {Limits: []harness.GatewayRule{
 		{Name: ruleName, Limit: sc.limit, Window: "1s"},
 	}}}
-	if sc.upload {
+	if sc.upload || sc.download {
 		c.Server.ReadTimeout, c.Server.MaxBodyBytes = "120s", 2<<30
 		up := c.Upstreams[harness.UpstreamName]
 		up.Timeout = "120s"

@@ -111,7 +111,7 @@ func TestParseFlags(t *testing.T) {
 		want    string // scenarios, comma-separated
 		wantErr bool
 	}{
-		{"defaults", nil, "baseline,admitted,limited,many-tenants,held-bodies,upload,idle-slowloris", false},
+		{"defaults", nil, "baseline,admitted,limited,many-tenants,held-bodies,upload,download,idle-slowloris", false},
 		{"no held connections", []string{"-held", "0"}, "", true},
 		{"run order", []string{"-scenario", "limited,baseline"}, "baseline,limited", false},
 		{"unknown scenario", []string{"-scenario", "nope"}, "", true},

@@ -49,7 +49,7 @@ func (r *Report) Markdown() string {
 				res.Scenario, h.Conns, float64(h.RSSGrowthKB)/1024, h.Open)
 		}
 		if u := res.Upload; u != nil {
-			fmt.Fprintf(&b, "- %s: %d MiB in one POST through the gateway in %.1f s (%.0f MB/s), answered %d (%s); gateway RSS at most %+.1f MB over it\n",
+			fmt.Fprintf(&b, "- %s: %d MiB through the gateway in %.1f s (%.0f MB/s), answered %d (%s); gateway RSS at most %+.1f MB over it\n",
 				res.Scenario, u.Bytes>>20, u.Seconds, u.MBps, u.Status, u.Received, float64(u.PeakRSSGrowthKB)/1024)
 		}
 		if g := res.Gateway; g != nil && g.Pressure != nil {

@@ -36,7 +36,8 @@ type Result struct {
 	Gateway *Usage `json:"gateway,omitempty"`
 	// Limit is the exactness check of the limited scenario.
 	Limit *LimitCheck `json:"limit,omitempty"`
-	// Upload is the upload scenario's measurement; nil for the others.
+	// Upload is the upload or download scenario's measurement; nil for
+	// the others.
 	Upload *Upload `json:"upload,omitempty"`
 	// Notes are anomalies worth a look.
 	Notes []string `json:"notes,omitempty"`

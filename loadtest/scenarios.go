@@ -30,11 +30,13 @@ type scenario struct {
 	pressure bool
 	// upload: no attack; one 1 GiB body through the gateway.
 	upload bool
+	// download: no attack; one 1 GiB response through the gateway.
+	download bool
 }
 
 // scenarioNames lists the scenarios in run order.
 func scenarioNames() []string {
-	return []string{"baseline", "admitted", "limited", "many-tenants", "held-bodies", "upload", "idle-slowloris"}
+	return []string{"baseline", "admitted", "limited", "many-tenants", "held-bodies", "upload", "download", "idle-slowloris"}
 }
 
 // findScenario is the named scenario at rate requests per second.
@@ -58,6 +60,8 @@ func findScenario(name string, rate int) (scenario, bool) {
 		return scenario{name: name, gateway: true, tenants: 1, limit: 100 * r, held: 1}, true
 	case "upload":
 		return scenario{name: name, gateway: true, tenants: 1, limit: 100 * r, upload: true}, true
+	case "download":
+		return scenario{name: name, gateway: true, tenants: 1, limit: 100 * r, download: true}, true
 	case "idle-slowloris":
 		// admitted, beside idle and slowloris connections.
 		return scenario{name: name, gateway: true, tenants: 1, limit: 100 * r, pressure: true}, true
@@ -93,10 +97,14 @@ func runScenario(ctx context.Context, sc scenario, o options, upstreamAddr strin
 		return Result{}, err
 	}
 	var res Result
-	if sc.upload {
+	switch {
+	case sc.upload:
 		res = Result{Scenario: sc.name, Via: "gateway"}
 		res.Upload, err = upload(ctx, gw)
-	} else {
+	case sc.download:
+		res = Result{Scenario: sc.name, Via: "gateway"}
+		res.Upload, err = download(ctx, gw)
+	default:
 		res, err = attackGateway(ctx, sc, o, gw)
 	}
 	if stopErr := gw.Stop(); stopErr != nil {

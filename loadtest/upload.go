@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/l1gw/l1gw/loadtest/internal/harness"
@@ -39,6 +40,61 @@ func (zeros) Read(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// rssPeak samples pid's VmRSS every 50 ms until stop is called, which
+// returns the most it grew above base.
+func rssPeak(pid int, base int64) (stop func() int64) {
+	peak := make(chan int64, 1)
+	done := make(chan struct{})
+	go func() {
+		var max int64
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				peak <- max
+				return
+			case <-t.C:
+				if s, err := harness.SampleProc(pid); err == nil && s.RSSKB-base > max {
+					max = s.RSSKB - base
+				}
+			}
+		}
+	}()
+	return func() int64 { close(done); return <-peak }
+}
+
+// download reads GET /download (1 GiB) through the gateway and drops it,
+// sampling the gateway's RSS meanwhile.
+func download(ctx context.Context, gw *harness.Gateway) (*Upload, error) {
+	url, err := loopbackURL(gw.Proxy)
+	if err != nil {
+		return nil, err
+	}
+	before, err := harness.SampleProc(gw.Pid())
+	if err != nil {
+		return nil, err
+	}
+	stop := rssPeak(gw.Pid(), before.RSSKB)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(url, attackPath)+"/download", nil)
+	req.Header.Set("X-Api-Key", tenantKey(0))
+	client := &http.Client{Timeout: 2 * time.Minute, Transport: &http.Transport{Proxy: nil, DisableCompression: true}}
+	start := time.Now()
+	resp, err := client.Do(req)
+	var n int64
+	if err == nil {
+		n, err = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	secs := time.Since(start).Seconds()
+	max := stop()
+	if err != nil {
+		return nil, fmt.Errorf("download: %w", err)
+	}
+	return &Upload{Bytes: n, Received: fmt.Sprintf("%d bytes read", n), Status: resp.StatusCode, Seconds: secs,
+		MBps: float64(n) / secs / 1e6, PeakRSSGrowthKB: max}, nil
+}
+
 // upload sends one uploadBytes POST through the gateway with the first
 // tenant's key, sampling the gateway's RSS meanwhile.
 func upload(ctx context.Context, gw *harness.Gateway) (*Upload, error) {
@@ -49,28 +105,11 @@ func upload(ctx context.Context, gw *harness.Gateway) (*Upload, error) {
 	if err != nil {
 		return nil, err
 	}
-	peak := make(chan int64, 1)
-	stop := make(chan struct{})
-	go func() {
-		var max int64
-		t := time.NewTicker(50 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				peak <- max
-				return
-			case <-t.C:
-				if s, err := harness.SampleProc(gw.Pid()); err == nil && s.RSSKB-before.RSSKB > max {
-					max = s.RSSKB - before.RSSKB
-				}
-			}
-		}
-	}()
+	stop := rssPeak(gw.Pid(), before.RSSKB)
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "tcp", gw.Proxy)
 	if err != nil {
-		close(stop)
+		stop()
 		return nil, err
 	}
 	defer c.Close()
@@ -86,8 +125,7 @@ func upload(ctx context.Context, gw *harness.Gateway) (*Upload, error) {
 		resp, err = http.ReadResponse(bufio.NewReader(c), nil)
 	}
 	secs := time.Since(start).Seconds()
-	close(stop)
-	max := <-peak
+	max := stop()
 	if err != nil {
 		return nil, fmt.Errorf("upload: %w", err)
 	}

@@ -58,6 +58,7 @@ func newPool(name string, spec Spec, log *slog.Logger) (*Pool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("upstream %s: tls: %w", name, err)
 	}
+	transport := &streamTransport{maxBody: spec.MaxResponseBytes}
 	for _, raw := range spec.Targets {
 		addr, tls, err := parseTarget(raw)
 		if err != nil {
@@ -80,7 +81,8 @@ func newPool(name string, spec Spec, log *slog.Logger) (*Pool, error) {
 			MaxIdleConnDuration:           spec.IdleConnTimeout,
 			ReadTimeout:                   spec.Timeout,
 			WriteTimeout:                  spec.Timeout,
-			MaxResponseBodySize:           spec.MaxResponseBytes,
+			MaxResponseBodySize:           spec.MaxResponseBytes, // streamTransport enforces it
+			Transport:                     transport,
 			MaxIdemponentCallAttempts:     1, // retries are decided here, across targets
 			Dial:                          dialer(spec.DialTimeout),
 			SecureErrorLogMessage:         true, // errors are logged: keep request bytes out of them

@@ -14,7 +14,8 @@ import (
 // answers 200 to everything: "ok" on /healthz (the gateway's health
 // check), a small fixed body elsewhere, so the measurements are the
 // proxy's and not the upstream's. POST /upload reads its body as it
-// streams in and answers how many bytes it got.
+// streams in and answers how many bytes it got; GET /download sends 1 GiB
+// of zeros.
 type Upstream struct {
 	// Addr is 127.0.0.1:port.
 	Addr   string
@@ -36,6 +37,10 @@ func StartUpstream(body string) (*Upstream, error) {
 			case "/healthz":
 				ctx.SetBodyString("ok\n")
 				return
+			case "/download":
+				// 1 GiB of zeros, written as the client takes them.
+				ctx.SetBodyStream(io.LimitReader(zeroReader{}, DownloadBytes), DownloadBytes)
+				return
 			case "/upload":
 				// Read as it arrives and drop: the upload's bytes, counted.
 				n, err := io.Copy(io.Discard, ctx.RequestBodyStream())
@@ -56,6 +61,17 @@ func StartUpstream(body string) (*Upstream, error) {
 	u := &Upstream{Addr: ln.Addr().String(), server: s, done: make(chan error, 1)}
 	go func() { u.done <- s.Serve(ln) }()
 	return u, nil
+}
+
+// DownloadBytes is the body of GET /download: 1 GiB.
+const DownloadBytes = 1 << 30
+
+// zeroReader reads as endless zero bytes.
+type zeroReader struct{}
+
+func (zeroReader) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
 }
 
 // Stop shuts the server down, waiting at most a few seconds.

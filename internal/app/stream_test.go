@@ -1,0 +1,147 @@
+package app
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/l1gw/l1gw/internal/testkit"
+)
+
+// sseUpstream answers every request with a chunked text/event-stream: a
+// first event with the head, then one each time next gets a value; it
+// ends the stream when next closes. (fasthttp sends a streamed
+// response's head with the first bytes of its body.)
+func sseUpstream(t *testing.T, first string, next <-chan string) string {
+	return "http://" + testkit.Listen(t, func(c net.Conn) {
+		defer c.Close()
+		if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+		fmt.Fprintf(c, "%x\r\n%s\r\n", len(first), first)
+		for ev := range next {
+			fmt.Fprintf(c, "%x\r\n%s\r\n", len(ev), ev)
+		}
+		io.WriteString(c, "0\r\n\r\n")
+	})
+}
+
+// TestServerSentEventsFlowAsSent: each event reaches the client before
+// the upstream sends the next, and the stream outlives the upstream
+// timeout (300 ms here) while it moves.
+func TestServerSentEventsFlowAsSent(t *testing.T) {
+	next := make(chan string)
+	const first = "retry: 1000\n\n"
+	gw := startApp(t, loadConfig(t, sseUpstream(t, first, next))) // upstreams.main.timeout: 300ms
+	c := dial(t, gw.proxy)
+	c.send("GET /events HTTP/1.1\r\nHost: gw\r\nX-API-Key: bulk-key\r\nAccept: text/event-stream\r\n\r\n")
+	if line := c.statusLine(); line != "HTTP/1.1 200 OK" {
+		t.Fatalf("got %q; want 200", line)
+	}
+	for { // the head
+		line, err := c.br.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if line == "\r\n" {
+			break
+		}
+	}
+	tp := newChunkReader(c.br)
+	if got := tp.event(t, len(first)); got != first {
+		t.Fatalf("first event %q; want %q", got, first)
+	}
+	for i := range 6 {
+		ev := fmt.Sprintf("data: event %d\n\n", i)
+		next <- ev // the upstream sends it now, and nothing more until the next
+		if got := tp.event(t, len(ev)); got != ev {
+			t.Fatalf("event %d: got %q; want %q", i, got, ev)
+		}
+		time.Sleep(100 * time.Millisecond) // 600 ms in all: past the upstream timeout
+	}
+	close(next)
+}
+
+// chunkReader reads the chunked body of a response, as the client sees it.
+type chunkReader struct{ br *bufio.Reader }
+
+func newChunkReader(br *bufio.Reader) *chunkReader { return &chunkReader{br} }
+
+// event reads chunks until n bytes of data have come.
+func (r *chunkReader) event(t *testing.T, n int) string {
+	t.Helper()
+	var b strings.Builder
+	for b.Len() < n {
+		var size int
+		line, err := r.br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("reading a chunk size: %v (so far %q)", err, b.String())
+		}
+		if _, err := fmt.Sscanf(strings.TrimSpace(line), "%x", &size); err != nil || size == 0 {
+			t.Fatalf("chunk size line %q; want a chunk", line)
+		}
+		buf := make([]byte, size+2)
+		if _, err := io.ReadFull(r.br, buf); err != nil {
+			t.Fatal(err)
+		}
+		b.Write(buf[:size])
+	}
+	return b.String()
+}
+
+// TestLargeResponsesStreamAndAreCapped: a body above the buffered size
+// goes through whole; past max_response_bytes a declared length is a 502
+// and a chunked body is cut.
+func TestLargeResponsesStreamAndAreCapped(t *testing.T) {
+	const size = 4 << 20
+	upstream := testkit.Listen(t, func(c net.Conn) {
+		defer c.Close()
+		br := bufio.NewReader(c)
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			switch req.URL.Path {
+			case "/big":
+				fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", size)
+				io.CopyN(c, strings.NewReader(strings.Repeat("b", size)), size)
+			case "/chunked":
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+				for range 64 {
+					fmt.Fprintf(c, "%x\r\n%s\r\n", 64<<10, strings.Repeat("c", 64<<10))
+				}
+				io.WriteString(c, "0\r\n\r\n")
+			}
+		}
+	})
+	gw := startApp(t, loadConfig(t, "http://"+upstream, "upstreams.main.timeout=5s"))
+	resp := call(t, gw.proxy, "GET", "/big", "X-API-Key", "bulk-key")
+	if resp.StatusCode() != 200 || len(resp.Body()) != size {
+		t.Fatalf("GET /big: %d with %d bytes; want 200 with %d", resp.StatusCode(), len(resp.Body()), size)
+	}
+	if resp := call(t, gw.proxy, "GET", "/chunked", "X-API-Key", "bulk-key"); resp.StatusCode() != 200 || len(resp.Body()) != 64*64<<10 {
+		t.Fatalf("GET /chunked: %d with %d bytes; want 200 with %d", resp.StatusCode(), len(resp.Body()), 64*64<<10)
+	}
+
+	capped := startApp(t, loadConfig(t, "http://"+upstream, "upstreams.main.timeout=5s", "upstreams.main.max_response_bytes=1048576"))
+	if resp := call(t, capped.proxy, "GET", "/big", "X-API-Key", "bulk-key"); resp.StatusCode() != 502 {
+		t.Fatalf("GET /big over max_response_bytes: %d; want 502", resp.StatusCode())
+	}
+	c := dial(t, capped.proxy)
+	c.send("GET /chunked HTTP/1.1\r\nHost: gw\r\nX-API-Key: bulk-key\r\n\r\n")
+	c.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got, _ := io.ReadAll(c.br) // the head, then the body until the cut
+	if n := len(got); n > 1<<20+(64<<10)+4096 || !strings.Contains(string(got), "200 OK") {
+		t.Fatalf("chunked over max_response_bytes: read %d bytes; want the stream cut near 1 MiB", n)
+	}
+	if strings.HasSuffix(string(got), "0\r\n\r\n") {
+		t.Fatal("the cut stream ended with a last chunk: the client would take it for whole")
+	}
+}

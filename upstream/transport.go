@@ -1,0 +1,218 @@
+package upstream
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"net/http/httputil"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// bufferBelow is the largest response body read whole before it is sent
+// on; a longer one, a chunked one or one that ends at close is streamed.
+const bufferBelow = 64 << 10
+
+// streamTransport is the pools' fasthttp RoundTripper. It writes the
+// request and reads the response head as fasthttp's own does. A body of a
+// known length up to bufferBelow is read whole; any other streams to the
+// client as it arrives (text/event-stream among them), each read waiting
+// at most the upstream's timeout, so a stream lives as long as it moves,
+// and cut past max_response_bytes.
+type streamTransport struct {
+	maxBody int // max_response_bytes; 0 is no cap
+}
+
+// RoundTrip implements fasthttp.RoundTripper. It never asks fasthttp to
+// retry: Pool.Forward decides that.
+func (t *streamTransport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response) (bool, error) {
+	var deadline time.Time
+	if d := req.GetTimeOut(); d > 0 {
+		deadline = time.Now().Add(d)
+	}
+	cc, err := hc.AcquireConn(req.GetTimeOut(), req.ConnectionClose())
+	if err != nil {
+		return false, err
+	}
+	conn := cc.Conn()
+	conn.SetWriteDeadline(earliest(deadline, hc.WriteTimeout))
+	bw := hc.AcquireWriter(conn)
+	err = req.Write(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	hc.ReleaseWriter(bw)
+	if err != nil {
+		hc.CloseConn(cc)
+		return false, timeoutAsErrTimeout(err)
+	}
+	conn.SetReadDeadline(earliest(deadline, hc.ReadTimeout))
+	br := hc.AcquireReader(conn)
+	if err = readHead(br, &resp.Header); err != nil {
+		hc.ReleaseReader(br)
+		hc.CloseConn(cc)
+		return false, timeoutAsErrTimeout(err)
+	}
+	reuse := !req.ConnectionClose() && !resp.ConnectionClose()
+	n := resp.Header.ContentLength()
+	switch {
+	case req.Header.IsHead() || noBody(resp.Header.StatusCode()):
+		resp.SkipBody = true
+	case t.maxBody > 0 && n > t.maxBody:
+		err = fasthttp.ErrBodyTooLarge
+	case n >= 0 && n <= bufferBelow:
+		err = resp.ReadBody(br, n)
+	default:
+		s := streams.Get().(*stream)
+		*s = stream{conn: conn, br: br, idle: hc.ReadTimeout, left: n, capped: t.maxBody,
+			release: func(ok bool) { // only streamed responses pay for it
+				hc.ReleaseReader(br)
+				if ok && reuse {
+					hc.ReleaseConn(cc)
+				} else {
+					hc.CloseConn(cc)
+				}
+			}}
+		if n == -1 {
+			s.chunks = httputil.NewChunkedReader(br)
+		}
+		resp.SetBodyStream(s, n)
+		return false, nil
+	}
+	hc.ReleaseReader(br)
+	if err != nil || !reuse {
+		hc.CloseConn(cc)
+		return false, timeoutAsErrTimeout(err)
+	}
+	hc.ReleaseConn(cc)
+	return false, nil
+}
+
+// readHead reads a response head, skipping interim 1xx answers but 101.
+func readHead(br *bufio.Reader, h *fasthttp.ResponseHeader) error {
+	for range 100 {
+		if err := h.Read(br); err != nil {
+			return err
+		}
+		if c := h.StatusCode(); c >= 200 || c == fasthttp.StatusSwitchingProtocols {
+			return nil
+		}
+		h.Reset()
+	}
+	return errors.New("more than 100 interim responses")
+}
+
+// noBody: a status that carries no body (RFC 9110 §6.4.1).
+func noBody(code int) bool {
+	return code < 200 || code == fasthttp.StatusNoContent || code == fasthttp.StatusNotModified
+}
+
+// earliest is the deadline of one step: the request's, or the step's own
+// timeout from now when that comes first.
+func earliest(deadline time.Time, timeout time.Duration) time.Time {
+	if timeout > 0 {
+		if d := time.Now().Add(timeout); deadline.IsZero() || d.Before(deadline) {
+			return d
+		}
+	}
+	return deadline
+}
+
+// timeoutAsErrTimeout reports any timeout as fasthttp.ErrTimeout, as
+// fasthttp's transport does.
+func timeoutAsErrTimeout(err error) error {
+	var ne interface{ Timeout() bool }
+	if errors.As(err, &ne) && ne.Timeout() {
+		return fasthttp.ErrTimeout
+	}
+	return err
+}
+
+// stream is a response body read from the upstream as the client takes
+// it. Its Close, which fasthttp calls once the body is sent, gives the
+// connection back when the body was read to its end, else closes it.
+type stream struct {
+	conn    net.Conn
+	br      *bufio.Reader
+	chunks  io.Reader // the chunked decoder; nil for a length or close
+	idle    time.Duration
+	left    int // bytes still to read for a length; -1 chunked, -2 until close
+	capped  int // max_response_bytes; 0 none
+	read    int
+	done    bool // read to its end: the connection can serve again
+	release func(ok bool)
+}
+
+var streams = sync.Pool{New: func() any { return new(stream) }}
+
+// errResponseTooLarge ends a stream past max_response_bytes.
+var errResponseTooLarge = errors.New("upstream response exceeds max_response_bytes")
+
+func (s *stream) Read(p []byte) (int, error) {
+	if s.done {
+		return 0, io.EOF
+	}
+	if s.idle > 0 {
+		s.conn.SetReadDeadline(time.Now().Add(s.idle))
+	}
+	var n int
+	var err error
+	switch {
+	case s.chunks != nil:
+		n, err = s.chunks.Read(p)
+		if err == io.EOF {
+			err = skipTrailers(s.br)
+			s.done = err == nil
+			if s.done {
+				err = io.EOF
+			}
+		}
+	case s.left >= 0:
+		if s.left == 0 {
+			s.done = true
+			return 0, io.EOF
+		}
+		n, err = s.br.Read(p[:min(len(p), s.left)])
+		s.left -= n
+		if s.left == 0 {
+			s.done = true // fasthttp may not read past the length
+		} else if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+	default:
+		n, err = s.br.Read(p) // until close: never reused
+	}
+	s.read += n
+	if s.capped > 0 && s.read > s.capped {
+		return 0, errResponseTooLarge
+	}
+	return n, err
+}
+
+// skipTrailers reads the trailer section after the last chunk, up to its
+// empty line; trailers are not forwarded.
+func skipTrailers(br *bufio.Reader) error {
+	for range 100 {
+		line, err := br.ReadSlice('\n')
+		if err != nil {
+			return err
+		}
+		if len(bytes.TrimRight(line, "\r\n")) == 0 {
+			return nil
+		}
+	}
+	return errors.New("too many trailer lines")
+}
+
+// Close gives the connection back, or closes it when the body was not read
+// to its end.
+func (s *stream) Close() error {
+	s.release(s.done)
+	*s = stream{}
+	streams.Put(s)
+	return nil
+}
