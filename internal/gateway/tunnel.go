@@ -176,6 +176,13 @@ func pump(srcConn net.Conn, src io.Reader, dst net.Conn, last *atomic.Int64, idl
 	buf := make([]byte, 32<<10)
 	for {
 		srcConn.SetReadDeadline(time.Unix(0, last.Load()).Add(idle))
+		select {
+		case <-done:
+			// Ended before this read: end's deadline in the past may be
+			// the one just replaced.
+			return
+		default:
+		}
 		n, err := src.Read(buf)
 		if n > 0 {
 			last.Store(time.Now().UnixNano())
