@@ -40,6 +40,9 @@ type options struct {
 }
 
 func main() {
+	if spec := os.Getenv(pressureEnv); spec != "" {
+		os.Exit(pressureChild(spec))
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 

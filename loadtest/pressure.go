@@ -1,10 +1,15 @@
 package main
 
 import (
+	"bufio"
+	"fmt"
 	"io"
 	"net"
+	"os"
+	"os/exec"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/l1gw/l1gw/loadtest/internal/harness"
@@ -13,6 +18,11 @@ import (
 // slowlorisEvery is how often a slowloris connection sends one more
 // header line.
 const slowlorisEvery = time.Second
+
+// openOver spreads the opening of the connections: 10 000 at once overflow
+// a listen backlog of 4096, and the kernel drops the handshakes it cannot
+// queue.
+const openOver = 5 * time.Second
 
 // pressure holds connections open against the gateway beside an attack:
 // idle ones that never send a byte, and slowloris ones that send a request
@@ -26,7 +36,7 @@ type pressure struct {
 }
 
 // startPressure opens idle + slow connections to addr (127.0.0.1:port),
-// spread over about a second.
+// spread over openOver.
 func startPressure(addr string, idle, slow int) (*pressure, error) {
 	if err := harness.CheckLoopback(addr); err != nil {
 		return nil, err
@@ -34,7 +44,7 @@ func startPressure(addr string, idle, slow int) (*pressure, error) {
 	p := &pressure{stop: make(chan struct{})}
 	for i := range idle + slow {
 		p.wg.Add(1)
-		go p.hold(addr, i >= idle, time.Duration(i)*time.Second/time.Duration(idle+slow))
+		go p.hold(addr, i >= idle, time.Duration(i)*openOver/time.Duration(idle+slow))
 	}
 	return p, nil
 }
@@ -108,4 +118,100 @@ func (p *pressure) use(c net.Conn, slow bool) bool {
 func (p *pressure) halt() {
 	close(p.stop)
 	p.wg.Wait()
+}
+
+// pressureEnv marks the runner's own child that holds the pressure
+// connections: out of the runner's process, its 21 000 goroutines neither
+// share the runner's garbage collector nor delay the attack's timings.
+const pressureEnv = "L1GW_LOADTEST_PRESSURE"
+
+// pressureChild is that child's main: it holds the connections named in
+// the environment ("addr idle slowloris") and writes "open reconnects"
+// every 100 ms until its stdin closes.
+func pressureChild(spec string) int {
+	var addr string
+	var idle, slow int
+	if _, err := fmt.Sscan(spec, &addr, &idle, &slow); err != nil {
+		fmt.Fprintf(os.Stderr, "pressure child: %q: %v\n", spec, err)
+		return 2
+	}
+	p, err := startPressure(addr, idle, slow)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "pressure child: %v\n", err)
+		return 1
+	}
+	stdin := make(chan struct{})
+	go func() {
+		io.Copy(io.Discard, os.Stdin)
+		close(stdin)
+	}()
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-stdin:
+			p.halt()
+			return 0
+		case <-t.C:
+			fmt.Printf("%d %d\n", p.open.Load(), p.reconnects.Load())
+		}
+	}
+}
+
+// pressureProc is the child holding the connections, seen from the runner.
+type pressureProc struct {
+	cmd              *exec.Cmd
+	stdin            io.Closer
+	open, reconnects atomic.Int64
+	done             chan struct{}
+}
+
+// startPressureProc runs the runner's own binary as the pressure child.
+func startPressureProc(addr string, idle, slow int) (*pressureProc, error) {
+	if err := harness.CheckLoopback(addr); err != nil {
+		return nil, err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(self)
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %d %d", pressureEnv, addr, idle, slow))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("pressure child: %w", err)
+	}
+	p := &pressureProc{cmd: cmd, stdin: stdin, done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			var open, re int64
+			if _, err := fmt.Sscan(sc.Text(), &open, &re); err == nil {
+				p.open.Store(open)
+				p.reconnects.Store(re)
+			}
+		}
+	}()
+	return p, nil
+}
+
+// halt ends the child: its connections close with it.
+func (p *pressureProc) halt() {
+	p.stdin.Close()
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.done
+	}
+	p.cmd.Wait()
 }

@@ -148,10 +148,10 @@ func attackGateway(ctx context.Context, sc scenario, o options, gw *harness.Gate
 		}
 		heldRes = &Held{Conns: sc.held, Open: stillOpen(held), RSSGrowthKB: s.RSSKB - before.RSSKB}
 	}
-	var press *pressure
+	var press *pressureProc
 	var pressed *Pressure
 	if sc.pressure {
-		if press, err = startPressure(gw.Proxy, o.idle, o.slowloris); err != nil {
+		if press, err = startPressureProc(gw.Proxy, o.idle, o.slowloris); err != nil {
 			return Result{}, err
 		}
 		defer press.halt()
@@ -162,7 +162,7 @@ func attackGateway(ctx context.Context, sc scenario, o options, gw *harness.Gate
 		for wait := time.Now().Add(30 * time.Second); press.open.Load() < want && time.Now().Before(wait); {
 			time.Sleep(100 * time.Millisecond)
 		}
-		time.Sleep(time.Second) // settled
+		time.Sleep(2 * time.Second) // settled
 		s, err := harness.SampleProc(gw.Pid())
 		if err != nil {
 			return Result{}, err
