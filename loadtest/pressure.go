@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -29,10 +30,29 @@ const openOver = 5 * time.Second
 // head one header line a second and never end it. One the gateway closes
 // is opened again, so the pressure lasts.
 type pressure struct {
-	stop       chan struct{}
-	wg         sync.WaitGroup
-	open       atomic.Int64
-	reconnects atomic.Int64
+	stop chan struct{}
+	wg   sync.WaitGroup
+	open atomic.Int64
+	// dialFailures counts dials that failed (and were tried again); ends
+	// counts held connections the gateway ended.
+	dialFailures, ends atomic.Int64
+	mu                 sync.Mutex
+	why                map[string]int // how the connections the gateway ended ended
+}
+
+// ended counts one connection the gateway ended, by the first line it
+// sent (or the read error when it sent nothing).
+func (p *pressure) ended(first string) {
+	p.ends.Add(1)
+	first, _, _ = strings.Cut(first, "\r\n")
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.why == nil {
+		p.why = map[string]int{}
+	}
+	if _, ok := p.why[first]; ok || len(p.why) < 8 {
+		p.why[first]++
+	}
 }
 
 // startPressure opens idle + slow connections to addr (127.0.0.1:port),
@@ -59,12 +79,10 @@ func (p *pressure) hold(addr string, slow bool, delay time.Duration) {
 		return
 	}
 	d := net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)}}
-	for first := true; ; first = false {
-		if !first {
-			p.reconnects.Add(1)
-		}
+	for {
 		c, err := d.Dial("tcp", addr)
 		if err != nil {
+			p.dialFailures.Add(1)
 			select {
 			case <-time.After(100 * time.Millisecond):
 				continue
@@ -85,13 +103,28 @@ func (p *pressure) hold(addr string, slow bool, delay time.Duration) {
 // use holds c until the gateway closes it (false) or stop (true).
 func (p *pressure) use(c net.Conn, slow bool) bool {
 	closed := make(chan struct{})
+	var got []byte
 	go func() {
-		io.Copy(io.Discard, c) // until the gateway closes it
+		// Until the gateway closes it; what it said first tells why.
+		buf := make([]byte, 64)
+		n, err := io.ReadAtLeast(c, buf, 1)
+		got = buf[:n]
+		if err == nil {
+			io.Copy(io.Discard, c)
+		} else if n == 0 {
+			got = []byte(err.Error())
+		}
 		close(closed)
 	}()
+	ended := func() bool {
+		<-closed
+		p.ended(string(got))
+		return false
+	}
 	if slow {
 		if _, err := io.WriteString(c, "GET /slow HTTP/1.1\r\nHost: l1gw\r\n"); err != nil {
-			return false
+			c.Close()
+			return ended()
 		}
 	}
 	tick := time.NewTicker(slowlorisEvery)
@@ -99,7 +132,7 @@ func (p *pressure) use(c net.Conn, slow bool) bool {
 	for {
 		select {
 		case <-closed:
-			return false
+			return ended()
 		case <-p.stop:
 			c.Close()
 			<-closed
@@ -107,7 +140,8 @@ func (p *pressure) use(c net.Conn, slow bool) bool {
 		case <-tick.C:
 			if slow {
 				if _, err := io.WriteString(c, "X-Slow: 1\r\n"); err != nil {
-					return false
+					c.Close()
+					return ended()
 				}
 			}
 		}
@@ -126,8 +160,8 @@ func (p *pressure) halt() {
 const pressureEnv = "L1GW_LOADTEST_PRESSURE"
 
 // pressureChild is that child's main: it holds the connections named in
-// the environment ("addr idle slowloris") and writes "open reconnects"
-// every 100 ms until its stdin closes.
+// the environment ("addr idle slowloris") and writes "open ended
+// dial-failures" every 100 ms until its stdin closes.
 func pressureChild(spec string) int {
 	var addr string
 	var idle, slow int
@@ -151,19 +185,24 @@ func pressureChild(spec string) int {
 		select {
 		case <-stdin:
 			p.halt()
+			p.mu.Lock()
+			for k, n := range p.why {
+				fmt.Fprintf(os.Stderr, "pressure child: %d ended with %q\n", n, k)
+			}
+			p.mu.Unlock()
 			return 0
 		case <-t.C:
-			fmt.Printf("%d %d\n", p.open.Load(), p.reconnects.Load())
+			fmt.Printf("%d %d %d\n", p.open.Load(), p.ends.Load(), p.dialFailures.Load())
 		}
 	}
 }
 
 // pressureProc is the child holding the connections, seen from the runner.
 type pressureProc struct {
-	cmd              *exec.Cmd
-	stdin            io.Closer
-	open, reconnects atomic.Int64
-	done             chan struct{}
+	cmd                      *exec.Cmd
+	stdin                    io.Closer
+	open, ends, dialFailures atomic.Int64
+	done                     chan struct{}
 }
 
 // startPressureProc runs the runner's own binary as the pressure child.
@@ -178,6 +217,7 @@ func startPressureProc(addr string, idle, slow int) (*pressureProc, error) {
 	cmd := exec.Command(self)
 	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %d %d", pressureEnv, addr, idle, slow))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.Stderr = os.Stderr // how the connections ended, at its end
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err
@@ -194,10 +234,11 @@ func startPressureProc(addr string, idle, slow int) (*pressureProc, error) {
 		defer close(p.done)
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
-			var open, re int64
-			if _, err := fmt.Sscan(sc.Text(), &open, &re); err == nil {
+			var open, ends, dials int64
+			if _, err := fmt.Sscan(sc.Text(), &open, &ends, &dials); err == nil {
 				p.open.Store(open)
-				p.reconnects.Store(re)
+				p.ends.Store(ends)
+				p.dialFailures.Store(dials)
 			}
 		}
 	}()

@@ -54,8 +54,8 @@ func (r *Report) Markdown() string {
 		}
 		if g := res.Gateway; g != nil && g.Pressure != nil {
 			pr := g.Pressure
-			fmt.Fprintf(&b, "- %s: %d idle and %d slowloris connections held through the attack: %d open at its start, %d at its end, %d reopened after the gateway closed them; gateway RSS %+.1f MB with them open\n",
-				res.Scenario, pr.Idle, pr.Slowloris, pr.OpenAtStart, pr.OpenAtEnd, pr.Reconnects, float64(pr.RSSGrowthKB)/1024)
+			fmt.Fprintf(&b, "- %s: %d idle and %d slowloris connections held through the attack: %d open at its start, %d at its end, %d ended by the gateway (and opened again), %d dials failed and tried again; gateway RSS %+.1f MB with them open\n",
+				res.Scenario, pr.Idle, pr.Slowloris, pr.OpenAtStart, pr.OpenAtEnd, pr.Ended, pr.DialFailures, float64(pr.RSSGrowthKB)/1024)
 		}
 		if g := res.Gateway; g != nil && g.WarnLines > 0 {
 			fmt.Fprintf(&b, "- %s: gateway logged %d warnings/errors: %v\n", res.Scenario, g.WarnLines, g.WarnMsgs)

@@ -76,11 +76,13 @@ type Pressure struct {
 	Idle      int `json:"idle"`
 	Slowloris int `json:"slowloris"`
 	// OpenAtStart and OpenAtEnd are how many were open when the attack
-	// started and ended; Reconnects how often one the gateway had closed
-	// (server.read_timeout) was opened again.
-	OpenAtStart int   `json:"open_at_start"`
-	OpenAtEnd   int   `json:"open_at_end"`
-	Reconnects  int64 `json:"reconnects"`
+	// started and ended; Ended how many the gateway ended in all (each
+	// opened again); DialFailures how many dials failed and were tried
+	// again, most while they were being opened.
+	OpenAtStart  int   `json:"open_at_start"`
+	OpenAtEnd    int   `json:"open_at_end"`
+	Ended        int64 `json:"ended"`
+	DialFailures int64 `json:"dial_failures"`
 	// RSSGrowthKB is VmRSS with them all open less before them.
 	RSSGrowthKB int64 `json:"rss_growth_kb"`
 }

@@ -174,7 +174,7 @@ func attackGateway(ctx context.Context, sc scenario, o options, gw *harness.Gate
 		return Result{}, err
 	}
 	if press != nil {
-		pressed.OpenAtEnd, pressed.Reconnects = int(press.open.Load()), press.reconnects.Load()
+		pressed.OpenAtEnd, pressed.Ended, pressed.DialFailures = int(press.open.Load()), press.ends.Load(), press.dialFailures.Load()
 	}
 	after, err := harness.SampleProc(gw.Pid())
 	if err != nil {
