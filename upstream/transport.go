@@ -137,6 +137,8 @@ func timeoutAsErrTimeout(err error) error {
 // connection back when the body was read to its end, else closes it.
 type stream struct {
 	conn    net.Conn
+	client  net.Conn      // the client's connection, when KeepWriting gave it
+	write   time.Duration // its write deadline, renewed at each read
 	br      *bufio.Reader
 	chunks  io.Reader // the chunked decoder; nil for a length or close
 	idle    time.Duration
@@ -149,6 +151,19 @@ type stream struct {
 
 var streams = sync.Pool{New: func() any { return new(stream) }}
 
+// Streamed is a response body the pools stream to the client. Given the
+// client's connection, each read renews its write deadline by timeout, so
+// that a long stream (an SSE feed) is bounded by how long it is idle, not
+// by server.write_timeout from its start.
+type Streamed interface {
+	KeepWriting(client net.Conn, timeout time.Duration)
+}
+
+// KeepWriting implements Streamed.
+func (s *stream) KeepWriting(client net.Conn, timeout time.Duration) {
+	s.client, s.write = client, timeout
+}
+
 // errResponseTooLarge ends a stream past max_response_bytes.
 var errResponseTooLarge = errors.New("upstream response exceeds max_response_bytes")
 
@@ -158,6 +173,9 @@ func (s *stream) Read(p []byte) (int, error) {
 	}
 	if s.idle > 0 {
 		s.conn.SetReadDeadline(time.Now().Add(s.idle))
+	}
+	if s.client != nil && s.write > 0 {
+		s.client.SetWriteDeadline(time.Now().Add(s.write + s.idle))
 	}
 	var n int
 	var err error

@@ -72,7 +72,7 @@ func Build(cfg *config.Config, log *slog.Logger) (*App, error) {
 		return nil, fmt.Errorf("server.trusted_proxies: %w", err)
 	}
 	gw := gateway.New(gateway.Parts{Tenants: table, Limiter: guard, Proxy: proxy, IDs: upstream.NewIDs(randomHex(4)),
-		Trusted: trusted, MaxBodyBytes: cfg.Server.MaxBodyBytes, Log: log,
+		Trusted: trusted, MaxBodyBytes: cfg.Server.MaxBodyBytes, WriteTimeout: cfg.Server.WriteTimeout, Log: log,
 		Tunnel: gateway.TunnelLimits{Idle: cfg.Server.TunnelIdleTimeout, Max: cfg.Server.TunnelMaxDuration}})
 	var certs *tlsterm.Store
 	if pairs := cfg.Server.TLS.Pairs(); len(pairs) > 0 {

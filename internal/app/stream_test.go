@@ -34,11 +34,13 @@ func sseUpstream(t *testing.T, first string, next <-chan string) string {
 
 // TestServerSentEventsFlowAsSent: each event reaches the client before
 // the upstream sends the next, and the stream outlives the upstream
-// timeout (300 ms here) while it moves.
+// timeout and server.write_timeout (300 ms each here) while it moves.
 func TestServerSentEventsFlowAsSent(t *testing.T) {
 	next := make(chan string)
 	const first = "retry: 1000\n\n"
-	gw := startApp(t, loadConfig(t, sseUpstream(t, first, next))) // upstreams.main.timeout: 300ms
+	// upstreams.main.timeout is 300 ms; the stream lasts 600 ms, past
+	// server.write_timeout too.
+	gw := startApp(t, loadConfig(t, sseUpstream(t, first, next), "server.write_timeout=300ms"))
 	c := dial(t, gw.proxy)
 	c.send("GET /events HTTP/1.1\r\nHost: gw\r\nX-API-Key: bulk-key\r\nAccept: text/event-stream\r\n\r\n")
 	if line := c.statusLine(); line != "HTTP/1.1 200 OK" {

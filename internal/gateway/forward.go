@@ -56,6 +56,9 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, pool *upstream.Pool, t *tena
 		closeAfter = closeAfter || body
 	} else {
 		upstream.StripResponseHopByHop(&ctx.Response.Header)
+		if s, ok := ctx.Response.BodyStream().(upstream.Streamed); ok && g.writeTimeout > 0 {
+			s.KeepWriting(ctx.Conn(), g.writeTimeout)
+		}
 	}
 	if closeAfter {
 		ctx.Response.SetConnectionClose()

@@ -7,6 +7,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -34,6 +35,8 @@ type Gateway struct {
 	maxBody   int
 	// tunnelLimits bound upgraded connections.
 	tunnelLimits TunnelLimits
+	// writeTimeout is renewed at each chunk of a streamed response.
+	writeTimeout time.Duration
 	unknown      *tenants.Stats
 	log          *slog.Logger
 }
@@ -58,7 +61,10 @@ type Parts struct {
 	// Tunnel bounds upgraded connections; zero fields are
 	// DefaultTunnelLimits'.
 	Tunnel TunnelLimits
-	Log    *slog.Logger
+	// WriteTimeout is server.write_timeout: a streamed response renews it
+	// at each chunk. 0 leaves fasthttp's single deadline.
+	WriteTimeout time.Duration
+	Log          *slog.Logger
 }
 
 // New returns the request handler over p. The key header and whether to
@@ -76,7 +82,7 @@ func New(p Parts) *Gateway {
 	}
 	return &Gateway{
 		tenants: p.Tenants, limiter: p.Limiter, proxy: p.Proxy, ids: p.IDs,
-		keyHeader: o.KeyHeader, hideKey: o.HideKey, trusted: p.Trusted, maxBody: p.MaxBodyBytes, tunnelLimits: p.Tunnel,
+		keyHeader: o.KeyHeader, hideKey: o.HideKey, trusted: p.Trusted, maxBody: p.MaxBodyBytes, tunnelLimits: p.Tunnel, writeTimeout: p.WriteTimeout,
 		unknown: tenants.NewStats(tenants.UnknownID), log: p.Log,
 	}
 }
