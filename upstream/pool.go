@@ -58,7 +58,7 @@ func newPool(name string, spec Spec, log *slog.Logger) (*Pool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("upstream %s: tls: %w", name, err)
 	}
-	transport := &streamTransport{maxBody: spec.MaxResponseBytes}
+	transport := &streamTransport{maxBody: spec.MaxResponseBytes, errs: p.errs}
 	for _, raw := range spec.Targets {
 		addr, tls, err := parseTarget(raw)
 		if err != nil {

@@ -24,8 +24,12 @@ const bufferBelow = 64 << 10
 // at most the upstream's timeout, so a stream lives as long as it moves,
 // and cut past max_response_bytes.
 type streamTransport struct {
-	maxBody int // max_response_bytes; 0 is no cap
+	maxBody int           // max_response_bytes; 0 is no cap
+	errs    errorCounters // the pool's, for failures after Forward returned
 }
+
+// errSwitched is a 101 to a request that asked for no upgrade.
+var errSwitched = errors.New("the upstream switched protocols on a request that asked for none")
 
 // RoundTrip implements fasthttp.RoundTripper. It never asks fasthttp to
 // retry: Pool.Forward decides that.
@@ -60,6 +64,10 @@ func (t *streamTransport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Reque
 	reuse := !req.ConnectionClose() && !resp.ConnectionClose()
 	n := resp.Header.ContentLength()
 	switch {
+	case resp.Header.StatusCode() == fasthttp.StatusSwitchingProtocols:
+		// The forward strips Upgrade: the connection now speaks something
+		// else, and must not serve another request.
+		err = errSwitched
 	case req.Header.IsHead() || noBody(resp.Header.StatusCode()):
 		resp.SkipBody = true
 	case t.maxBody > 0 && n > t.maxBody:
@@ -67,8 +75,15 @@ func (t *streamTransport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Reque
 	case n >= 0 && n <= bufferBelow:
 		err = resp.ReadBody(br, n)
 	default:
+		// The head reaches the client only with the first body bytes:
+		// wait for them here, so that a target that fails before them is
+		// a 502 or 504, not an empty close.
+		if _, err = br.Peek(1); err != nil {
+			break
+		}
+		conn.SetReadDeadline(time.Time{}) // the stream sets its own
 		s := streams.Get().(*stream)
-		*s = stream{conn: conn, br: br, idle: hc.ReadTimeout, left: n, capped: t.maxBody,
+		*s = stream{conn: conn, br: br, idle: hc.ReadTimeout, left: n, capped: t.maxBody, errs: t.errs,
 			release: func(ok bool) { // only streamed responses pay for it
 				hc.ReleaseReader(br)
 				if ok && reuse {
@@ -146,6 +161,8 @@ type stream struct {
 	capped  int // max_response_bytes; 0 none
 	read    int
 	done    bool // read to its end: the connection can serve again
+	failed  bool // a failure was counted
+	errs    errorCounters
 	release func(ok bool)
 }
 
@@ -206,7 +223,18 @@ func (s *stream) Read(p []byte) (int, error) {
 	}
 	s.read += n
 	if s.capped > 0 && s.read > s.capped {
-		return 0, errResponseTooLarge
+		n, err = 0, errResponseTooLarge
+	}
+	if err != nil && err != io.EOF && !s.failed {
+		// After Forward returned: counted here, as Forward would have.
+		s.failed = true
+		kind := classify(timeoutAsErrTimeout(err))
+		if err == errResponseTooLarge {
+			kind = KindTooLarge
+		}
+		if c := s.errs[kind]; c != nil {
+			c.Inc()
+		}
 	}
 	return n, err
 }

@@ -147,3 +147,62 @@ func TestLargeResponsesStreamAndAreCapped(t *testing.T) {
 		t.Fatal("the cut stream ended with a last chunk: the client would take it for whole")
 	}
 }
+
+// TestStreamFailuresAreAnswered: a target that switches protocols on a
+// plain request gets its connection closed (502), not reused for the next
+// client; one that stalls before its first body byte is a 504, not an
+// empty close; a stream cut at max_response_bytes is counted.
+func TestStreamFailuresAreAnswered(t *testing.T) {
+	upstream := testkit.Listen(t, func(c net.Conn) {
+		defer c.Close()
+		br := bufio.NewReader(c)
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			switch req.URL.Path {
+			case "/switch":
+				io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\nFOOBAR")
+			case "/stall":
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
+				time.Sleep(2 * time.Second)
+				return
+			case "/long":
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+				for range 40 {
+					fmt.Fprintf(c, "%x\r\n%s\r\n", 64<<10, strings.Repeat("l", 64<<10))
+				}
+				io.WriteString(c, "0\r\n\r\n")
+			default:
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+			}
+		}
+	})
+	gw := startApp(t, loadConfig(t, "http://"+upstream, "upstreams.main.max_response_bytes=1048576"))
+	if resp := call(t, gw.proxy, "GET", "/switch", "X-API-Key", "bulk-key"); resp.StatusCode() != 502 {
+		t.Fatalf("101 on a plain request: %d; want 502", resp.StatusCode())
+	}
+	for range 3 { // whichever pooled connection serves them
+		if resp := call(t, gw.proxy, "GET", "/ok", "X-API-Key", "bulk-key"); resp.StatusCode() != 200 || string(resp.Body()) != "ok" {
+			t.Fatalf("after the 101: %d %q; want 200 ok (no leftover bytes)", resp.StatusCode(), resp.Body())
+		}
+	}
+	if resp := call(t, gw.proxy, "GET", "/stall", "X-API-Key", "bulk-key"); resp.StatusCode() != 504 {
+		t.Fatalf("stall before the first body byte: %d; want 504", resp.StatusCode())
+	}
+	tooLarge := func() string { // counters are the process's: compare
+		for _, l := range strings.Split(string(call(t, gw.admin, "GET", "/metrics").Body()), "\n") {
+			if strings.HasPrefix(l, `l1gw_upstream_errors_total{upstream="main",kind="too_large"}`) {
+				return l
+			}
+		}
+		return ""
+	}
+	before := tooLarge()
+	c := dial(t, gw.proxy)
+	c.send("GET /long HTTP/1.1\r\nHost: gw\r\nX-API-Key: bulk-key\r\n\r\n")
+	c.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	io.ReadAll(c.br)
+	testkit.Until(t, 5*time.Second, "the cut stream counted", func() bool { return tooLarge() != before })
+}

@@ -109,7 +109,7 @@ func (c *clientBody) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	if c.left -= n; c.left < 0 {
 		c.over = true
-		return 0, errBodyTooLarge
+		return 0, fmt.Errorf("%w: %w", upstream.ErrClientBody, errBodyTooLarge)
 	}
 	if err != nil && err != io.EOF {
 		return n, fmt.Errorf("%w: %w", upstream.ErrClientBody, err)
