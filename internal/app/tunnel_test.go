@@ -240,3 +240,26 @@ func TestTunnelEndsWithItsUpstream(t *testing.T) {
 		t.Fatal("client side still open after the target closed; want it closed with it")
 	}
 }
+
+// TestRefusedUpgradeIsPassedOn: a target that answers an upgrade with
+// anything but 101 has its answer passed on, hop-by-hop headers stripped,
+// and the connection closed.
+func TestRefusedUpgradeIsPassedOn(t *testing.T) {
+	addr := testkit.Listen(t, func(c net.Conn) {
+		defer c.Close()
+		if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 403 Forbidden\r\nConnection: X-Hop\r\nX-Hop: 1\r\nContent-Length: 6\r\n\r\ndenied")
+	})
+	gw := startApp(t, loadConfig(t, "http://"+addr))
+	c := dial(t, gw.proxy)
+	c.send(upgradeHead + "X-API-Key: bulk-key\r\n\r\n")
+	resp := c.response()
+	if resp.StatusCode() != 403 || string(resp.Body()) != "denied" || len(resp.Header.Peek("X-Hop")) > 0 {
+		t.Fatalf("got %d %q (X-Hop %q); want the target's 403 without its hop-by-hop headers", resp.StatusCode(), resp.Body(), resp.Header.Peek("X-Hop"))
+	}
+	if !c.closed() {
+		t.Error("connection open after a refused upgrade; want it closed")
+	}
+}

@@ -115,6 +115,8 @@ func (g *Gateway) tunnel(ctx *fasthttp.RequestCtx, pool *upstream.Pool, a *admis
 		up.Close()
 		if err != nil {
 			writeProblem(ctx, upstreamProblem(fasthttp.StatusBadGateway))
+		} else {
+			upstream.StripResponseHopByHop(&ctx.Response.Header)
 		}
 		ctx.SetConnectionClose()
 		return
