@@ -102,26 +102,20 @@ func (r *chunkReader) event(t *testing.T, n int) string {
 // and a chunked body is cut.
 func TestLargeResponsesStreamAndAreCapped(t *testing.T) {
 	const size = 4 << 20
-	upstream := testkit.Listen(t, func(c net.Conn) {
-		defer c.Close()
-		br := bufio.NewReader(c)
-		for {
-			req, err := http.ReadRequest(br)
-			if err != nil {
-				return
+	upstream := rawUpstream(t, map[string]func(net.Conn) bool{
+		"/big": func(c net.Conn) bool {
+			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", size)
+			io.CopyN(c, strings.NewReader(strings.Repeat("b", size)), size)
+			return true
+		},
+		"/chunked": func(c net.Conn) bool {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+			for range 64 {
+				fmt.Fprintf(c, "%x\r\n%s\r\n", 64<<10, strings.Repeat("c", 64<<10))
 			}
-			switch req.URL.Path {
-			case "/big":
-				fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", size)
-				io.CopyN(c, strings.NewReader(strings.Repeat("b", size)), size)
-			case "/chunked":
-				io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
-				for range 64 {
-					fmt.Fprintf(c, "%x\r\n%s\r\n", 64<<10, strings.Repeat("c", 64<<10))
-				}
-				io.WriteString(c, "0\r\n\r\n")
-			}
-		}
+			io.WriteString(c, "0\r\n\r\n")
+			return true
+		},
 	})
 	gw := startApp(t, loadConfig(t, "http://"+upstream, "upstreams.main.timeout=5s"))
 	resp := call(t, gw.proxy, "GET", "/big", "X-API-Key", "bulk-key")
@@ -153,31 +147,24 @@ func TestLargeResponsesStreamAndAreCapped(t *testing.T) {
 // client; one that stalls before its first body byte is a 504, not an
 // empty close; a stream cut at max_response_bytes is counted.
 func TestStreamFailuresAreAnswered(t *testing.T) {
-	upstream := testkit.Listen(t, func(c net.Conn) {
-		defer c.Close()
-		br := bufio.NewReader(c)
-		for {
-			req, err := http.ReadRequest(br)
-			if err != nil {
-				return
+	upstream := rawUpstream(t, map[string]func(net.Conn) bool{
+		"/switch": func(c net.Conn) bool {
+			io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\nFOOBAR")
+			return true
+		},
+		"/stall": func(c net.Conn) bool {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
+			time.Sleep(2 * time.Second)
+			return false
+		},
+		"/long": func(c net.Conn) bool {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+			for range 40 {
+				fmt.Fprintf(c, "%x\r\n%s\r\n", 64<<10, strings.Repeat("l", 64<<10))
 			}
-			switch req.URL.Path {
-			case "/switch":
-				io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\nFOOBAR")
-			case "/stall":
-				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
-				time.Sleep(2 * time.Second)
-				return
-			case "/long":
-				io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
-				for range 40 {
-					fmt.Fprintf(c, "%x\r\n%s\r\n", 64<<10, strings.Repeat("l", 64<<10))
-				}
-				io.WriteString(c, "0\r\n\r\n")
-			default:
-				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-			}
-		}
+			io.WriteString(c, "0\r\n\r\n")
+			return true
+		},
 	})
 	gw := startApp(t, loadConfig(t, "http://"+upstream, "upstreams.main.max_response_bytes=1048576"))
 	if resp := call(t, gw.proxy, "GET", "/switch", "X-API-Key", "bulk-key"); resp.StatusCode() != 502 {
@@ -205,4 +192,28 @@ func TestStreamFailuresAreAnswered(t *testing.T) {
 	c.c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	io.ReadAll(c.br)
 	testkit.Until(t, 5*time.Second, "the cut stream counted", func() bool { return tooLarge() != before })
+}
+
+// rawUpstream serves keep-alive HTTP/1.1 on a loopback port: each request
+// goes to the handler of its path, which writes the raw answer and says
+// whether the connection goes on; an unknown path gets 200 "ok".
+func rawUpstream(t *testing.T, handlers map[string]func(c net.Conn) bool) string {
+	return testkit.Listen(t, func(c net.Conn) {
+		defer c.Close()
+		br := bufio.NewReader(c)
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			h, ok := handlers[req.URL.Path]
+			if !ok {
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				continue
+			}
+			if !h(c) {
+				return
+			}
+		}
+	})
 }
