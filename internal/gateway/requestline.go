@@ -126,11 +126,18 @@ func hexVal(c byte) (byte, bool) {
 	return 0, false
 }
 
-var contentLengthName = []byte("content-length:")
+var contentLengthName = []byte("Content-Length")
 
 // smuggledLength: the raw header block has a Content-Length line. For a
 // chunked request that is the CL+TE ambiguity of request smuggling.
 func smuggledLength(raw []byte) bool {
+	return anyHeaderName(raw, func(name []byte) bool { return bytes.EqualFold(name, contentLengthName) })
+}
+
+// anyHeaderName says whether match holds for a header name of the raw
+// header block: fasthttp's parsed header keeps one Content-Length, not
+// the one it dropped, and normalises names.
+func anyHeaderName(raw []byte, match func(name []byte) bool) bool {
 	for len(raw) > 0 {
 		line := raw
 		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
@@ -138,7 +145,7 @@ func smuggledLength(raw []byte) bool {
 		} else {
 			raw = nil
 		}
-		if len(line) >= len(contentLengthName) && bytes.EqualFold(line[:len(contentLengthName)], contentLengthName) {
+		if i := bytes.IndexByte(line, ':'); i > 0 && match(line[:i]) {
 			return true
 		}
 	}
