@@ -19,9 +19,8 @@ func holdBodies(addr string, n int) (conns []net.Conn, err error) {
 	if err := harness.CheckLoopback(addr); err != nil {
 		return nil, err
 	}
-	d := net.Dialer{Timeout: 2 * time.Second, LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)}}
 	for range n {
-		c, err := d.Dial("tcp", addr)
+		c, err := dialHeld(addr, 2*time.Second)
 		if err != nil {
 			closeAll(conns)
 			return nil, fmt.Errorf("held connection %d of %d: %w", len(conns)+1, n, err)
@@ -53,6 +52,23 @@ func stillOpen(conns []net.Conn) int {
 
 func closeAll(conns []net.Conn) {
 	for _, c := range conns {
-		c.Close()
+		reset(c)
 	}
+}
+
+// dialHeld opens a connection to be held. It binds no local address: a
+// bind takes its port from the whole ephemeral range before connecting,
+// and thousands of held connections a run would soon exhaust it.
+func dialHeld(addr string, timeout time.Duration) (net.Conn, error) {
+	return (&net.Dialer{Timeout: timeout}).Dial("tcp", addr)
+}
+
+// reset closes c with a reset, not a FIN, so that it leaves no socket in
+// TIME_WAIT: 10 000 of them a run would hold their ports for 60 s, and the
+// next run's dials (the load generator's too) would find none free.
+func reset(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	c.Close()
 }
