@@ -47,24 +47,59 @@ func keyTargeter(target string, keys int) vegeta.Targeter {
 // response). It stops early, with an error, when ctx ends; a timer stops
 // it in any case once d and a request timeout are over.
 func attack(ctx context.Context, name string, tr vegeta.Targeter, rate int, d time.Duration) (*vegeta.Metrics, []string, error) {
+	var c collector
+	if _, err := c.attack(ctx, name, tr, rate, d); err != nil {
+		return nil, nil, err
+	}
+	return c.close(), c.errs, nil
+}
+
+// collector gathers the results of one or more attacks into one set of
+// metrics.
+type collector struct {
+	m    vegeta.Metrics
+	span time.Duration // between each attack's first and last send, summed
+	n    int           // attacks
+	seen map[string]bool
+	errs []string
+}
+
+// attack runs one attack as the package's attack does, adds its results,
+// and returns the metrics of this attack alone.
+func (c *collector) attack(ctx context.Context, name string, tr vegeta.Targeter, rate int, d time.Duration) (*vegeta.Metrics, error) {
 	a := harness.NewAttacker()
 	defer context.AfterFunc(ctx, func() { a.Stop() })()
 	hard := time.AfterFunc(d+2*harness.AttackTimeout, func() { a.Stop() })
 	defer hard.Stop()
 
-	m := &vegeta.Metrics{}
-	seen := map[string]bool{}
-	var errs []string
+	if c.seen == nil {
+		c.seen = map[string]bool{}
+	}
+	one := &vegeta.Metrics{}
 	for res := range a.Attack(tr, vegeta.Rate{Freq: rate, Per: time.Second}, d, name) {
-		m.Add(res)
-		if res.Code == 0 && res.Error != "" && !seen[res.Error] && len(errs) < harness.MaxErrors {
-			seen[res.Error] = true
-			errs = append(errs, res.Error)
+		one.Add(res)
+		c.m.Add(res)
+		if res.Code == 0 && res.Error != "" && !c.seen[res.Error] && len(c.errs) < harness.MaxErrors {
+			c.seen[res.Error] = true
+			c.errs = append(c.errs, res.Error)
 		}
 	}
-	m.Close()
+	one.Close()
 	if err := context.Cause(ctx); err != nil {
-		return nil, nil, fmt.Errorf("attack %s stopped: %w", name, err)
+		return nil, fmt.Errorf("attack %s stopped: %w", name, err)
 	}
-	return m, errs, nil
+	c.span += one.Latest.Sub(one.Earliest)
+	c.n++
+	return one, nil
+}
+
+// close computes the metrics of every attack together. Over several
+// attacks the rate is requests over the attacks' own time, not over the
+// pauses between them.
+func (c *collector) close() *vegeta.Metrics {
+	c.m.Close()
+	if c.n > 1 && c.span > 0 {
+		c.m.Rate = float64(c.m.Requests) / c.span.Seconds()
+	}
+	return &c.m
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"io"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -10,6 +11,15 @@ import (
 
 	"github.com/l1gw/l1gw/loadtest/internal/harness"
 )
+
+// TestMain lets the test binary be the pressure child of idle-slowloris,
+// as the command's own binary is.
+func TestMain(m *testing.M) {
+	if spec := os.Getenv(pressureEnv); spec != "" {
+		os.Exit(pressureChild(spec))
+	}
+	os.Exit(m.Run())
+}
 
 // buildGateway builds cmd/l1gw into a temporary directory.
 func buildGateway(t *testing.T) string {
@@ -102,6 +112,41 @@ func TestGateway(t *testing.T) {
 			t.Errorf("got notes %q; want every request beside them admitted", res.Notes)
 		}
 	})
+
+	// Two short rounds: each pairs an attack alone with one beside held
+	// connections, which all stay open through it.
+	t.Run("idle-slowloris", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		o := options{rate: 100, duration: time.Second, scenarios: []string{"idle-slowloris"}, bin: bin, idle: 300, slowloris: 20, rounds: 2}
+		rep, err := runAll(ctx, o, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := rep.Results[0]
+		pr := res.Gateway.Pressure
+		if pr == nil || len(pr.Rounds) != 2 {
+			t.Fatalf("got pressure %+v; want two rounds", pr)
+		}
+		t.Logf("P99 alone %.3f ms, beside %.3f ms; held %+v", pr.Alone.P99, res.LatencyMs.P99, *pr)
+		if res.Requests < 150 || res.Requests > 250 {
+			t.Errorf("got %d requests beside the held connections; want about 200 (two attacks of 100)", res.Requests)
+		}
+		if res.RateAchieved < 50 {
+			t.Errorf("got a rate of %.1f/s; want about 100 (the pauses between attacks are not attack time)", res.RateAchieved)
+		}
+		for i, r := range pr.Rounds {
+			if r.Alone.P50 <= 0 || r.Pressed.P50 <= 0 {
+				t.Errorf("round %d: got %+v; want both attacks measured", i+1, r)
+			}
+		}
+		if pr.OpenAtStart != 320 || pr.OpenAtEnd != 320 || pr.Ended != 0 {
+			t.Errorf("got %d open at the start, %d at the end, %d ended; want all 320 held throughout", pr.OpenAtStart, pr.OpenAtEnd, pr.Ended)
+		}
+		if len(res.Notes) > 0 || len(res.Errors) > 0 {
+			t.Errorf("got notes %q, errors %q; want every request admitted", res.Notes, res.Errors)
+		}
+	})
 }
 
 func TestParseFlags(t *testing.T) {
@@ -118,6 +163,8 @@ func TestParseFlags(t *testing.T) {
 		{"duration over the cap", []string{"-duration", "121s"}, "", true},
 		{"zero rate", []string{"-rate", "0"}, "", true},
 		{"stray argument", []string{"extra"}, "", true},
+		{"no rounds", []string{"-rounds", "0"}, "", true},
+		{"rounds over the cap", []string{"-rounds", "11"}, "", true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -25,6 +25,8 @@ const (
 	maxDuration = 120 * time.Second
 	maxHeld     = 5000
 	maxPressure = 15000
+	// maxRounds bounds idle-slowloris's rounds (two attacks each).
+	maxRounds = 10
 )
 
 // options are the command's flags.
@@ -37,6 +39,7 @@ type options struct {
 	held      int // connections the held-bodies scenario holds
 	idle      int // idle connections of idle-slowloris
 	slowloris int // slowloris connections of idle-slowloris
+	rounds    int // rounds of idle-slowloris
 }
 
 func main() {
@@ -68,6 +71,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.held, "held", 1000, "held-bodies: connections declaring a 10 MiB body each (at most 5000)")
 	fs.IntVar(&o.idle, "idle", 10000, "idle-slowloris: idle connections (at most 15000, with -slowloris)")
 	fs.IntVar(&o.slowloris, "slowloris", 500, "idle-slowloris: slowloris connections")
+	fs.IntVar(&o.rounds, "rounds", 3, "idle-slowloris: rounds, each an attack alone then one beside the held connections (at most 10)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -85,6 +89,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if o.idle < 0 || o.slowloris < 0 || o.idle+o.slowloris > maxPressure {
 		return o, fmt.Errorf("-idle %d -slowloris %d: want at most %d in all (each is a file descriptor here and in the gateway)", o.idle, o.slowloris, maxPressure)
+	}
+	if o.rounds < 1 || o.rounds > maxRounds {
+		return o, fmt.Errorf("-rounds: got %d; want 1 to %d", o.rounds, maxRounds)
 	}
 	var err error
 	if o.scenarios, err = selectScenarios(*list); err != nil {
@@ -140,6 +147,6 @@ func runAll(ctx context.Context, o options, progress io.Writer) (*Report, error)
 
 // reproduce is the command line that repeats this run.
 func reproduce(o options) string {
-	return fmt.Sprintf("go run ./loadtest -rate %d -duration %s -scenario %s -held %d -idle %d -slowloris %d -bin %s",
-		o.rate, o.duration, strings.Join(o.scenarios, ","), o.held, o.idle, o.slowloris, o.bin)
+	return fmt.Sprintf("go run ./loadtest -rate %d -duration %s -scenario %s -held %d -idle %d -slowloris %d -rounds %d -bin %s",
+		o.rate, o.duration, strings.Join(o.scenarios, ","), o.held, o.idle, o.slowloris, o.rounds, o.bin)
 }

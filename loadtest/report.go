@@ -53,9 +53,7 @@ func (r *Report) Markdown() string {
 				res.Scenario, u.Bytes>>20, u.Seconds, u.MBps, u.Status, u.Received, float64(u.PeakRSSGrowthKB)/1024)
 		}
 		if g := res.Gateway; g != nil && g.Pressure != nil {
-			pr := g.Pressure
-			fmt.Fprintf(&b, "- %s: %d idle and %d slowloris connections held through the attack: %d open at its start, %d at its end, %d ended by the gateway (and opened again), %d dials failed and tried again; gateway RSS %+.1f MB with them open\n",
-				res.Scenario, pr.Idle, pr.Slowloris, pr.OpenAtStart, pr.OpenAtEnd, pr.Ended, pr.DialFailures, float64(pr.RSSGrowthKB)/1024)
+			b.WriteString(pressureLines(res.Scenario, res.LatencyMs, res.Gateway))
 		}
 		if g := res.Gateway; g != nil && g.WarnLines > 0 {
 			fmt.Fprintf(&b, "- %s: gateway logged %d warnings/errors: %v\n", res.Scenario, g.WarnLines, g.WarnMsgs)
@@ -83,3 +81,28 @@ func tableRow(res Result) string {
 
 // Write saves results.json and results.md (the Markdown md) in dir.
 func (r *Report) Write(dir, md string) error { return harness.WriteReport(dir, "results", r, md) }
+
+// pressureLines reports idle-slowloris's rounds: the row above is the
+// attacks beside the held connections; these compare them with the attacks
+// alone, together and round by round.
+func pressureLines(name string, pressed harness.Latency, g *Usage) string {
+	pr := g.Pressure
+	var b strings.Builder
+	fmt.Fprintf(&b, "- %s: %d rounds on one gateway, each an attack alone, then the same beside %d idle and %d slowloris connections held through it: P50 %.3f → %.3f ms, P99 %.3f → %.3f ms (×%.2f), gateway CPU-ms / 1k req %.0f → %.0f\n",
+		name, len(pr.Rounds), pr.Idle, pr.Slowloris, pr.Alone.P50, pressed.P50, pr.Alone.P99, pressed.P99, ratio(pressed.P99, pr.Alone.P99), pr.AloneCPUMsPer1k, g.CPUMsPer1k)
+	for i, r := range pr.Rounds {
+		fmt.Fprintf(&b, "  - round %d: P50 %.3f → %.3f ms, P99 %.3f → %.3f ms (×%.2f)\n",
+			i+1, r.Alone.P50, r.Pressed.P50, r.Alone.P99, r.Pressed.P99, ratio(r.Pressed.P99, r.Alone.P99))
+	}
+	fmt.Fprintf(&b, "- %s: held connections: at least %d open as each attack started, %d as it ended, %d ended by the gateway (and opened again), %d dials failed and tried again; gateway RSS at most %+.1f MB with them open\n",
+		name, pr.OpenAtStart, pr.OpenAtEnd, pr.Ended, pr.DialFailures, float64(pr.RSSGrowthKB)/1024)
+	return b.String()
+}
+
+// ratio is a / b, or 0 when b is 0.
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
+}

@@ -70,20 +70,28 @@ type Usage struct {
 	Pressure *Pressure `json:"pressure,omitempty"`
 }
 
-// Pressure is the idle and slowloris connections of idle-slowloris.
+// Pressure is the idle and slowloris connections of idle-slowloris, and
+// the same attack without them, alternated in rounds on one gateway.
 type Pressure struct {
 	// Idle and Slowloris are how many the runner keeps open.
 	Idle      int `json:"idle"`
 	Slowloris int `json:"slowloris"`
-	// OpenAtStart and OpenAtEnd are how many were open when the attack
-	// started and ended; Ended how many the gateway ended in all (each
-	// opened again); DialFailures how many dials failed and were tried
-	// again, most while they were being opened.
+	// Rounds is each round's latency alone and beside them.
+	Rounds []Round `json:"rounds"`
+	// Alone is the latency of every round's attack alone, together (the
+	// scenario's own latency is that of the attacks beside them), and
+	// AloneCPUMsPer1k the gateway's CPU over them.
+	Alone           harness.Latency `json:"alone_ms"`
+	AloneCPUMsPer1k float64         `json:"alone_cpu_ms_per_1000_requests"`
+	// OpenAtStart and OpenAtEnd are the fewest open when an attack started
+	// and ended; Ended how many the gateway ended in all (each opened
+	// again); DialFailures how many dials failed and were tried again,
+	// most while they were being opened.
 	OpenAtStart  int   `json:"open_at_start"`
 	OpenAtEnd    int   `json:"open_at_end"`
 	Ended        int64 `json:"ended"`
 	DialFailures int64 `json:"dial_failures"`
-	// RSSGrowthKB is VmRSS with them all open less before them.
+	// RSSGrowthKB is the most VmRSS with them all open less before them.
 	RSSGrowthKB int64 `json:"rss_growth_kb"`
 }
 
@@ -133,24 +141,20 @@ func newResult(sc scenario, o options, via string, m *vegeta.Metrics, errs []str
 		RateAchieved: m.Rate,
 		StatusCodes:  m.StatusCodes,
 		Errors:       errs,
-		LatencyMs: harness.Latency{
-			P50: harness.Ms(m.Latencies.P50), P90: harness.Ms(m.Latencies.P90),
-			P99: harness.Ms(m.Latencies.P99), Max: harness.Ms(m.Latencies.Max),
-		},
+		LatencyMs:    latency(m),
 	}
 }
 
-// newUsage is the difference between two samples of the gateway.
-func newUsage(before, after harness.ProcSample, requests uint64) *Usage {
-	u := &Usage{
+// newUsage is the gateway's use: RSS from before the scenario set up
+// anything to after the attack, and cpuTicks, the CPU over the attack
+// alone, so that accepting held connections is not billed to requests.
+func newUsage(before, after harness.ProcSample, cpuTicks int64, requests uint64) *Usage {
+	return &Usage{
 		RSSBeforeKB: before.RSSKB,
 		RSSAfterKB:  after.RSSKB,
-		CPUMs:       (after.CPUTicks - before.CPUTicks) * 1000 / harness.UserHZ,
+		CPUMs:       cpuTicks * 1000 / harness.UserHZ,
+		CPUMsPer1k:  perThousand(cpuTicks, requests),
 	}
-	if requests > 0 {
-		u.CPUMsPer1k = float64(u.CPUMs) * 1000 / float64(requests)
-	}
-	return u
 }
 
 // newLimitCheck is the exactness check of an exact scenario over d.

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"time"
 
+	vegeta "github.com/tsenart/vegeta/v12/lib"
+
 	"github.com/l1gw/l1gw/loadtest/internal/harness"
 )
 
@@ -119,7 +121,7 @@ func runScenario(ctx context.Context, sc scenario, o options, upstreamAddr strin
 }
 
 // attackGateway attacks a running gateway and samples its process around
-// the attack.
+// the attack (around each attack of idle-slowloris's rounds).
 func attackGateway(ctx context.Context, sc scenario, o options, gw *harness.Gateway) (Result, error) {
 	url, err := loopbackURL(gw.Proxy)
 	if err != nil {
@@ -148,40 +150,33 @@ func attackGateway(ctx context.Context, sc scenario, o options, gw *harness.Gate
 		}
 		heldRes = &Held{Conns: sc.held, Open: stillOpen(held), RSSGrowthKB: s.RSSKB - before.RSSKB}
 	}
-	var press *pressureProc
+	tr := keyTargeter(url, sc.tenants)
+	var m *vegeta.Metrics
+	var errs []string
+	var ticks int64
 	var pressed *Pressure
 	if sc.pressure {
-		if press, err = startPressureProc(gw.Proxy, o.idle, o.slowloris); err != nil {
-			return Result{}, err
-		}
-		defer press.halt()
-		// All open before the attack: opening 10 000 at once overflows the
-		// listen backlog, and the attack's own connections would wait
-		// behind them for SYN retransmits.
-		want := int64(o.idle + o.slowloris)
-		for wait := time.Now().Add(30 * time.Second); press.open.Load() < want && time.Now().Before(wait); {
-			time.Sleep(100 * time.Millisecond)
-		}
-		time.Sleep(2 * time.Second) // settled
-		s, err := harness.SampleProc(gw.Pid())
+		run, err := pressureRounds(ctx, sc, o, gw, tr, before)
 		if err != nil {
 			return Result{}, err
 		}
-		pressed = &Pressure{Idle: o.idle, Slowloris: o.slowloris, OpenAtStart: int(press.open.Load()), RSSGrowthKB: s.RSSKB - before.RSSKB}
-	}
-	m, errs, err := attack(ctx, sc.name, keyTargeter(url, sc.tenants), o.rate, o.duration)
-	if err != nil {
-		return Result{}, err
-	}
-	if press != nil {
-		pressed.OpenAtEnd, pressed.Ended, pressed.DialFailures = int(press.open.Load()), press.ends.Load(), press.dialFailures.Load()
+		m, errs, ticks, pressed = run.pressed, run.errs, run.pressedTicks, run.info
+	} else {
+		ticks, m, err = sampled(gw, func() (*vegeta.Metrics, error) {
+			got, e, err := attack(ctx, sc.name, tr, o.rate, o.duration)
+			errs = e
+			return got, err
+		})
+		if err != nil {
+			return Result{}, err
+		}
 	}
 	after, err := harness.SampleProc(gw.Pid())
 	if err != nil {
 		return Result{}, err
 	}
 	res := newResult(sc, o, "gateway", m, errs)
-	res.Gateway = newUsage(before, after, m.Requests)
+	res.Gateway = newUsage(before, after, ticks, m.Requests)
 	res.Gateway.Held, res.Gateway.Pressure = heldRes, pressed
 	res.Gateway.WarnLines, res.Gateway.WarnMsgs = gw.Logs.Warnings()
 	if sc.exact {
