@@ -50,7 +50,12 @@ type errorCounters map[ErrorKind]*metrics.Counter
 func newPool(name string, spec Spec, log *slog.Logger) (*Pool, error) {
 	p := &Pool{Name: name, spec: spec, log: log, errs: errorCounters{},
 		ejections: metrics.GetOrCreateCounter(fmt.Sprintf(`l1gw_upstream_ejections_total{upstream=%q}`, name))}
-	metrics.GetOrCreateGauge(fmt.Sprintf(`l1gw_upstream_ejected_targets{upstream=%q}`, name), func() float64 { return float64(p.Ejected()) })
+	metrics.GetOrCreateGauge(fmt.Sprintf(`l1gw_upstream_ejected_targets{upstream=%q}`, name), func() float64 {
+		if cur, ok := live.Load(name); ok {
+			return float64(cur.(*Pool).Ejected())
+		}
+		return 0
+	})
 	for _, k := range errorKinds {
 		p.errs[k] = metrics.GetOrCreateCounter(fmt.Sprintf(`l1gw_upstream_errors_total{upstream=%q,kind=%q}`, name, k))
 	}
@@ -273,6 +278,14 @@ func errString(err error) string {
 		return ""
 	}
 	return err.Error()
+}
+
+// closeIdle closes the targets' idle connections: the pool left the
+// routing table, and requests still on it finish on their own.
+func (p *Pool) closeIdle() {
+	for _, t := range p.targets {
+		t.hc.CloseIdleConnections()
+	}
 }
 
 // Healthy counts the targets that passed their last health check.

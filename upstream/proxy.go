@@ -4,14 +4,32 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"reflect"
 	"sort"
 	"sync"
+	"sync/atomic"
 )
 
-// Proxy holds every upstream pool and the routing table.
+// Proxy holds every upstream pool and the routing table. Reload replaces
+// both while requests flow: a request uses the table it looked up.
 type Proxy struct {
+	cur atomic.Pointer[table]
+	log *slog.Logger
+
+	mu     sync.Mutex                   // Reload and Run
+	ctx    context.Context              // Run's; nil before Run
+	checks map[*Pool]context.CancelFunc // the pools whose health checks run
+	wg     sync.WaitGroup               // those health checks
+}
+
+// table is one generation of pools and routes.
+type table struct {
 	pools  map[string]*Pool
 	routes []route // most specific first
+	// retired are the previous table's pools this one dropped: a request
+	// that resolved its tenant under the old config still finds its pool
+	// by name until the next reload.
+	retired map[string]*Pool
 }
 
 type route struct {
@@ -22,31 +40,109 @@ type route struct {
 }
 
 // New builds the pools and routes. It does no I/O; call Run for health
-// checks. specs and routes must have passed Validate.
+// checks.
 func New(specs map[string]Spec, routes []RouteSpec, log *slog.Logger) (*Proxy, error) {
+	t, err := newTable(specs, routes, nil, log)
+	if err != nil {
+		return nil, err
+	}
+	p := &Proxy{log: log, checks: map[*Pool]context.CancelFunc{}}
+	p.cur.Store(t)
+	t.publish(nil)
+	return p, nil
+}
+
+// newTable builds a table, taking from prev (may be nil) every pool whose
+// spec is unchanged, so that it keeps its connections, health and
+// ejections.
+func newTable(specs map[string]Spec, routes []RouteSpec, prev *table, log *slog.Logger) (*table, error) {
 	if err := Validate(specs, routes); err != nil {
 		return nil, err
 	}
-	p := &Proxy{pools: make(map[string]*Pool, len(specs))}
+	t := &table{pools: make(map[string]*Pool, len(specs))}
 	for name, s := range specs {
+		if prev != nil {
+			if old, ok := prev.pools[name]; ok && reflect.DeepEqual(old.spec, s) {
+				t.pools[name] = old
+				continue
+			}
+		}
 		pool, err := newPool(name, s, log)
 		if err != nil {
 			return nil, err
 		}
-		p.pools[name] = pool
+		t.pools[name] = pool
 	}
 	for _, r := range routes {
-		p.routes = append(p.routes, route{host: []byte(r.Host), prefix: []byte(r.PathPrefix), anyCase: r.CaseInsensitive, pool: p.pools[r.Upstream]})
+		t.routes = append(t.routes, route{host: []byte(r.Host), prefix: []byte(r.PathPrefix), anyCase: r.CaseInsensitive, pool: t.pools[r.Upstream]})
 	}
 	// A route with a host beats one without; then the longest prefix wins.
-	sort.SliceStable(p.routes, func(i, j int) bool {
-		a, b := p.routes[i], p.routes[j]
+	sort.SliceStable(t.routes, func(i, j int) bool {
+		a, b := t.routes[i], t.routes[j]
 		if (len(a.host) > 0) != (len(b.host) > 0) {
 			return len(a.host) > 0
 		}
 		return len(a.prefix) > len(b.prefix)
 	})
-	return p, nil
+	if prev != nil {
+		for name, old := range prev.pools {
+			if t.pools[name] != old {
+				if t.retired == nil {
+					t.retired = map[string]*Pool{}
+				}
+				t.retired[name] = old
+			}
+		}
+	}
+	return t, nil
+}
+
+// live maps an upstream name to its current pool, for the gauges
+// registered once per name (metrics cannot be registered twice).
+var live sync.Map
+
+// publish makes t's pools the ones the per-upstream gauges read.
+func (t *table) publish(old *table) {
+	for name, pool := range t.pools {
+		live.Store(name, pool)
+	}
+	if old != nil {
+		for name := range old.pools {
+			if _, ok := t.pools[name]; !ok {
+				live.Delete(name)
+			}
+		}
+	}
+}
+
+// Reload replaces the pools and routes. Invalid specs change nothing. A
+// pool whose spec is unchanged is kept as it is; a new or changed one
+// starts its health checks (when Run is running); a dropped or replaced
+// one stops them and closes its idle connections, while requests already
+// on it finish.
+func (p *Proxy) Reload(specs map[string]Spec, routes []RouteSpec) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	old := p.cur.Load()
+	t, err := newTable(specs, routes, old, p.log)
+	if err != nil {
+		return err
+	}
+	p.cur.Store(t)
+	t.publish(old)
+	if p.ctx != nil {
+		for _, pool := range t.pools {
+			p.startChecks(pool)
+		}
+	}
+	for _, pool := range t.retired {
+		if cancel, ok := p.checks[pool]; ok {
+			cancel()
+			delete(p.checks, pool)
+		}
+		pool.closeIdle()
+	}
+	return nil
 }
 
 // Route returns the pool for a request's host (port ignored) and path, or
@@ -55,8 +151,9 @@ func (p *Proxy) Route(host, path []byte) *Pool {
 	if i := bytes.LastIndexByte(host, ':'); i >= 0 && bytes.IndexByte(host[i:], ']') < 0 {
 		host = host[:i]
 	}
-	for i := range p.routes {
-		r := &p.routes[i]
+	t := p.cur.Load()
+	for i := range t.routes {
+		r := &t.routes[i]
 		if (len(r.host) == 0 || bytes.EqualFold(r.host, host)) && hasPathPrefix(path, r.prefix, r.anyCase) {
 			return r.pool
 		}
@@ -73,21 +170,40 @@ func hasPathPrefix(path, prefix []byte, anyCase bool) bool {
 	return len(path) >= len(prefix) && bytes.EqualFold(path[:len(prefix)], prefix)
 }
 
-// Pool returns the named pool.
+// Pool returns the named pool: the current one, or, for a name the last
+// reload dropped, the pool it had.
 func (p *Proxy) Pool(name string) (*Pool, bool) {
-	pool, ok := p.pools[name]
+	t := p.cur.Load()
+	if pool, ok := t.pools[name]; ok {
+		return pool, true
+	}
+	pool, ok := t.retired[name]
 	return pool, ok
 }
 
-// Run runs the pools' health checks until ctx ends.
+// Run runs the pools' health checks until ctx ends, those of pools a
+// reload adds too.
 func (p *Proxy) Run(ctx context.Context) {
-	var wg sync.WaitGroup
-	for _, pool := range p.pools {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			pool.Run(ctx)
-		}()
+	p.mu.Lock()
+	p.ctx = ctx
+	for _, pool := range p.cur.Load().pools {
+		p.startChecks(pool)
 	}
-	wg.Wait()
+	p.mu.Unlock()
+	<-ctx.Done()
+	p.wg.Wait()
+}
+
+// startChecks starts pool's health checks unless they run; p.mu is held.
+func (p *Proxy) startChecks(pool *Pool) {
+	if _, ok := p.checks[pool]; ok {
+		return
+	}
+	ctx, cancel := context.WithCancel(p.ctx)
+	p.checks[pool] = cancel
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		pool.Run(ctx)
+	}()
 }

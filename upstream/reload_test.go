@@ -1,0 +1,111 @@
+package upstream_test
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/l1gw/l1gw/internal/testkit"
+	"github.com/l1gw/l1gw/upstream"
+)
+
+// TestReload: a reload keeps unchanged pools, builds changed ones, moves
+// the routes, keeps a dropped pool reachable by name for requests already
+// resolved, and runs the health checks of exactly the current pools.
+func TestReload(t *testing.T) {
+	var checksA, checksB atomic.Int64
+	counting := func(n *atomic.Int64) string {
+		return testkit.Serve(t, func(ctx *fasthttp.RequestCtx) {
+			if string(ctx.Path()) == "/healthz" {
+				n.Add(1)
+			}
+		})
+	}
+	a, b := counting(&checksA), counting(&checksB)
+	checked := func(s upstream.Spec) upstream.Spec {
+		s.Health = upstream.HealthSpec{Path: "/healthz", Interval: 10 * time.Millisecond, Timeout: time.Second}
+		return s
+	}
+	p, err := upstream.New(map[string]upstream.Spec{"a": checked(spec(a)), "keep": spec(b)},
+		[]upstream.RouteSpec{{PathPrefix: "/", Upstream: "a"}}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		p.Run(ctx)
+	}()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	testkit.Eventually(t, 5*time.Second, checkedOnce("a", &checksA))
+	oldA, _ := p.Pool("a")
+	keep, _ := p.Pool("keep")
+
+	// Invalid: nothing changes.
+	if err := p.Reload(map[string]upstream.Spec{"a": spec("ftp://x")}, nil); err == nil {
+		t.Fatal("Reload with an invalid target: got no error")
+	}
+	if got := p.Route([]byte("x"), []byte("/")); got != oldA {
+		t.Fatalf("after a refused reload, / routes to %v; want the old pool a", got)
+	}
+
+	// a is dropped, b is new, keep is unchanged.
+	err = p.Reload(map[string]upstream.Spec{"b": checked(spec(b)), "keep": spec(b)},
+		[]upstream.RouteSpec{{PathPrefix: "/", Upstream: "b"}, {PathPrefix: "/keep", Upstream: "keep"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := p.Route([]byte("x"), []byte("/")); got == nil || got.Name != "b" {
+		t.Errorf("after the reload, / routes to %v; want b", got)
+	}
+	if got, _ := p.Pool("keep"); got != keep {
+		t.Errorf("the unchanged pool keep was rebuilt; want it kept (its connections, health and ejections)")
+	}
+	if got, ok := p.Pool("a"); !ok || got != oldA {
+		t.Errorf("Pool(a) after a was dropped: got %v, %v; want the old pool, for requests resolved before", got, ok)
+	}
+	resp, err := do(oldA, "GET")
+	if err != nil || resp.StatusCode() != 200 {
+		t.Errorf("a request on the dropped pool: got %v, %v; want it to finish", resp, err)
+	}
+	testkit.Eventually(t, 5*time.Second, checkedOnce("the new pool b", &checksB))
+	// The dropped pool's checks stop: its count stays put (every 10 ms
+	// while they ran).
+	testkit.Eventually(t, 5*time.Second, func() error {
+		before := checksA.Load()
+		time.Sleep(100 * time.Millisecond)
+		if after := checksA.Load(); after != before {
+			return fmt.Errorf("a's health checks went on after it was dropped: %d → %d", before, after)
+		}
+		return nil
+	})
+
+	// A second reload forgets a altogether.
+	if err := p.Reload(map[string]upstream.Spec{"b": checked(spec(b))}, []upstream.RouteSpec{{PathPrefix: "/", Upstream: "b"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := p.Pool("a"); ok {
+		t.Error("Pool(a) two reloads after a was dropped: found; want it gone")
+	}
+	if _, ok := p.Pool("keep"); !ok {
+		t.Error("Pool(keep) one reload after it was dropped: not found; want it still reachable")
+	}
+}
+
+// checkedOnce is a condition: n health checks of the named pool seen.
+func checkedOnce(name string, n *atomic.Int64) func() error {
+	return func() error {
+		if n.Load() == 0 {
+			return fmt.Errorf("no health check of %s yet", name)
+		}
+		return nil
+	}
+}
