@@ -69,6 +69,10 @@ type Server struct {
 	// TunnelMaxDuration closes an upgraded connection this long after it
 	// opened. Default 1h.
 	TunnelMaxDuration time.Duration `koanf:"tunnel_max_duration" json:"tunnel_max_duration"`
+	// ConfigReloadInterval is how often the config file is checked for a
+	// change; changed, it is reloaded as on SIGHUP. 0 checks never.
+	// Default 2s.
+	ConfigReloadInterval time.Duration `koanf:"config_reload_interval" json:"config_reload_interval"`
 	// TLS terminates TLS on the proxy listener when CertFile is set.
 	TLS TLS `koanf:"tls" json:"tls"`
 	// TrustedProxies are the CIDRs (or addresses) of the proxies in front

@@ -79,6 +79,9 @@ func (cfg *Config) validateServer(c *checker) {
 	if s.ShutdownGrace < 0 {
 		c.fail("server.shutdown_grace", "got %s; want >= 0", s.ShutdownGrace)
 	}
+	if s.ConfigReloadInterval < 0 {
+		c.fail("server.config_reload_interval", "got %s; want >= 0 (0: never check)", s.ConfigReloadInterval)
+	}
 	if s.MaxHeaderBytes < 1024 || s.MaxHeaderBytes > 1<<20 {
 		c.fail("server.max_header_bytes", "got %d; want 1024 to 1048576", s.MaxHeaderBytes)
 	}
