@@ -135,13 +135,31 @@ func serve(args, environ []string, stderr io.Writer) int {
 		log.Error("listen", "err", err.Error())
 		return 1
 	}
+	app.Reloads(func() (*config.Config, error) { return config.Load(in) }, in.File)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	// Registered before serving: unhandled, SIGHUP would end the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go reloadOnHangup(ctx, hup, app)
 	if err := app.Run(ctx, proxyLn, adminLn); err != nil {
 		log.Error("serve", "err", err.Error())
 		return 1
 	}
 	return 0
+}
+
+// reloadOnHangup reloads the config at each SIGHUP until ctx ends.
+func reloadOnHangup(ctx context.Context, hup <-chan os.Signal, a *app.App) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			a.Reload("signal")
+		}
+	}
 }
 
 func newLogger(c config.Log, w io.Writer) *slog.Logger {

@@ -28,7 +28,9 @@ type Admin struct {
 	breaker    func() string
 	sentinels  func() int // nil outside Sentinel mode
 	token      []byte
-	configJSON []byte
+	curConfig  func() any
+	reloader   func(trigger string) ReloadResult // nil without a reload
+	lastReload func() *ReloadResult              // nil without a reload
 	router     *router.Router
 }
 
@@ -55,18 +57,23 @@ type Parts struct {
 	Token string
 	// Pprof is server.pprof: serve /debug/pprof/* (behind the token).
 	Pprof bool
-	// Config is what GET /v1/config shows: the effective config with its
-	// secrets already redacted.
-	Config any
+	// Config returns what GET /v1/config shows: the effective config with
+	// its secrets already redacted.
+	Config func() any
+	// Reload, if not nil, re-reads the config (POST /v1/reload), and
+	// LastReload returns the last reload's result (nil before any) for
+	// /readyz.
+	Reload     func(trigger string) ReloadResult
+	LastReload func() *ReloadResult
 }
 
 // New returns the admin API.
 func New(p Parts) (*Admin, error) {
-	b, err := json.MarshalIndent(p.Config, "", "  ")
-	if err != nil {
+	if _, err := json.Marshal(p.Config()); err != nil {
 		return nil, err
 	}
-	a := &Admin{tenants: p.Tenants, store: p.StoreName, limits: p.Limits, breaker: p.Breaker, sentinels: p.Sentinels, token: []byte(p.Token), configJSON: append(b, '\n')}
+	a := &Admin{tenants: p.Tenants, store: p.StoreName, limits: p.Limits, breaker: p.Breaker, sentinels: p.Sentinels, token: []byte(p.Token),
+		curConfig: p.Config, reloader: p.Reload, lastReload: p.LastReload}
 	r := router.New()
 	r.RedirectTrailingSlash = false
 	r.RedirectFixedPath = false
@@ -77,6 +84,9 @@ func New(p Parts) (*Admin, error) {
 	r.GET("/v1/config", a.authorized(a.config))
 	r.GET("/v1/tenants/{id}/usage", a.authorized(a.usage))
 	r.POST("/v1/tenants/{id}/reset", a.authorized(a.reset))
+	if p.Reload != nil {
+		r.POST("/v1/reload", a.authorized(a.reload))
+	}
 	if p.Pprof {
 		r.GET("/debug/pprof/{profile:*}", a.authorized(pprofhandler.PprofHandler))
 	}
@@ -105,6 +115,9 @@ type Readiness struct {
 	// (Sentinel mode only): 0 means decisions go to the last primary they
 	// named, checked by ROLE.
 	Sentinels *int `json:"sentinels_reachable,omitempty"`
+	// Reload is the last config reload's result, if there was one. A
+	// refused reload leaves the gateway ready: the old config serves.
+	Reload *ReloadResult `json:"last_reload,omitempty"`
 }
 
 // readyz is 200 while both listeners are up, degraded or not: a gateway
@@ -116,6 +129,9 @@ func (a *Admin) readyz(ctx *fasthttp.RequestCtx) {
 		n := a.sentinels()
 		r.Sentinels = &n
 	}
+	if a.lastReload != nil {
+		r.Reload = a.lastReload()
+	}
 	if !a.ready.Load() {
 		r.Status = "not ready"
 		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
@@ -124,8 +140,13 @@ func (a *Admin) readyz(ctx *fasthttp.RequestCtx) {
 }
 
 func (a *Admin) config(ctx *fasthttp.RequestCtx) {
+	b, err := json.MarshalIndent(a.curConfig(), "", "  ")
+	if err != nil { // New marshalled the same shape
+		ctx.Error(err.Error(), fasthttp.StatusInternalServerError)
+		return
+	}
 	ctx.SetContentType("application/json")
-	ctx.SetBody(a.configJSON)
+	ctx.SetBody(append(b, '\n'))
 }
 
 func writeJSON(ctx *fasthttp.RequestCtx, v any) {

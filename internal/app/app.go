@@ -32,6 +32,7 @@ type App struct {
 	clients *limiter.Clients    // nil for the memory store
 	redis   *limiter.RedisStore // nil for the memory store
 	certs   *tlsterm.Store      // nil without server.tls
+	reload  *reloader
 	cfg     config.Server
 	log     *slog.Logger
 }
@@ -58,8 +59,10 @@ func Build(cfg *config.Config, log *slog.Logger) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("build upstreams: %w", err)
 	}
+	rl := newReloader(cfg, table, proxy, log)
 	parts := admin.Parts{Tenants: table, StoreName: cfg.Redis.Mode, Limits: store,
-		Breaker: func() string { return guard.BreakerState().String() }, Token: cfg.Server.AdminToken, Pprof: cfg.Server.Pprof, Config: cfg.Redacted()}
+		Breaker: func() string { return guard.BreakerState().String() }, Token: cfg.Server.AdminToken, Pprof: cfg.Server.Pprof,
+		Config: func() any { return rl.cfg.Load().Redacted() }, Reload: rl.run, LastReload: rl.last.Load}
 	if cfg.Redis.Mode == limiter.ModeSentinel {
 		parts.Sentinels = clients.SentinelsReachable
 	}
@@ -81,7 +84,7 @@ func Build(cfg *config.Config, log *slog.Logger) (*App, error) {
 		}
 	}
 	return &App{gw: gw, guard: guard, server: NewServer(cfg.Server, gw, adm, certs, log), proxy: proxy, clients: clients,
-		redis: redisStore, certs: certs, cfg: cfg.Server, log: log}, nil
+		redis: redisStore, certs: certs, reload: rl, cfg: cfg.Server, log: log}, nil
 }
 
 // store is what the application needs of a store: decisions, and the
@@ -132,6 +135,11 @@ func (a *App) Run(ctx context.Context, proxyLn, adminLn net.Listener) error {
 	go func() {
 		defer wg.Done()
 		a.proxy.Run(bgCtx)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		a.reload.watch(bgCtx, a.cfg.ConfigReloadInterval)
 	}()
 	if a.certs != nil {
 		wg.Add(1)

@@ -107,9 +107,19 @@ func startApp(t testing.TB, cfg *config.Config) *running {
 
 func startAppLog(t testing.TB, cfg *config.Config, log *slog.Logger) *running {
 	t.Helper()
+	return startAppWith(t, cfg, log, nil)
+}
+
+// startAppWith is startAppLog, with setup (if not nil) called on the App
+// before it runs.
+func startAppWith(t testing.TB, cfg *config.Config, log *slog.Logger, setup func(*App)) *running {
+	t.Helper()
 	app, err := Build(cfg, log)
 	if err != nil {
 		t.Fatalf("Build: %v", err)
+	}
+	if setup != nil {
+		setup(app)
 	}
 	pl, al, err := app.Listen()
 	if err != nil {

@@ -1,0 +1,193 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"log/slog"
+	"os"
+	"reflect"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/l1gw/l1gw/config"
+	"github.com/l1gw/l1gw/internal/admin"
+	"github.com/l1gw/l1gw/tenants"
+	"github.com/l1gw/l1gw/upstream"
+)
+
+// Loader reads the config anew, from the sources it was read from at start.
+type Loader func() (*config.Config, error)
+
+// reloadResults counts reloads by result.
+var reloadResults = map[string]*metrics.Counter{}
+
+func init() {
+	for _, r := range []string{admin.ReloadOK, admin.ReloadUnchanged, admin.ReloadInvalid, admin.ReloadRestartRequired} {
+		reloadResults[r] = metrics.NewCounter(`l1gw_config_reload_total{result="` + r + `"}`)
+	}
+}
+
+// reloader applies a re-read config to a running gateway: the tenants,
+// plans, routes and upstreams, swapped whole, or nothing.
+type reloader struct {
+	mu    sync.Mutex // one reload at a time
+	load  Loader     // nil: nothing to re-read
+	file  string     // the config file to watch; "" for none
+	seen  [sha256.Size]byte
+	cfg   atomic.Pointer[config.Config] // the config in force
+	last  atomic.Pointer[admin.ReloadResult]
+	table *tenants.Table
+	proxy *upstream.Proxy
+	log   *slog.Logger
+}
+
+func newReloader(cfg *config.Config, table *tenants.Table, proxy *upstream.Proxy, log *slog.Logger) *reloader {
+	r := &reloader{table: table, proxy: proxy, log: log}
+	r.cfg.Store(cfg)
+	return r
+}
+
+// Reloads makes the gateway re-read its config with load on SIGHUP (see
+// Reload), on POST /v1/reload and, when file is not "", when the file
+// changes (checked every server.config_reload_interval while Run runs).
+// Call it before Run.
+func (a *App) Reloads(load Loader, file string) {
+	a.reload.mu.Lock()
+	defer a.reload.mu.Unlock()
+	a.reload.load, a.reload.file = load, file
+	if file != "" {
+		a.reload.seen, _ = hashFile(file)
+	}
+}
+
+// Reload re-reads the config and applies it: tenants, plans, routes and
+// upstreams change while requests flow. An invalid config, or one that
+// changes a key read only at start, is refused whole and the old config
+// keeps serving. trigger names the cause in logs and /readyz.
+func (a *App) Reload(trigger string) admin.ReloadResult { return a.reload.run(trigger) }
+
+func (r *reloader) run(trigger string) admin.ReloadResult {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	res := r.apply(trigger)
+	reloadResults[res.Result].Inc()
+	r.last.Store(&res)
+	switch res.Result {
+	case admin.ReloadInvalid:
+		r.log.Error("config reload refused: the old config serves", "trigger", trigger, "err", res.Error)
+	case admin.ReloadRestartRequired:
+		r.log.Warn("config reload refused: it changes keys read only at start; restart to apply them. The old config serves",
+			"trigger", trigger, "keys", strings.Join(res.RestartKeys, ","))
+	}
+	return res
+}
+
+// apply loads and applies the config; r.mu is held.
+func (r *reloader) apply(trigger string) admin.ReloadResult {
+	res := admin.ReloadResult{Trigger: trigger, At: time.Now().UTC()}
+	invalid := func(err error) admin.ReloadResult {
+		res.Result, res.Error = admin.ReloadInvalid, err.Error()
+		return res
+	}
+	if r.load == nil {
+		return invalid(errors.New("this gateway has no config source to re-read"))
+	}
+	cfg, err := r.load()
+	if err != nil {
+		return invalid(err)
+	}
+	old := r.cfg.Load()
+	if keys := config.RestartKeys(old, cfg); len(keys) > 0 {
+		res.Result, res.RestartKeys = admin.ReloadRestartRequired, keys
+		res.Error = "changed keys take a restart: " + strings.Join(keys, ", ")
+		return res
+	}
+	changed := changedSections(old, cfg)
+	if len(changed) == 0 {
+		res.Result = admin.ReloadUnchanged
+		return res
+	}
+	snap, err := tenants.Build(cfg.Tenants, cfg.Plans, cfg.TenantList, func(name string) bool {
+		_, ok := cfg.Upstreams[name]
+		return ok
+	})
+	if err != nil {
+		return invalid(err)
+	}
+	// The proxy first: a request that resolves its tenant under the old
+	// snapshot still finds a dropped upstream by name (Proxy.Pool).
+	if err := r.proxy.Reload(cfg.Upstreams, cfg.Routes); err != nil {
+		return invalid(err)
+	}
+	r.table.Swap(snap)
+	r.cfg.Store(cfg)
+	res.Result = admin.ReloadOK
+	r.log.Info("config reloaded", "trigger", trigger, "changed", strings.Join(changed, ","), "tenants", snap.Len())
+	return res
+}
+
+// changedSections names the hot sections that differ between a and b.
+func changedSections(a, b *config.Config) []string {
+	var out []string
+	for _, s := range []struct {
+		name string
+		a, b any
+	}{
+		{"tenants", a.Tenants, b.Tenants},
+		{"plans", a.Plans, b.Plans},
+		{"tenant_list", a.TenantList, b.TenantList},
+		{"upstreams", a.Upstreams, b.Upstreams},
+		{"routes", a.Routes, b.Routes},
+	} {
+		if !reflect.DeepEqual(s.a, s.b) {
+			out = append(out, s.name)
+		}
+	}
+	return out
+}
+
+// watch reloads when the config file's content changes, checking every
+// interval until ctx ends. A file that cannot be read is left to the next
+// check: an editor or a ConfigMap update may be replacing it.
+func (r *reloader) watch(ctx context.Context, interval time.Duration) {
+	r.mu.Lock()
+	file := r.file
+	r.mu.Unlock()
+	if file == "" || interval <= 0 {
+		return
+	}
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		sum, err := hashFile(file)
+		if err != nil {
+			continue
+		}
+		r.mu.Lock()
+		fresh := !bytes.Equal(sum[:], r.seen[:])
+		r.seen = sum
+		r.mu.Unlock()
+		if fresh {
+			r.run("file")
+		}
+	}
+}
+
+func hashFile(name string) ([sha256.Size]byte, error) {
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return [sha256.Size]byte{}, err
+	}
+	return sha256.Sum256(b), nil
+}

@@ -1,0 +1,260 @@
+package app
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	vegeta "github.com/tsenart/vegeta/v12/lib"
+	"github.com/valyala/fasthttp"
+
+	"github.com/l1gw/l1gw/config"
+	"github.com/l1gw/l1gw/internal/admin"
+	"github.com/l1gw/l1gw/internal/testkit"
+)
+
+// reloadConfig is a config file for the reload tests: tenant "bulk"
+// always, the upstream at UPSTREAM, and EXTRA appended to tenant_list.
+const reloadConfig = `
+server:
+  listen: "127.0.0.1:0"
+  admin_listen: "127.0.0.1:0"
+  admin_token: tok
+  shutdown_grace: 5s
+  config_reload_interval: INTERVAL
+plans:
+  huge:
+    limits:
+      - {name: per_second, limit: 1000000000, window: 1s}
+  small:
+    limits:
+      - {name: per_minute, limit: LIMIT, window: 1m}
+tenant_list:
+  - {id: bulk, plan: huge, keys: [bulk-key]}
+EXTRA
+upstreams:
+  main:
+    targets: ["UPSTREAM"]
+    timeout: 2s
+    health: {path: ""}
+routes:
+  - {path_prefix: /, upstream: main}
+`
+
+// reloadFile writes reloadConfig to path with its placeholders filled.
+type reloadFile struct {
+	path     string
+	interval string
+	upstream string
+	limit    int
+	extra    []string // tenant_list entries
+	broken   bool     // not YAML at all
+}
+
+func (f reloadFile) write(t testing.TB) {
+	t.Helper()
+	var extra strings.Builder
+	for _, e := range f.extra {
+		extra.WriteString("  - " + e + "\n")
+	}
+	body := strings.NewReplacer("INTERVAL", f.interval, "UPSTREAM", f.upstream, "LIMIT", fmt.Sprint(f.limit),
+		"EXTRA\n", extra.String()).Replace(reloadConfig)
+	if f.broken {
+		body = "tenant_list: [unclosed\n"
+	}
+	if err := os.WriteFile(f.path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// startReloadable writes f and starts a gateway that re-reads it.
+func startReloadable(t *testing.T, f reloadFile) (*running, *App) {
+	t.Helper()
+	f.write(t)
+	in := config.Input{File: f.path}
+	cfg, err := config.Load(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var app *App
+	r := startAppWith(t, cfg, quiet, func(a *App) {
+		app = a
+		a.Reloads(func() (*config.Config, error) { return config.Load(in) }, f.path)
+	})
+	return r, app
+}
+
+// answering is an upstream that answers its name.
+func answering(t *testing.T, name string) string {
+	return testkit.StartUpstream(t, func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString(name) }).URL
+}
+
+// adminReload is POST /v1/reload with the token.
+func adminReload(t *testing.T, r *running) *fasthttp.Response {
+	t.Helper()
+	return call(t, r.admin, "POST", "/v1/reload", "Authorization", "Bearer tok")
+}
+
+// TestReloadUnderLoad: ten reloads while vegeta sends 400 requests a
+// second, one of an invalid file and one that needs a restart. Not one
+// request fails, each applied change is served at once, and each refused
+// one leaves the old config serving.
+func TestReloadUnderLoad(t *testing.T) {
+	a, b := answering(t, "A"), answering(t, "B")
+	f := reloadFile{path: filepath.Join(t.TempDir(), "l1gw.yaml"), interval: "0s", upstream: a, limit: 2}
+	gw, app := startReloadable(t, f)
+
+	attacker := vegeta.NewAttacker(vegeta.Timeout(5 * time.Second))
+	target := vegeta.NewStaticTargeter(vegeta.Target{Method: "GET", URL: "http://" + gw.proxy + "/load", Header: map[string][]string{"X-Api-Key": {"bulk-key"}}})
+	var metrics vegeta.Metrics
+	var mu sync.Mutex
+	var failures []string
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for res := range attacker.Attack(target, vegeta.Rate{Freq: 400, Per: time.Second}, time.Minute, "reload") {
+			metrics.Add(res)
+			if res.Code != 200 {
+				mu.Lock()
+				failures = append(failures, fmt.Sprintf("%d %s", res.Code, res.Error))
+				mu.Unlock()
+			}
+		}
+	}()
+	expect := func(key, want string, code int) {
+		t.Helper()
+		resp := call(t, gw.proxy, "GET", "/x", "X-API-Key", key)
+		if resp.StatusCode() != code || (want != "" && string(resp.Body()) != want) {
+			t.Errorf("%s: got %d %q; want %d %q", key, resp.StatusCode(), resp.Body(), code, want)
+		}
+	}
+	reload := func(step string, f reloadFile, wantStatus int, wantResult string) {
+		t.Helper()
+		f.write(t)
+		resp := adminReload(t, gw)
+		if resp.StatusCode() != wantStatus {
+			t.Fatalf("%s: POST /v1/reload got %d %s; want %d", step, resp.StatusCode(), resp.Body(), wantStatus)
+		}
+		if last := app.reload.last.Load(); last == nil || last.Result != wantResult {
+			t.Fatalf("%s: last reload %+v; want %s", step, last, wantResult)
+		}
+		time.Sleep(100 * time.Millisecond) // the load runs across each config
+	}
+	time.Sleep(200 * time.Millisecond)
+
+	f.extra = []string{"{id: acme, plan: small, keys: [acme-key]}"}
+	reload("1 add a tenant", f, 200, admin.ReloadOK)
+	expect("acme-key", "A", 200)
+
+	f.upstream = b
+	reload("2 move the upstream", f, 200, admin.ReloadOK)
+	expect("bulk-key", "B", 200)
+
+	broken := f
+	broken.broken = true
+	reload("3 an invalid file", broken, 400, admin.ReloadInvalid)
+	expect("acme-key", "B", 200)
+
+	reload("4 the same file again", f, 200, admin.ReloadUnchanged)
+
+	f.limit = 1
+	reload("5 lower a limit", f, 200, admin.ReloadOK)
+	expect("acme-key", "", 429) // two used (steps 1 and 3); the limit is now 1
+
+	restart := f
+	restart.interval = "5s" // server.config_reload_interval is read at start
+	reload("6 a key that needs a restart", restart, 409, admin.ReloadRestartRequired)
+	expect("acme-key", "", 429)
+
+	f.limit = 100
+	reload("7 raise the limit", f, 200, admin.ReloadOK)
+	expect("acme-key", "B", 200)
+
+	f.extra = []string{"{id: acme, plan: small, keys: [acme-key-2]}"}
+	reload("8 rotate the key", f, 200, admin.ReloadOK)
+	expect("acme-key", "", 401)
+	expect("acme-key-2", "B", 200)
+
+	f.upstream = a
+	reload("9 move the upstream back", f, 200, admin.ReloadOK)
+	expect("bulk-key", "A", 200)
+
+	f.extra = nil
+	reload("10 remove the tenant", f, 200, admin.ReloadOK)
+	expect("acme-key-2", "", 401)
+
+	attacker.Stop()
+	<-done
+	metrics.Close()
+	t.Logf("load: %d requests, codes %v, P99 %s", metrics.Requests, metrics.StatusCodes, metrics.Latencies.P99)
+	if metrics.Requests < 100 {
+		t.Errorf("got %d requests under load; want the attack to have run across the reloads", metrics.Requests)
+	}
+	if len(failures) > 0 {
+		t.Errorf("%d of %d requests failed across the reloads; first: %q", len(failures), metrics.Requests, failures[0])
+	}
+
+	// /readyz shows the last reload; /v1/config the config in force.
+	resp := call(t, gw.admin, "GET", "/readyz")
+	var ready admin.Readiness
+	if err := json.Unmarshal(resp.Body(), &ready); err != nil || resp.StatusCode() != 200 || ready.Reload == nil || ready.Reload.Result != admin.ReloadOK || ready.Tenants != 1 {
+		t.Errorf("/readyz: %d %s; want 200, one tenant, the last reload ok", resp.StatusCode(), resp.Body())
+	}
+	if body := string(call(t, gw.admin, "GET", "/v1/config", "Authorization", "Bearer tok").Body()); strings.Contains(body, b) || !strings.Contains(body, a) {
+		t.Errorf("/v1/config after the reloads shows %s; want upstream A's address and not B's", body)
+	}
+}
+
+// TestReloadOnFileChange: with server.config_reload_interval set, editing
+// the file is enough; a broken edit is refused and shown by /readyz.
+func TestReloadOnFileChange(t *testing.T) {
+	a := answering(t, "A")
+	f := reloadFile{path: filepath.Join(t.TempDir(), "l1gw.yaml"), interval: "20ms", upstream: a, limit: 5}
+	gw, _ := startReloadable(t, f)
+	if got := call(t, gw.proxy, "GET", "/x", "X-API-Key", "acme-key").StatusCode(); got != 401 {
+		t.Fatalf("acme-key before the edit: got %d; want 401", got)
+	}
+	f.extra = []string{"{id: acme, plan: small, keys: [acme-key]}"}
+	f.write(t)
+	testkit.Eventually(t, 5*time.Second, func() error {
+		if got := call(t, gw.proxy, "GET", "/x", "X-API-Key", "acme-key").StatusCode(); got != 200 {
+			return fmt.Errorf("acme-key after the edit: got %d; want 200", got)
+		}
+		return nil
+	})
+	f.broken = true
+	f.write(t)
+	testkit.Eventually(t, 5*time.Second, func() error {
+		var ready admin.Readiness
+		body := call(t, gw.admin, "GET", "/readyz").Body()
+		if err := json.Unmarshal(body, &ready); err != nil || ready.Reload == nil || ready.Reload.Result != admin.ReloadInvalid {
+			return fmt.Errorf("/readyz after a broken edit: %s; want the last reload invalid", body)
+		}
+		if !strings.Contains(ready.Reload.Error, f.path) || ready.Reload.Trigger != "file" {
+			return fmt.Errorf("/readyz: %+v; want an error naming %s, triggered by the file", *ready.Reload, f.path)
+		}
+		return nil
+	})
+	if got := call(t, gw.proxy, "GET", "/x", "X-API-Key", "acme-key").StatusCode(); got != 200 {
+		t.Errorf("acme-key after a broken edit: got %d; want 200 (the old config serves)", got)
+	}
+}
+
+// TestReloadNeedsToken: POST /v1/reload is behind the admin token.
+func TestReloadNeedsToken(t *testing.T) {
+	f := reloadFile{path: filepath.Join(t.TempDir(), "l1gw.yaml"), interval: "0s", upstream: answering(t, "A"), limit: 5}
+	gw, app := startReloadable(t, f)
+	for _, h := range [][]string{nil, {"Authorization", "Bearer wrong"}} {
+		if got := call(t, gw.admin, "POST", "/v1/reload", h...).StatusCode(); got != 401 {
+			t.Errorf("POST /v1/reload with %q: got %d; want 401", h, got)
+		}
+	}
+	if last := app.reload.last.Load(); last != nil {
+		t.Errorf("a refused call reloaded: %+v", *last)
+	}
+}
