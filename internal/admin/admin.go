@@ -84,6 +84,7 @@ func New(p Parts) (*Admin, error) {
 	r.GET("/v1/config", a.authorized(a.config))
 	r.GET("/v1/tenants/{id}/usage", a.authorized(a.usage))
 	r.POST("/v1/tenants/{id}/reset", a.authorized(a.reset))
+	r.POST("/v1/simulate", a.authorized(a.simulate))
 	if p.Reload != nil {
 		r.POST("/v1/reload", a.authorized(a.reload))
 	}

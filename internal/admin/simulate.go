@@ -1,0 +1,111 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"net/netip"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/l1gw/l1gw/tenants"
+)
+
+// SimulateRequest is the body of POST /v1/simulate: the request to decide,
+// named by its API key or by its tenant's id.
+type SimulateRequest struct {
+	Key    string `json:"key,omitempty"`
+	Tenant string `json:"tenant,omitempty"`
+	// ClientIP is the anonymous caller's address (when the key is unknown
+	// and unknown callers are anonymous).
+	ClientIP string `json:"client_ip,omitempty"`
+	Method   string `json:"method"`
+	Path     string `json:"path"`
+}
+
+// Simulation is the answer of POST /v1/simulate.
+type Simulation struct {
+	Tenant string `json:"tenant"`
+	// Result is "allowed" or "denied": what the request would get now.
+	Result string `json:"result"`
+	// Rules are the rules the request is decided by, with each one's use.
+	Rules []SimulatedRule `json:"rules"`
+}
+
+// SimulatedRule is one rule of a simulation.
+type SimulatedRule struct {
+	RuleUsage
+	// Cost is what the request would use of it; Fits whether it fits.
+	Cost int64 `json:"cost"`
+	Fits bool  `json:"fits"`
+}
+
+// simulate is POST /v1/simulate: decide a request against the rules in
+// force and the use recorded, and record nothing. The use is read as
+// /v1/tenants/{id}/usage reads it (the replica in Redis modes).
+func (a *Admin) simulate(ctx *fasthttp.RequestCtx) {
+	var in SimulateRequest
+	if err := json.Unmarshal(ctx.PostBody(), &in); err != nil {
+		writeProblem(ctx, badRequest("the body is not a JSON simulation request: "+err.Error()))
+		return
+	}
+	if in.Method == "" || in.Path == "" || in.Path[0] != '/' {
+		writeProblem(ctx, badRequest("method and path (starting with /) are required"))
+		return
+	}
+	snap := a.tenants.Load()
+	var t *tenants.Tenant
+	switch {
+	case in.Key != "" && in.Tenant != "":
+		writeProblem(ctx, badRequest("name the request by key or by tenant, not both"))
+		return
+	case in.Tenant != "":
+		var ok bool
+		if t, ok = snap.ByID(in.Tenant); !ok {
+			writeProblem(ctx, problemNoTenant)
+			return
+		}
+	default:
+		var res tenants.Resolution
+		if t, res = snap.Resolve([]byte(in.Key)); t == nil {
+			detail := "no tenant has this key"
+			if res == tenants.MissingKey {
+				detail = "key or tenant is required"
+			}
+			writeProblem(ctx, problem{"about:blank", "Not Found", fasthttp.StatusNotFound, detail})
+			return
+		}
+	}
+	counted := t.ID
+	if t.Anonymous() {
+		ip, err := netip.ParseAddr(in.ClientIP)
+		if err != nil {
+			writeProblem(ctx, badRequest("an anonymous caller is counted by its address: client_ip is required"))
+			return
+		}
+		counted = "anon:" + ip.Unmap().String()
+	}
+	rules := t.Rules([]byte(in.Method), []byte(in.Path))
+	c, cancel := context.WithTimeout(context.Background(), adminTimeout)
+	defer cancel()
+	us, err := a.limits.Usage(c, counted, rules)
+	if err != nil {
+		writeProblem(ctx, problemStoreDown)
+		return
+	}
+	out := Simulation{Tenant: t.ID, Result: "allowed", Rules: make([]SimulatedRule, len(us))}
+	for i, u := range us {
+		cost := max(u.Rule.Cost, 1)
+		fits := u.Used+cost <= u.Rule.Limit
+		if !fits {
+			out.Result = "denied"
+		}
+		out.Rules[i] = SimulatedRule{RuleUsage: RuleUsage{Name: u.Rule.Name, Limit: u.Rule.Limit, Window: u.Rule.Window.String(),
+			Used: u.Used, Remaining: u.Remaining(), ResetSeconds: u.Reset.Round(time.Millisecond).Seconds()}, Cost: cost, Fits: fits}
+	}
+	writeJSON(ctx, out)
+}
+
+func badRequest(detail string) problem {
+	return problem{"about:blank", "Bad Request", fasthttp.StatusBadRequest, detail}
+}

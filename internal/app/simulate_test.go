@@ -1,0 +1,126 @@
+package app
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/l1gw/l1gw/internal/admin"
+	"github.com/l1gw/l1gw/internal/redistest"
+	"github.com/l1gw/l1gw/limiter"
+)
+
+// simulate posts body to /v1/simulate with the admin token.
+func simulate(t *testing.T, gw *running, body string) (*fasthttp.Response, admin.Simulation) {
+	t.Helper()
+	req, resp := &fasthttp.Request{}, &fasthttp.Response{}
+	req.SetRequestURI("http://" + gw.admin + "/v1/simulate")
+	req.Header.SetMethod("POST")
+	req.Header.Set("Authorization", "Bearer tok")
+	req.SetBodyString(body)
+	if err := fasthttp.Do(req, resp); err != nil {
+		t.Fatal(err)
+	}
+	var s admin.Simulation
+	if resp.StatusCode() == 200 {
+		if err := json.Unmarshal(resp.Body(), &s); err != nil {
+			t.Fatalf("simulation %s: %v", resp.Body(), err)
+		}
+	}
+	return resp, s
+}
+
+// rules is "name used/limit fits" for each rule of s.
+func rules(s admin.Simulation) string {
+	var b []string
+	for _, r := range s.Rules {
+		b = append(b, fmt.Sprintf("%s %d/%d %v", r.Name, r.Used, r.Limit, r.Fits))
+	}
+	return strings.Join(b, ", ")
+}
+
+// TestSimulate: POST /v1/simulate decides by key or tenant, method and
+// path against the rules in force and the use recorded, and records
+// nothing, on the memory store and on Redis (whose sorted sets it leaves
+// as they were).
+func TestSimulate(t *testing.T) {
+	t.Parallel()
+	t.Run("memory", func(t *testing.T) {
+		t.Parallel()
+		up, _ := startUpstream(t)
+		gw := startApp(t, loadConfig(t, up, "server.admin_token=tok"))
+		checkSimulate(t, gw, nil)
+	})
+	t.Run("redis", func(t *testing.T) {
+		t.Parallel()
+		node := redistest.Server(t)
+		up, _ := startUpstream(t)
+		gw := startApp(t, loadConfig(t, up, "server.admin_token=tok", "redis.mode=standalone", "redis.addrs="+node.Addr(), "ratelimit.key_prefix=sim", "ratelimit.budget=3s"))
+		c := node.Client(t)
+		checkSimulate(t, gw, func() string {
+			members, err := c.ZRangeWithScores(t.Context(), limiter.Key("sim", "acme", "per_minute"), 0, -1).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			keys, _ := c.Keys(t.Context(), "*").Result()
+			return fmt.Sprint(len(keys), members)
+		})
+	})
+}
+
+// checkSimulate runs the simulations against gw; state, if not nil, is
+// the store's state, which no simulation may change.
+func checkSimulate(t *testing.T, gw *running, state func() string) {
+	for range 2 {
+		if got := call(t, gw.proxy, "GET", "/x", "X-API-Key", "acme-key").StatusCode(); got != 200 {
+			t.Fatalf("acme's request: got %d; want 200", got)
+		}
+	}
+	var before string
+	if state != nil {
+		before = state()
+	}
+	resp, s := simulate(t, gw, `{"key":"acme-key","method":"GET","path":"/x"}`)
+	if resp.StatusCode() != 200 || s.Tenant != "acme" || s.Result != "allowed" || rules(s) != "per_minute 2/3 true, per_hour 2/100 true" {
+		t.Errorf("GET /x by key: %d %s; want allowed, per_minute 2/3", resp.StatusCode(), resp.Body())
+	}
+	// The route's own rule joins for POST /v1/expensive.
+	_, s = simulate(t, gw, `{"tenant":"acme","method":"POST","path":"/v1/expensive/x"}`)
+	if s.Result != "allowed" || !strings.Contains(rules(s), "expensive 0/1 true") {
+		t.Errorf("POST /v1/expensive by tenant: %+v; want allowed, with the expensive rule", s)
+	}
+	for range 3 { // simulated again and again: nothing is used up
+		if _, s = simulate(t, gw, `{"key":"acme-key","method":"GET","path":"/x"}`); s.Result != "allowed" {
+			t.Fatalf("a repeated simulation: %+v; want allowed (simulations record nothing)", s)
+		}
+	}
+	if state != nil {
+		if after := state(); after != before {
+			t.Errorf("the store changed across simulations: %s → %s", before, after)
+		}
+	}
+	if got := call(t, gw.proxy, "GET", "/x", "X-API-Key", "acme-key").StatusCode(); got != 200 {
+		t.Fatalf("acme's third request: got %d; want 200 (the simulations used nothing)", got)
+	}
+	if _, s = simulate(t, gw, `{"key":"acme-key","method":"GET","path":"/x"}`); s.Result != "denied" || rules(s) != "per_minute 3/3 false, per_hour 3/100 true" {
+		t.Errorf("GET /x with the minute used up: %+v; want denied by per_minute", s)
+	}
+	for _, tc := range []struct {
+		body string
+		code int
+	}{
+		{`{"key":"nope","method":"GET","path":"/x"}`, 404},
+		{`{"tenant":"nope","method":"GET","path":"/x"}`, 404},
+		{`{"key":"acme-key","tenant":"acme","method":"GET","path":"/x"}`, 400},
+		{`{"key":"acme-key","path":"/x"}`, 400},
+		{`{"key":"acme-key","method":"GET","path":"x"}`, 400},
+		{`not json`, 400},
+	} {
+		if resp, _ := simulate(t, gw, tc.body); resp.StatusCode() != tc.code {
+			t.Errorf("%s: got %d %s; want %d", tc.body, resp.StatusCode(), resp.Body(), tc.code)
+		}
+	}
+}
