@@ -217,6 +217,12 @@ func (cfg *Config) validateTenants(c *checker) {
 		c.notYet("tenants.source", t.Source, "tenants from Redis come with the Redis store")
 	}
 	c.positive("tenants.refresh", t.Refresh)
+	if t.Max < 1 {
+		c.fail("tenants.max", "got %d; want >= 1", t.Max)
+	}
+	if t.MetricsMax < 0 {
+		c.fail("tenants.metrics_max", "got %d; want >= 0 (0: every tenant its own label)", t.MetricsMax)
+	}
 	for name := range cfg.Plans {
 		if !configkey.ValidName(name) {
 			c.fail("plans."+name, "name: %s", configkey.BadName(name))

@@ -17,6 +17,10 @@ type builder struct {
 	plans map[string]Plan
 	errs  configkey.Errors
 	stats bool // create the tenants' metric handles (Build, not Check)
+	// labelled counts the tenants given a metric label of their own, up to
+	// metricsMax (0: no cap); the others share other.
+	labelled, metricsMax int
+	other                *Stats
 }
 
 func (b *builder) fail(path, format string, args ...any) {
@@ -38,7 +42,12 @@ func Check(opts Options, plans map[string]Plan, specs []Spec, upstreamKnown func
 }
 
 func build(opts Options, plans map[string]Plan, specs []Spec, upstreamKnown func(string) bool, stats bool) (*Snapshot, error) {
-	b := &builder{plans: plans, stats: stats}
+	b := &builder{plans: plans, stats: stats, metricsMax: opts.MetricsMax}
+	if opts.Max > 0 && len(specs) > opts.Max {
+		// Checked first: nothing is built for a list past the cap.
+		b.fail("tenant_list", "got %d tenants; want at most tenants.max (%d)", len(specs), opts.Max)
+		return nil, errors.Join(b.errs...)
+	}
 	names := make([]string, 0, len(plans))
 	for name := range plans {
 		names = append(names, name)
@@ -135,7 +144,7 @@ func (b *builder) tenant(path string, spec Spec, upstreamKnown func(string) bool
 		return nil
 	}
 	if b.stats {
-		t.Stats = NewStats(t.ID)
+		t.Stats = b.statsFor(t.ID)
 	}
 	return t
 }
@@ -266,4 +275,17 @@ func upper(ms []string) []string {
 		out[i] = strings.ToUpper(m)
 	}
 	return out
+}
+
+// statsFor returns the metric handles of tenant id: its own while fewer
+// than metricsMax tenants have theirs, else the ones shared under OtherID.
+func (b *builder) statsFor(id string) *Stats {
+	if b.metricsMax <= 0 || b.labelled < b.metricsMax {
+		b.labelled++
+		return NewStats(id)
+	}
+	if b.other == nil {
+		b.other = NewStats(OtherID)
+	}
+	return b.other
 }

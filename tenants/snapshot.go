@@ -11,6 +11,11 @@ import (
 // AnonymousID is the tenant ID of anonymous callers in metrics and logs.
 const AnonymousID = "anonymous"
 
+// OtherID is the tenant label of the tenants past tenants.metrics_max in
+// metrics. It is not a valid tenant ID, so no tenant can be mistaken for
+// it.
+const OtherID = "(other)"
+
 // Tenant is one resolved tenant: its rules, precomputed per route, and its
 // metric handles. A Tenant is immutable once built.
 type Tenant struct {

@@ -42,6 +42,13 @@ type Options struct {
 	// HideKey strips the API key headers before forwarding to the
 	// upstream. Default true.
 	HideKey bool `koanf:"hide_key" json:"hide_key"`
+	// Max caps the tenant count; more is a config error. 0 is no cap.
+	// Default 100000.
+	Max int `koanf:"max" json:"max"`
+	// MetricsMax is how many tenants get a tenant label of their own in
+	// metrics, the first in tenant_list order; the others are counted
+	// together under OtherID. 0 is no cap. Default 1000.
+	MetricsMax int `koanf:"metrics_max" json:"metrics_max"`
 }
 
 // Plan is a named set of limits that tenants share the shape of (each

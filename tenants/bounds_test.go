@@ -1,0 +1,102 @@
+package tenants_test
+
+import (
+	"fmt"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/l1gw/l1gw/tenants"
+)
+
+// manySpecs is n tenants of plan free, tenant i with key "key-i".
+func manySpecs(prefix string, n int) []tenants.Spec {
+	specs := make([]tenants.Spec, n)
+	for i := range specs {
+		id := prefix + strconv.Itoa(i)
+		specs[i] = tenants.Spec{ID: id, Plan: "free", Keys: []string{"key-" + id}}
+	}
+	return specs
+}
+
+func TestMaxTenants(t *testing.T) {
+	o := opts()
+	o.Max = 3
+	build(t, o, manySpecs("max-ok-", 3)...)
+	_, err := tenants.Build(o, plans, manySpecs("max-over-", 4), anyUpstream)
+	if err == nil || !strings.Contains(err.Error(), "tenant_list: got 4 tenants; want at most tenants.max (3)") {
+		t.Errorf("4 tenants past tenants.max 3: got %v; want an error naming tenant_list and tenants.max", err)
+	}
+}
+
+// TestMetricsMax: past tenants.metrics_max, tenants share the (other)
+// label; the first ones keep their own.
+func TestMetricsMax(t *testing.T) {
+	o := opts()
+	o.MetricsMax = 2
+	s := build(t, o, manySpecs("mm-", 4)...)
+	own := func(id string) *tenants.Stats {
+		ten, _ := s.ByID(id)
+		return ten.Stats
+	}
+	if own("mm-0") == own("mm-1") || own("mm-1") == own("mm-2") {
+		t.Fatal("the first two tenants share metric handles; want their own")
+	}
+	if own("mm-2") != own("mm-3") {
+		t.Fatal("tenants past metrics_max have handles of their own; want them shared")
+	}
+	before := metrics.GetOrCreateCounter(`l1gw_ratelimit_decisions_total{tenant="(other)",result="allowed"}`).Get()
+	own("mm-3").Allowed.Inc()
+	if got := metrics.GetOrCreateCounter(`l1gw_ratelimit_decisions_total{tenant="(other)",result="allowed"}`).Get(); got != before+1 {
+		t.Errorf("(other) allowed: got %d; want %d", got, before+1)
+	}
+	var b strings.Builder
+	metrics.WritePrometheus(&b, false)
+	if strings.Contains(b.String(), `tenant="mm-3"`) {
+		t.Error(`metrics name tenant "mm-3", past metrics_max`)
+	}
+}
+
+// BenchmarkResolve is the request path's tenant lookup with 10 to 100 000
+// tenants: a SHA-256 of the key and one map read, so its cost does not
+// grow with the count. It also reports, per count, the time to build the
+// snapshot and the heap it holds.
+func BenchmarkResolve(b *testing.B) {
+	for _, n := range []int{10, 1000, 100000} {
+		b.Run(fmt.Sprintf("tenants=%d", n), func(b *testing.B) {
+			o := opts()
+			o.MetricsMax = 1000
+			specs := manySpecs(fmt.Sprintf("bench%d-", n), n)
+			runtime.GC()
+			var m0, m1 runtime.MemStats
+			runtime.ReadMemStats(&m0)
+			start := time.Now()
+			s, err := tenants.Build(o, plans, specs, anyUpstream)
+			took := time.Since(start)
+			if err != nil {
+				b.Fatal(err)
+			}
+			runtime.GC()
+			runtime.ReadMemStats(&m1)
+			keys := make([][]byte, 1024)
+			for i := range keys {
+				keys[i] = []byte(specs[(i*7919)%n].Keys[0])
+			}
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				if t, _ := s.Resolve(keys[i%len(keys)]); t == nil {
+					b.Fatal("unresolved")
+				}
+			}
+			// After the loop: b.Loop's first call resets the timer, and
+			// with it any metric reported before.
+			b.ReportMetric(float64(took.Microseconds())/1000, "build-ms")
+			b.ReportMetric(float64(m1.HeapAlloc-m0.HeapAlloc)/float64(n), "heap-B/tenant")
+			runtime.KeepAlive(s)
+		})
+	}
+}
