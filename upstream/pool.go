@@ -280,6 +280,23 @@ func errString(err error) string {
 	return err.Error()
 }
 
+// inherit takes over the health and ejection state of old's targets with
+// the same URL: a pool rebuilt by a reload does not send traffic to a
+// target its health check or ejection had taken out.
+func (p *Pool) inherit(old *Pool) {
+	for _, t := range p.targets {
+		for _, o := range old.targets {
+			if o.url == t.url {
+				t.healthy.Store(o.healthy.Load())
+				t.fails.Store(o.fails.Load())
+				t.ejections.Store(o.ejections.Load())
+				t.until.Store(o.until.Load())
+				break
+			}
+		}
+	}
+}
+
 // closeIdle closes the targets' idle connections: the pool left the
 // routing table, and requests still on it finish on their own.
 func (p *Pool) closeIdle() {

@@ -71,6 +71,11 @@ func newTable(specs map[string]Spec, routes []RouteSpec, prev *table, log *slog.
 		if err != nil {
 			return nil, err
 		}
+		if prev != nil {
+			if old, ok := prev.pools[name]; ok {
+				pool.inherit(old)
+			}
+		}
 		t.pools[name] = pool
 	}
 	for _, r := range routes {
@@ -191,6 +196,11 @@ func (p *Proxy) Run(ctx context.Context) {
 	}
 	p.mu.Unlock()
 	<-ctx.Done()
+	// A reload from now on starts no health check (and no wg.Add runs
+	// beside the Wait).
+	p.mu.Lock()
+	p.ctx = nil
+	p.mu.Unlock()
 	p.wg.Wait()
 }
 

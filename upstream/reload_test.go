@@ -109,3 +109,68 @@ func checkedOnce(name string, n *atomic.Int64) func() error {
 		return nil
 	}
 }
+
+// TestReloadKeepsTargetHealth: a pool rebuilt because its settings
+// changed takes over its targets' health: a target the checks took out
+// stays out, rather than getting traffic until the new pool's first check.
+func TestReloadKeepsTargetHealth(t *testing.T) {
+	good := testkit.Serve(t, func(*fasthttp.RequestCtx) {})
+	dead := testkit.DeadURL(t)
+	s := spec(good, dead)
+	s.Health = upstream.HealthSpec{Path: "/healthz", Interval: 10 * time.Millisecond, Timeout: time.Second}
+	p, err := upstream.New(map[string]upstream.Spec{"u": s}, []upstream.RouteSpec{{Upstream: "u"}}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		p.Run(ctx)
+	}()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	healthy := func(want int) func() error {
+		return func() error {
+			pool, _ := p.Pool("u")
+			if got := pool.Healthy(); got != want {
+				return fmt.Errorf("%d healthy targets; want %d", got, want)
+			}
+			return nil
+		}
+	}
+	testkit.Eventually(t, 5*time.Second, healthy(1))
+	s.Timeout = 3 * time.Second // a change: the pool is rebuilt
+	s.Health.Interval = time.Hour
+	if err := p.Reload(map[string]upstream.Spec{"u": s}, []upstream.RouteSpec{{Upstream: "u"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := healthy(1)(); err != nil {
+		t.Errorf("right after the rebuild: %v (the dead target was readmitted)", err)
+	}
+}
+
+// TestReloadAfterRunStartsNoChecks: once Run has returned, a reload
+// starts no health check.
+func TestReloadAfterRunStartsNoChecks(t *testing.T) {
+	var checks atomic.Int64
+	u := testkit.Serve(t, func(*fasthttp.RequestCtx) { checks.Add(1) })
+	p, err := upstream.New(map[string]upstream.Spec{"a": spec(u)}, []upstream.RouteSpec{{Upstream: "a"}}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	p.Run(ctx)
+	s := spec(u)
+	s.Health = upstream.HealthSpec{Path: "/healthz", Interval: 10 * time.Millisecond, Timeout: time.Second}
+	if err := p.Reload(map[string]upstream.Spec{"b": s}, []upstream.RouteSpec{{Upstream: "b"}}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if n := checks.Load(); n != 0 {
+		t.Errorf("%d health checks after Run returned; want none", n)
+	}
+}
