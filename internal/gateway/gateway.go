@@ -200,6 +200,13 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, a *admission) bool {
 		return false
 	}
 	a.tenant = t
+	if t.Upstream != "" {
+		// Looked up now, with the tenant: a config reload while the
+		// decision waits may drop the upstream from the proxy's table.
+		if pool, ok := g.proxy.Pool(t.Upstream); ok {
+			a.pool = pool
+		}
+	}
 	if g.hideKey && len(auth) > 0 {
 		// The key came in Authorization, or Authorization holds a key too.
 		_, inAuth := snap.Resolve(tenants.KeyFrom(nil, auth))
@@ -234,9 +241,6 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, a *admission) bool {
 // serve forwards an admitted request and finishes its answer.
 func (g *Gateway) serve(ctx *fasthttp.RequestCtx, a *admission) {
 	pool := a.pool
-	if a.tenant.Upstream != "" {
-		pool, _ = g.proxy.Pool(a.tenant.Upstream)
-	}
 	if proto := upgradeOf(&ctx.Request.Header); proto != nil {
 		g.tunnel(ctx, pool, a, proto)
 		return
