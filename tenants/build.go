@@ -229,15 +229,19 @@ func (b *builder) keyDigests(path string, spec Spec) [][sha256.Size]byte {
 	return out
 }
 
+var errNotDigest = errors.New("want sha256:<64 hex digits> (l1gw hash-key prints it for a key); the value is not shown, in case it is a plain key")
+
 func parseDigest(s string) ([sha256.Size]byte, error) {
 	var d [sha256.Size]byte
 	hexPart, ok := strings.CutPrefix(s, "sha256:")
+	// The value is not quoted back: a plain key pasted here would end up
+	// in logs and API answers.
 	if !ok {
-		return d, fmt.Errorf("got %q; want sha256:<64 hex digits>", s)
+		return d, errNotDigest
 	}
 	n, err := hex.Decode(d[:], []byte(hexPart))
 	if err != nil || n != sha256.Size || len(hexPart) != 2*sha256.Size {
-		return d, fmt.Errorf("got %q; want sha256:<64 hex digits>", s)
+		return d, errNotDigest
 	}
 	return d, nil
 }

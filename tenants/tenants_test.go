@@ -146,7 +146,8 @@ func TestBuildErrors(t *testing.T) {
 		{"duplicate id", nil, []tenants.Spec{{ID: "a", Plan: "free", Keys: []string{"k"}}, {ID: "a", Plan: "free", Keys: []string{"j"}}}, []string{`tenant_list[1].id: tenant "a" is defined twice`}},
 		{"shared key", nil, []tenants.Spec{{ID: "a", Plan: "free", Keys: []string{"k"}}, {ID: "b", Plan: "free", KeyHashes: []string{tenants.HashKey("k")}}}, []string{`tenant_list[1].keys[0]: this key also belongs to tenant "a"`}},
 		{"no keys", nil, []tenants.Spec{{ID: "a", Plan: "free"}}, []string{`tenant_list[0]: tenant "a" has no keys`}},
-		{"bad hash", nil, []tenants.Spec{{ID: "a", Plan: "free", KeyHashes: []string{"md5:00"}}}, []string{`tenant_list[0].key_hashes[0]: got "md5:00"`}},
+		{"bad hash", nil, []tenants.Spec{{ID: "a", Plan: "free", KeyHashes: []string{"md5:00"}}}, []string{`tenant_list[0].key_hashes[0]: want sha256:<64 hex digits>`}},
+		{"plain key as a hash is not echoed", nil, []tenants.Spec{{ID: "a", Plan: "free", KeyHashes: []string{"sk-live-secret"}}}, []string{`tenant_list[0].key_hashes[0]: want sha256:`}},
 		{"unknown upstream", nil, []tenants.Spec{{ID: "a", Plan: "free", Keys: []string{"k"}, Upstream: "nope"}}, []string{`tenant_list[0].upstream: unknown upstream "nope"`}},
 		{"bad rule", nil, []tenants.Spec{{ID: "a", Plan: "free", Keys: []string{"k"}, Limits: []limiter.Rule{{Name: "x", Limit: 0, Window: 0}, {Name: "x", Limit: 1, Window: time.Second, Cost: -1}}}},
 			[]string{"tenant_list[0].limits[0].limit: got 0", "tenant_list[0].limits[0].window: got 0s", `tenant_list[0].limits[1].name: rule "x" is defined twice`, "tenant_list[0].limits[1].cost"}},
@@ -173,6 +174,9 @@ func TestBuildErrors(t *testing.T) {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error %q; want it to contain %q", err, w)
 				}
+			}
+			if strings.Contains(err.Error(), "sk-live-secret") {
+				t.Errorf("error %q quotes the value of key_hashes, maybe a plain key", err)
 			}
 		})
 	}

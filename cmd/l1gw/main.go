@@ -11,6 +11,7 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"flag"
 	"fmt"
@@ -116,6 +117,16 @@ func serve(args, environ []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "l1gw:", err)
 		return 2
 	}
+	// Registered before anything else: unhandled, SIGHUP would end the
+	// process; one that arrives while starting reloads once serving.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	var loaded [sha256.Size]byte
+	if in.File != "" {
+		// Before the load: a change after it is then seen as one.
+		loaded, _ = app.HashFile(in.File)
+	}
 	cfg, err := config.Load(in)
 	if err != nil {
 		fmt.Fprintln(stderr, "l1gw: invalid config:")
@@ -125,25 +136,21 @@ func serve(args, environ []string, stderr io.Writer) int {
 	log := newLogger(cfg.Log, stderr)
 	limiter.SetRedisLog(log)
 	log.Info("starting", "version", version, "config", source(in), "store", cfg.Redis.Mode)
-	app, err := app.Build(cfg, log)
+	gw, err := app.Build(cfg, log)
 	if err != nil {
 		log.Error("build", "err", err.Error())
 		return 1
 	}
-	proxyLn, adminLn, err := app.Listen()
+	proxyLn, adminLn, err := gw.Listen()
 	if err != nil {
 		log.Error("listen", "err", err.Error())
 		return 1
 	}
-	app.Reloads(func() (*config.Config, error) { return config.Load(in) }, in.File)
+	gw.Reloads(func() (*config.Config, error) { return config.Load(in) }, in.File, loaded)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	// Registered before serving: unhandled, SIGHUP would end the process.
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	go reloadOnHangup(ctx, hup, app)
-	if err := app.Run(ctx, proxyLn, adminLn); err != nil {
+	go reloadOnHangup(ctx, hup, gw)
+	if err := gw.Run(ctx, proxyLn, adminLn); err != nil {
 		log.Error("serve", "err", err.Error())
 		return 1
 	}

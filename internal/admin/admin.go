@@ -116,8 +116,9 @@ type Readiness struct {
 	// (Sentinel mode only): 0 means decisions go to the last primary they
 	// named, checked by ROLE.
 	Sentinels *int `json:"sentinels_reachable,omitempty"`
-	// Reload is the last config reload's result, if there was one. A
-	// refused reload leaves the gateway ready: the old config serves.
+	// Reload is the last config reload's result, if there was one, without
+	// its error text. A refused reload leaves the gateway ready: the old
+	// config serves.
 	Reload *ReloadResult `json:"last_reload,omitempty"`
 }
 
@@ -131,7 +132,13 @@ func (a *Admin) readyz(ctx *fasthttp.RequestCtx) {
 		r.Sentinels = &n
 	}
 	if a.lastReload != nil {
-		r.Reload = a.lastReload()
+		if last := a.lastReload(); last != nil {
+			// /readyz needs no token: the error, which quotes the config's
+			// values, is only in the log and the answer of /v1/reload.
+			shown := *last
+			shown.Error = ""
+			r.Reload = &shown
+		}
 	}
 	if !a.ready.Load() {
 		r.Status = "not ready"

@@ -1,7 +1,6 @@
 package app
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -36,15 +35,18 @@ func init() {
 // reloader applies a re-read config to a running gateway: the tenants,
 // plans, routes and upstreams, swapped whole, or nothing.
 type reloader struct {
-	mu    sync.Mutex // one reload at a time
-	load  Loader     // nil: nothing to re-read
-	file  string     // the config file to watch; "" for none
-	seen  [sha256.Size]byte
-	cfg   atomic.Pointer[config.Config] // the config in force
-	last  atomic.Pointer[admin.ReloadResult]
-	table *tenants.Table
-	proxy *upstream.Proxy
-	log   *slog.Logger
+	mu   sync.Mutex // one reload at a time
+	load Loader     // nil: nothing to re-read
+	file string     // the config file to watch; "" for none
+	// seen is the hash of the file as last loaded; pending that of a
+	// content seen once and not yet loaded (applied only when the next
+	// check finds it again, so a file caught half-written is not).
+	seen, pending [sha256.Size]byte
+	cfg           atomic.Pointer[config.Config] // the config in force
+	last          atomic.Pointer[admin.ReloadResult]
+	table         *tenants.Table
+	proxy         *upstream.Proxy
+	log           *slog.Logger
 }
 
 func newReloader(cfg *config.Config, table *tenants.Table, proxy *upstream.Proxy, log *slog.Logger) *reloader {
@@ -56,14 +58,14 @@ func newReloader(cfg *config.Config, table *tenants.Table, proxy *upstream.Proxy
 // Reloads makes the gateway re-read its config with load on SIGHUP (see
 // Reload), on POST /v1/reload and, when file is not "", when the file
 // changes (checked every server.config_reload_interval while Run runs).
-// Call it before Run.
-func (a *App) Reloads(load Loader, file string) {
+// loaded is the hash of the file (HashFile) taken before the config in
+// force was loaded from it: a change since is then seen. Call it before
+// Run.
+func (a *App) Reloads(load Loader, file string, loaded [sha256.Size]byte) {
 	a.reload.mu.Lock()
 	defer a.reload.mu.Unlock()
 	a.reload.load, a.reload.file = load, file
-	if file != "" {
-		a.reload.seen, _ = hashFile(file)
-	}
+	a.reload.seen, a.reload.pending = loaded, loaded
 }
 
 // Reload re-reads the config and applies it: tenants, plans, routes and
@@ -97,6 +99,13 @@ func (r *reloader) apply(trigger string) admin.ReloadResult {
 	}
 	if r.load == nil {
 		return invalid(errors.New("this gateway has no config source to re-read"))
+	}
+	if r.file != "" {
+		// Hashed before it is read: a change after the read is seen by
+		// the next check, whatever triggered this reload.
+		if sum, err := HashFile(r.file); err == nil {
+			r.seen, r.pending = sum, sum
+		}
 	}
 	cfg, err := r.load()
 	if err != nil {
@@ -170,21 +179,26 @@ func (r *reloader) watch(ctx context.Context, interval time.Duration) {
 			return
 		case <-tick.C:
 		}
-		sum, err := hashFile(file)
+		sum, err := HashFile(file)
 		if err != nil {
 			continue
 		}
 		r.mu.Lock()
-		fresh := !bytes.Equal(sum[:], r.seen[:])
-		r.seen = sum
+		// New content reloads when two checks in a row find it: a writer
+		// that truncates, then writes, may be caught in between, with a
+		// prefix that still loads.
+		settled := sum != r.seen && sum == r.pending
+		r.pending = sum
 		r.mu.Unlock()
-		if fresh {
+		if settled {
 			r.run("file")
 		}
 	}
 }
 
-func hashFile(name string) ([sha256.Size]byte, error) {
+// HashFile is the SHA-256 of a file's content, as the config reload
+// compares it.
+func HashFile(name string) ([sha256.Size]byte, error) {
 	b, err := os.ReadFile(name)
 	if err != nil {
 		return [sha256.Size]byte{}, err

