@@ -6,6 +6,7 @@ package admin
 import (
 	"context"
 	"crypto/subtle"
+	_ "embed"
 	"encoding/json"
 	"sync/atomic"
 	"time"
@@ -18,6 +19,12 @@ import (
 	"github.com/l1gw/l1gw/limiter"
 	"github.com/l1gw/l1gw/tenants"
 )
+
+// openAPI is the OpenAPI 3.1 document of this API, served at
+// /v1/openapi.json; TestOpenAPI holds every route and status to it.
+//
+//go:embed openapi.json
+var openAPI []byte
 
 // Admin is the admin listener's API: /healthz, /readyz, /metrics and /v1/*.
 type Admin struct {
@@ -81,6 +88,10 @@ func New(p Parts) (*Admin, error) {
 	r.GET("/healthz", a.healthz)
 	r.GET("/readyz", a.readyz)
 	r.GET("/metrics", func(ctx *fasthttp.RequestCtx) { metrics.WritePrometheus(ctx, true) })
+	r.GET("/v1/openapi.json", a.authorized(func(ctx *fasthttp.RequestCtx) {
+		ctx.SetContentType("application/json")
+		ctx.SetBody(openAPI)
+	}))
 	r.GET("/v1/config", a.authorized(a.config))
 	r.GET("/v1/tenants/{id}/usage", a.authorized(a.usage))
 	r.POST("/v1/tenants/{id}/reset", a.authorized(a.reset))
