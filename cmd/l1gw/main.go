@@ -3,6 +3,7 @@
 //	l1gw [serve] [--config FILE] [--set key.path=value]...   run the gateway
 //	l1gw check-config [--config FILE] [--set key.path=value]...
 //	l1gw hash-key KEY                                       print a key_hashes entry
+//	l1gw admin [--addr ADDR] COMMAND                        call a running gateway's admin API
 //	l1gw demo-upstream [--listen ADDR]                       a small upstream for trying l1gw
 //	l1gw version
 //
@@ -55,11 +56,13 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		return 0
 	case "demo-upstream":
 		return demoUpstream(args, stderr)
+	case "admin":
+		return adminCmd(args, environ, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "l1gw", version)
 		return 0
 	default:
-		fmt.Fprintf(stderr, "l1gw: unknown command %q; want serve, check-config, hash-key, demo-upstream or version\n", cmd)
+		fmt.Fprintf(stderr, "l1gw: unknown command %q; want serve, check-config, hash-key, admin, demo-upstream or version\n", cmd)
 		return 2
 	}
 }

@@ -242,3 +242,68 @@ routes: [{path_prefix: /, upstream: demo}]
 		t.Errorf("logs lack the reload line:\n%s", logs.String())
 	}
 }
+
+// TestAdminCommand runs a real gateway and drives its admin API with
+// `l1gw admin`: answers on stdout as JSON, refusals on stderr with exit 1,
+// bad usage exit 2, the token only from the environment.
+func TestAdminCommand(t *testing.T) {
+	upURL := testkit.Serve(t, func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("up") })
+	proxy, admin := freeAddr(t), freeAddr(t)
+	file := filepath.Join(t.TempDir(), "l1gw.yaml")
+	cfg := fmt.Sprintf(`server: {listen: %q, admin_listen: %q, admin_token: s3cret}
+plans: {free: {limits: [{name: per_minute, limit: 5, window: 1m}]}}
+tenant_list: [{id: demo, plan: free, keys: [demo-key]}]
+upstreams: {demo: {targets: [%q], health: {path: ""}}}
+routes: [{path_prefix: /, upstream: demo}]
+`, proxy, admin, upURL)
+	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "serve", "--config", file)
+	cmd.Env = append(os.Environ(), "L1GWTEST_AS_MAIN=1")
+	var logs bytes.Buffer
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	waitReady(t, admin, &logs)
+	env := []string{"L1GW_SERVER__ADMIN_TOKEN=s3cret", "L1GW_SERVER__ADMIN_LISTEN=" + admin}
+	adm := func(env []string, args ...string) (int, string, string) {
+		var out, errOut bytes.Buffer
+		code := run(append([]string{"admin"}, args...), env, &out, &errOut)
+		return code, out.String(), errOut.String()
+	}
+	cases := []struct {
+		name     string
+		env      []string
+		args     []string
+		code     int
+		out, err string
+	}{
+		{"usage", env, []string{"usage", "demo"}, 0, `"name": "per_minute"`, ""},
+		{"simulate", env, []string{"simulate", "--key", "demo-key", "--path", "/x"}, 0, `"result": "allowed"`, ""},
+		{"reload", env, []string{"reload"}, 0, `"result": "unchanged"`, ""},
+		{"config redacted", env, []string{"config"}, 0, `"admin_token": "\u003credacted\u003e"`, ""},
+		{"reset", env, []string{"reset", "demo"}, 0, "", ""},
+		{"unknown tenant", env, []string{"usage", "nope"}, 1, "", "404 Not Found: no tenant has this id"},
+		{"no token", []string{"L1GW_SERVER__ADMIN_LISTEN=" + admin}, []string{"usage", "demo"}, 1, "", "set L1GW_SERVER__ADMIN_TOKEN"},
+		{"--addr wins", []string{"L1GW_SERVER__ADMIN_TOKEN=s3cret", "L1GW_SERVER__ADMIN_LISTEN=127.0.0.1:1"}, []string{"--addr", admin, "usage", "demo"}, 0, `"tenant": "demo"`, ""},
+		{"nobody there", []string{"L1GW_SERVER__ADMIN_LISTEN=" + freeAddr(t)}, []string{"reload"}, 1, "", "connection refused"},
+		{"no command", env, nil, 2, "", "usage: l1gw admin"},
+		{"unknown command", env, []string{"frob"}, 2, "", `unknown command "frob"`},
+		{"usage without tenant", env, []string{"usage"}, 2, "", "usage: l1gw admin usage TENANT"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errOut := adm(tc.env, tc.args...)
+			if code != tc.code || !strings.Contains(out, tc.out) || !strings.Contains(errOut, tc.err) {
+				t.Errorf("l1gw admin %q: exit %d, stdout %q, stderr %q; want exit %d, stdout with %q, stderr with %q",
+					tc.args, code, out, errOut, tc.code, tc.out, tc.err)
+			}
+			if strings.Contains(out+errOut, "s3cret") {
+				t.Errorf("the token appears in the output: %q %q", out, errOut)
+			}
+		})
+	}
+}

@@ -1,0 +1,171 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// adminUsage is the help of `l1gw admin`.
+const adminUsage = `usage: l1gw admin [--addr HOST:PORT] COMMAND [ARGS]
+
+Calls the admin API of a running gateway. The token is read from
+L1GW_SERVER__ADMIN_TOKEN (the variable the gateway reads its own from),
+never from a flag; --addr defaults to L1GW_SERVER__ADMIN_LISTEN, else
+127.0.0.1:9090.
+
+  reload                                  re-read the gateway's config now
+  simulate (--key K | --tenant T) --method M --path P [--client-ip IP]
+                                          decide a request, recording nothing
+  usage TENANT                            each rule's use
+  reset TENANT                            forget what the tenant used
+  config                                  the config in force, secrets redacted
+`
+
+// adminCallTimeout bounds one admin call.
+const adminCallTimeout = 10 * time.Second
+
+// adminCmd runs `l1gw admin …`: 0 on a 2xx answer, 1 on another answer or
+// no answer, 2 on bad usage.
+func adminCmd(args, environ []string, stdout, stderr io.Writer) int {
+	env := func(name string) string {
+		for _, kv := range environ {
+			if v, ok := strings.CutPrefix(kv, name+"="); ok {
+				return v
+			}
+		}
+		return ""
+	}
+	fs := flag.NewFlagSet("admin", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, adminUsage) }
+	addr := fs.String("addr", orDefault(env("L1GW_SERVER__ADMIN_LISTEN"), "127.0.0.1:9090"), "the admin listener")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() == 0 {
+		fmt.Fprint(stderr, adminUsage)
+		return 2
+	}
+	call := adminCall{addr: *addr, token: env("L1GW_SERVER__ADMIN_TOKEN"), stdout: stdout, stderr: stderr}
+	cmd, rest := fs.Arg(0), fs.Args()[1:]
+	switch cmd {
+	case "reload", "config":
+		if len(rest) > 0 {
+			fmt.Fprintf(stderr, "l1gw admin %s: takes no argument\n", cmd)
+			return 2
+		}
+		if cmd == "reload" {
+			return call.do("POST", "/v1/reload", nil)
+		}
+		return call.do("GET", "/v1/config", nil)
+	case "usage", "reset":
+		if len(rest) != 1 {
+			fmt.Fprintf(stderr, "usage: l1gw admin %s TENANT\n", cmd)
+			return 2
+		}
+		path := "/v1/tenants/" + url.PathEscape(rest[0])
+		if cmd == "usage" {
+			return call.do("GET", path+"/usage", nil)
+		}
+		return call.do("POST", path+"/reset", nil)
+	case "simulate":
+		return simulateCmd(call, rest)
+	default:
+		fmt.Fprintf(stderr, "l1gw admin: unknown command %q\n%s", cmd, adminUsage)
+		return 2
+	}
+}
+
+// simulateCmd is `l1gw admin simulate`.
+func simulateCmd(call adminCall, args []string) int {
+	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
+	fs.SetOutput(call.stderr)
+	var req struct {
+		Key      string `json:"key,omitempty"`
+		Tenant   string `json:"tenant,omitempty"`
+		ClientIP string `json:"client_ip,omitempty"`
+		Method   string `json:"method"`
+		Path     string `json:"path"`
+	}
+	fs.StringVar(&req.Key, "key", "", "the request's API key")
+	fs.StringVar(&req.Tenant, "tenant", "", "or its tenant's id")
+	fs.StringVar(&req.Method, "method", "GET", "the request's method")
+	fs.StringVar(&req.Path, "path", "/", "the request's path")
+	fs.StringVar(&req.ClientIP, "client-ip", "", "an anonymous caller's address")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(call.stderr, "l1gw admin simulate: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	body, _ := json.Marshal(req) // strings: cannot fail
+	return call.do("POST", "/v1/simulate", body)
+}
+
+// adminCall is one admin API call's settings.
+type adminCall struct {
+	addr, token    string
+	stdout, stderr io.Writer
+}
+
+// do sends the call and prints the answer: a JSON body indented on stdout,
+// a problem's detail (or any other failure) on stderr.
+func (c adminCall) do(method, path string, body []byte) int {
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI("http://" + c.addr + path)
+	req.Header.SetMethod(method)
+	if c.token != "" {
+		req.Header.Set(fasthttp.HeaderAuthorization, "Bearer "+c.token)
+	}
+	if body != nil {
+		req.Header.SetContentType("application/json")
+		req.SetBody(body)
+	}
+	if err := fasthttp.DoTimeout(req, resp, adminCallTimeout); err != nil {
+		fmt.Fprintf(c.stderr, "l1gw admin: %s %s: %v\n", method, c.addr, err)
+		return 1
+	}
+	code := resp.StatusCode()
+	if code/100 != 2 {
+		var p struct {
+			Title  string `json:"title"`
+			Detail string `json:"detail"`
+		}
+		if json.Unmarshal(resp.Body(), &p) == nil && p.Detail != "" {
+			fmt.Fprintf(c.stderr, "l1gw admin: %d %s: %s\n", code, p.Title, p.Detail)
+		} else {
+			fmt.Fprintf(c.stderr, "l1gw admin: %d %s\n", code, bytes.TrimSpace(resp.Body()))
+		}
+		if code == fasthttp.StatusForbidden || code == fasthttp.StatusUnauthorized {
+			fmt.Fprintln(c.stderr, "l1gw admin: set L1GW_SERVER__ADMIN_TOKEN to the gateway's server.admin_token")
+		}
+		return 1
+	}
+	var out bytes.Buffer
+	if json.Indent(&out, resp.Body(), "", "  ") == nil {
+		out.WriteByte('\n')
+		c.stdout.Write(out.Bytes())
+	} else if len(resp.Body()) > 0 {
+		c.stdout.Write(resp.Body())
+	}
+	return 0
+}
+
+// orDefault is a, or b when a is empty.
+func orDefault(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
