@@ -48,4 +48,5 @@ func (a *Admin) reload(ctx *fasthttp.RequestCtx) {
 	default:
 		writeJSON(ctx, r)
 	}
+	a.audit(ctx, "reload", "", ctx.Response.StatusCode())
 }

@@ -60,7 +60,7 @@ func Build(cfg *config.Config, log *slog.Logger) (*App, error) {
 		return nil, fmt.Errorf("build upstreams: %w", err)
 	}
 	rl := newReloader(cfg, table, proxy, log)
-	parts := admin.Parts{Tenants: table, StoreName: cfg.Redis.Mode, Limits: store,
+	parts := admin.Parts{Tenants: table, StoreName: cfg.Redis.Mode, Limits: store, Log: log,
 		Breaker: func() string { return guard.BreakerState().String() }, Token: cfg.Server.AdminToken, Pprof: cfg.Server.Pprof,
 		Config: func() any { return rl.cfg.Load().Redacted() }, Reload: rl.run, LastReload: rl.last.Load}
 	if cfg.Redis.Mode == limiter.ModeSentinel {

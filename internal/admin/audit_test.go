@@ -1,0 +1,47 @@
+package admin
+
+import (
+	"bytes"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/l1gw/l1gw/limiter"
+)
+
+// TestAuditLines: every write through the API logs who (the token's ID,
+// never the token), what and on which tenant; reads log nothing.
+func TestAuditLines(t *testing.T) {
+	var buf bytes.Buffer
+	result := ReloadOK
+	a := newTestAdmin(t, "tok-secret", limiter.NewMemoryStore(nil), &result)
+	a.log = slog.New(slog.NewJSONHandler(&buf, nil))
+	call := func(method, path string) {
+		var ctx fasthttp.RequestCtx
+		ctx.Request.Header.SetMethod(method)
+		ctx.Request.SetRequestURI("http://admin.test" + path)
+		ctx.Request.Header.Set("Authorization", "Bearer tok-secret")
+		a.Handler()(&ctx)
+	}
+	call("GET", "/v1/tenants/acme/usage")
+	if buf.Len() != 0 {
+		t.Errorf("a read logged %q; want nothing", buf.String())
+	}
+	call("POST", "/v1/tenants/acme/reset")
+	call("POST", "/v1/reload")
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	want := []string{`"action":"reset","tenant":"acme","status":204`, `"action":"reload","tenant":"","status":200`}
+	if len(lines) != len(want) {
+		t.Fatalf("audit lines %q; want %d", lines, len(want))
+	}
+	for i, w := range want {
+		if !strings.Contains(lines[i], `"msg":"audit","token_id":"`+tokenID("tok-secret")+`"`) || !strings.Contains(lines[i], w) {
+			t.Errorf("audit line %q; want the token's ID and %s", lines[i], w)
+		}
+	}
+	if strings.Contains(buf.String(), "tok-secret") {
+		t.Errorf("the token is in the audit log: %s", buf.String())
+	}
+}
