@@ -35,16 +35,7 @@ func TestReload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		p.Run(ctx)
-	}()
-	defer func() {
-		cancel()
-		<-done
-	}()
+	running(t, p)
 	testkit.Eventually(t, 5*time.Second, checkedOnce("a", &checksA))
 	oldA, _ := p.Pool("a")
 	keep, _ := p.Pool("keep")
@@ -122,16 +113,7 @@ func TestReloadKeepsTargetHealth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		p.Run(ctx)
-	}()
-	defer func() {
-		cancel()
-		<-done
-	}()
+	running(t, p)
 	healthy := func(want int) func() error {
 		return func() error {
 			pool, _ := p.Pool("u")
@@ -173,4 +155,18 @@ func TestReloadAfterRunStartsNoChecks(t *testing.T) {
 	if n := checks.Load(); n != 0 {
 		t.Errorf("%d health checks after Run returned; want none", n)
 	}
+}
+
+// running runs p's health checks until the test ends.
+func running(t *testing.T, p *upstream.Proxy) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		p.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
 }

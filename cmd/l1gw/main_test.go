@@ -160,6 +160,22 @@ func TestSIGTERMDrainsInFlightRequests(t *testing.T) {
 	}
 }
 
+// serveFile runs l1gw serve --config file as a real process until the
+// test ends, and waits until its admin listener says ready.
+func serveFile(t *testing.T, file, admin string) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "serve", "--config", file)
+	cmd.Env = append(os.Environ(), "L1GWTEST_AS_MAIN=1")
+	logs := &bytes.Buffer{}
+	cmd.Stderr = logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	waitReady(t, admin, logs)
+	return cmd, logs
+}
+
 func waitReady(t *testing.T, admin string, logs *bytes.Buffer) {
 	t.Helper()
 	t.Cleanup(func() {
@@ -195,15 +211,7 @@ routes: [{path_prefix: /, upstream: demo}]
 		}
 	}
 	write("old-key")
-	cmd := exec.Command(os.Args[0], "serve", "--config", file)
-	cmd.Env = append(os.Environ(), "L1GWTEST_AS_MAIN=1")
-	var logs bytes.Buffer
-	cmd.Stderr = &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	waitReady(t, admin, &logs)
+	cmd, logs := serveFile(t, file, admin)
 	status := func(key string) int {
 		req, resp := &fasthttp.Request{}, &fasthttp.Response{}
 		req.SetRequestURI("http://" + proxy + "/x")
@@ -259,15 +267,7 @@ routes: [{path_prefix: /, upstream: demo}]
 	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(os.Args[0], "serve", "--config", file)
-	cmd.Env = append(os.Environ(), "L1GWTEST_AS_MAIN=1")
-	var logs bytes.Buffer
-	cmd.Stderr = &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	waitReady(t, admin, &logs)
+	serveFile(t, file, admin)
 	env := []string{"L1GW_SERVER__ADMIN_TOKEN=s3cret", "L1GW_SERVER__ADMIN_LISTEN=" + admin}
 	adm := func(env []string, args ...string) (int, string, string) {
 		var out, errOut bytes.Buffer
