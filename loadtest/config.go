@@ -38,6 +38,10 @@ func scenarioConfig(sc scenario, upstreamAddr string) harness.GatewayConfig {
 		// reconnects (see README.md).
 		c.Server.ReadTimeout = "150s"
 	}
+	if sc.reloads {
+		// Reloaded through the API only, so each reload is one asked for.
+		c.Server.AdminToken, c.Server.ConfigReloadInterval = reloadToken, "0s"
+	}
 	c.Tenants = make([]harness.GatewayTenant, sc.tenants)
 	for i := range c.Tenants {
 		c.Tenants[i] = harness.GatewayTenant{ID: "t-" + strconv.Itoa(i), Plan: planName, Keys: []string{tenantKey(i)}}

@@ -113,6 +113,26 @@ func TestGateway(t *testing.T) {
 		}
 	})
 
+	// Ten reloads, one of a file that does not load, during a short attack:
+	// every request answered 200, every reload answered as it should.
+	t.Run("reload", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		o := options{rate: 200, duration: 2 * time.Second, scenarios: []string{"reload"}, bin: bin}
+		rep, err := runAll(ctx, o, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := rep.Results[0]
+		if res.Reloads == nil || res.Reloads.Done != reloadCount {
+			t.Fatalf("got reloads %+v; want %d", res.Reloads, reloadCount)
+		}
+		t.Logf("codes %v, reloads %v", res.StatusCodes, res.Reloads.Codes)
+		if len(res.Notes) > 0 || len(res.Errors) > 0 {
+			t.Errorf("got notes %q, errors %q; want every request 200 and every reload 200 but the invalid file's 400", res.Notes, res.Errors)
+		}
+	})
+
 	// Two short rounds: each pairs an attack alone with one beside held
 	// connections, which all stay open through it.
 	t.Run("idle-slowloris", func(t *testing.T) {
@@ -156,7 +176,7 @@ func TestParseFlags(t *testing.T) {
 		want    string // scenarios, comma-separated
 		wantErr bool
 	}{
-		{"defaults", nil, "baseline,admitted,limited,many-tenants,held-bodies,upload,download,idle-slowloris", false},
+		{"defaults", nil, "baseline,admitted,limited,many-tenants,held-bodies,upload,download,idle-slowloris,reload", false},
 		{"no held connections", []string{"-held", "0"}, "", true},
 		{"run order", []string{"-scenario", "limited,baseline"}, "baseline,limited", false},
 		{"unknown scenario", []string{"-scenario", "nope"}, "", true},

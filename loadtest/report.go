@@ -55,6 +55,10 @@ func (r *Report) Markdown() string {
 		if g := res.Gateway; g != nil && g.Pressure != nil {
 			b.WriteString(pressureLines(res.Scenario, res.LatencyMs, res.Gateway))
 		}
+		if rl := res.Reloads; rl != nil {
+			fmt.Fprintf(&b, "- %s: %d config reloads (POST /v1/reload) spread over the attack, each adding a tenant and changing the limit, number %d a file that does not load: answered %s\n",
+				res.Scenario, rl.Done, reloadInvalid, harness.FormatCodes(rl.Codes))
+		}
 		if g := res.Gateway; g != nil && g.WarnLines > 0 {
 			fmt.Fprintf(&b, "- %s: gateway logged %d warnings/errors: %v\n", res.Scenario, g.WarnLines, g.WarnMsgs)
 		}

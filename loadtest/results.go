@@ -39,6 +39,8 @@ type Result struct {
 	// Upload is the upload or download scenario's measurement; nil for
 	// the others.
 	Upload *Upload `json:"upload,omitempty"`
+	// Reloads is the reload scenario's reloads; nil for the others.
+	Reloads *Reloads `json:"reloads,omitempty"`
 	// Notes are anomalies worth a look.
 	Notes []string `json:"notes,omitempty"`
 }

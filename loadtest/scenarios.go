@@ -34,11 +34,14 @@ type scenario struct {
 	upload bool
 	// download: no attack; one 1 GiB response through the gateway.
 	download bool
+	// reloads: the config is rewritten and reloaded reloadCount times
+	// during the attack.
+	reloads bool
 }
 
 // scenarioNames lists the scenarios in run order.
 func scenarioNames() []string {
-	return []string{"baseline", "admitted", "limited", "many-tenants", "held-bodies", "upload", "download", "idle-slowloris"}
+	return []string{"baseline", "admitted", "limited", "many-tenants", "held-bodies", "upload", "download", "idle-slowloris", "reload"}
 }
 
 // findScenario is the named scenario at rate requests per second.
@@ -67,6 +70,9 @@ func findScenario(name string, rate int) (scenario, bool) {
 	case "idle-slowloris":
 		// admitted, beside idle and slowloris connections.
 		return scenario{name: name, gateway: true, tenants: 1, limit: 100 * r, pressure: true}, true
+	case "reload":
+		// admitted, while the config is reloaded again and again.
+		return scenario{name: name, gateway: true, tenants: 1, limit: 100 * r, reloads: true}, true
 	}
 	return scenario{}, false
 }
@@ -107,7 +113,11 @@ func runScenario(ctx context.Context, sc scenario, o options, upstreamAddr strin
 		res = Result{Scenario: sc.name, Via: "gateway"}
 		res.Upload, err = download(ctx, gw)
 	default:
-		res, err = attackGateway(ctx, sc, o, gw)
+		var rl *reloader
+		if sc.reloads {
+			rl = &reloader{path: cfg, upstream: upstreamAddr, sc: sc, gw: gw}
+		}
+		res, err = attackGateway(ctx, sc, o, gw, rl)
 	}
 	if stopErr := gw.Stop(); stopErr != nil {
 		if err == nil && ctx.Err() == nil {
@@ -122,7 +132,8 @@ func runScenario(ctx context.Context, sc scenario, o options, upstreamAddr strin
 
 // attackGateway attacks a running gateway and samples its process around
 // the attack (around each attack of idle-slowloris's rounds).
-func attackGateway(ctx context.Context, sc scenario, o options, gw *harness.Gateway) (Result, error) {
+// rl, if not nil, reloads the gateway's config during the attack.
+func attackGateway(ctx context.Context, sc scenario, o options, gw *harness.Gateway, rl *reloader) (Result, error) {
 	url, err := loopbackURL(gw.Proxy)
 	if err != nil {
 		return Result{}, err
@@ -155,6 +166,7 @@ func attackGateway(ctx context.Context, sc scenario, o options, gw *harness.Gate
 	var errs []string
 	var ticks int64
 	var pressed *Pressure
+	var reloads *Reloads
 	if sc.pressure {
 		run, err := pressureRounds(ctx, sc, o, gw, tr, before)
 		if err != nil {
@@ -162,11 +174,19 @@ func attackGateway(ctx context.Context, sc scenario, o options, gw *harness.Gate
 		}
 		m, errs, ticks, pressed = run.pressed, run.errs, run.pressedTicks, run.info
 	} else {
-		ticks, m, err = sampled(gw, func() (*vegeta.Metrics, error) {
-			got, e, err := attack(ctx, sc.name, tr, o.rate, o.duration)
-			errs = e
-			return got, err
-		})
+		one := func() error {
+			ticks, m, err = sampled(gw, func() (*vegeta.Metrics, error) {
+				got, e, err := attack(ctx, sc.name, tr, o.rate, o.duration)
+				errs = e
+				return got, err
+			})
+			return err
+		}
+		if rl != nil {
+			reloads, err = rl.during(ctx, o.duration, one)
+		} else {
+			err = one()
+		}
 		if err != nil {
 			return Result{}, err
 		}
@@ -183,6 +203,10 @@ func attackGateway(ctx context.Context, sc scenario, o options, gw *harness.Gate
 		res.Limit = newLimitCheck(sc, o.duration, m.StatusCodes)
 	}
 	res.Notes = append(res.Notes, checkCodes(sc, m.StatusCodes)...)
+	if reloads != nil {
+		res.Reloads = reloads
+		res.Notes = append(res.Notes, reloadNote(reloads)...)
+	}
 	return res, nil
 }
 

@@ -21,6 +21,9 @@ type GatewayServer struct {
 	ShutdownGrace string `json:"shutdown_grace"`
 	ReadTimeout   string `json:"read_timeout,omitempty"`
 	MaxBodyBytes  int64  `json:"max_body_bytes,omitempty"`
+	// AdminToken and ConfigReloadInterval are set by the reload scenario.
+	AdminToken           string `json:"admin_token,omitempty"`
+	ConfigReloadInterval string `json:"config_reload_interval,omitempty"`
 }
 
 // GatewayLog is the log section.
