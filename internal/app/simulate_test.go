@@ -124,3 +124,39 @@ func checkSimulate(t *testing.T, gw *running, state func() string) {
 		}
 	}
 }
+
+// TestUnknownKeysCreateNoRedisState: requests with unknown, missing or
+// malformed keys are refused before the limiter: Redis holds no key for
+// them, however many there are.
+func TestUnknownKeysCreateNoRedisState(t *testing.T) {
+	t.Parallel()
+	node := redistest.Server(t)
+	up, _ := startUpstream(t)
+	gw := startApp(t, loadConfig(t, up, "redis.mode=standalone", "redis.addrs="+node.Addr(), "ratelimit.key_prefix=unk", "ratelimit.budget=3s"))
+	c := node.Client(t)
+	for i := range 50 {
+		if got := call(t, gw.proxy, "GET", "/x", "X-API-Key", fmt.Sprintf("nope-%d", i)).StatusCode(); got != 401 {
+			t.Fatalf("unknown key: got %d; want 401", got)
+		}
+	}
+	if got := call(t, gw.proxy, "GET", "/x").StatusCode(); got != 401 {
+		t.Fatalf("no key: got %d; want 401", got)
+	}
+	if got := call(t, gw.proxy, "GET", "/x", "Authorization", "Bearer "+strings.Repeat("k", 200)).StatusCode(); got != 401 {
+		t.Fatalf("long unknown bearer key: got %d; want 401", got)
+	}
+	keys, err := c.Keys(t.Context(), "*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 0 {
+		t.Errorf("Redis holds %q after only refused requests; want nothing", keys)
+	}
+	// The same check can fail: one known key does create state.
+	if got := call(t, gw.proxy, "GET", "/x", "X-API-Key", "acme-key").StatusCode(); got != 200 {
+		t.Fatalf("acme-key: got %d; want 200", got)
+	}
+	if n, _ := c.DBSize(t.Context()).Result(); n == 0 {
+		t.Error("no Redis key after an admitted request; the check above proves nothing")
+	}
+}
