@@ -144,6 +144,12 @@ func (c *Config) Redacted() *Config {
 			keys[j] = redacted
 		}
 		t.Keys = keys
+		retiring := make([]tenants.RetiringKey, len(t.RetiringKeys))
+		for j, k := range t.RetiringKeys {
+			hide(&k.Key)
+			retiring[j] = k
+		}
+		t.RetiringKeys = retiring
 		r.TenantList[i] = t
 	}
 	return &r

@@ -21,6 +21,7 @@ func decode(k *koanf.Koanf, c *Config) error {
 			// looking for them in a section with a bad value.
 			DecodeHook: mapstructure.ComposeDecodeHookFunc(
 				durationHook,
+				timeHook,
 				mapstructure.StringToSliceHookFunc(","),
 			),
 		},
@@ -49,6 +50,27 @@ func durationHook(from, to reflect.Type, data any) (any, error) {
 		return nil, fmt.Errorf("got %v; want a duration with a unit, such as 10ms, 5s or 1m", v)
 	}
 	return data, nil
+}
+
+var timeType = reflect.TypeOf(time.Time{})
+
+// timeHook parses RFC 3339 times ("2026-12-01T00:00:00Z"); YAML may have
+// parsed one already.
+func timeHook(from, to reflect.Type, data any) (any, error) {
+	if to != timeType {
+		return data, nil
+	}
+	switch v := data.(type) {
+	case string:
+		t, err := time.Parse(time.RFC3339, strings.TrimSpace(v))
+		if err != nil {
+			return nil, fmt.Errorf("got %q; want an RFC 3339 time such as 2026-12-01T00:00:00Z", v)
+		}
+		return t, nil
+	case time.Time:
+		return v, nil
+	}
+	return nil, fmt.Errorf("got %v; want an RFC 3339 time such as 2026-12-01T00:00:00Z", data)
 }
 
 var mapIndex = regexp.MustCompile(`\[([^\]]*[^\]0-9][^\]]*)\]`)

@@ -1,8 +1,11 @@
 package config_test
 
 import (
+	"os"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/l1gw/l1gw/config"
 )
@@ -37,5 +40,42 @@ func TestRestartKeys(t *testing.T) {
 				t.Errorf("RestartKeys: got %q; want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestRetiringKeysConfig: retiring_keys' times are RFC 3339, the plain
+// keys are redacted in /v1/config, and a bad time names its key.
+func TestRetiringKeysConfig(t *testing.T) {
+	dir := t.TempDir()
+	write := func(expires string) string {
+		p := dir + "/l1gw.yaml"
+		body := `plans: {free: {limits: [{name: per_second, limit: 5, window: 1s}]}}
+tenant_list:
+  - {id: rot, plan: free, keys: [new-key], retiring_keys: [{key: old-secret, expires_at: ` + expires + `}]}
+upstreams: {u: {targets: ["http://127.0.0.1:1"]}}
+routes: [{path_prefix: /, upstream: u}]
+`
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	c, err := config.Load(config.Input{File: write("2030-01-02T03:04:05+01:00")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rk := c.TenantList[0].RetiringKeys[0]
+	if want := time.Date(2030, 1, 2, 2, 4, 5, 0, time.UTC); !rk.ExpiresAt.Equal(want) || rk.Key != "old-secret" {
+		t.Errorf("got %+v; want old-secret expiring at %s", rk, want)
+	}
+	if got := c.Redacted().TenantList[0].RetiringKeys[0].Key; got != "<redacted>" {
+		t.Errorf("redacted retiring key: got %q", got)
+	}
+	if c.TenantList[0].RetiringKeys[0].Key != "old-secret" {
+		t.Error("Redacted changed the config it copied")
+	}
+	_, err = config.Load(config.Input{File: write("soon")})
+	if err == nil || !strings.Contains(err.Error(), `tenant_list[0].retiring_keys[0].expires_at: got "soon"; want an RFC 3339 time`) {
+		t.Errorf("a bad time: got %v; want an error naming tenant_list[0].retiring_keys[0].expires_at", err)
 	}
 }

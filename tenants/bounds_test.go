@@ -100,3 +100,38 @@ func BenchmarkResolve(b *testing.B) {
 		})
 	}
 }
+
+// TestRetiringKeys: a retiring key works until its expiry and not after;
+// a tenant's key set must be unambiguous.
+func TestRetiringKeys(t *testing.T) {
+	soon := time.Now().Add(time.Hour)
+	past := time.Now().Add(-time.Second)
+	s := build(t, opts(), tenants.Spec{ID: "rot", Plan: "free", Keys: []string{"new-key"}, RetiringKeys: []tenants.RetiringKey{
+		{Key: "old-key", ExpiresAt: soon},
+		{KeyHash: tenants.HashKey("older-key"), ExpiresAt: soon},
+		{Key: "oldest-key", ExpiresAt: past},
+	}})
+	for key, want := range map[string]tenants.Resolution{
+		"new-key": tenants.Resolved, "old-key": tenants.Resolved, "older-key": tenants.Resolved, "oldest-key": tenants.UnknownKey,
+	} {
+		if _, got := s.Resolve([]byte(key)); got != want {
+			t.Errorf("Resolve(%s): got %v; want %v", key, got, want)
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		rk   tenants.RetiringKey
+		want string
+	}{
+		{"no expiry", tenants.RetiringKey{Key: "x"}, "tenant_list[0].retiring_keys[0].expires_at: required"},
+		{"neither", tenants.RetiringKey{ExpiresAt: soon}, "tenant_list[0].retiring_keys[0]: want one of key and key_hash"},
+		{"both", tenants.RetiringKey{Key: "x", KeyHash: tenants.HashKey("x"), ExpiresAt: soon}, "want one of key and key_hash"},
+		{"bad hash", tenants.RetiringKey{KeyHash: "sk-plain", ExpiresAt: soon}, "tenant_list[0].retiring_keys[0].key_hash: want sha256:"},
+		{"also a current key", tenants.RetiringKey{Key: "new-key", ExpiresAt: soon}, "tenant_list[0].retiring_keys[0].key: this key also belongs"},
+	} {
+		_, err := tenants.Build(opts(), plans, []tenants.Spec{{ID: "rot", Plan: "free", Keys: []string{"new-key"}, RetiringKeys: []tenants.RetiringKey{tc.rk}}}, anyUpstream)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: got %v; want an error with %q", tc.name, err, tc.want)
+		}
+	}
+}

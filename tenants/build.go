@@ -58,7 +58,7 @@ func build(opts Options, plans map[string]Plan, specs []Spec, upstreamKnown func
 	}
 	s := &Snapshot{
 		opts:  opts,
-		byKey: make(map[[sha256.Size]byte]*Tenant),
+		byKey: make(map[[sha256.Size]byte]keyEntry),
 		byID:  make(map[string]*Tenant, len(specs)),
 	}
 	keyOwner := make(map[[sha256.Size]byte]string)
@@ -73,13 +73,13 @@ func build(opts Options, plans map[string]Plan, specs []Spec, upstreamKnown func
 			continue
 		}
 		s.byID[t.ID] = t
-		for j, h := range b.keyDigests(path, spec) {
-			if owner, dup := keyOwner[h]; dup {
-				b.fail(fmt.Sprintf("%s.keys[%d]", path, j), "this key also belongs to tenant %q", owner)
+		for _, d := range b.keyDigests(path, spec) {
+			if owner, dup := keyOwner[d.sum]; dup {
+				b.fail(d.path, "this key also belongs to tenant %q", owner)
 				continue
 			}
-			keyOwner[h] = t.ID
-			s.byKey[h] = t
+			keyOwner[d.sum] = t.ID
+			s.byKey[d.sum] = keyEntry{t: t, expires: d.expires}
 		}
 	}
 	b.anonymous(s, opts)
@@ -126,7 +126,7 @@ func (b *builder) tenant(path string, spec Spec, upstreamKnown func(string) bool
 		b.fail(path+".upstream", "unknown upstream %q", spec.Upstream)
 		ok = false
 	}
-	if len(spec.Keys)+len(spec.KeyHashes) == 0 {
+	if len(spec.Keys)+len(spec.KeyHashes)+len(spec.RetiringKeys) == 0 {
 		b.fail(path, "tenant %q has no keys or key_hashes", spec.ID)
 		ok = false
 	}
@@ -208,23 +208,50 @@ func (b *builder) rules(path string, rules []limiter.Rule) {
 	}
 }
 
-// keyDigests hashes plain keys and parses key_hashes.
-func (b *builder) keyDigests(path string, spec Spec) [][sha256.Size]byte {
-	out := make([][sha256.Size]byte, 0, len(spec.Keys)+len(spec.KeyHashes))
-	for i, k := range spec.Keys {
+// digest is one key of a tenant: its SHA-256, its key path in the
+// config, and when it stops working (Unix ns; 0: never).
+type digest struct {
+	sum     [sha256.Size]byte
+	path    string
+	expires int64
+}
+
+// keyDigests hashes plain keys and parses key_hashes and retiring_keys.
+func (b *builder) keyDigests(path string, spec Spec) []digest {
+	out := make([]digest, 0, len(spec.Keys)+len(spec.KeyHashes)+len(spec.RetiringKeys))
+	plain := func(p, k string, expires int64) {
 		if k == "" {
-			b.fail(fmt.Sprintf("%s.keys[%d]", path, i), "empty key")
-			continue
+			b.fail(p, "empty key")
+			return
 		}
-		out = append(out, sha256.Sum256([]byte(k)))
+		out = append(out, digest{sha256.Sum256([]byte(k)), p, expires})
 	}
-	for i, h := range spec.KeyHashes {
+	hashed := func(p, h string, expires int64) {
 		d, err := parseDigest(h)
 		if err != nil {
-			b.fail(fmt.Sprintf("%s.key_hashes[%d]", path, i), "%v", err)
-			continue
+			b.fail(p, "%v", err)
+			return
 		}
-		out = append(out, d)
+		out = append(out, digest{d, p, expires})
+	}
+	for i, k := range spec.Keys {
+		plain(fmt.Sprintf("%s.keys[%d]", path, i), k, 0)
+	}
+	for i, h := range spec.KeyHashes {
+		hashed(fmt.Sprintf("%s.key_hashes[%d]", path, i), h, 0)
+	}
+	for i, r := range spec.RetiringKeys {
+		p := fmt.Sprintf("%s.retiring_keys[%d]", path, i)
+		switch {
+		case r.ExpiresAt.IsZero():
+			b.fail(p+".expires_at", "required: when the key stops working (RFC 3339)")
+		case (r.Key == "") == (r.KeyHash == ""):
+			b.fail(p, "want one of key and key_hash")
+		case r.Key != "":
+			plain(p+".key", r.Key, r.ExpiresAt.UnixNano())
+		default:
+			hashed(p+".key_hash", r.KeyHash, r.ExpiresAt.UnixNano())
+		}
 	}
 	return out
 }

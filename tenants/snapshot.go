@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"sync/atomic"
+	"time"
 
 	"github.com/l1gw/l1gw/limiter"
 )
@@ -93,7 +94,7 @@ func (r *route) matchMethod(method []byte) bool {
 // Snapshot is an immutable tenant table.
 type Snapshot struct {
 	opts      Options
-	byKey     map[[sha256.Size]byte]*Tenant
+	byKey     map[[sha256.Size]byte]keyEntry
 	byID      map[string]*Tenant
 	anonymous *Tenant // nil unless Options.Unknown is anonymous
 }
@@ -143,8 +144,8 @@ func KeyFrom(keyHeader, authorization []byte) []byte {
 // does not allocate. The tenant is nil for MissingKey and UnknownKey.
 func (s *Snapshot) Resolve(key []byte) (*Tenant, Resolution) {
 	if len(key) > 0 {
-		if t, ok := s.byKey[sha256.Sum256(key)]; ok {
-			return t, Resolved
+		if e, ok := s.byKey[sha256.Sum256(key)]; ok && (e.expires == 0 || time.Now().UnixNano() < e.expires) {
+			return e.t, Resolved
 		}
 	}
 	if s.anonymous != nil {
@@ -154,6 +155,13 @@ func (s *Snapshot) Resolve(key []byte) (*Tenant, Resolution) {
 		return nil, MissingKey
 	}
 	return nil, UnknownKey
+}
+
+// keyEntry is a key's tenant, and when the key stops working (Unix ns; 0:
+// never).
+type keyEntry struct {
+	t       *Tenant
+	expires int64
 }
 
 // Table holds the live snapshot; readers never block and a new snapshot

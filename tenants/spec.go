@@ -51,6 +51,15 @@ type Options struct {
 	MetricsMax int `koanf:"metrics_max" json:"metrics_max"`
 }
 
+// RetiringKey is an API key (plain or as its digest, one of the two) and
+// the time it stops working.
+type RetiringKey struct {
+	Key     string `koanf:"key" json:"key,omitempty"`
+	KeyHash string `koanf:"key_hash" json:"key_hash,omitempty"`
+	// ExpiresAt is when the key stops working (RFC 3339). Required.
+	ExpiresAt time.Time `koanf:"expires_at" json:"expires_at"`
+}
+
 // Plan is a named set of limits that tenants share the shape of (each
 // tenant has its own counts).
 type Plan struct {
@@ -81,6 +90,9 @@ type Spec struct {
 	Keys []string `koanf:"keys" json:"keys"`
 	// KeyHashes are "sha256:<64 hex>" digests of API keys. For production.
 	KeyHashes []string `koanf:"key_hashes" json:"key_hashes"`
+	// RetiringKeys are keys that stop working at a time of their own: a
+	// rotated key, kept valid while its clients move to the new one.
+	RetiringKeys []RetiringKey `koanf:"retiring_keys" json:"retiring_keys,omitempty"`
 	// Upstream overrides the route's upstream for this tenant. Default "".
 	Upstream string `koanf:"upstream" json:"upstream"`
 	// Limits add to the plan's limits; one with a plan limit's name

@@ -287,3 +287,33 @@ func TestReloadNeedsToken(t *testing.T) {
 		t.Errorf("a refused call reloaded: %+v", *last)
 	}
 }
+
+// TestKeyRotationByReload: a reload adds a new key and keeps the old one
+// as a retiring key: both work until the old one's expiry, then only the
+// new one.
+func TestKeyRotationByReload(t *testing.T) {
+	// The old key is polled until it expires: a limit it cannot reach.
+	f := reloadFile{path: filepath.Join(t.TempDir(), "l1gw.yaml"), interval: "0s", upstream: answering(t, "A"), limit: 1000000}
+	f.extra = []string{"{id: acme, plan: small, keys: [old-key]}"}
+	gw, _ := startReloadable(t, f)
+	status := func(key string) int { return call(t, gw.proxy, "GET", "/x", "X-API-Key", key).StatusCode() }
+	expiry := time.Now().Add(3 * time.Second)
+	f.extra = []string{"{id: acme, plan: small, keys: [new-key], retiring_keys: [{key: old-key, expires_at: " + expiry.UTC().Format(time.RFC3339Nano) + "}]}"}
+	f.write(t)
+	if resp := adminReload(t, gw); resp.StatusCode() != 200 {
+		t.Fatalf("reload: %d %s", resp.StatusCode(), resp.Body())
+	}
+	o, n := status("old-key"), status("new-key")
+	if time.Now().Before(expiry) && (o != 200 || n != 200) {
+		t.Fatalf("right after the rotation: old %d, new %d; want both 200", o, n)
+	}
+	testkit.Eventually(t, 10*time.Second, func() error {
+		if o := status("old-key"); o != 401 {
+			return fmt.Errorf("old-key after its expiry: got %d; want 401", o)
+		}
+		return nil
+	})
+	if got := status("new-key"); got != 200 {
+		t.Errorf("new-key after the old one expired: got %d; want 200", got)
+	}
+}
