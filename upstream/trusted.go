@@ -66,13 +66,15 @@ func (t *Trusted) Peer(ip net.IP) bool {
 // a trusted proxy: the one a trusted proxy appended, which the client
 // cannot choose. A hop that does not parse as an IP there means the proxy
 // misbehaves: the peer is used. When every hop is trusted, the leftmost.
+// The address is in its canonical form (::ffff:1.2.3.4 is 1.2.3.4, IPv6
+// in lower case, zeros compressed).
 func (t *Trusted) ClientIP(h *fasthttp.RequestHeader, peer net.IP) []byte {
 	var buf [64]byte
 	if !t.Peer(peer) {
 		return appendIP(buf[:0], peer)
 	}
 	all := h.PeekAll(fasthttp.HeaderXForwardedFor)
-	var leftmost []byte
+	var leftmost netip.Addr
 	for i := len(all) - 1; i >= 0; i-- {
 		v := all[i]
 		for len(v) > 0 {
@@ -90,14 +92,16 @@ func (t *Trusted) ClientIP(h *fasthttp.RequestHeader, peer net.IP) []byte {
 			if err != nil || a.Zone() != "" {
 				return appendIP(buf[:0], peer)
 			}
+			// In its canonical form: one client, however its proxy spells
+			// the address, is one client.
 			if !t.Contains(a) {
-				return hop
+				return a.Unmap().AppendTo(buf[:0])
 			}
-			leftmost = hop
+			leftmost = a
 		}
 	}
-	if leftmost != nil {
-		return leftmost
+	if leftmost.IsValid() {
+		return leftmost.Unmap().AppendTo(buf[:0])
 	}
 	return appendIP(buf[:0], peer)
 }

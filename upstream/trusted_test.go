@@ -33,6 +33,8 @@ func TestTrustedClientIP(t *testing.T) {
 		{"no header: the peer", "10.1.2.3", nil, "10.1.2.3"},
 		{"IPv6 client", "10.1.2.3", []string{"2001:db8::7"}, "2001:db8::7"},
 		{"IPv4-mapped peer is trusted", "::ffff:10.1.2.3", []string{"203.0.113.9"}, "203.0.113.9"},
+		{"a mapped hop: its IPv4 form", "10.1.2.3", []string{"::FFFF:203.0.113.9"}, "203.0.113.9"},
+		{"IPv6 in any spelling: one form", "10.1.2.3", []string{"2001:DB8:0:0::7"}, "2001:db8::7"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
