@@ -111,6 +111,9 @@ func TestRetiringKeys(t *testing.T) {
 		{KeyHash: tenants.HashKey("older-key"), ExpiresAt: soon},
 		{Key: "oldest-key", ExpiresAt: past},
 	}})
+	if !s.Known([]byte("oldest-key")) || s.Known([]byte("nobody's")) {
+		t.Error("Known: want an expired retiring key known, another key not")
+	}
 	for key, want := range map[string]tenants.Resolution{
 		"new-key": tenants.Resolved, "old-key": tenants.Resolved, "older-key": tenants.Resolved, "oldest-key": tenants.UnknownKey,
 	} {
@@ -128,6 +131,8 @@ func TestRetiringKeys(t *testing.T) {
 		{"both", tenants.RetiringKey{Key: "x", KeyHash: tenants.HashKey("x"), ExpiresAt: soon}, "want one of key and key_hash"},
 		{"bad hash", tenants.RetiringKey{KeyHash: "sk-plain", ExpiresAt: soon}, "tenant_list[0].retiring_keys[0].key_hash: want sha256:"},
 		{"also a current key", tenants.RetiringKey{Key: "new-key", ExpiresAt: soon}, "tenant_list[0].retiring_keys[0].key: this key also belongs"},
+		{"past the year 2200", tenants.RetiringKey{Key: "x", ExpiresAt: time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)}, "want a time between the years 2000 and 2200"},
+		{"the epoch", tenants.RetiringKey{Key: "x", ExpiresAt: time.Unix(0, 0)}, "want a time between the years 2000 and 2200"},
 	} {
 		_, err := tenants.Build(opts(), plans, []tenants.Spec{{ID: "rot", Plan: "free", Keys: []string{"new-key"}, RetiringKeys: []tenants.RetiringKey{tc.rk}}}, anyUpstream)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -245,6 +245,9 @@ func (b *builder) keyDigests(path string, spec Spec) []digest {
 		switch {
 		case r.ExpiresAt.IsZero():
 			b.fail(p+".expires_at", "required: when the key stops working (RFC 3339)")
+		case r.ExpiresAt.Year() < 2000 || r.ExpiresAt.Year() > 2200:
+			// Outside, Unix nanoseconds would wrap (or be 0, "never").
+			b.fail(p+".expires_at", "got %s; want a time between the years 2000 and 2200", r.ExpiresAt.Format(time.RFC3339))
 		case (r.Key == "") == (r.KeyHash == ""):
 			b.fail(p, "want one of key and key_hash")
 		case r.Key != "":

@@ -157,6 +157,16 @@ func (s *Snapshot) Resolve(key []byte) (*Tenant, Resolution) {
 	return nil, UnknownKey
 }
 
+// Known reports whether key is a tenant's key, expired or not: a key the
+// gateway must not forward when it hides keys.
+func (s *Snapshot) Known(key []byte) bool {
+	if len(key) == 0 {
+		return false
+	}
+	_, ok := s.byKey[sha256.Sum256(key)]
+	return ok
+}
+
 // keyEntry is a key's tenant, and when the key stops working (Unix ns; 0:
 // never).
 type keyEntry struct {

@@ -317,3 +317,22 @@ func TestKeyRotationByReload(t *testing.T) {
 		t.Errorf("new-key after the old one expired: got %d; want 200", got)
 	}
 }
+
+// TestExpiredKeyIsStillHidden: with hide_key, an expired retiring key in
+// Authorization is stripped like any key of a tenant's: expired, it is
+// refused, not turned into a header the upstream may log.
+func TestExpiredKeyIsStillHidden(t *testing.T) {
+	up, seen := startUpstream(t)
+	f := reloadFile{path: filepath.Join(t.TempDir(), "l1gw.yaml"), interval: "0s", upstream: up, limit: 100}
+	f.extra = []string{"{id: acme, plan: small, keys: [acme-key], retiring_keys: [{key: old-acme, expires_at: 2001-01-01T00:00:00Z}]}"}
+	gw, _ := startReloadable(t, f)
+	if got := call(t, gw.proxy, "GET", "/x", "X-API-Key", "old-acme").StatusCode(); got != 401 {
+		t.Fatalf("the expired key alone: got %d; want 401", got)
+	}
+	if got := call(t, gw.proxy, "GET", "/x", "X-API-Key", "acme-key", "Authorization", "Bearer old-acme").StatusCode(); got != 200 {
+		t.Fatalf("a valid key beside the expired one: got %d; want 200", got)
+	}
+	if auth := seen.Last().Header.Peek("Authorization"); len(auth) != 0 {
+		t.Errorf("the upstream got Authorization %q; want the expired key stripped", auth)
+	}
+}

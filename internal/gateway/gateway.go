@@ -209,8 +209,8 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, a *admission) bool {
 	}
 	if g.hideKey && len(auth) > 0 {
 		// The key came in Authorization, or Authorization holds a key too.
-		_, inAuth := snap.Resolve(tenants.KeyFrom(nil, auth))
-		a.keyInAuth = len(keyHdr) == 0 || inAuth == tenants.Resolved
+		// Any key of a tenant's, an expired retiring key too.
+		a.keyInAuth = len(keyHdr) == 0 || snap.Known(tenants.KeyFrom(nil, auth))
 	}
 	a.idLen = copy(a.idBuf[:], g.ids.EnsureRequestID(h))
 	if n := h.ContentLength(); n > g.maxBody {
