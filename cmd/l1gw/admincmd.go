@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -22,12 +25,15 @@ never from a flag; --addr defaults to L1GW_SERVER__ADMIN_LISTEN, else
 127.0.0.1:9090.
 
   reload                                  re-read the gateway's config now
-  simulate (--key K | --tenant T) --method M --path P [--client-ip IP]
+  simulate (--key K|- | --tenant T) --method M --path P [--client-ip IP]
                                           decide a request, recording nothing
   usage TENANT                            each rule's use
   reset TENANT                            forget what the tenant used
   config                                  the config in force, secrets redacted
 `
+
+// adminStdin is where `simulate --key -` reads the key (a test sets it).
+var adminStdin io.Reader = os.Stdin
 
 // adminCallTimeout bounds one admin call.
 const adminCallTimeout = 10 * time.Second
@@ -54,7 +60,7 @@ func adminCmd(args, environ []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, adminUsage)
 		return 2
 	}
-	call := adminCall{addr: *addr, token: env("L1GW_SERVER__ADMIN_TOKEN"), stdout: stdout, stderr: stderr}
+	call := adminCall{addr: dialable(*addr), token: env("L1GW_SERVER__ADMIN_TOKEN"), stdin: adminStdin, stdout: stdout, stderr: stderr}
 	cmd, rest := fs.Arg(0), fs.Args()[1:]
 	switch cmd {
 	case "reload", "config":
@@ -95,7 +101,7 @@ func simulateCmd(call adminCall, args []string) int {
 		Method   string `json:"method"`
 		Path     string `json:"path"`
 	}
-	fs.StringVar(&req.Key, "key", "", "the request's API key")
+	fs.StringVar(&req.Key, "key", "", `the request's API key; "-" reads it from stdin, so that it stays out of ps and shell history`)
 	fs.StringVar(&req.Tenant, "tenant", "", "or its tenant's id")
 	fs.StringVar(&req.Method, "method", "GET", "the request's method")
 	fs.StringVar(&req.Path, "path", "/", "the request's path")
@@ -107,6 +113,14 @@ func simulateCmd(call adminCall, args []string) int {
 		fmt.Fprintf(call.stderr, "l1gw admin simulate: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
+	if req.Key == "-" {
+		line, err := bufio.NewReader(call.stdin).ReadString('\n')
+		if err != nil && line == "" {
+			fmt.Fprintln(call.stderr, "l1gw admin simulate: --key -: no key on stdin")
+			return 2
+		}
+		req.Key = strings.TrimRight(line, "\r\n")
+	}
 	body, _ := json.Marshal(req) // strings: cannot fail
 	return call.do("POST", "/v1/simulate", body)
 }
@@ -114,6 +128,7 @@ func simulateCmd(call adminCall, args []string) int {
 // adminCall is one admin API call's settings.
 type adminCall struct {
 	addr, token    string
+	stdin          io.Reader
 	stdout, stderr io.Writer
 }
 
@@ -160,6 +175,19 @@ func (c adminCall) do(method, path string, body []byte) int {
 		c.stdout.Write(resp.Body())
 	}
 	return 0
+}
+
+// dialable turns a listen address into one to dial: a listener on every
+// address (":9090", "0.0.0.0:9090", "[::]:9090") is reached on loopback.
+func dialable(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		return net.JoinHostPort("127.0.0.1", port)
+	}
+	return addr
 }
 
 // orDefault is a, or b when a is empty.

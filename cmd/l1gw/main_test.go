@@ -293,6 +293,12 @@ routes: [{path_prefix: /, upstream: demo}]
 		{"no command", env, nil, 2, "", "usage: l1gw admin"},
 		{"unknown command", env, []string{"frob"}, 2, "", `unknown command "frob"`},
 		{"usage without tenant", env, []string{"usage"}, 2, "", "usage: l1gw admin usage TENANT"},
+		{"listen address on every interface", []string{"L1GW_SERVER__ADMIN_TOKEN=s3cret", "L1GW_SERVER__ADMIN_LISTEN=:" + strings.Split(admin, ":")[1]}, []string{"usage", "demo"}, 0, `"tenant": "demo"`, ""},
+	}
+	adminStdin = strings.NewReader("demo-key\n")
+	defer func() { adminStdin = os.Stdin }()
+	if code, out, errOut := adm(env, "simulate", "--key", "-", "--path", "/x"); code != 0 || !strings.Contains(out, `"tenant": "demo"`) {
+		t.Errorf("simulate --key - with the key on stdin: exit %d, %q %q; want demo's simulation", code, out, errOut)
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

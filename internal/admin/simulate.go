@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -53,6 +54,10 @@ func (a *Admin) simulate(ctx *fasthttp.RequestCtx) {
 		writeProblem(ctx, badRequest("method and path (starting with /) are required"))
 		return
 	}
+	if strings.TrimLeft(in.Method, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != "" {
+		writeProblem(ctx, badRequest("method: upper case letters only; the gateway refuses any other (501)"))
+		return
+	}
 	snap := a.tenants.Load()
 	var t *tenants.Tenant
 	switch {
@@ -68,11 +73,11 @@ func (a *Admin) simulate(ctx *fasthttp.RequestCtx) {
 	default:
 		var res tenants.Resolution
 		if t, res = snap.Resolve([]byte(in.Key)); t == nil {
-			detail := "no tenant has this key"
 			if res == tenants.MissingKey {
-				detail = "key or tenant is required"
+				writeProblem(ctx, badRequest("key or tenant is required"))
+				return
 			}
-			writeProblem(ctx, problem{"about:blank", "Not Found", fasthttp.StatusNotFound, detail})
+			writeProblem(ctx, problem{"about:blank", "Not Found", fasthttp.StatusNotFound, "no tenant has this key"})
 			return
 		}
 	}
@@ -85,7 +90,13 @@ func (a *Admin) simulate(ctx *fasthttp.RequestCtx) {
 		}
 		counted = "anon:" + ip.Unmap().String()
 	}
-	rules := t.Rules([]byte(in.Method), []byte(in.Path))
+	// The path as the gateway matches it: percent-decoded, normalised.
+	var uri fasthttp.URI
+	if err := uri.Parse(nil, []byte(in.Path)); err != nil {
+		writeProblem(ctx, badRequest("path: "+err.Error()))
+		return
+	}
+	rules := t.Rules([]byte(in.Method), uri.Path())
 	c, cancel := context.WithTimeout(context.Background(), adminTimeout)
 	defer cancel()
 	us, err := a.limits.Usage(c, counted, rules)

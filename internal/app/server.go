@@ -48,11 +48,23 @@ func NewServer(cfg config.Server, gw *gateway.Gateway, adm *admin.Admin, certs *
 	return &Server{
 		maxConns: cfg.MaxConns, perIP: cfg.MaxConnsPerIP, tls: tlsConfig,
 		proxy: proxy,
-		admin: newFastServer(cfg, gateway.Recover(adm.Handler(), log), log),
+		admin: adminServer(cfg, adm, log),
 		ready: adm.SetReady,
 		grace: cfg.ShutdownGrace,
 		log:   log,
 	}
+}
+
+// adminBodyBytes caps a request body on the admin listener, where no
+// call needs more than a JSON object of a few fields.
+const adminBodyBytes = 64 << 10
+
+// adminServer is the admin listener's server: the proxy's settings, but a
+// small body cap, read before the token is checked.
+func adminServer(cfg config.Server, adm *admin.Admin, log *slog.Logger) *fasthttp.Server {
+	s := newFastServer(cfg, gateway.Recover(adm.Handler(), log), log)
+	s.MaxRequestBodySize = min(adminBodyBytes, cfg.MaxBodyBytes)
+	return s
 }
 
 func newFastServer(cfg config.Server, h fasthttp.RequestHandler, log *slog.Logger) *fasthttp.Server {

@@ -87,6 +87,11 @@ func checkSimulate(t *testing.T, gw *running, state func() string) {
 	if resp.StatusCode() != 200 || s.Tenant != "acme" || s.Result != "allowed" || rules(s) != "per_minute 2/3 true, per_hour 2/100 true" {
 		t.Errorf("GET /x by key: %d %s; want allowed, per_minute 2/3", resp.StatusCode(), resp.Body())
 	}
+	// The path as the gateway matches it: percent-decoded.
+	_, s = simulate(t, gw, `{"tenant":"acme","method":"POST","path":"/v1/%65xpensive/x"}`)
+	if !strings.Contains(rules(s), "expensive 0/1 true") {
+		t.Errorf("POST /v1/%%65xpensive by tenant: %+v; want the expensive rule, as the gateway decodes the path", s)
+	}
 	// The route's own rule joins for POST /v1/expensive.
 	_, s = simulate(t, gw, `{"tenant":"acme","method":"POST","path":"/v1/expensive/x"}`)
 	if s.Result != "allowed" || !strings.Contains(rules(s), "expensive 0/1 true") {
@@ -117,6 +122,8 @@ func checkSimulate(t *testing.T, gw *running, state func() string) {
 		{`{"key":"acme-key","tenant":"acme","method":"GET","path":"/x"}`, 400},
 		{`{"key":"acme-key","path":"/x"}`, 400},
 		{`{"key":"acme-key","method":"GET","path":"x"}`, 400},
+		{`{"key":"acme-key","method":"get","path":"/x"}`, 400},
+		{`{"method":"GET","path":"/x"}`, 400},
 		{`not json`, 400},
 	} {
 		if resp, _ := simulate(t, gw, tc.body); resp.StatusCode() != tc.code {
@@ -158,5 +165,23 @@ func TestUnknownKeysCreateNoRedisState(t *testing.T) {
 	}
 	if n, _ := c.DBSize(t.Context()).Result(); n == 0 {
 		t.Error("no Redis key after an admitted request; the check above proves nothing")
+	}
+}
+
+// TestAdminBodyCap: the admin listener reads at most 64 KiB of a body,
+// and reads it before the token is checked: a larger one is refused
+// (413), whoever sends it.
+func TestAdminBodyCap(t *testing.T) {
+	up, _ := startUpstream(t)
+	gw := startApp(t, loadConfig(t, up, "server.admin_token=tok", "server.max_body_bytes=10485760"))
+	req, resp := &fasthttp.Request{}, &fasthttp.Response{}
+	req.SetRequestURI("http://" + gw.admin + "/v1/simulate")
+	req.Header.SetMethod("POST")
+	req.SetBodyString(strings.Repeat("x", 100<<10))
+	if err := fasthttp.Do(req, resp); err == nil && resp.StatusCode() != 413 {
+		t.Errorf("100 KiB to the admin listener: got %d; want 413 (or the connection closed)", resp.StatusCode())
+	}
+	if resp, _ := simulate(t, gw, `{"key":"acme-key","method":"GET","path":"/x"}`); resp.StatusCode() != 200 {
+		t.Errorf("a small simulation after it: got %d; want 200", resp.StatusCode())
 	}
 }
