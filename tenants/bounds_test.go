@@ -140,3 +140,27 @@ func TestRetiringKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestRetire: a reload that drops a tenant, or moves it past
+// metrics_max, removes its series; a tenant labelled in both keeps them.
+func TestRetire(t *testing.T) {
+	o := opts()
+	o.MetricsMax = 2
+	old := build(t, o, manySpecs("ret-", 3)...) // ret-0, ret-1 labelled
+	for _, id := range []string{"ret-0", "ret-1"} {
+		ten, _ := old.ByID(id)
+		ten.Stats.Allowed.Inc()
+		ten.Stats.Response(200)
+	}
+	cur := build(t, o, tenants.Spec{ID: "ret-new", Plan: "free", Keys: []string{"new"}}, manySpecs("ret-", 2)[1])
+	tenants.Retire(old, cur)
+	var b strings.Builder
+	metrics.WritePrometheus(&b, false)
+	out := b.String()
+	if strings.Contains(out, `tenant="ret-0"`) {
+		t.Error(`ret-0, dropped by the reload, still has series`)
+	}
+	if !strings.Contains(out, `l1gw_ratelimit_decisions_total{tenant="ret-1",result="allowed"}`) || !strings.Contains(out, `l1gw_requests_total{tenant="ret-1",code="200"}`) {
+		t.Error(`ret-1, labelled in both, lost its series`)
+	}
+}

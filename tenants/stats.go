@@ -58,6 +58,33 @@ type Stats struct {
 	codes [len(trackedCodes) + classSlots]atomic.Pointer[metrics.Counter] // created on first use
 }
 
+// decisionResults are the result labels of l1gw_ratelimit_decisions_total.
+var decisionResults = [...]string{"allowed", "denied", "degraded", "overloaded"}
+
+// Retire unregisters the metric series of the tenants labelled in old and
+// not in cur, so that a reload that drops tenants (or moves them past
+// metrics_max) leaves no frozen series behind. Handles a request still
+// holds go on counting, unexported. Call it once cur is in force.
+func Retire(old, cur *Snapshot) {
+	if old == nil {
+		return
+	}
+	for id, t := range old.byID {
+		if t.Stats == nil || t.Stats.id != id {
+			continue // not labelled: counted under OtherID
+		}
+		if n, ok := cur.byID[id]; ok && n.Stats != nil && n.Stats.id == id {
+			continue // still labelled: the same series
+		}
+		for _, r := range decisionResults {
+			metrics.UnregisterMetric(fmt.Sprintf(`l1gw_ratelimit_decisions_total{tenant=%q,result=%q}`, id, r))
+		}
+		for slot := range len(trackedCodes) + classSlots {
+			metrics.UnregisterMetric(fmt.Sprintf(`l1gw_requests_total{tenant=%q,code=%q}`, id, slotLabel(slot)))
+		}
+	}
+}
+
 // NewStats returns the handles for tenant label id.
 func NewStats(id string) *Stats {
 	decision := func(result string) *metrics.Counter {

@@ -134,7 +134,9 @@ func (r *reloader) apply(trigger string) admin.ReloadResult {
 	if err := r.proxy.Reload(cfg.Upstreams, cfg.Routes); err != nil {
 		return invalid(err)
 	}
+	prev := r.table.Load()
 	r.table.Swap(snap)
+	tenants.Retire(prev, snap)
 	r.cfg.Store(cfg)
 	res.Result = admin.ReloadOK
 	r.log.Info("config reloaded", "trigger", trigger, "changed", strings.Join(changed, ","), "tenants", snap.Len())

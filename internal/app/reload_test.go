@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	vmmetrics "github.com/VictoriaMetrics/metrics"
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 	"github.com/valyala/fasthttp"
 
@@ -158,7 +159,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	}
 	time.Sleep(200 * time.Millisecond)
 
-	f.extra = []string{"{id: acme, plan: small, keys: [acme-key]}"}
+	f.extra = []string{"{id: rl-acme, plan: small, keys: [acme-key]}"}
 	reload("1 add a tenant", f, 200, admin.ReloadOK)
 	expect("acme-key", "A", 200)
 
@@ -186,7 +187,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	reload("7 raise the limit", f, 200, admin.ReloadOK)
 	expect("acme-key", "B", 200)
 
-	f.extra = []string{"{id: acme, plan: small, keys: [acme-key-2]}"}
+	f.extra = []string{"{id: rl-acme, plan: small, keys: [acme-key-2]}"}
 	reload("8 rotate the key", f, 200, admin.ReloadOK)
 	expect("acme-key", "", 401)
 	expect("acme-key-2", "B", 200)
@@ -198,6 +199,11 @@ func TestReloadUnderLoad(t *testing.T) {
 	f.extra = nil
 	reload("10 remove the tenant", f, 200, admin.ReloadOK)
 	expect("acme-key-2", "", 401)
+	var exported strings.Builder
+	vmmetrics.WritePrometheus(&exported, false)
+	if strings.Contains(exported.String(), `tenant="rl-acme"`) {
+		t.Error("the removed tenant rl-acme still has metric series")
+	}
 
 	attacker.Stop()
 	<-done
