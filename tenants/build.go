@@ -116,6 +116,10 @@ func (b *builder) tenant(path string, spec Spec, upstreamKnown func(string) bool
 	case spec.ID == AnonymousID || spec.ID == UnknownID:
 		b.fail(path+".id", "%q is reserved", spec.ID)
 		ok = false
+	case strings.Trim(spec.ID, ".") == "":
+		// "." and ".." would be normalised out of /v1/tenants/{id}/… URLs.
+		b.fail(path+".id", "got %q; want at least one character other than .", spec.ID)
+		ok = false
 	}
 	plan, found := b.plans[spec.Plan]
 	if !found {

@@ -158,6 +158,7 @@ func TestBuildErrors(t *testing.T) {
 			{PathPrefix: "/b", Limits: []limiter.Rule{{Name: "x", Limit: 3, Window: time.Hour}}}}}},
 			[]string{`tenant_list[0].routes[1].limits[0].name: "x" is defined differently by another route`}},
 		{"bad unknown policy", func(o *tenants.Options) { o.Unknown = "allow" }, nil, []string{`tenants.unknown: got "allow"`}},
+		{"dots only", nil, []tenants.Spec{{ID: "..", Plan: "free", Keys: []string{"k"}}}, []string{`tenant_list[0].id: got ".."; want at least one character other than .`}},
 		{"anonymous without plan", func(o *tenants.Options) { o.Unknown = "anonymous" }, nil, []string{`tenants.anonymous_plan: unknown plan ""`}},
 	}
 	for _, tc := range cases {

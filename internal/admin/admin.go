@@ -293,6 +293,8 @@ func (a *Admin) usage(ctx *fasthttp.RequestCtx) {
 func (a *Admin) reset(ctx *fasthttp.RequestCtx) {
 	t, ok := a.tenant(ctx)
 	if !ok {
+		id, _ := ctx.UserValue("id").(string)
+		a.audit(ctx, "reset", id, ctx.Response.StatusCode())
 		return
 	}
 	c, cancel := context.WithTimeout(context.Background(), adminTimeout)

@@ -31,8 +31,9 @@ func TestAuditLines(t *testing.T) {
 	}
 	call("POST", "/v1/tenants/acme/reset")
 	call("POST", "/v1/reload")
+	call("POST", "/v1/tenants/nope/reset")
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
-	want := []string{`"action":"reset","tenant":"acme","status":204`, `"action":"reload","tenant":"","status":200`}
+	want := []string{`"action":"reset","tenant":"acme","status":204`, `"action":"reload","tenant":"","status":200`, `"action":"reset","tenant":"nope","status":404`}
 	if len(lines) != len(want) {
 		t.Fatalf("audit lines %q; want %d", lines, len(want))
 	}
