@@ -12,6 +12,10 @@ import (
 // AnonymousID is the tenant ID of anonymous callers in metrics and logs.
 const AnonymousID = "anonymous"
 
+// AnonymousKey is what the limiter counts an anonymous caller under: its
+// address, in canonical form (upstream.Trusted.ClientIP's).
+func AnonymousKey(ip []byte) string { return "anon:" + string(ip) }
+
 // OtherID is the tenant label of the tenants past tenants.metrics_max in
 // metrics. It is not a valid tenant ID, so no tenant can be mistaken for
 // it.

@@ -58,6 +58,15 @@ type Stats struct {
 	codes [len(trackedCodes) + classSlots]atomic.Pointer[metrics.Counter] // created on first use
 }
 
+// decisionsName and requestsName are a tenant's series names.
+func decisionsName(id, result string) string {
+	return fmt.Sprintf(`l1gw_ratelimit_decisions_total{tenant=%q,result=%q}`, id, result)
+}
+
+func requestsName(id string, slot int) string {
+	return fmt.Sprintf(`l1gw_requests_total{tenant=%q,code=%q}`, id, slotLabel(slot))
+}
+
 // decisionResults are the result labels of l1gw_ratelimit_decisions_total.
 var decisionResults = [...]string{"allowed", "denied", "degraded", "overloaded"}
 
@@ -77,10 +86,10 @@ func Retire(old, cur *Snapshot) {
 			continue // still labelled: the same series
 		}
 		for _, r := range decisionResults {
-			metrics.UnregisterMetric(fmt.Sprintf(`l1gw_ratelimit_decisions_total{tenant=%q,result=%q}`, id, r))
+			metrics.UnregisterMetric(decisionsName(id, r))
 		}
 		for slot := range len(trackedCodes) + classSlots {
-			metrics.UnregisterMetric(fmt.Sprintf(`l1gw_requests_total{tenant=%q,code=%q}`, id, slotLabel(slot)))
+			metrics.UnregisterMetric(requestsName(id, slot))
 		}
 	}
 }
@@ -88,7 +97,7 @@ func Retire(old, cur *Snapshot) {
 // NewStats returns the handles for tenant label id.
 func NewStats(id string) *Stats {
 	decision := func(result string) *metrics.Counter {
-		return metrics.GetOrCreateCounter(fmt.Sprintf(`l1gw_ratelimit_decisions_total{tenant=%q,result=%q}`, id, result))
+		return metrics.GetOrCreateCounter(decisionsName(id, result))
 	}
 	return &Stats{id: id, Allowed: decision("allowed"), Denied: decision("denied"), Degraded: decision("degraded"),
 		Overloaded: decision("overloaded")}
@@ -103,7 +112,7 @@ func (s *Stats) Response(code int) {
 	}
 	c := s.codes[slot].Load()
 	if c == nil {
-		c = metrics.GetOrCreateCounter(fmt.Sprintf(`l1gw_requests_total{tenant=%q,code=%q}`, s.id, slotLabel(slot)))
+		c = metrics.GetOrCreateCounter(requestsName(s.id, slot))
 		s.codes[slot].Store(c)
 	}
 	c.Inc()

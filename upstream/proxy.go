@@ -61,20 +61,20 @@ func newTable(specs map[string]Spec, routes []RouteSpec, prev *table, log *slog.
 	}
 	t := &table{pools: make(map[string]*Pool, len(specs))}
 	for name, s := range specs {
+		var old *Pool
 		if prev != nil {
-			if old, ok := prev.pools[name]; ok && reflect.DeepEqual(old.spec, s) {
-				t.pools[name] = old
-				continue
-			}
+			old = prev.pools[name]
+		}
+		if old != nil && reflect.DeepEqual(old.spec, s) {
+			t.pools[name] = old
+			continue
 		}
 		pool, err := newPool(name, s, log)
 		if err != nil {
 			return nil, err
 		}
-		if prev != nil {
-			if old, ok := prev.pools[name]; ok {
-				pool.inherit(old)
-			}
+		if old != nil {
+			pool.inherit(old)
 		}
 		t.pools[name] = pool
 	}

@@ -264,6 +264,12 @@ type RuleUsage struct {
 	ResetSeconds float64 `json:"reset_seconds"`
 }
 
+// ruleUsage is u as the API shows it.
+func ruleUsage(u limiter.RuleUsage) RuleUsage {
+	return RuleUsage{Name: u.Rule.Name, Limit: u.Rule.Limit, Window: u.Rule.Window.String(),
+		Used: u.Used, Remaining: u.Remaining(), ResetSeconds: u.Reset.Seconds()}
+}
+
 // usage answers each rule's limit, used, remaining and reset, read from
 // the replica (the memory store's own state in memory mode).
 func (a *Admin) usage(ctx *fasthttp.RequestCtx) {
@@ -283,8 +289,7 @@ func (a *Admin) usage(ctx *fasthttp.RequestCtx) {
 		Rules  []RuleUsage `json:"rules"`
 	}{Tenant: t.ID, Rules: make([]RuleUsage, len(us))}
 	for i, u := range us {
-		out.Rules[i] = RuleUsage{Name: u.Rule.Name, Limit: u.Rule.Limit, Window: u.Rule.Window.String(),
-			Used: u.Used, Remaining: u.Remaining(), ResetSeconds: u.Reset.Seconds()}
+		out.Rules[i] = ruleUsage(u)
 	}
 	writeJSON(ctx, out)
 }

@@ -88,7 +88,7 @@ func (a *Admin) simulate(ctx *fasthttp.RequestCtx) {
 			writeProblem(ctx, badRequest("an anonymous caller is counted by its address: client_ip is required"))
 			return
 		}
-		counted = "anon:" + ip.Unmap().String()
+		counted = tenants.AnonymousKey(ip.Unmap().AppendTo(nil))
 	}
 	// The path as the gateway matches it: percent-decoded, normalised.
 	var uri fasthttp.URI
@@ -111,8 +111,8 @@ func (a *Admin) simulate(ctx *fasthttp.RequestCtx) {
 		if !fits {
 			out.Result = "denied"
 		}
-		out.Rules[i] = SimulatedRule{RuleUsage: RuleUsage{Name: u.Rule.Name, Limit: u.Rule.Limit, Window: u.Rule.Window.String(),
-			Used: u.Used, Remaining: u.Remaining(), ResetSeconds: u.Reset.Round(time.Millisecond).Seconds()}, Cost: cost, Fits: fits}
+		u.Reset = u.Reset.Round(time.Millisecond)
+		out.Rules[i] = SimulatedRule{RuleUsage: ruleUsage(u), Cost: cost, Fits: fits}
 	}
 	writeJSON(ctx, out)
 }

@@ -263,7 +263,7 @@ func (g *Gateway) limitKey(ctx *fasthttp.RequestCtx, t *tenants.Tenant) string {
 	if !t.Anonymous() {
 		return t.ID
 	}
-	return "anon:" + string(g.trusted.ClientIP(&ctx.Request.Header, ctx.RemoteIP()))
+	return tenants.AnonymousKey(g.trusted.ClientIP(&ctx.Request.Header, ctx.RemoteIP()))
 }
 
 // reject answers a request that never reached the limiter.
