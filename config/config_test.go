@@ -108,7 +108,8 @@ func TestErrorsNameKeyAndSource(t *testing.T) {
 		{"unknown upstream in route", strings.Replace(base, "upstream: api}", "upstream: apx}", 1), nil, nil, "routes[0].upstream", "FILE", `unknown upstream "apx"`},
 		{"bad target", base, []string{"L1GW_UPSTREAMS__API__TARGETS=ftp://x"}, nil, "upstreams.api.targets[0]", "env L1GW_UPSTREAMS__API__TARGETS", "http://"},
 		{"bad enum", base, nil, []string{"ratelimit.fail_mode=sideways"}, "ratelimit.fail_mode", "--set ratelimit.fail_mode=sideways", `want one of`},
-		{"not supported yet", base, []string{"L1GW_TENANTS__SOURCE=redis"}, nil, "tenants.source", "env L1GW_TENANTS__SOURCE", "not supported yet"},
+		{"a registry without Redis", base, []string{"L1GW_TENANTS__SOURCE=both"}, nil, "tenants.source", "env L1GW_TENANTS__SOURCE", "redis.mode is memory"},
+		{"a file tenant_list with a registry alone", base, []string{"L1GW_TENANTS__SOURCE=redis", "L1GW_REDIS__MODE=standalone", "L1GW_REDIS__ADDRS=127.0.0.1:6379"}, nil, "tenant_list", "FILE", "use both"},
 		{"replica consistency without Redis", base, []string{"L1GW_RATELIMIT__CONSISTENCY=replica"}, nil, "ratelimit.consistency", "env L1GW_RATELIMIT__CONSISTENCY", "needs a Redis store"},
 		{"sentinel without sentinels", base, []string{"L1GW_REDIS__MODE=sentinel"}, nil, "redis.addrs", "defaults", "sentinel mode takes"},
 		{"standalone with two addresses", base, nil, []string{"redis.mode=standalone", "redis.addrs=a:1,b:2"}, "redis.addrs", "--set redis.addrs=a:1,b:2", "exactly one"},
@@ -119,7 +120,7 @@ func TestErrorsNameKeyAndSource(t *testing.T) {
 		{"an SNI certificate without its key", base + "server:\n  tls:\n    cert_file: /nonexistent/l1gw.pem\n    key_file: /k\n    sni: [{cert_file: /c}]\n", nil, nil, "server.tls.sni[0]", "FILE", "want both"},
 		{"a missing upstream CA", base, []string{"L1GW_UPSTREAMS__API__TLS__CA_FILE=/nonexistent/ca.pem"}, nil, "upstreams.api.tls.ca_file", "env L1GW_UPSTREAMS__API__TLS__CA_FILE", "/nonexistent/ca.pem"},
 		{"a bad trusted proxy", base + "server:\n  trusted_proxies: [10.0.0.0/8, 10.0.0.0/33]\n", nil, nil, "server.trusted_proxies[1]", "FILE", "want a CIDR"},
-		{"refresh without a source to refresh", base + "tenants:\n  refresh: 1s\n", nil, nil, "tenants.refresh", "FILE", "not supported yet"},
+		{"refresh without a source to refresh", base + "tenants:\n  refresh: 1s\n", nil, nil, "tenants.refresh", "FILE", "tenants.source is config"},
 		{"Redis settings on the memory store", base, []string{"L1GW_REDIS__PASSWORD=pw"}, nil, "redis.password", "env L1GW_REDIS__PASSWORD", "redis.mode is memory"},
 		{"default value invalid only in combination", base + "tenants:\n  unknown: anonymous\n", nil, nil, "tenants.anonymous_plan", "defaults", `unknown plan ""`},
 	}

@@ -79,7 +79,7 @@ func unused(c *Config, layers []*layer) Errors {
 		}
 	}
 	if c.Tenants.Source == tenants.SourceConfig {
-		report("tenants.refresh", "set, but it is not supported yet: it paces re-reading a non-config tenants.source")
+		report("tenants.refresh", "set, but tenants.source is config: it paces re-reading the Redis registry")
 	}
 	if c.Redis.Mode == limiter.ModeMemory {
 		for _, k := range redisKeys {

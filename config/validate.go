@@ -214,7 +214,12 @@ func (cfg *Config) validateTenants(c *checker) {
 		c.fail("tenants.key_header", "got %q; want an HTTP header name", t.KeyHeader)
 	}
 	if c.oneOf("tenants.source", t.Source, tenants.SourceConfig, tenants.SourceRedis, tenants.SourceBoth) && t.Source != tenants.SourceConfig {
-		c.notYet("tenants.source", t.Source, "tenants from Redis come with the Redis store")
+		switch {
+		case cfg.Redis.Mode == limiter.ModeMemory:
+			c.fail("tenants.source", "got %q, but redis.mode is memory: the registry lives in Redis", t.Source)
+		case t.Source == tenants.SourceRedis && len(cfg.TenantList) > 0:
+			c.fail("tenant_list", "%d tenants, but tenants.source is redis: use both to serve the file's tenants too", len(cfg.TenantList))
+		}
 	}
 	c.positive("tenants.refresh", t.Refresh)
 	if t.Max < 1 {

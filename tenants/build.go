@@ -21,6 +21,9 @@ type builder struct {
 	// metricsMax (0: no cap); the others share other.
 	labelled, metricsMax int
 	other                *Stats
+	// inRegistry: the specs being built are registry records, which may
+	// have no keys yet (the admin API issues them).
+	inRegistry bool
 }
 
 func (b *builder) fail(path, format string, args ...any) {
@@ -31,17 +34,28 @@ func (b *builder) fail(path, format string, args ...any) {
 // Every problem is reported, each as a *configkey.Error naming its key.
 // upstreamKnown reports whether an upstream name exists.
 func Build(opts Options, plans map[string]Plan, specs []Spec, upstreamKnown func(string) bool) (*Snapshot, error) {
-	return build(opts, plans, specs, upstreamKnown, true)
+	return build(opts, plans, specs, nil, upstreamKnown, true)
+}
+
+// BuildWith is Build with the tenants and plans of a registry merged over
+// the file's (tenants.source both; only the registry's with no file specs
+// for redis). The file's part is checked as Build checks it, and any
+// problem fails the build. A registry entry that is invalid, or that
+// conflicts with the file (which wins) or another entry, is left out and
+// reported by the snapshot's Problems: one bad record never stops the
+// others from serving.
+func BuildWith(opts Options, plans map[string]Plan, specs []Spec, reg *Registry, upstreamKnown func(string) bool) (*Snapshot, error) {
+	return build(opts, plans, specs, reg, upstreamKnown, true)
 }
 
 // Check reports what Build would, without its side effects: no tenant's
 // metrics are created. Config validation (check-config) uses it.
 func Check(opts Options, plans map[string]Plan, specs []Spec, upstreamKnown func(string) bool) error {
-	_, err := build(opts, plans, specs, upstreamKnown, false)
+	_, err := build(opts, plans, specs, nil, upstreamKnown, false)
 	return err
 }
 
-func build(opts Options, plans map[string]Plan, specs []Spec, upstreamKnown func(string) bool, stats bool) (*Snapshot, error) {
+func build(opts Options, plans map[string]Plan, specs []Spec, reg *Registry, upstreamKnown func(string) bool, stats bool) (*Snapshot, error) {
 	b := &builder{plans: plans, stats: stats, metricsMax: opts.MetricsMax}
 	if opts.Max > 0 && len(specs) > opts.Max {
 		// Checked first: nothing is built for a list past the cap.
@@ -72,6 +86,9 @@ func build(opts Options, plans map[string]Plan, specs []Spec, upstreamKnown func
 			b.fail(path+".id", "tenant %q is defined twice", t.ID)
 			continue
 		}
+		if b.stats {
+			t.Stats = b.statsFor(t.ID)
+		}
 		s.byID[t.ID] = t
 		for _, d := range b.keyDigests(path, spec) {
 			if owner, dup := keyOwner[d.sum]; dup {
@@ -81,6 +98,9 @@ func build(opts Options, plans map[string]Plan, specs []Spec, upstreamKnown func
 			keyOwner[d.sum] = t.ID
 			s.byKey[d.sum] = keyEntry{t: t, expires: d.expires}
 		}
+	}
+	if reg != nil && len(b.errs) == 0 {
+		b.registry(s, reg, keyOwner, upstreamKnown)
 	}
 	b.anonymous(s, opts)
 	if len(b.errs) > 0 {
@@ -130,7 +150,7 @@ func (b *builder) tenant(path string, spec Spec, upstreamKnown func(string) bool
 		b.fail(path+".upstream", "unknown upstream %q", spec.Upstream)
 		ok = false
 	}
-	if len(spec.Keys)+len(spec.KeyHashes)+len(spec.RetiringKeys) == 0 {
+	if len(spec.Keys)+len(spec.KeyHashes)+len(spec.RetiringKeys) == 0 && !b.inRegistry {
 		b.fail(path, "tenant %q has no keys or key_hashes", spec.ID)
 		ok = false
 	}
@@ -146,9 +166,6 @@ func (b *builder) tenant(path string, spec Spec, upstreamKnown func(string) bool
 	ok = ok && routesOK
 	if !ok {
 		return nil
-	}
-	if b.stats {
-		t.Stats = b.statsFor(t.ID)
 	}
 	return t
 }
@@ -218,6 +235,7 @@ type digest struct {
 	sum     [sha256.Size]byte
 	path    string
 	expires int64
+	keyID   string // an issued key's ID; "" for the file's keys
 }
 
 // keyDigests hashes plain keys and parses key_hashes and retiring_keys.
@@ -228,7 +246,7 @@ func (b *builder) keyDigests(path string, spec Spec) []digest {
 			b.fail(p, "empty key")
 			return
 		}
-		out = append(out, digest{sha256.Sum256([]byte(k)), p, expires})
+		out = append(out, digest{sum: sha256.Sum256([]byte(k)), path: p, expires: expires})
 	}
 	hashed := func(p, h string, expires int64) {
 		d, err := parseDigest(h)
@@ -236,7 +254,7 @@ func (b *builder) keyDigests(path string, spec Spec) []digest {
 			b.fail(p, "%v", err)
 			return
 		}
-		out = append(out, digest{d, p, expires})
+		out = append(out, digest{sum: d, path: p, expires: expires})
 	}
 	for i, k := range spec.Keys {
 		plain(fmt.Sprintf("%s.keys[%d]", path, i), k, 0)

@@ -101,6 +101,10 @@ type Snapshot struct {
 	byKey     map[[sha256.Size]byte]keyEntry
 	byID      map[string]*Tenant
 	anonymous *Tenant // nil unless Options.Unknown is anonymous
+	// problems are the registry entries left out; regVersion the
+	// registry's version (BuildWith).
+	problems   []Problem
+	regVersion int64
 }
 
 // Len is the number of configured tenants.
@@ -148,8 +152,17 @@ func KeyFrom(keyHeader, authorization []byte) []byte {
 // does not allocate. The tenant is nil for MissingKey and UnknownKey.
 func (s *Snapshot) Resolve(key []byte) (*Tenant, Resolution) {
 	if len(key) > 0 {
-		if e, ok := s.byKey[sha256.Sum256(key)]; ok && (e.expires == 0 || time.Now().UnixNano() < e.expires) {
-			return e.t, Resolved
+		if e, ok := s.byKey[sha256.Sum256(key)]; ok {
+			if e.expires == 0 && e.used == nil {
+				return e.t, Resolved
+			}
+			now := time.Now()
+			if e.expires == 0 || now.UnixNano() < e.expires {
+				if e.used != nil {
+					touch(e.used, now.Unix())
+				}
+				return e.t, Resolved
+			}
 		}
 	}
 	if s.anonymous != nil {
@@ -176,6 +189,7 @@ func (s *Snapshot) Known(key []byte) bool {
 type keyEntry struct {
 	t       *Tenant
 	expires int64
+	used    *atomic.Int64 // an issued key's last use (KeyUse); nil for the file's keys
 }
 
 // Table holds the live snapshot; readers never block and a new snapshot
