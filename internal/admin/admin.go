@@ -19,6 +19,7 @@ import (
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/pprofhandler"
 
+	"github.com/l1gw/l1gw/internal/registry"
 	"github.com/l1gw/l1gw/limiter"
 	"github.com/l1gw/l1gw/tenants"
 )
@@ -43,6 +44,9 @@ type Admin struct {
 	curConfig  func() any
 	reloader   func(trigger string) ReloadResult // nil without a reload
 	lastReload func() *ReloadResult              // nil without a reload
+	registry   *registry.Registry                // nil unless tenants.source is redis or both
+	file       func() FileView
+	regStatus  func() *RegistryStatus // nil without a registry
 	router     *router.Router
 }
 
@@ -79,6 +83,13 @@ type Parts struct {
 	// /readyz.
 	Reload     func(trigger string) ReloadResult
 	LastReload func() *ReloadResult
+	// Registry, if not nil, is the tenant registry the tenant, plan and
+	// key routes write; File is the config file in force, which their
+	// writes are checked against; RegistryStatus is the registry copy's
+	// state for /readyz.
+	Registry       *registry.Registry
+	File           func() FileView
+	RegistryStatus func() *RegistryStatus
 }
 
 // New returns the admin API.
@@ -92,7 +103,10 @@ func New(p Parts) (*Admin, error) {
 	}
 	a := &Admin{tenants: p.Tenants, store: p.StoreName, limits: p.Limits, breaker: p.Breaker, sentinels: p.Sentinels, token: []byte(p.Token),
 		tokenID: tokenID(p.Token), log: log,
-		curConfig: p.Config, reloader: p.Reload, lastReload: p.LastReload}
+		curConfig: p.Config, reloader: p.Reload, lastReload: p.LastReload, registry: p.Registry, file: p.File}
+	if p.Registry != nil {
+		a.regStatus = p.RegistryStatus
+	}
 	r := router.New()
 	r.RedirectTrailingSlash = false
 	r.RedirectFixedPath = false
@@ -105,6 +119,17 @@ func New(p Parts) (*Admin, error) {
 		ctx.SetBody(openAPI)
 	}))
 	r.GET("/v1/config", a.authorized(a.config))
+	r.GET("/v1/tenants", a.authorized(a.listTenants))
+	r.GET("/v1/tenants/{id}", a.authorized(a.getTenant))
+	r.PUT("/v1/tenants/{id}", a.authorized(a.putTenant))
+	r.DELETE("/v1/tenants/{id}", a.authorized(a.deleteTenant))
+	r.GET("/v1/plans", a.authorized(a.listPlans))
+	r.GET("/v1/plans/{name}", a.authorized(a.getPlan))
+	r.PUT("/v1/plans/{name}", a.authorized(a.putPlan))
+	r.DELETE("/v1/plans/{name}", a.authorized(a.deletePlan))
+	r.POST("/v1/tenants/{id}/keys", a.authorized(a.issueKey))
+	r.GET("/v1/tenants/{id}/keys", a.authorized(a.listKeys))
+	r.DELETE("/v1/tenants/{id}/keys/{key_id}", a.authorized(a.revokeKey))
 	r.GET("/v1/tenants/{id}/usage", a.authorized(a.usage))
 	r.POST("/v1/tenants/{id}/reset", a.authorized(a.reset))
 	r.POST("/v1/simulate", a.authorized(a.simulate))
@@ -143,6 +168,30 @@ type Readiness struct {
 	// its error text. A refused reload leaves the gateway ready: the old
 	// config serves.
 	Reload *ReloadResult `json:"last_reload,omitempty"`
+	// Registry is the tenant registry copy's state (tenants.source redis
+	// or both).
+	Registry *RegistryStatus `json:"registry,omitempty"`
+}
+
+// RegistryStatus is the state of a gateway's copy of the tenant registry.
+type RegistryStatus struct {
+	// Version is the registry version in force; -1 before the first read.
+	Version int64 `json:"version"`
+	// AgeSeconds is how long ago the copy was last found current; -1
+	// before it ever was.
+	AgeSeconds float64 `json:"age_seconds"`
+	// Conflicts and Invalid count the entries left out; Problems names
+	// (some of) them, without details (in the log).
+	Conflicts int            `json:"conflicts"`
+	Invalid   int            `json:"invalid"`
+	Problems  []ProblemEntry `json:"problems,omitempty"`
+}
+
+// ProblemEntry names a registry entry left out of the snapshot.
+type ProblemEntry struct {
+	Kind   string `json:"kind"`
+	Object string `json:"object"`
+	Name   string `json:"name"`
 }
 
 // readyz is 200 while both listeners are up, degraded or not: a gateway
@@ -162,6 +211,9 @@ func (a *Admin) readyz(ctx *fasthttp.RequestCtx) {
 			shown.Error = ""
 			r.Reload = &shown
 		}
+	}
+	if a.regStatus != nil {
+		r.Registry = a.regStatus()
 	}
 	if !a.ready.Load() {
 		r.Status = "not ready"
@@ -195,6 +247,10 @@ type problem struct {
 }
 
 func writeProblem(ctx *fasthttp.RequestCtx, p problem) {
+	writeProblemBody(ctx, problemBody{problem: p})
+}
+
+func writeProblemBody(ctx *fasthttp.RequestCtx, p problemBody) {
 	ctx.SetStatusCode(p.Status)
 	ctx.SetContentType("application/problem+json")
 	b, _ := json.Marshal(p) // strings and an int: cannot fail
@@ -223,9 +279,10 @@ func tokenID(token string) string {
 
 // audit logs one write made through the API: who (the token's ID), what,
 // on which tenant, and how it ended. Never a key or the token.
-func (a *Admin) audit(ctx *fasthttp.RequestCtx, action, tenant string, status int) {
-	a.log.Info("audit", "token_id", a.tokenID, "action", action, "tenant", tenant, "status", status,
-		"remote", ctx.RemoteIP().String())
+func (a *Admin) audit(ctx *fasthttp.RequestCtx, action, tenant string, status int, more ...any) {
+	attrs := append([]any{"token_id", a.tokenID, "action", action, "tenant", tenant, "status", status,
+		"remote", ctx.RemoteIP().String()}, more...)
+	a.log.Info("audit", attrs...)
 }
 
 // authorized lets a request through with the bearer admin token.

@@ -93,7 +93,7 @@ func TestOpenAPI(t *testing.T) {
 	}
 
 	seen := map[string]map[string]bool{} // "METHOD /template" → statuses
-	do := func(ad *Admin, op, path, token, body string) {
+	do := func(ad *Admin, op, path, token, body string) string {
 		t.Helper()
 		method, _, _ := strings.Cut(op, " ")
 		var ctx fasthttp.RequestCtx
@@ -108,6 +108,7 @@ func TestOpenAPI(t *testing.T) {
 			seen[op] = map[string]bool{}
 		}
 		seen[op][strconv.Itoa(ctx.Response.StatusCode())] = true
+		return string(ctx.Response.Body())
 	}
 	secured := map[string]string{ // operation → a path for it
 		"GET /v1/openapi.json":        "/v1/openapi.json",
@@ -117,6 +118,18 @@ func TestOpenAPI(t *testing.T) {
 		"GET /v1/tenants/{id}/usage":  "/v1/tenants/acme/usage",
 		"POST /v1/tenants/{id}/reset": "/v1/tenants/acme/reset",
 		"GET /debug/pprof/{profile}":  "/debug/pprof/cmdline",
+
+		"GET /v1/tenants":                       "/v1/tenants",
+		"GET /v1/tenants/{id}":                  "/v1/tenants/t1",
+		"PUT /v1/tenants/{id}":                  "/v1/tenants/t1",
+		"DELETE /v1/tenants/{id}":               "/v1/tenants/t1",
+		"GET /v1/plans":                         "/v1/plans",
+		"GET /v1/plans/{name}":                  "/v1/plans/gold",
+		"PUT /v1/plans/{name}":                  "/v1/plans/gold",
+		"DELETE /v1/plans/{name}":               "/v1/plans/gold",
+		"POST /v1/tenants/{id}/keys":            "/v1/tenants/t1/keys",
+		"GET /v1/tenants/{id}/keys":             "/v1/tenants/t1/keys",
+		"DELETE /v1/tenants/{id}/keys/{key_id}": "/v1/tenants/t1/keys/k0",
 	}
 	for _, op := range slices.Sorted(maps.Keys(secured)) {
 		do(a, op, secured[op], "", "")      // 401
@@ -146,6 +159,8 @@ func TestOpenAPI(t *testing.T) {
 		do(a, op, strings.Replace(secured[op], "acme", "nope", 1), "tok", "")
 		do(down, op, secured[op], "tok", "")
 	}
+
+	exerciseRegistry(t, do, secured, a)
 
 	for _, op := range documented {
 		method, path, _ := strings.Cut(op, " ")

@@ -17,6 +17,7 @@ import (
 	"github.com/l1gw/l1gw/degrade"
 	"github.com/l1gw/l1gw/internal/admin"
 	"github.com/l1gw/l1gw/internal/gateway"
+	"github.com/l1gw/l1gw/internal/registry"
 	"github.com/l1gw/l1gw/internal/tlsterm"
 	"github.com/l1gw/l1gw/limiter"
 	"github.com/l1gw/l1gw/tenants"
@@ -33,6 +34,7 @@ type App struct {
 	redis   *limiter.RedisStore // nil for the memory store
 	certs   *tlsterm.Store      // nil without server.tls
 	reload  *reloader
+	sync    *registry.Syncer // nil unless tenants.source is redis or both
 	cfg     config.Server
 	log     *slog.Logger
 }
@@ -60,7 +62,8 @@ func Build(cfg *config.Config, log *slog.Logger) (*App, error) {
 		return nil, fmt.Errorf("build upstreams: %w", err)
 	}
 	rl := newReloader(cfg, table, proxy, log)
-	parts := admin.Parts{Tenants: table, StoreName: cfg.Redis.Mode, Limits: store, Log: log,
+	reg, sync := newRegistry(cfg, clients, rl)
+	parts := admin.Parts{Registry: reg, File: rl.fileView, RegistryStatus: registryStatus(sync, table), Tenants: table, StoreName: cfg.Redis.Mode, Limits: store, Log: log,
 		Breaker: func() string { return guard.BreakerState().String() }, Token: cfg.Server.AdminToken, Pprof: cfg.Server.Pprof,
 		Config: func() any { return rl.cfg.Load().Redacted() }, Reload: rl.run, LastReload: rl.last.Load}
 	if cfg.Redis.Mode == limiter.ModeSentinel {
@@ -84,7 +87,7 @@ func Build(cfg *config.Config, log *slog.Logger) (*App, error) {
 		}
 	}
 	return &App{gw: gw, guard: guard, server: NewServer(cfg.Server, gw, adm, certs, log), proxy: proxy, clients: clients,
-		redis: redisStore, certs: certs, reload: rl, cfg: cfg.Server, log: log}, nil
+		redis: redisStore, certs: certs, reload: rl, sync: sync, cfg: cfg.Server, log: log}, nil
 }
 
 // store is what the application needs of a store: decisions, and the
@@ -157,6 +160,14 @@ func (a *App) Run(ctx context.Context, proxyLn, adminLn net.Listener) error {
 		}
 	}()
 	a.checkRedis()
+	a.syncRegistry()
+	if a.sync != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.sync.Run(bgCtx)
+		}()
+	}
 	err := a.server.Serve(ctx, proxyLn, adminLn)
 	stopBackground()
 	wg.Wait()

@@ -43,6 +43,7 @@ type reloader struct {
 	// check finds it again, so a file caught half-written is not).
 	seen, pending [sha256.Size]byte
 	cfg           atomic.Pointer[config.Config] // the config in force
+	reg           *tenants.Registry             // the registry copy in force; nil without one
 	last          atomic.Pointer[admin.ReloadResult]
 	table         *tenants.Table
 	proxy         *upstream.Proxy
@@ -122,10 +123,7 @@ func (r *reloader) apply(trigger string) admin.ReloadResult {
 		res.Result = admin.ReloadUnchanged
 		return res
 	}
-	snap, err := tenants.Build(cfg.Tenants, cfg.Plans, cfg.TenantList, func(name string) bool {
-		_, ok := cfg.Upstreams[name]
-		return ok
-	})
+	snap, err := buildSnapshot(cfg, r.reg)
 	if err != nil {
 		return invalid(err)
 	}
@@ -134,13 +132,28 @@ func (r *reloader) apply(trigger string) admin.ReloadResult {
 	if err := r.proxy.Reload(cfg.Upstreams, cfg.Routes); err != nil {
 		return invalid(err)
 	}
-	prev := r.table.Load()
-	r.table.Swap(snap)
-	tenants.Retire(prev, snap)
+	r.swap(snap)
 	r.cfg.Store(cfg)
 	res.Result = admin.ReloadOK
 	r.log.Info("config reloaded", "trigger", trigger, "changed", strings.Join(changed, ","), "tenants", snap.Len())
 	return res
+}
+
+// buildSnapshot builds the tenant snapshot of cfg, with reg merged over
+// it when not nil.
+func buildSnapshot(cfg *config.Config, reg *tenants.Registry) (*tenants.Snapshot, error) {
+	return tenants.BuildWith(cfg.Tenants, cfg.Plans, cfg.TenantList, reg, func(name string) bool {
+		_, ok := cfg.Upstreams[name]
+		return ok
+	})
+}
+
+// swap puts snap in force; r.mu is held.
+func (r *reloader) swap(snap *tenants.Snapshot) {
+	prev := r.table.Load()
+	r.table.Swap(snap)
+	tenants.Retire(prev, snap)
+	r.report(prev, snap)
 }
 
 // changedSections names the hot sections that differ between a and b.
