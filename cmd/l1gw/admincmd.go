@@ -30,6 +30,18 @@ never from a flag; --addr defaults to L1GW_SERVER__ADMIN_LISTEN, else
   usage TENANT                            each rule's use
   reset TENANT                            forget what the tenant used
   config                                  the config in force, secrets redacted
+
+The registry (tenants.source redis or both); bodies are JSON, from a
+file or - for stdin:
+  tenants list [--cursor C] [--limit N]   a page of tenants, in id order
+  tenants get|delete ID
+  tenants put ID FILE|-                   create or replace a tenant
+  plans list|get|put|delete …             the same for plans
+  keys list TENANT                        key ids, created, expires, last used
+  keys issue TENANT [--expires-at T]      a new key, printed this once
+  keys rotate TENANT KEY_ID --old-expires-at T
+                                          a new key; the old one works until T
+  keys revoke TENANT KEY_ID
 `
 
 // adminStdin is where `simulate --key -` reads the key (a test sets it).
@@ -84,6 +96,10 @@ func adminCmd(args, environ []string, stdout, stderr io.Writer) int {
 		return call.do("POST", path+"/reset", nil)
 	case "simulate":
 		return simulateCmd(call, rest)
+	case "tenants", "plans":
+		return registryCmd(call, cmd, rest)
+	case "keys":
+		return keysCmd(call, rest)
 	default:
 		fmt.Fprintf(stderr, "l1gw admin: unknown command %q\n%s", cmd, adminUsage)
 		return 2
