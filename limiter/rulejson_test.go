@@ -29,7 +29,8 @@ func TestRuleJSON(t *testing.T) {
 			t.Errorf("%s: got %v, %v; want window %v", in, got.Window, err, want)
 		}
 	}
-	for _, in := range []string{`{"name":"a","limit":1,"window":"soon"}`, `{"name":"a","limit":1,"window":"1s","burst":3}`, `{"name":"a","limit":1,"window":true}`} {
+	for _, in := range []string{`{"name":"a","limit":1,"window":"soon"}`, `{"name":"a","limit":1,"window":"1s","burst":3}`, `{"name":"a","limit":1,"window":true}`,
+		`{"name":"a,\"b\":1","limit":1,"window":"1s","x":{"name":"y"}}`, `{"name":"a","limit":1,"window":"1s","mode":"x","":1}`} {
 		var got limiter.Rule
 		if err := json.Unmarshal([]byte(in), &got); err == nil {
 			t.Errorf("%s: got no error; want one", in)

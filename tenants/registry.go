@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -156,7 +157,7 @@ func (b *builder) record(s *Snapshot, rec Record, use *KeyUse, keyOwner map[[sha
 func (b *builder) issued(keys []IssuedKey) []digest {
 	out := make([]digest, 0, len(keys))
 	for i, k := range keys {
-		p := fmt.Sprintf("tenant.issued_keys[%d]", i)
+		p := "tenant.issued_keys[" + strconv.Itoa(i) + "]"
 		d, err := parseDigest(k.KeyHash)
 		switch {
 		case err != nil:

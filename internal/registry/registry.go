@@ -24,9 +24,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/redis/go-redis/v9"
 
@@ -59,7 +61,7 @@ func New(primary, replica redis.UniversalClient, prefix string) *Registry {
 
 // scanCount is how many hash fields one HSCAN asks for: a registry of
 // 100 000 tenants is read in steps that never hold Redis for long.
-const scanCount = 2000
+const scanCount = 5000
 
 // Load reads the whole registry from c. It reads the version first and
 // again last, and reads again (up to three times) when a write came in
@@ -84,18 +86,9 @@ func (r *Registry) load(ctx context.Context, c redis.UniversalClient) (*tenants.
 			reg.Plans[name] = p.Plan
 		})
 		if err == nil {
-			err = scanHash(ctx, c, r.keys.tenants, func(id, val string) {
-				var rec tenants.Record
-				if err := strictJSON(val, &rec); err != nil || rec.ID != id {
-					detail := "the stored JSON's id is not its field's"
-					if err != nil {
-						detail = "the stored JSON does not decode: " + err.Error()
-					}
-					reg.Bad = append(reg.Bad, tenants.Problem{Kind: tenants.ProblemInvalid, Object: "tenant", Name: id, Detail: detail})
-					return
-				}
-				reg.Tenants = append(reg.Tenants, rec)
-			})
+			var bad []tenants.Problem
+			reg.Tenants, bad, err = r.scanTenants(ctx, c)
+			reg.Bad = append(reg.Bad, bad...)
 		}
 		if err != nil {
 			return nil, err
@@ -105,7 +98,6 @@ func (r *Registry) load(ctx context.Context, c redis.UniversalClient) (*tenants.
 			return nil, err
 		}
 		if after == before {
-			slices.SortFunc(reg.Tenants, func(a, b tenants.Record) int { return strings.Compare(a.ID, b.ID) })
 			return reg, nil
 		}
 	}
@@ -125,6 +117,19 @@ func version(ctx context.Context, c redis.Cmdable, key string) (int64, error) {
 // seen twice (HSCAN may return one again) is passed once.
 func scanHash(ctx context.Context, c redis.UniversalClient, key string, f func(field, val string)) error {
 	seen := map[string]bool{}
+	return scanBatches(ctx, c, key, func(kv []string) {
+		for i := 0; i < len(kv); i += 2 {
+			if !seen[kv[i]] {
+				seen[kv[i]] = true
+				f(kv[i], kv[i+1])
+			}
+		}
+	})
+}
+
+// scanBatches calls f with each HSCAN reply of a hash: field, value pairs,
+// a field possibly in two of them.
+func scanBatches(ctx context.Context, c redis.UniversalClient, key string, f func(kv []string)) error {
 	var cursor uint64
 	for {
 		kv, next, err := c.HScan(ctx, key, cursor, "*", scanCount).Result()
@@ -134,16 +139,98 @@ func scanHash(ctx context.Context, c redis.UniversalClient, key string, f func(f
 		if len(kv)%2 != 0 {
 			return fmt.Errorf("HSCAN %s: an odd reply of %d items", key, len(kv))
 		}
-		for i := 0; i < len(kv); i += 2 {
-			if !seen[kv[i]] {
-				seen[kv[i]] = true
-				f(kv[i], kv[i+1])
-			}
-		}
+		f(kv)
 		if cursor = next; cursor == 0 {
 			return nil
 		}
 	}
+}
+
+// scanTenants reads every tenant record, in ID order. The records are
+// decoded on every core while the next reply is read: decoding is most of
+// a load's time.
+func (r *Registry) scanTenants(ctx context.Context, c redis.UniversalClient) ([]tenants.Record, []tenants.Problem, error) {
+	n, err := c.HLen(ctx, r.keys.tenants).Result()
+	if err != nil {
+		return nil, nil, err
+	}
+	type decoded struct {
+		recs []tenants.Record
+		bad  []tenants.Problem
+	}
+	batches, results := make(chan []string, 2), make(chan decoded, 2)
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			for kv := range batches {
+				var d decoded
+				d.recs, d.bad = decodeTenants(kv)
+				results <- d
+			}
+		})
+	}
+	errc := make(chan error, 1)
+	go func() {
+		errc <- scanBatches(ctx, c, r.keys.tenants, func(kv []string) { batches <- kv })
+		close(batches)
+		wg.Wait()
+		close(results)
+	}()
+	recs := make([]tenants.Record, 0, n)
+	var bad []tenants.Problem
+	seen := make(map[string]bool, n)
+	for d := range results {
+		for _, rec := range d.recs {
+			if !seen[rec.ID] {
+				seen[rec.ID] = true
+				recs = append(recs, rec)
+			}
+		}
+		for _, p := range d.bad {
+			if !seen[p.Name] {
+				seen[p.Name] = true
+				bad = append(bad, p)
+			}
+		}
+	}
+	if err := <-errc; err != nil {
+		return nil, nil, err
+	}
+	return sortByID(recs), bad, nil
+}
+
+// decodeTenants decodes one HSCAN reply's records.
+func decodeTenants(kv []string) (recs []tenants.Record, bad []tenants.Problem) {
+	recs = make([]tenants.Record, 0, len(kv)/2)
+	for i := 0; i < len(kv); i += 2 {
+		id := kv[i]
+		var rec tenants.Record
+		if err := strictJSON(kv[i+1], &rec); err != nil || rec.ID != id {
+			detail := "the stored JSON's id is not its field's"
+			if err != nil {
+				detail = "the stored JSON does not decode: " + err.Error()
+			}
+			bad = append(bad, tenants.Problem{Kind: tenants.ProblemInvalid, Object: "tenant", Name: id, Detail: detail})
+			continue
+		}
+		recs = append(recs, rec)
+	}
+	return recs, bad
+}
+
+// sortByID returns recs in ID order, each record moved once (they are
+// large: sorting them in place would move each many times).
+func sortByID(recs []tenants.Record) []tenants.Record {
+	idx := make([]int32, len(recs))
+	for i := range idx {
+		idx[i] = int32(i)
+	}
+	slices.SortFunc(idx, func(a, b int32) int { return strings.Compare(recs[a].ID, recs[b].ID) })
+	out := make([]tenants.Record, len(recs))
+	for i, j := range idx {
+		out[i] = recs[j]
+	}
+	return out
 }
 
 // strictJSON decodes s into v, refusing unknown fields.
