@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"time"
 
@@ -36,13 +37,22 @@ type Invalid struct{ Err error }
 func (e *Invalid) Error() string { return e.Err.Error() }
 func (e *Invalid) Unwrap() error { return e.Err }
 
+// maxAttempts bounds how often a write starts over after losing to
+// concurrent writes.
+const maxAttempts = 50
+
 // update runs one write as a transaction: read reads what the write
 // depends on (inside WATCH of the version counter) and returns the
 // commands, which run in one MULTI with the version's increment and its
 // notification. A concurrent write makes it start over. It returns the new
 // version.
 func (r *Registry) update(ctx context.Context, read func(tx *redis.Tx) (func(p redis.Pipeliner), error)) (int64, error) {
-	for range 10 {
+	for attempt := range maxAttempts {
+		if attempt > 0 {
+			// Writers that lost back off apart, so that one of them wins
+			// the next round.
+			time.Sleep(time.Duration(rand.Int64N(int64(attempt) * int64(2*time.Millisecond))))
+		}
 		var next int64
 		err := r.primary.Watch(ctx, func(tx *redis.Tx) error {
 			v, err := version(ctx, tx, r.keys.version)
