@@ -14,7 +14,8 @@ import (
 	"github.com/l1gw/l1gw/tenants"
 )
 
-// The gauges of the registry copy (one gateway per process in production).
+// The gauges of the registry copy (one gateway per process in production):
+// -1 until the registry is first read.
 var (
 	snapshotAge     = metrics.NewGauge(`l1gw_tenants_snapshot_age_seconds`, nil)
 	snapshotVersion = metrics.NewGauge(`l1gw_tenants_registry_version`, nil)
@@ -56,6 +57,8 @@ func NewSyncer(reg *Registry, o SyncOptions) *Syncer {
 	}
 	s := &Syncer{reg: reg, o: o, notify: make(chan int64, 1)}
 	s.current.Store(-1)
+	snapshotAge.Set(-1) // never read yet: not "fresh"
+	snapshotVersion.Set(-1)
 	return s
 }
 
