@@ -5,7 +5,9 @@
 // rule's window plus the request's cost stays within the limit. All rules of
 // a request are decided together: a request is admitted only when every rule
 // has room, and only then is it recorded in every rule. Denied requests are
-// never recorded.
+// never recorded. A shadow rule (Rule.Mode "shadow") takes part in the same
+// decision without a say in it: it reports whether it would have denied,
+// and records the admitted requests it had room for, in keys of its own.
 //
 // Being over a limit is a value (Decision.Allowed == false), never an error.
 // A Store returns an error only when it could not decide; turning that into
