@@ -102,6 +102,7 @@ func TestErrorsNameKeyAndSource(t *testing.T) {
 		{"bad duration in a flag", base, nil, []string{"server.read_timeout=5 parsecs"}, "server.read_timeout", "--set server.read_timeout=5 parsecs", "want a duration"},
 		{"bare number duration", base + "server:\n  read_timeout: 5\n", nil, nil, "server.read_timeout", "FILE", "want a duration with a unit"},
 		{"bad duration in a plan", strings.Replace(base, "window: 1s", "window: soon", 1), nil, nil, "plans.free.limits[0].window", "FILE", "want a duration"},
+		{"bad rule mode", strings.Replace(base, "window: 1s", "window: 1s, mode: dry-run", 1), nil, nil, "plans.free.limits[0].mode", "FILE", `got "dry-run"; want enforce or shadow`},
 		{"wrong type", base + "server:\n  max_body_bytes: lots\n", nil, nil, "server.max_body_bytes", "FILE", "lots"},
 		{"wrong type from env", base, []string{"L1GW_SERVER__MAX_BODY_BYTES=lots"}, nil, "server.max_body_bytes", "env L1GW_SERVER__MAX_BODY_BYTES", "lots"},
 		{"unknown plan", strings.Replace(base, "plan: free", "plan: gold", 1), nil, nil, "tenant_list[0].plan", "FILE", `unknown plan "gold"`},

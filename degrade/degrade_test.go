@@ -127,6 +127,20 @@ func TestFailLocalEnforcesAShareOfTheLimit(t *testing.T) {
 	}
 }
 
+// TestFailLocalShadowRulesNeverDeny: in fail mode local a shadow rule is
+// decided at its share of the limit too, and says so, but denies nothing.
+func TestFailLocalShadowRulesNeverDeny(t *testing.T) {
+	g := newGuard(t, &fakeStore{err: errors.New("connection refused")}, settings(degrade.FailLocal))
+	shadowed := limiter.Request{Tenant: "acme", Rules: []limiter.Rule{{Name: "r", Limit: 100, Window: time.Minute},
+		{Name: "trial", Limit: 4, Window: time.Minute, Mode: limiter.RuleShadow}}}
+	for i := 1; i <= 5; i++ {
+		v := g.Decide(context.Background(), shadowed)
+		if !v.Allowed || v.Decision.ShadowDenied() != (i > 2) {
+			t.Fatalf("request %d: got allowed=%v shadow-denied=%v; want true %v (4 over 2 expected gateways)", i, v.Allowed, v.Decision.ShadowDenied(), i > 2)
+		}
+	}
+}
+
 // TestBudgetErrorDegrades: the store's word that Redis stayed silent past
 // the budget is a degraded verdict; its next answer is taken again.
 func TestBudgetErrorDegrades(t *testing.T) {

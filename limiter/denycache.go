@@ -82,14 +82,20 @@ func (c *denyCache) lookup(req Request, now time.Time) (Decision, bool) {
 	for i := range d.States() {
 		st := &d.Rules[i]
 		st.Reset = max(st.Reset-elapsed, 0)
-		if st.RetryAfter > 0 {
+		switch {
+		case st.RetryAfter <= 0:
+		case st.Shadow && st.RetryAfter <= elapsed:
+			st.RetryAfter = 0 // the shadow rule would have room by now
+		default:
 			st.RetryAfter = max(st.RetryAfter-elapsed, time.Nanosecond)
 		}
 	}
 	return d, true
 }
 
-// remember caches a denial decided for a request sent at sent.
+// remember caches a denial decided for a request sent at sent. Only an
+// enforced rule denies, and only its retry-after (Decision.RetryAfter)
+// bounds the entry: a shadow rule's would-be denial is never cached.
 func (c *denyCache) remember(req Request, d *Decision, sent time.Time) {
 	if c == nil || d.Allowed {
 		return

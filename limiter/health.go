@@ -50,10 +50,11 @@ func (h *nodeHealth) why(rules []Rule, now int64) string {
 	return ""
 }
 
-// reachesBack reports whether a rule's window at now reaches back to t.
+// reachesBack reports whether an enforced rule's window at now reaches
+// back to t. A shadow rule's lost records change no admission.
 func reachesBack(rules []Rule, now, t int64) bool {
 	for _, r := range rules {
-		if now-int64(r.Window) <= t {
+		if !r.Shadow() && now-int64(r.Window) <= t {
 			return true
 		}
 	}

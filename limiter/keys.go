@@ -16,3 +16,22 @@ func Key(prefix, tenant, rule string) string {
 	b.WriteString(rule)
 	return b.String()
 }
+
+// ShadowKey is the Redis key of a tenant's shadow rule:
+// <prefix>:{<tenant>}:shadow:<rule>. Rule names have no colon, so it is
+// never an enforced rule's key: a shadow rule never shares a count with an
+// enforced rule of the same name.
+func ShadowKey(prefix, tenant, rule string) string {
+	return Key(prefix, tenant, shadowInfix+rule)
+}
+
+// shadowInfix comes between a shadow rule's tenant and its name.
+const shadowInfix = "shadow:"
+
+// ruleKey is r's key: Key, or ShadowKey for a shadow rule.
+func ruleKey(prefix, tenant string, r Rule) string {
+	if r.Shadow() {
+		return ShadowKey(prefix, tenant, r.Name)
+	}
+	return Key(prefix, tenant, r.Name)
+}

@@ -5,7 +5,9 @@
 // rule's window plus the request's cost stays within the limit. All rules of
 // a request are decided together: a request is admitted only when every rule
 // has room, and only then is it recorded in every rule. Denied requests are
-// never recorded.
+// never recorded. A shadow rule (Rule.Mode "shadow") takes part in the same
+// decision without a say in it: it reports whether it would have denied,
+// and records the admitted requests it had room for, in keys of its own.
 //
 // Being over a limit is a value (Decision.Allowed == false), never an error.
 // A Store returns an error only when it could not decide; turning that into
@@ -27,6 +29,8 @@ const MaxRules = 16
 var ErrTooManyRules = errors.New("limiter: too many rules")
 
 // Rule is one limit: at most Limit units of cost in any rolling Window.
+// A shadow rule (Mode "shadow") is decided and recorded in keys of its own
+// but never denies: its state says what it would have decided.
 type Rule struct {
 	// Name identifies the rule within its tenant; it names the policy in
 	// the RateLimit headers. Required.
@@ -37,7 +41,23 @@ type Rule struct {
 	Window time.Duration `koanf:"window" json:"window"`
 	// Cost is what one request consumes. Default 1.
 	Cost int64 `koanf:"cost" json:"cost,omitempty"`
+	// Mode is RuleEnforce (or "", the same) or RuleShadow. Default
+	// "enforce".
+	Mode string `koanf:"mode" json:"mode,omitempty"`
 }
+
+// Rule modes (Rule.Mode).
+const (
+	// RuleEnforce: the rule denies a request it has no room for.
+	RuleEnforce = "enforce"
+	// RuleShadow: the rule is decided and recorded as if enforced, in
+	// keys of its own, but never denies; a request it would have denied
+	// is not recorded in it.
+	RuleShadow = "shadow"
+)
+
+// Shadow reports whether r is a shadow rule.
+func (r Rule) Shadow() bool { return r.Mode == RuleShadow }
 
 // CostOrOne is the rule's cost per request, 1 when unset.
 func (r Rule) CostOrOne() int64 {
@@ -47,16 +67,22 @@ func (r Rule) CostOrOne() int64 {
 	return r.Cost
 }
 
-// String prints the rule as "per_second: 10 per 1s".
+// String prints the rule as "per_second: 10 per 1s", with " (shadow)"
+// after a shadow rule.
 func (r Rule) String() string {
-	return fmt.Sprintf("%s: %d per %s", r.Name, r.Limit, r.Window)
+	s := fmt.Sprintf("%s: %d per %s", r.Name, r.Limit, r.Window)
+	if r.Shadow() {
+		s += " (shadow)"
+	}
+	return s
 }
 
 // Request is what a Store decides on.
 type Request struct {
 	// Tenant scopes the rules: two tenants never share a count.
 	Tenant string
-	// Rules are decided together, all or nothing. At most MaxRules.
+	// Rules are decided together, all or nothing (shadow rules aside).
+	// At most MaxRules.
 	Rules []Rule
 }
 
@@ -71,16 +97,21 @@ type RuleState struct {
 	// window and frees capacity; zero when nothing is recorded.
 	Reset time.Duration
 	// RetryAfter is how long until this request would fit; zero unless
-	// this rule denied it.
+	// this rule denied it (a shadow rule: would have denied it).
 	RetryAfter time.Duration
+	// Shadow is true for a shadow rule's state: what the rule would have
+	// decided. It takes no part in Decision.Allowed or RetryAfter.
+	Shadow bool
 }
 
-// Denied reports whether this rule refused the request.
+// Denied reports whether this rule refused the request, or for a shadow
+// rule whether it would have.
 func (s RuleState) Denied() bool { return s.RetryAfter > 0 }
 
 // Decision is the outcome of one request against all of its rules.
 type Decision struct {
-	// Allowed is true when every rule had room and the request was recorded.
+	// Allowed is true when every enforced rule had room and the request
+	// was recorded.
 	Allowed bool
 	// Degraded is true when the store decided but cannot stand behind the
 	// decision: Why says why.
@@ -113,14 +144,26 @@ const (
 // States returns the per-rule states, in the order of Request.Rules.
 func (d *Decision) States() []RuleState { return d.Rules[:d.N] }
 
-// RetryAfter is the longest RetryAfter of the denying rules: the time until
-// every rule has room again. Zero when allowed.
+// RetryAfter is the longest RetryAfter of the denying enforced rules: the
+// time until every enforced rule has room again. Zero when allowed.
 func (d *Decision) RetryAfter() time.Duration {
 	var longest time.Duration
 	for _, s := range d.States() {
-		longest = max(longest, s.RetryAfter)
+		if !s.Shadow {
+			longest = max(longest, s.RetryAfter)
+		}
 	}
 	return longest
+}
+
+// ShadowDenied reports whether a shadow rule would have denied the request.
+func (d *Decision) ShadowDenied() bool {
+	for _, s := range d.States() {
+		if s.Shadow && s.Denied() {
+			return true
+		}
+	}
+	return false
 }
 
 // Store decides requests against shared state.

@@ -28,8 +28,17 @@ type memShard struct {
 }
 
 type memTenant struct {
-	rules map[string]*slidingLog
+	rules map[memKey]*slidingLog
 }
+
+// memKey names a rule's log: a shadow rule has its own, apart from an
+// enforced rule of the same name.
+type memKey struct {
+	name   string
+	shadow bool
+}
+
+func memKeyOf(r Rule) memKey { return memKey{r.Name, r.Shadow()} }
 
 var _ Store = (*MemoryStore)(nil)
 
@@ -58,33 +67,34 @@ func (s *MemoryStore) Decide(_ context.Context, req Request) (Decision, error) {
 	sh.maybeSweep(now)
 	t := sh.tenants[req.Tenant]
 	if t == nil {
-		t = &memTenant{rules: make(map[string]*slidingLog, len(req.Rules))}
+		t = &memTenant{rules: make(map[memKey]*slidingLog, len(req.Rules))}
 		sh.tenants[req.Tenant] = t
 	}
 
 	var logs [MaxRules]*slidingLog
 	d.Allowed = true
 	for i, r := range req.Rules {
-		lg := t.rules[r.Name]
+		lg := t.rules[memKeyOf(r)]
 		if lg == nil {
 			lg = &slidingLog{}
-			t.rules[r.Name] = lg
+			t.rules[memKeyOf(r)] = lg
 		}
 		lg.trim(now - int64(r.Window))
 		logs[i] = lg
 		if lg.used+r.CostOrOne() > r.Limit {
-			d.Allowed = false
+			// A shadow rule only says so: it denies nothing.
+			d.Allowed = d.Allowed && r.Shadow()
 			d.Rules[i].RetryAfter = lg.retryAfter(now, r)
 		}
 	}
 	d.N = len(req.Rules)
 	for i, r := range req.Rules {
 		lg := logs[i]
-		if d.Allowed {
+		st := &d.Rules[i]
+		if d.Allowed && !st.Denied() {
 			lg.push(now, r.CostOrOne())
 		}
-		st := &d.Rules[i]
-		st.Limit = r.Limit
+		st.Limit, st.Shadow = r.Limit, r.Shadow()
 		st.Remaining = max(r.Limit-lg.used, 0)
 		st.Reset = lg.reset(now, r.Window)
 	}
@@ -206,10 +216,13 @@ func (s *MemoryStore) Usage(_ context.Context, tenant string, rules []Rule) ([]R
 	t := sh.tenants[tenant]
 	for i, r := range rules {
 		out[i].Rule = r
-		if t == nil || t.rules[r.Name] == nil {
+		lg := (*slidingLog)(nil)
+		if t != nil {
+			lg = t.rules[memKeyOf(r)]
+		}
+		if lg == nil {
 			continue
 		}
-		lg := t.rules[r.Name]
 		lg.trim(now - int64(r.Window))
 		out[i].Used = lg.used
 		out[i].Reset = lg.reset(now, r.Window)

@@ -152,12 +152,12 @@ func (o *op) encode(b []byte) []byte {
 		return o.encodePeek(b)
 	}
 	n := len(o.req.Rules)
-	b = appendArray(b, 3+n+2+3*n)
+	b = appendArray(b, 3+n+2+4*n)
 	b = appendBulk(b, "EVALSHA")
 	b = appendBulk(b, decideScript.Hash())
 	b = appendBulkInt(b, int64(n))
 	for _, r := range o.req.Rules {
-		b = appendKeyArg(b, o.prefix, o.req.Tenant, r.Name)
+		b = appendKeyArg(b, o.prefix, o.req.Tenant, r)
 	}
 	var m [64]byte
 	member := append(m[:0], o.instance...)
@@ -173,8 +173,17 @@ func (o *op) encode(b []byte) []byte {
 		b = appendBulkInt(b, r.Window.Microseconds())
 		b = appendBulkInt(b, r.Limit)
 		b = appendBulkInt(b, r.CostOrOne())
+		b = appendBulkInt(b, modeArg(r))
 	}
 	return b
+}
+
+// modeArg is a rule's mode as the scripts take it: 1 shadow, 0 enforced.
+func modeArg(r Rule) int64 {
+	if r.Shadow() {
+		return 1
+	}
+	return 0
 }
 
 func (o *op) encodePeek(b []byte) []byte {

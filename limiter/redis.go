@@ -212,11 +212,12 @@ func (s *RedisStore) peekOn(rt router, req Request, keys []string, args []any, b
 	return o, nil
 }
 
-// keys are the Redis keys of tenant's rules, in order.
+// keys are the Redis keys of tenant's rules, in order (a shadow rule's
+// its own: ShadowKey).
 func (s *RedisStore) keys(tenant string, rules []Rule) []string {
 	keys := make([]string, len(rules))
 	for i, r := range rules {
-		keys[i] = Key(s.prefix, tenant, r.Name)
+		keys[i] = ruleKey(s.prefix, tenant, r)
 	}
 	return keys
 }
@@ -245,6 +246,7 @@ func parseDecision(rules []Rule, v []int64) (Decision, error) {
 		st.Remaining = v[1+3*i]
 		st.Reset = time.Duration(v[2+3*i]) * time.Microsecond
 		st.RetryAfter = time.Duration(v[3+3*i]) * time.Microsecond
+		st.Shadow = r.Shadow()
 	}
 	return d, nil
 }
@@ -259,9 +261,9 @@ func (s *RedisStore) ReplicaDenies(_ context.Context, req Request, budget time.D
 	if len(req.Rules) == 0 || len(req.Rules) > MaxRules {
 		return Decision{}, false, nil
 	}
-	args := make([]any, 0, 4*len(req.Rules))
+	args := make([]any, 0, 5*len(req.Rules))
 	for _, r := range req.Rules {
-		args = append(args, r.Window.Microseconds(), r.Limit, r.CostOrOne(), 0) // no pending entries
+		args = append(args, r.Window.Microseconds(), r.Limit, r.CostOrOne(), modeArg(r), 0) // no pending entries
 	}
 	o, err := s.peek(req, s.keys(req.Tenant, req.Rules), args, budget)
 	if err != nil {
@@ -278,7 +280,7 @@ func (s *RedisStore) ReplicaDenies(_ context.Context, req Request, budget time.D
 func parsePeek(rules []Rule, v []int64) (Decision, bool) {
 	d := Decision{N: len(rules), Allowed: v[0] == 1}
 	for i, r := range rules {
-		d.Rules[i] = RuleState{Limit: r.Limit, Remaining: v[1+4*i],
+		d.Rules[i] = RuleState{Limit: r.Limit, Remaining: v[1+4*i], Shadow: r.Shadow(),
 			Reset: time.Duration(v[2+4*i]) * time.Microsecond, RetryAfter: time.Duration(v[3+4*i]) * time.Microsecond}
 	}
 	return d, d.Allowed

@@ -147,7 +147,7 @@ func (r *replicaDecider) shard(tenant string) *pendingShard {
 // snapshot copies the pending logs of req's rules into the script's
 // arguments, dropping entries older than their window.
 func (r *replicaDecider) snapshot(sh *pendingShard, req Request, now time.Time) snapshot {
-	s := snapshot{keys: r.s.keys(req.Tenant, req.Rules), args: make([]any, 0, 4*len(req.Rules))}
+	s := snapshot{keys: r.s.keys(req.Tenant, req.Rules), args: make([]any, 0, 5*len(req.Rules))}
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	sh.maybeSweep(now)
@@ -161,12 +161,12 @@ func (r *replicaDecider) snapshot(sh *pendingShard, req Request, now time.Time) 
 			}
 		}
 		if lg == nil {
-			s.args = append(s.args, rule.Window.Microseconds(), rule.Limit, rule.CostOrOne(), 0)
+			s.args = append(s.args, rule.Window.Microseconds(), rule.Limit, rule.CostOrOne(), modeArg(rule), 0)
 			continue
 		}
 		s.full = s.full || len(lg.entries) >= maxPending
 		s.logs[i], s.appended[i], s.dropped[i] = lg, lg.appended, lg.dropped
-		s.args = append(s.args, rule.Window.Microseconds(), rule.Limit, rule.CostOrOne(), len(lg.entries))
+		s.args = append(s.args, rule.Window.Microseconds(), rule.Limit, rule.CostOrOne(), modeArg(rule), len(lg.entries))
 		for _, e := range lg.entries {
 			s.args = append(s.args, e.member, e.cost)
 		}
@@ -208,29 +208,51 @@ func (r *replicaDecider) settle(sh *pendingShard, req Request, snap *snapshot, v
 		if oldest, ok := lg.oldest(); ok && (st.Reset == 0 || oldest.Add(rule.Window).Sub(now) < st.Reset) {
 			st.Reset = max(oldest.Add(rule.Window).Sub(now), 0)
 		}
-		if d.Allowed && st.Remaining-extra < rule.CostOrOne() {
-			d.Allowed, cacheable = false, false
+		if st.Remaining-extra < rule.CostOrOne() && !st.Denied() && (d.Allowed || rule.Shadow()) {
+			// Full since the script read: denied (a shadow rule: would be).
 			st.RetryAfter = max(st.Reset, time.Millisecond)
+			if !rule.Shadow() {
+				d.Allowed, cacheable = false, false
+			}
 		}
 		st.Remaining = max(st.Remaining-extra, 0)
 	}
-	if !d.Allowed {
-		return d, cacheable
+	if d.Allowed {
+		r.admit(sh, req, snap, &d, logs, member, now)
+	}
+	return d, cacheable
+}
+
+// admit records an admission, with sh locked: in the pending logs and the
+// recorder's queue of every rule but the shadow rules that would have
+// denied it.
+func (r *replicaDecider) admit(sh *pendingShard, req Request, snap *snapshot, d *Decision, logs [MaxRules]*pendingLog, member string, now time.Time) {
+	rec := record{keys: snap.keys, args: recordArgs(member, req.Rules)}
+	if d.ShadowDenied() {
+		rec = record{keys: make([]string, 0, len(req.Rules)), args: []any{member}}
 	}
 	for i, rule := range req.Rules {
+		st := &d.Rules[i]
+		if st.Denied() { // only a shadow rule: the request is admitted
+			continue
+		}
 		if logs[i] == nil {
 			logs[i] = &pendingLog{window: rule.Window}
 			sh.logs[snap.keys[i]] = logs[i]
 		}
 		logs[i].append(pendingEntry{member: member + ":1", cost: rule.CostOrOne(), at: now})
-		st := &d.Rules[i]
 		st.Remaining = max(st.Remaining-rule.CostOrOne(), 0)
 		if st.Reset == 0 {
 			st.Reset = rule.Window // this request is the only one counted
 		}
+		if d.ShadowDenied() {
+			rec.keys = append(rec.keys, snap.keys[i])
+			rec.args = append(rec.args, rule.Window.Microseconds(), rule.CostOrOne())
+		}
 	}
-	r.recorder.enqueue(record{keys: snap.keys, args: recordArgs(member, req.Rules)})
-	return d, cacheable
+	if len(rec.keys) > 0 {
+		r.recorder.enqueue(rec)
+	}
 }
 
 // retryAfter reads the script's retry: µs, or -m when the request fits once

@@ -63,16 +63,22 @@ func appendBulkInt(b []byte, v int64) []byte {
 	return append(b, '\r', '\n')
 }
 
-// appendKeyArg appends <prefix>:{<tenant>}:<rule> (Key) as one argument.
-func appendKeyArg(b []byte, prefix, tenant, rule string) []byte {
+// appendKeyArg appends r's key, <prefix>:{<tenant>}:<rule> (Key) or
+// <prefix>:{<tenant>}:shadow:<rule> (ShadowKey), as one argument.
+func appendKeyArg(b []byte, prefix, tenant string, r Rule) []byte {
+	infix := ""
+	if r.Shadow() {
+		infix = shadowInfix
+	}
 	b = append(b, '$')
-	b = strconv.AppendInt(b, int64(len(prefix)+len(tenant)+len(rule)+4), 10)
+	b = strconv.AppendInt(b, int64(len(prefix)+len(tenant)+len(infix)+len(r.Name)+4), 10)
 	b = append(b, '\r', '\n')
 	b = append(b, prefix...)
 	b = append(b, ':', '{')
 	b = append(b, tenant...)
 	b = append(b, '}', ':')
-	b = append(b, rule...)
+	b = append(b, infix...)
+	b = append(b, r.Name...)
 	return append(b, '\r', '\n')
 }
 

@@ -227,6 +227,9 @@ func (b *builder) rules(path string, rules []limiter.Rule) {
 		if r.Cost < 0 {
 			b.fail(p+".cost", "got %d; want >= 1 (0 means 1)", r.Cost)
 		}
+		if r.Mode != "" && r.Mode != limiter.RuleEnforce && r.Mode != limiter.RuleShadow {
+			b.fail(p+".mode", "got %q; want enforce or shadow", r.Mode)
+		}
 	}
 }
 
@@ -306,7 +309,8 @@ func HashKey(key string) string {
 }
 
 // mergeRules is plan plus extra; an extra rule replaces the plan's rule of
-// the same name.
+// the same name, whatever either's mode: a tenant can shadow a plan's
+// rule, or enforce a plan's shadow rule, by redefining it.
 func mergeRules(plan, extra []limiter.Rule) []limiter.Rule {
 	out := make([]limiter.Rule, 0, len(plan)+len(extra))
 	for _, r := range plan {

@@ -53,6 +53,9 @@ type Stats struct {
 	// Allowed, Denied, Degraded and Overloaded count rate-limit decisions
 	// by result (overloaded: shed before Redis was asked).
 	Allowed, Denied, Degraded, Overloaded *metrics.Counter
+	// ShadowDenied counts the decisions a shadow rule would have denied,
+	// besides their result: result="shadow_denied".
+	ShadowDenied *metrics.Counter
 
 	id    string
 	codes [len(trackedCodes) + classSlots]atomic.Pointer[metrics.Counter] // created on first use
@@ -68,7 +71,7 @@ func requestsName(id string, slot int) string {
 }
 
 // decisionResults are the result labels of l1gw_ratelimit_decisions_total.
-var decisionResults = [...]string{"allowed", "denied", "degraded", "overloaded"}
+var decisionResults = [...]string{"allowed", "denied", "degraded", "overloaded", "shadow_denied"}
 
 // Retire unregisters the metric series of the tenants labelled in old and
 // not in cur, so that a reload that drops tenants (or moves them past
@@ -100,7 +103,7 @@ func NewStats(id string) *Stats {
 		return metrics.GetOrCreateCounter(decisionsName(id, result))
 	}
 	return &Stats{id: id, Allowed: decision("allowed"), Denied: decision("denied"), Degraded: decision("degraded"),
-		Overloaded: decision("overloaded")}
+		Overloaded: decision("overloaded"), ShadowDenied: decision("shadow_denied")}
 }
 
 // Response counts one response in l1gw_requests_total{tenant,code}: common

@@ -151,6 +151,8 @@ func TestBuildErrors(t *testing.T) {
 		{"unknown upstream", nil, []tenants.Spec{{ID: "a", Plan: "free", Keys: []string{"k"}, Upstream: "nope"}}, []string{`tenant_list[0].upstream: unknown upstream "nope"`}},
 		{"bad rule", nil, []tenants.Spec{{ID: "a", Plan: "free", Keys: []string{"k"}, Limits: []limiter.Rule{{Name: "x", Limit: 0, Window: 0}, {Name: "x", Limit: 1, Window: time.Second, Cost: -1}}}},
 			[]string{"tenant_list[0].limits[0].limit: got 0", "tenant_list[0].limits[0].window: got 0s", `tenant_list[0].limits[1].name: rule "x" is defined twice`, "tenant_list[0].limits[1].cost"}},
+		{"bad mode", nil, []tenants.Spec{{ID: "a", Plan: "free", Keys: []string{"k"}, Limits: []limiter.Rule{{Name: "x", Limit: 1, Window: time.Second, Mode: "dry-run"}}}},
+			[]string{`tenant_list[0].limits[0].mode: got "dry-run"; want enforce or shadow`}},
 		{"route rule shadows", nil, []tenants.Spec{{ID: "a", Plan: "free", Keys: []string{"k"}, Routes: []tenants.RouteSpec{{Limits: []limiter.Rule{{Name: "per_second", Limit: 1, Window: time.Second}}}}}},
 			[]string{`tenant_list[0].routes[0].limits[0].name: "per_second" is already a limit`}},
 		{"two routes, one name, two definitions", nil, []tenants.Spec{{ID: "a", Plan: "free", Keys: []string{"k"}, Routes: []tenants.RouteSpec{
@@ -192,5 +194,22 @@ func TestRoutesMayShareAnIdenticalRule(t *testing.T) {
 	tn, _ := s.ByID("a")
 	if got := ruleNames(tn.AllRules()); got != "per_second=1s,per_minute=1m0s,writes=1s" {
 		t.Fatalf("AllRules: %s; want the shared rule once", got)
+	}
+}
+
+// TestTenantRuleReplacesAPlanRuleWhateverItsMode: names stay unique per
+// tenant; a tenant rule of a plan rule's name replaces it, so a tenant
+// tries a tighter plan limit in shadow (and enforces it, later, the same
+// way).
+func TestTenantRuleReplacesAPlanRuleWhateverItsMode(t *testing.T) {
+	trial := limiter.Rule{Name: "per_minute", Limit: 100, Window: time.Minute, Mode: limiter.RuleShadow}
+	s := build(t, opts(), tenants.Spec{ID: "a", Plan: "free", Keys: []string{"k"}, Limits: []limiter.Rule{trial}})
+	tn, _ := s.ByID("a")
+	rules := tn.Rules([]byte("GET"), []byte("/"))
+	if len(rules) != 2 || rules[0].Name != "per_second" || rules[1] != trial {
+		t.Fatalf("rules %v; want per_second, then the tenant's per_minute in shadow", rules)
+	}
+	if !rules[1].Shadow() || rules[0].Shadow() {
+		t.Fatalf("Shadow(): %v %v; want false true", rules[0].Shadow(), rules[1].Shadow())
 	}
 }

@@ -319,12 +319,19 @@ type RuleUsage struct {
 	Used         int64   `json:"used"`
 	Remaining    int64   `json:"remaining"`
 	ResetSeconds float64 `json:"reset_seconds"`
+	// Mode is "shadow" for a shadow rule (its own count, never denying);
+	// absent for an enforced one.
+	Mode string `json:"mode,omitempty"`
 }
 
 // ruleUsage is u as the API shows it.
 func ruleUsage(u limiter.RuleUsage) RuleUsage {
-	return RuleUsage{Name: u.Rule.Name, Limit: u.Rule.Limit, Window: u.Rule.Window.String(),
+	r := RuleUsage{Name: u.Rule.Name, Limit: u.Rule.Limit, Window: u.Rule.Window.String(),
 		Used: u.Used, Remaining: u.Remaining(), ResetSeconds: u.Reset.Seconds()}
+	if u.Rule.Shadow() {
+		r.Mode = limiter.RuleShadow
+	}
+	return r
 }
 
 // usage answers each rule's limit, used, remaining and reset, read from

@@ -28,6 +28,7 @@ type SimulateRequest struct {
 type Simulation struct {
 	Tenant string `json:"tenant"`
 	// Result is "allowed" or "denied": what the request would get now.
+	// Shadow rules take no part: they never deny.
 	Result string `json:"result"`
 	// Rules are the rules the request is decided by, with each one's use.
 	Rules []SimulatedRule `json:"rules"`
@@ -36,7 +37,8 @@ type Simulation struct {
 // SimulatedRule is one rule of a simulation.
 type SimulatedRule struct {
 	RuleUsage
-	// Cost is what the request would use of it; Fits whether it fits.
+	// Cost is what the request would use of it; Fits whether it fits (for
+	// a shadow rule: whether it would have).
 	Cost int64 `json:"cost"`
 	Fits bool  `json:"fits"`
 }
@@ -108,7 +110,7 @@ func (a *Admin) simulate(ctx *fasthttp.RequestCtx) {
 	for i, u := range us {
 		cost := max(u.Rule.Cost, 1)
 		fits := u.Used+cost <= u.Rule.Limit
-		if !fits {
+		if !fits && !u.Rule.Shadow() {
 			out.Result = "denied"
 		}
 		u.Reset = u.Reset.Round(time.Millisecond)

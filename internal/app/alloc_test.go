@@ -9,7 +9,8 @@ import (
 )
 
 // TestServeDoesNotAllocate guards the hot path: an admitted, forwarded
-// request and a denied one cost no heap allocation once warm, on the
+// request, one a shadow rule would have denied (X-RateLimit-Shadow) and a
+// denied one cost no heap allocation once warm, on the
 // memory store and on Redis (exact consistency: the pipe, the script call
 // and its reply included).
 func TestServeDoesNotAllocate(t *testing.T) {
@@ -21,8 +22,10 @@ func TestServeDoesNotAllocate(t *testing.T) {
 	}{
 		{"memory/admitted", "bulk-key", 200, nil},
 		{"memory/denied", "acme-key", 429, nil},
+		{"memory/shadow-denied", "trying-key", 200, nil},
 		{"redis/admitted", "bulk-key", 200, redisSets(srv.Addr(), "ratelimit.budget=1s")},
 		{"redis/denied", "acme-key", 429, redisSets(srv.Addr(), "ratelimit.budget=1s")},
+		{"redis/shadow-denied", "trying-key", 200, redisSets(srv.Addr(), "ratelimit.budget=1s")},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -23,7 +23,9 @@ import (
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // testConfig is a config with one tenant "acme" (key "acme-key", 3 per
-// minute; POST /v1/expensive 1 per minute) and the upstream at UPSTREAM.
+// minute; POST /v1/expensive 1 per minute), others, and the upstream at
+// UPSTREAM. Tenant "trying" (key "trying-key") tries a limit of 2 per
+// hour in shadow.
 const testConfig = `
 server:
   listen: "127.0.0.1:0"
@@ -42,6 +44,10 @@ plans:
   fifty:
     limits:
       - {name: per_10s, limit: 50, window: 10s}
+  shadowed:
+    limits:
+      - {name: per_hour, limit: 1000000000, window: 1h}
+      - {name: tighter, limit: 2, window: 1h, mode: shadow}
 tenant_list:
   - id: acme
     plan: small
@@ -54,6 +60,9 @@ tenant_list:
   - id: team
     plan: fifty
     keys: [team-key]
+  - id: trying
+    plan: shadowed
+    keys: [trying-key]
 upstreams:
   main:
     targets: ["UPSTREAM"]

@@ -277,7 +277,12 @@ func (g *Gateway) reject(ctx *fasthttp.RequestCtx, p problem) {
 // retryAfterOverload is the Retry-After of a shed request.
 var retryAfterOverload = []byte("1")
 
+// countDecision counts a verdict by its result, and once more as
+// shadow_denied when a shadow rule would have denied the request.
 func countDecision(s *tenants.Stats, v *degrade.Verdict) {
+	if v.Decision.ShadowDenied() {
+		s.ShadowDenied.Inc()
+	}
 	switch {
 	case v.Overloaded:
 		s.Overloaded.Inc()

@@ -20,6 +20,8 @@ var (
 	hdrRateLimit  = []byte("Ratelimit")
 	hdrRetryAfter = []byte("Retry-After")
 	hdrRequestID  = []byte("X-Request-Id")
+	// hdrShadow names the shadow rules that would have denied the request.
+	hdrShadow = []byte("X-Ratelimit-Shadow")
 
 	statusOK         = []byte("ok")
 	statusDegraded   = []byte("degraded")
@@ -38,12 +40,20 @@ func seconds(d time.Duration) int64 {
 	return int64((d + time.Second - 1) / time.Second)
 }
 
-// tightest picks the rule the X-RateLimit-* headers describe: when denied,
-// the denying rule that frees last; otherwise the one with the least
-// remaining (the one that frees last among equals).
+// tightest picks the rule the X-RateLimit-* headers describe, among the
+// enforced rules: when denied, the denying rule that frees last;
+// otherwise the one with the least remaining (the one that frees last
+// among equals). It is -1 when every rule is a shadow rule.
 func tightest(d *limiter.Decision) int {
-	best := 0
+	best := -1
 	for i, s := range d.States() {
+		if s.Shadow {
+			continue
+		}
+		if best < 0 {
+			best = i
+			continue
+		}
 		b := d.Rules[best]
 		if !d.Allowed {
 			if s.RetryAfter > b.RetryAfter {
@@ -61,7 +71,12 @@ func tightest(d *limiter.Decision) int {
 // writeRateHeaders sets the rate-limit headers for a verdict on rules. It
 // must run after the upstream's response is in place: fasthttp resets the
 // response on Do and headers on ctx.Error. It does not allocate.
+//
+// Shadow rules count for nothing but X-RateLimit-Shadow and their own
+// RateLimit-Policy items: never for Retry-After, the remaining counts or
+// the RateLimit header.
 func writeRateHeaders(h *fasthttp.ResponseHeader, rules []limiter.Rule, v *degrade.Verdict) {
+	h.DelBytes(hdrShadow) // only ever the gateway's own, not the upstream's
 	if v.Overloaded {
 		h.SetCanonical(hdrStatus, statusOverloaded) // shed: nothing was decided
 		return
@@ -76,37 +91,77 @@ func writeRateHeaders(h *fasthttp.ResponseHeader, rules []limiter.Rule, v *degra
 		return // decided without the store: nothing true to say about counts
 	}
 	var buf [512]byte
-	t := d.Rules[tightest(d)]
-	h.SetCanonical(hdrLimit, strconv.AppendInt(buf[:0], t.Limit, 10))
-	h.SetCanonical(hdrRemaining, strconv.AppendInt(buf[:0], t.Remaining, 10))
-	h.SetCanonical(hdrReset, strconv.AppendInt(buf[:0], seconds(t.Reset), 10))
+	if i := tightest(d); i >= 0 {
+		t := d.Rules[i]
+		h.SetCanonical(hdrLimit, strconv.AppendInt(buf[:0], t.Limit, 10))
+		h.SetCanonical(hdrRemaining, strconv.AppendInt(buf[:0], t.Remaining, 10))
+		h.SetCanonical(hdrReset, strconv.AppendInt(buf[:0], seconds(t.Reset), 10))
+	}
 	if !v.Allowed {
 		h.SetCanonical(hdrRetryAfter, strconv.AppendInt(buf[:0], max(seconds(d.RetryAfter()), 1), 10))
 	}
+	h.SetCanonical(hdrPolicy, appendPolicies(buf[:0], rules))
+	if b := appendRateLimits(buf[:0], rules, d); len(b) > 0 {
+		h.SetCanonical(hdrRateLimit, b)
+	}
+	if d.ShadowDenied() {
+		h.SetCanonical(hdrShadow, appendShadowDenied(buf[:0], rules, d))
+	}
+}
 
-	// RFC 9651 lists, one item per rule, in the syntax of
-	// draft-ietf-httpapi-ratelimit-headers:
-	//   RateLimit-Policy: "per_second";q=10;w=1, "per_minute";q=300;w=60
-	//   RateLimit: "per_second";r=7;t=1, "per_minute";r=290;t=60
-	b := buf[:0]
+// appendPolicies appends the RateLimit-Policy list: an RFC 9651 list, one
+// item per rule, in the syntax of draft-ietf-httpapi-ratelimit-headers;
+// a shadow rule's item carries the parameter shadow (clients ignore
+// parameters they do not know):
+//
+//	"per_second";q=10;w=1, "per_minute";q=300;w=60, "trial";q=100;w=60;shadow
+func appendPolicies(b []byte, rules []limiter.Rule) []byte {
 	for i, r := range rules {
 		b = appendItem(b, i, r.Name)
 		b = append(b, ";q="...)
 		b = strconv.AppendInt(b, r.Limit, 10)
 		b = append(b, ";w="...)
 		b = strconv.AppendInt(b, max(seconds(r.Window), 1), 10)
+		if r.Shadow() {
+			b = append(b, ";shadow"...)
+		}
 	}
-	h.SetCanonical(hdrPolicy, b)
-	b = buf[:0]
+	return b
+}
+
+// appendRateLimits appends the RateLimit list, one item per enforced rule:
+//
+//	"per_second";r=7;t=1, "per_minute";r=290;t=60
+func appendRateLimits(b []byte, rules []limiter.Rule, d *limiter.Decision) []byte {
+	n := 0
 	for i, r := range rules {
 		s := d.Rules[i]
-		b = appendItem(b, i, r.Name)
+		if s.Shadow {
+			continue
+		}
+		b = appendItem(b, n, r.Name)
 		b = append(b, ";r="...)
 		b = strconv.AppendInt(b, s.Remaining, 10)
 		b = append(b, ";t="...)
 		b = strconv.AppendInt(b, seconds(s.Reset), 10)
+		n++
 	}
-	h.SetCanonical(hdrRateLimit, b)
+	return b
+}
+
+// appendShadowDenied appends the names of the shadow rules that would
+// have denied the request, comma-separated: X-RateLimit-Shadow.
+func appendShadowDenied(b []byte, rules []limiter.Rule, d *limiter.Decision) []byte {
+	for i, s := range d.States() {
+		if !s.Shadow || !s.Denied() {
+			continue
+		}
+		if len(b) > 0 {
+			b = append(b, ", "...)
+		}
+		b = append(b, rules[i].Name...)
+	}
+	return b
 }
 
 // appendItem starts list item i: the policy name as an sf-string. Rule

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -14,6 +15,8 @@ func TestRateHeaders(t *testing.T) {
 	sec := limiter.Rule{Name: "per_second", Limit: 10, Window: time.Second}
 	min := limiter.Rule{Name: "per_minute", Limit: 300, Window: time.Minute}
 	sub := limiter.Rule{Name: "burst", Limit: 5, Window: 500 * time.Millisecond}
+	trial := limiter.Rule{Name: "trial", Limit: 2, Window: time.Minute, Mode: limiter.RuleShadow}
+	trial2 := limiter.Rule{Name: "trial2", Limit: 1, Window: time.Second, Mode: limiter.RuleShadow}
 	verdict := func(allowed, degraded bool, states ...limiter.RuleState) degrade.Verdict {
 		v := degrade.Verdict{Degraded: degraded, Allowed: allowed}
 		v.Decision.Allowed = allowed
@@ -74,6 +77,36 @@ func TestRateHeaders(t *testing.T) {
 			want:  map[string]string{"Retry-After": "1", "RateLimit-Policy": `"burst";q=5;w=1`, "X-RateLimit-Reset": "1"},
 		},
 		{
+			name:  "a shadow rule that would have denied: named, its own policy item, nothing else",
+			rules: []limiter.Rule{sec, trial},
+			v: verdict(true, false,
+				limiter.RuleState{Limit: 10, Remaining: 7, Reset: 400 * time.Millisecond},
+				limiter.RuleState{Limit: 2, Remaining: 0, Reset: 30 * time.Second, RetryAfter: 30 * time.Second, Shadow: true}),
+			want: map[string]string{
+				"X-RateLimit-Shadow": "trial", "X-RateLimit-Limit": "10", "X-RateLimit-Remaining": "7", "X-RateLimit-Reset": "1",
+				"Retry-After":      "",
+				"RateLimit-Policy": `"per_second";q=10;w=1, "trial";q=2;w=60;shadow`,
+				"RateLimit":        `"per_second";r=7;t=1`,
+			},
+		},
+		{
+			name:  "denied, and two shadow rules would have: Retry-After from the enforced rule",
+			rules: []limiter.Rule{trial, sec, trial2},
+			v: verdict(false, false,
+				limiter.RuleState{Limit: 2, Remaining: 0, Reset: 50 * time.Second, RetryAfter: 50 * time.Second, Shadow: true},
+				limiter.RuleState{Limit: 10, Remaining: 0, Reset: time.Second, RetryAfter: time.Second},
+				limiter.RuleState{Limit: 1, Remaining: 0, Reset: time.Second, RetryAfter: time.Second, Shadow: true}),
+			want: map[string]string{"X-RateLimit-Shadow": "trial, trial2", "Retry-After": "1", "X-RateLimit-Limit": "10",
+				"RateLimit": `"per_second";r=0;t=1`},
+		},
+		{
+			name:  "a shadow rule with room: no X-RateLimit-Shadow",
+			rules: []limiter.Rule{trial},
+			v:     verdict(true, false, limiter.RuleState{Limit: 2, Remaining: 1, Reset: time.Minute, Shadow: true}),
+			want: map[string]string{"X-RateLimit-Shadow": "", "X-RateLimit-Limit": "", "RateLimit": "",
+				"RateLimit-Policy": `"trial";q=2;w=60;shadow`, "X-RateLimit-Status": "ok"},
+		},
+		{
 			name:  "degraded without a decision: only the status",
 			rules: []limiter.Rule{sec},
 			v:     verdict(true, true),
@@ -96,5 +129,19 @@ func TestRateHeaders(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestViolatedPoliciesAreEnforcedRules: a 429 names the enforced rules
+// that denied, never a shadow rule that would have.
+func TestViolatedPoliciesAreEnforcedRules(t *testing.T) {
+	rules := []limiter.Rule{{Name: "trial", Limit: 1, Window: time.Hour, Mode: limiter.RuleShadow}, {Name: "per_second", Limit: 1, Window: time.Second}}
+	v := degrade.Verdict{Decision: limiter.Decision{N: 2}}
+	v.Decision.Rules[0] = limiter.RuleState{Limit: 1, RetryAfter: time.Hour, Shadow: true}
+	v.Decision.Rules[1] = limiter.RuleState{Limit: 1, RetryAfter: time.Second}
+	var ctx fasthttp.RequestCtx
+	writeProblemWith(&ctx, problemQuota, rules, &v)
+	if body := string(ctx.Response.Body()); !strings.Contains(body, `"violated-policies":["per_second"]`) {
+		t.Fatalf("body %s; want violated-policies [per_second] alone", body)
 	}
 }

@@ -35,7 +35,7 @@ func writeProblem(ctx *fasthttp.RequestCtx, p problem) {
 }
 
 // writeProblemWith writes p; for a 429 it adds "violated-policies", the
-// names of the rules that denied.
+// names of the enforced rules that denied.
 func writeProblemWith(ctx *fasthttp.RequestCtx, p problem, rules []limiter.Rule, v *degrade.Verdict) {
 	resp := &ctx.Response
 	// Nothing of a failed upstream answer may leak into ours: its headers
@@ -62,7 +62,7 @@ func writeProblemWith(ctx *fasthttp.RequestCtx, p problem, rules []limiter.Rule,
 		b = append(b, `,"violated-policies":[`...)
 		n := 0
 		for i, s := range v.Decision.States() {
-			if s.Denied() {
+			if s.Denied() && !s.Shadow {
 				if n > 0 {
 					b = append(b, ',')
 				}

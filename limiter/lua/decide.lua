@@ -1,21 +1,27 @@
 #!lua
 -- decide.lua: one sliding-log decision for every rule of a request.
 --
--- KEYS[i]          the sorted set of rule i: <prefix>:{<tenant>}:<rule>
+-- KEYS[i]          the sorted set of rule i: <prefix>:{<tenant>}:<rule>, or
+--                  <prefix>:{<tenant>}:shadow:<rule> for a shadow rule
 -- ARGV[1]          the request's member base, unique per request (instance:sequence)
 -- ARGV[2]          1 when the call may be a replay (sent again after a lost
 --                  reply): the script then looks for its own record first
--- ARGV[3i..3i+2]   rule i's window (µs), limit and cost
+-- ARGV[4i-1..4i+2] rule i's window (µs), limit, cost and mode (1 shadow,
+--                  0 enforced)
 --
 -- Each set holds one member per unit of cost admitted, scored with the
 -- Redis server's time in integer microseconds (exact in a double). The
--- request is recorded in every set only when every rule has room; a denied
--- request is recorded nowhere. Members are built from strings: Lua 5.1
--- prints a concatenated microsecond timestamp as 1.7e+15.
+-- request is recorded in every set only when every enforced rule has room;
+-- a denied request is recorded nowhere. A shadow rule never denies: it is
+-- decided as if it were enforced, and the request is recorded in its set
+-- only when it is admitted and the shadow rule had room. Members are built
+-- from strings: Lua 5.1 prints a concatenated microsecond timestamp as
+-- 1.7e+15.
 --
 -- Returns {allowed, remaining_1, reset_1, retry_1, ..., remaining_n, reset_n, retry_n},
 -- times in µs: reset is when the oldest member leaves the window, retry
--- (0 unless rule i denied) when this request would fit.
+-- (0 unless rule i denied, or would have for a shadow rule) when this
+-- request would fit. allowed counts enforced rules only.
 --
 -- The shebang declares a write script to Redis 7: OOM and
 -- min-replicas-to-write are checked before it runs, so a decision never
@@ -28,20 +34,32 @@ local member = ARGV[1]
 local n = #KEYS
 
 local function rule(i)
-  return tonumber(ARGV[3 * i]), tonumber(ARGV[3 * i + 1]), tonumber(ARGV[3 * i + 2])
+  local a = 4 * i - 1
+  return tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), ARGV[a + 3] == '1'
 end
 
--- A call repeated after a lost reply finds its request recorded already.
--- Only a call sent again asks: the first send never finds one.
-local replay = ARGV[2] == '1' and redis.call('ZSCORE', KEYS[1], member .. ':1') ~= false
+-- A call repeated after a lost reply finds its request recorded already:
+-- in every enforced set, and in the shadow sets that had room, so any set
+-- holding it will do. Only a call sent again asks: the first send never
+-- finds one.
+local replay = false
+if ARGV[2] == '1' then
+  for i = 1, n do
+    if redis.call('ZSCORE', KEYS[i], member .. ':1') then
+      replay = true
+      break
+    end
+  end
+end
 
-local used = {}
+local used, over = {}, {}
 local allowed = 1
 for i = 1, n do
-  local window, limit, cost = rule(i)
+  local window, limit, cost, shadow = rule(i)
   redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - window)
   used[i] = redis.call('ZCARD', KEYS[i])
-  if not replay and used[i] + cost > limit then
+  over[i] = not replay and used[i] + cost > limit
+  if over[i] and not shadow then
     allowed = 0
   end
 end
@@ -51,7 +69,7 @@ for i = 1, n do
   local key = KEYS[i]
   local window, limit, cost = rule(i)
   local reset, retry = 0, 0
-  if allowed == 1 and not replay then
+  if allowed == 1 and not replay and not over[i] then
     local args = {} -- one ZADD per 100 units: unpack's stack is bounded
     for j = 1, cost do
       args[#args + 1] = now
@@ -71,7 +89,7 @@ for i = 1, n do
     local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
     reset = tonumber(oldest[2]) + window - now
   end
-  if allowed == 0 and used[i] + cost > limit then
+  if over[i] then -- so not recorded: used[i] is as counted
     if cost > limit then
       retry = window
     else

@@ -2,21 +2,24 @@
 -- peek.lua: read-only; the replica-consistency decision. Runs with
 -- EVALSHA_RO on the local replica and writes nothing.
 --
--- KEYS[i]  the sorted set of rule i
--- ARGV, per rule in order: window (µs), limit, cost, P (pending count),
---          then P pairs (member, cost): this gateway's admissions, oldest
---          first, that may not have reached the replica yet.
+-- KEYS[i]  the sorted set of rule i (a shadow rule's own, as decide.lua)
+-- ARGV, per rule in order: window (µs), limit, cost, mode (1 shadow, 0
+--          enforced), P (pending count), then P pairs (member, cost): this
+--          gateway's admissions, oldest first, that may not have reached
+--          the replica yet.
 --
 -- This gateway writes its records in order over one connection and the
 -- replica applies them in order, so the pending members it already shows
 -- are the oldest ones: a prefix. The rest count on top of the replica's.
 --
 -- Returns {allowed, then per rule: remaining, reset, retry, visible}:
--- reset is µs until the replica's oldest entry leaves the window (0: none);
--- retry is 0 unless the rule denied, else µs until the request fits, or
--- -m when it fits only once m units of the pending entries the replica does
--- not show have left the window (the gateway knows their times); visible
--- is how many pending entries the replica shows (the gateway drops them).
+-- allowed counts enforced rules only, as in decide.lua; reset is µs until
+-- the replica's oldest entry leaves the window (0: none); retry is 0
+-- unless the rule denied (a shadow rule: would have), else µs until the
+-- request fits, or -m when it fits only once m units of the pending
+-- entries the replica does not show have left the window (the gateway
+-- knows their times); visible is how many pending entries the replica
+-- shows (the gateway drops them).
 --
 -- The shebang flags it read-only (EVALSHA_RO, replicas) and lets it run
 -- while Redis is out of memory: it writes nothing.
@@ -29,8 +32,9 @@ local allowed = 1
 
 for i = 1, #KEYS do
   local r = {window = tonumber(ARGV[pos]), limit = tonumber(ARGV[pos + 1]), cost = tonumber(ARGV[pos + 2])}
-  local np = tonumber(ARGV[pos + 3])
-  local first = pos + 4
+  local shadow = ARGV[pos + 3] == '1'
+  local np = tonumber(ARGV[pos + 4])
+  local first = pos + 5
   pos = first + 2 * np
   r.from = now - r.window + 1
   r.replica = redis.call('ZCOUNT', KEYS[i], r.from, '+inf')
@@ -46,7 +50,8 @@ for i = 1, #KEYS do
     invisible = invisible + tonumber(ARGV[first + 2 * (j - 1) + 1])
   end
   r.used = r.replica + invisible
-  if r.used + r.cost > r.limit then
+  r.over = r.used + r.cost > r.limit
+  if r.over and not shadow then
     allowed = 0
   end
   rules[i] = r
@@ -60,7 +65,7 @@ for i = 1, #KEYS do
   if oldest[2] then
     reset = tonumber(oldest[2]) + r.window - now
   end
-  if allowed == 0 and r.used + r.cost > r.limit then
+  if r.over then
     local k = r.used + r.cost - r.limit -- units that must leave the window
     if r.cost > r.limit then
       retry = r.window

@@ -42,6 +42,8 @@ func Run(t *testing.T, newEnv func(t *testing.T) Env) {
 		{"WindowSlides", windowSlides},
 		{"ConcurrentBurstAdmitsExactlyLimit", concurrentBurst},
 		{"TooManyRulesIsAnError", tooManyRules},
+		{"ShadowRuleNeverDenies", shadowNeverDenies},
+		{"ShadowRuleNotRecordedOnDenial", shadowNotRecordedOnDenial},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
