@@ -108,7 +108,7 @@ func parseMemoryState(info string) memoryState {
 
 // evictionEvery is how often a primary's memory state is read: a node
 // that starts evicting is noticed within it.
-const evictionEvery = 100 * time.Millisecond
+const evictionEvery = 25 * time.Millisecond
 
 // evictionHold is how long a node stays "evicting" after the last read
 // that showed it might: at the edge of maxmemory, evictions come and go
