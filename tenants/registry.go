@@ -255,8 +255,8 @@ func (u *KeyUse) clock(keyID string) *atomic.Int64 {
 	return c
 }
 
-// Changed returns the keys used since the last call, with the Unix second
-// of their last use.
+// Changed returns the keys used since they were last Flushed, with the
+// Unix second of their last use.
 func (u *KeyUse) Changed() map[string]int64 {
 	u.mu.Lock()
 	defer u.mu.Unlock()
@@ -264,10 +264,20 @@ func (u *KeyUse) Changed() map[string]int64 {
 	for id, c := range u.clocks {
 		if v := c.Load(); v != 0 && v != u.flushed[id] {
 			out[id] = v
-			u.flushed[id] = v
 		}
 	}
 	return out
+}
+
+// Flushed records that used (from Changed) was written.
+func (u *KeyUse) Flushed(used map[string]int64) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for id, v := range used {
+		if _, ok := u.clocks[id]; ok {
+			u.flushed[id] = v
+		}
+	}
 }
 
 // Forget drops the clocks of keys not in keep (revoked, or their tenant

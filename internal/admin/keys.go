@@ -64,6 +64,7 @@ func (a *Admin) doIssueKey(ctx *fasthttp.RequestCtx, tenant string) (keyID, acti
 		}
 	}
 	now := time.Now().UTC().Truncate(time.Second)
+	in.ExpiresAt = in.ExpiresAt.UTC() // stored and checked in UTC: -08:00 may cross a year
 	if !in.ExpiresAt.IsZero() && (!in.ExpiresAt.After(now) || in.ExpiresAt.Year() > 2200) {
 		fieldProblem(ctx, "expires_at", "got %s; want a time after now and before the year 2200", in.ExpiresAt.Format(time.RFC3339))
 		return "", action
@@ -76,13 +77,20 @@ func (a *Admin) doIssueKey(ctx *fasthttp.RequestCtx, tenant string) (keyID, acti
 			fieldProblem(ctx, "expires_at", "required with rotate_from: when the old key stops working")
 			return "", action
 		}
-		rot = &registry.Rotation{KeyID: in.RotateFrom, ExpiresAt: in.ExpiresAt.UTC()}
+		if !validKeyID(in.RotateFrom) {
+			fieldProblem(ctx, "rotate_from", "want a key_id (k and 16 hex digits); the value is not shown, in case it is a key")
+			return "", action
+		}
+		rot = &registry.Rotation{KeyID: in.RotateFrom, ExpiresAt: in.ExpiresAt}
 	} else if !in.ExpiresAt.IsZero() {
-		key.ExpiresAt = in.ExpiresAt.UTC()
+		key.ExpiresAt = in.ExpiresAt
 	}
 	c, cancel := context.WithTimeout(context.Background(), adminTimeout)
 	defer cancel()
-	switch err := a.registry.AddKey(c, tenant, key, rot); {
+	var inv *registry.Invalid
+	switch err := a.registry.AddKey(c, tenant, key, rot, a.file().check); {
+	case errors.As(err, &inv):
+		invalid(ctx, inv.Err)
 	case errors.Is(err, registry.ErrNotFound):
 		writeProblem(ctx, problemNotInRegistry)
 	case errors.Is(err, registry.ErrNoKey):
@@ -98,6 +106,16 @@ func (a *Admin) doIssueKey(ctx *fasthttp.RequestCtx, tenant string) (keyID, acti
 		return key.KeyID, action
 	}
 	return "", action
+}
+
+// validKeyID reports whether s has the form of a key ID: k and 16 hex
+// digits. Anything else is neither echoed nor logged.
+func validKeyID(s string) bool {
+	if len(s) != 17 || s[0] != 'k' {
+		return false
+	}
+	_, err := hex.DecodeString(s[1:])
+	return err == nil
 }
 
 // newKey returns a new key, as stored (its digest) and in plain.
@@ -153,6 +171,9 @@ func (a *Admin) listKeys(ctx *fasthttp.RequestCtx) {
 func (a *Admin) revokeKey(ctx *fasthttp.RequestCtx) {
 	id := pathID(ctx)
 	keyID, _ := ctx.UserValue("key_id").(string)
+	if !validKeyID(keyID) {
+		keyID = "(not a key id)" // never logged: it may be a key pasted by mistake
+	}
 	if a.registryOn(ctx) {
 		c, cancel := context.WithTimeout(context.Background(), adminTimeout)
 		defer cancel()

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"strconv"
-	"strings"
 
 	"github.com/valyala/fasthttp"
 
@@ -27,6 +26,16 @@ type FileView struct {
 	HasTenant func(id string) bool
 	// HasUpstream reports whether an upstream exists.
 	HasUpstream func(name string) bool
+	// Tenants is how many tenants the file defines.
+	Tenants int
+}
+
+// check is how a registry write checks a tenant record: against the
+// registry's plans and the file's (which win), and the file's upstreams.
+func (f FileView) check(rec tenants.Record, plans map[string]tenants.Plan) error {
+	all := maps.Clone(plans)
+	maps.Copy(all, f.Plans)
+	return tenants.CheckRecord(rec, all, f.HasUpstream)
 }
 
 // TenantBody is a registry tenant as the API reads and writes it: the
@@ -202,15 +211,19 @@ func (a *Admin) doPutTenant(ctx *fasthttp.RequestCtx, id string) int {
 	file := a.file()
 	c, cancel := context.WithTimeout(context.Background(), adminTimeout)
 	defer cancel()
-	created, err := a.registry.PutTenant(c, tenants.Record{Spec: spec}, func(rec tenants.Record, plans map[string]tenants.Plan) error {
-		all := maps.Clone(plans)
-		maps.Copy(all, file.Plans) // the file's win
-		return tenants.CheckRecord(rec, all, file.HasUpstream)
-	})
+	// tenants.max counts the file's tenants first; -1 is no cap.
+	room := int64(-1)
+	if m := a.tenants.Load().Options().Max; m > 0 {
+		room = max(int64(m-file.Tenants), 0)
+	}
+	created, err := a.registry.PutTenant(c, tenants.Record{Spec: spec}, file.check, room)
 	var inv *registry.Invalid
 	switch {
 	case errors.As(err, &inv):
 		invalid(ctx, inv.Err)
+	case errors.Is(err, registry.ErrFull):
+		writeProblem(ctx, problem{"about:blank", "Conflict", fasthttp.StatusConflict,
+			fmt.Sprintf("tenants.max (%d) tenants are served already", a.tenants.Load().Options().Max)})
 	case err != nil:
 		storeError(ctx, err)
 	case created:
@@ -242,16 +255,19 @@ func (a *Admin) checkTenantBody(ctx *fasthttp.RequestCtx, id string, spec *tenan
 				return true
 			}
 		}
+		// The file's tenants' keys, from the snapshot; the registry's are
+		// checked in the write's transaction.
 		for i, h := range spec.KeyHashes {
-			if owner, ok := snap.KeyOwner(h); ok && owner != id {
+			if owner, ok := snap.KeyOwner(h); ok && owner != id && file.HasTenant(owner) {
 				fieldProblem(ctx, fmt.Sprintf("key_hashes[%d]", i), "this key belongs to another tenant")
 				return true
 			}
 		}
-		if _, exists := snap.ByID(id); !exists && snap.Len() >= snap.Options().Max {
-			writeProblem(ctx, problem{"about:blank", "Conflict", fasthttp.StatusConflict,
-				fmt.Sprintf("tenants.max (%d) tenants are served already", snap.Options().Max)})
-			return true
+		for i, k := range spec.RetiringKeys {
+			if owner, ok := snap.KeyOwner(k.KeyHash); ok && owner != id && file.HasTenant(owner) {
+				fieldProblem(ctx, fmt.Sprintf("retiring_keys[%d].key_hash", i), "this key belongs to another tenant")
+				return true
+			}
 		}
 		spec.ID = id
 		return false
@@ -349,11 +365,14 @@ func (a *Admin) doPutPlan(ctx *fasthttp.RequestCtx, name string) {
 	plan.Name = name
 	c, cancel := context.WithTimeout(context.Background(), adminTimeout)
 	defer cancel()
-	created, err := a.registry.PutPlan(c, plan, func(p PlanBody) error { return tenants.CheckPlan(p.Name, p.Plan) })
+	created, err := a.registry.PutPlan(c, plan, func(p PlanBody) error { return tenants.CheckPlan(p.Name, p.Plan) }, a.file().check)
 	var inv *registry.Invalid
+	var breaks *registry.Breaks
 	switch {
 	case errors.As(err, &inv):
 		invalid(ctx, inv.Err)
+	case errors.As(err, &breaks):
+		writeProblem(ctx, problem{"about:blank", "Conflict", fasthttp.StatusConflict, breaks.Error()})
 	case err != nil:
 		storeError(ctx, err)
 	default:
@@ -370,19 +389,15 @@ func (a *Admin) deletePlan(ctx *fasthttp.RequestCtx) {
 	if a.registryOn(ctx) {
 		c, cancel := context.WithTimeout(context.Background(), adminTimeout)
 		defer cancel()
-		// The anonymous callers' plan is the file's: never the registry's.
-		err := a.registry.DeletePlan(c, name, func(name string) error {
-			if ids := a.tenants.Load().OnPlan(name, 5); len(ids) > 0 {
-				return fmt.Errorf("tenants are on this plan: %s; move them first", strings.Join(ids, ", "))
-			}
-			return nil
-		})
-		var inv *registry.Invalid
+		// The anonymous callers' plan is the file's, and the file's tenants
+		// use the file's plans: only registry tenants can be on this one.
+		err := a.registry.DeletePlan(c, name)
+		var breaks *registry.Breaks
 		switch {
 		case errors.Is(err, registry.ErrNotFound):
 			writeProblem(ctx, problemNotInRegistry)
-		case errors.As(err, &inv):
-			writeProblem(ctx, problem{"about:blank", "Conflict", fasthttp.StatusConflict, inv.Error()})
+		case errors.As(err, &breaks):
+			writeProblem(ctx, problem{"about:blank", "Conflict", fasthttp.StatusConflict, breaks.Error()})
 		case err != nil:
 			storeError(ctx, err)
 		default:

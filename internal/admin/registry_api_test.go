@@ -66,6 +66,7 @@ func TestRegistryValidation(t *testing.T) {
 		{"PUT", "/v1/plans/bad%20name", `{"limits":[]}`, "name"},
 		{"POST", "/v1/tenants/t1/keys", `{"expires_at":"2001-01-01T00:00:00Z"}`, "expires_at"},
 		{"POST", "/v1/tenants/t1/keys", `{"rotate_from":"k1"}`, "expires_at"},
+		{"POST", "/v1/tenants/t1/keys", `{"expires_at":"2200-12-31T20:00:00-08:00"}`, "expires_at"}, // 2201 in UTC
 		{"POST", "/v1/tenants/t1/keys", `{"rotate_from":"k1","expires_at":"2100-01-01T00:00:00Z"}`, "rotate_from"},
 		{"POST", "/v1/tenants/t1/keys", `{"key":"chosen"}`, ""},
 		{"GET", "/v1/tenants?limit=0", "", "limit"},
@@ -157,7 +158,8 @@ func TestKeyShownOnce(t *testing.T) {
 	}
 	var later []string
 	for _, c := range [][2]string{{"GET", "/v1/tenants"}, {"GET", "/v1/tenants/t1"}, {"GET", "/v1/tenants/t1/keys"},
-		{"PUT", "/v1/tenants/t1"}, {"GET", "/v1/config"}, {"GET", "/readyz"}, {"DELETE", "/v1/tenants/t1/keys/" + k.KeyID}} {
+		{"PUT", "/v1/tenants/t1"}, {"GET", "/v1/config"}, {"GET", "/readyz"}, {"DELETE", "/v1/tenants/t1/keys/" + k.KeyID},
+		{"DELETE", "/v1/tenants/t1/keys/" + k2.Key}} { // a key pasted as its ID
 		body := ""
 		if c[0] == "PUT" {
 			body = `{"plan":"gold"}`
@@ -165,6 +167,8 @@ func TestKeyShownOnce(t *testing.T) {
 		_, out := apiCall(a, c[0], c[1], body)
 		later = append(later, out)
 	}
+	_, out := apiCall(a, "POST", "/v1/tenants/t1/keys", `{"rotate_from":"`+k2.Key+`","expires_at":"2100-01-01T00:00:00Z"}`)
+	later = append(later, out)
 	all := strings.Join(later, "\n") + logs.String()
 	for _, key := range []string{k.Key, k2.Key} {
 		if strings.Contains(all, key) {

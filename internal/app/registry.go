@@ -99,7 +99,7 @@ func (a *App) syncRegistry() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if err := a.sync.Sync(ctx, 0); err != nil {
+	if err := a.sync.Sync(ctx); err != nil {
 		a.log.Warn("tenant registry: not read at start; serving the config file's tenants until it is", "err", err.Error())
 	}
 }
@@ -112,7 +112,7 @@ func (r *reloader) fileView() admin.FileView {
 	for _, t := range cfg.TenantList {
 		ids[t.ID] = true
 	}
-	return admin.FileView{Source: cfg.Tenants.Source, Plans: cfg.Plans,
+	return admin.FileView{Source: cfg.Tenants.Source, Plans: cfg.Plans, Tenants: len(cfg.TenantList),
 		HasTenant: func(id string) bool { return ids[id] },
 		HasUpstream: func(name string) bool {
 			_, ok := cfg.Upstreams[name]

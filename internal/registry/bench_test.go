@@ -53,7 +53,7 @@ func BenchmarkRegistryLoad(b *testing.B) {
 		runtime.ReadMemStats(&m0)
 		start := time.Now()
 		c.Incr(ctx, "{bench:registry}:version") // a change: Sync reads it whole
-		if err := sy.Sync(ctx, 0); err != nil {
+		if err := sy.Sync(ctx); err != nil {
 			b.Fatal(err)
 		}
 		read := time.Since(start)

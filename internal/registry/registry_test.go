@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -30,15 +31,15 @@ func newRegistry(t *testing.T) (*registry.Registry, *redistest.Node) {
 func TestWritesAndPages(t *testing.T) {
 	ctx := context.Background()
 	reg, _ := newRegistry(t)
-	created, err := reg.PutPlan(ctx, plan("gold", 10), func(registry.NamedPlan) error { return nil })
+	created, err := reg.PutPlan(ctx, plan("gold", 10), func(registry.NamedPlan) error { return nil }, noCheck)
 	if err != nil || !created {
 		t.Fatalf("PutPlan: created %v, %v; want a new plan", created, err)
 	}
-	if created, err := reg.PutPlan(ctx, plan("gold", 20), func(registry.NamedPlan) error { return nil }); err != nil || created {
+	if created, err := reg.PutPlan(ctx, plan("gold", 20), func(registry.NamedPlan) error { return nil }, noCheck); err != nil || created {
 		t.Fatalf("PutPlan again: created %v, %v; want a replaced plan", created, err)
 	}
 	for i := range 5 {
-		if _, err := reg.PutTenant(ctx, tenants.Record{Spec: tenants.Spec{ID: fmt.Sprintf("t%d", i), Plan: "gold"}}, noCheck); err != nil {
+		if _, err := reg.PutTenant(ctx, tenants.Record{Spec: tenants.Spec{ID: fmt.Sprintf("t%d", i), Plan: "gold"}}, noCheck, -1); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -65,7 +66,7 @@ func TestWritesAndPages(t *testing.T) {
 	// A refused check writes nothing.
 	_, err = reg.PutTenant(ctx, tenants.Record{Spec: tenants.Spec{ID: "bad", Plan: "gold"}}, func(tenants.Record, map[string]tenants.Plan) error {
 		return errors.New("no")
-	})
+	}, -1)
 	var inv *registry.Invalid
 	if !errors.As(err, &inv) {
 		t.Fatalf("PutTenant with a refusing check: %v; want *Invalid", err)
@@ -84,14 +85,14 @@ func TestWritesAndPages(t *testing.T) {
 func TestConcurrentWrites(t *testing.T) {
 	ctx := context.Background()
 	reg, srv := newRegistry(t)
-	if _, err := reg.PutPlan(ctx, plan("p", 1), func(registry.NamedPlan) error { return nil }); err != nil {
+	if _, err := reg.PutPlan(ctx, plan("p", 1), func(registry.NamedPlan) error { return nil }, noCheck); err != nil {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
 	errs := make(chan error, 40)
 	for i := range 40 {
 		wg.Go(func() {
-			_, err := reg.PutTenant(ctx, tenants.Record{Spec: tenants.Spec{ID: fmt.Sprintf("c%02d", i), Plan: "p"}}, noCheck)
+			_, err := reg.PutTenant(ctx, tenants.Record{Spec: tenants.Spec{ID: fmt.Sprintf("c%02d", i), Plan: "p"}}, noCheck, -1)
 			errs <- err
 		})
 	}
@@ -123,24 +124,24 @@ func TestConcurrentWrites(t *testing.T) {
 func TestKeys(t *testing.T) {
 	ctx := context.Background()
 	reg, _ := newRegistry(t)
-	if _, err := reg.PutTenant(ctx, tenants.Record{Spec: tenants.Spec{ID: "acme", Plan: "p"}}, noCheck); err != nil {
+	if _, err := reg.PutTenant(ctx, tenants.Record{Spec: tenants.Spec{ID: "acme", Plan: "p"}}, noCheck, -1); err != nil {
 		t.Fatal(err)
 	}
 	now := time.Now().UTC().Truncate(time.Second)
 	k1 := tenants.IssuedKey{KeyID: "k1", KeyHash: tenants.HashKey("one"), CreatedAt: now}
 	k2 := tenants.IssuedKey{KeyID: "k2", KeyHash: tenants.HashKey("two"), CreatedAt: now}
-	if err := reg.AddKey(ctx, "acme", k1, nil); err != nil {
+	if err := reg.AddKey(ctx, "acme", k1, nil, noCheck); err != nil {
 		t.Fatal(err)
 	}
 	soon := now.Add(time.Hour)
-	if err := reg.AddKey(ctx, "acme", k2, &registry.Rotation{KeyID: "k1", ExpiresAt: soon}); err != nil {
+	if err := reg.AddKey(ctx, "acme", k2, &registry.Rotation{KeyID: "k1", ExpiresAt: soon}, noCheck); err != nil {
 		t.Fatal(err)
 	}
-	if err := reg.AddKey(ctx, "acme", k2, &registry.Rotation{KeyID: "nope", ExpiresAt: soon}); !errors.Is(err, registry.ErrNoKey) {
+	if err := reg.AddKey(ctx, "acme", k2, &registry.Rotation{KeyID: "nope", ExpiresAt: soon}, noCheck); !errors.Is(err, registry.ErrNoKey) {
 		t.Errorf("rotating an unknown key: %v; want ErrNoKey", err)
 	}
 	// PUT keeps the issued keys.
-	if _, err := reg.PutTenant(ctx, tenants.Record{Spec: tenants.Spec{ID: "acme", Plan: "q"}}, noCheck); err != nil {
+	if _, err := reg.PutTenant(ctx, tenants.Record{Spec: tenants.Spec{ID: "acme", Plan: "q"}}, noCheck, -1); err != nil {
 		t.Fatal(err)
 	}
 	rec, _, err := reg.Tenant(ctx, "acme")
@@ -178,7 +179,7 @@ func TestSyncerNotifiedAndPolled(t *testing.T) {
 	applied := make(chan *tenants.Registry, 16)
 	sy := registry.NewSyncer(reg, registry.SyncOptions{Refresh: time.Hour, FlushInterval: time.Hour,
 		Apply: func(r *tenants.Registry) { applied <- r }})
-	if err := sy.Sync(ctx, 0); err != nil {
+	if err := sy.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if r := <-applied; r.Version != 0 || len(r.Tenants) != 0 {
@@ -187,7 +188,7 @@ func TestSyncerNotifiedAndPolled(t *testing.T) {
 	go sy.Run(ctx)
 	waitFor(t, func() bool { return sy.Age() >= 0 })
 	time.Sleep(100 * time.Millisecond) // the subscription is up
-	if _, err := reg.PutTenant(ctx, tenants.Record{Spec: tenants.Spec{ID: "new", Plan: "p"}}, noCheck); err != nil {
+	if _, err := reg.PutTenant(ctx, tenants.Record{Spec: tenants.Spec{ID: "new", Plan: "p"}}, noCheck, -1); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -236,7 +237,7 @@ func TestLoadReportsBadRecords(t *testing.T) {
 	c.HSet(ctx, "{test:registry}:plans", "p", `{"name":"p","limits":[{"name":"r","limit":1,"window":"1s"}]}`, "x", `{"name":"x","burst":1}`)
 	var got *tenants.Registry
 	sy := registry.NewSyncer(reg, registry.SyncOptions{Refresh: time.Hour, Apply: func(r *tenants.Registry) { got = r }})
-	if err := sy.Sync(ctx, 0); err != nil {
+	if err := sy.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if len(got.Tenants) != 1 || got.Tenants[0].ID != "good" || len(got.Plans) != 1 || got.Plans["p"].Limits[0].Window != time.Second {
@@ -259,5 +260,69 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met in 5s")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// realCheck checks records as the admin API does (no file).
+func realCheck(rec tenants.Record, plans map[string]tenants.Plan) error {
+	return tenants.CheckRecord(rec, plans, func(string) bool { return false })
+}
+
+// TestWritesKeepEveryTenantValid: a write that would leave another tenant
+// out of the snapshot is refused in its transaction: a key another tenant
+// holds (in any field), a plan change that breaks a tenant on it, a plan
+// deleted under a tenant, a tenant past the cap.
+func TestWritesKeepEveryTenantValid(t *testing.T) {
+	ctx := context.Background()
+	reg, _ := newRegistry(t)
+	if _, err := reg.PutPlan(ctx, plan("pro", 10), func(registry.NamedPlan) error { return nil }, realCheck); err != nil {
+		t.Fatal(err)
+	}
+	h, h2 := tenants.HashKey("zeta-1"), tenants.HashKey("zeta-2")
+	zeta := tenants.Record{Spec: tenants.Spec{ID: "zeta", Plan: "pro", KeyHashes: []string{h, h2},
+		Routes: []tenants.RouteSpec{{PathPrefix: "/x", Limits: []limiter.Rule{{Name: "burst", Limit: 1, Window: time.Second}}}}}}
+	if _, err := reg.PutTenant(ctx, zeta, realCheck, -1); err != nil {
+		t.Fatal(err)
+	}
+	alpha := tenants.Record{Spec: tenants.Spec{ID: "alpha", Plan: "pro",
+		RetiringKeys: []tenants.RetiringKey{{KeyHash: h2, ExpiresAt: time.Now().Add(time.Hour)}}}}
+	_, err := reg.PutTenant(ctx, alpha, realCheck, -1)
+	var inv *registry.Invalid
+	if !errors.As(err, &inv) || !strings.Contains(inv.Error(), "retiring_keys[0].key_hash") {
+		t.Errorf("a tenant taking zeta's key: %v; want *Invalid naming retiring_keys[0].key_hash", err)
+	}
+	// zeta may keep its own keys on a replace, and a freed key may be taken.
+	zeta.KeyHashes = []string{h}
+	if _, err := reg.PutTenant(ctx, zeta, realCheck, -1); err != nil {
+		t.Fatalf("zeta replaced, dropping a key: %v", err)
+	}
+	if _, err := reg.PutTenant(ctx, alpha, realCheck, -1); err != nil {
+		t.Fatalf("alpha taking the freed key: %v", err)
+	}
+	breaking := plan("pro", 10)
+	breaking.Limits = append(breaking.Limits, limiter.Rule{Name: "burst", Limit: 5, Window: time.Second})
+	_, err = reg.PutPlan(ctx, breaking, func(registry.NamedPlan) error { return nil }, realCheck)
+	var br *registry.Breaks
+	if !errors.As(err, &br) || len(br.IDs) != 1 || br.IDs[0] != "zeta" {
+		t.Errorf("a plan rule clashing with zeta's route rule: %v; want *Breaks naming zeta", err)
+	}
+	if err := reg.DeletePlan(ctx, "pro"); !errors.As(err, &br) || len(br.IDs) != 2 {
+		t.Errorf("deleting a plan two tenants are on: %v; want *Breaks naming both", err)
+	}
+	if _, err := reg.PutTenant(ctx, tenants.Record{Spec: tenants.Spec{ID: "third", Plan: "pro"}}, realCheck, 2); !errors.Is(err, registry.ErrFull) {
+		t.Errorf("a third tenant with room for 2: %v; want ErrFull", err)
+	}
+	if _, err := reg.PutTenant(ctx, zeta, realCheck, 2); err != nil {
+		t.Errorf("replacing a tenant at the cap: %v; want it done", err)
+	}
+	// Every tenant still builds.
+	var got *tenants.Registry
+	sy := registry.NewSyncer(reg, registry.SyncOptions{Refresh: time.Hour, Apply: func(r *tenants.Registry) { got = r }})
+	if err := sy.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s, err := tenants.BuildWith(tenants.Options{KeyHeader: "X-API-Key", Unknown: "reject"}, nil, nil, got, func(string) bool { return false })
+	if err != nil || s.Len() != 2 || len(s.Problems()) != 0 {
+		t.Fatalf("built %v tenants, %v, problems %+v; want zeta and alpha", s, err, s.Problems())
 	}
 }

@@ -2,9 +2,9 @@ package registry
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"log/slog"
-	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -44,7 +44,7 @@ type SyncOptions struct {
 type Syncer struct {
 	reg    *Registry
 	o      SyncOptions
-	notify chan int64
+	notify chan struct{}
 	// current is the version applied (-1: none yet); confirmed when the
 	// copy was last found current (Unix ns; 0: never).
 	current, confirmed atomic.Int64
@@ -55,7 +55,7 @@ func NewSyncer(reg *Registry, o SyncOptions) *Syncer {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	s := &Syncer{reg: reg, o: o, notify: make(chan int64, 1)}
+	s := &Syncer{reg: reg, o: o, notify: make(chan struct{}, 1)}
 	s.current.Store(-1)
 	snapshotAge.Set(-1) // never read yet: not "fresh"
 	snapshotVersion.Set(-1)
@@ -78,38 +78,94 @@ func (s *Syncer) Version() int64 { return s.current.Load() }
 // readTimeout bounds one check or read of the registry.
 const readTimeout = 5 * time.Second
 
-// Sync brings the copy up to date now: a read when the version differs
-// from the one in force. want, if > 0, is a version known to exist (from a
-// notification): a replica behind it is waited for briefly, then the
-// primary is read.
-func (s *Syncer) Sync(ctx context.Context, want int64) error {
+// Sync brings the copy up to date now. The primary's version says what
+// is current; the registry is read from one replica that has caught up
+// with it (waited for briefly), else from the primary. A version lower
+// than the one in force is applied only when the primary says so (its
+// data was reset); a replica behind is never read. With the primary
+// silent, a newer version on the replica is applied, but the copy is not
+// called current: its age goes on growing.
+func (s *Syncer) Sync(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, readTimeout)
 	defer cancel()
-	src := s.reg.replica
-	v, err := version(ctx, src, s.reg.keys.version)
-	for i := 0; err == nil && v < want && i < 10; i++ {
-		time.Sleep(20 * time.Millisecond) // replication is usually this fast
-		v, err = version(ctx, src, s.reg.keys.version)
-	}
-	if err == nil && v < want {
-		src = s.reg.primary
-		v, err = version(ctx, src, s.reg.keys.version)
+	cur := s.current.Load()
+	primary, err := pin(ctx, s.reg.primary, s.reg.keys.version, false)
+	var pv int64
+	if err == nil {
+		pv, err = version(ctx, primary, s.reg.keys.version)
 	}
 	if err != nil {
-		return err
+		return s.replicaOnly(ctx, cur, err)
 	}
-	if v != s.current.Load() {
+	if pv != cur {
+		src := primary
+		if pv > cur {
+			src = s.caughtUp(ctx, pv, primary)
+		}
 		reg, err := s.reg.load(ctx, src)
 		if err != nil {
 			return err
 		}
-		reg.Use = s.o.Use
-		s.o.Apply(reg)
-		s.current.Store(reg.Version)
-		snapshotVersion.Set(float64(reg.Version))
+		if pv < cur || reg.Version > cur { // a reset, or newer: never older from a replica
+			s.apply(reg)
+		}
 	}
-	s.confirmed.Store(time.Now().UnixNano())
+	if s.current.Load() >= pv {
+		s.confirmed.Store(time.Now().UnixNano())
+	}
 	return nil
+}
+
+// caughtUp returns a replica whose version is at least v, waiting up to
+// 200 ms for one; else the primary.
+func (s *Syncer) caughtUp(ctx context.Context, v int64, primary redis.UniversalClient) redis.UniversalClient {
+	replica, err := pin(ctx, s.reg.replica, s.reg.keys.version, true)
+	if err != nil {
+		return primary
+	}
+	for range 10 {
+		if rv, err := version(ctx, replica, s.reg.keys.version); err == nil && rv >= v {
+			return replica
+		}
+		time.Sleep(20 * time.Millisecond) // replication is usually this fast
+	}
+	return primary
+}
+
+// replicaOnly applies a newer version from a replica while the primary
+// does not answer (perr); the copy is not confirmed current.
+func (s *Syncer) replicaOnly(ctx context.Context, cur int64, perr error) error {
+	replica, err := pin(ctx, s.reg.replica, s.reg.keys.version, true)
+	if err != nil {
+		return perr
+	}
+	if rv, err := version(ctx, replica, s.reg.keys.version); err == nil && rv > cur {
+		if reg, err := s.reg.load(ctx, replica); err == nil && reg.Version > cur {
+			s.apply(reg)
+		}
+	}
+	return fmt.Errorf("the primary does not answer: %w", perr)
+}
+
+func (s *Syncer) apply(reg *tenants.Registry) {
+	reg.Use = s.o.Use
+	s.o.Apply(reg)
+	s.current.Store(reg.Version)
+	snapshotVersion.Set(float64(reg.Version))
+}
+
+// pin returns a client of one node of c (the primary of key's slot, or
+// one of its replicas when readOnly): the reads of one load must see one
+// node's data, and a client over several replicas picks one per command.
+func pin(ctx context.Context, c redis.UniversalClient, key string, readOnly bool) (redis.UniversalClient, error) {
+	cc, ok := c.(*redis.ClusterClient)
+	if !ok {
+		return c, nil // one node
+	}
+	if readOnly {
+		return cc.SlaveForKey(ctx, key)
+	}
+	return cc.MasterForKey(ctx, key)
 }
 
 // Run syncs on every notification and every Refresh, and flushes keys'
@@ -124,8 +180,8 @@ func (s *Syncer) Run(ctx context.Context) {
 	gauge := time.NewTicker(time.Second)
 	defer gauge.Stop()
 	var failing bool
-	sync := func(want int64) {
-		err := s.Sync(ctx, want)
+	sync := func() {
+		err := s.Sync(ctx)
 		switch {
 		case err != nil && !failing && ctx.Err() == nil:
 			s.o.Log.Warn("tenant registry: cannot read it; the last copy serves", "err", err.Error(), "version", s.Version())
@@ -140,9 +196,9 @@ func (s *Syncer) Run(ctx context.Context) {
 			s.flush(context.Background())
 			return
 		case <-poll.C:
-			sync(0)
-		case v := <-s.notify:
-			sync(v)
+			sync()
+		case <-s.notify:
+			sync()
 		case <-flush.C:
 			s.flush(ctx)
 		case <-gauge.C:
@@ -158,9 +214,12 @@ func (s *Syncer) flush(ctx context.Context) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, readTimeout)
 	defer cancel()
-	if err := s.reg.FlushLastUsed(ctx, s.o.Use.Changed()); err != nil {
-		s.o.Log.Warn("tenant registry: keys' last uses not written; they are approximate", "err", err.Error())
+	used := s.o.Use.Changed()
+	if err := s.reg.FlushLastUsed(ctx, used); err != nil {
+		s.o.Log.Warn("tenant registry: keys' last uses not written; the next flush tries again", "err", err.Error())
+		return
 	}
+	s.o.Use.Flushed(used)
 }
 
 // subscribe forwards the registry's notifications to Run, resubscribing
@@ -172,8 +231,7 @@ func (s *Syncer) subscribe(ctx context.Context) {
 		ps := s.reg.replica.Subscribe(ctx, s.reg.keys.changed)
 		if _, err := ps.Receive(ctx); err != nil {
 			ps.Close()
-			var rerr redis.Error
-			if errors.As(err, &rerr) {
+			if strings.HasPrefix(err.Error(), "NOPERM") {
 				s.o.Log.Warn("tenant registry: notifications refused; changes arrive by the poll, every tenants.refresh",
 					"err", err.Error(), "refresh", s.o.Refresh.String())
 				return
@@ -181,32 +239,24 @@ func (s *Syncer) subscribe(ctx context.Context) {
 			sleep(ctx, time.Second)
 			continue
 		}
-		s.send(0)
+		s.send()
 		for {
-			msg, err := ps.ReceiveMessage(ctx)
-			if err != nil {
+			if _, err := ps.ReceiveMessage(ctx); err != nil {
 				break
 			}
-			v, _ := strconv.ParseInt(msg.Payload, 10, 64)
-			s.send(v)
+			s.send()
 		}
 		ps.Close()
 		sleep(ctx, 100*time.Millisecond)
 	}
 }
 
-// send passes a notification to Run without waiting: one pending is enough
-// (a sync reads the latest version), but the highest wanted is kept.
-func (s *Syncer) send(v int64) {
+// send passes a notification to Run without waiting: one pending is
+// enough, since a sync reads the latest version.
+func (s *Syncer) send() {
 	select {
-	case s.notify <- v:
+	case s.notify <- struct{}{}:
 	default:
-		select {
-		case old := <-s.notify:
-			s.notify <- max(old, v)
-		default:
-			s.notify <- v
-		}
 	}
 }
 

@@ -7,10 +7,13 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/l1gw/l1gw/internal/configkey"
 	"github.com/l1gw/l1gw/tenants"
 )
 
@@ -22,6 +25,8 @@ var (
 	ErrNoKey = errors.New("registry: the tenant has no key of that id")
 	// ErrTooManyKeys: the tenant has MaxKeys issued keys already.
 	ErrTooManyKeys = fmt.Errorf("registry: a tenant has at most %d issued keys; revoke one first", MaxKeys)
+	// ErrFull: the registry holds its most tenants (tenants.max).
+	ErrFull = errors.New("registry: tenants.max tenants are served already")
 	// ErrBusy: the write lost to concurrent writes too many times.
 	ErrBusy = errors.New("registry: other writes kept changing the registry; try again")
 )
@@ -96,10 +101,15 @@ func (r *Registry) plansOf(ctx context.Context, c redis.Cmdable) (map[string]ten
 	return out, nil
 }
 
+// Check validates a tenant record against plans (the registry's, to
+// which the caller adds the file's); its error is returned as *Invalid.
+type Check func(rec tenants.Record, plans map[string]tenants.Plan) error
+
 // PutTenant creates or replaces a tenant, keeping the keys issued to it.
-// check validates the record against the registry's plans (the caller adds
-// the file's); its error is returned as *Invalid.
-func (r *Registry) PutTenant(ctx context.Context, rec tenants.Record, check func(tenants.Record, map[string]tenants.Plan) error) (created bool, err error) {
+// A new tenant is refused with ErrFull when the registry holds limit
+// already (limit < 0: no cap). A key another registry tenant holds is refused as
+// *Invalid naming the field.
+func (r *Registry) PutTenant(ctx context.Context, rec tenants.Record, check Check, limit int64) (created bool, err error) {
 	_, err = r.update(ctx, func(tx *redis.Tx) (func(redis.Pipeliner), error) {
 		old, found, err := get[tenants.Record](ctx, tx, r.keys.tenants, rec.ID)
 		if err != nil {
@@ -107,27 +117,106 @@ func (r *Registry) PutTenant(ctx context.Context, rec tenants.Record, check func
 		}
 		created = !found
 		rec.Issued = old.Issued
-		plans, err := r.plansOf(ctx, tx)
-		if err != nil {
+		if err := r.checkTenant(ctx, tx, rec, check); err != nil {
 			return nil, err
 		}
-		if err := check(rec, plans); err != nil {
-			return nil, &Invalid{err}
+		if created && limit >= 0 {
+			n, err := tx.ZCard(ctx, r.keys.tenantIDs).Result()
+			if err != nil {
+				return nil, err
+			}
+			if n >= limit {
+				return nil, ErrFull
+			}
 		}
-		return r.putTenant(ctx, rec), nil
+		return r.putTenant(ctx, old, found, rec), nil
 	})
 	return created, err
 }
 
-func (r *Registry) putTenant(ctx context.Context, rec tenants.Record) func(redis.Pipeliner) {
+// checkTenant runs check against the registry's plans, and refuses a key
+// that another tenant of the registry holds.
+func (r *Registry) checkTenant(ctx context.Context, tx *redis.Tx, rec tenants.Record, check Check) error {
+	plans, err := r.plansOf(ctx, tx)
+	if err != nil {
+		return err
+	}
+	if err := check(rec, plans); err != nil {
+		return &Invalid{err}
+	}
+	keys := keysOf(rec)
+	if len(keys) == 0 {
+		return nil
+	}
+	hashes := make([]string, len(keys))
+	for i, k := range keys {
+		hashes[i] = k.hash
+	}
+	owners, err := tx.HMGet(ctx, r.keys.keyOwner, hashes...).Result()
+	if err != nil {
+		return err
+	}
+	for i, o := range owners {
+		if owner, ok := o.(string); ok && owner != rec.ID {
+			return &Invalid{configkey.Errorf(keys[i].field, "this key belongs to another tenant")}
+		}
+	}
+	return nil
+}
+
+// tenantKey is one key digest of a record and the field that holds it.
+type tenantKey struct{ hash, field string }
+
+// keysOf lists every key digest a record holds, as stored (plain keys are
+// never stored).
+func keysOf(rec tenants.Record) []tenantKey {
+	var out []tenantKey
+	for i, h := range rec.KeyHashes {
+		out = append(out, tenantKey{h, "key_hashes[" + strconv.Itoa(i) + "]"})
+	}
+	for i, k := range rec.RetiringKeys {
+		if k.KeyHash != "" {
+			out = append(out, tenantKey{k.KeyHash, "retiring_keys[" + strconv.Itoa(i) + "].key_hash"})
+		}
+	}
+	for i, k := range rec.Issued {
+		out = append(out, tenantKey{k.KeyHash, "issued_keys[" + strconv.Itoa(i) + "].key_hash"})
+	}
+	return out
+}
+
+// putTenant writes rec over old (found: there was one), with the indexes:
+// the plan's tenants, and each key's owner.
+func (r *Registry) putTenant(ctx context.Context, old tenants.Record, found bool, rec tenants.Record) func(redis.Pipeliner) {
 	b, _ := json.Marshal(rec) // plain data: cannot fail
+	keep := map[string]bool{}
+	for _, k := range keysOf(rec) {
+		keep[k.hash] = true
+	}
 	return func(p redis.Pipeliner) {
+		if found {
+			r.dropIndexes(ctx, p, old, keep)
+		}
 		p.HSet(ctx, r.keys.tenants, rec.ID, b)
 		p.ZAdd(ctx, r.keys.tenantIDs, redis.Z{Member: rec.ID})
+		p.SAdd(ctx, r.keys.planTenants(rec.Plan), rec.ID)
+		for h := range keep {
+			p.HSet(ctx, r.keys.keyOwner, h, rec.ID)
+		}
 	}
 }
 
-// DeleteTenant deletes a tenant and its keys' last-use times.
+// dropIndexes removes old from the indexes, but for the keys in keep.
+func (r *Registry) dropIndexes(ctx context.Context, p redis.Pipeliner, old tenants.Record, keep map[string]bool) {
+	p.SRem(ctx, r.keys.planTenants(old.Plan), old.ID)
+	for _, k := range keysOf(old) {
+		if !keep[k.hash] {
+			p.HDel(ctx, r.keys.keyOwner, k.hash)
+		}
+	}
+}
+
+// DeleteTenant deletes a tenant, its keys and their last-use times.
 func (r *Registry) DeleteTenant(ctx context.Context, id string) error {
 	_, err := r.update(ctx, func(tx *redis.Tx) (func(redis.Pipeliner), error) {
 		old, found, err := get[tenants.Record](ctx, tx, r.keys.tenants, id)
@@ -138,6 +227,7 @@ func (r *Registry) DeleteTenant(ctx context.Context, id string) error {
 			return nil, ErrNotFound
 		}
 		return func(p redis.Pipeliner) {
+			r.dropIndexes(ctx, p, old, nil)
 			p.HDel(ctx, r.keys.tenants, id)
 			p.ZRem(ctx, r.keys.tenantIDs, id)
 			for _, k := range old.Issued {
@@ -148,17 +238,33 @@ func (r *Registry) DeleteTenant(ctx context.Context, id string) error {
 	return err
 }
 
-// PutPlan creates or replaces a plan. check's error is returned as
-// *Invalid.
-func (r *Registry) PutPlan(ctx context.Context, plan NamedPlan, check func(NamedPlan) error) (created bool, err error) {
+// Breaks refuses a plan change that would leave tenants on the plan
+// invalid.
+type Breaks struct {
+	// IDs are (up to 10 of) the tenants it would break.
+	IDs []string
+	Err error
+}
+
+func (e *Breaks) Error() string {
+	return fmt.Sprintf("the change would leave tenants on the plan invalid (%s): %v", strings.Join(e.IDs, ", "), e.Err)
+}
+
+// PutPlan creates or replaces a plan. checkPlan's error is returned as
+// *Invalid; a change that check finds breaks a tenant on the plan, as
+// *Breaks.
+func (r *Registry) PutPlan(ctx context.Context, plan NamedPlan, checkPlan func(NamedPlan) error, check Check) (created bool, err error) {
 	_, err = r.update(ctx, func(tx *redis.Tx) (func(redis.Pipeliner), error) {
 		n, err := tx.HExists(ctx, r.keys.plans, plan.Name).Result()
 		if err != nil {
 			return nil, err
 		}
 		created = !n
-		if err := check(plan); err != nil {
+		if err := checkPlan(plan); err != nil {
 			return nil, &Invalid{err}
+		}
+		if err := r.checkPlanTenants(ctx, tx, plan, check); err != nil {
+			return nil, err
 		}
 		b, _ := json.Marshal(plan) // plain data: cannot fail
 		return func(p redis.Pipeliner) {
@@ -169,9 +275,46 @@ func (r *Registry) PutPlan(ctx context.Context, plan NamedPlan, check func(Named
 	return created, err
 }
 
-// DeletePlan deletes a plan. inUse, if it returns an error, refuses it
-// (a tenant still on the plan), as *Invalid.
-func (r *Registry) DeletePlan(ctx context.Context, name string, inUse func(string) error) error {
+// checkPlanTenants checks every tenant on plan against its new limits.
+func (r *Registry) checkPlanTenants(ctx context.Context, tx *redis.Tx, plan NamedPlan, check Check) error {
+	ids, err := tx.SMembers(ctx, r.keys.planTenants(plan.Name)).Result()
+	if err != nil || len(ids) == 0 {
+		return err
+	}
+	plans, err := r.plansOf(ctx, tx)
+	if err != nil {
+		return err
+	}
+	plans[plan.Name] = plan.Plan
+	vals, err := tx.HMGet(ctx, r.keys.tenants, ids...).Result()
+	if err != nil {
+		return err
+	}
+	var breaks Breaks
+	for i, v := range vals {
+		var rec tenants.Record
+		if s, ok := v.(string); !ok || json.Unmarshal([]byte(s), &rec) != nil {
+			continue // gone, or left out already
+		}
+		if err := check(rec, plans); err != nil {
+			if breaks.Err == nil {
+				breaks.Err = err
+			}
+			if len(breaks.IDs) < 10 {
+				breaks.IDs = append(breaks.IDs, ids[i])
+			}
+		}
+	}
+	if breaks.Err != nil {
+		slices.Sort(breaks.IDs)
+		return &breaks
+	}
+	return nil
+}
+
+// DeletePlan deletes a plan no registry tenant is on; one that is, is
+// refused as *Breaks.
+func (r *Registry) DeletePlan(ctx context.Context, name string) error {
 	_, err := r.update(ctx, func(tx *redis.Tx) (func(redis.Pipeliner), error) {
 		n, err := tx.HExists(ctx, r.keys.plans, name).Result()
 		if err != nil {
@@ -180,8 +323,13 @@ func (r *Registry) DeletePlan(ctx context.Context, name string, inUse func(strin
 		if !n {
 			return nil, ErrNotFound
 		}
-		if err := inUse(name); err != nil {
-			return nil, &Invalid{err}
+		ids, err := tx.SRandMemberN(ctx, r.keys.planTenants(name), 10).Result()
+		if err != nil {
+			return nil, err
+		}
+		if len(ids) > 0 {
+			slices.Sort(ids)
+			return nil, &Breaks{IDs: ids, Err: errors.New("tenants are on this plan; move them first")}
 		}
 		return func(p redis.Pipeliner) {
 			p.HDel(ctx, r.keys.plans, name)
@@ -199,30 +347,36 @@ type Rotation struct {
 }
 
 // AddKey adds an issued key to a tenant; with rot, the rotated key's
-// expiry is brought forward to rot.ExpiresAt (never pushed back).
-func (r *Registry) AddKey(ctx context.Context, tenant string, key tenants.IssuedKey, rot *Rotation) error {
+// expiry is brought forward to rot.ExpiresAt (never pushed back). The
+// record is checked as PutTenant checks it.
+func (r *Registry) AddKey(ctx context.Context, tenant string, key tenants.IssuedKey, rot *Rotation, check Check) error {
 	_, err := r.update(ctx, func(tx *redis.Tx) (func(redis.Pipeliner), error) {
-		rec, found, err := get[tenants.Record](ctx, tx, r.keys.tenants, tenant)
+		old, found, err := get[tenants.Record](ctx, tx, r.keys.tenants, tenant)
 		if err != nil {
 			return nil, err
 		}
 		if !found {
 			return nil, ErrNotFound
 		}
-		if len(rec.Issued) >= MaxKeys {
+		if len(old.Issued) >= MaxKeys {
 			return nil, ErrTooManyKeys
 		}
+		rec := old
+		rec.Issued = slices.Clone(old.Issued)
 		if rot != nil {
 			i := slices.IndexFunc(rec.Issued, func(k tenants.IssuedKey) bool { return k.KeyID == rot.KeyID })
 			if i < 0 {
 				return nil, ErrNoKey
 			}
-			if old := &rec.Issued[i]; old.ExpiresAt.IsZero() || rot.ExpiresAt.Before(old.ExpiresAt) {
-				old.ExpiresAt = rot.ExpiresAt
+			if k := &rec.Issued[i]; k.ExpiresAt.IsZero() || rot.ExpiresAt.Before(k.ExpiresAt) {
+				k.ExpiresAt = rot.ExpiresAt
 			}
 		}
 		rec.Issued = append(rec.Issued, key)
-		return r.putTenant(ctx, rec), nil
+		if err := r.checkTenant(ctx, tx, rec, check); err != nil {
+			return nil, err
+		}
+		return r.putTenant(ctx, old, true, rec), nil
 	})
 	return err
 }
@@ -230,19 +384,20 @@ func (r *Registry) AddKey(ctx context.Context, tenant string, key tenants.Issued
 // RevokeKey removes an issued key from a tenant.
 func (r *Registry) RevokeKey(ctx context.Context, tenant, keyID string) error {
 	_, err := r.update(ctx, func(tx *redis.Tx) (func(redis.Pipeliner), error) {
-		rec, found, err := get[tenants.Record](ctx, tx, r.keys.tenants, tenant)
+		old, found, err := get[tenants.Record](ctx, tx, r.keys.tenants, tenant)
 		if err != nil {
 			return nil, err
 		}
 		if !found {
 			return nil, ErrNotFound
 		}
-		i := slices.IndexFunc(rec.Issued, func(k tenants.IssuedKey) bool { return k.KeyID == keyID })
+		i := slices.IndexFunc(old.Issued, func(k tenants.IssuedKey) bool { return k.KeyID == keyID })
 		if i < 0 {
 			return nil, ErrNoKey
 		}
-		rec.Issued = slices.Delete(rec.Issued, i, i+1)
-		put := r.putTenant(ctx, rec)
+		rec := old
+		rec.Issued = slices.Delete(slices.Clone(old.Issued), i, i+1)
+		put := r.putTenant(ctx, old, true, rec)
 		return func(p redis.Pipeliner) {
 			put(p)
 			p.HDel(ctx, r.keys.lastUsed, keyID)
