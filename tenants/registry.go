@@ -106,6 +106,10 @@ func (b *builder) registry(s *Snapshot, reg *Registry, keyOwner map[[sha256.Size
 	b.plans = plans
 	b.inRegistry = true
 	defer func() { b.inRegistry = false }()
+	if reg.Use != nil {
+		reg.Use.mu.Lock() // once, not per key: the build is the only writer
+		defer reg.Use.mu.Unlock()
+	}
 	for _, rec := range reg.Tenants {
 		if p, ok := b.record(s, rec, reg.Use, keyOwner, upstreamKnown); !ok {
 			s.problems = append(s.problems, p)
@@ -157,21 +161,21 @@ func (b *builder) record(s *Snapshot, rec Record, use *KeyUse, keyOwner map[[sha
 func (b *builder) issued(keys []IssuedKey) []digest {
 	out := make([]digest, 0, len(keys))
 	for i, k := range keys {
-		p := "tenant.issued_keys[" + strconv.Itoa(i) + "]"
+		p := func(field string) string { return "tenant.issued_keys[" + strconv.Itoa(i) + "]." + field }
 		d, err := parseDigest(k.KeyHash)
 		switch {
 		case err != nil:
-			b.fail(p+".key_hash", "%v", err)
+			b.fail(p("key_hash"), "%v", err)
 		case !configkey.ValidName(k.KeyID):
-			b.fail(p+".key_id", "%s", configkey.BadName(k.KeyID))
+			b.fail(p("key_id"), "%s", configkey.BadName(k.KeyID))
 		case !k.ExpiresAt.IsZero() && (k.ExpiresAt.Year() < 2000 || k.ExpiresAt.Year() > 2200):
-			b.fail(p+".expires_at", "got %s; want a time between the years 2000 and 2200", k.ExpiresAt.Format(time.RFC3339))
+			b.fail(p("expires_at"), "got %s; want a time between the years 2000 and 2200", k.ExpiresAt.Format(time.RFC3339))
 		default:
 			var expires int64
 			if !k.ExpiresAt.IsZero() {
 				expires = k.ExpiresAt.UnixNano()
 			}
-			out = append(out, digest{sum: d, path: p, expires: expires, keyID: k.KeyID})
+			out = append(out, digest{sum: d, path: "tenant.issued_keys", expires: expires, keyID: k.KeyID})
 		}
 	}
 	return out
@@ -244,9 +248,8 @@ func NewKeyUse() *KeyUse {
 	return &KeyUse{clocks: map[string]*atomic.Int64{}, flushed: map[string]int64{}}
 }
 
+// clock returns the clock of a key; u.mu is held.
 func (u *KeyUse) clock(keyID string) *atomic.Int64 {
-	u.mu.Lock()
-	defer u.mu.Unlock()
 	c, ok := u.clocks[keyID]
 	if !ok {
 		c = new(atomic.Int64)

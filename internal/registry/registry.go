@@ -219,7 +219,9 @@ func decodeTenants(kv []string) (recs []tenants.Record, bad []tenants.Problem) {
 	for i := 0; i < len(kv); i += 2 {
 		id := kv[i]
 		var rec tenants.Record
-		if err := strictJSON(kv[i+1], &rec); err != nil || rec.ID != id {
+		// Not strictJSON: the API wrote it, strictly checked; a Decoder
+		// per record is a fifth of a 100 000-tenant load.
+		if err := json.Unmarshal([]byte(kv[i+1]), &rec); err != nil || rec.ID != id {
 			detail := "the stored JSON's id is not its field's"
 			if err != nil {
 				detail = "the stored JSON does not decode: " + err.Error()
@@ -235,14 +237,18 @@ func decodeTenants(kv []string) (recs []tenants.Record, bad []tenants.Problem) {
 // sortByID returns recs in ID order, each record moved once (they are
 // large: sorting them in place would move each many times).
 func sortByID(recs []tenants.Record) []tenants.Record {
-	idx := make([]int32, len(recs))
-	for i := range idx {
-		idx[i] = int32(i)
+	type entry struct {
+		id string
+		i  int32
 	}
-	slices.SortFunc(idx, func(a, b int32) int { return strings.Compare(recs[a].ID, recs[b].ID) })
+	ids := make([]entry, len(recs)) // compared in one block, not across records
+	for i := range recs {
+		ids[i] = entry{recs[i].ID, int32(i)}
+	}
+	slices.SortFunc(ids, func(a, b entry) int { return strings.Compare(a.id, b.id) })
 	out := make([]tenants.Record, len(recs))
-	for i, j := range idx {
-		out[i] = recs[j]
+	for i, e := range ids {
+		out[i] = recs[e.i]
 	}
 	return out
 }
