@@ -34,7 +34,13 @@ func TestServeDoesNotAllocate(t *testing.T) {
 				f.Serve()
 			}
 			var code int
+			// AllocsPerRun counts the whole process: a background read of
+			// Redis' memory state (every 25 ms) may fall in one
+			// measurement. A request that allocates does in all three.
 			allocs := testing.AllocsPerRun(200, func() { code = f.Serve() })
+			for range 2 {
+				allocs = min(allocs, testing.AllocsPerRun(200, func() { code = f.Serve() }))
+			}
 			if code != tc.want {
 				t.Fatalf("status %d; want %d", code, tc.want)
 			}
