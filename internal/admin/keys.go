@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -58,7 +57,7 @@ func (a *Admin) doIssueKey(ctx *fasthttp.RequestCtx, tenant string) (keyID, acti
 	}
 	var in IssueRequest
 	if body := bytes.TrimSpace(ctx.PostBody()); len(body) > 0 {
-		if err := strictJSON(body, &in); err != nil {
+		if err := registry.DecodeStrict(body, &in); err != nil {
 			invalid(ctx, fmt.Errorf("the body is not a JSON key request: %w", err))
 			return "", action
 		}
@@ -189,17 +188,4 @@ func (a *Admin) revokeKey(ctx *fasthttp.RequestCtx) {
 		}
 	}
 	a.audit(ctx, "key.revoke", id, ctx.Response.StatusCode(), "key_id", keyID)
-}
-
-// strictJSON decodes one JSON value into v, refusing unknown fields.
-func strictJSON(b []byte, v any) error {
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.DisallowUnknownFields()
-	if err := d.Decode(v); err != nil {
-		return err
-	}
-	if d.More() {
-		return errors.New("more than one JSON value")
-	}
-	return nil
 }

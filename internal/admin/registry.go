@@ -140,6 +140,22 @@ func pageArgs(ctx *fasthttp.RequestCtx) (cursor string, limit int, ok bool) {
 }
 
 func (a *Admin) listTenants(ctx *fasthttp.RequestCtx) {
+	a.listing(ctx, func(c context.Context, cursor string, limit int) (any, error) {
+		p, err := a.registry.Tenants(c, cursor, limit)
+		out := struct {
+			Tenants []TenantBody `json:"tenants"`
+			Next    string       `json:"next_cursor,omitempty"`
+		}{Tenants: make([]TenantBody, len(p.Items)), Next: p.Next}
+		for i, r := range p.Items {
+			out.Tenants[i] = tenantBody(r)
+		}
+		return out, err
+	})
+}
+
+// listing answers a page of a registry listing: the page arguments read,
+// list called with them.
+func (a *Admin) listing(ctx *fasthttp.RequestCtx, list func(c context.Context, cursor string, limit int) (any, error)) {
 	if !a.registryOn(ctx) {
 		return
 	}
@@ -149,17 +165,10 @@ func (a *Admin) listTenants(ctx *fasthttp.RequestCtx) {
 	}
 	c, cancel := context.WithTimeout(context.Background(), adminTimeout)
 	defer cancel()
-	p, err := a.registry.Tenants(c, cursor, limit)
+	out, err := list(c, cursor, limit)
 	if err != nil {
 		storeError(ctx, err)
 		return
-	}
-	out := struct {
-		Tenants []TenantBody `json:"tenants"`
-		Next    string       `json:"next_cursor,omitempty"`
-	}{Tenants: make([]TenantBody, len(p.Items)), Next: p.Next}
-	for i, r := range p.Items {
-		out.Tenants[i] = tenantBody(r)
 	}
 	writeJSON(ctx, out)
 }
@@ -201,7 +210,7 @@ func (a *Admin) doPutTenant(ctx *fasthttp.RequestCtx, id string) int {
 		return ctx.Response.StatusCode()
 	}
 	var spec tenants.Spec
-	if err := strictJSON(ctx.PostBody(), &spec); err != nil {
+	if err := registry.DecodeStrict(ctx.PostBody(), &spec); err != nil {
 		invalid(ctx, fmt.Errorf("the body is not a JSON tenant: %w", err))
 		return fasthttp.StatusBadRequest
 	}
@@ -293,27 +302,16 @@ func (a *Admin) deleteTenant(ctx *fasthttp.RequestCtx) {
 }
 
 func (a *Admin) listPlans(ctx *fasthttp.RequestCtx) {
-	if !a.registryOn(ctx) {
-		return
-	}
-	cursor, limit, ok := pageArgs(ctx)
-	if !ok {
-		return
-	}
-	c, cancel := context.WithTimeout(context.Background(), adminTimeout)
-	defer cancel()
-	p, err := a.registry.Plans(c, cursor, limit)
-	if err != nil {
-		storeError(ctx, err)
-		return
-	}
-	if p.Items == nil {
-		p.Items = []registry.NamedPlan{}
-	}
-	writeJSON(ctx, struct {
-		Plans []PlanBody `json:"plans"`
-		Next  string     `json:"next_cursor,omitempty"`
-	}{p.Items, p.Next})
+	a.listing(ctx, func(c context.Context, cursor string, limit int) (any, error) {
+		p, err := a.registry.Plans(c, cursor, limit)
+		if p.Items == nil {
+			p.Items = []registry.NamedPlan{}
+		}
+		return struct {
+			Plans []PlanBody `json:"plans"`
+			Next  string     `json:"next_cursor,omitempty"`
+		}{p.Items, p.Next}, err
+	})
 }
 
 func (a *Admin) getPlan(ctx *fasthttp.RequestCtx) {
@@ -350,7 +348,7 @@ func (a *Admin) doPutPlan(ctx *fasthttp.RequestCtx, name string) {
 		return
 	}
 	var plan PlanBody
-	if err := strictJSON(ctx.PostBody(), &plan); err != nil {
+	if err := registry.DecodeStrict(ctx.PostBody(), &plan); err != nil {
 		invalid(ctx, fmt.Errorf("the body is not a JSON plan: %w", err))
 		return
 	}

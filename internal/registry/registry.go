@@ -22,6 +22,7 @@
 package registry
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -85,7 +86,7 @@ func (r *Registry) load(ctx context.Context, c redis.UniversalClient) (*tenants.
 		reg := &tenants.Registry{Version: before, Plans: map[string]tenants.Plan{}}
 		err = scanHash(ctx, c, r.keys.plans, func(name, val string) {
 			var p NamedPlan
-			if err := strictJSON(val, &p); err != nil || p.Name != name {
+			if err := DecodeStrict([]byte(val), &p); err != nil || p.Name != name {
 				detail := "the stored JSON's name is not its field's"
 				if err != nil {
 					detail = "the stored JSON does not decode: " + err.Error()
@@ -253,9 +254,10 @@ func sortByID(recs []tenants.Record) []tenants.Record {
 	return out
 }
 
-// strictJSON decodes s into v, refusing unknown fields.
-func strictJSON(s string, v any) error {
-	d := json.NewDecoder(strings.NewReader(s))
+// DecodeStrict decodes one JSON value into v, refusing unknown fields:
+// the admin API's bodies, and the registry's plans.
+func DecodeStrict(b []byte, v any) error {
+	d := json.NewDecoder(bytes.NewReader(b))
 	d.DisallowUnknownFields()
 	if err := d.Decode(v); err != nil {
 		return err

@@ -216,15 +216,21 @@ func (r *Registry) dropIndexes(ctx context.Context, p redis.Pipeliner, old tenan
 	}
 }
 
+// existing reads a tenant that must exist (ErrNotFound).
+func (r *Registry) existing(ctx context.Context, tx *redis.Tx, id string) (tenants.Record, error) {
+	rec, found, err := get[tenants.Record](ctx, tx, r.keys.tenants, id)
+	if err == nil && !found {
+		err = ErrNotFound
+	}
+	return rec, err
+}
+
 // DeleteTenant deletes a tenant, its keys and their last-use times.
 func (r *Registry) DeleteTenant(ctx context.Context, id string) error {
 	_, err := r.update(ctx, func(tx *redis.Tx) (func(redis.Pipeliner), error) {
-		old, found, err := get[tenants.Record](ctx, tx, r.keys.tenants, id)
+		old, err := r.existing(ctx, tx, id)
 		if err != nil {
 			return nil, err
-		}
-		if !found {
-			return nil, ErrNotFound
 		}
 		return func(p redis.Pipeliner) {
 			r.dropIndexes(ctx, p, old, nil)
@@ -351,12 +357,9 @@ type Rotation struct {
 // record is checked as PutTenant checks it.
 func (r *Registry) AddKey(ctx context.Context, tenant string, key tenants.IssuedKey, rot *Rotation, check Check) error {
 	_, err := r.update(ctx, func(tx *redis.Tx) (func(redis.Pipeliner), error) {
-		old, found, err := get[tenants.Record](ctx, tx, r.keys.tenants, tenant)
+		old, err := r.existing(ctx, tx, tenant)
 		if err != nil {
 			return nil, err
-		}
-		if !found {
-			return nil, ErrNotFound
 		}
 		if len(old.Issued) >= MaxKeys {
 			return nil, ErrTooManyKeys
@@ -384,12 +387,9 @@ func (r *Registry) AddKey(ctx context.Context, tenant string, key tenants.Issued
 // RevokeKey removes an issued key from a tenant.
 func (r *Registry) RevokeKey(ctx context.Context, tenant, keyID string) error {
 	_, err := r.update(ctx, func(tx *redis.Tx) (func(redis.Pipeliner), error) {
-		old, found, err := get[tenants.Record](ctx, tx, r.keys.tenants, tenant)
+		old, err := r.existing(ctx, tx, tenant)
 		if err != nil {
 			return nil, err
-		}
-		if !found {
-			return nil, ErrNotFound
 		}
 		i := slices.IndexFunc(old.Issued, func(k tenants.IssuedKey) bool { return k.KeyID == keyID })
 		if i < 0 {
