@@ -174,19 +174,25 @@ func (a *Admin) listing(ctx *fasthttp.RequestCtx, list func(c context.Context, c
 }
 
 func (a *Admin) getTenant(ctx *fasthttp.RequestCtx) {
+	getEntry(a, ctx, func(c context.Context) (tenants.Record, bool, error) { return a.registry.Tenant(c, pathID(ctx)) },
+		func(r tenants.Record) any { return tenantBody(r) })
+}
+
+// getEntry answers one registry entry that get reads, as show shows it.
+func getEntry[T any](a *Admin, ctx *fasthttp.RequestCtx, get func(context.Context) (T, bool, error), show func(T) any) {
 	if !a.registryOn(ctx) {
 		return
 	}
 	c, cancel := context.WithTimeout(context.Background(), adminTimeout)
 	defer cancel()
-	rec, found, err := a.registry.Tenant(c, pathID(ctx))
+	v, found, err := get(c)
 	switch {
 	case err != nil:
 		storeError(ctx, err)
 	case !found:
 		writeProblem(ctx, problemNotInRegistry)
 	default:
-		writeJSON(ctx, tenantBody(rec))
+		writeJSON(ctx, show(v))
 	}
 }
 
@@ -315,20 +321,8 @@ func (a *Admin) listPlans(ctx *fasthttp.RequestCtx) {
 }
 
 func (a *Admin) getPlan(ctx *fasthttp.RequestCtx) {
-	if !a.registryOn(ctx) {
-		return
-	}
-	c, cancel := context.WithTimeout(context.Background(), adminTimeout)
-	defer cancel()
-	plan, found, err := a.registry.Plan(c, pathName(ctx))
-	switch {
-	case err != nil:
-		storeError(ctx, err)
-	case !found:
-		writeProblem(ctx, problemNotInRegistry)
-	default:
-		writeJSON(ctx, plan)
-	}
+	getEntry(a, ctx, func(c context.Context) (PlanBody, bool, error) { return a.registry.Plan(c, pathName(ctx)) },
+		func(p PlanBody) any { return p })
 }
 
 func pathName(ctx *fasthttp.RequestCtx) string {
