@@ -39,6 +39,9 @@ type Server struct {
 	// AdminToken is the bearer token of the admin API's /v1/* and
 	// /debug/pprof/*; empty refuses them. Default "".
 	AdminToken string `koanf:"admin_token" json:"admin_token"`
+	// AdminTokenFile holds the admin token instead (a mounted Secret):
+	// read at start, and again when it changes. Default "".
+	AdminTokenFile string `koanf:"admin_token_file" json:"admin_token_file"`
 	// ReadTimeout bounds reading a request, headers and body. Default 5s.
 	ReadTimeout time.Duration `koanf:"read_timeout" json:"read_timeout"`
 	// WriteTimeout bounds writing a response. Default 30s.

@@ -215,3 +215,35 @@ func TestRedacted(t *testing.T) {
 		t.Fatal("Redacted changed the original")
 	}
 }
+
+// TestCredentialFileKeys: a credential given twice, or in a file that
+// does not read as one, is an error naming the key.
+func TestCredentialFileKeys(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "token")
+	if err := os.WriteFile(good, []byte("tok\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(dir, "empty")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		sets []string
+		key  string
+	}{
+		{[]string{"server.admin_token=x", "server.admin_token_file=" + good}, "server.admin_token_file"},
+		{[]string{"server.admin_token_file=" + filepath.Join(dir, "none")}, "server.admin_token_file"},
+		{[]string{"server.admin_token_file=" + empty}, "server.admin_token_file"},
+		{[]string{"redis.mode=standalone", "redis.addrs=127.0.0.1:6379", "redis.password=x", "redis.password_file=" + good}, "redis.password_file"},
+		{[]string{"redis.mode=sentinel", "redis.addrs=127.0.0.1:26379", "redis.sentinel_password_file=" + empty}, "redis.sentinel_password_file"},
+	} {
+		_, err := config.Load(config.Input{Sets: c.sets})
+		if err == nil || !strings.Contains(err.Error(), c.key+":") {
+			t.Errorf("%v: %v; want an error naming %s", c.sets, err, c.key)
+		}
+	}
+	if _, err := config.Load(config.Input{Sets: []string{"server.admin_token_file=" + good}}); err != nil {
+		t.Errorf("a token file: %v", err)
+	}
+}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/l1gw/l1gw/degrade"
 	"github.com/l1gw/l1gw/internal/configkey"
+	"github.com/l1gw/l1gw/internal/credfile"
 	"github.com/l1gw/l1gw/internal/tlsterm"
 	"github.com/l1gw/l1gw/limiter"
 	"github.com/l1gw/l1gw/tenants"
@@ -66,6 +67,7 @@ func (cfg *Config) validate() []error {
 
 func (cfg *Config) validateServer(c *checker) {
 	s := cfg.Server
+	c.credentialFile("server.admin_token", s.AdminToken, s.AdminTokenFile)
 	c.addr("server.listen", s.Listen)
 	c.addr("server.admin_listen", s.AdminListen)
 	if s.Listen == s.AdminListen && !strings.HasSuffix(s.Listen, ":0") {
@@ -133,6 +135,8 @@ func (cfg *Config) validateTLS(c *checker) {
 
 func (cfg *Config) validateRedis(c *checker) {
 	r := cfg.Redis
+	c.credentialFile("redis.password", r.Password, r.PasswordFile)
+	c.credentialFile("redis.sentinel_password", r.SentinelPassword, r.SentinelPasswordFile)
 	c.oneOf("redis.mode", r.Mode, limiter.ModeMemory, limiter.ModeStandalone, limiter.ModeSentinel, limiter.ModeCluster)
 	switch r.Mode {
 	case limiter.ModeMemory:
@@ -254,4 +258,18 @@ func validHeaderName(s string) bool {
 		}
 	}
 	return true
+}
+
+// credentialFile checks a credential given inline (key) or in a file
+// (key_file), not both; the file must read as one.
+func (c *checker) credentialFile(key, inline, file string) {
+	switch {
+	case file == "":
+	case inline != "":
+		c.fail(key+"_file", "set, and so is %s: give the credential once", key)
+	default:
+		if _, err := credfile.Open(key+"_file", file); err != nil {
+			c.fail(key+"_file", "%v", strings.TrimPrefix(err.Error(), key+"_file: "))
+		}
+	}
 }

@@ -37,6 +37,9 @@ func NewClients(o RedisOptions) (*Clients, error) {
 	if err != nil {
 		return nil, err
 	}
+	if o.secrets, err = openSecrets(o); err != nil {
+		return nil, err
+	}
 	c := &Clients{opts: o, tls: tlsConf}
 	switch o.Mode {
 	case ModeStandalone:
@@ -97,7 +100,7 @@ func (c *Clients) Ping(ctx context.Context) error {
 
 func nodeOptions(o RedisOptions, addr string, tlsConf *tls.Config) *redis.Options {
 	return &redis.Options{
-		Addr: addr, Username: o.Username, Password: o.Password, DB: o.DB, TLSConfig: tlsConf,
+		Addr: addr, Username: o.Username, Password: o.Password, CredentialsProvider: o.credentials(), DB: o.DB, TLSConfig: tlsConf,
 		DialTimeout: o.DialTimeout, ReadTimeout: o.ReadTimeout, WriteTimeout: o.WriteTimeout,
 		PoolTimeout: o.PoolTimeout, PoolSize: o.PoolSize, MinIdleConns: o.MinIdleConns,
 		MaxRetries: goRedisRetries(o.MaxRetries), MinRetryBackoff: retryBackoff, MaxRetryBackoff: 4 * retryBackoff,
@@ -124,8 +127,12 @@ const retryBackoff = time.Millisecond
 func replicaFailoverOptions(o RedisOptions, tlsConf *tls.Config) *redis.FailoverOptions {
 	f := &redis.FailoverOptions{
 		MasterName: o.MasterName, SentinelAddrs: o.Addrs,
-		SentinelUsername: o.SentinelUsername, SentinelPassword: o.SentinelPassword,
-		Username: o.Username, Password: o.Password, DB: o.DB, TLSConfig: tlsConf,
+		// go-redis takes the sentinels' password as a string: a rotated
+		// sentinel_password_file reaches these replica reads' sentinel
+		// connections at the next restart (the decision path's own
+		// sentinel clients take it at once).
+		SentinelUsername: o.SentinelUsername, SentinelPassword: o.sentinelPassword(),
+		Username: o.Username, Password: o.Password, CredentialsProvider: o.credentials(), DB: o.DB, TLSConfig: tlsConf,
 		DialTimeout: o.DialTimeout, ReadTimeout: o.ReadTimeout, WriteTimeout: o.WriteTimeout,
 		PoolTimeout: o.PoolTimeout, PoolSize: o.PoolSize, MinIdleConns: o.MinIdleConns,
 		MaxRetries: goRedisRetries(o.MaxRetries), MinRetryBackoff: retryBackoff, MaxRetryBackoff: 4 * retryBackoff,
@@ -137,7 +144,7 @@ func replicaFailoverOptions(o RedisOptions, tlsConf *tls.Config) *redis.Failover
 
 func clusterOptions(o RedisOptions, tlsConf *tls.Config, readOnly bool) *redis.ClusterOptions {
 	return &redis.ClusterOptions{
-		Addrs: o.Addrs, Username: o.Username, Password: o.Password, TLSConfig: tlsConf,
+		Addrs: o.Addrs, Username: o.Username, Password: o.Password, CredentialsProvider: o.credentials(), TLSConfig: tlsConf,
 		DialTimeout: o.DialTimeout, ReadTimeout: o.ReadTimeout, WriteTimeout: o.WriteTimeout,
 		PoolTimeout: o.PoolTimeout, PoolSize: o.PoolSize, MinIdleConns: o.MinIdleConns,
 		MaxRetries: goRedisRetries(o.MaxRetries), MinRetryBackoff: retryBackoff, MaxRetryBackoff: 4 * retryBackoff,

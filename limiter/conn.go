@@ -49,10 +49,11 @@ func (r *rawConn) Read(p []byte) (int, error) {
 
 // connOptions are what dialing a node needs.
 type connOptions struct {
-	username, password string
-	db                 int
-	tls                *tls.Config
-	dialTimeout        time.Duration
+	username    string
+	password    func() string // asked at each dial: a password file may change
+	db          int
+	tls         *tls.Config
+	dialTimeout time.Duration
 	// primary: the node must say ROLE master (a demoted or restarted
 	// primary Sentinel has not caught up with is refused). Sentinel mode
 	// only, as before the pipes: ROLE is in @admin, which a least-privilege
@@ -107,6 +108,14 @@ func (c *conn) close() {
 	c.nc.Close()
 }
 
+// pass is the password of a new connection; "" for none.
+func (o *connOptions) pass() string {
+	if o.password == nil {
+		return ""
+	}
+	return o.password()
+}
+
 // dialConn connects to addr and runs the handshake (AUTH, SELECT,
 // READONLY, ROLE, INFO server) in one round trip, all within the dial
 // timeout.
@@ -144,11 +153,11 @@ func (c *conn) handshake(o *connOptions) error {
 	defer c.nc.SetDeadline(time.Time{})
 	var b []byte
 	statuses := 0 // +OK replies to read: AUTH, SELECT, READONLY
-	if o.password != "" {
+	if password := o.pass(); password != "" {
 		if o.username != "" {
-			b = appendBulk(appendBulk(appendBulk(appendArray(b, 3), "AUTH"), o.username), o.password)
+			b = appendBulk(appendBulk(appendBulk(appendArray(b, 3), "AUTH"), o.username), password)
 		} else {
-			b = appendBulk(appendBulk(appendArray(b, 2), "AUTH"), o.password)
+			b = appendBulk(appendBulk(appendArray(b, 2), "AUTH"), password)
 		}
 		statuses++
 	}

@@ -204,7 +204,7 @@ func readMemory(c *redis.Client, timeout time.Duration) memoryState {
 // background reader of the node at addr.
 func (o *connOptions) goRedisOptions(addr string) *redis.Options {
 	return &redis.Options{
-		Addr: addr, Username: o.username, Password: o.password, DB: o.db, TLSConfig: o.tls,
+		Addr: addr, Username: o.username, CredentialsProvider: func() (string, string) { return o.username, o.pass() }, DB: o.db, TLSConfig: o.tls,
 		DialTimeout: o.dialTimeout, ReadTimeout: o.dialTimeout, WriteTimeout: o.dialTimeout,
 		PoolSize: 1, MaxRetries: -1, DialerRetries: 1,
 	}

@@ -50,10 +50,17 @@ type RedisOptions struct {
 	// Username and Password authenticate to Redis (ACL). Default "".
 	Username string `koanf:"username" json:"username"`
 	Password string `koanf:"password" json:"password"`
+	// PasswordFile holds the password instead (a mounted Secret): read at
+	// start, and again when it changes, for the connections dialed after.
+	// Default "".
+	PasswordFile string `koanf:"password_file" json:"password_file"`
 	// SentinelUsername and SentinelPassword authenticate to the
 	// sentinels. Default "".
 	SentinelUsername string `koanf:"sentinel_username" json:"sentinel_username"`
 	SentinelPassword string `koanf:"sentinel_password" json:"sentinel_password"`
+	// SentinelPasswordFile holds the sentinels' password instead, read as
+	// PasswordFile is. Default "".
+	SentinelPasswordFile string `koanf:"sentinel_password_file" json:"sentinel_password_file"`
 	// DB is the database number (not in cluster mode). Default 0.
 	DB int `koanf:"db" json:"db"`
 	// TLS secures every connection to Redis and the sentinels.
@@ -85,7 +92,8 @@ type RedisOptions struct {
 	// DecisionConns is how many connections per node carry decisions, each
 	// pipelining every decision queued while it waits for the last reply
 	// (the pool above serves everything else). Default 2.
-	DecisionConns int `koanf:"decision_conns" json:"decision_conns"`
+	DecisionConns int      `koanf:"decision_conns" json:"decision_conns"`
+	secrets       *secrets // the password files' contents (NewClients)
 }
 
 // TLSOptions configures TLS to Redis.

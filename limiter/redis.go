@@ -48,7 +48,7 @@ func NewRedisStore(c *Clients, o Options, budget time.Duration, instance string,
 		return nil, fmt.Errorf("limiter: budget %s; want > 0", budget)
 	}
 	cfg := pipeConfig{
-		conn: connOptions{username: c.opts.Username, password: c.opts.Password, db: c.opts.DB, tls: c.tls,
+		conn: connOptions{username: c.opts.Username, password: c.opts.password, db: c.opts.DB, tls: c.tls,
 			dialTimeout: c.opts.DialTimeout},
 		lanes: c.opts.DecisionConns, budget: budget, silence: max(c.opts.ReadTimeout, budget),
 		queueTimeout: o.QueueTimeout,

@@ -72,11 +72,12 @@ func (s *sentinels) moved(addr string) {
 
 func newSentinels(o RedisOptions, tlsConf *tls.Config) *sentinels {
 	s := &sentinels{master: o.MasterName, timeout: o.DialTimeout, replicas: o.LocalReplicas, dialed: map[*trackedConn]string{},
-		conn: &connOptions{username: o.Username, password: o.Password, db: o.DB, tls: tlsConf, dialTimeout: o.DialTimeout}}
+		conn: &connOptions{username: o.Username, password: o.password, db: o.DB, tls: tlsConf, dialTimeout: o.DialTimeout}}
 	for _, a := range o.Addrs {
 		s.clients = append(s.clients, redis.NewSentinelClient(&redis.Options{
 			Addr: a, Username: o.SentinelUsername, Password: o.SentinelPassword, TLSConfig: tlsConf,
-			DialTimeout: o.DialTimeout, ReadTimeout: o.DialTimeout, WriteTimeout: o.DialTimeout,
+			CredentialsProvider: func() (string, string) { return o.SentinelUsername, o.sentinelPassword() },
+			DialTimeout:         o.DialTimeout, ReadTimeout: o.DialTimeout, WriteTimeout: o.DialTimeout,
 			MaxRetries: -1, PoolSize: 2, DialerRetries: 1,
 		}))
 	}

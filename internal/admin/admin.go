@@ -37,9 +37,8 @@ type Admin struct {
 	store      string
 	limits     Limits
 	breaker    func() string
-	sentinels  func() int // nil outside Sentinel mode
-	token      []byte
-	tokenID    string // names the token in audit lines, never the token
+	sentinels  func() int             // nil outside Sentinel mode
+	token      atomic.Pointer[bearer] // server.admin_token, or its file's content
 	log        *slog.Logger
 	curConfig  func() any
 	reloader   func(trigger string) ReloadResult // nil without a reload
@@ -101,12 +100,12 @@ func New(p Parts) (*Admin, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	a := &Admin{tenants: p.Tenants, store: p.StoreName, limits: p.Limits, breaker: p.Breaker, sentinels: p.Sentinels, token: []byte(p.Token),
-		tokenID: tokenID(p.Token), log: log,
+	a := &Admin{tenants: p.Tenants, store: p.StoreName, limits: p.Limits, breaker: p.Breaker, sentinels: p.Sentinels, log: log,
 		curConfig: p.Config, reloader: p.Reload, lastReload: p.LastReload, registry: p.Registry, file: p.File}
 	if p.Registry != nil {
 		a.regStatus = p.RegistryStatus
 	}
+	a.SetToken(p.Token)
 	r := router.New()
 	r.RedirectTrailingSlash = false
 	r.RedirectFixedPath = false
@@ -267,6 +266,18 @@ var (
 // adminTimeout bounds one store call of the admin API.
 const adminTimeout = 2 * time.Second
 
+// bearer is the admin token and its ID.
+type bearer struct {
+	token []byte
+	id    string
+}
+
+// SetToken makes token the admin token from now on (a rotated
+// server.admin_token_file); "" turns the API beyond health off.
+func (a *Admin) SetToken(token string) {
+	a.token.Store(&bearer{token: []byte(token), id: tokenID(token)})
+}
+
 // tokenID names a token in audit lines: the first 8 hex digits of its
 // SHA-256, enough to tell tokens apart, useless to guess one.
 func tokenID(token string) string {
@@ -280,7 +291,7 @@ func tokenID(token string) string {
 // audit logs one write made through the API: who (the token's ID), what,
 // on which tenant, and how it ended. Never a key or the token.
 func (a *Admin) audit(ctx *fasthttp.RequestCtx, action, tenant string, status int, more ...any) {
-	attrs := append([]any{"token_id", a.tokenID, "action", action, "tenant", tenant, "status", status,
+	attrs := append([]any{"token_id", a.token.Load().id, "action", action, "tenant", tenant, "status", status,
 		"remote", ctx.RemoteIP().String()}, more...)
 	a.log.Info("audit", attrs...)
 }
@@ -288,12 +299,13 @@ func (a *Admin) audit(ctx *fasthttp.RequestCtx, action, tenant string, status in
 // authorized lets a request through with the bearer admin token.
 func (a *Admin) authorized(next fasthttp.RequestHandler) fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
-		if len(a.token) == 0 {
+		want := a.token.Load().token
+		if len(want) == 0 {
 			writeProblem(ctx, problemNoToken)
 			return
 		}
 		got := tenants.KeyFrom(nil, ctx.Request.Header.Peek(fasthttp.HeaderAuthorization))
-		if subtle.ConstantTimeCompare(got, a.token) != 1 {
+		if subtle.ConstantTimeCompare(got, want) != 1 {
 			writeProblem(ctx, problemBadToken)
 			ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, `Bearer realm="l1gw-admin"`)
 			return

@@ -16,6 +16,7 @@ import (
 	"github.com/l1gw/l1gw/config"
 	"github.com/l1gw/l1gw/degrade"
 	"github.com/l1gw/l1gw/internal/admin"
+	"github.com/l1gw/l1gw/internal/credfile"
 	"github.com/l1gw/l1gw/internal/gateway"
 	"github.com/l1gw/l1gw/internal/registry"
 	"github.com/l1gw/l1gw/internal/tlsterm"
@@ -35,8 +36,11 @@ type App struct {
 	certs   *tlsterm.Store      // nil without server.tls
 	reload  *reloader
 	sync    *registry.Syncer // nil unless tenants.source is redis or both
-	cfg     config.Server
-	log     *slog.Logger
+	admin   *admin.Admin
+	// adminToken is server.admin_token_file; nil without one.
+	adminToken *credfile.File
+	cfg        config.Server
+	log        *slog.Logger
 }
 
 // Build assembles the parts a validated config describes. It does no I/O.
@@ -62,9 +66,16 @@ func Build(cfg *config.Config, log *slog.Logger) (*App, error) {
 		return nil, fmt.Errorf("build upstreams: %w", err)
 	}
 	rl := newReloader(cfg, table, proxy, log)
+	token, tokenFile := cfg.Server.AdminToken, (*credfile.File)(nil)
+	if cfg.Server.AdminTokenFile != "" {
+		if tokenFile, err = credfile.Open("server.admin_token_file", cfg.Server.AdminTokenFile); err != nil {
+			return nil, err
+		}
+		token = tokenFile.Value()
+	}
 	reg, sync := newRegistry(cfg, clients, rl)
 	parts := admin.Parts{Registry: reg, File: rl.fileView, RegistryStatus: registryStatus(sync, table), Tenants: table, StoreName: cfg.Redis.Mode, Limits: store, Log: log,
-		Breaker: func() string { return guard.BreakerState().String() }, Token: cfg.Server.AdminToken, Pprof: cfg.Server.Pprof,
+		Breaker: func() string { return guard.BreakerState().String() }, Token: token, Pprof: cfg.Server.Pprof,
 		Config: func() any { return rl.cfg.Load().Redacted() }, Reload: rl.run, LastReload: rl.last.Load}
 	if cfg.Redis.Mode == limiter.ModeSentinel {
 		parts.Sentinels = clients.SentinelsReachable
@@ -87,7 +98,7 @@ func Build(cfg *config.Config, log *slog.Logger) (*App, error) {
 		}
 	}
 	return &App{gw: gw, guard: guard, server: NewServer(cfg.Server, gw, adm, certs, log), proxy: proxy, clients: clients,
-		redis: redisStore, certs: certs, reload: rl, sync: sync, cfg: cfg.Server, log: log}, nil
+		redis: redisStore, certs: certs, reload: rl, sync: sync, admin: adm, adminToken: tokenFile, cfg: cfg.Server, log: log}, nil
 }
 
 // store is what the application needs of a store: decisions, and the
@@ -143,6 +154,11 @@ func (a *App) Run(ctx context.Context, proxyLn, adminLn net.Listener) error {
 	go func() {
 		defer wg.Done()
 		a.reload.watch(bgCtx, a.cfg.ConfigReloadInterval)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		a.watchSecrets(bgCtx, a.cfg.ConfigReloadInterval)
 	}()
 	if a.certs != nil {
 		wg.Add(1)

@@ -15,10 +15,16 @@ import (
 // adminCall sends a request to a gateway's admin API with token "tok".
 func adminCall(t *testing.T, addr, method, path, body string) (int, []byte) {
 	t.Helper()
+	return adminCallWith(t, addr, "tok", method, path, body)
+}
+
+// adminCallWith sends a request to a gateway's admin API with token.
+func adminCallWith(t *testing.T, addr, token, method, path, body string) (int, []byte) {
+	t.Helper()
 	req, resp := &fasthttp.Request{}, &fasthttp.Response{}
 	req.SetRequestURI("http://" + addr + path)
 	req.Header.SetMethod(method)
-	req.Header.Set("Authorization", "Bearer tok")
+	req.Header.Set("Authorization", "Bearer "+token)
 	req.SetBodyString(body)
 	if err := fasthttp.DoTimeout(req, resp, 5*time.Second); err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
