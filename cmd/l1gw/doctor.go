@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"time"
 
 	"github.com/l1gw/l1gw/config"
@@ -33,7 +34,8 @@ func doctorCmd(args, environ []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "l1gw doctor: redis.mode is memory in %s: no Redis to check\n", source(in))
 		return 2
 	}
-	limiter.SetRedisLog(newLogger(cfg.Log, stderr))
+	// go-redis' own lines would repeat the findings' errors.
+	limiter.SetRedisLog(slog.New(slog.DiscardHandler))
 	clients, err := limiter.NewClients(cfg.Redis)
 	if err != nil {
 		fmt.Fprintln(stderr, "l1gw doctor:", err)

@@ -87,7 +87,13 @@ func Run(ctx context.Context, c *limiter.Clients, o Options) *Report {
 		o.Pings = 200
 	}
 	d := &doctor{c: c, o: o, r: &Report{}}
-	for _, s := range d.shards(ctx) {
+	shards := d.shards(ctx)
+	if err := c.Primary.Ping(ctx).Err(); err != nil {
+		d.r.add(Error, "check that the primary is up and reachable from here, and redis.username/password",
+			"the primary does not answer PING: %v", err)
+		return d.r
+	}
+	for _, s := range shards {
 		d.checkShard(ctx, s)
 	}
 	d.checkScripts(ctx)

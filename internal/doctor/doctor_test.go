@@ -151,3 +151,30 @@ func has(rep *doctor.Report, sev doctor.Severity, what, fix string) bool {
 	}
 	return false
 }
+
+func TestSentinelTopologyWithNodesDown(t *testing.T) {
+	tp := redistest.Topology(t, redistest.Options{Replicas: 1, Sentinels: 3})
+	downSentinel, downReplica := tp.Sentinels()[0], tp.Replicas()[0]
+	downSentinel.Kill()
+	downReplica.Kill()
+	rep, out := run(t, doctor.Options{Redis: redisOptions(limiter.ModeSentinel, tp.SentinelAddrs()...), Budget: time.Second, Pings: 20})
+	cases := []struct {
+		sev  doctor.Severity
+		what string
+		fix  string
+	}{
+		{doctor.Warn, "sentinel " + downSentinel.Addr() + " does not give the primary of mymaster", "take it out of redis.addrs"},
+		{doctor.OK, "sentinels: 2 of 3 answer; CKQUORUM mymaster is OK on each", ""},
+		{doctor.OK, "ROLE of the primary " + tp.Primary().Addr() + ": master, 0 replica(s) connected", ""},
+		{doctor.Warn, "replica " + downReplica.Addr() + " does not answer ROLE", "SENTINEL RESET mymaster"},
+		{doctor.Warn, "min-replicas-to-write 0 on " + tp.Primary().Addr(), "CONFIG SET min-replicas-to-write 1"},
+	}
+	for _, tc := range cases {
+		if !has(rep, tc.sev, tc.what, tc.fix) {
+			t.Errorf("no %s finding with %q and fix %q:\n%s", tc.sev, tc.what, tc.fix, out)
+		}
+	}
+	if got := rep.Count(doctor.Error); got != 0 {
+		t.Errorf("got %d errors; want none (a majority of sentinels and the primary answer):\n%s", got, out)
+	}
+}
