@@ -120,5 +120,9 @@ func (d *doctor) checkScripts(ctx context.Context) {
 			"scripts do not load on the primary: %v", err)
 		return
 	}
-	d.r.add(OK, "", "scripts: decide, usage, peek and record load on the primary")
+	where := "the primary"
+	if d.o.Redis.Mode == limiter.ModeCluster {
+		where = "every primary"
+	}
+	d.r.add(OK, "", "scripts: decide, usage, peek and record load on %s", where)
 }

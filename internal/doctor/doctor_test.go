@@ -178,3 +178,27 @@ func TestSentinelTopologyWithNodesDown(t *testing.T) {
 		t.Errorf("got %d errors; want none (a majority of sentinels and the primary answer):\n%s", got, out)
 	}
 }
+
+func TestClusterEveryShardIsChecked(t *testing.T) {
+	cl := redistest.Cluster(t, redistest.ClusterOptions{})
+	rep, out := run(t, doctor.Options{Redis: redisOptions(limiter.ModeCluster, cl.Addrs()...), Budget: time.Second, Pings: 20})
+	for _, p := range cl.Primaries() {
+		if !has(rep, doctor.OK, "ROLE of the primary "+p.Addr()+": master, 1 replica(s) connected", "") {
+			t.Errorf("no ROLE line for the primary %s:\n%s", p.Addr(), out)
+		}
+		if !has(rep, doctor.Warn, "cluster-require-full-coverage yes on "+p.Addr(), "cluster-require-full-coverage no") {
+			t.Errorf("no cluster-require-full-coverage warning for %s:\n%s", p.Addr(), out)
+		}
+	}
+	if !has(rep, doctor.OK, "scripts: decide, usage, peek and record load on every primary", "") {
+		t.Errorf("no scripts line for every primary:\n%s", out)
+	}
+	for _, r := range cl.Replicas() {
+		if !has(rep, doctor.OK, "replica "+r.Addr()+" of ", "") || !strings.Contains(out, "replica "+r.Addr()+" of 127.0.0.1:") {
+			t.Errorf("no link line for the replica %s:\n%s", r.Addr(), out)
+		}
+	}
+	if got := rep.Count(doctor.Error); got != 0 {
+		t.Errorf("got %d errors; want none:\n%s", got, out)
+	}
+}
