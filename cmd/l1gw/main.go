@@ -2,6 +2,7 @@
 //
 //	l1gw [serve] [--config FILE] [--set key.path=value]...   run the gateway
 //	l1gw check-config [--config FILE] [--set key.path=value]...
+//	l1gw doctor --config FILE [--set key.path=value]...      check the configured Redis
 //	l1gw hash-key KEY                                       print a key_hashes entry
 //	l1gw admin [--addr ADDR] COMMAND                        call a running gateway's admin API
 //	l1gw demo-upstream [--listen ADDR]                       a small upstream for trying l1gw
@@ -47,6 +48,8 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		return serve(args, environ, stderr)
 	case "check-config":
 		return checkConfig(args, environ, stdout, stderr)
+	case "doctor":
+		return doctorCmd(args, environ, stdout, stderr)
 	case "hash-key":
 		if len(args) != 1 {
 			fmt.Fprintln(stderr, "usage: l1gw hash-key KEY")
@@ -62,7 +65,7 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "l1gw", version)
 		return 0
 	default:
-		fmt.Fprintf(stderr, "l1gw: unknown command %q; want serve, check-config, hash-key, admin, demo-upstream or version\n", cmd)
+		fmt.Fprintf(stderr, "l1gw: unknown command %q; want serve, check-config, doctor, hash-key, admin, demo-upstream or version\n", cmd)
 		return 2
 	}
 }
