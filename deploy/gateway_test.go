@@ -39,6 +39,11 @@ func (b *bundle) checkGateway(tmp string) []error {
 	if d.Spec.Replicas != nil {
 		g.replicas = *d.Spec.Replicas
 	}
+	for _, h := range b.hpas { // with an HPA, its minimum is the count
+		if h.Spec.ScaleTargetRef.Name == d.Name && h.Spec.MinReplicas != nil && (d.Spec.Replicas == nil || *h.Spec.MinReplicas < g.replicas) {
+			g.replicas = *h.Spec.MinReplicas
+		}
+	}
 	i := slices.IndexFunc(g.spec.Containers, func(c corev1.Container) bool { return c.Name == "l1gw" })
 	if i < 0 {
 		return []error{fmt.Errorf("Deployment l1gw: no container l1gw")}
@@ -61,7 +66,7 @@ func (g gateway) checkShape() []error {
 	var errs []error
 	fail := func(format string, a ...any) { errs = append(errs, fmt.Errorf("Deployment l1gw: "+format, a...)) }
 	if g.replicas < 2 {
-		fail("replicas %d; want at least 2", g.replicas)
+		fail("replicas %d (or the HPA's minReplicas); want at least 2", g.replicas)
 	}
 	if !slices.ContainsFunc(g.spec.TopologySpreadConstraints, func(t corev1.TopologySpreadConstraint) bool {
 		return t.TopologyKey == "kubernetes.io/hostname"

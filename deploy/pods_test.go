@@ -130,6 +130,9 @@ func (b *bundle) checkVolumes(p pod, secretKeys map[string]bool) []error {
 				}
 			}
 		case v.Secret != nil:
+			if !readable(v.Secret.DefaultMode, p.spec.SecurityContext) {
+				fail("volume %s: mode %#o, and no fsGroup: the container's user cannot read the files", v.Name, *v.Secret.DefaultMode)
+			}
 			if len(v.Secret.Items) == 0 {
 				fail("volume %s: list the Secret's items, so a missing key fails the mount", v.Name)
 			}
@@ -154,4 +157,13 @@ func (b *bundle) checkVolumes(p pod, secretKeys map[string]bool) []error {
 		}
 	}
 	return errs
+}
+
+// readable reports whether a Secret volume's files (mode, default 0644)
+// can be read by a non-root user: by all, or by the pod's fsGroup.
+func readable(mode *int32, ps *corev1.PodSecurityContext) bool {
+	if mode == nil || *mode&0o004 != 0 {
+		return true
+	}
+	return *mode&0o040 != 0 && ps != nil && ps.FSGroup != nil
 }
