@@ -49,6 +49,7 @@ var broken = []struct {
 	{"credential outside the Secret", overlay + "l1gw.yaml", "password_file: /etc/l1gw-secrets/redis-password", "password_file: /etc/l1gw/redis-password", "redis.password_file is /etc/l1gw/redis-password, not a file of a mounted Secret"},
 	{"a sentinel that is not there", overlay + "l1gw.yaml", "l1gw-sentinel-2.l1gw-sentinel:26379", "l1gw-sentinel-3.l1gw-sentinel:26379", "redis.addrs[2]: l1gw-sentinel-3 is no pod of a StatefulSet"},
 	{"evicting policy", overlay + "redis.conf", "maxmemory-policy noeviction", "maxmemory-policy allkeys-lru", `maxmemory-policy is "allkeys-lru"; want "noeviction"`},
+	{"a trailing comment", overlay + "redis.conf", "appendonly yes", "appendonly yes # durable", "a comment after appendonly; Redis refuses the file"},
 	{"no AOF", overlay + "redis.conf", "appendonly yes", "appendonly no", `appendonly is "no"; want "yes"`},
 	{"slow failover", overlay + "init-sentinel.sh", "down-after-milliseconds mymaster 5000", "down-after-milliseconds mymaster 30000", "down-after-milliseconds mymaster 30000"},
 	{"sentinel watches another master", overlay + "init-sentinel.sh", "sentinel monitor mymaster", "sentinel monitor other", "sentinel monitor other; want redis.master_name, mymaster"},

@@ -29,7 +29,13 @@ func (b *bundle) checkRedisConf(masterName string) []error {
 			got := map[string]string{}
 			for line := range strings.Lines(conf) {
 				f := strings.Fields(line)
-				if len(f) >= 2 && !strings.HasPrefix(f[0], "#") {
+				if len(f) == 0 || strings.HasPrefix(f[0], "#") {
+					continue
+				}
+				if strings.Contains(line, "#") { // Redis has no trailing comments: it reads them as arguments
+					errs = append(errs, fmt.Errorf("ConfigMap %s, redis.conf: a comment after %s; Redis refuses the file", name, f[0]))
+				}
+				if len(f) >= 2 {
 					got[f[0]] = f[1]
 				}
 			}
