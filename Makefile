@@ -28,9 +28,10 @@ run: build
 	echo "  curl -s localhost:9090/metrics | grep l1gw_                    # metrics"; \
 	echo; $(BIN)
 
-## test: install redis-server and redis-sentinel if missing, then run every test with -race: the unit and contract tests, the allocation guards, a short fuzz run, and the short chaos suite
+## test: install redis-server and redis-sentinel if missing, then run every test with -race: the unit and contract tests, the allocation guards, a short fuzz run, the short chaos suite, and the Kubernetes manifests' offline validation
 test: test-deps
 	$(GO) test -race -count=1 ./...
+	cd deploy && $(GO) test -count=1 ./... # deploy/kubernetes, rendered and checked offline (a module of its own)
 	$(GO) test -count=1 -run 'DoesNotAllocate' ./internal/app/ # allocation guards count nothing under -race
 	$(MAKE) --no-print-directory fuzz
 	$(MAKE) --no-print-directory test-chaos
@@ -80,7 +81,7 @@ CHAOS_ARGS ?=
 chaos: build test-deps
 	$(GO) run ./loadtest/chaos -bin $(BIN) $(CHAOS_ARGS)
 
-## lint: gofmt, go vet, staticcheck (from the Go module proxy), dockerfilelint (from npm)
+## lint: gofmt, go vet, staticcheck (from the Go module proxy, here and in deploy/), dockerfilelint (from npm)
 lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt: not formatted:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
@@ -88,6 +89,7 @@ lint:
 	@test -x $(GOBIN)/staticcheck || $(GO) install $(STATICCHECK)
 	$(GOBIN)/staticcheck ./...
 	$(GOBIN)/staticcheck -tags chaos ./loadtest/chaos/
+	cd deploy && $(GO) vet ./... && $(GOBIN)/staticcheck ./...
 	@if command -v npx >/dev/null; then npx --yes dockerfilelint@1.8.0 Dockerfile; else echo "npx not found: Dockerfile not linted"; fi
 
 ## docker: build the container image (needs a Docker engine)
