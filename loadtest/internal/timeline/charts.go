@@ -56,17 +56,18 @@ func latencyChart(tl *Timeline) *chart {
 	return c
 }
 
-// statusChart is the responses of each second's requests by status.
+// statusChart is the responses of each second's requests by status, per
+// second of the attack (a last second cut short counts for its length).
 func statusChart(tl *Timeline) *chart {
 	c := frame(tl, "Responses per second by status (0: no response)", "responses per second")
 	codes := sortedCodes(tl)
-	hi := 1
+	hi := 1.0
 	for _, s := range tl.Seconds {
 		for _, n := range s.Codes {
-			hi = max(hi, n)
+			hi = max(hi, perSecond(n, s))
 		}
 	}
-	ticks := linearTicks(float64(hi))
+	ticks := linearTicks(hi)
 	top := ticks[len(ticks)-1]
 	y := func(v float64) float64 { return c.Bot - v/top*(c.Bot-c.Top) }
 	for _, v := range ticks {
@@ -77,7 +78,7 @@ func statusChart(tl *Timeline) *chart {
 	for i, code := range codes {
 		pts := make([]point, len(tl.Seconds))
 		for j, s := range tl.Seconds {
-			pts[j] = point{float64(s.T) + 0.5, float64(s.Codes[code]), true}
+			pts[j] = point{float64(s.T) + 0.5, perSecond(s.Codes[code], s), true}
 		}
 		color, ok := codeColors[code]
 		if !ok {
@@ -86,6 +87,14 @@ func statusChart(tl *Timeline) *chart {
 		c.Lines = append(c.Lines, line{Name: code, Color: color, D: path(pts, x, y)})
 	}
 	return c
+}
+
+// perSecond is n responses in second s, per second.
+func perSecond(n int, s Second) float64 {
+	if s.Length <= 0 || s.Length >= 1 {
+		return float64(n)
+	}
+	return float64(n) / s.Length
 }
 
 // degradedChart is the share of each second's responses marked

@@ -27,6 +27,9 @@ type Timeline struct {
 type Second struct {
 	// T is the second's start, in seconds since the attack's start.
 	T int `json:"t"`
+	// Length is how much of the second the attack lasted, in seconds: 1
+	// but for the last second of an attack whose end is known (End).
+	Length float64 `json:"length_s"`
 	// Requests is how many requests were sent in the second.
 	Requests int `json:"requests"`
 	// P50Ms and P99Ms are their exact latency percentiles, in ms.
@@ -51,19 +54,24 @@ type Window struct {
 // latency until Timeline is called (8 bytes a request).
 type Builder struct {
 	start   time.Time
+	end     time.Time
 	lat     [][]time.Duration
 	codes   []map[string]int
 	degrade []int
 	windows []Window
 }
 
-// NewBuilder starts a timeline at start: results sent before it are
+// NewBuilder starts a timeline at start, or, for a zero start, at the
+// send time of the first result added: results sent before the start are
 // counted in its first second.
 func NewBuilder(start time.Time) *Builder { return &Builder{start: start} }
 
 // Add counts one request sent at at: its latency, its status (0: no
 // response) and whether it was marked degraded.
 func (b *Builder) Add(at time.Time, latency time.Duration, code int, degraded bool) {
+	if b.start.IsZero() {
+		b.start = at
+	}
 	i := max(int(at.Sub(b.start)/time.Second), 0)
 	for len(b.lat) <= i {
 		b.lat = append(b.lat, nil)
@@ -85,6 +93,9 @@ func (b *Builder) Fault(name string, from, to time.Time) {
 	b.windows = append(b.windows, Window{Name: name, From: b.secs(from), To: b.secs(to)})
 }
 
+// End marks when the attack stopped sending: the last second's Length.
+func (b *Builder) End(t time.Time) { b.end = t }
+
 // secs is t in seconds since the start, to the millisecond.
 func (b *Builder) secs(t time.Time) float64 {
 	return math.Round(t.Sub(b.start).Seconds()*1000) / 1000
@@ -94,7 +105,10 @@ func (b *Builder) secs(t time.Time) float64 {
 func (b *Builder) Timeline(name string) Timeline {
 	tl := Timeline{Name: name, Seconds: make([]Second, len(b.lat)), Windows: slices.Clone(b.windows)}
 	for i, lat := range b.lat {
-		s := Second{T: i, Requests: len(lat), Codes: b.codes[i], Degraded: b.degrade[i]}
+		s := Second{T: i, Length: 1, Requests: len(lat), Codes: b.codes[i], Degraded: b.degrade[i]}
+		if i == len(b.lat)-1 && !b.end.IsZero() {
+			s.Length = min(max(b.secs(b.end)-float64(i), 0.001), 1)
+		}
 		if len(lat) > 0 {
 			slices.Sort(lat)
 			s.P50Ms, s.P99Ms = quantileMs(lat, 0.50), quantileMs(lat, 0.99)

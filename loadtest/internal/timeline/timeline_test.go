@@ -21,6 +21,7 @@ func TestBuilder(t *testing.T) {
 	b.Add(start.Add(-time.Millisecond), 3*time.Millisecond, 200, false)   // before the start: second 0
 	b.Fault("stall", start.Add(1250*time.Millisecond), start.Add(2*time.Second))
 	b.Fault("blip", start.Add(2*time.Second), start.Add(time.Second)) // ends before it starts: zero width
+	b.End(start.Add(2750 * time.Millisecond))
 	tl := b.Timeline("s")
 
 	if got := len(tl.Seconds); got != 3 {
@@ -37,12 +38,40 @@ func TestBuilder(t *testing.T) {
 	if s1.Requests != 0 || s1.T != 1 {
 		t.Errorf("second 1: got %+v; want T 1 without requests", s1)
 	}
-	if s2.Codes["0"] != 1 || s2.P99Ms != 7 {
-		t.Errorf("second 2: got %+v; want one no-response of 7 ms", s2)
+	if s2.Codes["0"] != 1 || s2.P99Ms != 7 || s2.Length != 0.75 {
+		t.Errorf("second 2: got %+v; want one no-response of 7 ms, 0.75 s long (the end)", s2)
+	}
+	if s0.Length != 1 || s1.Length != 1 {
+		t.Errorf("lengths: got %v, %v; want 1 but for the last second", s0.Length, s1.Length)
 	}
 	want := []Window{{"stall", 1.25, 2}, {"blip", 2, 2}}
 	if len(tl.Windows) != 2 || tl.Windows[0] != want[0] || tl.Windows[1] != want[1] {
 		t.Errorf("windows: got %+v; want %+v", tl.Windows, want)
+	}
+}
+
+func TestBuilderStartsAtFirstResult(t *testing.T) {
+	first := time.Date(2026, 11, 29, 10, 0, 0, 900_000_000, time.UTC)
+	b := NewBuilder(time.Time{})
+	for _, ms := range []int{0, -3, 999, 1000} { // completion order: the second sent comes back after the first
+		b.Add(first.Add(time.Duration(ms)*time.Millisecond), time.Millisecond, 200, false)
+	}
+	tl := b.Timeline("s")
+	if len(tl.Seconds) != 2 || tl.Seconds[0].Requests != 3 || tl.Seconds[1].Requests != 1 {
+		t.Errorf("got %+v; want 3 requests in the first second from the first result, 1 in the next", tl.Seconds)
+	}
+}
+
+func TestStatusPerSecondOfAShortLastSecond(t *testing.T) {
+	tl := Timeline{Seconds: []Second{
+		{T: 0, Length: 1, Requests: 100, Codes: map[string]int{"200": 100}},
+		{T: 1, Length: 0.25, Requests: 25, Codes: map[string]int{"200": 25}},
+	}}
+	c := statusChart(&tl)
+	// Both seconds at 100 responses/s: a flat line, at the top tick.
+	want := "M" + formatPx(c.x(0.5, 2)) + "," + formatPx(c.Top) + "L" + formatPx(c.x(1.5, 2)) + "," + formatPx(c.Top)
+	if got := c.Lines[0].D; got != want {
+		t.Errorf("200 path: got %s; want %s", got, want)
 	}
 }
 
@@ -59,7 +88,7 @@ func btoi(b bool) int {
 func synthetic(name string) Timeline {
 	tl := Timeline{Name: name, Windows: []Window{{Name: "stall <3s>", From: 3, To: 5}}}
 	for i := range 10 {
-		s := Second{T: i, Requests: 100, P50Ms: 0.8, P99Ms: 2, Codes: map[string]int{"200": 70, "429": 30}}
+		s := Second{T: i, Length: 1, Requests: 100, P50Ms: 0.8, P99Ms: 2, Codes: map[string]int{"200": 70, "429": 30}}
 		if i == 3 || i == 4 {
 			s.P99Ms, s.Codes, s.Degraded = 900, map[string]int{"200": 100}, 100
 		}
