@@ -21,6 +21,7 @@ func timelineOf(name string, marks []phaseMark, ss []sample, end time.Time) time
 		start = ss[0].at
 	}
 	b := timeline.NewBuilder(start)
+	b.End(end)
 	for _, s := range ss {
 		b.Add(s.at, s.latency, int(s.code), s.state == stateDegraded)
 	}
