@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/l1gw/l1gw/loadtest/internal/harness"
 	"github.com/l1gw/l1gw/loadtest/internal/timeline"
 )
 
@@ -59,7 +60,11 @@ func (r *ChaosReport) page() timeline.Page {
 	return p
 }
 
-// writeHTML writes chaos.html into dir.
-func (r *ChaosReport) writeHTML(dir string) error {
+// Write saves chaos.json, chaos.md (the Markdown md) and chaos.html (the
+// plots) in dir.
+func (r *ChaosReport) Write(dir, md string) error {
+	if err := harness.WriteReport(dir, "chaos", r, md); err != nil {
+		return err
+	}
 	return r.page().WriteFile(filepath.Join(dir, "chaos.html"))
 }

@@ -280,15 +280,6 @@ func formatCounts(m map[string]int) string {
 	return strings.Join(parts, " ")
 }
 
-// Write saves chaos.json, chaos.md (the Markdown md) and chaos.html (the
-// plots) in dir.
-func (r *ChaosReport) Write(dir, md string) error {
-	if err := harness.WriteReport(dir, "chaos", r, md); err != nil {
-		return err
-	}
-	return r.writeHTML(dir)
-}
-
 // Err names the scenarios that failed a check; nil when none did.
 func (r *ChaosReport) Err() error {
 	var failed []string

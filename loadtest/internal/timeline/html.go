@@ -11,8 +11,11 @@ import (
 // Page is a runner's HTML report: a title, lines of context (the
 // machine, the command), and the plots of each timeline.
 type Page struct {
-	Title     string
-	Lines     []string
+	// Title heads the page and names it.
+	Title string
+	// Lines are printed under the title, one a line, as they are.
+	Lines []string
+	// Timelines are plotted in order, three charts each.
 	Timelines []Timeline
 }
 

@@ -45,7 +45,9 @@ type Second struct {
 // Redis healthy again, in seconds since the attack's start. From == To
 // for a fault that is over once injected (SCRIPT FLUSH).
 type Window struct {
-	Name string  `json:"name"`
+	// Name names the fault: its phase.
+	Name string `json:"name"`
+	// From and To are its start and end, in seconds to the ms.
 	From float64 `json:"from"`
 	To   float64 `json:"to"`
 }
