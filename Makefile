@@ -7,7 +7,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GOBIN       := $(shell $(GO) env GOPATH)/bin
 
 .DEFAULT_GOAL := help
-.PHONY: help build run test fuzz test-chaos test-deps bench lint loadtest bench-compare chaos docker
+.PHONY: help build run test fuzz test-chaos test-deps report-check report-deps bench lint loadtest bench-compare chaos docker
 
 ## help: list the targets
 help:
@@ -61,6 +61,22 @@ test-deps:
 	fi; \
 	echo "installing redis-server and redis-sentinel"; \
 	apt-get update -qq && RUNLEVEL=1 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-sentinel >/dev/null
+
+REPORT ?=
+## report-check: install chromium if missing, then screenshot an HTML report at 1280 px in headless Chromium and check the PNG (REPORT=loadtest/out/chaos.html, or else a synthetic one); not in make test (a large install, seconds a run)
+report-check: report-deps
+	L1GW_REPORT_CHECK=1 L1GW_REPORT_HTML=$(if $(REPORT),$(abspath $(REPORT))) $(GO) test -count=1 -v -run '^TestChromiumRenders$$' ./loadtest/internal/timeline/
+
+# report-deps installs Debian's chromium for report-check, as test-deps
+# installs Redis.
+report-deps:
+	@if command -v chromium >/dev/null; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then \
+		echo "make report-check needs chromium. Install it with:"; \
+		echo "  sudo apt-get install -y chromium"; exit 1; \
+	fi; \
+	echo "installing chromium"; \
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 
 ## bench: benchmarks with allocations (the README's numbers)
 bench:

@@ -10,6 +10,7 @@ import (
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
 	"github.com/l1gw/l1gw/loadtest/internal/harness"
+	"github.com/l1gw/l1gw/loadtest/internal/timeline"
 )
 
 // attackPath is the path every request of an attack asks for.
@@ -42,26 +43,35 @@ func keyTargeter(target string, keys int) vegeta.Targeter {
 	}
 }
 
-// attack sends rate requests per second for d and returns vegeta's metrics
-// and up to harness.MaxErrors distinct transport errors (requests with no
-// response). It stops early, with an error, when ctx ends; a timer stops
-// it in any case once d and a request timeout are over.
-func attack(ctx context.Context, name string, tr vegeta.Targeter, rate int, d time.Duration) (*vegeta.Metrics, []string, error) {
-	var c collector
+// attacked is what one attack measured.
+type attacked struct {
+	m    *vegeta.Metrics
+	errs []string // up to harness.MaxErrors distinct transport errors
+	tl   timeline.Timeline
+}
+
+// attack sends rate requests per second for d and returns vegeta's metrics,
+// up to harness.MaxErrors distinct transport errors (requests with no
+// response) and the attack per second. It stops early, with an error, when
+// ctx ends; a timer stops it in any case once d and a request timeout are
+// over.
+func attack(ctx context.Context, name string, tr vegeta.Targeter, rate int, d time.Duration) (attacked, error) {
+	c := collector{tl: timeline.NewBuilder(time.Time{})} // from the first result
 	if _, err := c.attack(ctx, name, tr, rate, d); err != nil {
-		return nil, nil, err
+		return attacked{}, err
 	}
-	return c.close(), c.errs, nil
+	return attacked{m: c.close(), errs: c.errs, tl: c.tl.Timeline(name)}, nil
 }
 
 // collector gathers the results of one or more attacks into one set of
-// metrics.
+// metrics, and, with tl, per second.
 type collector struct {
 	m    vegeta.Metrics
 	span time.Duration // between each attack's first and last send, summed
 	n    int           // attacks
 	seen map[string]bool
 	errs []string
+	tl   *timeline.Builder // nil: no timeline
 }
 
 // attack runs one attack as the package's attack does, adds its results,
@@ -79,6 +89,9 @@ func (c *collector) attack(ctx context.Context, name string, tr vegeta.Targeter,
 	for res := range a.Attack(tr, vegeta.Rate{Freq: rate, Per: time.Second}, d, name) {
 		one.Add(res)
 		c.m.Add(res)
+		if c.tl != nil {
+			c.tl.Add(res.Timestamp, res.Latency, int(res.Code), res.Headers.Get("X-Ratelimit-Status") == "degraded")
+		}
 		if res.Code == 0 && res.Error != "" && !c.seen[res.Error] && len(c.errs) < harness.MaxErrors {
 			c.seen[res.Error] = true
 			c.errs = append(c.errs, res.Error)

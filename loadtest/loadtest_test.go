@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -84,6 +85,7 @@ func TestGateway(t *testing.T) {
 		if len(res.Notes) > 0 || len(res.Errors) > 0 {
 			t.Errorf("got notes %q, errors %q; want none", res.Notes, res.Errors)
 		}
+		checkTimeline(t, res)
 	})
 
 	// 200 connections declaring 10 MiB each: before the body was streamed
@@ -207,5 +209,34 @@ func TestLoopbackOnly(t *testing.T) {
 	}
 	if got, err := loopbackURL("127.0.0.1:8080"); err != nil || got != "http://127.0.0.1:8080/load" {
 		t.Errorf("got %q, %v; want http://127.0.0.1:8080/load", got, err)
+	}
+}
+
+// checkTimeline checks a limited run's timeline: every request in a
+// second, the 429s among them, and in results.html.
+func checkTimeline(t *testing.T, res Result) {
+	t.Helper()
+	tl := res.Timeline
+	if tl == nil || len(tl.Seconds) == 0 {
+		t.Fatalf("got timeline %+v; want the attack per second", tl)
+	}
+	n, denied := 0, 0
+	for _, s := range tl.Seconds {
+		n += s.Requests
+		denied += s.Codes["429"]
+	}
+	if uint64(n) != res.Requests || denied != res.Limit.Denied {
+		t.Errorf("timeline: got %d requests, %d denied; want %d, %d", n, denied, res.Requests, res.Limit.Denied)
+	}
+	dir := t.TempDir()
+	if err := (&Report{Results: []Result{res}}).Write(dir, ""); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "results.html"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `data-series="429"`) {
+		t.Errorf("results.html plots no 429 series")
 	}
 }

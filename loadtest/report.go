@@ -2,9 +2,11 @@ package main
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 
 	"github.com/l1gw/l1gw/loadtest/internal/harness"
+	"github.com/l1gw/l1gw/loadtest/internal/timeline"
 )
 
 // Report is one run: where it ran, how to repeat it, and its results.
@@ -83,8 +85,31 @@ func tableRow(res Result) string {
 		l.P50, l.P90, l.P99, l.Max, p50r, p99r, cpu, rss)
 }
 
-// Write saves results.json and results.md (the Markdown md) in dir.
-func (r *Report) Write(dir, md string) error { return harness.WriteReport(dir, "results", r, md) }
+// Write saves results.json, results.md (the Markdown md) and
+// results.html (the plots) in dir.
+func (r *Report) Write(dir, md string) error {
+	if err := harness.WriteReport(dir, "results", r, md); err != nil {
+		return err
+	}
+	return r.page().WriteFile(filepath.Join(dir, "results.html"))
+}
+
+// page is the report's HTML page: a timeline per scenario that had an
+// attack of its own.
+func (r *Report) page() timeline.Page {
+	m := r.Machine
+	p := timeline.Page{Title: "l1gw load test", Lines: []string{
+		fmt.Sprintf("%s · nproc %d · %s · %s · %s · loadavg %s (at start)", m.Date, m.NProc, m.CPU, m.Go, m.Gateway, m.LoadAvg),
+		"Reproduce: " + r.Command,
+		"Per second of send time; results.md has the totals, the gateway's CPU and memory, and the checks.",
+	}}
+	for _, res := range r.Results {
+		if res.Timeline != nil {
+			p.Timelines = append(p.Timelines, *res.Timeline)
+		}
+	}
+	return p
+}
 
 // pressureLines reports idle-slowloris's rounds: the row above is the
 // attacks beside the held connections; these compare them with the attacks

@@ -7,6 +7,7 @@ import (
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
 	"github.com/l1gw/l1gw/loadtest/internal/harness"
+	"github.com/l1gw/l1gw/loadtest/internal/timeline"
 )
 
 // Result is one scenario's measurements.
@@ -43,6 +44,9 @@ type Result struct {
 	Reloads *Reloads `json:"reloads,omitempty"`
 	// Notes are anomalies worth a look.
 	Notes []string `json:"notes,omitempty"`
+	// Timeline is the attack per second, plotted in results.html; nil
+	// for upload, download and idle-slowloris.
+	Timeline *timeline.Timeline `json:"timeline,omitempty"`
 }
 
 // Ratio is a gateway scenario's latency over the baseline's.

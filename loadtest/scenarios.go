@@ -12,6 +12,7 @@ import (
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
 	"github.com/l1gw/l1gw/loadtest/internal/harness"
+	"github.com/l1gw/l1gw/loadtest/internal/timeline"
 )
 
 // manyTenants is the tenant count of the many-tenants scenario.
@@ -85,11 +86,13 @@ func runScenario(ctx context.Context, sc scenario, o options, upstreamAddr strin
 		if err != nil {
 			return Result{}, err
 		}
-		m, errs, err := attack(ctx, sc.name, keyTargeter(url, 0), o.rate, o.duration)
+		a, err := attack(ctx, sc.name, keyTargeter(url, 0), o.rate, o.duration)
 		if err != nil {
 			return Result{}, err
 		}
-		return newResult(sc, o, "upstream", m, errs), nil
+		res := newResult(sc, o, "upstream", a.m, a.errs)
+		res.Timeline = &a.tl
+		return res, nil
 	}
 	dir, err := os.MkdirTemp("", "l1gw-load-")
 	if err != nil {
@@ -167,6 +170,7 @@ func attackGateway(ctx context.Context, sc scenario, o options, gw *harness.Gate
 	var ticks int64
 	var pressed *Pressure
 	var reloads *Reloads
+	var tl *timeline.Timeline // nil for idle-slowloris' rounds
 	if sc.pressure {
 		run, err := pressureRounds(ctx, sc, o, gw, tr, before)
 		if err != nil {
@@ -176,9 +180,9 @@ func attackGateway(ctx context.Context, sc scenario, o options, gw *harness.Gate
 	} else {
 		one := func() error {
 			ticks, m, err = sampled(gw, func() (*vegeta.Metrics, error) {
-				got, e, err := attack(ctx, sc.name, tr, o.rate, o.duration)
-				errs = e
-				return got, err
+				a, err := attack(ctx, sc.name, tr, o.rate, o.duration)
+				errs, tl = a.errs, &a.tl
+				return a.m, err
 			})
 			return err
 		}
@@ -196,6 +200,7 @@ func attackGateway(ctx context.Context, sc scenario, o options, gw *harness.Gate
 		return Result{}, err
 	}
 	res := newResult(sc, o, "gateway", m, errs)
+	res.Timeline = tl
 	res.Gateway = newUsage(before, after, ticks, m.Requests)
 	res.Gateway.Held, res.Gateway.Pressure = heldRes, pressed
 	res.Gateway.WarnLines, res.Gateway.WarnMsgs = gw.Logs.Warnings()

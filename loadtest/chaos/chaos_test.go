@@ -14,7 +14,7 @@ import (
 var (
 	chaosFull = flag.Bool("chaos.full", false, "chaos suite at full length (as make chaos runs it): 5 s phases and stall, 30 s outage")
 	chaosRate = flag.Int("chaos.rate", 300, "chaos suite: requests per second through every phase")
-	chaosOut  = flag.String("chaos.out", "", `chaos suite: directory for chaos.md and chaos.json (default: none)`)
+	chaosOut  = flag.String("chaos.out", "", `chaos suite: directory for chaos.md, chaos.json and chaos.html (default: none)`)
 )
 
 // TestChaos is the chaos suite under go test (build tag chaos, make
@@ -61,5 +61,5 @@ func finish(t *testing.T, rep *ChaosReport) {
 		t.Error(err)
 		return
 	}
-	t.Logf("wrote %s/chaos.md and chaos.json", *chaosOut)
+	t.Logf("wrote %s/chaos.md, chaos.json and chaos.html", *chaosOut)
 }

@@ -50,7 +50,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.rate, "rate", 300, "requests per second through every phase")
 	fs.StringVar(&o.scenarios, "scenario", "all", "comma-separated scenario names, or all")
 	fs.BoolVar(&o.short, "short", false, "the short form make test runs: 1 s phases, a 2 s outage")
-	fs.StringVar(&o.out, "out", "loadtest/out/", `directory for chaos.json and chaos.md; "" writes nothing`)
+	fs.StringVar(&o.out, "out", "loadtest/out/", `directory for chaos.json, chaos.md and chaos.html; "" writes nothing`)
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}

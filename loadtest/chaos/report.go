@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/l1gw/l1gw/loadtest/internal/harness"
+	"github.com/l1gw/l1gw/loadtest/internal/timeline"
 )
 
 // The issue's targets, reported (never asserted: they are timings).
@@ -76,6 +77,9 @@ type ChaosResult struct {
 	// Failures are the checks the scenario failed (check), or why it did
 	// not run to the end.
 	Failures []string `json:"failures,omitempty"`
+	// Timeline is the attack per second with the fault windows, plotted
+	// in chaos.html; nil when the scenario stopped early.
+	Timeline *timeline.Timeline `json:"timeline,omitempty"`
 }
 
 // DegradedCheck compares responses marked degraded with the gateway's
@@ -275,9 +279,6 @@ func formatCounts(m map[string]int) string {
 	}
 	return strings.Join(parts, " ")
 }
-
-// Write saves chaos.json and chaos.md (the Markdown md) in dir.
-func (r *ChaosReport) Write(dir, md string) error { return harness.WriteReport(dir, "chaos", r, md) }
 
 // Err names the scenarios that failed a check; nil when none did.
 func (r *ChaosReport) Err() error {

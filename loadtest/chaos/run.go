@@ -282,8 +282,9 @@ func (r *chaosRun) result(sc chaosScenario, ss []sample, end time.Time, m0, m1 m
 	if failMode == "" {
 		failMode = "open"
 	}
+	tl := timelineOf(sc.name, r.marks, ss, end)
 	return ChaosResult{
-		Scenario: sc.name, Setup: sc.setup.String(), FailMode: failMode,
+		Scenario: sc.name, Setup: sc.setup.String(), FailMode: failMode, Timeline: &tl,
 		Phases: phases, Total: total, Recoveries: recoveries(r.marks, ss),
 		PeakLimited: peakAdmitted(ss, chaosWindow), PeakLimitedOK: peakAdmittedOK(ss, chaosWindow-okJitter),
 		Limit: r.tm.limit(), ExactOK: sc.exactOK, BulkOnHealthyShard: r.bulkOnHealthyShard,
