@@ -7,7 +7,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GOBIN       := $(shell $(GO) env GOPATH)/bin
 
 .DEFAULT_GOAL := help
-.PHONY: help build run test fuzz test-chaos test-deps bench lint loadtest bench-compare chaos docker
+.PHONY: help build run test fuzz test-chaos test-deps bench lint loadtest bench-compare chaos docker stack stack-down test-stack vegeta
 
 ## help: list the targets
 help:
@@ -79,6 +79,19 @@ CHAOS_ARGS ?=
 ## chaos: build, then the chaos suite at full length: Redis faults under 300 req/s through bin/l1gw (CHAOS_ARGS="-rate 500 -scenario 1-primary-stall"); report in loadtest/out/chaos.md
 chaos: build test-deps
 	$(GO) run ./loadtest/chaos -bin $(BIN) $(CHAOS_ARGS)
+
+## stack: build, then run a local stack on loopback until Ctrl-C: Redis primary, 2 replicas, 3 sentinels, the demo upstream, two Sentinel-mode gateways (proxies :18080 :18082); state and keys in .stack/
+stack: build test-deps
+	$(GO) build -o bin/stack ./loadtest/stack
+	bin/stack -bin $(BIN) -dir .stack
+
+## stack-down: stop the stack make stack started (SIGTERM to the pid in .stack/pid)
+stack-down:
+	@if [ ! -f .stack/pid ]; then echo "no stack running (.stack/pid not found)"; exit 0; fi; \
+	pid=$$(cat .stack/pid); \
+	if ! kill -TERM $$pid 2>/dev/null; then echo "stack $$pid not running"; rm -f .stack/pid .stack/state.json; exit 0; fi; \
+	for i in $$(seq 150); do kill -0 $$pid 2>/dev/null || { echo "stack $$pid stopped"; exit 0; }; sleep 0.2; done; \
+	echo "stack $$pid still running 30 s after SIGTERM"; exit 1
 
 ## lint: gofmt, go vet, staticcheck (from the Go module proxy), dockerfilelint (from npm)
 lint:
