@@ -50,16 +50,18 @@ fuzz:
 test-chaos: test-deps
 	$(GO) test -race -count=1 -tags chaos -run '^TestChaos$$' ./loadtest/chaos/
 
-# test-deps installs the Redis binaries the tests start (as root, from
-# Debian's packages; RUNLEVEL=1 keeps the packages from starting a service).
+# test-deps installs the Redis binaries the tests start and node (which
+# checks the k6 scripts, loadtest/k6), as root, from Debian's packages
+# (RUNLEVEL=1 keeps the packages from starting a service).
 test-deps:
-	@if command -v redis-server >/dev/null && command -v redis-sentinel >/dev/null; then exit 0; fi; \
+	@if command -v redis-server >/dev/null && command -v redis-sentinel >/dev/null && command -v node >/dev/null; then exit 0; fi; \
 	if [ "$$(id -u)" != 0 ]; then \
-		echo "The tests need redis-server and redis-sentinel. Install them with:"; \
-		echo "  sudo apt-get install -y redis-server redis-sentinel"; exit 1; \
+		echo "The tests need redis-server, redis-sentinel and node. Install them with:"; \
+		echo "  sudo apt-get install -y redis-server redis-sentinel nodejs"; exit 1; \
 	fi; \
-	echo "installing redis-server and redis-sentinel"; \
-	apt-get update -qq && RUNLEVEL=1 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-sentinel >/dev/null
+	pkgs="redis-server redis-sentinel"; command -v node >/dev/null || pkgs="$$pkgs nodejs"; \
+	echo "installing $$pkgs"; \
+	apt-get update -qq && RUNLEVEL=1 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkgs >/dev/null
 
 ## bench: benchmarks with allocations (the README's numbers)
 bench:

@@ -98,13 +98,12 @@ func writeJSON(path string, v any) error {
 	return os.WriteFile(path, append(b, '\n'), 0o644)
 }
 
-// writeKeys writes every bulk key, one a line, to dir/keys.txt: the file
-// the k6 scripts and the vegeta targets' generator read.
+// writeKeys writes every bulk key and its tenant, `KEY TENANT` a line, to
+// dir/keys.txt: the KEYS file of the k6 scripts.
 func writeKeys(dir string) (string, error) {
 	var b strings.Builder
 	for i := range Tenants {
-		b.WriteString(bulkKey(i))
-		b.WriteByte('\n')
+		fmt.Fprintf(&b, "%s t%04d\n", bulkKey(i), i)
 	}
 	path := filepath.Join(dir, "keys.txt")
 	return path, os.WriteFile(path, []byte(b.String()), 0o644)
