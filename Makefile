@@ -95,6 +95,11 @@ stack-down:
 	for i in $$(seq 150); do kill -0 $$pid 2>/dev/null || { echo "stack $$pid stopped"; exit 0; }; sleep 0.2; done; \
 	echo "stack $$pid still running 30 s after SIGTERM"; exit 1
 
+SCENARIO ?= steady
+## vegeta: against a running make stack, one scenario with the vegeta CLI (SCENARIO=steady|abuser|burst|failover, RATE=, DURATION=); go install github.com/tsenart/vegeta/v12@v12.12.0 first
+vegeta:
+	loadtest/vegeta/run.sh $(SCENARIO)
+
 ## lint: gofmt, go vet, staticcheck (from the Go module proxy), dockerfilelint (from npm)
 lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt: not formatted:"; echo "$$out"; exit 1; fi
