@@ -7,7 +7,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GOBIN       := $(shell $(GO) env GOPATH)/bin
 
 .DEFAULT_GOAL := help
-.PHONY: help build run test fuzz test-chaos test-deps bench lint loadtest bench-compare chaos docker stack stack-down test-stack vegeta
+.PHONY: help build run test fuzz test-chaos test-deps bench lint loadtest bench-compare chaos docker stack stack-down vegeta
 
 ## help: list the targets
 help:

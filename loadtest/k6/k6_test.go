@@ -18,7 +18,7 @@ var scripts = []string{"steady.js", "abuser.js", "burst.js", "failover.js"}
 
 // iterations is how many times the shim runs each scenario's function
 // per kind of answer (200 ok, 429 limited, 200 degraded, 503).
-const iterations = 250
+const iterations = 100
 
 // shimRun is what testdata/shim/run.mjs prints.
 type shimRun struct {

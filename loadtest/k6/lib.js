@@ -1,7 +1,7 @@
 // Shared by the k6 scenarios: targets, keys, the Zipf draw, one request
 // with its tags and metrics. Written for k6 v1.x (the k6/http, k6/metrics
-// and k6/execution APIs of v0.50 on work too); k6 is not part of this
-// repository (AGPL-3.0): install it yourself (https://grafana.com/docs/k6/).
+// APIs used exist since v0.31); k6 is not part of this repository
+// (AGPL-3.0): install it yourself (https://grafana.com/docs/k6/).
 import http from 'k6/http';
 import { check } from 'k6';
 import { Counter, Rate } from 'k6/metrics';

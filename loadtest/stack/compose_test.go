@@ -39,11 +39,10 @@ func TestComposeGatewayConfig(t *testing.T) {
 	}
 }
 
-// gatewayBinary builds cmd/l1gw once for the package's tests.
+// gatewayBinary builds cmd/l1gw into a temporary directory.
 func gatewayBinary(t *testing.T) string {
 	t.Helper()
-	dir := filepath.Join(os.TempDir(), "l1gw-stack-test-bin")
-	bin := filepath.Join(dir, "l1gw")
+	bin := filepath.Join(t.TempDir(), "l1gw")
 	out, err := exec.Command("go", "build", "-o", bin, "../../cmd/l1gw").CombinedOutput()
 	if err != nil {
 		t.Fatalf("go build ../../cmd/l1gw: %v\n%s", err, strings.TrimSpace(string(out)))
