@@ -7,7 +7,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GOBIN       := $(shell $(GO) env GOPATH)/bin
 
 .DEFAULT_GOAL := help
-.PHONY: help build run test fuzz test-chaos test-deps report-check report-deps bench lint loadtest bench-compare chaos docker
+.PHONY: help build run test fuzz test-chaos test-deps report-check report-deps bench lint loadtest bench-compare chaos docker stack stack-down vegeta
 
 ## help: list the targets
 help:
@@ -51,16 +51,18 @@ fuzz:
 test-chaos: test-deps
 	$(GO) test -race -count=1 -tags chaos -run '^TestChaos$$' ./loadtest/chaos/
 
-# test-deps installs the Redis binaries the tests start (as root, from
-# Debian's packages; RUNLEVEL=1 keeps the packages from starting a service).
+# test-deps installs the Redis binaries the tests start and node (which
+# checks the k6 scripts, loadtest/k6), as root, from Debian's packages
+# (RUNLEVEL=1 keeps the packages from starting a service).
 test-deps:
-	@if command -v redis-server >/dev/null && command -v redis-sentinel >/dev/null; then exit 0; fi; \
+	@if command -v redis-server >/dev/null && command -v redis-sentinel >/dev/null && command -v node >/dev/null; then exit 0; fi; \
 	if [ "$$(id -u)" != 0 ]; then \
-		echo "The tests need redis-server and redis-sentinel. Install them with:"; \
-		echo "  sudo apt-get install -y redis-server redis-sentinel"; exit 1; \
+		echo "The tests need redis-server, redis-sentinel and node. Install them with:"; \
+		echo "  sudo apt-get install -y redis-server redis-sentinel nodejs"; exit 1; \
 	fi; \
-	echo "installing redis-server and redis-sentinel"; \
-	apt-get update -qq && RUNLEVEL=1 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-sentinel >/dev/null
+	pkgs="redis-server redis-sentinel"; command -v node >/dev/null || pkgs="$$pkgs nodejs"; \
+	echo "installing $$pkgs"; \
+	apt-get update -qq && RUNLEVEL=1 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkgs >/dev/null
 
 REPORT ?=
 ## report-check: install chromium if missing, then screenshot an HTML report at 1280 px in headless Chromium and check the PNG (REPORT=loadtest/out/chaos.html, or else a synthetic one); not in make test (a large install, seconds a run)
@@ -96,6 +98,24 @@ CHAOS_ARGS ?=
 ## chaos: build, then the chaos suite at full length: Redis faults under 300 req/s through bin/l1gw (CHAOS_ARGS="-rate 500 -scenario 1-primary-stall"); report in loadtest/out/chaos.md
 chaos: build test-deps
 	$(GO) run ./loadtest/chaos -bin $(BIN) $(CHAOS_ARGS)
+
+## stack: build, then run a local stack on loopback until Ctrl-C: Redis primary, 2 replicas, 3 sentinels, the demo upstream, two Sentinel-mode gateways (proxies :18080 :18082); state and keys in .stack/
+stack: build test-deps
+	$(GO) build -o bin/stack ./loadtest/stack
+	bin/stack -bin $(BIN) -dir .stack
+
+## stack-down: stop the stack make stack started (SIGTERM to the pid in .stack/pid)
+stack-down:
+	@if [ ! -f .stack/pid ]; then echo "no stack running (.stack/pid not found)"; exit 0; fi; \
+	pid=$$(cat .stack/pid); \
+	if ! kill -TERM $$pid 2>/dev/null; then echo "stack $$pid not running"; rm -f .stack/pid .stack/state.json; exit 0; fi; \
+	for i in $$(seq 150); do kill -0 $$pid 2>/dev/null || { echo "stack $$pid stopped"; exit 0; }; sleep 0.2; done; \
+	echo "stack $$pid still running 30 s after SIGTERM"; exit 1
+
+SCENARIO ?= steady
+## vegeta: against a running make stack, one scenario with the vegeta CLI (SCENARIO=steady|abuser|burst|failover, RATE=, DURATION=); go install github.com/tsenart/vegeta/v12@v12.12.0 first
+vegeta:
+	loadtest/vegeta/run.sh $(SCENARIO)
 
 ## lint: gofmt, go vet, staticcheck (from the Go module proxy, here and in deploy/), dockerfilelint (from npm)
 lint:
