@@ -28,7 +28,7 @@ run: build
 	echo "  curl -s localhost:9090/metrics | grep l1gw_                    # metrics"; \
 	echo; $(BIN)
 
-## test: install redis-server and redis-sentinel if missing, then run every test with -race: the unit and contract tests, the allocation guards, a short fuzz run, the short chaos suite, and the Kubernetes manifests' offline validation
+## test: install redis-server, redis-sentinel and nodejs if missing, then run every test with -race: the unit and contract tests, the allocation guards, a short fuzz run, the short chaos suite, and the Kubernetes manifests' offline validation
 test: test-deps
 	$(GO) test -race -count=1 ./...
 	cd deploy && $(GO) test -count=1 ./... # deploy/kubernetes, rendered and checked offline (a module of its own)
