@@ -64,6 +64,9 @@ func start(ctx context.Context, t *stackT, o options) *State {
 	st.KeysFile = keys
 	t.Logf("starting a primary, 2 replicas and 3 sentinels")
 	tp := redistest.Topology(t, redistest.Options{Replicas: 2, Sentinels: 3, MasterName: masterName})
+	for _, n := range tp.Nodes() {
+		productionSettings(ctx, t, n)
+	}
 	st.Primary = nodeProc(ctx, t, tp.Primary())
 	for _, r := range tp.Replicas() {
 		st.Replicas = append(st.Replicas, nodeProc(ctx, t, r))
@@ -81,6 +84,19 @@ func start(ctx context.Context, t *stackT, o options) *State {
 		st.Gateways = append(st.Gateways, startGateway(ctx, t, o, i, up.addr, tp.SentinelAddrs()))
 	}
 	return st
+}
+
+// productionSettings applies the README's production Redis settings that
+// the test harness leaves at their defaults, so that l1gw doctor finds the
+// stack clean.
+func productionSettings(ctx context.Context, t *stackT, n *redistest.Node) {
+	c := n.Client(t)
+	for _, kv := range [][2]string{{"appendonly", "yes"}, {"appendfsync", "everysec"},
+		{"min-replicas-to-write", "1"}, {"min-replicas-max-lag", "10"}} {
+		if err := c.ConfigSet(ctx, kv[0], kv[1]).Err(); err != nil {
+			t.Fatalf("CONFIG SET %s %s on %s: %v", kv[0], kv[1], n, err)
+		}
+	}
 }
 
 // startGateway writes gateway i's config and starts it.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -74,6 +75,12 @@ func TestStack(t *testing.T) {
 	}
 	if len(primaries) != 3 || len(st.Replicas) != 2 || len(st.Gateways) != 2 {
 		t.Errorf("%d sentinels, %d replicas, %d gateways; want 3, 2, 2", len(primaries), len(st.Replicas), len(st.Gateways))
+	}
+	// l1gw doctor, against the stack as a gateway's config sees it, finds
+	// it clean: the production settings are applied.
+	doctor := exec.CommandContext(ctx, bin, "doctor", "--config", filepath.Join(o.dir, "gateway-0.yaml"))
+	if report, err := doctor.CombinedOutput(); err != nil || !strings.Contains(string(report), " 0 warning(s), 0 error(s)") {
+		t.Errorf("l1gw doctor against the stack: %v; want it clean:\n%s", err, report)
 	}
 	if want := fmt.Sprintf("kill -STOP %d", st.Primary.Pid); !strings.Contains(out.String(), want) {
 		t.Errorf("summary does not say %q:\n%s", want, out.String())
