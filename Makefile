@@ -28,13 +28,14 @@ run: build
 	echo "  curl -s localhost:9090/metrics | grep l1gw_                    # metrics"; \
 	echo; $(BIN)
 
-## test: install redis-server, redis-sentinel and nodejs if missing, then run every test with -race: the unit and contract tests, the allocation guards, a short fuzz run, the short chaos suite, and the Kubernetes manifests' offline validation
+## test: install redis-server, redis-sentinel and nodejs if missing, then run every test with -race: the unit and contract tests, the allocation guards, a short fuzz run, the short chaos suite, the Kubernetes manifests' offline validation, and the dashboard and alert rules against a running gateway
 test: test-deps
 	$(GO) test -race -count=1 ./...
 	cd deploy && $(GO) test -count=1 ./... # deploy/kubernetes, rendered and checked offline (a module of its own)
 	$(GO) test -count=1 -run 'DoesNotAllocate' ./internal/app/ # allocation guards count nothing under -race
 	$(MAKE) --no-print-directory fuzz
 	$(MAKE) --no-print-directory test-chaos
+	cd deploy/observability && $(GO) test -count=1 ./... # a module of its own: the Prometheus parsers stay out of the gateway's go.mod
 
 # A count, not a duration: Go 1.26's fuzz coordinator can fail a run with
 # "context deadline exceeded" as a duration ends (go.dev/issue/75804).
