@@ -162,29 +162,47 @@ func dashboardExprs(d dashboard) []expr {
 	return out
 }
 
-// metricNames parses q with the PromQL parser and returns the metric
-// names of its vector selectors (a name or an exact __name__ matcher).
-func metricNames(q string) ([]string, error) {
+// selectors parses q with the PromQL parser and returns its vector
+// selectors.
+func selectors(q string) ([]*parser.VectorSelector, error) {
 	ast, err := parser.NewParser(parser.Options{}).ParseExpr(q)
 	if err != nil {
 		return nil, err
 	}
-	set := map[string]bool{}
+	var out []*parser.VectorSelector
 	parser.Inspect(ast, func(n parser.Node, _ []parser.Node) error {
-		vs, ok := n.(*parser.VectorSelector)
-		if !ok {
-			return nil
-		}
-		if vs.Name != "" {
-			set[vs.Name] = true
-		}
-		for _, m := range vs.LabelMatchers {
-			if m.Name == model.MetricNameLabel && m.Type == labels.MatchEqual {
-				set[m.Value] = true
-			}
+		if vs, ok := n.(*parser.VectorSelector); ok {
+			out = append(out, vs)
 		}
 		return nil
 	})
+	return out, nil
+}
+
+// selectorName returns a selector's metric name: its name or an exact
+// __name__ matcher's value.
+func selectorName(vs *parser.VectorSelector) string {
+	for _, m := range vs.LabelMatchers {
+		if m.Name == model.MetricNameLabel && m.Type == labels.MatchEqual {
+			return m.Value
+		}
+	}
+	return vs.Name
+}
+
+// metricNames parses q and returns, sorted, the metric names of its
+// vector selectors.
+func metricNames(q string) ([]string, error) {
+	vss, err := selectors(q)
+	if err != nil {
+		return nil, err
+	}
+	set := map[string]bool{}
+	for _, vs := range vss {
+		if n := selectorName(vs); n != "" {
+			set[n] = true
+		}
+	}
 	names := make([]string, 0, len(set))
 	for n := range set {
 		names = append(names, n)

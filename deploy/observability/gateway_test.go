@@ -13,6 +13,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql/parser"
 )
 
 // repoRoot is the gateway's module, two levels up.
@@ -221,15 +225,29 @@ func (g gateway) traffic(t *testing.T) {
 	}
 }
 
-// scrape returns the metric names in the gateway's /metrics.
-func (g gateway) scrape(t *testing.T) map[string]bool {
+// exported is what /metrics shows: for each metric name, each label's
+// values.
+type exported map[string]map[string]map[string]bool
+
+// names returns the set of metric names.
+func (e exported) names() map[string]bool {
+	out := make(map[string]bool, len(e))
+	for n := range e {
+		out[n] = true
+	}
+	return out
+}
+
+// scrape reads the gateway's /metrics.
+func (g gateway) scrape(t *testing.T) exported {
 	t.Helper()
 	resp, err := http.Get("http://" + g.admin + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	names := map[string]bool{}
+	out := exported{}
+	p := parser.NewParser(parser.Options{})
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
@@ -237,12 +255,27 @@ func (g gateway) scrape(t *testing.T) map[string]bool {
 		if line == "" || line[0] == '#' {
 			continue
 		}
-		if i := strings.IndexAny(line, "{ "); i > 0 {
-			names[line[:i]] = true
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			t.Fatalf("/metrics: %q: no value", line)
 		}
+		ls, err := p.ParseMetric(line[:i])
+		if err != nil {
+			t.Fatalf("/metrics: %q: %v", line, err)
+		}
+		name := ls.Get(model.MetricNameLabel)
+		if out[name] == nil {
+			out[name] = map[string]map[string]bool{}
+		}
+		ls.Range(func(l labels.Label) {
+			if out[name][l.Name] == nil {
+				out[name][l.Name] = map[string]bool{}
+			}
+			out[name][l.Name][l.Value] = true
+		})
 	}
 	if err := sc.Err(); err != nil {
 		t.Fatal(err)
 	}
-	return names
+	return out
 }

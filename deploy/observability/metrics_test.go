@@ -76,9 +76,10 @@ func missing(refs map[string][]string, scraped map[string]bool, src sourceIndex,
 }
 
 // TestMetricsExist checks every l1gw_* metric that the rules and the
-// dashboard reference against a running gateway's /metrics (or, for the
-// few listed in sourceOnly, against its source), and proves the check
-// fails on a metric that does not exist.
+// dashboard reference against a running gateway's /metrics (or, for any
+// listed in sourceOnly, against its source), and their label matchers
+// against the exported series (labelProblems), and proves both checks
+// fail on a metric, a label or a value that does not exist.
 func TestMetricsExist(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts redis-server and the gateway")
@@ -95,7 +96,8 @@ func TestMetricsExist(t *testing.T) {
 
 	g := startGateway(t)
 	g.traffic(t)
-	scraped := g.scrape(t)
+	exp := g.scrape(t)
+	scraped := exp.names()
 	src := loadSource(t)
 
 	for name := range sourceOnly {
@@ -112,6 +114,10 @@ func TestMetricsExist(t *testing.T) {
 		t.Errorf("metrics referenced but not exported by the gateway:\n  %s", strings.Join(m, "\n  "))
 	}
 
+	if p := labelProblems(exprs, exp); len(p) > 0 {
+		t.Errorf("label matchers that no exported series has:\n  %s", strings.Join(p, "\n  "))
+	}
+
 	t.Run("unknown metric fails", func(t *testing.T) {
 		bad := []byte(`groups:
   - name: bad
@@ -123,6 +129,24 @@ func TestMetricsExist(t *testing.T) {
 		got := missing(refs, scraped, src, sourceOnly)
 		if len(got) != 2 || !strings.HasPrefix(got[0], "l1gw_degraded_decision_total ") || !strings.HasPrefix(got[1], "l1gw_request_total ") {
 			t.Errorf("missing: got %q; want l1gw_degraded_decision_total and l1gw_request_total", got)
+		}
+	})
+
+	t.Run("unknown label value fails", func(t *testing.T) {
+		bad := []expr{
+			{"ok", `l1gw_ratelimit_decisions_total{job=~".*",result="shadow_denied",tenant=~".*"}`},
+			{"value", `l1gw_ratelimit_decisions_total{result="denyed"}`},
+			{"alternative", `l1gw_degraded_decisions_total{reason=~"error|breakr"}`},
+			{"label", `l1gw_breaker_state{shard!="x"}`},
+		}
+		got := labelProblems(bad, exp)
+		want := []string{
+			`l1gw_breaker_state{shard!="x"}: no such label (in label)`,
+			`l1gw_degraded_decisions_total{reason=~"error|breakr"}: no series with reason="breakr" (in alternative)`,
+			`l1gw_ratelimit_decisions_total{result="denyed"}: no series with result="denyed" (in value)`,
+		}
+		if strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 		}
 	})
 
