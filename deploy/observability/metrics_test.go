@@ -118,51 +118,60 @@ func TestMetricsExist(t *testing.T) {
 		t.Errorf("label matchers that no exported series has:\n  %s", strings.Join(p, "\n  "))
 	}
 
-	t.Run("unknown metric fails", func(t *testing.T) {
-		bad := []byte(`groups:
+	t.Run("unknown metric fails", func(t *testing.T) { testMissingFails(t, scraped, src) })
+	t.Run("unknown label value fails", func(t *testing.T) { testLabelProblemsFail(t, exp) })
+	t.Run("source fallback", func(t *testing.T) { testSourceFallback(t, src) })
+}
+
+// testMissingFails proves missing reports metrics that are not exported.
+func testMissingFails(t *testing.T, scraped map[string]bool, src sourceIndex) {
+	bad := []byte(`groups:
   - name: bad
     rules:
       - alert: Typo
         expr: rate(l1gw_request_total[5m]) > 0 or l1gw_degraded_decision_total > 0
 `)
-		refs := referenced(t, ruleExprs(t, bad, "bad.yaml"))
-		got := missing(refs, scraped, src, sourceOnly)
-		if len(got) != 2 || !strings.HasPrefix(got[0], "l1gw_degraded_decision_total ") || !strings.HasPrefix(got[1], "l1gw_request_total ") {
-			t.Errorf("missing: got %q; want l1gw_degraded_decision_total and l1gw_request_total", got)
-		}
-	})
+	refs := referenced(t, ruleExprs(t, bad, "bad.yaml"))
+	got := missing(refs, scraped, src, sourceOnly)
+	if len(got) != 2 || !strings.HasPrefix(got[0], "l1gw_degraded_decision_total ") || !strings.HasPrefix(got[1], "l1gw_request_total ") {
+		t.Errorf("missing: got %q; want l1gw_degraded_decision_total and l1gw_request_total", got)
+	}
+}
 
-	t.Run("unknown label value fails", func(t *testing.T) {
-		bad := []expr{
-			{"ok", `l1gw_ratelimit_decisions_total{job=~".*",result="shadow_denied",tenant=~".*"}`},
-			{"value", `l1gw_ratelimit_decisions_total{result="denyed"}`},
-			{"alternative", `l1gw_degraded_decisions_total{reason=~"error|breakr"}`},
-			{"label", `l1gw_breaker_state{shard!="x"}`},
-		}
-		got := labelProblems(bad, exp)
-		want := []string{
-			`l1gw_breaker_state{shard!="x"}: no such label (in label)`,
-			`l1gw_degraded_decisions_total{reason=~"error|breakr"}: no series with reason="breakr" (in alternative)`,
-			`l1gw_ratelimit_decisions_total{result="denyed"}: no series with result="denyed" (in value)`,
-		}
-		if strings.Join(got, "\n") != strings.Join(want, "\n") {
-			t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-		}
-	})
+// testLabelProblemsFail proves labelProblems reports a label, a value and
+// an alternative that no exported series has.
+func testLabelProblemsFail(t *testing.T, exp exported) {
+	bad := []expr{
+		{"ok", `l1gw_ratelimit_decisions_total{job=~".*",result="shadow_denied",tenant=~".*"}`},
+		{"value", `l1gw_ratelimit_decisions_total{result="denyed"}`},
+		{"alternative", `l1gw_degraded_decisions_total{reason=~"error|breakr"}`},
+		{"label", `l1gw_breaker_state{shard!="x"}`},
+	}
+	got := labelProblems(bad, exp)
+	want := []string{
+		`l1gw_breaker_state{shard!="x"}: no such label (in label)`,
+		`l1gw_degraded_decisions_total{reason=~"error|breakr"}: no series with reason="breakr" (in alternative)`,
+		`l1gw_ratelimit_decisions_total{result="denyed"}: no series with result="denyed" (in value)`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
 
-	t.Run("source fallback", func(t *testing.T) {
-		refs := map[string][]string{
-			"l1gw_panics_total":                   {"a"}, // in the source
-			"l1gw_request_duration_seconds_count": {"b"}, // a histogram's, by its name
-			"l1gw_panic_total":                    {"c"}, // not: a prefix of a real name
-		}
-		srcOnly := map[string]string{}
-		for name := range refs {
-			srcOnly[name] = "test"
-		}
-		got := missing(refs, map[string]bool{}, src, srcOnly)
-		if len(got) != 1 || !strings.HasPrefix(got[0], "l1gw_panic_total ") {
-			t.Errorf("missing: got %q; want only l1gw_panic_total", got)
-		}
-	})
+// testSourceFallback proves the source check: a metric in the source
+// passes, by its histogram's name too; a near miss does not.
+func testSourceFallback(t *testing.T, src sourceIndex) {
+	refs := map[string][]string{
+		"l1gw_panics_total":                   {"a"}, // in the source
+		"l1gw_request_duration_seconds_count": {"b"}, // a histogram's, by its name
+		"l1gw_panic_total":                    {"c"}, // not: a prefix of a real name
+	}
+	srcOnly := map[string]string{}
+	for name := range refs {
+		srcOnly[name] = "test"
+	}
+	got := missing(refs, map[string]bool{}, src, srcOnly)
+	if len(got) != 1 || !strings.HasPrefix(got[0], "l1gw_panic_total ") {
+		t.Errorf("missing: got %q; want only l1gw_panic_total", got)
+	}
 }
