@@ -74,11 +74,12 @@ func substitute(q string, vals map[string]string) string {
 
 // panel is the part of a Grafana panel the tests read.
 type panel struct {
-	ID         int             `json:"id"`
-	Title      string          `json:"title"`
-	Type       string          `json:"type"`
-	Datasource json.RawMessage `json:"datasource"`
-	Targets    []struct {
+	ID          int             `json:"id"`
+	Title       string          `json:"title"`
+	Description string          `json:"description"`
+	Type        string          `json:"type"`
+	Datasource  json.RawMessage `json:"datasource"`
+	Targets     []struct {
 		RefID      string          `json:"refId"`
 		Expr       string          `json:"expr"`
 		Datasource json.RawMessage `json:"datasource"`

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -103,6 +104,9 @@ func TestDashboard(t *testing.T) {
 			t.Errorf("panel %d %q: got %d targets, datasource %s; want targets on %s", p.ID, p.Title, len(p.Targets), p.Datasource, ds)
 		}
 		for _, tg := range p.Targets {
+			if histogramPart.MatchString(tg.Expr) && !strings.Contains(p.Description, "histogram_quantile cannot") {
+				t.Errorf("panel %d %q reads a VictoriaMetrics histogram; want its description to say why it shows no quantile", p.ID, p.Title)
+			}
 			if compact(tg.Datasource) != ds {
 				t.Errorf("panel %d %q target %s: datasource %s; want %s", p.ID, p.Title, tg.RefID, tg.Datasource, ds)
 			}
@@ -114,6 +118,10 @@ func TestDashboard(t *testing.T) {
 	}
 	referenced(t, exprs) // every expression through the PromQL parser
 }
+
+// histogramPart matches a series of one of l1gw's (VictoriaMetrics)
+// histograms.
+var histogramPart = regexp.MustCompile(`l1gw_\w+_(bucket|sum|count)\b`)
 
 // compact returns JSON without insignificant space.
 func compact(b json.RawMessage) string {
