@@ -28,13 +28,14 @@ run: build
 	echo "  curl -s localhost:9090/metrics | grep l1gw_                    # metrics"; \
 	echo; $(BIN)
 
-## test: install redis-server, redis-sentinel and nodejs if missing, then run every test with -race: the unit and contract tests, the allocation guards, a short fuzz run, the short chaos suite, and the Kubernetes manifests' offline validation
+## test: install redis-server, redis-sentinel, nodejs and promtool if missing, then run every test with -race: the unit and contract tests, the allocation guards, a short fuzz run, the short chaos suite, the Kubernetes manifests' offline validation, and the dashboard and alert rules against a running gateway
 test: test-deps
 	$(GO) test -race -count=1 ./...
 	cd deploy && $(GO) test -count=1 ./... # deploy/kubernetes, rendered and checked offline (a module of its own)
 	$(GO) test -count=1 -run 'DoesNotAllocate' ./internal/app/ # allocation guards count nothing under -race
 	$(MAKE) --no-print-directory fuzz
 	$(MAKE) --no-print-directory test-chaos
+	cd deploy/observability && $(GO) test -count=1 ./... # a module of its own: the Prometheus parsers stay out of the gateway's go.mod
 
 # A count, not a duration: Go 1.26's fuzz coordinator can fail a run with
 # "context deadline exceeded" as a duration ends (go.dev/issue/75804).
@@ -51,18 +52,22 @@ fuzz:
 test-chaos: test-deps
 	$(GO) test -race -count=1 -tags chaos -run '^TestChaos$$' ./loadtest/chaos/
 
-# test-deps installs the Redis binaries the tests start and node (which
-# checks the k6 scripts, loadtest/k6), as root, from Debian's packages
+# test-deps installs the Redis binaries the tests start, node (which
+# checks the k6 scripts, loadtest/k6) and promtool (the alert rules' unit
+# tests, deploy/observability; Debian's prometheus package, without the
+# node exporter it recommends), as root, from Debian's packages
 # (RUNLEVEL=1 keeps the packages from starting a service).
 test-deps:
-	@if command -v redis-server >/dev/null && command -v redis-sentinel >/dev/null && command -v node >/dev/null; then exit 0; fi; \
+	@if command -v redis-server >/dev/null && command -v redis-sentinel >/dev/null && command -v node >/dev/null && command -v promtool >/dev/null; then exit 0; fi; \
 	if [ "$$(id -u)" != 0 ]; then \
-		echo "The tests need redis-server, redis-sentinel and node. Install them with:"; \
-		echo "  sudo apt-get install -y redis-server redis-sentinel nodejs"; exit 1; \
+		echo "The tests need redis-server, redis-sentinel, node and promtool. Install them with:"; \
+		echo "  sudo apt-get install -y redis-server redis-sentinel nodejs && sudo apt-get install -y --no-install-recommends prometheus"; exit 1; \
 	fi; \
 	pkgs="redis-server redis-sentinel"; command -v node >/dev/null || pkgs="$$pkgs nodejs"; \
 	echo "installing $$pkgs"; \
-	apt-get update -qq && RUNLEVEL=1 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkgs >/dev/null
+	apt-get update -qq && RUNLEVEL=1 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkgs >/dev/null && \
+	if ! command -v promtool >/dev/null; then echo "installing prometheus (promtool)"; \
+		RUNLEVEL=1 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; fi
 
 REPORT ?=
 ## report-check: install chromium if missing, then screenshot an HTML report at 1280 px in headless Chromium and check the PNG (REPORT=loadtest/out/chaos.html, or else a synthetic one); not in make test (a large install, seconds a run)
