@@ -7,7 +7,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GOBIN       := $(shell $(GO) env GOPATH)/bin
 
 .DEFAULT_GOAL := help
-.PHONY: help build run test fuzz test-chaos test-deps report-check report-deps bench lint loadtest bench-compare chaos docker stack stack-down vegeta
+.PHONY: help build run test fuzz test-chaos test-deps redis-deps report-check report-deps bench lint loadtest bench-compare chaos docker stack stack-down vegeta
 
 ## help: list the targets
 help:
@@ -49,7 +49,7 @@ fuzz:
 	done
 
 ## test-chaos: the chaos suite in its short form, as TestChaos (build tag chaos); make test runs it
-test-chaos: test-deps
+test-chaos: redis-deps
 	$(GO) test -race -count=1 -tags chaos -run '^TestChaos$$' ./loadtest/chaos/
 
 # test-deps installs the Redis binaries the tests start, node (which
@@ -68,6 +68,18 @@ test-deps:
 	apt-get update -qq && RUNLEVEL=1 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkgs >/dev/null && \
 	if ! command -v promtool >/dev/null; then echo "installing prometheus (promtool)"; \
 		RUNLEVEL=1 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; fi
+
+# redis-deps installs only the Redis binaries, for the targets that start
+# Redis but run no test needing node or promtool (stack, chaos,
+# bench-compare).
+redis-deps:
+	@if command -v redis-server >/dev/null && command -v redis-sentinel >/dev/null; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then \
+		echo "This needs redis-server and redis-sentinel. Install them with:"; \
+		echo "  sudo apt-get install -y redis-server redis-sentinel"; exit 1; \
+	fi; \
+	echo "installing redis-server redis-sentinel"; \
+	apt-get update -qq && RUNLEVEL=1 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-sentinel >/dev/null
 
 REPORT ?=
 ## report-check: install chromium if missing, then screenshot an HTML report at 1280 px in headless Chromium and check the PNG (REPORT=loadtest/out/chaos.html, or else a synthetic one); not in make test (a large install, seconds a run)
@@ -96,16 +108,16 @@ loadtest: build
 
 BENCH_COMPARE_ARGS ?=
 ## bench-compare: build, then measure upstream, bare and naive forwarders and bin/l1gw (memory, exact, replica) side by side on pinned CPUs (BENCH_COMPARE_ARGS="-runs 1 -duration 3s"); report in loadtest/out/bench-compare.md
-bench-compare: build test-deps
+bench-compare: build redis-deps
 	$(GO) run ./loadtest/benchcompare -bin $(BIN) $(BENCH_COMPARE_ARGS)
 
 CHAOS_ARGS ?=
 ## chaos: build, then the chaos suite at full length: Redis faults under 300 req/s through bin/l1gw (CHAOS_ARGS="-rate 500 -scenario 1-primary-stall"); report in loadtest/out/chaos.md
-chaos: build test-deps
+chaos: build redis-deps
 	$(GO) run ./loadtest/chaos -bin $(BIN) $(CHAOS_ARGS)
 
 ## stack: build, then run a local stack on loopback until Ctrl-C: Redis primary, 2 replicas, 3 sentinels, the demo upstream, two Sentinel-mode gateways (proxies :18080 :18082); state and keys in .stack/
-stack: build test-deps
+stack: build redis-deps
 	$(GO) build -o bin/stack ./loadtest/stack
 	bin/stack -bin $(BIN) -dir .stack
 
@@ -113,6 +125,7 @@ stack: build test-deps
 stack-down:
 	@if [ ! -f .stack/pid ]; then echo "no stack running (.stack/pid not found)"; exit 0; fi; \
 	pid=$$(cat .stack/pid); \
+	if ! tr '\0' ' ' </proc/$$pid/cmdline 2>/dev/null | grep -q 'bin/stack'; then echo "stack $$pid not running (pid file left by a killed stack)"; rm -f .stack/pid .stack/state.json; exit 0; fi; \
 	if ! kill -TERM $$pid 2>/dev/null; then echo "stack $$pid not running"; rm -f .stack/pid .stack/state.json; exit 0; fi; \
 	for i in $$(seq 150); do kill -0 $$pid 2>/dev/null || { echo "stack $$pid stopped"; exit 0; }; sleep 0.2; done; \
 	echo "stack $$pid still running 30 s after SIGTERM"; exit 1

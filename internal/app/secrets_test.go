@@ -105,13 +105,13 @@ func TestCredentialFilesRotate(t *testing.T) {
 		_, st := status(t, gw.proxy)
 		return st == "ok"
 	})
+	// Under fail_mode open a decision Redis refused is still a 200: this
+	// holds the gateway to answering every request across the rotations
+	// (no 5xx, no dropped connection); the reload itself is what the wait
+	// above holds (it fails without it).
 	sent, failed := stop()
 	if failed > 0 || sent < 50 {
-		t.Errorf("%d of %d requests failed across the rotations; want none of at least 50", failed, sent)
-	}
-	n, err := redis.NewClient(&redis.Options{Addr: srv.Addr(), Password: "new-pass"}).ClientList(ctx).Result()
-	if err != nil || len(n) == 0 {
-		t.Errorf("CLIENT LIST with the new password: %v", err)
+		t.Errorf("%d of %d requests not answered 200 across the rotations; want none of at least 50", failed, sent)
 	}
 }
 

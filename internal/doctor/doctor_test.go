@@ -202,3 +202,36 @@ func TestClusterEveryShardIsChecked(t *testing.T) {
 		t.Errorf("got %d errors; want none:\n%s", got, out)
 	}
 }
+
+// TestLeastPrivilegeACL: with the README's ACL for standalone (+@all
+// -@dangerous +info: no ROLE), the primary's role is read from INFO
+// replication and nothing is reported against the ACL; a volatile-*
+// policy is an error, as the README says.
+func TestLeastPrivilegeACL(t *testing.T) {
+	n := redistest.Server(t)
+	c := n.Client(t)
+	for _, args := range [][]any{{"ACL", "SETUSER", "gw", "on", ">pw", "~*", "&*", "+@all", "-@dangerous", "+info"},
+		{"CONFIG", "SET", "maxmemory-policy", "volatile-lru"}} {
+		if err := c.Do(context.Background(), args...).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	o := redisOptions(limiter.ModeStandalone, n.Addr())
+	o.Username, o.Password = "gw", "pw"
+	rep, out := run(t, doctor.Options{Redis: o, Budget: time.Second, Pings: 20})
+	if !has(rep, doctor.OK, "ROLE of the primary "+n.Addr()+": master", "") {
+		t.Errorf("the primary's role not read without +role:\n%s", out)
+	}
+	if strings.Contains(out, "NOPERM") && !strings.Contains(out, "CONFIG GET") {
+		t.Errorf("a NOPERM reported other than for CONFIG GET:\n%s", out)
+	}
+	if rep.Count(doctor.Error) != 0 {
+		t.Errorf("errors with a least-privilege user:\n%s", out)
+	}
+	// CONFIG GET is @dangerous: the policy can only be judged as admin.
+	o.Username, o.Password = "", ""
+	rep, out = run(t, doctor.Options{Redis: o, Budget: time.Second, Pings: 20})
+	if !has(rep, doctor.Error, "maxmemory-policy volatile-lru", "noeviction") {
+		t.Errorf("volatile-lru not an error:\n%s", out)
+	}
+}

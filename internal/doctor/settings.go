@@ -77,7 +77,7 @@ func evictionPolicy(p string) (Severity, string, string) {
 	case strings.HasPrefix(p, "allkeys-"):
 		return Error, fix, "evicts live limits: a tenant whose records are evicted is admitted past its limit"
 	default:
-		return Warn, fix, "under memory pressure it evicts the limiter's keys first (they all have a TTL), forgetting admissions"
+		return Error, fix, "under memory pressure it evicts the limiter's keys first (they all have a TTL): a tenant whose records are evicted is admitted past its limit"
 	}
 }
 

@@ -83,8 +83,16 @@ func (d *doctor) checkShard(ctx context.Context, s shard) {
 // the replicas its ROLE lists.
 func (d *doctor) checkPrimaryRole(ctx context.Context, cl *redis.Client, addr string) ([]string, bool) {
 	role, err := cl.Do(ctx, "ROLE").Slice()
+	if err != nil && strings.HasPrefix(err.Error(), "NOPERM") {
+		// The README's ACL allows +info everywhere, +role only under
+		// Sentinel: INFO replication says the same.
+		if role, err = roleFromInfo(ctx, cl); err == nil && d.o.Redis.Mode == limiter.ModeSentinel {
+			d.r.add(Warn, "allow redis.username +role: under Sentinel every decision connection checks ROLE",
+				"ROLE refused on %s (NOPERM); read from INFO replication instead", addr)
+		}
+	}
 	if err != nil {
-		d.r.add(Error, "check that the node is up and reachable, and allow redis.username +role",
+		d.r.add(Error, "check that the node is up and reachable, and allow redis.username +info",
 			"ROLE of the primary %s: %v", addr, err)
 		return nil, false
 	}
@@ -128,4 +136,39 @@ func (v votes) String() string {
 	}
 	sort.Strings(parts)
 	return strings.Join(parts, ", ")
+}
+
+// roleFromInfo builds ROLE's reply shape (["master", offset, [[ip, port,
+// offset]…]] or ["slave", …]) from INFO replication.
+func roleFromInfo(ctx context.Context, cl *redis.Client) ([]any, error) {
+	info, err := cl.Info(ctx, "replication").Result()
+	if err != nil {
+		return nil, err
+	}
+	var role string
+	var replicas []any
+	for line := range strings.Lines(info) {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if !ok {
+			continue
+		}
+		switch {
+		case k == "role":
+			role = v
+		case strings.HasPrefix(k, "slave") && strings.Contains(v, "ip="):
+			var ip, port string
+			for _, f := range strings.Split(v, ",") {
+				if a, b, ok := strings.Cut(f, "="); ok && a == "ip" {
+					ip = b
+				} else if ok && a == "port" {
+					port = b
+				}
+			}
+			replicas = append(replicas, []any{ip, port, "0"})
+		}
+	}
+	if role == "" {
+		return nil, fmt.Errorf("INFO replication has no role")
+	}
+	return []any{role, int64(0), replicas}, nil
 }
