@@ -22,6 +22,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/l1gw/l1gw/loadtest/internal/harness"
 )
 
 func main() {
@@ -62,17 +64,12 @@ func run(ctx context.Context, o options, stdout io.Writer) error {
 	if err := os.MkdirAll(o.dir, 0o755); err != nil {
 		return fmt.Errorf("state directory: %w", err)
 	}
-	t := &stackT{log: stdout}
-	defer t.cleanup()
+	t := harness.NewT(ctx, "stack", stdout)
+	defer t.Cleanups()
 	var st *State
-	done := make(chan struct{})
-	go func() { // t.Fatalf ends this goroutine only
-		defer close(done)
-		st = start(ctx, t, o)
-	}()
-	<-done
+	t.Go(func() { st = start(ctx, t, o) }) // t.Fatalf ends this goroutine only
 	if st == nil || t.Failed() {
-		return fmt.Errorf("start: %s", strings.Join(t.errors(), "; "))
+		return fmt.Errorf("start: %s", strings.Join(t.Errors(), "; "))
 	}
 	st.Pid = os.Getpid()
 	statePath, pidPath := filepath.Join(o.dir, "state.json"), filepath.Join(o.dir, "pid")
@@ -87,8 +84,8 @@ func run(ctx context.Context, o options, stdout io.Writer) error {
 	printSummary(stdout, st, statePath)
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "stack: stopping")
-	t.cleanup()
-	if errs := t.errors(); len(errs) > 0 {
+	t.Cleanups()
+	if errs := t.Errors(); len(errs) > 0 {
 		return errors.New(strings.Join(errs, "; "))
 	}
 	return nil

@@ -55,7 +55,7 @@ type State struct {
 // start starts the topology, the upstream and the two gateways, each
 // stopped by t's cleanups, and returns what runs where. It calls t.Fatalf
 // on any failure.
-func start(ctx context.Context, t *stackT, o options) *State {
+func start(ctx context.Context, t *harness.T, o options) *State {
 	st := &State{MasterName: masterName, KeyPrefix: KeyPrefix, Tenants: Tenants, DemoKey: DemoKey, AbuserKey: AbuserKey}
 	keys, err := writeKeys(o.dir)
 	if err != nil {
@@ -89,7 +89,7 @@ func start(ctx context.Context, t *stackT, o options) *State {
 // productionSettings applies the README's production Redis settings that
 // the test harness leaves at their defaults, so that l1gw doctor finds the
 // stack clean.
-func productionSettings(ctx context.Context, t *stackT, n *redistest.Node) {
+func productionSettings(ctx context.Context, t *harness.T, n *redistest.Node) {
 	c := n.Client(t)
 	for _, kv := range [][2]string{{"appendonly", "yes"}, {"appendfsync", "everysec"},
 		{"min-replicas-to-write", "1"}, {"min-replicas-max-lag", "10"}} {
@@ -100,7 +100,7 @@ func productionSettings(ctx context.Context, t *stackT, n *redistest.Node) {
 }
 
 // startGateway writes gateway i's config and starts it.
-func startGateway(ctx context.Context, t *stackT, o options, i int, upstream string, sentinels []string) GatewayProc {
+func startGateway(ctx context.Context, t *harness.T, o options, i int, upstream string, sentinels []string) GatewayProc {
 	cfg := filepath.Join(o.dir, fmt.Sprintf("gateway-%d.yaml", i))
 	if err := writeJSON(cfg, gatewayConfig(o.proxies[i], o.admins[i], upstream, sentinels)); err != nil {
 		t.Fatalf("gateway %d config: %v", i, err)
@@ -119,7 +119,7 @@ func startGateway(ctx context.Context, t *stackT, o options, i int, upstream str
 }
 
 // nodeProc is n's address and pid (from INFO server).
-func nodeProc(ctx context.Context, t *stackT, n *redistest.Node) Proc {
+func nodeProc(ctx context.Context, t *harness.T, n *redistest.Node) Proc {
 	info, err := n.Client(t).Info(ctx, "server").Result()
 	if err != nil {
 		t.Fatalf("%s: INFO server: %v", n, err)
