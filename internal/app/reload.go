@@ -186,17 +186,10 @@ func (r *reloader) watch(ctx context.Context, interval time.Duration) {
 	if file == "" || interval <= 0 {
 		return
 	}
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
+	every(ctx, interval, func() {
 		sum, err := HashFile(file)
 		if err != nil {
-			continue
+			return
 		}
 		r.mu.Lock()
 		// New content reloads when two checks in a row find it: a writer
@@ -207,6 +200,20 @@ func (r *reloader) watch(ctx context.Context, interval time.Duration) {
 		r.mu.Unlock()
 		if settled {
 			r.run("file")
+		}
+	})
+}
+
+// every calls f every interval until ctx ends.
+func every(ctx context.Context, interval time.Duration, f func()) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			f()
 		}
 	}
 }

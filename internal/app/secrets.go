@@ -41,14 +41,7 @@ func (a *App) watchSecrets(ctx context.Context, interval time.Duration) {
 		}
 		failing[key] = false
 	}
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
+	every(ctx, interval, func() {
 		if a.adminToken != nil {
 			changed, err := a.adminToken.Check()
 			report(a.adminToken.Key, err)
@@ -66,5 +59,5 @@ func (a *App) watchSecrets(ctx context.Context, interval time.Duration) {
 				a.log.Info("credential file changed: new Redis connections use it", "key", key)
 			}
 		}
-	}
+	})
 }
