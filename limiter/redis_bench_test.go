@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -179,4 +180,87 @@ func evalshaUsecPerCall(b *testing.B, c *redis.Client) float64 {
 	}
 	b.Fatal("no cmdstat_evalsha")
 	return 0
+}
+
+// memoryRules are the rule shapes BenchmarkRedisMemoryPerTenant measures:
+// one rule each, with a window long enough that nothing it admitted
+// expires while it is filled.
+var memoryRules = []struct {
+	name string
+	rule limiter.Rule
+}{
+	{"sliding_log", limiter.Rule{Name: "r", Limit: 1 << 40, Window: time.Hour}},
+}
+
+// BenchmarkRedisMemoryPerTenant is what one tenant costs Redis with n
+// requests admitted in its rule's window: MEMORY USAGE summed over every
+// key of the tenant (a SCAN of its hash tag), for each rule shape. The
+// requests are decided 64 at a time, as a loaded gateway sends them.
+func BenchmarkRedisMemoryPerTenant(b *testing.B) {
+	srv := redistest.Server(b)
+	c := srv.Client(b)
+	for _, shape := range memoryRules {
+		for _, n := range []int{1_000, 100_000, 1_000_000} {
+			b.Run(fmt.Sprintf("%s/requests=%d", shape.name, n), func(b *testing.B) {
+				var bytes int64
+				for b.Loop() {
+					s, prefix := newRedisStore(b, redisOptions(limiter.ModeStandalone, srv.Addr()), false)
+					fillTenant(b, s, "mem", shape.rule, n)
+					bytes = tenantBytes(b, c, prefix, "mem")
+				}
+				b.ReportMetric(float64(bytes), "bytes/tenant")
+				b.ReportMetric(float64(bytes)/float64(n), "bytes/request")
+			})
+		}
+	}
+}
+
+// fillTenant admits n requests of tenant under rule, from 64 goroutines.
+func fillTenant(b *testing.B, s *limiter.RedisStore, tenant string, rule limiter.Rule, n int) {
+	const workers = 64
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	rules := []limiter.Rule{rule}
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += workers {
+				d, err := s.Decide(context.Background(), limiter.Request{Tenant: tenant, Rules: rules})
+				if err == nil && !d.Allowed {
+					err = fmt.Errorf("request %d denied", i)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		b.Fatal(err)
+	}
+}
+
+// tenantBytes sums MEMORY USAGE over every key of tenant under prefix.
+func tenantBytes(b *testing.B, c *redis.Client, prefix, tenant string) int64 {
+	ctx := context.Background()
+	var total int64
+	iter := c.Scan(ctx, 0, prefix+":{"+tenant+"}*", 1000).Iterator()
+	for iter.Next(ctx) {
+		n, err := c.MemoryUsage(ctx, iter.Val(), 0).Result()
+		if err != nil {
+			b.Fatal(err)
+		}
+		total += n
+	}
+	if err := iter.Err(); err != nil {
+		b.Fatal(err)
+	}
+	if total == 0 {
+		b.Fatalf("no key of tenant %s under %s", tenant, prefix)
+	}
+	return total
 }
