@@ -121,6 +121,8 @@ func TestErrorsNameKeyAndSource(t *testing.T) {
 		{"an SNI certificate without its key", base + "server:\n  tls:\n    cert_file: /nonexistent/l1gw.pem\n    key_file: /k\n    sni: [{cert_file: /c}]\n", nil, nil, "server.tls.sni[0]", "FILE", "want both"},
 		{"a missing upstream CA", base, []string{"L1GW_UPSTREAMS__API__TLS__CA_FILE=/nonexistent/ca.pem"}, nil, "upstreams.api.tls.ca_file", "env L1GW_UPSTREAMS__API__TLS__CA_FILE", "/nonexistent/ca.pem"},
 		{"a bad trusted proxy", base + "server:\n  trusted_proxies: [10.0.0.0/8, 10.0.0.0/33]\n", nil, nil, "server.trusted_proxies[1]", "FILE", "want a CIDR"},
+		{"a key query parameter that needs encoding", base + "tenants:\n  key_query: \"user key\"\n", nil, nil, "tenants.key_query", "FILE", "want a query parameter name"},
+		{"a key query parameter from env", base, []string{"L1GW_TENANTS__KEY_QUERY=a&b"}, nil, "tenants.key_query", "env L1GW_TENANTS__KEY_QUERY", `got "a&b"`},
 		{"refresh without a source to refresh", base + "tenants:\n  refresh: 1s\n", nil, nil, "tenants.refresh", "FILE", "tenants.source is config"},
 		{"Redis settings on the memory store", base, []string{"L1GW_REDIS__PASSWORD=pw"}, nil, "redis.password", "env L1GW_REDIS__PASSWORD", "redis.mode is memory"},
 		{"default value invalid only in combination", base + "tenants:\n  unknown: anonymous\n", nil, nil, "tenants.anonymous_plan", "defaults", `unknown plan ""`},

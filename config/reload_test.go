@@ -28,6 +28,8 @@ func TestRestartKeys(t *testing.T) {
 		{"same", nil, nil},
 		{"hot keys only", []string{"upstreams.demo.timeout=3s", "tenants.unknown=anonymous", "tenants.anonymous_plan=free"}, nil},
 		{"the key header", []string{"tenants.key_header=X-Key"}, []string{"tenants.key_header"}},
+		{"the key's other places", []string{"tenants.key_query=user_key", "tenants.key_basic_auth=true", "tenants.hide_key=false"},
+			[]string{"tenants.hide_key", "tenants.key_basic_auth", "tenants.key_query"}},
 		{"listener", []string{"server.listen=:9999"}, []string{"server.listen"}},
 		{"nested and squashed", []string{"server.tls.reload_interval=9s", "ratelimit.budget=20ms", "log.level=debug"},
 			[]string{"log.level", "ratelimit.budget", "server.tls.reload_interval"}},

@@ -217,6 +217,9 @@ func (cfg *Config) validateTenants(c *checker) {
 	if !validHeaderName(t.KeyHeader) {
 		c.fail("tenants.key_header", "got %q; want an HTTP header name", t.KeyHeader)
 	}
+	if t.KeyQuery != "" && !validQueryName(t.KeyQuery) {
+		c.fail("tenants.key_query", "got %q; want a query parameter name: 1-64 of A-Z a-z 0-9 - . _ ~, or \"\" for none", t.KeyQuery)
+	}
 	if c.oneOf("tenants.source", t.Source, tenants.SourceConfig, tenants.SourceRedis, tenants.SourceBoth) && t.Source != tenants.SourceConfig {
 		switch {
 		case cfg.Redis.Mode == limiter.ModeMemory:
@@ -258,6 +261,21 @@ func validHeaderName(s string) bool {
 		}
 	}
 	return true
+}
+
+// validQueryName: 1–64 of RFC 3986's unreserved characters, a name that
+// reads the same encoded or not.
+func validQueryName(s string) bool {
+	if len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		ch := s[i]
+		if !(ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' || ch == '-' || ch == '.' || ch == '_' || ch == '~') {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // credentialFile checks a credential given inline (key) or in a file

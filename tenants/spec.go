@@ -27,6 +27,13 @@ type Options struct {
 	// KeyHeader is the request header carrying the API key. Default
 	// "X-API-Key". "Authorization: Bearer <key>" is always accepted too.
 	KeyHeader string `koanf:"key_header" json:"key_header"`
+	// KeyQuery names a query parameter that may carry the API key, as
+	// 3scale's user_key. Default "": keys are not read from the query.
+	KeyQuery string `koanf:"key_query" json:"key_query"`
+	// KeyBasicAuth reads the API key from "Authorization: Basic" too: the
+	// password, or the user-id when the password is empty. Default false:
+	// Basic credentials are the upstream's.
+	KeyBasicAuth bool `koanf:"key_basic_auth" json:"key_basic_auth"`
 	// Unknown is what happens to a request without a known key: "reject"
 	// (401) or "anonymous" (AnonymousPlan, counted per client IP).
 	// Default "reject".
@@ -39,8 +46,9 @@ type Options struct {
 	Source string `koanf:"source" json:"source"`
 	// Refresh is how often a non-config source is re-read. Default 5s.
 	Refresh time.Duration `koanf:"refresh" json:"refresh"`
-	// HideKey strips the API key headers before forwarding to the
-	// upstream. Default true.
+	// HideKey strips the API key before forwarding to the upstream: the
+	// key header, the key query parameter, and Authorization when it holds
+	// the key. Default true.
 	HideKey bool `koanf:"hide_key" json:"hide_key"`
 	// Max caps the tenant count; more is a config error. 0 is no cap.
 	// Default 100000.
