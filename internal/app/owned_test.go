@@ -82,7 +82,8 @@ func TestOwnedHeadersReachTheUpstreamOnce(t *testing.T) {
 // TestKeyNeverReachesTheUpstream: with hide_key (the default) no API key
 // reaches the upstream, even one sent in both the key header and
 // Authorization; an Authorization that is not a key is the upstream's and
-// passes. A key header or Authorization sent twice is ambiguous: 400.
+// passes. A key header or Authorization sent twice is ambiguous: 400; so
+// is another tenant's key in Authorization beside the key header.
 func TestKeyNeverReachesTheUpstream(t *testing.T) {
 	up := testkit.StartRawUpstream(t)
 	gw := startApp(t, loadConfig(t, up.URL))
@@ -93,7 +94,7 @@ func TestKeyNeverReachesTheUpstream(t *testing.T) {
 		auth    []string // the Authorization lines the upstream gets
 	}{
 		{"key in both", "X-API-Key: bulk-key\r\nAuthorization: Bearer bulk-key", 200, nil},
-		{"another key in Authorization", "X-API-Key: bulk-key\r\nAuthorization: Bearer acme-key", 200, nil},
+		{"another key in Authorization", "X-API-Key: bulk-key\r\nAuthorization: Bearer acme-key", 400, nil},
 		{"key in Authorization only", "Authorization: Bearer bulk-key", 200, nil},
 		{"upstream credentials", "X-API-Key: bulk-key\r\nAuthorization: Basic dXNlcjpwYXNz", 200, []string{"Basic dXNlcjpwYXNz"}},
 		{"key header twice", "X-API-Key: bulk-key\r\nx-api-key: acme-key", 400, nil},
@@ -119,6 +120,36 @@ func TestKeyNeverReachesTheUpstream(t *testing.T) {
 			}
 			if got := headerLines(raw, "Authorization"); strings.Join(got, "|") != strings.Join(tc.auth, "|") {
 				t.Fatalf("upstream Authorization %q; want %q", got, tc.auth)
+			}
+		})
+	}
+}
+
+// TestQueryKeyNeverReachesTheUpstream: with tenants.key_query and
+// tenants.key_basic_auth set in the config, the key parameter leaves the
+// request line, the rest of the query as sent, and Basic credentials that
+// held the key leave the head.
+func TestQueryKeyNeverReachesTheUpstream(t *testing.T) {
+	up := testkit.StartRawUpstream(t)
+	gw := startApp(t, loadConfig(t, up.URL, "tenants.key_query=user_key", "tenants.key_basic_auth=true"))
+	cases := []struct{ name, target, headers, line string }{
+		{"query", "/k?a=%41&user_key=bulk-key&b", "", "GET /k?a=%41&b HTTP/1.1"},
+		{"Basic", "/k?a=1", "Authorization: Basic YXBpOmJ1bGsta2V5\r\n", "GET /k?a=1 HTTP/1.1"}, // api:bulk-key
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before := len(up.Raw())
+			c := dial(t, gw.proxy)
+			c.send("GET " + tc.target + " HTTP/1.1\r\nHost: gw\r\n" + tc.headers + "\r\n")
+			if resp := c.response(); resp.StatusCode() != 200 {
+				t.Fatalf("got %d (%s); want 200", resp.StatusCode(), resp.Body())
+			}
+			raw := up.Raw()[before:]
+			if line, _, _ := strings.Cut(raw, "\r\n"); line != tc.line {
+				t.Fatalf("upstream request line %q; want %q", line, tc.line)
+			}
+			if strings.Contains(raw, "bulk-key") || strings.Contains(raw, "YXBpOmJ1bGsta2V5") {
+				t.Fatalf("the key reached the upstream:\n%s", raw)
 			}
 		})
 	}

@@ -16,7 +16,7 @@ import (
 // for a failed forward, in ctx.Response. A body is streamed through as the
 // client sends it; a chunked one is cut at max_body_bytes (413); one the
 // client breaks off is a 400, not the target's failure.
-func (g *Gateway) forward(ctx *fasthttp.RequestCtx, pool *upstream.Pool, t *tenants.Tenant, keyInAuth bool, reqID []byte) {
+func (g *Gateway) forward(ctx *fasthttp.RequestCtx, pool *upstream.Pool, t *tenants.Tenant, keyIn keyPlaces, reqID []byte) {
 	h := &ctx.Request.Header
 	closeAfter := h.ConnectionClose()
 	body := hasBody(h)
@@ -24,7 +24,7 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, pool *upstream.Pool, t *tena
 		// An empty stream: without it the request stays retryable.
 		_ = ctx.Request.CloseBodyStream()
 	}
-	g.prepare(ctx, t, keyInAuth, reqID)
+	g.prepare(ctx, t, keyIn, reqID)
 
 	req, cb := &ctx.Request, (*clientBody)(nil)
 	if body && ctx.Request.IsBodyStream() {
@@ -78,14 +78,17 @@ func underscoreName(raw []byte) bool {
 
 // prepare makes the request the upstream gets: hop-by-hop fields out,
 // the request ID, the key hidden, the tenant, the X-Forwarded-* set.
-func (g *Gateway) prepare(ctx *fasthttp.RequestCtx, t *tenants.Tenant, keyInAuth bool, reqID []byte) {
+func (g *Gateway) prepare(ctx *fasthttp.RequestCtx, t *tenants.Tenant, keyIn keyPlaces, reqID []byte) {
 	h := &ctx.Request.Header
 	upstream.StripRequestHopByHop(h)
 	upstream.Own(h, hdrRequestID, reqID) // even if Connection named it
 	if g.hideKey {
 		h.Del(g.keyHeader)
-		if keyInAuth {
+		if keyIn&keyInAuth != 0 {
 			h.DelBytes(hdrAuthorization)
+		}
+		if keyIn&keyInQuery != 0 {
+			g.stripKeyQuery(ctx.URI())
 		}
 	}
 	if raw := h.RawHeaders(); len(raw) == 0 || underscoreName(raw) {

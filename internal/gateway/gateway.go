@@ -30,9 +30,17 @@ type Gateway struct {
 	proxy     *upstream.Proxy
 	ids       *upstream.IDs
 	keyHeader string
+	// keyQuery is tenants.key_query; "" reads no key from the query.
+	keyQuery string
+	// basicAuth is tenants.key_basic_auth.
+	basicAuth bool
 	hideKey   bool
-	trusted   *upstream.Trusted
-	maxBody   int
+	// missingKey answers a request without a key; challenge is its
+	// WWW-Authenticate.
+	missingKey problem
+	challenge  string
+	trusted    *upstream.Trusted
+	maxBody    int
 	// tunnelLimits bound upgraded connections.
 	tunnelLimits TunnelLimits
 	// writeTimeout is renewed at each chunk of a streamed response.
@@ -67,8 +75,8 @@ type Parts struct {
 	Log          *slog.Logger
 }
 
-// New returns the request handler over p. The key header and whether to
-// hide keys come from the tenant snapshot's options.
+// New returns the request handler over p. Where keys are read from and
+// whether to hide them come from the tenant snapshot's options.
 func New(p Parts) *Gateway {
 	o := p.Tenants.Load().Options()
 	if p.MaxBodyBytes <= 0 {
@@ -80,9 +88,15 @@ func New(p Parts) *Gateway {
 	if p.Tunnel.Max <= 0 {
 		p.Tunnel.Max = DefaultTunnelLimits.Max
 	}
+	challenge := `Bearer realm="l1gw"`
+	if o.KeyBasicAuth {
+		challenge += `, Basic realm="l1gw"`
+	}
 	return &Gateway{
 		tenants: p.Tenants, limiter: p.Limiter, proxy: p.Proxy, ids: p.IDs,
-		keyHeader: o.KeyHeader, hideKey: o.HideKey, trusted: p.Trusted, maxBody: p.MaxBodyBytes, tunnelLimits: p.Tunnel, writeTimeout: p.WriteTimeout,
+		keyHeader: o.KeyHeader, keyQuery: o.KeyQuery, basicAuth: o.KeyBasicAuth, hideKey: o.HideKey,
+		missingKey: missingKey(o), challenge: challenge,
+		trusted: p.Trusted, maxBody: p.MaxBodyBytes, tunnelLimits: p.Tunnel, writeTimeout: p.WriteTimeout,
 		unknown: tenants.NewStats(tenants.UnknownID), log: p.Log,
 	}
 }
@@ -94,11 +108,12 @@ var hdrAuthorization = []byte("Authorization")
 // decided before any body byte is read (Expect) or before the body is
 // forwarded (Serve).
 type admission struct {
-	pool      *upstream.Pool
-	tenant    *tenants.Tenant
-	rules     []limiter.Rule
-	v         degrade.Verdict
-	keyInAuth bool
+	pool   *upstream.Pool
+	tenant *tenants.Tenant
+	rules  []limiter.Rule
+	v      degrade.Verdict
+	// keyIn are the places that carried the key, to hide it from.
+	keyIn keyPlaces
 	// idLen is the request ID's length in idBuf: a length, not a slice
 	// into idBuf, so that an admission on the stack stays there.
 	idLen int
@@ -187,30 +202,29 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, a *admission) bool {
 		g.reject(ctx, problemAmbiguousKey)
 		return false
 	}
-	auth, keyHdr := h.PeekBytes(hdrAuthorization), h.Peek(g.keyHeader)
 	snap := g.tenants.Load()
-	t, res := snap.Resolve(tenants.KeyFrom(keyHdr, auth))
+	var buf keyScratch
+	id, p, ok := g.identify(ctx, snap, &buf)
+	if !ok {
+		g.refuse(ctx, p)
+		return false
+	}
+	t, res := snap.Resolve(id.key)
 	if t == nil {
-		p := problemMissingKey
+		p := g.missingKey
 		if res == tenants.UnknownKey {
 			p = problemUnknownKey
 		}
-		g.reject(ctx, p)
-		ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, `Bearer realm="l1gw"`)
+		g.refuse(ctx, p)
 		return false
 	}
-	a.tenant = t
+	a.tenant, a.keyIn = t, id.places
 	if t.Upstream != "" {
 		// Looked up now, with the tenant: a config reload while the
 		// decision waits may drop the upstream from the proxy's table.
 		if pool, ok := g.proxy.Pool(t.Upstream); ok {
 			a.pool = pool
 		}
-	}
-	if g.hideKey && len(auth) > 0 {
-		// The key came in Authorization, or Authorization holds a key too.
-		// Any key of a tenant's, an expired retiring key too.
-		a.keyInAuth = len(keyHdr) == 0 || snap.Known(tenants.KeyFrom(nil, auth))
 	}
 	a.idLen = copy(a.idBuf[:], g.ids.EnsureRequestID(h))
 	if n := h.ContentLength(); n > g.maxBody {
@@ -245,7 +259,7 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx, a *admission) {
 		g.tunnel(ctx, pool, a, proto)
 		return
 	}
-	g.forward(ctx, pool, a.tenant, a.keyInAuth, a.reqID())
+	g.forward(ctx, pool, a.tenant, a.keyIn, a.reqID())
 	g.finish(ctx, a)
 }
 

@@ -78,8 +78,6 @@ func writeProblemWith(ctx *fasthttp.RequestCtx, p problem, rules []limiter.Rule,
 
 // The gateway's own answers.
 var (
-	problemMissingKey = problem{fasthttp.StatusUnauthorized, typeBlank, "Unauthorized",
-		"an API key is required: send it in the key header or as Authorization: Bearer <key>"}
 	problemUnknownKey   = problem{fasthttp.StatusUnauthorized, typeBlank, "Unauthorized", "the API key is not known"}
 	problemAmbiguousKey = problem{fasthttp.StatusBadRequest, typeBlank, "Bad Request",
 		"the API key header or Authorization is sent more than once"}

@@ -1,0 +1,136 @@
+package gateway
+
+import (
+	"bytes"
+	"strconv"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/l1gw/l1gw/tenants"
+)
+
+// keyPlaces are where a request carried its API key, to hide it there
+// before forwarding (tenants.hide_key).
+type keyPlaces uint8
+
+// Places a key is hidden from.
+const (
+	// keyInAuth: Authorization holds the key (Bearer, or Basic with
+	// tenants.key_basic_auth).
+	keyInAuth keyPlaces = 1 << iota
+	// keyInQuery: the query has the tenants.key_query parameter.
+	keyInQuery
+)
+
+// keyScratch is where a key that needs decoding (percent-encoded in the
+// query, base64 in Basic credentials) is decoded: on the stack of the
+// request path.
+type keyScratch [2 * tenants.KeyBufLen]byte
+
+// identity is what a request says about who is calling.
+type identity struct {
+	key    []byte
+	places keyPlaces
+}
+
+// identify finds the request's API key: in the key header, in the
+// tenants.key_query parameter, in Authorization (Bearer, or Basic with
+// tenants.key_basic_auth). Every place that holds a key must hold the
+// same one: two different keys, or the parameter twice, are ambiguous
+// (400). Beside a key found elsewhere, an Authorization value that is not
+// that key is the upstream's credential, unless it is another tenant's
+// key. Malformed Basic credentials are a 401. ok is false with the problem
+// to answer; the key header sent twice is checked before.
+func (g *Gateway) identify(ctx *fasthttp.RequestCtx, snap *tenants.Snapshot, buf *keyScratch) (id identity, p problem, ok bool) {
+	id.key = ctx.Request.Header.Peek(g.keyHeader)
+	if g.keyQuery != "" {
+		q, n, fits := tenants.QueryKey(buf[:tenants.KeyBufLen], ctx.URI().QueryString(), g.keyQuery)
+		switch {
+		case n > 1:
+			return id, problemKeyQueryTwice, false
+		case !fits:
+			return id, problemKeyQueryLong, false
+		case n == 1:
+			id.places |= keyInQuery
+		}
+		if len(q) > 0 {
+			if len(id.key) > 0 && !bytes.Equal(id.key, q) {
+				return id, problemKeyConflict, false
+			}
+			id.key = q
+		}
+	}
+	auth, p, ok := g.authKey(ctx.Request.Header.PeekBytes(hdrAuthorization), buf[tenants.KeyBufLen:])
+	switch {
+	case !ok:
+		return id, p, false
+	case len(auth) == 0:
+	case len(id.key) == 0:
+		id.key = auth
+		id.places |= keyInAuth
+	case bytes.Equal(auth, id.key):
+		id.places |= keyInAuth
+	case snap.Known(auth):
+		return id, problemKeyConflict, false
+	}
+	return id, p, true
+}
+
+// authKey is the key of an Authorization value: a Bearer token, or with
+// tenants.key_basic_auth Basic credentials' key. Nil for another scheme.
+func (g *Gateway) authKey(auth, buf []byte) ([]byte, problem, bool) {
+	if len(auth) == 0 {
+		return nil, problem{}, true
+	}
+	if key := tenants.KeyFrom(nil, auth); len(key) > 0 || !g.basicAuth {
+		return key, problem{}, true
+	}
+	key, ok := tenants.BasicKey(buf, auth)
+	if !ok {
+		return nil, problemBadBasic, false
+	}
+	return key, problem{}, true
+}
+
+// refuse answers a request without a usable key: a 401 carries the
+// gateway's challenge.
+func (g *Gateway) refuse(ctx *fasthttp.RequestCtx, p problem) {
+	g.reject(ctx, p)
+	if p.status == fasthttp.StatusUnauthorized {
+		ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, g.challenge)
+	}
+}
+
+// stripKeyQuery removes the key parameter from the URI the upstream gets,
+// leaving the other parameters as the client sent them.
+func (g *Gateway) stripKeyQuery(u *fasthttp.URI) {
+	u.SetQueryStringBytes(tenants.StripQueryParam(u.QueryString(), g.keyQuery))
+}
+
+// Identity problems: all refuse before the limiter is asked.
+var (
+	problemKeyConflict = problem{fasthttp.StatusBadRequest, typeBlank, "Bad Request",
+		"the request carries two different API keys (key header, query parameter, Authorization): send one"}
+	problemKeyQueryTwice = problem{fasthttp.StatusBadRequest, typeBlank, "Bad Request",
+		"the API key query parameter is sent more than once"}
+	problemKeyQueryLong = problem{fasthttp.StatusUnauthorized, typeBlank, "Unauthorized",
+		"the API key query parameter is longer than " + strconv.Itoa(tenants.KeyBufLen) + " bytes once decoded"}
+	problemBadBasic = problem{fasthttp.StatusUnauthorized, typeBlank, "Unauthorized",
+		"Authorization: Basic must carry base64 of user-id:password, at most " + strconv.Itoa(tenants.KeyBufLen) +
+			" bytes decoded; the key is the password, or the user-id when the password is empty"}
+)
+
+// missingKey is the 401 for a request without a key: it names where a
+// key may be sent. The header and parameter names are validated tokens,
+// with nothing to escape in JSON.
+func missingKey(o tenants.Options) problem {
+	where := "send it in the " + o.KeyHeader + " header"
+	if o.KeyQuery != "" {
+		where += ", in the " + o.KeyQuery + " query parameter"
+	}
+	where += " or as Authorization: Bearer <key>"
+	if o.KeyBasicAuth {
+		where += " or Basic credentials"
+	}
+	return problem{fasthttp.StatusUnauthorized, typeBlank, "Unauthorized", "an API key is required: " + where}
+}

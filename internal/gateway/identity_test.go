@@ -1,0 +1,188 @@
+package gateway
+
+import (
+	"encoding/base64"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/l1gw/l1gw/degrade"
+	"github.com/l1gw/l1gw/internal/testkit"
+	"github.com/l1gw/l1gw/tenants"
+	"github.com/l1gw/l1gw/upstream"
+)
+
+// newIdentityGateway is a Gateway over two tenants, "bulk" (key
+// "bulk-key") and "acme" ("acme-key"), that admits every request and
+// forwards it to upstreamURL, with the key options o (the key header is
+// X-API-Key).
+func newIdentityGateway(tb testing.TB, upstreamURL string, o tenants.Options) *Gateway {
+	tb.Helper()
+	o.KeyHeader, o.Unknown, o.Source = "X-API-Key", tenants.UnknownReject, tenants.SourceConfig
+	snap, err := tenants.Build(o, map[string]tenants.Plan{"p": {Limits: fixtureRules}},
+		[]tenants.Spec{{ID: "bulk", Plan: "p", Keys: []string{"bulk-key"}}, {ID: "acme", Plan: "p", Keys: []string{"acme-key"}}},
+		func(string) bool { return true })
+	if err != nil {
+		tb.Fatal(err)
+	}
+	proxy, err := upstream.New(map[string]upstream.Spec{"up": {Targets: []string{upstreamURL},
+		Timeout: 5 * time.Second, DialTimeout: time.Second, IdleConnTimeout: time.Minute, MaxConnsPerTarget: 16}},
+		[]upstream.RouteSpec{{Upstream: "up"}}, quiet)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	admit := fixedVerdict{decided(degrade.Verdict{Allowed: true}, 99, time.Minute, 0)}
+	return New(Parts{Tenants: tenants.NewTable(snap), Limiter: admit, Proxy: proxy, IDs: upstream.NewIDs("test"), Log: quiet})
+}
+
+// identityRequest serves requests for uri with headers ("Name: value")
+// to a handler over one reused RequestCtx, as testkit.Handler does.
+type identityRequest struct {
+	tmpl fasthttp.Request
+	ctx  fasthttp.RequestCtx
+}
+
+func newIdentityRequest(uri string, headers ...string) *identityRequest {
+	r := &identityRequest{}
+	r.tmpl.SetRequestURI("http://gw.test" + uri)
+	for _, h := range headers {
+		name, value, _ := strings.Cut(h, ": ")
+		r.tmpl.Header.Add(name, value)
+	}
+	r.ctx.Init(&r.tmpl, &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 40000}, nil)
+	return r
+}
+
+func (r *identityRequest) serve(h fasthttp.RequestHandler) int {
+	r.tmpl.CopyTo(&r.ctx.Request)
+	r.ctx.Response.Reset()
+	h(&r.ctx)
+	return r.ctx.Response.StatusCode()
+}
+
+func basicAuth(user, pass string) string {
+	return "Authorization: Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass))
+}
+
+// TestKeyPlaces: the key is read from the key header, the key query
+// parameter, Bearer or Basic credentials; two different keys, or the
+// parameter twice, are a 400; malformed Basic a 401. With hide_key the
+// upstream gets neither the parameter (the rest of the query as sent) nor
+// an Authorization that held the key.
+func TestKeyPlaces(t *testing.T) {
+	const none = "<none>"
+	cases := []struct {
+		name    string
+		uri     string
+		headers []string
+		status  int
+		tenant  string // the tenant the upstream is told
+		fwdURI  string // the request URI the upstream gets
+		fwdAuth string // the Authorization the upstream gets
+		detail  string // in the problem, when refused
+	}{
+		{"query", "/p?a=%41&user_key=bulk-key&b=%2F+x&c", nil, 200, "bulk", "/p?a=%41&b=%2F+x&c", none, ""},
+		{"query alone", "/p?user_key=bulk-key", nil, 200, "bulk", "/p", none, ""},
+		{"query, encoded name and value", "/p?user%5Fkey=bulk%2Dkey&z=1", nil, 200, "bulk", "/p?z=1", none, ""},
+		{"Basic password", "/p?x=1", []string{basicAuth("api", "bulk-key")}, 200, "bulk", "/p?x=1", none, ""},
+		{"Basic user, no password", "/p", []string{basicAuth("bulk-key", "")}, 200, "bulk", "/p", none, ""},
+		{"Bearer", "/p", []string{"Authorization: Bearer acme-key"}, 200, "acme", "/p", none, ""},
+		{"same key in header and query", "/p?user_key=bulk-key", []string{"X-API-Key: bulk-key"}, 200, "bulk", "/p", none, ""},
+		{"same key in query and Basic", "/p?user_key=acme-key", []string{basicAuth("", "acme-key")}, 200, "acme", "/p", none, ""},
+		{"upstream's Basic beside the header", "/p", []string{"X-API-Key: bulk-key", basicAuth("user", "pass")}, 200, "bulk", "/p", "Basic dXNlcjpwYXNz", ""},
+		{"upstream's Bearer beside the query", "/p?user_key=bulk-key", []string{"Authorization: Bearer upstream-token"}, 200, "bulk", "/p", "Bearer upstream-token", ""},
+		{"header and query differ", "/p?user_key=acme-key", []string{"X-API-Key: bulk-key"}, 400, "", "", "", "two different API keys"},
+		{"query and Basic differ", "/p?user_key=bulk-key", []string{basicAuth("api", "acme-key")}, 400, "", "", "", "two different API keys"},
+		{"header and Bearer differ", "/p", []string{"X-API-Key: bulk-key", "Authorization: Bearer acme-key"}, 400, "", "", "", "two different API keys"},
+		{"query twice, the same key", "/p?user_key=bulk-key&user_key=bulk-key", nil, 400, "", "", "", "more than once"},
+		{"query twice, one encoded", "/p?user_key=bulk-key&user%5fkey=acme-key", nil, 400, "", "", "", "more than once"},
+		{"query twice, one empty", "/p?user_key=&user_key=bulk-key", nil, 400, "", "", "", "more than once"},
+		{"query too long", "/p?user_key=" + strings.Repeat("%41", tenants.KeyBufLen+1), nil, 401, "", "", "", "longer than 1024 bytes"},
+		{"Basic, bad base64", "/p", []string{"Authorization: Basic !!!!"}, 401, "", "", "", "base64 of user-id:password"},
+		{"Basic, no colon", "/p", []string{"Authorization: Basic " + base64.StdEncoding.EncodeToString([]byte("bulk-key"))}, 401, "", "", "", "base64 of user-id:password"},
+		{"Basic, malformed beside the header", "/p", []string{"X-API-Key: bulk-key", "Authorization: Basic x"}, 401, "", "", "", "base64 of user-id:password"},
+		{"unknown key in the query", "/p?user_key=nope", nil, 401, "", "", "", "not known"},
+		{"empty parameter, no key", "/p?user_key=", nil, 401, "", "", "", "user_key query parameter"},
+	}
+	up := testkit.StartUpstream(t, nil)
+	gw := newIdentityGateway(t, up.URL, tenants.Options{KeyQuery: "user_key", KeyBasicAuth: true, HideKey: true})
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before := up.Count()
+			r := newIdentityRequest(tc.uri, tc.headers...)
+			if got := r.serve(gw.Serve); got != tc.status {
+				t.Fatalf("got %d (%s); want %d", got, r.ctx.Response.Body(), tc.status)
+			}
+			if tc.status != 200 {
+				if up.Count() != before {
+					t.Fatal("a refused request reached the upstream")
+				}
+				if body := string(r.ctx.Response.Body()); !strings.Contains(body, tc.detail) {
+					t.Fatalf("problem %s; want it to say %q", body, tc.detail)
+				}
+				wantChallenge := tc.status == 401
+				if got := string(r.ctx.Response.Header.Peek("WWW-Authenticate")); (got == `Bearer realm="l1gw", Basic realm="l1gw"`) != wantChallenge {
+					t.Fatalf("WWW-Authenticate %q on a %d", got, tc.status)
+				}
+				return
+			}
+			fwd := up.Last()
+			if got := string(fwd.Header.Peek("X-L1gw-Tenant")); got != tc.tenant {
+				t.Errorf("tenant %q; want %q", got, tc.tenant)
+			}
+			if got := string(fwd.Header.RequestURI()); got != tc.fwdURI {
+				t.Errorf("upstream got %q; want %q", got, tc.fwdURI)
+			}
+			auth := string(fwd.Header.Peek("Authorization"))
+			if auth == "" {
+				auth = none
+			}
+			if auth != tc.fwdAuth {
+				t.Errorf("upstream Authorization %q; want %q", auth, tc.fwdAuth)
+			}
+			if k := fwd.Header.Peek("X-API-Key"); len(k) > 0 {
+				t.Errorf("upstream X-API-Key %q; want none", k)
+			}
+		})
+	}
+}
+
+// TestKeyPlacesOff: with the defaults (no key_query, no key_basic_auth)
+// the query and Basic credentials are the upstream's and pass; with
+// hide_key off, a key read from the query passes too.
+func TestKeyPlacesOff(t *testing.T) {
+	up := testkit.StartUpstream(t, nil)
+	off := newIdentityGateway(t, up.URL, tenants.Options{HideKey: true})
+	r := newIdentityRequest("/p?user_key=acme-key", "X-API-Key: bulk-key", basicAuth("api", "acme-key"))
+	if got := r.serve(off.Serve); got != 200 {
+		t.Fatalf("got %d (%s); want 200", got, r.ctx.Response.Body())
+	}
+	if got, want := string(up.Last().Header.RequestURI()), "/p?user_key=acme-key"; got != want {
+		t.Errorf("upstream got %q; want %q", got, want)
+	}
+	if got := string(up.Last().Header.Peek("Authorization")); !strings.HasPrefix(got, "Basic ") {
+		t.Errorf("upstream Authorization %q; want the client's Basic credentials", got)
+	}
+	r = newIdentityRequest("/p", basicAuth("api", "bulk-key"))
+	if got := r.serve(off.Serve); got != 401 || !strings.Contains(string(r.ctx.Response.Body()), "X-API-Key header or as Authorization: Bearer") {
+		t.Errorf("Basic without key_basic_auth: got %d %s; want 401 naming the header and Bearer", got, r.ctx.Response.Body())
+	}
+	if got := string(r.ctx.Response.Header.Peek("WWW-Authenticate")); got != `Bearer realm="l1gw"` {
+		t.Errorf("WWW-Authenticate %q; want Bearer alone", got)
+	}
+
+	shown := newIdentityGateway(t, up.URL, tenants.Options{KeyQuery: "user_key", KeyBasicAuth: true})
+	r = newIdentityRequest("/p?user_key=bulk-key&a=1", basicAuth("", "bulk-key"))
+	if got := r.serve(shown.Serve); got != 200 {
+		t.Fatalf("got %d (%s); want 200", got, r.ctx.Response.Body())
+	}
+	if got, want := string(up.Last().Header.RequestURI()), "/p?user_key=bulk-key&a=1"; got != want {
+		t.Errorf("hide_key off: upstream got %q; want %q", got, want)
+	}
+	if got := string(up.Last().Header.Peek("Authorization")); got == "" {
+		t.Error("hide_key off: Authorization was removed")
+	}
+}
