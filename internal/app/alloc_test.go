@@ -12,24 +12,34 @@ import (
 // request, one a shadow rule would have denied (X-RateLimit-Shadow) and a
 // denied one cost no heap allocation once warm, on the
 // memory store and on Redis (exact consistency: the pipe, the script call
-// and its reply included).
+// and its reply included); nor does one with its key in the query
+// (tenants.key_query, stripped before forwarding), nor one refused for a
+// missing or unknown key.
 func TestServeDoesNotAllocate(t *testing.T) {
 	srv := redistest.Server(t)
 	cases := []struct {
 		name, key string
 		want      int
 		sets      []string
+		path      string // "" is /alloc
 	}{
-		{"memory/admitted", "bulk-key", 200, nil},
-		{"memory/denied", "acme-key", 429, nil},
-		{"memory/shadow-denied", "trying-key", 200, nil},
-		{"redis/admitted", "bulk-key", 200, redisSets(srv.Addr(), "ratelimit.budget=1s")},
-		{"redis/denied", "acme-key", 429, redisSets(srv.Addr(), "ratelimit.budget=1s")},
-		{"redis/shadow-denied", "trying-key", 200, redisSets(srv.Addr(), "ratelimit.budget=1s")},
+		{"memory/admitted", "bulk-key", 200, nil, ""},
+		{"memory/denied", "acme-key", 429, nil, ""},
+		{"memory/shadow-denied", "trying-key", 200, nil, ""},
+		{"redis/admitted", "bulk-key", 200, redisSets(srv.Addr(), "ratelimit.budget=1s"), ""},
+		{"redis/denied", "acme-key", 429, redisSets(srv.Addr(), "ratelimit.budget=1s"), ""},
+		{"redis/shadow-denied", "trying-key", 200, redisSets(srv.Addr(), "ratelimit.budget=1s"), ""},
+		{"memory/key in the query", "", 200, []string{"tenants.key_query=user_key"}, "/alloc?a=1&user_key=bulk-key"},
+		{"memory/missing key", "", 401, nil, ""},
+		{"memory/unknown key", "nope", 401, nil, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newHandlerFixture(t, tc.key, "GET", "/alloc", tc.sets...)
+			path := tc.path
+			if path == "" {
+				path = "/alloc"
+			}
+			f := newHandlerFixture(t, tc.key, "GET", path, tc.sets...)
 			for range 10 {
 				f.Serve()
 			}
