@@ -186,3 +186,47 @@ func TestKeyPlacesOff(t *testing.T) {
 		t.Error("hide_key off: Authorization was removed")
 	}
 }
+
+// FuzzKeyPlaces: whatever the query and Authorization, the gateway
+// answers 200, 400 or 401, never panics, and with hide_key no key of a
+// tenant's reaches the upstream in the key parameter or Authorization.
+func FuzzKeyPlaces(f *testing.F) {
+	for _, s := range [][2]string{
+		{"user_key=bulk-key", ""}, {"a=1&user_key=bulk-key&user_key", ""}, {"user%5Fkey=acme-key", "Bearer acme-key"},
+		{"x=%", "Basic YXBpOmJ1bGsta2V5"}, {"user_key=bulk-key", "basic Og=="}, {"", "Basic YnVsay1rZXk6"}, {"&&", "Bearer bulk-key"},
+	} {
+		f.Add(s[0], s[1])
+	}
+	up := testkit.StartUpstream(f, nil)
+	gw := newIdentityGateway(f, up.URL, tenants.Options{KeyQuery: "user_key", KeyBasicAuth: true, HideKey: true})
+	f.Fuzz(func(t *testing.T, query, auth string) {
+		if strings.ContainsAny(query, " #\x7f") || strings.ContainsFunc(query+auth, func(r rune) bool { return r < 0x20 || r > 0x7e }) {
+			t.Skip("not a request line or header value a client can send")
+		}
+		var headers []string
+		if auth != "" {
+			headers = append(headers, "Authorization: "+auth)
+		}
+		r := newIdentityRequest("/f?"+query, headers...)
+		switch status := r.serve(gw.Serve); status {
+		case 400, 401:
+			return
+		case 200:
+		default:
+			t.Fatalf("query %q, Authorization %q: got %d (%s); want 200, 400 or 401", query, auth, status, r.ctx.Response.Body())
+		}
+		fwd := up.Last()
+		var buf [tenants.KeyBufLen]byte
+		if _, n, _ := tenants.QueryKey(buf[:], fwd.URI().QueryString(), "user_key"); n != 0 {
+			t.Fatalf("query %q: the upstream got the key parameter in %q", query, fwd.URI().QueryString())
+		}
+		fwdAuth := fwd.Header.Peek("Authorization")
+		key := tenants.KeyFrom(nil, fwdAuth)
+		if key == nil {
+			key, _ = tenants.BasicKey(buf[:], fwdAuth)
+		}
+		if k := string(key); k == "bulk-key" || k == "acme-key" {
+			t.Fatalf("Authorization %q: the upstream got the key %q", auth, k)
+		}
+	})
+}
