@@ -15,7 +15,7 @@ import (
 
 // echoUpgrade is a loopback upstream that answers an upgrade request
 // with 101 and then echoes every byte; a request without Upgrade gets
-// 426. It keeps each request head it read.
+// 426. It keeps each request head it read, request line first.
 type echoUpgrade struct {
 	addr  string
 	heads chan string
@@ -31,6 +31,7 @@ func startEchoUpgrade(t *testing.T) *echoUpgrade {
 			return
 		}
 		var b strings.Builder
+		b.WriteString(req.Method + " " + req.RequestURI + " " + req.Proto + "\r\n")
 		req.Header.Write(&b)
 		e.heads <- b.String()
 		if req.Header.Get("Upgrade") == "" {
@@ -119,6 +120,25 @@ func TestUpgradeTunnels(t *testing.T) {
 	}
 	c.c.Close()
 	testkit.Until(t, 5*time.Second, "the tunnel closed", func() bool { return metric() == "l1gw_tunnels_open 0" })
+}
+
+// TestUpgradeHidesTheKeyParameter: an upgrade whose key came in the
+// tenants.key_query parameter reaches its target without it.
+func TestUpgradeHidesTheKeyParameter(t *testing.T) {
+	e := startEchoUpgrade(t)
+	gw := startApp(t, loadConfig(t, "http://"+e.addr, "tenants.key_query=user_key"))
+	c := dial(t, gw.proxy)
+	c.send(strings.Replace(upgradeHead, "/ws", "/ws?user_key=acme-key&v=2", 1) + "\r\n")
+	if line := c.statusLine(); line != "HTTP/1.1 101 Switching Protocols" {
+		t.Fatalf("got %q; want the upstream's 101", line)
+	}
+	upHead := <-e.heads
+	if line, _, _ := strings.Cut(upHead, "\r\n"); line != "GET /ws?v=2 HTTP/1.1" {
+		t.Errorf("upstream request line %q; want GET /ws?v=2 HTTP/1.1", line)
+	}
+	if strings.Contains(upHead, "acme-key") {
+		t.Errorf("the key reached the upstream:\n%s", upHead)
+	}
 }
 
 // TestTunnelIdleTimeout: a tunnel with no byte either way for
