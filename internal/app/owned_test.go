@@ -83,7 +83,7 @@ func TestOwnedHeadersReachTheUpstreamOnce(t *testing.T) {
 // reaches the upstream, even one sent in both the key header and
 // Authorization; an Authorization that is not a key is the upstream's and
 // passes. A key header or Authorization sent twice is ambiguous: 400; so
-// is another tenant's key in Authorization beside the key header.
+// is another key of a tenant's in Authorization beside the key header.
 func TestKeyNeverReachesTheUpstream(t *testing.T) {
 	up := testkit.StartRawUpstream(t)
 	gw := startApp(t, loadConfig(t, up.URL))

@@ -38,8 +38,8 @@ type identity struct {
 // tenants.key_basic_auth). Every place that holds a key must hold the
 // same one: two different keys, or the parameter twice, are ambiguous
 // (400). Beside a key found elsewhere, an Authorization value that is not
-// that key is the upstream's credential, unless it is another tenant's
-// key. Malformed Basic credentials are a 401. ok is false with the problem
+// that key is the upstream's credential, unless it is any tenant's key,
+// an expired one too (400). Malformed Basic credentials are a 401. ok is false with the problem
 // to answer; the key header sent twice is checked before.
 func (g *Gateway) identify(ctx *fasthttp.RequestCtx, snap *tenants.Snapshot, buf *keyScratch) (id identity, p problem, ok bool) {
 	id.key = ctx.Request.Header.Peek(g.keyHeader)
