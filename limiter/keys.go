@@ -28,10 +28,29 @@ func ShadowKey(prefix, tenant, rule string) string {
 // shadowInfix comes between a shadow rule's tenant and its name.
 const shadowInfix = "shadow:"
 
-// ruleKey is r's key: Key, or ShadowKey for a shadow rule.
+// LeaseKey is the Redis key of a tenant's concurrency limit (a Lease
+// rule): <prefix>:{<tenant>}:lease:<rule>, a sorted set of the leases held,
+// scored by when each was taken.
+func LeaseKey(prefix, tenant, rule string) string {
+	return Key(prefix, tenant, leaseInfix+rule)
+}
+
+// leaseInfix comes between a Lease rule's tenant and its name.
+const leaseInfix = "lease:"
+
+// ruleKey is r's key: Key, ShadowKey for a shadow rule, LeaseKey for a
+// Lease rule.
 func ruleKey(prefix, tenant string, r Rule) string {
-	if r.Shadow() {
-		return ShadowKey(prefix, tenant, r.Name)
+	return Key(prefix, tenant, ruleInfix(r)+r.Name)
+}
+
+// ruleInfix comes between r's tenant and its name in its key.
+func ruleInfix(r Rule) string {
+	switch {
+	case r.Lease:
+		return leaseInfix
+	case r.Shadow():
+		return shadowInfix
 	}
-	return Key(prefix, tenant, r.Name)
+	return ""
 }

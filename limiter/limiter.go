@@ -44,7 +44,16 @@ type Rule struct {
 	// Mode is RuleEnforce (or "", the same) or RuleShadow. Default
 	// "enforce".
 	Mode string `koanf:"mode" json:"mode,omitempty"`
+	// Lease makes the rule a concurrency limit: Limit requests in flight
+	// at once, each holding a lease from its decision until Release (or
+	// until Window passes, if its gateway never releases it). Set by
+	// tenants for a plan's concurrency, never read from config.
+	Lease bool `koanf:"-" json:"-"`
 }
+
+// RetryLease is the Retry-After of a request refused by a concurrency
+// limit: a lease is given back when a response ends, so soon.
+const RetryLease = time.Second
 
 // Rule modes (Rule.Mode).
 const (
@@ -102,6 +111,13 @@ type RuleState struct {
 	// Shadow is true for a shadow rule's state: what the rule would have
 	// decided. It takes no part in Decision.Allowed or RetryAfter.
 	Shadow bool
+	// Lease is true for a concurrency limit's state (a Lease rule):
+	// Remaining counts requests in flight, not in a window.
+	Lease bool
+	// Undecided is true when the rule was not decided: the store could
+	// not answer and only the concurrency limits were, locally. Its other
+	// fields are zero.
+	Undecided bool
 }
 
 // Denied reports whether this rule refused the request, or for a shadow
@@ -121,6 +137,9 @@ type Decision struct {
 	Why string
 	// N is how many entries of Rules are set, in the order of Request.Rules.
 	N int
+	// Seq identifies the decision's record in its store: Release takes it
+	// to give back the leases of an admitted request.
+	Seq uint64
 	// Rules holds one state per rule of the request.
 	Rules [MaxRules]RuleState
 }

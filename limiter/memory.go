@@ -3,6 +3,7 @@ package limiter
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -18,6 +19,7 @@ const sweepEvery = 10 * time.Second
 // tenants idle for longer than their windows are dropped.
 type MemoryStore struct {
 	now    func() time.Time
+	seq    atomic.Uint64 // Decision.Seq of the last admission
 	shards [memoryShards]memShard
 }
 
@@ -31,14 +33,15 @@ type memTenant struct {
 	rules map[memKey]*slidingLog
 }
 
-// memKey names a rule's log: a shadow rule has its own, apart from an
-// enforced rule of the same name.
+// memKey names a rule's log: a shadow rule and a Lease rule have their
+// own, apart from an enforced rule of the same name.
 type memKey struct {
 	name   string
 	shadow bool
+	lease  bool
 }
 
-func memKeyOf(r Rule) memKey { return memKey{r.Name, r.Shadow()} }
+func memKeyOf(r Rule) memKey { return memKey{r.Name, r.Shadow(), r.Lease} }
 
 var _ Store = (*MemoryStore)(nil)
 
@@ -88,13 +91,16 @@ func (s *MemoryStore) Decide(_ context.Context, req Request) (Decision, error) {
 		}
 	}
 	d.N = len(req.Rules)
+	if d.Allowed {
+		d.Seq = s.seq.Add(1)
+	}
 	for i, r := range req.Rules {
 		lg := logs[i]
 		st := &d.Rules[i]
 		if d.Allowed && !st.Denied() {
-			lg.push(now, r.CostOrOne())
+			lg.push(now, r.CostOrOne(), d.Seq)
 		}
-		st.Limit, st.Shadow = r.Limit, r.Shadow()
+		st.Limit, st.Shadow, st.Lease = r.Limit, r.Shadow(), r.Lease
 		st.Remaining = max(r.Limit-lg.used, 0)
 		st.Reset = lg.reset(now, r.Window)
 	}
@@ -145,6 +151,7 @@ type slidingLog struct {
 type logEntry struct {
 	at   int64 // unix nanoseconds
 	cost int64
+	seq  uint64 // the decision's Seq: a lease is given back by it
 }
 
 func (l *slidingLog) n() int           { return len(l.entries) - l.head }
@@ -162,13 +169,26 @@ func (l *slidingLog) trim(cutoff int64) {
 	}
 }
 
-func (l *slidingLog) push(now, cost int64) {
+func (l *slidingLog) push(now, cost int64, seq uint64) {
 	if l.head > 0 && l.head >= len(l.entries)/2 {
 		n := copy(l.entries, l.entries[l.head:])
 		l.entries, l.head = l.entries[:n], 0
 	}
-	l.entries = append(l.entries, logEntry{at: now, cost: cost})
+	l.entries = append(l.entries, logEntry{at: now, cost: cost, seq: seq})
 	l.used += cost
+}
+
+// drop gives back the live entry of decision seq, if there is one: its
+// cost no longer counts, and trim forgets it in its time.
+func (l *slidingLog) drop(seq uint64) bool {
+	for i := l.head; i < len(l.entries); i++ {
+		if e := &l.entries[i]; e.seq == seq && e.cost > 0 {
+			l.used -= e.cost
+			e.cost = 0
+			return true
+		}
+	}
+	return false
 }
 
 // retryAfter is how long until a request of r's cost fits; the window when
@@ -176,6 +196,9 @@ func (l *slidingLog) push(now, cost int64) {
 func (l *slidingLog) retryAfter(now int64, r Rule) time.Duration {
 	l.window = int64(r.Window)
 	cost := r.CostOrOne()
+	if r.Lease {
+		return RetryLease
+	}
 	if cost > r.Limit {
 		return r.Window
 	}
@@ -196,6 +219,19 @@ func (l *slidingLog) reset(now int64, window time.Duration) time.Duration {
 		return 0
 	}
 	return time.Duration(l.entries[l.head].at + int64(window) - now)
+}
+
+// Release gives back the lease of decision seq in tenant's Lease rule r,
+// if it is still held (not expired).
+func (s *MemoryStore) Release(tenant string, r Rule, seq uint64) {
+	sh := &s.shards[tenantHash(tenant)%memoryShards]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if t := sh.tenants[tenant]; t != nil {
+		if lg := t.rules[memKeyOf(r)]; lg != nil {
+			lg.drop(seq)
+		}
+	}
 }
 
 // Shard is "": one store decides every tenant.

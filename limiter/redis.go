@@ -3,7 +3,6 @@ package limiter
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"sync/atomic"
 	"time"
 )
@@ -23,6 +22,7 @@ type RedisStore struct {
 	seq      atomic.Uint64
 	denies   *denyCache      // nil when the deny cache is off
 	replica  *replicaDecider // nil in exact consistency
+	releases chan release    // leases to give back (lease.go)
 	now      func() time.Time
 }
 
@@ -59,7 +59,8 @@ func NewRedisStore(c *Clients, o Options, budget time.Duration, instance string,
 	if cfg.conn.dialTimeout <= 0 {
 		cfg.conn.dialTimeout = time.Second
 	}
-	s := &RedisStore{clients: c, prefix: o.KeyPrefix, instance: instance, budget: budget, now: now}
+	s := &RedisStore{clients: c, prefix: o.KeyPrefix, instance: instance, budget: budget, now: now,
+		releases: make(chan release, releaseQueue)}
 	s.primary, s.replicas = newRoutes(c, cfg)
 	switch o.Consistency {
 	case ConsistencyExact:
@@ -74,13 +75,19 @@ func NewRedisStore(c *Clients, o Options, budget time.Duration, instance string,
 	return s, nil
 }
 
-// Run writes the admissions of replica consistency to the primary until
-// ctx ends, then writes what is queued. In exact consistency it returns at
-// once. main runs it beside the server.
+// Run writes the released leases, and the admissions of replica
+// consistency, to the primary until ctx ends, then writes what is queued.
+// main runs it beside the server.
 func (s *RedisStore) Run(ctx context.Context) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.runReleases(ctx)
+	}()
 	if s.replica != nil {
 		s.replica.recorder.run(ctx)
 	}
+	<-done
 }
 
 // Connect dials the decision connections of the primary and the replica
@@ -138,10 +145,14 @@ func (s *RedisStore) Decide(ctx context.Context, req Request) (Decision, error) 
 	var d Decision
 	var err error
 	cacheable := true
-	if s.replica != nil {
+	if s.replica != nil && !HasLease(req.Rules) {
 		d, cacheable, err = s.replica.decide(ctx, req, start)
 	} else {
+		// A concurrency limit is exact or nothing: on the primary, in
+		// either consistency; and a lease is given back at once, so a
+		// denial of one is never remembered.
 		d, err = s.decideOnPrimary(req)
+		cacheable = !leaseDenied(req.Rules, &d)
 	}
 	if err != nil {
 		return Decision{}, err
@@ -169,6 +180,7 @@ func (s *RedisStore) decideOnPrimary(req Request) (Decision, error) {
 	if err != nil {
 		return Decision{}, fmt.Errorf("decide for %s: %w", req.Tenant, err)
 	}
+	d.Seq = o.seq
 	if d.Allowed {
 		if why := p.health.why(req.Rules, p.clock.Load()); why != "" {
 			d.Degraded, d.Why = true, why
@@ -224,12 +236,7 @@ func (s *RedisStore) keys(tenant string, rules []Rule) []string {
 
 // member is unique per decision across every gateway: the instance and
 // a sequence number, as a string.
-func (s *RedisStore) member() string {
-	var buf [40]byte
-	b := append(buf[:0], s.instance...)
-	b = append(b, ':')
-	return string(strconv.AppendUint(b, s.seq.Add(1), 36))
-}
+func (s *RedisStore) member() string { return s.memberOf(s.seq.Add(1)) }
 
 // parseDecision reads decide.lua's reply: {allowed, remaining, reset_µs,
 // retry_µs per rule}.
@@ -246,7 +253,10 @@ func parseDecision(rules []Rule, v []int64) (Decision, error) {
 		st.Remaining = v[1+3*i]
 		st.Reset = time.Duration(v[2+3*i]) * time.Microsecond
 		st.RetryAfter = time.Duration(v[3+3*i]) * time.Microsecond
-		st.Shadow = r.Shadow()
+		if r.Lease && st.RetryAfter > 0 {
+			st.RetryAfter = RetryLease // a lease is given back when a response ends
+		}
+		st.Shadow, st.Lease = r.Shadow(), r.Lease
 	}
 	return d, nil
 }
@@ -271,7 +281,7 @@ func (s *RedisStore) ReplicaDenies(_ context.Context, req Request, budget time.D
 	}
 	defer o.release()
 	d, allowed := parsePeek(req.Rules, o.reply[:o.n])
-	return d, !allowed, nil
+	return d, !allowed && !leaseOnly(req.Rules, &d), nil
 }
 
 // parsePeek reads peek.lua's reply, whose length the caller checked:
@@ -280,7 +290,7 @@ func (s *RedisStore) ReplicaDenies(_ context.Context, req Request, budget time.D
 func parsePeek(rules []Rule, v []int64) (Decision, bool) {
 	d := Decision{N: len(rules), Allowed: v[0] == 1}
 	for i, r := range rules {
-		d.Rules[i] = RuleState{Limit: r.Limit, Remaining: v[1+4*i], Shadow: r.Shadow(),
+		d.Rules[i] = RuleState{Limit: r.Limit, Remaining: v[1+4*i], Shadow: r.Shadow(), Lease: r.Lease,
 			Reset: time.Duration(v[2+4*i]) * time.Microsecond, RetryAfter: time.Duration(v[3+4*i]) * time.Microsecond}
 	}
 	return d, d.Allowed

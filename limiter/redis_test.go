@@ -47,12 +47,19 @@ func newRedisStore(t testing.TB, o limiter.RedisOptions, denyCache bool) (*limit
 		t.Fatalf("NewClients: %v", err)
 	}
 	t.Cleanup(func() { clients.Close() })
+	ctx, stop := context.WithCancel(context.Background())
+	ran := make(chan struct{})
+	t.Cleanup(func() { stop(); <-ran }) // before the clients close
 	prefix := fmt.Sprintf("t%d", instances.Add(1))
 	s, err := limiter.NewRedisStore(clients, limiter.Options{Consistency: "exact", KeyPrefix: prefix, DenyCache: denyCache},
 		testBudget, fmt.Sprintf("gw%d", instances.Add(1)), nil)
 	if err != nil {
 		t.Fatalf("NewRedisStore: %v", err)
 	}
+	go func() {
+		defer close(ran)
+		s.Run(ctx) // the releases of concurrency limits
+	}()
 	return s, prefix
 }
 

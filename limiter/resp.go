@@ -63,13 +63,9 @@ func appendBulkInt(b []byte, v int64) []byte {
 	return append(b, '\r', '\n')
 }
 
-// appendKeyArg appends r's key, <prefix>:{<tenant>}:<rule> (Key) or
-// <prefix>:{<tenant>}:shadow:<rule> (ShadowKey), as one argument.
+// appendKeyArg appends r's key (ruleKey) as one argument.
 func appendKeyArg(b []byte, prefix, tenant string, r Rule) []byte {
-	infix := ""
-	if r.Shadow() {
-		infix = shadowInfix
-	}
+	infix := ruleInfix(r)
 	b = append(b, '$')
 	b = strconv.AppendInt(b, int64(len(prefix)+len(tenant)+len(infix)+len(r.Name)+4), 10)
 	b = append(b, '\r', '\n')

@@ -44,6 +44,9 @@ func Run(t *testing.T, newEnv func(t *testing.T) Env) {
 		{"TooManyRulesIsAnError", tooManyRules},
 		{"ShadowRuleNeverDenies", shadowNeverDenies},
 		{"ShadowRuleNotRecordedOnDenial", shadowNotRecordedOnDenial},
+		{"LeaseCapsInFlight", leaseCapsInFlight},
+		{"LeaseExpires", leaseExpires},
+		{"LeaseAllOrNothing", leaseAllOrNothing},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
