@@ -229,6 +229,7 @@ func (cfg *Config) validateTenants(c *checker) {
 		}
 	}
 	c.positive("tenants.refresh", t.Refresh)
+	c.positive("tenants.lease_ttl", t.LeaseTTL)
 	if t.Max < 1 {
 		c.fail("tenants.max", "got %d; want >= 1", t.Max)
 	}

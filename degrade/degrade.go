@@ -36,6 +36,9 @@ type Store interface {
 	// primary), "" where one node decides them all. Breakers are per
 	// shard: a fault on one degrades only its tenants.
 	Shard(tenant string) string
+	// Release gives back the lease that decision seq took in tenant's
+	// Lease rule r, without waiting.
+	Release(tenant string, r limiter.Rule, seq uint64)
 }
 
 // Verdict is what the request path acts on.
@@ -55,7 +58,19 @@ type Verdict struct {
 	// replica's, or the local store's in fail mode local. N is 0 when
 	// there are none.
 	Decision limiter.Decision
+	// leases says who holds the leases of an admitted request's
+	// concurrency limits, for Release.
+	leases leaseHolder
 }
+
+// leaseHolder is where an admitted request's leases were taken.
+type leaseHolder uint8
+
+const (
+	leasesNone  leaseHolder = iota
+	leasesStore             // the store's: Redis, or the memory store
+	leasesLocal             // this gateway's, while the store could not decide
+)
 
 // Guard decides through a store, and by the fail mode when it cannot.
 type Guard struct {
@@ -63,7 +78,7 @@ type Guard struct {
 	settings Settings
 	now      func() time.Time
 	shards   sync.Map     // shard name → *shard
-	local    *localLimits // nil unless the fail mode is local
+	local    *localLimits // fail mode local; and concurrency limits in fail mode open
 	log      *slog.Logger
 	lastLog  atomic.Int64
 }
@@ -91,9 +106,7 @@ func New(store Store, s Settings, o Options) (*Guard, error) {
 	}
 	g := &Guard{store: store, settings: s, log: o.Log, now: o.Now}
 	currentGuard.Store(g)
-	if s.FailMode == FailLocal {
-		g.local = newLocalLimits(max(s.ExpectedGateways, 1))
-	}
+	g.local = newLocalLimits(max(s.ExpectedGateways, 1))
 	return g, nil
 }
 
@@ -118,7 +131,11 @@ func (g *Guard) Decide(ctx context.Context, req limiter.Request) Verdict {
 			degradedTotal(d.Why).Inc()
 			g.logError(d.Why, sh, nil)
 		}
-		return Verdict{Allowed: d.Allowed, Degraded: d.Degraded, Decision: d}
+		v := Verdict{Allowed: d.Allowed, Degraded: d.Degraded, Decision: d}
+		if d.Allowed && limiter.HasLease(req.Rules) {
+			v.leases = leasesStore
+		}
+		return v
 	}
 	if errors.Is(err, limiter.ErrOverload) {
 		sh.primary.Cancel(ticket) // says nothing about Redis
@@ -158,12 +175,41 @@ func (g *Guard) fallback(ctx context.Context, sh *shard, req limiter.Request, wi
 	case FailClosed:
 		v.Refused = true
 	case FailLocal:
-		v.Decision = g.local.decide(ctx, req)
+		v.Decision = g.local.decide(ctx, req, false)
 		v.Allowed = v.Decision.Allowed
 	default:
-		v.Allowed = true
+		// Open, but a concurrency limit still holds: each gateway its
+		// share of it, in its own memory.
+		v.Decision = g.local.decide(ctx, req, true)
+		v.Allowed = v.Decision.Allowed
+	}
+	if v.Allowed && limiter.HasLease(req.Rules) {
+		v.leases = leasesLocal
 	}
 	return v
+}
+
+// HoldsLeases reports whether the request took leases for concurrency
+// limits: Release must give them back when its response ends.
+func (v *Verdict) HoldsLeases() bool { return v.leases != leasesNone }
+
+// Release gives back the leases an admitted request took for its
+// concurrency limits (req and v are the request and its verdict), where
+// they were taken. The request path calls it once the response has ended.
+func (g *Guard) Release(req limiter.Request, v *Verdict) {
+	if v.leases == leasesNone {
+		return
+	}
+	for i := range req.Rules {
+		if r := &req.Rules[i]; r.Lease {
+			if v.leases == leasesLocal {
+				g.local.store.Release(req.Tenant, *r, v.Decision.Seq)
+			} else {
+				g.store.Release(req.Tenant, *r, v.Decision.Seq)
+			}
+		}
+	}
+	v.leases = leasesNone
 }
 
 // logError logs why a decision degraded, at most once a second (for all

@@ -9,33 +9,71 @@ import (
 
 // localLimits is fail mode local: each rule enforced in this gateway's
 // memory at limit / expected_gateways (at least 1), so N gateways together
-// admit about one limit while Redis is gone.
+// admit about one limit while Redis is gone. In fail mode open it holds
+// the concurrency limits alone (Lease rules), the same way.
 type localLimits struct {
 	store    *limiter.MemoryStore
 	gateways int64
-	scaled   sync.Map // *limiter.Rule (a rule slice's identity) → []limiter.Rule
+	scaled   sync.Map // scaledKey → []limiter.Rule
+}
+
+// scaledKey names a rule slice (by the identity of its first rule) and
+// whether only its Lease rules are kept.
+type scaledKey struct {
+	first      *limiter.Rule
+	leasesOnly bool
 }
 
 func newLocalLimits(gateways int) *localLimits {
 	return &localLimits{store: limiter.NewMemoryStore(nil), gateways: int64(gateways)}
 }
 
-func (l *localLimits) decide(ctx context.Context, req limiter.Request) limiter.Decision {
+// decide decides req on the local store, its limits scaled down; with
+// leasesOnly, only its Lease rules, every other rule admitting. The
+// decision's states are in the order of req.Rules either way.
+func (l *localLimits) decide(ctx context.Context, req limiter.Request, leasesOnly bool) limiter.Decision {
 	if len(req.Rules) == 0 {
 		return limiter.Decision{Allowed: true}
 	}
-	rules, ok := l.scaled.Load(&req.Rules[0])
+	k := scaledKey{&req.Rules[0], leasesOnly}
+	rules, ok := l.scaled.Load(k)
 	if !ok {
-		s := make([]limiter.Rule, len(req.Rules))
-		for i, r := range req.Rules {
+		s := make([]limiter.Rule, 0, len(req.Rules))
+		for _, r := range req.Rules {
+			if leasesOnly && !r.Lease {
+				continue
+			}
 			r.Limit = max(r.Limit/l.gateways, 1)
-			s[i] = r
+			s = append(s, r)
 		}
-		rules, _ = l.scaled.LoadOrStore(&req.Rules[0], s)
+		rules, _ = l.scaled.LoadOrStore(k, s)
 	}
-	d, err := l.store.Decide(ctx, limiter.Request{Tenant: req.Tenant, Rules: rules.([]limiter.Rule)})
+	local := rules.([]limiter.Rule)
+	if len(local) == 0 {
+		return limiter.Decision{Allowed: true}
+	}
+	d, err := l.store.Decide(ctx, limiter.Request{Tenant: req.Tenant, Rules: local})
 	if err != nil { // only for more than MaxRules rules, which config refuses
 		return limiter.Decision{Allowed: true}
 	}
+	if leasesOnly {
+		d = spread(req.Rules, d)
+	}
 	return d
+}
+
+// spread puts the states of d, decided on the Lease rules of all alone,
+// in their places among all; the other rules are Undecided.
+func spread(all []limiter.Rule, d limiter.Decision) limiter.Decision {
+	out := limiter.Decision{Allowed: d.Allowed, Seq: d.Seq, N: len(all)}
+	j := 0
+	for i := range all {
+		if all[i].Lease && j < d.N {
+			out.Rules[i] = d.Rules[j]
+			j++
+		} else {
+			out.Rules[i] = limiter.RuleState{Undecided: true}
+		}
+	}
+	return out
 }

@@ -15,9 +15,10 @@ import (
 )
 
 type builder struct {
-	plans map[string]Plan
-	errs  configkey.Errors
-	stats bool // create the tenants' metric handles (Build, not Check)
+	plans    map[string]Plan
+	leaseTTL time.Duration // Options.LeaseTTL
+	errs     configkey.Errors
+	stats    bool // create the tenants' metric handles (Build, not Check)
 	// labelled counts the tenants given a metric label of their own, up to
 	// metricsMax (0: no cap); the others share other.
 	labelled, metricsMax int
@@ -57,7 +58,7 @@ func Check(opts Options, plans map[string]Plan, specs []Spec, upstreamKnown func
 }
 
 func build(opts Options, plans map[string]Plan, specs []Spec, reg *Registry, upstreamKnown func(string) bool, stats bool) (*Snapshot, error) {
-	b := &builder{plans: plans, stats: stats, metricsMax: opts.MetricsMax}
+	b := &builder{plans: plans, stats: stats, metricsMax: opts.MetricsMax, leaseTTL: opts.LeaseTTL}
 	if opts.Max > 0 && len(specs) > opts.Max {
 		// Checked first: nothing is built for a list past the cap.
 		b.fail("tenant_list", "got %d tenants; want at most tenants.max (%d)", len(specs), opts.Max)
@@ -69,7 +70,7 @@ func build(opts Options, plans map[string]Plan, specs []Spec, reg *Registry, ups
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		b.rules("plans."+name+".limits", plans[name].Limits)
+		b.plan("plans."+name, plans[name])
 	}
 	s := &Snapshot{
 		opts:  opts,
@@ -119,7 +120,7 @@ func (b *builder) anonymous(s *Snapshot, opts Options) {
 			b.fail("tenants.anonymous_plan", "unknown plan %q (tenants.unknown is anonymous)", opts.AnonymousPlan)
 			return
 		}
-		s.anonymous = &Tenant{ID: AnonymousID, Plan: opts.AnonymousPlan, rules: plan.Limits}
+		s.anonymous = &Tenant{ID: AnonymousID, Plan: opts.AnonymousPlan, rules: b.withLease(plan.Limits, plan)}
 		if b.stats {
 			s.anonymous.Stats = NewStats(AnonymousID)
 		}
@@ -156,7 +157,7 @@ func (b *builder) tenant(path string, spec Spec, upstreamKnown func(string) bool
 		ok = false
 	}
 	b.rules(path+".limits", spec.Limits)
-	base := mergeRules(plan.Limits, spec.Limits)
+	base := b.withLease(mergeRules(plan.Limits, spec.Limits), plan)
 	if len(base) > limiter.MaxRules {
 		b.fail(path+".limits", "%d rules apply to this tenant; at most %d", len(base), limiter.MaxRules)
 		ok = false
@@ -307,6 +308,34 @@ func HashKey(key string) string {
 	d := sha256.Sum256([]byte(key))
 	return "sha256:" + hex.EncodeToString(d[:])
 }
+
+// plan checks a plan's rules and concurrency; path is plans.<name>.
+func (b *builder) plan(path string, p Plan) {
+	b.rules(path+".limits", p.Limits)
+	if p.Concurrency < 0 || p.Concurrency > maxConcurrency {
+		b.fail(path+".concurrency", "got %d; want 0 (no cap) to %d", p.Concurrency, maxConcurrency)
+	}
+	if p.Concurrency > 0 && len(p.Limits) >= limiter.MaxRules {
+		b.fail(path+".concurrency", "the plan has %d rules already; with its concurrency limit at most %d", len(p.Limits), limiter.MaxRules)
+	}
+}
+
+// withLease is rules plus, for a plan with a concurrency limit, its Lease
+// rule (ConcurrencyRule): a new slice, last.
+func (b *builder) withLease(rules []limiter.Rule, p Plan) []limiter.Rule {
+	if p.Concurrency <= 0 {
+		return rules
+	}
+	ttl := b.leaseTTL
+	if ttl <= 0 {
+		ttl = defaultLeaseTTL
+	}
+	lease := limiter.Rule{Name: ConcurrencyRule, Limit: p.Concurrency, Window: ttl, Lease: true}
+	return append(rules[:len(rules):len(rules)], lease)
+}
+
+// defaultLeaseTTL applies where Options.LeaseTTL is unset.
+const defaultLeaseTTL = time.Minute
 
 // mergeRules is plan plus extra; an extra rule replaces the plan's rule of
 // the same name, whatever either's mode: a tenant can shadow a plan's

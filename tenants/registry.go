@@ -96,7 +96,7 @@ func (b *builder) registry(s *Snapshot, reg *Registry, keyOwner map[[sha256.Size
 			if !configkey.ValidName(name) {
 				b.fail("name", "%s", configkey.BadName(name))
 			}
-			b.rules("limits", reg.Plans[name].Limits)
+			b.plan("plan", reg.Plans[name])
 		}); err != nil {
 			s.problems = append(s.problems, Problem{ProblemInvalid, "plan", name, err.Error()})
 			continue

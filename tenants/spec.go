@@ -57,6 +57,10 @@ type Options struct {
 	// metrics, the first in tenant_list order; the others are counted
 	// together under OtherID. 0 is no cap. Default 1000.
 	MetricsMax int `koanf:"metrics_max" json:"metrics_max"`
+	// LeaseTTL is the longest a request holds its lease of a plan's
+	// concurrency limit when its gateway never gives it back (the gateway
+	// died mid-request): set it above the longest request. Default 60s.
+	LeaseTTL time.Duration `koanf:"lease_ttl" json:"lease_ttl"`
 }
 
 // RetiringKey is an API key (plain or as its digest, one of the two) and
@@ -73,7 +77,18 @@ type RetiringKey struct {
 type Plan struct {
 	// Limits are the plan's rules.
 	Limits []limiter.Rule `koanf:"limits" json:"limits"`
+	// Concurrency caps each tenant's requests in flight at once, across
+	// every gateway (the rule ConcurrencyRule); 0 is no cap. Default 0.
+	Concurrency int64 `koanf:"concurrency" json:"concurrency,omitempty"`
 }
+
+// ConcurrencyRule names a plan's concurrency limit among a tenant's
+// rules: in a 429's violated-policies, in the lease key.
+const ConcurrencyRule = "concurrency"
+
+// maxConcurrency bounds Plan.Concurrency: a lease set of more members is
+// a rate limit's job.
+const maxConcurrency = 100_000
 
 // RouteSpec adds limits for the requests of a tenant that match it.
 type RouteSpec struct {

@@ -164,6 +164,7 @@ type stream struct {
 	failed  bool // a failure was counted
 	errs    errorCounters
 	release func(ok bool)
+	after   func() // AfterClose's
 }
 
 var streams = sync.Pool{New: func() any { return new(stream) }}
@@ -174,7 +175,13 @@ var streams = sync.Pool{New: func() any { return new(stream) }}
 // by server.write_timeout from its start.
 type Streamed interface {
 	KeepWriting(client net.Conn, timeout time.Duration)
+	// AfterClose runs f once the stream is closed: when fasthttp has
+	// written the body, or given up on it.
+	AfterClose(f func())
 }
+
+// AfterClose implements Streamed.
+func (s *stream) AfterClose(f func()) { s.after = f }
 
 // KeepWriting implements Streamed.
 func (s *stream) KeepWriting(client net.Conn, timeout time.Duration) {
@@ -258,7 +265,11 @@ func skipTrailers(br *bufio.Reader) error {
 // to its end.
 func (s *stream) Close() error {
 	s.release(s.done)
+	after := s.after
 	*s = stream{}
 	streams.Put(s)
+	if after != nil {
+		after()
+	}
 	return nil
 }

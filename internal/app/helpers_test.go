@@ -48,6 +48,10 @@ plans:
     limits:
       - {name: per_hour, limit: 1000000000, window: 1h}
       - {name: tighter, limit: 2, window: 1h, mode: shadow}
+  five_at_once:
+    concurrency: 5
+    limits:
+      - {name: per_second, limit: 1000000000, window: 1s}
 tenant_list:
   - id: acme
     plan: small
@@ -63,6 +67,9 @@ tenant_list:
   - id: trying
     plan: shadowed
     keys: [trying-key]
+  - id: crowd
+    plan: five_at_once
+    keys: [crowd-key]
 upstreams:
   main:
     targets: ["UPSTREAM"]

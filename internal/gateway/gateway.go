@@ -21,6 +21,9 @@ import (
 type Decider interface {
 	// Decide is degrade.Guard's.
 	Decide(ctx context.Context, req limiter.Request) degrade.Verdict
+	// Release is degrade.Guard's: it gives back the leases of an admitted
+	// request's concurrency limits.
+	Release(req limiter.Request, v *degrade.Verdict)
 }
 
 // Gateway is the proxy's request handler.
@@ -108,10 +111,11 @@ var hdrAuthorization = []byte("Authorization")
 // decided before any body byte is read (Expect) or before the body is
 // forwarded (Serve).
 type admission struct {
-	pool   *upstream.Pool
-	tenant *tenants.Tenant
-	rules  []limiter.Rule
-	v      degrade.Verdict
+	pool     *upstream.Pool
+	tenant   *tenants.Tenant
+	rules    []limiter.Rule
+	limitKey string // what the limiter counted under
+	v        degrade.Verdict
 	// keyIn are the places that carried the key, to hide it from.
 	keyIn keyPlaces
 	// idLen is the request ID's length in idBuf: a length, not a slice
@@ -234,8 +238,8 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, a *admission) bool {
 		t.Stats.Response(ctx.Response.StatusCode())
 		return false
 	}
-	a.rules = t.Rules(h.Method(), ctx.Path())
-	a.v = g.limiter.Decide(context.Background(), limiter.Request{Tenant: g.limitKey(ctx, t), Rules: a.rules})
+	a.rules, a.limitKey = t.Rules(h.Method(), ctx.Path()), g.limitKey(ctx, t)
+	a.v = g.limiter.Decide(context.Background(), limiter.Request{Tenant: a.limitKey, Rules: a.rules})
 	countDecision(t.Stats, &a.v)
 	switch {
 	case a.v.Overloaded:
@@ -261,6 +265,9 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx, a *admission) {
 	}
 	g.forward(ctx, pool, a.tenant, a.keyIn, a.reqID())
 	g.finish(ctx, a)
+	if a.v.HoldsLeases() {
+		g.releaseAfter(ctx, a.lease())
+	}
 }
 
 // finish adds the rate-limit headers and the request ID to the answer and

@@ -47,7 +47,7 @@ func seconds(d time.Duration) int64 {
 func tightest(d *limiter.Decision) int {
 	best := -1
 	for i, s := range d.States() {
-		if s.Shadow {
+		if s.Shadow || s.Lease || s.Undecided {
 			continue
 		}
 		if best < 0 {
@@ -100,7 +100,9 @@ func writeRateHeaders(h *fasthttp.ResponseHeader, rules []limiter.Rule, v *degra
 	if !v.Allowed {
 		h.SetCanonical(hdrRetryAfter, strconv.AppendInt(buf[:0], max(seconds(d.RetryAfter()), 1), 10))
 	}
-	h.SetCanonical(hdrPolicy, appendPolicies(buf[:0], rules))
+	if b := appendPolicies(buf[:0], rules); len(b) > 0 {
+		h.SetCanonical(hdrPolicy, b)
+	}
 	if b := appendRateLimits(buf[:0], rules, d); len(b) > 0 {
 		h.SetCanonical(hdrRateLimit, b)
 	}
@@ -110,14 +112,19 @@ func writeRateHeaders(h *fasthttp.ResponseHeader, rules []limiter.Rule, v *degra
 }
 
 // appendPolicies appends the RateLimit-Policy list: an RFC 9651 list, one
-// item per rule, in the syntax of draft-ietf-httpapi-ratelimit-headers;
+// item per rule but the concurrency limits, in the syntax of draft-ietf-httpapi-ratelimit-headers;
 // a shadow rule's item carries the parameter shadow (clients ignore
 // parameters they do not know):
 //
 //	"per_second";q=10;w=1, "per_minute";q=300;w=60, "trial";q=100;w=60;shadow
 func appendPolicies(b []byte, rules []limiter.Rule) []byte {
-	for i, r := range rules {
-		b = appendItem(b, i, r.Name)
+	n := 0
+	for _, r := range rules {
+		if r.Lease { // not a rate: in flight, not per window
+			continue
+		}
+		b = appendItem(b, n, r.Name)
+		n++
 		b = append(b, ";q="...)
 		b = strconv.AppendInt(b, r.Limit, 10)
 		b = append(b, ";w="...)
@@ -136,7 +143,7 @@ func appendRateLimits(b []byte, rules []limiter.Rule, d *limiter.Decision) []byt
 	n := 0
 	for i, r := range rules {
 		s := d.Rules[i]
-		if s.Shadow {
+		if s.Shadow || s.Lease || s.Undecided {
 			continue
 		}
 		b = appendItem(b, n, r.Name)

@@ -18,6 +18,8 @@ func (overloadedVerdict) Decide(context.Context, limiter.Request) degrade.Verdic
 	return degrade.Verdict{Overloaded: true}
 }
 
+func (overloadedVerdict) Release(limiter.Request, *degrade.Verdict) {}
+
 // TestOverloadIsShedHonestly: a decision the gateway could not send in
 // time is a 503 with Retry-After and X-RateLimit-Status: overloaded; the
 // request never reaches the upstream and is neither admitted nor degraded.
@@ -74,6 +76,8 @@ func (shedStore) Decide(context.Context, limiter.Request) (limiter.Decision, err
 }
 
 func (shedStore) Shard(string) string { return "" }
+
+func (shedStore) Release(string, limiter.Rule, uint64) {}
 
 func (shedStore) ReplicaDenies(context.Context, limiter.Request, time.Duration) (limiter.Decision, bool, error) {
 	return limiter.Decision{}, false, nil

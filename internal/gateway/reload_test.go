@@ -17,6 +17,8 @@ import (
 // reloadingDecider runs reloads while a decision waits, then admits.
 type reloadingDecider struct{ during func() }
 
+func (d reloadingDecider) Release(limiter.Request, *degrade.Verdict) {}
+
 func (d reloadingDecider) Decide(context.Context, limiter.Request) degrade.Verdict {
 	d.during()
 	return degrade.Verdict{Allowed: true}

@@ -15,6 +15,8 @@ type fixedVerdict struct{ v degrade.Verdict }
 
 func (f fixedVerdict) Decide(context.Context, limiter.Request) degrade.Verdict { return f.v }
 
+func (f fixedVerdict) Release(limiter.Request, *degrade.Verdict) {}
+
 // decided is a verdict carrying the store's state of the fixture's one
 // rule (per_minute, 100 per minute).
 func decided(v degrade.Verdict, remaining int64, reset, retry time.Duration) degrade.Verdict {

@@ -76,6 +76,19 @@ const hijackWait = 5 * time.Second
 // as.
 func (g *Gateway) tunnel(ctx *fasthttp.RequestCtx, pool *upstream.Pool, a *admission, proto []byte) {
 	defer g.finish(ctx, a)
+	// A tunnel holds its leases until it closes; one that never opens,
+	// until the handler returns.
+	release := func() {}
+	if a.v.HoldsLeases() {
+		l := a.lease()
+		release = func() { g.limiter.Release(l.req, &l.v) }
+	}
+	handedOver := false
+	defer func() {
+		if !handedOver {
+			release()
+		}
+	}()
 	h := &ctx.Request.Header
 	if hasBody(h) || !h.IsHTTP11() {
 		// A body would be lost or read as the tunnel's first bytes;
@@ -132,7 +145,9 @@ func (g *Gateway) tunnel(ctx *fasthttp.RequestCtx, pool *upstream.Pool, a *admis
 	})
 	limits := g.tunnelLimits
 	ctx.HijackSetNoResponse(true)
+	handedOver = true
 	ctx.Hijack(func(client net.Conn) {
+		defer release()
 		if !state.CompareAndSwap(0, 1) {
 			return
 		}

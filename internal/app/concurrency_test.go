@@ -1,0 +1,91 @@
+package app
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/l1gw/l1gw/internal/redistest"
+	"github.com/l1gw/l1gw/internal/testkit"
+	"github.com/l1gw/l1gw/limiter"
+	"github.com/l1gw/l1gw/tenants"
+)
+
+// TestTwoGatewaysShareAConcurrencyLimit: two gateways on one Redis, a
+// tenant whose plan allows 5 requests in flight, 50 concurrent slow
+// requests spread over both. The upstream, counting, never has more than
+// 5 of the tenant's requests at once; every other request is a 429 with
+// Retry-After: 1 naming the concurrency limit; and once all have ended no
+// lease is left in Redis.
+func TestTwoGatewaysShareAConcurrencyLimit(t *testing.T) {
+	t.Parallel()
+	var inFlight, most atomic.Int64
+	up := testkit.StartUpstream(t, func(ctx *fasthttp.RequestCtx) {
+		n := inFlight.Add(1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		time.Sleep(100 * time.Millisecond)
+		inFlight.Add(-1)
+		ctx.SetBodyString("ok")
+	})
+	srv := redistest.Server(t)
+	sets := []string{"redis.mode=standalone", "redis.addrs=" + srv.Addr(), "ratelimit.key_prefix=conc",
+		"ratelimit.budget=3s", "redis.read_timeout=2s"}
+	gws := []*running{startApp(t, loadConfig(t, up.URL, sets...)), startApp(t, loadConfig(t, up.URL, sets...))}
+
+	var mu sync.Mutex
+	codes := map[int]int{}
+	var wg sync.WaitGroup
+	for i := range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, resp := &fasthttp.Request{}, &fasthttp.Response{}
+			req.SetRequestURI("http://" + gws[i%2].proxy + "/crowd")
+			req.Header.Set("X-API-Key", "crowd-key")
+			code := -1
+			if err := fasthttp.DoTimeout(req, resp, 10*time.Second); err == nil {
+				code = resp.StatusCode()
+				if code == 429 {
+					ra, body := string(resp.Header.Peek("Retry-After")), string(resp.Body())
+					if ra != "1" || !strings.Contains(body, `"violated-policies":["`+tenants.ConcurrencyRule+`"]`) {
+						t.Errorf("429 with Retry-After %q, body %s; want 1 and the concurrency limit named", ra, body)
+					}
+				}
+			}
+			mu.Lock()
+			codes[code]++
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if m := most.Load(); m > 5 || m < 1 {
+		t.Fatalf("the upstream had up to %d of the tenant's requests at once; want 1 to 5", m)
+	}
+	if codes[200] < 5 || codes[200]+codes[429] != 50 {
+		t.Fatalf("status counts %v; want at least 5×200, the rest 429", codes)
+	}
+	key := limiter.LeaseKey("conc", "crowd", tenants.ConcurrencyRule)
+	c := srv.Client(t)
+	deadline := time.Now().Add(5 * time.Second)
+	for n := c.ZCard(context.Background(), key).Val(); n != 0; n = c.ZCard(context.Background(), key).Val() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s holds %d leases 5s after every response ended; want 0", key, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The leases are free again: the next five fit at once.
+	for range 5 {
+		req, resp := &fasthttp.Request{}, &fasthttp.Response{}
+		req.SetRequestURI("http://" + gws[0].proxy + "/crowd")
+		req.Header.Set("X-API-Key", "crowd-key")
+		if err := fasthttp.DoTimeout(req, resp, 10*time.Second); err != nil || resp.StatusCode() != 200 {
+			t.Fatalf("a request after the crowd: %v, status %d; want 200", err, resp.StatusCode())
+		}
+	}
+}

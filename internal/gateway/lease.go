@@ -1,0 +1,36 @@
+package gateway
+
+import (
+	"github.com/valyala/fasthttp"
+
+	"github.com/l1gw/l1gw/degrade"
+	"github.com/l1gw/l1gw/limiter"
+	"github.com/l1gw/l1gw/upstream"
+)
+
+// A request under a concurrency limit holds a lease from its decision
+// until its response has ended: for a buffered response, when Serve
+// returns; for a streamed one, when fasthttp closes the stream after the
+// last byte (or on failure); for an upgrade, when the tunnel closes.
+
+// lease is what giving back an admission's leases takes: copied out of
+// the admission, which may be recycled before the response ends.
+type lease struct {
+	req limiter.Request
+	v   degrade.Verdict
+}
+
+// lease copies what a's release needs.
+func (a *admission) lease() *lease {
+	return &lease{req: limiter.Request{Tenant: a.limitKey, Rules: a.rules}, v: a.v}
+}
+
+// releaseAfter gives back l's leases once the response has ended: now, or
+// when the upstream's body stream is closed.
+func (g *Gateway) releaseAfter(ctx *fasthttp.RequestCtx, l *lease) {
+	if s, ok := ctx.Response.BodyStream().(upstream.Streamed); ok {
+		s.AfterClose(func() { g.limiter.Release(l.req, &l.v) })
+		return
+	}
+	g.limiter.Release(l.req, &l.v)
+}
