@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/l1gw/l1gw/config"
+	"github.com/l1gw/l1gw/limiter"
 )
 
 const base = `
@@ -103,6 +104,8 @@ func TestErrorsNameKeyAndSource(t *testing.T) {
 		{"bare number duration", base + "server:\n  read_timeout: 5\n", nil, nil, "server.read_timeout", "FILE", "want a duration with a unit"},
 		{"bad duration in a plan", strings.Replace(base, "window: 1s", "window: soon", 1), nil, nil, "plans.free.limits[0].window", "FILE", "want a duration"},
 		{"bad rule mode", strings.Replace(base, "window: 1s", "window: 1s, mode: dry-run", 1), nil, nil, "plans.free.limits[0].mode", "FILE", `got "dry-run"; want enforce or shadow`},
+		{"bad quota period", strings.Replace(base, "window: 1s", "algorithm: fixed, period: year", 1), nil, nil, "plans.free.limits[0].period", "FILE", `got "year"; want day, week or month`},
+		{"bad quota time zone", strings.Replace(base, "window: 1s", "algorithm: fixed, period: month, timezone: Europe/Nowhere", 1), nil, nil, "plans.free.limits[0].timezone", "FILE", "unknown time zone Europe/Nowhere"},
 		{"wrong type", base + "server:\n  max_body_bytes: lots\n", nil, nil, "server.max_body_bytes", "FILE", "lots"},
 		{"wrong type from env", base, []string{"L1GW_SERVER__MAX_BODY_BYTES=lots"}, nil, "server.max_body_bytes", "env L1GW_SERVER__MAX_BODY_BYTES", "lots"},
 		{"unknown plan", strings.Replace(base, "plan: free", "plan: gold", 1), nil, nil, "tenant_list[0].plan", "FILE", `unknown plan "gold"`},
@@ -247,5 +250,20 @@ func TestCredentialFileKeys(t *testing.T) {
 	}
 	if _, err := config.Load(config.Input{Sets: []string{"server.admin_token_file=" + good}}); err != nil {
 		t.Errorf("a token file: %v", err)
+	}
+}
+
+func TestQuotaRuleLoads(t *testing.T) {
+	file := writeFile(t, strings.Replace(base, "{name: per_second, limit: 10, window: 1s}",
+		"{name: per_second, limit: 10, window: 1s, algorithm: sliding_window}\n      - {name: monthly, limit: 1000000, algorithm: fixed, period: month, anchor: 15, timezone: Europe/Berlin}", 1))
+	c, err := config.Load(config.Input{File: file})
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	got := c.Plans["free"].Limits
+	want := []limiter.Rule{{Name: "per_second", Limit: 10, Window: time.Second, Algorithm: limiter.AlgoSlidingWindow},
+		{Name: "monthly", Limit: 1_000_000, Algorithm: limiter.AlgoFixed, Period: limiter.PeriodMonth, Anchor: 15, Timezone: "Europe/Berlin"}}
+	if len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+		t.Fatalf("plans.free.limits: got %+v; want %+v", got, want)
 	}
 }

@@ -1,6 +1,9 @@
 package limiter
 
-import "strings"
+import (
+	"strconv"
+	"strings"
+)
 
 // Key is the Redis key of a tenant's rule: <prefix>:{<tenant>}:<rule>. The
 // hash tag puts every key of a tenant in one cluster slot, so one script
@@ -39,9 +42,15 @@ func LeaseKey(prefix, tenant, rule string) string {
 const leaseInfix = "lease:"
 
 // ruleKey is r's key: Key, ShadowKey for a shadow rule, LeaseKey for a
-// Lease rule.
-func ruleKey(prefix, tenant string, r Rule) string {
-	return Key(prefix, tenant, ruleInfix(r)+r.Name)
+// Lease rule, then the suffix of its algorithm (appendKeySuffix); start
+// is a fixed rule's period start (unix µs).
+func ruleKey(prefix, tenant string, r Rule, start int64) string {
+	k := Key(prefix, tenant, ruleInfix(r)+r.Name)
+	if !r.Counted() {
+		return k
+	}
+	var sfx [32]byte
+	return k + string(appendKeySuffix(sfx[:0], r, start))
 }
 
 // ruleInfix comes between r's tenant and its name in its key.
@@ -53,4 +62,20 @@ func ruleInfix(r Rule) string {
 		return shadowInfix
 	}
 	return ""
+}
+
+// appendKeySuffix appends what follows a counter rule's name in its key,
+// so that a rule that changes algorithm never meets a key of another
+// type: ":sw" for a sliding window, ":fixed:<period start, unix s>" for a
+// fixed rule (a key per period: gateways whose clocks straddle the period's
+// end count in two keys instead of resetting each other's). Nothing for a
+// sliding log.
+func appendKeySuffix(b []byte, r Rule, start int64) []byte {
+	switch r.algo() {
+	case algoWindow:
+		return append(b, ":sw"...)
+	case algoFixed:
+		return strconv.AppendInt(append(b, ":fixed:"...), start/1e6, 10)
+	}
+	return b
 }

@@ -44,6 +44,18 @@ type Rule struct {
 	// Mode is RuleEnforce (or "", the same) or RuleShadow. Default
 	// "enforce".
 	Mode string `koanf:"mode" json:"mode,omitempty"`
+	// Algorithm is how the rule counts: AlgoSlidingLog (or "", the same),
+	// AlgoSlidingWindow or AlgoFixed. Default "sliding_log".
+	Algorithm string `koanf:"algorithm" json:"algorithm,omitempty"`
+	// Period is a fixed rule's calendar period: PeriodDay, PeriodWeek or
+	// PeriodMonth. Required for AlgoFixed, which has no Window.
+	Period string `koanf:"period" json:"period,omitempty"`
+	// Timezone is the IANA zone a fixed rule's periods start in. Default
+	// "UTC".
+	Timezone string `koanf:"timezone" json:"timezone,omitempty"`
+	// Anchor is the day of the month a monthly period starts on (1–31,
+	// clamped to the month's length). Default 1.
+	Anchor int `koanf:"anchor" json:"anchor,omitempty"`
 	// Lease makes the rule a concurrency limit: Limit requests in flight
 	// at once, each holding a lease from its decision until Release (or
 	// until Window passes, if its gateway never releases it). Set by
@@ -99,6 +111,9 @@ type Request struct {
 type RuleState struct {
 	// Limit is the rule's limit.
 	Limit int64
+	// Window is the window the rule counts over: Rule.Window, or a fixed
+	// rule's current period's length.
+	Window time.Duration
 	// Remaining is the cost still admissible in the window after this
 	// decision (after recording the request when it was admitted).
 	Remaining int64

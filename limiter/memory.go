@@ -20,6 +20,7 @@ const sweepEvery = 10 * time.Second
 type MemoryStore struct {
 	now    func() time.Time
 	seq    atomic.Uint64 // Decision.Seq of the last admission
+	zones  zones
 	shards [memoryShards]memShard
 }
 
@@ -30,7 +31,8 @@ type memShard struct {
 }
 
 type memTenant struct {
-	rules map[memKey]*slidingLog
+	rules  map[memKey]*slidingLog
+	counts map[memKey]*memCount // counter rules; nil until one is decided
 }
 
 // memKey names a rule's log: a shadow rule and a Lease rule have their
@@ -39,9 +41,10 @@ type memKey struct {
 	name   string
 	shadow bool
 	lease  bool
+	algo   algo
 }
 
-func memKeyOf(r Rule) memKey { return memKey{r.Name, r.Shadow(), r.Lease} }
+func memKeyOf(r Rule) memKey { return memKey{r.Name, r.Shadow(), r.Lease, r.algo()} }
 
 var _ Store = (*MemoryStore)(nil)
 
@@ -75,36 +78,53 @@ func (s *MemoryStore) Decide(_ context.Context, req Request) (Decision, error) {
 	}
 
 	var logs [MaxRules]*slidingLog
+	var counts [MaxRules]*memCount
 	d.Allowed = true
 	for i, r := range req.Rules {
-		lg := t.rules[memKeyOf(r)]
-		if lg == nil {
-			lg = &slidingLog{}
-			t.rules[memKeyOf(r)] = lg
+		var over bool
+		if r.Counted() {
+			counts[i] = t.count(r)
+			over = counts[i].check(s.zones.load(r.Timezone), now, r, &d.Rules[i])
+		} else {
+			logs[i] = t.log(r, now)
+			if over = logs[i].used+r.CostOrOne() > r.Limit; over {
+				d.Rules[i].RetryAfter = logs[i].retryAfter(now, r)
+			}
 		}
-		lg.trim(now - int64(r.Window))
-		logs[i] = lg
-		if lg.used+r.CostOrOne() > r.Limit {
-			// A shadow rule only says so: it denies nothing.
-			d.Allowed = d.Allowed && r.Shadow()
-			d.Rules[i].RetryAfter = lg.retryAfter(now, r)
-		}
+		// A shadow rule only says so: it denies nothing.
+		d.Allowed = d.Allowed && (!over || r.Shadow())
 	}
 	d.N = len(req.Rules)
 	if d.Allowed {
 		d.Seq = s.seq.Add(1)
 	}
 	for i, r := range req.Rules {
-		lg := logs[i]
 		st := &d.Rules[i]
+		st.Limit, st.Shadow, st.Lease = r.Limit, r.Shadow(), r.Lease
+		if r.Counted() {
+			counts[i].settle(now, r, d.Allowed, st)
+			continue
+		}
+		lg := logs[i]
 		if d.Allowed && !st.Denied() {
 			lg.push(now, r.CostOrOne(), d.Seq)
 		}
-		st.Limit, st.Shadow, st.Lease = r.Limit, r.Shadow(), r.Lease
+		st.Window = r.Window
 		st.Remaining = max(r.Limit-lg.used, 0)
 		st.Reset = lg.reset(now, r.Window)
 	}
 	return d, nil
+}
+
+// log is r's sliding log, trimmed to now. Called with the shard's mu held.
+func (t *memTenant) log(r Rule, now int64) *slidingLog {
+	lg := t.rules[memKeyOf(r)]
+	if lg == nil {
+		lg = &slidingLog{}
+		t.rules[memKeyOf(r)] = lg
+	}
+	lg.trim(now - int64(r.Window))
+	return lg
 }
 
 // maybeSweep drops tenants whose logs are all empty. Called with mu held.
@@ -123,6 +143,11 @@ func (sh *memShard) maybeSweep(now int64) {
 func (t *memTenant) idle(now int64) bool {
 	for _, lg := range t.rules {
 		if lg.n() > 0 && lg.newest()+lg.window > now {
+			return false
+		}
+	}
+	for _, c := range t.counts {
+		if c.until > now {
 			return false
 		}
 	}
@@ -252,6 +277,12 @@ func (s *MemoryStore) Usage(_ context.Context, tenant string, rules []Rule) ([]R
 	t := sh.tenants[tenant]
 	for i, r := range rules {
 		out[i].Rule = r
+		if r.Counted() {
+			if t != nil && t.counts[memKeyOf(r)] != nil {
+				out[i].Used, out[i].Reset = t.counts[memKeyOf(r)].usage(s.zones.load(r.Timezone), now, r)
+			}
+			continue
+		}
 		lg := (*slidingLog)(nil)
 		if t != nil {
 			lg = t.rules[memKeyOf(r)]

@@ -33,7 +33,7 @@ func (c *fakeClock) Advance(d time.Duration) {
 func TestMemoryStoreContract(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) storetest.Env {
 		clk := newFakeClock()
-		return storetest.Env{Store: limiter.NewMemoryStore(clk.Now), Wait: clk.Advance}
+		return storetest.Env{Store: limiter.NewMemoryStore(clk.Now), Wait: clk.Advance, Now: clk.Now, Calendar: clk}
 	})
 }
 

@@ -65,6 +65,10 @@ type op struct {
 	replay   bool
 	// asking: send ASKING first (a Cluster slot being migrated).
 	asking bool
+	// decide: each fixed rule's current period, by the gateway's clock at
+	// now (unix µs); zero for the other rules.
+	now     int64
+	periods [MaxRules]span
 	// peek: the script's keys and arguments.
 	keys []string
 	args []any
@@ -126,6 +130,7 @@ func (o *op) discard() {
 // copyRequest makes o the same call as from.
 func (o *op) copyRequest(from *op) {
 	o.kind, o.req, o.prefix, o.instance, o.seq, o.replay = from.kind, from.req, from.prefix, from.instance, from.seq, from.replay
+	o.now, o.periods = from.now, from.periods
 	o.keys, o.args, o.budget = from.keys, from.args, from.budget
 }
 
@@ -156,8 +161,9 @@ func (o *op) encode(b []byte) []byte {
 	b = appendBulk(b, "EVALSHA")
 	b = appendBulk(b, decideScript.Hash())
 	b = appendBulkInt(b, int64(n))
-	for _, r := range o.req.Rules {
-		b = appendKeyArg(b, o.prefix, o.req.Tenant, r)
+	var sfx [32]byte
+	for i, r := range o.req.Rules {
+		b = appendKeyArg(b, o.prefix, o.req.Tenant, r, appendKeySuffix(sfx[:0], r, o.periods[i].start))
 	}
 	var m [64]byte
 	member := append(m[:0], o.instance...)
@@ -169,8 +175,12 @@ func (o *op) encode(b []byte) []byte {
 	} else {
 		b = appendBulk(b, "0")
 	}
-	for _, r := range o.req.Rules {
-		b = appendBulkInt(b, r.Window.Microseconds())
+	for i, r := range o.req.Rules {
+		if r.algo() == algoFixed {
+			b = appendBulkInt(b, o.periods[i].end-o.now) // µs left in the period
+		} else {
+			b = appendBulkInt(b, r.Window.Microseconds())
+		}
 		b = appendBulkInt(b, r.Limit)
 		b = appendBulkInt(b, r.CostOrOne())
 		b = appendBulkInt(b, modeArg(r))
@@ -178,12 +188,14 @@ func (o *op) encode(b []byte) []byte {
 	return b
 }
 
-// modeArg is a rule's mode as the scripts take it: 1 shadow, 0 enforced.
+// modeArg is a rule's mode as decide.lua takes it: 1 shadow (0 enforced)
+// plus 2 x the algorithm; a sliding log's is 0 or 1, as peek.lua takes it.
 func modeArg(r Rule) int64 {
+	m := 2 * int64(r.algo())
 	if r.Shadow() {
-		return 1
+		m++
 	}
-	return 0
+	return m
 }
 
 func (o *op) encodePeek(b []byte) []byte {

@@ -24,6 +24,7 @@ type RedisStore struct {
 	replica  *replicaDecider // nil in exact consistency
 	releases chan release    // leases to give back (lease.go)
 	now      func() time.Time
+	zones    zones // fixed rules' time zones
 }
 
 // recordQueue bounds the admissions waiting to be written to the primary
@@ -151,7 +152,7 @@ func (s *RedisStore) Decide(ctx context.Context, req Request) (Decision, error) 
 		// A concurrency limit is exact or nothing: on the primary, in
 		// either consistency; and a lease is given back at once, so a
 		// denial of one is never remembered.
-		d, err = s.decideOnPrimary(req)
+		d, err = s.decideOnPrimary(req, start)
 		cacheable = !leaseDenied(req.Rules, &d)
 	}
 	if err != nil {
@@ -168,15 +169,20 @@ func (s *RedisStore) Decide(ctx context.Context, req Request) (Decision, error) 
 func (s *RedisStore) Shard(tenant string) string { return s.primary.shard(tenant) }
 
 // decideOnPrimary is exact consistency: one script call on the primary.
-func (s *RedisStore) decideOnPrimary(req Request) (Decision, error) {
+// now is the gateway's clock, which places fixed rules in their periods.
+func (s *RedisStore) decideOnPrimary(req Request, now time.Time) (Decision, error) {
 	o := getOp()
 	o.kind, o.req, o.prefix, o.instance, o.seq, o.budget = opDecide, req, s.prefix, s.instance, s.seq.Add(1), s.budget
+	o.now = now.UnixMicro()
+	if !logOnly(req.Rules) {
+		fillPeriods(&s.zones, req.Rules, now, &o.periods)
+	}
 	o, p, err := carry(s.primary, o)
 	if err != nil {
 		return Decision{}, fmt.Errorf("decide for %s: %w", req.Tenant, err)
 	}
 	defer o.release()
-	d, err := parseDecision(req.Rules, o.reply[:o.n])
+	d, err := parseDecision(req.Rules, &o.periods, o.reply[:o.n])
 	if err != nil {
 		return Decision{}, fmt.Errorf("decide for %s: %w", req.Tenant, err)
 	}
@@ -225,11 +231,13 @@ func (s *RedisStore) peekOn(rt router, req Request, keys []string, args []any, b
 }
 
 // keys are the Redis keys of tenant's rules, in order (a shadow rule's
-// its own: ShadowKey).
-func (s *RedisStore) keys(tenant string, rules []Rule) []string {
+// its own: ShadowKey), a fixed rule's for its period at now.
+func (s *RedisStore) keys(tenant string, rules []Rule, now time.Time) []string {
+	var periods [MaxRules]span
+	fillPeriods(&s.zones, rules, now, &periods)
 	keys := make([]string, len(rules))
 	for i, r := range rules {
-		keys[i] = ruleKey(s.prefix, tenant, r)
+		keys[i] = ruleKey(s.prefix, tenant, r, periods[i].start)
 	}
 	return keys
 }
@@ -239,8 +247,8 @@ func (s *RedisStore) keys(tenant string, rules []Rule) []string {
 func (s *RedisStore) member() string { return s.memberOf(s.seq.Add(1)) }
 
 // parseDecision reads decide.lua's reply: {allowed, remaining, reset_µs,
-// retry_µs per rule}.
-func parseDecision(rules []Rule, v []int64) (Decision, error) {
+// retry_µs per rule}. periods are the fixed rules' (fillPeriods).
+func parseDecision(rules []Rule, periods *[MaxRules]span, v []int64) (Decision, error) {
 	var d Decision
 	if len(v) != 1+3*len(rules) {
 		return d, fmt.Errorf("script reply has %d values; want %d", len(v), 1+3*len(rules))
@@ -249,7 +257,10 @@ func parseDecision(rules []Rule, v []int64) (Decision, error) {
 	d.N = len(rules)
 	for i, r := range rules {
 		st := &d.Rules[i]
-		st.Limit = r.Limit
+		st.Limit, st.Window = r.Limit, r.Window
+		if r.algo() == algoFixed {
+			st.Window = micros(periods[i].end - periods[i].start)
+		}
 		st.Remaining = v[1+3*i]
 		st.Reset = time.Duration(v[2+3*i]) * time.Microsecond
 		st.RetryAfter = time.Duration(v[3+3*i]) * time.Microsecond
@@ -268,14 +279,14 @@ func parseDecision(rules []Rule, v []int64) (Decision, error) {
 // still runs where the write was refused (OOM, NOREPLICAS), so a tenant
 // over its limit stays denied.
 func (s *RedisStore) ReplicaDenies(_ context.Context, req Request, budget time.Duration) (Decision, bool, error) {
-	if len(req.Rules) == 0 || len(req.Rules) > MaxRules {
-		return Decision{}, false, nil
+	if len(req.Rules) == 0 || len(req.Rules) > MaxRules || !logOnly(req.Rules) {
+		return Decision{}, false, nil // peek.lua reads sliding logs only
 	}
 	args := make([]any, 0, 5*len(req.Rules))
 	for _, r := range req.Rules {
 		args = append(args, r.Window.Microseconds(), r.Limit, r.CostOrOne(), modeArg(r), 0) // no pending entries
 	}
-	o, err := s.peek(req, s.keys(req.Tenant, req.Rules), args, budget)
+	o, err := s.peek(req, s.keys(req.Tenant, req.Rules, time.Time{}), args, budget)
 	if err != nil {
 		return Decision{}, false, fmt.Errorf("ask the replica for %s: %w", req.Tenant, err)
 	}
@@ -290,7 +301,7 @@ func (s *RedisStore) ReplicaDenies(_ context.Context, req Request, budget time.D
 func parsePeek(rules []Rule, v []int64) (Decision, bool) {
 	d := Decision{N: len(rules), Allowed: v[0] == 1}
 	for i, r := range rules {
-		d.Rules[i] = RuleState{Limit: r.Limit, Remaining: v[1+4*i], Shadow: r.Shadow(), Lease: r.Lease,
+		d.Rules[i] = RuleState{Limit: r.Limit, Window: r.Window, Remaining: v[1+4*i], Shadow: r.Shadow(), Lease: r.Lease,
 			Reset: time.Duration(v[2+4*i]) * time.Microsecond, RetryAfter: time.Duration(v[3+4*i]) * time.Microsecond}
 	}
 	return d, d.Allowed

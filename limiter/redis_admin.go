@@ -14,11 +14,18 @@ func (s *RedisStore) Usage(ctx context.Context, tenant string, rules []Rule) ([]
 	if len(rules) == 0 {
 		return nil, nil
 	}
-	args := make([]any, len(rules))
+	now := s.now()
+	var periods [MaxRules]span
+	fillPeriods(&s.zones, rules, now, &periods)
+	args := make([]any, 0, 2*len(rules))
 	for i, r := range rules {
-		args[i] = r.Window.Microseconds()
+		if r.algo() == algoFixed {
+			args = append(args, periods[i].end-now.UnixMicro(), modeArg(r))
+		} else {
+			args = append(args, r.Window.Microseconds(), modeArg(r))
+		}
 	}
-	v, err := usageScript.RunRO(ctx, s.clients.Replica, s.keys(tenant, rules), args...).Int64Slice()
+	v, err := usageScript.RunRO(ctx, s.clients.Replica, s.keys(tenant, rules, now), args...).Int64Slice()
 	if err != nil {
 		return nil, fmt.Errorf("usage of %s: %w", tenant, err)
 	}
@@ -42,7 +49,7 @@ func (s *RedisStore) Reset(ctx context.Context, tenant string, rules []Rule) err
 	if len(rules) == 0 {
 		return nil
 	}
-	if err := s.clients.Primary.Del(ctx, s.keys(tenant, rules)...).Err(); err != nil && !errors.Is(err, redis.Nil) {
+	if err := s.clients.Primary.Del(ctx, s.keys(tenant, rules, s.now())...).Err(); err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("reset %s: %w", tenant, err)
 	}
 	return nil

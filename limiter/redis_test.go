@@ -42,6 +42,28 @@ const testBudget = time.Second
 // newRedisStore returns a store on o with its own key prefix.
 func newRedisStore(t testing.TB, o limiter.RedisOptions, denyCache bool) (*limiter.RedisStore, string) {
 	t.Helper()
+	return newRedisStoreAt(t, o, denyCache, nil)
+}
+
+// offsetClock is the real clock plus an offset a test moves: the
+// test-only time offset that lets a month pass at once for the fixed
+// rules, which the gateway's clock places in their periods. Redis' own
+// clock, which sliding rules count by, is not moved.
+type offsetClock struct{ offset atomic.Int64 }
+
+func (c *offsetClock) Now() time.Time          { return time.Now().Add(time.Duration(c.offset.Load())) }
+func (c *offsetClock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
+
+// contractEnv is the contract suite's Env for a Redis store s made with
+// newRedisStoreAt and clk.
+func contractEnv(s limiter.Store, clk *offsetClock, window time.Duration) storetest.Env {
+	return storetest.Env{Store: s, Wait: time.Sleep, Window: window, Calendar: clk}
+}
+
+// newRedisStoreAt is newRedisStore with the gateway's clock now (nil:
+// time.Now).
+func newRedisStoreAt(t testing.TB, o limiter.RedisOptions, denyCache bool, now func() time.Time) (*limiter.RedisStore, string) {
+	t.Helper()
 	clients, err := limiter.NewClients(o)
 	if err != nil {
 		t.Fatalf("NewClients: %v", err)
@@ -52,7 +74,7 @@ func newRedisStore(t testing.TB, o limiter.RedisOptions, denyCache bool) (*limit
 	t.Cleanup(func() { stop(); <-ran }) // before the clients close
 	prefix := fmt.Sprintf("t%d", instances.Add(1))
 	s, err := limiter.NewRedisStore(clients, limiter.Options{Consistency: "exact", KeyPrefix: prefix, DenyCache: denyCache},
-		testBudget, fmt.Sprintf("gw%d", instances.Add(1)), nil)
+		testBudget, fmt.Sprintf("gw%d", instances.Add(1)), now)
 	if err != nil {
 		t.Fatalf("NewRedisStore: %v", err)
 	}
@@ -67,8 +89,9 @@ func TestRedisStoreContractStandalone(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Server(t)
 	storetest.Run(t, func(t *testing.T) storetest.Env {
-		s, _ := newRedisStore(t, redisOptions(limiter.ModeStandalone, srv.Addr()), false)
-		return storetest.Env{Store: s, Wait: time.Sleep, Window: contractWindow}
+		clk := &offsetClock{}
+		s, _ := newRedisStoreAt(t, redisOptions(limiter.ModeStandalone, srv.Addr()), false, clk.Now)
+		return contractEnv(s, clk, contractWindow)
 	})
 }
 
@@ -76,8 +99,9 @@ func TestRedisStoreContractSentinel(t *testing.T) {
 	t.Parallel()
 	topo := redistest.Topology(t, redistest.Options{Replicas: 1, Sentinels: 3})
 	storetest.Run(t, func(t *testing.T) storetest.Env {
-		s, _ := newRedisStore(t, redisOptions(limiter.ModeSentinel, topo.SentinelAddrs()...), false)
-		return storetest.Env{Store: s, Wait: time.Sleep, Window: contractWindow}
+		clk := &offsetClock{}
+		s, _ := newRedisStoreAt(t, redisOptions(limiter.ModeSentinel, topo.SentinelAddrs()...), false, clk.Now)
+		return contractEnv(s, clk, contractWindow)
 	})
 }
 
@@ -278,9 +302,10 @@ func TestRedisStoreContractCluster(t *testing.T) {
 	t.Parallel()
 	cl := redistest.Cluster(t, redistest.ClusterOptions{})
 	storetest.Run(t, func(t *testing.T) storetest.Env {
-		s, _ := newRedisStore(t, redisOptions(limiter.ModeCluster, cl.Addrs()...), false)
+		clk := &offsetClock{}
+		s, _ := newRedisStoreAt(t, redisOptions(limiter.ModeCluster, cl.Addrs()...), false, clk.Now)
 		awaitSlotMap(t, s)
-		return storetest.Env{Store: s, Wait: time.Sleep, Window: contractWindow}
+		return contractEnv(s, clk, contractWindow)
 	})
 }
 

@@ -87,10 +87,15 @@ type snapshot struct {
 }
 
 func (r *replicaDecider) decide(_ context.Context, req Request, now time.Time) (Decision, bool, error) {
+	if !logOnly(req.Rules) {
+		// Counters have no pending log to add to a replica's count.
+		d, err := r.s.decideOnPrimary(req, now)
+		return r.unshared(d), true, err
+	}
 	sh := r.shard(req.Tenant)
 	snap := r.snapshot(sh, req, now)
 	if snap.full {
-		d, err := r.s.decideOnPrimary(req)
+		d, err := r.s.decideOnPrimary(req, now)
 		return r.unshared(d), true, err
 	}
 	var o *op
@@ -147,7 +152,7 @@ func (r *replicaDecider) shard(tenant string) *pendingShard {
 // snapshot copies the pending logs of req's rules into the script's
 // arguments, dropping entries older than their window.
 func (r *replicaDecider) snapshot(sh *pendingShard, req Request, now time.Time) snapshot {
-	s := snapshot{keys: r.s.keys(req.Tenant, req.Rules), args: make([]any, 0, 5*len(req.Rules))}
+	s := snapshot{keys: r.s.keys(req.Tenant, req.Rules, now), args: make([]any, 0, 5*len(req.Rules))}
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	sh.maybeSweep(now)

@@ -63,11 +63,12 @@ func appendBulkInt(b []byte, v int64) []byte {
 	return append(b, '\r', '\n')
 }
 
-// appendKeyArg appends r's key (ruleKey) as one argument.
-func appendKeyArg(b []byte, prefix, tenant string, r Rule) []byte {
+// appendKeyArg appends r's key (ruleKey), then suffix (see
+// appendKeySuffix), as one argument.
+func appendKeyArg(b []byte, prefix, tenant string, r Rule, suffix []byte) []byte {
 	infix := ruleInfix(r)
 	b = append(b, '$')
-	b = strconv.AppendInt(b, int64(len(prefix)+len(tenant)+len(infix)+len(r.Name)+4), 10)
+	b = strconv.AppendInt(b, int64(len(prefix)+len(tenant)+len(infix)+len(r.Name)+len(suffix)+4), 10)
 	b = append(b, '\r', '\n')
 	b = append(b, prefix...)
 	b = append(b, ':', '{')
@@ -75,6 +76,7 @@ func appendKeyArg(b []byte, prefix, tenant string, r Rule) []byte {
 	b = append(b, '}', ':')
 	b = append(b, infix...)
 	b = append(b, r.Name...)
+	b = append(b, suffix...)
 	return append(b, '\r', '\n')
 }
 

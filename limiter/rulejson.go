@@ -182,6 +182,14 @@ func setFlat(r *Rule, key string, isStr bool, str string, num int64) bool {
 		r.Name = str
 	case key == "mode" && isStr:
 		r.Mode = str
+	case key == "algorithm" && isStr:
+		r.Algorithm = str
+	case key == "period" && isStr:
+		r.Period = str
+	case key == "timezone" && isStr:
+		r.Timezone = str
+	case key == "anchor" && !isStr:
+		r.Anchor = int(num)
 	case key == "limit" && !isStr:
 		r.Limit = num
 	case key == "cost" && !isStr:

@@ -8,7 +8,9 @@ import (
 // general path (encoding/json) reads the same.
 func FuzzFlatRule(f *testing.F) {
 	for _, s := range []string{`{"name":"a","limit":1,"window":"1s"}`, ` { "name" : "per_minute" , "limit" : 60 , "window" : 60000000000 , "cost" : 2 , "mode" : "shadow" } `,
-		`{}`, `{"name":"a\u0062"}`, `{"limit":1.5}`, `{"window":"soon"}`, `{"Name":"a"}`, `{"name":"a"}x`, `{"limit":-0}`, `{"limit":99999999999999999999}`} {
+		`{}`, `{"name":"a\u0062"}`, `{"limit":1.5}`, `{"window":"soon"}`, `{"Name":"a"}`, `{"name":"a"}x`, `{"limit":-0}`, `{"limit":99999999999999999999}`,
+		`{"name":"q","limit":1000000,"algorithm":"fixed","period":"month","anchor":15,"timezone":"Europe/Berlin"}`, `{"anchor":"15"}`, `{"algorithm":1}`,
+		`{"name":"w","limit":10,"window":"1m","algorithm":"sliding_window"}`} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {

@@ -22,6 +22,14 @@ func TestRuleJSON(t *testing.T) {
 	if err := json.Unmarshal(b, &back); err != nil || back != r {
 		t.Fatalf("round trip: got %+v, %v; want %+v", back, err, r)
 	}
+	quota := limiter.Rule{Name: "monthly", Limit: 1_000_000, Algorithm: limiter.AlgoFixed, Period: limiter.PeriodMonth, Anchor: 15, Timezone: "Europe/Berlin"}
+	for _, in := range []string{`{"name":"monthly","limit":1000000,"algorithm":"fixed","period":"month","anchor":15,"timezone":"Europe/Berlin"}`,
+		`{"name":"monthly","limit":1000000,"algorithm":"fixed","period":"month","anchor":15,"timezone":"Europe\/Berlin"}`} {
+		var got limiter.Rule
+		if err := json.Unmarshal([]byte(in), &got); err != nil || got != quota {
+			t.Errorf("%s: got %+v, %v; want %+v", in, got, err, quota)
+		}
+	}
 	for in, want := range map[string]time.Duration{`{"name":"a","limit":1,"window":"250ms"}`: 250 * time.Millisecond,
 		`{"name":"a","limit":1,"window":1000000000}`: time.Second} {
 		var got limiter.Rule

@@ -9,8 +9,9 @@ import (
 )
 
 // TestServeDoesNotAllocate guards the hot path: an admitted, forwarded
-// request, one a shadow rule would have denied (X-RateLimit-Shadow) and a
-// denied one cost no heap allocation once warm, on the
+// request, one a shadow rule would have denied (X-RateLimit-Shadow), a
+// denied one, and those of the counter algorithms (a sliding window and a
+// quota in a time zone) cost no heap allocation once warm, on the
 // memory store and on Redis (exact consistency: the pipe, the script call
 // and its reply included); nor does one with its key in the query
 // (tenants.key_query, stripped before forwarding), nor one refused for a
@@ -26,9 +27,13 @@ func TestServeDoesNotAllocate(t *testing.T) {
 		{"memory/admitted", "bulk-key", 200, nil, ""},
 		{"memory/denied", "acme-key", 429, nil, ""},
 		{"memory/shadow-denied", "trying-key", 200, nil, ""},
+		{"memory/counters-admitted", "counter-key", 200, nil, ""},
+		{"memory/quota-denied", "quota-key", 429, nil, ""},
 		{"redis/admitted", "bulk-key", 200, redisSets(srv.Addr(), "ratelimit.budget=1s"), ""},
 		{"redis/denied", "acme-key", 429, redisSets(srv.Addr(), "ratelimit.budget=1s"), ""},
 		{"redis/shadow-denied", "trying-key", 200, redisSets(srv.Addr(), "ratelimit.budget=1s"), ""},
+		{"redis/counters-admitted", "counter-key", 200, redisSets(srv.Addr(), "ratelimit.budget=1s"), ""},
+		{"redis/quota-denied", "quota-key", 429, redisSets(srv.Addr(), "ratelimit.budget=1s"), ""},
 		{"memory/key in the query", "", 200, []string{"tenants.key_query=user_key"}, "/alloc?a=1&user_key=bulk-key"},
 		{"memory/missing key", "", 401, nil, ""},
 		{"memory/unknown key", "nope", 401, nil, ""},

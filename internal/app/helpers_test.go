@@ -52,6 +52,13 @@ plans:
     concurrency: 5
     limits:
       - {name: per_second, limit: 1000000000, window: 1s}
+  counted:
+    limits:
+      - {name: per_second, limit: 1000000000, window: 1s, algorithm: sliding_window}
+      - {name: monthly, limit: 1000000000000, algorithm: fixed, period: month, anchor: 15, timezone: Europe/Berlin}
+  quota:
+    limits:
+      - {name: daily, limit: 1, algorithm: fixed, period: day}
 tenant_list:
   - id: acme
     plan: small
@@ -70,6 +77,12 @@ tenant_list:
   - id: crowd
     plan: five_at_once
     keys: [crowd-key]
+  - id: counter
+    plan: counted
+    keys: [counter-key]
+  - id: quota
+    plan: quota
+    keys: [quota-key]
 upstreams:
   main:
     targets: ["UPSTREAM"]

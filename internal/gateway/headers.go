@@ -100,7 +100,7 @@ func writeRateHeaders(h *fasthttp.ResponseHeader, rules []limiter.Rule, v *degra
 	if !v.Allowed {
 		h.SetCanonical(hdrRetryAfter, strconv.AppendInt(buf[:0], max(seconds(d.RetryAfter()), 1), 10))
 	}
-	if b := appendPolicies(buf[:0], rules); len(b) > 0 {
+	if b := appendPolicies(buf[:0], rules, d); len(b) > 0 {
 		h.SetCanonical(hdrPolicy, b)
 	}
 	if b := appendRateLimits(buf[:0], rules, d); len(b) > 0 {
@@ -114,21 +114,26 @@ func writeRateHeaders(h *fasthttp.ResponseHeader, rules []limiter.Rule, v *degra
 // appendPolicies appends the RateLimit-Policy list: an RFC 9651 list, one
 // item per rule but the concurrency limits, in the syntax of draft-ietf-httpapi-ratelimit-headers;
 // a shadow rule's item carries the parameter shadow (clients ignore
-// parameters they do not know):
+// parameters they do not know). w is the window the store counted over:
+// a quota's is its current period's length (a month of 30 days: 2592000).
 //
 //	"per_second";q=10;w=1, "per_minute";q=300;w=60, "trial";q=100;w=60;shadow
-func appendPolicies(b []byte, rules []limiter.Rule) []byte {
+func appendPolicies(b []byte, rules []limiter.Rule, d *limiter.Decision) []byte {
 	n := 0
-	for _, r := range rules {
+	for i, r := range rules {
 		if r.Lease { // not a rate: in flight, not per window
 			continue
+		}
+		w := r.Window
+		if s := d.Rules[i].Window; s > 0 {
+			w = s
 		}
 		b = appendItem(b, n, r.Name)
 		n++
 		b = append(b, ";q="...)
 		b = strconv.AppendInt(b, r.Limit, 10)
 		b = append(b, ";w="...)
-		b = strconv.AppendInt(b, max(seconds(r.Window), 1), 10)
+		b = strconv.AppendInt(b, max(seconds(w), 1), 10)
 		if r.Shadow() {
 			b = append(b, ";shadow"...)
 		}

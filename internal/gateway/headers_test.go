@@ -17,6 +17,8 @@ func TestRateHeaders(t *testing.T) {
 	sub := limiter.Rule{Name: "burst", Limit: 5, Window: 500 * time.Millisecond}
 	trial := limiter.Rule{Name: "trial", Limit: 2, Window: time.Minute, Mode: limiter.RuleShadow}
 	trial2 := limiter.Rule{Name: "trial2", Limit: 1, Window: time.Second, Mode: limiter.RuleShadow}
+	quota := limiter.Rule{Name: "monthly", Limit: 1000, Algorithm: limiter.AlgoFixed, Period: limiter.PeriodMonth}
+	const day = 24 * time.Hour
 	verdict := func(allowed, degraded bool, states ...limiter.RuleState) degrade.Verdict {
 		v := degrade.Verdict{Degraded: degraded, Allowed: allowed}
 		v.Decision.Allowed = allowed
@@ -105,6 +107,16 @@ func TestRateHeaders(t *testing.T) {
 			v:     verdict(true, false, limiter.RuleState{Limit: 2, Remaining: 1, Reset: time.Minute, Shadow: true}),
 			want: map[string]string{"X-RateLimit-Shadow": "", "X-RateLimit-Limit": "", "RateLimit": "",
 				"RateLimit-Policy": `"trial";q=2;w=60;shadow`, "X-RateLimit-Status": "ok"},
+		},
+		{
+			name:  "a quota: an item of its own, w its period's length, Retry-After to the period's end",
+			rules: []limiter.Rule{sec, quota},
+			v: verdict(false, false,
+				limiter.RuleState{Limit: 10, Window: time.Second, Remaining: 9, Reset: time.Second},
+				limiter.RuleState{Limit: 1000, Window: 30 * day, Remaining: 0, Reset: 5 * day, RetryAfter: 5 * day}),
+			want: map[string]string{"Retry-After": "432000", "X-RateLimit-Limit": "1000", "X-RateLimit-Reset": "432000",
+				"RateLimit-Policy": `"per_second";q=10;w=1, "monthly";q=1000;w=2592000`,
+				"RateLimit":        `"per_second";r=9;t=1, "monthly";r=0;t=432000`},
 		},
 		{
 			name:  "degraded without a decision: only the status",

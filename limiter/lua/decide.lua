@@ -1,25 +1,34 @@
 #!lua
--- decide.lua: one sliding-log decision for every rule of a request.
+-- decide.lua: one decision for every rule of a request, whatever each
+-- rule's algorithm.
 --
--- KEYS[i]          the sorted set of rule i: <prefix>:{<tenant>}:<rule>, or
---                  <prefix>:{<tenant>}:shadow:<rule> for a shadow rule
+-- KEYS[i]          the key of rule i: <prefix>:{<tenant>}:<rule>, or
+--                  <prefix>:{<tenant>}:shadow:<rule> for a shadow rule, then
+--                  :sw for a sliding window, :fixed:<period start> for a
+--                  fixed rule
 -- ARGV[1]          the request's member base, unique per request (instance:sequence)
 -- ARGV[2]          1 when the call may be a replay (sent again after a lost
 --                  reply): the script then looks for its own record first
--- ARGV[4i-1..4i+2] rule i's window (µs), limit, cost and mode (1 shadow,
---                  0 enforced)
+-- ARGV[4i-1..4i+2] rule i's window (µs; a fixed rule: µs left in its
+--                  period, by the gateway's clock), limit, cost and mode:
+--                  1 for shadow (0 enforced) plus 2 x the algorithm (0 the
+--                  sliding log, 1 the sliding window, 2 fixed)
 --
--- Each set holds one member per unit of cost admitted, scored with the
--- Redis server's time in integer microseconds (exact in a double). The
--- request is recorded in every set only when every enforced rule has room;
--- a denied request is recorded nowhere. A shadow rule never denies: it is
--- decided as if it were enforced, and the request is recorded in its set
--- only when it is admitted and the shadow rule had room. Members are built
--- from strings: Lua 5.1 prints a concatenated microsecond timestamp as
--- 1.7e+15.
+-- A sliding log is a sorted set holding one member per unit of cost
+-- admitted, scored with the Redis server's time in integer microseconds
+-- (exact in a double). A sliding window is a hash: c counted in the fixed
+-- bucket b (now // window), p in the bucket before; a fixed rule a hash
+-- with its count c. Both keep m, the member of the last request counted,
+-- for replays. The request is recorded in every rule only when every
+-- enforced rule has room; a denied request is recorded nowhere. A shadow
+-- rule never denies: it is decided as if it were enforced, and the request
+-- is recorded in it only when it is admitted and the shadow rule had room.
+-- Members are built from strings: Lua 5.1 prints a concatenated
+-- microsecond timestamp as 1.7e+15.
 --
 -- Returns {allowed, remaining_1, reset_1, retry_1, ..., remaining_n, reset_n, retry_n},
--- times in µs: reset is when the oldest member leaves the window, retry
+-- times in µs: reset is when the oldest member leaves the window (a
+-- sliding window: when all it counts has; fixed: the period's end), retry
 -- (0 unless rule i denied, or would have for a shadow rule) when this
 -- request would fit. allowed counts enforced rules only.
 --
@@ -35,7 +44,46 @@ local n = #KEYS
 
 local function rule(i)
   local a = 4 * i - 1
-  return tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), ARGV[a + 3] == '1'
+  local mode = tonumber(ARGV[a + 3])
+  return tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), mode % 2 == 1, math.floor(mode / 2)
+end
+
+-- The sliding window's arithmetic, the same as limiter/algorithm.go's.
+local function weighted(q, window, elapsed)
+  if q == 0 then
+    return 0
+  end
+  return math.floor(q * (window - elapsed) / window)
+end
+
+local function first_fit(q, l, window)
+  if q <= l then
+    return 0
+  end
+  local x = math.floor(window - (l + 1) * window / q) + 1
+  x = math.min(math.max(x, 0), window)
+  while x > 0 and weighted(q, window, x - 1) <= l do
+    x = x - 1
+  end
+  while x < window and weighted(q, window, x) > l do
+    x = x + 1
+  end
+  return x
+end
+
+-- roll reads a sliding window's hash, moved to the bucket of now.
+local function roll(key, window)
+  local h = redis.call('HMGET', key, 'b', 'c', 'p')
+  local w = {b = tonumber(h[1]) or 0, c = tonumber(h[2]) or 0, p = tonumber(h[3]) or 0}
+  local bucket = math.floor(now / window)
+  if w.b == bucket - 1 then
+    w.p, w.c = w.c, 0
+  elseif w.b < bucket - 1 then
+    w.p, w.c = 0, 0
+  end
+  w.b = math.max(w.b, bucket)
+  w.used = w.c + weighted(w.p, window, math.max(now - w.b * window, 0))
+  return w
 end
 
 -- A call repeated after a lost reply finds its request recorded already:
@@ -45,31 +93,87 @@ end
 local replay = false
 if ARGV[2] == '1' then
   for i = 1, n do
-    if redis.call('ZSCORE', KEYS[i], member .. ':1') then
+    local _, _, _, _, algo = rule(i)
+    if algo == 0 and redis.call('ZSCORE', KEYS[i], member .. ':1') or
+      algo > 0 and redis.call('HGET', KEYS[i], 'm') == member then
       replay = true
       break
     end
   end
 end
 
-local used, over = {}, {}
+local used, over, win = {}, {}, {}
 local allowed = 1
 for i = 1, n do
-  local window, limit, cost, shadow = rule(i)
-  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - window)
-  used[i] = redis.call('ZCARD', KEYS[i])
+  local window, limit, cost, shadow, algo = rule(i)
+  if algo == 0 then
+    redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - window)
+    used[i] = redis.call('ZCARD', KEYS[i])
+  elseif algo == 1 then
+    win[i] = roll(KEYS[i], window)
+    used[i] = win[i].used
+  else
+    used[i] = tonumber(redis.call('HGET', KEYS[i], 'c')) or 0
+  end
   over[i] = not replay and used[i] + cost > limit
   if over[i] and not shadow then
     allowed = 0
   end
 end
 
-local out = {allowed}
-for i = 1, n do
+-- settle_window records rule i, a sliding window, when record is true, and
+-- returns its remaining, reset and retry.
+local function settle_window(i, record)
+  local key, w = KEYS[i], win[i]
+  local window, limit, cost = rule(i)
+  if record then
+    w.c, w.used = w.c + cost, w.used + cost
+    redis.call('HSET', key, 'b', w.b, 'c', w.c, 'p', w.p, 'm', member)
+    redis.call('PEXPIRE', key, math.ceil(2 * window / 1000))
+  end
+  local reset, retry = 0, 0
+  if w.c > 0 then
+    reset = (w.b + 2) * window - now
+  elseif w.p > 0 then
+    reset = (w.b + 1) * window - now
+  end
+  if over[i] then
+    if cost > limit then
+      retry = window
+    elseif w.c + cost <= limit then
+      retry = math.max(w.b * window + first_fit(w.p, limit - w.c - cost, window) - now, 1)
+    else
+      retry = math.max((w.b + 1) * window + first_fit(w.c, limit - cost, window) - now, 1)
+    end
+  end
+  return math.max(limit - w.used, 0), reset, retry
+end
+
+-- settle_fixed records rule i, a fixed rule, when record is true, and
+-- returns its remaining, reset and retry: its period ends in ttl µs.
+local function settle_fixed(i, record)
+  local key = KEYS[i]
+  local ttl, limit = rule(i)
+  local u = used[i]
+  if record then
+    u = redis.call('HINCRBY', key, 'c', ARGV[4 * i + 1])
+    redis.call('HSET', key, 'm', member)
+    redis.call('PEXPIRE', key, math.ceil(ttl / 1000))
+  end
+  local retry = 0
+  if over[i] then
+    retry = math.max(ttl, 1)
+  end
+  return math.max(limit - u, 0), math.max(ttl, 1), retry
+end
+
+-- settle_log records rule i, a sliding log, when record is true, and
+-- returns its remaining, reset and retry.
+local function settle_log(i, record)
   local key = KEYS[i]
   local window, limit, cost = rule(i)
   local reset, retry = 0, 0
-  if allowed == 1 and not replay and not over[i] then
+  if record then
     local args = {} -- one ZADD per 100 units: unpack's stack is bounded
     for j = 1, cost do
       args[#args + 1] = now
@@ -98,7 +202,15 @@ for i = 1, n do
       retry = math.max(tonumber(m[2]) + window - now, 1)
     end
   end
-  out[#out + 1] = math.max(limit - used[i], 0)
+  return math.max(limit - used[i], 0), reset, retry
+end
+
+local settle = {[0] = settle_log, settle_window, settle_fixed}
+local out = {allowed}
+for i = 1, n do
+  local _, _, _, _, algo = rule(i)
+  local remaining, reset, retry = settle[algo](i, allowed == 1 and not replay and not over[i])
+  out[#out + 1] = remaining
   out[#out + 1] = reset
   out[#out + 1] = retry
 end

@@ -25,6 +25,21 @@ type Env struct {
 	// Window is the window the suite uses for time-based cases; real-clock
 	// stores want it short. Default 1s.
 	Window time.Duration
+	// Now is the clock the store counts sliding windows by, the one Wait
+	// moves. Default time.Now.
+	Now func() time.Time
+	// Calendar is the clock that places fixed rules in their calendar
+	// periods: a fake clock, or a test-only offset on a real one, so a
+	// month passes at once. nil: the fixed-rule cases are skipped.
+	Calendar Clock
+}
+
+// Clock is a clock a test moves.
+type Clock interface {
+	// Now is the clock's time.
+	Now() time.Time
+	// Advance moves the clock d ahead.
+	Advance(d time.Duration)
 }
 
 // Run runs the contract against the stores newEnv returns; each case gets a
@@ -48,11 +63,15 @@ func Run(t *testing.T, newEnv func(t *testing.T) Env) {
 		{"LeaseExpires", leaseExpires},
 		{"LeaseAllOrNothing", leaseAllOrNothing},
 	}
+	cases = append(cases, algorithmCases...)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
 			if e.Window == 0 {
 				e.Window = time.Second
+			}
+			if e.Now == nil {
+				e.Now = time.Now
 			}
 			tc.fn(t, e, tenantFor(t))
 		})

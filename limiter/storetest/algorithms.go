@@ -1,0 +1,194 @@
+package storetest
+
+import (
+	"testing"
+	"time"
+
+	"github.com/l1gw/l1gw/limiter"
+)
+
+// algorithmCases are the contract of the counter algorithms.
+var algorithmCases = []struct {
+	name string
+	fn   func(t *testing.T, e Env, tenant string)
+}{
+	{"SlidingWindowAdmitsExactlyLimit", windowAdmitsLimit},
+	{"SlidingWindowCarriesPreviousBucket", windowCarries},
+	{"AllOrNothingAcrossAlgorithms", allOrNothingAcrossAlgorithms},
+	{"ShadowSlidingWindowNeverDenies", shadowWindow},
+	{"FixedAdmitsLimitPerPeriod", fixedAdmitsLimit},
+	{"FixedRollsOverAtPeriodEnd", fixedRollsOver},
+}
+
+// toBucketStart waits until just after the start of the store's next
+// bucket of window w (buckets are aligned to the Unix epoch).
+func toBucketStart(e Env, w time.Duration) {
+	into := time.Duration(e.Now().UnixNano() % int64(w))
+	e.Wait(w - into + w/100)
+}
+
+func windowAdmitsLimit(t *testing.T, e Env, tenant string) {
+	r := limiter.Rule{Name: "r", Limit: 5, Window: time.Hour, Algorithm: limiter.AlgoSlidingWindow}
+	for i := int64(1); i <= 5; i++ {
+		d := decide(t, e.Store, tenant, r)
+		st := d.Rules[0]
+		if !d.Allowed || st.Remaining != 5-i || st.Window != time.Hour || st.Reset <= 0 || st.Reset > 2*time.Hour {
+			t.Fatalf("request %d: got allowed=%v %+v; want allowed, remaining %d, window 1h, reset in (0, 2h]", i, d.Allowed, st, 5-i)
+		}
+	}
+	d := decide(t, e.Store, tenant, r)
+	if st := d.Rules[0]; d.Allowed || st.Remaining != 0 || st.RetryAfter <= 0 || st.RetryAfter > 2*time.Hour {
+		t.Fatalf("6th request: got allowed=%v %+v; want denied, 0 remaining, a retry-after in (0, 2h]", d.Allowed, st)
+	}
+}
+
+// windowCarries: a bucket filled to the limit carries into the next, its
+// count weighted by how much of it the sliding window still covers; the
+// retry-after the denial gives is when the next request fits.
+func windowCarries(t *testing.T, e Env, tenant string) {
+	w := e.Window
+	const limit = 10
+	r := limiter.Rule{Name: "r", Limit: limit, Window: w, Algorithm: limiter.AlgoSlidingWindow}
+	toBucketStart(e, w)
+	for i := range limit {
+		if d := decide(t, e.Store, tenant, r); !d.Allowed {
+			t.Fatalf("request %d of a fresh bucket: denied; want allowed", i+1)
+		}
+	}
+	toBucketStart(e, w)
+	e.Wait(w/2 - w/100) // half the previous bucket is still covered
+	from := time.Duration(e.Now().UnixNano() % int64(w))
+	admitted, d := 0, limiter.Decision{}
+	for range limit {
+		if d = decide(t, e.Store, tenant, r); !d.Allowed {
+			break
+		}
+		admitted++
+	}
+	to := time.Duration(e.Now().UnixNano() % int64(w))
+	// At elapsed e into the bucket the carry is floor(limit*(w-e)/w).
+	lo := limit - int(int64(limit)*int64(w-from)/int64(w))
+	hi := limit - int(int64(limit)*int64(w-to)/int64(w))
+	if to < from || admitted < lo || admitted > hi {
+		t.Fatalf("between %v and %v into the bucket: %d admitted; want %d to %d", from, to, admitted, lo, hi)
+	}
+	if d.Allowed {
+		t.Fatalf("%d requests all admitted; want a denial", limit)
+	}
+	ra := d.Rules[0].RetryAfter
+	if ra <= 0 || ra > w {
+		t.Fatalf("retry-after %v; want in (0, %v]", ra, w)
+	}
+	e.Wait(ra + w/100)
+	if d := decide(t, e.Store, tenant, r); !d.Allowed {
+		t.Fatalf("after the retry-after (%v): denied; want allowed", ra)
+	}
+}
+
+func allOrNothingAcrossAlgorithms(t *testing.T, e Env, tenant string) {
+	logRule := limiter.Rule{Name: "log", Limit: 5, Window: time.Hour}
+	window := limiter.Rule{Name: "win", Limit: 2, Window: time.Hour, Algorithm: limiter.AlgoSlidingWindow}
+	quota := limiter.Rule{Name: "quota", Limit: 4, Algorithm: limiter.AlgoFixed, Period: limiter.PeriodMonth}
+	for i := range 2 {
+		if d := decide(t, e.Store, tenant, logRule, window, quota); !d.Allowed {
+			t.Fatalf("request %d: denied; want allowed", i+1)
+		}
+	}
+	d := decide(t, e.Store, tenant, logRule, window, quota)
+	if d.Allowed || d.Rules[0].Denied() || !d.Rules[1].Denied() || d.Rules[2].Denied() {
+		t.Fatalf("3rd request: got allowed=%v %+v; want denied by win only", d.Allowed, d.States())
+	}
+	if d.Rules[0].Remaining != 3 || d.Rules[2].Remaining != 2 {
+		t.Fatalf("3rd request: log remaining %d, quota %d; want 3 and 2 (nothing recorded)", d.Rules[0].Remaining, d.Rules[2].Remaining)
+	}
+	// Denied by the log: the counters record nothing either.
+	tight := limiter.Rule{Name: "tight", Limit: 1, Window: time.Hour}
+	wide := limiter.Rule{Name: "wide", Limit: 10, Window: time.Hour, Algorithm: limiter.AlgoSlidingWindow}
+	decide(t, e.Store, tenant, tight, wide, quota)
+	for i := range 3 {
+		if d := decide(t, e.Store, tenant, tight, wide, quota); d.Allowed || d.Rules[1].Remaining != 9 || d.Rules[2].Remaining != 1 {
+			t.Fatalf("request %d denied by tight: got allowed=%v %+v; want denied, wide 9 and quota 1 remaining", i+1, d.Allowed, d.States())
+		}
+	}
+	recorded(t, e.Store, tenant, []limiter.Rule{logRule, window, wide, quota}, 2, 2, 1, 3)
+}
+
+func shadowWindow(t *testing.T, e Env, tenant string) {
+	enforced := limiter.Rule{Name: "r", Limit: 10, Window: time.Hour}
+	shadow := limiter.Rule{Name: "r", Limit: 1, Window: time.Hour, Mode: limiter.RuleShadow, Algorithm: limiter.AlgoSlidingWindow}
+	for i := range 3 {
+		d := decide(t, e.Store, tenant, enforced, shadow)
+		if !d.Allowed || d.Rules[1].Denied() != (i > 0) || !d.Rules[1].Shadow || d.Rules[0].Remaining != int64(9-i) {
+			t.Fatalf("request %d: got allowed=%v %+v; want allowed, the shadow rule denying from the 2nd", i+1, d.Allowed, d.States())
+		}
+	}
+	recorded(t, e.Store, tenant, []limiter.Rule{enforced, shadow}, 3, 1)
+}
+
+// near fails unless got is within a second of want (a decision takes time,
+// and headers round to seconds).
+func near(t *testing.T, what string, got, want time.Duration) {
+	t.Helper()
+	if got < want-time.Second || got > want+time.Second {
+		t.Fatalf("%s: got %v; want %v (±1s)", what, got, want)
+	}
+}
+
+func fixedAdmitsLimit(t *testing.T, e Env, tenant string) {
+	if e.Calendar == nil {
+		t.Skip("the store has no calendar clock to move")
+	}
+	r := limiter.Rule{Name: "q", Limit: 3, Algorithm: limiter.AlgoFixed, Period: limiter.PeriodDay}
+	now := e.Calendar.Now()
+	_, end := r.Bounds(time.UTC, now)
+	for i := int64(1); i <= 3; i++ {
+		d := decide(t, e.Store, tenant, r)
+		st := d.Rules[0]
+		if !d.Allowed || st.Remaining != 3-i || st.Window != 24*time.Hour {
+			t.Fatalf("request %d: got allowed=%v %+v; want allowed, remaining %d, window 24h", i, d.Allowed, st, 3-i)
+		}
+		near(t, "reset", st.Reset, end.Sub(now))
+	}
+	d := decide(t, e.Store, tenant, r)
+	if d.Allowed || d.Rules[0].Remaining != 0 {
+		t.Fatalf("4th request: got allowed=%v %+v; want denied, 0 remaining", d.Allowed, d.Rules[0])
+	}
+	near(t, "retry-after", d.Rules[0].RetryAfter, end.Sub(now))
+}
+
+// fixedRollsOver: a quota denies until its period ends, in its time zone
+// and on its anchor day, and admits again from the next period's start.
+func fixedRollsOver(t *testing.T, e Env, tenant string) {
+	if e.Calendar == nil {
+		t.Skip("the store has no calendar clock to move")
+	}
+	rules := []limiter.Rule{
+		{Name: "day", Limit: 2, Algorithm: limiter.AlgoFixed, Period: limiter.PeriodDay, Timezone: "America/New_York"},
+		{Name: "week", Limit: 2, Algorithm: limiter.AlgoFixed, Period: limiter.PeriodWeek, Timezone: "Asia/Tokyo"},
+		{Name: "month", Limit: 2, Algorithm: limiter.AlgoFixed, Period: limiter.PeriodMonth, Anchor: 31, Timezone: "Europe/Berlin"},
+	}
+	for _, r := range rules {
+		loc, err := time.LoadLocation(r.Timezone)
+		if err != nil {
+			t.Skipf("no zone data: %v", err)
+		}
+		now := e.Calendar.Now()
+		start, end := r.Bounds(loc, now)
+		decide(t, e.Store, tenant, r)
+		if d := decide(t, e.Store, tenant, r); !d.Allowed || d.Rules[0].Window != end.Sub(start) {
+			t.Fatalf("%s: 2nd request: got allowed=%v %+v; want allowed, window %v", r.Name, d.Allowed, d.Rules[0], end.Sub(start))
+		}
+		e.Calendar.Advance(end.Sub(now) - 2*time.Second)
+		d := decide(t, e.Store, tenant, r)
+		if d.Allowed {
+			t.Fatalf("%s: 2s before the period ends: allowed; want denied", r.Name)
+		}
+		near(t, r.Name+": retry-after 2s before the end", d.Rules[0].RetryAfter, 2*time.Second)
+		e.Calendar.Advance(3 * time.Second)
+		_, next := r.Bounds(loc, end)
+		d = decide(t, e.Store, tenant, r)
+		if !d.Allowed || d.Rules[0].Remaining != 1 || d.Rules[0].Window != next.Sub(end) {
+			t.Fatalf("%s: 1s into the next period: got allowed=%v %+v; want allowed, 1 remaining, window %v", r.Name, d.Allowed, d.Rules[0], next.Sub(end))
+		}
+	}
+}
