@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -155,5 +156,36 @@ func TestViolatedPoliciesAreEnforcedRules(t *testing.T) {
 	writeProblemWith(&ctx, problemQuota, rules, &v)
 	if body := string(ctx.Response.Body()); !strings.Contains(body, `"violated-policies":["per_second"]`) {
 		t.Fatalf("body %s; want violated-policies [per_second] alone", body)
+	}
+}
+
+// TestQuotaProblemSaysWhenItResets: a 429 from an exhausted quota names it
+// in violated-policies and says in its detail when the period ends; a
+// sliding rule's denial adds nothing to the detail.
+func TestQuotaProblemSaysWhenItResets(t *testing.T) {
+	rules := []limiter.Rule{{Name: "per_second", Limit: 1, Window: time.Second},
+		{Name: "monthly", Limit: 1000, Algorithm: limiter.AlgoFixed, Period: limiter.PeriodMonth}}
+	v := degrade.Verdict{Decision: limiter.Decision{N: 2}}
+	v.Decision.Rules[0] = limiter.RuleState{Limit: 1, RetryAfter: time.Second}
+	v.Decision.Rules[1] = limiter.RuleState{Limit: 1000, RetryAfter: 5 * 24 * time.Hour}
+	var ctx fasthttp.RequestCtx
+	before := time.Now()
+	writeProblemWith(&ctx, problemQuota, rules, &v)
+	var body struct {
+		Detail   string   `json:"detail"`
+		Violated []string `json:"violated-policies"`
+	}
+	if err := json.Unmarshal(ctx.Response.Body(), &body); err != nil {
+		t.Fatalf("body %s: %v", ctx.Response.Body(), err)
+	}
+	if strings.Join(body.Violated, ",") != "per_second,monthly" {
+		t.Fatalf("violated-policies %v; want [per_second monthly]", body.Violated)
+	}
+	after := time.Now()
+	want := func(now time.Time) string {
+		return `; quota "monthly" resets at ` + now.Add(5*24*time.Hour).UTC().Round(time.Second).Format(time.RFC3339) + " (in 432000 s)"
+	}
+	if !strings.HasSuffix(body.Detail, want(before)) && !strings.HasSuffix(body.Detail, want(after)) || strings.Count(body.Detail, "quota \"") != 1 {
+		t.Fatalf("detail %q; want it to end %q, naming the quota alone", body.Detail, want(before))
 	}
 }

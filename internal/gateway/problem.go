@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"strconv"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -35,7 +36,8 @@ func writeProblem(ctx *fasthttp.RequestCtx, p problem) {
 }
 
 // writeProblemWith writes p; for a 429 it adds "violated-policies", the
-// names of the enforced rules that denied.
+// names of the enforced rules that denied, and says in the detail when
+// each exhausted quota (a fixed rule) resets.
 func writeProblemWith(ctx *fasthttp.RequestCtx, p problem, rules []limiter.Rule, v *degrade.Verdict) {
 	resp := &ctx.Response
 	// Nothing of a failed upstream answer may leak into ours: its headers
@@ -48,7 +50,7 @@ func writeProblemWith(ctx *fasthttp.RequestCtx, p problem, rules []limiter.Rule,
 	}
 	resp.SetStatusCode(p.status)
 	resp.Header.SetContentTypeBytes(contentTypeProblem)
-	var buf [512]byte
+	var buf [1024]byte
 	b := append(buf[:0], `{"type":"`...)
 	b = append(b, p.typ...)
 	b = append(b, `","title":"`...)
@@ -57,23 +59,53 @@ func writeProblemWith(ctx *fasthttp.RequestCtx, p problem, rules []limiter.Rule,
 	b = strconv.AppendInt(b, int64(p.status), 10)
 	b = append(b, `,"detail":"`...)
 	b = append(b, p.detail...)
+	decided := v != nil && v.Decision.N == len(rules)
+	if decided {
+		b = appendQuotaResets(b, rules, &v.Decision, time.Now())
+	}
 	b = append(b, '"')
-	if v != nil && v.Decision.N == len(rules) {
-		b = append(b, `,"violated-policies":[`...)
-		n := 0
-		for i, s := range v.Decision.States() {
-			if s.Denied() && !s.Shadow {
-				if n > 0 {
-					b = append(b, ',')
-				}
-				b = append(append(append(b, '"'), rules[i].Name...), '"')
-				n++
-			}
-		}
-		b = append(b, ']')
+	if decided {
+		b = appendViolated(b, rules, &v.Decision)
 	}
 	b = append(b, "}\n"...)
 	resp.AppendBody(b)
+}
+
+// appendViolated appends "violated-policies": the enforced rules that
+// denied.
+func appendViolated(b []byte, rules []limiter.Rule, d *limiter.Decision) []byte {
+	b = append(b, `,"violated-policies":[`...)
+	n := 0
+	for i, s := range d.States() {
+		if s.Denied() && !s.Shadow {
+			if n > 0 {
+				b = append(b, ',')
+			}
+			b = append(append(append(b, '"'), rules[i].Name...), '"')
+			n++
+		}
+	}
+	return append(b, ']')
+}
+
+// appendQuotaResets appends to a detail, for each exhausted quota (an
+// enforced fixed rule that denied), when its period ends:
+// `; quota "monthly" resets at 2026-12-15T00:00:00Z (in 1234 s)`.
+// Rule names need no JSON escaping (see appendItem).
+func appendQuotaResets(b []byte, rules []limiter.Rule, d *limiter.Decision, now time.Time) []byte {
+	for i, s := range d.States() {
+		if !s.Denied() || s.Shadow || rules[i].Algorithm != limiter.AlgoFixed {
+			continue
+		}
+		b = append(b, `; quota \"`...)
+		b = append(b, rules[i].Name...)
+		b = append(b, `\" resets at `...)
+		b = now.Add(s.RetryAfter).UTC().Round(time.Second).AppendFormat(b, time.RFC3339)
+		b = append(b, " (in "...)
+		b = strconv.AppendInt(b, max(seconds(s.RetryAfter), 1), 10)
+		b = append(b, " s)"...)
+	}
+	return b
 }
 
 // The gateway's own answers.
