@@ -53,6 +53,21 @@ func (r Rule) algo() algo {
 // than a log.
 func (r Rule) Counted() bool { return r.algo() != algoLog }
 
+// Lookback is how far back the state r counts by may reach: its window
+// for a log, two for a sliding window (the previous bucket). Zero for a
+// fixed rule: a quota's count lost to a restart or an eviction stays lost
+// until its period ends, and marking every decision degraded until then
+// would say nothing useful; the README says so.
+func (r Rule) Lookback() time.Duration {
+	switch r.algo() {
+	case algoWindow:
+		return 2 * r.Window
+	case algoFixed:
+		return 0
+	}
+	return r.Window
+}
+
 // logOnly reports whether every rule is a sliding log.
 func logOnly(rules []Rule) bool {
 	for _, r := range rules {

@@ -51,10 +51,10 @@ func (h *nodeHealth) why(rules []Rule, now int64) string {
 }
 
 // reachesBack reports whether an enforced rule's window at now reaches
-// back to t. A shadow rule's lost records change no admission.
+// back to t (Rule.Lookback). A shadow rule's lost records change no admission.
 func reachesBack(rules []Rule, now, t int64) bool {
 	for _, r := range rules {
-		if !r.Shadow() && now-int64(r.Window) <= t {
+		if !r.Shadow() && now-int64(r.Lookback()) <= t {
 			return true
 		}
 	}

@@ -25,13 +25,20 @@ func newReplicaStore(t testing.TB, topo *redistest.Topo, replica *redistest.Node
 // newReplicaStoreWithin is newReplicaStore with the given budget.
 func newReplicaStoreWithin(t testing.TB, topo *redistest.Topo, replica *redistest.Node, prefix string, budget time.Duration) *limiter.RedisStore {
 	t.Helper()
+	return newReplicaStoreAt(t, topo, replica, prefix, budget, nil)
+}
+
+// newReplicaStoreAt is newReplicaStoreWithin with the gateway's clock now
+// (nil: time.Now).
+func newReplicaStoreAt(t testing.TB, topo *redistest.Topo, replica *redistest.Node, prefix string, budget time.Duration, now func() time.Time) *limiter.RedisStore {
+	t.Helper()
 	o := redisOptions(limiter.ModeSentinel, topo.SentinelAddrs()...)
 	o.LocalReplicas = []string{replica.Addr()}
 	clients, err := limiter.NewClients(o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := limiter.NewRedisStore(clients, limiter.Options{Consistency: "replica", KeyPrefix: prefix}, budget, fmt.Sprintf("gw%d", instances.Add(1)), nil)
+	s, err := limiter.NewRedisStore(clients, limiter.Options{Consistency: "replica", KeyPrefix: prefix}, budget, fmt.Sprintf("gw%d", instances.Add(1)), now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,8 +60,9 @@ func TestRedisStoreContractReplicaConsistency(t *testing.T) {
 	t.Parallel()
 	topo := redistest.Topology(t, redistest.Options{Replicas: 1, Sentinels: 3})
 	storetest.Run(t, func(t *testing.T) storetest.Env {
-		s := newReplicaStore(t, topo, topo.Replicas()[0], fmt.Sprintf("rc%d", instances.Add(1)))
-		return storetest.Env{Store: s, Wait: time.Sleep, Window: replicaContractWindow}
+		clk := &offsetClock{}
+		s := newReplicaStoreAt(t, topo, topo.Replicas()[0], fmt.Sprintf("rc%d", instances.Add(1)), testBudget, clk.Now)
+		return contractEnv(s, clk, replicaContractWindow)
 	})
 }
 
