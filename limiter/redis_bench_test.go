@@ -117,7 +117,9 @@ func BenchmarkRedisMemoryPerRequest(b *testing.B) {
 // BenchmarkScriptCost is what a decision costs Redis itself: usec_per_call
 // of EVALSHA in INFO commandstats, for decide.lua as the store sends it and
 // for the first version of the script, kept as the naive reference of
-// make bench-compare (loadtest/benchcompare/naive.lua), one rule, admitted.
+// make bench-compare (loadtest/benchcompare/naive.lua), one rule, admitted;
+// then decide.lua for one rule of each counter algorithm, and for a log, a
+// sliding window and a quota in one call.
 func BenchmarkScriptCost(b *testing.B) {
 	naiveSrc, err := os.ReadFile("../loadtest/benchcompare/naive.lua")
 	if err != nil {
@@ -127,17 +129,23 @@ func BenchmarkScriptCost(b *testing.B) {
 	c := srv.Client(b)
 	ctx := context.Background()
 	rules := benchRules(1, 1<<40)
+	decider := func(rules ...limiter.Rule) func(int) error {
+		s, _ := newRedisStore(b, redisOptions(limiter.ModeStandalone, srv.Addr()), false)
+		return func(int) error {
+			_, err := s.Decide(ctx, limiter.Request{Tenant: "cost", Rules: rules})
+			return err
+		}
+	}
+	window := limiter.Rule{Name: "w", Limit: 1 << 40, Window: time.Second, Algorithm: limiter.AlgoSlidingWindow}
+	quota := limiter.Rule{Name: "q", Limit: 1 << 40, Algorithm: limiter.AlgoFixed, Period: limiter.PeriodMonth, Timezone: "Europe/Berlin"}
 	for _, tc := range []struct {
 		name   string
 		decide func(i int) error
 	}{
-		{"decide.lua", func() func(int) error {
-			s, _ := newRedisStore(b, redisOptions(limiter.ModeStandalone, srv.Addr()), false)
-			return func(int) error {
-				_, err := s.Decide(ctx, limiter.Request{Tenant: "cost", Rules: rules})
-				return err
-			}
-		}()},
+		{"decide.lua", decider(rules...)},
+		{"decide.lua/sliding_window", decider(window)},
+		{"decide.lua/fixed", decider(quota)},
+		{"decide.lua/log+window+fixed", decider(rules[0], window, quota)},
 		{"naive.lua", func() func(int) error {
 			script := redis.NewScript(string(naiveSrc))
 			return func(i int) error {
