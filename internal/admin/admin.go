@@ -325,15 +325,20 @@ func (a *Admin) tenant(ctx *fasthttp.RequestCtx) (*tenants.Tenant, bool) {
 
 // RuleUsage is one rule in the body of GET /v1/tenants/{id}/usage.
 type RuleUsage struct {
-	Name         string  `json:"name"`
-	Limit        int64   `json:"limit"`
-	Window       string  `json:"window"`
+	Name  string `json:"name"`
+	Limit int64  `json:"limit"`
+	// Window is the rule's window; "" (absent) for a fixed rule.
+	Window       string  `json:"window,omitempty"`
 	Used         int64   `json:"used"`
 	Remaining    int64   `json:"remaining"`
 	ResetSeconds float64 `json:"reset_seconds"`
 	// Mode is "shadow" for a shadow rule (its own count, never denying);
 	// absent for an enforced one.
 	Mode string `json:"mode,omitempty"`
+	// Algorithm is the rule's when not the sliding log; Period a fixed
+	// rule's.
+	Algorithm string `json:"algorithm,omitempty"`
+	Period    string `json:"period,omitempty"`
 }
 
 // ruleUsage is u as the API shows it.
@@ -342,6 +347,12 @@ func ruleUsage(u limiter.RuleUsage) RuleUsage {
 		Used: u.Used, Remaining: u.Remaining(), ResetSeconds: u.Reset.Seconds()}
 	if u.Rule.Shadow() {
 		r.Mode = limiter.RuleShadow
+	}
+	if u.Rule.Counted() {
+		r.Algorithm, r.Period = u.Rule.Algorithm, u.Rule.Period
+	}
+	if u.Rule.Algorithm == limiter.AlgoFixed {
+		r.Window = ""
 	}
 	return r
 }
