@@ -76,3 +76,15 @@ func TestSlidingWindowRetryIsTheFirstFit(t *testing.T) {
 		}
 	}
 }
+
+func TestRuleString(t *testing.T) {
+	for r, want := range map[Rule]string{
+		{Name: "per_second", Limit: 10, Window: time.Second}:                                        "per_second: 10 per 1s",
+		{Name: "burst", Limit: 10, Window: time.Second, Algorithm: AlgoSlidingWindow}:               "burst: 10 per 1s (sliding_window)",
+		{Name: "monthly", Limit: 1000, Algorithm: AlgoFixed, Period: PeriodMonth, Mode: RuleShadow}: "monthly: 1000 per month (shadow)",
+	} {
+		if got := r.String(); got != want {
+			t.Errorf("got %q; want %q", got, want)
+		}
+	}
+}

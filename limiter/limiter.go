@@ -88,10 +88,17 @@ func (r Rule) CostOrOne() int64 {
 	return r.Cost
 }
 
-// String prints the rule as "per_second: 10 per 1s", with " (shadow)"
-// after a shadow rule.
+// String prints the rule as "per_second: 10 per 1s", "burst: 10 per 1s
+// (sliding_window)" or "monthly: 1000 per month", with " (shadow)" after
+// a shadow rule.
 func (r Rule) String() string {
 	s := fmt.Sprintf("%s: %d per %s", r.Name, r.Limit, r.Window)
+	switch r.algo() {
+	case algoWindow:
+		s += " (" + AlgoSlidingWindow + ")"
+	case algoFixed:
+		s = fmt.Sprintf("%s: %d per %s", r.Name, r.Limit, r.Period)
+	}
 	if r.Shadow() {
 		s += " (shadow)"
 	}
