@@ -198,6 +198,8 @@ var memoryRules = []struct {
 	rule limiter.Rule
 }{
 	{"sliding_log", limiter.Rule{Name: "r", Limit: 1 << 40, Window: time.Hour}},
+	{"sliding_window", limiter.Rule{Name: "r", Limit: 1 << 40, Window: time.Hour, Algorithm: limiter.AlgoSlidingWindow}},
+	{"fixed", limiter.Rule{Name: "r", Limit: 1 << 40, Algorithm: limiter.AlgoFixed, Period: limiter.PeriodMonth, Timezone: "Europe/Berlin"}},
 }
 
 // BenchmarkRedisMemoryPerTenant is what one tenant costs Redis with n
