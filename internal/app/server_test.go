@@ -160,8 +160,8 @@ func TestAdminAPI(t *testing.T) {
 	}
 	resp = call(t, gw.admin, "GET", "/readyz")
 	var r admin.Readiness
-	if err := json.Unmarshal(resp.Body(), &r); err != nil || resp.StatusCode() != 200 || r.Status != "ready" || r.Tenants != 6 || r.Store != "memory" {
-		t.Fatalf("/readyz: %d %s; want 200 ready with 6 tenants on memory", resp.StatusCode(), resp.Body())
+	if err := json.Unmarshal(resp.Body(), &r); err != nil || resp.StatusCode() != 200 || r.Status != "ready" || r.Tenants != 7 || r.Store != "memory" {
+		t.Fatalf("/readyz: %d %s; want 200 ready with 7 tenants on memory", resp.StatusCode(), resp.Body())
 	}
 	resp = call(t, gw.admin, "GET", "/metrics")
 	for _, want := range []string{`l1gw_requests_total{tenant="acme",code="200"}`, `l1gw_ratelimit_decisions_total{tenant="acme",result="allowed"}`,
