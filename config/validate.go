@@ -57,6 +57,7 @@ func (cfg *Config) validate() []error {
 	if err := upstream.Validate(cfg.Upstreams, cfg.Routes); err != nil {
 		c.errs = append(c.errs, err)
 	}
+	cfg.validateShared(c)
 	for name := range cfg.Upstreams {
 		if !configkey.ValidName(name) {
 			c.fail("upstreams."+name, "name: %s", configkey.BadName(name))
@@ -289,6 +290,25 @@ func (c *checker) credentialFile(key, inline, file string) {
 	default:
 		if _, err := credfile.Open(key+"_file", file); err != nil {
 			c.fail(key+"_file", "%v", strings.TrimPrefix(err.Error(), key+"_file: "))
+		}
+	}
+}
+
+// validateShared checks the upstreams' shared limits.
+func (cfg *Config) validateShared(c *checker) {
+	for name, u := range cfg.Upstreams {
+		if len(u.Limits) == 0 {
+			continue
+		}
+		path := "upstreams." + name + ".limits"
+		if len(u.Limits) > limiter.MaxSharedRules {
+			c.fail(path, "%d shared limits; at most %d", len(u.Limits), limiter.MaxSharedRules)
+		}
+		if cfg.Redis.Mode == limiter.ModeCluster {
+			c.fail(path, "shared limits are not decided on Redis Cluster: their key is in a slot of its own, and one script call reaches one slot")
+		}
+		if err := tenants.CheckRules(path, u.Limits); err != nil {
+			c.errs = append(c.errs, err)
 		}
 	}
 }

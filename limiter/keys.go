@@ -45,12 +45,21 @@ const leaseInfix = "lease:"
 // Lease rule, then the suffix of its algorithm (appendKeySuffix); start
 // is a fixed rule's period start (unix µs).
 func ruleKey(prefix, tenant string, r Rule, start int64) string {
-	k := Key(prefix, tenant, ruleInfix(r)+r.Name)
+	k := Key(prefix, ruleTag(tenant, r), ruleInfix(r)+r.Name)
 	if !r.Counted() {
 		return k
 	}
 	var sfx [32]byte
 	return k + string(appendKeySuffix(sfx[:0], r, start))
+}
+
+// ruleTag is what r counts under, the hash tag of its key: the tenant,
+// or a shared limit's scope.
+func ruleTag(tenant string, r Rule) string {
+	if r.Scope != "" {
+		return r.Scope
+	}
+	return tenant
 }
 
 // ruleInfix comes between r's tenant and its name in its key.

@@ -21,9 +21,18 @@ import (
 	"time"
 )
 
-// MaxRules is the most rules one request may be decided against.
-// Config validation enforces it, so a Decision needs no allocation.
-const MaxRules = 16
+// MaxRules is the most rules one request may be decided against: a
+// tenant's (at most MaxTenantRules) and its upstream's shared limits (at
+// most MaxSharedRules). Config validation enforces it, so a Decision
+// needs no allocation.
+const MaxRules = MaxTenantRules + MaxSharedRules
+
+// MaxTenantRules is the most rules of a tenant's own that apply to a
+// request: its plan's, its own, its route's and its concurrency limit.
+const MaxTenantRules = 16
+
+// MaxSharedRules is the most shared limits an upstream may have.
+const MaxSharedRules = 4
 
 // ErrTooManyRules is returned by a Store asked to decide more than MaxRules rules.
 var ErrTooManyRules = errors.New("limiter: too many rules")
@@ -56,6 +65,12 @@ type Rule struct {
 	// Anchor is the day of the month a monthly period starts on (1–31,
 	// clamped to the month's length). Default 1.
 	Anchor int `koanf:"anchor" json:"anchor,omitempty"`
+	// Scope, when set, makes the rule a shared limit: counted under Scope
+	// instead of the request's tenant, for every tenant alike (an
+	// upstream's limits: "upstream:<name>"). Its key's hash tag is the
+	// scope: a Cluster slot of its own. Set by upstream, never read from
+	// config.
+	Scope string `koanf:"-" json:"-"`
 	// Lease makes the rule a concurrency limit: Limit requests in flight
 	// at once, each holding a lease from its decision until Release (or
 	// until Window passes, if its gateway never releases it). Set by

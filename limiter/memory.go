@@ -22,6 +22,11 @@ type MemoryStore struct {
 	seq    atomic.Uint64 // Decision.Seq of the last admission
 	zones  zones
 	shards [memoryShards]memShard
+	// shared holds the shared limits' counts (Rule.Scope) by scope, under
+	// sharedMu, taken after a shard's lock. Their number is the config's:
+	// never swept.
+	sharedMu sync.Mutex
+	shared   map[string]*memTenant
 }
 
 type memShard struct {
@@ -53,7 +58,7 @@ func NewMemoryStore(now func() time.Time) *MemoryStore {
 	if now == nil {
 		now = time.Now
 	}
-	s := &MemoryStore{now: now}
+	s := &MemoryStore{now: now, shared: make(map[string]*memTenant)}
 	for i := range s.shards {
 		s.shards[i].tenants = make(map[string]*memTenant)
 	}
@@ -77,16 +82,20 @@ func (s *MemoryStore) Decide(_ context.Context, req Request) (Decision, error) {
 		sh.tenants[req.Tenant] = t
 	}
 
+	if hasScope(req.Rules) {
+		s.sharedMu.Lock()
+		defer s.sharedMu.Unlock()
+	}
 	var logs [MaxRules]*slidingLog
 	var counts [MaxRules]*memCount
 	d.Allowed = true
 	for i, r := range req.Rules {
 		var over bool
 		if r.Counted() {
-			counts[i] = t.count(r)
+			counts[i] = s.tenantOf(t, r).count(r)
 			over = counts[i].check(s.zones.load(r.Timezone), now, r, &d.Rules[i])
 		} else {
-			logs[i] = t.log(r, now)
+			logs[i] = s.tenantOf(t, r).log(r, now)
 			if over = logs[i].used+r.CostOrOne() > r.Limit; over {
 				d.Rules[i].RetryAfter = logs[i].retryAfter(now, r)
 			}
@@ -125,6 +134,30 @@ func (t *memTenant) log(r Rule, now int64) *slidingLog {
 	}
 	lg.trim(now - int64(r.Window))
 	return lg
+}
+
+// tenantOf is where r counts: t, or for a shared limit its scope's
+// entry (sharedMu held).
+func (s *MemoryStore) tenantOf(t *memTenant, r Rule) *memTenant {
+	if r.Scope == "" {
+		return t
+	}
+	st := s.shared[r.Scope]
+	if st == nil {
+		st = &memTenant{rules: make(map[memKey]*slidingLog, 1)}
+		s.shared[r.Scope] = st
+	}
+	return st
+}
+
+// hasScope reports whether rules hold a shared limit.
+func hasScope(rules []Rule) bool {
+	for i := range rules {
+		if rules[i].Scope != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // maybeSweep drops tenants whose logs are all empty. Called with mu held.

@@ -66,7 +66,7 @@ func appendBulkInt(b []byte, v int64) []byte {
 // appendKeyArg appends r's key (ruleKey), then suffix (see
 // appendKeySuffix), as one argument.
 func appendKeyArg(b []byte, prefix, tenant string, r Rule, suffix []byte) []byte {
-	infix := ruleInfix(r)
+	infix, tenant := ruleInfix(r), ruleTag(tenant, r)
 	b = append(b, '$')
 	b = strconv.AppendInt(b, int64(len(prefix)+len(tenant)+len(infix)+len(r.Name)+len(suffix)+4), 10)
 	b = append(b, '\r', '\n')

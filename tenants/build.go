@@ -60,6 +60,18 @@ func Check(opts Options, plans map[string]Plan, specs []Spec, upstreamKnown func
 	return err
 }
 
+// CheckRules checks rules as a plan's are checked, each problem a
+// *configkey.Error under path (say, upstreams.main.limits): the rules of
+// shared limits.
+func CheckRules(path string, rules []limiter.Rule) error {
+	b := &builder{}
+	b.rules(path, rules)
+	if len(b.errs) == 0 {
+		return nil
+	}
+	return errors.Join(b.errs...)
+}
+
 func build(opts Options, plans map[string]Plan, specs []Spec, reg *Registry, upstreamKnown func(string) bool, stats bool) (*Snapshot, error) {
 	b := &builder{plans: plans, stats: stats, metricsMax: opts.MetricsMax, leaseTTL: opts.LeaseTTL}
 	if opts.Max > 0 && len(specs) > opts.Max {
@@ -161,8 +173,8 @@ func (b *builder) tenant(path string, spec Spec, upstreamKnown func(string) bool
 	}
 	b.rules(path+".limits", spec.Limits)
 	base := b.withLease(mergeRules(plan.Limits, spec.Limits), plan)
-	if len(base) > limiter.MaxRules {
-		b.fail(path+".limits", "%d rules apply to this tenant; at most %d", len(base), limiter.MaxRules)
+	if len(base) > limiter.MaxTenantRules {
+		b.fail(path+".limits", "%d rules apply to this tenant; at most %d", len(base), limiter.MaxTenantRules)
 		ok = false
 	}
 	t := &Tenant{ID: spec.ID, Plan: spec.Plan, Upstream: spec.Upstream, rules: base}
@@ -198,8 +210,8 @@ func (b *builder) routes(path string, specs []RouteSpec, base []limiter.Rule) (r
 			routeRules[r.Name] = r
 		}
 		rules := append(append([]limiter.Rule{}, base...), rs.Limits...)
-		if len(rules) > limiter.MaxRules {
-			b.fail(rp+".limits", "%d rules apply to this route; at most %d", len(rules), limiter.MaxRules)
+		if len(rules) > limiter.MaxTenantRules {
+			b.fail(rp+".limits", "%d rules apply to this route; at most %d", len(rules), limiter.MaxTenantRules)
 			ok = false
 		}
 		routes = append(routes, route{methods: upper(rs.Methods), prefix: []byte(rs.PathPrefix), anyCase: rs.CaseInsensitive, rules: rules})
@@ -209,8 +221,8 @@ func (b *builder) routes(path string, specs []RouteSpec, base []limiter.Rule) (r
 }
 
 func (b *builder) rules(path string, rules []limiter.Rule) {
-	if len(rules) > limiter.MaxRules {
-		b.fail(path, "%d rules; at most %d", len(rules), limiter.MaxRules)
+	if len(rules) > limiter.MaxTenantRules {
+		b.fail(path, "%d rules; at most %d", len(rules), limiter.MaxTenantRules)
 	}
 	for i, r := range rules {
 		// Paths are built only for a problem: a registry load checks
@@ -316,8 +328,8 @@ func (b *builder) plan(path string, p Plan) {
 	if p.Concurrency < 0 || p.Concurrency > maxConcurrency {
 		b.fail(path+".concurrency", "got %d; want 0 (no cap) to %d", p.Concurrency, maxConcurrency)
 	}
-	if p.Concurrency > 0 && len(p.Limits) >= limiter.MaxRules {
-		b.fail(path+".concurrency", "the plan has %d rules already; with its concurrency limit at most %d", len(p.Limits), limiter.MaxRules)
+	if p.Concurrency > 0 && len(p.Limits) >= limiter.MaxTenantRules {
+		b.fail(path+".concurrency", "the plan has %d rules already; with its concurrency limit at most %d", len(p.Limits), limiter.MaxTenantRules)
 	}
 }
 

@@ -56,7 +56,7 @@ func mustResolve(t *testing.T, s *tenants.Snapshot, key string) *tenants.Tenant 
 
 // TestConcurrencyErrors: a bad concurrency names its key.
 func TestConcurrencyErrors(t *testing.T) {
-	full := make([]limiter.Rule, limiter.MaxRules)
+	full := make([]limiter.Rule, limiter.MaxTenantRules)
 	for i := range full {
 		full[i] = limiter.Rule{Name: "r" + string(rune('a'+i)), Limit: 1, Window: time.Second}
 	}
@@ -66,7 +66,7 @@ func TestConcurrencyErrors(t *testing.T) {
 	}{
 		{tenants.Plan{Concurrency: -1}, "plans.p.concurrency: got -1; want 0 (no cap) to 100000"},
 		{tenants.Plan{Concurrency: 100_001}, "plans.p.concurrency: got 100001"},
-		{tenants.Plan{Concurrency: 2, Limits: full}, fmt.Sprintf("plans.p.concurrency: the plan has %d rules already", limiter.MaxRules)},
+		{tenants.Plan{Concurrency: 2, Limits: full}, fmt.Sprintf("plans.p.concurrency: the plan has %d rules already", limiter.MaxTenantRules)},
 	} {
 		_, err := tenants.Build(opts(), map[string]tenants.Plan{"p": tc.plan}, nil, anyUpstream)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

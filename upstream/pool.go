@@ -12,6 +12,8 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
+
+	"github.com/l1gw/l1gw/limiter"
 )
 
 // Pool is one upstream: its targets, balanced by fewest pending requests
@@ -26,6 +28,10 @@ type Pool struct {
 	// ejections is l1gw_upstream_ejections_total{upstream}.
 	ejections *metrics.Counter
 	log       *slog.Logger
+	// shared are the upstream's shared limits, scoped; cache is
+	// WithShared's.
+	shared []limiter.Rule
+	cache  withShared
 }
 
 type target struct {
@@ -48,7 +54,7 @@ func (t *target) ejected(now int64) bool { return now < t.until.Load() }
 type errorCounters map[ErrorKind]*metrics.Counter
 
 func newPool(name string, spec Spec, log *slog.Logger) (*Pool, error) {
-	p := &Pool{Name: name, spec: spec, log: log, errs: errorCounters{},
+	p := &Pool{Name: name, spec: spec, log: log, errs: errorCounters{}, shared: sharedRules(name, spec.Limits),
 		ejections: metrics.GetOrCreateCounter(fmt.Sprintf(`l1gw_upstream_ejections_total{upstream=%q}`, name))}
 	metrics.GetOrCreateGauge(fmt.Sprintf(`l1gw_upstream_ejected_targets{upstream=%q}`, name), func() float64 {
 		if cur, ok := live.Load(name); ok {

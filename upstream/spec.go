@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/l1gw/l1gw/internal/configkey"
+	"github.com/l1gw/l1gw/limiter"
 )
 
 // Spec is one named upstream.
@@ -43,6 +44,10 @@ type Spec struct {
 	Eject EjectSpec `koanf:"eject" json:"eject"`
 	// TLS is how https:// targets are verified.
 	TLS TLSSpec `koanf:"tls" json:"tls"`
+	// Limits are shared limits: counted over every tenant's requests to
+	// this upstream together, decided with each request's own rules. At
+	// most limiter.MaxSharedRules. Default none.
+	Limits []limiter.Rule `koanf:"limits" json:"limits"`
 }
 
 // TLSSpec verifies https:// targets: TLS 1.2 at least, the certificate

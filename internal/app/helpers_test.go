@@ -88,7 +88,14 @@ upstreams:
     targets: ["UPSTREAM"]
     timeout: 300ms
     health: {path: ""}
+  metered:
+    targets: ["UPSTREAM"]
+    timeout: 300ms
+    health: {path: ""}
+    limits:
+      - {name: upstream_per_10s, limit: 20, window: 10s}
 routes:
+  - {path_prefix: /metered, upstream: metered}
   - {path_prefix: /, upstream: main}
 `
 
@@ -112,7 +119,7 @@ func startUpstream(t testing.TB) (string, *testkit.Upstream) {
 func loadConfig(t testing.TB, upstreamURL string, sets ...string) *config.Config {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "l1gw.yaml")
-	if err := os.WriteFile(p, []byte(strings.Replace(testConfig, "UPSTREAM", upstreamURL, 1)), 0o600); err != nil {
+	if err := os.WriteFile(p, []byte(strings.ReplaceAll(testConfig, "UPSTREAM", upstreamURL)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := config.Load(config.Input{File: p, Sets: sets})

@@ -238,7 +238,7 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, a *admission) bool {
 		t.Stats.Response(ctx.Response.StatusCode())
 		return false
 	}
-	a.rules, a.limitKey = t.Rules(h.Method(), ctx.Path()), g.limitKey(ctx, t)
+	a.rules, a.limitKey = a.pool.WithShared(t.Rules(h.Method(), ctx.Path()), snap), g.limitKey(ctx, t)
 	a.v = g.limiter.Decide(context.Background(), limiter.Request{Tenant: a.limitKey, Rules: a.rules})
 	countDecision(t.Stats, &a.v)
 	switch {

@@ -1,0 +1,38 @@
+package storetest
+
+import (
+	"testing"
+	"time"
+
+	"github.com/l1gw/l1gw/limiter"
+)
+
+// sharedCountsAcrossTenants: a shared limit (Rule.Scope) counts every
+// tenant's requests together, and a request a tenant's own rule refuses
+// is not counted by it.
+func sharedCountsAcrossTenants(t *testing.T, e Env, tenant string) {
+	if e.NoShared {
+		t.Skip("this store does not decide shared limits")
+	}
+	shared := limiter.Rule{Name: "upstream_rate", Limit: 3, Window: time.Minute, Scope: "upstream:" + tenant}
+	own := limiter.Rule{Name: "own", Limit: 1, Window: time.Minute}
+	a, b := tenant+"-a", tenant+"-b"
+	if d := decide(t, e.Store, a, own, shared); !d.Allowed || d.Rules[1].Remaining != 2 {
+		t.Fatalf("a's first: %+v; want admitted, 2 left of the shared limit", d.States())
+	}
+	if d := decide(t, e.Store, a, own, shared); d.Allowed || !d.Rules[0].Denied() || d.Rules[1].Denied() {
+		t.Fatalf("a's second: %+v; want denied by a's own rule alone", d.States())
+	}
+	for i := range 2 {
+		if d := decide(t, e.Store, b, shared); !d.Allowed || d.Rules[0].Remaining != int64(1-i) {
+			t.Fatalf("b's request %d: %+v; want admitted, %d left (a's refused request not counted)", i+1, d.States(), 1-i)
+		}
+	}
+	d := decide(t, e.Store, b, shared)
+	if d.Allowed || !d.Rules[0].Denied() || d.Rules[0].RetryAfter > time.Minute {
+		t.Fatalf("b's third: %+v; want denied by the shared limit, a's and b's counted together", d.States())
+	}
+	if d := decide(t, e.Store, b, limiter.Rule{Name: "upstream_rate", Limit: 3, Window: time.Minute}); !d.Allowed {
+		t.Fatalf("b's own rule of the shared rule's name: %+v; want admitted (a count of its own)", d.States())
+	}
+}
