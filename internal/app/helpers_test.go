@@ -88,14 +88,7 @@ upstreams:
     targets: ["UPSTREAM"]
     timeout: 300ms
     health: {path: ""}
-  metered:
-    targets: ["UPSTREAM"]
-    timeout: 300ms
-    health: {path: ""}
-    limits:
-      - {name: upstream_per_10s, limit: 20, window: 10s}
 routes:
-  - {path_prefix: /metered, upstream: metered}
   - {path_prefix: /, upstream: main}
 `
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/l1gw/l1gw/config"
 	"github.com/l1gw/l1gw/internal/redistest"
 	"github.com/l1gw/l1gw/limiter"
 	"github.com/l1gw/l1gw/upstream"
@@ -25,7 +26,15 @@ func TestTwoGatewaysShareAnUpstreamLimit(t *testing.T) {
 	up, seen := startUpstream(t)
 	sets := []string{"redis.mode=sentinel", "redis.addrs=" + strings.Join(topo.SentinelAddrs(), ","), "ratelimit.key_prefix=shared",
 		"redis.pool_timeout=2s", "redis.read_timeout=2s", "redis.write_timeout=2s", "ratelimit.budget=3s"}
-	gws := []*running{startApp(t, loadConfig(t, up, sets...)), startApp(t, loadConfig(t, up, sets...))}
+	metered := func() *config.Config {
+		cfg := loadConfig(t, up, sets...)
+		spec := cfg.Upstreams["main"]
+		spec.Limits = []limiter.Rule{{Name: "upstream_per_10s", Limit: 20, Window: 10 * time.Second}}
+		cfg.Upstreams["metered"] = spec
+		cfg.Routes = append([]upstream.RouteSpec{{PathPrefix: "/metered", Upstream: "metered"}}, cfg.Routes...)
+		return cfg
+	}
+	gws := []*running{startApp(t, metered()), startApp(t, metered())}
 	keys := []string{"bulk-key", "trying-key"}
 	var mu sync.Mutex
 	codes := map[int]int{}
