@@ -18,13 +18,20 @@ import (
 )
 
 // gatewayConfig is the config of one gateway system: harness.MemoryConfig
-// with the bench and limited tenants. redisAddr is empty for the memory store;
-// consistency is exact or replica.
-func gatewayConfig(upstreamAddr, redisAddr, consistency string, limitedLimit int64) harness.GatewayConfig {
+// with the bench and limited tenants, their rules of algorithm
+// (sliding_log, sliding_window, or fixed: a monthly quota). redisAddr is
+// empty for the memory store; consistency is exact or replica.
+func gatewayConfig(upstreamAddr, redisAddr, consistency string, limitedLimit int64, algorithm string) harness.GatewayConfig {
 	c := harness.MemoryConfig(upstreamAddr)
+	bench := harness.GatewayRule{Name: "rule", Limit: benchLimit, Window: benchWindow.String(), Algorithm: algorithm}
+	limited := harness.GatewayRule{Name: "rule", Limit: limitedLimit, Window: limitedWindow.String(), Algorithm: algorithm}
+	if algorithm == "fixed" {
+		bench.Window, bench.Period = "", "month"
+		limited.Window, limited.Period = "", "month"
+	}
 	c.Plans = map[string]harness.GatewayPlan{
-		"bench":   {Limits: []harness.GatewayRule{{Name: "rule", Limit: benchLimit, Window: benchWindow.String()}}},
-		"limited": {Limits: []harness.GatewayRule{{Name: "rule", Limit: limitedLimit, Window: limitedWindow.String()}}},
+		"bench":   {Limits: []harness.GatewayRule{bench}},
+		"limited": {Limits: []harness.GatewayRule{limited}},
 	}
 	c.Tenants = []harness.GatewayTenant{
 		{ID: "bench", Plan: "bench", Keys: []string{benchKey}},
@@ -165,4 +172,16 @@ func parseDegraded(text string) map[string]int64 {
 		}
 	}
 	return out
+}
+
+// algorithmOf is the rule algorithm of a gateway system: l1gw-window and
+// l1gw-quota measure the counters next to the sliding log of the others.
+func algorithmOf(system string) string {
+	switch system {
+	case "l1gw-window":
+		return "sliding_window"
+	case "l1gw-quota":
+		return "fixed"
+	}
+	return ""
 }

@@ -87,16 +87,23 @@ func TestForwarderRejectsNonLoopback(t *testing.T) {
 }
 
 func TestGatewayConfig(t *testing.T) {
-	mem := gatewayConfig("127.0.0.1:1", "", "", 100)
+	mem := gatewayConfig("127.0.0.1:1", "", "", 100, "")
 	if mem.Redis.Mode != "memory" || mem.RateLimit != nil || len(mem.Redis.Addrs) != 0 {
 		t.Errorf("memory config: %+v", mem)
 	}
-	ex := gatewayConfig("127.0.0.1:1", "127.0.0.1:2", "replica", 7)
+	ex := gatewayConfig("127.0.0.1:1", "127.0.0.1:2", "replica", 7, "")
 	if ex.Redis.Mode != "standalone" || ex.RateLimit == nil || ex.RateLimit.Consistency != "replica" ||
 		!reflect.DeepEqual(ex.Redis.Addrs, []string{"127.0.0.1:2"}) {
 		t.Errorf("redis config: %+v", ex)
 	}
-	if got := ex.Plans["limited"].Limits[0]; got.Limit != 7 || got.Window != "1h0m0s" {
+	if got := ex.Plans["limited"].Limits[0]; got.Limit != 7 || got.Window != "1h0m0s" || got.Algorithm != "" {
 		t.Errorf("limited plan: %+v", got)
+	}
+	q := gatewayConfig("127.0.0.1:1", "127.0.0.1:2", "exact", 7, algorithmOf("l1gw-quota"))
+	if got := q.Plans["limited"].Limits[0]; got.Algorithm != "fixed" || got.Period != "month" || got.Window != "" {
+		t.Errorf("quota system's limited plan: %+v", got)
+	}
+	if got := gatewayConfig("127.0.0.1:1", "127.0.0.1:2", "exact", 7, algorithmOf("l1gw-window")).Plans["bench"].Limits[0]; got.Algorithm != "sliding_window" || got.Window != "1s" {
+		t.Errorf("window system's bench plan: %+v", got)
 	}
 }

@@ -38,6 +38,8 @@ var systems = []system{
 	{name: "l1gw-memory", enforces: true, start: gatewayStarter("l1gw-memory", "")},
 	{name: "l1gw-exact", redis: true, enforces: true, start: gatewayStarter("l1gw-exact", "exact")},
 	{name: "l1gw-replica", redis: true, enforces: true, start: gatewayStarter("l1gw-replica", "replica")},
+	{name: "l1gw-window", redis: true, enforces: true, start: gatewayStarter("l1gw-window", "exact")},
+	{name: "l1gw-quota", redis: true, enforces: true, start: gatewayStarter("l1gw-quota", "exact")},
 }
 
 // systemNames is every system's name, in table order.
@@ -90,7 +92,7 @@ func gatewayStarter(name, consistency string) func(context.Context, *env, string
 		if (consistency == "") != (redisAddr == "") {
 			return nil, "", fmt.Errorf("%s: consistency %q with Redis address %q", name, consistency, redisAddr)
 		}
-		cfg := gatewayConfig(e.upstream, redisAddr, consistency, e.opts.limitedLimit)
+		cfg := gatewayConfig(e.upstream, redisAddr, consistency, e.opts.limitedLimit, algorithmOf(name))
 		path, err := writeGatewayConfig(e.dir, name, cfg)
 		if err != nil {
 			return nil, "", err

@@ -50,9 +50,11 @@ type GatewayPlan struct {
 
 // GatewayRule is one limit.
 type GatewayRule struct {
-	Name   string `json:"name"`
-	Limit  int64  `json:"limit"`
-	Window string `json:"window"`
+	Name      string `json:"name"`
+	Limit     int64  `json:"limit"`
+	Window    string `json:"window,omitempty"`
+	Algorithm string `json:"algorithm,omitempty"`
+	Period    string `json:"period,omitempty"`
 }
 
 // GatewayTenant is one tenant of tenant_list.
