@@ -155,11 +155,14 @@ func fixedAdmitsLimit(t *testing.T, e Env, tenant string) {
 			t.Fatalf("request %d: reset %v; want %v to %v (±1s)", i, st.Reset, end.Sub(after), end.Sub(before))
 		}
 	}
+	before := e.Calendar.Now()
 	d := decide(t, e.Store, tenant, r)
 	if d.Allowed || d.Rules[0].Remaining != 0 {
 		t.Fatalf("4th request: got allowed=%v %+v; want denied, 0 remaining", d.Allowed, d.Rules[0])
 	}
-	near(t, "retry-after", d.Rules[0].RetryAfter, end.Sub(now))
+	if ra := d.Rules[0].RetryAfter; ra < end.Sub(e.Calendar.Now())-time.Second || ra > end.Sub(before)+time.Second {
+		t.Fatalf("4th request: retry-after %v; want the period's end, %v (±1s)", ra, end.Sub(before))
+	}
 }
 
 // fixedRollsOver: a quota denies until its period ends, in its time zone
