@@ -68,7 +68,7 @@ func checkSmokeMeasurement(t *testing.T, m Measurement) {
 	if (m.System == "upstream") != (m.GwCPU == nil) {
 		t.Errorf("%s: gw CPU %v; want it for every system but the upstream", where, m.GwCPU)
 	}
-	if (m.System == "naive" || strings.HasSuffix(m.System, "-exact") || strings.HasSuffix(m.System, "-replica")) != (m.RedisCPU != nil) {
+	if sys, _ := findSystem(m.System); sys.redis != (m.RedisCPU != nil) {
 		t.Errorf("%s: Redis CPU %v; want it exactly for the systems on Redis", where, m.RedisCPU)
 	}
 	if m.Load == "open" && (m.P50 == nil || m.P99 == nil || *m.P99 < *m.P50) {
