@@ -64,34 +64,7 @@ func (s *RedisStore) Release(tenant string, r Rule, seq uint64) {
 
 // runReleases writes queued releases until ctx ends, then what is queued.
 func (s *RedisStore) runReleases(ctx context.Context) {
-	batch := make([]release, 0, releaseBatch)
-	for {
-		select {
-		case rel := <-s.releases:
-			batch = s.fillReleases(append(batch[:0], rel))
-			s.writeReleases(batch)
-		case <-ctx.Done():
-			for {
-				if batch = s.fillReleases(batch[:0]); len(batch) == 0 {
-					return
-				}
-				s.writeReleases(batch)
-			}
-		}
-	}
-}
-
-// fillReleases takes what is already queued, up to a batch.
-func (s *RedisStore) fillReleases(batch []release) []release {
-	for len(batch) < releaseBatch {
-		select {
-		case rel := <-s.releases:
-			batch = append(batch, rel)
-		default:
-			return batch
-		}
-	}
-	return batch
+	drain(ctx, s.releases, releaseBatch, s.writeReleases)
 }
 
 // writeReleases sends a batch as one pipeline of ZREM on the primary (in

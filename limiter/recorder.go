@@ -49,37 +49,7 @@ func (r *recorder) enqueue(rec record) {
 }
 
 // run writes batches until ctx ends, then writes what is queued.
-func (r *recorder) run(ctx context.Context) {
-	batch := make([]record, 0, recordBatch)
-	for {
-		select {
-		case rec := <-r.queue:
-			batch = r.fill(append(batch[:0], rec))
-			r.write(batch)
-		case <-ctx.Done():
-			for {
-				batch = r.fill(batch[:0])
-				if len(batch) == 0 {
-					return
-				}
-				r.write(batch)
-			}
-		}
-	}
-}
-
-// fill takes what is already queued, up to a batch.
-func (r *recorder) fill(batch []record) []record {
-	for len(batch) < recordBatch {
-		select {
-		case rec := <-r.queue:
-			batch = append(batch, rec)
-		default:
-			return batch
-		}
-	}
-	return batch
-}
+func (r *recorder) run(ctx context.Context) { drain(ctx, r.queue, recordBatch, r.write) }
 
 // write sends a batch as one pipeline of EVALSHA. A pipeline gets no
 // NOSCRIPT fallback from go-redis: a record answered NOSCRIPT is written

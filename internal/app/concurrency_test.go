@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -38,32 +37,16 @@ func TestTwoGatewaysShareAConcurrencyLimit(t *testing.T) {
 		"ratelimit.budget=3s", "redis.read_timeout=2s"}
 	gws := []*running{startApp(t, loadConfig(t, up.URL, sets...)), startApp(t, loadConfig(t, up.URL, sets...))}
 
-	var mu sync.Mutex
-	codes := map[int]int{}
-	var wg sync.WaitGroup
-	for i := range 50 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			req, resp := &fasthttp.Request{}, &fasthttp.Response{}
-			req.SetRequestURI("http://" + gws[i%2].proxy + "/crowd")
-			req.Header.Set("X-API-Key", "crowd-key")
-			code := -1
-			if err := fasthttp.DoTimeout(req, resp, 10*time.Second); err == nil {
-				code = resp.StatusCode()
-				if code == 429 {
-					ra, body := string(resp.Header.Peek("Retry-After")), string(resp.Body())
-					if ra != "1" || !strings.Contains(body, `"violated-policies":["`+tenants.ConcurrencyRule+`"]`) {
-						t.Errorf("429 with Retry-After %q, body %s; want 1 and the concurrency limit named", ra, body)
-					}
-				}
+	codes := fire(t, 50, func(i int) (string, string) { return "http://" + gws[i%2].proxy + "/crowd", "crowd-key" },
+		func(resp *fasthttp.Response) {
+			if resp.StatusCode() != 429 {
+				return
 			}
-			mu.Lock()
-			codes[code]++
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
+			ra, body := string(resp.Header.Peek("Retry-After")), string(resp.Body())
+			if ra != "1" || !strings.Contains(body, `"violated-policies":["`+tenants.ConcurrencyRule+`"]`) {
+				t.Errorf("429 with Retry-After %q, body %s; want 1 and the concurrency limit named", ra, body)
+			}
+		})
 	if m := most.Load(); m > 5 || m < 1 {
 		t.Fatalf("the upstream had up to %d of the tenant's requests at once; want 1 to 5", m)
 	}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -228,4 +229,36 @@ func problemBody(t testing.TB, resp *fasthttp.Response) map[string]any {
 func withTimeout(s upstream.Spec, d time.Duration) upstream.Spec {
 	s.Timeout = d
 	return s
+}
+
+// fire sends n GETs at once, the i-th as to(i) says (its URL and API
+// key), and counts the statuses (-1: no answer). check, if not nil, sees
+// every response.
+func fire(t *testing.T, n int, to func(i int) (url, key string), check func(resp *fasthttp.Response)) map[int]int {
+	t.Helper()
+	var mu sync.Mutex
+	codes := map[int]int{}
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, resp := &fasthttp.Request{}, &fasthttp.Response{}
+			url, key := to(i)
+			req.SetRequestURI(url)
+			req.Header.Set("X-API-Key", key)
+			code := -1
+			if err := fasthttp.DoTimeout(req, resp, 10*time.Second); err == nil {
+				code = resp.StatusCode()
+				if check != nil {
+					check(resp)
+				}
+			}
+			mu.Lock()
+			codes[code]++
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return codes
 }

@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -41,29 +40,12 @@ func checkShared(t *testing.T, sets []string, owner func() *redis.Client) {
 	// loaded test machine from turning decisions into degraded ones.
 	sets = append(sets, "ratelimit.key_prefix=exact", "redis.pool_timeout=2s", "redis.read_timeout=2s", "redis.write_timeout=2s", "ratelimit.budget=3s")
 	gws := []*running{startApp(t, loadConfig(t, up, sets...)), startApp(t, loadConfig(t, up, sets...))}
-	var mu sync.Mutex
-	codes := map[int]int{}
-	var wg sync.WaitGroup
-	for i := range 200 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			req, resp := &fasthttp.Request{}, &fasthttp.Response{}
-			req.SetRequestURI("http://" + gws[i%2].proxy + "/shared")
-			req.Header.Set("X-API-Key", "team-key")
-			code := -1
-			if err := fasthttp.DoTimeout(req, resp, 10*time.Second); err == nil {
-				code = resp.StatusCode()
-				if st := string(resp.Header.Peek("X-RateLimit-Status")); st != "ok" {
-					t.Errorf("X-RateLimit-Status %q; want ok (Redis is healthy)", st)
-				}
+	codes := fire(t, 200, func(i int) (string, string) { return "http://" + gws[i%2].proxy + "/shared", "team-key" },
+		func(resp *fasthttp.Response) {
+			if st := string(resp.Header.Peek("X-RateLimit-Status")); st != "ok" {
+				t.Errorf("X-RateLimit-Status %q; want ok (Redis is healthy)", st)
 			}
-			mu.Lock()
-			codes[code]++
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
+		})
 	if codes[200] != 50 || codes[429] != 150 {
 		t.Fatalf("status counts %v; want exactly 50×200 and 150×429", codes)
 	}

@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -36,29 +35,12 @@ func TestTwoGatewaysShareAnUpstreamLimit(t *testing.T) {
 	}
 	gws := []*running{startApp(t, metered()), startApp(t, metered())}
 	keys := []string{"bulk-key", "trying-key"}
-	var mu sync.Mutex
-	codes := map[int]int{}
-	var wg sync.WaitGroup
-	for i := range 60 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			req, resp := &fasthttp.Request{}, &fasthttp.Response{}
-			req.SetRequestURI("http://" + gws[i%2].proxy + "/metered/x")
-			req.Header.Set("X-API-Key", keys[(i/2)%2])
-			code := -1
-			if err := fasthttp.DoTimeout(req, resp, 10*time.Second); err == nil {
-				code = resp.StatusCode()
-				if code == 429 && !strings.Contains(string(resp.Body()), `"violated-policies":["upstream_per_10s"]`) {
-					t.Errorf("429 body %s; want the shared limit named", resp.Body())
-				}
+	codes := fire(t, 60, func(i int) (string, string) { return "http://" + gws[i%2].proxy + "/metered/x", keys[(i/2)%2] },
+		func(resp *fasthttp.Response) {
+			if resp.StatusCode() == 429 && !strings.Contains(string(resp.Body()), `"violated-policies":["upstream_per_10s"]`) {
+				t.Errorf("429 body %s; want the shared limit named", resp.Body())
 			}
-			mu.Lock()
-			codes[code]++
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
+		})
 	if codes[200] != 20 || codes[429] != 40 {
 		t.Fatalf("status counts %v; want exactly 20×200 and 40×429", codes)
 	}
