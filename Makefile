@@ -32,7 +32,7 @@ run: build
 test: test-deps
 	$(GO) test -race -count=1 ./...
 	cd deploy && $(GO) test -count=1 ./... # deploy/kubernetes, rendered and checked offline (a module of its own)
-	$(GO) test -count=1 -run 'DoesNotAllocate' ./internal/app/ # allocation guards count nothing under -race
+	$(GO) test -count=1 -run 'DoesNotAllocate|DoNotAllocate' ./internal/app/ ./internal/gateway/ ./degrade/ # allocation guards count nothing under -race
 	$(MAKE) --no-print-directory fuzz
 	$(MAKE) --no-print-directory test-chaos
 	cd deploy/observability && $(GO) test -count=1 ./... # a module of its own: the Prometheus parsers stay out of the gateway's go.mod

@@ -178,10 +178,13 @@ func (g *Guard) fallback(ctx context.Context, sh *shard, req limiter.Request, wi
 		v.Decision = g.local.decide(ctx, req, false)
 		v.Allowed = v.Decision.Allowed
 	default:
-		// Open, but a concurrency limit still holds: each gateway its
-		// share of it, in its own memory.
-		v.Decision = g.local.decide(ctx, req, true)
-		v.Allowed = v.Decision.Allowed
+		v.Allowed = true
+		if limiter.HasLease(req.Rules) {
+			// Open, but a concurrency limit still holds: each gateway its
+			// share of it, in its own memory.
+			v.Decision = g.local.decide(ctx, req, true)
+			v.Allowed = v.Decision.Allowed
+		}
 	}
 	if v.Allowed && limiter.HasLease(req.Rules) {
 		v.leases = leasesLocal

@@ -14,14 +14,9 @@ import (
 type localLimits struct {
 	store    *limiter.MemoryStore
 	gateways int64
-	scaled   sync.Map // scaledKey → []limiter.Rule
-}
-
-// scaledKey names a rule slice (by the identity of its first rule) and
-// whether only its Lease rules are kept.
-type scaledKey struct {
-	first      *limiter.Rule
-	leasesOnly bool
+	// scaled and leases map a rule slice, by the identity of its first
+	// rule, to its rules scaled down: all of them, or its Lease rules.
+	scaled, leases sync.Map // *limiter.Rule → []limiter.Rule
 }
 
 func newLocalLimits(gateways int) *localLimits {
@@ -35,8 +30,11 @@ func (l *localLimits) decide(ctx context.Context, req limiter.Request, leasesOnl
 	if len(req.Rules) == 0 {
 		return limiter.Decision{Allowed: true}
 	}
-	k := scaledKey{&req.Rules[0], leasesOnly}
-	rules, ok := l.scaled.Load(k)
+	m := &l.scaled
+	if leasesOnly {
+		m = &l.leases
+	}
+	rules, ok := m.Load(&req.Rules[0])
 	if !ok {
 		s := make([]limiter.Rule, 0, len(req.Rules))
 		for _, r := range req.Rules {
@@ -46,7 +44,7 @@ func (l *localLimits) decide(ctx context.Context, req limiter.Request, leasesOnl
 			r.Limit = max(r.Limit/l.gateways, 1)
 			s = append(s, r)
 		}
-		rules, _ = l.scaled.LoadOrStore(k, s)
+		rules, _ = m.LoadOrStore(&req.Rules[0], s)
 	}
 	local := rules.([]limiter.Rule)
 	if len(local) == 0 {
