@@ -244,3 +244,41 @@ func TestClusterMigratingSlotIsFollowed(t *testing.T) {
 		}
 	}
 }
+
+// TestShortSilenceSparesTheQueue: Redis silent (SIGSTOP) a little longer
+// than a budget fails the decision on the wire, but not one that joined
+// the queue behind it a moment ago: that one waits its own budget, and is
+// decided once Redis answers again. Before, every queued decision failed
+// as soon as the lanes were stuck.
+func TestShortSilenceSparesTheQueue(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Server(t)
+	const budget = 400 * time.Millisecond
+	s := newStoreWith(t, srv.Addr(), budget, limiter.Options{})
+	rules := []limiter.Rule{{Name: "r", Limit: 1000, Window: time.Minute}}
+	decideOK(t, s, "warm", rules...)
+	srv.Stall()
+	start := time.Now()
+	decided := func(tenant string) <-chan error {
+		c := make(chan error, 1)
+		go func() {
+			d, err := s.Decide(context.Background(), limiter.Request{Tenant: tenant, Rules: rules})
+			if err == nil && !d.Allowed {
+				err = errors.New("denied")
+			}
+			c <- err
+		}()
+		return c
+	}
+	onWire := decided("a") // on the only lane's wire, unanswered
+	time.Sleep(300 * time.Millisecond)
+	queued := decided("b") // queued behind it
+	time.Sleep(time.Until(start.Add(550 * time.Millisecond)))
+	srv.Resume() // past a's budget, within b's
+	if err := <-onWire; !errors.Is(err, limiter.ErrBudget) {
+		t.Fatalf("the decision on the wire: %v; want ErrBudget (Redis was silent past its budget)", err)
+	}
+	if err := <-queued; err != nil {
+		t.Fatalf("the decision queued 250 ms before Redis answered again: %v; want it decided", err)
+	}
+}

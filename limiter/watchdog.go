@@ -22,8 +22,8 @@ func (p *pipe) watch() {
 	}
 }
 
-// check looks at every lane; when none can carry anything soon, what is
-// queued fails at once rather than wait for a lane.
+// check looks at every lane; when none can carry anything soon, what has
+// waited in the queue for longer than its budget fails rather than wait on.
 func (p *pipe) check(now time.Time) {
 	stuck := 0
 	for _, l := range p.lanes {
@@ -32,7 +32,37 @@ func (p *pipe) check(now time.Time) {
 		}
 	}
 	if stuck == len(p.lanes) && len(p.queue) > 0 {
-		p.failQueued(callError(fmt.Errorf("%w: no connection to the node answers", ErrBudget)))
+		p.failStale(now.UnixNano())
+	}
+}
+
+// failStale fails, as one call, the queued ops that have waited longer
+// than their budget while no lane could carry them; the others go back in
+// line. A Redis silent for a little longer than a budget (a stalled host,
+// say) so costs the batches on the wire, not every decision queued behind
+// them; a stall keeps failing what it holds up, a budget late at most,
+// until the breaker opens.
+func (p *pipe) failStale(now int64) {
+	var err error
+	for n := len(p.queue); n > 0; n-- {
+		var o *op
+		select {
+		case o = <-p.queue:
+		default:
+			return
+		}
+		if time.Duration(now-o.queued) <= o.budget {
+			select {
+			case p.queue <- o:
+				continue
+			default: // the queue filled meanwhile: it fails with the rest
+			}
+		}
+		if err == nil {
+			err = callError(fmt.Errorf("%w: no connection to the node answers", ErrBudget))
+		}
+		o.settle(nil, err)
+		o.release()
 	}
 }
 
