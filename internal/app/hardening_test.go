@@ -2,11 +2,9 @@ package app
 
 import (
 	"bufio"
-	"bytes"
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,31 +13,13 @@ import (
 	"github.com/l1gw/l1gw/internal/testkit"
 )
 
-// syncBuffer is a log sink safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestMalformedRequestsDoNotLogKeys: fasthttp's parse errors quote the
 // request bytes, even told not to (an invalid header value); they hold API
 // keys. The first malformed request is logged, redacted; the rest within
 // the interval are counted, not logged.
 func TestMalformedRequestsDoNotLogKeys(t *testing.T) {
 	up, _ := startUpstream(t)
-	logs := &syncBuffer{}
+	logs := &testkit.SyncBuffer{}
 	gw := startAppLog(t, loadConfig(t, up), slog.New(slog.NewJSONHandler(logs, nil)))
 	for _, payload := range []string{
 		"GET / HTTP/1.1\r\nHost: x\r\nX-API-Key: acme\x01key-SECRET\r\n\r\n", // a control byte in the key: quoted by fasthttp

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,31 +10,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/l1gw/l1gw/internal/testkit"
 	"github.com/l1gw/l1gw/loadtest/internal/harness"
 )
-
-// syncBuffer is a bytes.Buffer safe for the stack's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestStack runs the stack as `make stack` does, on free ports: both
 // gateways answer 200 for the demo key and 401 for no key, the sentinels
@@ -51,7 +32,7 @@ func TestStack(t *testing.T) {
 		proxies: [2]string{"127.0.0.1:0", "127.0.0.1:0"}, admins: [2]string{"127.0.0.1:0", "127.0.0.1:0"}}
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
-	var out syncBuffer
+	var out testkit.SyncBuffer
 	errc := make(chan error, 1)
 	go func() { errc <- run(runCtx, o, &out) }()
 	st := waitState(t, filepath.Join(o.dir, "state.json"), errc, &out)
@@ -101,7 +82,7 @@ func TestStack(t *testing.T) {
 }
 
 // waitState waits for the state file and decodes it.
-func waitState(t *testing.T, path string, errc <-chan error, out *syncBuffer) *State {
+func waitState(t *testing.T, path string, errc <-chan error, out *testkit.SyncBuffer) *State {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {

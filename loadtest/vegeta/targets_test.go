@@ -17,7 +17,8 @@ import (
 	"testing"
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
-	"go.yaml.in/yaml/v3"
+
+	"github.com/l1gw/l1gw/loadtest/internal/harness"
 )
 
 var update = flag.Bool("update", false, "rewrite the targets files")
@@ -141,23 +142,13 @@ func parse(t *testing.T, name string, b []byte) []vegeta.Target {
 // stackKeys is every key of deploy/compose/l1gw.yaml.
 func stackKeys(t *testing.T) map[string]bool {
 	t.Helper()
-	b, err := os.ReadFile("../../deploy/compose/l1gw.yaml")
+	tenants, err := harness.ComposeTenants("../../deploy/compose/l1gw.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var cfg struct {
-		Tenants []struct {
-			Keys []string `yaml:"keys"`
-		} `yaml:"tenant_list"`
-	}
-	if err := yaml.Unmarshal(b, &cfg); err != nil {
-		t.Fatal(err)
-	}
 	keys := map[string]bool{}
-	for _, tn := range cfg.Tenants {
-		for _, k := range tn.Keys {
-			keys[k] = true
-		}
+	for k := range tenants {
+		keys[k] = true
 	}
 	return keys
 }
