@@ -68,6 +68,17 @@ func (r Rule) Lookback() time.Duration {
 	return r.Window
 }
 
+// peekable reports whether replica consistency can decide rules on the
+// replica, with this gateway's pending admissions: every rule a sliding
+// log of the tenant's own. Counters have no pending log to add to a
+// replica's count; a concurrency limit is exact or nothing (a replica
+// shows a lease given back a moment ago as held); a shared limit's pending
+// admissions would be other tenants'. Such requests are decided on the
+// primary.
+func peekable(rules []Rule) bool {
+	return logOnly(rules) && !HasLease(rules) && !hasScope(rules)
+}
+
 // logOnly reports whether every rule is a sliding log.
 func logOnly(rules []Rule) bool {
 	for _, r := range rules {

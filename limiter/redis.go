@@ -146,13 +146,11 @@ func (s *RedisStore) Decide(ctx context.Context, req Request) (Decision, error) 
 	var d Decision
 	var err error
 	cacheable := true
-	if s.replica != nil && !HasLease(req.Rules) && !hasScope(req.Rules) {
+	if s.replica != nil {
 		d, cacheable, err = s.replica.decide(ctx, req, start)
 	} else {
-		// A concurrency limit is exact or nothing, and so is a shared
-		// limit (this gateway's pending admissions are kept per tenant):
-		// on the primary, in either consistency. A lease is given back at
-		// once, so a denial of one is never remembered.
+		// A lease is given back at once, so a denial of one is never
+		// remembered.
 		d, err = s.decideOnPrimary(req, start)
 		cacheable = !leaseDenied(req.Rules, &d)
 	}

@@ -87,10 +87,9 @@ type snapshot struct {
 }
 
 func (r *replicaDecider) decide(_ context.Context, req Request, now time.Time) (Decision, bool, error) {
-	if !logOnly(req.Rules) {
-		// Counters have no pending log to add to a replica's count.
+	if !peekable(req.Rules) {
 		d, err := r.s.decideOnPrimary(req, now)
-		return r.unshared(d), true, err
+		return r.unshared(d), !leaseDenied(req.Rules, &d), err
 	}
 	sh := r.shard(req.Tenant)
 	snap := r.snapshot(sh, req, now)
