@@ -29,8 +29,13 @@ func (a *admission) lease() *lease {
 // when the upstream's body stream is closed.
 func (g *Gateway) releaseAfter(ctx *fasthttp.RequestCtx, l *lease) {
 	if s, ok := ctx.Response.BodyStream().(upstream.Streamed); ok {
-		s.AfterClose(func() { g.limiter.Release(l.req, &l.v) })
+		s.AfterClose(g.releaser(l))
 		return
 	}
 	g.limiter.Release(l.req, &l.v)
+}
+
+// releaser is a func that gives back l's leases, for later.
+func (g *Gateway) releaser(l *lease) func() {
+	return func() { g.limiter.Release(l.req, &l.v) }
 }

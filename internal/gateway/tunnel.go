@@ -80,8 +80,7 @@ func (g *Gateway) tunnel(ctx *fasthttp.RequestCtx, pool *upstream.Pool, a *admis
 	// until the handler returns.
 	release := func() {}
 	if a.v.HoldsLeases() {
-		l := a.lease()
-		release = func() { g.limiter.Release(l.req, &l.v) }
+		release = g.releaser(a.lease())
 	}
 	handedOver := false
 	defer func() {
