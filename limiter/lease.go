@@ -26,11 +26,12 @@ const releaseBatch = 256
 const releaseTimeout = time.Second
 
 // release is one lease to give back: the Seq of the decision that took it
-// in tenant's Lease rule.
+// in the Lease rule of that name counted under tag (the tenant, or the
+// rule's scope: ruleTag).
 type release struct {
-	tenant string
-	rule   string
-	seq    uint64
+	tag  string
+	rule string
+	seq  uint64
 }
 
 var (
@@ -56,7 +57,7 @@ func HasLease(rules []Rule) bool {
 // primary in a pipeline with others (Run writes them).
 func (s *RedisStore) Release(tenant string, r Rule, seq uint64) {
 	select {
-	case s.releases <- release{tenant: tenant, rule: r.Name, seq: seq}:
+	case s.releases <- release{tag: ruleTag(tenant, r), rule: r.Name, seq: seq}:
 	default:
 		leasesDropped.Inc()
 	}
@@ -75,7 +76,7 @@ func (s *RedisStore) writeReleases(batch []release) {
 	p := s.clients.Primary.Pipeline()
 	cmds := make([]*redis.IntCmd, len(batch))
 	for i, rel := range batch {
-		cmds[i] = p.ZRem(ctx, LeaseKey(s.prefix, rel.tenant, rel.rule), s.memberOf(rel.seq)+":1")
+		cmds[i] = p.ZRem(ctx, LeaseKey(s.prefix, rel.tag, rel.rule), s.memberOf(rel.seq)+":1")
 	}
 	p.Exec(ctx) //nolint:errcheck // each command's error is read below
 	for _, c := range cmds {

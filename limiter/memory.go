@@ -282,10 +282,18 @@ func (l *slidingLog) reset(now int64, window time.Duration) time.Duration {
 // Release gives back the lease of decision seq in tenant's Lease rule r,
 // if it is still held (not expired).
 func (s *MemoryStore) Release(tenant string, r Rule, seq uint64) {
-	sh := &s.shards[tenantHash(tenant)%memoryShards]
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	if t := sh.tenants[tenant]; t != nil {
+	var t *memTenant
+	if r.Scope != "" {
+		s.sharedMu.Lock()
+		defer s.sharedMu.Unlock()
+		t = s.shared[r.Scope]
+	} else {
+		sh := &s.shards[tenantHash(tenant)%memoryShards]
+		sh.mu.Lock()
+		defer sh.mu.Unlock()
+		t = sh.tenants[tenant]
+	}
+	if t != nil {
 		if lg := t.rules[memKeyOf(r)]; lg != nil {
 			lg.drop(seq)
 		}

@@ -36,3 +36,30 @@ func sharedCountsAcrossTenants(t *testing.T, e Env, tenant string) {
 		t.Fatalf("b's own rule of the shared rule's name: %+v; want admitted (a count of its own)", d.States())
 	}
 }
+
+// sharedLeaseCapsEveryTenant: a shared concurrency limit (a Lease rule
+// with a Scope) counts every tenant's requests in flight together, and a
+// lease given back by one tenant's request frees a place for another's.
+func sharedLeaseCapsEveryTenant(t *testing.T, e Env, tenant string) {
+	if e.NoShared {
+		t.Skip("this store does not decide shared limits")
+	}
+	lease := limiter.Rule{Name: "route_concurrency", Limit: 2, Window: time.Minute, Lease: true, Scope: "route:" + tenant}
+	a, b := tenant+"-a", tenant+"-b"
+	first := decide(t, e.Store, a, lease)
+	if !first.Allowed {
+		t.Fatalf("a's first: %+v; want admitted", first.States())
+	}
+	if d := decide(t, e.Store, b, lease); !d.Allowed || d.Rules[0].Remaining != 0 {
+		t.Fatalf("b's first: %+v; want admitted, none left", d.States())
+	}
+	if d := decide(t, e.Store, b, lease); d.Allowed || d.Rules[0].RetryAfter != limiter.RetryLease {
+		t.Fatalf("b's second, a's and b's in flight: %+v; want denied, retry %v", d.States(), limiter.RetryLease)
+	}
+	own := limiter.Rule{Name: "route_concurrency", Limit: 2, Window: time.Minute, Lease: true}
+	if d := decide(t, e.Store, b, own); !d.Allowed {
+		t.Fatalf("b's own lease rule of the shared rule's name: %+v; want admitted (a set of its own)", d.States())
+	}
+	releaser(t, e).Release(a, lease, first.Seq)
+	admitWhenFree(t, e, b, lease)
+}

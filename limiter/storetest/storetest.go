@@ -66,6 +66,7 @@ func Run(t *testing.T, newEnv func(t *testing.T) Env) {
 		{"LeaseExpires", leaseExpires},
 		{"LeaseAllOrNothing", leaseAllOrNothing},
 		{"SharedCountsAcrossTenants", sharedCountsAcrossTenants},
+		{"SharedLeaseCapsEveryTenant", sharedLeaseCapsEveryTenant},
 	}
 	cases = append(cases, algorithmCases...)
 	for _, tc := range cases {
