@@ -22,10 +22,10 @@ import (
 )
 
 // MaxRules is the most rules one request may be decided against: a
-// tenant's (at most MaxTenantRules) and its upstream's shared limits (at
-// most MaxSharedRules). Config validation enforces it, so a Decision
-// needs no allocation.
-const MaxRules = MaxTenantRules + MaxSharedRules
+// tenant's (at most MaxTenantRules), its route's shared limits (at most
+// MaxRouteRules) and its upstream's (at most MaxSharedRules). Config
+// validation enforces it, so a Decision needs no allocation.
+const MaxRules = MaxTenantRules + MaxRouteRules + MaxSharedRules
 
 // MaxTenantRules is the most rules of a tenant's own that apply to a
 // request: its plan's, its own, its route's and its concurrency limit.
@@ -33,6 +33,10 @@ const MaxTenantRules = 16
 
 // MaxSharedRules is the most shared limits an upstream may have.
 const MaxSharedRules = 4
+
+// MaxRouteRules is the most shared limits a route may have, its
+// concurrency limit included.
+const MaxRouteRules = 4
 
 // ErrTooManyRules is returned by a Store asked to decide more than MaxRules rules.
 var ErrTooManyRules = errors.New("limiter: too many rules")

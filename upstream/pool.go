@@ -28,10 +28,8 @@ type Pool struct {
 	// ejections is l1gw_upstream_ejections_total{upstream}.
 	ejections *metrics.Counter
 	log       *slog.Logger
-	// shared are the upstream's shared limits, scoped; cache is
-	// WithShared's.
+	// shared are the upstream's shared limits, scoped.
 	shared []limiter.Rule
-	cache  withShared
 }
 
 type target struct {
@@ -54,7 +52,7 @@ func (t *target) ejected(now int64) bool { return now < t.until.Load() }
 type errorCounters map[ErrorKind]*metrics.Counter
 
 func newPool(name string, spec Spec, log *slog.Logger) (*Pool, error) {
-	p := &Pool{Name: name, spec: spec, log: log, errs: errorCounters{}, shared: sharedRules(name, spec.Limits),
+	p := &Pool{Name: name, spec: spec, log: log, errs: errorCounters{}, shared: scoped(SharedScope(name), spec.Limits, 0, 0),
 		ejections: metrics.GetOrCreateCounter(fmt.Sprintf(`l1gw_upstream_ejections_total{upstream=%q}`, name))}
 	metrics.GetOrCreateGauge(fmt.Sprintf(`l1gw_upstream_ejected_targets{upstream=%q}`, name), func() float64 {
 		if cur, ok := live.Load(name); ok {

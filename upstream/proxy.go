@@ -25,18 +25,11 @@ type Proxy struct {
 // table is one generation of pools and routes.
 type table struct {
 	pools  map[string]*Pool
-	routes []route // most specific first
+	routes []*Route // most specific first
 	// retired are the previous table's pools this one dropped: a request
 	// that resolved its tenant under the old config still finds its pool
 	// by name until the next reload.
 	retired map[string]*Pool
-}
-
-type route struct {
-	host    []byte
-	prefix  []byte
-	anyCase bool // the prefix matches in any case
-	pool    *Pool
 }
 
 // New builds the pools and routes. It does no I/O; call Run for health
@@ -79,7 +72,8 @@ func newTable(specs map[string]Spec, routes []RouteSpec, prev *table, log *slog.
 		t.pools[name] = pool
 	}
 	for _, r := range routes {
-		t.routes = append(t.routes, route{host: []byte(r.Host), prefix: []byte(r.PathPrefix), anyCase: r.CaseInsensitive, pool: t.pools[r.Upstream]})
+		t.routes = append(t.routes, &Route{Name: r.Name, Pool: t.pools[r.Upstream], host: []byte(r.Host), prefix: []byte(r.PathPrefix),
+			anyCase: r.CaseInsensitive, shared: scoped(RouteScope(r.Name), r.Limits, r.Concurrency, r.LeaseTTL)})
 	}
 	// A route with a host beats one without; then the longest prefix wins.
 	sort.SliceStable(t.routes, func(i, j int) bool {
@@ -153,14 +147,21 @@ func (p *Proxy) Reload(specs map[string]Spec, routes []RouteSpec) error {
 // Route returns the pool for a request's host (port ignored) and path, or
 // nil when no route matches.
 func (p *Proxy) Route(host, path []byte) *Pool {
+	if r := p.Match(host, path); r != nil {
+		return r.Pool
+	}
+	return nil
+}
+
+// Match returns the route of a request's host (port ignored) and path, or
+// nil when none matches.
+func (p *Proxy) Match(host, path []byte) *Route {
 	if i := bytes.LastIndexByte(host, ':'); i >= 0 && bytes.IndexByte(host[i:], ']') < 0 {
 		host = host[:i]
 	}
-	t := p.cur.Load()
-	for i := range t.routes {
-		r := &t.routes[i]
+	for _, r := range p.cur.Load().routes {
 		if (len(r.host) == 0 || bytes.EqualFold(r.host, host)) && hasPathPrefix(path, r.prefix, r.anyCase) {
-			return r.pool
+			return r
 		}
 	}
 	return nil

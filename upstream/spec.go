@@ -113,6 +113,20 @@ type RouteSpec struct {
 	CaseInsensitive bool `koanf:"case_insensitive" json:"case_insensitive"`
 	// Upstream names the upstream. Required.
 	Upstream string `koanf:"upstream" json:"upstream"`
+	// Name names the route's shared limits (their scope, RouteScope).
+	// Required with Limits or Concurrency; unique among routes.
+	Name string `koanf:"name" json:"name,omitempty"`
+	// Limits are shared limits: counted over every tenant's requests on
+	// this route together, decided with each request's own rules.
+	// Default none.
+	Limits []limiter.Rule `koanf:"limits" json:"limits,omitempty"`
+	// Concurrency caps the requests in flight on this route, every
+	// tenant's together, across every gateway; 0 is no cap. With Limits,
+	// at most limiter.MaxRouteRules. Default 0.
+	Concurrency int64 `koanf:"concurrency" json:"concurrency,omitempty"`
+	// LeaseTTL is the window of the Concurrency lease: config sets it to
+	// tenants.lease_ttl. 0 means a minute.
+	LeaseTTL time.Duration `koanf:"-" json:"-"`
 }
 
 // Validate checks specs and routes, reporting every problem as a

@@ -197,11 +197,12 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, a *admission) bool {
 	}
 	// The URI's host: the Host header, or the host of an absolute-form
 	// request line, which is where fasthttp forwards to.
-	a.pool = g.proxy.Route(ctx.URI().Host(), ctx.Path())
-	if a.pool == nil {
+	rt := g.proxy.Match(ctx.URI().Host(), ctx.Path())
+	if rt == nil {
 		g.reject(ctx, problemNoRoute)
 		return false
 	}
+	a.pool = rt.Pool
 	if len(h.PeekAll(g.keyHeader)) > 1 || len(h.PeekAll(fasthttp.HeaderAuthorization)) > 1 {
 		g.reject(ctx, problemAmbiguousKey)
 		return false
@@ -238,7 +239,7 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, a *admission) bool {
 		t.Stats.Response(ctx.Response.StatusCode())
 		return false
 	}
-	a.rules, a.limitKey = a.pool.WithShared(t.Rules(h.Method(), ctx.Path()), snap), g.limitKey(ctx, t)
+	a.rules, a.limitKey = rt.Rules(t.Rules(h.Method(), ctx.Path()), a.pool, snap), g.limitKey(ctx, t)
 	a.v = g.limiter.Decide(context.Background(), limiter.Request{Tenant: a.limitKey, Rules: a.rules})
 	countDecision(t.Stats, &a.v)
 	switch {
