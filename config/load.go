@@ -70,6 +70,9 @@ func Load(in Input) (*Config, error) {
 	if err := decode(merged, &c); err != nil {
 		errs = append(errs, attribute(err, layers)...)
 	}
+	for i := range c.Routes {
+		c.Routes[i].LeaseTTL = c.Tenants.LeaseTTL // one lease life for plans and routes
+	}
 	// Validate even what decoded only in part, so one run lists every
 	// problem; a key that failed to decode is not reported twice.
 	for _, e := range append(attribute(errors.Join(c.validate()...), layers), unused(&c, layers)...) {

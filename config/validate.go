@@ -294,21 +294,54 @@ func (c *checker) credentialFile(key, inline, file string) {
 	}
 }
 
-// validateShared checks the upstreams' shared limits.
+// validateShared checks the upstreams' and routes' shared limits.
 func (cfg *Config) validateShared(c *checker) {
 	for name, u := range cfg.Upstreams {
-		if len(u.Limits) == 0 {
+		if len(u.Limits) > 0 {
+			cfg.sharedRules(c, "upstreams."+name+".limits", u.Limits, limiter.MaxSharedRules)
+		}
+	}
+	named := map[string]int{}
+	for i, r := range cfg.Routes {
+		path := fmt.Sprintf("routes[%d]", i)
+		if r.Name != "" {
+			if !configkey.ValidName(r.Name) {
+				c.fail(path+".name", "%s", configkey.BadName(r.Name))
+			} else if j, dup := named[r.Name]; dup {
+				c.fail(path+".name", "%q names routes[%d] too; a route's shared limits count under its name, so names are unique", r.Name, j)
+			}
+			named[r.Name] = i
+		}
+		if len(r.Limits) == 0 && r.Concurrency == 0 {
 			continue
 		}
-		path := "upstreams." + name + ".limits"
-		if len(u.Limits) > limiter.MaxSharedRules {
-			c.fail(path, "%d shared limits; at most %d", len(u.Limits), limiter.MaxSharedRules)
+		if r.Name == "" {
+			c.fail(path+".name", "required with limits or concurrency: the shared limits count under it")
 		}
-		if cfg.Redis.Mode == limiter.ModeCluster {
-			c.fail(path, "shared limits are not decided on Redis Cluster: their key is in a slot of its own, and one script call reaches one slot")
+		if r.Concurrency < 0 || r.Concurrency > tenants.MaxConcurrency {
+			c.fail(path+".concurrency", "got %d; want 0 (no cap) to %d", r.Concurrency, tenants.MaxConcurrency)
 		}
-		if err := tenants.CheckRules(path, u.Limits); err != nil {
-			c.errs = append(c.errs, err)
+		room, at := limiter.MaxRouteRules, path+".limits"
+		if r.Concurrency > 0 {
+			room-- // the concurrency limit is one of the route's rules
 		}
+		if len(r.Limits) == 0 {
+			at = path + ".concurrency"
+		}
+		cfg.sharedRules(c, at, r.Limits, room)
+	}
+}
+
+// sharedRules checks the shared limits at path: at most max, valid rules,
+// and a store that decides them.
+func (cfg *Config) sharedRules(c *checker, path string, rules []limiter.Rule, max int) {
+	if len(rules) > max {
+		c.fail(path, "%d shared limits; at most %d (a route's concurrency limit counts as one)", len(rules), max)
+	}
+	if cfg.Redis.Mode == limiter.ModeCluster {
+		c.fail(path, "shared limits are not decided on Redis Cluster: their key is in a slot of its own, and one script call reaches one slot")
+	}
+	if err := tenants.CheckRules(path, rules); err != nil {
+		c.errs = append(c.errs, err)
 	}
 }

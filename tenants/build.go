@@ -325,8 +325,8 @@ func HashKey(key string) string {
 // plan checks a plan's rules and concurrency; path is plans.<name>.
 func (b *builder) plan(path string, p Plan) {
 	b.rules(path+".limits", p.Limits)
-	if p.Concurrency < 0 || p.Concurrency > maxConcurrency {
-		b.fail(path+".concurrency", "got %d; want 0 (no cap) to %d", p.Concurrency, maxConcurrency)
+	if p.Concurrency < 0 || p.Concurrency > MaxConcurrency {
+		b.fail(path+".concurrency", "got %d; want 0 (no cap) to %d", p.Concurrency, MaxConcurrency)
 	}
 	if p.Concurrency > 0 && len(p.Limits) >= limiter.MaxTenantRules {
 		b.fail(path+".concurrency", "the plan has %d rules already; with its concurrency limit at most %d", len(p.Limits), limiter.MaxTenantRules)

@@ -86,9 +86,9 @@ type Plan struct {
 // rules: in a 429's violated-policies, in the lease key.
 const ConcurrencyRule = "concurrency"
 
-// maxConcurrency bounds Plan.Concurrency: a lease set of more members is
+// MaxConcurrency bounds Plan.Concurrency and a route's: a lease set of more members is
 // a rate limit's job.
-const maxConcurrency = 100_000
+const MaxConcurrency = 100_000
 
 // RouteSpec adds limits for the requests of a tenant that match it.
 type RouteSpec struct {
