@@ -1,0 +1,114 @@
+package app
+
+import (
+	"context"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/l1gw/l1gw/config"
+	"github.com/l1gw/l1gw/internal/redistest"
+	"github.com/l1gw/l1gw/internal/testkit"
+	"github.com/l1gw/l1gw/limiter"
+	"github.com/l1gw/l1gw/upstream"
+)
+
+// withRoute is cfg with a route named name for /<name>, first, to the
+// main upstream, with limits and concurrency.
+func withRoute(cfg *config.Config, name string, limits []limiter.Rule, concurrency int64) *config.Config {
+	r := upstream.RouteSpec{Name: name, PathPrefix: "/" + name, Upstream: "main", Limits: limits, Concurrency: concurrency, LeaseTTL: cfg.Tenants.LeaseTTL}
+	cfg.Routes = append([]upstream.RouteSpec{r}, cfg.Routes...)
+	return cfg
+}
+
+// TestTwoGatewaysShareARouteLimit: a route limited to 20 per 10s for
+// every tenant together, two gateways on one Sentinel topology, two
+// tenants whose own plans would admit everything, 60 concurrent requests
+// over both: exactly 20 reach the upstream, the other 40 are 429s naming
+// the route's limit, and its sorted set holds exactly 20 members. The
+// same upstream by another route is not limited by it.
+func TestTwoGatewaysShareARouteLimit(t *testing.T) {
+	t.Parallel()
+	topo := redistest.Topology(t, redistest.Options{Replicas: 1, Sentinels: 3})
+	up, seen := startUpstream(t)
+	sets := []string{"redis.mode=sentinel", "redis.addrs=" + strings.Join(topo.SentinelAddrs(), ","), "ratelimit.key_prefix=route",
+		"redis.pool_timeout=2s", "redis.read_timeout=2s", "redis.write_timeout=2s", "ratelimit.budget=3s"}
+	limits := []limiter.Rule{{Name: "search_per_10s", Limit: 20, Window: 10 * time.Second}}
+	gws := []*running{startApp(t, withRoute(loadConfig(t, up, sets...), "search", limits, 0)),
+		startApp(t, withRoute(loadConfig(t, up, sets...), "search", limits, 0))}
+	keys := []string{"bulk-key", "trying-key"}
+	codes := fire(t, 60, func(i int) (string, string) { return "http://" + gws[i%2].proxy + "/search/x", keys[(i/2)%2] },
+		func(resp *fasthttp.Response) {
+			if resp.StatusCode() == 429 && !strings.Contains(string(resp.Body()), `"violated-policies":["search_per_10s"]`) {
+				t.Errorf("429 body %s; want the route's limit named", resp.Body())
+			}
+		})
+	if codes[200] != 20 || codes[429] != 40 {
+		t.Fatalf("status counts %v; want exactly 20×200 and 40×429", codes)
+	}
+	if n := seen.Count(); n != 20 {
+		t.Fatalf("the upstream saw %d requests; want 20", n)
+	}
+	key := limiter.Key("route", upstream.RouteScope("search"), "search_per_10s")
+	if n := topo.Primary().Client(t).ZCard(context.Background(), key).Val(); n != 20 {
+		t.Fatalf("%s holds %d members; want 20", key, n)
+	}
+	req, resp := &fasthttp.Request{}, &fasthttp.Response{}
+	req.SetRequestURI("http://" + gws[0].proxy + "/elsewhere")
+	req.Header.Set("X-API-Key", "bulk-key")
+	if err := fasthttp.DoTimeout(req, resp, 10*time.Second); err != nil || resp.StatusCode() != 200 {
+		t.Fatalf("a request by another route to the same upstream: %v, %d; want 200", err, resp.StatusCode())
+	}
+}
+
+// TestTwoGatewaysShareARouteConcurrencyLimit: a route with concurrency 4,
+// two gateways on one Redis, two tenants, 40 concurrent slow requests
+// over both. The upstream never has more than 4 of the route's requests
+// at once, every other request is a 429 with Retry-After: 1 naming the
+// route's concurrency limit, and afterwards no lease is left.
+func TestTwoGatewaysShareARouteConcurrencyLimit(t *testing.T) {
+	t.Parallel()
+	var inFlight, most atomic.Int64
+	up := testkit.StartUpstream(t, func(ctx *fasthttp.RequestCtx) {
+		n := inFlight.Add(1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		time.Sleep(100 * time.Millisecond)
+		inFlight.Add(-1)
+		ctx.SetBodyString("ok")
+	})
+	srv := redistest.Server(t)
+	sets := []string{"redis.mode=standalone", "redis.addrs=" + srv.Addr(), "ratelimit.key_prefix=rconc",
+		"ratelimit.budget=3s", "redis.read_timeout=2s"}
+	gws := []*running{startApp(t, withRoute(loadConfig(t, up.URL, sets...), "export", nil, 4)),
+		startApp(t, withRoute(loadConfig(t, up.URL, sets...), "export", nil, 4))}
+	keys := []string{"bulk-key", "trying-key"}
+	codes := fire(t, 40, func(i int) (string, string) { return "http://" + gws[i%2].proxy + "/export", keys[(i/2)%2] },
+		func(resp *fasthttp.Response) {
+			if resp.StatusCode() != 429 {
+				return
+			}
+			ra, body := string(resp.Header.Peek("Retry-After")), string(resp.Body())
+			if ra != "1" || !strings.Contains(body, `"violated-policies":["`+upstream.RouteConcurrencyRule+`"]`) {
+				t.Errorf("429 with Retry-After %q, body %s; want 1 and the route's concurrency limit named", ra, body)
+			}
+		})
+	if m := most.Load(); m > 4 || m < 1 {
+		t.Fatalf("the upstream had up to %d of the route's requests at once; want 1 to 4", m)
+	}
+	if codes[200] < 4 || codes[200]+codes[429] != 40 {
+		t.Fatalf("status counts %v; want at least 4×200, the rest 429", codes)
+	}
+	key := limiter.LeaseKey("rconc", upstream.RouteScope("export"), upstream.RouteConcurrencyRule)
+	c := srv.Client(t)
+	deadline := time.Now().Add(5 * time.Second)
+	for n := c.ZCard(context.Background(), key).Val(); n != 0; n = c.ZCard(context.Background(), key).Val() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s holds %d leases 5s after every response ended; want 0", key, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
