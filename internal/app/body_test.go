@@ -282,3 +282,37 @@ func TestClientBreakingOffItsBodyIsNotTheTargets(t *testing.T) {
 		}
 	}
 }
+
+// TestExpectWithoutBodyGivesItsLeaseBack: a client that takes "100
+// Continue" under a concurrency limit and then hangs up without sending
+// its body gives its lease back with the connection. The crowd plan
+// allows 5 in flight with a lease TTL of a minute: after 5 such clients,
+// a sixth request is admitted at once.
+func TestExpectWithoutBodyGivesItsLeaseBack(t *testing.T) {
+	up := testkit.StartRawUpstream(t)
+	gw := startApp(t, loadConfig(t, up.URL))
+	for i := range 5 {
+		c := dial(t, gw.proxy)
+		c.send("POST /crowd HTTP/1.1\r\nHost: gw\r\nX-API-Key: crowd-key\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+		if line := c.statusLine(); line != "HTTP/1.1 100 Continue" {
+			t.Fatalf("client %d: first line %q; want 100 Continue", i+1, line)
+		}
+		c.c.Close()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		req, resp := &fasthttp.Request{}, &fasthttp.Response{}
+		req.SetRequestURI("http://" + gw.proxy + "/crowd")
+		req.Header.Set("X-API-Key", "crowd-key")
+		if err := fasthttp.DoTimeout(req, resp, 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode() == 200 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a request after 5 abandoned Expect requests: %d (%s); want 200, their leases given back", resp.StatusCode(), resp.Body())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

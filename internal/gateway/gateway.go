@@ -122,6 +122,22 @@ type admission struct {
 	// into idBuf, so that an admission on the stack stays there.
 	idLen int
 	idBuf [128]byte
+	// gw is the gateway of an admission Expect hands to Serve, for Close.
+	gw *Gateway
+}
+
+// Close gives back the leases of an admission Expect made for a request
+// that never reached Serve (the client sent no body after "100
+// Continue", so fasthttp gave up reading it): fasthttp closes the user
+// values a request still holds when it resets it. Serve takes its
+// admission out first, so Close runs only for the ones left behind.
+func (a *admission) Close() error {
+	if a.v.HoldsLeases() {
+		a.gw.limiter.Release(limiter.Request{Tenant: a.limitKey, Rules: a.rules}, &a.v)
+	}
+	*a = admission{}
+	admissions.Put(a)
+	return nil
 }
 
 // reqID is the request ID: a copy, as stripping and setting headers may
@@ -145,6 +161,7 @@ func (g *Gateway) Expect(ctx *fasthttp.RequestCtx) int {
 		admissions.Put(a)
 		return ctx.Response.StatusCode()
 	}
+	a.gw = g
 	ctx.SetUserValue(admittedKey, a)
 	return fasthttp.StatusContinue
 }
