@@ -140,16 +140,17 @@ func (g *Gateway) tunnel(ctx *fasthttp.RequestCtx, pool *upstream.Pool, a *admis
 	time.AfterFunc(hijackWait, func() {
 		if state.CompareAndSwap(0, 2) {
 			up.Close()
+			release() // the hijack handler will not run
 		}
 	})
 	limits := g.tunnelLimits
 	ctx.HijackSetNoResponse(true)
 	handedOver = true
 	ctx.Hijack(func(client net.Conn) {
-		defer release()
 		if !state.CompareAndSwap(0, 1) {
-			return
+			return // given up: released already
 		}
+		defer release()
 		if _, err := client.Write(ctx.Response.Header.Header()); err != nil {
 			up.Close()
 			return
