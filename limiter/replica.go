@@ -51,9 +51,12 @@ type pendingLog struct {
 }
 
 type pendingEntry struct {
-	member string // the first unit's member, as the script looks it up
-	cost   int64
-	at     time.Time
+	// member is the first unit's member, as the script looks it up, and
+	// costArg the cost: both boxed once, when admitted, for every
+	// snapshot that sends them.
+	member, costArg any
+	cost            int64
+	at              time.Time
 }
 
 // pendingShards spreads the pending logs over locks.
@@ -151,10 +154,17 @@ func (r *replicaDecider) shard(tenant string) *pendingShard {
 // snapshot copies the pending logs of req's rules into the script's
 // arguments, dropping entries older than their window.
 func (r *replicaDecider) snapshot(sh *pendingShard, req Request, now time.Time) snapshot {
-	s := snapshot{keys: r.s.keys(req.Tenant, req.Rules, now), args: make([]any, 0, 5*len(req.Rules))}
+	s := snapshot{keys: r.s.keys(req.Tenant, req.Rules, now)}
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	sh.maybeSweep(now)
+	n := 5 * len(req.Rules)
+	for i := range req.Rules {
+		if lg := sh.logs[s.keys[i]]; lg != nil {
+			n += 2 * len(lg.entries)
+		}
+	}
+	s.args = make([]any, 0, n)
 	for i, rule := range req.Rules {
 		lg := sh.logs[s.keys[i]]
 		if lg != nil {
@@ -172,7 +182,7 @@ func (r *replicaDecider) snapshot(sh *pendingShard, req Request, now time.Time) 
 		s.logs[i], s.appended[i], s.dropped[i] = lg, lg.appended, lg.dropped
 		s.args = append(s.args, rule.Window.Microseconds(), rule.Limit, rule.CostOrOne(), modeArg(rule), len(lg.entries))
 		for _, e := range lg.entries {
-			s.args = append(s.args, e.member, e.cost)
+			s.args = append(s.args, e.member, e.costArg)
 		}
 	}
 	return s
@@ -244,7 +254,7 @@ func (r *replicaDecider) admit(sh *pendingShard, req Request, snap *snapshot, d 
 			logs[i] = &pendingLog{window: rule.Window}
 			sh.logs[snap.keys[i]] = logs[i]
 		}
-		logs[i].append(pendingEntry{member: member + ":1", cost: rule.CostOrOne(), at: now})
+		logs[i].append(pendingEntry{member: member + ":1", costArg: rule.CostOrOne(), cost: rule.CostOrOne(), at: now})
 		st.Remaining = max(st.Remaining-rule.CostOrOne(), 0)
 		if st.Reset == 0 {
 			st.Reset = rule.Window // this request is the only one counted
