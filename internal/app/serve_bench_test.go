@@ -93,9 +93,21 @@ func BenchmarkServeRedis(b *testing.B) {
 // BenchmarkServeRedisParallel is BenchmarkServeRedis/admitted with 64
 // requests in flight: the decisions share batches.
 func BenchmarkServeRedisParallel(b *testing.B) {
+	serveParallel(b, "ratelimit.consistency=exact")
+}
+
+// BenchmarkServeReplicaParallel is BenchmarkServeRedisParallel under
+// replica consistency (the replica is the primary): each decision sends
+// this gateway's pending admissions, so its cost grows with them.
+func BenchmarkServeReplicaParallel(b *testing.B) {
+	serveParallel(b, "ratelimit.consistency=replica")
+}
+
+// serveParallel serves admitted requests, 64 in flight, on a local
+// redis-server with the given settings.
+func serveParallel(b *testing.B, sets ...string) {
 	srv := redistest.Server(b)
-	sets := redisSets(srv.Addr(), "ratelimit.budget=1s")
-	app, err := Build(loadConfig(b, testkit.Serve(b, nil), sets...), quiet)
+	app, err := Build(loadConfig(b, testkit.Serve(b, nil), redisSets(srv.Addr(), append(sets, "ratelimit.budget=1s")...)...), quiet)
 	if err != nil {
 		b.Fatal(err)
 	}
