@@ -107,7 +107,7 @@ loadtest: build
 	$(GO) run ./loadtest -bin $(BIN) $(LOADTEST_ARGS)
 
 BENCH_COMPARE_ARGS ?=
-## bench-compare: build, then measure upstream, bare and naive forwarders and bin/l1gw (memory, exact, replica) side by side on pinned CPUs (BENCH_COMPARE_ARGS="-runs 1 -duration 3s"); report in loadtest/out/bench-compare.md
+## bench-compare: build, then measure upstream, bare and naive forwarders and bin/l1gw (memory, exact, replica, window, quota) side by side on pinned CPUs (BENCH_COMPARE_ARGS="-runs 1 -duration 3s"); report in loadtest/out/bench-compare.md
 bench-compare: build redis-deps
 	$(GO) run ./loadtest/benchcompare -bin $(BIN) $(BENCH_COMPARE_ARGS)
 
