@@ -156,8 +156,9 @@ type RuleState struct {
 	// Remaining counts requests in flight, not in a window.
 	Lease bool
 	// Undecided is true when the rule was not decided: the store could
-	// not answer and only the concurrency limits were, locally. Its other
-	// fields are zero.
+	// not answer and only the concurrency limits were, locally; or, on
+	// Redis Cluster, a shared limit was not asked because a call before
+	// it refused the request. Its other fields are zero.
 	Undecided bool
 }
 

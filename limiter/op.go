@@ -49,13 +49,16 @@ type opKind uint8
 const (
 	opDecide opKind = iota // decide.lua on the primary
 	opPeek                 // peek.lua (EVALSHA_RO) on a replica
+	opUndo                 // undo.lua on the primary (split.go)
 )
 
 // op is one script call carried by a pipe. It is pooled: two parties hold
 // it, the caller waiting on done and the pipe that carries it, and the
 // last to let go puts it back.
 type op struct {
-	kind   opKind
+	kind opKind
+	// req is the request, or one group of it (split.go): its Tenant is
+	// then the group's hash tag, which the call is routed by.
 	req    Request
 	prefix string
 	// decide: the member is instance:seq; replay asks the script to look
@@ -69,6 +72,9 @@ type op struct {
 	// now (unix µs); zero for the other rules.
 	now     int64
 	periods [MaxRules]span
+	// undo: per rule, -1 when decide.lua did not record the request in
+	// it, else the reset it answered (µs).
+	undo [MaxRules]int64
 	// peek: the script's keys and arguments.
 	keys []string
 	args []any
@@ -130,7 +136,7 @@ func (o *op) discard() {
 // copyRequest makes o the same call as from.
 func (o *op) copyRequest(from *op) {
 	o.kind, o.req, o.prefix, o.instance, o.seq, o.replay = from.kind, from.req, from.prefix, from.instance, from.seq, from.replay
-	o.now, o.periods = from.now, from.periods
+	o.now, o.periods, o.undo = from.now, from.periods, from.undo
 	o.keys, o.args, o.budget = from.keys, from.args, from.budget
 }
 
@@ -156,10 +162,14 @@ func (o *op) encode(b []byte) []byte {
 	if o.kind == opPeek {
 		return o.encodePeek(b)
 	}
-	n := len(o.req.Rules)
-	b = appendArray(b, 3+n+2+4*n)
+	n, undo := len(o.req.Rules), 0
+	hash := decideScript.Hash()
+	if o.kind == opUndo {
+		undo, hash = n, undoScript.Hash()
+	}
+	b = appendArray(b, 3+n+2+4*n+undo)
 	b = appendBulk(b, "EVALSHA")
-	b = appendBulk(b, decideScript.Hash())
+	b = appendBulk(b, hash)
 	b = appendBulkInt(b, int64(n))
 	var sfx [32]byte
 	for i, r := range o.req.Rules {
@@ -184,6 +194,9 @@ func (o *op) encode(b []byte) []byte {
 		b = appendBulkInt(b, r.Limit)
 		b = appendBulkInt(b, r.CostOrOne())
 		b = appendBulkInt(b, modeArg(r))
+	}
+	for i := range undo {
+		b = appendBulkInt(b, o.undo[i])
 	}
 	return b
 }
@@ -223,8 +236,11 @@ func (o *op) encodePeek(b []byte) []byte {
 
 // script is the source of o's script, for SCRIPT LOAD after NOSCRIPT.
 func (o *op) script() string {
-	if o.kind == opPeek {
+	switch o.kind {
+	case opPeek:
 		return peekSrc
+	case opUndo:
+		return undoSrc
 	}
 	return decideSrc
 }

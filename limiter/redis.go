@@ -25,6 +25,7 @@ type RedisStore struct {
 	releases chan release    // leases to give back (lease.go)
 	now      func() time.Time
 	zones    zones // fixed rules' time zones
+	cluster  bool  // Redis Cluster: one call per hash tag (split.go)
 }
 
 // recordQueue bounds the admissions waiting to be written to the primary
@@ -61,7 +62,7 @@ func NewRedisStore(c *Clients, o Options, budget time.Duration, instance string,
 		cfg.conn.dialTimeout = time.Second
 	}
 	s := &RedisStore{clients: c, prefix: o.KeyPrefix, instance: instance, budget: budget, now: now,
-		releases: make(chan release, releaseQueue)}
+		releases: make(chan release, releaseQueue), cluster: c.opts.Mode == ModeCluster}
 	s.primary, s.replicas = newRoutes(c, cfg)
 	switch o.Consistency {
 	case ConsistencyExact:
@@ -167,23 +168,39 @@ func (s *RedisStore) Decide(ctx context.Context, req Request) (Decision, error) 
 // address of its slot's primary; elsewhere "".
 func (s *RedisStore) Shard(tenant string) string { return s.primary.shard(tenant) }
 
-// decideOnPrimary is exact consistency: one script call on the primary.
-// now is the gateway's clock, which places fixed rules in their periods.
+// decideOnPrimary is exact consistency: one script call on the primary
+// (on Cluster, one per hash tag of the request's rules: split.go). now is
+// the gateway's clock, which places fixed rules in their periods.
 func (s *RedisStore) decideOnPrimary(req Request, now time.Time) (Decision, error) {
+	seq := s.seq.Add(1)
+	if s.cluster && mixedTags(req.Rules) {
+		return s.decideSplit(req, seq, now)
+	}
+	d, err := s.decideCall(req, req.Tenant, seq, now)
+	if err != nil {
+		return Decision{}, fmt.Errorf("decide for %s: %w", req.Tenant, err)
+	}
+	return d, nil
+}
+
+// decideCall runs decide.lua for req's rules, routed by tag (the tenant,
+// or the scope of every rule), as decision seq.
+func (s *RedisStore) decideCall(req Request, tag string, seq uint64, now time.Time) (Decision, error) {
 	o := getOp()
-	o.kind, o.req, o.prefix, o.instance, o.seq, o.budget = opDecide, req, s.prefix, s.instance, s.seq.Add(1), s.budget
+	o.kind, o.req, o.prefix, o.instance, o.seq, o.budget = opDecide, req, s.prefix, s.instance, seq, s.budget
+	o.req.Tenant = tag
 	o.now = now.UnixMicro()
 	if !logOnly(req.Rules) {
 		fillPeriods(&s.zones, req.Rules, now, &o.periods)
 	}
 	o, p, err := carry(s.primary, o)
 	if err != nil {
-		return Decision{}, fmt.Errorf("decide for %s: %w", req.Tenant, err)
+		return Decision{}, err
 	}
 	defer o.release()
 	d, err := parseDecision(req.Rules, &o.periods, o.reply[:o.n])
 	if err != nil {
-		return Decision{}, fmt.Errorf("decide for %s: %w", req.Tenant, err)
+		return Decision{}, err
 	}
 	d.Seq = o.seq
 	if d.Allowed {

@@ -308,9 +308,7 @@ func TestRedisStoreContractCluster(t *testing.T) {
 		clk := &offsetClock{}
 		s, _ := newRedisStoreAt(t, redisOptions(limiter.ModeCluster, cl.Addrs()...), false, clk.Now)
 		awaitSlotMap(t, s)
-		env := contractEnv(s, clk, contractWindow)
-		env.NoShared = true // keys of two slots in one script: refused in Cluster
-		return env
+		return contractEnv(s, clk, contractWindow)
 	})
 }
 

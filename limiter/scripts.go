@@ -15,6 +15,8 @@ var (
 	peekSrc string
 	//go:embed lua/record.lua
 	recordSrc string
+	//go:embed lua/undo.lua
+	undoSrc string
 )
 
 // The scripts are hashed once; Script.Run sends EVALSHA and falls back to
@@ -26,4 +28,5 @@ var (
 	usageScript  = redis.NewScript(usageSrc)
 	peekScript   = redis.NewScript(peekSrc)
 	recordScript = redis.NewScript(recordSrc)
+	undoScript   = redis.NewScript(undoSrc)
 )

@@ -11,9 +11,6 @@ import (
 // tenant's requests together, and a request a tenant's own rule refuses
 // is not counted by it.
 func sharedCountsAcrossTenants(t *testing.T, e Env, tenant string) {
-	if e.NoShared {
-		t.Skip("this store does not decide shared limits")
-	}
 	shared := limiter.Rule{Name: "upstream_rate", Limit: 3, Window: time.Minute, Scope: "upstream:" + tenant}
 	own := limiter.Rule{Name: "own", Limit: 1, Window: time.Minute}
 	a, b := tenant+"-a", tenant+"-b"
@@ -41,9 +38,6 @@ func sharedCountsAcrossTenants(t *testing.T, e Env, tenant string) {
 // with a Scope) counts every tenant's requests in flight together, and a
 // lease given back by one tenant's request frees a place for another's.
 func sharedLeaseCapsEveryTenant(t *testing.T, e Env, tenant string) {
-	if e.NoShared {
-		t.Skip("this store does not decide shared limits")
-	}
 	lease := limiter.Rule{Name: "route_concurrency", Limit: 2, Window: time.Minute, Lease: true, Scope: "route:" + tenant}
 	a, b := tenant+"-a", tenant+"-b"
 	first := decide(t, e.Store, a, lease)
@@ -62,4 +56,58 @@ func sharedLeaseCapsEveryTenant(t *testing.T, e Env, tenant string) {
 	}
 	releaser(t, e).Release(a, lease, first.Seq)
 	admitWhenFree(t, e, b, lease)
+}
+
+// fillShared takes the whole of shared (limit 1) for another tenant.
+func fillShared(t *testing.T, e Env, tenant string, shared limiter.Rule) {
+	t.Helper()
+	if d := decide(t, e.Store, tenant+"-other", shared); !d.Allowed {
+		t.Fatalf("the other tenant's request: %+v; want admitted", d.States())
+	}
+}
+
+// sharedRefusalRecordsNothing: a request the shared limit refuses is
+// recorded in none of the tenant's own rules (a sliding log, a
+// concurrency limit), whose states say so, and the tenant's next request
+// fits. On Redis Cluster that is an undo: the tenant's rules are decided,
+// and recorded, in a call before the shared limit's.
+func sharedRefusalRecordsNothing(t *testing.T, e Env, tenant string) {
+	shared := limiter.Rule{Name: "upstream_rate", Limit: 1, Window: time.Minute, Scope: "upstream:" + tenant}
+	own := limiter.Rule{Name: "own", Limit: 1, Window: time.Minute}
+	lease := limiter.Rule{Name: "concurrency", Limit: 1, Window: time.Minute, Lease: true}
+	fillShared(t, e, tenant, shared)
+	d := decide(t, e.Store, tenant, own, lease, shared)
+	if d.Allowed || !d.Rules[2].Denied() || d.Rules[0].Denied() || d.Rules[1].Denied() {
+		t.Fatalf("refused by the shared limit: %+v; want denied by it alone", d.States())
+	}
+	for i, st := range d.States()[:2] {
+		if st.Remaining != 1 || st.Reset != 0 {
+			t.Fatalf("own rule %d of a refused request: %+v; want 1 left, no reset (nothing recorded)", i, st)
+		}
+	}
+	if d := decide(t, e.Store, tenant, own, lease); !d.Allowed || d.Rules[0].Remaining != 0 || d.Rules[1].Remaining != 0 {
+		t.Fatalf("the tenant's own rules after the refusal: %+v; want admitted, 0 left", d.States())
+	}
+}
+
+// sharedRefusalRecordsNoCount: the same for the counter algorithms, a
+// sliding window and a fixed quota.
+func sharedRefusalRecordsNoCount(t *testing.T, e Env, tenant string) {
+	shared := limiter.Rule{Name: "upstream_rate", Limit: 1, Window: time.Minute, Scope: "upstream:" + tenant}
+	window := limiter.Rule{Name: "burst", Limit: 1, Window: time.Hour, Algorithm: limiter.AlgoSlidingWindow}
+	quota := limiter.Rule{Name: "monthly", Limit: 1, Algorithm: limiter.AlgoFixed, Period: limiter.PeriodMonth}
+	fillShared(t, e, tenant, shared)
+	d := decide(t, e.Store, tenant, window, quota, shared)
+	if d.Allowed || !d.Rules[2].Denied() || d.Rules[0].Remaining != 1 || d.Rules[1].Remaining != 1 {
+		t.Fatalf("refused by the shared limit: %+v; want denied by it, 1 left in each own rule", d.States())
+	}
+	if d.Rules[0].Reset != 0 {
+		t.Fatalf("sliding window of a refused request: %+v; want no reset (nothing counted)", d.Rules[0])
+	}
+	if d := decide(t, e.Store, tenant, window, quota); !d.Allowed || d.Rules[0].Remaining != 0 || d.Rules[1].Remaining != 0 {
+		t.Fatalf("the tenant's own rules after the refusal: %+v; want admitted, 0 left", d.States())
+	}
+	if d := decide(t, e.Store, tenant, window, quota); d.Allowed || !d.Rules[0].Denied() || !d.Rules[1].Denied() {
+		t.Fatalf("the next: %+v; want denied by both (1 counted, not 0)", d.States())
+	}
 }

@@ -32,9 +32,6 @@ type Env struct {
 	// periods: a fake clock, or a test-only offset on a real one, so a
 	// month passes at once. nil: the fixed-rule cases are skipped.
 	Calendar Clock
-	// NoShared skips the shared limits' cases: a store that cannot
-	// decide keys of two hash tags in one call (Redis Cluster).
-	NoShared bool
 }
 
 // Clock is a clock a test moves.
@@ -67,6 +64,8 @@ func Run(t *testing.T, newEnv func(t *testing.T) Env) {
 		{"LeaseAllOrNothing", leaseAllOrNothing},
 		{"SharedCountsAcrossTenants", sharedCountsAcrossTenants},
 		{"SharedLeaseCapsEveryTenant", sharedLeaseCapsEveryTenant},
+		{"SharedRefusalRecordsNothing", sharedRefusalRecordsNothing},
+		{"SharedRefusalRecordsNoCount", sharedRefusalRecordsNoCount},
 	}
 	cases = append(cases, algorithmCases...)
 	for _, tc := range cases {

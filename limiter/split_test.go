@@ -1,0 +1,93 @@
+package limiter_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/l1gw/l1gw/internal/redistest"
+	"github.com/l1gw/l1gw/limiter"
+)
+
+// splitTenant is a tenant whose keys are on another primary than
+// scope's, so the slots differ as well (asserted).
+func splitTenant(t *testing.T, cl *redistest.ClusterTopo, prefix, scope string) (tenant string, own, shared *redistest.Node) {
+	t.Helper()
+	shared = cl.PrimaryFor(t, limiter.Key(prefix, scope, "x"))
+	for i := range 50 {
+		tenant = "acme" + strconv.Itoa(i)
+		if own = cl.PrimaryFor(t, limiter.Key(prefix, tenant, "x")); own.Addr() != shared.Addr() {
+			break
+		}
+	}
+	ctx := context.Background()
+	a := own.Client(t).ClusterKeySlot(ctx, limiter.Key(prefix, tenant, "x")).Val()
+	b := own.Client(t).ClusterKeySlot(ctx, limiter.Key(prefix, scope, "x")).Val()
+	if own.Addr() == shared.Addr() || a == b {
+		t.Fatalf("tenant %s and scope %s: slots %d and %d on %s and %s; want two primaries", tenant, scope, a, b, own, shared)
+	}
+	return tenant, own, shared
+}
+
+// undoCount is l1gw_cluster_undo_total{result}.
+func undoCount(t *testing.T, result string) int {
+	t.Helper()
+	var buf bytes.Buffer
+	metrics.WritePrometheus(&buf, false)
+	m := regexp.MustCompile(`l1gw_cluster_undo_total\{result="` + result + `"\} (\d+)`).FindSubmatch(buf.Bytes())
+	if m == nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(string(m[1]))
+	return n
+}
+
+// TestClusterSharedLimitIsASecondCall: on Redis Cluster a request with a
+// shared limit whose slot is not the tenant's is decided in two calls;
+// when the second refuses, the first's record is taken back from the
+// tenant's primary, and when the first refuses, the second is not made.
+func TestClusterSharedLimitIsASecondCall(t *testing.T) {
+	t.Parallel()
+	cl := redistest.Cluster(t, redistest.ClusterOptions{})
+	s, prefix := newRedisStore(t, redisOptions(limiter.ModeCluster, cl.Addrs()...), false)
+	awaitSlotMap(t, s)
+	scope := "upstream:orders"
+	tenant, ownNode, sharedNode := splitTenant(t, cl, prefix, scope)
+	own := limiter.Rule{Name: "own", Limit: 1, Window: time.Minute}
+	window := limiter.Rule{Name: "burst", Limit: 1, Window: time.Hour, Algorithm: limiter.AlgoSlidingWindow}
+	shared := limiter.Rule{Name: "upstream_rate", Limit: 1, Window: time.Minute, Scope: scope}
+	ctx := context.Background()
+	decideOK(t, s, "other", shared) // the shared limit is full
+
+	undone := undoCount(t, "undone")
+	d := decideOK(t, s, tenant, own, window, shared)
+	if d.Allowed || !d.Rules[2].Denied() || d.Rules[0].Remaining != 1 || d.Rules[1].Remaining != 1 {
+		t.Fatalf("refused by the shared limit: %+v; want denied by it, 1 left in the own rules", d.States())
+	}
+	if n := ownNode.Client(t).ZCard(ctx, limiter.Key(prefix, tenant, own.Name)).Val(); n != 0 {
+		t.Fatalf("own sliding log on %s after the undo: %d members; want 0", ownNode, n)
+	}
+	if c := ownNode.Client(t).HGet(ctx, limiter.Key(prefix, tenant, window.Name)+":sw", "c").Val(); c != "0" {
+		t.Fatalf("own sliding window's count on %s after the undo: %q; want 0", ownNode, c)
+	}
+	if got := undoCount(t, "undone"); got <= undone {
+		t.Fatalf("l1gw_cluster_undo_total{result=\"undone\"}: %d, was %d; want it counted", got, undone)
+	}
+
+	decideOK(t, s, tenant, own) // fills the own rule
+	before := sharedNode.Client(t).ZRange(ctx, limiter.Key(prefix, scope, shared.Name), 0, -1).Val()
+	d = decideOK(t, s, tenant, own, shared)
+	if d.Allowed || !d.Rules[0].Denied() || !d.Rules[1].Undecided {
+		t.Fatalf("refused by the own rule: %+v; want denied by it, the shared limit not asked", d.States())
+	}
+	after := sharedNode.Client(t).ZRange(ctx, limiter.Key(prefix, scope, shared.Name), 0, -1).Val()
+	if fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Fatalf("shared log on %s: %v, was %v; want it untouched", sharedNode, after, before)
+	}
+}
