@@ -126,14 +126,12 @@ func TestErrorsNameKeyAndSource(t *testing.T) {
 		{"a bad trusted proxy", base + "server:\n  trusted_proxies: [10.0.0.0/8, 10.0.0.0/33]\n", nil, nil, "server.trusted_proxies[1]", "FILE", "want a CIDR"},
 		{"a bad shared limit", strings.Replace(base, `targets: ["http://127.0.0.1:8081"]`, `targets: ["http://127.0.0.1:8081"]`+"\n    limits: [{name: total, limit: 0, window: 1s}]", 1), nil, nil, "upstreams.api.limits[0].limit", "FILE", "want > 0"},
 		{"too many shared limits", strings.Replace(base, `targets: ["http://127.0.0.1:8081"]`, `targets: ["http://127.0.0.1:8081"]`+"\n    limits: [{name: a, limit: 1, window: 1s}, {name: b, limit: 1, window: 1s}, {name: c, limit: 1, window: 1s}, {name: d, limit: 1, window: 1s}, {name: e, limit: 1, window: 1s}]", 1), nil, nil, "upstreams.api.limits", "FILE", "5 shared limits; at most 4"},
-		{"a shared limit on Cluster", strings.Replace(base, `targets: ["http://127.0.0.1:8081"]`, `targets: ["http://127.0.0.1:8081"]`+"\n    limits: [{name: total, limit: 5, window: 1s}]", 1), nil, []string{"redis.mode=cluster", "redis.addrs=127.0.0.1:7000"}, "upstreams.api.limits", "FILE", "not decided on Redis Cluster"},
 		{"route limits without a name", strings.Replace(base, "{path_prefix: /, upstream: api}", "{path_prefix: /, upstream: api, limits: [{name: total, limit: 5, window: 1s}]}", 1), nil, nil, "routes[0].name", "FILE", "required with limits or concurrency"},
 		{"two routes of one name", strings.Replace(base, "  - {path_prefix: /, upstream: api}", "  - {path_prefix: /, upstream: api, name: r}\n  - {path_prefix: /x, upstream: api, name: r}", 1), nil, nil, "routes[1].name", "FILE", `"r" names routes[0] too`},
 		{"a route name that is no name", strings.Replace(base, "{path_prefix: /, upstream: api}", "{path_prefix: /, upstream: api, name: \"a:b\"}", 1), nil, nil, "routes[0].name", "FILE", "want 1-64 characters"},
 		{"a bad route limit", strings.Replace(base, "{path_prefix: /, upstream: api}", "{path_prefix: /, upstream: api, name: r, limits: [{name: total, limit: 5, window: 0s}]}", 1), nil, nil, "routes[0].limits[0].window", "FILE", "want at least 1ms"},
 		{"a route concurrency out of range", strings.Replace(base, "{path_prefix: /, upstream: api}", "{path_prefix: /, upstream: api, name: r, concurrency: 100001}", 1), nil, nil, "routes[0].concurrency", "FILE", "want 0 (no cap) to 100000"},
 		{"too many route limits with concurrency", strings.Replace(base, "{path_prefix: /, upstream: api}", "{path_prefix: /, upstream: api, name: r, concurrency: 2, limits: [{name: a, limit: 1, window: 1s}, {name: b, limit: 1, window: 1s}, {name: c, limit: 1, window: 1s}, {name: d, limit: 1, window: 1s}]}", 1), nil, nil, "routes[0].limits", "FILE", "4 shared limits; at most 3"},
-		{"a route concurrency on Cluster", strings.Replace(base, "{path_prefix: /, upstream: api}", "{path_prefix: /, upstream: api, name: r, concurrency: 2}", 1), nil, []string{"redis.mode=cluster", "redis.addrs=127.0.0.1:7000"}, "routes[0].concurrency", "FILE", "not decided on Redis Cluster"},
 		{"a key query parameter that needs encoding", base + "tenants:\n  key_query: \"user key\"\n", nil, nil, "tenants.key_query", "FILE", "want a query parameter name"},
 		{"a key query parameter from env", base, []string{"L1GW_TENANTS__KEY_QUERY=a&b"}, nil, "tenants.key_query", "env L1GW_TENANTS__KEY_QUERY", `got "a&b"`},
 		{"refresh without a source to refresh", base + "tenants:\n  refresh: 1s\n", nil, nil, "tenants.refresh", "FILE", "tenants.source is config"},
@@ -275,5 +273,23 @@ func TestQuotaRuleLoads(t *testing.T) {
 		{Name: "monthly", Limit: 1_000_000, Algorithm: limiter.AlgoFixed, Period: limiter.PeriodMonth, Anchor: 15, Timezone: "Europe/Berlin"}}
 	if len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
 		t.Fatalf("plans.free.limits: got %+v; want %+v", got, want)
+	}
+}
+
+// TestSharedLimitOnClusterLoads: Redis Cluster decides shared limits, an
+// upstream's and a route's (a call of their own: limiter/split.go), so
+// the config takes them.
+func TestSharedLimitOnClusterLoads(t *testing.T) {
+	body := strings.Replace(base, `targets: ["http://127.0.0.1:8081"]`, `targets: ["http://127.0.0.1:8081"]`+"\n    limits: [{name: total, limit: 5, window: 1s}]", 1)
+	body = strings.Replace(body, "{path_prefix: /, upstream: api}", "{path_prefix: /, upstream: api, name: r, concurrency: 2, limits: [{name: a, limit: 1, window: 1s}]}", 1)
+	c, err := config.Load(config.Input{File: writeFile(t, body), Sets: []string{"redis.mode=cluster", "redis.addrs=127.0.0.1:7000"}})
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if got := c.Upstreams["api"].Limits; len(got) != 1 || got[0].Name != "total" {
+		t.Fatalf("upstreams.api.limits: got %+v; want the one shared limit", got)
+	}
+	if got := c.Routes[0]; len(got.Limits) != 1 || got.Concurrency != 2 {
+		t.Fatalf("routes[0]: got %+v; want its limit and concurrency", got)
 	}
 }

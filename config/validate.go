@@ -332,14 +332,11 @@ func (cfg *Config) validateShared(c *checker) {
 	}
 }
 
-// sharedRules checks the shared limits at path: at most max, valid rules,
-// and a store that decides them.
+// sharedRules checks the shared limits at path: at most max, and valid
+// rules. Every store decides them (Redis Cluster in a call of their own).
 func (cfg *Config) sharedRules(c *checker, path string, rules []limiter.Rule, max int) {
 	if len(rules) > max {
 		c.fail(path, "%d shared limits; at most %d (a route's concurrency limit counts as one)", len(rules), max)
-	}
-	if cfg.Redis.Mode == limiter.ModeCluster {
-		c.fail(path, "shared limits are not decided on Redis Cluster: their key is in a slot of its own, and one script call reaches one slot")
 	}
 	if err := tenants.CheckRules(path, rules); err != nil {
 		c.errs = append(c.errs, err)
