@@ -105,7 +105,7 @@ func TestRedisStoreContractSentinel(t *testing.T) {
 	})
 }
 
-func decideOK(t *testing.T, s limiter.Store, tenant string, rules ...limiter.Rule) limiter.Decision {
+func decideOK(t testing.TB, s limiter.Store, tenant string, rules ...limiter.Rule) limiter.Decision {
 	t.Helper()
 	d, err := s.Decide(context.Background(), limiter.Request{Tenant: tenant, Rules: rules})
 	if err != nil {
@@ -315,7 +315,7 @@ func TestRedisStoreContractCluster(t *testing.T) {
 // awaitSlotMap waits until a new cluster store decides: its first
 // decision waits one budget for the slot map, which a loaded machine can
 // take longer to load. The contract is about deciding, not starting.
-func awaitSlotMap(t *testing.T, s limiter.Store) {
+func awaitSlotMap(t testing.TB, s limiter.Store) {
 	t.Helper()
 	warm := []limiter.Rule{{Name: "warm", Limit: 1000, Window: time.Second}}
 	testkit.Eventually(t, 15*time.Second, func() error {

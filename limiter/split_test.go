@@ -17,7 +17,7 @@ import (
 
 // splitTenant is a tenant whose keys are on another primary than
 // scope's, so the slots differ as well (asserted).
-func splitTenant(t *testing.T, cl *redistest.ClusterTopo, prefix, scope string) (tenant string, own, shared *redistest.Node) {
+func splitTenant(t testing.TB, cl *redistest.ClusterTopo, prefix, scope string) (tenant string, own, shared *redistest.Node) {
 	t.Helper()
 	shared = cl.PrimaryFor(t, limiter.Key(prefix, scope, "x"))
 	for i := range 50 {
@@ -90,4 +90,54 @@ func TestClusterSharedLimitIsASecondCall(t *testing.T) {
 	if fmt.Sprint(after) != fmt.Sprint(before) {
 		t.Fatalf("shared log on %s: %v, was %v; want it untouched", sharedNode, after, before)
 	}
+}
+
+// BenchmarkClusterSharedLimit is one decision on a 3-primary cluster on
+// loopback for a tenant's own rule alone (one call), with a shared limit
+// in another slot (two calls), and with a shared limit that refuses (two
+// calls and the undo), reporting the script calls each costs.
+func BenchmarkClusterSharedLimit(b *testing.B) {
+	cl := redistest.Cluster(b, redistest.ClusterOptions{})
+	s, prefix := newRedisStore(b, redisOptions(limiter.ModeCluster, cl.Addrs()...), false)
+	awaitSlotMap(b, s)
+	scope := "upstream:orders"
+	tenant, _, _ := splitTenant(b, cl, prefix, scope)
+	own := limiter.Rule{Name: "own", Limit: 1 << 40, Window: time.Minute}
+	shared := limiter.Rule{Name: "upstream_rate", Limit: 1 << 40, Window: time.Minute, Scope: scope}
+	full := limiter.Rule{Name: "full", Limit: 1, Window: time.Hour, Scope: scope}
+	decideOK(b, s, "other", full)
+	for _, tc := range []struct {
+		name  string
+		rules []limiter.Rule
+	}{
+		{"tenant-only", []limiter.Rule{own}},
+		{"shared/admitted", []limiter.Rule{own, shared}},
+		{"shared/refused", []limiter.Rule{own, full}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			req := limiter.Request{Tenant: tenant, Rules: tc.rules}
+			ctx := context.Background()
+			s.Decide(ctx, req) // load the scripts
+			scripts0 := clusterScripts(b, cl)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				if _, err := s.Decide(ctx, req); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(clusterScripts(b, cl)-scripts0)/float64(b.N), "round-trips/op")
+		})
+	}
+}
+
+// clusterScripts is the script calls every primary of cl counted.
+func clusterScripts(b *testing.B, cl *redistest.ClusterTopo) int64 {
+	var n int64
+	for _, p := range cl.Primaries() {
+		_, scripts := totalCommands(b, p.Client(b))
+		n += scripts
+	}
+	return n
 }
