@@ -298,6 +298,9 @@ func (s *RedisStore) ReplicaDenies(_ context.Context, req Request, budget time.D
 	if len(req.Rules) == 0 || len(req.Rules) > MaxRules || !logOnly(req.Rules) {
 		return Decision{}, false, nil // peek.lua reads sliding logs only
 	}
+	if s.cluster && mixedTags(req.Rules) {
+		return Decision{}, false, nil // keys in two slots: no one call reads them
+	}
 	args := make([]any, 0, 5*len(req.Rules))
 	for _, r := range req.Rules {
 		args = append(args, r.Window.Microseconds(), r.Limit, r.CostOrOne(), modeArg(r), 0) // no pending entries

@@ -25,9 +25,15 @@ func (s *RedisStore) Usage(ctx context.Context, tenant string, rules []Rule) ([]
 			args = append(args, r.Window.Microseconds(), modeArg(r))
 		}
 	}
-	v, err := usageScript.RunRO(ctx, s.clients.Replica, s.keys(tenant, rules, now), args...).Int64Slice()
-	if err != nil {
-		return nil, fmt.Errorf("usage of %s: %w", tenant, err)
+	keys := s.keys(tenant, rules, now)
+	v := make([]int64, 0, 2*len(rules))
+	for lo, hi := 0, 0; lo < len(rules); lo = hi {
+		hi = s.slotRunEnd(rules, lo)
+		part, err := usageScript.RunRO(ctx, s.clients.Replica, keys[lo:hi], args[2*lo:2*hi]...).Int64Slice()
+		if err != nil {
+			return nil, fmt.Errorf("usage of %s: %w", tenant, err)
+		}
+		v = append(v, part...)
 	}
 	if len(v) != 2*len(rules) {
 		return nil, fmt.Errorf("usage of %s: script reply has %d values; want %d", tenant, len(v), 2*len(rules))
@@ -49,10 +55,24 @@ func (s *RedisStore) Reset(ctx context.Context, tenant string, rules []Rule) err
 	if len(rules) == 0 {
 		return nil
 	}
-	if err := s.clients.Primary.Del(ctx, s.keys(tenant, rules, s.now())...).Err(); err != nil && !errors.Is(err, redis.Nil) {
-		return fmt.Errorf("reset %s: %w", tenant, err)
+	keys := s.keys(tenant, rules, s.now())
+	for lo, hi := 0, 0; lo < len(rules); lo = hi {
+		hi = s.slotRunEnd(rules, lo)
+		if err := s.clients.Primary.Del(ctx, keys[lo:hi]...).Err(); err != nil && !errors.Is(err, redis.Nil) {
+			return fmt.Errorf("reset %s: %w", tenant, err)
+		}
 	}
 	return nil
+}
+
+// slotRunEnd is where the rules one command may take from rules[lo] on
+// end: on Cluster, the run of rules[lo]'s hash tag (a shared limit's keys
+// are in a slot of their own); elsewhere, the end.
+func (s *RedisStore) slotRunEnd(rules []Rule, lo int) int {
+	if s.cluster {
+		return runEnd(rules, lo)
+	}
+	return len(rules)
 }
 
 // EvictionPolicy is the primary's maxmemory-policy; "" when CONFIG GET is

@@ -12,6 +12,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/l1gw/l1gw/internal/redistest"
+	"github.com/l1gw/l1gw/internal/testkit"
 	"github.com/l1gw/l1gw/limiter"
 )
 
@@ -89,6 +90,21 @@ func TestClusterSharedLimitIsASecondCall(t *testing.T) {
 	after := sharedNode.Client(t).ZRange(ctx, limiter.Key(prefix, scope, shared.Name), 0, -1).Val()
 	if fmt.Sprint(after) != fmt.Sprint(before) {
 		t.Fatalf("shared log on %s: %v, was %v; want it untouched", sharedNode, after, before)
+	}
+
+	// The admin API's reads and resets take the rules of each slot apart.
+	testkit.Eventually(t, 5*time.Second, func() error {
+		u, err := s.Usage(ctx, tenant, []limiter.Rule{own, shared})
+		if err != nil || len(u) != 2 || u[0].Used != 1 || u[1].Used != 1 {
+			return fmt.Errorf("Usage: %+v, %v; want 1 used in each", u, err)
+		}
+		return nil
+	})
+	if err := s.Reset(ctx, tenant, []limiter.Rule{own, shared}); err != nil {
+		t.Fatalf("Reset of rules in two slots: %v", err)
+	}
+	if d := decideOK(t, s, tenant, own, shared); !d.Allowed {
+		t.Fatalf("after Reset: %+v; want admitted", d.States())
 	}
 }
 
