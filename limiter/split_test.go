@@ -108,6 +108,51 @@ func TestClusterSharedLimitIsASecondCall(t *testing.T) {
 	}
 }
 
+// TestClusterThreeRunsUndoARouteLease: a request of a tenant's rule, a
+// route's concurrency limit and an upstream's limit is three calls; when
+// the upstream's refuses, the route's lease is given back with the
+// tenant's record, and an admitted request's lease is released in the
+// route's set by its one Seq.
+func TestClusterThreeRunsUndoARouteLease(t *testing.T) {
+	t.Parallel()
+	cl := redistest.Cluster(t, redistest.ClusterOptions{})
+	s, prefix := newRedisStore(t, redisOptions(limiter.ModeCluster, cl.Addrs()...), false)
+	awaitSlotMap(t, s)
+	own := limiter.Rule{Name: "own", Limit: 5, Window: time.Minute}
+	lease := limiter.Rule{Name: "route_concurrency", Limit: 1, Window: time.Minute, Lease: true, Scope: "route:r"}
+	upstream := limiter.Rule{Name: "total", Limit: 1, Window: time.Minute, Scope: "upstream:api"}
+	ctx := context.Background()
+	leaseKey := limiter.LeaseKey(prefix, lease.Scope, lease.Name)
+	routeNode := cl.PrimaryFor(t, leaseKey)
+	slots := map[int64]bool{}
+	for _, tag := range []string{"acme", lease.Scope, upstream.Scope} {
+		slots[routeNode.Client(t).ClusterKeySlot(ctx, limiter.Key(prefix, tag, "x")).Val()] = true
+	}
+	if len(slots) != 3 {
+		t.Fatalf("the tenant, the route and the upstream in %d slots; want 3", len(slots))
+	}
+
+	d := decideOK(t, s, "acme", own, lease, upstream)
+	if !d.Allowed || d.Seq == 0 || d.Rules[1].Remaining != 0 || d.Rules[2].Remaining != 0 {
+		t.Fatalf("first: %+v; want admitted over three calls, the lease and the upstream's room taken", d.States())
+	}
+	s.Release("acme", lease, d.Seq)
+	testkit.Eventually(t, 3*time.Second, func() error {
+		if n := routeNode.Client(t).ZCard(ctx, leaseKey).Val(); n != 0 {
+			return fmt.Errorf("route lease set on %s: %d held after Release; want 0", routeNode, n)
+		}
+		return nil
+	})
+
+	d = decideOK(t, s, "acme", own, lease, upstream) // the upstream's limit is full
+	if d.Allowed || !d.Rules[2].Denied() || d.Rules[0].Remaining != 4 || d.Rules[1].Remaining != 1 {
+		t.Fatalf("refused by the upstream: %+v; want denied by it, 4 left of own, the lease free", d.States())
+	}
+	if n := routeNode.Client(t).ZCard(ctx, leaseKey).Val(); n != 0 {
+		t.Fatalf("route lease set on %s after the undo: %d held; want 0", routeNode, n)
+	}
+}
+
 // BenchmarkClusterSharedLimit is one decision on a 3-primary cluster on
 // loopback for a tenant's own rule alone (one call), with a shared limit
 // in another slot (two calls), and with a shared limit that refuses (two
