@@ -49,13 +49,20 @@ func undoCount(t *testing.T, result string) int {
 	return n
 }
 
-// TestClusterSharedLimitIsASecondCall: on Redis Cluster a request with a
-// shared limit whose slot is not the tenant's is decided in two calls;
-// when the second refuses, the first's record is taken back from the
-// tenant's primary, and when the first refuses, the second is not made.
-func TestClusterSharedLimitIsASecondCall(t *testing.T) {
+// TestClusterSharedLimits runs the Cluster cases of shared limits on one
+// cluster.
+func TestClusterSharedLimits(t *testing.T) {
 	t.Parallel()
 	cl := redistest.Cluster(t, redistest.ClusterOptions{})
+	t.Run("SecondCallUndone", func(t *testing.T) { sharedLimitIsASecondCall(t, cl) })
+	t.Run("ThreeRunsUndoARouteLease", func(t *testing.T) { threeRunsUndoARouteLease(t, cl) })
+}
+
+// sharedLimitIsASecondCall: on Redis Cluster a request with a shared
+// limit whose slot is not the tenant's is decided in two calls; when the
+// second refuses, the first's record is taken back from the tenant's
+// primary, and when the first refuses, the second is not made.
+func sharedLimitIsASecondCall(t *testing.T, cl *redistest.ClusterTopo) {
 	s, prefix := newRedisStore(t, redisOptions(limiter.ModeCluster, cl.Addrs()...), false)
 	awaitSlotMap(t, s)
 	scope := "upstream:orders"
@@ -108,14 +115,12 @@ func TestClusterSharedLimitIsASecondCall(t *testing.T) {
 	}
 }
 
-// TestClusterThreeRunsUndoARouteLease: a request of a tenant's rule, a
+// threeRunsUndoARouteLease: a request of a tenant's rule, a
 // route's concurrency limit and an upstream's limit is three calls; when
 // the upstream's refuses, the route's lease is given back with the
 // tenant's record, and an admitted request's lease is released in the
 // route's set by its one Seq.
-func TestClusterThreeRunsUndoARouteLease(t *testing.T) {
-	t.Parallel()
-	cl := redistest.Cluster(t, redistest.ClusterOptions{})
+func threeRunsUndoARouteLease(t *testing.T, cl *redistest.ClusterTopo) {
 	s, prefix := newRedisStore(t, redisOptions(limiter.ModeCluster, cl.Addrs()...), false)
 	awaitSlotMap(t, s)
 	own := limiter.Rule{Name: "own", Limit: 5, Window: time.Minute}
