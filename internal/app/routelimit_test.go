@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/valyala/fasthttp"
 
 	"github.com/l1gw/l1gw/config"
@@ -25,17 +26,34 @@ func withRoute(cfg *config.Config, name string, limits []limiter.Rule, concurren
 }
 
 // TestTwoGatewaysShareARouteLimit: a route limited to 20 per 10s for
-// every tenant together, two gateways on one Sentinel topology, two
-// tenants whose own plans would admit everything, 60 concurrent requests
-// over both: exactly 20 reach the upstream, the other 40 are 429s naming
-// the route's limit, and its sorted set holds exactly 20 members. The
-// same upstream by another route is not limited by it.
+// every tenant together, two gateways on one Redis (a Sentinel topology;
+// a 3-primary cluster, where the route's key is in another slot than the
+// tenants'), two tenants whose own plans would admit everything, 60
+// concurrent requests over both: exactly 20 reach the upstream, the other
+// 40 are 429s naming the route's limit, and its sorted set holds exactly
+// 20 members. The same upstream by another route is not limited by it.
 func TestTwoGatewaysShareARouteLimit(t *testing.T) {
 	t.Parallel()
-	topo := redistest.Topology(t, redistest.Options{Replicas: 1, Sentinels: 3})
+	key := limiter.Key("route", upstream.RouteScope("search"), "search_per_10s")
+	t.Run("sentinel", func(t *testing.T) {
+		t.Parallel()
+		topo := redistest.Topology(t, redistest.Options{Replicas: 1, Sentinels: 3})
+		checkRouteLimit(t, key, []string{"redis.mode=sentinel", "redis.addrs=" + strings.Join(topo.SentinelAddrs(), ",")},
+			func() *redis.Client { return topo.Primary().Client(t) })
+	})
+	t.Run("cluster", func(t *testing.T) {
+		t.Parallel()
+		cl := redistest.Cluster(t, redistest.ClusterOptions{})
+		checkRouteLimit(t, key, []string{"redis.mode=cluster", "redis.addrs=" + strings.Join(cl.Addrs(), ",")},
+			func() *redis.Client { return cl.PrimaryFor(t, key).Client(t) })
+	})
+}
+
+// checkRouteLimit runs TestTwoGatewaysShareARouteLimit on the Redis of
+// sets; owner is a client of the primary that holds key, the route's.
+func checkRouteLimit(t *testing.T, key string, sets []string, owner func() *redis.Client) {
 	up, seen := startUpstream(t)
-	sets := []string{"redis.mode=sentinel", "redis.addrs=" + strings.Join(topo.SentinelAddrs(), ","), "ratelimit.key_prefix=route",
-		"redis.pool_timeout=2s", "redis.read_timeout=2s", "redis.write_timeout=2s", "ratelimit.budget=3s"}
+	sets = append(sets, "ratelimit.key_prefix=route", "redis.pool_timeout=2s", "redis.read_timeout=2s", "redis.write_timeout=2s", "ratelimit.budget=3s")
 	limits := []limiter.Rule{{Name: "search_per_10s", Limit: 20, Window: 10 * time.Second}}
 	gws := []*running{startApp(t, withRoute(loadConfig(t, up, sets...), "search", limits, 0)),
 		startApp(t, withRoute(loadConfig(t, up, sets...), "search", limits, 0))}
@@ -45,6 +63,9 @@ func TestTwoGatewaysShareARouteLimit(t *testing.T) {
 			if resp.StatusCode() == 429 && !strings.Contains(string(resp.Body()), `"violated-policies":["search_per_10s"]`) {
 				t.Errorf("429 body %s; want the route's limit named", resp.Body())
 			}
+			if st := string(resp.Header.Peek("X-RateLimit-Status")); st != "ok" {
+				t.Errorf("X-RateLimit-Status %q; want ok (Redis is healthy)", st)
+			}
 		})
 	if codes[200] != 20 || codes[429] != 40 {
 		t.Fatalf("status counts %v; want exactly 20×200 and 40×429", codes)
@@ -52,8 +73,7 @@ func TestTwoGatewaysShareARouteLimit(t *testing.T) {
 	if n := seen.Count(); n != 20 {
 		t.Fatalf("the upstream saw %d requests; want 20", n)
 	}
-	key := limiter.Key("route", upstream.RouteScope("search"), "search_per_10s")
-	if n := topo.Primary().Client(t).ZCard(context.Background(), key).Val(); n != 20 {
+	if n := owner().ZCard(context.Background(), key).Val(); n != 20 {
 		t.Fatalf("%s holds %d members; want 20", key, n)
 	}
 	req, resp := &fasthttp.Request{}, &fasthttp.Response{}
