@@ -19,9 +19,21 @@ func (sh *pendingShard) maybeSweep(now time.Time) {
 	}
 }
 
-func (l *pendingLog) append(e pendingEntry) {
+// append adds e as the newest entry and returns its ordinal: the log's
+// ordinals are consecutive, so a replica that names the last one recorded
+// (record.lua's high-water hash) says how many of the entries it shows.
+func (l *pendingLog) append(e pendingEntry) int64 {
+	switch {
+	case len(l.entries) == 0:
+		l.mixed = false
+	case e.cost != l.entries[0].cost:
+		l.mixed = true
+	}
+	e.ord = l.next
+	l.next++
 	l.entries = append(l.entries, e)
 	l.appended += e.cost
+	return e.ord
 }
 
 // forget drops entries from the front until dropped reaches upTo.

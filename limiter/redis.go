@@ -301,11 +301,12 @@ func (s *RedisStore) ReplicaDenies(_ context.Context, req Request, budget time.D
 	if s.cluster && mixedTags(req.Rules) {
 		return Decision{}, false, nil // keys in two slots: no one call reads them
 	}
-	args := make([]any, 0, 5*len(req.Rules))
+	args := make([]any, 1, 1+5*len(req.Rules))
+	args[0] = s.instance
 	for _, r := range req.Rules {
 		args = append(args, r.Window.Microseconds(), r.Limit, r.CostOrOne(), modeArg(r), 0) // no pending entries
 	}
-	o, err := s.peek(req, s.keys(req.Tenant, req.Rules, time.Time{}), args, budget)
+	o, err := s.peek(req, withHighWater(s.keys(req.Tenant, req.Rules, time.Time{})), args, budget)
 	if err != nil {
 		return Decision{}, false, fmt.Errorf("ask the replica for %s: %w", req.Tenant, err)
 	}

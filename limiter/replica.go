@@ -39,6 +39,9 @@ type pendingShard struct {
 	mu        sync.Mutex
 	logs      map[string]*pendingLog // by Redis key
 	lastSweep time.Time
+	// ord counts the entries ever appended to the shard's logs: a new
+	// log's ordinals start there, above those of any log it replaces.
+	ord int64
 }
 
 // pendingLog is one rule's admissions not known to be on the replica,
@@ -48,6 +51,10 @@ type pendingLog struct {
 	appended int64         // cost ever appended: tells a decision what was admitted while it read
 	dropped  uint64        // entries ever removed from the front
 	window   time.Duration // the rule's window, for sweeping
+	next     int64         // the next entry's ordinal
+	// mixed: the entries are not all of one cost (a rule's cost changed),
+	// so a snapshot sends them one by one.
+	mixed bool
 }
 
 type pendingEntry struct {
@@ -56,6 +63,7 @@ type pendingEntry struct {
 	// snapshot that sends them.
 	member, costArg any
 	cost            int64
+	ord             int64 // consecutive in its log (pendingLog.append)
 	at              time.Time
 }
 
@@ -152,19 +160,23 @@ func (r *replicaDecider) shard(tenant string) *pendingShard {
 }
 
 // snapshot copies the pending logs of req's rules into the script's
-// arguments, dropping entries older than their window.
+// arguments, dropping entries older than their window. A log of one cost
+// goes as its first ordinal, its length and the cost; peek.lua finds how
+// many of it the replica shows in the high-water hash. A mixed one goes
+// entry by entry.
 func (r *replicaDecider) snapshot(sh *pendingShard, req Request, now time.Time) snapshot {
-	s := snapshot{keys: r.s.keys(req.Tenant, req.Rules, now)}
+	s := snapshot{keys: withHighWater(r.s.keys(req.Tenant, req.Rules, now))}
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	sh.maybeSweep(now)
-	n := 5 * len(req.Rules)
+	n := 1 + 8*len(req.Rules)
 	for i := range req.Rules {
-		if lg := sh.logs[s.keys[i]]; lg != nil {
+		if lg := sh.logs[s.keys[i]]; lg != nil && lg.mixed {
 			n += 2 * len(lg.entries)
 		}
 	}
-	s.args = make([]any, 0, n)
+	s.args = make([]any, 1, n)
+	s.args[0] = r.s.instance
 	for i, rule := range req.Rules {
 		lg := sh.logs[s.keys[i]]
 		if lg != nil {
@@ -174,19 +186,39 @@ func (r *replicaDecider) snapshot(sh *pendingShard, req Request, now time.Time) 
 				lg = nil
 			}
 		}
+		s.args = append(s.args, rule.Window.Microseconds(), rule.Limit, rule.CostOrOne(), modeArg(rule))
 		if lg == nil {
-			s.args = append(s.args, rule.Window.Microseconds(), rule.Limit, rule.CostOrOne(), modeArg(rule), 0)
+			s.args = append(s.args, 0)
 			continue
 		}
 		s.full = s.full || len(lg.entries) >= maxPending
 		s.logs[i], s.appended[i], s.dropped[i] = lg, lg.appended, lg.dropped
-		s.args = append(s.args, rule.Window.Microseconds(), rule.Limit, rule.CostOrOne(), modeArg(rule), len(lg.entries))
+		if !lg.mixed {
+			s.args = append(s.args, -1, lg.entries[0].ord, len(lg.entries), lg.entries[0].costArg)
+			continue
+		}
+		s.args = append(s.args, len(lg.entries))
 		for _, e := range lg.entries {
 			s.args = append(s.args, e.member, e.costArg)
 		}
 	}
 	return s
 }
+
+// withHighWater is keys, then each key's high-water hash (record.lua):
+// the keys of peek.lua and record.lua.
+func withHighWater(keys []string) []string {
+	out := make([]string, 2*len(keys))
+	copy(out, keys)
+	for i, k := range keys {
+		out[len(keys)+i] = k + highWaterSuffix
+	}
+	return out
+}
+
+// highWaterSuffix follows a sliding log's key in its high-water hash's.
+// Rule names have no colon, so it is never another rule's key.
+const highWaterSuffix = ":hw"
 
 // settle turns the script's reply into the decision, under the shard lock:
 // it forgets the pending entries the replica shows, re-checks against what
@@ -241,30 +273,37 @@ func (r *replicaDecider) settle(sh *pendingShard, req Request, snap *snapshot, v
 // recorder's queue of every rule but the shadow rules that would have
 // denied it.
 func (r *replicaDecider) admit(sh *pendingShard, req Request, snap *snapshot, d *Decision, logs [MaxRules]*pendingLog, member string, now time.Time) {
-	rec := record{keys: snap.keys, args: recordArgs(member, req.Rules)}
-	if d.ShadowDenied() {
-		rec = record{keys: make([]string, 0, len(req.Rules)), args: []any{member}}
-	}
+	n := len(req.Rules)
+	rec := record{keys: snap.keys, args: make([]any, 2, 2+3*n)}
+	rec.args[0], rec.args[1] = member, r.s.instance
+	var recorded [MaxRules]int
+	m := 0
 	for i, rule := range req.Rules {
 		st := &d.Rules[i]
 		if st.Denied() { // only a shadow rule: the request is admitted
 			continue
 		}
 		if logs[i] == nil {
-			logs[i] = &pendingLog{window: rule.Window}
+			logs[i] = &pendingLog{window: rule.Window, next: sh.ord}
 			sh.logs[snap.keys[i]] = logs[i]
 		}
-		logs[i].append(pendingEntry{member: member + ":1", costArg: rule.CostOrOne(), cost: rule.CostOrOne(), at: now})
+		ord := logs[i].append(pendingEntry{member: member + ":1", costArg: rule.CostOrOne(), cost: rule.CostOrOne(), at: now})
+		sh.ord++
 		st.Remaining = max(st.Remaining-rule.CostOrOne(), 0)
 		if st.Reset == 0 {
 			st.Reset = rule.Window // this request is the only one counted
 		}
-		if d.ShadowDenied() {
-			rec.keys = append(rec.keys, snap.keys[i])
-			rec.args = append(rec.args, rule.Window.Microseconds(), rule.CostOrOne())
+		rec.args = append(rec.args, rule.Window.Microseconds(), rule.CostOrOne(), ord)
+		recorded[m] = i
+		m++
+	}
+	if m < n { // the record's keys: those of the rules recorded
+		rec.keys = make([]string, 2*m)
+		for j, i := range recorded[:m] {
+			rec.keys[j], rec.keys[m+j] = snap.keys[i], snap.keys[n+i]
 		}
 	}
-	if len(rec.keys) > 0 {
+	if m > 0 {
 		r.recorder.enqueue(rec)
 	}
 }
@@ -293,13 +332,4 @@ func (r *replicaDecider) forgetTenant(tenant string) {
 			delete(sh.logs, k)
 		}
 	}
-}
-
-func recordArgs(member string, rules []Rule) []any {
-	args := make([]any, 1, 1+2*len(rules))
-	args[0] = member
-	for _, r := range rules {
-		args = append(args, r.Window.Microseconds(), r.CostOrOne())
-	}
-	return args
 }

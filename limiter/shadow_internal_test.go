@@ -70,8 +70,8 @@ func TestSettleShadowRule(t *testing.T) {
 	if d := settle(0, 1, 10, 0, 0, 0, 2, 0, 0, 0); !d.Allowed || d.ShadowDenied() {
 		t.Fatalf("1st: got allowed=%v shadow-denied=%v; want true false", d.Allowed, d.ShadowDenied())
 	}
-	if rec := <-r.recorder.queue; len(rec.keys) != 2 {
-		t.Fatalf("1st: recorded in %v; want both rules", rec.keys)
+	if rec := <-r.recorder.queue; len(rec.keys) != 4 || rec.keys[3] != shadowKey+highWaterSuffix {
+		t.Fatalf("1st: recorded in %v; want both rules and their high-water hashes", rec.keys)
 	}
 	// The replica shows the shadow rule full.
 	d := settle(time.Second, 1, 9, 0, 0, 1, 0, 0, 5_000_000, 1)
@@ -80,7 +80,7 @@ func TestSettleShadowRule(t *testing.T) {
 			d.Allowed, d.ShadowDenied(), d.RetryAfter(), d.Rules[1].RetryAfter)
 	}
 	rec := <-r.recorder.queue
-	if len(rec.keys) != 1 || rec.keys[0] != Key("p", "acme", "r") || len(rec.args) != 3 {
+	if len(rec.keys) != 2 || rec.keys[0] != Key("p", "acme", "r") || rec.keys[1] != Key("p", "acme", "r")+highWaterSuffix || len(rec.args) != 5 {
 		t.Fatalf("2nd: recorded %v %v; want the enforced rule only", rec.keys, rec.args)
 	}
 	if lg := sh.logs[shadowKey]; lg != nil && len(lg.entries) != 0 {

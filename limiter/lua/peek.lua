@@ -2,15 +2,23 @@
 -- peek.lua: read-only; the replica-consistency decision. Runs with
 -- EVALSHA_RO on the local replica and writes nothing.
 --
--- KEYS[i]  the sorted set of rule i (a shadow rule's own, as decide.lua)
--- ARGV, per rule in order: window (µs), limit, cost, mode (1 shadow, 0
---          enforced), P (pending count), then P pairs (member, cost): this
---          gateway's admissions, oldest first, that may not have reached
---          the replica yet.
+-- KEYS[i]    the sorted set of rule i (a shadow rule's own, as
+--            decide.lua), i = 1..n
+-- KEYS[n+i]  rule i's high-water hash (record.lua writes it)
+-- ARGV[1]    this gateway's instance
+-- ARGV, then per rule in order: window (µs), limit, cost, mode (1 shadow,
+--          0 enforced), then this gateway's admissions, oldest first, that
+--          may not have reached the replica yet (pending), either
+--          P >= 0 (pending count), then P pairs (member, cost); or
+--          -1, then the first pending admission's ordinal, their count
+--          and the cost of each (all the same): their ordinals are
+--          consecutive, and the high-water hash names the last one
+--          recorded.
 --
 -- This gateway writes its records in order over one connection and the
--- replica applies them in order, so the pending members it already shows
--- are the oldest ones: a prefix. The rest count on top of the replica's.
+-- replica applies them in order, so the pending admissions it already
+-- shows are the oldest ones: a prefix. The rest count on top of the
+-- replica's.
 --
 -- Returns {allowed, then per rule: remaining, reset, retry, visible}:
 -- allowed counts enforced rules only, as in decide.lua; reset is µs until
@@ -26,28 +34,39 @@
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local pos = 1
+local n = #KEYS / 2
+local pos = 2
 local rules = {}
 local allowed = 1
 
-for i = 1, #KEYS do
+for i = 1, n do
   local r = {window = tonumber(ARGV[pos]), limit = tonumber(ARGV[pos + 1]), cost = tonumber(ARGV[pos + 2])}
   local shadow = ARGV[pos + 3] == '1'
   local np = tonumber(ARGV[pos + 4])
   local first = pos + 5
-  pos = first + 2 * np
   r.from = now - r.window + 1
   r.replica = redis.call('ZCOUNT', KEYS[i], r.from, '+inf')
   r.visible = 0
-  for j = np, 1, -1 do
-    if redis.call('ZSCORE', KEYS[i], ARGV[first + 2 * (j - 1)]) then
-      r.visible = j
-      break
-    end
-  end
   local invisible = 0
-  for j = r.visible + 1, np do
-    invisible = invisible + tonumber(ARGV[first + 2 * (j - 1) + 1])
+  if np < 0 then
+    local ord, count, each = tonumber(ARGV[first]), tonumber(ARGV[first + 1]), tonumber(ARGV[first + 2])
+    pos = first + 3
+    local hw = tonumber(redis.call('HGET', KEYS[n + i], ARGV[1]))
+    if hw then
+      r.visible = math.min(math.max(hw - ord + 1, 0), count)
+    end
+    invisible = (count - r.visible) * each
+  else
+    pos = first + 2 * np
+    for j = np, 1, -1 do
+      if redis.call('ZSCORE', KEYS[i], ARGV[first + 2 * (j - 1)]) then
+        r.visible = j
+        break
+      end
+    end
+    for j = r.visible + 1, np do
+      invisible = invisible + tonumber(ARGV[first + 2 * (j - 1) + 1])
+    end
   end
   r.used = r.replica + invisible
   r.over = r.used + r.cost > r.limit
@@ -58,7 +77,7 @@ for i = 1, #KEYS do
 end
 
 local out = {allowed}
-for i = 1, #KEYS do
+for i = 1, n do
   local r = rules[i]
   local reset, retry = 0, 0
   local oldest = redis.call('ZRANGEBYSCORE', KEYS[i], r.from, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)

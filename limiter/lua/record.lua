@@ -2,20 +2,28 @@
 -- record.lua: writes one admission decided on a replica (replica
 -- consistency) to the primary. Idempotent: a member written twice is one.
 --
--- KEYS[i]  the sorted set of rule i
--- ARGV[1]  the request's member base
--- ARGV[2i], ARGV[2i+1]  rule i's window (µs) and cost
+-- KEYS[i]    the sorted set of rule i (i = 1..n)
+-- KEYS[n+i]  rule i's high-water hash: per gateway instance, the ordinal
+--            of its last admission recorded in the set (peek.lua reads it)
+-- ARGV[1]    the request's member base
+-- ARGV[2]    the gateway's instance
+-- ARGV[3i], ARGV[3i+1], ARGV[3i+2]  rule i's window (µs), cost and the
+--            admission's ordinal in the gateway's pending log of the rule
 --
 -- The shebang: as decide.lua, checked for OOM and replicas before it runs.
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-for i = 1, #KEYS do
-  local window, cost = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])
+local n = #KEYS / 2
+for i = 1, n do
+  local window, cost, ord = tonumber(ARGV[3 * i]), tonumber(ARGV[3 * i + 1]), ARGV[3 * i + 2]
+  local ttl = math.ceil(window / 1000)
   redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - window)
   for j = 1, cost do
     redis.call('ZADD', KEYS[i], now, ARGV[1] .. ':' .. j)
   end
-  redis.call('PEXPIRE', KEYS[i], math.ceil(window / 1000))
+  redis.call('PEXPIRE', KEYS[i], ttl)
+  redis.call('HSET', KEYS[n + i], ARGV[2], ord)
+  redis.call('PEXPIRE', KEYS[n + i], ttl)
 end
-return #KEYS
+return n
