@@ -198,18 +198,24 @@ func (b *builder) routes(path string, specs []RouteSpec, base []limiter.Rule) (r
 	for i, rs := range specs {
 		rp := fmt.Sprintf("%s.routes[%d]", path, i)
 		b.rules(rp+".limits", rs.Limits)
-		for j, r := range rs.Limits {
+		own, ownOK := b.routeLease(rp, rs)
+		ok = ok && ownOK
+		for j, r := range own {
+			at := fmt.Sprintf("%s.limits[%d].name", rp, j)
+			if r.Lease {
+				at = rp + ".name"
+			}
 			if hasRule(base, r.Name) {
-				b.fail(fmt.Sprintf("%s.limits[%d].name", rp, j), "%q is already a limit of the tenant; a route limit needs a name of its own", r.Name)
+				b.fail(at, "%q is already a limit of the tenant; a route limit needs a name of its own", r.Name)
 				ok = false
 			}
 			if prev, seen := routeRules[r.Name]; seen && prev != r {
-				b.fail(fmt.Sprintf("%s.limits[%d].name", rp, j), "%q is defined differently by another route (%s); routes share a rule only with the same limit, window and cost", r.Name, prev)
+				b.fail(at, "%q is defined differently by another route (%s); routes share a rule only with the same limit, window and cost", r.Name, prev)
 				ok = false
 			}
 			routeRules[r.Name] = r
 		}
-		rules := append(append([]limiter.Rule{}, base...), rs.Limits...)
+		rules := append(append([]limiter.Rule{}, base...), own...)
 		if len(rules) > limiter.MaxTenantRules {
 			b.fail(rp+".limits", "%d rules apply to this route; at most %d", len(rules), limiter.MaxTenantRules)
 			ok = false
@@ -331,6 +337,34 @@ func (b *builder) plan(path string, p Plan) {
 	if p.Concurrency > 0 && len(p.Limits) >= limiter.MaxTenantRules {
 		b.fail(path+".concurrency", "the plan has %d rules already; with its concurrency limit at most %d", len(p.Limits), limiter.MaxTenantRules)
 	}
+}
+
+// routeLease is the route's limits plus, for a route with a
+// concurrency limit, its Lease rule named rs.Name (a new slice, last); ok
+// is false when its concurrency or name is wrong. path is the route's.
+func (b *builder) routeLease(path string, rs RouteSpec) (rules []limiter.Rule, ok bool) {
+	if rs.Concurrency == 0 {
+		if rs.Name != "" {
+			b.fail(path+".name", "set without concurrency: it names the route's concurrency limit")
+			return rs.Limits, false
+		}
+		return rs.Limits, true
+	}
+	ok = true
+	if rs.Concurrency < 0 || rs.Concurrency > MaxConcurrency {
+		b.fail(path+".concurrency", "got %d; want 0 (no cap) to %d", rs.Concurrency, MaxConcurrency)
+		ok = false
+	}
+	if !configkey.ValidName(rs.Name) {
+		b.fail(path+".name", "required with concurrency, it names the concurrency limit: %s", configkey.BadName(rs.Name))
+		ok = false
+	}
+	ttl := b.leaseTTL
+	if ttl <= 0 {
+		ttl = defaultLeaseTTL
+	}
+	lease := limiter.Rule{Name: rs.Name, Limit: rs.Concurrency, Window: ttl, Lease: true}
+	return append(rs.Limits[:len(rs.Limits):len(rs.Limits)], lease), ok
 }
 
 // withLease is rules plus, for a plan with a concurrency limit, its Lease

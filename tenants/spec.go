@@ -101,6 +101,15 @@ type RouteSpec struct {
 	CaseInsensitive bool `koanf:"case_insensitive" json:"case_insensitive"`
 	// Limits are added to the tenant's limits for matching requests.
 	Limits []limiter.Rule `koanf:"limits" json:"limits"`
+	// Concurrency caps the tenant's matching requests in flight at once,
+	// across every gateway: a concurrency limit named Name; 0 is no cap.
+	// Default 0.
+	Concurrency int64 `koanf:"concurrency" json:"concurrency,omitempty"`
+	// Name names the route's concurrency limit among the tenant's rules
+	// (in violated-policies, in its lease key). Required with
+	// Concurrency; routes that give the same name and concurrency share
+	// one count.
+	Name string `koanf:"name" json:"name,omitempty"`
 }
 
 // Spec is one tenant as configured.

@@ -159,6 +159,15 @@ func TestBuildErrors(t *testing.T) {
 			{PathPrefix: "/a", Limits: []limiter.Rule{{Name: "x", Limit: 2, Window: time.Second}}},
 			{PathPrefix: "/b", Limits: []limiter.Rule{{Name: "x", Limit: 3, Window: time.Hour}}}}}},
 			[]string{`tenant_list[0].routes[1].limits[0].name: "x" is defined differently by another route`}},
+		{"route concurrency without a name", nil, []tenants.Spec{{ID: "a", Plan: "free", Keys: []string{"k"}, Routes: []tenants.RouteSpec{{PathPrefix: "/a", Concurrency: 2}}}},
+			[]string{`tenant_list[0].routes[0].name: required with concurrency`}},
+		{"route name without concurrency", nil, []tenants.Spec{{ID: "a", Plan: "free", Keys: []string{"k"}, Routes: []tenants.RouteSpec{{PathPrefix: "/a", Name: "a_in_flight"}}}},
+			[]string{`tenant_list[0].routes[0].name: set without concurrency`}},
+		{"route concurrency out of range, named as a tenant rule", nil, []tenants.Spec{{ID: "a", Plan: "free", Keys: []string{"k"}, Routes: []tenants.RouteSpec{{PathPrefix: "/a", Name: "per_second", Concurrency: -1}}}},
+			[]string{`tenant_list[0].routes[0].concurrency: got -1; want 0 (no cap) to 100000`, `tenant_list[0].routes[0].name: "per_second" is already a limit`}},
+		{"two routes, one concurrency name, two caps", nil, []tenants.Spec{{ID: "a", Plan: "free", Keys: []string{"k"}, Routes: []tenants.RouteSpec{
+			{PathPrefix: "/a", Name: "slow", Concurrency: 2}, {PathPrefix: "/b", Name: "slow", Concurrency: 3}}}},
+			[]string{`tenant_list[0].routes[1].name: "slow" is defined differently by another route`}},
 		{"bad algorithm", nil, []tenants.Spec{{ID: "a", Plan: "free", Keys: []string{"k"}, Limits: []limiter.Rule{{Name: "x", Limit: 1, Window: time.Second, Algorithm: "token_bucket"}}}},
 			[]string{`tenant_list[0].limits[0].algorithm: got "token_bucket"; want sliding_log, sliding_window or fixed`}},
 		{"period on a sliding rule", nil, []tenants.Spec{{ID: "a", Plan: "free", Keys: []string{"k"}, Limits: []limiter.Rule{{Name: "x", Limit: 1, Window: time.Second, Algorithm: "sliding_window", Period: "day", Anchor: 3}}}},
@@ -194,6 +203,29 @@ func TestBuildErrors(t *testing.T) {
 				t.Errorf("error %q quotes the value of key_hashes, maybe a plain key", err)
 			}
 		})
+	}
+}
+
+// TestRouteConcurrency: a tenant route's concurrency is a Lease rule of
+// the route's name over the lease TTL, last among the matching requests'
+// rules; the tenant's other requests do not carry it.
+func TestRouteConcurrency(t *testing.T) {
+	o := opts()
+	o.LeaseTTL = 30 * time.Second
+	s, err := tenants.Build(o, plans, []tenants.Spec{{ID: "acme", Plan: "free", Keys: []string{"k"}, Routes: []tenants.RouteSpec{
+		{Methods: []string{"POST"}, PathPrefix: "/export", Name: "exports_in_flight", Concurrency: 2,
+			Limits: []limiter.Rule{{Name: "exports", Limit: 10, Window: time.Minute}}}}}}, func(string) bool { return true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn, _ := s.ByID("acme")
+	rules := tn.Rules([]byte("POST"), []byte("/export/1"))
+	last := rules[len(rules)-1]
+	if last.Name != "exports_in_flight" || !last.Lease || last.Limit != 2 || last.Window != 30*time.Second || rules[len(rules)-2].Name != "exports" {
+		t.Fatalf("POST /export rules %+v; want the route's limit, then its concurrency limit of 2 over 30s", rules)
+	}
+	if limiter.HasLease(tn.Rules([]byte("GET"), []byte("/export/1"))) {
+		t.Fatal("GET /export carries the POST route's concurrency limit")
 	}
 }
 

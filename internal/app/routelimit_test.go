@@ -14,6 +14,7 @@ import (
 	"github.com/l1gw/l1gw/internal/redistest"
 	"github.com/l1gw/l1gw/internal/testkit"
 	"github.com/l1gw/l1gw/limiter"
+	"github.com/l1gw/l1gw/tenants"
 	"github.com/l1gw/l1gw/upstream"
 )
 
@@ -130,5 +131,50 @@ func TestTwoGatewaysShareARouteConcurrencyLimit(t *testing.T) {
 			t.Fatalf("%s holds %d leases 5s after every response ended; want 0", key, n)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestATenantRouteConcurrencyLimit: a tenant's own route with concurrency
+// 2, on the memory store, 20 concurrent slow requests to it: the upstream
+// never has more than 2 at once, the rest are 429s with Retry-After: 1
+// naming the route's limit, and once they have ended the next 2 fit.
+func TestATenantRouteConcurrencyLimit(t *testing.T) {
+	t.Parallel()
+	var inFlight, most atomic.Int64
+	up := testkit.StartUpstream(t, func(ctx *fasthttp.RequestCtx) {
+		n := inFlight.Add(1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		time.Sleep(100 * time.Millisecond)
+		inFlight.Add(-1)
+		ctx.SetBodyString("ok")
+	})
+	cfg := loadConfig(t, up.URL)
+	for i := range cfg.TenantList {
+		if cfg.TenantList[i].ID == "bulk" {
+			cfg.TenantList[i].Routes = append(cfg.TenantList[i].Routes, tenants.RouteSpec{PathPrefix: "/export", Name: "exports_in_flight", Concurrency: 2})
+		}
+	}
+	gw := startApp(t, cfg)
+	codes := fire(t, 20, func(int) (string, string) { return "http://" + gw.proxy + "/export", "bulk-key" },
+		func(resp *fasthttp.Response) {
+			if resp.StatusCode() != 429 {
+				return
+			}
+			ra, body := string(resp.Header.Peek("Retry-After")), string(resp.Body())
+			if ra != "1" || !strings.Contains(body, `"violated-policies":["exports_in_flight"]`) {
+				t.Errorf("429 with Retry-After %q, body %s; want 1 and the route's concurrency limit named", ra, body)
+			}
+		})
+	if m := most.Load(); m > 2 || m < 1 {
+		t.Fatalf("the upstream had up to %d of the route's requests at once; want 1 to 2", m)
+	}
+	if codes[200] < 2 || codes[429] == 0 || codes[200]+codes[429] != 20 {
+		t.Fatalf("status counts %v; want at least 2×200, the rest 429", codes)
+	}
+	for range 2 {
+		if resp := call(t, gw.proxy, "GET", "/export", "X-API-Key", "bulk-key"); resp.StatusCode() != 200 {
+			t.Fatalf("a request after the crowd: status %d; want 200, its leases given back", resp.StatusCode())
+		}
 	}
 }
