@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,7 +11,6 @@ import (
 
 	"github.com/l1gw/l1gw/config"
 	"github.com/l1gw/l1gw/internal/redistest"
-	"github.com/l1gw/l1gw/internal/testkit"
 	"github.com/l1gw/l1gw/limiter"
 	"github.com/l1gw/l1gw/tenants"
 	"github.com/l1gw/l1gw/upstream"
@@ -92,15 +90,7 @@ func checkRouteLimit(t *testing.T, key string, sets []string, owner func() *redi
 // route's concurrency limit, and afterwards no lease is left.
 func TestTwoGatewaysShareARouteConcurrencyLimit(t *testing.T) {
 	t.Parallel()
-	var inFlight, most atomic.Int64
-	up := testkit.StartUpstream(t, func(ctx *fasthttp.RequestCtx) {
-		n := inFlight.Add(1)
-		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
-		}
-		time.Sleep(100 * time.Millisecond)
-		inFlight.Add(-1)
-		ctx.SetBodyString("ok")
-	})
+	up, most := slowUpstream(t)
 	srv := redistest.Server(t)
 	sets := []string{"redis.mode=standalone", "redis.addrs=" + srv.Addr(), "ratelimit.key_prefix=rconc",
 		"ratelimit.budget=3s", "redis.read_timeout=2s"}
@@ -108,30 +98,14 @@ func TestTwoGatewaysShareARouteConcurrencyLimit(t *testing.T) {
 		startApp(t, withRoute(loadConfig(t, up.URL, sets...), "export", nil, 4))}
 	keys := []string{"bulk-key", "trying-key"}
 	codes := fire(t, 40, func(i int) (string, string) { return "http://" + gws[i%2].proxy + "/export", keys[(i/2)%2] },
-		func(resp *fasthttp.Response) {
-			if resp.StatusCode() != 429 {
-				return
-			}
-			ra, body := string(resp.Header.Peek("Retry-After")), string(resp.Body())
-			if ra != "1" || !strings.Contains(body, `"violated-policies":["`+upstream.RouteConcurrencyRule+`"]`) {
-				t.Errorf("429 with Retry-After %q, body %s; want 1 and the route's concurrency limit named", ra, body)
-			}
-		})
+		leaseRefused(t, upstream.RouteConcurrencyRule))
 	if m := most.Load(); m > 4 || m < 1 {
 		t.Fatalf("the upstream had up to %d of the route's requests at once; want 1 to 4", m)
 	}
 	if codes[200] < 4 || codes[200]+codes[429] != 40 {
 		t.Fatalf("status counts %v; want at least 4×200, the rest 429", codes)
 	}
-	key := limiter.LeaseKey("rconc", upstream.RouteScope("export"), upstream.RouteConcurrencyRule)
-	c := srv.Client(t)
-	deadline := time.Now().Add(5 * time.Second)
-	for n := c.ZCard(context.Background(), key).Val(); n != 0; n = c.ZCard(context.Background(), key).Val() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s holds %d leases 5s after every response ended; want 0", key, n)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitNoLeases(t, srv.Client(t), limiter.LeaseKey("rconc", upstream.RouteScope("export"), upstream.RouteConcurrencyRule))
 }
 
 // TestATenantRouteConcurrencyLimit: a tenant's own route with concurrency
@@ -140,15 +114,7 @@ func TestTwoGatewaysShareARouteConcurrencyLimit(t *testing.T) {
 // naming the route's limit, and once they have ended the next 2 fit.
 func TestATenantRouteConcurrencyLimit(t *testing.T) {
 	t.Parallel()
-	var inFlight, most atomic.Int64
-	up := testkit.StartUpstream(t, func(ctx *fasthttp.RequestCtx) {
-		n := inFlight.Add(1)
-		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
-		}
-		time.Sleep(100 * time.Millisecond)
-		inFlight.Add(-1)
-		ctx.SetBodyString("ok")
-	})
+	up, most := slowUpstream(t)
 	cfg := loadConfig(t, up.URL)
 	for i := range cfg.TenantList {
 		if cfg.TenantList[i].ID == "bulk" {
@@ -157,15 +123,7 @@ func TestATenantRouteConcurrencyLimit(t *testing.T) {
 	}
 	gw := startApp(t, cfg)
 	codes := fire(t, 20, func(int) (string, string) { return "http://" + gw.proxy + "/export", "bulk-key" },
-		func(resp *fasthttp.Response) {
-			if resp.StatusCode() != 429 {
-				return
-			}
-			ra, body := string(resp.Header.Peek("Retry-After")), string(resp.Body())
-			if ra != "1" || !strings.Contains(body, `"violated-policies":["exports_in_flight"]`) {
-				t.Errorf("429 with Retry-After %q, body %s; want 1 and the route's concurrency limit named", ra, body)
-			}
-		})
+		leaseRefused(t, "exports_in_flight"))
 	if m := most.Load(); m > 2 || m < 1 {
 		t.Fatalf("the upstream had up to %d of the route's requests at once; want 1 to 2", m)
 	}
