@@ -14,10 +14,13 @@ const recordBatch = 256
 // recordTimeout bounds one batch on the primary.
 const recordTimeout = time.Second
 
-// record is one admission to write to the primary.
+// record is one admission to write to the primary: the seq-th record its
+// pending shard queued.
 type record struct {
 	keys []string
 	args []any
+	sh   *pendingShard
+	seq  int64
 }
 
 // recorder writes admissions decided on a replica to the primary, in
@@ -39,12 +42,16 @@ func newRecorder(c *Clients, size int) *recorder {
 	return &recorder{clients: c, queue: make(chan record, size)}
 }
 
-func (r *recorder) enqueue(rec record) {
+// enqueue queues rec, or drops and counts it when the queue is full; it
+// reports whether rec was queued.
+func (r *recorder) enqueue(rec record) bool {
 	select {
 	case r.queue <- rec:
+		return true
 	default:
 		recordsDropped.Inc()
 		r.lastFailed.Store(time.Now().UnixNano())
+		return false
 	}
 }
 
@@ -67,6 +74,9 @@ func (r *recorder) write(batch []record) {
 		err := c.Err()
 		if redis.HasErrorPrefix(err, "NOSCRIPT") {
 			err = recordScript.Run(ctx, r.clients.Primary, batch[i].keys, batch[i].args...).Err()
+		}
+		if sh := batch[i].sh; sh != nil {
+			sh.written.Store(batch[i].seq) // a shard's records come in order
 		}
 		if err != nil {
 			recordsFailed.Inc()

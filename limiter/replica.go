@@ -42,6 +42,11 @@ type pendingShard struct {
 	// ord counts the entries ever appended to the shard's logs: a new
 	// log's ordinals start there, above those of any log it replaces.
 	ord int64
+	// enq counts the records the shard queued for the recorder, in
+	// order; written is the last of them the recorder has sent (written
+	// or failed), set by the recorder.
+	enq     int64
+	written atomic.Int64
 }
 
 // pendingLog is one rule's admissions not known to be on the replica,
@@ -94,7 +99,8 @@ type snapshot struct {
 	logs     [MaxRules]*pendingLog
 	appended [MaxRules]int64
 	dropped  [MaxRules]uint64
-	full     bool // a pending log is at its bound
+	full     bool  // a pending log is at its bound
+	enq      int64 // the shard's records queued by then
 }
 
 func (r *replicaDecider) decide(_ context.Context, req Request, now time.Time) (Decision, bool, error) {
@@ -105,6 +111,11 @@ func (r *replicaDecider) decide(_ context.Context, req Request, now time.Time) (
 	sh := r.shard(req.Tenant)
 	snap := r.snapshot(sh, req, now)
 	if snap.full {
+		// decide.lua on the primary counts what the primary holds: first
+		// the recorder must have written this gateway's pending records.
+		if err := r.caughtUp(sh, snap.enq); err != nil {
+			return Decision{}, false, fmt.Errorf("decide for %s: %w", req.Tenant, err)
+		}
 		d, err := r.s.decideOnPrimary(req, now)
 		return r.unshared(d), true, err
 	}
@@ -143,6 +154,20 @@ func (r *replicaDecider) decide(_ context.Context, req Request, now time.Time) (
 	return d, cacheable, nil
 }
 
+// caughtUp waits, within the budget, until the recorder has sent every
+// record sh had queued at a snapshot (enq). A rare wait: only a pending
+// log at its bound asks for it.
+func (r *replicaDecider) caughtUp(sh *pendingShard, enq int64) error {
+	deadline := time.Now().Add(r.s.budget)
+	for wait := 100 * time.Microsecond; sh.written.Load() < enq; wait = min(2*wait, 5*time.Millisecond) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w: the recorder has not written this gateway's pending admissions", ErrBudget)
+		}
+		time.Sleep(wait)
+	}
+	return nil
+}
+
 // errReplicaSkipped: the replica failed a read lately and is not asked.
 var errReplicaSkipped = errors.New("limiter: the replica is skipped after a failed read")
 
@@ -168,6 +193,7 @@ func (r *replicaDecider) snapshot(sh *pendingShard, req Request, now time.Time) 
 	s := snapshot{keys: withHighWater(r.s.keys(req.Tenant, req.Rules, now))}
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	s.enq = sh.enq
 	sh.maybeSweep(now)
 	n := 1 + 8*len(req.Rules)
 	for i := range req.Rules {
@@ -304,7 +330,10 @@ func (r *replicaDecider) admit(sh *pendingShard, req Request, snap *snapshot, d 
 		}
 	}
 	if m > 0 {
-		r.recorder.enqueue(rec)
+		rec.sh, rec.seq = sh, sh.enq+1
+		if r.recorder.enqueue(rec) {
+			sh.enq = rec.seq
+		}
 	}
 }
 

@@ -247,3 +247,44 @@ func TestReplicaConsistencyBurstWithoutItsReplica(t *testing.T) {
 		t.Fatalf("200 concurrent requests, replica down: %d allowed; want exactly 50", n)
 	}
 }
+
+// TestReplicaConsistencyFullPendingWaitsForTheRecorder: with 512 of this
+// gateway's admissions pending (the recorder has not written them), the
+// next decision goes to the primary only once the recorder has: it fails
+// within the budget while the recorder does not run, and once it has run
+// the primary counts all 512 and refuses the 513th of a limit of 512.
+// Deciding at once on the primary would admit it.
+func TestReplicaConsistencyFullPendingWaitsForTheRecorder(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Server(t)
+	clients, err := limiter.NewClients(redisOptions(limiter.ModeStandalone, srv.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer clients.Close()
+	s, err := limiter.NewRedisStore(clients, limiter.Options{Consistency: "replica", KeyPrefix: "full"}, 300*time.Millisecond, fmt.Sprintf("gw%d", instances.Add(1)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := limiter.Request{Tenant: "acme", Rules: []limiter.Rule{{Name: "r", Limit: 512, Window: time.Minute}}}
+	ctx := context.Background()
+	for i := range 512 {
+		if d, err := s.Decide(ctx, req); err != nil || !d.Allowed {
+			t.Fatalf("decision %d of 512: %v, %+v; want admitted", i+1, err, d.States())
+		}
+	}
+	if _, err := s.Decide(ctx, req); !errors.Is(err, limiter.ErrBudget) {
+		t.Fatalf("the 513th with the recorder stopped: %v; want ErrBudget (its records are not on the primary)", err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { s.Run(runCtx); close(done) }()
+	defer func() { cancel(); <-done }()
+	d, err := s.Decide(ctx, req)
+	if err != nil || d.Allowed {
+		t.Fatalf("the 513th once the recorder ran: %v, allowed=%v; want refused, the primary holding 512", err, d.Allowed)
+	}
+	if n := srv.Client(t).ZCard(ctx, limiter.Key("full", "acme", "r")).Val(); n != 512 {
+		t.Fatalf("the primary holds %d records; want 512", n)
+	}
+}
