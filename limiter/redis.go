@@ -176,7 +176,7 @@ func (s *RedisStore) decideOnPrimary(req Request, now time.Time) (Decision, erro
 	if s.cluster && mixedTags(req.Rules) {
 		return s.decideSplit(req, seq, now)
 	}
-	d, err := s.decideCall(req, req.Tenant, seq, now)
+	d, err := s.decideCall(req, ruleTag(req.Tenant, req.Rules[0]), seq, now) // one tag: the tenant's, or a scope's
 	if err != nil {
 		return Decision{}, fmt.Errorf("decide for %s: %w", req.Tenant, err)
 	}
@@ -306,7 +306,9 @@ func (s *RedisStore) ReplicaDenies(_ context.Context, req Request, budget time.D
 	for _, r := range req.Rules {
 		args = append(args, r.Window.Microseconds(), r.Limit, r.CostOrOne(), modeArg(r), 0) // no pending entries
 	}
-	o, err := s.peek(req, withHighWater(s.keys(req.Tenant, req.Rules, time.Time{})), args, budget)
+	// Routed by the rules' tag: a scope's, when they are a shared limit's.
+	routed := Request{Tenant: ruleTag(req.Tenant, req.Rules[0]), Rules: req.Rules}
+	o, err := s.peek(routed, withHighWater(s.keys(req.Tenant, req.Rules, time.Time{})), args, budget)
 	if err != nil {
 		return Decision{}, false, fmt.Errorf("ask the replica for %s: %w", req.Tenant, err)
 	}

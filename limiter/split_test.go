@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -56,6 +57,44 @@ func TestClusterSharedLimits(t *testing.T) {
 	cl := redistest.Cluster(t, redistest.ClusterOptions{})
 	t.Run("SecondCallUndone", func(t *testing.T) { sharedLimitIsASecondCall(t, cl) })
 	t.Run("ThreeRunsUndoARouteLease", func(t *testing.T) { threeRunsUndoARouteLease(t, cl) })
+	t.Run("OnlySharedGoesToItsSlot", func(t *testing.T) { onlySharedGoesToItsSlot(t, cl) })
+}
+
+// onlySharedGoesToItsSlot: a request whose rules are all one scope's (a
+// tenant with no rules of its own behind a route limit) is one call, sent
+// to the scope's primary: no MOVED reply from the tenant's.
+func onlySharedGoesToItsSlot(t *testing.T, cl *redistest.ClusterTopo) {
+	s, prefix := newRedisStore(t, redisOptions(limiter.ModeCluster, cl.Addrs()...), false)
+	awaitSlotMap(t, s)
+	scope := "route:search"
+	tenant, _, _ := splitTenant(t, cl, prefix, scope)
+	shared := limiter.Rule{Name: "r", Limit: 1000, Window: time.Minute, Scope: scope}
+	before := movedReplies(t, cl)
+	for range 10 {
+		decideOK(t, s, tenant, shared)
+	}
+	if n := movedReplies(t, cl) - before; n != 0 {
+		t.Fatalf("%d MOVED replies for 10 decisions of a scope's rules alone; want 0, each sent to the scope's slot", n)
+	}
+}
+
+// movedReplies is how many MOVED errors the cluster's primaries have
+// answered (INFO errorstats).
+func movedReplies(t *testing.T, cl *redistest.ClusterTopo) int {
+	t.Helper()
+	n := 0
+	for _, p := range cl.Primaries() {
+		for _, line := range strings.Split(p.Client(t).Info(context.Background(), "errorstats").Val(), "\r\n") {
+			if v, ok := strings.CutPrefix(line, "errorstat_MOVED:count="); ok {
+				c, err := strconv.Atoi(v)
+				if err != nil {
+					t.Fatalf("errorstats line %q: %v", line, err)
+				}
+				n += c
+			}
+		}
+	}
+	return n
 }
 
 // sharedLimitIsASecondCall: on Redis Cluster a request with a shared
