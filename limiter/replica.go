@@ -113,11 +113,14 @@ func (r *replicaDecider) decide(_ context.Context, req Request, now time.Time) (
 	if snap.full {
 		// decide.lua on the primary counts what the primary holds: first
 		// the recorder must have written this gateway's pending records.
-		if err := r.caughtUp(sh, snap.enq); err != nil {
-			return Decision{}, false, fmt.Errorf("decide for %s: %w", req.Tenant, err)
-		}
+		// If it has not within the budget, the decision is made anyway and
+		// says it is not exact: Redis answers, so the breaker is not told.
+		late := !r.caughtUp(sh, snap.enq)
 		d, err := r.s.decideOnPrimary(req, now)
-		return r.unshared(d), true, err
+		if d = r.unshared(d); late && err == nil && !d.Degraded {
+			d.Degraded, d.Why = true, WhyRecorder
+		}
+		return d, true, err
 	}
 	var o *op
 	var err error
@@ -155,17 +158,17 @@ func (r *replicaDecider) decide(_ context.Context, req Request, now time.Time) (
 }
 
 // caughtUp waits, within the budget, until the recorder has sent every
-// record sh had queued at a snapshot (enq). A rare wait: only a pending
-// log at its bound asks for it.
-func (r *replicaDecider) caughtUp(sh *pendingShard, enq int64) error {
+// record sh had queued at a snapshot (enq), and reports whether it has. A
+// rare wait: only a pending log at its bound asks for it.
+func (r *replicaDecider) caughtUp(sh *pendingShard, enq int64) bool {
 	deadline := time.Now().Add(r.s.budget)
 	for wait := 100 * time.Microsecond; sh.written.Load() < enq; wait = min(2*wait, 5*time.Millisecond) {
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%w: the recorder has not written this gateway's pending admissions", ErrBudget)
+			return false
 		}
 		time.Sleep(wait)
 	}
-	return nil
+	return true
 }
 
 // errReplicaSkipped: the replica failed a read lately and is not asked.

@@ -250,10 +250,11 @@ func TestReplicaConsistencyBurstWithoutItsReplica(t *testing.T) {
 
 // TestReplicaConsistencyFullPendingWaitsForTheRecorder: with 512 of this
 // gateway's admissions pending (the recorder has not written them), the
-// next decision goes to the primary only once the recorder has: it fails
-// within the budget while the recorder does not run, and once it has run
-// the primary counts all 512 and refuses the 513th of a limit of 512.
-// Deciding at once on the primary would admit it.
+// next decision goes to the primary only once the recorder has: while the
+// recorder does not run, it is made after the budget and marked degraded
+// (the primary lacks the records), and once the recorder has run the
+// primary counts all 512 and refuses the 513th of a limit of 512.
+// Deciding at once on the primary would admit it, unmarked.
 func TestReplicaConsistencyFullPendingWaitsForTheRecorder(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Server(t)
@@ -273,8 +274,8 @@ func TestReplicaConsistencyFullPendingWaitsForTheRecorder(t *testing.T) {
 			t.Fatalf("decision %d of 512: %v, %+v; want admitted", i+1, err, d.States())
 		}
 	}
-	if _, err := s.Decide(ctx, req); !errors.Is(err, limiter.ErrBudget) {
-		t.Fatalf("the 513th with the recorder stopped: %v; want ErrBudget (its records are not on the primary)", err)
+	if d, err := s.Decide(ctx, req); err != nil || !d.Degraded || d.Why != limiter.WhyRecorder {
+		t.Fatalf("the 513th with the recorder stopped: %v, degraded=%v (%s); want decided, marked degraded: %s", err, d.Degraded, d.Why, limiter.WhyRecorder)
 	}
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
@@ -282,9 +283,9 @@ func TestReplicaConsistencyFullPendingWaitsForTheRecorder(t *testing.T) {
 	defer func() { cancel(); <-done }()
 	d, err := s.Decide(ctx, req)
 	if err != nil || d.Allowed {
-		t.Fatalf("the 513th once the recorder ran: %v, allowed=%v; want refused, the primary holding 512", err, d.Allowed)
+		t.Fatalf("the next once the recorder ran: %v, allowed=%v; want refused, the primary holding 512 and the degraded one", err, d.Allowed)
 	}
-	if n := srv.Client(t).ZCard(ctx, limiter.Key("full", "acme", "r")).Val(); n != 512 {
-		t.Fatalf("the primary holds %d records; want 512", n)
+	if n := srv.Client(t).ZCard(ctx, limiter.Key("full", "acme", "r")).Val(); n != 513 {
+		t.Fatalf("the primary holds %d records; want 513: the 512 pending and the degraded admission", n)
 	}
 }
