@@ -105,8 +105,7 @@ type snapshot struct {
 
 func (r *replicaDecider) decide(_ context.Context, req Request, now time.Time) (Decision, bool, error) {
 	if !peekable(req.Rules) {
-		d, err := r.s.decideOnPrimary(req, now)
-		return r.unshared(d), !leaseDenied(req.Rules, &d), err
+		return r.onPrimary(req, now)
 	}
 	sh := r.shard(req.Tenant)
 	snap := r.snapshot(sh, req, now)
@@ -155,6 +154,74 @@ func (r *replicaDecider) decide(_ context.Context, req Request, now time.Time) (
 		d.Degraded, d.Why = true, why // its records land on the primary
 	}
 	return d, cacheable, nil
+}
+
+// onPrimary decides on the primary a request the replica cannot (one
+// with a concurrency limit, a shared limit or a counter rule). Its sliding
+// logs may be a plain request's too, so it is decided once the recorder
+// has sent what this gateway admitted in them (if not within the budget,
+// anyway, marked degraded), and what it records in them joins the pending
+// logs and the recorder's queue, for the replica's next read to count.
+func (r *replicaDecider) onPrimary(req Request, now time.Time) (Decision, bool, error) {
+	sh := r.shard(req.Tenant)
+	keys := withHighWater(r.s.keys(req.Tenant, req.Rules, now))
+	sh.mu.Lock()
+	enq, pending := sh.enq, false
+	for i := range req.Rules {
+		pending = pending || (pendable(req.Rules[i]) && sh.logs[keys[i]] != nil)
+	}
+	sh.mu.Unlock()
+	late := pending && !r.caughtUp(sh, enq)
+	d, err := r.s.decideOnPrimary(req, now)
+	if err != nil {
+		return Decision{}, false, err
+	}
+	if d.Allowed {
+		r.pend(sh, req, keys, &d, now)
+	}
+	if d = r.unshared(d); late && !d.Degraded {
+		d.Degraded, d.Why = true, WhyRecorder
+	}
+	return d, !leaseDenied(req.Rules, &d), nil
+}
+
+// pendable: a rule whose records a replica read counts, a tenant's
+// sliding log (a lease, a shared limit or a counter never is).
+func pendable(r Rule) bool { return r.algo() == algoLog && !r.Lease && r.Scope == "" }
+
+// pend adds what decision d recorded on the primary in req's pendable
+// rules to the pending logs and, with their ordinals, to the recorder's
+// queue (record.lua adds no member twice): keys are req's with their
+// high-water hashes.
+func (r *replicaDecider) pend(sh *pendingShard, req Request, keys []string, d *Decision, now time.Time) {
+	n := len(req.Rules)
+	member := r.s.memberOf(d.Seq)
+	rec := record{args: []any{member, r.s.instance}}
+	var hw []string
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	for i, rule := range req.Rules {
+		if !pendable(rule) || d.Rules[i].Denied() {
+			continue
+		}
+		lg := sh.logs[keys[i]]
+		if lg == nil {
+			lg = &pendingLog{window: rule.Window, next: sh.ord}
+			sh.logs[keys[i]] = lg
+		}
+		ord := lg.append(pendingEntry{member: member + ":1", costArg: rule.CostOrOne(), cost: rule.CostOrOne(), at: now})
+		sh.ord++
+		rec.keys, hw = append(rec.keys, keys[i]), append(hw, keys[n+i])
+		rec.args = append(rec.args, rule.Window.Microseconds(), rule.CostOrOne(), ord)
+	}
+	if len(hw) == 0 {
+		return
+	}
+	rec.keys = append(rec.keys, hw...)
+	rec.sh, rec.seq = sh, sh.enq+1
+	if r.recorder.enqueue(rec) {
+		sh.enq = rec.seq
+	}
 }
 
 // caughtUp waits, within the budget, until the recorder has sent every

@@ -289,3 +289,53 @@ func TestReplicaConsistencyFullPendingWaitsForTheRecorder(t *testing.T) {
 		t.Fatalf("the primary holds %d records; want 513: the 512 pending and the degraded admission", n)
 	}
 }
+
+// TestReplicaConsistencyPrimaryDecisionsCountPending: a request the
+// replica cannot decide (here one with a concurrency limit) shares the
+// tenant's sliding log with plain requests. It is decided on the primary
+// only once the recorder has written the plain requests' admissions: with
+// a limit of 5 and 5 plain admissions whose records wait, the leased 6th
+// is refused (deciding at once, the primary would hold none). With 4, the
+// leased 5th is admitted, recorded once, and the next plain one refused.
+func TestReplicaConsistencyPrimaryDecisionsCountPending(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Server(t)
+	rate := limiter.Rule{Name: "r", Limit: 5, Window: time.Minute}
+	lease := limiter.Rule{Name: "concurrency", Limit: 10, Window: time.Minute, Lease: true}
+	ctx := context.Background()
+	for _, plain := range []int{5, 4} {
+		clients, err := limiter.NewClients(redisOptions(limiter.ModeStandalone, srv.Addr()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer clients.Close()
+		prefix := fmt.Sprintf("pend%d", plain)
+		s, err := limiter.NewRedisStore(clients, limiter.Options{Consistency: "replica", KeyPrefix: prefix}, time.Second, fmt.Sprintf("gw%d", instances.Add(1)), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range plain {
+			if d, err := s.Decide(ctx, limiter.Request{Tenant: "acme", Rules: []limiter.Rule{rate}}); err != nil || !d.Allowed {
+				t.Fatalf("plain request %d: %v, %+v; want admitted", i+1, err, d.States())
+			}
+		}
+		// The recorder starts a moment after the leased request is asked.
+		runCtx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		time.AfterFunc(100*time.Millisecond, func() { s.Run(runCtx); close(done) })
+		defer func() { cancel(); <-done }()
+		d, err := s.Decide(ctx, limiter.Request{Tenant: "acme", Rules: []limiter.Rule{rate, lease}})
+		if want := plain < 5; err != nil || d.Allowed != want || d.Degraded {
+			t.Fatalf("after %d plain, the leased one on the primary: %v, allowed=%v degraded=%v; want allowed=%v, exact (the pending records written first)", plain, err, d.Allowed, d.Degraded, want)
+		}
+		if d, err := s.Decide(ctx, limiter.Request{Tenant: "acme", Rules: []limiter.Rule{rate}}); err != nil || d.Allowed {
+			t.Fatalf("after %d plain and the leased one, a plain one: %v, allowed=%v; want refused", plain, err, d.Allowed)
+		}
+		testkit.Eventually(t, 5*time.Second, func() error {
+			if n := srv.Client(t).ZCard(ctx, limiter.Key(prefix, "acme", "r")).Val(); n != 5 {
+				return fmt.Errorf("the primary holds %d records; want 5", n)
+			}
+			return nil
+		})
+	}
+}

@@ -1,6 +1,8 @@
 #!lua
 -- record.lua: writes one admission decided on a replica (replica
--- consistency) to the primary. Idempotent: a member written twice is one.
+-- consistency) to the primary. Idempotent: a member written twice is one,
+-- and keeps its first score (NX): a request decided on the primary, whose
+-- members decide.lua wrote, is recorded again only for its ordinals.
 --
 -- KEYS[i]    the sorted set of rule i (i = 1..n)
 -- KEYS[n+i]  rule i's high-water hash: per gateway instance, the ordinal
@@ -20,7 +22,7 @@ for i = 1, n do
   local ttl = math.ceil(window / 1000)
   redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - window)
   for j = 1, cost do
-    redis.call('ZADD', KEYS[i], now, ARGV[1] .. ':' .. j)
+    redis.call('ZADD', KEYS[i], 'NX', now, ARGV[1] .. ':' .. j)
   end
   redis.call('PEXPIRE', KEYS[i], ttl)
   redis.call('HSET', KEYS[n + i], ARGV[2], ord)
