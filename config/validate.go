@@ -298,7 +298,7 @@ func (c *checker) credentialFile(key, inline, file string) {
 func (cfg *Config) validateShared(c *checker) {
 	for name, u := range cfg.Upstreams {
 		if len(u.Limits) > 0 {
-			cfg.sharedRules(c, "upstreams."+name+".limits", u.Limits, limiter.MaxSharedRules)
+			cfg.sharedRules(c, "upstreams."+name+".limits", u.Limits, limiter.MaxSharedRules, "")
 		}
 	}
 	named := map[string]int{}
@@ -321,22 +321,25 @@ func (cfg *Config) validateShared(c *checker) {
 		if r.Concurrency < 0 || r.Concurrency > tenants.MaxConcurrency {
 			c.fail(path+".concurrency", "got %d; want 0 (no cap) to %d", r.Concurrency, tenants.MaxConcurrency)
 		}
-		room, at := limiter.MaxRouteRules, path+".limits"
+		room, note := limiter.MaxRouteRules, ""
 		if r.Concurrency > 0 {
-			room-- // the concurrency limit is one of the route's rules
+			room, note = room-1, " (the route's concurrency limit counts as one)"
+			for j, l := range r.Limits {
+				if l.Name == upstream.RouteConcurrencyRule {
+					c.fail(fmt.Sprintf("%s.limits[%d].name", path, j), "%q names the route's concurrency limit; give this rule another name", l.Name)
+				}
+			}
 		}
-		if len(r.Limits) == 0 {
-			at = path + ".concurrency"
-		}
-		cfg.sharedRules(c, at, r.Limits, room)
+		cfg.sharedRules(c, path+".limits", r.Limits, room, note)
 	}
 }
 
-// sharedRules checks the shared limits at path: at most max, and valid
-// rules. Every store decides them (Redis Cluster in a call of their own).
-func (cfg *Config) sharedRules(c *checker, path string, rules []limiter.Rule, max int) {
+// sharedRules checks the shared limits at path: at most max (note says
+// why, if it is less than the usual), and valid rules. Every store decides
+// them (Redis Cluster in a call of their own).
+func (cfg *Config) sharedRules(c *checker, path string, rules []limiter.Rule, max int, note string) {
 	if len(rules) > max {
-		c.fail(path, "%d shared limits; at most %d (a route's concurrency limit counts as one)", len(rules), max)
+		c.fail(path, "%d shared limits; at most %d%s", len(rules), max, note)
 	}
 	if err := tenants.CheckRules(path, rules); err != nil {
 		c.errs = append(c.errs, err)
