@@ -248,6 +248,23 @@ func TestReplicaConsistencyBurstWithoutItsReplica(t *testing.T) {
 	}
 }
 
+// newStoppedReplicaStore is a replica-consistency store on the
+// standalone Redis at addr (its own replica), whose recorder does not run
+// until the test calls Run.
+func newStoppedReplicaStore(t *testing.T, addr, prefix string, budget time.Duration) *limiter.RedisStore {
+	t.Helper()
+	clients, err := limiter.NewClients(redisOptions(limiter.ModeStandalone, addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { clients.Close() })
+	s, err := limiter.NewRedisStore(clients, limiter.Options{Consistency: "replica", KeyPrefix: prefix}, budget, fmt.Sprintf("gw%d", instances.Add(1)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 // TestReplicaConsistencyFullPendingWaitsForTheRecorder: with 512 of this
 // gateway's admissions pending (the recorder has not written them), the
 // next decision goes to the primary only once the recorder has: while the
@@ -258,15 +275,7 @@ func TestReplicaConsistencyBurstWithoutItsReplica(t *testing.T) {
 func TestReplicaConsistencyFullPendingWaitsForTheRecorder(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Server(t)
-	clients, err := limiter.NewClients(redisOptions(limiter.ModeStandalone, srv.Addr()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer clients.Close()
-	s, err := limiter.NewRedisStore(clients, limiter.Options{Consistency: "replica", KeyPrefix: "full"}, 300*time.Millisecond, fmt.Sprintf("gw%d", instances.Add(1)), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newStoppedReplicaStore(t, srv.Addr(), "full", 300*time.Millisecond)
 	req := limiter.Request{Tenant: "acme", Rules: []limiter.Rule{{Name: "r", Limit: 512, Window: time.Minute}}}
 	ctx := context.Background()
 	for i := range 512 {
@@ -304,16 +313,8 @@ func TestReplicaConsistencyPrimaryDecisionsCountPending(t *testing.T) {
 	lease := limiter.Rule{Name: "concurrency", Limit: 10, Window: time.Minute, Lease: true}
 	ctx := context.Background()
 	for _, plain := range []int{5, 4} {
-		clients, err := limiter.NewClients(redisOptions(limiter.ModeStandalone, srv.Addr()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer clients.Close()
 		prefix := fmt.Sprintf("pend%d", plain)
-		s, err := limiter.NewRedisStore(clients, limiter.Options{Consistency: "replica", KeyPrefix: prefix}, time.Second, fmt.Sprintf("gw%d", instances.Add(1)), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		s := newStoppedReplicaStore(t, srv.Addr(), prefix, time.Second)
 		for i := range plain {
 			if d, err := s.Decide(ctx, limiter.Request{Tenant: "acme", Rules: []limiter.Rule{rate}}); err != nil || !d.Allowed {
 				t.Fatalf("plain request %d: %v, %+v; want admitted", i+1, err, d.States())
