@@ -314,10 +314,18 @@ func (s *MemoryStore) Usage(_ context.Context, tenant string, rules []Rule) ([]R
 	sh := &s.shards[tenantHash(tenant)%memoryShards]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	if hasScope(rules) {
+		s.sharedMu.Lock()
+		defer s.sharedMu.Unlock()
+	}
 	out := make([]RuleUsage, len(rules))
-	t := sh.tenants[tenant]
+	own := sh.tenants[tenant]
 	for i, r := range rules {
 		out[i].Rule = r
+		t := own
+		if r.Scope != "" { // a shared limit's count
+			t = s.shared[r.Scope]
+		}
 		if r.Counted() {
 			if t != nil && t.counts[memKeyOf(r)] != nil {
 				out[i].Used, out[i].Reset = t.counts[memKeyOf(r)].usage(s.zones.load(r.Timezone), now, r)
