@@ -22,6 +22,7 @@ import (
 	"github.com/l1gw/l1gw/internal/registry"
 	"github.com/l1gw/l1gw/limiter"
 	"github.com/l1gw/l1gw/tenants"
+	"github.com/l1gw/l1gw/upstream"
 )
 
 // openAPI is the OpenAPI 3.1 document of this API, served at
@@ -46,6 +47,7 @@ type Admin struct {
 	registry   *registry.Registry                // nil unless tenants.source is redis or both
 	file       func() FileView
 	regStatus  func() *RegistryStatus // nil without a registry
+	proxy      *upstream.Proxy        // nil: /v1/simulate without shared limits
 	router     *router.Router
 }
 
@@ -89,6 +91,9 @@ type Parts struct {
 	Registry       *registry.Registry
 	File           func() FileView
 	RegistryStatus func() *RegistryStatus
+	// Proxy, if not nil, is the routing table whose routes' and
+	// upstreams' shared limits /v1/simulate counts too.
+	Proxy *upstream.Proxy
 }
 
 // New returns the admin API.
@@ -100,7 +105,7 @@ func New(p Parts) (*Admin, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	a := &Admin{tenants: p.Tenants, store: p.StoreName, limits: p.Limits, breaker: p.Breaker, sentinels: p.Sentinels, log: log,
+	a := &Admin{tenants: p.Tenants, store: p.StoreName, limits: p.Limits, breaker: p.Breaker, sentinels: p.Sentinels, log: log, proxy: p.Proxy,
 		curConfig: p.Config, reloader: p.Reload, lastReload: p.LastReload, registry: p.Registry, file: p.File}
 	if p.Registry != nil {
 		a.regStatus = p.RegistryStatus

@@ -9,6 +9,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/l1gw/l1gw/limiter"
 	"github.com/l1gw/l1gw/tenants"
 )
 
@@ -22,6 +23,9 @@ type SimulateRequest struct {
 	ClientIP string `json:"client_ip,omitempty"`
 	Method   string `json:"method"`
 	Path     string `json:"path"`
+	// Host is the request's host, for the routes that match by host
+	// (their shared limits); "" matches the routes without one.
+	Host string `json:"host,omitempty"`
 }
 
 // Simulation is the answer of POST /v1/simulate.
@@ -99,6 +103,9 @@ func (a *Admin) simulate(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	rules := t.Rules([]byte(in.Method), uri.Path())
+	if a.proxy != nil {
+		rules = a.withShared(rules, t, []byte(in.Host), uri.Path(), snap)
+	}
 	c, cancel := context.WithTimeout(context.Background(), adminTimeout)
 	defer cancel()
 	us, err := a.limits.Usage(c, counted, rules)
@@ -121,4 +128,21 @@ func (a *Admin) simulate(ctx *fasthttp.RequestCtx) {
 
 func badRequest(detail string) problem {
 	return problem{"about:blank", "Bad Request", fasthttp.StatusBadRequest, detail}
+}
+
+// withShared is rules, a tenant's, with the shared limits of the route
+// host and path match and of the upstream it goes to (the tenant's own,
+// if it has one), as the gateway decides them.
+func (a *Admin) withShared(rules []limiter.Rule, t *tenants.Tenant, host, path []byte, snap *tenants.Snapshot) []limiter.Rule {
+	rt := a.proxy.Match(host, path)
+	if rt == nil {
+		return rules
+	}
+	pool := rt.Pool
+	if t.Upstream != "" {
+		if p, ok := a.proxy.Pool(t.Upstream); ok {
+			pool = p
+		}
+	}
+	return rt.Rules(rules, pool, snap)
 }

@@ -76,7 +76,7 @@ func Build(cfg *config.Config, log *slog.Logger) (*App, error) {
 	reg, sync := newRegistry(cfg, clients, rl)
 	parts := admin.Parts{Registry: reg, File: rl.fileView, RegistryStatus: registryStatus(sync, table), Tenants: table, StoreName: cfg.Redis.Mode, Limits: store, Log: log,
 		Breaker: func() string { return guard.BreakerState().String() }, Token: token, Pprof: cfg.Server.Pprof,
-		Config: func() any { return rl.cfg.Load().Redacted() }, Reload: rl.run, LastReload: rl.last.Load}
+		Config: func() any { return rl.cfg.Load().Redacted() }, Reload: rl.run, LastReload: rl.last.Load, Proxy: proxy}
 	if cfg.Redis.Mode == limiter.ModeSentinel {
 		parts.Sentinels = clients.SentinelsReachable
 	}

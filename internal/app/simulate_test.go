@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -183,5 +184,30 @@ func TestAdminBodyCap(t *testing.T) {
 	}
 	if resp, _ := simulate(t, gw, `{"key":"acme-key","method":"GET","path":"/x"}`); resp.StatusCode() != 200 {
 		t.Errorf("a small simulation after it: got %d; want 200", resp.StatusCode())
+	}
+}
+
+// TestSimulateCountsSharedLimits: /v1/simulate decides against the
+// shared limits of the route a request matches too, as the gateway does:
+// after two requests of one tenant fill a route's limit of 2, another
+// tenant's simulated request there is denied by it, and one elsewhere is
+// not.
+func TestSimulateCountsSharedLimits(t *testing.T) {
+	t.Parallel()
+	up, _ := startUpstream(t)
+	limits := []limiter.Rule{{Name: "search_per_min", Limit: 2, Window: time.Minute}}
+	gw := startApp(t, withRoute(loadConfig(t, up, "server.admin_token=tok"), "search", limits, 0))
+	for range 2 {
+		if resp := call(t, gw.proxy, "GET", "/search/x", "X-API-Key", "bulk-key"); resp.StatusCode() != 200 {
+			t.Fatalf("a request on the route: %d; want 200", resp.StatusCode())
+		}
+	}
+	_, sim := simulate(t, gw, `{"tenant":"trying","method":"GET","path":"/search/y"}`)
+	if sim.Result != "denied" || !strings.Contains(rules(sim), "search_per_min 2/2 false") {
+		t.Fatalf("simulated on the route: %s [%s]; want denied by search_per_min 2/2", sim.Result, rules(sim))
+	}
+	_, sim = simulate(t, gw, `{"tenant":"trying","method":"GET","path":"/elsewhere"}`)
+	if sim.Result != "allowed" || strings.Contains(rules(sim), "search_per_min") {
+		t.Fatalf("simulated elsewhere: %s [%s]; want allowed, without the route's limit", sim.Result, rules(sim))
 	}
 }
