@@ -313,8 +313,10 @@ func withHighWater(keys []string) []string {
 }
 
 // highWaterSuffix follows a sliding log's key in its high-water hash's.
-// Rule names have no colon, so it is never another rule's key.
-const highWaterSuffix = ":hw"
+// It ends in a colon, as no rule's key does (a rule's name or a counter's
+// period ends it), so it is never another key: not even that of a lease
+// named "hw" beside a rule named "lease".
+const highWaterSuffix = ":hw:"
 
 // settle turns the script's reply into the decision, under the shard lock:
 // it forgets the pending entries the replica shows, re-checks against what
