@@ -225,8 +225,9 @@ func (r *replicaDecider) pend(sh *pendingShard, req Request, keys []string, d *D
 }
 
 // caughtUp waits, within the budget, until the recorder has sent every
-// record sh had queued at a snapshot (enq), and reports whether it has. A
-// rare wait: only a pending log at its bound asks for it.
+// record sh had queued at a snapshot (enq), and reports whether it has:
+// before a decision on the primary, which counts only what the recorder
+// has written (a pending log at its bound, a request onPrimary decides).
 func (r *replicaDecider) caughtUp(sh *pendingShard, enq int64) bool {
 	deadline := time.Now().Add(r.s.budget)
 	for wait := 100 * time.Microsecond; sh.written.Load() < enq; wait = min(2*wait, 5*time.Millisecond) {
