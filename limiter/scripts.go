@@ -2,13 +2,16 @@ package limiter
 
 import (
 	_ "embed"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 )
 
 var (
+	//go:embed lua/args.lua
+	argsSrc string
 	//go:embed lua/decide.lua
-	decideSrc string
+	decideBody string
 	//go:embed lua/usage.lua
 	usageSrc string
 	//go:embed lua/peek.lua
@@ -16,8 +19,25 @@ var (
 	//go:embed lua/record.lua
 	recordSrc string
 	//go:embed lua/undo.lua
-	undoSrc string
+	undoBody string
 )
+
+// decideSrc and undoSrc are decide.lua and undo.lua with args.lua, the
+// head they share, joined in.
+var (
+	decideSrc = withArgs(decideBody)
+	undoSrc   = withArgs(undoBody)
+)
+
+// withArgs is script with args.lua joined in after its shebang line, if
+// it has one (Redis reads the flags from the first line only).
+func withArgs(script string) string {
+	if !strings.HasPrefix(script, "#!") {
+		return argsSrc + "\n" + script
+	}
+	shebang, body, _ := strings.Cut(script, "\n")
+	return shebang + "\n" + argsSrc + "\n" + body
+}
 
 // The scripts are hashed once; Script.Run sends EVALSHA and falls back to
 // EVAL on NOSCRIPT, which is what the first call after a restart, a

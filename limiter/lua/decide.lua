@@ -37,24 +37,8 @@
 -- writes past maxmemory and is refused (NOREPLICAS) on a primary without
 -- the replicas it needs.
 
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local member = ARGV[1]
-local n = #KEYS
-
-local function rule(i)
-  local a = 4 * i - 1
-  local mode = tonumber(ARGV[a + 3])
-  return tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), mode % 2 == 1, math.floor(mode / 2)
-end
-
--- The sliding window's arithmetic, the same as limiter/algorithm.go's.
-local function weighted(q, window, elapsed)
-  if q == 0 then
-    return 0
-  end
-  return math.floor(q * (window - elapsed) / window)
-end
+-- now, member, n, rule(i) and weighted are args.lua's: scripts.go joins
+-- it in before this.
 
 local function first_fit(q, l, window)
   if q <= l then

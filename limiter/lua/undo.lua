@@ -14,23 +14,8 @@
 --
 -- Returns {remaining_1, reset_1, ..., remaining_n, reset_n} at now, in µs.
 
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local member = ARGV[1]
-local n = #KEYS
-
-local function rule(i)
-  local a = 4 * i - 1
-  return tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), math.floor(tonumber(ARGV[a + 3]) / 2),
-    tonumber(ARGV[2 + 4 * n + i])
-end
-
-local function weighted(q, window, elapsed)
-  if q == 0 then
-    return 0
-  end
-  return math.floor(q * (window - elapsed) / window)
-end
+-- now, member, n, rule(i) and weighted are args.lua's: scripts.go joins
+-- it in before this.
 
 -- first_undo reports whether the hash at key still counts the request:
 -- it exists and u does not name it (and marks it undone).
@@ -107,7 +92,8 @@ end
 local undo = {[0] = undo_log, undo_window, undo_fixed}
 local out = {}
 for i = 1, n do
-  local window, limit, cost, algo, rec = rule(i)
+  local window, limit, cost, _, algo = rule(i)
+  local rec = tonumber(ARGV[2 + 4 * n + i])
   local remaining, reset = undo[algo](KEYS[i], window, limit, cost, rec)
   out[#out + 1] = remaining
   out[#out + 1] = reset
