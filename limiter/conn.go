@@ -2,12 +2,14 @@ package limiter
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -116,16 +118,38 @@ func (o *connOptions) pass() string {
 	return o.password()
 }
 
+// dialWatch is told how a dial goes, so that a watchdog can judge it on
+// the kernel's evidence rather than by a clock that a busy gateway runs
+// late (see lane.dialSilence).
+type dialWatch interface {
+	// socket: the socket exists and is about to connect. sock stays
+	// valid to Control until it is closed, and refuses it after.
+	socket(sock syscall.RawConn)
+	// connected: the TCP connection is up, and the handshake (TLS, then
+	// the commands) starts on raw.
+	connected(raw *rawConn)
+}
+
 // dialConn connects to addr and runs the handshake (AUTH, SELECT,
 // READONLY, ROLE, INFO server) in one round trip, all within the dial
-// timeout.
-func dialConn(addr string, o *connOptions) (*conn, error) {
+// timeout. w, if not nil, is told of the socket and the connection as
+// they come.
+func dialConn(addr string, o *connOptions, w dialWatch) (*conn, error) {
 	d := net.Dialer{Timeout: o.dialTimeout, KeepAlive: 30 * time.Second}
+	if w != nil {
+		d.ControlContext = func(_ context.Context, _, _ string, sock syscall.RawConn) error {
+			w.socket(sock)
+			return nil
+		}
+	}
 	nc, err := d.Dial("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
 	c := &conn{raw: &rawConn{Conn: nc}, addr: addr, fd: -1}
+	if w != nil {
+		w.connected(c.raw)
+	}
 	c.nc = c.raw
 	if tc, ok := nc.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -26,12 +27,22 @@ type lane struct {
 	written  time.Time // the earliest the batch was seen written; zero before
 	lastGot  uint64    // received at the last check that saw it grow
 	lastAt   time.Time // when that check was
+	dialEv   dialEvidence
 
 	// the lane goroutine's own
 	wbuf    []byte
 	sent    []*op
 	redo    []*op
 	scratch [maxReply]int64
+}
+
+// dialEvidence is what the watchdog knows of the dial under way.
+type dialEvidence struct {
+	sock    syscall.RawConn // the socket, once it exists
+	raw     *rawConn        // the connection, once connected
+	at      time.Time       // when it connected: the lane ran the handshake from there
+	lastGot uint64          // received at the last check that saw it grow
+	lastAt  time.Time       // when that check was
 }
 
 type lanePhase uint8
@@ -46,8 +57,8 @@ const (
 func (l *lane) run() {
 	defer l.p.wg.Done()
 	// Dial at once, every lane, so that a healthy Redis is never dialed
-	// under load: a dial is judged by the clock, having no connection to
-	// give evidence yet.
+	// under load: a dial has less evidence to be judged on than a batch on
+	// the wire (see dialSilence).
 	l.dial(nil) //nolint:errcheck // on failure the first batch dials again
 	l.setPhase(phaseIdle, nil)
 	l.p.dialed.Done()
@@ -163,7 +174,7 @@ func (l *lane) dial(batch []*op) error {
 	if err != nil {
 		return err
 	}
-	c, err := dialConn(addr, &l.p.cfg.conn)
+	c, err := dialConn(addr, &l.p.cfg.conn, l)
 	if err != nil {
 		return err
 	}
@@ -184,10 +195,26 @@ func (l *lane) drop() {
 	}
 }
 
+// socket is dialWatch's: the dial's socket exists.
+func (l *lane) socket(sock syscall.RawConn) {
+	l.mu.Lock()
+	l.dialEv.sock = sock
+	l.mu.Unlock()
+}
+
+// connected is dialWatch's: the dial's connection is up.
+func (l *lane) connected(raw *rawConn) {
+	now := time.Now()
+	l.mu.Lock()
+	l.dialEv.raw, l.dialEv.at = raw, now
+	l.mu.Unlock()
+}
+
 func (l *lane) setPhase(ph lanePhase, batch []*op) {
 	now := time.Now()
 	l.mu.Lock()
 	l.phase, l.batch, l.since = ph, batch, now
+	l.dialEv = dialEvidence{}
 	if ph == phaseReading && (l.written.IsZero() || now.Before(l.written)) {
 		l.written = now
 	}

@@ -7,17 +7,40 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// tcpInfo asks the kernel for the TCP_INFO of socket fd, and how many of
+// its bytes the kernel filled in.
+func tcpInfo(fd int) (info unix.TCPInfo, size uintptr, ok bool) {
+	n := uint32(unsafe.Sizeof(info))
+	_, _, errno := syscall.RawSyscall6(syscall.SYS_GETSOCKOPT, uintptr(fd), syscall.IPPROTO_TCP, syscall.TCP_INFO,
+		uintptr(unsafe.Pointer(&info)), uintptr(unsafe.Pointer(&n)), 0)
+	return info, uintptr(n), errno == 0
+}
+
 // socketCounters asks the kernel how many bytes have ever left and
 // arrived on the TCP socket fd (TCP_INFO's tcpi_bytes_sent and
 // tcpi_bytes_received, Linux 4.19+), whether or not the process has read
 // them yet. ok is false where it cannot tell.
 func socketCounters(fd int) (sent, received uint64, ok bool) {
-	var info unix.TCPInfo
-	size := uint32(unsafe.Sizeof(info))
-	_, _, errno := syscall.RawSyscall6(syscall.SYS_GETSOCKOPT, uintptr(fd), syscall.IPPROTO_TCP, syscall.TCP_INFO,
-		uintptr(unsafe.Pointer(&info)), uintptr(unsafe.Pointer(&size)), 0)
-	if errno != 0 || size < uint32(unsafe.Offsetof(info.Bytes_sent)+8) {
+	info, size, ok := tcpInfo(fd)
+	if !ok || size < unsafe.Offsetof(info.Bytes_sent)+8 {
 		return 0, 0, false
 	}
 	return info.Bytes_sent, info.Bytes_received, true
+}
+
+// TCP states (include/net/tcp_states.h).
+const (
+	tcpEstablished = 1
+	tcpCloseWait   = 8
+)
+
+// socketConnected asks the kernel whether the TCP socket fd is connected:
+// the peer's host answered the SYN (the peer may have closed since, but it
+// answered). ok is false where the kernel cannot tell.
+func socketConnected(fd int) (connected, ok bool) {
+	info, size, ok := tcpInfo(fd)
+	if !ok || size < 1 {
+		return false, false
+	}
+	return info.State == tcpEstablished || info.State == tcpCloseWait, true
 }

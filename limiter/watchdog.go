@@ -81,6 +81,9 @@ func (l *lane) check(now time.Time) (stuck bool) {
 	c := l.c
 	dialing := l.phase == phaseDialing || c == nil // nil: dropped, the batch is ending
 	silent := now.Sub(l.since)
+	if l.phase == phaseDialing {
+		silent = l.dialSilence(now)
+	}
 	if !dialing {
 		sent, got := c.counters()
 		if got != l.recvMark {
@@ -129,8 +132,64 @@ func (l *lane) giveUp(now time.Time, silent time.Duration, c *conn) {
 	}
 }
 
+// dialSilence is how long Redis has owed the dial under way an answer,
+// judged on the kernel's evidence where there is some. Connected, the
+// handshake is owed an answer only while the lane waits in Read with
+// every byte that came taken, and only since the last byte came (or the
+// connect); otherwise the lane has something to do and what it waits for
+// is a turn to run, the gateway's delay. A connect the kernel has
+// completed owes nothing either. Without evidence (no socket yet, the
+// SYN unanswered, or a kernel that cannot tell), it is the time since the
+// dial began, when the lane was running. Called with l.mu held.
+func (l *lane) dialSilence(now time.Time) time.Duration {
+	d := &l.dialEv
+	if d.sock == nil {
+		return now.Sub(l.since)
+	}
+	var in bool
+	var consumed uint64
+	if d.raw != nil { // in this order, as conn.waiting reads them
+		in, consumed = d.raw.inRead.Load(), d.raw.consumed.Load()
+	}
+	var connected, known, counted bool
+	var got uint64
+	err := d.sock.Control(func(fd uintptr) {
+		connected, known = socketConnected(int(fd))
+		_, got, counted = socketCounters(int(fd))
+	})
+	switch {
+	case err != nil:
+		return 0 // closed: the dial failed, and the lane says so when it runs
+	case d.raw == nil && known && connected:
+		return 0 // up: the lane has yet to run and see it
+	case d.raw == nil:
+		return now.Sub(l.since)
+	}
+	if !counted {
+		got = consumed
+	}
+	if got != d.lastGot {
+		d.lastGot, d.lastAt = got, now
+	}
+	if !in || consumed != got {
+		return 0
+	}
+	return now.Sub(later(d.at, d.lastAt))
+}
+
+// later is the later of a and b.
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
 // what describes the silence for an error message.
 func (l *lane) what() string {
+	if l.phase == phaseDialing && l.dialEv.raw != nil {
+		return "no handshake reply from " + l.dialEv.raw.RemoteAddr().String()
+	}
 	if l.phase == phaseDialing || l.c == nil {
 		return "connecting took longer than the budget"
 	}
