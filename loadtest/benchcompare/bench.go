@@ -37,6 +37,12 @@ type Measurement struct {
 	// nil when there is no such process.
 	GwCPU    *float64 `json:"gw_cpu_us_per_req"`
 	RedisCPU *float64 `json:"redis_cpu_us_per_req"`
+	// RedisPingMax is the worst round trip, in ms, of the probe that PINGs
+	// redis-server meanwhile (see probeCommand): how long Redis itself
+	// left a client waiting. nil without Redis. ProbeRealtime: the probe
+	// ran at real-time priority, so its own waits for the CPU are not in it.
+	RedisPingMax  *float64 `json:"redis_ping_max_ms,omitempty"`
+	ProbeRealtime bool     `json:"probe_realtime,omitempty"`
 	// Open loop only: vegeta's latency percentiles, in ms.
 	P50 *float64 `json:"p50_ms,omitempty"`
 	P99 *float64 `json:"p99_ms,omitempty"`
@@ -172,13 +178,23 @@ func measure(ctx context.Context, e *env, sys system, load loadSpec) (m Measurem
 			return m, err
 		}
 	}
-	if rs != nil {
-		procs.redis = rs.pid()
-		if err := checkPinned(rs.pid(), e.pin.runner); err != nil {
-			return m, err
-		}
+	if rs == nil {
+		return runLoad(ctx, e, sys, load, addr, procs)
 	}
-	return runLoad(ctx, e, sys, load, addr, procs)
+	procs.redis = rs.pid()
+	if err := checkPinned(rs.pid(), e.pin.runner); err != nil {
+		return m, err
+	}
+	probe, err := startProbe(ctx, e.self, e.pin.runner, rs.addr)
+	if err != nil {
+		return m, err
+	}
+	m, err = runLoad(ctx, e, sys, load, addr, procs)
+	res, perr := probe.finish()
+	if perr == nil {
+		m.RedisPingMax, m.ProbeRealtime = &res.WorstMs, res.Realtime
+	}
+	return m, errors.Join(err, perr)
 }
 
 // cpuProcs are the processes whose CPU is sampled; 0 is none.

@@ -15,6 +15,9 @@ func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == forwarderCommand {
 		os.Exit(forwarderMain(os.Args[2:], os.Stdout, os.Stderr))
 	}
+	if len(os.Args) > 1 && os.Args[1] == probeCommand {
+		os.Exit(probeMain(os.Args[2:], os.Stdout, os.Stderr))
+	}
 	os.Exit(m.Run())
 }
 

@@ -8,9 +8,9 @@ import (
 )
 
 // tableHeader is the Markdown table's header and alignment rows.
-const tableHeader = "| system | load | req/s | gw CPU µs/req | Redis CPU µs/req | P50 ms | P99 ms | degraded | limited admitted/limit " +
+const tableHeader = "| system | load | req/s | gw CPU µs/req | Redis CPU µs/req | P50 ms | P99 ms | degraded | Redis worst PING ms | limited admitted/limit " +
 	"| req/s vs naive | gw CPU/req vs naive | Redis CPU/req vs naive | status codes (all runs) |\n" +
-	"|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|\n"
+	"|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|\n"
 
 // Markdown renders the report: header, table, added latency and notes.
 func (r *Report) Markdown() string {
@@ -57,7 +57,7 @@ func (row *Row) markdown() string {
 	}
 	cells := []string{
 		row.System, row.Load, row.RPS.format(0), row.GwCPU.format(1), row.RedisCPU.format(1),
-		row.P50.format(2), row.P99.format(2), row.Degraded.format(0), limited,
+		row.P50.format(2), row.P99.format(2), row.Degraded.format(0), row.RedisPingMax.format(1), limited,
 		formatRatio(row.RPSVsNaive), formatRatio(row.GwCPUVsNaive), formatRatio(row.RedisCPUVsNaive),
 		formatCodes(row.Codes, row.TransportErrors),
 	}
@@ -94,8 +94,15 @@ func (r *Report) notes() []string {
 				where, m.LimitedAdmitted, m.LimitedSent, m.LimitedLimit))
 		}
 		if m.Degraded > 0 || len(m.DegradedByReason) > 0 {
-			out = append(out, fmt.Sprintf("%s: %d of %d responses were X-RateLimit-Status: degraded; gateway's degraded decisions by reason: %s",
-				where, m.Degraded, m.Responses, formatCounts(m.DegradedByReason)))
+			ping := ""
+			if m.RedisPingMax != nil {
+				ping = fmt.Sprintf("; Redis' worst PING round trip meanwhile: %.1f ms", *m.RedisPingMax)
+			}
+			out = append(out, fmt.Sprintf("%s: %d of %d responses were X-RateLimit-Status: degraded; gateway's degraded decisions by reason: %s%s",
+				where, m.Degraded, m.Responses, formatCounts(m.DegradedByReason), ping))
+		}
+		if m.RedisPingMax != nil && !m.ProbeRealtime {
+			out = append(out, fmt.Sprintf("%s: the Redis probe could not run at real-time priority (needs root): its worst PING includes its own waits for the CPU", where))
 		}
 		for _, w := range sortedKeys(m.Warnings) {
 			out = append(out, fmt.Sprintf("%s: gateway log: %d × %s", where, m.Warnings[w], w))

@@ -37,6 +37,7 @@ type Row struct {
 	P99             *Stat  `json:"p99_ms,omitempty"`
 	Max             *Stat  `json:"max_ms,omitempty"`
 	Degraded        Stat   `json:"degraded"`
+	RedisPingMax    *Stat  `json:"redis_ping_max_ms,omitempty"`
 	Enforced        bool   `json:"enforced"`
 	LimitedLimit    int64  `json:"limited_limit"`
 	LimitedAdmitted Stat   `json:"limited_admitted"`
@@ -116,6 +117,7 @@ func summarizeRow(ms []Measurement) Row {
 		P99:             optStatOf(ms, func(m Measurement) *float64 { return m.P99 }),
 		Max:             optStatOf(ms, func(m Measurement) *float64 { return m.Max }),
 		Degraded:        statOf(ms, func(m Measurement) float64 { return float64(m.Degraded) }),
+		RedisPingMax:    optStatOf(ms, func(m Measurement) *float64 { return m.RedisPingMax }),
 		Enforced:        first.Enforced,
 		LimitedLimit:    first.LimitedLimit,
 		LimitedAdmitted: statOf(ms, func(m Measurement) float64 { return float64(m.LimitedAdmitted) }),

@@ -71,6 +71,9 @@ func checkSmokeMeasurement(t *testing.T, m Measurement) {
 	if sys, _ := findSystem(m.System); sys.redis != (m.RedisCPU != nil) {
 		t.Errorf("%s: Redis CPU %v; want it exactly for the systems on Redis", where, m.RedisCPU)
 	}
+	if sys, _ := findSystem(m.System); sys.redis != (m.RedisPingMax != nil) || m.RedisPingMax != nil && *m.RedisPingMax <= 0 {
+		t.Errorf("%s: Redis worst PING %v; want a round trip exactly for the systems on Redis", where, m.RedisPingMax)
+	}
 	if m.Load == "open" && (m.P50 == nil || m.P99 == nil || *m.P99 < *m.P50) {
 		t.Errorf("%s: latencies P50 %v, P99 %v", where, m.P50, m.P99)
 	}

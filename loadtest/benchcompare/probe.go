@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"os/exec"
+	"os/signal"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/l1gw/l1gw/loadtest/internal/harness"
+)
+
+// probeCommand is the hidden subcommand that watches how promptly Redis
+// itself answers while a system is measured: it PINGs redis-server every
+// probeEvery over a connection of its own, from a thread at real-time
+// priority on the runner's CPU, so that its own wait for the CPU does not
+// count. Its worst round trip says whether Redis was healthy: a gateway
+// that degraded decisions while the probe saw Redis answer in well under a
+// budget degraded them on its own account.
+const probeCommand = "redisprobe"
+
+// probeEvery is the probe's pause between PINGs.
+const probeEvery = 2 * time.Millisecond
+
+// probeResult is what the probe prints on its last line, after "probed ".
+type probeResult struct {
+	Pings int64 `json:"pings"`
+	// WorstMs is the longest round trip, in ms.
+	WorstMs float64 `json:"worst_ms"`
+	// Realtime: the probing thread ran at SCHED_FIFO (root only);
+	// otherwise its own waits for the CPU count too.
+	Realtime bool `json:"realtime"`
+}
+
+func probeMain(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet(probeCommand, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", "", "redis-server 127.0.0.1:port")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	res, err := probe(ctx, *addr, stdout)
+	if err != nil {
+		fmt.Fprintln(stderr, "benchcompare redisprobe:", err)
+		return 1
+	}
+	b, _ := json.Marshal(res)
+	fmt.Fprintf(stdout, "probed %s\n", b)
+	return 0
+}
+
+// probe PINGs addr until ctx ends. It uses blocking system calls on a
+// locked thread: a real-time thread that blocks in the kernel is woken the
+// moment the reply lands, where one parked in Go's poller would wait for
+// an ordinary thread to notice.
+func probe(ctx context.Context, addr string, stdout io.Writer) (probeResult, error) {
+	var res probeResult
+	if err := harness.CheckLoopback(addr); err != nil {
+		return res, err
+	}
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		return res, fmt.Errorf("-addr: %w", err)
+	}
+	runtime.LockOSThread() // never unlocked: the thread dies with the process
+	attr := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_FIFO, Priority: 10}
+	res.Realtime = unix.SchedSetAttr(0, &attr, 0) == nil
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return res, fmt.Errorf("socket: %w", err)
+	}
+	defer unix.Close(fd)
+	timeout := unix.NsecToTimeval(int64(10 * time.Second))
+	for _, opt := range []int{unix.SO_RCVTIMEO, unix.SO_SNDTIMEO} {
+		if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, opt, &timeout); err != nil {
+			return res, fmt.Errorf("socket timeout: %w", err)
+		}
+	}
+	if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
+		return res, fmt.Errorf("TCP_NODELAY: %w", err)
+	}
+	if err := unix.Connect(fd, &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}); err != nil {
+		return res, fmt.Errorf("connect to %s: %w", addr, err)
+	}
+	fmt.Fprintln(stdout, "probing")
+	ping := []byte("PING\r\n")
+	buf := make([]byte, 64)
+	pause := unix.NsecToTimespec(int64(probeEvery))
+	for ctx.Err() == nil {
+		t := time.Now()
+		if _, err := unix.Write(fd, ping); err != nil {
+			return res, fmt.Errorf("write: %w", err)
+		}
+		if err := readPong(fd, buf); err != nil {
+			return res, err
+		}
+		rtt := time.Since(t)
+		res.Pings++
+		res.WorstMs = max(res.WorstMs, float64(rtt)/float64(time.Millisecond))
+		for unix.Nanosleep(&pause, nil) == unix.EINTR {
+		}
+	}
+	return res, nil
+}
+
+// readPong reads "+PONG\r\n" from fd.
+func readPong(fd int, buf []byte) error {
+	n := 0
+	for n == 0 || buf[n-1] != '\n' {
+		if n == len(buf) {
+			return fmt.Errorf("reply too long: %q", buf[:n])
+		}
+		k, err := unix.Read(fd, buf[n:])
+		switch {
+		case errors.Is(err, unix.EINTR):
+			continue
+		case err != nil:
+			return fmt.Errorf("read: %w", err)
+		case k == 0:
+			return errors.New("read: Redis closed the connection")
+		}
+		n += k
+	}
+	if string(buf[:n]) != "+PONG\r\n" {
+		return fmt.Errorf("PING answered %q", buf[:n])
+	}
+	return nil
+}
+
+// redisProbe is a running probe child.
+type redisProbe struct{ *child }
+
+// startProbe starts the probe of the redis-server at addr on cpu and
+// returns once it is connected.
+func startProbe(ctx context.Context, self string, cpu int, addr string) (*redisProbe, error) {
+	c, found, err := startChild("redis probe", exec.Command(self, probeCommand, "-addr", addr), cpu, func(line string) (string, bool) {
+		return "", line == "probing"
+	})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.await(ctx, found); err != nil {
+		return nil, errors.Join(err, c.stop())
+	}
+	return &redisProbe{c}, nil
+}
+
+// finish stops the probe and returns what it saw.
+func (p *redisProbe) finish() (probeResult, error) {
+	var res probeResult
+	if err := p.stop(); err != nil {
+		return res, err
+	}
+	for _, line := range strings.Split(p.out.Tail(), "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "probed "); ok {
+			if err := json.Unmarshal([]byte(v), &res); err != nil {
+				return res, fmt.Errorf("redis probe result %q: %w", v, err)
+			}
+			return res, nil
+		}
+	}
+	return res, fmt.Errorf("redis probe printed no result; output:\n%s", p.out.Tail())
+}
