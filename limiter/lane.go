@@ -221,6 +221,16 @@ func (l *lane) setPhase(ph lanePhase, batch []*op) {
 	l.mu.Unlock()
 }
 
+// mark takes c's counters before a call is written: everything Redis
+// sends from here on answers it, the replies to the last call having all
+// been read.
+func (l *lane) mark(c *conn) {
+	sent, recv := c.counters()
+	l.mu.Lock()
+	l.sentMark, l.recvMark, l.lastGot, l.written = sent, recv, recv, time.Time{}
+	l.mu.Unlock()
+}
+
 // roundTrip writes the ops still pending in one write and reads their
 // replies. read reports whether any reply was read; err is a connection
 // error (the connection is out of step), with the ops not yet settled
@@ -242,12 +252,7 @@ func (l *lane) roundTrip(batch []*op) (read bool, err error) {
 	if len(l.sent) == 0 {
 		return false, nil
 	}
-	// Everything Redis sends from here on answers this batch: the last
-	// one's replies were all read before it ended.
-	sent, recv := c.counters()
-	l.mu.Lock()
-	l.sentMark, l.recvMark, l.lastGot, l.written = sent, recv, recv, time.Time{}
-	l.mu.Unlock()
+	l.mark(c)
 	l.setPhase(phaseWriting, l.sent)
 	if err := c.write(b); err != nil {
 		return false, fmt.Errorf("write to %s: %w", c.addr, err)

@@ -22,9 +22,15 @@ func (l *lane) reload() error {
 			b = appendBulk(b, src)
 		}
 	}
-	if _, err := c.nc.Write(b); err != nil {
+	if testHookReload != nil {
+		testHookReload(l)
+	}
+	l.mark(c) // the SCRIPT LOAD is a new call: judged from its own write
+	l.setPhase(phaseWriting, redo)
+	if err := c.write(b); err != nil {
 		return err
 	}
+	l.setPhase(phaseReading, redo)
 	for range loaded {
 		if _, err := readStatus(c.r); err != nil {
 			return fmt.Errorf("SCRIPT LOAD on %s: %w", c.addr, err)
@@ -37,3 +43,7 @@ func (l *lane) reload() error {
 	}
 	return err
 }
+
+// testHookReload, if not nil, runs in reload before the SCRIPT LOAD is
+// written: a test's stand-in for a gateway slow to go on.
+var testHookReload func(*lane)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -113,4 +114,60 @@ func TestDialJudgedOnEvidence(t *testing.T) {
 			t.Fatalf("a dial with no socket past the budget: stuck %v, %v; want ErrBudget", stuck, o.err)
 		}
 	})
+}
+
+// TestScriptLoadJudgedFromItsOwnWrite: after a NOSCRIPT, the SCRIPT LOAD
+// and the decisions sent again are a new call, judged from their own
+// write. Before, the watchdog went on judging from the NOSCRIPT replies'
+// arrival: a gateway slow to go on from them to the SCRIPT LOAD (at start,
+// with every connection arriving at once) had its own delay counted as
+// Redis' silence, and degraded the decisions.
+func TestScriptLoadJudgedFromItsOwnWrite(t *testing.T) {
+	var loaded atomic.Bool
+	f := newFake(t, func(_ int, args []string, w *bufio.Writer, _ net.Conn) bool {
+		switch strings.ToUpper(args[0]) {
+		case "EVALSHA":
+			if !loaded.Load() {
+				w.WriteString("-NOSCRIPT No matching script. Please use EVAL.\r\n")
+				return true
+			}
+			w.WriteString("*4\r\n:1\r\n:9\r\n:60000000\r\n:0\r\n")
+		case "SCRIPT":
+			time.Sleep(5 * time.Millisecond) // Redis compiles it: well within the budget
+			loaded.Store(true)
+			w.WriteString("$40\r\n" + decideScript.Hash() + "\r\n")
+		}
+		return true
+	})
+	cfg := testCfg()
+	cfg.budget = 10 * time.Millisecond
+	l := newPipe(cfg, fixedAddr(f.addr())).lanes[0]
+	testHookReload = func(l *lane) {
+		l.check(time.Now())               // the watchdog sees the NOSCRIPT replies come
+		time.Sleep(30 * time.Millisecond) // the gateway, slow to go on from them
+	}
+	t.Cleanup(func() { testHookReload = nil })
+
+	o := decideOp(1)
+	o.budget = cfg.budget
+	done := make(chan struct{})
+	go func() { // the watchdog, ticking meanwhile
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(time.Millisecond):
+				l.check(time.Now())
+			}
+		}
+	}()
+	l.serve([]*op{o}) // as the lane does, holding the pipe's ref
+	close(done)
+	<-o.done
+	if o.err != nil || o.n != 4 {
+		t.Fatalf("decision after SCRIPT LOAD: %v, %d values; want the reply", o.err, o.n)
+	}
+	if !loaded.Load() {
+		t.Fatal("the script was never loaded: the test did not take the NOSCRIPT path")
+	}
 }
