@@ -41,6 +41,14 @@ func LeaseKey(prefix, tenant, rule string) string {
 // leaseInfix comes between a Lease rule's tenant and its name.
 const leaseInfix = "lease:"
 
+// ReservedRuleName reports whether name may not name a rule: the words
+// of shadowInfix and leaseInfix. A sliding-window rule named "lease" would
+// have the key <prefix>:{<tenant>}:lease:sw, a Lease rule's named "sw";
+// "shadow" meets a shadow rule the same way.
+func ReservedRuleName(name string) bool {
+	return name+":" == leaseInfix || name+":" == shadowInfix
+}
+
 // ruleKey is r's key: Key, ShadowKey for a shadow rule, LeaseKey for a
 // Lease rule, then the suffix of its algorithm (appendKeySuffix); start
 // is a fixed rule's period start (unix µs).

@@ -239,6 +239,8 @@ func (b *builder) rules(path string, rules []limiter.Rule) {
 			b.fail(at("name"), "%s", configkey.BadName(r.Name))
 		case hasRule(rules[:i], r.Name):
 			b.fail(at("name"), "rule %q is defined twice", r.Name)
+		case limiter.ReservedRuleName(r.Name):
+			b.fail(at("name"), "%q is reserved: it comes between the tenant and another rule's name in Redis keys, where two rules' keys could meet", r.Name)
 		}
 		if r.Limit <= 0 {
 			b.fail(at("limit"), "got %d; want > 0", r.Limit)

@@ -151,6 +151,9 @@ func TestBuildErrors(t *testing.T) {
 		{"unknown upstream", nil, []tenants.Spec{{ID: "a", Plan: "free", Keys: []string{"k"}, Upstream: "nope"}}, []string{`tenant_list[0].upstream: unknown upstream "nope"`}},
 		{"bad rule", nil, []tenants.Spec{{ID: "a", Plan: "free", Keys: []string{"k"}, Limits: []limiter.Rule{{Name: "x", Limit: 0, Window: 0}, {Name: "x", Limit: 1, Window: time.Second, Cost: -1}}}},
 			[]string{"tenant_list[0].limits[0].limit: got 0", "tenant_list[0].limits[0].window: got 0s", `tenant_list[0].limits[1].name: rule "x" is defined twice`, "tenant_list[0].limits[1].cost"}},
+		{"reserved rule names", nil, []tenants.Spec{{ID: "a", Plan: "free", Keys: []string{"k"}, Limits: []limiter.Rule{
+			{Name: "lease", Limit: 1, Window: time.Second, Algorithm: "sliding_window"}, {Name: "shadow", Limit: 1, Window: time.Second}}}},
+			[]string{`tenant_list[0].limits[0].name: "lease" is reserved`, `tenant_list[0].limits[1].name: "shadow" is reserved`}},
 		{"bad mode", nil, []tenants.Spec{{ID: "a", Plan: "free", Keys: []string{"k"}, Limits: []limiter.Rule{{Name: "x", Limit: 1, Window: time.Second, Mode: "dry-run"}}}},
 			[]string{`tenant_list[0].limits[0].mode: got "dry-run"; want enforce or shadow`}},
 		{"route rule shadows", nil, []tenants.Spec{{ID: "a", Plan: "free", Keys: []string{"k"}, Routes: []tenants.RouteSpec{{Limits: []limiter.Rule{{Name: "per_second", Limit: 1, Window: time.Second}}}}}},
