@@ -38,11 +38,12 @@ type lane struct {
 
 // dialEvidence is what the watchdog knows of the dial under way.
 type dialEvidence struct {
-	sock    syscall.RawConn // the socket, once it exists
-	raw     *rawConn        // the connection, once connected
-	at      time.Time       // when it connected: the lane ran the handshake from there
-	lastGot uint64          // received at the last check that saw it grow
-	lastAt  time.Time       // when that check was
+	sock     syscall.RawConn // the socket, once it exists
+	raw      *rawConn        // the connection, once connected
+	at       time.Time       // when it connected: the lane ran the handshake from there
+	lastGot  uint64          // received at the last check that saw it grow
+	lastSent uint64          // sent at the last check that saw it grow
+	lastAt   time.Time       // when the last of those checks was
 }
 
 type lanePhase uint8
@@ -202,11 +203,20 @@ func (l *lane) socket(sock syscall.RawConn) {
 	l.mu.Unlock()
 }
 
-// connected is dialWatch's: the dial's connection is up.
+// connected is dialWatch's: the dial's connection is up. Its socket is
+// the one to watch from now on: a dial that tried several addresses told
+// socket of each, and closed the losers.
 func (l *lane) connected(raw *rawConn) {
 	now := time.Now()
+	var sock syscall.RawConn
+	if sc, ok := raw.Conn.(syscall.Conn); ok {
+		sock, _ = sc.SyscallConn()
+	}
 	l.mu.Lock()
 	l.dialEv.raw, l.dialEv.at = raw, now
+	if sock != nil {
+		l.dialEv.sock = sock
+	}
 	l.mu.Unlock()
 }
 

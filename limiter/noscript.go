@@ -22,8 +22,8 @@ func (l *lane) reload() error {
 			b = appendBulk(b, src)
 		}
 	}
-	if testHookReload != nil {
-		testHookReload(l)
+	if h := l.p.cfg.reloadHook; h != nil {
+		h(l)
 	}
 	l.mark(c) // the SCRIPT LOAD is a new call: judged from its own write
 	l.setPhase(phaseWriting, redo)
@@ -43,7 +43,3 @@ func (l *lane) reload() error {
 	}
 	return err
 }
-
-// testHookReload, if not nil, runs in reload before the SCRIPT LOAD is
-// written: a test's stand-in for a gateway slow to go on.
-var testHookReload func(*lane)

@@ -62,6 +62,9 @@ type pipeConfig struct {
 	queueTimeout time.Duration
 	// replica: the pipes read from replicas (metrics label).
 	replica bool
+	// reloadHook, if not nil, runs in reload before the SCRIPT LOAD is
+	// written: a test's stand-in for a gateway slow to go on.
+	reloadHook func(*lane)
 }
 
 const (

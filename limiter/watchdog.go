@@ -135,8 +135,8 @@ func (l *lane) giveUp(now time.Time, silent time.Duration, c *conn) {
 // dialSilence is how long Redis has owed the dial under way an answer,
 // judged on the kernel's evidence where there is some. Connected, the
 // handshake is owed an answer only while the lane waits in Read with
-// every byte that came taken, and only since the last byte came (or the
-// connect); otherwise the lane has something to do and what it waits for
+// every byte that came taken, and only since the last byte came or the
+// last request went out (or the connect); otherwise the lane has something to do and what it waits for
 // is a turn to run, the gateway's delay. A connect the kernel has
 // completed owes nothing either. Without evidence (no socket yet, the
 // SYN unanswered, or a kernel that cannot tell), it is the time since the
@@ -152,10 +152,10 @@ func (l *lane) dialSilence(now time.Time) time.Duration {
 		in, consumed = d.raw.inRead.Load(), d.raw.consumed.Load()
 	}
 	var connected, known, counted bool
-	var got uint64
+	var sent, got uint64
 	err := d.sock.Control(func(fd uintptr) {
 		connected, known = socketConnected(int(fd))
-		_, got, counted = socketCounters(int(fd))
+		sent, got, counted = socketCounters(int(fd))
 	})
 	switch {
 	case err != nil:
@@ -166,10 +166,12 @@ func (l *lane) dialSilence(now time.Time) time.Duration {
 		return now.Sub(l.since)
 	}
 	if !counted {
-		got = consumed
+		sent, got = 0, consumed
 	}
-	if got != d.lastGot {
-		d.lastGot, d.lastAt = got, now
+	if got != d.lastGot || sent != d.lastSent {
+		// A byte came, or a request went out (the gateway may have taken
+		// its time to write it): Redis owes from here.
+		d.lastGot, d.lastSent, d.lastAt = got, sent, now
 	}
 	if !in || consumed != got {
 		return 0

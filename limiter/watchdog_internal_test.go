@@ -11,6 +11,28 @@ import (
 	"time"
 )
 
+// Timing of the watchdog tests: a budget, and a wait well past it that
+// stands for a lane waiting for a turn to run (generous both ways, for a
+// loaded machine under -race).
+const (
+	wdBudget = 50 * time.Millisecond
+	wdLate   = 150 * time.Millisecond
+)
+
+// wdConfig is a one-lane pipe config with the watchdog tests' budget.
+func wdConfig() *pipeConfig {
+	cfg := testCfg()
+	cfg.budget = wdBudget
+	return cfg
+}
+
+// wdDecision is a pooled decision with the watchdog tests' budget.
+func wdDecision() *op {
+	o := decideOp(1)
+	o.budget = wdBudget
+	return o
+}
+
 // dialing puts l in the dial phase with o in its batch and connects to
 // addr as dialConn does, telling l of the socket and, if handshake, of the
 // connection. It returns the connection; the test plays the lane.
@@ -33,27 +55,50 @@ func dialing(t *testing.T, l *lane, o *op, addr string, handshake bool) (net.Con
 	return nc, raw
 }
 
+// reading starts a goroutine that reads from raw until it closes, as the
+// lane does, and returns once it waits in Read with every byte taken.
+func reading(t *testing.T, raw *rawConn, taken uint64) <-chan struct{} {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 512)
+		for {
+			if _, err := raw.Read(buf); err != nil {
+				return
+			}
+		}
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for !raw.inRead.Load() || raw.consumed.Load() < taken {
+		if time.Now().After(deadline) {
+			t.Fatal("the lane never waited in Read")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return done
+}
+
 // TestDialJudgedOnEvidence: a dial is judged as a batch on the wire is,
 // on what the kernel says Redis did, so that a gateway too busy to run the
 // lane does not degrade a decision Redis answered. Before, a dial was
-// judged by the clock alone: every case below but the last failed the
-// decision with ErrBudget while its lane waited for a turn to run.
+// judged by the clock from its start: the first three cases failed the
+// decision with ErrBudget while the lane waited for a turn to run.
 func TestDialJudgedOnEvidence(t *testing.T) {
-	f := newFake(t, func(int, []string, *bufio.Writer, net.Conn) bool { return true }) // answers ROLE
-	cfg := testCfg()
-	cfg.budget = 10 * time.Millisecond
-	const late = 30 * time.Millisecond // the lane's wait for a turn, past the budget
-	decision := func() *op {
-		o := decideOp(1)
-		o.budget = cfg.budget
-		return o
-	}
+	f := newFake(t, func(_ int, args []string, w *bufio.Writer, _ net.Conn) bool {
+		if strings.EqualFold(args[0], "PING") {
+			time.Sleep(wdLate) // a Redis slow to answer: past the budget
+			w.WriteString("+PONG\r\n")
+		}
+		return true // ROLE is answered at once
+	})
+	cfg := wdConfig()
 
 	t.Run("ConnectedTheLaneYetToRun", func(t *testing.T) {
 		l := newPipe(cfg, fixedAddr(f.addr())).lanes[0]
-		o := decision()
+		o := wdDecision()
 		dialing(t, l, o, f.addr(), false)
-		time.Sleep(late)
+		time.Sleep(wdLate)
 		if l.check(time.Now()) || !o.pending() {
 			t.Fatalf("a connect the kernel completed was judged Redis' silence: %v", o.err)
 		}
@@ -61,40 +106,53 @@ func TestDialJudgedOnEvidence(t *testing.T) {
 
 	t.Run("HandshakeAnsweredTheLaneYetToRead", func(t *testing.T) {
 		l := newPipe(cfg, fixedAddr(f.addr())).lanes[0]
-		o := decision()
+		o := wdDecision()
 		nc, raw := dialing(t, l, o, f.addr(), true)
 		if _, err := nc.Write([]byte("*1\r\n$4\r\nROLE\r\n")); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(late) // the reply is in the socket; the lane has not read it
-		if l.check(time.Now()) || !o.pending() {
+		time.Sleep(wdLate) // the reply is in the socket; the lane has not read it
+		// Woken in Read but not run yet: only the kernel's count shows
+		// that bytes came (with the lane's own count, it would look silent).
+		raw.inRead.Store(true)
+		stuck := l.check(time.Now())
+		raw.inRead.Store(false)
+		if stuck || !o.pending() {
 			t.Fatalf("a handshake Redis answered was judged silent: %v", o.err)
 		}
+	})
 
-		// The lane reads the reply, then waits in Read for more that
-		// never comes: now Redis owes it, and past the budget that is
-		// Redis' silence.
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			r := bufio.NewReader(raw)
-			if _, err := readRole(r); err != nil {
-				t.Error(err)
-				return
-			}
-			r.ReadByte() // blocks until the connection closes
-		}()
-		deadline := time.Now().Add(5 * time.Second)
-		for !raw.inRead.Load() || raw.consumed.Load() == 0 {
-			if time.Now().After(deadline) {
-				t.Fatal("the reply was not read")
-			}
-			time.Sleep(time.Millisecond)
-		}
+	t.Run("SlowToWriteTheHandshake", func(t *testing.T) {
+		l := newPipe(cfg, fixedAddr(f.addr())).lanes[0]
+		o := wdDecision()
+		nc, raw := dialing(t, l, o, f.addr(), true)
+		time.Sleep(wdLate) // connected, then slow to write (a password file, a busy core)
 		if l.check(time.Now()) {
-			t.Fatal("stuck the moment the reply was read")
+			t.Fatal("stuck before the handshake was written")
 		}
-		time.Sleep(late)
+		if _, err := nc.Write([]byte("*1\r\n$4\r\nPING\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		done := reading(t, raw, 0)
+		if l.check(time.Now()) || !o.pending() {
+			t.Fatalf("the gateway's delay before the write was judged Redis' silence: %v", o.err)
+		}
+		nc.Close()
+		<-done
+	})
+
+	t.Run("HandshakeUnansweredPastTheBudget", func(t *testing.T) {
+		l := newPipe(cfg, fixedAddr(f.addr())).lanes[0]
+		o := wdDecision()
+		nc, raw := dialing(t, l, o, f.addr(), true)
+		if _, err := nc.Write([]byte("*1\r\n$4\r\nPING\r\n")); err != nil { // answered only after wdLate
+			t.Fatal(err)
+		}
+		done := reading(t, raw, 0)
+		if l.check(time.Now()) {
+			t.Fatal("stuck the moment the lane waited")
+		}
+		time.Sleep(wdBudget + wdBudget/2)
 		if !l.check(time.Now()) || o.pending() {
 			t.Fatal("a handshake left unanswered past the budget was not given up on")
 		}
@@ -107,9 +165,9 @@ func TestDialJudgedOnEvidence(t *testing.T) {
 
 	t.Run("NoSocketYetByTheClock", func(t *testing.T) {
 		l := newPipe(cfg, fixedAddr(f.addr())).lanes[0]
-		o := decision()
+		o := wdDecision()
 		l.setPhase(phaseDialing, []*op{o})
-		time.Sleep(late)
+		time.Sleep(wdLate)
 		if stuck := l.check(time.Now()); !stuck || !errors.Is(o.err, ErrBudget) {
 			t.Fatalf("a dial with no socket past the budget: stuck %v, %v; want ErrBudget", stuck, o.err)
 		}
@@ -123,51 +181,61 @@ func TestDialJudgedOnEvidence(t *testing.T) {
 // with every connection arriving at once) had its own delay counted as
 // Redis' silence, and degraded the decisions.
 func TestScriptLoadJudgedFromItsOwnWrite(t *testing.T) {
-	var loaded atomic.Bool
-	f := newFake(t, func(_ int, args []string, w *bufio.Writer, _ net.Conn) bool {
-		switch strings.ToUpper(args[0]) {
-		case "EVALSHA":
-			if !loaded.Load() {
-				w.WriteString("-NOSCRIPT No matching script. Please use EVAL.\r\n")
+	for _, tc := range []struct {
+		name     string
+		answered bool // Redis answers the SCRIPT LOAD
+	}{{"Answered", true}, {"NeverAnswered", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var loaded atomic.Bool
+			f := newFake(t, func(_ int, args []string, w *bufio.Writer, _ net.Conn) bool {
+				switch strings.ToUpper(args[0]) {
+				case "EVALSHA":
+					if !loaded.Load() {
+						w.WriteString("-NOSCRIPT No matching script. Please use EVAL.\r\n")
+						return true
+					}
+					w.WriteString("*4\r\n:1\r\n:9\r\n:60000000\r\n:0\r\n")
+				case "SCRIPT":
+					if !tc.answered {
+						time.Sleep(2 * wdLate) // silent past the budget
+						return false
+					}
+					time.Sleep(time.Millisecond) // Redis compiles it
+					loaded.Store(true)
+					w.WriteString("$40\r\n" + decideScript.Hash() + "\r\n")
+				}
 				return true
+			})
+			cfg := wdConfig()
+			cfg.reloadHook = func(l *lane) {
+				l.check(time.Now()) // the watchdog sees the NOSCRIPT replies come
+				time.Sleep(wdLate)  // the gateway, slow to go on from them
 			}
-			w.WriteString("*4\r\n:1\r\n:9\r\n:60000000\r\n:0\r\n")
-		case "SCRIPT":
-			time.Sleep(5 * time.Millisecond) // Redis compiles it: well within the budget
-			loaded.Store(true)
-			w.WriteString("$40\r\n" + decideScript.Hash() + "\r\n")
-		}
-		return true
-	})
-	cfg := testCfg()
-	cfg.budget = 10 * time.Millisecond
-	l := newPipe(cfg, fixedAddr(f.addr())).lanes[0]
-	testHookReload = func(l *lane) {
-		l.check(time.Now())               // the watchdog sees the NOSCRIPT replies come
-		time.Sleep(30 * time.Millisecond) // the gateway, slow to go on from them
-	}
-	t.Cleanup(func() { testHookReload = nil })
-
-	o := decideOp(1)
-	o.budget = cfg.budget
-	done := make(chan struct{})
-	go func() { // the watchdog, ticking meanwhile
-		for {
-			select {
-			case <-done:
+			l := newPipe(cfg, fixedAddr(f.addr())).lanes[0]
+			o := wdDecision()
+			done := make(chan struct{})
+			go func() { // the watchdog, ticking meanwhile
+				for {
+					select {
+					case <-done:
+						return
+					case <-time.After(time.Millisecond):
+						l.check(time.Now())
+					}
+				}
+			}()
+			l.serve([]*op{o}) // as the lane does, holding the pipe's ref
+			close(done)
+			<-o.done
+			if tc.answered {
+				if o.err != nil || o.n != 4 || !loaded.Load() {
+					t.Fatalf("decision after SCRIPT LOAD: %v, %d values, loaded %v; want the reply", o.err, o.n, loaded.Load())
+				}
 				return
-			case <-time.After(time.Millisecond):
-				l.check(time.Now())
 			}
-		}
-	}()
-	l.serve([]*op{o}) // as the lane does, holding the pipe's ref
-	close(done)
-	<-o.done
-	if o.err != nil || o.n != 4 {
-		t.Fatalf("decision after SCRIPT LOAD: %v, %d values; want the reply", o.err, o.n)
-	}
-	if !loaded.Load() {
-		t.Fatal("the script was never loaded: the test did not take the NOSCRIPT path")
+			if !errors.Is(o.err, ErrBudget) {
+				t.Fatalf("a SCRIPT LOAD never answered: %v; want ErrBudget", o.err)
+			}
+		})
 	}
 }
