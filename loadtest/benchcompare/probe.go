@@ -30,7 +30,7 @@ import (
 const probeCommand = "redisprobe"
 
 // probeEvery is the probe's pause between PINGs.
-const probeEvery = 2 * time.Millisecond
+const probeEvery = 5 * time.Millisecond
 
 // probeResult is what the probe prints on its last line, after "probed ".
 type probeResult struct {
@@ -82,7 +82,9 @@ func probe(ctx context.Context, addr string, stdout io.Writer) (probeResult, err
 		return res, fmt.Errorf("socket: %w", err)
 	}
 	defer unix.Close(fd)
-	timeout := unix.NsecToTimeval(int64(10 * time.Second))
+	// Reads wake up this often to see whether the probe was stopped, so
+	// that a Redis silent across the end of a run does not hold it.
+	timeout := unix.NsecToTimeval(int64(probeWake))
 	for _, opt := range []int{unix.SO_RCVTIMEO, unix.SO_SNDTIMEO} {
 		if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, opt, &timeout); err != nil {
 			return res, fmt.Errorf("socket timeout: %w", err)
@@ -100,43 +102,77 @@ func probe(ctx context.Context, addr string, stdout io.Writer) (probeResult, err
 	pause := unix.NsecToTimespec(int64(probeEvery))
 	for ctx.Err() == nil {
 		t := time.Now()
-		if _, err := unix.Write(fd, ping); err != nil {
+		if _, err := writeAll(ctx, fd, ping); err != nil {
 			return res, fmt.Errorf("write: %w", err)
 		}
-		if err := readPong(fd, buf); err != nil {
+		answered, err := readPong(ctx, fd, buf)
+		if err != nil {
 			return res, err
 		}
-		rtt := time.Since(t)
+		// Stopped while Redis had not answered: the wait so far is a
+		// lower bound of this round trip, and counts.
+		res.WorstMs = max(res.WorstMs, float64(time.Since(t))/float64(time.Millisecond))
+		if !answered {
+			break
+		}
 		res.Pings++
-		res.WorstMs = max(res.WorstMs, float64(rtt)/float64(time.Millisecond))
 		for unix.Nanosleep(&pause, nil) == unix.EINTR {
 		}
 	}
 	return res, nil
 }
 
-// readPong reads "+PONG\r\n" from fd.
-func readPong(fd int, buf []byte) error {
+// probeWake bounds how long the probe blocks in a read or a write.
+const probeWake = 100 * time.Millisecond
+
+// writeAll writes b to fd, giving up only when ctx ends.
+func writeAll(ctx context.Context, fd int, b []byte) (int, error) {
+	n := 0
+	for n < len(b) {
+		k, err := unix.Write(fd, b[n:])
+		switch {
+		case retry(err) && ctx.Err() == nil:
+			continue
+		case err != nil:
+			return n, err
+		}
+		n += k
+	}
+	return n, nil
+}
+
+// readPong reads "+PONG\r\n" from fd. answered is false when ctx ended
+// before the reply did.
+func readPong(ctx context.Context, fd int, buf []byte) (answered bool, err error) {
 	n := 0
 	for n == 0 || buf[n-1] != '\n' {
 		if n == len(buf) {
-			return fmt.Errorf("reply too long: %q", buf[:n])
+			return false, fmt.Errorf("reply too long: %q", buf[:n])
 		}
 		k, err := unix.Read(fd, buf[n:])
 		switch {
-		case errors.Is(err, unix.EINTR):
+		case retry(err):
+			if ctx.Err() != nil {
+				return false, nil
+			}
 			continue
 		case err != nil:
-			return fmt.Errorf("read: %w", err)
+			return false, fmt.Errorf("read: %w", err)
 		case k == 0:
-			return errors.New("read: Redis closed the connection")
+			return false, errors.New("read: Redis closed the connection")
 		}
 		n += k
 	}
 	if string(buf[:n]) != "+PONG\r\n" {
-		return fmt.Errorf("PING answered %q", buf[:n])
+		return false, fmt.Errorf("PING answered %q", buf[:n])
 	}
-	return nil
+	return true, nil
+}
+
+// retry: a blocking call woke up (a signal, or probeWake) with nothing
+// done.
+func retry(err error) bool {
+	return errors.Is(err, unix.EINTR) || errors.Is(err, unix.EAGAIN)
 }
 
 // redisProbe is a running probe child.
