@@ -136,11 +136,12 @@ func (l *lane) giveUp(now time.Time, silent time.Duration, c *conn) {
 // judged on the kernel's evidence where there is some. Connected, the
 // handshake is owed an answer only while the lane waits in Read with
 // every byte that came taken, and only since the last byte came or the
-// last request went out (or the connect); otherwise the lane has something to do and what it waits for
-// is a turn to run, the gateway's delay. A connect the kernel has
-// completed owes nothing either. Without evidence (no socket yet, the
-// SYN unanswered, or a kernel that cannot tell), it is the time since the
-// dial began, when the lane was running. Called with l.mu held.
+// last request went out (or the connect); otherwise the lane has
+// something to do, and what it waits for is a turn to run: the gateway's
+// delay. A connect the kernel has completed owes nothing either. Without
+// evidence (no socket yet, the SYN unanswered, or a kernel that cannot
+// tell), it is the time since the dial began, when the lane was running.
+// Called with l.mu held.
 func (l *lane) dialSilence(now time.Time) time.Duration {
 	d := &l.dialEv
 	if d.sock == nil {
