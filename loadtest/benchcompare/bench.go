@@ -123,6 +123,9 @@ func measureSystem(ctx context.Context, e *env, sys system, run int, progress io
 	for _, l := range loads {
 		if l.conns == 0 {
 			l.rate = max(1, int(out[0].RPS/2))
+			if e.opts.openRate > 0 {
+				l.rate = e.opts.openRate
+			}
 		}
 		m, err := measure(ctx, e, sys, l)
 		if err != nil {

@@ -27,6 +27,7 @@ const (
 	maxDuration = time.Minute
 	maxRuns     = 10
 	maxConns    = 4096
+	maxOpenRate = 100_000
 	// defaultLimitedLimit is the limited tenant's limit per hour.
 	defaultLimitedLimit = 100
 )
@@ -39,6 +40,9 @@ type options struct {
 	systems  []string
 	conns    []int
 	out      string
+	// openRate, if > 0, is every system's open-loop rate, so that their
+	// latencies compare at one load; 0 is half each one's own maximum.
+	openRate int
 	// limitedLimit is the limited tenant's limit (per 1h window); not a
 	// flag, the smoke test lowers it so the limit is reached.
 	limitedLimit int64
@@ -74,6 +78,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	systems := fs.String("systems", "all", "comma-separated: "+strings.Join(systemNames(), ", ")+", or all")
 	conns := fs.String("conns", "64,256", "comma-separated closed-loop connection counts; the open loop runs at half the first one's rate")
 	fs.StringVar(&o.out, "out", "loadtest/out/", `directory for bench-compare.md and .json; "" writes nothing`)
+	fs.IntVar(&o.openRate, "open-rate", 0, "the open loop's rate for every system, req/s; 0: half of each system's own closed-loop rate")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -82,6 +87,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if o.duration <= 0 || o.duration > maxDuration {
 		return o, fmt.Errorf("-duration: got %s; want > 0 and at most %s", o.duration, maxDuration)
+	}
+	if o.openRate < 0 || o.openRate > maxOpenRate {
+		return o, fmt.Errorf("-open-rate: got %d; want 0 to %d", o.openRate, maxOpenRate)
 	}
 	if o.runs < 1 || o.runs > maxRuns {
 		return o, fmt.Errorf("-runs: got %d; want 1 to %d", o.runs, maxRuns)
@@ -144,6 +152,10 @@ func reproduce(o options) string {
 	for i, n := range o.conns {
 		conns[i] = strconv.Itoa(n)
 	}
-	return fmt.Sprintf("go run ./loadtest/benchcompare -bin %s -duration %s -runs %d -systems %s -conns %s",
+	cmd := fmt.Sprintf("go run ./loadtest/benchcompare -bin %s -duration %s -runs %d -systems %s -conns %s",
 		o.bin, o.duration, o.runs, strings.Join(o.systems, ","), strings.Join(conns, ","))
+	if o.openRate > 0 {
+		cmd += " -open-rate " + strconv.Itoa(o.openRate)
+	}
+	return cmd
 }

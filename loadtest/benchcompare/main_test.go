@@ -38,7 +38,7 @@ func TestParseFlagsDefaults(t *testing.T) {
 }
 
 func TestParseFlagsSelects(t *testing.T) {
-	o, err := parseFlags([]string{"-systems", "l1gw-exact, naive,naive", "-conns", "8,8,16", "-runs", "1", "-duration", "1m"}, io.Discard)
+	o, err := parseFlags([]string{"-systems", "l1gw-exact, naive,naive", "-conns", "8,8,16", "-runs", "1", "-duration", "1m", "-open-rate", "4000"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,6 +49,9 @@ func TestParseFlagsSelects(t *testing.T) {
 		t.Errorf("conns %v", o.conns)
 	}
 	cmd := reproduce(o)
+	if o.openRate != 4000 || !strings.Contains(cmd, "-open-rate 4000") {
+		t.Errorf("open rate %d, reproduce: %s; want 4000", o.openRate, cmd)
+	}
 	if !strings.Contains(cmd, "-systems naive,l1gw-exact") || !strings.Contains(cmd, "-conns 8,16") || !strings.Contains(cmd, "-duration 1m0s") {
 		t.Errorf("reproduce: %s", cmd)
 	}
@@ -60,6 +63,7 @@ func TestParseFlagsRejects(t *testing.T) {
 		{"-runs", "0"}, {"-runs", "11"},
 		{"-systems", "nginx"}, {"-systems", ""},
 		{"-conns", "0"}, {"-conns", "5000"}, {"-conns", "a,b"}, {"-conns", ""},
+		{"-open-rate", "-1"}, {"-open-rate", "100001"},
 		{"extra"}, {"-nope"},
 	} {
 		if _, err := parseFlags(args, io.Discard); err == nil {

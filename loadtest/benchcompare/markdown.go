@@ -29,7 +29,11 @@ func (r *Report) Markdown() string {
 	for i := range r.Rows {
 		b.WriteString(r.Rows[i].markdown())
 	}
-	b.WriteString("\nAdded P99 over bare at half load (each system at half its own closed-loop rate, same run):\n\n")
+	if r.OpenRate > 0 {
+		fmt.Fprintf(&b, "\nAdded P99 over bare at %d req/s (every system at that rate, same run):\n\n", r.OpenRate)
+	} else {
+		b.WriteString("\nAdded P99 over bare at half load (each system at half its own closed-loop rate, same run):\n\n")
+	}
 	if len(r.AddedP99) == 0 {
 		b.WriteString("- – (needs bare and l1gw-memory or l1gw-exact)\n")
 	}

@@ -12,12 +12,14 @@ import (
 // Report is one benchcompare run: where it ran, every measurement and their
 // summary over the runs.
 type Report struct {
-	Machine      Machine       `json:"machine"`
-	Pinning      string        `json:"pinning"`
-	Pinned       bool          `json:"pinned"`
-	Date         string        `json:"date"`
-	Command      string        `json:"command"`
-	Duration     string        `json:"duration"`
+	Machine  Machine `json:"machine"`
+	Pinning  string  `json:"pinning"`
+	Pinned   bool    `json:"pinned"`
+	Date     string  `json:"date"`
+	Command  string  `json:"command"`
+	Duration string  `json:"duration"`
+	// OpenRate is every system's open-loop rate; 0: half its own maximum.
+	OpenRate     int           `json:"open_rate,omitempty"`
 	Runs         int           `json:"runs"`
 	Measurements []Measurement `json:"measurements"`
 	Rows         []Row         `json:"rows"`
@@ -69,6 +71,7 @@ func newReport(ctx context.Context, o options, pin pinning) *Report {
 		Command:  reproduce(o),
 		Duration: o.duration.String(),
 		Runs:     o.runs,
+		OpenRate: o.openRate,
 	}
 }
 

@@ -140,6 +140,13 @@ func TestMarkdown(t *testing.T) {
 			t.Errorf("Markdown lacks %q:\n%s", want, md)
 		}
 	}
+	if !strings.Contains(md, "Added P99 over bare at half load") {
+		t.Errorf("Markdown lacks the half-load heading:\n%s", md)
+	}
+	r.OpenRate = 4000
+	if md := r.Markdown(); !strings.Contains(md, "Added P99 over bare at 4000 req/s (every system at that rate") {
+		t.Errorf("with -open-rate, Markdown lacks its heading:\n%s", md)
+	}
 	if strings.Contains(md, "no CPU pinning") {
 		t.Error("pinned run says it is not pinned")
 	}
