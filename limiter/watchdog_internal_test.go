@@ -33,11 +33,13 @@ func wdDecision() *op {
 	return o
 }
 
-// dialing puts l in the dial phase with o in its batch and connects to
-// addr as dialConn does, telling l of the socket and, if handshake, of the
-// connection. It returns the connection; the test plays the lane.
-func dialing(t *testing.T, l *lane, o *op, addr string, handshake bool) (net.Conn, *rawConn) {
+// dialing makes a one-lane pipe to addr, puts its lane in the dial phase
+// with a decision in its batch and connects as dialConn does, telling the
+// lane of the socket and, if handshake, of the connection. The test plays
+// the lane.
+func dialing(t *testing.T, cfg *pipeConfig, addr string, handshake bool) (*lane, *op, net.Conn, *rawConn) {
 	t.Helper()
+	l, o := newPipe(cfg, fixedAddr(addr)).lanes[0], wdDecision()
 	l.setPhase(phaseDialing, []*op{o})
 	d := net.Dialer{Control: func(_, _ string, sock syscall.RawConn) error {
 		l.socket(sock)
@@ -52,7 +54,7 @@ func dialing(t *testing.T, l *lane, o *op, addr string, handshake bool) (net.Con
 	if handshake {
 		l.connected(raw)
 	}
-	return nc, raw
+	return l, o, nc, raw
 }
 
 // reading starts a goroutine that reads from raw until it closes, as the
@@ -79,6 +81,20 @@ func reading(t *testing.T, raw *rawConn, taken uint64) <-chan struct{} {
 	return done
 }
 
+// pinging writes a PING on nc, as the handshake's write, and starts the
+// lane's reading; end closes the connection and waits for the reader.
+func pinging(t *testing.T, nc net.Conn, raw *rawConn) (end func()) {
+	t.Helper()
+	if _, err := nc.Write([]byte("*1\r\n$4\r\nPING\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	done := reading(t, raw, 0)
+	return func() {
+		nc.Close()
+		<-done
+	}
+}
+
 // TestDialJudgedOnEvidence: a dial is judged as a batch on the wire is,
 // on what the kernel says Redis did, so that a gateway too busy to run the
 // lane does not degrade a decision Redis answered. Before, a dial was
@@ -95,9 +111,7 @@ func TestDialJudgedOnEvidence(t *testing.T) {
 	cfg := wdConfig()
 
 	t.Run("ConnectedTheLaneYetToRun", func(t *testing.T) {
-		l := newPipe(cfg, fixedAddr(f.addr())).lanes[0]
-		o := wdDecision()
-		dialing(t, l, o, f.addr(), false)
+		l, o, _, _ := dialing(t, cfg, f.addr(), false)
 		time.Sleep(wdLate)
 		if l.check(time.Now()) || !o.pending() {
 			t.Fatalf("a connect the kernel completed was judged Redis' silence: %v", o.err)
@@ -105,9 +119,7 @@ func TestDialJudgedOnEvidence(t *testing.T) {
 	})
 
 	t.Run("HandshakeAnsweredTheLaneYetToRead", func(t *testing.T) {
-		l := newPipe(cfg, fixedAddr(f.addr())).lanes[0]
-		o := wdDecision()
-		nc, raw := dialing(t, l, o, f.addr(), true)
+		l, o, nc, raw := dialing(t, cfg, f.addr(), true)
 		if _, err := nc.Write([]byte("*1\r\n$4\r\nROLE\r\n")); err != nil {
 			t.Fatal(err)
 		}
@@ -123,32 +135,22 @@ func TestDialJudgedOnEvidence(t *testing.T) {
 	})
 
 	t.Run("SlowToWriteTheHandshake", func(t *testing.T) {
-		l := newPipe(cfg, fixedAddr(f.addr())).lanes[0]
-		o := wdDecision()
-		nc, raw := dialing(t, l, o, f.addr(), true)
+		l, o, nc, raw := dialing(t, cfg, f.addr(), true)
 		time.Sleep(wdLate) // connected, then slow to write (a password file, a busy core)
 		if l.check(time.Now()) {
 			t.Fatal("stuck before the handshake was written")
 		}
-		if _, err := nc.Write([]byte("*1\r\n$4\r\nPING\r\n")); err != nil {
-			t.Fatal(err)
-		}
-		done := reading(t, raw, 0)
+		end := pinging(t, nc, raw)
+		defer end()
 		if l.check(time.Now()) || !o.pending() {
 			t.Fatalf("the gateway's delay before the write was judged Redis' silence: %v", o.err)
 		}
-		nc.Close()
-		<-done
 	})
 
 	t.Run("HandshakeUnansweredPastTheBudget", func(t *testing.T) {
-		l := newPipe(cfg, fixedAddr(f.addr())).lanes[0]
-		o := wdDecision()
-		nc, raw := dialing(t, l, o, f.addr(), true)
-		if _, err := nc.Write([]byte("*1\r\n$4\r\nPING\r\n")); err != nil { // answered only after wdLate
-			t.Fatal(err)
-		}
-		done := reading(t, raw, 0)
+		l, o, nc, raw := dialing(t, cfg, f.addr(), true)
+		end := pinging(t, nc, raw) // answered only after wdLate
+		defer end()
 		if l.check(time.Now()) {
 			t.Fatal("stuck the moment the lane waited")
 		}
@@ -159,8 +161,6 @@ func TestDialJudgedOnEvidence(t *testing.T) {
 		if !errors.Is(o.err, ErrBudget) || !strings.Contains(o.err.Error(), "no handshake reply from "+f.addr()) {
 			t.Fatalf("error %v; want ErrBudget naming the handshake", o.err)
 		}
-		nc.Close()
-		<-done
 	})
 
 	t.Run("NoSocketYetByTheClock", func(t *testing.T) {
