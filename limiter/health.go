@@ -24,8 +24,10 @@ type nodeHealth struct {
 	// records than were admitted.
 	evictTo atomic.Int64
 	// lostAt (unix ns): when the node was seen to have restarted (a new
-	// run_id at the same address, at a dial or a watcher's read); a
-	// window reaching back before it may miss records the restart lost.
+	// run_id at the same address, at a dial or a watcher's read), or when
+	// Sentinel named another primary (a failover: replication is
+	// asynchronous); a window reaching back before it may miss records
+	// that were lost.
 	// A restarted node drops every connection, so the first admission it
 	// answers after a restart is on a connection whose dial saw it. 0 if
 	// never.

@@ -197,8 +197,9 @@ const (
 	// WhyUnconfirmed: Sentinel reports the primary down or failing over
 	// (see nodeHealth): its writes may be discarded by the failover.
 	WhyUnconfirmed = "unconfirmed"
-	// WhyRestarted: the primary restarted (a new run_id at its address)
-	// within the window: the records the decision counted may be gone.
+	// WhyRestarted: the primary restarted (a new run_id at its address),
+	// or Sentinel named another one (a failover), within the window: the
+	// records the decision counted may be gone.
 	WhyRestarted = "restarted"
 )
 

@@ -153,6 +153,12 @@ func (s *sentinels) follow(quit <-chan struct{}, p *pipe) {
 		if r.addr != "" {
 			if old := s.last.Swap(&r.addr); old == nil || *old != r.addr {
 				p.gen.Add(1)
+				if old != nil {
+					// A failover: replication is asynchronous, so the new
+					// primary may lack the old one's last records, as a
+					// restart loses them.
+					p.health.lostAt.Store(time.Now().UnixNano())
+				}
 				s.moved(r.addr)
 			}
 			p.health.doubt.Store(r.doubt)
