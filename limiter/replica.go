@@ -204,13 +204,7 @@ func (r *replicaDecider) pend(sh *pendingShard, req Request, keys []string, d *D
 		if !pendable(rule) || d.Rules[i].Denied() {
 			continue
 		}
-		lg := sh.logs[keys[i]]
-		if lg == nil {
-			lg = &pendingLog{window: rule.Window, next: sh.ord}
-			sh.logs[keys[i]] = lg
-		}
-		ord := lg.append(pendingEntry{member: member + ":1", costArg: rule.CostOrOne(), cost: rule.CostOrOne(), at: now})
-		sh.ord++
+		_, ord := sh.add(sh.logs[keys[i]], keys[i], rule, member, now)
 		rec.keys, hw = append(rec.keys, keys[i]), append(hw, keys[n+i])
 		rec.args = append(rec.args, rule.Window.Microseconds(), rule.CostOrOne(), ord)
 	}
@@ -218,6 +212,24 @@ func (r *replicaDecider) pend(sh *pendingShard, req Request, keys []string, d *D
 		return
 	}
 	rec.keys = append(rec.keys, hw...)
+	r.queue(sh, rec)
+}
+
+// add appends member's admission in rule to lg, the pending log at key
+// (made, and ordered after every log of sh so far, when nil), and returns
+// the log and the entry's ordinal. Called with sh.mu held.
+func (sh *pendingShard) add(lg *pendingLog, key string, rule Rule, member string, now time.Time) (*pendingLog, int64) {
+	if lg == nil {
+		lg = &pendingLog{window: rule.Window, next: sh.ord}
+		sh.logs[key] = lg
+	}
+	sh.ord++
+	return lg, lg.append(pendingEntry{member: member + ":1", costArg: rule.CostOrOne(), cost: rule.CostOrOne(), at: now})
+}
+
+// queue hands rec, the shard's next record, to the recorder; caughtUp
+// waits on it by its sequence. Called with sh.mu held.
+func (r *replicaDecider) queue(sh *pendingShard, rec record) {
 	rec.sh, rec.seq = sh, sh.enq+1
 	if r.recorder.enqueue(rec) {
 		sh.enq = rec.seq
@@ -382,12 +394,8 @@ func (r *replicaDecider) admit(sh *pendingShard, req Request, snap *snapshot, d 
 		if st.Denied() { // only a shadow rule: the request is admitted
 			continue
 		}
-		if logs[i] == nil {
-			logs[i] = &pendingLog{window: rule.Window, next: sh.ord}
-			sh.logs[snap.keys[i]] = logs[i]
-		}
-		ord := logs[i].append(pendingEntry{member: member + ":1", costArg: rule.CostOrOne(), cost: rule.CostOrOne(), at: now})
-		sh.ord++
+		var ord int64
+		logs[i], ord = sh.add(logs[i], snap.keys[i], rule, member, now)
 		st.Remaining = max(st.Remaining-rule.CostOrOne(), 0)
 		if st.Reset == 0 {
 			st.Reset = rule.Window // this request is the only one counted
@@ -403,10 +411,7 @@ func (r *replicaDecider) admit(sh *pendingShard, req Request, snap *snapshot, d 
 		}
 	}
 	if m > 0 {
-		rec.sh, rec.seq = sh, sh.enq+1
-		if r.recorder.enqueue(rec) {
-			sh.enq = rec.seq
-		}
+		r.queue(sh, rec)
 	}
 }
 

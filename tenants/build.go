@@ -361,12 +361,7 @@ func (b *builder) routeLease(path string, rs RouteSpec) (rules []limiter.Rule, o
 		b.fail(path+".name", "required with concurrency, it names the concurrency limit: %s", configkey.BadName(rs.Name))
 		ok = false
 	}
-	ttl := b.leaseTTL
-	if ttl <= 0 {
-		ttl = defaultLeaseTTL
-	}
-	lease := limiter.Rule{Name: rs.Name, Limit: rs.Concurrency, Window: ttl, Lease: true}
-	return append(rs.Limits[:len(rs.Limits):len(rs.Limits)], lease), ok
+	return b.appendLease(rs.Limits, rs.Name, rs.Concurrency), ok
 }
 
 // withLease is rules plus, for a plan with a concurrency limit, its Lease
@@ -375,11 +370,17 @@ func (b *builder) withLease(rules []limiter.Rule, p Plan) []limiter.Rule {
 	if p.Concurrency <= 0 {
 		return rules
 	}
+	return b.appendLease(rules, ConcurrencyRule, p.Concurrency)
+}
+
+// appendLease is rules plus a Lease rule named name capping n in flight,
+// its leases living the lease TTL: a new slice, the lease last.
+func (b *builder) appendLease(rules []limiter.Rule, name string, n int64) []limiter.Rule {
 	ttl := b.leaseTTL
 	if ttl <= 0 {
 		ttl = defaultLeaseTTL
 	}
-	lease := limiter.Rule{Name: ConcurrencyRule, Limit: p.Concurrency, Window: ttl, Lease: true}
+	lease := limiter.Rule{Name: name, Limit: n, Window: ttl, Lease: true}
 	return append(rules[:len(rules):len(rules)], lease)
 }
 
