@@ -257,7 +257,9 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, a *admission) bool {
 		return false
 	}
 	a.rules, a.limitKey = rt.Rules(t.Rules(h.Method(), ctx.Path()), a.pool, snap), g.limitKey(ctx, t)
+	start := time.Now()
 	a.v = g.limiter.Decide(context.Background(), limiter.Request{Tenant: a.limitKey, Rules: a.rules})
+	decisionDuration.UpdateDuration(start)
 	countDecision(t.Stats, &a.v)
 	switch {
 	case a.v.Overloaded:

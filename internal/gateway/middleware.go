@@ -26,7 +26,11 @@ func chain(h fasthttp.RequestHandler, mws ...middleware) fasthttp.RequestHandler
 var (
 	panicsTotal     = metrics.NewCounter(`l1gw_panics_total`)
 	requestDuration = metrics.NewHistogram(`l1gw_request_duration_seconds`)
-	malformedTotal  = metrics.NewCounter(`l1gw_malformed_requests_total`)
+	// decisionDuration is how long each request that reached the limiter
+	// waited for its decision: the part of requestDuration that is l1gw's
+	// own limiting, apart from the upstream.
+	decisionDuration = metrics.NewHistogram(`l1gw_decision_duration_seconds`)
+	malformedTotal   = metrics.NewCounter(`l1gw_malformed_requests_total`)
 )
 
 // Handler is g's request path as the proxy listener serves it: panics

@@ -1,12 +1,18 @@
 package gateway
 
 import (
+	"context"
 	"net"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttputil"
+
+	"github.com/l1gw/l1gw/degrade"
+	"github.com/l1gw/l1gw/limiter"
 )
 
 func TestPanicIsRecovered(t *testing.T) {
@@ -48,5 +54,52 @@ func TestPanicIsRecovered(t *testing.T) {
 	}
 	if got := panicsTotal.Get() - before; got != 2 {
 		t.Fatalf("l1gw_panics_total grew by %d; want 2", got)
+	}
+}
+
+// slowVerdict admits every request after holding it for wait, as a
+// decision waiting on Redis would.
+type slowVerdict struct{ wait time.Duration }
+
+func (s slowVerdict) Decide(context.Context, limiter.Request) degrade.Verdict {
+	time.Sleep(s.wait)
+	return decided(degrade.Verdict{Allowed: true}, 99, time.Minute, 0)
+}
+
+func (slowVerdict) Release(limiter.Request, *degrade.Verdict) {}
+
+// decisionsAtLeast counts the decisions l1gw_decision_duration_seconds
+// holds, in all and in buckets that lie wholly at or above min.
+func decisionsAtLeast(min time.Duration) (all, slow uint64) {
+	decisionDuration.VisitNonZeroBuckets(func(vmrange string, n uint64) {
+		all += n
+		lo, _, _ := strings.Cut(vmrange, "...")
+		if v, err := strconv.ParseFloat(lo, 64); err == nil && v >= min.Seconds() {
+			slow += n
+		}
+	})
+	return all, slow
+}
+
+// TestDecisionDurationMeasuresTheDecision: l1gw_decision_duration_seconds
+// gets one sample per request that reached the limiter, as long as its
+// decision took, and none for a request refused before it.
+func TestDecisionDurationMeasuresTheDecision(t *testing.T) {
+	const wait = 30 * time.Millisecond
+	all0, slow0 := decisionsAtLeast(wait * 9 / 10)
+	f := newServeFixture(t, slowVerdict{wait}, "bulk-key", "GET", "/x")
+	for range 3 {
+		if code := f.Serve(); code != 200 {
+			t.Fatalf("status %d; want 200", code)
+		}
+	}
+	unknown := newServeFixture(t, slowVerdict{wait}, "no-such-key", "GET", "/x")
+	if code := unknown.Serve(); code != 401 {
+		t.Fatalf("unknown key: status %d; want 401", code)
+	}
+	all1, slow1 := decisionsAtLeast(wait * 9 / 10)
+	if all1-all0 != 3 || slow1-slow0 != 3 {
+		t.Fatalf("l1gw_decision_duration_seconds got %d samples, %d of them of %v or more; want 3 and 3",
+			all1-all0, slow1-slow0, wait*9/10)
 	}
 }
