@@ -43,6 +43,13 @@ type Measurement struct {
 	// ran at real-time priority, so its own waits for the CPU are not in it.
 	RedisPingMax  *float64 `json:"redis_ping_max_ms,omitempty"`
 	ProbeRealtime bool     `json:"probe_realtime,omitempty"`
+	// DecisionP50 and DecisionP99 are the system's own
+	// l1gw_decision_duration_seconds over the load, in ms (the upper bound
+	// of the bucket holding each): how long requests waited for their
+	// rate-limit decision, apart from the upstream's time and the load
+	// generator's. nil for a system that decides nothing.
+	DecisionP50 *float64 `json:"decision_p50_ms,omitempty"`
+	DecisionP99 *float64 `json:"decision_p99_ms,omitempty"`
 	// Open loop only: vegeta's latency percentiles, in ms.
 	P50 *float64 `json:"p50_ms,omitempty"`
 	P99 *float64 `json:"p99_ms,omitempty"`
@@ -162,7 +169,9 @@ func measure(ctx context.Context, e *env, sys system, load loadSpec) (m Measurem
 		return m, err
 	}
 	var procs cpuProcs
+	metricsURL := ""
 	if c != nil {
+		metricsURL = c.metrics
 		defer func() {
 			if c.metrics != "" {
 				d, serr := degradedByReason(c.metrics)
@@ -182,7 +191,7 @@ func measure(ctx context.Context, e *env, sys system, load loadSpec) (m Measurem
 		}
 	}
 	if rs == nil {
-		return runLoad(ctx, e, sys, load, addr, procs)
+		return runLoad(ctx, e, sys, load, addr, procs, metricsURL)
 	}
 	procs.redis = rs.pid()
 	if err := checkPinned(rs.pid(), e.pin.runner); err != nil {
@@ -192,7 +201,7 @@ func measure(ctx context.Context, e *env, sys system, load loadSpec) (m Measurem
 	if err != nil {
 		return m, err
 	}
-	m, err = runLoad(ctx, e, sys, load, addr, procs)
+	m, err = runLoad(ctx, e, sys, load, addr, procs, metricsURL)
 	res, perr := probe.finish()
 	if perr == nil {
 		m.RedisPingMax, m.ProbeRealtime = &res.WorstMs, res.Realtime
@@ -219,8 +228,18 @@ func (p cpuProcs) sample() (sut, redis int64, err error) {
 }
 
 // runLoad runs load against addr and turns the outcome into a Measurement.
-func runLoad(ctx context.Context, e *env, sys system, load loadSpec, addr string, procs cpuProcs) (Measurement, error) {
+// metricsURL, if not empty, is the system's /metrics, scraped before and
+// after for its decision latency.
+func runLoad(ctx context.Context, e *env, sys system, load loadSpec, addr string, procs cpuProcs, metricsURL string) (Measurement, error) {
 	m := Measurement{System: sys.name, Load: load.name(), Rate: load.rate, Enforced: sys.enforces, LimitedLimit: e.opts.limitedLimit}
+	var before buckets
+	if metricsURL != "" {
+		text, err := scrape(metricsURL)
+		if err != nil {
+			return m, err
+		}
+		before = parseDecisions(text)
+	}
 	sut0, redis0, err := procs.sample()
 	if err != nil {
 		return m, err
@@ -245,6 +264,15 @@ func runLoad(ctx context.Context, e *env, sys system, load loadSpec, addr string
 	}
 	if v, ok := cpuMicrosPerRequest(redis0, redis1, t.responses); ok && procs.redis != 0 {
 		m.RedisCPU = &v
+	}
+	if metricsURL != "" {
+		text, err := scrape(metricsURL)
+		if err != nil {
+			return m, err
+		}
+		if p50, p99, ok := decisionQuantiles(before, parseDecisions(text)); ok {
+			m.DecisionP50, m.DecisionP99 = &p50, &p99
+		}
 	}
 	return m, nil
 }

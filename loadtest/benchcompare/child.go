@@ -28,7 +28,7 @@ type child struct {
 	out     *harness.LogTail
 	exited  chan struct{} // closed once the process has been waited for
 	waitErr error         // set before exited is closed
-	metrics string        // a gateway's /metrics URL; empty for others
+	metrics string        // the system's /metrics URL (a gateway's or a forwarder's); empty for none
 }
 
 // startChild starts cmd on cpu (-1: anywhere). match sees every output

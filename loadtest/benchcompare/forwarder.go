@@ -8,12 +8,14 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os/signal"
 	"strconv"
 	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/redis/go-redis/v9"
 	"github.com/valyala/fasthttp"
 
@@ -50,11 +52,15 @@ type forwarder struct {
 	rdb          *redis.Client // nil: bare
 	limitedLimit int64
 	seq          atomic.Uint64
+	// decisions times each decide call, under the gateway's metric name
+	// (l1gw_decision_duration_seconds): the runner reads both alike.
+	decisions *metrics.Histogram
 }
 
 // forwarderMain runs `forwarder -listen ADDR -upstream ADDR [-redis ADDR]`:
-// it prints "listening 127.0.0.1:PORT" on stdout once it serves and runs
-// until SIGTERM or SIGINT. It returns the exit code.
+// it prints "listening 127.0.0.1:PORT 127.0.0.1:PORT" (the proxy, then
+// its /metrics) on stdout once it serves and runs until SIGTERM or SIGINT.
+// It returns the exit code.
 func forwarderMain(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet(forwarderCommand, flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -73,14 +79,16 @@ func forwarderMain(args []string, stdout, stderr io.Writer) int {
 }
 
 // serveForwarder checks the addresses, connects, listens, announces the
-// address on stdout and serves until a signal.
+// addresses on stdout and serves until a signal.
 func serveForwarder(listen, upstream, redisAddr string, limited int64, stdout io.Writer) error {
 	for _, a := range []string{listen, upstream} {
 		if err := harness.CheckLoopback(a); err != nil {
 			return err
 		}
 	}
+	set := metrics.NewSet()
 	f := &forwarder{
+		decisions: set.NewHistogram(`l1gw_decision_duration_seconds`),
 		client: &fasthttp.HostClient{
 			Addr: upstream, MaxConns: 1024, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second,
 			MaxIdleConnDuration: time.Minute, NoDefaultUserAgentHeader: true, DisablePathNormalizing: true,
@@ -103,13 +111,22 @@ func serveForwarder(listen, upstream, redisAddr string, limited int64, stdout io
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	mln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("listen for metrics: %w", err)
+	}
+	ms := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		set.WritePrometheus(w)
+	})}
+	go ms.Serve(mln) //nolint:errcheck // closed below
+	defer ms.Close()
 	s := &fasthttp.Server{
 		Handler: f.handle, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second,
 		IdleTimeout: time.Minute, NoDefaultServerHeader: true, CloseOnShutdown: true,
 	}
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ln) }()
-	fmt.Fprintln(stdout, "listening", ln.Addr().String())
+	fmt.Fprintln(stdout, "listening", ln.Addr().String(), mln.Addr().String())
 	select {
 	case err := <-done:
 		return fmt.Errorf("serve: %w", err)
@@ -149,7 +166,9 @@ func (f *forwarder) admit(ctx *fasthttp.RequestCtx) bool {
 	}
 	member := "naive:" + strconv.FormatUint(f.seq.Add(1), 36)
 	keys := []string{"bench:{" + tenant + "}:rule"}
+	start := time.Now()
 	v, err := naiveScript.Run(ctx, f.rdb, keys, member, window.Microseconds(), limit, 1).Int64Slice()
+	f.decisions.UpdateDuration(start)
 	if err != nil {
 		ctx.Error("redis: "+err.Error(), fasthttp.StatusServiceUnavailable)
 		return false

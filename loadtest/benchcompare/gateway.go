@@ -136,21 +136,30 @@ const degradedMetric = "l1gw_degraded_decisions_total{reason=\""
 // degradedByReason reads the gateway's degraded decisions by reason from
 // its /metrics.
 func degradedByReason(url string) (map[string]int64, error) {
+	text, err := scrape(url)
+	if err != nil {
+		return nil, err
+	}
+	return parseDegraded(text), nil
+}
+
+// scrape is the Prometheus text exposition at url (a child's /metrics).
+func scrape(url string) (string, error) {
 	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{Proxy: nil}}
 	defer client.CloseIdleConnections()
 	resp, err := client.Get(url)
 	if err != nil {
-		return nil, fmt.Errorf("scrape gateway metrics: %w", err)
+		return "", fmt.Errorf("scrape metrics: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("scrape gateway metrics: GET %s: %s", url, resp.Status)
+		return "", fmt.Errorf("scrape metrics: GET %s: %s", url, resp.Status)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
 	if err != nil {
-		return nil, fmt.Errorf("read gateway metrics: %w", err)
+		return "", fmt.Errorf("read metrics: %w", err)
 	}
-	return parseDegraded(string(body)), nil
+	return string(body), nil
 }
 
 // parseDegraded picks the non-zero l1gw_degraded_decisions_total{reason}

@@ -35,6 +35,8 @@ type Row struct {
 	RPS             Stat   `json:"rps"`
 	GwCPU           *Stat  `json:"gw_cpu_us_per_req"`
 	RedisCPU        *Stat  `json:"redis_cpu_us_per_req"`
+	DecisionP50     *Stat  `json:"decision_p50_ms,omitempty"`
+	DecisionP99     *Stat  `json:"decision_p99_ms,omitempty"`
 	P50             *Stat  `json:"p50_ms,omitempty"`
 	P99             *Stat  `json:"p99_ms,omitempty"`
 	Max             *Stat  `json:"max_ms,omitempty"`
@@ -116,6 +118,8 @@ func summarizeRow(ms []Measurement) Row {
 		RPS:             statOf(ms, func(m Measurement) float64 { return m.RPS }),
 		GwCPU:           optStatOf(ms, func(m Measurement) *float64 { return m.GwCPU }),
 		RedisCPU:        optStatOf(ms, func(m Measurement) *float64 { return m.RedisCPU }),
+		DecisionP50:     optStatOf(ms, func(m Measurement) *float64 { return m.DecisionP50 }),
+		DecisionP99:     optStatOf(ms, func(m Measurement) *float64 { return m.DecisionP99 }),
 		P50:             optStatOf(ms, func(m Measurement) *float64 { return m.P50 }),
 		P99:             optStatOf(ms, func(m Measurement) *float64 { return m.P99 }),
 		Max:             optStatOf(ms, func(m Measurement) *float64 { return m.Max }),

@@ -74,6 +74,10 @@ func checkSmokeMeasurement(t *testing.T, m Measurement) {
 	if sys, _ := findSystem(m.System); sys.redis != (m.RedisPingMax != nil) || m.RedisPingMax != nil && *m.RedisPingMax <= 0 {
 		t.Errorf("%s: Redis worst PING %v; want a round trip exactly for the systems on Redis", where, m.RedisPingMax)
 	}
+	if decides := m.System != "upstream" && m.System != "bare"; decides != (m.DecisionP99 != nil) ||
+		m.DecisionP99 != nil && (*m.DecisionP50 <= 0 || *m.DecisionP99 < *m.DecisionP50) {
+		t.Errorf("%s: decision P50 %v, P99 %v; want both, in order, exactly for the systems that decide", where, m.DecisionP50, m.DecisionP99)
+	}
 	if m.Load == "open" && (m.P50 == nil || m.P99 == nil || *m.P99 < *m.P50) {
 		t.Errorf("%s: latencies P50 %v, P99 %v", where, m.P50, m.P99)
 	}

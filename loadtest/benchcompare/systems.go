@@ -75,13 +75,20 @@ func startForwarder(ctx context.Context, e *env, redisAddr string) (*child, stri
 	if err != nil {
 		return nil, "", err
 	}
-	addr, err := c.await(ctx, found)
+	v, err := c.await(ctx, found)
+	var addr, metricsAddr string
 	if err == nil {
-		err = harness.CheckLoopback(addr)
+		if _, err = fmt.Sscan(v, &addr, &metricsAddr); err != nil {
+			err = fmt.Errorf("forwarder listening line %q: %w", v, err)
+		}
+	}
+	if err == nil {
+		err = errors.Join(harness.CheckLoopback(addr), harness.CheckLoopback(metricsAddr))
 	}
 	if err != nil {
 		return nil, "", errors.Join(err, c.stop())
 	}
+	c.metrics = "http://" + metricsAddr + "/metrics"
 	return c, addr, nil
 }
 

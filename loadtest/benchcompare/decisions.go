@@ -1,0 +1,80 @@
+package main
+
+import (
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// decisionMetric is the histogram of how long requests waited for their
+// rate-limit decision: the gateway's own, and the naive forwarder's
+// EVALSHA under the same name.
+const decisionMetric = "l1gw_decision_duration_seconds_bucket{"
+
+// buckets is a VictoriaMetrics histogram as scraped: the count of each
+// vmrange ("1.000e-04...1.136e-04"), not cumulative.
+type buckets map[string]uint64
+
+// parseDecisions picks the decision histogram's buckets out of a
+// Prometheus text exposition.
+func parseDecisions(text string) buckets {
+	out := buckets{}
+	for _, line := range strings.Split(text, "\n") {
+		rest, ok := strings.CutPrefix(line, decisionMetric)
+		if !ok {
+			continue
+		}
+		_, rest, ok = strings.Cut(rest, `vmrange="`)
+		if !ok {
+			continue
+		}
+		vmrange, value, ok := strings.Cut(rest, `"}`)
+		if !ok {
+			continue
+		}
+		if n, err := strconv.ParseUint(strings.TrimSpace(value), 10, 64); err == nil {
+			out[vmrange] = n
+		}
+	}
+	return out
+}
+
+// decisionQuantiles are the P50 and P99, in ms, of the decisions counted
+// between the scrapes before and after: the upper bound of the bucket
+// holding each (VictoriaMetrics buckets are about 13% wide), so never
+// below the truth. ok is false when no decision was counted.
+func decisionQuantiles(before, after buckets) (p50, p99 float64, ok bool) {
+	type bucket struct {
+		upper float64
+		n     uint64
+	}
+	var bs []bucket
+	var total uint64
+	for vmrange, n := range after {
+		n -= min(n, before[vmrange])
+		_, hi, found := strings.Cut(vmrange, "...")
+		upper, err := strconv.ParseFloat(hi, 64)
+		if n == 0 || !found || err != nil {
+			continue
+		}
+		bs = append(bs, bucket{upper, n})
+		total += n
+	}
+	if total == 0 {
+		return 0, 0, false
+	}
+	sort.Slice(bs, func(i, j int) bool { return bs[i].upper < bs[j].upper })
+	quantile := func(q float64) float64 {
+		rank := uint64(math.Ceil(q * float64(total)))
+		var seen uint64
+		for _, b := range bs {
+			seen += b.n
+			if seen >= rank {
+				return b.upper * 1000
+			}
+		}
+		return bs[len(bs)-1].upper * 1000
+	}
+	return quantile(0.50), quantile(0.99), true
+}
