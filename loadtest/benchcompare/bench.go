@@ -50,6 +50,10 @@ type Measurement struct {
 	// generator's. nil for a system that decides nothing.
 	DecisionP50 *float64 `json:"decision_p50_ms,omitempty"`
 	DecisionP99 *float64 `json:"decision_p99_ms,omitempty"`
+	// RedisCallP99 is the gateway's l1gw_redis_call_duration_seconds P99
+	// over the load, in ms: a batch's write to its last reply read. A
+	// decision's wait is its queueing plus its batch's call.
+	RedisCallP99 *float64 `json:"redis_call_p99_ms,omitempty"`
 	// Open loop only: vegeta's latency percentiles, in ms.
 	P50 *float64 `json:"p50_ms,omitempty"`
 	P99 *float64 `json:"p99_ms,omitempty"`
@@ -232,13 +236,13 @@ func (p cpuProcs) sample() (sut, redis int64, err error) {
 // after for its decision latency.
 func runLoad(ctx context.Context, e *env, sys system, load loadSpec, addr string, procs cpuProcs, metricsURL string) (Measurement, error) {
 	m := Measurement{System: sys.name, Load: load.name(), Rate: load.rate, Enforced: sys.enforces, LimitedLimit: e.opts.limitedLimit}
-	var before buckets
+	var decisions0, calls0 buckets
 	if metricsURL != "" {
 		text, err := scrape(metricsURL)
 		if err != nil {
 			return m, err
 		}
-		before = parseDecisions(text)
+		decisions0, calls0 = parseBuckets(text, decisionMetric), parseBuckets(text, redisCallMetric)
 	}
 	sut0, redis0, err := procs.sample()
 	if err != nil {
@@ -270,8 +274,11 @@ func runLoad(ctx context.Context, e *env, sys system, load loadSpec, addr string
 		if err != nil {
 			return m, err
 		}
-		if p50, p99, ok := decisionQuantiles(before, parseDecisions(text)); ok {
+		if p50, p99, ok := quantiles(decisions0, parseBuckets(text, decisionMetric)); ok {
 			m.DecisionP50, m.DecisionP99 = &p50, &p99
+		}
+		if _, p99, ok := quantiles(calls0, parseBuckets(text, redisCallMetric)); ok {
+			m.RedisCallP99 = &p99
 		}
 	}
 	return m, nil

@@ -7,21 +7,26 @@ import (
 	"strings"
 )
 
-// decisionMetric is the histogram of how long requests waited for their
-// rate-limit decision: the gateway's own, and the naive forwarder's
-// EVALSHA under the same name.
-const decisionMetric = "l1gw_decision_duration_seconds_bucket{"
+// The histograms read from a system's /metrics: how long requests waited
+// for their rate-limit decision (the gateway's own, and the naive
+// forwarder's EVALSHA under the same name), and the gateway's calls to
+// Redis, each a batch of decisions (every node's, summed).
+const (
+	decisionMetric  = "l1gw_decision_duration_seconds_bucket{"
+	redisCallMetric = "l1gw_redis_call_duration_seconds_bucket{"
+)
 
 // buckets is a VictoriaMetrics histogram as scraped: the count of each
 // vmrange ("1.000e-04...1.136e-04"), not cumulative.
 type buckets map[string]uint64
 
-// parseDecisions picks the decision histogram's buckets out of a
-// Prometheus text exposition.
-func parseDecisions(text string) buckets {
+// parseBuckets picks the buckets of metric (a histogram's name with
+// "_bucket{") out of a Prometheus text exposition, summed over its other
+// labels.
+func parseBuckets(text, metric string) buckets {
 	out := buckets{}
 	for _, line := range strings.Split(text, "\n") {
-		rest, ok := strings.CutPrefix(line, decisionMetric)
+		rest, ok := strings.CutPrefix(line, metric)
 		if !ok {
 			continue
 		}
@@ -34,17 +39,17 @@ func parseDecisions(text string) buckets {
 			continue
 		}
 		if n, err := strconv.ParseUint(strings.TrimSpace(value), 10, 64); err == nil {
-			out[vmrange] = n
+			out[vmrange] += n
 		}
 	}
 	return out
 }
 
-// decisionQuantiles are the P50 and P99, in ms, of the decisions counted
-// between the scrapes before and after: the upper bound of the bucket
-// holding each (VictoriaMetrics buckets are about 13% wide), so never
-// below the truth. ok is false when no decision was counted.
-func decisionQuantiles(before, after buckets) (p50, p99 float64, ok bool) {
+// quantiles are the P50 and P99, in ms, of what was counted between the
+// scrapes before and after: the upper bound of the bucket holding each
+// (VictoriaMetrics buckets are about 13% wide), so never below the truth.
+// ok is false when nothing was counted.
+func quantiles(before, after buckets) (p50, p99 float64, ok bool) {
 	type bucket struct {
 		upper float64
 		n     uint64

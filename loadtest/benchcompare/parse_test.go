@@ -54,25 +54,35 @@ func TestParseDegraded(t *testing.T) {
 	}
 }
 
-func TestDecisionQuantiles(t *testing.T) {
-	before := parseDecisions("l1gw_decision_duration_seconds_bucket{vmrange=\"1.000e-04...1.136e-04\"} 500\n")
-	after := parseDecisions("# TYPE x histogram\n" +
-		"l1gw_decision_duration_seconds_bucket{vmrange=\"1.000e-04...1.136e-04\"} 549\n" + // 49 new
-		"l1gw_decision_duration_seconds_bucket{vmrange=\"8.799e-04...1.000e-03\"} 50\n" +
-		"l1gw_decision_duration_seconds_bucket{vmrange=\"1.000e-02...1.136e-02\"} 1\n" +
-		"l1gw_decision_duration_seconds_sum 0.1\n" +
-		"l1gw_request_duration_seconds_bucket{vmrange=\"1.000e+00...1.136e+00\"} 7\n")
-	p50, p99, ok := decisionQuantiles(before, after)
+func TestQuantiles(t *testing.T) {
+	before := parseBuckets("l1gw_decision_duration_seconds_bucket{vmrange=\"1.000e-04...1.136e-04\"} 500\n", decisionMetric)
+	after := parseBuckets("# TYPE x histogram\n"+
+		"l1gw_decision_duration_seconds_bucket{vmrange=\"1.000e-04...1.136e-04\"} 549\n"+ // 49 new
+		"l1gw_decision_duration_seconds_bucket{vmrange=\"8.799e-04...1.000e-03\"} 50\n"+
+		"l1gw_decision_duration_seconds_bucket{vmrange=\"1.000e-02...1.136e-02\"} 1\n"+
+		"l1gw_decision_duration_seconds_sum 0.1\n"+
+		"l1gw_request_duration_seconds_bucket{vmrange=\"1.000e+00...1.136e+00\"} 7\n", decisionMetric)
+	p50, p99, ok := quantiles(before, after)
 	// 100 new decisions: the 50th is in the 1 ms bucket, the 99th too, the
 	// 100th alone in the 11 ms one.
 	if !ok || math.Abs(p50-1) > 1e-9 || math.Abs(p99-1) > 1e-9 {
 		t.Errorf("P50 %v, P99 %v, %v; want 1 ms and 1 ms", p50, p99, ok)
 	}
 	after["1.000e-02...1.136e-02"] = 2
-	if _, p99, _ := decisionQuantiles(before, after); math.Abs(p99-11.36) > 1e-9 {
+	if _, p99, _ := quantiles(before, after); math.Abs(p99-11.36) > 1e-9 {
 		t.Errorf("with 2 of 101 at 11 ms, P99 %v; want 11.36 ms", p99)
 	}
-	if _, _, ok := decisionQuantiles(after, after); ok {
+	if _, _, ok := quantiles(after, after); ok {
 		t.Error("ok with no decision between the scrapes")
+	}
+}
+
+func TestParseBucketsSumsOverLabels(t *testing.T) {
+	text := "l1gw_redis_call_duration_seconds_bucket{role=\"primary\",node=\"a:1\",vmrange=\"1.000e-04...1.136e-04\"} 3\n" +
+		"l1gw_redis_call_duration_seconds_bucket{role=\"replica\",node=\"b:1\",vmrange=\"1.000e-04...1.136e-04\"} 4\n" +
+		"l1gw_redis_call_duration_seconds_bucket{role=\"primary\",node=\"a:1\",vmrange=\"1.000e-03...1.136e-03\"} nope\n"
+	want := buckets{"1.000e-04...1.136e-04": 7}
+	if got := parseBuckets(text, redisCallMetric); !reflect.DeepEqual(got, want) {
+		t.Errorf("got %v; want %v", got, want)
 	}
 }

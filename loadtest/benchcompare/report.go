@@ -37,6 +37,7 @@ type Row struct {
 	RedisCPU        *Stat  `json:"redis_cpu_us_per_req"`
 	DecisionP50     *Stat  `json:"decision_p50_ms,omitempty"`
 	DecisionP99     *Stat  `json:"decision_p99_ms,omitempty"`
+	RedisCallP99    *Stat  `json:"redis_call_p99_ms,omitempty"`
 	P50             *Stat  `json:"p50_ms,omitempty"`
 	P99             *Stat  `json:"p99_ms,omitempty"`
 	Max             *Stat  `json:"max_ms,omitempty"`
@@ -120,6 +121,7 @@ func summarizeRow(ms []Measurement) Row {
 		RedisCPU:        optStatOf(ms, func(m Measurement) *float64 { return m.RedisCPU }),
 		DecisionP50:     optStatOf(ms, func(m Measurement) *float64 { return m.DecisionP50 }),
 		DecisionP99:     optStatOf(ms, func(m Measurement) *float64 { return m.DecisionP99 }),
+		RedisCallP99:    optStatOf(ms, func(m Measurement) *float64 { return m.RedisCallP99 }),
 		P50:             optStatOf(ms, func(m Measurement) *float64 { return m.P50 }),
 		P99:             optStatOf(ms, func(m Measurement) *float64 { return m.P99 }),
 		Max:             optStatOf(ms, func(m Measurement) *float64 { return m.Max }),

@@ -78,6 +78,10 @@ func checkSmokeMeasurement(t *testing.T, m Measurement) {
 		m.DecisionP99 != nil && (*m.DecisionP50 <= 0 || *m.DecisionP99 < *m.DecisionP50) {
 		t.Errorf("%s: decision P50 %v, P99 %v; want both, in order, exactly for the systems that decide", where, m.DecisionP50, m.DecisionP99)
 	}
+	if gwOnRedis := strings.HasPrefix(m.System, "l1gw-") && m.System != "l1gw-memory"; gwOnRedis != (m.RedisCallP99 != nil) ||
+		m.RedisCallP99 != nil && *m.RedisCallP99 <= 0 {
+		t.Errorf("%s: Redis call P99 %v; want one exactly for the gateways on Redis", where, m.RedisCallP99)
+	}
 	if m.Load == "open" && (m.P50 == nil || m.P99 == nil || *m.P99 < *m.P50) {
 		t.Errorf("%s: latencies P50 %v, P99 %v", where, m.P50, m.P99)
 	}
