@@ -39,6 +39,12 @@ const contractWindow = 2 * time.Second
 // detector and parallel Redis processes share two cores.
 const testBudget = time.Second
 
+// testQueueTimeout is the stores' queue timeout in tests: a clean-clone
+// CI run once shed a lone decision of the Sentinel contract suite after
+// the default second ("too many decisions waiting for Redis"), while
+// Cluster decisions in a parallel test took 180 ms each.
+const testQueueTimeout = 10 * time.Second
+
 // newRedisStore returns a store on o with its own key prefix.
 func newRedisStore(t testing.TB, o limiter.RedisOptions, denyCache bool) (*limiter.RedisStore, string) {
 	t.Helper()
@@ -73,7 +79,8 @@ func newRedisStoreAt(t testing.TB, o limiter.RedisOptions, denyCache bool, now f
 	ran := make(chan struct{})
 	t.Cleanup(func() { stop(); <-ran }) // before the clients close
 	prefix := fmt.Sprintf("t%d", instances.Add(1))
-	s, err := limiter.NewRedisStore(clients, limiter.Options{Consistency: "exact", KeyPrefix: prefix, DenyCache: denyCache},
+	s, err := limiter.NewRedisStore(clients, limiter.Options{Consistency: "exact", KeyPrefix: prefix, DenyCache: denyCache,
+		QueueTimeout: testQueueTimeout},
 		testBudget, fmt.Sprintf("gw%d", instances.Add(1)), now)
 	if err != nil {
 		t.Fatalf("NewRedisStore: %v", err)
