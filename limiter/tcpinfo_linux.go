@@ -22,7 +22,15 @@ func tcpInfo(fd int) (info unix.TCPInfo, size uintptr, ok bool) {
 // them yet. ok is false where it cannot tell.
 func socketCounters(fd int) (sent, received uint64, ok bool) {
 	info, size, ok := tcpInfo(fd)
-	if !ok || size < unsafe.Offsetof(info.Bytes_sent)+8 {
+	if !ok {
+		return 0, 0, false
+	}
+	return countersOf(&info, size)
+}
+
+// countersOf is socketCounters' answer from a TCP_INFO of size bytes.
+func countersOf(info *unix.TCPInfo, size uintptr) (sent, received uint64, ok bool) {
+	if size < unsafe.Offsetof(info.Bytes_sent)+8 {
 		return 0, 0, false
 	}
 	return info.Bytes_sent, info.Bytes_received, true
@@ -34,13 +42,15 @@ const (
 	tcpCloseWait   = 8
 )
 
-// socketConnected asks the kernel whether the TCP socket fd is connected:
-// the peer's host answered the SYN (the peer may have closed since, but it
-// answered). ok is false where the kernel cannot tell.
-func socketConnected(fd int) (connected, ok bool) {
+// socketState asks the kernel, in one TCP_INFO, whether the TCP socket fd
+// is connected (the peer's host answered the SYN; it may have closed
+// since, but it answered), known false where the kernel cannot tell; and
+// its byte counters, as socketCounters gives them.
+func socketState(fd int) (connected, known bool, sent, received uint64, counted bool) {
 	info, size, ok := tcpInfo(fd)
 	if !ok || size < 1 {
-		return false, false
+		return false, false, 0, 0, false
 	}
-	return info.State == tcpEstablished || info.State == tcpCloseWait, true
+	sent, received, counted = countersOf(&info, size)
+	return info.State == tcpEstablished || info.State == tcpCloseWait, true, sent, received, counted
 }

@@ -6,5 +6,7 @@ package limiter
 // stand in (see conn.counters).
 func socketCounters(int) (sent, received uint64, ok bool) { return 0, 0, false }
 
-// socketConnected cannot ask the kernel here.
-func socketConnected(int) (connected, ok bool) { return false, false }
+// socketState cannot ask the kernel here.
+func socketState(int) (connected, known bool, sent, received uint64, counted bool) {
+	return false, false, 0, 0, false
+}

@@ -155,8 +155,7 @@ func (l *lane) dialSilence(now time.Time) time.Duration {
 	var connected, known, counted bool
 	var sent, got uint64
 	err := d.sock.Control(func(fd uintptr) {
-		connected, known = socketConnected(int(fd))
-		sent, got, counted = socketCounters(int(fd))
+		connected, known, sent, got, counted = socketState(int(fd))
 	})
 	switch {
 	case err != nil:
