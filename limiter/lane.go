@@ -96,7 +96,7 @@ fill:
 			break fill
 		}
 	}
-	now := time.Now().UnixNano() // queued is up to a watchdog tick early: never late
+	now := time.Now().UnixNano()
 	kept := batch[:0]
 	for _, o := range batch {
 		if time.Duration(now-o.queued) > l.p.cfg.queueTimeout {

@@ -80,7 +80,7 @@ type op struct {
 	args []any
 	// budget is how long Redis may stay silent on this call.
 	budget time.Duration
-	queued int64 // unix ns by the pipe's coarse clock
+	queued int64 // unix ns, when do queued it
 
 	state atomic.Int32 // opFree in the pool; opPending from getOp until settled
 	refs  atomic.Int32

@@ -34,7 +34,7 @@ type pipe struct {
 	// confirmation.
 	follow func(quit <-chan struct{}, p *pipe)
 	gen    atomic.Uint64 // bumped by moved: lanes dial again before their next batch
-	clock  atomic.Int64  // unix ns, set by the watchdog every tick: the queue's coarse clock
+	clock  atomic.Int64  // unix ns, set by the watchdog every tick: health's coarse clock
 	queue  chan *op
 	lanes  []*lane
 	dialed sync.WaitGroup // every lane's first dial, done or failed
@@ -135,7 +135,7 @@ func newPipe(cfg *pipeConfig, addr func() (string, error)) *pipe {
 // the watchdog, or at once when the queue is full.
 func (p *pipe) do(o *op) {
 	p.once.Do(p.start)
-	o.queued = p.clock.Load()
+	o.queued = time.Now().UnixNano() // not the coarse clock: a late watchdog would age it
 	if p.shut.Load() {
 		o.settle(nil, errClosed)
 		o.release()

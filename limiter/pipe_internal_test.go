@@ -172,3 +172,31 @@ func TestNoScriptThenBrokenConnectionLeavesNothingBehind(t *testing.T) {
 		t.Fatalf("Redis saw %d EVALSHA; want 3 (two in the failed batch, one after)\n%s", n, strings.Join(f.log, "\n"))
 	}
 }
+
+// TestQueueAgeIsTheDecisionsOwn: a decision is shed for its own wait in
+// the queue, never for the watchdog's lateness (it was stamped with the
+// watchdog's coarse clock, so a watchdog that had not run for a while
+// made a decision queued just now look old enough to shed).
+func TestQueueAgeIsTheDecisionsOwn(t *testing.T) {
+	p := newPipe(testCfg(), fixedAddr("127.0.0.1:1"))
+	p.once.Do(func() {}) // no lanes and no watchdog: the coarse clock never ticks
+	p.clock.Store(time.Now().Add(-time.Hour).UnixNano())
+	o := decideOp(1)
+	returned := make(chan struct{})
+	go func() {
+		p.do(o)
+		close(returned)
+	}()
+	got := <-p.queue
+	kept := p.lanes[0].take([]*op{got})
+	if len(kept) != 1 || !got.pending() {
+		t.Fatalf("a decision queued just now was shed (%v): its age came from a clock an hour late", got.err)
+	}
+	got.settle(nil, errClosed)
+	got.release()
+	<-returned
+	if o.err != errClosed {
+		t.Fatalf("do returned with %v; want the settled error", o.err)
+	}
+	o.release()
+}
