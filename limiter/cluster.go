@@ -22,6 +22,10 @@ type clusterRoute struct {
 	mu       sync.RWMutex
 	pipes    map[string]*pipe
 	gone     map[string]bool // pipes the last sweep did not find in the slot map
+	// met holds the nodes the slot map has named since it was first
+	// loaded; nil until then. A master met later is taken for a promoted
+	// replica (see meet).
+	met      map[string]bool
 	sweeping sync.Once
 	quit     chan struct{}
 	swept    sync.WaitGroup
@@ -55,23 +59,11 @@ func (r *clusterRoute) sweepLoop() {
 func (r *clusterRoute) sweep() {
 	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.conn.dialTimeout+r.cfg.silence)
 	defer cancel()
-	var mu sync.Mutex
-	named := map[string]bool{}
-	note := func(_ context.Context, node *redis.Client) error {
-		mu.Lock()
-		named[node.Options().Addr] = true
-		mu.Unlock()
-		return nil
-	}
-	var err error
-	if r.readOnly {
-		err = r.cl.ForEachSlave(ctx, note)
-	} else {
-		err = r.cl.ForEachMaster(ctx, note)
-	}
+	named, err := r.named(ctx)
 	if err != nil || len(named) == 0 {
 		return // no slot map to judge by
 	}
+	r.meet(named)
 	var stale []*pipe
 	r.mu.Lock()
 	gone := map[string]bool{}
@@ -81,6 +73,7 @@ func (r *clusterRoute) sweep() {
 		case r.gone[addr]:
 			stale = append(stale, p)
 			delete(r.pipes, addr)
+			delete(r.met, addr) // named again later, it is met again
 		default:
 			gone[addr] = true
 		}
@@ -141,23 +134,61 @@ func (r *clusterRoute) shard(tenant string) string {
 // connect loads the slot map and dials a pipe to every node it names
 // (masters, or replicas for reads).
 func (r *clusterRoute) connect(ctx context.Context) {
-	dial := func(ctx context.Context, node *redis.Client) error {
-		r.pipeAt(node.Options().Addr).connect(ctx)
-		return nil
-	}
-	var err error
-	if r.readOnly {
-		err = r.cl.ForEachSlave(ctx, dial)
-	} else {
-		err = r.cl.ForEachMaster(ctx, dial)
-	}
+	named, err := r.named(ctx)
 	if err == nil {
+		r.meet(named)
+		var wg sync.WaitGroup
+		for addr := range named {
+			wg.Go(func() { r.pipeAt(addr).connect(ctx) })
+		}
+		wg.Wait()
 		r.ready.Store(true)
 	}
 	r.sweeping.Do(func() {
 		r.swept.Add(1)
 		go r.sweepLoop()
 	})
+}
+
+// named is the set of nodes the slot map names: masters, or replicas for
+// reads.
+func (r *clusterRoute) named(ctx context.Context) (map[string]bool, error) {
+	var mu sync.Mutex
+	named := map[string]bool{}
+	note := func(_ context.Context, node *redis.Client) error {
+		mu.Lock()
+		named[node.Options().Addr] = true
+		mu.Unlock()
+		return nil
+	}
+	var err error
+	if r.readOnly {
+		err = r.cl.ForEachSlave(ctx, note)
+	} else {
+		err = r.cl.ForEachMaster(ctx, note)
+	}
+	return named, err
+}
+
+// meet makes the pipes of the nodes the slot map names now. The first
+// map's nodes are the route's to begin with. A master named later, or
+// named again after a sweep found it gone, is, as far as the route can
+// tell, a replica that a failover promoted (see promoted).
+func (r *clusterRoute) meet(named map[string]bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	first := r.met == nil
+	if first {
+		r.met = make(map[string]bool, len(named))
+		for addr := range named {
+			r.met[addr] = true
+		}
+	}
+	for addr := range named {
+		if p := r.pipeLocked(addr); !first && r.gone[addr] {
+			r.promoted(p)
+		}
+	}
 }
 
 // pipeAt is the pipe of the node at addr, made on first use.
@@ -170,11 +201,33 @@ func (r *clusterRoute) pipeAt(addr string) *pipe {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if p = r.pipes[addr]; p == nil {
+	return r.pipeLocked(addr)
+}
+
+// pipeLocked is pipeAt with r.mu held. A node first met after the first
+// slot map (a failover's new master, or a MOVED to it) is promoted.
+func (r *clusterRoute) pipeLocked(addr string) *pipe {
+	p := r.pipes[addr]
+	if p == nil {
 		p = newPipe(r.cfg, fixedAddr(addr))
 		r.pipes[addr] = p
 	}
+	if r.met != nil && !r.met[addr] {
+		r.met[addr] = true
+		r.promoted(p)
+	}
 	return p
+}
+
+// promoted marks a master's pipe as a restart marks one
+// (nodeHealth.lostAt): replication is asynchronous, so a replica a
+// failover promoted may lack the old primary's last records. A master
+// added to the cluster and given slots is marked too, as the route cannot
+// tell the two apart; a read route's pipes decide nothing and are not.
+func (r *clusterRoute) promoted(p *pipe) {
+	if !r.readOnly {
+		p.health.lostAt.Store(time.Now().UnixNano())
+	}
 }
 
 // waitLoad starts loading the slot map in the background, if no load is
