@@ -43,6 +43,11 @@ type Measurement struct {
 	// ran at real-time priority, so its own waits for the CPU are not in it.
 	RedisPingMax  *float64 `json:"redis_ping_max_ms,omitempty"`
 	ProbeRealtime bool     `json:"probe_realtime,omitempty"`
+	// RedisCPUStallMax is the longest, in ms, that the probe's sleeps
+	// between PINGs overran: how long Redis' CPU ran neither the probe nor,
+	// at lower priority, Redis (a stall a PING in flight may miss). nil
+	// without Redis.
+	RedisCPUStallMax *float64 `json:"redis_cpu_stall_max_ms,omitempty"`
 	// DecisionP50 and DecisionP99 are the system's own
 	// l1gw_decision_duration_seconds over the load, in ms (the upper bound
 	// of the bucket holding each): how long requests waited for their
@@ -208,7 +213,7 @@ func measure(ctx context.Context, e *env, sys system, load loadSpec) (m Measurem
 	m, err = runLoad(ctx, e, sys, load, addr, procs, metricsURL)
 	res, perr := probe.finish()
 	if perr == nil {
-		m.RedisPingMax, m.ProbeRealtime = &res.WorstMs, res.Realtime
+		m.RedisPingMax, m.ProbeRealtime, m.RedisCPUStallMax = &res.WorstMs, res.Realtime, &res.WorstLateMs
 	}
 	return m, errors.Join(err, perr)
 }

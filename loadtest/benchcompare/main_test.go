@@ -1,10 +1,13 @@
 package main
 
 import (
+	"context"
 	"io"
 	"os"
+	"os/exec"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -113,4 +116,53 @@ func TestGatewayConfig(t *testing.T) {
 	if got := gatewayConfig("127.0.0.1:1", "127.0.0.1:2", "exact", 7, algorithmOf("l1gw-window")).Plans["bench"].Limits[0]; got.Algorithm != "sliding_window" || got.Window != "1s" {
 		t.Errorf("window system's bench plan: %+v", got)
 	}
+}
+
+// TestProbeSeesAFrozenCPU: a probe frozen between PINGs (as a CPU the host
+// does not run freezes it, and Redis with it) finds Redis prompt when it
+// wakes; its late wake-up is what says the CPU stalled.
+func TestProbeSeesAFrozenCPU(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts redis-server; skipped with -short")
+	}
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Skip("redis-server not on PATH (make test-deps installs it)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rs, err := startRedis(ctx, -1, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.stop() //nolint:errcheck // a test's cleanup
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := startProbe(ctx, self, -1, rs.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const frozen = 200 * time.Millisecond
+	time.Sleep(50 * time.Millisecond)
+	if err := syscall.Kill(p.pid(), syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(frozen)
+	if err := syscall.Kill(p.pid(), syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	res, err := p.finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The stop lands in a sleep, or, rarely, while a PING is out.
+	if worst := max(res.WorstLateMs, res.WorstMs); worst < float64(frozen/time.Millisecond)*0.9 {
+		t.Fatalf("frozen for %v: worst late wake-up %.1f ms, worst PING %.1f ms; want one of them about as long", frozen, res.WorstLateMs, res.WorstMs)
+	}
+	if res.Pings == 0 {
+		t.Fatal("no PING answered")
+	}
+	t.Logf("frozen %v: worst late wake-up %.1f ms, worst PING %.1f ms", frozen, res.WorstLateMs, res.WorstMs)
 }

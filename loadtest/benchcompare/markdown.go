@@ -9,9 +9,9 @@ import (
 
 // tableHeader is the Markdown table's header and alignment rows.
 const tableHeader = "| system | load | req/s | gw CPU µs/req | Redis CPU µs/req | P50 ms | P99 ms | decision P50 ms | decision P99 ms | Redis call P99 ms " +
-	"| degraded | Redis worst PING ms | limited admitted/limit " +
+	"| degraded | Redis worst PING ms | Redis CPU worst stall ms | limited admitted/limit " +
 	"| req/s vs naive | gw CPU/req vs naive | Redis CPU/req vs naive | status codes (all runs) |\n" +
-	"|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|\n"
+	"|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|\n"
 
 // Markdown renders the report: header, table, added latency and notes.
 func (r *Report) Markdown() string {
@@ -63,7 +63,7 @@ func (row *Row) markdown() string {
 	cells := []string{
 		row.System, row.Load, row.RPS.format(0), row.GwCPU.format(1), row.RedisCPU.format(1),
 		row.P50.format(2), row.P99.format(2), row.DecisionP50.format(2), row.DecisionP99.format(2), row.RedisCallP99.format(2),
-		row.Degraded.format(0), row.RedisPingMax.format(1), limited,
+		row.Degraded.format(0), row.RedisPingMax.format(1), row.RedisCPUStall.format(1), limited,
 		formatRatio(row.RPSVsNaive), formatRatio(row.GwCPUVsNaive), formatRatio(row.RedisCPUVsNaive),
 		formatCodes(row.Codes, row.TransportErrors),
 	}
@@ -103,6 +103,9 @@ func (r *Report) notes() []string {
 			ping := ""
 			if m.RedisPingMax != nil {
 				ping = fmt.Sprintf("; Redis' worst PING round trip meanwhile: %.1f ms", *m.RedisPingMax)
+			}
+			if m.RedisCPUStallMax != nil {
+				ping += fmt.Sprintf("; its CPU's worst stall: %.1f ms", *m.RedisCPUStallMax)
 			}
 			out = append(out, fmt.Sprintf("%s: %d of %d responses were X-RateLimit-Status: degraded; gateway's degraded decisions by reason: %s%s",
 				where, m.Degraded, m.Responses, formatCounts(m.DegradedByReason), ping))

@@ -27,6 +27,13 @@ import (
 // count. Its worst round trip says whether Redis was healthy: a gateway
 // that degraded decisions while the probe saw Redis answer in well under a
 // budget degraded them on its own account.
+//
+// A PING sees a stall only if the stall begins while the PING is out. A
+// stall of the CPU itself (a virtual CPU the host does not run, or a
+// kernel busy with interrupts) freezes the probe too: asleep between
+// PINGs, it wakes late and then finds Redis prompt. So the probe also
+// times its sleeps: a real-time thread wakes on time unless the CPU did
+// not run at all, and so did not run Redis either.
 const probeCommand = "redisprobe"
 
 // probeEvery is the probe's pause between PINGs.
@@ -37,6 +44,9 @@ type probeResult struct {
 	Pings int64 `json:"pings"`
 	// WorstMs is the longest round trip, in ms.
 	WorstMs float64 `json:"worst_ms"`
+	// WorstLateMs is the longest a sleep between PINGs overran, in ms:
+	// how long the CPU ran nothing of the probe's, nor of Redis'.
+	WorstLateMs float64 `json:"worst_late_ms"`
 	// Realtime: the probing thread ran at SCHED_FIFO (root only);
 	// otherwise its own waits for the CPU count too.
 	Realtime bool `json:"realtime"`
@@ -99,7 +109,6 @@ func probe(ctx context.Context, addr string, stdout io.Writer) (probeResult, err
 	fmt.Fprintln(stdout, "probing")
 	ping := []byte("PING\r\n")
 	buf := make([]byte, 64)
-	pause := unix.NsecToTimespec(int64(probeEvery))
 	for ctx.Err() == nil {
 		t := time.Now()
 		if _, err := writeAll(ctx, fd, ping); err != nil {
@@ -116,10 +125,36 @@ func probe(ctx context.Context, addr string, stdout io.Writer) (probeResult, err
 			break
 		}
 		res.Pings++
-		for unix.Nanosleep(&pause, nil) == unix.EINTR {
+		late, err := sleepLate(probeEvery)
+		if err != nil {
+			return res, err
 		}
+		res.WorstLateMs = max(res.WorstLateMs, float64(late)/float64(time.Millisecond))
 	}
 	return res, nil
+}
+
+// sleepLate sleeps d and returns how long past d it woke. It sleeps to a
+// deadline on the monotonic clock, so that a signal does not lengthen it.
+func sleepLate(d time.Duration) (time.Duration, error) {
+	var now unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &now); err != nil {
+		return 0, fmt.Errorf("clock_gettime: %w", err)
+	}
+	deadline := unix.NsecToTimespec(now.Nano() + int64(d))
+	for {
+		err := unix.ClockNanosleep(unix.CLOCK_MONOTONIC, unix.TIMER_ABSTIME, &deadline, nil)
+		if err == nil {
+			break
+		}
+		if err != unix.EINTR {
+			return 0, fmt.Errorf("clock_nanosleep: %w", err)
+		}
+	}
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &now); err != nil {
+		return 0, fmt.Errorf("clock_gettime: %w", err)
+	}
+	return time.Duration(now.Nano() - deadline.Nano()), nil
 }
 
 // probeWake bounds how long the probe blocks in a read or a write.

@@ -43,6 +43,7 @@ type Row struct {
 	Max             *Stat  `json:"max_ms,omitempty"`
 	Degraded        Stat   `json:"degraded"`
 	RedisPingMax    *Stat  `json:"redis_ping_max_ms,omitempty"`
+	RedisCPUStall   *Stat  `json:"redis_cpu_stall_max_ms,omitempty"`
 	Enforced        bool   `json:"enforced"`
 	LimitedLimit    int64  `json:"limited_limit"`
 	LimitedAdmitted Stat   `json:"limited_admitted"`
@@ -127,6 +128,7 @@ func summarizeRow(ms []Measurement) Row {
 		Max:             optStatOf(ms, func(m Measurement) *float64 { return m.Max }),
 		Degraded:        statOf(ms, func(m Measurement) float64 { return float64(m.Degraded) }),
 		RedisPingMax:    optStatOf(ms, func(m Measurement) *float64 { return m.RedisPingMax }),
+		RedisCPUStall:   optStatOf(ms, func(m Measurement) *float64 { return m.RedisCPUStallMax }),
 		Enforced:        first.Enforced,
 		LimitedLimit:    first.LimitedLimit,
 		LimitedAdmitted: statOf(ms, func(m Measurement) float64 { return float64(m.LimitedAdmitted) }),

@@ -86,10 +86,11 @@ func sampleMeasurements() []Measurement {
 			Measurement{Run: run, System: "naive", Load: "closed 64", RPS: 10000, GwCPU: f(80), RedisCPU: f(40), Enforced: true,
 				LimitedLimit: 100, LimitedAdmitted: 100, Codes: map[int]int64{200: 90, 429: 10}},
 			Measurement{Run: run, System: "naive", Load: "open", Rate: 5000, RPS: 5000, GwCPU: f(90), RedisCPU: f(45), P50: f(0.4), P99: f(2),
-				DecisionP50: f(0.25), DecisionP99: f(1.5), Enforced: true, LimitedLimit: 100, LimitedAdmitted: 60, Codes: map[int]int64{200: 40}, RedisPingMax: f(3), ProbeRealtime: true},
+				DecisionP50: f(0.25), DecisionP99: f(1.5), Enforced: true, LimitedLimit: 100, LimitedAdmitted: 60, Codes: map[int]int64{200: 40}, RedisPingMax: f(3), ProbeRealtime: true,
+				RedisCPUStallMax: f(0.5)},
 			Measurement{Run: run, System: "l1gw-exact", Load: "closed 64", RPS: 15000, GwCPU: f(60), RedisCPU: f(10 * k), Enforced: true,
 				LimitedLimit: 100, LimitedAdmitted: 100 + int64(run), OverAdmitted: int64(run), Degraded: 7, Codes: map[int]int64{200: 99},
-				RedisPingMax: f(20 * k), ProbeRealtime: run == 1, RedisCallP99: f(1.2)},
+				RedisPingMax: f(20 * k), ProbeRealtime: run == 1, RedisCallP99: f(1.2), RedisCPUStallMax: f(11 * k)},
 			Measurement{Run: run, System: "l1gw-exact", Load: "open", Rate: 7000 + 1000*run, RPS: 7000, GwCPU: f(70), RedisCPU: f(12), P50: f(0.3),
 				P99: f(1 + k), Enforced: true, LimitedLimit: 100, LimitedAdmitted: 80, Codes: map[int]int64{200: 30}},
 		)
@@ -127,10 +128,10 @@ func TestMarkdown(t *testing.T) {
 	md := r.Markdown()
 	for _, want := range []string{
 		"nproc 2, Test CPU", "pinning: CPU 0 and 1", "`go run ./loadtest/benchcompare -runs 2`", tableHeader,
-		"| bare | closed 64 | 30000 (20000–40000) | 40.0 | – | – | – | – | – | – | 0 | – | – | ×3.00 | ×0.50 | – | 200:200 |\n",
-		"| naive | open @ 5000 req/s | 5000 | 90.0 | 45.0 | 0.40 | 2.00 | 0.25 | 1.50 | – | 0 | 3.0 | 60/100 | ×1.00 | ×1.00 | ×1.00 | 200:80 |\n",
-		"| l1gw-exact | closed 64 | 15000 | 60.0 | 15.0 (10.0–20.0) | – | – | – | – | 1.20 | 7 | 30.0 (20.0–40.0) | 102/100 (101–102) |",
-		"run 1, l1gw-exact, closed 64: 7 of 0 responses were X-RateLimit-Status: degraded; gateway's degraded decisions by reason: none; Redis' worst PING round trip meanwhile: 20.0 ms",
+		"| bare | closed 64 | 30000 (20000–40000) | 40.0 | – | – | – | – | – | – | 0 | – | – | – | ×3.00 | ×0.50 | – | 200:200 |\n",
+		"| naive | open @ 5000 req/s | 5000 | 90.0 | 45.0 | 0.40 | 2.00 | 0.25 | 1.50 | – | 0 | 3.0 | 0.5 | 60/100 | ×1.00 | ×1.00 | ×1.00 | 200:80 |\n",
+		"| l1gw-exact | closed 64 | 15000 | 60.0 | 15.0 (10.0–20.0) | – | – | – | – | 1.20 | 7 | 30.0 (20.0–40.0) | 16.5 (11.0–22.0) | 102/100 (101–102) |",
+		"run 1, l1gw-exact, closed 64: 7 of 0 responses were X-RateLimit-Status: degraded; gateway's degraded decisions by reason: none; Redis' worst PING round trip meanwhile: 20.0 ms; its CPU's worst stall: 11.0 ms",
 		"run 2, l1gw-exact, closed 64: the Redis probe could not run at real-time priority",
 		"- l1gw-exact: +1.50 (+1.00 to +2.00) ms",
 		"run 2, l1gw-exact, closed 64: OVER-ADMISSION: the limited tenant got 102 admitted",

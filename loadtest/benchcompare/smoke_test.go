@@ -74,6 +74,9 @@ func checkSmokeMeasurement(t *testing.T, m Measurement) {
 	if sys, _ := findSystem(m.System); sys.redis != (m.RedisPingMax != nil) || m.RedisPingMax != nil && *m.RedisPingMax <= 0 {
 		t.Errorf("%s: Redis worst PING %v; want a round trip exactly for the systems on Redis", where, m.RedisPingMax)
 	}
+	if sys, _ := findSystem(m.System); sys.redis != (m.RedisCPUStallMax != nil) || m.RedisCPUStallMax != nil && *m.RedisCPUStallMax < 0 {
+		t.Errorf("%s: Redis CPU worst stall %v; want one, not negative, exactly for the systems on Redis", where, m.RedisCPUStallMax)
+	}
 	if decides := m.System != "upstream" && m.System != "bare"; decides != (m.DecisionP99 != nil) ||
 		m.DecisionP99 != nil && (*m.DecisionP50 <= 0 || *m.DecisionP99 < *m.DecisionP50) {
 		t.Errorf("%s: decision P50 %v, P99 %v; want both, in order, exactly for the systems that decide", where, m.DecisionP50, m.DecisionP99)
