@@ -306,6 +306,8 @@ func (l *lane) roundTrip(batch []*op) (read bool, err error) {
 	l.mu.Lock()
 	written := l.written
 	l.mu.Unlock()
-	l.stats.batch(len(l.sent), time.Since(written))
+	now := time.Now()
+	l.stats.batch(len(l.sent), now.Sub(written))
+	l.p.repliedAt.Store(now.UnixNano())
 	return true, nil
 }

@@ -35,10 +35,17 @@ type pipe struct {
 	follow func(quit <-chan struct{}, p *pipe)
 	gen    atomic.Uint64 // bumped by moved: lanes dial again before their next batch
 	clock  atomic.Int64  // unix ns, set by the watchdog every tick: health's coarse clock
-	queue  chan *op
-	lanes  []*lane
-	dialed sync.WaitGroup // every lane's first dial, done or failed
-	quit   chan struct{}
+	// silentAt (unix ns) is when the watchdog last found a lane that can
+	// carry nothing soon (see lane.check): Redis silent past the budget on
+	// a call, or a dial that long. 0 if never. repliedAt is when a lane
+	// last read the replies of a batch; asking is set while a caller asks
+	// the node whether it answers (RedisStore.answers).
+	silentAt, repliedAt atomic.Int64
+	asking              atomic.Bool
+	queue               chan *op
+	lanes               []*lane
+	dialed              sync.WaitGroup // every lane's first dial, done or failed
+	quit                chan struct{}
 	// health is what the watchers know of a primary's node; memRead is
 	// closed after the first read of its memory state.
 	health  nodeHealth

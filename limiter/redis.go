@@ -246,6 +246,16 @@ func (s *RedisStore) peekOn(rt router, req Request, keys []string, args []any, b
 	return o, nil
 }
 
+// answers asks the primary of tenant a read that costs it next to
+// nothing (peek.lua over no rule) within the budget: nil if it answered.
+func (s *RedisStore) answers(tenant string) error {
+	o, err := s.peekOn(s.primary, Request{Tenant: tenant}, nil, []any{s.instance}, s.budget)
+	if err == nil {
+		o.release()
+	}
+	return err
+}
+
 // keys are the Redis keys of tenant's rules, in order (a shadow rule's
 // its own: ShadowKey), a fixed rule's for its period at now.
 func (s *RedisStore) keys(tenant string, rules []Rule, now time.Time) []string {

@@ -114,7 +114,10 @@ func (r *replicaDecider) decide(_ context.Context, req Request, now time.Time) (
 		// the recorder must have written this gateway's pending records.
 		// If it has not within the budget, the decision is made anyway and
 		// says it is not exact: Redis answers, so the breaker is not told.
-		late := !r.caughtUp(sh, snap.enq)
+		late, err := r.awaitRecorder(req.Tenant, sh, snap.enq)
+		if err != nil {
+			return Decision{}, false, err
+		}
 		d, err := r.s.decideOnPrimary(req, now)
 		if d = r.unshared(d); late && err == nil && !d.Degraded {
 			d.Degraded, d.Why = true, WhyRecorder
@@ -171,7 +174,13 @@ func (r *replicaDecider) onPrimary(req Request, now time.Time) (Decision, bool, 
 		pending = pending || (pendable(req.Rules[i]) && sh.logs[keys[i]] != nil)
 	}
 	sh.mu.Unlock()
-	late := pending && !r.caughtUp(sh, enq)
+	late := false
+	if pending {
+		var err error
+		if late, err = r.awaitRecorder(req.Tenant, sh, enq); err != nil {
+			return Decision{}, false, err
+		}
+	}
 	d, err := r.s.decideOnPrimary(req, now)
 	if err != nil {
 		return Decision{}, false, err
@@ -227,7 +236,7 @@ func (sh *pendingShard) add(lg *pendingLog, key string, rule Rule, member string
 	return lg, lg.append(pendingEntry{member: member + ":1", costArg: rule.CostOrOne(), cost: rule.CostOrOne(), at: now})
 }
 
-// queue hands rec, the shard's next record, to the recorder; caughtUp
+// queue hands rec, the shard's next record, to the recorder; awaitRecorder
 // waits on it by its sequence. Called with sh.mu held.
 func (r *replicaDecider) queue(sh *pendingShard, rec record) {
 	rec.sh, rec.seq = sh, sh.enq+1
@@ -236,19 +245,44 @@ func (r *replicaDecider) queue(sh *pendingShard, rec record) {
 	}
 }
 
-// caughtUp waits, within the budget, until the recorder has sent every
-// record sh had queued at a snapshot (enq), and reports whether it has:
-// before a decision on the primary, which counts only what the recorder
-// has written (a pending log at its bound, a request onPrimary decides).
-func (r *replicaDecider) caughtUp(sh *pendingShard, enq int64) bool {
-	deadline := time.Now().Add(r.s.budget)
+// awaitRecorder waits until the recorder has sent every record sh had
+// queued at a snapshot (enq): before a decision on the primary, which
+// counts only what the recorder has written (a pending log at its bound,
+// a request onPrimary decides). late reports that it gave up: past the
+// budget, the primary was found silent, by its decision connections'
+// watchdog or by a read asked of it when none of them had a reply within
+// the last budget (one caller asks at a time); the decision is then made
+// anyway, marked. While the primary answers, a recorder still behind is
+// late for the gateway's own reasons (a busy CPU), which are no Redis
+// fault: the decision waits on, up to the queue timeout, and is then shed
+// (ErrOverload), as a decision queued that long is.
+func (r *replicaDecider) awaitRecorder(tenant string, sh *pendingShard, enq int64) (late bool, err error) {
+	if sh.written.Load() >= enq {
+		return false, nil
+	}
+	p, _ := r.s.primary.pipeFor(tenant) // nil: judged by the budget alone
+	start := time.Now()
 	for wait := 100 * time.Microsecond; sh.written.Load() < enq; wait = min(2*wait, 5*time.Millisecond) {
-		if time.Now().After(deadline) {
-			return false
+		if now := time.Now(); now.Sub(start) > r.s.budget {
+			switch {
+			case p == nil || p.silentAt.Load() >= start.UnixNano():
+				return true, nil
+			case now.Sub(start) > p.cfg.queueTimeout:
+				return true, fmt.Errorf("limiter: the recorder of %s is %v behind while the primary answers: %w",
+					tenant, now.Sub(start).Round(time.Millisecond), ErrOverload)
+			case p.repliedAt.Load() >= now.Add(-r.s.budget).UnixNano():
+				// it answered lately: wait on
+			case p.asking.CompareAndSwap(false, true):
+				err := r.s.answers(tenant)
+				p.asking.Store(false)
+				if err != nil {
+					return true, nil
+				}
+			}
 		}
 		time.Sleep(wait)
 	}
-	return true
+	return false, nil
 }
 
 // errReplicaSkipped: the replica failed a read lately and is not asked.

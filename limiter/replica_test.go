@@ -251,51 +251,80 @@ func TestReplicaConsistencyBurstWithoutItsReplica(t *testing.T) {
 // newStoppedReplicaStore is a replica-consistency store on the
 // standalone Redis at addr (its own replica), whose recorder does not run
 // until the test calls Run.
-func newStoppedReplicaStore(t *testing.T, addr, prefix string, budget time.Duration) *limiter.RedisStore {
+func newStoppedReplicaStore(t *testing.T, addr, prefix string, budget, queueTimeout time.Duration) *limiter.RedisStore {
 	t.Helper()
 	clients, err := limiter.NewClients(redisOptions(limiter.ModeStandalone, addr))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { clients.Close() })
-	s, err := limiter.NewRedisStore(clients, limiter.Options{Consistency: "replica", KeyPrefix: prefix}, budget, fmt.Sprintf("gw%d", instances.Add(1)), nil)
+	s, err := limiter.NewRedisStore(clients, limiter.Options{Consistency: "replica", KeyPrefix: prefix, QueueTimeout: queueTimeout},
+		budget, fmt.Sprintf("gw%d", instances.Add(1)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s
 }
 
-// TestReplicaConsistencyFullPendingWaitsForTheRecorder: with 512 of this
-// gateway's admissions pending (the recorder has not written them), the
-// next decision goes to the primary only once the recorder has: while the
-// recorder does not run, it is made after the budget and marked degraded
-// (the primary lacks the records), and once the recorder has run the
-// primary counts all 512 and refuses the 513th of a limit of 512.
-// Deciding at once on the primary would admit it, unmarked.
-func TestReplicaConsistencyFullPendingWaitsForTheRecorder(t *testing.T) {
-	t.Parallel()
-	srv := redistest.Server(t)
-	s := newStoppedReplicaStore(t, srv.Addr(), "full", 300*time.Millisecond)
-	req := limiter.Request{Tenant: "acme", Rules: []limiter.Rule{{Name: "r", Limit: 512, Window: time.Minute}}}
-	ctx := context.Background()
+// fillPending admits limit decisions of req on s, whose recorder does not
+// run: the pending log is at its bound.
+func fillPending(t *testing.T, s *limiter.RedisStore, req limiter.Request) {
+	t.Helper()
 	for i := range 512 {
-		if d, err := s.Decide(ctx, req); err != nil || !d.Allowed {
+		if d, err := s.Decide(context.Background(), req); err != nil || !d.Allowed {
 			t.Fatalf("decision %d of 512: %v, %+v; want admitted", i+1, err, d.States())
 		}
 	}
-	if d, err := s.Decide(ctx, req); err != nil || !d.Degraded || d.Why != limiter.WhyRecorder {
-		t.Fatalf("the 513th with the recorder stopped: %v, degraded=%v (%s); want decided, marked degraded: %s", err, d.Degraded, d.Why, limiter.WhyRecorder)
+}
+
+// TestReplicaConsistencyFullPendingWaitsForTheRecorder: with 512 of this
+// gateway's admissions pending (the recorder has not written them), the
+// next decision goes to the primary only once the recorder has. While the
+// recorder does not run and the primary answers, the recorder is late for
+// the gateway's own reasons: the decision waits past the budget, up to the
+// queue timeout, and is then shed (ErrOverload), neither admitted nor
+// degraded (it was marked degraded after the budget: a busy gateway
+// switched the limit off). Once the recorder has run, the primary counts
+// all 512 and refuses the 513th of a limit of 512. Deciding at once on the
+// primary would admit it, unmarked.
+func TestReplicaConsistencyFullPendingWaitsForTheRecorder(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Server(t)
+	s := newStoppedReplicaStore(t, srv.Addr(), "full", 50*time.Millisecond, 400*time.Millisecond)
+	req := limiter.Request{Tenant: "acme", Rules: []limiter.Rule{{Name: "r", Limit: 512, Window: time.Minute}}}
+	ctx := context.Background()
+	fillPending(t, s, req)
+	if d, err := s.Decide(ctx, req); !errors.Is(err, limiter.ErrOverload) {
+		t.Fatalf("the 513th with the recorder stopped and the primary answering: %v, degraded=%v (%s); want shed: %v", err, d.Degraded, d.Why, limiter.ErrOverload)
 	}
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { s.Run(runCtx); close(done) }()
 	defer func() { cancel(); <-done }()
 	d, err := s.Decide(ctx, req)
-	if err != nil || d.Allowed {
-		t.Fatalf("the next once the recorder ran: %v, allowed=%v; want refused, the primary holding 512 and the degraded one", err, d.Allowed)
+	if err != nil || d.Allowed || d.Degraded {
+		t.Fatalf("the next once the recorder ran: %v, allowed=%v degraded=%v; want refused, exact: the primary holds 512", err, d.Allowed, d.Degraded)
 	}
-	if n := srv.Client(t).ZCard(ctx, limiter.Key("full", "acme", "r")).Val(); n != 513 {
-		t.Fatalf("the primary holds %d records; want 513: the 512 pending and the degraded admission", n)
+	if n := srv.Client(t).ZCard(ctx, limiter.Key("full", "acme", "r")).Val(); n != 512 {
+		t.Fatalf("the primary holds %d records; want the 512 pending, and no other", n)
+	}
+}
+
+// TestReplicaConsistencyFullPendingWithThePrimarySilent: the same wait,
+// with the primary stalled: Redis is what is late, so the decision is
+// not held until the queue timeout and shed as overload, but fails as
+// Redis' fault (ErrBudget), for the breaker and the fail mode to handle.
+func TestReplicaConsistencyFullPendingWithThePrimarySilent(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Server(t)
+	s := newStoppedReplicaStore(t, srv.Addr(), "silent", 50*time.Millisecond, 10*time.Second)
+	req := limiter.Request{Tenant: "acme", Rules: []limiter.Rule{{Name: "r", Limit: 1000, Window: time.Minute}}}
+	fillPending(t, s, req)
+	srv.Stall()
+	defer srv.Resume()
+	_, err := s.Decide(context.Background(), req)
+	if !errors.Is(err, limiter.ErrBudget) || errors.Is(err, limiter.ErrOverload) {
+		t.Fatalf("with the primary stalled: %v; want Redis silent (%v), not overload", err, limiter.ErrBudget)
 	}
 }
 
@@ -306,6 +335,8 @@ func TestReplicaConsistencyFullPendingWaitsForTheRecorder(t *testing.T) {
 // a limit of 5 and 5 plain admissions whose records wait, the leased 6th
 // is refused (deciding at once, the primary would hold none). With 4, the
 // leased 5th is admitted, recorded once, and the next plain one refused.
+// The recorder starts after twice the budget, with the primary answering:
+// the wait is the gateway's, and the decision is exact, not degraded.
 func TestReplicaConsistencyPrimaryDecisionsCountPending(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Server(t)
@@ -314,7 +345,7 @@ func TestReplicaConsistencyPrimaryDecisionsCountPending(t *testing.T) {
 	ctx := context.Background()
 	for _, plain := range []int{5, 4} {
 		prefix := fmt.Sprintf("pend%d", plain)
-		s := newStoppedReplicaStore(t, srv.Addr(), prefix, time.Second)
+		s := newStoppedReplicaStore(t, srv.Addr(), prefix, 50*time.Millisecond, 10*time.Second)
 		for i := range plain {
 			if d, err := s.Decide(ctx, limiter.Request{Tenant: "acme", Rules: []limiter.Rule{rate}}); err != nil || !d.Allowed {
 				t.Fatalf("plain request %d: %v, %+v; want admitted", i+1, err, d.States())

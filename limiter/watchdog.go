@@ -31,6 +31,9 @@ func (p *pipe) check(now time.Time) {
 			stuck++
 		}
 	}
+	if stuck > 0 {
+		p.silentAt.Store(now.UnixNano())
+	}
 	if stuck == len(p.lanes) && len(p.queue) > 0 {
 		p.failStale(now.UnixNano())
 	}
