@@ -112,8 +112,9 @@ func (r *replicaDecider) decide(_ context.Context, req Request, now time.Time) (
 	if snap.full {
 		// decide.lua on the primary counts what the primary holds: first
 		// the recorder must have written this gateway's pending records.
-		// If it has not within the budget, the decision is made anyway and
-		// says it is not exact: Redis answers, so the breaker is not told.
+		// If Redis went silent meanwhile, the decision is made anyway and
+		// says it is not exact: Redis answers it, so the breaker is not
+		// told (see awaitRecorder).
 		late, err := r.awaitRecorder(req.Tenant, sh, snap.enq)
 		if err != nil {
 			return Decision{}, false, err
@@ -275,6 +276,9 @@ func (r *replicaDecider) awaitRecorder(tenant string, sh *pendingShard, enq int6
 			case p.asking.CompareAndSwap(false, true):
 				err := r.s.answers(tenant)
 				p.asking.Store(false)
+				if errors.Is(err, ErrOverload) {
+					return true, err // the gateway's queue, not Redis
+				}
 				if err != nil {
 					return true, nil
 				}
