@@ -226,7 +226,7 @@ func (r *clusterRoute) pipeLocked(addr string) *pipe {
 // tell the two apart; a read route's pipes decide nothing and are not.
 func (r *clusterRoute) promoted(p *pipe) {
 	if !r.readOnly {
-		p.health.lostAt.Store(time.Now().UnixNano())
+		p.health.lost()
 	}
 }
 

@@ -37,6 +37,10 @@ type nodeHealth struct {
 	doubt atomic.Bool
 }
 
+// lost notes that the node may have lost records now: a restart, or a
+// failover to a replica (replication is asynchronous). See lostAt.
+func (h *nodeHealth) lost() { h.lostAt.Store(time.Now().UnixNano()) }
+
 // why is the reason an admission for rules the node answered at now (unix
 // ns) cannot be stood behind, or "".
 func (h *nodeHealth) why(rules []Rule, now int64) string {

@@ -254,7 +254,7 @@ func (p *pipe) identified(addr, runID string) {
 		return
 	}
 	if old != nil && old.addr == addr {
-		p.health.lostAt.Store(time.Now().UnixNano())
+		p.health.lost()
 	}
 	p.node.Store(&nodeID{addr, runID})
 }

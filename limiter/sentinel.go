@@ -157,7 +157,7 @@ func (s *sentinels) follow(quit <-chan struct{}, p *pipe) {
 					// A failover: replication is asynchronous, so the new
 					// primary may lack the old one's last records, as a
 					// restart loses them.
-					p.health.lostAt.Store(time.Now().UnixNano())
+					p.health.lost()
 				}
 				s.moved(r.addr)
 			}
