@@ -208,6 +208,7 @@ func (cfg *Config) validateRateLimit(c *checker) {
 		c.fail("ratelimit.breaker.failures", "got %d; want >= 1", r.Breaker.Failures)
 	}
 	c.positive("ratelimit.breaker.cooldown", r.Breaker.Cooldown)
+	c.positive("ratelimit.breaker.max_cooldown", r.Breaker.MaxCooldown)
 	if !configkey.ValidName(r.KeyPrefix) {
 		c.fail("ratelimit.key_prefix", "%s", configkey.BadName(r.KeyPrefix))
 	}

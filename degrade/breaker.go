@@ -29,21 +29,30 @@ func (s State) String() string {
 }
 
 // Breaker stops calls to a failing dependency: after Failures failures in
-// a row it opens for Cooldown, then lets one probe through; the probe's
-// success closes it, its failure opens it again. Safe for concurrent use.
+// a row it opens for a cooldown, then lets one probe through; the probe's
+// success closes it, its failure opens it again.
+//
+// The cooldown starts at Cooldown and doubles, up to MaxCooldown, each time
+// the breaker opens again without having stayed closed for MaxCooldown: a
+// failed probe, or a dependency that fails again soon after a good probe.
+// So a blip costs a short cooldown, a long outage few probes, and a
+// dependency that flaps the longest cooldown. Safe for concurrent use.
 type Breaker struct {
 	failures int
-	cooldown time.Duration
+	first    time.Duration // Cooldown
+	longest  time.Duration // MaxCooldown, at least Cooldown
 	now      func() time.Time
 	onChange func(State)
 
 	mu       sync.Mutex
 	state    State
-	gen      uint64    // bumped on every state change: tells late results apart
-	streak   int       // failures in a row while closed
-	openedAt time.Time // when it last opened
-	asked    time.Time // the last Allow while not closed
-	probing  bool      // a half-open probe is out
+	gen      uint64        // bumped on every state change: tells late results apart
+	streak   int           // failures in a row while closed
+	cooldown time.Duration // of the current or last opening
+	openedAt time.Time     // when it last opened
+	closedAt time.Time     // when it last closed after opening; zero if never
+	asked    time.Time     // the last Allow while not closed
+	probing  bool          // a half-open probe is out
 }
 
 // Ticket is a call Allow let out; hand it back to Done.
@@ -59,7 +68,8 @@ func NewBreaker(o BreakerOptions, now func() time.Time, onChange func(State)) *B
 	if onChange == nil {
 		onChange = func(State) {}
 	}
-	return &Breaker{failures: max(o.Failures, 1), cooldown: o.Cooldown, now: now, onChange: onChange}
+	return &Breaker{failures: max(o.Failures, 1), first: o.Cooldown, longest: max(o.MaxCooldown, o.Cooldown),
+		now: now, onChange: onChange}
 }
 
 // Allow reports whether a call may go out now. A call let out must be
@@ -123,6 +133,13 @@ func (b *Breaker) Cancel(t Ticket) {
 	}
 }
 
+// Cooldown is how long the breaker stays open after its last opening.
+func (b *Breaker) Cooldown() time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.cooldown
+}
+
 // OpenedAt is when the breaker last opened; zero if it never has.
 func (b *Breaker) OpenedAt() time.Time {
 	b.mu.Lock()
@@ -153,14 +170,26 @@ func (b *Breaker) State() State {
 	return b.state
 }
 
+// open opens the breaker: for the first cooldown when it is new or stayed
+// closed for the longest cooldown since it last closed, else for twice the
+// last one (up to the longest).
 func (b *Breaker) open() {
-	b.openedAt = b.now()
+	now := b.now()
+	if b.cooldown == 0 || b.state == Closed && !b.closedAt.IsZero() && now.Sub(b.closedAt) >= b.longest {
+		b.cooldown = b.first
+	} else {
+		b.cooldown = min(2*b.cooldown, b.longest)
+	}
+	b.openedAt = now
 	b.streak = 0
 	b.set(Open)
 }
 
 func (b *Breaker) set(s State) {
 	if b.state != s {
+		if s == Closed {
+			b.closedAt = b.now()
+		}
 		b.state = s
 		b.gen++
 		b.onChange(s)

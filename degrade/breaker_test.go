@@ -90,3 +90,76 @@ func TestBreakerIgnoresLateResults(t *testing.T) {
 		t.Fatalf("probe succeeded: %v; want closed", b.State())
 	}
 }
+
+// TestBreakerCooldownBacksOff: the cooldown starts short, doubles with
+// each failed probe up to the longest, doubles again when the dependency
+// fails soon after a good probe (a flap), and starts short again once the
+// breaker stayed closed for the longest cooldown.
+func TestBreakerCooldownBacksOff(t *testing.T) {
+	c := &clock{t: time.Unix(1_700_000_000, 0)}
+	b := degrade.NewBreaker(degrade.BreakerOptions{Failures: 1, Cooldown: 100 * time.Millisecond, MaxCooldown: time.Second}, c.now, nil)
+	fail := func() {
+		t.Helper()
+		tk, ok := b.Allow()
+		if !ok {
+			t.Fatalf("Allow refused in state %v", b.State())
+		}
+		b.Done(tk, false)
+	}
+	// opensFor checks that the breaker, just opened, lets its probe out
+	// after want and not 1ms before, and returns the probe's ticket.
+	opensFor := func(step string, want time.Duration) degrade.Ticket {
+		t.Helper()
+		if b.State() != degrade.Open {
+			t.Fatalf("%s: %v; want open", step, b.State())
+		}
+		if got := b.Cooldown(); got != want {
+			t.Fatalf("%s: cooldown %v; want %v", step, got, want)
+		}
+		c.t = c.t.Add(want - time.Millisecond)
+		if _, ok := b.Allow(); ok {
+			t.Fatalf("%s: a probe 1ms before the cooldown of %v ended", step, want)
+		}
+		c.t = c.t.Add(time.Millisecond)
+		probe, ok := b.Allow()
+		if !ok {
+			t.Fatalf("%s: no probe after the cooldown of %v", step, want)
+		}
+		return probe
+	}
+	fail()
+	probe := opensFor("first opening", 100*time.Millisecond)
+	for _, want := range []time.Duration{200, 400, 800, 1000, 1000} {
+		b.Done(probe, false)
+		probe = opensFor("failed probe", want*time.Millisecond)
+	}
+	b.Done(probe, true)
+	c.t = c.t.Add(500 * time.Millisecond)
+	fail() // 500ms after the good probe: a flap
+	probe = opensFor("failing again 500ms after closing", time.Second)
+	b.Done(probe, true)
+	c.t = c.t.Add(time.Second)
+	fail() // closed for the longest cooldown: a new fault
+	probe = opensFor("failing again 1s after closing", 100*time.Millisecond)
+	b.Done(probe, true)
+	c.t = c.t.Add(300 * time.Millisecond)
+	fail()
+	opensFor("failing again 300ms after closing", 200*time.Millisecond)
+}
+
+// TestBreakerCooldownNeverBelowItsFirst: a MaxCooldown below Cooldown (or
+// unset) keeps the cooldown at Cooldown.
+func TestBreakerCooldownNeverBelowItsFirst(t *testing.T) {
+	for _, longest := range []time.Duration{0, 50 * time.Millisecond} {
+		c := &clock{t: time.Unix(1_700_000_000, 0)}
+		b := degrade.NewBreaker(degrade.BreakerOptions{Failures: 1, Cooldown: time.Second, MaxCooldown: longest}, c.now, nil)
+		for i := range 3 {
+			tk, _ := b.Allow()
+			b.Done(tk, false)
+			if got := b.Cooldown(); got != time.Second {
+				t.Fatalf("MaxCooldown %v, opening %d: cooldown %v; want 1s", longest, i+1, got)
+			}
+			c.t = c.t.Add(time.Second)
+		}
+	}
+}

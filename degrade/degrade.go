@@ -230,7 +230,8 @@ func (g *Guard) logError(reason string, sh *shard, err error) {
 }
 
 // logBreaker logs, at most once a second, that a decision degraded because
-// its shard's breaker is open: since when, and after which error.
+// its shard's breaker is open: since when, for how long, and after which
+// error.
 func (g *Guard) logBreaker(sh *shard) {
 	if !g.mayLog() {
 		return
@@ -240,7 +241,8 @@ func (g *Guard) logBreaker(sh *shard) {
 		last = *p
 	}
 	g.log.Warn("rate-limit decision degraded", "reason", reasonBreaker, "shard", sh.name,
-		"breaker_open_since", sh.primary.OpenedAt().UTC().Format(time.RFC3339Nano), "after_err", last,
+		"breaker_open_since", sh.primary.OpenedAt().UTC().Format(time.RFC3339Nano),
+		"breaker_cooldown", sh.primary.Cooldown().String(), "after_err", last,
 		"fail_mode", g.settings.FailMode)
 }
 

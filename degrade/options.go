@@ -30,6 +30,12 @@ type Settings struct {
 type BreakerOptions struct {
 	// Failures in a row that open the breaker. Default 5.
 	Failures int `koanf:"failures" json:"failures"`
-	// Cooldown is how long the breaker stays open before a probe. Default 1s.
+	// Cooldown is how long the breaker first stays open before a probe.
+	// Default 100ms.
 	Cooldown time.Duration `koanf:"cooldown" json:"cooldown"`
+	// MaxCooldown is the longest it stays open: each opening that follows
+	// a failed probe, or comes less than MaxCooldown after the breaker
+	// closed, doubles the cooldown up to it. Default 1s; below Cooldown,
+	// Cooldown.
+	MaxCooldown time.Duration `koanf:"max_cooldown" json:"max_cooldown"`
 }

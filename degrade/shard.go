@@ -23,7 +23,7 @@ type shard struct {
 // forgetAfter (a Cluster node the slots left) does not count.
 func (g *Guard) BreakerState() State {
 	worst := Closed
-	cutoff := g.now().Add(-max(2*g.settings.Breaker.Cooldown, forgetAfter))
+	cutoff := g.now().Add(-max(2*g.settings.Breaker.Cooldown, 2*g.settings.Breaker.MaxCooldown, forgetAfter))
 	g.shards.Range(func(_, v any) bool {
 		if b := v.(*shard).primary; !b.forgotten(cutoff) {
 			worst = max(worst, b.State())
@@ -34,7 +34,7 @@ func (g *Guard) BreakerState() State {
 }
 
 // forgetAfter is how long an unused shard's open breaker still counts in
-// BreakerState (at least twice the cooldown).
+// BreakerState (at least twice the longest cooldown).
 const forgetAfter = 5 * time.Second
 
 // shard returns the breakers of the named shard, made on first use.
