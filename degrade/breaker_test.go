@@ -11,18 +11,21 @@ type clock struct{ t time.Time }
 
 func (c *clock) now() time.Time { return c.t }
 
+// failOnce lets one call out of b, which must allow it, and fails it.
+func failOnce(t *testing.T, b *degrade.Breaker) {
+	t.Helper()
+	tk, ok := b.Allow()
+	if !ok {
+		t.Fatalf("Allow refused in state %v", b.State())
+	}
+	b.Done(tk, false)
+}
+
 func TestBreakerStateMachine(t *testing.T) {
 	c := &clock{t: time.Unix(1_700_000_000, 0)}
 	var changes []degrade.State
 	b := degrade.NewBreaker(degrade.BreakerOptions{Failures: 3, Cooldown: time.Second}, c.now, func(s degrade.State) { changes = append(changes, s) })
-	fail := func() {
-		t.Helper()
-		tk, ok := b.Allow()
-		if !ok {
-			t.Fatalf("Allow refused in state %v", b.State())
-		}
-		b.Done(tk, false)
-	}
+	fail := func() { t.Helper(); failOnce(t, b) }
 	fail()
 	fail()
 	if tk, _ := b.Allow(); true {
@@ -98,14 +101,7 @@ func TestBreakerIgnoresLateResults(t *testing.T) {
 func TestBreakerCooldownBacksOff(t *testing.T) {
 	c := &clock{t: time.Unix(1_700_000_000, 0)}
 	b := degrade.NewBreaker(degrade.BreakerOptions{Failures: 1, Cooldown: 100 * time.Millisecond, MaxCooldown: time.Second}, c.now, nil)
-	fail := func() {
-		t.Helper()
-		tk, ok := b.Allow()
-		if !ok {
-			t.Fatalf("Allow refused in state %v", b.State())
-		}
-		b.Done(tk, false)
-	}
+	fail := func() { t.Helper(); failOnce(t, b) }
 	// opensFor checks that the breaker, just opened, lets its probe out
 	// after want and not 1ms before, and returns the probe's ticket.
 	opensFor := func(step string, want time.Duration) degrade.Ticket {
