@@ -83,6 +83,32 @@ func (tp *Topo) WaitPrimary(t TB, notAddr string, timeout time.Duration) *Node {
 	return p
 }
 
+// WaitSettled waits until no reachable sentinel reports the primary down
+// (s_down, o_down) or a failover in progress, then for the replicas
+// (WaitReplicas): healthy as a gateway judges a Sentinel primary. A
+// primary back on its port before the sentinels failed it over has its
+// replicas at once, while the sentinels may still report it down, or go
+// on to replace it.
+func (tp *Topo) WaitSettled(t TB) {
+	t.Helper()
+	err := poll(demoteTimeout, func() error {
+		for _, s := range tp.reachableSentinels() {
+			flags, err := tp.masterFlags(s)
+			if err != nil {
+				return err
+			}
+			if flags != "master" {
+				return fmt.Errorf("%s flags the primary %s", s, flags)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("redistest: wait for the sentinels of %s to settle: %v", tp.opts.MasterName, err)
+	}
+	tp.WaitReplicas(t)
+}
+
 // WaitReplicas waits until every running, unstalled data node other than
 // the primary is a replica of the primary with its link up, giving each up
 // to 30s (a demoted primary takes about 10s).

@@ -185,3 +185,27 @@ func (tp *Topo) checkListed(s *Node, sub string, want []*Node) error {
 	}
 	return nil
 }
+
+// masterFlags asks sentinel s for the flags it gives the primary
+// (SENTINEL MASTER): "master", or with s_down, o_down,
+// failover_in_progress and the like.
+func (tp *Topo) masterFlags(s *Node) (string, error) {
+	var flags string
+	err := probe(s.Addr(), func(ctx context.Context, c *redis.Client) error {
+		r, err := c.Do(ctx, "SENTINEL", "MASTER", tp.opts.MasterName).StringSlice()
+		if err != nil {
+			return err
+		}
+		for i := 0; i+1 < len(r); i += 2 {
+			if r[i] == "flags" {
+				flags = r[i+1]
+				return nil
+			}
+		}
+		return fmt.Errorf("no flags in %v", r)
+	})
+	if err != nil {
+		return "", fmt.Errorf("SENTINEL MASTER %s on %s: %w", tp.opts.MasterName, s, err)
+	}
+	return flags, nil
+}

@@ -85,9 +85,12 @@ func scriptRestartInPlace(r *chaosRun) {
 		time.Sleep(1200 * time.Millisecond) // past down-after: the sentinels start a failover
 		p.RestartInPlace(r.t)
 	})
-	// Healthy once the sentinels have made a replica of the node that came
-	// back (after a failover: about 10 s, their info period).
-	r.heal("after", func() { r.topo.WaitReplicas(r.t) })
+	// Healthy once no sentinel reports the primary down or failing over,
+	// and it has its replicas: after a failover, once the sentinels have
+	// made a replica of the node that came back (about 10 s, their info
+	// period). The node may be back before they fail it over: it has its
+	// replica at once, while they still report it down.
+	r.heal("after", func() { r.topo.WaitSettled(r.t) })
 }
 
 // scriptClusterKill: the primary of the limited tenant's slot killed; the
