@@ -25,24 +25,30 @@ func (tp *Topo) reachableSentinels() []*Node {
 	return ss
 }
 
-// masterAddr asks sentinel s for the primary's address.
-func (tp *Topo) masterAddr(s *Node) (string, error) {
-	var addr string
-	err := probe(s.Addr(), func(ctx context.Context, c *redis.Client) error {
-		r, err := c.Do(ctx, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", tp.opts.MasterName).StringSlice()
-		if err != nil {
-			return err
-		}
-		if len(r) != 2 {
-			return fmt.Errorf("got %d elements; want host and port", len(r))
-		}
-		addr = net.JoinHostPort(r[0], r[1])
-		return nil
+// askSentinel sends sentinel s "SENTINEL <sub> <master name>" over RESP2,
+// where every reply is a flat list of strings.
+func (tp *Topo) askSentinel(s *Node, sub string) ([]string, error) {
+	var r []string
+	err := probe(s.Addr(), func(ctx context.Context, c *redis.Client) (err error) {
+		r, err = c.Do(ctx, "SENTINEL", sub, tp.opts.MasterName).StringSlice()
+		return err
 	})
 	if err != nil {
-		return "", fmt.Errorf("SENTINEL GET-MASTER-ADDR-BY-NAME %s on %s: %w", tp.opts.MasterName, s, err)
+		return nil, fmt.Errorf("SENTINEL %s %s on %s: %w", sub, tp.opts.MasterName, s, err)
 	}
-	return addr, nil
+	return r, nil
+}
+
+// masterAddr asks sentinel s for the primary's address.
+func (tp *Topo) masterAddr(s *Node) (string, error) {
+	r, err := tp.askSentinel(s, "GET-MASTER-ADDR-BY-NAME")
+	if err != nil {
+		return "", err
+	}
+	if len(r) != 2 {
+		return "", fmt.Errorf("SENTINEL GET-MASTER-ADDR-BY-NAME %s on %s: got %d elements; want host and port", tp.opts.MasterName, s, len(r))
+	}
+	return net.JoinHostPort(r[0], r[1]), nil
 }
 
 // currentPrimary returns the primary per the reachable sentinels: the
@@ -190,22 +196,14 @@ func (tp *Topo) checkListed(s *Node, sub string, want []*Node) error {
 // (SENTINEL MASTER): "master", or with s_down, o_down,
 // failover_in_progress and the like.
 func (tp *Topo) masterFlags(s *Node) (string, error) {
-	var flags string
-	err := probe(s.Addr(), func(ctx context.Context, c *redis.Client) error {
-		r, err := c.Do(ctx, "SENTINEL", "MASTER", tp.opts.MasterName).StringSlice()
-		if err != nil {
-			return err
-		}
-		for i := 0; i+1 < len(r); i += 2 {
-			if r[i] == "flags" {
-				flags = r[i+1]
-				return nil
-			}
-		}
-		return fmt.Errorf("no flags in %v", r)
-	})
+	r, err := tp.askSentinel(s, "MASTER")
 	if err != nil {
-		return "", fmt.Errorf("SENTINEL MASTER %s on %s: %w", tp.opts.MasterName, s, err)
+		return "", err
 	}
-	return flags, nil
+	for i := 0; i+1 < len(r); i += 2 {
+		if r[i] == "flags" {
+			return r[i+1], nil
+		}
+	}
+	return "", fmt.Errorf("SENTINEL MASTER %s on %s: no flags in %v", tp.opts.MasterName, s, r)
 }
