@@ -51,10 +51,11 @@ func newSuite(ctx context.Context, bin string, tm chaosTiming, full bool, comman
 	if full {
 		rep.Form = "full"
 	}
-	// The binary is built from the work tree: name its commit.
+	var tree string
 	if b, err := exec.CommandContext(ctx, "git", "describe", "--tags", "--always", "--dirty").Output(); err == nil {
-		rep.Machine.Gateway = "l1gw " + strings.TrimSpace(string(b))
+		tree = strings.TrimSpace(string(b))
 	}
+	rep.Machine.Gateway = gatewayName(rep.Machine.Gateway, bin, tree)
 	return &suite{env: chaosEnv{bin: bin, upstream: up.Addr, tm: tm}, up: up, rep: rep, res: make([]*ChaosResult, n)}, nil
 }
 
@@ -126,4 +127,20 @@ func (s *suite) failed(i int, sc chaosScenario, errs []string) {
 		s.res[i] = &ChaosResult{Scenario: sc.name, Setup: sc.setup.String()}
 	}
 	s.res[i].Failures = errs
+}
+
+// gatewayName is what the report calls the gateway: the binary's own
+// version (make build stamps its commit). A binary without one ("l1gw
+// dev": a plain go build; "unknown": `bin version` failed) is named by its
+// path and the work tree's commit (tree, "" if unknown), which it was
+// likely built from, never by the tree's commit alone: a -bin from
+// elsewhere would be misnamed.
+func gatewayName(version, bin, tree string) string {
+	if version != "l1gw dev" && version != "unknown" {
+		return version
+	}
+	if tree == "" {
+		return fmt.Sprintf("%s (%s)", version, bin)
+	}
+	return fmt.Sprintf("%s (%s; work tree at %s)", version, bin, tree)
 }

@@ -213,3 +213,18 @@ func TestSelectScenarios(t *testing.T) {
 		t.Errorf("unknown scenario: %v; want an error listing the scenarios", err)
 	}
 }
+
+// TestGatewayName: a stamped binary is named by its version; an unstamped
+// one by its path beside the work tree's commit, never by the commit alone.
+func TestGatewayName(t *testing.T) {
+	for _, tc := range []struct{ version, tree, want string }{
+		{"l1gw 955b88a", "b2831e5", "l1gw 955b88a"},
+		{"l1gw dev", "b2831e5-dirty", "l1gw dev (/tmp/l1gw; work tree at b2831e5-dirty)"},
+		{"l1gw dev", "", "l1gw dev (/tmp/l1gw)"},
+		{"unknown", "b2831e5", "unknown (/tmp/l1gw; work tree at b2831e5)"},
+	} {
+		if got := gatewayName(tc.version, "/tmp/l1gw", tc.tree); got != tc.want {
+			t.Errorf("gatewayName(%q, /tmp/l1gw, %q) = %q; want %q", tc.version, tc.tree, got, tc.want)
+		}
+	}
+}
