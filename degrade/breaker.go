@@ -50,7 +50,7 @@ type Breaker struct {
 	streak   int           // failures in a row while closed
 	cooldown time.Duration // of the current or last opening
 	openedAt time.Time     // when it last opened
-	closedAt time.Time     // when it last closed after opening; zero if never
+	closedAt time.Time     // when it last closed after opening
 	asked    time.Time     // the last Allow while not closed
 	probing  bool          // a half-open probe is out
 }
@@ -175,7 +175,9 @@ func (b *Breaker) State() State {
 // last one (up to the longest).
 func (b *Breaker) open() {
 	now := b.now()
-	if b.cooldown == 0 || b.state == Closed && !b.closedAt.IsZero() && now.Sub(b.closedAt) >= b.longest {
+	// A breaker that opened before (cooldown set) and is closed now has
+	// closed since: closedAt is set.
+	if b.cooldown == 0 || b.state == Closed && now.Sub(b.closedAt) >= b.longest {
 		b.cooldown = b.first
 	} else {
 		b.cooldown = min(2*b.cooldown, b.longest)
