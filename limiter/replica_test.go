@@ -301,6 +301,15 @@ func TestReplicaConsistencyFullPendingWaitsForTheRecorder(t *testing.T) {
 	done := make(chan struct{})
 	go func() { s.Run(runCtx); close(done) }()
 	defer func() { cancel(); <-done }()
+	// Once the recorder has written them: 512 records take it longer than
+	// the queue timeout on a CI machine under -race (451 ms once), and a
+	// decision waiting that long is rightly shed.
+	testkit.Eventually(t, 10*time.Second, func() error {
+		if n := srv.Client(t).ZCard(ctx, limiter.Key("full", "acme", "r")).Val(); n != 512 {
+			return fmt.Errorf("the recorder has written %d of 512", n)
+		}
+		return nil
+	})
 	d, err := s.Decide(ctx, req)
 	if err != nil || d.Allowed || d.Degraded {
 		t.Fatalf("the next once the recorder ran: %v, allowed=%v degraded=%v; want refused, exact: the primary holds 512", err, d.Allowed, d.Degraded)
