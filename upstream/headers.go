@@ -194,3 +194,188 @@ func (g *IDs) EnsureRequestID(h *fasthttp.RequestHeader) []byte {
 	Own(h, hdrRequestID, b)
 	return h.PeekBytes(hdrRequestID)
 }
+
+// maxOrdered bounds the fields RestoreOrder reads; a block with more is
+// left as it is.
+const maxOrdered = 64
+
+// RestoreOrder puts the lines of every name a request's raw header block
+// holds more than once back in the order they were sent (RFC 9110 §5.3:
+// a proxy must not reorder them), after deletions moved them: fasthttp
+// fills the place of a deleted field with the last one. A name whose
+// values changed since (one replaced) keeps the order it has. Names fasthttp keeps once (Host, Cookie, Content-Length
+// and the like) are left alone, as is a block of over 64 fields. Call it
+// before adding fields of those names, which it would take for the
+// client's. It allocates only for a folded line or a name it moves.
+func RestoreOrder(h *fasthttp.RequestHeader) {
+	var lines [maxOrdered]field
+	n, ok := readFields(h.RawHeaders(), lines[:])
+	if !ok {
+		return
+	}
+	type move struct {
+		line     int  // the name's first line
+		changed  bool // its values are held[from:to], not its lines'
+		from, to int
+	}
+	var moves [maxOrdered]move
+	var held [maxOrdered][]byte
+	nm, nh, disordered := 0, 0, false
+	for i := range n {
+		name := lines[i].name
+		if single(name) || !repeated(lines[:n], i) {
+			continue
+		}
+		cur := h.PeekAll(string(name))
+		if len(cur) == 0 {
+			continue // removed
+		}
+		m := move{line: i, from: nh, to: nh}
+		if !sameValues(lines[:n], i, cur) {
+			if nh+len(cur) > len(held) {
+				return // nothing moved yet
+			}
+			m.changed = true
+			for _, v := range cur {
+				held[nh] = append([]byte(nil), v...) // cur is overwritten below
+				nh++
+			}
+			m.to = nh
+		} else if !inOrder(lines[:n], i, cur) {
+			disordered = true
+		}
+		moves[nm] = m
+		nm++
+	}
+	if !disordered {
+		return
+	}
+	// Every repeated name moves, in order: deleting one may move another.
+	for _, m := range moves[:nm] {
+		h.DelBytes(lines[m.line].name)
+	}
+	for _, m := range moves[:nm] {
+		name := lines[m.line].name
+		if m.changed {
+			for _, v := range held[m.from:m.to] {
+				h.AddBytesKV(name, v)
+			}
+			continue
+		}
+		for _, l := range lines[m.line:n] {
+			if bytes.EqualFold(l.name, name) {
+				h.AddBytesKV(name, l.value)
+			}
+		}
+	}
+}
+
+// inOrder: cur are the values of the name of lines[i] in the order sent.
+func inOrder(lines []field, i int, cur [][]byte) bool {
+	k := 0
+	for _, l := range lines[i:] {
+		if bytes.EqualFold(l.name, lines[i].name) {
+			if k == len(cur) || !bytes.Equal(cur[k], l.value) {
+				return false
+			}
+			k++
+		}
+	}
+	return k == len(cur)
+}
+
+// field is one line of a raw header block.
+type field struct{ name, value []byte }
+
+// readFields splits a raw header block into its fields, as fasthttp reads
+// them: the name up to the colon, blanks trimmed off the value, a folded
+// line joined to the value with a space. It fails past len(dst) fields.
+func readFields(raw []byte, dst []field) (int, bool) {
+	n := 0
+	for len(raw) > 0 {
+		line := raw
+		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+			line, raw = raw[:i], raw[i+1:]
+		} else {
+			raw = nil
+		}
+		line = bytes.TrimSuffix(line, []byte{'\r'})
+		if len(line) == 0 {
+			continue
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			if n == 0 {
+				return 0, false
+			}
+			f, part := &dst[n-1], bytes.Trim(line, " \t")
+			if len(f.value) == 0 {
+				f.value = part
+				continue
+			}
+			f.value = append(append(append([]byte(nil), f.value...), ' '), part...) // rare: RFC 9112 forbids folding
+			continue
+		}
+		c := bytes.IndexByte(line, ':')
+		if c <= 0 || n == len(dst) {
+			return 0, false
+		}
+		dst[n] = field{name: bytes.TrimRight(line[:c], " \t"), value: bytes.Trim(line[c+1:], " \t")}
+		n++
+	}
+	return n, true
+}
+
+// repeated: the name of lines[i] is on no earlier line and on a later one.
+func repeated(lines []field, i int) bool {
+	for j := range i {
+		if bytes.EqualFold(lines[j].name, lines[i].name) {
+			return false
+		}
+	}
+	for _, l := range lines[i+1:] {
+		if bytes.EqualFold(l.name, lines[i].name) {
+			return true
+		}
+	}
+	return false
+}
+
+// sameValues: the values h holds for the name of lines[i] are those its
+// lines were sent with, as many and each as often.
+func sameValues(lines []field, i int, cur [][]byte) bool {
+	var used [maxOrdered]bool
+	sent := 0
+	for _, l := range lines[i:] {
+		if !bytes.EqualFold(l.name, lines[i].name) {
+			continue
+		}
+		sent++
+		found := false
+		for k, v := range cur {
+			if !used[k] && bytes.Equal(v, l.value) {
+				used[k], found = true, true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return sent == len(cur)
+}
+
+// single: a name fasthttp keeps one value of, or handles apart.
+func single(name []byte) bool {
+	for _, k := range singleNames {
+		if bytes.EqualFold(name, k) {
+			return true
+		}
+	}
+	return false
+}
+
+var singleNames = [][]byte{
+	[]byte(fasthttp.HeaderHost), []byte(fasthttp.HeaderContentType), []byte(fasthttp.HeaderContentLength),
+	[]byte(fasthttp.HeaderUserAgent), []byte(fasthttp.HeaderCookie), []byte(fasthttp.HeaderConnection),
+	[]byte(fasthttp.HeaderTransferEncoding), []byte(fasthttp.HeaderTrailer),
+}

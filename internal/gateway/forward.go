@@ -99,8 +99,12 @@ func (g *Gateway) prepare(ctx *fasthttp.RequestCtx, t *tenants.Tenant, keyIn key
 		}
 	}
 	h.Del(hdrTenant) // every copy the client sent
+	// The deletions above moved fields, and a trusted proxy's
+	// X-Forwarded-For lines are read next, in their order.
+	upstream.RestoreOrder(h)
 	h.Set(hdrTenant, t.ID)
 	upstream.SetForwarded(h, upstream.Forwarded{ClientIP: ctx.RemoteIP(), TLS: ctx.IsTLS(), Trust: g.trusted.Peer(ctx.RemoteIP())})
+	upstream.RestoreOrder(h) // and so did SetForwarded's
 }
 
 // clientBody reads a streamed request body for the forward: past left
