@@ -17,6 +17,15 @@ var hopByHop = []string{
 	"Transfer-Encoding", "Upgrade", "Proxy-Authenticate", "Proxy-Authorization",
 }
 
+// hopByHopNames is hopByHop as bytes, for IsHopByHop.
+var hopByHopNames = func() [][]byte {
+	b := make([][]byte, len(hopByHop))
+	for i, k := range hopByHop {
+		b[i] = []byte(k)
+	}
+	return b
+}()
+
 // StripRequestHopByHop removes the hop-by-hop fields of a request and
 // every field its Connection field names. It does not allocate.
 func StripRequestHopByHop(h *fasthttp.RequestHeader) {
@@ -33,10 +42,34 @@ func StripRequestHopByHop(h *fasthttp.RequestHeader) {
 	}
 }
 
-// StripResponseHopByHop is StripRequestHopByHop for a response. The two
-// stay concrete twins: through an interface or a generic type parameter
-// the token buffer escapes and every request pays two allocations.
+// IsHopByHop says whether name, in any case, is one of the hop-by-hop
+// fields a proxy removes whatever Connection says.
+func IsHopByHop(name []byte) bool {
+	for _, k := range hopByHopNames {
+		if len(k) == len(name) && bytes.EqualFold(name, k) {
+			return true
+		}
+	}
+	return false
+}
+
+// StripResponseHopByHop is StripRequestHopByHop for a response. A response
+// without any hop-by-hop field, most of them, costs one pass over its
+// fields instead of a deletion, each a pass of its own, per name.
 func StripResponseHopByHop(h *fasthttp.ResponseHeader) {
+	for k := range h.All() { // Connection: close and Trailer included
+		if IsHopByHop(k) {
+			stripResponse(h)
+			return
+		}
+	}
+}
+
+// stripResponse is StripResponseHopByHop's deletions. It and
+// StripRequestHopByHop stay concrete twins: through an interface or a
+// generic type parameter the token buffer escapes and every request pays
+// two allocations.
+func stripResponse(h *fasthttp.ResponseHeader) {
 	var buf [256]byte
 	for v := connectionNames(buf[:0], h.PeekAll(fasthttp.HeaderConnection)); len(v) > 0; {
 		var tok []byte
@@ -96,6 +129,10 @@ type Forwarded struct {
 	// Trust keeps X-Forwarded-Proto and X-Forwarded-Host that a fronting
 	// proxy set, instead of overwriting them.
 	Trust bool
+	// NoneSent says the request holds none of Forwarded, X-Forwarded-For,
+	// -Proto and -Host (its caller read the header block): there is
+	// nothing to remove or keep, and the fields are only set.
+	NoneSent bool
 }
 
 // Own sets a request header the gateway owns to value: every copy the
@@ -116,6 +153,17 @@ func Own(h *fasthttp.RequestHeader, key, value []byte) {
 func SetForwarded(h *fasthttp.RequestHeader, f Forwarded) {
 	var buf [256]byte
 	b := buf[:0]
+	proto := protoHTTP
+	if f.TLS {
+		proto = protoHTTPS
+	}
+	if f.NoneSent {
+		h.SetCanonical(hdrXFF, appendIP(b, f.ClientIP))
+		h.SetCanonical(hdrXFProto, proto)
+		var host [256]byte
+		h.SetCanonical(hdrXFHost, append(host[:0], h.Host()...))
+		return
+	}
 	if f.Trust {
 		for _, prev := range h.PeekAll(fasthttp.HeaderXForwardedFor) {
 			b = append(append(b, prev...), ", "...)
@@ -125,10 +173,6 @@ func SetForwarded(h *fasthttp.RequestHeader, f Forwarded) {
 	}
 	b = appendIP(b, f.ClientIP)
 	Own(h, hdrXFF, b)
-	proto := protoHTTP
-	if f.TLS {
-		proto = protoHTTPS
-	}
 	ownKept(h, hdrXFProto, proto, f.Trust)
 	var host [256]byte
 	ownKept(h, hdrXFHost, append(host[:0], h.Host()...), f.Trust)
@@ -188,11 +232,15 @@ func (g *IDs) EnsureRequestID(h *fasthttp.RequestHeader) []byte {
 		return id
 	}
 	var buf [64]byte
-	b := append(buf[:0], g.prefix...)
-	b = append(b, '-')
-	b = strconv.AppendUint(b, g.n.Add(1), 36)
-	Own(h, hdrRequestID, b)
+	Own(h, hdrRequestID, g.Append(buf[:0]))
 	return h.PeekBytes(hdrRequestID)
+}
+
+// Append appends a new request ID to b: the prefix, '-', and the next
+// count in base 36, at most len(prefix)+14 bytes.
+func (g *IDs) Append(b []byte) []byte {
+	b = append(append(b, g.prefix...), '-')
+	return strconv.AppendUint(b, g.n.Add(1), 36)
 }
 
 // maxOrdered bounds the fields RestoreOrder reads; a block with more is

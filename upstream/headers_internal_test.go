@@ -9,6 +9,36 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
+// FuzzStripResponseSkipsOnlyWhatIsNotThere: for any response header
+// block, StripResponseHopByHop leaves the same fields as running every
+// deletion does, though it deletes only when it finds a hop-by-hop field.
+func FuzzStripResponseSkipsOnlyWhatIsNotThere(f *testing.F) {
+	for _, s := range []string{
+		"Content-Type: text/plain\r\nX-A: 1\r\n",
+		"Connection: close\r\n",
+		"Connection: X-Hop\r\nX-Hop: 1\r\nX-Keep: 2\r\n",
+		"keep-alive: timeout=5\r\nX-A: 1\r\n",
+		"Transfer-Encoding: chunked\r\nTrailer: X-T\r\n",
+		"Set-Cookie: a=1\r\nUpgrade: h2c\r\n",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, block string) {
+		var got [2]string
+		for i, strip := range []func(*fasthttp.ResponseHeader){StripResponseHopByHop, stripResponse} {
+			var h fasthttp.ResponseHeader
+			if h.Read(bufio.NewReader(strings.NewReader("HTTP/1.1 200 OK\r\n"+block+"\r\n"))) != nil {
+				return
+			}
+			strip(&h)
+			got[i] = string(h.Header())
+		}
+		if got[0] != got[1] {
+			t.Fatalf("the block\n%q\nleaves\n%s\nthrough the skip, but\n%s\nwith every deletion", block, got[0], got[1])
+		}
+	})
+}
+
 // TestRestoreOrder: after deletions moved them, the lines of a repeated
 // name go back in the order sent, folded ones joined as fasthttp joins
 // them; a name whose values changed keeps the order it has.

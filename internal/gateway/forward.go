@@ -8,7 +8,6 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/l1gw/l1gw/tenants"
 	"github.com/l1gw/l1gw/upstream"
 )
 
@@ -16,7 +15,7 @@ import (
 // for a failed forward, in ctx.Response. A body is streamed through as the
 // client sends it; a chunked one is cut at max_body_bytes (413); one the
 // client breaks off is a 400, not the target's failure.
-func (g *Gateway) forward(ctx *fasthttp.RequestCtx, pool *upstream.Pool, t *tenants.Tenant, keyIn keyPlaces, reqID []byte) {
+func (g *Gateway) forward(ctx *fasthttp.RequestCtx, pool *upstream.Pool, a *admission) {
 	h := &ctx.Request.Header
 	closeAfter := h.ConnectionClose()
 	body := hasBody(h)
@@ -24,7 +23,7 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, pool *upstream.Pool, t *tena
 		// An empty stream: without it the request stays retryable.
 		_ = ctx.Request.CloseBodyStream()
 	}
-	g.prepare(ctx, t, keyIn, reqID)
+	g.prepare(ctx, a)
 
 	req, cb := &ctx.Request, (*clientBody)(nil)
 	if body && ctx.Request.IsBodyStream() {
@@ -50,7 +49,7 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, pool *upstream.Pool, t *tena
 		case errors.Is(err, upstream.ErrClientBody):
 			writeProblem(ctx, problemBodyCut) // the client is likely gone
 		default:
-			g.log.Warn("forward failed", "err", err.Error(), "upstream", pool.Name, "tenant", t.ID)
+			g.log.Warn("forward failed", "err", err.Error(), "upstream", pool.Name, "tenant", a.tenant.ID)
 			writeProblem(ctx, upstreamProblem(status))
 		}
 		// What of the body the forward did not read is still on the wire.
@@ -69,19 +68,148 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, pool *upstream.Pool, t *tena
 // underscored are the headers the gateway sets, spelt with underscores.
 var underscored = []string{"X_L1gw_Tenant", "X_Forwarded_For", "X_Forwarded_Proto", "X_Forwarded_Host", "X_Request_Id"}
 
-// underscoreName: a header name in the raw header block has an '_'. It
-// spares the five deletions below one pass over the headers each, for the
-// requests (nearly all) without one.
-func underscoreName(raw []byte) bool {
-	return anyHeaderName(raw, func(name []byte) bool { return bytes.IndexByte(name, '_') >= 0 })
+// sentFields are the kinds of field, among those prepare removes or
+// replaces, that a request's header block holds. Read in one pass over the
+// block, they spare prepare a deletion, each a pass over the headers of
+// its own, per field the client did not send: nearly all of them.
+type sentFields uint8
+
+const (
+	// sentHopByHop: a hop-by-hop field (upstream.IsHopByHop). With one,
+	// every deletion runs: Connection may name any field, and a chunked
+	// body's trailers join the header after the block was read.
+	sentHopByHop   sentFields = 1 << iota
+	sentUnderscore            // a name with '_'
+	sentRequestID             // X-Request-Id
+	sentTenant                // X-L1gw-Tenant
+	sentForwarded             // Forwarded, X-Forwarded-For, -Proto or -Host
+	sentRepeated              // a name on more than one line
+	// sentConnection: Connection naming keep-alive or close alone, or
+	// an HTTP/1.0 request's implied close: only Connection goes.
+	sentConnection
+
+	allSent sentFields = 1<<iota - 1
+)
+
+var (
+	hdrForwarded = []byte("Forwarded")
+	hdrXFFor     = []byte("X-Forwarded-For")
+	hdrXFProto   = []byte("X-Forwarded-Proto")
+	hdrXFHost    = []byte("X-Forwarded-Host")
+	hdrTenantB   = []byte(hdrTenant)
+)
+
+// sentIn reads which fields a request holds from its raw header block. A
+// Connection field of keep-alive or close alone, or none on a request
+// fasthttp closes after its answer (HTTP/1.0), is sentConnection; any
+// other hop-by-hop field counts as every kind but a repeated name; a
+// folded line, or no raw block (a request built, not read), as every
+// kind. A name is matched in any case and trimmed of blanks; a field it
+// does not recognize counts as none of them; more than maxNames lines
+// count as a repeated name. So it errs toward a field being there.
+func sentIn(h *fasthttp.RequestHeader) sentFields {
+	raw := h.RawHeaders()
+	if len(raw) == 0 {
+		return allSent
+	}
+	var s sentFields
+	if h.ConnectionClose() {
+		s = sentConnection
+	}
+	var names [maxNames][]byte
+	n := 0
+	for len(raw) > 0 {
+		line := raw
+		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+			line, raw = raw[:i], raw[i+1:]
+		} else {
+			raw = nil
+		}
+		if len(line) > 0 && (line[0] == ' ' || line[0] == '\t') {
+			return allSent // folded: a Connection value may name more
+		}
+		name, value, ok := bytes.Cut(line, []byte{':'})
+		if !ok {
+			continue
+		}
+		name = bytes.Trim(name, " \t")
+		f := fieldOf(name)
+		if f == sentHopByHop && bytes.EqualFold(name, hdrConnection) && onlyPersistence(value) {
+			f = sentConnection
+		}
+		s |= f
+		if n == len(names) {
+			s |= sentRepeated
+			continue
+		}
+		for _, seen := range names[:n] {
+			if len(seen) == len(name) && bytes.EqualFold(seen, name) {
+				s |= sentRepeated
+				break
+			}
+		}
+		names[n] = name
+		n++
+	}
+	if s&sentHopByHop != 0 {
+		return s | allSent&^sentRepeated
+	}
+	return s
+}
+
+// onlyPersistence: a Connection value that names keep-alive or close
+// alone, the one most HTTP/1.1 clients send.
+func onlyPersistence(v []byte) bool {
+	for len(v) > 0 {
+		var tok []byte
+		tok, v, _ = bytes.Cut(v, []byte{','})
+		if tok = bytes.Trim(tok, " \t\r"); len(tok) > 0 && !bytes.EqualFold(tok, tokKeepAlive) && !bytes.EqualFold(tok, tokClose) {
+			return false
+		}
+	}
+	return true
+}
+
+var (
+	tokKeepAlive = []byte("keep-alive")
+	tokClose     = []byte("close")
+)
+
+// maxNames bounds the names sentIn compares.
+const maxNames = 32
+
+// fieldOf is the kind of one field name.
+func fieldOf(name []byte) sentFields {
+	var s sentFields
+	if bytes.IndexByte(name, '_') >= 0 {
+		s |= sentUnderscore
+	}
+	switch {
+	case upstream.IsHopByHop(name):
+		s |= sentHopByHop
+	case bytes.EqualFold(name, hdrRequestID):
+		s |= sentRequestID
+	case bytes.EqualFold(name, hdrTenantB):
+		s |= sentTenant
+	case bytes.EqualFold(name, hdrForwarded), bytes.EqualFold(name, hdrXFFor),
+		bytes.EqualFold(name, hdrXFProto), bytes.EqualFold(name, hdrXFHost):
+		s |= sentForwarded
+	}
+	return s
 }
 
 // prepare makes the request the upstream gets: hop-by-hop fields out,
-// the request ID, the key hidden, the tenant, the X-Forwarded-* set.
-func (g *Gateway) prepare(ctx *fasthttp.RequestCtx, t *tenants.Tenant, keyIn keyPlaces, reqID []byte) {
-	h := &ctx.Request.Header
-	upstream.StripRequestHopByHop(h)
-	upstream.Own(h, hdrRequestID, reqID) // even if Connection named it
+// the request ID, the key hidden, the tenant, the X-Forwarded-* set, as
+// a.sent says the client sent them.
+func (g *Gateway) prepare(ctx *fasthttp.RequestCtx, a *admission) {
+	h, sent, keyIn := &ctx.Request.Header, a.sent, a.keyIn
+	switch {
+	case sent&sentHopByHop != 0:
+		upstream.StripRequestHopByHop(h)
+		upstream.Own(h, hdrRequestID, a.reqID()) // even if Connection named it
+	case sent&sentConnection != 0:
+		h.Del(fasthttp.HeaderConnection) // and fasthttp's close with it
+	}
 	if g.hideKey {
 		h.Del(g.keyHeader)
 		if keyIn&keyInAuth != 0 {
@@ -91,20 +219,27 @@ func (g *Gateway) prepare(ctx *fasthttp.RequestCtx, t *tenants.Tenant, keyIn key
 			g.stripKeyQuery(ctx.URI())
 		}
 	}
-	if raw := h.RawHeaders(); len(raw) == 0 || underscoreName(raw) {
+	if sent&sentUnderscore != 0 {
 		for _, name := range underscored {
 			// An upstream that reads X_L1gw_Tenant as X-L1gw-Tenant (CGI's
 			// HTTP_X_L1GW_TENANT) must not get the client's.
 			h.Del(name)
 		}
 	}
-	h.Del(hdrTenant) // every copy the client sent
-	// The deletions above moved fields, and a trusted proxy's
-	// X-Forwarded-For lines are read next, in their order.
-	upstream.RestoreOrder(h)
-	h.Set(hdrTenant, t.ID)
-	upstream.SetForwarded(h, upstream.Forwarded{ClientIP: ctx.RemoteIP(), TLS: ctx.IsTLS(), Trust: g.trusted.Peer(ctx.RemoteIP())})
-	upstream.RestoreOrder(h) // and so did SetForwarded's
+	if sent&sentTenant != 0 {
+		h.Del(hdrTenant) // every copy the client sent
+	}
+	if sent&sentRepeated != 0 {
+		// The deletions above moved fields, and a trusted proxy's
+		// X-Forwarded-For lines are read next, in their order.
+		upstream.RestoreOrder(h)
+	}
+	h.Set(hdrTenant, a.tenant.ID)
+	upstream.SetForwarded(h, upstream.Forwarded{ClientIP: ctx.RemoteIP(), TLS: ctx.IsTLS(),
+		Trust: g.trusted.Peer(ctx.RemoteIP()), NoneSent: sent&sentForwarded == 0})
+	if sent&(sentRepeated|sentForwarded) == sentRepeated|sentForwarded {
+		upstream.RestoreOrder(h) // and so did SetForwarded's
+	}
 }
 
 // clientBody reads a streamed request body for the forward: past left

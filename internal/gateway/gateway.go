@@ -118,6 +118,8 @@ type admission struct {
 	v        degrade.Verdict
 	// keyIn are the places that carried the key, to hide it from.
 	keyIn keyPlaces
+	// sent are the fields prepare rewrites that the client sent.
+	sent sentFields
 	// idLen is the request ID's length in idBuf: a length, not a slice
 	// into idBuf, so that an admission on the stack stays there.
 	idLen int
@@ -248,7 +250,8 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, a *admission) bool {
 			a.pool = pool
 		}
 	}
-	a.idLen = copy(a.idBuf[:], g.ids.EnsureRequestID(h))
+	a.sent = sentIn(h)
+	g.requestID(h, a)
 	if n := h.ContentLength(); n > g.maxBody {
 		// Too large before a byte is read, and before the limits count it.
 		writeProblem(ctx, problemBodySize)
@@ -283,11 +286,23 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx, a *admission) {
 		g.tunnel(ctx, pool, a, proto)
 		return
 	}
-	g.forward(ctx, pool, a.tenant, a.keyIn, a.reqID())
+	g.forward(ctx, pool, a)
 	g.finish(ctx, a)
 	if a.v.HoldsLeases() {
 		g.releaseAfter(ctx, a.lease())
 	}
+}
+
+// requestID keeps the client's X-Request-Id or sets a new one, as
+// upstream.IDs.EnsureRequestID does, and copies it into a. Without one
+// sent (a.sent), it only sets it.
+func (g *Gateway) requestID(h *fasthttp.RequestHeader, a *admission) {
+	if a.sent&sentRequestID != 0 {
+		a.idLen = copy(a.idBuf[:], g.ids.EnsureRequestID(h))
+		return
+	}
+	a.idLen = copy(a.idBuf[:], g.ids.Append(a.idBuf[:0])) // in place, unless it outgrew idBuf
+	h.SetCanonical(hdrRequestID, a.reqID())
 }
 
 // finish adds the rate-limit headers and the request ID to the answer and

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 
@@ -13,6 +14,136 @@ import (
 	"github.com/l1gw/l1gw/tenants"
 	"github.com/l1gw/l1gw/upstream"
 )
+
+// TestSentIn: the fields prepare rewrites are read from the raw header
+// block in any case; Connection of keep-alive or close alone, or a close
+// without Connection (HTTP/1.0), is only that; another hop-by-hop field
+// counts as every field sent, a repeated name aside; a folded line or no
+// raw block at all counts as every field and a repeated name.
+func TestSentIn(t *testing.T) {
+	cases := []struct {
+		name, request string
+		want          sentFields
+	}{
+		{"plain", "GET / HTTP/1.1\r\nHost: gw\r\nX-API-Key: k\r\nAccept: */*\r\n\r\n", 0},
+		{"request ID", "GET / HTTP/1.1\r\nHost: gw\r\nx-request-id: a\r\n\r\n", sentRequestID},
+		{"tenant", "GET / HTTP/1.1\r\nHost: gw\r\nX-L1GW-TENANT: evil\r\n\r\n", sentTenant},
+		{"underscore", "GET / HTTP/1.1\r\nHost: gw\r\nX_Forwarded_For: 1.2.3.4\r\n\r\n", sentUnderscore},
+		{"forwarded", "GET / HTTP/1.1\r\nHost: gw\r\nforwarded: for=1.2.3.4\r\nX-Forwarded-Host: evil\r\n\r\n", sentForwarded},
+		{"connection", "GET / HTTP/1.1\r\nHost: gw\r\nConnection: X-Foo\r\n\r\n", allSent &^ sentRepeated},
+		{"chunked", "POST / HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", allSent &^ sentRepeated},
+		{"upgrade", "GET / HTTP/1.1\r\nHost: gw\r\nupgrade: websocket\r\n\r\n", allSent &^ sentRepeated},
+		{"HTTP/1.0", "GET / HTTP/1.0\r\nHost: gw\r\n\r\n", sentConnection},
+		{"keep-alive", "GET / HTTP/1.1\r\nHost: gw\r\nconnection: Keep-Alive\r\n\r\n", sentConnection},
+		{"close", "GET / HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n", sentConnection},
+		{"keep-alive and a name", "GET / HTTP/1.1\r\nHost: gw\r\nConnection: keep-alive, X-Foo\r\n\r\n", allSent &^ sentRepeated},
+		{"keep-alive, then a name", "GET / HTTP/1.1\r\nHost: gw\r\nConnection: keep-alive\r\nConnection: X-Foo\r\n\r\n", allSent},
+		{"folded", "GET / HTTP/1.1\r\nHost: gw\r\nConnection: keep-alive\r\n ,X-Foo\r\n\r\n", allSent},
+		{"repeated", "GET / HTTP/1.1\r\nHost: gw\r\nVia: a\r\nAccept: */*\r\nvia: b\r\n\r\n", sentRepeated},
+		{"repeated, with Connection", "GET / HTTP/1.1\r\nHost: gw\r\nVia: a\r\nConnection: keep-alive\r\nvia: b\r\n\r\n", sentConnection | sentRepeated},
+	}
+	for _, tc := range cases {
+		var r fasthttp.Request
+		if err := r.Read(bufio.NewReader(strings.NewReader(tc.request))); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if got := sentIn(&r.Header); got != tc.want {
+			t.Errorf("%s: sentIn = %05b; want %05b", tc.name, got, tc.want)
+		}
+	}
+	var built fasthttp.Request
+	built.Header.Set("X-API-Key", "k")
+	if got := sentIn(&built.Header); got != allSent {
+		t.Errorf("a request without a raw block: sentIn = %05b; want every field", got)
+	}
+}
+
+// FuzzPrepareSkipsOnlyWhatIsNotThere: for any header block, the request
+// the upstream gets is the same whether prepare skips the deletions of
+// the fields sentIn found absent or runs them all, at the edge and behind
+// a trusted proxy, over HTTP/1.1 and 1.0.
+func FuzzPrepareSkipsOnlyWhatIsNotThere(f *testing.F) {
+	for _, s := range []string{
+		"Accept: */*\r\n",
+		"X-Request-Id: abc\r\nX-Forwarded-For: 1.2.3.4\r\nx-forwarded-for: 5.6.7.8\r\n",
+		"X-Request-Id: a\r\nX-Request-Id: b\r\nX-L1gw-Tenant: evil\r\n",
+		"Connection: X-Request-Id, X-L1gw-Tenant\r\nX-L1gw-Tenant: evil\r\n",
+		"Forwarded: for=1.2.3.4\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: front\r\n",
+		"X_L1gw_Tenant: evil\r\nx_request_id: 1\r\n",
+		"Transfer-Encoding: chunked\r\nTrailer: X-Forwarded-For\r\n",
+		"Authorization: Bearer bulk-key\r\nX-Request-Id: bad id!\r\n",
+		"Cookie: a=1; b=2\r\nCookie: c=3\r\nX-Api-Key: bulk-key\r\n",
+		"X-Api-Key: bulk-key\r\nVia: 1.1 one\r\nX-Forwarded-For: 6.6.6.6\r\nvia: 1.1 two\r\nX-Forwarded-For: 1.2.3.4\r\n",
+		"Connection: keep-alive\r\nX-Request-Id: a\r\n",
+		"Connection: Close\r\nKeep-Alive: 5\r\n",
+		"Connection: keep-alive\r\n ,X-Request-Id\r\nX-Request-Id: a\r\n",
+		"X-Request-Id: a\r\nVia: 1\r\nX-Request-Id: b\r\nVia: 2\r\nX-Forwarded-Proto: https\r\nVia: 3\r\nX-Forwarded-Proto: http\r\n",
+	} {
+		f.Add(s, false, false)
+		f.Add(s, true, false)
+		f.Add(s, false, true)
+	}
+	g := newPrepareGateway(f)
+	f.Fuzz(func(t *testing.T, block string, trusted, http10 bool) {
+		proto := "HTTP/1.1"
+		if http10 {
+			proto = "HTTP/1.0"
+		}
+		wire := "GET /p?user_key=bulk-key&a=1 " + proto + "\r\nHost: gw.test\r\n" + block + "\r\n"
+		if strings.Contains(strings.ToLower(block), "transfer-encoding") {
+			wire += "0\r\n\r\n"
+		}
+		var req fasthttp.Request
+		if req.Read(bufio.NewReader(strings.NewReader(wire))) != nil {
+			return // not a request fasthttp would have served
+		}
+		peer := net.IPv4(192, 0, 2, 7)
+		if trusted {
+			peer = net.IPv4(10, 0, 0, 7)
+		}
+		var got [2]string
+		for i, skip := range []bool{false, true} {
+			g.ids = upstream.NewIDs("test") // both make the same request ID
+			var ctx fasthttp.RequestCtx
+			ctx.Init(&req, &net.TCPAddr{IP: peer, Port: 40000}, nil)
+			h := &ctx.Request.Header
+			a := &admission{tenant: &tenants.Tenant{ID: "bulk"}, keyIn: keyInQuery | keyInAuth, sent: allSent}
+			if skip {
+				a.sent = sentIn(h)
+			}
+			g.requestID(h, a)
+			g.prepare(&ctx, a)
+			got[i] = upstreamView(&ctx.Request)
+		}
+		if got[0] != got[1] {
+			t.Fatalf("the block\n%q\nreaches the upstream as\n%s\nwith every deletion, but as\n%s\nskipping those of absent fields", block, got[0], got[1])
+		}
+		if want, ok := viaSent(block); ok && !strings.Contains(got[1], "\nvia: "+strings.Join(want, "\nvia: ")+"\n") {
+			t.Fatalf("the block\n%q\nreaches the upstream as\n%s\nVia not in the order sent, %q", block, got[1], want)
+		}
+	})
+}
+
+// viaSent are the values of the Via lines of a block in order, when it
+// has more than one, none folded, and no Connection line (which may name
+// Via). Upstream, Via comes before X-*: its lines end with one.
+func viaSent(block string) ([]string, bool) {
+	var via []string
+	for _, line := range strings.Split(block, "\r\n") {
+		if line == "" {
+			break // the block ends
+		}
+		name, value, ok := strings.Cut(line, ":")
+		switch {
+		case !ok, strings.ContainsAny(line, "\r\n"), strings.HasPrefix(line, " "), strings.HasPrefix(line, "\t"),
+			strings.EqualFold(strings.TrimSpace(name), "connection"):
+			return nil, false
+		case strings.EqualFold(strings.TrimRight(name, " \t"), "via"):
+			via = append(via, strings.Trim(value, " \t"))
+		}
+	}
+	return via, len(via) > 1
+}
 
 // newPrepareGateway is a gateway that hides the key, from the header, the
 // query or Authorization, and trusts 10.0.0.0/8.
@@ -25,6 +156,29 @@ func newPrepareGateway(tb testing.TB) *Gateway {
 	g := newIdentityGateway(tb, testkit.Serve(tb, nil), tenants.Options{KeyQuery: "user_key", KeyBasicAuth: true, HideKey: true})
 	g.trusted = trusted
 	return g
+}
+
+// upstreamView is what the upstream reads of a request: its request line,
+// whether it closes, and its fields by name, in order within a name
+// (prepare may move a field it replaces to the end, which changes
+// nothing an upstream reads).
+func upstreamView(r *fasthttp.Request) string {
+	var b bytes.Buffer
+	b.WriteString(string(r.Header.Method()) + " " + string(r.RequestURI()))
+	if r.Header.ConnectionClose() {
+		b.WriteString(" (close)")
+	}
+	var lines []string
+	for k, v := range r.Header.All() {
+		lines = append(lines, strings.ToLower(string(k))+": "+string(v))
+	}
+	slices.SortStableFunc(lines, func(x, y string) int {
+		return strings.Compare(x[:strings.IndexByte(x, ':')], y[:strings.IndexByte(y, ':')])
+	})
+	for _, l := range lines {
+		b.WriteString("\n" + l)
+	}
+	return b.String()
 }
 
 // TestPrepareKeepsTheOrderOfRepeatedFields: fields of one name reach the
@@ -47,8 +201,9 @@ func TestPrepareKeepsTheOrderOfRepeatedFields(t *testing.T) {
 		var ctx fasthttp.RequestCtx
 		ctx.Init(&req, &net.TCPAddr{IP: net.IPv4(10, 0, 0, 7), Port: 40000}, nil)
 		h := &ctx.Request.Header
-		reqID := append([]byte(nil), g.ids.EnsureRequestID(h)...)
-		g.prepare(&ctx, &tenants.Tenant{ID: "bulk"}, 0, reqID)
+		a := &admission{tenant: &tenants.Tenant{ID: "bulk"}, sent: sentIn(h)}
+		g.requestID(h, a)
+		g.prepare(&ctx, a)
 		if got := string(bytes.Join(h.PeekAll("X-Forwarded-For"), []byte(" | "))); got != "6.6.6.6, 1.2.3.4, 10.0.0.7" {
 			t.Errorf("the block\n%q\nreaches the upstream with X-Forwarded-For %q; want 6.6.6.6, 1.2.3.4, 10.0.0.7", block, got)
 		}

@@ -97,7 +97,7 @@ func (g *Gateway) tunnel(ctx *fasthttp.RequestCtx, pool *upstream.Pool, a *admis
 		return
 	}
 	proto = append([]byte(nil), proto...) // stripping reuses its storage
-	g.prepare(ctx, a.tenant, a.keyIn, a.reqID())
+	g.prepare(ctx, a)
 	// The target as the router saw it: origin form, the URI's host.
 	h.SetRequestURIBytes(ctx.URI().RequestURI())
 	h.SetHostBytes(ctx.URI().Host())

@@ -1,7 +1,9 @@
 package testkit
 
 import (
+	"bufio"
 	"net"
+	"strings"
 
 	"github.com/valyala/fasthttp"
 )
@@ -17,15 +19,19 @@ type Handler struct {
 }
 
 // NewHandler returns a Handler of h for method and path on gw.test, with
-// the API key in X-API-Key (none if key is ""), from 192.0.2.1.
+// the API key in X-API-Key (none if key is ""), from 192.0.2.1. The
+// request is read from its wire form, so that it holds its raw header
+// block as a served one does.
 func NewHandler(h fasthttp.RequestHandler, key, method, path string) *Handler {
 	f := &Handler{h: h}
-	f.tmpl.SetRequestURI("http://gw.test" + path)
-	f.tmpl.Header.SetMethod(method)
+	wire := method + " " + path + " HTTP/1.1\r\nHost: gw.test\r\n"
 	if key != "" {
-		f.tmpl.Header.Set("X-API-Key", key)
+		wire += "X-API-Key: " + key + "\r\n"
 	}
-	f.tmpl.Header.Set("User-Agent", "testkit")
+	wire += "User-Agent: testkit\r\n\r\n"
+	if err := f.tmpl.Read(bufio.NewReader(strings.NewReader(wire))); err != nil {
+		panic("testkit: " + err.Error()) // a test's method or path fasthttp cannot read
+	}
 	f.Ctx.Init(&f.tmpl, &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 40000}, nil)
 	return f
 }
