@@ -40,6 +40,38 @@
 -- now, member, n, rule(i) and weighted are args.lua's: scripts.go joins
 -- it in before this.
 
+-- log_record records cost units of a sliding log that counted used, and
+-- returns its reset: when its oldest member leaves the window.
+local function log_record(key, window, cost, used)
+  local args = {} -- one ZADD per 100 units: unpack's stack is bounded
+  for j = 1, cost do
+    args[#args + 1] = now
+    args[#args + 1] = member .. ':' .. j
+    if #args == 200 or j == cost then
+      redis.call('ZADD', key, unpack(args))
+      args = {}
+    end
+  end
+  redis.call('PEXPIRE', key, math.ceil(window / 1000))
+  if used == 0 then
+    return window -- this request is the oldest: no need to ask
+  end
+  local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  return tonumber(oldest[2]) + window - now
+end
+
+-- The commonest decision: one enforced sliding log, first send, with
+-- room. It returns before the general path below builds its closures and
+-- tables, which are a third of the script's time for it.
+if n == 1 and ARGV[2] ~= '1' and ARGV[6] == '0' then
+  local window, limit, cost = rule(1)
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+  local used = redis.call('ZCARD', KEYS[1])
+  if used + cost <= limit then
+    return {1, math.max(limit - used - cost, 0), log_record(KEYS[1], window, cost, used), 0}
+  end
+end
+
 local function first_fit(q, l, window)
   if q <= l then
     return 0
@@ -158,19 +190,7 @@ local function settle_log(i, record)
   local window, limit, cost = rule(i)
   local reset, retry = 0, 0
   if record then
-    local args = {} -- one ZADD per 100 units: unpack's stack is bounded
-    for j = 1, cost do
-      args[#args + 1] = now
-      args[#args + 1] = member .. ':' .. j
-      if #args == 200 or j == cost then
-        redis.call('ZADD', key, unpack(args))
-        args = {}
-      end
-    end
-    redis.call('PEXPIRE', key, math.ceil(window / 1000))
-    if used[i] == 0 then
-      reset = window -- this request is the oldest: no need to ask
-    end
+    reset = log_record(key, window, cost, used[i])
     used[i] = used[i] + cost
   end
   if reset == 0 and used[i] > 0 then
