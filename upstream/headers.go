@@ -340,15 +340,8 @@ type field struct{ name, value []byte }
 // line joined to the value with a space. It fails past len(dst) fields.
 func readFields(raw []byte, dst []field) (int, bool) {
 	n := 0
-	for len(raw) > 0 {
-		line := raw
-		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
-			line, raw = raw[:i], raw[i+1:]
-		} else {
-			raw = nil
-		}
-		line = bytes.TrimSuffix(line, []byte{'\r'})
-		if len(line) == 0 {
+	for line := range bytes.Lines(raw) {
+		if line = bytes.TrimRight(line, "\r\n"); len(line) == 0 {
 			continue
 		}
 		if line[0] == ' ' || line[0] == '\t' {

@@ -118,14 +118,11 @@ func sentIn(h *fasthttp.RequestHeader) sentFields {
 	}
 	var names [maxNames][]byte
 	n := 0
-	for len(raw) > 0 {
-		line := raw
-		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
-			line, raw = raw[:i], raw[i+1:]
-		} else {
-			raw = nil
+	for line := range bytes.Lines(raw) {
+		if line = bytes.TrimRight(line, "\r\n"); len(line) == 0 {
+			continue
 		}
-		if len(line) > 0 && (line[0] == ' ' || line[0] == '\t') {
+		if line[0] == ' ' || line[0] == '\t' {
 			return allSent // folded: a Connection value may name more
 		}
 		name, value, ok := bytes.Cut(line, []byte{':'})
@@ -163,7 +160,7 @@ func onlyPersistence(v []byte) bool {
 	for len(v) > 0 {
 		var tok []byte
 		tok, v, _ = bytes.Cut(v, []byte{','})
-		if tok = bytes.Trim(tok, " \t\r"); len(tok) > 0 && !bytes.EqualFold(tok, tokKeepAlive) && !bytes.EqualFold(tok, tokClose) {
+		if tok = bytes.Trim(tok, " \t"); len(tok) > 0 && !bytes.EqualFold(tok, tokKeepAlive) && !bytes.EqualFold(tok, tokClose) {
 			return false
 		}
 	}

@@ -138,13 +138,7 @@ func smuggledLength(raw []byte) bool {
 // header block: fasthttp's parsed header keeps one Content-Length, not
 // the one it dropped, and normalises names.
 func anyHeaderName(raw []byte, match func(name []byte) bool) bool {
-	for len(raw) > 0 {
-		line := raw
-		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
-			line, raw = raw[:i], raw[i+1:]
-		} else {
-			raw = nil
-		}
+	for line := range bytes.Lines(raw) {
 		if i := bytes.IndexByte(line, ':'); i > 0 && match(line[:i]) {
 			return true
 		}
