@@ -120,6 +120,18 @@ var (
 	protoHTTPS   = []byte("https")
 )
 
+// IsForwarding says whether name, in any case, is one of the fields
+// SetForwarded removes or sets: Forwarded and X-Forwarded-For, -Proto and
+// -Host. A request without one can be given NoneSent.
+func IsForwarding(name []byte) bool {
+	for _, k := range [...][]byte{hdrForwarded, hdrXFF, hdrXFProto, hdrXFHost} {
+		if bytes.EqualFold(name, k) {
+			return true
+		}
+	}
+	return false
+}
+
 // Forwarded describes the hop a request came over.
 type Forwarded struct {
 	// ClientIP is the peer's address.

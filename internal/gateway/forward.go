@@ -82,7 +82,7 @@ const (
 	sentUnderscore            // a name with '_'
 	sentRequestID             // X-Request-Id
 	sentTenant                // X-L1gw-Tenant
-	sentForwarded             // Forwarded, X-Forwarded-For, -Proto or -Host
+	sentForwarded             // upstream.IsForwarding: Forwarded, X-Forwarded-*
 	sentRepeated              // a name on more than one line
 	// sentConnection: Connection naming keep-alive or close alone, or
 	// an HTTP/1.0 request's implied close: only Connection goes.
@@ -91,13 +91,8 @@ const (
 	allSent sentFields = 1<<iota - 1
 )
 
-var (
-	hdrForwarded = []byte("Forwarded")
-	hdrXFFor     = []byte("X-Forwarded-For")
-	hdrXFProto   = []byte("X-Forwarded-Proto")
-	hdrXFHost    = []byte("X-Forwarded-Host")
-	hdrTenantB   = []byte(hdrTenant)
-)
+// hdrTenantB is hdrTenant as bytes, for fieldOf.
+var hdrTenantB = []byte(hdrTenant)
 
 // sentIn reads which fields a request holds from its raw header block. A
 // Connection field of keep-alive or close alone, or none on a request
@@ -188,8 +183,7 @@ func fieldOf(name []byte) sentFields {
 		s |= sentRequestID
 	case bytes.EqualFold(name, hdrTenantB):
 		s |= sentTenant
-	case bytes.EqualFold(name, hdrForwarded), bytes.EqualFold(name, hdrXFFor),
-		bytes.EqualFold(name, hdrXFProto), bytes.EqualFold(name, hdrXFHost):
+	case upstream.IsForwarding(name):
 		s |= sentForwarded
 	}
 	return s
