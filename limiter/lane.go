@@ -30,10 +30,13 @@ type lane struct {
 	dialEv   dialEvidence
 
 	// the lane goroutine's own
-	wbuf    []byte
-	sent    []*op
+	wbuf []byte
+	sent []*op
+	// calls is how many ops of sent each call carries, in order: more
+	// than one when they share it (see roundTrip).
+	calls   []int
 	redo    []*op
-	scratch [maxReply]int64
+	scratch [max(maxReply, sharedReply)]int64
 }
 
 // dialEvidence is what the watchdog knows of the dial under way.
@@ -245,17 +248,39 @@ func (l *lane) mark(c *conn) {
 // replies. read reports whether any reply was read; err is a connection
 // error (the connection is out of step), with the ops not yet settled
 // left for the caller. Ops answered NOSCRIPT are kept in l.redo.
+//
+// The first sends of one sliding log in the batch share a call (see
+// decide.lua): a tenant with many requests at once costs Redis one trim,
+// count and expiry for all of them, decided in the order queued.
 func (l *lane) roundTrip(batch []*op) (read bool, err error) {
 	c := l.c
 	b := l.wbuf[:0]
 	l.mu.Lock()
 	l.batch = nil // l.sent is rebuilt below (again for a reload): not the watchdog's to read meanwhile
 	l.mu.Unlock()
-	l.sent = l.sent[:0]
-	for _, o := range batch {
-		if o.pending() {
+	l.sent, l.calls = l.sent[:0], l.calls[:0]
+	var shared [maxBatch]bool // batch[j] went in an earlier call
+	for i, o := range batch {
+		if !o.pending() || i < maxBatch && shared[i] {
+			continue
+		}
+		first := len(l.sent)
+		l.sent = append(l.sent, o)
+		if o.shareable() && i < maxBatch {
+			for j := i + 1; j < len(batch) && j < maxBatch; j++ {
+				if p := batch[j]; !shared[j] && p.pending() && p.shareable() && o.sameLog(p) {
+					shared[j] = true
+					l.sent = append(l.sent, p)
+				}
+			}
+		}
+		if k := len(l.sent) - first; k > 1 {
+			b = encodeShared(b, l.sent[first:])
+			sharedDecisions.Add(k)
+			l.calls = append(l.calls, k)
+		} else {
 			b = o.encode(b)
-			l.sent = append(l.sent, o)
+			l.calls = append(l.calls, 1)
 		}
 	}
 	l.wbuf = b
@@ -276,29 +301,43 @@ func (l *lane) roundTrip(batch []*op) (read bool, err error) {
 		}
 		o.settle(nil, &CallError{ID: failed.ID, Err: re})
 	}
-	for i, o := range l.sent {
-		if o.asking {
+	next := 0 // the first op of call i in l.sent
+	for i, k := range l.calls {
+		ops := l.sent[next : next+k]
+		next += k
+		if ops[0].asking {
 			if _, err := readStatus(c.r); err != nil { // ASKING's +OK
 				return i > 0, fmt.Errorf("read from %s: %w", c.addr, err)
 			}
 		}
-		n, err := readIntArray(c.r, &l.scratch)
+		n, err := readIntArray(c.r, l.scratch[:])
+		if err == nil && k > 1 && n != 4*k {
+			err = replyError(fmt.Sprintf("%s: %d values for %d shared decisions", errProtocol, n, k))
+		}
 		if re, ok := err.(replyError); ok {
-			switch re.prefix() {
-			case "NOSCRIPT":
-				l.redo = append(l.redo, o)
-			case "READONLY", "CLUSTERDOWN", "MASTERDOWN", "LOADING":
-				wrongNode = re // in step, but this node can't take decisions
-				fail(o, re)
-			default:
-				fail(o, re)
+			for _, o := range ops {
+				switch re.prefix() {
+				case "NOSCRIPT":
+					l.redo = append(l.redo, o)
+				case "READONLY", "CLUSTERDOWN", "MASTERDOWN", "LOADING":
+					wrongNode = re // in step, but this node can't take decisions
+					fail(o, re)
+				default:
+					fail(o, re)
+				}
 			}
 			continue
 		}
 		if err != nil {
 			return i > 0, fmt.Errorf("read from %s: %w", c.addr, err)
 		}
-		o.settle(l.scratch[:n], nil)
+		if k == 1 {
+			ops[0].settle(l.scratch[:n], nil)
+			continue
+		}
+		for j, o := range ops {
+			o.settle(l.scratch[4*j:4*j+4], nil)
+		}
 	}
 	if wrongNode != nil {
 		l.drop() // the next batch asks where the primary is

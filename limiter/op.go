@@ -175,11 +175,7 @@ func (o *op) encode(b []byte) []byte {
 	for i, r := range o.req.Rules {
 		b = appendKeyArg(b, o.prefix, o.req.Tenant, r, appendKeySuffix(sfx[:0], r, o.periods[i].start))
 	}
-	var m [64]byte
-	member := append(m[:0], o.instance...)
-	member = append(member, ':')
-	member = strconv.AppendUint(member, o.seq, 36)
-	b = appendBulk(b, member)
+	b = o.appendMember(b)
 	if o.replay {
 		b = appendBulk(b, "1")
 	} else {
@@ -197,6 +193,51 @@ func (o *op) encode(b []byte) []byte {
 	}
 	for i := range undo {
 		b = appendBulkInt(b, o.undo[i])
+	}
+	return b
+}
+
+// appendMember appends o's member base, instance:seq, as one argument.
+func (o *op) appendMember(b []byte) []byte {
+	var m [64]byte
+	member := append(m[:0], o.instance...)
+	member = append(member, ':')
+	member = strconv.AppendUint(member, o.seq, 36)
+	return appendBulk(b, member)
+}
+
+// shareable reports whether o may share one call with the other first
+// sends of its sliding log in a batch (decide.lua's 'm'): a decision of
+// one enforced sliding-log rule, neither a replay nor redirected.
+func (o *op) shareable() bool {
+	return o.kind == opDecide && !o.replay && !o.asking && len(o.req.Rules) == 1 && modeArg(o.req.Rules[0]) == 0
+}
+
+// sameLog reports whether shareable ops o and p decide one sliding log by
+// one rule: the same key, window, limit and cost.
+func (o *op) sameLog(p *op) bool {
+	r := o.req.Rules[0]
+	return r == p.req.Rules[0] && o.prefix == p.prefix && ruleTag(o.req.Tenant, r) == ruleTag(p.req.Tenant, r)
+}
+
+// encodeShared appends ops, shareable and of one sliding log, as one call
+// of decide.lua, which answers 4 values for each in turn.
+func encodeShared(b []byte, ops []*op) []byte {
+	o := ops[0]
+	r := o.req.Rules[0]
+	b = appendArray(b, 3+1+6+len(ops))
+	b = appendBulk(b, "EVALSHA")
+	b = appendBulk(b, decideScript.Hash())
+	b = appendBulkInt(b, 1)
+	b = appendKeyArg(b, o.prefix, o.req.Tenant, r, nil)
+	b = appendBulk(b, "")
+	b = appendBulk(b, "m")
+	b = appendBulkInt(b, r.Window.Microseconds())
+	b = appendBulkInt(b, r.Limit)
+	b = appendBulkInt(b, r.CostOrOne())
+	b = appendBulkInt(b, 0)
+	for _, p := range ops {
+		b = p.appendMember(b)
 	}
 	return b
 }

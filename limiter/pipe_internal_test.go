@@ -142,7 +142,8 @@ func TestNoScriptThenBrokenConnectionLeavesNothingBehind(t *testing.T) {
 	p := newPipe(testCfg(), fixedAddr(f.addr()))
 	l := p.lanes[0]
 	a, b := decideOp(1), decideOp(2)
-	l.serve([]*op{a, b}) // as the lane does, holding the pipe's refs
+	b.req.Tenant = "beta" // two calls, not one shared
+	l.serve([]*op{a, b})  // as the lane does, holding the pipe's refs
 	<-a.done
 	<-b.done
 	if a.err == nil || b.err == nil {

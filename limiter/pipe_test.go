@@ -153,9 +153,10 @@ func TestQueueTimeoutSheds(t *testing.T) {
 	}
 }
 
-// TestConcurrentDecisionsShareWrites: many concurrent decisions travel in
-// batches, so Redis sees fewer reads from the gateway than decisions, and
-// every decision is still counted once.
+// TestConcurrentDecisionsShareWrites: many concurrent decisions of one
+// tenant travel in batches, and those of one batch share a script call,
+// so Redis runs fewer calls than decisions; every decision is still
+// counted once.
 func TestConcurrentDecisionsShareWrites(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Server(t)
@@ -165,8 +166,8 @@ func TestConcurrentDecisionsShareWrites(t *testing.T) {
 	decideOK(t, s, "acme", rules...)
 	before := commands(t, c, "evalsha")
 	storetest.Burst(t, s, limiter.Request{Tenant: "acme", Rules: rules}, 50, 20)
-	if n := commands(t, c, "evalsha") - before; n != 1000 {
-		t.Fatalf("Redis ran %d decisions; want 1000", n)
+	if n := commands(t, c, "evalsha") - before; n < 1 || n >= 1000 {
+		t.Fatalf("Redis ran %d calls for 1000 decisions of one tenant; want fewer, shared", n)
 	}
 	if d := decideOK(t, s, "acme", rules...); d.Rules[0].Remaining != 1<<30-1002 {
 		t.Fatalf("remaining %d; want %d", d.Rules[0].Remaining, 1<<30-1002)

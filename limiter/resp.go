@@ -13,9 +13,13 @@ import (
 // integer-array reply into a fixed array costs no allocation, where a
 // go-redis command costs a dozen.
 
-// maxReply is the longest integer array a decision script returns:
-// peek.lua's 1 + 4 values per rule.
+// maxReply is the longest integer array a decision script returns for
+// one request: peek.lua's 1 + 4 values per rule.
 const maxReply = 1 + 4*MaxRules
+
+// sharedReply is the longest a shared call's reply is: 4 values for each
+// decision of a batch.
+const sharedReply = 4 * maxBatch
 
 // replyError is an error reply from Redis ("-NOSCRIPT …", "-READONLY …").
 type replyError string
@@ -97,7 +101,7 @@ func readLine(r *bufio.Reader) ([]byte, error) {
 // and returns how many there were. An error reply comes back as a
 // replyError, with the connection still in step; any other error means it
 // is not.
-func readIntArray(r *bufio.Reader, out *[maxReply]int64) (int, error) {
+func readIntArray(r *bufio.Reader, out []int64) (int, error) {
 	line, err := readLine(r)
 	if err != nil {
 		return 0, err

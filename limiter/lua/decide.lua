@@ -8,7 +8,8 @@
 --                  fixed rule
 -- ARGV[1]          the request's member base, unique per request (instance:sequence)
 -- ARGV[2]          1 when the call may be a replay (sent again after a lost
---                  reply): the script then looks for its own record first
+--                  reply): the script then looks for its own record first;
+--                  m for several requests of one sliding log (see below)
 -- ARGV[4i-1..4i+2] rule i's window (µs; a fixed rule: µs left in its
 --                  period, by the gateway's clock), limit, cost and mode:
 --                  1 for shadow (0 enforced) plus 2 x the algorithm (0 the
@@ -58,6 +59,66 @@ local function log_record(key, window, cost, used)
   end
   local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
   return tonumber(oldest[2]) + window - now
+end
+
+-- Decisions of one enforced sliding log that share one call (the pipe
+-- merges a batch's first sends of the same log, lane.go): ARGV[2] is 'm',
+-- rule 1 is the log's, and ARGV[7..] are the requests' members. They are
+-- decided in order against one count, each as it would be alone, and the
+-- reply is each one's {allowed, remaining, reset, retry} in turn. The
+-- trim, the count, the oldest and the expiry are asked once, and the
+-- admitted units are added at the end: they all score now, after every
+-- unit already in the set, so a denied request's retry finds the unit it
+-- waits for among those (by rank) or among this call's own.
+if ARGV[2] == 'm' then
+  local key = KEYS[1]
+  local window, limit, cost = rule(1)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+  local before = redis.call('ZCARD', key)
+  local used, oldest = before, nil
+  if before > 0 then
+    oldest = tonumber(redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')[2])
+  end
+  local out, args = {}, {}
+  for a = 7, #ARGV do
+    local allowed, retry = 0, 0
+    if used + cost <= limit then
+      allowed = 1
+      for j = 1, cost do
+        args[#args + 1] = now
+        args[#args + 1] = ARGV[a] .. ':' .. j
+        if #args == 200 then -- unpack's stack is bounded
+          redis.call('ZADD', key, unpack(args))
+          args = {}
+        end
+      end
+      used = used + cost
+      oldest = oldest or now
+    elseif cost > limit then
+      retry = window
+    else
+      local at, score = used + cost - limit - 1, now
+      if at < before then
+        score = tonumber(redis.call('ZRANGE', key, at, at, 'WITHSCORES')[2])
+      end
+      retry = math.max(score + window - now, 1)
+    end
+    local reset = 0
+    if oldest then
+      reset = oldest + window - now
+    end
+    out[#out + 1] = allowed
+    out[#out + 1] = math.max(limit - used, 0)
+    out[#out + 1] = reset
+    out[#out + 1] = retry
+  end
+  if #args > 0 then
+    redis.call('ZADD', key, unpack(args))
+  end
+  if used > before then
+    redis.call('PEXPIRE', key, math.ceil(window / 1000))
+  end
+  return out
 end
 
 -- The commonest decision: one enforced sliding log, first send, with

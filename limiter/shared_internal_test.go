@@ -1,0 +1,156 @@
+package limiter
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/l1gw/l1gw/internal/redistest"
+)
+
+// TestSharedCallDecidesEachAsAlone: the first sends of one sliding log in
+// a batch share one call of decide.lua, and each is answered as it would
+// be alone, one call after another: the same admissions and remaining,
+// and resets and retries that differ only by the time between the calls.
+// The log holds members spaced 10 s apart, so a retry read from the wrong
+// rank is off by 10 s or more.
+func TestSharedCallDecidesEachAsAlone(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Server(t)
+	c := srv.Client(t)
+	ctx := context.Background()
+	if err := c.ScriptLoad(ctx, decideSrc).Err(); err != nil {
+		t.Fatal(err)
+	}
+	p := newPipe(testCfg(), fixedAddr(srv.Addr()))
+	t.Cleanup(p.close)
+	l := p.lanes[0]
+	s := time.Second
+	cases := []struct {
+		name string
+		rule Rule
+		ago  []time.Duration // the members in the log before, this long before now
+		want string          // each decision: 1 admitted, 0 denied
+	}{
+		{"room for two", Rule{Name: "a", Limit: 5, Window: time.Minute}, []time.Duration{50 * s, 40 * s, 30 * s}, "110000"},
+		{"a stale member", Rule{Name: "b", Limit: 3, Window: time.Minute}, []time.Duration{70 * s, 40 * s, 30 * s}, "100"},
+		{"waits for a unit of its own call", Rule{Name: "c", Limit: 2, Window: time.Minute, Cost: 2}, nil, "100"},
+		{"never fits", Rule{Name: "d", Limit: 1, Window: time.Minute, Cost: 2}, nil, "00"},
+		{"more units than one ZADD", Rule{Name: "e", Limit: 500, Window: time.Minute, Cost: 150}, []time.Duration{10 * s}, "1110"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, tenant := range []string{"shared", "alone"} {
+				fill(t, c, ruleKey("p", tenant, tc.rule, 0), tc.ago)
+			}
+			n := len(tc.want)
+			before := evalshaCalls(t, c)
+			shared := decideOps("shared", tc.rule, n)
+			l.serve(shared)
+			if calls := evalshaCalls(t, c) - before; calls != 1 {
+				t.Fatalf("%d decisions of one log in one batch took %d calls; want 1", n, calls)
+			}
+			alone := decideOps("alone", tc.rule, n)
+			for _, o := range alone {
+				l.serve([]*op{o})
+			}
+			got := ""
+			for i := range n {
+				a, b := replyOf(t, shared[i]), replyOf(t, alone[i])
+				got += strconv.FormatInt(a[0], 10)
+				if a[0] != b[0] || a[1] != b[1] {
+					t.Errorf("decision %d: shared {allowed %d, remaining %d}; alone {%d, %d}", i, a[0], a[1], b[0], b[1])
+				}
+				for j, name := range []string{"reset", "retry"} {
+					if d := time.Duration(a[2+j]-b[2+j]) * time.Microsecond; d < -2*s || d > 2*s {
+						t.Errorf("decision %d: shared %s %v; alone %v", i, name, time.Duration(a[2+j])*time.Microsecond, time.Duration(b[2+j])*time.Microsecond)
+					}
+				}
+				recorded := c.ZScore(ctx, ruleKey("p", "shared", tc.rule, 0), member(shared[i])+":1").Err() == nil
+				if recorded != (a[0] == 1) {
+					t.Errorf("decision %d: allowed %d, recorded %v", i, a[0], recorded)
+				}
+			}
+			if got != tc.want {
+				t.Errorf("admitted %s; want %s", got, tc.want)
+			}
+			a, b := c.ZCard(ctx, ruleKey("p", "shared", tc.rule, 0)).Val(), c.ZCard(ctx, ruleKey("p", "alone", tc.rule, 0)).Val()
+			if a != b {
+				t.Errorf("the shared log holds %d members, the other %d", a, b)
+			}
+			if ttl := c.PTTL(ctx, ruleKey("p", "shared", tc.rule, 0)).Val(); strings.Contains(tc.want, "1") && (ttl <= 50*s || ttl > time.Minute) {
+				t.Errorf("the shared log expires in %v; want in a window", ttl)
+			}
+			for i := range n {
+				shared[i].release()
+				alone[i].release()
+			}
+		})
+	}
+}
+
+// decideOps is n pooled first sends of r for tenant, as the lane holds
+// them: settled by serve, then released by the test.
+func decideOps(tenant string, r Rule, n int) []*op {
+	ops := make([]*op, n)
+	for i := range ops {
+		o := getOp()
+		o.kind, o.prefix, o.instance, o.seq, o.budget = opDecide, "p", "gw-"+tenant, uint64(i+1), time.Second
+		o.req = Request{Tenant: tenant, Rules: []Rule{r}}
+		ops[i] = o
+	}
+	return ops
+}
+
+// member is o's member base, as decide.lua gets it.
+func member(o *op) string {
+	return o.instance + ":" + strconv.FormatUint(o.seq, 36)
+}
+
+// replyOf waits for o and returns its reply, which must be one rule's.
+func replyOf(t *testing.T, o *op) []int64 {
+	t.Helper()
+	<-o.done
+	if o.err != nil || o.n != 4 {
+		t.Fatalf("decision %s: %v, %d values", member(o), o.err, o.n)
+	}
+	return o.reply[:4]
+}
+
+// fill puts one member in key for each of ago, scored that long before
+// Redis' now.
+func fill(t *testing.T, c *redis.Client, key string, ago []time.Duration) {
+	t.Helper()
+	ctx := context.Background()
+	now, err := c.Time(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, d := range ago {
+		score := float64(now.Add(-d).UnixMicro())
+		if err := c.ZAdd(ctx, key, redis.Z{Score: score, Member: fmt.Sprintf("old:%d", i)}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// evalshaCalls is how many EVALSHA the server has run.
+func evalshaCalls(t *testing.T, c *redis.Client) int64 {
+	t.Helper()
+	stats, err := c.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(stats, "\r\n") {
+		if rest, ok := strings.CutPrefix(line, "cmdstat_evalsha:calls="); ok {
+			n, _ := strconv.ParseInt(rest[:strings.IndexByte(rest, ',')], 10, 64)
+			return n
+		}
+	}
+	return 0
+}
