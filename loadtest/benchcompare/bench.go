@@ -256,9 +256,9 @@ func runLoad(ctx context.Context, e *env, sys system, load loadSpec, addr string
 	var t *tally
 	var elapsed time.Duration
 	if load.conns > 0 {
-		t, elapsed, err = closedLoop(ctx, addr, load.conns, e.opts.duration)
+		t, elapsed, err = closedLoop(ctx, addr, load.conns, e.opts.duration, benchKeys(e.opts.tenants))
 	} else {
-		t, elapsed, err = openLoopInto(ctx, &m, addr, load.rate, e.opts.duration)
+		t, elapsed, err = openLoopInto(ctx, &m, addr, load.rate, e.opts.duration, benchKeys(e.opts.tenants))
 	}
 	if err != nil {
 		return m, err
@@ -290,8 +290,8 @@ func runLoad(ctx context.Context, e *env, sys system, load loadSpec, addr string
 }
 
 // openLoopInto runs the open loop and puts its latencies into m.
-func openLoopInto(ctx context.Context, m *Measurement, addr string, rate int, d time.Duration) (*tally, time.Duration, error) {
-	t, vm, err := openLoop(ctx, addr, rate, d)
+func openLoopInto(ctx context.Context, m *Measurement, addr string, rate int, d time.Duration, keys []string) (*tally, time.Duration, error) {
+	t, vm, err := openLoop(ctx, addr, rate, d, keys)
 	if err != nil {
 		return nil, 0, err
 	}

@@ -35,7 +35,8 @@ var (
 )
 
 // Tenants of the bench: every key but limitedKey is allowed benchLimit per
-// benchWindow; limitedKey is allowed the -limited-limit per limitedWindow.
+// benchWindow (benchKeys); limitedKey is allowed the -limited-limit per
+// limitedWindow.
 const (
 	benchKey      = "bench-key"
 	limitedKey    = "limited-key"
@@ -44,6 +45,19 @@ const (
 	limitedWindow = time.Hour
 	apiKeyHeader  = "X-API-Key"
 )
+
+// benchKeys are the keys of n tenants that share the unlimited load:
+// benchKey alone, or bench-key-0 … bench-key-<n-1>.
+func benchKeys(n int) []string {
+	if n <= 1 {
+		return []string{benchKey}
+	}
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = benchKey + "-" + strconv.Itoa(i)
+	}
+	return keys
+}
 
 // forwarder is a fasthttp server that sends every request to one upstream,
 // after one decide script call when rdb is set.

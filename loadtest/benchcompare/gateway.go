@@ -18,10 +18,11 @@ import (
 )
 
 // gatewayConfig is the config of one gateway system: harness.MemoryConfig
-// with the bench and limited tenants, their rules of algorithm
-// (sliding_log, sliding_window, or fixed: a monthly quota). redisAddr is
-// empty for the memory store; consistency is exact or replica.
-func gatewayConfig(upstreamAddr, redisAddr, consistency string, limitedLimit int64, algorithm string) harness.GatewayConfig {
+// with a bench tenant for each of keys (see benchKeys) and the limited
+// tenant, their rules of algorithm (sliding_log, sliding_window, or
+// fixed: a monthly quota). redisAddr is empty for the memory store;
+// consistency is exact or replica.
+func gatewayConfig(upstreamAddr, redisAddr, consistency string, limitedLimit int64, algorithm string, keys []string) harness.GatewayConfig {
 	c := harness.MemoryConfig(upstreamAddr)
 	bench := harness.GatewayRule{Name: "rule", Limit: benchLimit, Window: benchWindow.String(), Algorithm: algorithm}
 	limited := harness.GatewayRule{Name: "rule", Limit: limitedLimit, Window: limitedWindow.String(), Algorithm: algorithm}
@@ -33,10 +34,15 @@ func gatewayConfig(upstreamAddr, redisAddr, consistency string, limitedLimit int
 		"bench":   {Limits: []harness.GatewayRule{bench}},
 		"limited": {Limits: []harness.GatewayRule{limited}},
 	}
-	c.Tenants = []harness.GatewayTenant{
-		{ID: "bench", Plan: "bench", Keys: []string{benchKey}},
-		{ID: "limited", Plan: "limited", Keys: []string{limitedKey}},
+	c.Tenants = nil
+	for i, k := range keys {
+		id := "bench"
+		if len(keys) > 1 {
+			id += "-" + strconv.Itoa(i)
+		}
+		c.Tenants = append(c.Tenants, harness.GatewayTenant{ID: id, Plan: "bench", Keys: []string{k}})
 	}
+	c.Tenants = append(c.Tenants, harness.GatewayTenant{ID: "limited", Plan: "limited", Keys: []string{limitedKey}})
 	if redisAddr != "" {
 		c.Redis = harness.GatewayRedis{Mode: "standalone", Addrs: []string{redisAddr}}
 		c.RateLimit = &harness.GatewayRateLimit{Consistency: consistency}

@@ -97,9 +97,9 @@ func contains(list []string, s string) bool {
 
 // closedLoop runs conns workers against addr for d, each sending its next
 // request as soon as the previous one is answered, over at most conns
-// connections. It returns the tally and the time from start until the last
-// worker was done.
-func closedLoop(ctx context.Context, addr string, conns int, d time.Duration) (*tally, time.Duration, error) {
+// connections; the bench load goes to keys in turn. It returns the tally
+// and the time from start until the last worker was done.
+func closedLoop(ctx context.Context, addr string, conns int, d time.Duration, keys []string) (*tally, time.Duration, error) {
 	if err := harness.CheckLoopback(addr); err != nil {
 		return nil, 0, err
 	}
@@ -117,7 +117,7 @@ func closedLoop(ctx context.Context, addr string, conns int, d time.Duration) (*
 	end := start.Add(d)
 	for i := range parts {
 		parts[i] = newTally()
-		wg.Go(func() { closedWorker(client, addr, i, end, &stopped, parts[i]) })
+		wg.Go(func() { closedWorker(client, addr, keys, i, end, &stopped, parts[i]) })
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
@@ -132,7 +132,7 @@ func closedLoop(ctx context.Context, addr string, conns int, d time.Duration) (*
 }
 
 // closedWorker sends requests back to back until end or stopped.
-func closedWorker(client *fasthttp.HostClient, addr string, id int, end time.Time, stopped *atomic.Bool, t *tally) {
+func closedWorker(client *fasthttp.HostClient, addr string, keys []string, id int, end time.Time, stopped *atomic.Bool, t *tally) {
 	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
@@ -145,7 +145,7 @@ func closedWorker(client *fasthttp.HostClient, addr string, id int, end time.Tim
 			t.limitedSent++
 		} else {
 			req.SetRequestURI(bench)
-			req.Header.Set(apiKeyHeader, benchKey)
+			req.Header.Set(apiKeyHeader, keys[n%len(keys)])
 		}
 		if err := client.Do(req, resp); err != nil {
 			t.failure(err.Error())
@@ -159,7 +159,7 @@ func closedWorker(client *fasthttp.HostClient, addr string, id int, end time.Tim
 // openLoop sends rate requests per second to addr for d with vegeta,
 // whatever the answers take, and returns the tally and vegeta's metrics.
 // A timer stops it in any case once d and a request timeout are over.
-func openLoop(ctx context.Context, addr string, rate int, d time.Duration) (*tally, *vegeta.Metrics, error) {
+func openLoop(ctx context.Context, addr string, rate int, d time.Duration, keys []string) (*tally, *vegeta.Metrics, error) {
 	if err := harness.CheckLoopback(addr); err != nil {
 		return nil, nil, err
 	}
@@ -180,7 +180,7 @@ func openLoop(ctx context.Context, addr string, rate int, d time.Duration) (*tal
 	defer hard.Stop()
 	t, m := newTally(), &vegeta.Metrics{}
 	var limitedSent atomic.Int64
-	for res := range a.Attack(mixTargeter(addr, &limitedSent), vegeta.Rate{Freq: rate, Per: time.Second}, d, "open") {
+	for res := range a.Attack(mixTargeter(addr, keys, &limitedSent), vegeta.Rate{Freq: rate, Per: time.Second}, d, "open") {
 		m.Add(res)
 		if res.Code == 0 {
 			t.failure(res.Error)
@@ -196,11 +196,15 @@ func openLoop(ctx context.Context, addr string, rate int, d time.Duration) (*tal
 	return t, m, nil
 }
 
-// mixTargeter is the request mix as a vegeta targeter; it counts the
-// limited tenant's requests in limitedSent.
-func mixTargeter(addr string, limitedSent *atomic.Int64) vegeta.Targeter {
+// mixTargeter is the request mix as a vegeta targeter, the bench load
+// going to keys in turn; it counts the limited tenant's requests in
+// limitedSent.
+func mixTargeter(addr string, keys []string, limitedSent *atomic.Int64) vegeta.Targeter {
 	h := http.CanonicalHeaderKey(apiKeyHeader)
-	bench := vegeta.Target{Method: http.MethodGet, URL: "http://" + addr + loadPath, Header: http.Header{h: {benchKey}}}
+	bench := make([]vegeta.Target, len(keys))
+	for i, k := range keys {
+		bench[i] = vegeta.Target{Method: http.MethodGet, URL: "http://" + addr + loadPath, Header: http.Header{h: {k}}}
+	}
 	limited := vegeta.Target{Method: http.MethodGet, URL: "http://" + addr + limitedPath, Header: http.Header{h: {limitedKey}}}
 	var next atomic.Uint64
 	return func(t *vegeta.Target) error {
@@ -208,11 +212,11 @@ func mixTargeter(addr string, limitedSent *atomic.Int64) vegeta.Targeter {
 			return vegeta.ErrNilTarget
 		}
 		// Target.Request copies the header, so sharing it is safe.
-		if next.Add(1)%limitedEvery == 1 {
+		if n := next.Add(1); n%limitedEvery == 1 {
 			limitedSent.Add(1)
 			*t = limited
 		} else {
-			*t = bench
+			*t = bench[n%uint64(len(bench))]
 		}
 		return nil
 	}

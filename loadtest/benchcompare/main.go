@@ -28,6 +28,7 @@ const (
 	maxRuns     = 10
 	maxConns    = 4096
 	maxOpenRate = 100_000
+	maxTenants  = 100_000
 	// defaultLimitedLimit is the limited tenant's limit per hour.
 	defaultLimitedLimit = 100
 )
@@ -43,6 +44,8 @@ type options struct {
 	// openRate, if > 0, is every system's open-loop rate, so that their
 	// latencies compare at one load; 0 is half each one's own maximum.
 	openRate int
+	// tenants is how many tenants share the bench load (benchKeys).
+	tenants int
 	// limitedLimit is the limited tenant's limit (per 1h window); not a
 	// flag, the smoke test lowers it so the limit is reached.
 	limitedLimit int64
@@ -71,7 +74,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs := flag.NewFlagSet("benchcompare", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	o := options{limitedLimit: defaultLimitedLimit}
+	o := options{limitedLimit: defaultLimitedLimit, tenants: 1}
 	fs.StringVar(&o.bin, "bin", "bin/l1gw", "the gateway binary (make build)")
 	fs.DurationVar(&o.duration, "duration", 5*time.Second, "length of each measurement (at most 1m)")
 	fs.IntVar(&o.runs, "runs", 3, "repeats of the whole comparison (at most 10)")
@@ -79,6 +82,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	conns := fs.String("conns", "64,256", "comma-separated closed-loop connection counts; the open loop runs at half the first one's rate")
 	fs.StringVar(&o.out, "out", "loadtest/out/", `directory for bench-compare.md and .json; "" writes nothing`)
 	fs.IntVar(&o.openRate, "open-rate", 0, "the open loop's rate for every system, req/s; 0: half of each system's own closed-loop rate")
+	fs.IntVar(&o.tenants, "tenants", 1, "how many tenants, each with a key and a log of its own, share the unlimited load, request by request in turn")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -90,6 +94,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if o.openRate < 0 || o.openRate > maxOpenRate {
 		return o, fmt.Errorf("-open-rate: got %d; want 0 to %d", o.openRate, maxOpenRate)
+	}
+	if o.tenants < 1 || o.tenants > maxTenants {
+		return o, fmt.Errorf("-tenants: got %d; want 1 to %d", o.tenants, maxTenants)
 	}
 	if o.runs < 1 || o.runs > maxRuns {
 		return o, fmt.Errorf("-runs: got %d; want 1 to %d", o.runs, maxRuns)
@@ -156,6 +163,9 @@ func reproduce(o options) string {
 		o.bin, o.duration, o.runs, strings.Join(o.systems, ","), strings.Join(conns, ","))
 	if o.openRate > 0 {
 		cmd += " -open-rate " + strconv.Itoa(o.openRate)
+	}
+	if o.tenants > 1 {
+		cmd += " -tenants " + strconv.Itoa(o.tenants)
 	}
 	return cmd
 }

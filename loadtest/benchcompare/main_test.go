@@ -35,8 +35,18 @@ func TestParseFlagsDefaults(t *testing.T) {
 	if !reflect.DeepEqual(o.conns, []int{64, 256}) || !reflect.DeepEqual(o.systems, systemNames()) {
 		t.Errorf("conns %v, systems %v", o.conns, o.systems)
 	}
-	if o.limitedLimit != defaultLimitedLimit {
-		t.Errorf("limitedLimit %d", o.limitedLimit)
+	if o.limitedLimit != defaultLimitedLimit || o.tenants != 1 {
+		t.Errorf("limitedLimit %d, tenants %d", o.limitedLimit, o.tenants)
+	}
+	if cmd := reproduce(o); strings.Contains(cmd, "-tenants") {
+		t.Errorf("reproduce with one tenant: %s", cmd)
+	}
+	o, err = parseFlags([]string{"-tenants", "1000"}, io.Discard)
+	if err != nil || o.tenants != 1000 || !strings.Contains(reproduce(o), "-tenants 1000") {
+		t.Errorf("-tenants 1000: %d, %v, reproduce %s", o.tenants, err, reproduce(o))
+	}
+	if _, err := parseFlags([]string{"-tenants", "0"}, io.Discard); err == nil || !strings.Contains(err.Error(), "-tenants") {
+		t.Errorf("-tenants 0: %v; want an error naming -tenants", err)
 	}
 }
 
@@ -97,23 +107,33 @@ func TestForwarderRejectsNonLoopback(t *testing.T) {
 }
 
 func TestGatewayConfig(t *testing.T) {
-	mem := gatewayConfig("127.0.0.1:1", "", "", 100, "")
+	mem := gatewayConfig("127.0.0.1:1", "", "", 100, "", benchKeys(1))
 	if mem.Redis.Mode != "memory" || mem.RateLimit != nil || len(mem.Redis.Addrs) != 0 {
 		t.Errorf("memory config: %+v", mem)
 	}
-	ex := gatewayConfig("127.0.0.1:1", "127.0.0.1:2", "replica", 7, "")
+	ex := gatewayConfig("127.0.0.1:1", "127.0.0.1:2", "replica", 7, "", benchKeys(3))
 	if ex.Redis.Mode != "standalone" || ex.RateLimit == nil || ex.RateLimit.Consistency != "replica" ||
 		!reflect.DeepEqual(ex.Redis.Addrs, []string{"127.0.0.1:2"}) {
 		t.Errorf("redis config: %+v", ex)
 	}
+	var tenants []string
+	for _, tn := range ex.Tenants {
+		tenants = append(tenants, tn.ID+"="+strings.Join(tn.Keys, ","))
+	}
+	if want := []string{"bench-0=bench-key-0", "bench-1=bench-key-1", "bench-2=bench-key-2", "limited=limited-key"}; !reflect.DeepEqual(tenants, want) {
+		t.Errorf("3 bench tenants: %v; want %v", tenants, want)
+	}
+	if tn := mem.Tenants; len(tn) != 2 || tn[0].ID != "bench" || tn[0].Keys[0] != benchKey {
+		t.Errorf("one bench tenant: %+v", tn)
+	}
 	if got := ex.Plans["limited"].Limits[0]; got.Limit != 7 || got.Window != "1h0m0s" || got.Algorithm != "" {
 		t.Errorf("limited plan: %+v", got)
 	}
-	q := gatewayConfig("127.0.0.1:1", "127.0.0.1:2", "exact", 7, algorithmOf("l1gw-quota"))
+	q := gatewayConfig("127.0.0.1:1", "127.0.0.1:2", "exact", 7, algorithmOf("l1gw-quota"), benchKeys(1))
 	if got := q.Plans["limited"].Limits[0]; got.Algorithm != "fixed" || got.Period != "month" || got.Window != "" {
 		t.Errorf("quota system's limited plan: %+v", got)
 	}
-	if got := gatewayConfig("127.0.0.1:1", "127.0.0.1:2", "exact", 7, algorithmOf("l1gw-window")).Plans["bench"].Limits[0]; got.Algorithm != "sliding_window" || got.Window != "1s" {
+	if got := gatewayConfig("127.0.0.1:1", "127.0.0.1:2", "exact", 7, algorithmOf("l1gw-window"), benchKeys(1)).Plans["bench"].Limits[0]; got.Algorithm != "sliding_window" || got.Window != "1s" {
 		t.Errorf("window system's bench plan: %+v", got)
 	}
 }

@@ -15,7 +15,8 @@ import (
 const smokeLimit = 5
 
 // TestSmoke runs every system once, briefly, end to end: forwarders,
-// gateways, redis-servers, pinning, both loads and the report. It builds
+// gateways, redis-servers, pinning, both loads (over 3 bench tenants) and
+// the report. It builds
 // ./cmd/l1gw, or uses $BENCHCOMPARE_L1GW_BIN when set.
 func TestSmoke(t *testing.T) {
 	if testing.Short() {
@@ -27,6 +28,7 @@ func TestSmoke(t *testing.T) {
 	o := options{
 		bin: smokeGateway(t), duration: 300 * time.Millisecond, runs: 1, systems: systemNames(),
 		conns: []int{8}, out: t.TempDir(), limitedLimit: smokeLimit,
+		tenants: 3, // every system must know every key: a 401 fails below
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

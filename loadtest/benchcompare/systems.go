@@ -99,7 +99,7 @@ func gatewayStarter(name, consistency string) func(context.Context, *env, string
 		if (consistency == "") != (redisAddr == "") {
 			return nil, "", fmt.Errorf("%s: consistency %q with Redis address %q", name, consistency, redisAddr)
 		}
-		cfg := gatewayConfig(e.upstream, redisAddr, consistency, e.opts.limitedLimit, algorithmOf(name))
+		cfg := gatewayConfig(e.upstream, redisAddr, consistency, e.opts.limitedLimit, algorithmOf(name), benchKeys(e.opts.tenants))
 		path, err := writeGatewayConfig(e.dir, name, cfg)
 		if err != nil {
 			return nil, "", err
