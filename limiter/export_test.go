@@ -12,5 +12,8 @@ func MemoryTenants(s *MemoryStore) int {
 	return n
 }
 
+// CommandCalls is how many times c's server has run the command name.
+var CommandCalls = commandCalls
+
 // SentinelsReachableOf is s's Clients' SentinelsReachable.
 func SentinelsReachableOf(s *RedisStore) int { return s.clients.SentinelsReachable() }

@@ -237,18 +237,7 @@ func TestRestartedRedisServesAgain(t *testing.T) {
 // commands counts the calls of a Redis command since the server started.
 func commands(t *testing.T, c *redis.Client, name string) int64 {
 	t.Helper()
-	stats, err := c.Info(context.Background(), "commandstats").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(stats, "\r\n") {
-		if rest, ok := strings.CutPrefix(line, "cmdstat_"+name+":calls="); ok {
-			var n int64
-			fmt.Sscanf(rest, "%d", &n)
-			return n
-		}
-	}
-	return 0
+	return limiter.CommandCalls(t, c, name)
 }
 
 func TestDenyCacheSpendsNoRedisCall(t *testing.T) {
