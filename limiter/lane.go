@@ -276,7 +276,6 @@ func (l *lane) roundTrip(batch []*op) (read bool, err error) {
 		}
 		if k := len(l.sent) - first; k > 1 {
 			b = encodeShared(b, l.sent[first:])
-			sharedDecisions.Add(k)
 			l.calls = append(l.calls, k)
 		} else {
 			b = o.encode(b)
@@ -338,6 +337,7 @@ func (l *lane) roundTrip(batch []*op) (read bool, err error) {
 		for j, o := range ops {
 			o.settle(l.scratch[4*j:4*j+4], nil)
 		}
+		sharedDecisions.Add(k)
 	}
 	if wrongNode != nil {
 		l.drop() // the next batch asks where the primary is

@@ -19,8 +19,8 @@ var (
 	recordsWritten     = metrics.NewCounter(`l1gw_replica_records_total{result="written"}`)
 	recordsFailed      = metrics.NewCounter(`l1gw_replica_records_total{result="failed"}`)
 	recordsDropped     = metrics.NewCounter(`l1gw_replica_records_total{result="dropped"}`)
-	// sharedDecisions counts the decisions carried by a script call shared
-	// with others of the same sliding log (lane.roundTrip).
+	// sharedDecisions counts the decisions answered by a script call
+	// shared with others of the same sliding log (lane.roundTrip).
 	sharedDecisions = metrics.NewCounter(`l1gw_decisions_shared_total`)
 )
 

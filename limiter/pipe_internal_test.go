@@ -2,6 +2,7 @@ package limiter
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -200,4 +201,105 @@ func TestQueueAgeIsTheDecisionsOwn(t *testing.T) {
 		t.Fatalf("do returned with %v; want the settled error", o.err)
 	}
 	o.release()
+}
+
+// sharedReplyOf is a fake's reply to a shared call of k decisions, all
+// admitted.
+func sharedReplyOf(k int) string {
+	b := fmt.Sprintf("*%d\r\n", 4*k)
+	for range k {
+		b += ":1\r\n:9\r\n:60000000\r\n:0\r\n"
+	}
+	return b
+}
+
+// TestSharedCallWithAReplyOfTheWrongLength: a shared call answered with
+// an array that does not hold 4 values per decision fails all of them as
+// one call, and the connection, still in step, carries the next batch.
+func TestSharedCallWithAReplyOfTheWrongLength(t *testing.T) {
+	f := newFake(t, func(_ int, args []string, w *bufio.Writer, _ net.Conn) bool {
+		switch {
+		case args[0] != "EVALSHA":
+		case args[5] == "m" && len(args) == 12: // the first batch: 2 decisions
+			w.WriteString(sharedReplyOf(1))
+		case args[5] == "m":
+			w.WriteString(sharedReplyOf(len(args) - 10)) // 10 arguments, then a member each
+		default:
+			w.WriteString(sharedReplyOf(1))
+		}
+		return true
+	})
+	p := newPipe(testCfg(), fixedAddr(f.addr()))
+	l := p.lanes[0]
+	a, b := decideOp(1), decideOp(2)
+	l.serve([]*op{a, b})
+	<-a.done
+	<-b.done
+	var ea, eb *CallError
+	if !errors.As(a.err, &ea) || !errors.As(b.err, &eb) || ea.ID != eb.ID || !strings.Contains(a.err.Error(), "4 values for 2 shared decisions") {
+		t.Fatalf("a reply of 4 values for 2 decisions: %v, %v; want one failed call for both", a.err, b.err)
+	}
+	a.release()
+	b.release()
+	c, d, e := decideOp(3), decideOp(4), decideOp(5)
+	l.serve([]*op{c, d, e})
+	for _, o := range []*op{c, d, e} {
+		<-o.done
+		if o.err != nil || o.n != 4 || o.reply[0] != 1 {
+			t.Fatalf("the next batch: %v, %v", o.err, o.reply[:o.n])
+		}
+		o.release()
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.conns != 1 {
+		t.Fatalf("%d connections; want 1: a reply read whole leaves it in step", f.conns)
+	}
+}
+
+// TestSharedCallOnABrokenConnectionIsResentOneByOne: a shared call on a
+// pooled connection the node closed is sent again on a new one, each
+// decision alone with replay set, so each finds its own record.
+func TestSharedCallOnABrokenConnectionIsResentOneByOne(t *testing.T) {
+	f := newFake(t, func(k int, args []string, w *bufio.Writer, _ net.Conn) bool {
+		if args[0] != "EVALSHA" {
+			return true
+		}
+		if k == 0 && args[5] == "m" {
+			return false // the node closed the pooled connection
+		}
+		w.WriteString(sharedReplyOf(1))
+		return true
+	})
+	p := newPipe(testCfg(), fixedAddr(f.addr()))
+	l := p.lanes[0]
+	first := decideOp(1)
+	l.serve([]*op{first}) // dials: the connection is pooled from here on
+	<-first.done
+	first.release()
+	ops := []*op{decideOp(2), decideOp(3), decideOp(4)}
+	l.serve(ops)
+	for _, o := range ops {
+		<-o.done
+		if o.err != nil || o.n != 4 {
+			t.Fatalf("decision %d: %v, %d values", o.seq, o.err, o.n)
+		}
+		o.release()
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var resent []string
+	for _, line := range f.log {
+		if strings.HasPrefix(line, "conn1: EVALSHA") {
+			resent = append(resent, line)
+		}
+	}
+	if len(resent) != 3 {
+		t.Fatalf("resent as %d calls; want 3, one per decision\n%s", len(resent), strings.Join(f.log, "\n"))
+	}
+	for _, line := range resent {
+		if args := strings.Fields(line); len(args) != 11 || !strings.HasPrefix(args[5], "gw:") || args[6] != "1" {
+			t.Fatalf("resent %q; want one decision with replay 1", line)
+		}
+	}
 }

@@ -42,6 +42,8 @@ func TestSharedCallDecidesEachAsAlone(t *testing.T) {
 		{"waits for a unit of its own call", Rule{Name: "c", Limit: 2, Window: time.Minute, Cost: 2}, nil, "100"},
 		{"never fits", Rule{Name: "d", Limit: 1, Window: time.Minute, Cost: 2}, nil, "00"},
 		{"more units than one ZADD", Rule{Name: "e", Limit: 500, Window: time.Minute, Cost: 150}, []time.Duration{10 * s}, "1110"},
+		// Redis' clock stepped back: the units of this call sort first.
+		{"members ahead of Redis' clock", Rule{Name: "f", Limit: 3, Window: time.Minute}, []time.Duration{-5 * s, -5 * s}, "100"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -155,4 +157,37 @@ func commandCalls(t testing.TB, c *redis.Client, name string) int64 {
 		}
 	}
 	return 0
+}
+
+// TestSharedCallAfterScriptFlush: a shared call answered NOSCRIPT (a
+// restart, a failover, SCRIPT FLUSH) is sent again after SCRIPT LOAD,
+// and its decisions are recorded once.
+func TestSharedCallAfterScriptFlush(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Server(t)
+	c := srv.Client(t)
+	ctx := context.Background()
+	p := newPipe(testCfg(), fixedAddr(srv.Addr()))
+	t.Cleanup(p.close)
+	l := p.lanes[0]
+	r := Rule{Name: "r", Limit: 2, Window: time.Minute}
+	if err := c.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	ops := decideOps("acme", r, 3)
+	l.serve(ops)
+	got := ""
+	for _, o := range ops {
+		got += strconv.FormatInt(replyOf(t, o)[0], 10)
+		o.release()
+	}
+	if got != "110" {
+		t.Fatalf("admitted %s after NOSCRIPT; want 110", got)
+	}
+	if n := c.ZCard(ctx, ruleKey("p", "acme", r, 0)).Val(); n != 2 {
+		t.Fatalf("the log holds %d members; want 2, each admitted once", n)
+	}
+	if ok := c.ScriptExists(ctx, decideScript.Hash()).Val(); len(ok) != 1 || !ok[0] {
+		t.Fatal("decide.lua not loaded after NOSCRIPT")
+	}
 }

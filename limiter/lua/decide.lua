@@ -67,10 +67,16 @@ end
 -- decided in order against one count, each as it would be alone, and the
 -- reply is each one's {allowed, remaining, reset, retry} in turn. The
 -- trim, the count, the oldest and the expiry are asked once, and the
--- admitted units are added at the end: they all score now, after every
--- unit already in the set, so a denied request's retry finds the unit it
--- waits for among those (by rank) or among this call's own.
+-- admitted units are added as they come, 100 to a ZADD, mostly in one
+-- at the end. They all score now, after every unit already in the set,
+-- so a denied request's retry finds the unit it waits for among those (by
+-- rank) or among this call's own. Should Redis' clock have stepped back
+-- behind a member, this call's units sort before it, as they would alone:
+-- the oldest and the unit waited for are then taken as now.
 if ARGV[2] == 'm' then
+  if n ~= 1 or ARGV[6] ~= '0' then
+    return redis.error_reply('ERR decide.lua: a shared call takes one enforced sliding log')
+  end
   local key = KEYS[1]
   local window, limit, cost = rule(1)
   redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
@@ -93,13 +99,13 @@ if ARGV[2] == 'm' then
         end
       end
       used = used + cost
-      oldest = oldest or now
+      oldest = math.min(oldest or now, now)
     elseif cost > limit then
       retry = window
     else
       local at, score = used + cost - limit - 1, now
       if at < before then
-        score = tonumber(redis.call('ZRANGE', key, at, at, 'WITHSCORES')[2])
+        score = math.min(tonumber(redis.call('ZRANGE', key, at, at, 'WITHSCORES')[2]), now)
       end
       retry = math.max(score + window - now, 1)
     end
