@@ -53,16 +53,137 @@ func IsHopByHop(name []byte) bool {
 	return false
 }
 
-// StripResponseHopByHop is StripRequestHopByHop for a response. A response
-// without any hop-by-hop field, most of them, costs one pass over its
-// fields instead of a deletion, each a pass of its own, per name.
-func StripResponseHopByHop(h *fasthttp.ResponseHeader) {
+// StripResponseHopByHop is StripRequestHopByHop for a response:
+// CleanResponse with no field of the gateway's own.
+func StripResponseHopByHop(h *fasthttp.ResponseHeader) { CleanResponse(h, nil) }
+
+// CleanResponse removes from an upstream's response its hop-by-hop
+// fields, the fields its Connection names, and every field own reports
+// true for (nil: none), and keeps the lines of every other name in the
+// order the upstream sent them (RFC 9110 §5.3): fasthttp fills a deleted
+// field's place with the last field, which may be another line of a name
+// sent more than once. A response without any of those fields, most of
+// them, costs one pass over its fields. It allocates only to put back a
+// name it moved, or for a header over 4 KiB.
+func CleanResponse(h *fasthttp.ResponseHeader, own func(name []byte) bool) {
+	found := false
 	for k := range h.All() { // Connection: close and Trailer included
-		if IsHopByHop(k) {
-			stripResponse(h)
-			return
+		if IsHopByHop(k) || own != nil && own(k) {
+			found = true
+			break
 		}
 	}
+	if !found {
+		return
+	}
+	var buf [4 << 10]byte
+	var lines [maxOrdered]field
+	n, ok := responseFields(h, buf[:], lines[:])
+	stripResponse(h)
+	if own != nil {
+		delOwn(h, own)
+	}
+	if ok {
+		restoreResponseOrder(h, lines[:n])
+	}
+}
+
+// responseFields copies h's fields, in order, into dst, their bytes into
+// buf (or the heap, past its size). It fails past len(dst) fields.
+func responseFields(h *fasthttp.ResponseHeader, buf []byte, dst []field) (int, bool) {
+	n, size := 0, 0
+	for k, v := range h.All() {
+		n++
+		size += len(k) + len(v)
+	}
+	if n > len(dst) {
+		return 0, false
+	}
+	if size > len(buf) {
+		buf = make([]byte, size)
+	}
+	n, at := 0, 0
+	for k, v := range h.All() {
+		name := buf[at : at+copy(buf[at:], k)]
+		at += len(name)
+		value := buf[at : at+copy(buf[at:], v)]
+		at += len(value)
+		dst[n] = field{name: name, value: value}
+		n++
+	}
+	return n, true
+}
+
+// delOwn deletes every field of h own reports true for.
+func delOwn(h *fasthttp.ResponseHeader, own func(name []byte) bool) {
+	var nb [64]byte
+	for {
+		var name []byte
+		for k := range h.All() {
+			if own(k) {
+				name = append(nb[:0], k...) // the deletion moves what k points into
+				break
+			}
+		}
+		if name == nil {
+			return
+		}
+		h.DelBytes(name)
+	}
+}
+
+// restoreResponseOrder puts the lines of every name lines holds more than
+// once back in that order, after deletions moved them (see RestoreOrder).
+// A name deleted whole, or kept once by fasthttp (Set-Cookie by cookie,
+// Server, Content-Type …), is left alone.
+func restoreResponseOrder(h *fasthttp.ResponseHeader, lines []field) {
+	var moves [maxOrdered]int
+	nm, disordered := 0, false
+	for i := range lines {
+		name := lines[i].name
+		if single(name) || responseSingle(name) || !repeated(lines, i) {
+			continue
+		}
+		cur := h.PeekAll(string(name))
+		if len(cur) == 0 || !sameValues(lines, i, cur) {
+			continue // deleted, or not the upstream's lines
+		}
+		if !inOrder(lines, i, cur) {
+			disordered = true
+		}
+		moves[nm] = i
+		nm++
+	}
+	if !disordered {
+		return
+	}
+	// Every repeated name moves, in order: deleting one may move another.
+	for _, i := range moves[:nm] {
+		h.DelBytes(lines[i].name)
+	}
+	for _, i := range moves[:nm] {
+		for _, l := range lines[i:] {
+			if bytes.EqualFold(l.name, lines[i].name) {
+				h.AddBytesKV(lines[i].name, l.value)
+			}
+		}
+	}
+}
+
+// responseSingle: a response field fasthttp keeps apart from the others,
+// once (Set-Cookie once per cookie).
+func responseSingle(name []byte) bool {
+	for _, k := range responseSingleNames {
+		if bytes.EqualFold(name, k) {
+			return true
+		}
+	}
+	return false
+}
+
+var responseSingleNames = [][]byte{
+	[]byte(fasthttp.HeaderSetCookie), []byte(fasthttp.HeaderServer), []byte(fasthttp.HeaderContentEncoding),
+	[]byte(fasthttp.HeaderDate),
 }
 
 // stripResponse is StripResponseHopByHop's deletions. It and
@@ -71,7 +192,7 @@ func StripResponseHopByHop(h *fasthttp.ResponseHeader) {
 // two allocations.
 func stripResponse(h *fasthttp.ResponseHeader) {
 	var buf [256]byte
-	for v := connectionNames(buf[:0], h.PeekAll(fasthttp.HeaderConnection)); len(v) > 0; {
+	for v := responseConnection(buf[:0], h); len(v) > 0; {
 		var tok []byte
 		tok, v, _ = bytes.Cut(v, []byte{','})
 		if tok = bytes.TrimSpace(tok); len(tok) > 0 && !framing(tok) {
@@ -82,6 +203,21 @@ func stripResponse(h *fasthttp.ResponseHeader) {
 		h.Del(k)
 	}
 }
+
+// responseConnection copies the values of h's Connection lines into buf,
+// comma-separated (see connectionNames). Not PeekAll: for a response
+// that ends when the connection closes, it answers only "close", and the
+// fields the upstream's Connection named would go through.
+func responseConnection(buf []byte, h *fasthttp.ResponseHeader) []byte {
+	for k, v := range h.All() {
+		if bytes.EqualFold(k, hdrConnection) {
+			buf = append(append(buf, v...), ',')
+		}
+	}
+	return buf
+}
+
+var hdrConnection = []byte(fasthttp.HeaderConnection)
 
 // framing: a field that says where the message ends or whom it is for.
 // Connection naming it does not remove it: without Content-Length the

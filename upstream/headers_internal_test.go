@@ -3,6 +3,9 @@ package upstream
 import (
 	"bufio"
 	"bytes"
+	"maps"
+	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -11,7 +14,8 @@ import (
 
 // FuzzStripResponseSkipsOnlyWhatIsNotThere: for any response header
 // block, StripResponseHopByHop leaves the same fields as running every
-// deletion does, though it deletes only when it finds a hop-by-hop field.
+// deletion does, though it deletes only when it finds a hop-by-hop field;
+// and of every name it keeps, all the lines, in the order sent.
 func FuzzStripResponseSkipsOnlyWhatIsNotThere(f *testing.F) {
 	for _, s := range []string{
 		"Content-Type: text/plain\r\nX-A: 1\r\n",
@@ -20,27 +24,98 @@ func FuzzStripResponseSkipsOnlyWhatIsNotThere(f *testing.F) {
 		"keep-alive: timeout=5\r\nX-A: 1\r\n",
 		"Transfer-Encoding: chunked\r\nTrailer: X-T\r\n",
 		"Set-Cookie: a=1\r\nUpgrade: h2c\r\n",
+		"Keep-Alive: timeout=5\r\nLink: <a>\r\nX-A: 1\r\nLink: <b>\r\n",
+		"Connection: X-Hop\r\nX-Hop: 1\r\nVary: a\r\nVary: b\r\n",
 	} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, block string) {
-		var got [2]string
-		for i, strip := range []func(*fasthttp.ResponseHeader){StripResponseHopByHop, stripResponse} {
+		read := func() *fasthttp.ResponseHeader {
 			var h fasthttp.ResponseHeader
 			if h.Read(bufio.NewReader(strings.NewReader("HTTP/1.1 200 OK\r\n"+block+"\r\n"))) != nil {
-				return
+				return nil
 			}
-			strip(&h)
-			var b strings.Builder // not h.Header(): it adds the Date of now
-			for k, v := range h.All() {
-				b.WriteString(string(k) + ": " + string(v) + "\n")
-			}
-			got[i] = b.String()
+			return &h
 		}
-		if got[0] != got[1] {
-			t.Fatalf("the block\n%q\nleaves\n%s\nthrough the skip, but\n%s\nwith every deletion", block, got[0], got[1])
+		sent := read()
+		if sent == nil {
+			return
+		}
+		skip, every := read(), read()
+		StripResponseHopByHop(skip)
+		everyDeletion(every)
+		if a, b := byName(skip), byName(every); a != b {
+			t.Fatalf("the block\n%q\nleaves\n%s\nthrough the skip, but\n%s\nwith every deletion", block, a, b)
+		}
+		// Whatever is kept of a name is all of it, in the order sent.
+		for k := range skip.All() {
+			got, want := bytes.Join(skip.PeekAll(string(k)), []byte(" | ")), bytes.Join(sent.PeekAll(string(k)), []byte(" | "))
+			if !bytes.Equal(got, want) {
+				t.Fatalf("the block\n%q\nleaves %s %q; it was sent as %q", block, k, got, want)
+			}
 		}
 	})
+}
+
+// everyDeletion is CleanResponse without its skip: every deletion, then
+// the order put back.
+func everyDeletion(h *fasthttp.ResponseHeader) {
+	var lines [maxOrdered]field
+	n, ok := responseFields(h, make([]byte, 1<<10), lines[:])
+	stripResponse(h)
+	if ok {
+		restoreResponseOrder(h, lines[:n])
+	}
+}
+
+// byName is h's fields, one line per name in sorted order, with its
+// values in order: not h.Header(), which adds the Date of now, and not
+// in h's order, which deletions change.
+func byName(h *fasthttp.ResponseHeader) string {
+	values := map[string][]string{}
+	for k, v := range h.All() {
+		name := http.CanonicalHeaderKey(string(k))
+		values[name] = append(values[name], string(v))
+	}
+	var b strings.Builder
+	for _, name := range slices.Sorted(maps.Keys(values)) {
+		b.WriteString(name + ": " + strings.Join(values[name], " | ") + "\n")
+	}
+	return b.String()
+}
+
+// TestCleanResponseKeepsTheOrderOfRepeatedFields: deleting a hop-by-hop
+// field, or a field of the gateway's own, moves the last field into its
+// place; the lines of a name sent more than once stay in the order sent,
+// and every copy of a field of the gateway's own goes.
+func TestCleanResponseKeepsTheOrderOfRepeatedFields(t *testing.T) {
+	own := func(name []byte) bool { return bytes.EqualFold(name, []byte("X-Own")) }
+	cases := []struct {
+		name, block string
+		own         func([]byte) bool
+		want        map[string]string // name: its values joined by " | "
+	}{
+		{"hop-by-hop first", "Keep-Alive: timeout=5\r\nLink: <a>\r\nX-A: 1\r\nLink: <b>\r\n", nil,
+			map[string]string{"Link": "<a> | <b>", "X-A": "1", "Keep-Alive": ""}},
+		{"named by Connection", "Connection: X-Hop\r\nX-Hop: 1\r\nVary: a\r\nVary: b\r\nVary: c\r\n", nil,
+			map[string]string{"Vary": "a | b | c", "X-Hop": ""}},
+		{"own fields, twice", "Link: <a>\r\nX-Own: 1\r\nLink: <b>\r\nX-Own: 2\r\nLink: <c>\r\n", own,
+			map[string]string{"Link": "<a> | <b> | <c>", "X-Own": ""}},
+		{"own and hop-by-hop", "X-Own: 1\r\nVia: one\r\nKeep-Alive: x\r\nVia: two\r\nX-Own: 2\r\nVia: three\r\n", own,
+			map[string]string{"Via": "one | two | three", "X-Own": "", "Keep-Alive": ""}},
+	}
+	for _, tc := range cases {
+		var h fasthttp.ResponseHeader
+		if err := h.Read(bufio.NewReader(strings.NewReader("HTTP/1.1 200 OK\r\n" + tc.block + "\r\n"))); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		CleanResponse(&h, tc.own)
+		for name, want := range tc.want {
+			if got := string(bytes.Join(h.PeekAll(name), []byte(" | "))); got != want {
+				t.Errorf("%s: %s %q; want %q", tc.name, name, got, want)
+			}
+		}
+	}
 }
 
 // TestRestoreOrder: after deletions moved them, the lines of a repeated

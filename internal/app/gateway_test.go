@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/valyala/fasthttp"
+
 	"github.com/l1gw/l1gw/internal/testkit"
 )
 
@@ -189,5 +191,50 @@ func TestRequestIDSurvivesConnectionNamingIt(t *testing.T) {
 	}
 	if got := string(seen.Last().Header.Peek("X-Request-ID")); got != "keep-me-1" {
 		t.Fatalf("upstream X-Request-ID %q; want keep-me-1", got)
+	}
+}
+
+// TestUpstreamResponseFields: the rate-limit fields a client reads are
+// the gateway's alone, however many copies of them the upstream sent
+// (one used to be replaced, and a second went through beside it); and
+// removing those and the hop-by-hop fields leaves the lines of every
+// other name in the order the upstream sent them (fasthttp moves the last
+// field into a deleted one's place: Link came out as <c>, <a>, <b>).
+func TestUpstreamResponseFields(t *testing.T) {
+	u := testkit.StartUpstream(t, func(ctx *fasthttp.RequestCtx) {
+		h := &ctx.Response.Header
+		h.Add("Keep-Alive", "timeout=5")
+		h.Add("Link", "<a>")
+		h.Add("X-RateLimit-Remaining", "999")
+		h.Add("Link", "<b>")
+		h.Add("X-RateLimit-Remaining", "998")
+		h.Add("X-RateLimit-Status", "upstream")
+		h.Add("X-RateLimit-Status", "upstream")
+		h.Add("RateLimit", "upstream")
+		h.Add("RateLimit", "upstream")
+		h.Add("X-RateLimit-Shadow", "upstream")
+		h.Add("Retry-After", "7") // the upstream's own answer, not a rate field
+		h.Add("Link", "<c>")
+		ctx.SetBodyString("ok")
+	})
+	gw := startApp(t, loadConfig(t, u.URL))
+	resp := call(t, gw.proxy, "GET", "/x", "X-API-Key", "acme-key")
+	want := map[string]string{
+		"Link":                  "<a> | <b> | <c>",
+		"X-RateLimit-Remaining": "2",
+		"X-RateLimit-Status":    "ok",
+		"RateLimit":             `"per_minute";r=2;t=60, "per_hour";r=99;t=3600`,
+		"X-RateLimit-Shadow":    "",
+		"Retry-After":           "7",
+		"Keep-Alive":            "",
+	}
+	for name, w := range want {
+		var got []string
+		for _, v := range resp.Header.PeekAll(name) {
+			got = append(got, string(v))
+		}
+		if g := strings.Join(got, " | "); g != w {
+			t.Errorf("response %s: got %q; want %q", name, g, w)
+		}
 	}
 }

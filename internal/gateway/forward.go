@@ -55,7 +55,7 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, pool *upstream.Pool, a *admi
 		// What of the body the forward did not read is still on the wire.
 		closeAfter = closeAfter || body
 	} else {
-		upstream.StripResponseHopByHop(&ctx.Response.Header)
+		upstream.CleanResponse(&ctx.Response.Header, rateField)
 		if s, ok := ctx.Response.BodyStream().(upstream.Streamed); ok && g.writeTimeout > 0 {
 			s.KeepWriting(ctx.Conn(), g.writeTimeout)
 		}

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"strconv"
 	"time"
 
@@ -27,6 +28,25 @@ var (
 	statusDegraded   = []byte("degraded")
 	statusOverloaded = []byte("overloaded")
 )
+
+// rateFields are the fields writeRateHeaders may set: the gateway's own on
+// every response it forwards. An upstream's copies (of a limiter of its
+// own, say) are removed, every line of them, so that a client reads one
+// answer, the gateway's.
+var rateFields = [][]byte{hdrStatus, hdrLimit, hdrRemaining, hdrReset, hdrPolicy, hdrRateLimit, hdrShadow}
+
+// rateField reports whether name, in any case, is one of rateFields.
+func rateField(name []byte) bool {
+	if len(name) < len(hdrRateLimit) || name[0]|0x20 != 'x' && name[0]|0x20 != 'r' {
+		return false // most names, at a glance
+	}
+	for _, k := range rateFields {
+		if bytes.EqualFold(name, k) {
+			return true
+		}
+	}
+	return false
+}
 
 // hdrTenant tells the upstream which tenant was admitted.
 const hdrTenant = "X-L1gw-Tenant"

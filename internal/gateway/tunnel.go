@@ -128,7 +128,7 @@ func (g *Gateway) tunnel(ctx *fasthttp.RequestCtx, pool *upstream.Pool, a *admis
 		if err != nil {
 			writeProblem(ctx, upstreamProblem(fasthttp.StatusBadGateway))
 		} else {
-			upstream.StripResponseHopByHop(&ctx.Response.Header)
+			upstream.CleanResponse(&ctx.Response.Header, rateField)
 		}
 		ctx.SetConnectionClose()
 		return
