@@ -76,9 +76,32 @@ func CleanResponse(h *fasthttp.ResponseHeader, own func(name []byte) bool) {
 	if !found {
 		return
 	}
+	// The fields, copied in order before the deletions move them: into
+	// buf, or the heap past its size. Here, not in a function: a slice of
+	// buf stored through a parameter would move buf to the heap.
 	var buf [4 << 10]byte
 	var lines [maxOrdered]field
-	n, ok := responseFields(h, buf[:], lines[:])
+	n, size := 0, 0
+	for k, v := range h.All() {
+		n++
+		size += len(k) + len(v)
+	}
+	ok := n <= len(lines)
+	if ok {
+		b := buf[:]
+		if size > len(b) {
+			b = make([]byte, size)
+		}
+		n = 0
+		for k, v := range h.All() {
+			name := b[:copy(b, k)]
+			b = b[len(name):]
+			value := b[:copy(b, v)]
+			b = b[len(value):]
+			lines[n] = field{name: name, value: value}
+			n++
+		}
+	}
 	stripResponse(h)
 	if own != nil {
 		delOwn(h, own)
@@ -86,32 +109,6 @@ func CleanResponse(h *fasthttp.ResponseHeader, own func(name []byte) bool) {
 	if ok {
 		restoreResponseOrder(h, lines[:n])
 	}
-}
-
-// responseFields copies h's fields, in order, into dst, their bytes into
-// buf (or the heap, past its size). It fails past len(dst) fields.
-func responseFields(h *fasthttp.ResponseHeader, buf []byte, dst []field) (int, bool) {
-	n, size := 0, 0
-	for k, v := range h.All() {
-		n++
-		size += len(k) + len(v)
-	}
-	if n > len(dst) {
-		return 0, false
-	}
-	if size > len(buf) {
-		buf = make([]byte, size)
-	}
-	n, at := 0, 0
-	for k, v := range h.All() {
-		name := buf[at : at+copy(buf[at:], k)]
-		at += len(name)
-		value := buf[at : at+copy(buf[at:], v)]
-		at += len(value)
-		dst[n] = field{name: name, value: value}
-		n++
-	}
-	return n, true
 }
 
 // delOwn deletes every field of h own reports true for.
