@@ -169,14 +169,7 @@ func restoreResponseOrder(h *fasthttp.ResponseHeader, lines []field) {
 
 // responseSingle: a response field fasthttp keeps apart from the others,
 // once (Set-Cookie once per cookie).
-func responseSingle(name []byte) bool {
-	for _, k := range responseSingleNames {
-		if bytes.EqualFold(name, k) {
-			return true
-		}
-	}
-	return false
-}
+func responseSingle(name []byte) bool { return oneOf(name, responseSingleNames) }
 
 var responseSingleNames = [][]byte{
 	[]byte(fasthttp.HeaderSetCookie), []byte(fasthttp.HeaderServer), []byte(fasthttp.HeaderContentEncoding),
@@ -551,8 +544,11 @@ func sameValues(lines []field, i int, cur [][]byte) bool {
 }
 
 // single: a name fasthttp keeps one value of, or handles apart.
-func single(name []byte) bool {
-	for _, k := range singleNames {
+func single(name []byte) bool { return oneOf(name, singleNames) }
+
+// oneOf reports whether name, in any case, is one of names.
+func oneOf(name []byte, names [][]byte) bool {
+	for _, k := range names {
 		if bytes.EqualFold(name, k) {
 			return true
 		}
