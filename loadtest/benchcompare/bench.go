@@ -59,6 +59,12 @@ type Measurement struct {
 	// over the load, in ms: a batch's write to its last reply read. A
 	// decision's wait is its queueing plus its batch's call.
 	RedisCallP99 *float64 `json:"redis_call_p99_ms,omitempty"`
+	// BatchSize is the gateway's decisions per call to Redis over the load
+	// (l1gw_decision_batch_size), SharedPct the share of them, in %, that
+	// shared a script call with others of their log
+	// (l1gw_decisions_shared_total). nil for a system without the pipes.
+	BatchSize *float64 `json:"batch_size,omitempty"`
+	SharedPct *float64 `json:"shared_pct,omitempty"`
 	// Open loop only: vegeta's latency percentiles, in ms.
 	P50 *float64 `json:"p50_ms,omitempty"`
 	P99 *float64 `json:"p99_ms,omitempty"`
@@ -242,12 +248,14 @@ func (p cpuProcs) sample() (sut, redis int64, err error) {
 func runLoad(ctx context.Context, e *env, sys system, load loadSpec, addr string, procs cpuProcs, metricsURL string) (Measurement, error) {
 	m := Measurement{System: sys.name, Load: load.name(), Rate: load.rate, Enforced: sys.enforces, LimitedLimit: e.opts.limitedLimit}
 	var decisions0, calls0 buckets
+	var batches0 batchCounts
 	if metricsURL != "" {
 		text, err := scrape(metricsURL)
 		if err != nil {
 			return m, err
 		}
 		decisions0, calls0 = parseBuckets(text, decisionMetric), parseBuckets(text, redisCallMetric)
+		batches0 = parseBatches(text)
 	}
 	sut0, redis0, err := procs.sample()
 	if err != nil {
@@ -284,6 +292,9 @@ func runLoad(ctx context.Context, e *env, sys system, load loadSpec, addr string
 		}
 		if _, p99, ok := quantiles(calls0, parseBuckets(text, redisCallMetric)); ok {
 			m.RedisCallP99 = &p99
+		}
+		if size, shared, ok := batches0.over(parseBatches(text)); ok {
+			m.BatchSize, m.SharedPct = &size, &shared
 		}
 	}
 	return m, nil

@@ -83,3 +83,44 @@ func quantiles(before, after buckets) (p50, p99 float64, ok bool) {
 	}
 	return quantile(0.50), quantile(0.99), true
 }
+
+// batchCounts are the gateway's decision-batch counters as scraped, every
+// node's summed: decisions (l1gw_decision_batch_size's sum), calls (its
+// count) and decisions that shared a script call.
+type batchCounts struct{ decisions, calls, shared float64 }
+
+// parseBatches picks the batch counters out of a Prometheus text
+// exposition; all zero for a system without them.
+func parseBatches(text string) batchCounts {
+	var c batchCounts
+	for _, line := range strings.Split(text, "\n") {
+		name, value, ok := strings.Cut(line, " ")
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+		if err != nil {
+			continue
+		}
+		switch {
+		case strings.HasPrefix(name, "l1gw_decision_batch_size_sum{"):
+			c.decisions += v
+		case strings.HasPrefix(name, "l1gw_decision_batch_size_count{"):
+			c.calls += v
+		case name == "l1gw_decisions_shared_total":
+			c.shared += v
+		}
+	}
+	return c
+}
+
+// over is what was counted between the scrapes before (c) and after: the
+// decisions per call, and the share of the decisions, in %, that shared a
+// script call. ok is false when no call was counted.
+func (c batchCounts) over(after batchCounts) (size, sharedPct float64, ok bool) {
+	decisions, calls := after.decisions-c.decisions, after.calls-c.calls
+	if calls <= 0 || decisions <= 0 {
+		return 0, 0, false
+	}
+	return decisions / calls, 100 * (after.shared - c.shared) / decisions, true
+}

@@ -41,12 +41,31 @@ func (r *Report) Markdown() string {
 	for _, a := range r.AddedP99 {
 		fmt.Fprintf(&b, "- %s: %s ms\n", a.System, signed(a.Ms))
 	}
+	b.WriteString(r.batchesMarkdown())
 	notes := r.notes()
 	if len(notes) > 0 {
 		b.WriteString("\nNotes:\n\n")
 		for _, n := range notes {
 			fmt.Fprintf(&b, "- %s\n", n)
 		}
+	}
+	return b.String()
+}
+
+// batchesMarkdown is the table of the gateways' decision batches (from
+// their /metrics), or nothing when no row has them.
+func (r *Report) batchesMarkdown() string {
+	var b strings.Builder
+	for i := range r.Rows {
+		row := &r.Rows[i]
+		if row.BatchSize == nil {
+			continue
+		}
+		if b.Len() == 0 {
+			b.WriteString("\nDecision batches (the gateway's `l1gw_decision_batch_size` and `l1gw_decisions_shared_total` over the load):\n\n" +
+				"| system | load | decisions per call | shared a script call, % |\n|---|---|--:|--:|\n")
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", row.System, row.Load, row.BatchSize.format(1), row.SharedPct.format(0))
 	}
 	return b.String()
 }

@@ -86,3 +86,28 @@ func TestParseBucketsSumsOverLabels(t *testing.T) {
 		t.Errorf("got %v; want %v", got, want)
 	}
 }
+
+func TestParseBatches(t *testing.T) {
+	before := parseBatches("l1gw_decision_batch_size_sum{role=\"primary\",node=\"a\"} 100\n" +
+		"l1gw_decision_batch_size_count{role=\"primary\",node=\"a\"} 50\n" +
+		"l1gw_decisions_shared_total 10\n")
+	after := parseBatches("# HELP x\n" +
+		"l1gw_decision_batch_size_sum{role=\"primary\",node=\"a\"} 400\n" + // two nodes: summed
+		"l1gw_decision_batch_size_sum{role=\"primary\",node=\"b\"} 100\n" +
+		"l1gw_decision_batch_size_count{role=\"primary\",node=\"a\"} 100\n" +
+		"l1gw_decision_batch_size_count{role=\"primary\",node=\"b\"} 50\n" +
+		"l1gw_decision_batch_size_bucket{role=\"primary\",node=\"a\",vmrange=\"1...2\"} 9\n" +
+		"l1gw_decisions_shared_total 310\n" +
+		"l1gw_decisions_shared_total_other 7\n")
+	// 400 decisions in 100 calls since, 300 of them shared.
+	size, shared, ok := before.over(after)
+	if !ok || size != 4 || shared != 75 {
+		t.Errorf("size %v, shared %v%%, %v; want 4 per call, 75%%", size, shared, ok)
+	}
+	if _, _, ok := after.over(after); ok {
+		t.Error("ok with no call between the scrapes")
+	}
+	if _, _, ok := parseBatches("").over(parseBatches("l1gw_decisions_shared_total 3\n")); ok {
+		t.Error("ok for a system without batches")
+	}
+}

@@ -38,6 +38,8 @@ type Row struct {
 	DecisionP50     *Stat  `json:"decision_p50_ms,omitempty"`
 	DecisionP99     *Stat  `json:"decision_p99_ms,omitempty"`
 	RedisCallP99    *Stat  `json:"redis_call_p99_ms,omitempty"`
+	BatchSize       *Stat  `json:"batch_size,omitempty"`
+	SharedPct       *Stat  `json:"shared_pct,omitempty"`
 	P50             *Stat  `json:"p50_ms,omitempty"`
 	P99             *Stat  `json:"p99_ms,omitempty"`
 	Max             *Stat  `json:"max_ms,omitempty"`
@@ -123,6 +125,8 @@ func summarizeRow(ms []Measurement) Row {
 		DecisionP50:     optStatOf(ms, func(m Measurement) *float64 { return m.DecisionP50 }),
 		DecisionP99:     optStatOf(ms, func(m Measurement) *float64 { return m.DecisionP99 }),
 		RedisCallP99:    optStatOf(ms, func(m Measurement) *float64 { return m.RedisCallP99 }),
+		BatchSize:       optStatOf(ms, func(m Measurement) *float64 { return m.BatchSize }),
+		SharedPct:       optStatOf(ms, func(m Measurement) *float64 { return m.SharedPct }),
 		P50:             optStatOf(ms, func(m Measurement) *float64 { return m.P50 }),
 		P99:             optStatOf(ms, func(m Measurement) *float64 { return m.P99 }),
 		Max:             optStatOf(ms, func(m Measurement) *float64 { return m.Max }),

@@ -90,7 +90,8 @@ func sampleMeasurements() []Measurement {
 				RedisCPUStallMax: f(0.5)},
 			Measurement{Run: run, System: "l1gw-exact", Load: "closed 64", RPS: 15000, GwCPU: f(60), RedisCPU: f(10 * k), Enforced: true,
 				LimitedLimit: 100, LimitedAdmitted: 100 + int64(run), OverAdmitted: int64(run), Degraded: 7, Codes: map[int]int64{200: 99},
-				RedisPingMax: f(20 * k), ProbeRealtime: run == 1, RedisCallP99: f(1.2), RedisCPUStallMax: f(11 * k)},
+				RedisPingMax: f(20 * k), ProbeRealtime: run == 1, RedisCallP99: f(1.2), RedisCPUStallMax: f(11 * k),
+				BatchSize: f(3 * k), SharedPct: f(70 + 10*k)},
 			Measurement{Run: run, System: "l1gw-exact", Load: "open", Rate: 7000 + 1000*run, RPS: 7000, GwCPU: f(70), RedisCPU: f(12), P50: f(0.3),
 				P99: f(1 + k), Enforced: true, LimitedLimit: 100, LimitedAdmitted: 80, Codes: map[int]int64{200: 30}},
 		)
@@ -136,10 +137,15 @@ func TestMarkdown(t *testing.T) {
 		"- l1gw-exact: +1.50 (+1.00 to +2.00) ms",
 		"run 2, l1gw-exact, closed 64: OVER-ADMISSION: the limited tenant got 102 admitted",
 		"7 of 0 responses were X-RateLimit-Status: degraded",
+		"| system | load | decisions per call | shared a script call, % |",
+		"| l1gw-exact | closed 64 | 4.5 (3.0–6.0) | 85 (80–90) |\n",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("Markdown lacks %q:\n%s", want, md)
 		}
+	}
+	if strings.Contains(md, "| l1gw-exact | open @") && strings.Count(md, "| l1gw-exact | open @") != 1 {
+		t.Errorf("a batch row for a measurement without batches:\n%s", md)
 	}
 	if !strings.Contains(md, "Added P99 over bare at half load") {
 		t.Errorf("Markdown lacks the half-load heading:\n%s", md)

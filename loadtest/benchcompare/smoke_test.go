@@ -87,6 +87,10 @@ func checkSmokeMeasurement(t *testing.T, m Measurement) {
 		m.RedisCallP99 != nil && *m.RedisCallP99 <= 0 {
 		t.Errorf("%s: Redis call P99 %v; want one exactly for the gateways on Redis", where, m.RedisCallP99)
 	}
+	if gwOnRedis := strings.HasPrefix(m.System, "l1gw-") && m.System != "l1gw-memory"; gwOnRedis != (m.BatchSize != nil) ||
+		m.BatchSize != nil && (*m.BatchSize < 1 || *m.SharedPct < 0 || *m.SharedPct > 100) {
+		t.Errorf("%s: decisions per call %v, shared %v%%; want them exactly for the gateways on Redis, at least 1 per call", where, m.BatchSize, m.SharedPct)
+	}
 	if m.Load == "open" && (m.P50 == nil || m.P99 == nil || *m.P99 < *m.P50) {
 		t.Errorf("%s: latencies P50 %v, P99 %v", where, m.P50, m.P99)
 	}
