@@ -111,10 +111,12 @@ func CleanResponse(h *fasthttp.ResponseHeader, own func(name []byte) bool) {
 	}
 }
 
-// delOwn deletes every field of h own reports true for.
+// delOwn deletes every field of h own reports true for: a name at a
+// time, at most maxOrdered names (a field DelBytes cannot remove must not
+// loop it forever).
 func delOwn(h *fasthttp.ResponseHeader, own func(name []byte) bool) {
 	var nb [64]byte
-	for {
+	for range maxOrdered {
 		var name []byte
 		for k := range h.All() {
 			if own(k) {
