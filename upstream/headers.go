@@ -44,14 +44,7 @@ func StripRequestHopByHop(h *fasthttp.RequestHeader) {
 
 // IsHopByHop says whether name, in any case, is one of the hop-by-hop
 // fields a proxy removes whatever Connection says.
-func IsHopByHop(name []byte) bool {
-	for _, k := range hopByHopNames {
-		if len(k) == len(name) && bytes.EqualFold(name, k) {
-			return true
-		}
-	}
-	return false
-}
+func IsHopByHop(name []byte) bool { return oneOf(name, hopByHopNames) }
 
 // StripResponseHopByHop is StripRequestHopByHop for a response:
 // CleanResponse with no field of the gateway's own.
@@ -251,14 +244,9 @@ var (
 // IsForwarding says whether name, in any case, is one of the fields
 // SetForwarded removes or sets: Forwarded and X-Forwarded-For, -Proto and
 // -Host. A request without one can be given NoneSent.
-func IsForwarding(name []byte) bool {
-	for _, k := range [...][]byte{hdrForwarded, hdrXFF, hdrXFProto, hdrXFHost} {
-		if bytes.EqualFold(name, k) {
-			return true
-		}
-	}
-	return false
-}
+func IsForwarding(name []byte) bool { return oneOf(name, forwardingNames) }
+
+var forwardingNames = [][]byte{hdrForwarded, hdrXFF, hdrXFProto, hdrXFHost}
 
 // Forwarded describes the hop a request came over.
 type Forwarded struct {
@@ -548,10 +536,12 @@ func sameValues(lines []field, i int, cur [][]byte) bool {
 // single: a name fasthttp keeps one value of, or handles apart.
 func single(name []byte) bool { return oneOf(name, singleNames) }
 
-// oneOf reports whether name, in any case, is one of names.
+// oneOf reports whether name, in any case, is one of names: of the same
+// length, so a non-ASCII letter that folds to an ASCII one (the Kelvin
+// sign to k) never matches a field name.
 func oneOf(name []byte, names [][]byte) bool {
 	for _, k := range names {
-		if bytes.EqualFold(name, k) {
+		if len(k) == len(name) && bytes.EqualFold(name, k) {
 			return true
 		}
 	}
