@@ -118,8 +118,8 @@ func BenchmarkRedisMemoryPerRequest(b *testing.B) {
 // of EVALSHA in INFO commandstats, for decide.lua as the store sends it and
 // for the first version of the script, kept as the naive reference of
 // make bench-compare (loadtest/benchcompare/naive.lua), one rule, admitted;
-// then decide.lua for one rule of each counter algorithm, and for a log, a
-// sliding window and a quota in one call.
+// then decide.lua for one rule denied, for one rule of each counter
+// algorithm, and for a log, a sliding window and a quota in one call.
 func BenchmarkScriptCost(b *testing.B) {
 	naiveSrc, err := os.ReadFile("../loadtest/benchcompare/naive.lua")
 	if err != nil {
@@ -143,6 +143,9 @@ func BenchmarkScriptCost(b *testing.B) {
 		decide func(i int) error
 	}{
 		{"decide.lua", decider(rules...)},
+		// One unit per hour, so every call but the first is denied (the
+		// bench store has no deny cache).
+		{"decide.lua/denied", decider(limiter.Rule{Name: "d", Limit: 1, Window: time.Hour})},
 		{"decide.lua/sliding_window", decider(window)},
 		{"decide.lua/fixed", decider(quota)},
 		{"decide.lua/log+window+fixed", decider(rules[0], window, quota)},

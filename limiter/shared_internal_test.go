@@ -18,7 +18,9 @@ import (
 // be alone, one call after another: the same admissions and remaining,
 // and resets and retries that differ only by the time between the calls.
 // The log holds members spaced 10 s apart, so a retry read from the wrong
-// rank is off by 10 s or more.
+// rank is off by 10 s or more. A first send alone takes the shared call's
+// path too, so both are checked against calls sent as replays, whose own
+// record is not there: they take decide.lua's general path.
 func TestSharedCallDecidesEachAsAlone(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Server(t)
@@ -47,7 +49,7 @@ func TestSharedCallDecidesEachAsAlone(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			for _, tenant := range []string{"shared", "alone"} {
+			for _, tenant := range []string{"shared", "first", "general"} {
 				fill(t, c, ruleKey("p", tenant, tc.rule, 0), tc.ago)
 			}
 			n := len(tc.want)
@@ -57,40 +59,57 @@ func TestSharedCallDecidesEachAsAlone(t *testing.T) {
 			if calls := commandCalls(t, c, "evalsha") - before; calls != 1 {
 				t.Fatalf("%d decisions of one log in one batch took %d calls; want 1", n, calls)
 			}
-			alone := decideOps("alone", tc.rule, n)
-			for _, o := range alone {
-				l.serve([]*op{o})
-			}
-			got := ""
+			first, general := decideOps("first", tc.rule, n), decideOps("general", tc.rule, n)
 			for i := range n {
-				a, b := replyOf(t, shared[i]), replyOf(t, alone[i])
-				got += strconv.FormatInt(a[0], 10)
-				if a[0] != b[0] || a[1] != b[1] {
-					t.Errorf("decision %d: shared {allowed %d, remaining %d}; alone {%d, %d}", i, a[0], a[1], b[0], b[1])
+				l.serve([]*op{first[i]})
+				general[i].replay = true
+				l.serve([]*op{general[i]})
+			}
+			replies := func(ops []*op) [][]int64 {
+				r := make([][]int64, n)
+				for i, o := range ops {
+					r[i] = replyOf(t, o)
 				}
-				for j, name := range []string{"reset", "retry"} {
-					if d := time.Duration(a[2+j]-b[2+j]) * time.Microsecond; d < -2*s || d > 2*s {
-						t.Errorf("decision %d: shared %s %v; alone %v", i, name, time.Duration(a[2+j])*time.Microsecond, time.Duration(b[2+j])*time.Microsecond)
+				return r
+			}
+			want := replies(general)
+			for _, got := range []struct {
+				name    string
+				ops     []*op
+				replies [][]int64
+			}{{"shared", shared, replies(shared)}, {"first", first, replies(first)}} {
+				admitted := ""
+				for i := range n {
+					a, b := got.replies[i], want[i]
+					admitted += strconv.FormatInt(a[0], 10)
+					if a[0] != b[0] || a[1] != b[1] {
+						t.Errorf("decision %d: %s {allowed %d, remaining %d}; general path {%d, %d}", i, got.name, a[0], a[1], b[0], b[1])
+					}
+					for j, field := range []string{"reset", "retry"} {
+						if d := time.Duration(a[2+j]-b[2+j]) * time.Microsecond; d < -2*s || d > 2*s {
+							t.Errorf("decision %d: %s %s %v; general path %v", i, got.name, field, time.Duration(a[2+j])*time.Microsecond, time.Duration(b[2+j])*time.Microsecond)
+						}
+					}
+					recorded := c.ZScore(ctx, ruleKey("p", got.name, tc.rule, 0), member(got.ops[i])+":1").Err() == nil
+					if recorded != (a[0] == 1) {
+						t.Errorf("decision %d (%s): allowed %d, recorded %v", i, got.name, a[0], recorded)
 					}
 				}
-				recorded := c.ZScore(ctx, ruleKey("p", "shared", tc.rule, 0), member(shared[i])+":1").Err() == nil
-				if recorded != (a[0] == 1) {
-					t.Errorf("decision %d: allowed %d, recorded %v", i, a[0], recorded)
+				if admitted != tc.want {
+					t.Errorf("%s: admitted %s; want %s", got.name, admitted, tc.want)
 				}
-			}
-			if got != tc.want {
-				t.Errorf("admitted %s; want %s", got, tc.want)
-			}
-			a, b := c.ZCard(ctx, ruleKey("p", "shared", tc.rule, 0)).Val(), c.ZCard(ctx, ruleKey("p", "alone", tc.rule, 0)).Val()
-			if a != b {
-				t.Errorf("the shared log holds %d members, the other %d", a, b)
-			}
-			if ttl := c.PTTL(ctx, ruleKey("p", "shared", tc.rule, 0)).Val(); strings.Contains(tc.want, "1") && (ttl <= 50*s || ttl > time.Minute) {
-				t.Errorf("the shared log expires in %v; want in a window", ttl)
+				key := ruleKey("p", got.name, tc.rule, 0)
+				if a, b := c.ZCard(ctx, key).Val(), c.ZCard(ctx, ruleKey("p", "general", tc.rule, 0)).Val(); a != b {
+					t.Errorf("the %s log holds %d members, the general path's %d", got.name, a, b)
+				}
+				if ttl := c.PTTL(ctx, key).Val(); strings.Contains(tc.want, "1") && (ttl <= 50*s || ttl > time.Minute) {
+					t.Errorf("the %s log expires in %v; want in a window", got.name, ttl)
+				}
 			}
 			for i := range n {
 				shared[i].release()
-				alone[i].release()
+				first[i].release()
+				general[i].release()
 			}
 		})
 	}

@@ -41,41 +41,29 @@
 -- now, member, n, rule(i) and weighted are args.lua's: scripts.go joins
 -- it in before this.
 
--- log_record records cost units of a sliding log that counted used, and
--- returns its reset: when its oldest member leaves the window.
-local function log_record(key, window, cost, used)
-  local args = {} -- one ZADD per 100 units: unpack's stack is bounded
-  for j = 1, cost do
-    args[#args + 1] = now
-    args[#args + 1] = member .. ':' .. j
-    if #args == 200 or j == cost then
-      redis.call('ZADD', key, unpack(args))
-      args = {}
-    end
-  end
-  redis.call('PEXPIRE', key, math.ceil(window / 1000))
-  if used == 0 then
-    return window -- this request is the oldest: no need to ask
-  end
-  local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-  return tonumber(oldest[2]) + window - now
-end
-
--- Decisions of one enforced sliding log that share one call (the pipe
--- merges a batch's first sends of the same log, lane.go): ARGV[2] is 'm',
--- rule 1 is the log's, and ARGV[7..] are the requests' members. They are
--- decided in order against one count, each as it would be alone, and the
--- reply is each one's {allowed, remaining, reset, retry} in turn. The
+-- One enforced sliding log, first send: the commonest decision, alone
+-- (ARGV[2] '0', its member ARGV[1]) or shared by the requests of a batch
+-- (the pipe merges a batch's first sends of one log, lane.go: ARGV[2] 'm',
+-- their members ARGV[7..]). It returns before the general path below
+-- builds its closures and tables, which are a third of the script's time
+-- for it. The requests are decided in order against one count, each as it
+-- would be alone, and the reply is each one's {allowed, remaining, reset,
+-- retry} in turn: for one request, what the general path answers. The
 -- trim, the count, the oldest and the expiry are asked once, and the
--- admitted units are added as they come, 100 to a ZADD, mostly in one
--- at the end. They all score now, after every unit already in the set,
--- so a denied request's retry finds the unit it waits for among those (by
+-- admitted units are added as they come, 100 to a ZADD, mostly in one at
+-- the end. They all score now, after every unit already in the set, so a
+-- denied request's retry finds the unit it waits for among those (by
 -- rank) or among this call's own. Should Redis' clock have stepped back
 -- behind a member, this call's units sort before it, as they would alone:
 -- the oldest and the unit waited for are then taken as now.
-if ARGV[2] == 'm' then
-  if n ~= 1 or ARGV[6] ~= '0' then
-    return redis.error_reply('ERR decide.lua: a shared call takes one enforced sliding log')
+local shared = ARGV[2] == 'm'
+if shared and (n ~= 1 or ARGV[6] ~= '0') then
+  return redis.error_reply('ERR decide.lua: a shared call takes one enforced sliding log')
+end
+if shared or n == 1 and ARGV[2] == '0' and ARGV[6] == '0' then
+  local first, last = 1, 1 -- alone: ARGV[1]
+  if shared then
+    first, last = 7, #ARGV
   end
   local key = KEYS[1]
   local window, limit, cost = rule(1)
@@ -86,7 +74,7 @@ if ARGV[2] == 'm' then
     oldest = tonumber(redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')[2])
   end
   local out, args = {}, {}
-  for a = 7, #ARGV do
+  for a = first, last do
     local allowed, retry = 0, 0
     if used + cost <= limit then
       allowed = 1
@@ -125,18 +113,6 @@ if ARGV[2] == 'm' then
     redis.call('PEXPIRE', key, math.ceil(window / 1000))
   end
   return out
-end
-
--- The commonest decision: one enforced sliding log, first send, with
--- room. It returns before the general path below builds its closures and
--- tables, which are a third of the script's time for it.
-if n == 1 and ARGV[2] ~= '1' and ARGV[6] == '0' then
-  local window, limit, cost = rule(1)
-  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-  local used = redis.call('ZCARD', KEYS[1])
-  if used + cost <= limit then
-    return {1, math.max(limit - used - cost, 0), log_record(KEYS[1], window, cost, used), 0}
-  end
 end
 
 local function first_fit(q, l, window)
@@ -248,6 +224,26 @@ local function settle_fixed(i, record)
     retry = math.max(ttl, 1)
   end
   return math.max(limit - u, 0), math.max(ttl, 1), retry
+end
+
+-- log_record records cost units of a sliding log that counted used, and
+-- returns its reset: when its oldest member leaves the window.
+local function log_record(key, window, cost, used)
+  local args = {} -- one ZADD per 100 units: unpack's stack is bounded
+  for j = 1, cost do
+    args[#args + 1] = now
+    args[#args + 1] = member .. ':' .. j
+    if #args == 200 or j == cost then
+      redis.call('ZADD', key, unpack(args))
+      args = {}
+    end
+  end
+  redis.call('PEXPIRE', key, math.ceil(window / 1000))
+  if used == 0 then
+    return window -- this request is the oldest: no need to ask
+  end
+  local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  return tonumber(oldest[2]) + window - now
 end
 
 -- settle_log records rule i, a sliding log, when record is true, and
