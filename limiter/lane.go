@@ -268,7 +268,7 @@ func (l *lane) roundTrip(batch []*op) (read bool, err error) {
 		l.sent = append(l.sent, o)
 		if o.shareable() && i < maxBatch {
 			for j := i + 1; j < len(batch) && j < maxBatch; j++ {
-				if p := batch[j]; !shared[j] && p.pending() && p.shareable() && o.sameLog(p) {
+				if p := batch[j]; !shared[j] && p.pending() && p.shareable() && o.sameKey(p) {
 					shared[j] = true
 					l.sent = append(l.sent, p)
 				}

@@ -207,35 +207,43 @@ func (o *op) appendMember(b []byte) []byte {
 }
 
 // shareable reports whether o may share one call with the other first
-// sends of its sliding log in a batch (decide.lua's 'm'): a decision of
-// one enforced sliding-log rule, neither a replay nor redirected.
+// sends of its rule's key in a batch (decide.lua's 'm'): a decision of one
+// enforced rule, of any algorithm, neither a replay nor redirected.
 func (o *op) shareable() bool {
-	return o.kind == opDecide && !o.replay && !o.asking && len(o.req.Rules) == 1 && modeArg(o.req.Rules[0]) == 0
+	return o.kind == opDecide && !o.replay && !o.asking && len(o.req.Rules) == 1 && !o.req.Rules[0].Shadow()
 }
 
-// sameLog reports whether shareable ops o and p decide one sliding log by
-// one rule: the same key, window, limit and cost.
-func (o *op) sameLog(p *op) bool {
+// sameKey reports whether shareable ops o and p decide one key by one
+// rule: the same rule, prefix and hash tag, and for a fixed rule the same
+// period.
+func (o *op) sameKey(p *op) bool {
 	r := o.req.Rules[0]
-	return r == p.req.Rules[0] && o.prefix == p.prefix && ruleTag(o.req.Tenant, r) == ruleTag(p.req.Tenant, r)
+	return r == p.req.Rules[0] && o.prefix == p.prefix && o.periods[0].start == p.periods[0].start &&
+		ruleTag(o.req.Tenant, r) == ruleTag(p.req.Tenant, r)
 }
 
-// encodeShared appends ops, shareable and of one sliding log, as one call
-// of decide.lua, which answers 4 values for each in turn.
+// encodeShared appends ops, shareable and of one key, as one call of
+// decide.lua, which answers 4 values for each in turn. A fixed rule's time
+// left in its period is the first op's.
 func encodeShared(b []byte, ops []*op) []byte {
 	o := ops[0]
 	r := o.req.Rules[0]
+	var sfx [32]byte
 	b = appendArray(b, 3+1+6+len(ops))
 	b = appendBulk(b, "EVALSHA")
 	b = appendBulk(b, decideScript.Hash())
 	b = appendBulkInt(b, 1)
-	b = appendKeyArg(b, o.prefix, o.req.Tenant, r, nil)
+	b = appendKeyArg(b, o.prefix, o.req.Tenant, r, appendKeySuffix(sfx[:0], r, o.periods[0].start))
 	b = appendBulk(b, "")
 	b = appendBulk(b, "m")
-	b = appendBulkInt(b, r.Window.Microseconds())
+	if r.algo() == algoFixed {
+		b = appendBulkInt(b, o.periods[0].end-o.now)
+	} else {
+		b = appendBulkInt(b, r.Window.Microseconds())
+	}
 	b = appendBulkInt(b, r.Limit)
 	b = appendBulkInt(b, r.CostOrOne())
-	b = appendBulkInt(b, 0)
+	b = appendBulkInt(b, modeArg(r))
 	for _, p := range ops {
 		b = p.appendMember(b)
 	}

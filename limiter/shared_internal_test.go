@@ -115,6 +115,145 @@ func TestSharedCallDecidesEachAsAlone(t *testing.T) {
 	}
 }
 
+// TestSharedCallDecidesCountersAsAlone: the first sends of a sliding
+// window or a fixed rule in a batch share one call as a log's do, and
+// each, shared or alone, is answered as decide.lua's general path answers
+// it (sent as a replay whose record is not there): the same admissions and
+// remaining, resets and retries within the time between the calls, and
+// the hash left with the same count, holding the last admitted member.
+func TestSharedCallDecidesCountersAsAlone(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Server(t)
+	c := srv.Client(t)
+	ctx := context.Background()
+	if err := c.ScriptLoad(ctx, decideSrc).Err(); err != nil {
+		t.Fatal(err)
+	}
+	p := newPipe(testCfg(), fixedAddr(srv.Addr()))
+	t.Cleanup(p.close)
+	l := p.lanes[0]
+	now, err := c.Time(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A fixed rule's period, as the store would place it: an hour each way.
+	period := span{now.Add(-time.Hour).UnixMicro(), now.Add(time.Hour).UnixMicro()}
+	// An hour's window, so that the calls of a case fall in one bucket.
+	window := func(name string, limit, cost int64) Rule {
+		return Rule{Name: name, Limit: limit, Cost: cost, Window: time.Hour, Algorithm: AlgoSlidingWindow}
+	}
+	fixed := func(name string, limit, cost int64) Rule {
+		return Rule{Name: name, Limit: limit, Cost: cost, Algorithm: AlgoFixed, Period: PeriodMonth}
+	}
+	cases := []struct {
+		name string
+		rule Rule
+		c, p int64  // the hash before: this bucket's count and the one before's
+		want string // each decision: 1 admitted, 0 denied
+	}{
+		{"window: room for two", window("a", 5, 1), 3, 0, "110000"},
+		// 100 000 weighted by the time left of the bucket: over 5 but in
+		// the last 0.2 s of an hour.
+		{"window: the bucket before weighs", window("b", 5, 1), 0, 100_000, "000"},
+		{"window: room for one of cost 2", window("c", 3, 2), 0, 0, "100"},
+		{"window: never fits", window("d", 1, 2), 0, 0, "00"},
+		{"fixed: room for two", fixed("e", 5, 1), 3, 0, "110000"},
+		{"fixed: room for one of cost 2", fixed("f", 3, 2), 0, 0, "100"},
+		{"fixed: never fits", fixed("g", 1, 2), 0, 0, "00"},
+	}
+	s := time.Second
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			key := func(tenant string) string { return ruleKey("p", tenant, tc.rule, period.start) }
+			for _, tenant := range []string{"shared", "first", "general"} {
+				fields := []any{"c", tc.c}
+				if tc.rule.Algorithm == AlgoSlidingWindow {
+					fields = append(fields, "p", tc.p, "b", now.UnixMicro()/time.Hour.Microseconds())
+				}
+				if err := c.HSet(ctx, key(tenant), fields...).Err(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			n := len(tc.want)
+			ops := func(tenant string) []*op {
+				ops := decideOps(tenant, tc.rule, n)
+				for _, o := range ops {
+					o.periods[0], o.now = period, time.Now().UnixMicro()
+				}
+				return ops
+			}
+			before := commandCalls(t, c, "evalsha")
+			shared := ops("shared")
+			l.serve(shared)
+			if calls := commandCalls(t, c, "evalsha") - before; calls != 1 {
+				t.Fatalf("%d decisions of one rule in one batch took %d calls; want 1", n, calls)
+			}
+			first, general := ops("first"), ops("general")
+			for i := range n {
+				l.serve([]*op{first[i]})
+				general[i].replay = true
+				l.serve([]*op{general[i]})
+			}
+			replies := func(ops []*op) [][]int64 {
+				r := make([][]int64, n)
+				for i, o := range ops {
+					r[i] = replyOf(t, o)
+				}
+				return r
+			}
+			want := replies(general)
+			lastAdmitted := func(ops []*op, replies [][]int64) string {
+				m := ""
+				for i, r := range replies {
+					if r[0] == 1 {
+						m = member(ops[i])
+					}
+				}
+				return m
+			}
+			wantHash := c.HMGet(ctx, key("general"), "c", "p", "b").Val()
+			wantTTL := c.PTTL(ctx, key("general")).Val()
+			for _, got := range []struct {
+				name    string
+				ops     []*op
+				replies [][]int64
+			}{{"shared", shared, replies(shared)}, {"first", first, replies(first)}} {
+				admitted := ""
+				for i := range n {
+					a, b := got.replies[i], want[i]
+					admitted += strconv.FormatInt(a[0], 10)
+					if a[0] != b[0] || a[1] != b[1] {
+						t.Errorf("decision %d: %s {allowed %d, remaining %d}; general path {%d, %d}", i, got.name, a[0], a[1], b[0], b[1])
+					}
+					for j, field := range []string{"reset", "retry"} {
+						if d := time.Duration(a[2+j]-b[2+j]) * time.Microsecond; d < -2*s || d > 2*s {
+							t.Errorf("decision %d: %s %s %v; general path %v", i, got.name, field, time.Duration(a[2+j])*time.Microsecond, time.Duration(b[2+j])*time.Microsecond)
+						}
+					}
+				}
+				if admitted != tc.want {
+					t.Errorf("%s: admitted %s; want %s", got.name, admitted, tc.want)
+				}
+				h := c.HMGet(ctx, key(got.name), "c", "p", "b", "m").Val()
+				if fmt.Sprint(h[:3]) != fmt.Sprint(wantHash) {
+					t.Errorf("%s: the hash holds c, p, b %v; the general path's %v", got.name, h[:3], wantHash)
+				}
+				if m := lastAdmitted(got.ops, got.replies); m != "" && h[3] != m {
+					t.Errorf("%s: the hash's m is %v; want the last admitted, %s", got.name, h[3], m)
+				}
+				if ttl := c.PTTL(ctx, key(got.name)).Val(); ttl-wantTTL < -2*s || ttl-wantTTL > 2*s {
+					t.Errorf("%s: the hash expires in %v; the general path's in %v", got.name, ttl, wantTTL)
+				}
+			}
+			for i := range n {
+				shared[i].release()
+				first[i].release()
+				general[i].release()
+			}
+		})
+	}
+}
+
 // decideOps is n pooled first sends of r for tenant, as the lane holds
 // them: settled by serve, then released by the test.
 func decideOps(tenant string, r Rule, n int) []*op {

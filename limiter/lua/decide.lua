@@ -57,14 +57,15 @@
 -- behind a member, this call's units sort before it, as they would alone:
 -- the oldest and the unit waited for are then taken as now.
 local shared = ARGV[2] == 'm'
-if shared and (n ~= 1 or ARGV[6] ~= '0') then
-  return redis.error_reply('ERR decide.lua: a shared call takes one enforced sliding log')
+local one = shared or n == 1 and ARGV[2] == '0' -- one enforced rule, first send(s)
+if shared and (n ~= 1 or ARGV[6] ~= '0' and ARGV[6] ~= '2' and ARGV[6] ~= '4') then
+  return redis.error_reply('ERR decide.lua: a shared call takes one enforced rule')
 end
-if shared or n == 1 and ARGV[2] == '0' and ARGV[6] == '0' then
-  local first, last = 1, 1 -- alone: ARGV[1]
-  if shared then
-    first, last = 7, #ARGV
-  end
+local first, last = 1, 1 -- the members: alone, ARGV[1]
+if shared then
+  first, last = 7, #ARGV
+end
+if one and ARGV[6] == '0' then
   local key = KEYS[1]
   local window, limit, cost = rule(1)
   redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
@@ -145,6 +146,87 @@ local function roll(key, window)
   return w
 end
 
+-- window_reply is a sliding window's remaining, reset and retry for a
+-- request of cost, from w as it stands after the request (recorded or
+-- not); over when the request did not fit.
+local function window_reply(w, window, limit, cost, over)
+  local reset, retry = 0, 0
+  if w.c > 0 then
+    reset = (w.b + 2) * window - now
+  elseif w.p > 0 then
+    reset = (w.b + 1) * window - now
+  end
+  if over then
+    if cost > limit then
+      retry = window
+    elseif w.c + cost <= limit then
+      retry = math.max(w.b * window + first_fit(w.p, limit - w.c - cost, window) - now, 1)
+    else
+      retry = math.max((w.b + 1) * window + first_fit(w.c, limit - cost, window) - now, 1)
+    end
+  end
+  return math.max(limit - w.used, 0), reset, retry
+end
+
+-- One enforced counter rule (a sliding window, ARGV[6] '2', or a fixed
+-- rule, '4'), first send, alone or shared, as the sliding log above: the
+-- hash is read once, the requests are decided in order against it, each
+-- as it would be alone, and it is written once. Its m is the last
+-- admitted request's member, as if the requests had come one by one.
+if one and (ARGV[6] == '2' or ARGV[6] == '4') then
+  local key = KEYS[1]
+  local window, limit, cost, _, algo = rule(1)
+  local out, admitted = {}, nil
+  local w, c, start
+  if algo == 1 then
+    w = roll(key, window)
+  else
+    c = tonumber(redis.call('HGET', key, 'c')) or 0
+    start = c
+  end
+  for a = first, last do
+    local used = c
+    if w then
+      used = w.used
+    end
+    local over = used + cost > limit
+    if not over then
+      admitted = ARGV[a]
+      if w then
+        w.c, w.used = w.c + cost, w.used + cost
+      else
+        c = c + cost
+      end
+    end
+    local remaining, reset, retry
+    if w then
+      remaining, reset, retry = window_reply(w, window, limit, cost, over)
+    else
+      remaining, reset, retry = math.max(limit - c, 0), math.max(window, 1), 0
+      if over then
+        retry = math.max(window, 1)
+      end
+    end
+    if over then
+      out[#out + 1] = 0
+    else
+      out[#out + 1] = 1
+    end
+    out[#out + 1] = remaining
+    out[#out + 1] = reset
+    out[#out + 1] = retry
+  end
+  if admitted and w then
+    redis.call('HSET', key, 'b', w.b, 'c', w.c, 'p', w.p, 'm', admitted)
+    redis.call('PEXPIRE', key, math.ceil(2 * window / 1000))
+  elseif admitted then
+    redis.call('HINCRBY', key, 'c', c - start)
+    redis.call('HSET', key, 'm', admitted)
+    redis.call('PEXPIRE', key, math.ceil(window / 1000))
+  end
+  return out
+end
+
 -- A call repeated after a lost reply finds its request recorded already:
 -- in every enforced set, and in the shadow sets that had room, so any set
 -- holding it will do. Only a call sent again asks: the first send never
@@ -190,22 +272,7 @@ local function settle_window(i, record)
     redis.call('HSET', key, 'b', w.b, 'c', w.c, 'p', w.p, 'm', member)
     redis.call('PEXPIRE', key, math.ceil(2 * window / 1000))
   end
-  local reset, retry = 0, 0
-  if w.c > 0 then
-    reset = (w.b + 2) * window - now
-  elseif w.p > 0 then
-    reset = (w.b + 1) * window - now
-  end
-  if over[i] then
-    if cost > limit then
-      retry = window
-    elseif w.c + cost <= limit then
-      retry = math.max(w.b * window + first_fit(w.p, limit - w.c - cost, window) - now, 1)
-    else
-      retry = math.max((w.b + 1) * window + first_fit(w.c, limit - cost, window) - now, 1)
-    end
-  end
-  return math.max(limit - w.used, 0), reset, retry
+  return window_reply(w, window, limit, cost, over[i])
 end
 
 -- settle_fixed records rule i, a fixed rule, when record is true, and
