@@ -53,64 +53,22 @@ func TestSharedCallDecidesEachAsAlone(t *testing.T) {
 				fill(t, c, ruleKey("p", tenant, tc.rule, 0), tc.ago)
 			}
 			n := len(tc.want)
-			before := commandCalls(t, c, "evalsha")
-			shared := decideOps("shared", tc.rule, n)
-			l.serve(shared)
-			if calls := commandCalls(t, c, "evalsha") - before; calls != 1 {
-				t.Fatalf("%d decisions of one log in one batch took %d calls; want 1", n, calls)
-			}
-			first, general := decideOps("first", tc.rule, n), decideOps("general", tc.rule, n)
-			for i := range n {
-				l.serve([]*op{first[i]})
-				general[i].replay = true
-				l.serve([]*op{general[i]})
-			}
-			replies := func(ops []*op) [][]int64 {
-				r := make([][]int64, n)
-				for i, o := range ops {
-					r[i] = replyOf(t, o)
-				}
-				return r
-			}
-			want := replies(general)
-			for _, got := range []struct {
-				name    string
-				ops     []*op
-				replies [][]int64
-			}{{"shared", shared, replies(shared)}, {"first", first, replies(first)}} {
-				admitted := ""
-				for i := range n {
-					a, b := got.replies[i], want[i]
-					admitted += strconv.FormatInt(a[0], 10)
-					if a[0] != b[0] || a[1] != b[1] {
-						t.Errorf("decision %d: %s {allowed %d, remaining %d}; general path {%d, %d}", i, got.name, a[0], a[1], b[0], b[1])
-					}
-					for j, field := range []string{"reset", "retry"} {
-						if d := time.Duration(a[2+j]-b[2+j]) * time.Microsecond; d < -2*s || d > 2*s {
-							t.Errorf("decision %d: %s %s %v; general path %v", i, got.name, field, time.Duration(a[2+j])*time.Microsecond, time.Duration(b[2+j])*time.Microsecond)
+			decideAlike(t, c, l, func(tenant string) []*op { return decideOps(tenant, tc.rule, n) }, tc.want,
+				func(name string, ops []*op, replies [][]int64) {
+					key := ruleKey("p", name, tc.rule, 0)
+					for i, r := range replies {
+						recorded := c.ZScore(ctx, key, member(ops[i])+":1").Err() == nil
+						if recorded != (r[0] == 1) {
+							t.Errorf("decision %d (%s): allowed %d, recorded %v", i, name, r[0], recorded)
 						}
 					}
-					recorded := c.ZScore(ctx, ruleKey("p", got.name, tc.rule, 0), member(got.ops[i])+":1").Err() == nil
-					if recorded != (a[0] == 1) {
-						t.Errorf("decision %d (%s): allowed %d, recorded %v", i, got.name, a[0], recorded)
+					if a, b := c.ZCard(ctx, key).Val(), c.ZCard(ctx, ruleKey("p", "general", tc.rule, 0)).Val(); a != b {
+						t.Errorf("the %s log holds %d members, the general path's %d", name, a, b)
 					}
-				}
-				if admitted != tc.want {
-					t.Errorf("%s: admitted %s; want %s", got.name, admitted, tc.want)
-				}
-				key := ruleKey("p", got.name, tc.rule, 0)
-				if a, b := c.ZCard(ctx, key).Val(), c.ZCard(ctx, ruleKey("p", "general", tc.rule, 0)).Val(); a != b {
-					t.Errorf("the %s log holds %d members, the general path's %d", got.name, a, b)
-				}
-				if ttl := c.PTTL(ctx, key).Val(); strings.Contains(tc.want, "1") && (ttl <= 50*s || ttl > time.Minute) {
-					t.Errorf("the %s log expires in %v; want in a window", got.name, ttl)
-				}
-			}
-			for i := range n {
-				shared[i].release()
-				first[i].release()
-				general[i].release()
-			}
+					if ttl := c.PTTL(ctx, key).Val(); strings.Contains(tc.want, "1") && (ttl <= 50*s || ttl > time.Minute) {
+						t.Errorf("the %s log expires in %v; want in a window", name, ttl)
+					}
+				})
 		})
 	}
 }
@@ -182,75 +140,94 @@ func TestSharedCallDecidesCountersAsAlone(t *testing.T) {
 				}
 				return ops
 			}
-			before := commandCalls(t, c, "evalsha")
-			shared := ops("shared")
-			l.serve(shared)
-			if calls := commandCalls(t, c, "evalsha") - before; calls != 1 {
-				t.Fatalf("%d decisions of one rule in one batch took %d calls; want 1", n, calls)
-			}
-			first, general := ops("first"), ops("general")
-			for i := range n {
-				l.serve([]*op{first[i]})
-				general[i].replay = true
-				l.serve([]*op{general[i]})
-			}
-			replies := func(ops []*op) [][]int64 {
-				r := make([][]int64, n)
-				for i, o := range ops {
-					r[i] = replyOf(t, o)
+			var want []any // the general path's hash, read once it has run
+			var wantTTL time.Duration
+			decideAlike(t, c, l, ops, tc.want, func(name string, ops []*op, replies [][]int64) {
+				if want == nil {
+					want = c.HMGet(ctx, key("general"), "c", "p", "b").Val()
+					wantTTL = c.PTTL(ctx, key("general")).Val()
 				}
-				return r
-			}
-			want := replies(general)
-			lastAdmitted := func(ops []*op, replies [][]int64) string {
-				m := ""
+				h := c.HMGet(ctx, key(name), "c", "p", "b", "m").Val()
+				if fmt.Sprint(h[:3]) != fmt.Sprint(want) {
+					t.Errorf("%s: the hash holds c, p, b %v; the general path's %v", name, h[:3], want)
+				}
+				last := ""
 				for i, r := range replies {
 					if r[0] == 1 {
-						m = member(ops[i])
+						last = member(ops[i])
 					}
 				}
-				return m
-			}
-			wantHash := c.HMGet(ctx, key("general"), "c", "p", "b").Val()
-			wantTTL := c.PTTL(ctx, key("general")).Val()
-			for _, got := range []struct {
-				name    string
-				ops     []*op
-				replies [][]int64
-			}{{"shared", shared, replies(shared)}, {"first", first, replies(first)}} {
-				admitted := ""
-				for i := range n {
-					a, b := got.replies[i], want[i]
-					admitted += strconv.FormatInt(a[0], 10)
-					if a[0] != b[0] || a[1] != b[1] {
-						t.Errorf("decision %d: %s {allowed %d, remaining %d}; general path {%d, %d}", i, got.name, a[0], a[1], b[0], b[1])
-					}
-					for j, field := range []string{"reset", "retry"} {
-						if d := time.Duration(a[2+j]-b[2+j]) * time.Microsecond; d < -2*s || d > 2*s {
-							t.Errorf("decision %d: %s %s %v; general path %v", i, got.name, field, time.Duration(a[2+j])*time.Microsecond, time.Duration(b[2+j])*time.Microsecond)
-						}
-					}
+				if last != "" && h[3] != last {
+					t.Errorf("%s: the hash's m is %v; want the last admitted, %s", name, h[3], last)
 				}
-				if admitted != tc.want {
-					t.Errorf("%s: admitted %s; want %s", got.name, admitted, tc.want)
+				if ttl := c.PTTL(ctx, key(name)).Val(); ttl-wantTTL < -2*s || ttl-wantTTL > 2*s {
+					t.Errorf("%s: the hash expires in %v; the general path's in %v", name, ttl, wantTTL)
 				}
-				h := c.HMGet(ctx, key(got.name), "c", "p", "b", "m").Val()
-				if fmt.Sprint(h[:3]) != fmt.Sprint(wantHash) {
-					t.Errorf("%s: the hash holds c, p, b %v; the general path's %v", got.name, h[:3], wantHash)
-				}
-				if m := lastAdmitted(got.ops, got.replies); m != "" && h[3] != m {
-					t.Errorf("%s: the hash's m is %v; want the last admitted, %s", got.name, h[3], m)
-				}
-				if ttl := c.PTTL(ctx, key(got.name)).Val(); ttl-wantTTL < -2*s || ttl-wantTTL > 2*s {
-					t.Errorf("%s: the hash expires in %v; the general path's in %v", got.name, ttl, wantTTL)
-				}
-			}
-			for i := range n {
-				shared[i].release()
-				first[i].release()
-				general[i].release()
-			}
+			})
 		})
+	}
+}
+
+// decideAlike serves the n decisions mk makes for a tenant three ways: in
+// one batch (tenant "shared", which must take one call), one by one as
+// first sends ("first"), and one by one as replays whose record is not
+// there ("general": decide.lua's general path). It checks the first two
+// against the third: allowed and remaining alike, reset and retry within
+// 2 s of each other, and the admissions as want says (1 admitted, 0
+// denied). Then check looks at what each of the two left in Redis, and
+// the ops are released.
+func decideAlike(t *testing.T, c *redis.Client, l *lane, mk func(tenant string) []*op, want string, check func(name string, ops []*op, replies [][]int64)) {
+	t.Helper()
+	n := len(want)
+	before := commandCalls(t, c, "evalsha")
+	shared := mk("shared")
+	l.serve(shared)
+	if calls := commandCalls(t, c, "evalsha") - before; calls != 1 {
+		t.Fatalf("%d decisions of one key in one batch took %d calls; want 1", n, calls)
+	}
+	first, general := mk("first"), mk("general")
+	for i := range n {
+		l.serve([]*op{first[i]})
+		general[i].replay = true
+		l.serve([]*op{general[i]})
+	}
+	defer func() {
+		for i := range n {
+			shared[i].release()
+			first[i].release()
+			general[i].release()
+		}
+	}()
+	replies := func(ops []*op) [][]int64 {
+		r := make([][]int64, n)
+		for i, o := range ops {
+			r[i] = replyOf(t, o)
+		}
+		return r
+	}
+	ref := replies(general)
+	for _, got := range []struct {
+		name string
+		ops  []*op
+	}{{"shared", shared}, {"first", first}} {
+		rs := replies(got.ops)
+		admitted := ""
+		for i, a := range rs {
+			b := ref[i]
+			admitted += strconv.FormatInt(a[0], 10)
+			if a[0] != b[0] || a[1] != b[1] {
+				t.Errorf("decision %d: %s {allowed %d, remaining %d}; general path {%d, %d}", i, got.name, a[0], a[1], b[0], b[1])
+			}
+			for j, field := range []string{"reset", "retry"} {
+				if d := time.Duration(a[2+j]-b[2+j]) * time.Microsecond; d < -2*time.Second || d > 2*time.Second {
+					t.Errorf("decision %d: %s %s %v; general path %v", i, got.name, field, time.Duration(a[2+j])*time.Microsecond, time.Duration(b[2+j])*time.Microsecond)
+				}
+			}
+		}
+		if admitted != want {
+			t.Errorf("%s: admitted %s; want %s", got.name, admitted, want)
+		}
+		check(got.name, got.ops, rs)
 	}
 }
 
