@@ -23,15 +23,8 @@ import (
 // record is not there: they take decide.lua's general path.
 func TestSharedCallDecidesEachAsAlone(t *testing.T) {
 	t.Parallel()
-	srv := redistest.Server(t)
-	c := srv.Client(t)
+	c, l := decideFixture(t)
 	ctx := context.Background()
-	if err := c.ScriptLoad(ctx, decideSrc).Err(); err != nil {
-		t.Fatal(err)
-	}
-	p := newPipe(testCfg(), fixedAddr(srv.Addr()))
-	t.Cleanup(p.close)
-	l := p.lanes[0]
 	s := time.Second
 	cases := []struct {
 		name string
@@ -81,15 +74,8 @@ func TestSharedCallDecidesEachAsAlone(t *testing.T) {
 // the hash left with the same count, holding the last admitted member.
 func TestSharedCallDecidesCountersAsAlone(t *testing.T) {
 	t.Parallel()
-	srv := redistest.Server(t)
-	c := srv.Client(t)
+	c, l := decideFixture(t)
 	ctx := context.Background()
-	if err := c.ScriptLoad(ctx, decideSrc).Err(); err != nil {
-		t.Fatal(err)
-	}
-	p := newPipe(testCfg(), fixedAddr(srv.Addr()))
-	t.Cleanup(p.close)
-	l := p.lanes[0]
 	now, err := c.Time(ctx).Result()
 	if err != nil {
 		t.Fatal(err)
@@ -166,6 +152,20 @@ func TestSharedCallDecidesCountersAsAlone(t *testing.T) {
 			})
 		})
 	}
+}
+
+// decideFixture is a redis-server with decide.lua loaded, a client of
+// it, and a lane of a pipe to it.
+func decideFixture(t *testing.T) (*redis.Client, *lane) {
+	t.Helper()
+	srv := redistest.Server(t)
+	c := srv.Client(t)
+	if err := c.ScriptLoad(context.Background(), decideSrc).Err(); err != nil {
+		t.Fatal(err)
+	}
+	p := newPipe(testCfg(), fixedAddr(srv.Addr()))
+	t.Cleanup(p.close)
+	return c, p.lanes[0]
 }
 
 // decideAlike serves the n decisions mk makes for a tenant three ways: in
