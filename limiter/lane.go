@@ -249,9 +249,10 @@ func (l *lane) mark(c *conn) {
 // error (the connection is out of step), with the ops not yet settled
 // left for the caller. Ops answered NOSCRIPT are kept in l.redo.
 //
-// The first sends of one sliding log in the batch share a call (see
-// decide.lua): a tenant with many requests at once costs Redis one trim,
-// count and expiry for all of them, decided in the order queued.
+// The first sends of one enforced rule's key in the batch share a call
+// (see decide.lua): a tenant with many requests at once costs Redis one
+// read and one write of the key for all of them, decided in the order
+// queued (among themselves: the group goes where its first op is).
 func (l *lane) roundTrip(batch []*op) (read bool, err error) {
 	c := l.c
 	b := l.wbuf[:0]
@@ -335,7 +336,16 @@ func (l *lane) roundTrip(batch []*op) (read bool, err error) {
 			continue
 		}
 		for j, o := range ops {
-			o.settle(l.scratch[4*j:4*j+4], nil)
+			v := l.scratch[4*j : 4*j+4]
+			if d := o.now - ops[0].now; d != 0 {
+				// A fixed rule: the call counted the first op's time left in
+				// the period (encodeShared); this op's own is d less.
+				v[2] = max(v[2]-d, 1)
+				if v[3] > 0 {
+					v[3] = max(v[3]-d, 1)
+				}
+			}
+			o.settle(v, nil)
 		}
 		sharedDecisions.Add(k)
 	}

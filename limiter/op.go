@@ -224,7 +224,8 @@ func (o *op) sameKey(p *op) bool {
 
 // encodeShared appends ops, shareable and of one key, as one call of
 // decide.lua, which answers 4 values for each in turn. A fixed rule's time
-// left in its period is the first op's.
+// left in its period is the first op's: the lane moves each op's reset and
+// retry to its own (roundTrip).
 func encodeShared(b []byte, ops []*op) []byte {
 	o := ops[0]
 	r := o.req.Rules[0]

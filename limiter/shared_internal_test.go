@@ -39,6 +39,9 @@ func TestSharedCallDecidesEachAsAlone(t *testing.T) {
 		{"more units than one ZADD", Rule{Name: "e", Limit: 500, Window: time.Minute, Cost: 150}, []time.Duration{10 * s}, "1110"},
 		// Redis' clock stepped back: the units of this call sort first.
 		{"members ahead of Redis' clock", Rule{Name: "f", Limit: 3, Window: time.Minute}, []time.Duration{-5 * s, -5 * s}, "100"},
+		// The same, with nothing admitted: the unit waited for is one of
+		// those ahead, as alone.
+		{"denied behind members ahead of Redis' clock", Rule{Name: "g", Limit: 2, Window: time.Minute}, []time.Duration{-5 * s, -5 * s}, "00"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -94,16 +97,25 @@ func TestSharedCallDecidesCountersAsAlone(t *testing.T) {
 		rule Rule
 		c, p int64  // the hash before: this bucket's count and the one before's
 		want string // each decision: 1 admitted, 0 denied
+		// apart is how much later by the gateway's clock each decision of a
+		// fixed rule was made than the next, so has that much more of the
+		// period left.
+		apart time.Duration
 	}{
-		{"window: room for two", window("a", 5, 1), 3, 0, "110000"},
+		{"window: room for two", window("a", 5, 1), 3, 0, "110000", 0},
 		// 100 000 weighted by the time left of the bucket: over 5 but in
 		// the last 0.2 s of an hour.
-		{"window: the bucket before weighs", window("b", 5, 1), 0, 100_000, "000"},
-		{"window: room for one of cost 2", window("c", 3, 2), 0, 0, "100"},
-		{"window: never fits", window("d", 1, 2), 0, 0, "00"},
-		{"fixed: room for two", fixed("e", 5, 1), 3, 0, "110000"},
-		{"fixed: room for one of cost 2", fixed("f", 3, 2), 0, 0, "100"},
-		{"fixed: never fits", fixed("g", 1, 2), 0, 0, "00"},
+		{"window: the bucket before weighs", window("b", 5, 1), 0, 100_000, "000", 0},
+		{"window: room for one of cost 2", window("c", 3, 2), 0, 0, "100", 0},
+		{"window: never fits", window("d", 1, 2), 0, 0, "00", 0},
+		{"fixed: room for two", fixed("e", 5, 1), 3, 0, "110000", 0},
+		{"fixed: room for one of cost 2", fixed("f", 3, 2), 0, 0, "100", 0},
+		{"fixed: never fits", fixed("g", 1, 2), 0, 0, "00", 0},
+		// Each answered by its own time left, not the first's.
+		{"fixed: decided 10 s apart", fixed("h", 2, 1), 0, 0, "1100", 10 * time.Second},
+		// Past 2^53 a Lua number is not exact, and Redis does not read
+		// 1e+17 as an integer: the count must still be exact.
+		{"fixed: a cost past 2^53", fixed("i", 1<<62, 1e17+1), 0, 0, "111", 0},
 	}
 	s := time.Second
 	for _, tc := range cases {
@@ -121,8 +133,8 @@ func TestSharedCallDecidesCountersAsAlone(t *testing.T) {
 			n := len(tc.want)
 			ops := func(tenant string) []*op {
 				ops := decideOps(tenant, tc.rule, n)
-				for _, o := range ops {
-					o.periods[0], o.now = period, time.Now().UnixMicro()
+				for i, o := range ops {
+					o.periods[0], o.now = period, now.Add(-time.Duration(i)*tc.apart).UnixMicro()
 				}
 				return ops
 			}
@@ -146,7 +158,13 @@ func TestSharedCallDecidesCountersAsAlone(t *testing.T) {
 				if last != "" && h[3] != last {
 					t.Errorf("%s: the hash's m is %v; want the last admitted, %s", name, h[3], last)
 				}
-				if ttl := c.PTTL(ctx, key(name)).Val(); ttl-wantTTL < -2*s || ttl-wantTTL > 2*s {
+				// A shared call sets the expiry by the first decision's time
+				// left: the others' differ by their time in the queue.
+				early := 2 * s
+				if name == "shared" {
+					early += time.Duration(len(ops)-1) * tc.apart
+				}
+				if ttl := c.PTTL(ctx, key(name)).Val(); ttl-wantTTL < -early || ttl-wantTTL > 2*s {
 					t.Errorf("%s: the hash expires in %v; the general path's in %v", name, ttl, wantTTL)
 				}
 			})

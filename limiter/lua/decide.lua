@@ -9,7 +9,7 @@
 -- ARGV[1]          the request's member base, unique per request (instance:sequence)
 -- ARGV[2]          1 when the call may be a replay (sent again after a lost
 --                  reply): the script then looks for its own record first;
---                  m for several requests of one sliding log (see below)
+--                  m for several requests of one enforced rule (see below)
 -- ARGV[4i-1..4i+2] rule i's window (µs; a fixed rule: µs left in its
 --                  period, by the gateway's clock), limit, cost and mode:
 --                  1 for shadow (0 enforced) plus 2 x the algorithm (0 the
@@ -54,8 +54,9 @@
 -- the end. They all score now, after every unit already in the set, so a
 -- denied request's retry finds the unit it waits for among those (by
 -- rank) or among this call's own. Should Redis' clock have stepped back
--- behind a member, this call's units sort before it, as they would alone:
--- the oldest and the unit waited for are then taken as now.
+-- behind a member, the units this call has admitted sort before it, as
+-- they would alone: once there are some, the oldest and the unit waited
+-- for are taken as now.
 local shared = ARGV[2] == 'm'
 local one = shared or n == 1 and ARGV[2] == '0' -- one enforced rule, first send(s)
 if shared and (n ~= 1 or ARGV[6] ~= '0' and ARGV[6] ~= '2' and ARGV[6] ~= '4') then
@@ -94,7 +95,10 @@ if one and ARGV[6] == '0' then
     else
       local at, score = used + cost - limit - 1, now
       if at < before then
-        score = math.min(tonumber(redis.call('ZRANGE', key, at, at, 'WITHSCORES')[2]), now)
+        score = tonumber(redis.call('ZRANGE', key, at, at, 'WITHSCORES')[2])
+        if used > before then -- this call's own units sort first (see above)
+          score = math.min(score, now)
+        end
       end
       retry = math.max(score + window - now, 1)
     end
@@ -176,7 +180,7 @@ end
 if one and (ARGV[6] == '2' or ARGV[6] == '4') then
   local key = KEYS[1]
   local window, limit, cost, _, algo = rule(1)
-  local out, admitted = {}, nil
+  local out, admitted, admits = {}, nil, 0
   local w, c, start
   if algo == 1 then
     w = roll(key, window)
@@ -191,7 +195,7 @@ if one and (ARGV[6] == '2' or ARGV[6] == '4') then
     end
     local over = used + cost > limit
     if not over then
-      admitted = ARGV[a]
+      admitted, admits = ARGV[a], admits + 1
       if w then
         w.c, w.used = w.c + cost, w.used + cost
       else
@@ -220,7 +224,13 @@ if one and (ARGV[6] == '2' or ARGV[6] == '4') then
     redis.call('HSET', key, 'b', w.b, 'c', w.c, 'p', w.p, 'm', admitted)
     redis.call('PEXPIRE', key, math.ceil(2 * window / 1000))
   elseif admitted then
-    redis.call('HINCRBY', key, 'c', c - start)
+    if c - start < 2 ^ 53 then
+      redis.call('HINCRBY', key, 'c', c - start)
+    else -- a Lua number past 2^53 is not exact, and Redis reads 1e+17 as no integer
+      for _ = 1, admits do
+        redis.call('HINCRBY', key, 'c', ARGV[5])
+      end
+    end
     redis.call('HSET', key, 'm', admitted)
     redis.call('PEXPIRE', key, math.ceil(window / 1000))
   end
