@@ -337,9 +337,10 @@ func (l *lane) roundTrip(batch []*op) (read bool, err error) {
 		}
 		for j, o := range ops {
 			v := l.scratch[4*j : 4*j+4]
-			if d := o.now - ops[0].now; d != 0 {
-				// A fixed rule: the call counted the first op's time left in
-				// the period (encodeShared); this op's own is d less.
+			if d := o.now - ops[0].now; d != 0 && o.req.Rules[0].algo() == algoFixed {
+				// The call counted the first op's time left in the period
+				// (encodeShared); this op's own is d less. The other rules
+				// count by Redis' clock, one for the whole call.
 				v[2] = max(v[2]-d, 1)
 				if v[3] > 0 {
 					v[3] = max(v[3]-d, 1)
