@@ -249,9 +249,9 @@ func (l *lane) mark(c *conn) {
 // error (the connection is out of step), with the ops not yet settled
 // left for the caller. Ops answered NOSCRIPT are kept in l.redo.
 //
-// The first sends of one enforced rule's key in the batch share a call
+// The first sends of the same enforced rules in the batch share a call
 // (see decide.lua): a tenant with many requests at once costs Redis one
-// read and one write of the key for all of them, decided in the order
+// read and one write of each key for all of them, decided in the order
 // queued (among themselves: the group goes where its first op is).
 func (l *lane) roundTrip(batch []*op) (read bool, err error) {
 	c := l.c
@@ -311,7 +311,8 @@ func (l *lane) roundTrip(batch []*op) (read bool, err error) {
 			}
 		}
 		n, err := readIntArray(c.r, l.scratch[:])
-		if err == nil && k > 1 && n != 4*k {
+		per := 1 + 3*len(ops[0].req.Rules) // a shared call's values per decision
+		if err == nil && k > 1 && n != per*k {
 			err = replyError(fmt.Sprintf("%s: %d values for %d shared decisions", errProtocol, n, k))
 		}
 		if re, ok := err.(replyError); ok {
@@ -336,14 +337,18 @@ func (l *lane) roundTrip(batch []*op) (read bool, err error) {
 			continue
 		}
 		for j, o := range ops {
-			v := l.scratch[4*j : 4*j+4]
-			if d := o.now - ops[0].now; d != 0 && o.req.Rules[0].algo() == algoFixed {
-				// The call counted the first op's time left in the period
-				// (encodeShared); this op's own is d less. The other rules
-				// count by Redis' clock, one for the whole call.
-				v[2] = max(v[2]-d, 1)
-				if v[3] > 0 {
-					v[3] = max(v[3]-d, 1)
+			v := l.scratch[per*j : per*j+per]
+			if d := o.now - ops[0].now; d != 0 {
+				for i, r := range o.req.Rules {
+					if r.algo() != algoFixed {
+						continue // counted by Redis' clock, one for the whole call
+					}
+					// The call counted the first op's time left in the
+					// period (encodeShared); this op's own is d less.
+					v[2+3*i] = max(v[2+3*i]-d, 1)
+					if v[3+3*i] > 0 {
+						v[3+3*i] = max(v[3+3*i]-d, 1)
+					}
 				}
 			}
 			o.settle(v, nil)

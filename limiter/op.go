@@ -207,44 +207,64 @@ func (o *op) appendMember(b []byte) []byte {
 }
 
 // shareable reports whether o may share one call with the other first
-// sends of its rule's key in a batch (decide.lua's 'm'): a decision of one
-// enforced rule, of any algorithm, neither a replay nor redirected.
+// sends of the same rules in a batch (decide.lua's 'm'): a decision whose
+// rules are all enforced, of any algorithm, neither a replay nor
+// redirected.
 func (o *op) shareable() bool {
-	return o.kind == opDecide && !o.replay && !o.asking && len(o.req.Rules) == 1 && !o.req.Rules[0].Shadow()
+	if o.kind != opDecide || o.replay || o.asking || len(o.req.Rules) == 0 {
+		return false
+	}
+	for _, r := range o.req.Rules {
+		if r.Shadow() {
+			return false
+		}
+	}
+	return true
 }
 
-// sameKey reports whether shareable ops o and p decide one key by one
-// rule: the same rule, prefix and hash tag, and for a fixed rule the same
-// period.
+// sameKey reports whether shareable ops o and p decide the same keys by
+// the same rules: equal rules, prefix and hash tags, and for a fixed rule
+// the same period.
 func (o *op) sameKey(p *op) bool {
-	r := o.req.Rules[0]
-	return r == p.req.Rules[0] && o.prefix == p.prefix && o.periods[0].start == p.periods[0].start &&
-		ruleTag(o.req.Tenant, r) == ruleTag(p.req.Tenant, r)
+	if o.prefix != p.prefix || len(o.req.Rules) != len(p.req.Rules) {
+		return false
+	}
+	for i, r := range o.req.Rules {
+		if r != p.req.Rules[i] || o.periods[i].start != p.periods[i].start ||
+			ruleTag(o.req.Tenant, r) != ruleTag(p.req.Tenant, r) {
+			return false
+		}
+	}
+	return true
 }
 
-// encodeShared appends ops, shareable and of one key, as one call of
-// decide.lua, which answers 4 values for each in turn. A fixed rule's time
-// left in its period is the first op's: the lane moves each op's reset and
-// retry to its own (roundTrip).
+// encodeShared appends ops, shareable and of the same keys, as one call of
+// decide.lua, which answers 1 + 3 values per rule for each in turn. A
+// fixed rule's time left in its period is the first op's: the lane moves
+// each op's reset and retry to its own (roundTrip).
 func encodeShared(b []byte, ops []*op) []byte {
 	o := ops[0]
-	r := o.req.Rules[0]
+	n := len(o.req.Rules)
 	var sfx [32]byte
-	b = appendArray(b, 3+1+6+len(ops))
+	b = appendArray(b, 3+n+2+4*n+len(ops))
 	b = appendBulk(b, "EVALSHA")
 	b = appendBulk(b, decideScript.Hash())
-	b = appendBulkInt(b, 1)
-	b = appendKeyArg(b, o.prefix, o.req.Tenant, r, appendKeySuffix(sfx[:0], r, o.periods[0].start))
+	b = appendBulkInt(b, int64(n))
+	for i, r := range o.req.Rules {
+		b = appendKeyArg(b, o.prefix, o.req.Tenant, r, appendKeySuffix(sfx[:0], r, o.periods[i].start))
+	}
 	b = appendBulk(b, "")
 	b = appendBulk(b, "m")
-	if r.algo() == algoFixed {
-		b = appendBulkInt(b, o.periods[0].end-o.now)
-	} else {
-		b = appendBulkInt(b, r.Window.Microseconds())
+	for i, r := range o.req.Rules {
+		if r.algo() == algoFixed {
+			b = appendBulkInt(b, o.periods[i].end-o.now)
+		} else {
+			b = appendBulkInt(b, r.Window.Microseconds())
+		}
+		b = appendBulkInt(b, r.Limit)
+		b = appendBulkInt(b, r.CostOrOne())
+		b = appendBulkInt(b, modeArg(r))
 	}
-	b = appendBulkInt(b, r.Limit)
-	b = appendBulkInt(b, r.CostOrOne())
-	b = appendBulkInt(b, modeArg(r))
 	for _, p := range ops {
 		b = p.appendMember(b)
 	}

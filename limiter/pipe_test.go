@@ -155,28 +155,36 @@ func TestQueueTimeoutSheds(t *testing.T) {
 
 // TestConcurrentDecisionsShareWrites: many concurrent decisions of one
 // tenant travel in batches, and those of one batch share a script call,
-// whatever the rule's algorithm, so Redis runs fewer calls than
-// decisions; every decision is still counted once. (A window of a day and
+// whatever the rules' algorithms and however many, so Redis runs fewer
+// calls than decisions; every decision is still counted once. (A window of a day and
 // a month's quota: their buckets turn over mid-test once in a long while.)
 func TestConcurrentDecisionsShareWrites(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Server(t)
 	c := srv.Client(t)
 	s := newStoreWith(t, srv.Addr(), time.Second, limiter.Options{})
-	for _, r := range []limiter.Rule{
-		{Name: "log", Limit: 1 << 30, Window: time.Minute},
-		{Name: "window", Limit: 1 << 30, Window: 24 * time.Hour, Algorithm: limiter.AlgoSlidingWindow},
-		{Name: "quota", Limit: 1 << 30, Algorithm: limiter.AlgoFixed, Period: limiter.PeriodMonth},
+	log := limiter.Rule{Name: "log", Limit: 1 << 30, Window: time.Minute}
+	window := limiter.Rule{Name: "window", Limit: 1 << 30, Window: 24 * time.Hour, Algorithm: limiter.AlgoSlidingWindow}
+	quota := limiter.Rule{Name: "quota", Limit: 1 << 30, Algorithm: limiter.AlgoFixed, Period: limiter.PeriodMonth}
+	for _, tc := range []struct {
+		tenant string
+		rules  []limiter.Rule
+	}{
+		{"log", []limiter.Rule{log}}, {"window", []limiter.Rule{window}}, {"quota", []limiter.Rule{quota}},
+		{"all three", []limiter.Rule{log, window, quota}},
 	} {
-		t.Run(r.Name, func(t *testing.T) {
-			decideOK(t, s, "acme", r)
+		t.Run(tc.tenant, func(t *testing.T) {
+			decideOK(t, s, tc.tenant, tc.rules...)
 			before := commands(t, c, "evalsha")
-			storetest.Burst(t, s, limiter.Request{Tenant: "acme", Rules: []limiter.Rule{r}}, 50, 20)
+			storetest.Burst(t, s, limiter.Request{Tenant: tc.tenant, Rules: tc.rules}, 50, 20)
 			if n := commands(t, c, "evalsha") - before; n < 1 || n >= 1000 {
 				t.Fatalf("Redis ran %d calls for 1000 decisions of one tenant; want fewer, shared", n)
 			}
-			if d := decideOK(t, s, "acme", r); d.Rules[0].Remaining != 1<<30-1002 {
-				t.Fatalf("remaining %d; want %d", d.Rules[0].Remaining, 1<<30-1002)
+			d := decideOK(t, s, tc.tenant, tc.rules...)
+			for i, st := range d.Rules[:d.N] {
+				if st.Remaining != 1<<30-1002 {
+					t.Fatalf("rule %s: remaining %d; want %d", tc.rules[i].Name, st.Remaining, 1<<30-1002)
+				}
 			}
 		})
 	}

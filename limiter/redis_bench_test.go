@@ -87,6 +87,75 @@ func BenchmarkRedisDecide(b *testing.B) {
 	}
 }
 
+// BenchmarkSharedDecisions is one tenant's decisions 64 at a time, as a
+// loaded gateway sends them, for 1 and 3 rules (a log, then a log, a
+// sliding window and a quota): the Redis time each decision costs
+// (EVALSHA's usec in INFO commandstats over the decisions) and the
+// decisions a script call carries.
+func BenchmarkSharedDecisions(b *testing.B) {
+	srv := redistest.Server(b)
+	c := srv.Client(b)
+	window := limiter.Rule{Name: "w", Limit: 1 << 40, Window: time.Hour, Algorithm: limiter.AlgoSlidingWindow}
+	quota := limiter.Rule{Name: "q", Limit: 1 << 40, Algorithm: limiter.AlgoFixed, Period: limiter.PeriodMonth}
+	for _, tc := range []struct {
+		name  string
+		rules []limiter.Rule
+	}{
+		{"rules=1", benchRules(1, 1<<40)},
+		{"rules=3", append(benchRules(1, 1<<40), window, quota)},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			s, _ := newRedisStore(b, redisOptions(limiter.ModeStandalone, srv.Addr()), false)
+			req := limiter.Request{Tenant: "shared-" + tc.name, Rules: tc.rules}
+			ctx := context.Background()
+			if _, err := s.Decide(ctx, req); err != nil { // load the script
+				b.Fatal(err)
+			}
+			if err := c.ConfigResetStat(ctx).Err(); err != nil {
+				b.Fatal(err)
+			}
+			b.SetParallelism(32) // 64 in flight on 2 CPUs
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := s.Decide(ctx, req); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.StopTimer()
+			calls, usec := evalshaStats(b, c)
+			b.ReportMetric(usec/float64(b.N), "redis-µs/decision")
+			b.ReportMetric(float64(b.N)/calls, "decisions/call")
+		})
+	}
+}
+
+// evalshaStats reads EVALSHA's calls and usec from INFO commandstats.
+func evalshaStats(b *testing.B, c *redis.Client) (calls, usec float64) {
+	stats, err := c.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(stats, "\r\n") {
+		if rest, ok := strings.CutPrefix(line, "cmdstat_evalsha:"); ok {
+			for _, kv := range strings.Split(rest, ",") {
+				k, v, _ := strings.Cut(kv, "=")
+				f, _ := strconv.ParseFloat(v, 64)
+				switch k {
+				case "calls":
+					calls = f
+				case "usec":
+					usec = f
+				}
+			}
+			return calls, usec
+		}
+	}
+	b.Fatal("no cmdstat_evalsha")
+	return 0, 0
+}
+
 // BenchmarkRedisMemoryPerRequest records requests in one rule and reports
 // MEMORY USAGE of its sorted set per recorded request.
 func BenchmarkRedisMemoryPerRequest(b *testing.B) {

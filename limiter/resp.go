@@ -17,9 +17,9 @@ import (
 // one request: peek.lua's 1 + 4 values per rule.
 const maxReply = 1 + 4*MaxRules
 
-// sharedReply is the longest a shared call's reply is: 4 values for each
-// decision of a batch.
-const sharedReply = 4 * maxBatch
+// sharedReply is the longest a shared call's reply is: 1 + 3 values per
+// rule for each decision of a batch.
+const sharedReply = (1 + 3*MaxRules) * maxBatch
 
 // replyError is an error reply from Redis ("-NOSCRIPT …", "-READONLY …").
 type replyError string

@@ -9,7 +9,7 @@
 -- ARGV[1]          the request's member base, unique per request (instance:sequence)
 -- ARGV[2]          1 when the call may be a replay (sent again after a lost
 --                  reply): the script then looks for its own record first;
---                  m for several requests of one enforced rule (see below)
+--                  m for several requests of the same enforced rules (see below)
 -- ARGV[4i-1..4i+2] rule i's window (µs; a fixed rule: µs left in its
 --                  period, by the gateway's clock), limit, cost and mode:
 --                  1 for shadow (0 enforced) plus 2 x the algorithm (0 the
@@ -40,85 +40,6 @@
 
 -- now, member, n, rule(i) and weighted are args.lua's: scripts.go joins
 -- it in before this.
-
--- One enforced sliding log, first send: the commonest decision, alone
--- (ARGV[2] '0', its member ARGV[1]) or shared by the requests of a batch
--- (the pipe merges a batch's first sends of one log, lane.go: ARGV[2] 'm',
--- their members ARGV[7..]). It returns before the general path below
--- builds its closures and tables, which are a third of the script's time
--- for it. The requests are decided in order against one count, each as it
--- would be alone, and the reply is each one's {allowed, remaining, reset,
--- retry} in turn: for one request, what the general path answers. The
--- trim, the count, the oldest and the expiry are asked once, and the
--- admitted units are added as they come, 100 to a ZADD, mostly in one at
--- the end. They all score now, after every unit already in the set, so a
--- denied request's retry finds the unit it waits for among those (by
--- rank) or among this call's own. Should Redis' clock have stepped back
--- behind a member, the units this call has admitted sort before it, as
--- they would alone: once there are some, the oldest and the unit waited
--- for are taken as now.
-local shared = ARGV[2] == 'm'
-local one = shared or n == 1 and ARGV[2] == '0' -- one enforced rule, first send(s)
-if shared and (n ~= 1 or ARGV[6] ~= '0' and ARGV[6] ~= '2' and ARGV[6] ~= '4') then
-  return redis.error_reply('ERR decide.lua: a shared call takes one enforced rule')
-end
-local first, last = 1, 1 -- the members: alone, ARGV[1]
-if shared then
-  first, last = 7, #ARGV
-end
-if one and ARGV[6] == '0' then
-  local key = KEYS[1]
-  local window, limit, cost = rule(1)
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
-  local before = redis.call('ZCARD', key)
-  local used, oldest = before, nil
-  if before > 0 then
-    oldest = tonumber(redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')[2])
-  end
-  local out, args = {}, {}
-  for a = first, last do
-    local allowed, retry = 0, 0
-    if used + cost <= limit then
-      allowed = 1
-      for j = 1, cost do
-        args[#args + 1] = now
-        args[#args + 1] = ARGV[a] .. ':' .. j
-        if #args == 200 then -- unpack's stack is bounded
-          redis.call('ZADD', key, unpack(args))
-          args = {}
-        end
-      end
-      used = used + cost
-      oldest = math.min(oldest or now, now)
-    elseif cost > limit then
-      retry = window
-    else
-      local at, score = used + cost - limit - 1, now
-      if at < before then
-        score = tonumber(redis.call('ZRANGE', key, at, at, 'WITHSCORES')[2])
-        if used > before then -- this call's own units sort first (see above)
-          score = math.min(score, now)
-        end
-      end
-      retry = math.max(score + window - now, 1)
-    end
-    local reset = 0
-    if oldest then
-      reset = oldest + window - now
-    end
-    out[#out + 1] = allowed
-    out[#out + 1] = math.max(limit - used, 0)
-    out[#out + 1] = reset
-    out[#out + 1] = retry
-  end
-  if #args > 0 then
-    redis.call('ZADD', key, unpack(args))
-  end
-  if used > before then
-    redis.call('PEXPIRE', key, math.ceil(window / 1000))
-  end
-  return out
-end
 
 local function first_fit(q, l, window)
   if q <= l then
@@ -172,67 +93,147 @@ local function window_reply(w, window, limit, cost, over)
   return math.max(limit - w.used, 0), reset, retry
 end
 
--- One enforced counter rule (a sliding window, ARGV[6] '2', or a fixed
--- rule, '4'), first send, alone or shared, as the sliding log above: the
--- hash is read once, the requests are decided in order against it, each
--- as it would be alone, and it is written once. Its m is the last
+-- First sends of enforced rules, the commonest decisions: one request
+-- (ARGV[2] '0', its member ARGV[1]), or the requests of a batch with the
+-- same rules (the pipe merges them, lane.go: ARGV[2] 'm', their members
+-- ARGV[3+4n..]). It returns before the general path below builds its
+-- closures and tables, which are a third of the script's time. Each key is
+-- read once, the requests are decided in order against the running
+-- counts, each as it would be alone, and each key is written once; the
+-- reply is each request's {allowed, remaining_i, reset_i, retry_i …} in
+-- turn: for one request, what the general path answers.
+--
+-- A sliding log's admitted units are added as they come, 100 to a ZADD,
+-- mostly in one at the end. They all score now, after every unit already
+-- in the set, so a denied request's retry finds the unit it waits for
+-- among those (by rank) or among this call's own. Should Redis' clock
+-- have stepped back behind a member, the units this call has admitted
+-- sort before it, as they would alone: once there are some, the oldest
+-- and the unit waited for are taken as now. A counter's m is the last
 -- admitted request's member, as if the requests had come one by one.
-if one and (ARGV[6] == '2' or ARGV[6] == '4') then
-  local key = KEYS[1]
-  local window, limit, cost, _, algo = rule(1)
+local shared = ARGV[2] == 'm'
+local enforced = true
+for i = 1, n do
+  if tonumber(ARGV[4 * i + 2]) % 2 == 1 then
+    enforced = false
+  end
+end
+if shared and not enforced then
+  return redis.error_reply('ERR decide.lua: a shared call takes enforced rules only')
+end
+if shared or ARGV[2] == '0' and enforced then
+  local first, last = 1, 1 -- the members: alone, ARGV[1]
+  if shared then
+    first, last = 3 + 4 * n, #ARGV
+  end
+  local st = {}
+  for i = 1, n do
+    local window, limit, cost, _, algo = rule(i)
+    -- every field in the constructor: one allocation, no rehash
+    local r = {key = KEYS[i], window = window, limit = limit, cost = cost, algo = algo,
+      before = 0, used = 0, args = false, oldest = false, w = false, start = 0, over = false}
+    if algo == 0 then
+      redis.call('ZREMRANGEBYSCORE', r.key, '-inf', now - window)
+      r.before = redis.call('ZCARD', r.key)
+      r.used, r.args = r.before, {}
+      if r.before > 0 then
+        r.oldest = tonumber(redis.call('ZRANGE', r.key, 0, 0, 'WITHSCORES')[2])
+      end
+    elseif algo == 1 then
+      r.w = roll(r.key, window)
+      r.used = r.w.used
+    else
+      r.used = tonumber(redis.call('HGET', r.key, 'c')) or 0
+      r.start = r.used
+    end
+    st[i] = r
+  end
   local out, admitted, admits = {}, nil, 0
-  local w, c, start
-  if algo == 1 then
-    w = roll(key, window)
-  else
-    c = tonumber(redis.call('HGET', key, 'c')) or 0
-    start = c
-  end
   for a = first, last do
-    local used = c
-    if w then
-      used = w.used
+    local allowed = 1
+    for i = 1, n do
+      local r = st[i]
+      r.over = r.used + r.cost > r.limit
+      if r.over then
+        allowed = 0
+      end
     end
-    local over = used + cost > limit
-    if not over then
+    if allowed == 1 then
       admitted, admits = ARGV[a], admits + 1
-      if w then
-        w.c, w.used = w.c + cost, w.used + cost
+    end
+    out[#out + 1] = allowed
+    for i = 1, n do
+      local r = st[i]
+      local window, limit, cost = r.window, r.limit, r.cost
+      if allowed == 1 then
+        r.used = r.used + cost
+        if r.algo == 0 then
+          for j = 1, cost do
+            r.args[#r.args + 1] = now
+            r.args[#r.args + 1] = ARGV[a] .. ':' .. j
+            if #r.args == 200 then -- unpack's stack is bounded
+              redis.call('ZADD', r.key, unpack(r.args))
+              r.args = {}
+            end
+          end
+          r.oldest = math.min(r.oldest or now, now)
+        elseif r.algo == 1 then
+          r.w.c, r.w.used = r.w.c + cost, r.w.used + cost
+        end
+      end
+      local remaining, reset, retry = math.max(limit - r.used, 0), 0, 0
+      if r.algo == 0 then
+        if r.oldest then
+          reset = r.oldest + window - now
+        end
+        if r.over and cost > limit then
+          retry = window
+        elseif r.over then
+          local at, score = r.used + cost - limit - 1, now
+          if at < r.before then
+            score = tonumber(redis.call('ZRANGE', r.key, at, at, 'WITHSCORES')[2])
+            if r.used > r.before then -- this call's own units sort first (see above)
+              score = math.min(score, now)
+            end
+          end
+          retry = math.max(score + window - now, 1)
+        end
+      elseif r.algo == 1 then
+        remaining, reset, retry = window_reply(r.w, window, limit, cost, r.over)
       else
-        c = c + cost
+        reset = math.max(window, 1)
+        if r.over then
+          retry = reset
+        end
       end
+      out[#out + 1] = remaining
+      out[#out + 1] = reset
+      out[#out + 1] = retry
     end
-    local remaining, reset, retry
-    if w then
-      remaining, reset, retry = window_reply(w, window, limit, cost, over)
-    else
-      remaining, reset, retry = math.max(limit - c, 0), math.max(window, 1), 0
-      if over then
-        retry = math.max(window, 1)
-      end
-    end
-    if over then
-      out[#out + 1] = 0
-    else
-      out[#out + 1] = 1
-    end
-    out[#out + 1] = remaining
-    out[#out + 1] = reset
-    out[#out + 1] = retry
   end
-  if admitted and w then
-    redis.call('HSET', key, 'b', w.b, 'c', w.c, 'p', w.p, 'm', admitted)
-    redis.call('PEXPIRE', key, math.ceil(2 * window / 1000))
-  elseif admitted then
-    if c - start < 2 ^ 53 then
-      redis.call('HINCRBY', key, 'c', c - start)
-    else -- a Lua number past 2^53 is not exact, and Redis reads 1e+17 as no integer
-      for _ = 1, admits do
-        redis.call('HINCRBY', key, 'c', ARGV[5])
+  for i = 1, n do
+    local r = st[i]
+    if r.algo == 0 then
+      if #r.args > 0 then
+        redis.call('ZADD', r.key, unpack(r.args))
       end
+      if r.used > r.before then
+        redis.call('PEXPIRE', r.key, math.ceil(r.window / 1000))
+      end
+    elseif admitted and r.algo == 1 then
+      redis.call('HSET', r.key, 'b', r.w.b, 'c', r.w.c, 'p', r.w.p, 'm', admitted)
+      redis.call('PEXPIRE', r.key, math.ceil(2 * r.window / 1000))
+    elseif admitted then
+      if r.used - r.start < 2 ^ 53 then
+        redis.call('HINCRBY', r.key, 'c', r.used - r.start)
+      else -- a Lua number past 2^53 is not exact, and Redis reads 1e+17 as no integer
+        for _ = 1, admits do
+          redis.call('HINCRBY', r.key, 'c', ARGV[4 * i + 1])
+        end
+      end
+      redis.call('HSET', r.key, 'm', admitted)
+      redis.call('PEXPIRE', r.key, math.ceil(r.window / 1000))
     end
-    redis.call('HSET', key, 'm', admitted)
-    redis.call('PEXPIRE', key, math.ceil(window / 1000))
   end
   return out
 end
