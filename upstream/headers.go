@@ -11,10 +11,15 @@ import (
 )
 
 // hopByHop are the connection-specific fields of RFC 9110 §7.6.1 (plus the
-// obsolete ones still seen), which a proxy must not forward.
+// obsolete ones still seen), which a proxy must not forward. Close is a
+// reserved field name (RFC 9110 §18.4), as the "close" connection option
+// would name it: fasthttp answers Connection "close" for every HTTP/1.0
+// request, so whether a Close field went through depended on whether the
+// Connection-named deletions ran (found by FuzzPrepareSkipsOnlyWhatIsNotThere).
 var hopByHop = []string{
 	"Connection", "Proxy-Connection", "Keep-Alive", "Te", "Trailer",
 	"Transfer-Encoding", "Upgrade", "Proxy-Authenticate", "Proxy-Authorization",
+	"Close",
 }
 
 // hopByHopNames is hopByHop as bytes, for IsHopByHop.
