@@ -86,19 +86,8 @@ func TestSharedCallDecidesCountersAsAlone(t *testing.T) {
 	t.Parallel()
 	c, l := decideFixture(t)
 	ctx := context.Background()
-	now, err := c.Time(ctx).Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A fixed rule's period, as the store would place it: an hour each way.
-	period := span{now.Add(-time.Hour).UnixMicro(), now.Add(time.Hour).UnixMicro()}
-	// An hour's window, so that the calls of a case fall in one bucket.
-	window := func(name string, limit, cost int64) Rule {
-		return Rule{Name: name, Limit: limit, Cost: cost, Window: time.Hour, Algorithm: AlgoSlidingWindow}
-	}
-	fixed := func(name string, limit, cost int64) Rule {
-		return Rule{Name: name, Limit: limit, Cost: cost, Algorithm: AlgoFixed, Period: PeriodMonth}
-	}
+	now, period := redisPeriod(t, c)
+	window, fixed := testWindow, testFixed
 	cases := []struct {
 		name string
 		rule Rule
@@ -189,21 +178,12 @@ func TestSharedCallDecidesSeveralRulesAsAlone(t *testing.T) {
 	t.Parallel()
 	c, l := decideFixture(t)
 	ctx := context.Background()
-	now, err := c.Time(ctx).Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	period := span{now.Add(-time.Hour).UnixMicro(), now.Add(time.Hour).UnixMicro()}
+	now, period := redisPeriod(t, c)
 	s := time.Second
 	logRule := func(name string, limit, cost int64) Rule {
 		return Rule{Name: name, Limit: limit, Cost: cost, Window: time.Minute}
 	}
-	window := func(name string, limit, cost int64) Rule {
-		return Rule{Name: name, Limit: limit, Cost: cost, Window: time.Hour, Algorithm: AlgoSlidingWindow}
-	}
-	fixed := func(name string, limit, cost int64) Rule {
-		return Rule{Name: name, Limit: limit, Cost: cost, Algorithm: AlgoFixed, Period: PeriodMonth}
-	}
+	window, fixed := testWindow, testFixed
 	cases := []struct {
 		name  string
 		rules []Rule
@@ -300,6 +280,27 @@ func decideFixture(t *testing.T) (*redis.Client, *lane) {
 	p := newPipe(testCfg(), fixedAddr(srv.Addr()))
 	t.Cleanup(p.close)
 	return c, p.lanes[0]
+}
+
+// redisPeriod is Redis' clock now, and a fixed rule's period as the store
+// would place it around it: an hour each way.
+func redisPeriod(t *testing.T, c *redis.Client) (time.Time, span) {
+	t.Helper()
+	now, err := c.Time(context.Background()).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return now, span{now.Add(-time.Hour).UnixMicro(), now.Add(time.Hour).UnixMicro()}
+}
+
+// testWindow is a sliding window of an hour, so that the calls of a case
+// fall in one bucket; testFixed a monthly quota.
+func testWindow(name string, limit, cost int64) Rule {
+	return Rule{Name: name, Limit: limit, Cost: cost, Window: time.Hour, Algorithm: AlgoSlidingWindow}
+}
+
+func testFixed(name string, limit, cost int64) Rule {
+	return Rule{Name: name, Limit: limit, Cost: cost, Algorithm: AlgoFixed, Period: PeriodMonth}
 }
 
 // decideAlike serves the n decisions mk makes for a tenant three ways: in
