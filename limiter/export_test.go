@@ -15,5 +15,9 @@ func MemoryTenants(s *MemoryStore) int {
 // CommandCalls is how many times c's server has run the command name.
 var CommandCalls = commandCalls
 
+// CommandStats is how many times c's server has run the command name, and
+// the µs it spent on them.
+var CommandStats = commandStats
+
 // SentinelsReachableOf is s's Clients' SentinelsReachable.
 func SentinelsReachableOf(s *RedisStore) int { return s.clients.SentinelsReachable() }

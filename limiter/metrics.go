@@ -20,7 +20,7 @@ var (
 	recordsFailed      = metrics.NewCounter(`l1gw_replica_records_total{result="failed"}`)
 	recordsDropped     = metrics.NewCounter(`l1gw_replica_records_total{result="dropped"}`)
 	// sharedDecisions counts the decisions answered by a script call
-	// shared with others of the same sliding log (lane.roundTrip).
+	// shared with others of the same rules (lane.roundTrip).
 	sharedDecisions = metrics.NewCounter(`l1gw_decisions_shared_total`)
 )
 

@@ -124,36 +124,14 @@ func BenchmarkSharedDecisions(b *testing.B) {
 				}
 			})
 			b.StopTimer()
-			calls, usec := evalshaStats(b, c)
+			calls, usec := limiter.CommandStats(b, c, "evalsha")
+			if calls == 0 {
+				b.Fatal("no EVALSHA counted")
+			}
 			b.ReportMetric(usec/float64(b.N), "redis-µs/decision")
-			b.ReportMetric(float64(b.N)/calls, "decisions/call")
+			b.ReportMetric(float64(b.N)/float64(calls), "decisions/call")
 		})
 	}
-}
-
-// evalshaStats reads EVALSHA's calls and usec from INFO commandstats.
-func evalshaStats(b *testing.B, c *redis.Client) (calls, usec float64) {
-	stats, err := c.Info(context.Background(), "commandstats").Result()
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, line := range strings.Split(stats, "\r\n") {
-		if rest, ok := strings.CutPrefix(line, "cmdstat_evalsha:"); ok {
-			for _, kv := range strings.Split(rest, ",") {
-				k, v, _ := strings.Cut(kv, "=")
-				f, _ := strconv.ParseFloat(v, 64)
-				switch k {
-				case "calls":
-					calls = f
-				case "usec":
-					usec = f
-				}
-			}
-			return calls, usec
-		}
-	}
-	b.Fatal("no cmdstat_evalsha")
-	return 0, 0
 }
 
 // BenchmarkRedisMemoryPerRequest records requests in one rule and reports
@@ -244,22 +222,13 @@ func BenchmarkScriptCost(b *testing.B) {
 	}
 }
 
-// evalshaUsecPerCall reads EVALSHA's usec_per_call from INFO commandstats.
+// evalshaUsecPerCall is EVALSHA's µs per call since the stats were reset.
 func evalshaUsecPerCall(b *testing.B, c *redis.Client) float64 {
-	stats, err := c.Info(context.Background(), "commandstats").Result()
-	if err != nil {
-		b.Fatal(err)
+	calls, usec := limiter.CommandStats(b, c, "evalsha")
+	if calls == 0 {
+		b.Fatal("no EVALSHA counted")
 	}
-	for _, line := range strings.Split(stats, "\r\n") {
-		if rest, ok := strings.CutPrefix(line, "cmdstat_evalsha:"); ok {
-			_, per, _ := strings.Cut(rest, "usec_per_call=")
-			per, _, _ = strings.Cut(per, ",")
-			v, _ := strconv.ParseFloat(per, 64)
-			return v
-		}
-	}
-	b.Fatal("no cmdstat_evalsha")
-	return 0
+	return usec / float64(calls)
 }
 
 // memoryRules are the rule shapes BenchmarkRedisMemoryPerTenant measures:

@@ -420,19 +420,34 @@ func fill(t *testing.T, c *redis.Client, key string, ago []time.Duration) {
 // commandCalls is how many times the server has run the command name
 // (lower case), by INFO commandstats.
 func commandCalls(t testing.TB, c *redis.Client, name string) int64 {
+	calls, _ := commandStats(t, c, name)
+	return calls
+}
+
+// commandStats is how many times the server has run the command name
+// (lower case), and the µs it spent on them, by INFO commandstats; zero
+// for a command it has not run.
+func commandStats(t testing.TB, c *redis.Client, name string) (calls int64, usec float64) {
 	t.Helper()
 	stats, err := c.Info(context.Background(), "commandstats").Result()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, line := range strings.Split(stats, "\r\n") {
-		if rest, ok := strings.CutPrefix(line, "cmdstat_"+name+":calls="); ok {
-			var n int64
-			fmt.Sscanf(rest, "%d", &n)
-			return n
+		if rest, ok := strings.CutPrefix(line, "cmdstat_"+name+":"); ok {
+			for _, kv := range strings.Split(rest, ",") {
+				k, v, _ := strings.Cut(kv, "=")
+				switch k {
+				case "calls":
+					calls, _ = strconv.ParseInt(v, 10, 64)
+				case "usec":
+					usec, _ = strconv.ParseFloat(v, 64)
+				}
+			}
+			break
 		}
 	}
-	return 0
+	return calls, usec
 }
 
 // TestSharedCallAfterScriptFlush: a shared call answered NOSCRIPT (a
