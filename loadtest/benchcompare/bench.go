@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/l1gw/l1gw/loadtest/internal/harness"
@@ -65,7 +67,8 @@ type Measurement struct {
 	// (l1gw_decisions_shared_total). nil for a system without the pipes.
 	BatchSize *float64 `json:"batch_size,omitempty"`
 	SharedPct *float64 `json:"shared_pct,omitempty"`
-	// Open loop only: vegeta's latency percentiles, in ms.
+	// Open loop only: the latency percentiles and maximum, in ms, from a
+	// request's send to its response.
 	P50 *float64 `json:"p50_ms,omitempty"`
 	P99 *float64 `json:"p99_ms,omitempty"`
 	Max *float64 `json:"max_ms,omitempty"`
@@ -302,13 +305,23 @@ func runLoad(ctx context.Context, e *env, sys system, load loadSpec, addr string
 
 // openLoopInto runs the open loop and puts its latencies into m.
 func openLoopInto(ctx context.Context, m *Measurement, addr string, rate int, d time.Duration, keys []string) (*tally, time.Duration, error) {
-	t, vm, err := openLoop(ctx, addr, rate, d, keys)
+	t, lat, elapsed, err := openLoop(ctx, addr, rate, d, keys)
 	if err != nil {
 		return nil, 0, err
 	}
-	ms := func(d time.Duration) *float64 { v := float64(d) / float64(time.Millisecond); return &v }
-	m.P50, m.P99, m.Max = ms(vm.Latencies.P50), ms(vm.Latencies.P99), ms(vm.Latencies.Max)
-	return t, vm.Duration + vm.Wait, nil
+	if len(lat) > 0 {
+		slices.Sort(lat)
+		ms := func(d time.Duration) *float64 { v := float64(d) / float64(time.Millisecond); return &v }
+		m.P50, m.P99, m.Max = ms(nearestRank(lat, 0.50)), ms(nearestRank(lat, 0.99)), ms(lat[len(lat)-1])
+	}
+	return t, elapsed, nil
+}
+
+// nearestRank is the q-quantile of sorted (not empty) by the nearest-rank
+// method: the smallest value with at least q of them at or below it.
+func nearestRank(sorted []time.Duration, q float64) time.Duration {
+	i := int(math.Ceil(q*float64(len(sorted)))) - 1
+	return sorted[max(i, 0)]
 }
 
 // fill copies the tally into m.
