@@ -45,6 +45,9 @@ type Measurement struct {
 	// ran at real-time priority, so its own waits for the CPU are not in it.
 	RedisPingMax  *float64 `json:"redis_ping_max_ms,omitempty"`
 	ProbeRealtime bool     `json:"probe_realtime,omitempty"`
+	// Probe is everything the probe saw (when the worst PING was, whether
+	// the stop cut it); nil without Redis.
+	Probe *probeResult `json:"probe,omitempty"`
 	// RedisCPUStallMax is the longest, in ms, that the probe's sleeps
 	// between PINGs overran: how long Redis' CPU ran neither the probe nor,
 	// at lower priority, Redis (a stall a PING in flight may miss). nil
@@ -222,7 +225,7 @@ func measure(ctx context.Context, e *env, sys system, load loadSpec) (m Measurem
 	m, err = runLoad(ctx, e, sys, load, addr, procs, metricsURL)
 	res, perr := probe.finish()
 	if perr == nil {
-		m.RedisPingMax, m.ProbeRealtime, m.RedisCPUStallMax = &res.WorstMs, res.Realtime, &res.WorstLateMs
+		m.RedisPingMax, m.ProbeRealtime, m.RedisCPUStallMax, m.Probe = &res.WorstMs, res.Realtime, &res.WorstLateMs, &res
 	}
 	return m, errors.Join(err, perr)
 }
@@ -311,8 +314,8 @@ func openLoopInto(ctx context.Context, m *Measurement, addr string, rate int, d 
 	}
 	if len(lat) > 0 {
 		slices.Sort(lat)
-		ms := func(d time.Duration) *float64 { v := float64(d) / float64(time.Millisecond); return &v }
-		m.P50, m.P99, m.Max = ms(nearestRank(lat, 0.50)), ms(nearestRank(lat, 0.99)), ms(lat[len(lat)-1])
+		ptr := func(d time.Duration) *float64 { v := ms(d); return &v }
+		m.P50, m.P99, m.Max = ptr(nearestRank(lat, 0.50)), ptr(nearestRank(lat, 0.99)), ptr(lat[len(lat)-1])
 	}
 	return t, elapsed, nil
 }

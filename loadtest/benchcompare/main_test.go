@@ -184,5 +184,56 @@ func TestProbeSeesAFrozenCPU(t *testing.T) {
 	if res.Pings == 0 {
 		t.Fatal("no PING answered")
 	}
+	if res.SpanMs < 300*0.9 || res.WorstAtMs > res.SpanMs {
+		t.Errorf("probe span %.1f ms, worst PING sent at %.1f ms; want a span of at least the 300 ms slept, holding it", res.SpanMs, res.WorstAtMs)
+	}
 	t.Logf("frozen %v: worst late wake-up %.1f ms, worst PING %.1f ms", frozen, res.WorstLateMs, res.WorstMs)
+}
+
+// TestProbeCountsAPINGTheStopCut: a PING still out when the probe is
+// stopped (Redis frozen) counts its wait so far, marked as cut, and when
+// it was sent.
+func TestProbeCountsAPINGTheStopCut(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts redis-server; skipped with -short")
+	}
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Skip("redis-server not on PATH (make test-deps installs it)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rs, err := startRedis(ctx, -1, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.stop() //nolint:errcheck // a test's cleanup
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := startProbe(ctx, self, -1, rs.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if err := syscall.Kill(rs.pid(), syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	const silent = 300 * time.Millisecond
+	time.Sleep(silent)
+	res, err := p.finish()
+	if cerr := syscall.Kill(rs.pid(), syscall.SIGCONT); cerr != nil {
+		t.Error(cerr)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Within 10 ms of the stop the probe sends its next PING, which Redis,
+	// frozen, never answers.
+	if !res.WorstCut || res.WorstMs < float64((silent-20*time.Millisecond)/time.Millisecond) {
+		t.Errorf("worst PING %.1f ms, cut %v; want one of at least %v, cut by the stop", res.WorstMs, res.WorstCut, silent-20*time.Millisecond)
+	}
+	if res.WorstAtMs < 90 || res.WorstAtMs > res.SpanMs {
+		t.Errorf("worst PING sent at %.1f ms of %.1f; want after the 100 ms before the freeze", res.WorstAtMs, res.SpanMs)
+	}
 }

@@ -105,8 +105,12 @@ func signed(s Stat) string {
 	return out
 }
 
+// slowPingMs is the PING round trip past which a note says when it was:
+// ten default budgets.
+const slowPingMs = 100
+
 // notes are the things a reader must not miss: over-admission, degraded
-// responses, transport errors.
+// responses, a Redis slow to answer its probe, transport errors.
 func (r *Report) notes() []string {
 	var out []string
 	if !r.Pinned {
@@ -128,6 +132,14 @@ func (r *Report) notes() []string {
 			}
 			out = append(out, fmt.Sprintf("%s: %d of %d responses were X-RateLimit-Status: degraded; gateway's degraded decisions by reason: %s%s",
 				where, m.Degraded, m.Responses, formatCounts(m.DegradedByReason), ping))
+		}
+		if p := m.Probe; p != nil && p.WorstMs >= slowPingMs {
+			how := "answered"
+			if p.WorstCut {
+				how = "not answered when the probe was stopped"
+			}
+			out = append(out, fmt.Sprintf("%s: Redis' slowest PING took %.1f ms, sent %.2f s into the probe's %.2f s, %s; its CPU's worst stall: %.1f ms",
+				where, p.WorstMs, p.WorstAtMs/1000, p.SpanMs/1000, how, p.WorstLateMs))
 		}
 		if m.RedisPingMax != nil && !m.ProbeRealtime {
 			out = append(out, fmt.Sprintf("%s: the Redis probe could not run at real-time priority (needs root): its worst PING includes its own waits for the CPU", where))

@@ -42,8 +42,14 @@ const probeEvery = 5 * time.Millisecond
 // probeResult is what the probe prints on its last line, after "probed ".
 type probeResult struct {
 	Pings int64 `json:"pings"`
-	// WorstMs is the longest round trip, in ms.
-	WorstMs float64 `json:"worst_ms"`
+	// WorstMs is the longest round trip, in ms. WorstAtMs is when its
+	// PING was sent, in ms since the first; WorstCut: the probe was
+	// stopped before that PING was answered (the wait so far counts).
+	// SpanMs is from the first PING to the stop.
+	WorstMs   float64 `json:"worst_ms"`
+	WorstAtMs float64 `json:"worst_at_ms"`
+	WorstCut  bool    `json:"worst_cut,omitempty"`
+	SpanMs    float64 `json:"span_ms"`
 	// WorstLateMs is the longest a sleep between PINGs overran, in ms:
 	// how long the CPU ran nothing of the probe's, nor of Redis'.
 	WorstLateMs float64 `json:"worst_late_ms"`
@@ -75,8 +81,7 @@ func probeMain(args []string, stdout, stderr io.Writer) int {
 // locked thread: a real-time thread that blocks in the kernel is woken the
 // moment the reply lands, where one parked in Go's poller would wait for
 // an ordinary thread to notice.
-func probe(ctx context.Context, addr string, stdout io.Writer) (probeResult, error) {
-	var res probeResult
+func probe(ctx context.Context, addr string, stdout io.Writer) (res probeResult, err error) {
 	if err := harness.CheckLoopback(addr); err != nil {
 		return res, err
 	}
@@ -109,6 +114,8 @@ func probe(ctx context.Context, addr string, stdout io.Writer) (probeResult, err
 	fmt.Fprintln(stdout, "probing")
 	ping := []byte("PING\r\n")
 	buf := make([]byte, 64)
+	first := time.Now()
+	defer func() { res.SpanMs = ms(time.Since(first)) }()
 	for ctx.Err() == nil {
 		t := time.Now()
 		if _, err := writeAll(ctx, fd, ping); err != nil {
@@ -120,7 +127,9 @@ func probe(ctx context.Context, addr string, stdout io.Writer) (probeResult, err
 		}
 		// Stopped while Redis had not answered: the wait so far is a
 		// lower bound of this round trip, and counts.
-		res.WorstMs = max(res.WorstMs, float64(time.Since(t))/float64(time.Millisecond))
+		if rt := ms(time.Since(t)); rt > res.WorstMs {
+			res.WorstMs, res.WorstAtMs, res.WorstCut = rt, ms(t.Sub(first)), !answered
+		}
 		if !answered {
 			break
 		}
@@ -129,10 +138,13 @@ func probe(ctx context.Context, addr string, stdout io.Writer) (probeResult, err
 		if err != nil {
 			return res, err
 		}
-		res.WorstLateMs = max(res.WorstLateMs, float64(late)/float64(time.Millisecond))
+		res.WorstLateMs = max(res.WorstLateMs, ms(late))
 	}
 	return res, nil
 }
+
+// ms is d in milliseconds.
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 // sleepLate sleeps d and returns how long past d it woke. It sleeps to a
 // deadline on the monotonic clock, so that a signal does not lengthen it.
