@@ -48,6 +48,10 @@ type Measurement struct {
 	// Probe is everything the probe saw (when the worst PING was, whether
 	// the stop cut it); nil without Redis.
 	Probe *probeResult `json:"probe,omitempty"`
+	// RedisLatency is Redis' own latency monitor after the load: the worst
+	// of each event of its event loop that took latencyThresholdMs or
+	// more, in ms by event. Empty when none did; nil without Redis.
+	RedisLatency map[string]int64 `json:"redis_latency_ms,omitempty"`
 	// RedisCPUStallMax is the longest, in ms, that the probe's sleeps
 	// between PINGs overran: how long Redis' CPU ran neither the probe nor,
 	// at lower priority, Redis (a stall a PING in flight may miss). nil
@@ -227,7 +231,11 @@ func measure(ctx context.Context, e *env, sys system, load loadSpec) (m Measurem
 	if perr == nil {
 		m.RedisPingMax, m.ProbeRealtime, m.RedisCPUStallMax, m.Probe = &res.WorstMs, res.Realtime, &res.WorstLateMs, &res
 	}
-	return m, errors.Join(err, perr)
+	spikes, lerr := rs.latencySpikes(ctx)
+	if lerr == nil {
+		m.RedisLatency = spikes
+	}
+	return m, errors.Join(err, perr, lerr)
 }
 
 // cpuProcs are the processes whose CPU is sampled; 0 is none.

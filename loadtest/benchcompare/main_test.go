@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // TestMain lets the test binary stand in for the command: the smoke test's
@@ -235,5 +237,54 @@ func TestProbeCountsAPINGTheStopCut(t *testing.T) {
 	}
 	if res.WorstAtMs < 90 || res.WorstAtMs > res.SpanMs {
 		t.Errorf("worst PING sent at %.1f ms of %.1f; want after the 100 ms before the freeze", res.WorstAtMs, res.SpanMs)
+	}
+}
+
+// TestRedisLatencySpikes: a script that holds Redis' event loop for 120 ms
+// is in the latency monitor's record; before it, nothing is.
+func TestRedisLatencySpikes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts redis-server; skipped with -short")
+	}
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Skip("redis-server not on PATH (make test-deps installs it)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rs, err := startRedis(ctx, -1, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.stop() //nolint:errcheck // a test's cleanup
+	spikes, err := rs.latencySpikes(ctx)
+	if err != nil || len(spikes) != 0 {
+		t.Fatalf("a fresh Redis: %v, %v; want no spike", spikes, err)
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: rs.addr})
+	defer rdb.Close()
+	const busy = `local s = redis.call('TIME')
+repeat local n = redis.call('TIME') until (n[1] - s[1]) * 1000000 + (n[2] - s[2]) >= 120000
+return 1`
+	if err := rdb.Eval(ctx, busy, nil).Err(); err != nil {
+		t.Fatal(err)
+	}
+	spikes, err = rs.latencySpikes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if spikes["command"] < 120 {
+		t.Errorf("after a script of 120 ms: %v; want command ≥ 120", spikes)
+	}
+}
+
+func TestParseLatencyLatest(t *testing.T) {
+	got, err := parseLatencyLatest([]any{[]any{"command", int64(1700000000), int64(80), int64(1003)}, []any{"fork", int64(1), int64(60), int64(60)}})
+	if err != nil || len(got) != 2 || got["command"] != 1003 || got["fork"] != 60 {
+		t.Errorf("got %v, %v; want command 1003 (the max, not the latest) and fork 60", got, err)
+	}
+	for _, bad := range [][]any{{[]any{"command", int64(1), int64(2)}}, {"command"}, {[]any{int64(1), int64(1), int64(2), int64(3)}}, {[]any{"c", int64(1), int64(2), "3"}}} {
+		if _, err := parseLatencyLatest(bad); err == nil {
+			t.Errorf("%v accepted", bad)
+		}
 	}
 }

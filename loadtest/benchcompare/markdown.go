@@ -138,8 +138,14 @@ func (r *Report) notes() []string {
 			if p.WorstCut {
 				how = "not answered when the probe was stopped"
 			}
-			out = append(out, fmt.Sprintf("%s: Redis' slowest PING took %.1f ms, sent %.2f s into the probe's %.2f s, %s; its CPU's worst stall: %.1f ms",
-				where, p.WorstMs, p.WorstAtMs/1000, p.SpanMs/1000, how, p.WorstLateMs))
+			own := fmt.Sprintf("none of its events took %d ms", latencyThresholdMs)
+			if len(m.RedisLatency) > 0 {
+				own = "worst ms by event " + formatCounts(m.RedisLatency)
+			}
+			out = append(out, fmt.Sprintf("%s: Redis' slowest PING took %.1f ms, sent %.2f s into the probe's %.2f s, %s; its CPU's worst stall: %.1f ms; Redis' own latency monitor: %s",
+				where, p.WorstMs, p.WorstAtMs/1000, p.SpanMs/1000, how, p.WorstLateMs, own))
+		} else if len(m.RedisLatency) > 0 {
+			out = append(out, fmt.Sprintf("%s: Redis' own latency monitor, worst ms by event: %s", where, formatCounts(m.RedisLatency)))
 		}
 		if m.RedisPingMax != nil && !m.ProbeRealtime {
 			out = append(out, fmt.Sprintf("%s: the Redis probe could not run at real-time priority (needs root): its worst PING includes its own waits for the CPU", where))

@@ -51,7 +51,8 @@ func startRedisOnce(ctx context.Context, cpu int, dir string) (*redisServer, err
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	cmd := exec.Command("redis-server",
 		"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--protected-mode", "yes",
-		"--save", "", "--appendonly", "no", "--dir", dir, "--daemonize", "no", "--loglevel", "notice")
+		"--save", "", "--appendonly", "no", "--dir", dir, "--daemonize", "no", "--loglevel", "notice",
+		"--latency-monitor-threshold", strconv.Itoa(latencyThresholdMs))
 	c, found, err := startChild("redis-server", cmd, cpu, func(line string) (string, bool) {
 		return "", strings.Contains(line, "Ready to accept connections")
 	})
@@ -86,6 +87,46 @@ func (rs *redisServer) ping(ctx context.Context) error {
 		return fmt.Errorf("PING redis-server at %s: %w", rs.addr, err)
 	}
 	return nil
+}
+
+// latencyThresholdMs is the threshold of Redis' own latency monitor: an
+// event of its event loop (a command, an expiry cycle, a fork …) that
+// takes this long or longer is recorded (LATENCY LATEST).
+const latencyThresholdMs = 50
+
+// latencySpikes is the worst of each event Redis' latency monitor
+// recorded since its start, in ms by event name: empty when none took
+// latencyThresholdMs. A silence of Redis that is none of these was not of
+// its own making (its process not run, or its socket not served).
+func (rs *redisServer) latencySpikes(ctx context.Context) (map[string]int64, error) {
+	rdb := redis.NewClient(&redis.Options{Addr: rs.addr, MaxRetries: -1, DialTimeout: time.Second})
+	defer rdb.Close()
+	lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	v, err := rdb.Do(lctx, "LATENCY", "LATEST").Slice()
+	if err != nil {
+		return nil, fmt.Errorf("LATENCY LATEST at %s: %w", rs.addr, err)
+	}
+	return parseLatencyLatest(v)
+}
+
+// parseLatencyLatest reads LATENCY LATEST's reply: one entry per event,
+// [name, unix time, latest ms, max ms].
+func parseLatencyLatest(v []any) (map[string]int64, error) {
+	out := map[string]int64{}
+	for _, e := range v {
+		f, ok := e.([]any)
+		if !ok || len(f) < 4 {
+			return nil, fmt.Errorf("LATENCY LATEST entry %v: want [event, time, latest, max]", e)
+		}
+		name, ok1 := f[0].(string)
+		worst, ok2 := f[3].(int64)
+		if !ok1 || !ok2 {
+			return nil, fmt.Errorf("LATENCY LATEST entry %v: want [event, time, latest, max]", e)
+		}
+		out[name] = worst
+	}
+	return out, nil
 }
 
 // freePort is a TCP port free on 127.0.0.1 a moment ago.

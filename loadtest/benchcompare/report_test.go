@@ -78,6 +78,7 @@ func TestRatioAndCodes(t *testing.T) {
 func sampleMeasurements() []Measurement {
 	f := func(v float64) *float64 { return &v }
 	var ms []Measurement
+	spikes := []map[string]int64{{"command": 120, "expire-cycle": 55}, {}}
 	for run := 1; run <= 2; run++ {
 		k := float64(run)
 		ms = append(ms,
@@ -87,11 +88,12 @@ func sampleMeasurements() []Measurement {
 				LimitedLimit: 100, LimitedAdmitted: 100, Codes: map[int]int64{200: 90, 429: 10}},
 			Measurement{Run: run, System: "naive", Load: "open", Rate: 5000, RPS: 5000, GwCPU: f(90), RedisCPU: f(45), P50: f(0.4), P99: f(2),
 				DecisionP50: f(0.25), DecisionP99: f(1.5), Enforced: true, LimitedLimit: 100, LimitedAdmitted: 60, Codes: map[int]int64{200: 40}, RedisPingMax: f(3), ProbeRealtime: true,
-				RedisCPUStallMax: f(0.5), Probe: &probeResult{WorstMs: 3 + 994*(k-1), WorstAtMs: 4120, SpanMs: 5030, WorstLateMs: 0.5, WorstCut: run == 1}},
+				RedisCPUStallMax: f(0.5), Probe: &probeResult{WorstMs: 3 + 994*(k-1), WorstAtMs: 4120, SpanMs: 5030, WorstLateMs: 0.5, WorstCut: run == 1},
+				RedisLatency: map[string]int64{}},
 			Measurement{Run: run, System: "l1gw-exact", Load: "closed 64", RPS: 15000, GwCPU: f(60), RedisCPU: f(10 * k), Enforced: true,
 				LimitedLimit: 100, LimitedAdmitted: 100 + int64(run), OverAdmitted: int64(run), Degraded: 7, Codes: map[int]int64{200: 99},
 				RedisPingMax: f(20 * k), ProbeRealtime: run == 1, RedisCallP99: f(1.2), RedisCPUStallMax: f(11 * k),
-				BatchSize: f(3 * k), SharedPct: f(70 + 10*k)},
+				BatchSize: f(3 * k), SharedPct: f(70 + 10*k), RedisLatency: spikes[run-1]},
 			Measurement{Run: run, System: "l1gw-exact", Load: "open", Rate: 7000 + 1000*run, RPS: 7000, GwCPU: f(70), RedisCPU: f(12), P50: f(0.3),
 				P99: f(1 + k), Enforced: true, LimitedLimit: 100, LimitedAdmitted: 80, Codes: map[int]int64{200: 30}},
 		)
@@ -139,7 +141,8 @@ func TestMarkdown(t *testing.T) {
 		"7 of 0 responses were X-RateLimit-Status: degraded",
 		"| system | load | decisions per call | shared a script call, % |",
 		"| l1gw-exact | closed 64 | 4.5 (3.0–6.0) | 85 (80–90) |\n",
-		"run 2, naive, open: Redis' slowest PING took 997.0 ms, sent 4.12 s into the probe's 5.03 s, answered; its CPU's worst stall: 0.5 ms",
+		"run 2, naive, open: Redis' slowest PING took 997.0 ms, sent 4.12 s into the probe's 5.03 s, answered; its CPU's worst stall: 0.5 ms; Redis' own latency monitor: none of its events took 50 ms",
+		"run 1, l1gw-exact, closed 64: Redis' own latency monitor, worst ms by event: command=120, expire-cycle=55",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("Markdown lacks %q:\n%s", want, md)
