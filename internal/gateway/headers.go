@@ -35,13 +35,15 @@ var (
 // answer, the gateway's.
 var rateFields = [][]byte{hdrStatus, hdrLimit, hdrRemaining, hdrReset, hdrPolicy, hdrRateLimit, hdrShadow}
 
-// rateField reports whether name, in any case, is one of rateFields.
+// rateField reports whether name, in any case, is one of rateFields: of
+// the same length, so that a non-ASCII letter that folds to an ASCII one
+// (ſ to s) never makes another name one of them.
 func rateField(name []byte) bool {
 	if len(name) < len(hdrRateLimit) || name[0]|0x20 != 'x' && name[0]|0x20 != 'r' {
 		return false // most names, at a glance
 	}
 	for _, k := range rateFields {
-		if bytes.EqualFold(name, k) {
+		if len(k) == len(name) && bytes.EqualFold(name, k) {
 			return true
 		}
 	}

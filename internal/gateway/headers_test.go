@@ -189,3 +189,19 @@ func TestQuotaProblemSaysWhenItResets(t *testing.T) {
 		t.Fatalf("detail %q; want it to end %q, naming the quota alone", body.Detail, want(before))
 	}
 }
+
+// TestRateFieldIsExactlyOurs: our fields in any ASCII case are ours; a
+// name that only folds to one through a non-ASCII letter, or differs by a
+// byte, is the upstream's.
+func TestRateFieldIsExactlyOurs(t *testing.T) {
+	for _, name := range []string{"X-RateLimit-Status", "x-ratelimit-remaining", "RATELIMIT-POLICY", "RateLimit", "X-Ratelimit-Shadow"} {
+		if !rateField([]byte(name)) {
+			t.Errorf("%q: not ours", name)
+		}
+	}
+	for _, name := range []string{"X-RateLimit-ſtatus", "X-RateLimit-Statuses", "RateLimit-", "X-RateLimit-Statu", "Ratelimit-Policy-X", "Content-Type"} {
+		if rateField([]byte(name)) {
+			t.Errorf("%q: taken for ours", name)
+		}
+	}
+}
