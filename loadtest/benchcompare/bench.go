@@ -48,6 +48,12 @@ type Measurement struct {
 	// Probe is everything the probe saw (when the worst PING was, whether
 	// the stop cut it); nil without Redis.
 	Probe *probeResult `json:"probe,omitempty"`
+	// StealSUTMs and StealRunnerMs are the steal time, in ms, that the
+	// system under test's CPU and the runner's (Redis') gained over the
+	// load: time the host ran something else while they had work. nil
+	// when not pinned.
+	StealSUTMs    *float64 `json:"steal_sut_ms,omitempty"`
+	StealRunnerMs *float64 `json:"steal_runner_ms,omitempty"`
 	// RedisLatency is Redis' own latency monitor after the load: the worst
 	// of each event of its event loop that took latencyThresholdMs or
 	// more, in ms by event. Empty when none did; nil without Redis.
@@ -275,6 +281,10 @@ func runLoad(ctx context.Context, e *env, sys system, load loadSpec, addr string
 	if err != nil {
 		return m, err
 	}
+	steal0, err := readSteal()
+	if err != nil {
+		return m, err
+	}
 	var t *tally
 	var elapsed time.Duration
 	if load.conns > 0 {
@@ -289,6 +299,11 @@ func runLoad(ctx context.Context, e *env, sys system, load loadSpec, addr string
 	if err != nil {
 		return m, err
 	}
+	steal1, err := readSteal()
+	if err != nil {
+		return m, err
+	}
+	m.StealSUTMs, m.StealRunnerMs = stealMs(steal0, steal1, e.pin.sut), stealMs(steal0, steal1, e.pin.runner)
 	m.fill(t, elapsed)
 	if v, ok := cpuMicrosPerRequest(sut0, sut1, t.responses); ok && procs.sut != 0 {
 		m.GwCPU = &v

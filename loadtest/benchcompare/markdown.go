@@ -142,6 +142,9 @@ func (r *Report) notes() []string {
 			if len(m.RedisLatency) > 0 {
 				own = "worst ms by event " + formatCounts(m.RedisLatency)
 			}
+			if m.StealRunnerMs != nil {
+				own += fmt.Sprintf("; the host took %.0f ms of its CPU over the load (steal)", *m.StealRunnerMs)
+			}
 			out = append(out, fmt.Sprintf("%s: Redis' slowest PING took %.1f ms, sent %.2f s into the probe's %.2f s, %s; its CPU's worst stall: %.1f ms; Redis' own latency monitor: %s",
 				where, p.WorstMs, p.WorstAtMs/1000, p.SpanMs/1000, how, p.WorstLateMs, own))
 		} else if len(m.RedisLatency) > 0 {

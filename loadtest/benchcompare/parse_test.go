@@ -111,3 +111,30 @@ func TestParseBatches(t *testing.T) {
 		t.Error("ok for a system without batches")
 	}
 }
+
+func TestStealTicks(t *testing.T) {
+	stat := "cpu  1805374 224176 526549 2892267 4286 0 201703 27423 0 0\n" +
+		"cpu0 846417 113980 256529 1502651 2444 0 100981 13812 0 0\n" +
+		"cpu1 958956 110195 270019 1389616 1842 0 100721 13610 0 0\n" +
+		"cpu2 1 2 3 4 5 6 7\n" +
+		"intr 123 4 5\nctxt 99\n"
+	got, err := stealTicks([]byte(stat))
+	if err != nil || !reflect.DeepEqual(got, map[int]int64{0: 13812, 1: 13610, 2: 0}) {
+		t.Errorf("got %v, %v; want cpu0 13812, cpu1 13610, cpu2 (no steal field) 0", got, err)
+	}
+	for _, bad := range []string{"cpuX 1 2 3 4 5 6 7 8 9\n", "cpu0 1 2 3 4 5 6 7 -8 9\n", "cpu0 1 2 3 4 5 6 7 x 9\n"} {
+		if _, err := stealTicks([]byte(bad)); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	before, after := map[int]int64{0: 5, 1: 100}, map[int]int64{0: 5, 1: 197}
+	if v := stealMs(before, after, 1); v == nil || math.Abs(*v-970) > 1e-9 {
+		t.Errorf("97 ticks of steal: %v; want 970 ms", v)
+	}
+	if v := stealMs(before, after, -1); v != nil {
+		t.Errorf("an unpinned CPU: %v; want nil", *v)
+	}
+	if _, err := readSteal(); err != nil {
+		t.Errorf("this machine's /proc/stat: %v", err)
+	}
+}

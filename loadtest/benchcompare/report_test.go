@@ -89,7 +89,7 @@ func sampleMeasurements() []Measurement {
 			Measurement{Run: run, System: "naive", Load: "open", Rate: 5000, RPS: 5000, GwCPU: f(90), RedisCPU: f(45), P50: f(0.4), P99: f(2),
 				DecisionP50: f(0.25), DecisionP99: f(1.5), Enforced: true, LimitedLimit: 100, LimitedAdmitted: 60, Codes: map[int]int64{200: 40}, RedisPingMax: f(3), ProbeRealtime: true,
 				RedisCPUStallMax: f(0.5), Probe: &probeResult{WorstMs: 3 + 994*(k-1), WorstAtMs: 4120, SpanMs: 5030, WorstLateMs: 0.5, WorstCut: run == 1},
-				RedisLatency: map[string]int64{}},
+				RedisLatency: map[string]int64{}, StealRunnerMs: f(10 * (k - 1))},
 			Measurement{Run: run, System: "l1gw-exact", Load: "closed 64", RPS: 15000, GwCPU: f(60), RedisCPU: f(10 * k), Enforced: true,
 				LimitedLimit: 100, LimitedAdmitted: 100 + int64(run), OverAdmitted: int64(run), Degraded: 7, Codes: map[int]int64{200: 99},
 				RedisPingMax: f(20 * k), ProbeRealtime: run == 1, RedisCallP99: f(1.2), RedisCPUStallMax: f(11 * k),
@@ -141,7 +141,7 @@ func TestMarkdown(t *testing.T) {
 		"7 of 0 responses were X-RateLimit-Status: degraded",
 		"| system | load | decisions per call | shared a script call, % |",
 		"| l1gw-exact | closed 64 | 4.5 (3.0–6.0) | 85 (80–90) |\n",
-		"run 2, naive, open: Redis' slowest PING took 997.0 ms, sent 4.12 s into the probe's 5.03 s, answered; its CPU's worst stall: 0.5 ms; Redis' own latency monitor: none of its events took 50 ms",
+		"run 2, naive, open: Redis' slowest PING took 997.0 ms, sent 4.12 s into the probe's 5.03 s, answered; its CPU's worst stall: 0.5 ms; Redis' own latency monitor: none of its events took 50 ms; the host took 10 ms of its CPU over the load (steal)",
 		"run 1, l1gw-exact, closed 64: Redis' own latency monitor, worst ms by event: command=120, expire-cycle=55",
 	} {
 		if !strings.Contains(md, want) {
