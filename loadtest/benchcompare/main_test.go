@@ -144,27 +144,8 @@ func TestGatewayConfig(t *testing.T) {
 // does not run freezes it, and Redis with it) finds Redis prompt when it
 // wakes; its late wake-up is what says the CPU stalled.
 func TestProbeSeesAFrozenCPU(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts redis-server; skipped with -short")
-	}
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		t.Skip("redis-server not on PATH (make test-deps installs it)")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	rs, err := startRedis(ctx, -1, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rs.stop() //nolint:errcheck // a test's cleanup
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := startProbe(ctx, self, -1, rs.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, rs := testRedis(t)
+	p := testProbe(ctx, t, rs)
 	const frozen = 200 * time.Millisecond
 	time.Sleep(50 * time.Millisecond)
 	if err := syscall.Kill(p.pid(), syscall.SIGSTOP); err != nil {
@@ -196,27 +177,8 @@ func TestProbeSeesAFrozenCPU(t *testing.T) {
 // stopped (Redis frozen) counts its wait so far, marked as cut, and when
 // it was sent.
 func TestProbeCountsAPINGTheStopCut(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts redis-server; skipped with -short")
-	}
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		t.Skip("redis-server not on PATH (make test-deps installs it)")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	rs, err := startRedis(ctx, -1, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rs.stop() //nolint:errcheck // a test's cleanup
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := startProbe(ctx, self, -1, rs.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, rs := testRedis(t)
+	p := testProbe(ctx, t, rs)
 	time.Sleep(100 * time.Millisecond)
 	if err := syscall.Kill(rs.pid(), syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
@@ -243,19 +205,7 @@ func TestProbeCountsAPINGTheStopCut(t *testing.T) {
 // TestRedisLatencySpikes: a script that holds Redis' event loop for 120 ms
 // is in the latency monitor's record; before it, nothing is.
 func TestRedisLatencySpikes(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts redis-server; skipped with -short")
-	}
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		t.Skip("redis-server not on PATH (make test-deps installs it)")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	rs, err := startRedis(ctx, -1, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rs.stop() //nolint:errcheck // a test's cleanup
+	ctx, rs := testRedis(t)
 	spikes, err := rs.latencySpikes(ctx)
 	if err != nil || len(spikes) != 0 {
 		t.Fatalf("a fresh Redis: %v, %v; want no spike", spikes, err)
@@ -287,4 +237,41 @@ func TestParseLatencyLatest(t *testing.T) {
 			t.Errorf("%v accepted", bad)
 		}
 	}
+}
+
+// testRedis starts a redis-server for t, stopped when t ends, and a
+// context that ends a minute later. It skips t under -short or without
+// redis-server.
+func testRedis(t *testing.T) (context.Context, *redisServer) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts redis-server; skipped with -short")
+	}
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Skip("redis-server not on PATH (make test-deps installs it)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	rs, err := startRedis(ctx, -1, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rs.stop() }) //nolint:errcheck // a test's cleanup
+	return ctx, rs
+}
+
+// testProbe starts a probe of rs for t: this test binary stands in for
+// the command.
+func testProbe(ctx context.Context, t *testing.T, rs *redisServer) *redisProbe {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := startProbe(ctx, self, -1, rs.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.stop() }) //nolint:errcheck // stopped already unless the test failed first
+	return p
 }
