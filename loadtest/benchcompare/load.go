@@ -113,7 +113,7 @@ func closedLoop(ctx context.Context, addr string, conns int, d time.Duration, ke
 			defer fasthttp.ReleaseRequest(req)
 			defer fasthttp.ReleaseResponse(resp)
 			for n := i; !stopped.Load() && time.Now().Before(end); n++ {
-				if !mx.send(client, req, resp, n, parts[i]) {
+				if !mx.send(client, req, resp, n, parts[i], time.Now().Add(requestTimeout)) {
 					time.Sleep(10 * time.Millisecond) // no hot loop on a refused connection
 				}
 			}
@@ -131,9 +131,12 @@ func closedLoop(ctx context.Context, addr string, conns int, d time.Duration, ke
 // answers take: request n is due start + n/rate. openWorkers workers take
 // the requests in turn, each sleeping until its request is due, so at
 // most openWorkers are out at once; a system slower than that falls
-// behind and its req/s shows it. A latency runs from the request's send
-// to its response read, as vegeta times it. It returns the tally, the
-// latencies (unordered) and the time from start until the last answer.
+// behind and its req/s shows it. Nothing is sent, or waited for, once d
+// and a request timeout have passed: a system that stops answering ends
+// the loop then.
+// A latency runs from the request's send to its response read, as vegeta
+// times it. It returns the tally, the latencies (unordered) and the time
+// from start until the last answer.
 //
 // It is not vegeta: vegeta's request and result objects cost the runner
 // 25-32 µs of CPU per request (against the upstream alone at 5-25k
@@ -158,6 +161,7 @@ func openLoop(ctx context.Context, addr string, rate int, d time.Duration, keys 
 	lat := make([][]time.Duration, openWorkers)
 	var wg sync.WaitGroup
 	start := time.Now()
+	stop := start.Add(d + requestTimeout)
 	for i := range parts {
 		parts[i] = newTally()
 		lat[i] = make([]time.Duration, 0, total/openWorkers+1)
@@ -182,7 +186,14 @@ func openLoop(ctx context.Context, addr string, rate int, d time.Duration, keys 
 					}
 				}
 				sent := time.Now()
-				if mx.send(client, req, resp, int(n), parts[i]) {
+				if !sent.Before(stop) {
+					return
+				}
+				deadline := sent.Add(requestTimeout)
+				if deadline.After(stop) {
+					deadline = stop
+				}
+				if mx.send(client, req, resp, int(n), parts[i], deadline) {
 					lat[i] = append(lat[i], time.Since(sent))
 				}
 			}
@@ -223,8 +234,10 @@ func newMix(addr string, keys []string) mix {
 }
 
 // send sends request n of the mix over client (req and resp are the
-// caller's to reuse) and counts it in t. false: no response.
-func (mx mix) send(client *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response, n int, t *tally) bool {
+// caller's to reuse) and counts it in t. fasthttp's retries of a GET on a
+// connection the server closed all fall before deadline. false: no
+// response.
+func (mx mix) send(client *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response, n int, t *tally, deadline time.Time) bool {
 	isLimited := n%limitedEvery == 0
 	if isLimited {
 		req.SetRequestURI(mx.limited)
@@ -234,7 +247,7 @@ func (mx mix) send(client *fasthttp.HostClient, req *fasthttp.Request, resp *fas
 		req.SetRequestURI(mx.bench)
 		req.Header.Set(apiKeyHeader, mx.keys[n%len(mx.keys)])
 	}
-	if err := client.Do(req, resp); err != nil {
+	if err := client.DoDeadline(req, resp, deadline); err != nil {
 		t.failure(err.Error())
 		return false
 	}

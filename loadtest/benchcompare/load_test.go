@@ -124,3 +124,54 @@ func TestOpenLoopRejectsANonPositiveRate(t *testing.T) {
 		t.Error("rate 0 accepted")
 	}
 }
+
+// TestOpenLoopEndsWhenNothingAnswers: against a server that accepts and
+// never answers, the loop sends and waits no more once its duration and a
+// request timeout are over, rather than waiting out a timeout (and
+// fasthttp's retries) for every request left: 2 000 requests over 256
+// workers would be 8 rounds of 5 s.
+func TestOpenLoopEndsWhenNothingAnswers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits out a request timeout; skipped with -short")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var held []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+		}
+	}()
+	defer func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	start := time.Now()
+	tl, lat, _, err := openLoop(context.Background(), ln.Addr().String(), 2000, time.Second, []string{"k"})
+	took := time.Since(start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lat) != 0 || tl.responses != 0 || tl.transportErrors == 0 {
+		t.Fatalf("%d latencies, %d responses, %d errors; want none answered and the timeouts counted", len(lat), tl.responses, tl.transportErrors)
+	}
+	if limit := time.Second + requestTimeout + 3*time.Second; took > limit {
+		t.Fatalf("ended after %v; want within %v: the duration and a timeout, with room", took, limit)
+	}
+	if tl.transportErrors >= 2000 {
+		t.Fatalf("%d requests sent to a server that never answers; want those of the first round only", tl.transportErrors)
+	}
+}
