@@ -157,6 +157,26 @@ func (l *lane) serve(batch []*op) {
 	}
 }
 
+// ownPeriods moves the reset and retry of every fixed rule in v, a
+// shared call's reply for one of its decisions, to that decision's own
+// clock: the call counted the first op's time left in the period
+// (encodeShared), and this op's is later by d µs. The other algorithms
+// count by Redis' clock, one for the whole call.
+func ownPeriods(v []int64, rules []Rule, d int64) {
+	if d == 0 {
+		return
+	}
+	for i, r := range rules {
+		if r.algo() != algoFixed {
+			continue
+		}
+		v[2+3*i] = max(v[2+3*i]-d, 1)
+		if v[3+3*i] > 0 {
+			v[3+3*i] = max(v[3+3*i]-d, 1)
+		}
+	}
+}
+
 // settlePending fails the ops of batch not settled yet (the watchdog may
 // have given up on them already) as one failed call, counted once.
 func settlePending(batch []*op, err error) {
@@ -338,19 +358,7 @@ func (l *lane) roundTrip(batch []*op) (read bool, err error) {
 		}
 		for j, o := range ops {
 			v := l.scratch[per*j : per*j+per]
-			if d := o.now - ops[0].now; d != 0 {
-				for i, r := range o.req.Rules {
-					if r.algo() != algoFixed {
-						continue // counted by Redis' clock, one for the whole call
-					}
-					// The call counted the first op's time left in the
-					// period (encodeShared); this op's own is d less.
-					v[2+3*i] = max(v[2+3*i]-d, 1)
-					if v[3+3*i] > 0 {
-						v[3+3*i] = max(v[3+3*i]-d, 1)
-					}
-				}
-			}
+			ownPeriods(v, o.req.Rules, o.now-ops[0].now)
 			o.settle(v, nil)
 		}
 		sharedDecisions.Add(k)

@@ -337,7 +337,7 @@ func openLoopInto(ctx context.Context, m *Measurement, addr string, rate int, d 
 	}
 	if len(lat) > 0 {
 		slices.Sort(lat)
-		ptr := func(d time.Duration) *float64 { v := ms(d); return &v }
+		ptr := func(d time.Duration) *float64 { v := harness.Ms(d); return &v }
 		m.P50, m.P99, m.Max = ptr(nearestRank(lat, 0.50)), ptr(nearestRank(lat, 0.99)), ptr(lat[len(lat)-1])
 	}
 	return t, elapsed, nil

@@ -10,8 +10,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 )
 
 // TestMain lets the test binary stand in for the command: the smoke test's
@@ -210,7 +208,7 @@ func TestRedisLatencySpikes(t *testing.T) {
 	if err != nil || len(spikes) != 0 {
 		t.Fatalf("a fresh Redis: %v, %v; want no spike", spikes, err)
 	}
-	rdb := redis.NewClient(&redis.Options{Addr: rs.addr})
+	rdb := rs.client()
 	defer rdb.Close()
 	const busy = `local s = redis.call('TIME')
 repeat local n = redis.call('TIME') until (n[1] - s[1]) * 1000000 + (n[2] - s[2]) >= 120000

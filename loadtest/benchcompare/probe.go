@@ -115,7 +115,7 @@ func probe(ctx context.Context, addr string, stdout io.Writer) (res probeResult,
 	ping := []byte("PING\r\n")
 	buf := make([]byte, 64)
 	first := time.Now()
-	defer func() { res.SpanMs = ms(time.Since(first)) }()
+	defer func() { res.SpanMs = harness.Ms(time.Since(first)) }()
 	for ctx.Err() == nil {
 		t := time.Now()
 		if _, err := writeAll(ctx, fd, ping); err != nil {
@@ -127,8 +127,8 @@ func probe(ctx context.Context, addr string, stdout io.Writer) (res probeResult,
 		}
 		// Stopped while Redis had not answered: the wait so far is a
 		// lower bound of this round trip, and counts.
-		if rt := ms(time.Since(t)); rt > res.WorstMs {
-			res.WorstMs, res.WorstAtMs, res.WorstCut = rt, ms(t.Sub(first)), !answered
+		if rt := harness.Ms(time.Since(t)); rt > res.WorstMs {
+			res.WorstMs, res.WorstAtMs, res.WorstCut = rt, harness.Ms(t.Sub(first)), !answered
 		}
 		if !answered {
 			break
@@ -138,13 +138,10 @@ func probe(ctx context.Context, addr string, stdout io.Writer) (res probeResult,
 		if err != nil {
 			return res, err
 		}
-		res.WorstLateMs = max(res.WorstLateMs, ms(late))
+		res.WorstLateMs = max(res.WorstLateMs, harness.Ms(late))
 	}
 	return res, nil
 }
-
-// ms is d in milliseconds.
-func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 // sleepLate sleeps d and returns how long past d it woke. It sleeps to a
 // deadline on the monotonic clock, so that a signal does not lengthen it.

@@ -79,7 +79,7 @@ func startRedisOnce(ctx context.Context, cpu int, dir string) (*redisServer, err
 
 // ping checks that the server answers on its address.
 func (rs *redisServer) ping(ctx context.Context) error {
-	rdb := redis.NewClient(&redis.Options{Addr: rs.addr, MaxRetries: -1, DialTimeout: time.Second})
+	rdb := rs.client()
 	defer rdb.Close()
 	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
@@ -87,6 +87,12 @@ func (rs *redisServer) ping(ctx context.Context) error {
 		return fmt.Errorf("PING redis-server at %s: %w", rs.addr, err)
 	}
 	return nil
+}
+
+// client is a client of the server for a few commands of the runner's:
+// no retries, a second to dial. The caller closes it.
+func (rs *redisServer) client() *redis.Client {
+	return redis.NewClient(&redis.Options{Addr: rs.addr, MaxRetries: -1, DialTimeout: time.Second})
 }
 
 // latencyThresholdMs is the threshold of Redis' own latency monitor: an
@@ -99,7 +105,7 @@ const latencyThresholdMs = 50
 // latencyThresholdMs. A silence of Redis that is none of these was not of
 // its own making (its process not run, or its socket not served).
 func (rs *redisServer) latencySpikes(ctx context.Context) (map[string]int64, error) {
-	rdb := redis.NewClient(&redis.Options{Addr: rs.addr, MaxRetries: -1, DialTimeout: time.Second})
+	rdb := rs.client()
 	defer rdb.Close()
 	lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
