@@ -54,6 +54,10 @@ type Measurement struct {
 	// when not pinned.
 	StealSUTMs    *float64 `json:"steal_sut_ms,omitempty"`
 	StealRunnerMs *float64 `json:"steal_runner_ms,omitempty"`
+	// TCP is what the host's TCP counters of tcpWatched gained over the
+	// load, those that did: segments lost or held up on loopback and sent
+	// again. Host-wide: anything else running counts too.
+	TCP map[string]int64 `json:"tcp,omitempty"`
 	// RedisLatency is Redis' own latency monitor after the load: the worst
 	// of each event of its event loop that took latencyThresholdMs or
 	// more, in ms by event. Empty when none did; nil without Redis.
@@ -285,6 +289,10 @@ func runLoad(ctx context.Context, e *env, sys system, load loadSpec, addr string
 	if err != nil {
 		return m, err
 	}
+	tcp0, err := readTCP()
+	if err != nil {
+		return m, err
+	}
 	var t *tally
 	var elapsed time.Duration
 	if load.conns > 0 {
@@ -303,6 +311,11 @@ func runLoad(ctx context.Context, e *env, sys system, load loadSpec, addr string
 	if err != nil {
 		return m, err
 	}
+	tcp1, err := readTCP()
+	if err != nil {
+		return m, err
+	}
+	m.TCP = grown(tcp0, tcp1)
 	m.StealSUTMs, m.StealRunnerMs = stealMs(steal0, steal1, e.pin.sut), stealMs(steal0, steal1, e.pin.runner)
 	m.fill(t, elapsed)
 	if v, ok := cpuMicrosPerRequest(sut0, sut1, t.responses); ok && procs.sut != 0 {

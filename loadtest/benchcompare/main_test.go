@@ -195,6 +195,11 @@ func TestProbeCountsAPINGTheStopCut(t *testing.T) {
 	if !res.WorstCut || res.WorstMs < float64((silent-20*time.Millisecond)/time.Millisecond) {
 		t.Errorf("worst PING %.1f ms, cut %v; want one of at least %v, cut by the stop", res.WorstMs, res.WorstCut, silent-20*time.Millisecond)
 	}
+	// The kernel acknowledged the PING though Redis was frozen: nothing
+	// was sent again, and the probe says so.
+	if res.WorstRetrans != 0 {
+		t.Errorf("the probe's socket sent %d segments again to a frozen Redis; want 0", res.WorstRetrans)
+	}
 	if res.WorstAtMs < 90 || res.WorstAtMs > res.SpanMs {
 		t.Errorf("worst PING sent at %.1f ms of %.1f; want after the 100 ms before the freeze", res.WorstAtMs, res.SpanMs)
 	}

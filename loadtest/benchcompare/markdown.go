@@ -130,6 +130,7 @@ func (r *Report) notes() []string {
 			if m.RedisCPUStallMax != nil {
 				ping += fmt.Sprintf("; its CPU's worst stall: %.1f ms", *m.RedisCPUStallMax)
 			}
+			ping += tcpNote(m.TCP)
 			out = append(out, fmt.Sprintf("%s: %d of %d responses were X-RateLimit-Status: degraded; gateway's degraded decisions by reason: %s%s",
 				where, m.Degraded, m.Responses, formatCounts(m.DegradedByReason), ping))
 		}
@@ -145,6 +146,10 @@ func (r *Report) notes() []string {
 			if m.StealRunnerMs != nil {
 				own += fmt.Sprintf("; the host took %.0f ms of its CPU over the load (steal)", *m.StealRunnerMs)
 			}
+			if p.WorstRetrans > 0 {
+				own += fmt.Sprintf("; the probe's socket sent %d segments again during that PING (its RTO %.0f ms)", p.WorstRetrans, p.WorstRtoMs)
+			}
+			own += tcpNote(m.TCP)
 			out = append(out, fmt.Sprintf("%s: Redis' slowest PING took %.1f ms, sent %.2f s into the probe's %.2f s, %s; its CPU's worst stall: %.1f ms; Redis' own latency monitor: %s",
 				where, p.WorstMs, p.WorstAtMs/1000, p.SpanMs/1000, how, p.WorstLateMs, own))
 		} else if len(m.RedisLatency) > 0 {
@@ -183,4 +188,13 @@ func formatCounts(m map[string]int64) string {
 		parts = append(parts, fmt.Sprintf("%s=%d", k, m[k]))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// tcpNote is "; the host's TCP over the load: …" with the counters that
+// grew, or that none did.
+func tcpNote(grew map[string]int64) string {
+	if len(grew) == 0 {
+		return "; the host's TCP sent nothing again over the load"
+	}
+	return "; the host's TCP over the load: " + formatCounts(grew)
 }

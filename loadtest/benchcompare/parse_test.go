@@ -138,3 +138,27 @@ func TestStealTicks(t *testing.T) {
 		t.Errorf("this machine's /proc/stat: %v", err)
 	}
 }
+
+func TestTCPCounters(t *testing.T) {
+	snmp := "Ip: Forwarding DefaultTTL\nIp: 2 64\n" +
+		"Tcp: RtoAlgorithm MaxConn RetransSegs InErrs\nTcp: 1 -1 5379 0\n"
+	netstat := "TcpExt: SyncookiesSent TCPTimeouts TCPLossProbes TCPSynRetrans\nTcpExt: 0 139 5400 133\n" +
+		"IpExt: InNoRoutes\nIpExt: 0\n"
+	got, err := tcpCounters([]byte(snmp), []byte(netstat))
+	want := map[string]int64{"RetransSegs": 5379, "TCPTimeouts": 139, "TCPLossProbes": 5400, "TCPSynRetrans": 133}
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("got %v, %v; want %v", got, err, want)
+	}
+	for _, bad := range []string{"Tcp: RetransSegs\nTcp: x\n", "Tcp: A RetransSegs\nTcp: 1\n", "Tcp: RetransSegs\nUdp: 1\n"} {
+		if _, err := tcpCounters([]byte(bad)); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	after := map[string]int64{"RetransSegs": 5381, "TCPTimeouts": 139, "TCPLossProbes": 5402, "TCPSynRetrans": 133}
+	if g := grown(want, after); !reflect.DeepEqual(g, map[string]int64{"RetransSegs": 2, "TCPLossProbes": 2}) {
+		t.Errorf("grown: %v; want RetransSegs=2, TCPLossProbes=2 only", g)
+	}
+	if c, err := readTCP(); err != nil || len(c) != len(tcpWatched) {
+		t.Errorf("this machine's counters: %v, %v; want all of %v", c, err, tcpWatched)
+	}
+}

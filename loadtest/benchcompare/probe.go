@@ -56,7 +56,20 @@ type probeResult struct {
 	// Realtime: the probing thread ran at SCHED_FIFO (root only);
 	// otherwise its own waits for the CPU count too.
 	Realtime bool `json:"realtime"`
+	// WorstRetrans is how many segments the probe's own socket
+	// retransmitted while the worst PING was out, and WorstRtoMs its
+	// retransmission timeout then (TCP_INFO): a PING lost on the way and
+	// sent again shows here. A lost reply is Redis' socket's to resend and
+	// shows only in the host's counters (Measurement.TCP).
+	WorstRetrans uint32  `json:"worst_retrans,omitempty"`
+	WorstRtoMs   float64 `json:"worst_rto_ms,omitempty"`
 }
+
+// slowRetransMs: after a PING this slow the probe reads its socket's
+// TCP_INFO. A retransmission waits at least a tail-loss probe's timeout
+// (10 ms and more), so a faster PING had none, and the probe does not
+// spend a system call on every PING.
+const slowRetransMs = 1
 
 func probeMain(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet(probeCommand, flag.ContinueOnError)
@@ -111,6 +124,10 @@ func probe(ctx context.Context, addr string, stdout io.Writer) (res probeResult,
 	if err := unix.Connect(fd, &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}); err != nil {
 		return res, fmt.Errorf("connect to %s: %w", addr, err)
 	}
+	retrans, _, err := tcpRetrans(fd)
+	if err != nil {
+		return res, err
+	}
 	fmt.Fprintln(stdout, "probing")
 	ping := []byte("PING\r\n")
 	buf := make([]byte, 64)
@@ -127,8 +144,19 @@ func probe(ctx context.Context, addr string, stdout io.Writer) (res probeResult,
 		}
 		// Stopped while Redis had not answered: the wait so far is a
 		// lower bound of this round trip, and counts.
-		if rt := harness.Ms(time.Since(t)); rt > res.WorstMs {
+		rt := harness.Ms(time.Since(t))
+		var sent uint32
+		var rto float64
+		if rt >= slowRetransMs {
+			now, r, err := tcpRetrans(fd)
+			if err != nil {
+				return res, err
+			}
+			sent, rto, retrans = now-retrans, r, now
+		}
+		if rt > res.WorstMs {
 			res.WorstMs, res.WorstAtMs, res.WorstCut = rt, harness.Ms(t.Sub(first)), !answered
+			res.WorstRetrans, res.WorstRtoMs = sent, rto
 		}
 		if !answered {
 			break
@@ -141,6 +169,16 @@ func probe(ctx context.Context, addr string, stdout io.Writer) (res probeResult,
 		res.WorstLateMs = max(res.WorstLateMs, harness.Ms(late))
 	}
 	return res, nil
+}
+
+// tcpRetrans is how many segments the socket fd has retransmitted in
+// all, and its retransmission timeout in ms.
+func tcpRetrans(fd int) (total uint32, rtoMs float64, err error) {
+	info, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
+	if err != nil {
+		return 0, 0, fmt.Errorf("TCP_INFO: %w", err)
+	}
+	return info.Total_retrans, float64(info.Rto) / 1000, nil
 }
 
 // sleepLate sleeps d and returns how long past d it woke. It sleeps to a
