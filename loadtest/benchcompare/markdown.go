@@ -155,6 +155,14 @@ func (r *Report) notes() []string {
 		} else if len(m.RedisLatency) > 0 {
 			out = append(out, fmt.Sprintf("%s: Redis' own latency monitor, worst ms by event: %s", where, formatCounts(m.RedisLatency)))
 		}
+		if p := m.Probe; p != nil && p.WorstLateMs >= slowPingMs {
+			steal := ""
+			if m.StealRunnerMs != nil {
+				steal = fmt.Sprintf(", of which the host counted %.0f ms as steal over the whole load", *m.StealRunnerMs)
+			}
+			out = append(out, fmt.Sprintf("%s: the runner's CPU (Redis') ran nothing for %.1f ms: the probe, at real-time priority, woke that late from a sleep%s%s",
+				where, p.WorstLateMs, steal, tcpNote(m.TCP)))
+		}
 		if m.RedisPingMax != nil && !m.ProbeRealtime {
 			out = append(out, fmt.Sprintf("%s: the Redis probe could not run at real-time priority (needs root): its worst PING includes its own waits for the CPU", where))
 		}

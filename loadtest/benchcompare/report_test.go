@@ -79,6 +79,7 @@ func sampleMeasurements() []Measurement {
 	f := func(v float64) *float64 { return &v }
 	var ms []Measurement
 	spikes := []map[string]int64{{"command": 120, "expire-cycle": 55}, {}}
+	tcp := []map[string]int64{nil, {"TCPLossProbes": 1}}
 	for run := 1; run <= 2; run++ {
 		k := float64(run)
 		ms = append(ms,
@@ -88,8 +89,8 @@ func sampleMeasurements() []Measurement {
 				LimitedLimit: 100, LimitedAdmitted: 100, Codes: map[int]int64{200: 90, 429: 10}},
 			Measurement{Run: run, System: "naive", Load: "open", Rate: 5000, RPS: 5000, GwCPU: f(90), RedisCPU: f(45), P50: f(0.4), P99: f(2),
 				DecisionP50: f(0.25), DecisionP99: f(1.5), Enforced: true, LimitedLimit: 100, LimitedAdmitted: 60, Codes: map[int]int64{200: 40}, RedisPingMax: f(3), ProbeRealtime: true,
-				RedisCPUStallMax: f(0.5), Probe: &probeResult{WorstMs: 3 + 994*(k-1), WorstAtMs: 4120, SpanMs: 5030, WorstLateMs: 0.5, WorstCut: run == 1},
-				RedisLatency: map[string]int64{}, StealRunnerMs: f(10 * (k - 1)), TCP: map[string]int64{"TCPLossProbes": int64(run - 1)}},
+				RedisCPUStallMax: f(0.5), Probe: &probeResult{WorstMs: 3 + 994*(k-1), WorstAtMs: 4120, SpanMs: 5030, WorstLateMs: 0.5 + 962.5*(2-k), WorstCut: run == 1},
+				RedisLatency: map[string]int64{}, StealRunnerMs: f(10 * (k - 1)), TCP: tcp[run-1]},
 			Measurement{Run: run, System: "l1gw-exact", Load: "closed 64", RPS: 15000, GwCPU: f(60), RedisCPU: f(10 * k), Enforced: true,
 				LimitedLimit: 100, LimitedAdmitted: 100 + int64(run), OverAdmitted: int64(run), Degraded: 7, Codes: map[int]int64{200: 99},
 				RedisPingMax: f(20 * k), ProbeRealtime: run == 1, RedisCallP99: f(1.2), RedisCPUStallMax: f(11 * k),
@@ -143,10 +144,14 @@ func TestMarkdown(t *testing.T) {
 		"| l1gw-exact | closed 64 | 4.5 (3.0–6.0) | 85 (80–90) |\n",
 		"run 2, naive, open: Redis' slowest PING took 997.0 ms, sent 4.12 s into the probe's 5.03 s, answered; its CPU's worst stall: 0.5 ms; Redis' own latency monitor: none of its events took 50 ms; the host took 10 ms of its CPU over the load (steal); the host's TCP over the load: TCPLossProbes=1",
 		"run 1, l1gw-exact, closed 64: Redis' own latency monitor, worst ms by event: command=120, expire-cycle=55",
+		"run 1, naive, open: the runner's CPU (Redis') ran nothing for 963.0 ms: the probe, at real-time priority, woke that late from a sleep, of which the host counted 0 ms as steal over the whole load; the host's TCP sent nothing again over the load",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("Markdown lacks %q:\n%s", want, md)
 		}
+	}
+	if strings.Contains(md, "run 2, naive, open: the runner's CPU") {
+		t.Errorf("a note for a stall of 0.5 ms:\n%s", md)
 	}
 	if strings.Contains(md, "run 1, naive, open: Redis' slowest PING") {
 		t.Errorf("a note for a PING of 3 ms:\n%s", md)
