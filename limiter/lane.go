@@ -204,8 +204,15 @@ func (l *lane) dial(batch []*op) error {
 	}
 	l.p.identified(addr, c.runID)
 	l.mu.Lock()
+	defer l.mu.Unlock()
+	// close sets shut, then closes each lane's connection under its mu:
+	// a connection made while it ran is closed there or here, never left
+	// for a silent node to hold the lane, and close, on.
+	if l.p.shut.Load() {
+		c.close()
+		return errClosed
+	}
 	l.c, l.gen, l.stats = c, gen, statsFor(l.p.cfg.replica, addr)
-	l.mu.Unlock()
 	return nil
 }
 

@@ -239,3 +239,60 @@ func TestScriptLoadJudgedFromItsOwnWrite(t *testing.T) {
 		})
 	}
 }
+
+// TestCloseWhileRedisIsSilentOnACall: closing a pipe whose lane waits on
+// a silent Redis ends the call at once. (The closed connection looked
+// like one the node had closed, so the lane dialed again and sent the
+// call once more, on a connection close had not seen; close then waited
+// for it as long as Redis stayed silent.)
+func TestCloseWhileRedisIsSilentOnACall(t *testing.T) {
+	f := newFake(t, func(_ int, args []string, w *bufio.Writer, _ net.Conn) bool {
+		if args[0] == "SCRIPT" {
+			w.WriteString("$40\r\n" + decideScript.Hash() + "\r\n")
+		}
+		return true // EVALSHA: no reply, the connection kept open
+	})
+	cfg := wdConfig()
+	cfg.budget, cfg.silence = time.Minute, time.Minute // only close can end the call
+	cfg.replica = true                                 // no memory watcher: the fake has no INFO
+	p := newPipe(cfg, fixedAddr(f.addr()))
+	o := decideOp(1)
+	o.budget = time.Minute
+	done := make(chan struct{})
+	go func() {
+		p.do(o)
+		close(done)
+	}()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		l := p.lanes[0]
+		l.mu.Lock()
+		ph := l.phase
+		l.mu.Unlock()
+		if ph == phaseReading {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the call never reached the wire")
+		}
+	}
+	closed := make(chan struct{})
+	go func() {
+		p.close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("close still waits 5 s later on a call Redis does not answer")
+	}
+	<-done
+	if o.err == nil {
+		t.Fatal("the call closed under it succeeded")
+	}
+	o.release()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if n := strings.Count(strings.Join(f.log, "\n"), "EVALSHA"); n != 1 {
+		t.Errorf("Redis got the call %d times; want once, none after close", n)
+	}
+}
