@@ -259,6 +259,9 @@ func (l *lane) setPhase(ph lanePhase, batch []*op) {
 		l.written = now
 	}
 	l.mu.Unlock()
+	if ph != phaseIdle && l.p.asleep.Load() {
+		l.p.rouse(now.UnixNano()) // after the phase: the watchdog's check sees one or the other
+	}
 }
 
 // mark takes c's counters before a call is written: everything Redis

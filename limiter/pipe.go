@@ -34,7 +34,14 @@ type pipe struct {
 	// confirmation.
 	follow func(quit <-chan struct{}, p *pipe)
 	gen    atomic.Uint64 // bumped by moved: lanes dial again before their next batch
-	clock  atomic.Int64  // unix ns, set by the watchdog every tick: health's coarse clock
+	clock  atomic.Int64  // unix ns, set by the watchdog every tick: health's coarse clock (see now)
+	// asleep: the watchdog sleeps, having nothing to watch (no call or
+	// dial under way, nothing queued), until a lane leaves phaseIdle and
+	// sends on wake. An idle gateway so costs no tick every fifth of a
+	// budget. (A queued decision needs no wake-up: an idle lane takes it,
+	// and a lane that is not idle keeps the watchdog awake.)
+	asleep atomic.Bool
+	wake   chan struct{}
 	// silentAt (unix ns) is when the watchdog last found a lane that can
 	// carry nothing soon (see lane.check): Redis silent past the budget on
 	// a call, or a dial that long. 0 if never. repliedAt is when a lane
@@ -131,7 +138,7 @@ func (s *batchStats) batch(n int, took time.Duration) {
 
 func newPipe(cfg *pipeConfig, addr func() (string, error)) *pipe {
 	p := &pipe{cfg: cfg, addr: addr, queue: make(chan *op, pipeQueue), quit: make(chan struct{}),
-		memRead: make(chan struct{})}
+		memRead: make(chan struct{}), wake: make(chan struct{}, 1)}
 	for range max(cfg.lanes, 1) {
 		p.lanes = append(p.lanes, &lane{p: p})
 	}

@@ -204,7 +204,7 @@ func (s *RedisStore) decideCall(req Request, tag string, seq uint64, now time.Ti
 	}
 	d.Seq = o.seq
 	if d.Allowed {
-		if why := p.health.why(req.Rules, p.clock.Load()); why != "" {
+		if why := p.health.why(req.Rules, p.now()); why != "" {
 			d.Degraded, d.Why = true, why
 		}
 	}
@@ -219,7 +219,7 @@ func (s *RedisStore) primaryWhy(tenant string, rules []Rule) string {
 		return ""
 	}
 	p.once.Do(p.start) // its watchers run from its first use
-	return p.health.why(rules, p.clock.Load())
+	return p.health.why(rules, p.now())
 }
 
 // peek runs peek.lua on the tenant's replica within budget; v is valid

@@ -5,21 +5,65 @@ import (
 	"time"
 )
 
-// watch runs the watchdog until the pipe closes.
+// watch runs the watchdog until the pipe closes. It ticks every fifth of
+// a budget while there is something to watch, and sleeps while there is
+// not (see pipe.asleep).
 func (p *pipe) watch() {
 	defer p.wg.Done()
-	t := time.NewTicker(min(max(p.cfg.budget/5, 200*time.Microsecond), 5*time.Millisecond))
+	every := min(max(p.cfg.budget/5, 200*time.Microsecond), 5*time.Millisecond)
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
 		case <-p.quit:
 			return
 		case <-t.C:
-			now := time.Now()
-			p.clock.Store(now.UnixNano())
-			p.check(now)
+		}
+		now := time.Now()
+		p.clock.Store(now.UnixNano())
+		p.check(now)
+		if !p.idle() {
+			continue
+		}
+		// Asleep is said first, then idleness checked again: a lane that
+		// leaves phaseIdle meanwhile is seen here, or sees asleep and
+		// sends on wake.
+		p.asleep.Store(true)
+		if p.idle() {
+			t.Stop()
+			select {
+			case <-p.quit:
+				return
+			case <-p.wake:
+			}
+			p.clock.Store(time.Now().UnixNano())
+			t.Reset(every)
+		}
+		p.asleep.Store(false)
+		select {
+		case <-p.wake: // sent after the check above: nothing to wake
+		default:
 		}
 	}
+}
+
+// rouse wakes the sleeping watchdog, setting the coarse clock to now
+// (unix ns) for the call that wakes it.
+func (p *pipe) rouse(now int64) {
+	p.clock.Store(now)
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// now is the coarse clock, or, while the watchdog sleeps and the clock
+// stands still, the time itself.
+func (p *pipe) now() int64 {
+	if p.asleep.Load() {
+		return time.Now().UnixNano()
+	}
+	return p.clock.Load()
 }
 
 // check looks at every lane; when none can carry anything soon, what has

@@ -240,6 +240,63 @@ func TestScriptLoadJudgedFromItsOwnWrite(t *testing.T) {
 	}
 }
 
+// TestWatchdogSleepsWhileIdleAndWakesForACall: with nothing to watch the
+// watchdog sleeps (it ticked every fifth of a budget, and an idle gateway
+// spent half its CPU on it), and the coarse clock that stands still
+// meanwhile is not what health judges by. A call begun after the sleep
+// wakes it: Redis silent on that call is still given up on within the
+// budget, though the connection's own timeout is a minute away.
+func TestWatchdogSleepsWhileIdleAndWakesForACall(t *testing.T) {
+	var silent atomic.Bool
+	f := newFake(t, func(_ int, args []string, w *bufio.Writer, _ net.Conn) bool {
+		switch {
+		case args[0] == "SCRIPT":
+			w.WriteString("$40\r\n" + decideScript.Hash() + "\r\n")
+		case args[0] == "EVALSHA" && !silent.Load():
+			w.WriteString("*4\r\n:1\r\n:9\r\n:60000000\r\n:0\r\n")
+		}
+		return true // silent: no reply, the connection kept open
+	})
+	cfg := wdConfig()
+	cfg.silence = time.Minute
+	cfg.replica = true // no memory watcher: the fake has no INFO
+	p := newPipe(cfg, fixedAddr(f.addr()))
+	t.Cleanup(p.close)
+	first := wdDecision()
+	p.do(first)
+	if first.err != nil {
+		t.Fatalf("first decision: %v", first.err)
+	}
+	first.release()
+	for deadline := time.Now().Add(5 * time.Second); !p.asleep.Load(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the watchdog still ticks 5 s after the pipe went idle")
+		}
+	}
+	asleepAt := time.Now()
+	time.Sleep(2 * wdLate)
+	if got := p.now(); got < asleepAt.Add(2*wdLate).UnixNano() {
+		t.Errorf("the clock health judges by is %v behind while the watchdog sleeps; want the time itself",
+			time.Since(time.Unix(0, got)).Round(time.Millisecond))
+	}
+	silent.Store(true)
+	second := wdDecision()
+	done := make(chan struct{})
+	go func() {
+		p.do(second)
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a call to a silent Redis after the watchdog slept was not given up on within 5 s (budget 50 ms)")
+	}
+	if !errors.Is(second.err, ErrBudget) {
+		t.Fatalf("second decision, Redis silent: %v; want ErrBudget", second.err)
+	}
+	second.release()
+}
+
 // TestCloseWhileRedisIsSilentOnACall: closing a pipe whose lane waits on
 // a silent Redis ends the call at once. (The closed connection looked
 // like one the node had closed, so the lane dialed again and sent the
