@@ -402,3 +402,51 @@ func TestCallDurationIsPerNode(t *testing.T) {
 		t.Fatalf("no %s among the metrics", want)
 	}
 }
+
+// TestIdleStoreReadsMemorySeldom: a store in use reads its primary's
+// memory state every 25 ms, so that eviction is noticed within it; one
+// that has carried nothing for a second reads it once a second. Every
+// gateway reads every primary, and INFO costs an idle node 60–90 µs.
+func TestIdleStoreReadsMemorySeldom(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Server(t)
+	s := newStoreWith(t, srv.Addr(), testBudget, limiter.Options{})
+	r := limiter.Rule{Name: "r", Limit: 1000, Window: time.Minute}
+	decideOK(t, s, "acme", r)
+	c := srv.Client(t)
+	// infos is how many INFO Redis ran since the last call: its own
+	// count runs after the command, so the test's reads are not in it.
+	infos := func() int64 {
+		t.Helper()
+		stats, err := c.Info(context.Background(), "commandstats").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.ConfigResetStat(context.Background()).Err(); err != nil {
+			t.Fatal(err)
+		}
+		_, after, ok := strings.Cut(stats, "cmdstat_info:calls=")
+		if !ok {
+			return 0
+		}
+		n, err := strconv.ParseInt(after[:strings.IndexByte(after, ',')], 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	time.Sleep(1500 * time.Millisecond) // idle for longer than a second
+	infos()
+	time.Sleep(2 * time.Second)
+	if n := infos(); n > 4 {
+		t.Errorf("%d INFO in 2 s from a store idle all along; want about 2, one a second", n)
+	}
+	// In use: a decision every 100 ms, the watchdog asleep between them.
+	for range 10 {
+		decideOK(t, s, "acme", r)
+		time.Sleep(100 * time.Millisecond)
+	}
+	if n := infos(); n < 10 {
+		t.Errorf("%d INFO in the second a store was in use; want one every 25 ms, about 40", n)
+	}
+}

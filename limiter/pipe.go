@@ -40,8 +40,10 @@ type pipe struct {
 	// sends on wake. An idle gateway so costs no tick every fifth of a
 	// budget. (A queued decision needs no wake-up: an idle lane takes it,
 	// and a lane that is not idle keeps the watchdog awake.)
-	asleep atomic.Bool
-	wake   chan struct{}
+	// rousedAt (unix ns) is when a call last woke it.
+	asleep   atomic.Bool
+	wake     chan struct{}
+	rousedAt atomic.Int64
 	// silentAt (unix ns) is when the watchdog last found a lane that can
 	// carry nothing soon (see lane.check): Redis silent past the budget on
 	// a call, or a dial that long. 0 if never. repliedAt is when a lane

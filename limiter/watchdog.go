@@ -51,10 +51,17 @@ func (p *pipe) watch() {
 // (unix ns) for the call that wakes it.
 func (p *pipe) rouse(now int64) {
 	p.clock.Store(now)
+	p.rousedAt.Store(now)
 	select {
 	case p.wake <- struct{}{}:
 	default:
 	}
+}
+
+// idleFor reports that the pipe has carried nothing for d: its watchdog
+// sleeps, and no call has woken it for d.
+func (p *pipe) idleFor(d time.Duration) bool {
+	return p.asleep.Load() && time.Now().UnixNano()-p.rousedAt.Load() >= int64(d)
 }
 
 // now is the coarse clock, or, while the watchdog sleeps and the clock
