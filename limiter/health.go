@@ -122,11 +122,12 @@ func parseMemoryState(info string) memoryState {
 // that starts evicting is noticed within it.
 const evictionEvery = 25 * time.Millisecond
 
-// idleMemoryEvery is how often the memory state is read while the pipe
-// has carried nothing for as long (see pipe.idleFor): INFO costs Redis
-// 12 µs warm and 60-90 µs on an idle node, and every gateway reads every
-// primary. A pipe in use again is read at its next tick: at most
-// evictionEvery of decisions go by on an older state, as in use.
+// idleMemoryEvery is how often the memory state is read while the pipe's
+// watchdog rests (pipe.asleep: it has carried nothing for restAfter):
+// INFO costs Redis 12 µs warm and 60-90 µs on an idle node, and every
+// gateway reads every primary. A call wakes the watchdog, and the next
+// tick reads: at most evictionEvery of decisions go by on an older state,
+// as in use.
 const idleMemoryEvery = time.Second
 
 // evictionHold is how long a node stays "evicting" after the last read
@@ -139,7 +140,7 @@ const evictionHold = 500 * time.Millisecond
 var evicting atomic.Int64
 
 // watchMemory reads the state of the pipe's node every evictionEvery
-// (idleMemoryEvery while the pipe is idle) until quit closes, and keeps
+// (idleMemoryEvery while the pipe rests) until quit closes, and keeps
 // p.health. A node starts "evicting" when its
 // evicted_keys grows, or when it is at maxmemory under a policy that
 // evicts; it stops evictionHold after the last read that showed either. A
@@ -166,7 +167,7 @@ func (p *pipe) watchMemory(quit <-chan struct{}, first chan<- struct{}) {
 			addr, last = a, -1
 			client = redis.NewClient(p.cfg.conn.goRedisOptions(a))
 		}
-		if client != nil && (!p.idleFor(idleMemoryEvery) || time.Since(lastRead) >= idleMemoryEvery) {
+		if client != nil && (!p.asleep.Load() || time.Since(lastRead) >= idleMemoryEvery) {
 			lastRead = time.Now()
 			m := readMemory(client, p.cfg.conn.dialTimeout)
 			if !m.infoFailed {

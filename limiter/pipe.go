@@ -35,12 +35,11 @@ type pipe struct {
 	follow func(quit <-chan struct{}, p *pipe)
 	gen    atomic.Uint64 // bumped by moved: lanes dial again before their next batch
 	clock  atomic.Int64  // unix ns, set by the watchdog every tick: health's coarse clock (see now)
-	// asleep: the watchdog sleeps, having nothing to watch (no call or
-	// dial under way, nothing queued), until a lane leaves phaseIdle and
-	// sends on wake. An idle gateway so costs no tick every fifth of a
-	// budget. (A queued decision needs no wake-up: an idle lane takes it,
-	// and a lane that is not idle keeps the watchdog awake.)
-	// rousedAt (unix ns) is when a call last woke it.
+	// asleep: the watchdog rests, the pipe having carried nothing for
+	// restAfter, until a lane leaves phaseIdle and sends on wake (a
+	// queued decision needs no wake-up: an idle lane takes it). An idle
+	// gateway so costs no tick every fifth of a budget. rousedAt (unix
+	// ns) is when a call last woke it.
 	asleep   atomic.Bool
 	wake     chan struct{}
 	rousedAt atomic.Int64

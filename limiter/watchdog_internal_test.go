@@ -240,10 +240,10 @@ func TestScriptLoadJudgedFromItsOwnWrite(t *testing.T) {
 	}
 }
 
-// TestWatchdogSleepsWhileIdleAndWakesForACall: with nothing to watch the
-// watchdog sleeps (it ticked every fifth of a budget, and an idle gateway
-// spent half its CPU on it), and the coarse clock that stands still
-// meanwhile is not what health judges by. A call begun after the sleep
+// TestWatchdogSleepsWhileIdleAndWakesForACall: a second after its pipe
+// last carried anything the watchdog rests (it ticked every fifth of a
+// budget, and an idle gateway spent half its CPU on it), and the coarse
+// clock that stands still meanwhile is not what health judges by. A call begun after the sleep
 // wakes it: Redis silent on that call is still given up on within the
 // budget, though the connection's own timeout is a minute away.
 func TestWatchdogSleepsWhileIdleAndWakesForACall(t *testing.T) {
