@@ -47,7 +47,7 @@ type Measurement struct {
 	ProbeRealtime bool     `json:"probe_realtime,omitempty"`
 	// Probe is everything the probe saw (when the worst PING was, whether
 	// the stop cut it); nil without Redis.
-	Probe *probeResult `json:"probe,omitempty"`
+	Probe *harness.ProbeResult `json:"probe,omitempty"`
 	// StealSUTMs and StealRunnerMs are the steal time, in ms, that the
 	// system under test's CPU and the runner's (Redis') gained over the
 	// load: time the host ran something else while they had work. nil

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/l1gw/l1gw/loadtest/internal/harness"
 )
 
 func TestNewStat(t *testing.T) {
@@ -89,7 +91,7 @@ func sampleMeasurements() []Measurement {
 				LimitedLimit: 100, LimitedAdmitted: 100, Codes: map[int]int64{200: 90, 429: 10}},
 			Measurement{Run: run, System: "naive", Load: "open", Rate: 5000, RPS: 5000, GwCPU: f(90), RedisCPU: f(45), P50: f(0.4), P99: f(2),
 				DecisionP50: f(0.25), DecisionP99: f(1.5), Enforced: true, LimitedLimit: 100, LimitedAdmitted: 60, Codes: map[int]int64{200: 40}, RedisPingMax: f(3), ProbeRealtime: true,
-				RedisCPUStallMax: f(0.5), Probe: &probeResult{WorstMs: 3 + 994*(k-1), WorstAtMs: 4120, SpanMs: 5030, WorstLateMs: 0.5 + 962.5*(2-k), WorstCut: run == 1},
+				RedisCPUStallMax: f(0.5), Probe: &harness.ProbeResult{WorstMs: 3 + 994*(k-1), WorstAtMs: 4120, SpanMs: 5030, WorstLateMs: 0.5 + 962.5*(2-k), WorstCut: run == 1},
 				RedisLatency: map[string]int64{}, StealRunnerMs: f(10 * (k - 1)), TCP: tcp[run-1]},
 			Measurement{Run: run, System: "l1gw-exact", Load: "closed 64", RPS: 15000, GwCPU: f(60), RedisCPU: f(10 * k), Enforced: true,
 				LimitedLimit: 100, LimitedAdmitted: 100 + int64(run), OverAdmitted: int64(run), Degraded: 7, Codes: map[int]int64{200: 99},
