@@ -86,10 +86,10 @@ func checkLocal(limit int, res *ChaosResult) []string {
 func checkFlood(f *FloodResult) []string {
 	var fails []string
 	if f.DegradedHealthy > 0 {
-		fails = append(fails, fmt.Sprintf("flood: %d of its decisions came back degraded while Redis was healthy; want 0", f.DegradedHealthy))
+		fails = append(fails, fmt.Sprintf("flood: %d of its decisions came back degraded while Redis was healthy; want 0%s", f.DegradedHealthy, f.redisNote()))
 	}
 	if f.AttackDegradedHealthy > 0 {
-		fails = append(fails, fmt.Sprintf("overload: %d of the attack's decisions came back degraded while Redis was healthy; want 0", f.AttackDegradedHealthy))
+		fails = append(fails, fmt.Sprintf("overload: %d of the attack's decisions came back degraded while Redis was healthy; want 0%s", f.AttackDegradedHealthy, f.redisNote()))
 	}
 	if f.FiveXX > 0 || f.NoReply > 0 {
 		fails = append(fails, fmt.Sprintf("flood: %d 5xx other than sheds and %d requests without a response; want none", f.FiveXX, f.NoReply))

@@ -1,10 +1,14 @@
 package main
 
 import (
+	"context"
+	"fmt"
 	"sync"
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/l1gw/l1gw/loadtest/internal/harness"
 )
 
 // The flood: a closed loop beside the measured attack, as tenant flood,
@@ -48,6 +52,61 @@ type FloodResult struct {
 	Shed    int `json:"shed"`
 	FiveXX  int `json:"five_xx"`
 	NoReply int `json:"no_reply"`
+	// RedisPingMaxMs is the worst round trip of a probe that PINGed Redis
+	// every 5 ms while Redis was healthy under the flood, and
+	// RedisCPUStallMs the longest its CPU ran nothing (harness.Probe):
+	// whether Redis itself answered within the budget then. nil if the
+	// probe failed (ProbeError).
+	RedisPingMaxMs  *float64 `json:"redis_ping_max_ms,omitempty"`
+	RedisCPUStallMs *float64 `json:"redis_cpu_stall_ms,omitempty"`
+	ProbeError      string   `json:"probe_error,omitempty"`
+}
+
+// watchRedis starts a harness.Probe of the redis-server at addr in a
+// goroutine of its own, and returns once it is connected (or failed). The
+// returned func stops it and gives what it saw.
+func watchRedis(addr string) func() (harness.ProbeResult, error) {
+	type out struct {
+		res harness.ProbeResult
+		err error
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan out, 1)
+	ready := make(chan struct{})
+	go func() {
+		res, err := harness.Probe(ctx, addr, func() { close(ready) })
+		done <- out{res, err}
+	}()
+	select {
+	case <-ready:
+	case o := <-done:
+		done <- o
+	}
+	return func() (harness.ProbeResult, error) {
+		cancel()
+		o := <-done
+		return o.res, o.err
+	}
+}
+
+// sawRedis records what the probe of Redis saw in f.
+func (f *FloodResult) sawRedis(res harness.ProbeResult, err error) {
+	if err != nil {
+		f.ProbeError = err.Error()
+		return
+	}
+	f.RedisPingMaxMs, f.RedisCPUStallMs = &res.WorstMs, &res.WorstLateMs
+}
+
+// redisNote is "; meanwhile Redis' worst PING took …" for a report line.
+func (f *FloodResult) redisNote() string {
+	switch {
+	case f.RedisPingMaxMs != nil:
+		return fmt.Sprintf("; meanwhile Redis' worst PING took %.2f ms and its CPU's worst stall was %.2f ms", *f.RedisPingMaxMs, *f.RedisCPUStallMs)
+	case f.ProbeError != "":
+		return "; Redis' probe failed: " + f.ProbeError
+	}
+	return ""
 }
 
 // startFlood floods the gateway at addr with conns connections.

@@ -248,8 +248,8 @@ func resultNotes(res *ChaosResult) string {
 		}
 	}
 	if f := res.Flood; f != nil {
-		fmt.Fprintf(&b, "- %s: flood of %d connections beside the attack: %d requests, %d degraded (%d back while Redis was healthy; the attack's: %d), %d shed (503), %d other 5xx, %d without a response\n",
-			res.Scenario, f.Conns, f.Requests, f.Degraded, f.DegradedHealthy, f.AttackDegradedHealthy, f.Shed, f.FiveXX, f.NoReply)
+		fmt.Fprintf(&b, "- %s: flood of %d connections beside the attack: %d requests, %d degraded (%d back while Redis was healthy; the attack's: %d), %d shed (503), %d other 5xx, %d without a response%s\n",
+			res.Scenario, f.Conns, f.Requests, f.Degraded, f.DegradedHealthy, f.AttackDegradedHealthy, f.Shed, f.FiveXX, f.NoReply, f.redisNote())
 	}
 	if len(res.TransportErrors) > 0 {
 		fmt.Fprintf(&b, "- %s: transport errors %s\n", res.Scenario, formatCounts(res.TransportErrors))

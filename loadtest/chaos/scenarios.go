@@ -33,18 +33,22 @@ func chaosScenarios() []chaosScenario {
 }
 
 // scriptOverloadStall: a flood brings the gateway to its limit while Redis
-// is healthy (phase overload: nothing may degrade), then Redis stalls
-// (SIGSTOP) under the flood and resumes; the flood runs to the end.
+// is healthy (phase overload: nothing may degrade, and a probe of Redis
+// says how promptly it answered), then Redis stalls (SIGSTOP) under the
+// flood and resumes; the flood runs to the end.
 // Standalone: no sentinel can mistake a starved machine for a dead primary.
 func scriptOverloadStall(r *chaosRun) {
 	r.baseline()
 	r.mark("overload", false, false)
+	watched := watchRedis(r.node.Addr())
 	f := startFlood(r.gw.Proxy, r.tm.flood)
 	r.hold(r.tm.phase)
+	probe, err := watched()
 	r.fault("overload+stall", r.node.Stall)
 	r.hold(r.tm.stall)
 	r.heal("after", r.node.Resume)
 	r.flood = f.halt(r.tm.flood, r.marks[len(r.marks)-2].at)
+	r.flood.sawRedis(probe, err)
 }
 
 // scriptStall: SIGSTOP on the primary, SIGCONT after tm.stall. Past the

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/l1gw/l1gw/internal/redistest"
 	"github.com/l1gw/l1gw/internal/testkit"
 )
 
@@ -226,5 +227,32 @@ func TestGatewayName(t *testing.T) {
 		if got := gatewayName(tc.version, "/tmp/l1gw", tc.tree); got != tc.want {
 			t.Errorf("gatewayName(%q, /tmp/l1gw, %q) = %q; want %q", tc.version, tc.tree, got, tc.want)
 		}
+	}
+}
+
+// TestWatchRedisSeesAStall: the probe run beside scenario 11's flood sees
+// a Redis that stops answering, and a flood failure then says what it saw;
+// a probe that cannot connect says that instead.
+func TestWatchRedisSeesAStall(t *testing.T) {
+	n := redistest.Server(t)
+	stop := watchRedis(n.Addr())
+	time.Sleep(50 * time.Millisecond)
+	n.Stall()
+	time.Sleep(200 * time.Millisecond)
+	n.Resume()
+	time.Sleep(50 * time.Millisecond)
+	res, err := stop()
+	if err != nil || res.Pings == 0 || res.WorstMs < 150 {
+		t.Fatalf("probe of a Redis stalled 200 ms: %+v, %v; want PINGs answered and one of at least 150 ms", res, err)
+	}
+	f := &FloodResult{DegradedHealthy: 3}
+	f.sawRedis(res, err)
+	if fails := checkFlood(f); len(fails) != 1 || !strings.Contains(fails[0], fmt.Sprintf("meanwhile Redis' worst PING took %.2f ms", res.WorstMs)) {
+		t.Errorf("flood failure: %q; want one, with the probe's worst PING", fails)
+	}
+	down := &FloodResult{AttackDegradedHealthy: 1}
+	down.sawRedis(watchRedis("127.0.0.1:1")())
+	if fails := checkFlood(down); len(fails) != 1 || !strings.Contains(fails[0], "Redis' probe failed: ") {
+		t.Errorf("flood failure with no Redis to probe: %q; want one saying the probe failed", fails)
 	}
 }
