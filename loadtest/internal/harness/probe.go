@@ -52,11 +52,13 @@ const slowRetransMs = 1
 // load. It also times its sleeps between PINGs: a real-time thread wakes
 // on time unless its CPU ran nothing at all, Redis included (a virtual
 // CPU the host did not run), which a PING sees only if it is out then.
-// ready runs once it is connected. It uses blocking system calls on a
-// locked thread, which it never unlocks (run it in a goroutine of its
-// own): a real-time thread that blocks in the kernel is woken the moment
-// the reply lands, where one parked in Go's poller would wait for an
-// ordinary thread to notice.
+// ready runs once it is connected. It uses blocking system calls on its
+// goroutine's thread, locked meanwhile: a real-time thread that blocks in
+// the kernel is woken the moment the reply lands, where one parked in
+// Go's poller would wait for an ordinary thread to notice. It gives the
+// thread back at its usual priority. (It left it locked once, so that the
+// thread ended with the goroutine; a redis-server started from that
+// thread with Pdeathsig, as redistest starts it, was killed then.)
 func Probe(ctx context.Context, addr string, ready func()) (res ProbeResult, err error) {
 	if err := CheckLoopback(addr); err != nil {
 		return res, err
@@ -65,9 +67,22 @@ func Probe(ctx context.Context, addr string, ready func()) (res ProbeResult, err
 	if err != nil {
 		return res, fmt.Errorf("probe address: %w", err)
 	}
-	runtime.LockOSThread() // never unlocked: the thread ends with its goroutine
+	runtime.LockOSThread()
+	was, err := unix.SchedGetAttr(0, 0)
+	if err != nil {
+		runtime.UnlockOSThread()
+		return res, fmt.Errorf("sched_getattr: %w", err)
+	}
 	attr := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_FIFO, Priority: 10}
 	res.Realtime = unix.SchedSetAttr(0, &attr, 0) == nil
+	defer func() {
+		// Unlocked only at its old priority: a real-time thread must not
+		// go on to run other goroutines. Failing that, it stays locked and
+		// ends with the goroutine.
+		if !res.Realtime || unix.SchedSetAttr(0, was, 0) == nil {
+			runtime.UnlockOSThread()
+		}
+	}()
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return res, fmt.Errorf("socket: %w", err)
