@@ -441,7 +441,7 @@ func TestIdleStoreReadsMemorySeldom(t *testing.T) {
 	if n := infos(); n > 4 {
 		t.Errorf("%d INFO in 2 s from a store idle all along; want about 2, one a second", n)
 	}
-	// In use: a decision every 100 ms, the watchdog asleep between them.
+	// In use: a decision every 100 ms, too often for the watchdog to rest.
 	for range 10 {
 		decideOK(t, s, "acme", r)
 		time.Sleep(100 * time.Millisecond)

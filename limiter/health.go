@@ -141,11 +141,11 @@ var evicting atomic.Int64
 
 // watchMemory reads the state of the pipe's node every evictionEvery
 // (idleMemoryEvery while the pipe rests) until quit closes, and keeps
-// p.health. A node starts "evicting" when its
-// evicted_keys grows, or when it is at maxmemory under a policy that
-// evicts; it stops evictionHold after the last read that showed either. A
-// new run_id at the same address is a restart (see pipe.identified). The
-// first read happens before Connect returns.
+// p.health. A node starts "evicting" when its evicted_keys grows, or
+// when it is at maxmemory under a policy that evicts; it stops
+// evictionHold after the last read that showed either. A new run_id at
+// the same address is a restart (see pipe.identified). The first read
+// happens before Connect returns.
 func (p *pipe) watchMemory(quit <-chan struct{}, first chan<- struct{}) {
 	var client *redis.Client
 	var addr string

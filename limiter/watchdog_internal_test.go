@@ -243,9 +243,10 @@ func TestScriptLoadJudgedFromItsOwnWrite(t *testing.T) {
 // TestWatchdogSleepsWhileIdleAndWakesForACall: a second after its pipe
 // last carried anything the watchdog rests (it ticked every fifth of a
 // budget, and an idle gateway spent half its CPU on it), and the coarse
-// clock that stands still meanwhile is not what health judges by. A call begun after the sleep
-// wakes it: Redis silent on that call is still given up on within the
-// budget, though the connection's own timeout is a minute away.
+// clock that stands still meanwhile is not what health judges by. A
+// call begun after the sleep wakes it: Redis silent on that call is
+// still given up on within the budget, though the connection's own
+// timeout is a minute away.
 func TestWatchdogSleepsWhileIdleAndWakesForACall(t *testing.T) {
 	var silent atomic.Bool
 	f := newFake(t, func(_ int, args []string, w *bufio.Writer, _ net.Conn) bool {
