@@ -414,27 +414,7 @@ func TestIdleStoreReadsMemorySeldom(t *testing.T) {
 	r := limiter.Rule{Name: "r", Limit: 1000, Window: time.Minute}
 	decideOK(t, s, "acme", r)
 	c := srv.Client(t)
-	// infos is how many INFO Redis ran since the last call: its own
-	// count runs after the command, so the test's reads are not in it.
-	infos := func() int64 {
-		t.Helper()
-		stats, err := c.Info(context.Background(), "commandstats").Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := c.ConfigResetStat(context.Background()).Err(); err != nil {
-			t.Fatal(err)
-		}
-		_, after, ok := strings.Cut(stats, "cmdstat_info:calls=")
-		if !ok {
-			return 0
-		}
-		n, err := strconv.ParseInt(after[:strings.IndexByte(after, ',')], 10, 64)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
+	infos := func() int64 { return infoCalls(t, c) }
 	time.Sleep(1500 * time.Millisecond) // idle for longer than a second
 	infos()
 	time.Sleep(2 * time.Second)
@@ -449,4 +429,27 @@ func TestIdleStoreReadsMemorySeldom(t *testing.T) {
 	if n := infos(); n < 10 {
 		t.Errorf("%d INFO in the second a store was in use; want one every 25 ms, about 40", n)
 	}
+}
+
+// infoCalls is how many INFO c's node ran since its stats were last
+// reset, and resets them. Redis counts a command after running it, so
+// this read is not in the count.
+func infoCalls(t *testing.T, c *redis.Client) int64 {
+	t.Helper()
+	stats, err := c.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ConfigResetStat(context.Background()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(stats, "cmdstat_info:calls=")
+	if !ok {
+		return 0
+	}
+	n, err := strconv.ParseInt(after[:strings.IndexByte(after, ',')], 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

@@ -125,9 +125,10 @@ const evictionEvery = 25 * time.Millisecond
 // idleMemoryEvery is how often the memory state is read while the pipe's
 // watchdog rests (pipe.asleep: it has carried nothing for restAfter):
 // INFO costs Redis 12 µs warm and 60-90 µs on an idle node, and every
-// gateway reads every primary. A call wakes the watchdog, and the next
-// tick reads: at most evictionEvery of decisions go by on an older state,
-// as in use.
+// gateway reads every primary. A call, or an admission judged by the
+// node's health (primaryWhy), wakes the watchdog and asks for a read at
+// once (pipe.rouse): the decisions that go by on the older state are
+// those within one INFO round trip of the wake-up.
 const idleMemoryEvery = time.Second
 
 // evictionHold is how long a node stays "evicting" after the last read
@@ -202,6 +203,7 @@ func (p *pipe) watchMemory(quit <-chan struct{}, first chan<- struct{}) {
 			}
 			return
 		case <-t.C:
+		case <-p.memWake:
 		}
 	}
 }

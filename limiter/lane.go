@@ -192,6 +192,9 @@ func settlePending(batch []*op, err error) {
 }
 
 func (l *lane) dial(batch []*op) error {
+	if l.p.shut.Load() {
+		return errClosed // no dial, and no handshake to wait on, once closing
+	}
 	l.setPhase(phaseDialing, batch)
 	gen := l.p.gen.Load()
 	addr, err := l.p.addr()

@@ -43,6 +43,9 @@ type pipe struct {
 	asleep   atomic.Bool
 	wake     chan struct{}
 	rousedAt atomic.Int64
+	// memWake asks the memory watcher for a read at once: the pipe is in
+	// use again after a rest, on a memory state up to idleMemoryEvery old.
+	memWake chan struct{}
 	// silentAt (unix ns) is when the watchdog last found a lane that can
 	// carry nothing soon (see lane.check): Redis silent past the budget on
 	// a call, or a dial that long. 0 if never. repliedAt is when a lane
@@ -139,7 +142,7 @@ func (s *batchStats) batch(n int, took time.Duration) {
 
 func newPipe(cfg *pipeConfig, addr func() (string, error)) *pipe {
 	p := &pipe{cfg: cfg, addr: addr, queue: make(chan *op, pipeQueue), quit: make(chan struct{}),
-		memRead: make(chan struct{}), wake: make(chan struct{}, 1)}
+		memRead: make(chan struct{}), wake: make(chan struct{}, 1), memWake: make(chan struct{}, 1)}
 	for range max(cfg.lanes, 1) {
 		p.lanes = append(p.lanes, &lane{p: p})
 	}

@@ -219,6 +219,12 @@ func (s *RedisStore) primaryWhy(tenant string, rules []Rule) string {
 		return ""
 	}
 	p.once.Do(p.start) // its watchers run from its first use
+	if p.asleep.Load() {
+		// Judged by its health, the node is in use though its pipe
+		// carries nothing (replica consistency records through another
+		// client): its memory state is read at the busy pace again.
+		p.rouse(time.Now().UnixNano())
+	}
 	return p.health.why(rules, p.now())
 }
 

@@ -380,3 +380,26 @@ func TestReplicaConsistencyPrimaryDecisionsCountPending(t *testing.T) {
 		})
 	}
 }
+
+// TestReplicaConsistencyReadsThePrimarysMemoryAtTheBusyPace: under
+// replica consistency the primary's pipe carries no decision (the
+// recorder writes through another client), yet every admission is judged
+// by the primary's health: its memory state is read every 25 ms while
+// admissions come, not once a second as for a pipe at rest.
+func TestReplicaConsistencyReadsThePrimarysMemoryAtTheBusyPace(t *testing.T) {
+	t.Parallel()
+	topo := redistest.Topology(t, redistest.Options{Replicas: 1, Sentinels: 3, DownAfter: time.Minute})
+	s := newReplicaStore(t, topo, topo.Replicas()[0], "mp")
+	r := limiter.Rule{Name: "r", Limit: 1000, Window: time.Minute}
+	decideOK(t, s, "acme", r)
+	c := topo.Primary().Client(t)
+	infoCalls(t, c)
+	for range 10 {
+		decideOK(t, s, "acme", r)
+		time.Sleep(100 * time.Millisecond)
+	}
+	n := infoCalls(t, c)
+	if n < 10 {
+		t.Errorf("%d INFO on the primary in the second replica admissions came; want one every 25 ms, about 40", n)
+	}
+}

@@ -53,14 +53,19 @@ func (p *pipe) watch() {
 	}
 }
 
-// rouse wakes the resting watchdog, setting the coarse clock to now
-// (unix ns) for the call that wakes it.
+// rouse wakes the resting watchdog, and the memory watcher for a read at
+// once, setting the coarse clock to now (unix ns) for the call that wakes
+// them (never back: a stale rouse may come after a tick).
 func (p *pipe) rouse(now int64) {
-	p.clock.Store(now)
+	if now > p.clock.Load() {
+		p.clock.Store(now)
+	}
 	p.rousedAt.Store(now)
-	select {
-	case p.wake <- struct{}{}:
-	default:
+	for _, c := range []chan struct{}{p.wake, p.memWake} {
+		select {
+		case c <- struct{}{}:
+		default:
+		}
 	}
 }
 
