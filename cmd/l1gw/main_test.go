@@ -109,7 +109,7 @@ func TestSIGTERMDrainsInFlightRequests(t *testing.T) {
 		"--set", "server.listen="+proxy, "--set", "server.admin_listen="+admin,
 		"--set", "upstreams.demo.targets="+upURL)
 	cmd.Env = append(os.Environ(), "L1GWTEST_AS_MAIN=1")
-	var logs bytes.Buffer
+	var logs testkit.SyncBuffer
 	cmd.Stderr = &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -162,11 +162,11 @@ func TestSIGTERMDrainsInFlightRequests(t *testing.T) {
 
 // serveFile runs l1gw serve --config file as a real process until the
 // test ends, and waits until its admin listener says ready.
-func serveFile(t *testing.T, file, admin string) (*exec.Cmd, *bytes.Buffer) {
+func serveFile(t *testing.T, file, admin string) (*exec.Cmd, *testkit.SyncBuffer) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "serve", "--config", file)
 	cmd.Env = append(os.Environ(), "L1GWTEST_AS_MAIN=1")
-	logs := &bytes.Buffer{}
+	logs := &testkit.SyncBuffer{}
 	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -176,7 +176,7 @@ func serveFile(t *testing.T, file, admin string) (*exec.Cmd, *bytes.Buffer) {
 	return cmd, logs
 }
 
-func waitReady(t *testing.T, admin string, logs *bytes.Buffer) {
+func waitReady(t *testing.T, admin string, logs *testkit.SyncBuffer) {
 	t.Helper()
 	t.Cleanup(func() {
 		if t.Failed() {
