@@ -322,15 +322,20 @@ func TestCloseWhileRedisIsSilentOnACall(t *testing.T) {
 		close(done)
 	}()
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		// Reading on our side, and read on Redis' side: the lane's
+		// phase turns before the fake has the bytes.
 		l := p.lanes[0]
 		l.mu.Lock()
 		ph := l.phase
 		l.mu.Unlock()
-		if ph == phaseReading {
+		f.mu.Lock()
+		got := strings.Count(strings.Join(f.log, "\n"), "EVALSHA")
+		f.mu.Unlock()
+		if ph == phaseReading && got == 1 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("the call never reached the wire")
+			t.Fatalf("the call never reached Redis (phase %v, Redis saw it %d times)", ph, got)
 		}
 	}
 	closed := make(chan struct{})
