@@ -144,9 +144,21 @@ func countSockets(pid int, serverPorts map[int]bool, to peers) (sockets, int, er
 	if err != nil {
 		return s, 0, fmt.Errorf("read tcp table: %w", err)
 	}
-	for _, row := range parseTCPTable(table) {
+	return classify(parseTCPTable(table), inodes, serverPorts, to), len(fds), nil
+}
+
+// classify counts the rows whose inode is one of the process's, each
+// inode once: the kernel walks its socket hash in chunks as sockets come
+// and go, so a busy table can list a socket twice (which made FDs
+// negative in a run).
+func classify(rows []tcpRow, inodes map[string]bool, serverPorts map[int]bool, to peers) sockets {
+	var s sockets
+	for _, row := range rows {
+		if !inodes[row.inode] || row.state == tcpListen {
+			continue
+		}
+		delete(inodes, row.inode)
 		switch {
-		case !inodes[row.inode] || row.state == tcpListen:
 		case serverPorts[row.localPort]:
 			s.client++
 		case to.redis[row.remotePort]:
@@ -155,7 +167,7 @@ func countSockets(pid int, serverPorts map[int]bool, to peers) (sockets, int, er
 			s.upstream++
 		}
 	}
-	return s, len(fds), nil
+	return s
 }
 
 // tcpListen is the LISTEN state in /proc/net/tcp.

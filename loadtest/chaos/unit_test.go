@@ -134,6 +134,23 @@ func TestParseTCPTable(t *testing.T) {
 	}
 }
 
+func TestClassifyCountsASocketOnce(t *testing.T) {
+	rows := []tcpRow{
+		{8080, 0, tcpListen, "1"}, // the listener
+		{8080, 50000, "01", "2"},  // a client
+		{8080, 50000, "01", "2"},  // the same client, listed twice
+		{50001, 6379, "01", "3"},  // Redis
+		{50002, 9000, "01", "4"},  // the upstream
+		{50003, 6379, "01", "99"}, // another process's
+		{50004, 6379, "06", "0"},  // TIME_WAIT, no inode
+	}
+	inodes := map[string]bool{"1": true, "2": true, "3": true, "4": true}
+	got := classify(rows, inodes, map[int]bool{8080: true}, peers{redis: map[int]bool{6379: true}, upstream: 9000})
+	if want := (sockets{client: 1, redis: 1, upstream: 1}); got != want {
+		t.Errorf("got %+v; want %+v", got, want)
+	}
+}
+
 func TestLatencyProxy(t *testing.T) {
 	echo := testkit.Listen(t, func(c net.Conn) { _, _ = io.Copy(c, c); c.Close() })
 	p, err := startLatencyProxy(echo)
