@@ -158,7 +158,7 @@ func (p *pipe) watchMemory(quit <-chan struct{}, first chan<- struct{}) {
 	last := int64(-1)
 	was := false
 	var lastRisk, lastRead time.Time
-	t := time.NewTicker(evictionEvery)
+	t := time.NewTimer(evictionEvery)
 	defer t.Stop()
 	for {
 		if a, err := p.addr(); err == nil && a != addr {
@@ -196,6 +196,15 @@ func (p *pipe) watchMemory(quit <-chan struct{}, first chan<- struct{}) {
 			close(first)
 			first = nil
 		}
+		// While the pipe rests, sleep until the next read is due (a rouse
+		// ends the wait at once) rather than tick 40 times a second. A
+		// rouse is seen here before the watchdog has woken: asleep may
+		// still be set then, and the busy pace holds from it on.
+		wait := evictionEvery
+		if p.asleep.Load() && time.Now().UnixNano()-p.rousedAt.Load() >= int64(restAfter) {
+			wait = max(wait, idleMemoryEvery-time.Since(lastRead))
+		}
+		t.Reset(wait)
 		select {
 		case <-quit:
 			if was {

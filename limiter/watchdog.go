@@ -44,8 +44,17 @@ func (p *pipe) watch() {
 			}
 			p.clock.Store(time.Now().UnixNano())
 			t.Reset(every)
+			p.asleep.Store(false)
+		} else {
+			// Not asleep after all: the memory watcher may have seen
+			// asleep meanwhile and settled on the resting pace; no lane
+			// roused it, so this does.
+			p.asleep.Store(false)
+			select {
+			case p.memWake <- struct{}{}:
+			default:
+			}
 		}
-		p.asleep.Store(false)
 		select {
 		case <-p.wake: // sent after the check above: nothing to wake
 		default:
