@@ -135,6 +135,16 @@ func (ct *ClusterTopo) PrimaryFor(t TB, key string) *Node {
 	return p
 }
 
+// OwnerNow is PrimaryFor without polling and without reporting on the
+// test: the first running, unstalled node's answer, or why there is none.
+func (ct *ClusterTopo) OwnerNow(key string) (*Node, error) {
+	up, _ := ct.reachable()
+	if len(up) == 0 {
+		return nil, fmt.Errorf("no cluster node is running")
+	}
+	return ct.slotOwner(up[0], key)
+}
+
 // slotOwner asks n which master serves key's slot.
 func (ct *ClusterTopo) slotOwner(n *Node, key string) (*Node, error) {
 	var slot int64

@@ -146,6 +146,10 @@ func (tp *Topo) Primary() *Node {
 	return p
 }
 
+// PrimaryNow is Primary without reporting on the test: the error says
+// why no node could be named master now.
+func (tp *Topo) PrimaryNow() (*Node, error) { return tp.currentPrimary(false) }
+
 // Replicas returns the data nodes other than Primary(), running or not.
 func (tp *Topo) Replicas() []*Node {
 	p := tp.Primary()

@@ -37,14 +37,14 @@ func check(tm chaosTiming, res *ChaosResult) []string {
 	}
 	for _, rec := range res.Recoveries {
 		if rec.Ms == nil || *rec.Ms > float64(tm.recoverWithin.Milliseconds()) {
-			failf("after %q: not back to X-RateLimit-Status ok within %v (recovery %v ms)", rec.After, tm.recoverWithin, fmtMs(rec.Ms))
+			failf("after %q: not back to X-RateLimit-Status ok within %v (recovery %v ms)%s", rec.After, tm.recoverWithin, fmtMs(rec.Ms), res.redisNote(rec.After))
 		}
 	}
 	if res.FailMode == "local" {
 		fails = append(fails, checkLocal(tm.limit(), res)...)
 	}
 	if res.BulkOnHealthyShard && res.BulkDegraded > 0 {
-		failf("bulk tenant, on a healthy shard: %d degraded responses while another shard failed over; want 0", res.BulkDegraded)
+		failf("bulk tenant, on a healthy shard: %d degraded responses while another shard failed over; want 0%s", res.BulkDegraded, res.redisNote())
 	}
 	if _, unmarked := res.over(); res.ExactOK && unmarked > 0 {
 		failf("limited tenant: %d admissions marked ok within one window, %d past its limit %d; want none unmarked",

@@ -37,6 +37,8 @@ type PhaseResult struct {
 	LatencyMs harness.Latency `json:"latency_ms"`
 	// Limited is the limited tenant's admissions.
 	Limited Admissions `json:"limited"`
+	// Redis is what probes of Redis saw, in a phase where it was healthy.
+	Redis *RedisSeen `json:"redis,omitempty"`
 }
 
 // Admissions compares the limited tenant's 200s with what an exact

@@ -183,14 +183,20 @@ func (r *ChaosReport) Markdown() string {
 	for i := range r.Results {
 		b.WriteString(summaryRow(&r.Results[i]))
 	}
-	b.WriteString("\n| scenario | phase | s | requests | status codes | degraded | P50 ms | P99 ms | max ms | limited admitted / bound | over |\n")
-	b.WriteString("|---|---|--:|--:|---|--:|--:|--:|--:|--:|--:|\n")
+	b.WriteString("\n| scenario | phase | s | requests | status codes | degraded | P50 ms | P99 ms | max ms | limited admitted / bound | over | Redis worst PING ms | Redis CPU worst stall ms |\n")
+	b.WriteString("|---|---|--:|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, res := range r.Results {
 		for _, p := range res.Phases {
 			l := p.LatencyMs
-			fmt.Fprintf(&b, "| %s | %s | %.2f | %d | %s | %d | %.2f | %.2f | %.2f | %d / %d | %d |\n",
+			ping, stall := "–", "–"
+			if s := p.Redis; s != nil && s.Error == "" {
+				ping, stall = fmt.Sprintf("%.2f", s.PingMaxMs), fmt.Sprintf("%.2f", s.CPUStallMs)
+			} else if s != nil {
+				ping = "probe failed"
+			}
+			fmt.Fprintf(&b, "| %s | %s | %.2f | %d | %s | %d | %.2f | %.2f | %.2f | %d / %d | %d | %s | %s |\n",
 				res.Scenario, p.Name, p.Seconds, p.Requests, harness.FormatCodes(p.StatusCodes), p.Degraded,
-				l.P50, l.P99, l.Max, p.Limited.Admitted, p.Limited.Bound, p.Limited.Over)
+				l.P50, l.P99, l.Max, p.Limited.Admitted, p.Limited.Bound, p.Limited.Over, ping, stall)
 		}
 	}
 	b.WriteString("\n")
@@ -250,6 +256,11 @@ func resultNotes(res *ChaosResult) string {
 	if f := res.Flood; f != nil {
 		fmt.Fprintf(&b, "- %s: flood of %d connections beside the attack: %d requests, %d degraded (%d back while Redis was healthy; the attack's: %d), %d shed (503), %d other 5xx, %d without a response%s\n",
 			res.Scenario, f.Conns, f.Requests, f.Degraded, f.DegradedHealthy, f.AttackDegradedHealthy, f.Shed, f.FiveXX, f.NoReply, f.redisNote())
+	}
+	for _, p := range res.Phases {
+		if p.Redis != nil && p.Redis.Error != "" {
+			fmt.Fprintf(&b, "- %s: phase %s: Redis' probe: %s\n", res.Scenario, p.Name, p.Redis.Error)
+		}
 	}
 	if len(res.TransportErrors) > 0 {
 		fmt.Fprintf(&b, "- %s: transport errors %s\n", res.Scenario, formatCounts(res.TransportErrors))

@@ -101,12 +101,15 @@ type chaosRun struct {
 	// not on, so none of its decisions may degrade.
 	bulkOnHealthyShard bool
 	notes              []string
+	watch              *phaseWatch        // the healthy phase being probed
+	seen               map[int]*RedisSeen // what the probes saw, by phase
 }
 
 // mark starts a phase now.
 func (r *chaosRun) mark(name string, fault, heal bool) {
 	r.marks = append(r.marks, phaseMark{name: name, at: time.Now(), fault: fault, heal: heal})
 	r.t.Logf("phase %s", name)
+	r.watchPhase(len(r.marks) - 1)
 }
 
 // hold lets the load run for d.
@@ -237,7 +240,9 @@ func runChaos(t T, env chaosEnv, sc chaosScenario) ChaosResult {
 	}
 	r.attack = startChaosAttack("http://"+gw.Proxy, env.tm.rate)
 	t.Cleanup(func() { r.attack.stop() }) // a script that failed left it running
+	t.Cleanup(r.stopWatch)
 	sc.script(r)
+	r.stopWatch()
 	if r.before != nil {
 		if r.after = r.sample(); r.after == nil {
 			t.Fatalf("no resource sample after the recovery")
@@ -268,6 +273,9 @@ func (r *chaosRun) result(sc chaosScenario, ss []sample, end time.Time, m0, m1 m
 		r.marks[0].at = ss[0].at // the attack started a moment before the first mark
 	}
 	phases, total := splitPhases(r.marks, ss, end, r.tm.limit())
+	for i := range phases {
+		phases[i].Redis = r.seen[i]
+	}
 	if r.flood != nil {
 		if i := slices.IndexFunc(r.marks, func(m phaseMark) bool { return m.fault }); i > 0 {
 			r.flood.AttackDegradedHealthy = degradedHealthy(ss, r.marks[i-1].at, r.marks[i].at)

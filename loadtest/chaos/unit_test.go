@@ -273,3 +273,41 @@ func TestWatchRedisSeesAStall(t *testing.T) {
 		t.Errorf("flood failure with no Redis to probe: %q; want one saying the probe failed", fails)
 	}
 }
+
+// TestHealthyPhasesProbeRedis: the phase before any fault and each phase
+// from a heal on are probed, a fault phase is not; a Redis stalled in a
+// probed phase shows in its record, and a late recovery's failure then
+// says what the probe of that phase saw.
+func TestHealthyPhasesProbeRedis(t *testing.T) {
+	n := redistest.Server(t)
+	r := &chaosRun{t: t, node: n}
+	r.mark("before", false, false)
+	time.Sleep(30 * time.Millisecond)
+	r.mark("stall", true, false)
+	time.Sleep(30 * time.Millisecond)
+	r.mark("after", false, true)
+	n.Stall()
+	time.Sleep(150 * time.Millisecond)
+	n.Resume()
+	time.Sleep(30 * time.Millisecond)
+	r.stopWatch()
+	before, stall, after := r.seen[0], r.seen[1], r.seen[2]
+	if before == nil || before.Error != "" || !slices.Equal(before.Nodes, []string{n.Addr()}) || before.PingMaxMs <= 0 {
+		t.Fatalf("phase before: %+v; want %s probed, its PINGs answered", before, n.Addr())
+	}
+	if stall != nil {
+		t.Errorf("the fault phase was probed: %+v; want no probe", stall)
+	}
+	if after == nil || after.PingMaxMs < 100 {
+		t.Fatalf("phase after, Redis stalled 150 ms: %+v; want a PING of at least 100 ms", after)
+	}
+	res := &ChaosResult{
+		Phases:     []PhaseResult{{Name: "before", Redis: before}, {Name: "stall"}, {Name: "after", Redis: after}},
+		Recoveries: []Recovery{{After: "after"}},
+	}
+	fails := check(chaosTiming{recoverWithin: 2 * time.Second}, res)
+	want := "meanwhile Redis' probes saw, after: " + after.String()
+	if len(fails) != 1 || !strings.HasSuffix(fails[0], want) {
+		t.Errorf("failures %q; want one, ending %q", fails, want)
+	}
+}
