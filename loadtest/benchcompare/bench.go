@@ -40,7 +40,7 @@ type Measurement struct {
 	GwCPU    *float64 `json:"gw_cpu_us_per_req"`
 	RedisCPU *float64 `json:"redis_cpu_us_per_req"`
 	// RedisPingMax is the worst round trip, in ms, of the probe that PINGs
-	// redis-server meanwhile (see probeCommand): how long Redis itself
+	// redis-server meanwhile (see harness.ProbeCommand): how long Redis itself
 	// left a client waiting. nil without Redis. ProbeRealtime: the probe
 	// ran at real-time priority, so its own waits for the CPU are not in it.
 	RedisPingMax  *float64 `json:"redis_ping_max_ms,omitempty"`

@@ -55,8 +55,8 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == forwarderCommand {
 		os.Exit(forwarderMain(os.Args[2:], os.Stdout, os.Stderr))
 	}
-	if len(os.Args) > 1 && os.Args[1] == probeCommand {
-		os.Exit(probeMain(os.Args[2:], os.Stdout, os.Stderr))
+	if len(os.Args) > 1 && os.Args[1] == harness.ProbeCommand {
+		os.Exit(harness.ProbeMain(os.Args[2:], os.Stdout, os.Stderr))
 	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }

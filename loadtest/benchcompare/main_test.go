@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/l1gw/l1gw/loadtest/internal/harness"
 )
 
 // TestMain lets the test binary stand in for the command: the smoke test's
@@ -18,8 +20,8 @@ func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == forwarderCommand {
 		os.Exit(forwarderMain(os.Args[2:], os.Stdout, os.Stderr))
 	}
-	if len(os.Args) > 1 && os.Args[1] == probeCommand {
-		os.Exit(probeMain(os.Args[2:], os.Stdout, os.Stderr))
+	if len(os.Args) > 1 && os.Args[1] == harness.ProbeCommand {
+		os.Exit(harness.ProbeMain(os.Args[2:], os.Stdout, os.Stderr))
 	}
 	os.Exit(m.Run())
 }

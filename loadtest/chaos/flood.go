@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"sync"
 	"time"
 
@@ -62,31 +63,20 @@ type FloodResult struct {
 	ProbeError      string   `json:"probe_error,omitempty"`
 }
 
-// watchRedis starts a harness.Probe of the redis-server at addr in a
-// goroutine of its own, and returns once it is connected (or failed). The
-// returned func stops it and gives what it saw.
+// watchRedis starts a probe of the redis-server at addr (harness.Probe, in
+// a child process of this binary: see harness.ProbeCommand) and returns
+// once it is connected, or failed. The returned func stops it and gives
+// what it saw.
 func watchRedis(addr string) func() (harness.ProbeResult, error) {
-	type out struct {
-		res harness.ProbeResult
-		err error
+	self, err := os.Executable()
+	if err != nil {
+		return func() (harness.ProbeResult, error) { return harness.ProbeResult{}, fmt.Errorf("redis probe: %w", err) }
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan out, 1)
-	ready := make(chan struct{})
-	go func() {
-		res, err := harness.Probe(ctx, addr, func() { close(ready) })
-		done <- out{res, err}
-	}()
-	select {
-	case <-ready:
-	case o := <-done:
-		done <- o
+	p, err := harness.StartProbeProcess(context.Background(), self, addr)
+	if err != nil {
+		return func() (harness.ProbeResult, error) { return harness.ProbeResult{}, err }
 	}
-	return func() (harness.ProbeResult, error) {
-		cancel()
-		o := <-done
-		return o.res, o.err
-	}
+	return p.Finish
 }
 
 // sawRedis records what the probe of Redis saw in f.

@@ -34,6 +34,9 @@ type options struct {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == harness.ProbeCommand {
+		os.Exit(harness.ProbeMain(os.Args[2:], os.Stdout, os.Stderr))
+	}
 	os.Exit(harness.Main(harness.Runner[options]{Name: "chaos", Parse: parseFlags,
 		Out: func(o options) string { return o.out },
 		Run: func(ctx context.Context, o options, progress io.Writer) (harness.Report, error) {
