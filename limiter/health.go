@@ -168,7 +168,11 @@ func (p *pipe) watchMemory(quit <-chan struct{}, first chan<- struct{}) {
 			addr, last = a, -1
 			client = redis.NewClient(p.cfg.conn.goRedisOptions(a))
 		}
-		if client != nil && (!p.asleep.Load() || time.Since(lastRead) >= idleMemoryEvery) {
+		// Resting: the watchdog rests and no call roused the pipe within
+		// restAfter. A rouse reaches here before the watchdog has cleared
+		// asleep, so asleep alone would skip the read it asks for.
+		resting := p.asleep.Load() && time.Now().UnixNano()-p.rousedAt.Load() >= int64(restAfter)
+		if client != nil && (!resting || time.Since(lastRead) >= idleMemoryEvery) {
 			lastRead = time.Now()
 			m := readMemory(client, p.cfg.conn.dialTimeout)
 			if !m.infoFailed {
@@ -197,11 +201,9 @@ func (p *pipe) watchMemory(quit <-chan struct{}, first chan<- struct{}) {
 			first = nil
 		}
 		// While the pipe rests, sleep until the next read is due (a rouse
-		// ends the wait at once) rather than tick 40 times a second. A
-		// rouse is seen here before the watchdog has woken: asleep may
-		// still be set then, and the busy pace holds from it on.
+		// ends the wait at once) rather than tick 40 times a second.
 		wait := evictionEvery
-		if p.asleep.Load() && time.Now().UnixNano()-p.rousedAt.Load() >= int64(restAfter) {
+		if resting {
 			wait = max(wait, idleMemoryEvery-time.Since(lastRead))
 		}
 		t.Reset(wait)

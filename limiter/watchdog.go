@@ -44,16 +44,15 @@ func (p *pipe) watch() {
 			}
 			p.clock.Store(time.Now().UnixNano())
 			t.Reset(every)
-			p.asleep.Store(false)
-		} else {
-			// Not asleep after all: the memory watcher may have seen
-			// asleep meanwhile and settled on the resting pace; no lane
-			// roused it, so this does.
-			p.asleep.Store(false)
-			select {
-			case p.memWake <- struct{}{}:
-			default:
-			}
+		}
+		// Awake: the memory watcher may have settled on the resting pace
+		// while asleep was said, and a wake-up may have come from a stale
+		// token on wake rather than a rouse; this puts it back on the busy
+		// pace (at most one read more per wake-up).
+		p.asleep.Store(false)
+		select {
+		case p.memWake <- struct{}{}:
+		default:
 		}
 		select {
 		case <-p.wake: // sent after the check above: nothing to wake

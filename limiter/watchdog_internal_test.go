@@ -331,7 +331,7 @@ func TestCloseWhileRedisIsSilentOnACall(t *testing.T) {
 		f.mu.Lock()
 		got := strings.Count(strings.Join(f.log, "\n"), "EVALSHA")
 		f.mu.Unlock()
-		if ph == phaseReading && got == 1 {
+		if ph == phaseReading && got >= 1 { // the count is judged below
 			break
 		}
 		if time.Now().After(deadline) {
