@@ -148,7 +148,7 @@ func countSockets(pid int, serverPorts map[int]bool, to peers) (sockets, int, er
 }
 
 // classify counts the rows whose inode is one of the process's, each
-// inode once: the kernel walks its socket hash in chunks as sockets come
+// inode once (it deletes the inodes it counts from inodes): the kernel walks its socket hash in chunks as sockets come
 // and go, so a busy table can list a socket twice (which made FDs
 // negative in a run).
 func classify(rows []tcpRow, inodes map[string]bool, serverPorts map[int]bool, to peers) sockets {

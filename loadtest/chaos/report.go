@@ -189,8 +189,11 @@ func (r *ChaosReport) Markdown() string {
 		for _, p := range res.Phases {
 			l := p.LatencyMs
 			ping, stall := "–", "–"
-			if s := p.Redis; s != nil && s.Error == "" {
+			if s := p.Redis; s != nil && s.Probed > 0 {
 				ping, stall = fmt.Sprintf("%.2f", s.PingMaxMs), fmt.Sprintf("%.2f", s.CPUStallMs)
+				if s.Error != "" {
+					ping += " (a probe failed)"
+				}
 			} else if s != nil {
 				ping = "probe failed"
 			}
@@ -250,7 +253,11 @@ func resultNotes(res *ChaosResult) string {
 	}
 	for _, rec := range res.Recoveries {
 		if rec.Ms != nil {
-			fmt.Fprintf(&b, "- %s: back to ok %.0f ms after the heal that started %q\n", res.Scenario, *rec.Ms, rec.After)
+			note := ""
+			if *rec.Ms > targetRecoveryMs {
+				note = res.redisNote(rec.After) // was it Redis, or the machine?
+			}
+			fmt.Fprintf(&b, "- %s: back to ok %.0f ms after the heal that started %q%s\n", res.Scenario, *rec.Ms, rec.After, note)
 		}
 	}
 	if f := res.Flood; f != nil {

@@ -107,6 +107,7 @@ type chaosRun struct {
 
 // mark starts a phase now.
 func (r *chaosRun) mark(name string, fault, heal bool) {
+	r.stopWatch() // the phase before ends here, its probes too
 	r.marks = append(r.marks, phaseMark{name: name, at: time.Now(), fault: fault, heal: heal})
 	r.t.Logf("phase %s", name)
 	r.watchPhase(len(r.marks) - 1)

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/l1gw/l1gw/internal/redistest"
+	"github.com/l1gw/l1gw/loadtest/internal/harness"
 )
 
 // failoverWait bounds the sentinels' election of a new primary.
@@ -40,10 +41,12 @@ func chaosScenarios() []chaosScenario {
 func scriptOverloadStall(r *chaosRun) {
 	r.baseline()
 	r.mark("overload", false, false)
+	overload := len(r.marks) - 1
 	watched := watchRedis(r.node.Addr())
 	f := startFlood(r.gw.Proxy, r.tm.flood)
 	r.hold(r.tm.phase)
 	probe, err := watched()
+	r.saw(overload, []string{r.node.Addr()}, nil, func() (harness.ProbeResult, error) { return probe, err })
 	r.fault("overload+stall", r.node.Stall)
 	r.hold(r.tm.stall)
 	r.heal("after", r.node.Resume)

@@ -282,10 +282,12 @@ func TestHealthyPhasesProbeRedis(t *testing.T) {
 	n := redistest.Server(t)
 	r := &chaosRun{t: t, node: n}
 	r.mark("before", false, false)
+	<-r.watch.started
 	time.Sleep(30 * time.Millisecond)
 	r.mark("stall", true, false)
 	time.Sleep(30 * time.Millisecond)
 	r.mark("after", false, true)
+	<-r.watch.started // the probes start in the background
 	n.Stall()
 	time.Sleep(150 * time.Millisecond)
 	n.Resume()

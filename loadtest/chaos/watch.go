@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/l1gw/l1gw/loadtest/internal/harness"
 )
@@ -19,34 +20,47 @@ type RedisSeen struct {
 	// Nodes are the addresses probed: the standalone node, the Sentinel
 	// primary, or the Cluster primaries of both tenants.
 	Nodes []string `json:"nodes,omitempty"`
-	// PingMaxMs is the worst PING round trip over them; CPUStallMs the
+	// Probed is how many of them were probed to the end.
+	Probed int `json:"probed"`
+	// PingMaxMs is the worst PING round trip over those; CPUStallMs the
 	// longest a probe's sleep overran, the CPU running nothing of it.
 	PingMaxMs  float64 `json:"ping_max_ms"`
 	CPUStallMs float64 `json:"cpu_stall_ms"`
+	// PingMaxAtMs is when the worst PING was sent, in ms since its
+	// probe's first: at 0, the probe's own first PING.
+	PingMaxAtMs float64 `json:"ping_max_at_ms"`
 	// Error says why a probe failed, or why no node could be named.
 	Error string `json:"error,omitempty"`
 }
 
 // phaseWatch is the probing of one phase in progress.
 type phaseWatch struct {
-	phase int // index in chaosRun.marks
-	addrs []string
-	stops []func() (harness.ProbeResult, error)
-	err   error
+	phase   int           // index in chaosRun.marks
+	started chan struct{} // closed once the fields below are set
+	addrs   []string
+	stops   []func() (harness.ProbeResult, error)
+	err     error
 }
 
-// watchPhase ends the probes of the phase before, recording what they
-// saw, and starts those of phase i (an index in marks) when it is healthy.
+// watchPhase starts the probes of phase i (an index in marks) when it is
+// healthy. They start in the background (naming the nodes, a process per
+// node): the script's next step, a fault or the wait for recovery, does
+// not wait for them.
 func (r *chaosRun) watchPhase(i int) {
-	r.stopWatch()
 	if m := r.marks[i]; m.name != "before" && !m.heal {
 		return
 	}
-	addrs, err := r.healthyNodes()
-	w := &phaseWatch{phase: i, addrs: addrs, err: err}
-	for _, a := range addrs {
-		w.stops = append(w.stops, watchRedis(a))
-	}
+	w := &phaseWatch{phase: i, started: make(chan struct{})}
+	go func() {
+		defer close(w.started)
+		w.addrs, w.err = r.healthyNodes()
+		w.stops = make([]func() (harness.ProbeResult, error), len(w.addrs))
+		var wg sync.WaitGroup
+		for k, a := range w.addrs {
+			wg.Go(func() { w.stops[k] = watchRedis(a) })
+		}
+		wg.Wait()
+	}()
 	r.watch = w
 }
 
@@ -58,15 +72,25 @@ func (r *chaosRun) stopWatch() {
 		return
 	}
 	r.watch = nil
-	seen := &RedisSeen{Nodes: w.addrs}
-	errs := []error{w.err}
-	for _, stop := range w.stops {
+	<-w.started
+	r.saw(w.phase, w.addrs, w.err, w.stops...)
+}
+
+// saw records against phase what the probes of addrs saw (err: why not
+// every node could be named).
+func (r *chaosRun) saw(phase int, addrs []string, err error, stops ...func() (harness.ProbeResult, error)) {
+	seen := &RedisSeen{Nodes: addrs}
+	errs := []error{err}
+	for _, stop := range stops {
 		res, err := stop()
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		seen.PingMaxMs = max(seen.PingMaxMs, res.WorstMs)
+		seen.Probed++
+		if res.WorstMs > seen.PingMaxMs {
+			seen.PingMaxMs, seen.PingMaxAtMs = res.WorstMs, res.WorstAtMs
+		}
 		seen.CPUStallMs = max(seen.CPUStallMs, res.WorstLateMs)
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -75,7 +99,7 @@ func (r *chaosRun) stopWatch() {
 	if r.seen == nil {
 		r.seen = map[int]*RedisSeen{}
 	}
-	r.seen[w.phase] = seen
+	r.seen[phase] = seen
 }
 
 // healthyNodes are the Redis nodes the tenants' decisions go to now.
@@ -122,10 +146,13 @@ func (res *ChaosResult) redisNote(names ...string) string {
 	return "; meanwhile Redis' probes saw, " + strings.Join(parts, "; ")
 }
 
-// String is "worst PING 1.20 ms, CPU stall 0.30 ms", with the probe's
-// error if it had one.
+// String is "worst PING 1.20 ms (350 ms in), CPU stall 0.30 ms", with the error of
+// a probe that failed, or "no probe (why)".
 func (s *RedisSeen) String() string {
-	out := fmt.Sprintf("worst PING %.2f ms, CPU stall %.2f ms", s.PingMaxMs, s.CPUStallMs)
+	if s.Probed == 0 {
+		return "no probe (" + s.Error + ")"
+	}
+	out := fmt.Sprintf("worst PING %.2f ms (%.0f ms in), CPU stall %.2f ms", s.PingMaxMs, s.PingMaxAtMs, s.CPUStallMs)
 	if s.Error != "" {
 		out += " (probe: " + s.Error + ")"
 	}

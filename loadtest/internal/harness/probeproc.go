@@ -21,10 +21,9 @@ import (
 //
 // In the runner's own process the probe's readings would count the
 // runner's scheduling too: a reply that lands while every P of a busy Go
-// process runs other goroutines waits for one. In the chaos runner, with
-// scenarios and their load generators side by side, PINGs that Redis
-// answered at once read as 40–60 ms while the gateway's own decisions on
-// the same node took under 3 ms.
+// process runs other goroutines waits for one (the chaos runner runs
+// scenarios and their load generators side by side). bench-compare has
+// always run it as a child for that reason.
 const ProbeCommand = "redisprobe"
 
 // ProbeMain runs `redisprobe -addr ADDR`: it prints "probing" once
@@ -79,7 +78,9 @@ const probeStartTimeout = 10 * time.Second
 
 // StartProbeProcess runs `self redisprobe -addr addr` (self: the runner's
 // own binary, or its test binary) and returns once it is connected. The
-// child gets SIGKILL if the runner dies.
+// child gets SIGKILL if the runner dies, or if the OS thread that started
+// it ends (Pdeathsig is per thread: a goroutine that ends locked to its
+// thread must never start one; see go.dev/issue/27505).
 func StartProbeProcess(ctx context.Context, self, addr string) (*ProbeProcess, error) {
 	r, w, err := os.Pipe()
 	if err != nil {
@@ -141,5 +142,6 @@ func (p *ProbeProcess) Finish() (ProbeResult, error) {
 	if p.waitErr != nil {
 		return ProbeResult{}, fmt.Errorf("redis probe exit: %w; output:\n%s", p.waitErr, p.out.Tail())
 	}
+	<-p.out.done // the child, the pipe's only writer, is gone: EOF is near
 	return ParseProbed(p.out.Tail())
 }
