@@ -37,21 +37,11 @@ type Gateway struct {
 // gateway has named its ports and answers GET /readyz with 200. On error
 // the process is stopped.
 func StartGateway(ctx context.Context, bin, cfgPath string) (*Gateway, error) {
-	r, w, err := os.Pipe()
-	if err != nil {
-		return nil, fmt.Errorf("gateway log pipe: %w", err)
-	}
 	cmd := exec.Command(bin, "serve", "--config", cfgPath)
 	cmd.Env = GatewayEnv(os.Environ())
-	cmd.Stderr = w // the child writes its log straight into the pipe
-	// Own process group: a terminal's Ctrl-C reaches only the runner, which
-	// stops the child in order. Pdeathsig kills it if the runner dies.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	err = cmd.Start()
-	w.Close()
+	r, err := startPiped(cmd, false) // the gateway logs to stderr
 	if err != nil {
-		r.Close()
-		return nil, fmt.Errorf("start %s (built with make build?): %w", bin, err)
+		return nil, fmt.Errorf("gateway %s (built with make build?): %w", bin, err)
 	}
 	g := &Gateway{cmd: cmd, Logs: newLogTail(), exited: make(chan struct{})}
 	serving := make(chan string, 1)

@@ -82,18 +82,10 @@ const probeStartTimeout = 10 * time.Second
 // it ends (Pdeathsig is per thread: a goroutine that ends locked to its
 // thread must never start one; see go.dev/issue/27505).
 func StartProbeProcess(ctx context.Context, self, addr string) (*ProbeProcess, error) {
-	r, w, err := os.Pipe()
-	if err != nil {
-		return nil, fmt.Errorf("redis probe output pipe: %w", err)
-	}
 	cmd := exec.Command(self, ProbeCommand, "-addr", addr)
-	cmd.Stdout, cmd.Stderr = w, w
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	err = cmd.Start()
-	w.Close()
+	r, err := startPiped(cmd, true)
 	if err != nil {
-		r.Close()
-		return nil, fmt.Errorf("start redis probe (%s): %w", self, err)
+		return nil, fmt.Errorf("redis probe (%s): %w", self, err)
 	}
 	p := &ProbeProcess{cmd: cmd, out: NewLogTail(func(string) (string, bool) { return "", false }, 0), exited: make(chan struct{})}
 	ready := make(chan string, 1)
@@ -144,4 +136,27 @@ func (p *ProbeProcess) Finish() (ProbeResult, error) {
 	}
 	<-p.out.done // the child, the pipe's only writer, is gone: EOF is near
 	return ParseProbed(p.out.Tail())
+}
+
+// startPiped starts cmd with its stderr, and its stdout too when both, in
+// a pipe whose read end it returns. The child gets its own process group
+// (a terminal's Ctrl-C reaches only the runner, which stops it in order)
+// and SIGKILL if the runner dies.
+func startPiped(cmd *exec.Cmd, both bool) (io.ReadCloser, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("output pipe: %w", err)
+	}
+	cmd.Stderr = w
+	if both {
+		cmd.Stdout = w
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	err = cmd.Start()
+	w.Close()
+	if err != nil {
+		r.Close()
+		return nil, fmt.Errorf("start: %w", err)
+	}
+	return r, nil
 }
