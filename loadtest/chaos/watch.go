@@ -10,12 +10,14 @@ import (
 	"github.com/l1gw/l1gw/loadtest/internal/harness"
 )
 
-// RedisSeen is what probes of the Redis nodes the tenants' decisions go to
-// saw during a phase in which Redis was healthy (harness.Probe: a PING
-// every 5 ms from a real-time thread). It tells a Redis that answered late
-// on its own account, or a CPU that ran nothing, from a gateway that
-// degraded or recovered late on its own. Probed: the phase before any
-// fault, and every phase from a heal on.
+// RedisSeen is what probes of the healthy Redis nodes the tenants'
+// decisions go to saw during a phase (harness.Probe: a PING every 5 ms
+// from a real-time thread). It tells a Redis that answered late on its own
+// account, or a CPU that ran nothing, from a gateway that degraded or
+// recovered late on its own. Probed: the phase before any fault, every
+// phase from a heal on, and in a Cluster's fault phases the bulk tenant's
+// primary when the fault is on another shard (none of its decisions may
+// degrade then).
 type RedisSeen struct {
 	// Nodes are the addresses probed: the standalone node, the Sentinel
 	// primary, or the Cluster primaries of both tenants.
@@ -42,18 +44,24 @@ type phaseWatch struct {
 	err     error
 }
 
-// watchPhase starts the probes of phase i (an index in marks) when it is
-// healthy. They start in the background (naming the nodes, a process per
-// node): the script's next step, a fault or the wait for recovery, does
-// not wait for them.
+// watchPhase starts the probes of phase i (an index in marks) where it
+// has healthy nodes to probe. They start in the background (naming the
+// nodes, a process per node): the script's next step, a fault or the wait
+// for recovery, does not wait for them.
 func (r *chaosRun) watchPhase(i int) {
-	if m := r.marks[i]; m.name != "before" && !m.heal {
+	m := r.marks[i]
+	healthy := m.name == "before" || m.heal
+	if !healthy && r.ct == nil {
 		return
 	}
 	w := &phaseWatch{phase: i, started: make(chan struct{})}
 	go func() {
 		defer close(w.started)
-		w.addrs, w.err = r.healthyNodes()
+		if healthy {
+			w.addrs, w.err = r.healthyNodes()
+		} else {
+			w.addrs, w.err = r.bystanders()
+		}
 		w.stops = make([]func() (harness.ProbeResult, error), len(w.addrs))
 		var wg sync.WaitGroup
 		for k, a := range w.addrs {
@@ -73,6 +81,9 @@ func (r *chaosRun) stopWatch() {
 	}
 	r.watch = nil
 	<-w.started
+	if len(w.addrs) == 0 && w.err == nil {
+		return // nothing to probe in this phase
+	}
 	r.saw(w.phase, w.addrs, w.err, w.stops...)
 }
 
@@ -100,6 +111,21 @@ func (r *chaosRun) saw(phase int, addrs []string, err error, stops ...func() (ha
 		r.seen = map[int]*RedisSeen{}
 	}
 	r.seen[phase] = seen
+}
+
+// bystanders are, in a Cluster fault phase, the bulk tenant's primary when
+// it is not the limited tenant's (the scripts fault the limited tenant's
+// shard): a node that must stay healthy meanwhile.
+func (r *chaosRun) bystanders() ([]string, error) {
+	bulk, err := r.ct.OwnerNow("{" + bulkTenant + "}")
+	if err != nil {
+		return nil, err
+	}
+	limited, err := r.ct.OwnerNow("{" + limitedTenant + "}")
+	if err != nil || limited == bulk {
+		return nil, err
+	}
+	return []string{bulk.Addr()}, nil
 }
 
 // healthyNodes are the Redis nodes the tenants' decisions go to now.
