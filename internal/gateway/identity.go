@@ -60,7 +60,11 @@ func (g *Gateway) identify(ctx *fasthttp.RequestCtx, snap *tenants.Snapshot, buf
 			id.key = q
 		}
 	}
-	auth, p, ok := g.authKey(ctx.Request.Header.PeekBytes(hdrAuthorization), buf[tenants.KeyBufLen:])
+	// The field's value without its whitespace (RFC 9110 5.5): fasthttp
+	// trims one space only, and an upstream that trims it all must not
+	// find a key where the gateway saw another scheme.
+	authValue := bytes.Trim(ctx.Request.Header.PeekBytes(hdrAuthorization), " \t")
+	auth, p, ok := g.authKey(authValue, buf[tenants.KeyBufLen:])
 	switch {
 	case !ok:
 		return id, p, false
