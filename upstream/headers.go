@@ -241,17 +241,23 @@ var (
 	hdrForwarded = []byte("Forwarded")
 	hdrXFProto   = []byte("X-Forwarded-Proto")
 	hdrXFHost    = []byte("X-Forwarded-Host")
-	hdrRequestID = []byte(headerRequestID)
-	protoHTTP    = []byte("http")
-	protoHTTPS   = []byte("https")
+	// The client address fields of nginx (X-Real-IP) and of CDNs
+	// (True-Client-IP), which frameworks read before X-Forwarded-For
+	// (chi's RealIP, for one).
+	hdrXRealIP      = []byte("X-Real-Ip")
+	hdrTrueClientIP = []byte("True-Client-Ip")
+	hdrRequestID    = []byte(headerRequestID)
+	protoHTTP       = []byte("http")
+	protoHTTPS      = []byte("https")
 )
 
 // IsForwarding says whether name, in any case, is one of the fields
-// SetForwarded removes or sets: Forwarded and X-Forwarded-For, -Proto and
-// -Host. A request without one can be given NoneSent.
+// SetForwarded removes or sets: Forwarded, X-Forwarded-For, -Proto and
+// -Host, X-Real-IP and True-Client-IP. A request without one can be given
+// NoneSent.
 func IsForwarding(name []byte) bool { return oneOf(name, forwardingNames) }
 
-var forwardingNames = [][]byte{hdrForwarded, hdrXFF, hdrXFProto, hdrXFHost}
+var forwardingNames = [][]byte{hdrForwarded, hdrXFF, hdrXFProto, hdrXFHost, hdrXRealIP, hdrTrueClientIP}
 
 // Forwarded describes the hop a request came over.
 type Forwarded struct {
@@ -278,9 +284,9 @@ func Own(h *fasthttp.RequestHeader, key, value []byte) {
 
 // SetForwarded sets X-Forwarded-For, -Proto and -Host, each exactly once
 // (Own). At the edge (no trust) whatever the client sent is replaced,
-// X-Forwarded-For by the peer's address alone, and a Forwarded header is
-// removed: an upstream reading the leftmost entry must not get an address
-// the client chose. Behind a trusted proxy the peer is appended to its
+// X-Forwarded-For by the peer's address alone, and Forwarded, X-Real-IP
+// and True-Client-IP are removed: an upstream reading the leftmost entry,
+// or one of those, must not get an address the client chose. Behind a trusted proxy the peer is appended to its
 // X-Forwarded-For (every copy, in order), and its -Proto and -Host (the
 // first copy) are kept. It does not allocate for ordinary header sizes.
 func SetForwarded(h *fasthttp.RequestHeader, f Forwarded) {
@@ -303,6 +309,8 @@ func SetForwarded(h *fasthttp.RequestHeader, f Forwarded) {
 		}
 	} else {
 		h.DelBytes(hdrForwarded)
+		h.DelBytes(hdrXRealIP)
+		h.DelBytes(hdrTrueClientIP)
 	}
 	b = appendIP(b, f.ClientIP)
 	Own(h, hdrXFF, b)

@@ -214,9 +214,13 @@ func TestSetForwarded(t *testing.T) {
 				h.Set("X-Forwarded-Host", tc.host)
 			}
 			h.Set("Forwarded", "for=203.0.113.66")
+			h.Set("x-real-ip", "203.0.113.66")
+			h.Set("TRUE-CLIENT-IP", "203.0.113.66")
 			upstream.SetForwarded(&h, upstream.Forwarded{ClientIP: net.ParseIP("192.0.2.7"), TLS: tc.tls, Trust: tc.trust})
-			if fwd := string(h.Peek("Forwarded")); (fwd == "") == tc.trust {
-				t.Fatalf("Forwarded %q with trust=%v; want it removed at the edge, kept behind a trusted proxy", fwd, tc.trust)
+			for _, name := range []string{"Forwarded", "X-Real-IP", "True-Client-IP"} {
+				if v := string(h.Peek(name)); (v == "") == tc.trust {
+					t.Fatalf("%s %q with trust=%v; want it removed at the edge, kept behind a trusted proxy", name, v, tc.trust)
+				}
 			}
 			got := [3]string{string(h.Peek("X-Forwarded-For")), string(h.Peek("X-Forwarded-Proto")), string(h.Peek("X-Forwarded-Host"))}
 			if want := [3]string{tc.wantXFF, tc.wantProto, tc.wantXH}; got != want {

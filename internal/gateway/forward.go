@@ -66,7 +66,7 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, pool *upstream.Pool, a *admi
 }
 
 // underscored are the headers the gateway sets, spelt with underscores.
-var underscored = []string{"X_L1gw_Tenant", "X_Forwarded_For", "X_Forwarded_Proto", "X_Forwarded_Host", "X_Request_Id"}
+var underscored = []string{"X_L1gw_Tenant", "X_Forwarded_For", "X_Forwarded_Proto", "X_Forwarded_Host", "X_Request_Id", "X_Real_Ip", "True_Client_Ip"}
 
 // sentFields are the kinds of field, among those prepare removes or
 // replaces, that a request's header block holds. Read in one pass over the

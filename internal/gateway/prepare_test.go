@@ -78,6 +78,7 @@ func FuzzPrepareSkipsOnlyWhatIsNotThere(f *testing.F) {
 		"Connection: Close\r\nKeep-Alive: 5\r\n",
 		"Connection: keep-alive\r\n ,X-Request-Id\r\nX-Request-Id: a\r\n",
 		"X-Request-Id: a\r\nVia: 1\r\nX-Request-Id: b\r\nVia: 2\r\nX-Forwarded-Proto: https\r\nVia: 3\r\nX-Forwarded-Proto: http\r\n",
+		"X-Real-IP: 6.6.6.6\r\nTrue-Client-IP: 6.6.6.6\r\nX_Real_IP: 6.6.6.6\r\n",
 	} {
 		f.Add(s, false, false)
 		f.Add(s, true, false)
