@@ -6,6 +6,7 @@ package gateway
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -42,8 +43,13 @@ type Gateway struct {
 	// WWW-Authenticate.
 	missingKey problem
 	challenge  string
-	trusted    *upstream.Trusted
-	maxBody    int
+	// keyUnderscore is keyHeader spelt with underscores (nil when it has
+	// no '-'), which CGI-style upstreams read as keyHeader: a request
+	// carrying it gets keyUnderscoreProblem.
+	keyUnderscore        []byte
+	keyUnderscoreProblem problem
+	trusted              *upstream.Trusted
+	maxBody              int
 	// tunnelLimits bound upgraded connections.
 	tunnelLimits TunnelLimits
 	// writeTimeout is renewed at each chunk of a streamed response.
@@ -95,10 +101,15 @@ func New(p Parts) *Gateway {
 	if o.KeyBasicAuth {
 		challenge += `, Basic realm="l1gw"`
 	}
+	var keyUnderscore []byte
+	if strings.Contains(o.KeyHeader, "-") {
+		keyUnderscore = []byte(strings.ReplaceAll(o.KeyHeader, "-", "_"))
+	}
 	return &Gateway{
 		tenants: p.Tenants, limiter: p.Limiter, proxy: p.Proxy, ids: p.IDs,
 		keyHeader: o.KeyHeader, keyQuery: o.KeyQuery, basicAuth: o.KeyBasicAuth, hideKey: o.HideKey,
 		missingKey: missingKey(o), challenge: challenge,
+		keyUnderscore: keyUnderscore, keyUnderscoreProblem: keyUnderscoreProblem(o.KeyHeader, string(keyUnderscore)),
 		trusted: p.Trusted, maxBody: p.MaxBodyBytes, tunnelLimits: p.Tunnel, writeTimeout: p.WriteTimeout,
 		unknown: tenants.NewStats(tenants.UnknownID), log: p.Log,
 	}
@@ -252,9 +263,18 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, a *admission) bool {
 	}
 	a.sent = sentIn(h)
 	g.requestID(h, a)
-	if n := h.ContentLength(); n > g.maxBody {
-		// Too large before a byte is read, and before the limits count it.
-		writeProblem(ctx, problemBodySize)
+	var early *problem // refused before the limits count the request
+	switch {
+	case a.sent&sentUnderscore != 0 && g.keyUnderscore != nil && len(h.PeekBytes(g.keyUnderscore)) > 0:
+		// A second key header in an upstream's eyes (X_API_Key is CGI's
+		// HTTP_X_API_KEY): it could carry another tenant's key past the
+		// limits, or the key past hide_key.
+		early = &g.keyUnderscoreProblem
+	case h.ContentLength() > g.maxBody:
+		early = &problemBodySize // too large before a byte is read
+	}
+	if early != nil {
+		writeProblem(ctx, *early)
 		ctx.Response.Header.SetCanonical(hdrRequestID, a.reqID())
 		t.Stats.Response(ctx.Response.StatusCode())
 		return false

@@ -124,6 +124,13 @@ var (
 			" bytes decoded; the key is the password, or the user-id when the password is empty"}
 )
 
+// keyUnderscoreProblem is the 400 for a request carrying the key header
+// spelt with underscores (u).
+func keyUnderscoreProblem(keyHeader, u string) problem {
+	return problem{fasthttp.StatusBadRequest, typeBlank, "Bad Request",
+		"the request carries " + u + ", which some servers read as the API key header " + keyHeader + ": send the key in " + keyHeader + " only"}
+}
+
 // missingKey is the 401 for a request without a key: it names where a
 // key may be sent. The header and parameter names are validated tokens,
 // with nothing to escape in JSON.

@@ -238,3 +238,26 @@ func FuzzKeyPlaces(f *testing.F) {
 		}
 	})
 }
+
+// TestKeyHeaderWithUnderscoresIsRefused: X_Api_Key is the key header to
+// an upstream that reads headers as CGI does (HTTP_X_API_KEY); beside the
+// real one it could carry another tenant's key past the limits, so a
+// request carrying it is a 400 and never forwarded. Other underscore
+// names pass.
+func TestKeyHeaderWithUnderscoresIsRefused(t *testing.T) {
+	up := testkit.StartUpstream(t, nil)
+	gw := newIdentityGateway(t, up.URL, tenants.Options{HideKey: true})
+	for _, spelling := range []string{"X_Api_Key", "X_API_KEY", "x_api_key"} {
+		r := newIdentityRequest("/p", "X-API-Key: bulk-key", spelling+": acme-key")
+		if got := r.serve(gw.Serve); got != 400 || !strings.Contains(string(r.ctx.Response.Body()), "send the key in X-API-Key only") {
+			t.Errorf("X-API-Key and %s: got %d %s; want 400 naming the header", spelling, got, r.ctx.Response.Body())
+		}
+	}
+	if n := up.Count(); n != 0 {
+		t.Fatalf("the upstream got %d requests; want none", n)
+	}
+	r := newIdentityRequest("/p", "X-API-Key: bulk-key", "X_Other: 1")
+	if got := r.serve(gw.Serve); got != 200 {
+		t.Fatalf("X-API-Key and X_Other: got %d (%s); want 200", got, r.ctx.Response.Body())
+	}
+}
