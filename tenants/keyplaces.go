@@ -11,7 +11,7 @@ import (
 // into lives on its stack.
 const KeyBufLen = 1024
 
-var basic = []byte("Basic ")
+var basic = []byte("Basic")
 
 // BasicKey returns the API key of an "Authorization: Basic" value
 // (RFC 7617): the password, or the user-id when the password is empty,
@@ -22,11 +22,11 @@ var basic = []byte("Basic ")
 // for Basic credentials that are not base64 (padded or not), have no ':'
 // or decode to more than len(dst) bytes.
 func BasicKey(dst, authorization []byte) (key []byte, ok bool) {
-	if len(authorization) < len(basic) || !bytes.EqualFold(authorization[:len(basic)], basic) {
+	creds, isBasic := CutScheme(authorization, basic)
+	if !isBasic {
 		return nil, true
 	}
 	enc := base64.RawStdEncoding
-	creds := bytes.TrimSpace(authorization[len(basic):])
 	if len(creds)%4 == 0 {
 		enc = base64.StdEncoding // padding, if any, must be right
 	}

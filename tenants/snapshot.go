@@ -134,7 +134,7 @@ const (
 	UnknownKey
 )
 
-var bearer = []byte("Bearer ")
+var bearer = []byte("Bearer")
 
 // KeyFrom returns the API key from the configured key header's value or,
 // when that is empty, from an "Authorization: Bearer <key>" value.
@@ -142,10 +142,22 @@ func KeyFrom(keyHeader, authorization []byte) []byte {
 	if len(keyHeader) > 0 {
 		return keyHeader
 	}
-	if len(authorization) > len(bearer) && bytes.EqualFold(authorization[:len(bearer)], bearer) {
-		return bytes.TrimSpace(authorization[len(bearer):])
+	if key, ok := CutScheme(authorization, bearer); ok && len(key) > 0 {
+		return key
 	}
 	return nil
+}
+
+// CutScheme returns the credentials of an Authorization value of scheme
+// (in any case), which must be followed by a space or a tab: what an
+// upstream splitting on whitespace reads, and ok. It does not allocate.
+func CutScheme(authorization, scheme []byte) (credentials []byte, ok bool) {
+	n := len(scheme)
+	if len(authorization) <= n || !bytes.EqualFold(authorization[:n], scheme) ||
+		(authorization[n] != ' ' && authorization[n] != '\t') {
+		return nil, false
+	}
+	return bytes.TrimSpace(authorization[n:]), true
 }
 
 // Resolve finds the tenant of an API key. It never waits on anything and

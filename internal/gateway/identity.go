@@ -68,6 +68,8 @@ func (g *Gateway) identify(ctx *fasthttp.RequestCtx, snap *tenants.Snapshot, buf
 	switch {
 	case !ok:
 		return id, p, false
+	case len(auth) == 0 && keyUnderOtherScheme(snap, authValue):
+		return id, problemKeyOtherScheme, false
 	case len(auth) == 0:
 	case len(id.key) == 0:
 		id.key = auth
@@ -96,6 +98,22 @@ func (g *Gateway) authKey(auth, buf []byte) ([]byte, problem, bool) {
 	return key, problem{}, true
 }
 
+// keyUnderOtherScheme says whether an Authorization value the gateway
+// reads no key from (another scheme, or none) still holds a tenant's key
+// where an upstream splitting on whitespace would find it: the whole
+// value ("KEY"), or what follows its first word ("Token KEY"). At most
+// two lookups, of at most a key's length each.
+func keyUnderOtherScheme(snap *tenants.Snapshot, v []byte) bool {
+	if len(v) <= tenants.KeyBufLen && snap.Known(v) {
+		return true
+	}
+	if i := bytes.IndexAny(v, " \t"); i > 0 {
+		rest := bytes.Trim(v[i:], " \t")
+		return len(rest) <= tenants.KeyBufLen && snap.Known(rest)
+	}
+	return false
+}
+
 // refuse answers a request without a usable key: a 401 carries the
 // gateway's challenge.
 func (g *Gateway) refuse(ctx *fasthttp.RequestCtx, p problem) {
@@ -115,6 +133,8 @@ func (g *Gateway) stripKeyQuery(u *fasthttp.URI) {
 var (
 	problemKeyConflict = problem{fasthttp.StatusBadRequest, typeBlank, "Bad Request",
 		"the request carries two different API keys (key header, query parameter, Authorization): send one"}
+	problemKeyOtherScheme = problem{fasthttp.StatusBadRequest, typeBlank, "Bad Request",
+		"Authorization carries an API key under a scheme other than Bearer (or Basic with key_basic_auth): send Authorization: Bearer <key>"}
 	problemKeyQueryTwice = problem{fasthttp.StatusBadRequest, typeBlank, "Bad Request",
 		"the API key query parameter is sent more than once"}
 	problemKeyQueryLong = problem{fasthttp.StatusUnauthorized, typeBlank, "Unauthorized",

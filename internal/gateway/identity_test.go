@@ -261,3 +261,45 @@ func TestKeyHeaderWithUnderscoresIsRefused(t *testing.T) {
 		t.Fatalf("X-API-Key and X_Other: got %d (%s); want 200", got, r.ctx.Response.Body())
 	}
 }
+
+// TestKeyUnderAnyScheme: an upstream that splits Authorization on any
+// whitespace reads a key after a tab, after a scheme the gateway does not
+// know, or alone; the gateway reads the first as Bearer (or Basic) and
+// refuses the others with a 400, so no tenant's key passes it unread.
+// Credentials of other schemes that hold no key pass as before.
+func TestKeyUnderAnyScheme(t *testing.T) {
+	up := testkit.StartUpstream(t, nil)
+	gw := newIdentityGateway(t, up.URL, tenants.Options{KeyBasicAuth: true, HideKey: true})
+	digest := `Digest username="acme-key", realm="x"`
+	for _, tc := range []struct {
+		headers   []string
+		want      int
+		forwarded string // the upstream's Authorization, for a 200
+	}{
+		{[]string{"X-API-Key: bulk-key", "Authorization: Bearer\tacme-key"}, 400, ""},                        // two keys
+		{[]string{"X-API-Key: bulk-key", "Authorization: Basic\t" + basicCreds("api", "acme-key")}, 400, ""}, // two keys
+		{[]string{"Authorization: Bearer\tbulk-key"}, 200, ""},                                               // bulk's key, hidden
+		{[]string{"X-API-Key: bulk-key", "Authorization: Token acme-key"}, 400, ""},                          // a key under another scheme
+		{[]string{"Authorization: Token\t acme-key "}, 400, ""},                                              // alone too
+		{[]string{"Authorization: acme-key"}, 400, ""},                                                       // no scheme at all
+		{[]string{"X-API-Key: bulk-key", "Authorization: Token upstream-secret"}, 200, "Token upstream-secret"},
+		{[]string{"X-API-Key: bulk-key", "Authorization: " + digest}, 200, digest}, // no whitespace-split key
+	} {
+		r := newIdentityRequest("/p", tc.headers...)
+		if got := r.serve(gw.Serve); got != tc.want {
+			t.Errorf("%q: got %d (%s); want %d", tc.headers, got, r.ctx.Response.Body(), tc.want)
+			continue
+		}
+		if tc.want != 200 {
+			continue
+		}
+		if got := string(up.Last().Header.Peek("Authorization")); got != tc.forwarded {
+			t.Errorf("%q: the upstream got Authorization %q; want %q", tc.headers, got, tc.forwarded)
+		}
+	}
+}
+
+// basicCreds is base64 of user:pass.
+func basicCreds(user, pass string) string {
+	return base64.StdEncoding.EncodeToString([]byte(user + ":" + pass))
+}
