@@ -119,7 +119,7 @@ func FuzzQueryKey(f *testing.F) {
 // FuzzBasicKey: BasicKey never panics, and a key it finds is a part of
 // what the credentials decode to.
 func FuzzBasicKey(f *testing.F) {
-	for _, s := range []string{"Basic dXNlcjpwYXNz", "Basic Og==", "Basic ", "basic x", "Bearer k"} {
+	for _, s := range []string{"Basic dXNlcjpwYXNz", "Basic Og==", "Basic ", "basic x", "Bearer k", "Basic\tdXNlcjpwYXNz"} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, auth []byte) {
