@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/l1gw/l1gw/internal/testkit"
 )
 
 // init locks the test binary's main goroutine to the main thread, so
@@ -22,32 +24,18 @@ func init() { runtime.LockOSThread() }
 // pongServer answers every line it reads with +PONG, as Redis answers
 // PING, on a loopback port.
 func pongServer(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
+	return testkit.Listen(t, func(c net.Conn) {
+		defer c.Close()
+		r := bufio.NewReader(c)
 		for {
-			c, err := ln.Accept()
-			if err != nil {
+			if _, err := r.ReadString('\n'); err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				r := bufio.NewReader(c)
-				for {
-					if _, err := r.ReadString('\n'); err != nil {
-						return
-					}
-					if _, err := c.Write([]byte("+PONG\r\n")); err != nil {
-						return
-					}
-				}
-			}()
+			if _, err := c.Write([]byte("+PONG\r\n")); err != nil {
+				return
+			}
 		}
-	}()
-	return ln.Addr().String()
+	})
 }
 
 // TestProbeGivesItsThreadBack: a probe run on a goroutine's thread leaves
