@@ -21,6 +21,15 @@ const maxReply = 1 + 4*MaxRules
 // rule for each decision of a batch.
 const sharedReply = (1 + 3*MaxRules) * maxBatch
 
+// maxBulk is the longest bulk reply the decision path reads: the
+// handshake's INFO server is about 2 KB. A longer one is out of step
+// (errProtocol), not a reason to allocate what its header claims.
+const maxBulk = 1 << 20
+
+// maxDepth is how deeply skipReply follows nested arrays: ROLE's reply
+// nests three deep.
+const maxDepth = 8
+
 // replyError is an error reply from Redis ("-NOSCRIPT …", "-READONLY …").
 type replyError string
 
@@ -161,7 +170,7 @@ func readStatus(r *bufio.Reader) (string, error) {
 		return "", replyError(line[1:])
 	case '$':
 		n, err := strconv.Atoi(string(line[1:]))
-		if err != nil || n < 0 {
+		if err != nil || n < 0 || n > maxBulk {
 			return "", errProtocol
 		}
 		buf := make([]byte, n+2)
@@ -194,15 +203,19 @@ func readRole(r *bufio.Reader) (string, error) {
 		return "", err
 	}
 	for range n - 1 {
-		if err := skipReply(r); err != nil {
+		if err := skipReply(r, 1); err != nil {
 			return "", err
 		}
 	}
 	return role, nil
 }
 
-// skipReply reads one reply of any type and drops it.
-func skipReply(r *bufio.Reader) error {
+// skipReply reads one reply of any type and drops it; depth is how many
+// arrays it is in.
+func skipReply(r *bufio.Reader, depth int) error {
+	if depth > maxDepth {
+		return errProtocol
+	}
 	line, err := readLine(r)
 	if err != nil {
 		return err
@@ -212,7 +225,7 @@ func skipReply(r *bufio.Reader) error {
 		return nil
 	case '$':
 		n, err := strconv.Atoi(string(line[1:]))
-		if err != nil {
+		if err != nil || n > maxBulk {
 			return errProtocol
 		}
 		if n < 0 {
@@ -226,7 +239,7 @@ func skipReply(r *bufio.Reader) error {
 			return errProtocol
 		}
 		for range max(n, 0) {
-			if err := skipReply(r); err != nil {
+			if err := skipReply(r, depth+1); err != nil {
 				return err
 			}
 		}
