@@ -31,6 +31,19 @@ const MaxRules = MaxTenantRules + MaxRouteRules + MaxSharedRules
 // request: its plan's, its own, its route's and its concurrency limit.
 const MaxTenantRules = 16
 
+// MaxLimit is the largest limit and cost a rule may have: 2^53, the
+// largest integer the decide script's Lua numbers (doubles) hold exactly,
+// and far enough below int64's bound that a count plus a cost never
+// overflows in the memory store.
+const MaxLimit = 1 << 53
+
+// MaxLogCost is the largest cost of a sliding log's rule: the log keeps
+// one member per unit, so an admitted request of cost n has the script add
+// n members while Redis serves no one else (about 3 µs each; a cost of
+// 300 000 held Redis for 0.9 s). A heavier weight belongs to a
+// sliding_window or fixed rule, which add it to a counter.
+const MaxLogCost = 1000
+
 // MaxSharedRules is the most shared limits an upstream may have.
 const MaxSharedRules = 4
 

@@ -242,12 +242,15 @@ func (b *builder) rules(path string, rules []limiter.Rule) {
 		case limiter.ReservedRuleName(r.Name):
 			b.fail(at("name"), "%q is reserved: it comes between the tenant and another rule's name in Redis keys, where two rules' keys could meet", r.Name)
 		}
-		if r.Limit <= 0 {
-			b.fail(at("limit"), "got %d; want > 0", r.Limit)
+		if r.Limit <= 0 || r.Limit > limiter.MaxLimit {
+			b.fail(at("limit"), "got %d; want 1 to %d (2^53)", r.Limit, int64(limiter.MaxLimit))
 		}
 		b.algorithm(at, r)
-		if r.Cost < 0 {
-			b.fail(at("cost"), "got %d; want >= 1 (0 means 1)", r.Cost)
+		switch {
+		case r.Cost < 0 || r.Cost > limiter.MaxLimit:
+			b.fail(at("cost"), "got %d; want 1 to %d (2^53; 0 means 1)", r.Cost, int64(limiter.MaxLimit))
+		case r.Cost > limiter.MaxLogCost && (r.Algorithm == "" || r.Algorithm == limiter.AlgoSlidingLog):
+			b.fail(at("cost"), "got %d; a sliding_log rule's cost is at most %d, since the log keeps a member per unit: weigh heavier requests with algorithm sliding_window or fixed", r.Cost, limiter.MaxLogCost)
 		}
 		if r.Mode != "" && r.Mode != limiter.RuleEnforce && r.Mode != limiter.RuleShadow {
 			b.fail(at("mode"), "got %q; want enforce or shadow", r.Mode)

@@ -151,6 +151,14 @@ func TestBuildErrors(t *testing.T) {
 		{"unknown upstream", nil, []tenants.Spec{{ID: "a", Plan: "free", Keys: []string{"k"}, Upstream: "nope"}}, []string{`tenant_list[0].upstream: unknown upstream "nope"`}},
 		{"bad rule", nil, []tenants.Spec{{ID: "a", Plan: "free", Keys: []string{"k"}, Limits: []limiter.Rule{{Name: "x", Limit: 0, Window: 0}, {Name: "x", Limit: 1, Window: time.Second, Cost: -1}}}},
 			[]string{"tenant_list[0].limits[0].limit: got 0", "tenant_list[0].limits[0].window: got 0s", `tenant_list[0].limits[1].name: rule "x" is defined twice`, "tenant_list[0].limits[1].cost"}},
+		{"limits and costs past what Redis counts exactly, and a log's cost past a member per unit", nil, []tenants.Spec{{ID: "a", Plan: "free", Keys: []string{"k"}, Limits: []limiter.Rule{
+			{Name: "big", Limit: 1<<53 + 1, Window: time.Second},
+			{Name: "costly", Limit: 1 << 62, Window: time.Second, Cost: 1 << 62, Algorithm: "sliding_window"},
+			{Name: "log", Limit: 300_000, Window: time.Minute, Cost: 300_000},
+		}}},
+			[]string{"tenant_list[0].limits[0].limit: got 9007199254740993; want 1 to 9007199254740992",
+				"tenant_list[0].limits[1].limit: got 4611686018427387904", "tenant_list[0].limits[1].cost: got 4611686018427387904; want 1 to",
+				"tenant_list[0].limits[2].cost: got 300000; a sliding_log rule's cost is at most 1000"}},
 		{"reserved rule names", nil, []tenants.Spec{{ID: "a", Plan: "free", Keys: []string{"k"}, Limits: []limiter.Rule{
 			{Name: "lease", Limit: 1, Window: time.Second, Algorithm: "sliding_window"}, {Name: "shadow", Limit: 1, Window: time.Second}}}},
 			[]string{`tenant_list[0].limits[0].name: "lease" is reserved`, `tenant_list[0].limits[1].name: "shadow" is reserved`}},
@@ -206,6 +214,18 @@ func TestBuildErrors(t *testing.T) {
 				t.Errorf("error %q quotes the value of key_hashes, maybe a plain key", err)
 			}
 		})
+	}
+}
+
+// TestRuleBoundsKeepTheirEdges: a limit and a cost of 2^53, and a sliding
+// log's cost of 1000, are still taken (TestBuildErrors has one past each).
+func TestRuleBoundsKeepTheirEdges(t *testing.T) {
+	_, err := tenants.Build(opts(), plans, []tenants.Spec{{ID: "a", Plan: "free", Keys: []string{"k"}, Limits: []limiter.Rule{
+		{Name: "log", Limit: 1000, Window: time.Minute, Cost: limiter.MaxLogCost},
+		{Name: "window", Limit: limiter.MaxLimit, Window: time.Minute, Cost: limiter.MaxLimit, Algorithm: "sliding_window"},
+		{Name: "quota", Limit: limiter.MaxLimit, Cost: 1 << 20, Algorithm: "fixed", Period: "month"}}}}, func(string) bool { return false })
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 
