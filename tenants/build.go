@@ -172,6 +172,10 @@ func (b *builder) tenant(path string, spec Spec, upstreamKnown func(string) bool
 		ok = false
 	}
 	b.rules(path+".limits", spec.Limits)
+	if found && plan.Concurrency > 0 && hasRule(spec.Limits, ConcurrencyRule) {
+		b.fail(path+".limits", "a rule named %q, and plan %q's concurrency limit is counted under that name: rename the rule", ConcurrencyRule, spec.Plan)
+		ok = false
+	}
 	base := b.withLease(mergeRules(plan.Limits, spec.Limits), plan)
 	if len(base) > limiter.MaxTenantRules {
 		b.fail(path+".limits", "%d rules apply to this tenant; at most %d", len(base), limiter.MaxTenantRules)
@@ -341,6 +345,9 @@ func (b *builder) plan(path string, p Plan) {
 	}
 	if p.Concurrency > 0 && len(p.Limits) >= limiter.MaxTenantRules {
 		b.fail(path+".concurrency", "the plan has %d rules already; with its concurrency limit at most %d", len(p.Limits), limiter.MaxTenantRules)
+	}
+	if p.Concurrency > 0 && hasRule(p.Limits, ConcurrencyRule) {
+		b.fail(path+".limits", "a rule named %q, and the plan's concurrency limit is counted under that name: rename the rule", ConcurrencyRule)
 	}
 }
 

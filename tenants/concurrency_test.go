@@ -67,10 +67,28 @@ func TestConcurrencyErrors(t *testing.T) {
 		{tenants.Plan{Concurrency: -1}, "plans.p.concurrency: got -1; want 0 (no cap) to 100000"},
 		{tenants.Plan{Concurrency: 100_001}, "plans.p.concurrency: got 100001"},
 		{tenants.Plan{Concurrency: 2, Limits: full}, fmt.Sprintf("plans.p.concurrency: the plan has %d rules already", limiter.MaxTenantRules)},
+		{tenants.Plan{Concurrency: 2, Limits: []limiter.Rule{{Name: tenants.ConcurrencyRule, Limit: 5, Window: time.Second}}},
+			`plans.p.limits: a rule named "concurrency", and the plan's concurrency limit is counted under that name`},
 	} {
 		_, err := tenants.Build(opts(), map[string]tenants.Plan{"p": tc.plan}, nil, anyUpstream)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("plan %+v: error %v; want %q", tc.plan, err, tc.want)
 		}
+		// The registry API checks a plan as the file's are checked.
+		want := strings.TrimPrefix(tc.want, "plans.p.")
+		if err := tenants.CheckPlan("p", tc.plan); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("CheckPlan(%+v): error %v; want %q", tc.plan, err, want)
+		}
+	}
+
+	// A tenant's own rule of that name, on a plan with a concurrency limit.
+	crowd := map[string]tenants.Plan{"crowd": {Concurrency: 2}, "free": {}}
+	own := []limiter.Rule{{Name: tenants.ConcurrencyRule, Limit: 5, Window: time.Second}}
+	_, err := tenants.Build(opts(), crowd, []tenants.Spec{{ID: "a", Plan: "crowd", Keys: []string{"k"}, Limits: own}}, anyUpstream)
+	if want := `tenant_list[0].limits: a rule named "concurrency", and plan "crowd"'s concurrency limit`; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("tenant rule named concurrency: error %v; want %q", err, want)
+	}
+	if _, err := tenants.Build(opts(), crowd, []tenants.Spec{{ID: "a", Plan: "free", Keys: []string{"k"}, Limits: own}}, anyUpstream); err != nil {
+		t.Errorf("a rule named concurrency on a plan without a concurrency limit: %v", err)
 	}
 }

@@ -219,7 +219,7 @@ func CheckPlan(name string, plan Plan) error {
 	if !configkey.ValidName(name) {
 		b.fail("plan.name", "%s", configkey.BadName(name))
 	}
-	b.rules("plan.limits", plan.Limits)
+	b.plan("plan", plan)
 	return b.relative("plan")
 }
 
