@@ -137,6 +137,11 @@ func TestErrorsNameKeyAndSource(t *testing.T) {
 		{"a key query parameter from env", base, []string{"L1GW_TENANTS__KEY_QUERY=a&b"}, nil, "tenants.key_query", "env L1GW_TENANTS__KEY_QUERY", `got "a&b"`},
 		{"refresh without a source to refresh", base + "tenants:\n  refresh: 1s\n", nil, nil, "tenants.refresh", "FILE", "tenants.source is config"},
 		{"Redis settings on the memory store", base, []string{"L1GW_REDIS__PASSWORD=pw"}, nil, "redis.password", "env L1GW_REDIS__PASSWORD", "redis.mode is memory"},
+		{"an admin token ending in a newline", base, []string{"L1GW_SERVER__ADMIN_TOKEN=s3cret\n"}, nil, "server.admin_token", "env L1GW_SERVER__ADMIN_TOKEN", "no Authorization header can carry"},
+		{"an admin token with a control character", base + "server:\n  admin_token: \"s3\\x01cret\"\n", nil, nil, "server.admin_token", "FILE", "control character"},
+		{"a config file checked every nanosecond", base, nil, []string{"server.config_reload_interval=1ns"}, "server.config_reload_interval", "--set server.config_reload_interval=1ns", "want 0 (never check) or at least 10ms"},
+		{"certificates checked every millisecond", base + "server:\n  tls:\n    reload_interval: 1ms\n", nil, nil, "server.tls.reload_interval", "FILE", "want at least 10ms"},
+		{"a health check every microsecond", base, []string{"L1GW_UPSTREAMS__API__HEALTH__PATH=/healthz", "L1GW_UPSTREAMS__API__HEALTH__INTERVAL=1us"}, nil, "upstreams.api.health", "environment", "the interval is at least 10ms"},
 		{"default value invalid only in combination", base + "tenants:\n  unknown: anonymous\n", nil, nil, "tenants.anonymous_plan", "defaults", `unknown plan ""`},
 	}
 	for _, tc := range cases {

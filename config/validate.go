@@ -31,6 +31,19 @@ func (c *checker) oneOf(path, got string, want ...string) bool {
 	return false
 }
 
+// minPollInterval is the shortest a polling interval may be (the config
+// file's, the certificates', the registry's, an upstream's health check):
+// 1ns was accepted once, and an idle gateway spent a core re-reading its
+// config file.
+const minPollInterval = 10 * time.Millisecond
+
+// poll checks a polling interval: at least minPollInterval.
+func (c *checker) poll(path string, d time.Duration) {
+	if d < minPollInterval {
+		c.fail(path, "got %s; want at least %s", d, minPollInterval)
+	}
+}
+
 func (c *checker) positive(path string, d time.Duration) {
 	if d <= 0 {
 		c.fail(path, "got %s; want > 0", d)
@@ -69,6 +82,12 @@ func (cfg *Config) validate() []error {
 func (cfg *Config) validateServer(c *checker) {
 	s := cfg.Server
 	c.credentialFile("server.admin_token", s.AdminToken, s.AdminTokenFile)
+	if bad := strings.IndexFunc(s.AdminToken, func(r rune) bool { return r < 0x20 || r == 0x7f }); bad >= 0 || strings.TrimSpace(s.AdminToken) != s.AdminToken {
+		// A Secret mapped to an environment variable often ends in a
+		// newline; no Authorization header can carry it, so the admin
+		// API would refuse every token. The value is not echoed.
+		c.fail("server.admin_token", "has leading or trailing white space or a control character, which no Authorization header can carry: every token would be refused")
+	}
 	c.addr("server.listen", s.Listen)
 	c.addr("server.admin_listen", s.AdminListen)
 	if s.Listen == s.AdminListen && !strings.HasSuffix(s.Listen, ":0") {
@@ -82,8 +101,8 @@ func (cfg *Config) validateServer(c *checker) {
 	if s.ShutdownGrace < 0 {
 		c.fail("server.shutdown_grace", "got %s; want >= 0", s.ShutdownGrace)
 	}
-	if s.ConfigReloadInterval < 0 {
-		c.fail("server.config_reload_interval", "got %s; want >= 0 (0: never check)", s.ConfigReloadInterval)
+	if s.ConfigReloadInterval < 0 || s.ConfigReloadInterval > 0 && s.ConfigReloadInterval < minPollInterval {
+		c.fail("server.config_reload_interval", "got %s; want 0 (never check) or at least %s", s.ConfigReloadInterval, minPollInterval)
 	}
 	if s.MaxHeaderBytes < 1024 || s.MaxHeaderBytes > 1<<20 {
 		c.fail("server.max_header_bytes", "got %d; want 1024 to 1048576", s.MaxHeaderBytes)
@@ -112,7 +131,7 @@ func (cfg *Config) validateServer(c *checker) {
 
 func (cfg *Config) validateTLS(c *checker) {
 	t := cfg.Server.TLS
-	c.positive("server.tls.reload_interval", t.ReloadInterval)
+	c.poll("server.tls.reload_interval", t.ReloadInterval)
 	if t.CertFile == "" {
 		if t.KeyFile != "" || len(t.SNI) > 0 {
 			c.fail("server.tls.cert_file", "empty, but server.tls has a key or SNI certificates: set the default certificate too")
@@ -230,7 +249,7 @@ func (cfg *Config) validateTenants(c *checker) {
 			c.fail("tenant_list", "%d tenants, but tenants.source is redis: use both to serve the file's tenants too", len(cfg.TenantList))
 		}
 	}
-	c.positive("tenants.refresh", t.Refresh)
+	c.poll("tenants.refresh", t.Refresh)
 	c.positive("tenants.lease_ttl", t.LeaseTTL)
 	if t.Max < 1 {
 		c.fail("tenants.max", "got %d; want >= 1", t.Max)

@@ -91,6 +91,10 @@ type EjectSpec struct {
 	Backoff time.Duration `koanf:"backoff" json:"backoff"`
 }
 
+// minHealthInterval is the shortest health check interval: every target
+// is sent a GET that often.
+const minHealthInterval = 10 * time.Millisecond
+
 // HealthSpec is an active health check: GET Path on every target every
 // Interval; a target that fails it gets no traffic until it passes again.
 type HealthSpec struct {
@@ -166,8 +170,8 @@ func Validate(specs map[string]Spec, routes []RouteSpec) error {
 		if s.MaxResponseBytes < 0 {
 			fail(p+".max_response_bytes", "got %d; want >= 0", s.MaxResponseBytes)
 		}
-		if s.Health.Path != "" && (s.Health.Interval <= 0 || s.Health.Timeout <= 0) {
-			fail(p+".health", "interval and timeout must be > 0 when path is set")
+		if s.Health.Path != "" && (s.Health.Interval < minHealthInterval || s.Health.Timeout <= 0) {
+			fail(p+".health", "got interval %s and timeout %s; with a path, the interval is at least %s and the timeout > 0", s.Health.Interval, s.Health.Timeout, minHealthInterval)
 		}
 		if _, err := s.TLS.config(); err != nil {
 			fail(p+".tls.ca_file", "%v", err)
