@@ -13,6 +13,8 @@ import (
 	"net/url"
 	"os"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/l1gw/l1gw/internal/configkey"
@@ -199,17 +201,22 @@ func Validate(specs map[string]Spec, routes []RouteSpec) error {
 func parseTarget(raw string) (addr string, tls bool, err error) {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return "", false, fmt.Errorf("got %q; want http://host:port or https://host:port", raw)
+		shown := strconv.Quote(raw)
+		if strings.Contains(raw, "@") {
+			shown = "a URL with credentials" // perhaps a password: errors are logged
+		}
+		return "", false, fmt.Errorf("got %s; want http://host:port or https://host:port", shown)
 	}
+	shown := u.Redacted() // no password in an error: it is logged, and answered by /v1/reload
 	switch u.Scheme {
 	case "http":
 	case "https":
 		tls = true
 	default:
-		return "", false, fmt.Errorf("got %q; want an http:// or https:// URL", raw)
+		return "", false, fmt.Errorf("got %q; want an http:// or https:// URL", shown)
 	}
 	if u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
-		return "", false, fmt.Errorf("got %q; want scheme://host:port with no path, query or credentials", raw)
+		return "", false, fmt.Errorf("got %q; want scheme://host:port with no path, query or credentials", shown)
 	}
 	addr = u.Host
 	if u.Port() == "" {

@@ -293,3 +293,17 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestValidateHidesTargetPasswords: a target with credentials is refused
+// without the password in the error, which is logged and answered by
+// /v1/reload.
+func TestValidateHidesTargetPasswords(t *testing.T) {
+	for _, target := range []string{"http://admin:hunter2@h:1", "ftp://admin:hunter2@h:1", "http://admin:hunter2@h:1/%zz"} {
+		err := upstream.Validate(map[string]upstream.Spec{"u": spec(target)}, []upstream.RouteSpec{{Upstream: "u"}})
+		if err == nil || !strings.Contains(err.Error(), "upstreams.u.targets[0]") {
+			t.Errorf("%s: got %v; want an error about upstreams.u.targets[0]", target, err)
+		} else if strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("%s: the error %q shows the password", target, err)
+		}
+	}
+}
