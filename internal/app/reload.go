@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"reflect"
@@ -127,6 +128,11 @@ func (r *reloader) apply(trigger string) admin.ReloadResult {
 	if err != nil {
 		return invalid(err)
 	}
+	if lost := dropsRegistry(r.table.Load(), snap, cfg); lost != "" {
+		// The registry API refuses a change that would leave a tenant
+		// out (409); the file must not do it silently either.
+		return invalid(fmt.Errorf("it would leave out registry entries that serve now: %s. Fix the file or the registry first", lost))
+	}
 	// The proxy first: a request that resolves its tenant under the old
 	// snapshot still finds a dropped upstream by name (Proxy.Pool).
 	if err := r.proxy.Reload(cfg.Upstreams, cfg.Routes); err != nil {
@@ -137,6 +143,45 @@ func (r *reloader) apply(trigger string) admin.ReloadResult {
 	res.Result = admin.ReloadOK
 	r.log.Info("config reloaded", "trigger", trigger, "changed", strings.Join(changed, ","), "tenants", snap.Len())
 	return res
+}
+
+// dropsRegistry names the registry entries that snap leaves out and prev
+// did not, other than those the file now defines itself (the file's wins);
+// "" when there are none.
+func dropsRegistry(prev, snap *tenants.Snapshot, cfg *config.Config) string {
+	type id struct{ object, name string }
+	was := map[id]bool{}
+	if prev != nil {
+		for _, p := range prev.Problems() {
+			was[id{p.Object, p.Name}] = true
+		}
+	}
+	var lost []string
+	for _, p := range snap.Problems() {
+		if was[id{p.Object, p.Name}] || p.Object == "plan" && hasPlan(cfg, p.Name) || p.Object == "tenant" && hasTenant(cfg, p.Name) {
+			continue
+		}
+		if len(lost) == 5 {
+			lost = append(lost, "and more")
+			break
+		}
+		lost = append(lost, fmt.Sprintf("%s %q (%s)", p.Object, p.Name, p.Detail))
+	}
+	return strings.Join(lost, "; ")
+}
+
+func hasPlan(cfg *config.Config, name string) bool {
+	_, ok := cfg.Plans[name]
+	return ok
+}
+
+func hasTenant(cfg *config.Config, id string) bool {
+	for _, t := range cfg.TenantList {
+		if t.ID == id {
+			return true
+		}
+	}
+	return false
 }
 
 // buildSnapshot builds the tenant snapshot of cfg, with reg merged over

@@ -17,6 +17,7 @@ import (
 	"github.com/l1gw/l1gw/config"
 	"github.com/l1gw/l1gw/internal/admin"
 	"github.com/l1gw/l1gw/internal/testkit"
+	"github.com/l1gw/l1gw/tenants"
 )
 
 // reloadConfig is a config file for the reload tests: tenant "bulk"
@@ -340,5 +341,54 @@ func TestExpiredKeyIsStillHidden(t *testing.T) {
 	}
 	if n := seen.Count(); n != 0 {
 		t.Errorf("the upstream got %d requests; want none", n)
+	}
+}
+
+// TestReloadKeepsRegistryTenants: a file reload that would leave out a
+// registry tenant serving now (its key now a file tenant's, or its plan
+// gone from the file) is refused, as the registry API refuses a change
+// that would; one that defines the tenant in the file itself (the file's
+// wins) is taken.
+func TestReloadKeepsRegistryTenants(t *testing.T) {
+	f := reloadFile{path: filepath.Join(t.TempDir(), "l1gw.yaml"), interval: "0s", upstream: answering(t, "A"), limit: 5}
+	gw, app := startReloadable(t, f)
+	app.reload.applyRegistry(&tenants.Registry{Version: 1, Tenants: []tenants.Record{
+		{Spec: tenants.Spec{ID: "regco", Plan: "small", Keys: []string{"regco-key"}}}}})
+	if got := call(t, gw.proxy, "GET", "/x", "X-API-Key", "regco-key").StatusCode(); got != 200 {
+		t.Fatalf("the registry tenant: got %d; want 200", got)
+	}
+	refused := func(what string) {
+		t.Helper()
+		resp := adminReload(t, gw)
+		if resp.StatusCode() != 400 || !strings.Contains(string(resp.Body()), `tenant \"regco\"`) {
+			t.Errorf("reload %s: %d %s; want 400 naming the registry tenant", what, resp.StatusCode(), resp.Body())
+		}
+		if got := call(t, gw.proxy, "GET", "/x", "X-API-Key", "regco-key").StatusCode(); got != 200 {
+			t.Errorf("the registry tenant after the reload %s: got %d; want 200", what, got)
+		}
+	}
+	f.extra = []string{"{id: thief, plan: small, keys: [regco-key]}"}
+	f.write(t)
+	refused("giving its key to a file tenant")
+
+	f.extra = nil
+	f.write(t)
+	b, err := os.ReadFile(f.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(f.path, []byte(strings.Replace(string(b), "  small:\n", "  smaller:\n", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	refused("removing its plan")
+
+	// The file defines regco itself: its definition wins, as at start.
+	f.extra = []string{"{id: regco, plan: huge, keys: [file-regco-key]}"}
+	f.write(t)
+	if resp := adminReload(t, gw); resp.StatusCode() != 200 {
+		t.Fatalf("reload defining regco in the file: %d %s; want 200", resp.StatusCode(), resp.Body())
+	}
+	if got := call(t, gw.proxy, "GET", "/x", "X-API-Key", "file-regco-key").StatusCode(); got != 200 {
+		t.Errorf("the file's regco: got %d; want 200", got)
 	}
 }
