@@ -1,10 +1,12 @@
 package tenants
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -224,10 +226,51 @@ func (b *builder) routes(path string, specs []RouteSpec, base []limiter.Rule) (r
 			b.fail(rp+".limits", "%d rules apply to this route; at most %d", len(rules), limiter.MaxTenantRules)
 			ok = false
 		}
-		routes = append(routes, route{methods: upper(rs.Methods), prefix: []byte(rs.PathPrefix), anyCase: rs.CaseInsensitive, rules: rules})
+		rt := route{methods: upper(rs.Methods), prefix: []byte(rs.PathPrefix), anyCase: rs.CaseInsensitive, rules: rules}
+		for j, other := range routes {
+			if other.sameMatch(rt) {
+				b.fail(rp, "matches exactly what %s.routes[%d] matches, which comes first: its limits would never apply", path, j)
+				ok = false
+				break
+			}
+		}
+		routes = append(routes, rt)
 	}
-	sort.SliceStable(routes, func(i, j int) bool { return len(routes[i].prefix) > len(routes[j].prefix) })
+	// The most specific route first: the longest prefix, then one for
+	// some methods before one for all, then a case-sensitive prefix
+	// before one in any case.
+	sort.SliceStable(routes, func(i, j int) bool {
+		a, b := routes[i], routes[j]
+		switch {
+		case len(a.prefix) != len(b.prefix):
+			return len(a.prefix) > len(b.prefix)
+		case (len(a.methods) > 0) != (len(b.methods) > 0):
+			return len(a.methods) > 0
+		default:
+			return !a.anyCase && b.anyCase
+		}
+	})
 	return routes, ok
+}
+
+// sameMatch reports whether r and o match the same requests: the same
+// prefix, alike in case, for the same methods.
+func (r route) sameMatch(o route) bool {
+	samePrefix := bytes.Equal(r.prefix, o.prefix) || r.anyCase && bytes.EqualFold(r.prefix, o.prefix)
+	if r.anyCase != o.anyCase || !samePrefix || (len(r.methods) == 0) != (len(o.methods) == 0) {
+		return false
+	}
+	for _, m := range r.methods {
+		if !slices.Contains(o.methods, m) {
+			return false
+		}
+	}
+	for _, m := range o.methods {
+		if !slices.Contains(r.methods, m) {
+			return false
+		}
+	}
+	return true
 }
 
 func (b *builder) rules(path string, rules []limiter.Rule) {

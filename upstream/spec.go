@@ -192,8 +192,21 @@ func Validate(specs map[string]Spec, routes []RouteSpec) error {
 		if _, ok := specs[r.Upstream]; !ok {
 			fail(fmt.Sprintf("routes[%d].upstream", i), "unknown upstream %q", r.Upstream)
 		}
+		for j, o := range routes[:i] {
+			if r.sameMatch(o) {
+				fail(fmt.Sprintf("routes[%d]", i), "matches exactly what routes[%d] matches, which comes first: it would never be used", j)
+				break
+			}
+		}
 	}
 	return errors.Join(errs...)
+}
+
+// sameMatch reports whether r and o match the same requests: the same
+// host and prefix, alike in case.
+func (r RouteSpec) sameMatch(o RouteSpec) bool {
+	return strings.EqualFold(r.Host, o.Host) && r.CaseInsensitive == o.CaseInsensitive &&
+		(r.PathPrefix == o.PathPrefix || r.CaseInsensitive && strings.EqualFold(r.PathPrefix, o.PathPrefix))
 }
 
 // parseTarget splits a target URL into its dial address and whether it

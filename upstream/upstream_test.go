@@ -261,11 +261,17 @@ func TestRoute(t *testing.T) {
 		{PathPrefix: "/", Upstream: "a"},
 		{PathPrefix: "/api", Upstream: "b"},
 		{Host: "special.test", Upstream: "c"},
+		// At one prefix, the case-sensitive one is tried first, whatever
+		// the order written.
+		{PathPrefix: "/docs", CaseInsensitive: true, Upstream: "a"},
+		{PathPrefix: "/docs", Upstream: "b"},
 	}, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cases := []struct{ host, path, want string }{
+		{"x.test", "/docs/x", "b"},
+		{"x.test", "/DOCS/x", "a"},
 		{"x.test", "/", "a"},
 		{"x.test", "/api/v1", "b"},
 		{"special.test:8080", "/api", "c"},
@@ -286,10 +292,19 @@ func TestRoute(t *testing.T) {
 func TestValidate(t *testing.T) {
 	bad := spec("ftp://x", "http://h:1/path")
 	bad.Timeout, bad.Retries = 0, -1
-	err := upstream.Validate(map[string]upstream.Spec{"u": bad}, []upstream.RouteSpec{{Upstream: "nope"}})
-	for _, want := range []string{"upstreams.u.targets[0]", "upstreams.u.targets[1]", "upstreams.u.timeout", "upstreams.u.retries", `routes[0].upstream: unknown upstream "nope"`} {
+	err := upstream.Validate(map[string]upstream.Spec{"u": bad}, []upstream.RouteSpec{{Upstream: "nope"},
+		{Host: "a.test", PathPrefix: "/x", Upstream: "u"}, {Host: "A.TEST", PathPrefix: "/x", Upstream: "u"},
+		{PathPrefix: "/y", CaseInsensitive: true, Upstream: "u"}, {PathPrefix: "/Y", CaseInsensitive: true, Upstream: "u"},
+		{PathPrefix: "/z", Upstream: "u"}, {PathPrefix: "/Z", Upstream: "u"}, {PathPrefix: "/z", CaseInsensitive: true, Upstream: "u"}})
+	for _, want := range []string{"upstreams.u.targets[0]", "upstreams.u.targets[1]", "upstreams.u.timeout", "upstreams.u.retries", `routes[0].upstream: unknown upstream "nope"`,
+		"routes[2]: matches exactly what routes[1] matches", "routes[4]: matches exactly what routes[3] matches"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate: got %v; want an error about %s", err, want)
+		}
+	}
+	for _, distinct := range []string{"routes[6]", "routes[7]"} {
+		if strings.Contains(err.Error(), distinct+":") {
+			t.Errorf("Validate: %v; %s matches requests of its own", err, distinct)
 		}
 	}
 }
