@@ -142,6 +142,8 @@ func TestErrorsNameKeyAndSource(t *testing.T) {
 		{"a config file checked every nanosecond", base, nil, []string{"server.config_reload_interval=1ns"}, "server.config_reload_interval", "--set server.config_reload_interval=1ns", "want 0 (never check) or at least 10ms"},
 		{"certificates checked every millisecond", base + "server:\n  tls:\n    reload_interval: 1ms\n", nil, nil, "server.tls.reload_interval", "FILE", "want at least 10ms"},
 		{"a health check every microsecond", base, []string{"L1GW_UPSTREAMS__API__HEALTH__PATH=/healthz", "L1GW_UPSTREAMS__API__HEALTH__INTERVAL=1us"}, nil, "upstreams.api.health", "environment", "the interval is at least 10ms"},
+		{"a list of objects from env", base, []string{"L1GW_TENANT_LIST__ID=demo2", "L1GW_TENANT_LIST__PLAN=free", "L1GW_TENANT_LIST__KEYS=k2"}, nil, "tenant_list", "environment", "want a list"},
+		{"one item of a list from env", base, []string{"L1GW_ROUTES__0__UPSTREAM=api"}, nil, "routes", "environment", "cannot set one of its items"},
 		{"default value invalid only in combination", base + "tenants:\n  unknown: anonymous\n", nil, nil, "tenants.anonymous_plan", "defaults", `unknown plan ""`},
 	}
 	for _, tc := range cases {

@@ -40,10 +40,17 @@ func unknownKeys(data any, t reflect.Type, path string, layers []*layer) Errors 
 			}
 		}
 	case reflect.Slice:
-		if l, ok := data.([]any); ok {
+		switch l := data.(type) {
+		case []any:
 			for i, v := range l {
 				out = append(out, unknownKeys(v, t.Elem(), fmt.Sprintf("%s[%d]", path, i), layers)...)
 			}
+		case map[string]any:
+			// L1GW_ROUTES__UPSTREAM=x, or L1GW_ROUTES__0__UPSTREAM=x: decoding
+			// would wrap the map into a list of one, silently replacing the
+			// file's whole list.
+			out = append(out, &Error{Key: path, Source: sourceOf(path, layers),
+				Msg: "want a list; a list of objects is set whole, in the config file: the environment and --set cannot set one of its items"})
 		}
 	}
 	return out
