@@ -301,3 +301,21 @@ func TestSharedLimitOnClusterLoads(t *testing.T) {
 		t.Fatalf("routes[0]: got %+v; want its limit and concurrency", got)
 	}
 }
+
+// TestUpstreamNameWithDots: an upstream may be named api.v1 (ValidName
+// allows dots): it gets the upstream defaults under its own name, not
+// under "api".
+func TestUpstreamNameWithDots(t *testing.T) {
+	body := strings.ReplaceAll(base, "api", "api.v1")
+	cfg, err := config.Load(config.Input{File: writeFile(t, body)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Upstreams) != 1 {
+		t.Fatalf("upstreams %v; want api.v1 alone", cfg.Upstreams)
+	}
+	u, ok := cfg.Upstreams["api.v1"]
+	if !ok || u.Timeout <= 0 || len(u.Targets) != 1 {
+		t.Fatalf("upstreams[api.v1] = %+v, %v; want its target and the default timeout", u, ok)
+	}
+}

@@ -187,7 +187,13 @@ func merge(layers []*layer) (*koanf.Koanf, error) {
 		if err := d.Load(rawbytes.Provider(upstreamDefaultsYAML), yaml.Parser()); err != nil {
 			panic("BUG: embedded upstream_defaults.yaml: " + err.Error())
 		}
-		if err := out.MergeAt(d, "upstreams."+n); err != nil {
+		// Not MergeAt: it splits its path at every dot, and an upstream
+		// name may have dots (api.v1).
+		at := koanf.New(".")
+		if err := at.Load(confmap.Provider(map[string]any{"upstreams": map[string]any{n: d.Raw()}}, ""), nil); err != nil {
+			return nil, err
+		}
+		if err := out.Merge(at); err != nil {
 			return nil, err
 		}
 	}
