@@ -144,6 +144,11 @@ func TestErrorsNameKeyAndSource(t *testing.T) {
 		{"a health check every microsecond", base, []string{"L1GW_UPSTREAMS__API__HEALTH__PATH=/healthz", "L1GW_UPSTREAMS__API__HEALTH__INTERVAL=1us"}, nil, "upstreams.api.health", "environment", "the interval is at least 10ms"},
 		{"a list of objects from env", base, []string{"L1GW_TENANT_LIST__ID=demo2", "L1GW_TENANT_LIST__PLAN=free", "L1GW_TENANT_LIST__KEYS=k2"}, nil, "tenant_list", "environment", "want a list"},
 		{"one item of a list from env", base, []string{"L1GW_ROUTES__0__UPSTREAM=api"}, nil, "routes", "environment", "cannot set one of its items"},
+		{"a bool for an integer", strings.Replace(base, "limit: 10,", "limit: true,", 1), nil, nil, "plans.free.limits[0].limit", "FILE", "got true; want an integer"},
+		{"a fraction for an integer", strings.Replace(base, "limit: 10,", "limit: 10, cost: 1.99,", 1), nil, nil, "plans.free.limits[0].cost", "FILE", "got 1.99; want an integer"},
+		{"an integer past int64", base + "server:\n  max_conns: 99999999999999999999999\n", nil, nil, "server.max_conns", "FILE", "got 1e+23; want an integer"},
+		{"an integer past uint64's int64", base + "server:\n  max_conns: 18446744073709551615\n", nil, nil, "server.max_conns", "FILE", "got 18446744073709551615; want an integer"},
+		{"a number for a bool", base + "server:\n  pprof: 1\n", nil, nil, "server.pprof", "FILE", "got 1; want true or false"},
 		{"default value invalid only in combination", base + "tenants:\n  unknown: anonymous\n", nil, nil, "tenants.anonymous_plan", "defaults", `unknown plan ""`},
 	}
 	for _, tc := range cases {

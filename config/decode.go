@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"regexp"
 	"strings"
@@ -21,6 +22,7 @@ func decode(k *koanf.Koanf, c *Config) error {
 			// looking for them in a section with a bad value.
 			DecodeHook: mapstructure.ComposeDecodeHookFunc(
 				durationHook,
+				scalarHook,
 				timeHook,
 				mapstructure.StringToSliceHookFunc(","),
 			),
@@ -48,6 +50,43 @@ func durationHook(from, to reflect.Type, data any) (any, error) {
 			return time.Duration(0), nil
 		}
 		return nil, fmt.Errorf("got %v; want a duration with a unit, such as 10ms, 5s or 1m", v)
+	}
+	return data, nil
+}
+
+// scalarHook keeps weak typing to strings (env and --set): a number where
+// an integer belongs must be a whole number in its range, and a bool is
+// not a number nor a number a bool. Weak typing alone read limit: true as
+// 1, cost: 1.99 as 1, pprof: 1 as true, and max_conns past int64 as its
+// minimum.
+func scalarHook(from, to reflect.Type, data any) (any, error) {
+	if to == durationType {
+		return data, nil
+	}
+	switch to.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		switch v := data.(type) {
+		case bool:
+			return nil, fmt.Errorf("got %v; want an integer", v)
+		case float64:
+			if v != math.Trunc(v) || v < math.MinInt64 || v >= math.MaxInt64 || reflect.Zero(to).OverflowInt(int64(v)) {
+				return nil, fmt.Errorf("got %v; want an integer in %s's range", v, to)
+			}
+			return int64(v), nil
+		case uint64:
+			if v > math.MaxInt64 || reflect.Zero(to).OverflowInt(int64(v)) {
+				return nil, fmt.Errorf("got %v; want an integer in %s's range", v, to)
+			}
+		case int:
+			if reflect.Zero(to).OverflowInt(int64(v)) {
+				return nil, fmt.Errorf("got %v; want an integer in %s's range", v, to)
+			}
+		}
+	case reflect.Bool:
+		switch v := data.(type) {
+		case int, int64, uint64, float64:
+			return nil, fmt.Errorf("got %v; want true or false", v)
+		}
 	}
 	return data, nil
 }
