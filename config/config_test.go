@@ -149,6 +149,10 @@ func TestErrorsNameKeyAndSource(t *testing.T) {
 		{"an integer past int64", base + "server:\n  max_conns: 99999999999999999999999\n", nil, nil, "server.max_conns", "FILE", "got 1e+23; want an integer"},
 		{"an integer past uint64's int64", base + "server:\n  max_conns: 18446744073709551615\n", nil, nil, "server.max_conns", "FILE", "got 18446744073709551615; want an integer"},
 		{"a number for a bool", base + "server:\n  pprof: 1\n", nil, nil, "server.pprof", "FILE", "got 1; want true or false"},
+		{"an empty level in an env name", base, []string{"L1GW___X=1"}, nil, "L1GW___X", "env L1GW___X", "an empty level"},
+		{"an env name with no key path", base, []string{"L1GW_=x"}, nil, "L1GW_", "env L1GW_", "no key path"},
+		{"an empty level in --set", base, nil, []string{"server..listen=:1"}, "server..listen", "--set server..listen=:1", "an empty level"},
+		{"a value and a section from env", base, []string{"L1GW_SERVER=foo", "L1GW_SERVER__LISTEN=:1"}, nil, "server", "env L1GW_SERVER", "and as a section by env L1GW_SERVER__LISTEN"},
 		{"default value invalid only in combination", base + "tenants:\n  unknown: anonymous\n", nil, nil, "tenants.anonymous_plan", "defaults", `unknown plan ""`},
 	}
 	for _, tc := range cases {

@@ -132,6 +132,17 @@ func yamlLayer(name string, b []byte) (*layer, error) {
 
 func readEnv(environ []string) (*layer, error) {
 	l := &layer{name: "environment", k: koanf.New("."), origin: map[string]string{}}
+	var errs Errors
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, EnvPrefix) {
+			continue
+		}
+		key := strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(name, EnvPrefix)), "__", ".")
+		if bad := badKeyPath(key); bad != "" {
+			errs = append(errs, &Error{Key: name, Source: "env " + name, Msg: bad + ": want L1GW_ and the key path in upper case, __ between levels"})
+		}
+	}
 	err := l.k.Load(env.Provider(".", env.Opt{
 		Prefix:      EnvPrefix,
 		EnvironFunc: func() []string { return environ },
@@ -144,7 +155,42 @@ func readEnv(environ []string) (*layer, error) {
 	if err != nil {
 		return nil, Errors{{Key: "(environment)", Source: "environment", Msg: err.Error()}}
 	}
+	errs = append(errs, valueAndSection(l)...)
+	if len(errs) > 0 {
+		return nil, errs
+	}
 	return l, nil
+}
+
+// badKeyPath says what is wrong with a key path from the environment or
+// --set: an empty level (L1GW_, L1GW___X, --set a..b=1); "" if nothing.
+func badKeyPath(key string) string {
+	if key == "" {
+		return "no key path"
+	}
+	for _, part := range strings.Split(key, ".") {
+		if part == "" {
+			return "an empty level in the key path"
+		}
+	}
+	return ""
+}
+
+// valueAndSection reports the keys of l that are set both as a value and
+// as a section (L1GW_SERVER=x beside L1GW_SERVER__LISTEN=:1): one hides
+// the other.
+func valueAndSection(l *layer) Errors {
+	var out Errors
+	for key, origin := range l.origin {
+		for other, o := range l.origin {
+			if strings.HasPrefix(other, key+".") {
+				out = append(out, &Error{Key: key, Source: origin, Msg: "set as a value, and as a section by " + o + ": one would hide the other"})
+				break
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out
 }
 
 func readSets(sets []string) (*layer, error) {
@@ -157,9 +203,14 @@ func readSets(sets []string) (*layer, error) {
 			errs = append(errs, &Error{Key: s, Source: "--set " + s, Msg: "want --set key.path=value"})
 			continue
 		}
+		if bad := badKeyPath(key); bad != "" {
+			errs = append(errs, &Error{Key: key, Source: "--set " + s, Msg: bad + ": want --set key.path=value"})
+			continue
+		}
 		m[key] = v
 		l.origin[key] = "--set " + s
 	}
+	errs = append(errs, valueAndSection(l)...)
 	if len(errs) > 0 {
 		return nil, errs
 	}
