@@ -328,3 +328,28 @@ func TestUpstreamNameWithDots(t *testing.T) {
 		t.Fatalf("upstreams[api.v1] = %+v, %v; want its target and the default timeout", u, ok)
 	}
 }
+
+// TestEnvIgnoresKubernetesServiceLinks: the variables Kubernetes sets for
+// the Services l1gw and l1gw-admin in the gateway's namespace are not
+// keys (they stopped the gateway from starting); a real key beside them
+// is read, and a near miss is still an unknown key.
+func TestEnvIgnoresKubernetesServiceLinks(t *testing.T) {
+	links := []string{
+		"L1GW_SERVICE_HOST=10.0.0.11", "L1GW_SERVICE_PORT=8080", "L1GW_SERVICE_PORT_PROXY=8080", "L1GW_PORT=tcp://10.0.0.11:8080",
+		"L1GW_PORT_8080_TCP=tcp://10.0.0.11:8080", "L1GW_PORT_8080_TCP_PROTO=tcp", "L1GW_PORT_8080_TCP_PORT=8080", "L1GW_PORT_8080_TCP_ADDR=10.0.0.11",
+		"L1GW_ADMIN_SERVICE_HOST=10.0.0.12", "L1GW_ADMIN_SERVICE_PORT_ADMIN=9090", "L1GW_ADMIN_PORT_9090_TCP_ADDR=10.0.0.12",
+	}
+	file := writeFile(t, base)
+	cfg, err := config.Load(config.Input{File: file, Environ: append(links, "L1GW_SERVER__READ_TIMEOUT=3s")})
+	if err != nil {
+		t.Fatalf("Load with service links: %v", err)
+	}
+	if cfg.Server.ReadTimeout != 3*time.Second {
+		t.Errorf("server.read_timeout %s; want 3s from the environment", cfg.Server.ReadTimeout)
+	}
+	for _, near := range []string{"L1GW_SERVICE_HOSTS=x", "L1GW_PORT_X_TCP=x", "L1GW_SERVER__SERVICE_HOST=x"} {
+		if _, err := config.Load(config.Input{File: file, Environ: []string{near}}); err == nil || !strings.Contains(err.Error(), "unknown key") {
+			t.Errorf("Load with %s: %v; want an unknown key", near, err)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"reflect"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -130,14 +131,32 @@ func yamlLayer(name string, b []byte) (*layer, error) {
 	return &layer{name: name, k: k}, nil
 }
 
+// serviceLink matches, past EnvPrefix, the variables Kubernetes sets in a
+// pod for every Service of its namespace (enableServiceLinks, on by
+// default): a Service named l1gw gives L1GW_SERVICE_HOST,
+// L1GW_PORT_8080_TCP_ADDR and more, l1gw-admin L1GW_ADMIN_SERVICE_PORT.
+// No config key looks like one, so they are not read as keys: taken for
+// unknown keys, they stopped the gateway from starting in a namespace
+// with its own Service.
+var serviceLink = regexp.MustCompile(`^([A-Z0-9_]*[A-Z0-9]_)?(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?|PORT(_[0-9]+_(TCP|UDP|SCTP)(_(PROTO|PORT|ADDR))?)?)$`)
+
+// isServiceLink reports whether the variable name is a Kubernetes service
+// link under EnvPrefix.
+func isServiceLink(name string) bool {
+	rest, ok := strings.CutPrefix(name, EnvPrefix)
+	return ok && !strings.Contains(rest, "__") && serviceLink.MatchString(rest)
+}
+
 func readEnv(environ []string) (*layer, error) {
 	l := &layer{name: "environment", k: koanf.New("."), origin: map[string]string{}}
 	var errs Errors
+	kept := environ[:0:0]
 	for _, kv := range environ {
 		name, _, _ := strings.Cut(kv, "=")
-		if !strings.HasPrefix(name, EnvPrefix) {
+		if !strings.HasPrefix(name, EnvPrefix) || isServiceLink(name) {
 			continue
 		}
+		kept = append(kept, kv)
 		key := strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(name, EnvPrefix)), "__", ".")
 		if bad := badKeyPath(key); bad != "" {
 			errs = append(errs, &Error{Key: name, Source: "env " + name, Msg: bad + ": want L1GW_ and the key path in upper case, __ between levels"})
@@ -145,7 +164,7 @@ func readEnv(environ []string) (*layer, error) {
 	}
 	err := l.k.Load(env.Provider(".", env.Opt{
 		Prefix:      EnvPrefix,
-		EnvironFunc: func() []string { return environ },
+		EnvironFunc: func() []string { return kept },
 		TransformFunc: func(name, v string) (string, any) {
 			key := strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(name, EnvPrefix)), "__", ".")
 			l.origin[key] = "env " + name

@@ -157,6 +157,9 @@ func (g gateway) loadConfig(b *bundle, tmp string) (*config.Config, error) {
 			env = append(env, e.Name+"="+e.Value)
 		}
 	}
+	if g.spec.EnableServiceLinks == nil || *g.spec.EnableServiceLinks {
+		env = append(env, serviceLinks(b.services)...)
+	}
 	cfg, err := config.Load(config.Input{File: file, Environ: env, Sets: sets})
 	if err != nil {
 		return nil, fmt.Errorf("ConfigMap %s, %s: config.Load:\n%w", vol.ConfigMap.Name, path.Base(args[2]), err)
@@ -215,6 +218,35 @@ func fileKeys(m map[string]any, prefix string) map[string]string {
 }
 
 // imageEnv is the L1GW_* environment the image sets (Dockerfile ENV).
+// serviceLinks are the variables the kubelet sets in a pod for the
+// Services of its namespace, with enableServiceLinks on (the default):
+// l1gw's gives L1GW_SERVICE_HOST, L1GW_PORT_8080_TCP_ADDR and more.
+func serviceLinks(svcs []*corev1.Service) []string {
+	var env []string
+	for _, svc := range svcs {
+		if svc.Spec.ClusterIP == corev1.ClusterIPNone || len(svc.Spec.Ports) == 0 {
+			continue
+		}
+		name, ip := strings.ToUpper(strings.ReplaceAll(svc.Name, "-", "_")), "10.0.0.11"
+		first := svc.Spec.Ports[0]
+		env = append(env, name+"_SERVICE_HOST="+ip, fmt.Sprintf("%s_SERVICE_PORT=%d", name, first.Port),
+			fmt.Sprintf("%s_PORT=%s://%s:%d", name, strings.ToLower(string(first.Protocol)), ip, first.Port))
+		for _, p := range svc.Spec.Ports {
+			proto := string(p.Protocol)
+			if proto == "" {
+				proto = "TCP"
+			}
+			if p.Name != "" {
+				env = append(env, fmt.Sprintf("%s_SERVICE_PORT_%s=%d", name, strings.ToUpper(strings.ReplaceAll(p.Name, "-", "_")), p.Port))
+			}
+			at := fmt.Sprintf("%s_PORT_%d_%s", name, p.Port, proto)
+			env = append(env, fmt.Sprintf("%s=%s://%s:%d", at, strings.ToLower(proto), ip, p.Port),
+				at+"_PROTO="+strings.ToLower(proto), fmt.Sprintf("%s_PORT=%d", at, p.Port), at+"_ADDR="+ip)
+		}
+	}
+	return env
+}
+
 func imageEnv() ([]string, error) {
 	b, err := os.ReadFile("../Dockerfile")
 	if err != nil {
