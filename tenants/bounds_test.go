@@ -130,7 +130,7 @@ func TestRetiringKeys(t *testing.T) {
 		{"neither", tenants.RetiringKey{ExpiresAt: soon}, "tenant_list[0].retiring_keys[0]: want one of key and key_hash"},
 		{"both", tenants.RetiringKey{Key: "x", KeyHash: tenants.HashKey("x"), ExpiresAt: soon}, "want one of key and key_hash"},
 		{"bad hash", tenants.RetiringKey{KeyHash: "sk-plain", ExpiresAt: soon}, "tenant_list[0].retiring_keys[0].key_hash: want sha256:"},
-		{"also a current key", tenants.RetiringKey{Key: "new-key", ExpiresAt: soon}, "tenant_list[0].retiring_keys[0].key: this key also belongs"},
+		{"also a current key", tenants.RetiringKey{Key: "new-key", ExpiresAt: soon}, "tenant_list[0].retiring_keys[0].key: this key is given twice to this tenant"},
 		{"past the year 2200", tenants.RetiringKey{Key: "x", ExpiresAt: time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)}, "want a time between the years 2000 and 2200"},
 		{"the epoch", tenants.RetiringKey{Key: "x", ExpiresAt: time.Unix(0, 0)}, "want a time between the years 2000 and 2200"},
 	} {

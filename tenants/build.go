@@ -110,7 +110,10 @@ func build(opts Options, plans map[string]Plan, specs []Spec, reg *Registry, ups
 		}
 		s.byID[t.ID] = t
 		for _, d := range b.keyDigests(path, spec) {
-			if owner, dup := keyOwner[d.sum]; dup {
+			if owner, dup := keyOwner[d.sum]; dup && owner == t.ID {
+				b.fail(d.path, "this key is given twice to this tenant (keys, key_hashes and retiring_keys take each key once)")
+				continue
+			} else if dup {
 				b.fail(d.path, "this key also belongs to tenant %q", owner)
 				continue
 			}
