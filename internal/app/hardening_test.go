@@ -46,8 +46,11 @@ func TestMalformedRequestsDoNotLogKeys(t *testing.T) {
 	if strings.Contains(out, "SECRET") {
 		t.Fatalf("the logs hold an API key:\n%s", out)
 	}
-	if !strings.Contains(out, "invalid header value") {
-		t.Errorf("the first line is not the control byte's:\n%s", out)
+	if !strings.Contains(out, `"detail":"`) || !strings.Contains(out, "invalid header value") {
+		t.Errorf("the first line is not the control byte's, under detail:\n%s", out)
+	}
+	if strings.Count(out, `"msg":`) != strings.Count(out, "\n") {
+		t.Errorf("a line with a key msg twice (or none):\n%s", out)
 	}
 	if n := strings.Count(out, `"msg":"fasthttp"`); n != 1 {
 		t.Errorf("%d fasthttp lines for 4 malformed requests within %v; want 1:\n%s", n, fastLogInterval, out)

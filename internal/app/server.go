@@ -64,6 +64,11 @@ const adminBodyBytes = 64 << 10
 func adminServer(cfg config.Server, adm *admin.Admin, log *slog.Logger) *fasthttp.Server {
 	s := newFastServer(cfg, gateway.Recover(adm.Handler(), log), log)
 	s.MaxRequestBodySize = min(adminBodyBytes, cfg.MaxBodyBytes)
+	bodyCap := "the admin API's cap, 64 KiB"
+	if cfg.MaxBodyBytes < adminBodyBytes {
+		bodyCap = "server.max_body_bytes"
+	}
+	s.ErrorHandler = gateway.AdminServerError(bodyCap)
 	return s
 }
 
@@ -110,7 +115,7 @@ func (l *fastLogger) Printf(format string, args ...any) {
 	if !ok {
 		return
 	}
-	l.log.Warn("fasthttp", "msg", redactQuoted(fmt.Sprintf(format, args...)), "dropped_before", dropped)
+	l.log.Warn("fasthttp", "detail", redactQuoted(fmt.Sprintf(format, args...)), "dropped_before", dropped)
 }
 
 // quoted matches a Go-quoted string (fmt's %q).

@@ -179,8 +179,8 @@ func TestAdminBodyCap(t *testing.T) {
 	req.SetRequestURI("http://" + gw.admin + "/v1/simulate")
 	req.Header.SetMethod("POST")
 	req.SetBodyString(strings.Repeat("x", 100<<10))
-	if err := fasthttp.Do(req, resp); err == nil && resp.StatusCode() != 413 {
-		t.Errorf("100 KiB to the admin listener: got %d; want 413 (or the connection closed)", resp.StatusCode())
+	if err := fasthttp.Do(req, resp); err == nil && (resp.StatusCode() != 413 || !strings.Contains(string(resp.Body()), "the admin API's cap, 64 KiB")) {
+		t.Errorf("100 KiB to the admin listener: got %d %s; want 413 naming the admin API's cap (or the connection closed)", resp.StatusCode(), resp.Body())
 	}
 	if resp, _ := simulate(t, gw, `{"key":"acme-key","method":"GET","path":"/x"}`); resp.StatusCode() != 200 {
 		t.Errorf("a small simulation after it: got %d; want 200", resp.StatusCode())

@@ -56,9 +56,18 @@ func Recover(h fasthttp.RequestHandler, log *slog.Logger) fasthttp.RequestHandle
 	return chain(h, recoverer(log))
 }
 
-// ServerError is fasthttp's ErrorHandler for both listeners: a request it
-// could not parse or that broke a size limit gets a problem+json answer.
-func ServerError(ctx *fasthttp.RequestCtx, err error) { serverError(ctx, err) }
+// ServerError is fasthttp's ErrorHandler for the proxy listener: a
+// request it could not parse or that broke a size limit gets a
+// problem+json answer.
+func ServerError(ctx *fasthttp.RequestCtx, err error) { serverError(ctx, err, problemBodySize) }
+
+// AdminServerError is ServerError for the admin listener, whose body cap
+// is its own: bodyCap names it in a 413.
+func AdminServerError(bodyCap string) func(*fasthttp.RequestCtx, error) {
+	p := problemBodySize
+	p.detail = "the request body exceeds " + bodyCap
+	return func(ctx *fasthttp.RequestCtx, err error) { serverError(ctx, err, p) }
+}
 
 // recoverer answers 500 and logs instead of letting a panic kill the
 // process: fasthttp recovers nothing.
@@ -98,7 +107,7 @@ var (
 
 // serverError answers requests fasthttp could not parse: malformed → 400,
 // oversized headers → 431, oversized body → 413, too slow → 408.
-func serverError(ctx *fasthttp.RequestCtx, err error) {
+func serverError(ctx *fasthttp.RequestCtx, err error, bodySize problem) {
 	var small *fasthttp.ErrSmallBuffer
 	var ne net.Error
 	p := problemBadRequest
@@ -106,7 +115,7 @@ func serverError(ctx *fasthttp.RequestCtx, err error) {
 	case errors.As(err, &small):
 		p = problemHeaderSize
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
-		p = problemBodySize
+		p = bodySize
 	case errors.As(err, &ne) && ne.Timeout():
 		p = problemTimeout
 	}
