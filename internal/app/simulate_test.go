@@ -1,8 +1,10 @@
 package app
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/l1gw/l1gw/internal/admin"
 	"github.com/l1gw/l1gw/internal/redistest"
+	"github.com/l1gw/l1gw/internal/testkit"
 	"github.com/l1gw/l1gw/limiter"
 )
 
@@ -210,4 +213,49 @@ func TestSimulateCountsSharedLimits(t *testing.T) {
 	if sim.Result != "allowed" || strings.Contains(rules(sim), "search_per_min") {
 		t.Fatalf("simulated elsewhere: %s [%s]; want allowed, without the route's limit", sim.Result, rules(sim))
 	}
+}
+
+// TestAdminConnectionCap: the admin listener serves at most adminConns
+// connections at once; one past them is answered 503 at once, and a
+// probe is served again once they close.
+func TestAdminConnectionCap(t *testing.T) {
+	up, _ := startUpstream(t)
+	gw := startApp(t, loadConfig(t, up, "server.admin_token=tok"))
+	var held []net.Conn
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	for range adminConns {
+		c, err := net.Dial("tcp", gw.admin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+	}
+	testkit.Eventually(t, 5*time.Second, func() error {
+		c, err := net.Dial("tcp", gw.admin)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(2 * time.Second))
+		fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+		line, err := bufio.NewReader(c).ReadString('\n')
+		if err != nil || !strings.Contains(line, " 503 ") {
+			return fmt.Errorf("connection %d: %q, %v; want 503", adminConns+1, line, err)
+		}
+		return nil
+	})
+	for _, c := range held {
+		c.Close()
+	}
+	held = nil
+	testkit.Eventually(t, 5*time.Second, func() error {
+		if code := call(t, gw.admin, "GET", "/healthz").StatusCode(); code != 200 {
+			return fmt.Errorf("/healthz after the connections closed: %d", code)
+		}
+		return nil
+	})
 }
