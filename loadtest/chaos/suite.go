@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os/exec"
 	"slices"
@@ -69,7 +70,8 @@ func (s *suite) run(t T, i int, sc chaosScenario) {
 	s.res[i] = &res
 	s.mu.Unlock()
 	if f := res.Flood; f != nil {
-		t.Logf("flood: %+v", *f)
+		b, _ := json.Marshal(f) // not %+v: it prints the pointer fields' addresses
+		t.Logf("flood: %s", b)
 	}
 	for _, n := range res.Notes {
 		t.Logf("%s", n)
