@@ -11,12 +11,14 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"log/slog"
+	"net/http/pprof"
 	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/fasthttp/router"
 	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttpadaptor"
 	"github.com/valyala/fasthttp/pprofhandler"
 
 	"github.com/l1gw/l1gw/internal/registry"
@@ -142,6 +144,8 @@ func New(p Parts) (*Admin, error) {
 	}
 	if p.Pprof {
 		r.GET("/debug/pprof/{profile:*}", a.authorized(pprofhandler.PprofHandler))
+		// The index: fasthttp's handler answers 404 to a path ending in /.
+		r.GET("/debug/pprof/", a.authorized(fasthttpadaptor.NewFastHTTPHandlerFunc(pprof.Index)))
 	}
 	a.router = r
 	return a, nil

@@ -118,6 +118,7 @@ func TestOpenAPI(t *testing.T) {
 		"GET /v1/tenants/{id}/usage":  "/v1/tenants/acme/usage",
 		"POST /v1/tenants/{id}/reset": "/v1/tenants/acme/reset",
 		"GET /debug/pprof/{profile}":  "/debug/pprof/cmdline",
+		"GET /debug/pprof/":           "/debug/pprof/",
 
 		"GET /v1/tenants":                       "/v1/tenants",
 		"GET /v1/tenants/{id}":                  "/v1/tenants/t1",
@@ -146,6 +147,9 @@ func TestOpenAPI(t *testing.T) {
 	do(a, "GET /v1/openapi.json", "/v1/openapi.json", "tok", "")
 	do(a, "GET /v1/config", "/v1/config", "tok", "")
 	do(a, "GET /debug/pprof/{profile}", "/debug/pprof/cmdline", "tok", "")
+	if body := do(a, "GET /debug/pprof/", "/debug/pprof/", "tok", ""); !strings.Contains(body, "goroutine") {
+		t.Errorf("GET /debug/pprof/: %.200q; want the index of profiles", body)
+	}
 	for _, r := range []string{ReloadOK, ReloadUnchanged, ReloadInvalid, ReloadRestartRequired} {
 		result = r
 		do(a, "POST /v1/reload", "/v1/reload", "tok", "")
