@@ -67,7 +67,8 @@ func newPool(name string, spec Spec, log *slog.Logger) (*Pool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("upstream %s: tls: %w", name, err)
 	}
-	transport := &streamTransport{maxBody: spec.MaxResponseBytes, errs: p.errs}
+	transport := &streamTransport{maxBody: spec.MaxResponseBytes, errs: p.errs,
+		stale: metrics.GetOrCreateCounter(fmt.Sprintf(`l1gw_upstream_stale_conns_total{upstream=%q}`, name))}
 	for _, raw := range spec.Targets {
 		addr, tls, err := parseTarget(raw)
 		if err != nil {
@@ -104,7 +105,13 @@ func newPool(name string, spec Spec, log *slog.Logger) (*Pool, error) {
 
 func dialer(timeout time.Duration) fasthttp.DialFunc {
 	d := &fasthttp.TCPDialer{Concurrency: 0}
-	return func(addr string) (net.Conn, error) { return d.DialTimeout(addr, timeout) }
+	return func(addr string) (net.Conn, error) {
+		c, err := d.DialTimeout(addr, timeout)
+		if err != nil {
+			return nil, err
+		}
+		return peekable(c), nil
+	}
 }
 
 // pick returns the healthy, unejected target with the fewest pending

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
 )
 
@@ -26,6 +27,9 @@ const bufferBelow = 64 << 10
 type streamTransport struct {
 	maxBody int           // max_response_bytes; 0 is no cap
 	errs    errorCounters // the pool's, for failures after Forward returned
+	// stale counts the pooled connections discarded before use
+	// (idleState): l1gw_upstream_stale_conns_total{upstream}.
+	stale *metrics.Counter
 }
 
 // errSwitched is a 101 to a request that asked for no upgrade.
@@ -39,6 +43,18 @@ func (t *streamTransport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Reque
 		deadline = time.Now().Add(d)
 	}
 	cc, err := hc.AcquireConn(req.GetTimeOut(), req.ConnectionClose())
+	for tries := 0; err == nil && idleState(cc.Conn()) != connClean; tries++ {
+		// A pooled connection that holds bytes nobody asked for, or that
+		// the upstream closed: never written to. Bytes past a response
+		// would be read as the answer to this request, which may be
+		// another tenant's.
+		t.stale.Inc()
+		hc.CloseConn(cc)
+		if tries == maxStale {
+			return false, errStale
+		}
+		cc, err = hc.AcquireConn(req.GetTimeOut(), req.ConnectionClose())
+	}
 	if err != nil {
 		return false, err
 	}
@@ -85,6 +101,7 @@ func (t *streamTransport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Reque
 		s := streams.Get().(*stream)
 		*s = stream{conn: conn, br: br, idle: hc.ReadTimeout, left: n, capped: t.maxBody, errs: t.errs,
 			release: func(ok bool) { // only streamed responses pay for it
+				ok = ok && br.Buffered() == 0 // bytes past the body: not reused
 				hc.ReleaseReader(br)
 				if ok && reuse {
 					hc.ReleaseConn(cc)
@@ -98,14 +115,38 @@ func (t *streamTransport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Reque
 		resp.SetBodyStream(s, n)
 		return false, nil
 	}
+	// Bytes past the response (a body on a HEAD or a 204, or past
+	// Content-Length): the connection is out of step. (Not reuse =
+	// false: the stream's closure holds reuse, and would move it to the
+	// heap.)
+	keep := reuse && br.Buffered() == 0
 	hc.ReleaseReader(br)
-	if err != nil || !reuse {
+	if err != nil || !keep {
 		hc.CloseConn(cc)
 		return false, timeoutAsErrTimeout(err)
 	}
 	hc.ReleaseConn(cc)
 	return false, nil
 }
+
+// connState is what a pooled connection holds before a request is
+// written to it (idleState).
+type connState int
+
+const (
+	connClean  connState = iota // nothing: it can serve
+	connDirty                   // bytes nobody asked for
+	connClosed                  // the upstream closed it, or it failed
+)
+
+// maxStale bounds how many pooled connections one request discards;
+// past it, an upstream that sends bytes on every connection, fresh ones
+// too, fails the request (errStale).
+const maxStale = 8
+
+// errStale: every connection a request was given held bytes nobody asked
+// for.
+var errStale = errors.New("the upstream sent bytes no request asked for on every connection tried")
 
 // readHead reads a response head, skipping interim 1xx answers but 101.
 func readHead(br *bufio.Reader, h *fasthttp.ResponseHeader) error {
