@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/valyala/fasthttp"
+
 	"github.com/l1gw/l1gw/internal/testkit"
 )
 
@@ -152,5 +154,37 @@ func TestQueryKeyNeverReachesTheUpstream(t *testing.T) {
 				t.Fatalf("the key reached the upstream:\n%s", raw)
 			}
 		})
+	}
+}
+
+// TestOwnedHeadersReachTheClientOnce: the upstream's copies of a header
+// the gateway sets on the answer, in any number and case, give way to
+// the gateway's one.
+func TestOwnedHeadersReachTheClientOnce(t *testing.T) {
+	up := testkit.StartUpstream(t, func(ctx *fasthttp.RequestCtx) {
+		for _, kv := range [][2]string{{"X-Request-Id", "spoof1"}, {"x-request-id", "spoof2"},
+			{"X-RateLimit-Status", "ok"}, {"X-RateLimit-Status", "spoofed2"}, {"x-ratelimit-remaining", "888888"}} {
+			ctx.Response.Header.Add(kv[0], kv[1])
+		}
+		ctx.SetBodyString("hi")
+	})
+	gw := startApp(t, loadConfig(t, up.URL))
+	c := dial(t, gw.proxy)
+	c.send("GET /owned HTTP/1.1\r\nHost: gw\r\nX-API-Key: bulk-key\r\n\r\n")
+	resp := c.response()
+	if resp.StatusCode() != 200 {
+		t.Fatalf("got %d; want 200", resp.StatusCode())
+	}
+	for _, h := range []string{"X-Request-Id", "X-Ratelimit-Status"} {
+		var got []string
+		for _, v := range resp.Header.PeekAll(h) {
+			got = append(got, string(v))
+		}
+		if len(got) != 1 || strings.HasPrefix(got[0], "spoof") {
+			t.Errorf("%s: %q; want the gateway's one", h, got)
+		}
+	}
+	if strings.Contains(resp.String(), "888888") {
+		t.Errorf("the upstream's X-RateLimit-Remaining reached the client:\n%s", resp.String())
 	}
 }

@@ -329,6 +329,9 @@ func (g *Gateway) requestID(h *fasthttp.RequestHeader, a *admission) {
 // counts its status.
 func (g *Gateway) finish(ctx *fasthttp.RequestCtx, a *admission) {
 	writeRateHeaders(&ctx.Response.Header, a.rules, &a.v)
+	// Every copy of the upstream's own goes: SetCanonical alone replaces
+	// only the first, and a second would reach the client beside ours.
+	ctx.Response.Header.DelBytes(hdrRequestID)
 	ctx.Response.Header.SetCanonical(hdrRequestID, a.reqID())
 	a.tenant.Stats.Response(ctx.Response.StatusCode())
 }
