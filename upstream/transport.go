@@ -72,7 +72,7 @@ func (t *streamTransport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Reque
 	}
 	conn.SetReadDeadline(earliest(deadline, hc.ReadTimeout))
 	br := hc.AcquireReader(conn)
-	if err = readHead(br, &resp.Header); err != nil {
+	if err = ReadHead(br, &resp.Header); err != nil {
 		hc.ReleaseReader(br)
 		hc.CloseConn(cc)
 		return false, timeoutAsErrTimeout(err)
@@ -148,8 +148,9 @@ const maxStale = 8
 // for.
 var errStale = errors.New("the upstream sent bytes no request asked for on every connection tried")
 
-// readHead reads a response head, skipping interim 1xx answers but 101.
-func readHead(br *bufio.Reader, h *fasthttp.ResponseHeader) error {
+// ReadHead reads a response head, skipping interim 1xx answers (100
+// Continue, 103 Early Hints) but 101, at most 100 of them.
+func ReadHead(br *bufio.Reader, h *fasthttp.ResponseHeader) error {
 	for range 100 {
 		if err := h.Read(br); err != nil {
 			return err

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -281,5 +282,96 @@ func TestRefusedUpgradeIsPassedOn(t *testing.T) {
 	}
 	if !c.closed() {
 		t.Error("connection open after a refused upgrade; want it closed")
+	}
+}
+
+// switching is an upstream that answers an upgrade request with the
+// bytes of answer, then echoes.
+func switching(t *testing.T, answer string) string {
+	return testkit.Listen(t, func(c net.Conn) {
+		defer c.Close()
+		br := bufio.NewReader(c)
+		if _, err := http.ReadRequest(br); err != nil {
+			return
+		}
+		io.WriteString(c, answer)
+		io.Copy(c, br)
+	})
+}
+
+// readHead reads a response head from c: its status line and its fields,
+// each name in lower case with every value.
+func readHead(t *testing.T, c *conn) (string, map[string][]string) {
+	t.Helper()
+	status := c.statusLine()
+	head := map[string][]string{}
+	for {
+		line, err := c.br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("after %q: %v", status, err)
+		}
+		if line = strings.TrimRight(line, "\r\n"); line == "" {
+			return status, head
+		}
+		k, v, _ := strings.Cut(line, ":")
+		head[strings.ToLower(k)] = append(head[strings.ToLower(k)], strings.TrimSpace(v))
+	}
+}
+
+// TestUpgradeAnswerIsCleaned: a 101's fields are cleaned as any answer's:
+// the upstream's hop-by-hop fields go, its copies of the fields the
+// gateway sets give way to the gateway's one, and the switch keeps
+// Connection: Upgrade and the upstream's Upgrade. An interim 103 before
+// it is skipped, as on any request.
+func TestUpgradeAnswerIsCleaned(t *testing.T) {
+	addr := switching(t, "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"+
+		"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade, X-Secret-Hop\r\nX-Secret-Hop: 1\r\n"+
+		"Keep-Alive: timeout=5\r\nProxy-Authenticate: Basic\r\nX-RateLimit-Remaining: 888888\r\nx-ratelimit-status: spoofed1\r\n"+
+		"X-RateLimit-Status: spoofed2\r\nX-Request-Id: spoof-a\r\nX-Request-Id: spoof-b\r\nSec-WebSocket-Accept: test\r\n\r\n")
+	gw := startApp(t, loadConfig(t, "http://"+addr))
+	c := dial(t, gw.proxy)
+	c.send(upgradeHead + "X-API-Key: bulk-key\r\n\r\n")
+	status, head := readHead(t, c)
+	if status != "HTTP/1.1 101 Switching Protocols" {
+		t.Fatalf("got %q; want the upstream's 101 past its 103", status)
+	}
+	for _, gone := range []string{"x-secret-hop", "keep-alive", "proxy-authenticate"} {
+		if v, ok := head[gone]; ok {
+			t.Errorf("%s: %q reached the client; want it dropped", gone, v)
+		}
+	}
+	for name, bad := range map[string]string{"x-ratelimit-status": "spoof", "x-request-id": "spoof", "x-ratelimit-remaining": "888888"} {
+		if vs := head[name]; len(vs) != 1 || strings.HasPrefix(vs[0], bad) {
+			t.Errorf("%s: %q; want the gateway's one", name, vs)
+		}
+	}
+	if !slices.Equal(head["connection"], []string{"Upgrade"}) || !slices.Equal(head["upgrade"], []string{"websocket"}) || head["sec-websocket-accept"] == nil {
+		t.Errorf("the switch's fields: %q; want Connection: Upgrade, Upgrade: websocket and the upstream's Sec-WebSocket-Accept", head)
+	}
+	c.send("ping")
+	if got := make([]byte, 4); !func() bool { _, err := io.ReadFull(c.br, got); return err == nil && string(got) == "ping" }() {
+		t.Error("no echo through the tunnel")
+	}
+}
+
+// TestUpgradeToWhatWasNotAskedIs502: a 101 that names no protocol, or
+// one the client did not ask for, is no switch the client can use: 502,
+// and the connection closed.
+func TestUpgradeToWhatWasNotAskedIs502(t *testing.T) {
+	for name, answer := range map[string]string{
+		"no Upgrade":      "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n\r\n",
+		"another Upgrade": "HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			gw := startApp(t, loadConfig(t, "http://"+switching(t, answer)))
+			c := dial(t, gw.proxy)
+			c.send(upgradeHead + "X-API-Key: bulk-key\r\n\r\n")
+			if resp := c.response(); resp.StatusCode() != 502 {
+				t.Fatalf("got %d; want 502", resp.StatusCode())
+			}
+			if !c.closed() {
+				t.Error("connection open; want it closed")
+			}
+		})
 	}
 }

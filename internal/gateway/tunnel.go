@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -109,7 +110,7 @@ func (g *Gateway) tunnel(ctx *fasthttp.RequestCtx, pool *upstream.Pool, a *admis
 		up.SetDeadline(time.Now().Add(g.tunnelLimits.Idle))
 		br = bufio.NewReader(up)
 		if _, err = up.Write(h.Header()); err == nil {
-			err = ctx.Response.Header.Read(br)
+			err = upstream.ReadHead(br, &ctx.Response.Header) // a 103 first is no answer
 		}
 		if err != nil {
 			up.Close()
@@ -133,6 +134,23 @@ func (g *Gateway) tunnel(ctx *fasthttp.RequestCtx, pool *upstream.Pool, a *admis
 		ctx.SetConnectionClose()
 		return
 	}
+	// RFC 9110 §7.8: a 101 names the protocol switched to, one the client
+	// asked for; anything else is no upgrade the client can speak.
+	switched := append([]byte(nil), ctx.Response.Header.PeekBytes(hdrUpgrade)...)
+	if !offered(proto, switched) {
+		up.Close()
+		g.log.Warn("upgrade failed", "err", fmt.Sprintf("a 101 switching to %q; the client asked for %q", switched, proto),
+			"upstream", pool.Name, "tenant", a.tenant.ID)
+		writeProblem(ctx, upstreamProblem(fasthttp.StatusBadGateway))
+		ctx.SetConnectionClose()
+		return
+	}
+	// The 101's fields as any answer's: no hop-by-hop field of the
+	// upstream's, no copy of the rate-limit fields finish sets; then the
+	// two the switch needs.
+	upstream.CleanResponse(&ctx.Response.Header, rateField)
+	ctx.Response.Header.SetCanonical(hdrConnection, valueUpgrade)
+	ctx.Response.Header.SetCanonical(hdrUpgrade, switched)
 	up.SetDeadline(time.Time{}) // join sets its own
 	// The 101 goes out from the hijack handler, with the headers finish
 	// adds, so that an upstream connection is closed whatever happens.
@@ -157,6 +175,22 @@ func (g *Gateway) tunnel(ctx *fasthttp.RequestCtx, pool *upstream.Pool, a *admis
 		}
 		join(client, up, br, limits)
 	})
+}
+
+// offered reports whether protocol, the Upgrade of a 101, is one of the
+// comma-separated protocols the client's Upgrade asked for (RFC 9110
+// §7.8), case aside.
+func offered(asked, protocol []byte) bool {
+	protocol = bytes.TrimSpace(protocol)
+	if len(protocol) == 0 {
+		return false
+	}
+	for tok := range bytes.SplitSeq(asked, []byte{','}) {
+		if bytes.EqualFold(bytes.TrimSpace(tok), protocol) {
+			return true
+		}
+	}
+	return false
 }
 
 // join copies both ways until one side ends or fails, the tunnel is idle
