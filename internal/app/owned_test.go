@@ -1,6 +1,10 @@
 package app
 
 import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -186,5 +190,30 @@ func TestOwnedHeadersReachTheClientOnce(t *testing.T) {
 	}
 	if strings.Contains(resp.String(), "888888") {
 		t.Errorf("the upstream's X-RateLimit-Remaining reached the client:\n%s", resp.String())
+	}
+}
+
+// TestNoContentTypeIsAdded: an answer the upstream sent without
+// Content-Type reaches the client without one, not as text/plain.
+func TestNoContentTypeIsAdded(t *testing.T) {
+	addr := testkit.Listen(t, func(c net.Conn) {
+		defer c.Close()
+		br := bufio.NewReader(c)
+		for {
+			if _, err := http.ReadRequest(br); err != nil {
+				return
+			}
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n\x89PNG")
+		}
+	})
+	gw := startApp(t, loadConfig(t, "http://"+addr))
+	c := dial(t, gw.proxy)
+	c.send("GET /img HTTP/1.1\r\nHost: gw\r\nX-API-Key: bulk-key\r\n\r\n")
+	status, head := readHead(t, c) // as sent: a parsed header reports a default type
+	if status != "HTTP/1.1 200 OK" {
+		t.Fatalf("got %q; want the upstream's 200", status)
+	}
+	if ct, ok := head["content-type"]; ok {
+		t.Errorf("Content-Type %q; want none, as the upstream sent", ct)
 	}
 }

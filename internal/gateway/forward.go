@@ -55,6 +55,10 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, pool *upstream.Pool, a *admi
 		// What of the body the forward did not read is still on the wire.
 		closeAfter = closeAfter || body
 	} else {
+		// The forward reset the header, and with it the server's
+		// NoDefaultContentType: an answer without Content-Type would get
+		// text/plain from fasthttp, a type the upstream never said.
+		ctx.Response.Header.SetNoDefaultContentType(true)
 		upstream.CleanResponse(&ctx.Response.Header, rateField)
 		if s, ok := ctx.Response.BodyStream().(upstream.Streamed); ok && g.writeTimeout > 0 {
 			s.KeepWriting(ctx.Conn(), g.writeTimeout)
