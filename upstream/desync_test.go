@@ -99,3 +99,47 @@ func TestAClosedIdleConnectionIsNotUsed(t *testing.T) {
 		time.Sleep(50 * time.Millisecond) // the close arrives
 	}
 }
+
+// TestChunkedBodyThatDoesNotDecodeIs502: a chunked body whose first chunk
+// size does not parse fails the forward (502), before any of the answer
+// is committed, rather than the client getting a head and then nothing.
+// One that decodes streams whole, an empty one included.
+func TestChunkedBodyThatDoesNotDecodeIs502(t *testing.T) {
+	for _, tc := range []struct {
+		body, want string
+		fails      bool
+	}{
+		{"zz\r\nhello\r\n0\r\n\r\n", "", true},
+		{"ffffffffffffffffff\r\nhello\r\n0\r\n\r\n", "", true},
+		{"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n", "hello world", false},
+		{"0\r\n\r\n", "", false},
+		{"1\r\nx\r\n0\r\nX-Trailer: 1\r\n\r\n", "x", false},
+	} {
+		addr := testkit.Listen(t, func(c net.Conn) {
+			defer c.Close()
+			br := bufio.NewReader(c)
+			for {
+				if _, err := http.ReadRequest(br); err != nil {
+					return
+				}
+				c.Write([]byte("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + tc.body))
+			}
+		})
+		pool := newProxy(t, spec("http://"+addr))
+		for i := range 2 { // the second on the connection the first gave back, if it did
+			resp, err := do(pool, "GET")
+			if tc.fails {
+				if err == nil {
+					t.Errorf("%q: got %d; want the forward to fail", tc.body, resp.StatusCode())
+				}
+				break
+			}
+			if err != nil {
+				t.Fatalf("%q, request %d: %v", tc.body, i, err)
+			}
+			if got := string(resp.Body()); got != tc.want {
+				t.Errorf("%q, request %d: body %q; want %q", tc.body, i, got, tc.want)
+			}
+		}
+	}
+}

@@ -111,6 +111,15 @@ func (t *streamTransport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Reque
 			}}
 		if n == -1 {
 			s.chunks = httputil.NewChunkedReader(br)
+			// Its first byte decoded, not only its first byte read, under
+			// the read deadline: a chunk size that does not parse is a 502
+			// here, not an empty close after the head went out.
+			conn.SetReadDeadline(earliest(deadline, hc.ReadTimeout))
+			if err = s.prefetch(); err != nil {
+				*s = stream{}
+				streams.Put(s)
+				break
+			}
 		}
 		resp.SetBodyStream(s, n)
 		return false, nil
@@ -206,7 +215,25 @@ type stream struct {
 	failed  bool // a failure was counted
 	errs    errorCounters
 	release func(ok bool)
-	after   func() // AfterClose's
+	after   func()  // AfterClose's
+	first   [1]byte // a chunked body's first byte, decoded before the head went out
+	pending bool    // first is still to be read
+}
+
+// prefetch decodes a chunked body's first byte into first, or finds the
+// body empty (and its trailers read).
+func (s *stream) prefetch() error {
+	k, err := s.chunks.Read(s.first[:])
+	s.pending = k == 1
+	if err == io.EOF { // the body ends here: Read gives first, if any, then EOF
+		if err = skipTrailers(s.br); err == nil {
+			s.done = true
+		}
+	}
+	if err == nil && k == 1 {
+		s.read = 1
+	}
+	return err
 }
 
 var streams = sync.Pool{New: func() any { return new(stream) }}
@@ -234,6 +261,10 @@ func (s *stream) KeepWriting(client net.Conn, timeout time.Duration) {
 var errResponseTooLarge = errors.New("upstream response exceeds max_response_bytes")
 
 func (s *stream) Read(p []byte) (int, error) {
+	if s.pending && len(p) > 0 {
+		p[0], s.pending = s.first[0], false
+		return 1, nil
+	}
 	if s.done {
 		return 0, io.EOF
 	}
