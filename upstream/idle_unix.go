@@ -4,8 +4,11 @@ package upstream
 
 import (
 	"crypto/tls"
+	"errors"
 	"net"
+	"os"
 	"syscall"
+	"time"
 )
 
 // peekConn is a dialed upstream connection that can look at its socket
@@ -56,17 +59,44 @@ func (p *peekConn) peek(fd uintptr) bool {
 // idleState looks, without waiting, at what a pooled connection holds
 // before a request is written to it: nothing (clean), bytes the upstream
 // sent after its last response (a body past its declared length, a
-// second response), or its close.
+// second response), or its close. Over TLS it looks at the socket, then
+// at what crypto/tls has read ahead of it.
 func idleState(c net.Conn) connState {
-	if tc, ok := c.(*tls.Conn); ok {
-		c = tc.NetConn() // a TLS record here is as unsolicited as plain bytes
+	tc, isTLS := c.(*tls.Conn)
+	if isTLS {
+		c = tc.NetConn()
 	}
 	p, ok := c.(*peekConn)
 	if !ok {
 		return connClean
 	}
-	if err := p.raw.Read(p.look); err != nil {
-		return connClosed
+	err := p.raw.Read(p.look)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		// The last request's read deadline, passed while the connection
+		// rested: no look was made. Cleared, and looked again.
+		p.SetReadDeadline(time.Time{})
+		err = p.raw.Read(p.look)
 	}
-	return p.state
+	switch {
+	case err != nil:
+		return connClosed
+	case p.state != connClean || !isTLS:
+		return p.state
+	}
+	// crypto/tls reads ahead: a record that came with the last response
+	// is in its buffer, not on the socket. A read whose deadline has
+	// passed returns what it holds, or times out at once without a
+	// system call (and a timeout does not break a tls.Conn).
+	tc.SetReadDeadline(time.Unix(1, 0))
+	n, err := tc.Read(p.b[:])
+	tc.SetReadDeadline(time.Time{})
+	var ne net.Error
+	switch {
+	case n > 0:
+		return connDirty
+	case errors.As(err, &ne) && ne.Timeout():
+		return connClean
+	default:
+		return connClosed // close_notify, or a broken record
+	}
 }

@@ -50,7 +50,7 @@ func (t *streamTransport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Reque
 		// another tenant's.
 		t.stale.Inc()
 		hc.CloseConn(cc)
-		if tries == maxStale {
+		if tries+1 == maxStale {
 			return false, errStale
 		}
 		cc, err = hc.AcquireConn(req.GetTimeOut(), req.ConnectionClose())
