@@ -110,16 +110,17 @@ func (t *streamTransport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Reque
 				}
 			}}
 		if n == -1 {
-			s.chunks = httputil.NewChunkedReader(br)
-			// Its first byte decoded, not only its first byte read, under
-			// the read deadline: a chunk size that does not parse is a 502
-			// here, not an empty close after the head went out.
+			// Its first chunk-size line read ahead and checked, under the
+			// read deadline, without consuming it: one that does not parse
+			// is a 502 here, not an empty close after the head went out.
 			conn.SetReadDeadline(earliest(deadline, hc.ReadTimeout))
-			if err = s.prefetch(); err != nil {
+			if err = firstChunkOK(br); err != nil {
 				*s = stream{}
 				streams.Put(s)
 				break
 			}
+			conn.SetReadDeadline(time.Time{})
+			s.chunks = httputil.NewChunkedReader(br)
 		}
 		resp.SetBodyStream(s, n)
 		return false, nil
@@ -215,25 +216,52 @@ type stream struct {
 	failed  bool // a failure was counted
 	errs    errorCounters
 	release func(ok bool)
-	after   func()  // AfterClose's
-	first   [1]byte // a chunked body's first byte, decoded before the head went out
-	pending bool    // first is still to be read
+	after   func() // AfterClose's
 }
 
-// prefetch decodes a chunked body's first byte into first, or finds the
-// body empty (and its trailers read).
-func (s *stream) prefetch() error {
-	k, err := s.chunks.Read(s.first[:])
-	s.pending = k == 1
-	if err == io.EOF { // the body ends here: Read gives first, if any, then EOF
-		if err = skipTrailers(s.br); err == nil {
-			s.done = true
+// errChunkSize is a chunk-size line net/http/httputil's reader would
+// refuse.
+var errChunkSize = errors.New("malformed chunk size")
+
+// firstChunkOK reads ahead to the end of a chunked body's first
+// chunk-size line, without consuming it, and checks it as
+// httputil.NewChunkedReader will read it.
+func firstChunkOK(br *bufio.Reader) error {
+	n := max(br.Buffered(), 1)
+	for {
+		b, err := br.Peek(n)
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			return chunkSizeOK(b[:i])
+		}
+		if err != nil {
+			if errors.Is(err, bufio.ErrBufferFull) {
+				return errChunkSize // a line longer than the reader holds
+			}
+			return err
+		}
+		n = len(b) + 1
+	}
+}
+
+// chunkSizeOK checks a chunk-size line, up to its LF, as
+// net/http/internal's chunked reader does: CRLF and no other CR, under 4
+// KiB, trailing spaces and tabs and an extension after ';' dropped, then 1
+// to 16 hex digits.
+func chunkSizeOK(line []byte) error {
+	if bytes.IndexByte(line, '\r') != len(line)-1 || len(line)-1 >= 4096 {
+		return errChunkSize
+	}
+	line = bytes.TrimRight(line[:len(line)-1], " \t")
+	line, _, _ = bytes.Cut(line, []byte{';'})
+	if len(line) == 0 || len(line) > 16 {
+		return errChunkSize
+	}
+	for _, c := range line {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return errChunkSize
 		}
 	}
-	if err == nil && k == 1 {
-		s.read = 1
-	}
-	return err
+	return nil
 }
 
 var streams = sync.Pool{New: func() any { return new(stream) }}
@@ -261,10 +289,6 @@ func (s *stream) KeepWriting(client net.Conn, timeout time.Duration) {
 var errResponseTooLarge = errors.New("upstream response exceeds max_response_bytes")
 
 func (s *stream) Read(p []byte) (int, error) {
-	if s.pending && len(p) > 0 {
-		p[0], s.pending = s.first[0], false
-		return 1, nil
-	}
 	if s.done {
 		return 0, io.EOF
 	}
