@@ -230,43 +230,33 @@ func (b *builder) routes(path string, specs []RouteSpec, base []limiter.Rule) (r
 			ok = false
 		}
 		rt := route{methods: upper(rs.Methods), prefix: []byte(rs.PathPrefix), anyCase: rs.CaseInsensitive, rules: rules}
-		for j, other := range routes {
-			if other.sameMatch(rt) {
-				b.fail(rp, "matches exactly what %s.routes[%d] matches, which comes first: its limits would never apply", path, j)
+		for j, earlier := range routes {
+			if earlier.shadows(rt) {
+				b.fail(rp, "can never apply: %s.routes[%d], written before it, matches every request it would; write the more specific first", path, j)
 				ok = false
 				break
 			}
 		}
 		routes = append(routes, rt)
 	}
-	// The most specific route first: the longest prefix, then one for
-	// some methods before one for all, then a case-sensitive prefix
-	// before one in any case.
-	sort.SliceStable(routes, func(i, j int) bool {
-		a, b := routes[i], routes[j]
-		switch {
-		case len(a.prefix) != len(b.prefix):
-			return len(a.prefix) > len(b.prefix)
-		case (len(a.methods) > 0) != (len(b.methods) > 0):
-			return len(a.methods) > 0
-		default:
-			return !a.anyCase && b.anyCase
-		}
-	})
+	sort.SliceStable(routes, func(i, j int) bool { return len(routes[i].prefix) > len(routes[j].prefix) })
 	return routes, ok
 }
 
-// sameMatch reports whether r and o match the same requests: the same
-// prefix, alike in case, for the same methods.
-func (r route) sameMatch(o route) bool {
-	samePrefix := bytes.Equal(r.prefix, o.prefix) || r.anyCase && bytes.EqualFold(r.prefix, o.prefix)
-	if r.anyCase != o.anyCase || !samePrefix || (len(r.methods) == 0) != (len(o.methods) == 0) {
+// shadows reports whether r, tried before o, matches every request o
+// would: the same prefix (in any case, when r's is), and every method o
+// takes. Routes are tried longest prefix first, then as written.
+func (r route) shadows(o route) bool {
+	samePrefix := bytes.Equal(r.prefix, o.prefix) && (r.anyCase || !o.anyCase) ||
+		r.anyCase && bytes.EqualFold(r.prefix, o.prefix)
+	if !samePrefix {
 		return false
 	}
-	for _, m := range r.methods {
-		if !slices.Contains(o.methods, m) {
-			return false
-		}
+	if len(r.methods) == 0 {
+		return true
+	}
+	if len(o.methods) == 0 {
+		return false
 	}
 	for _, m := range o.methods {
 		if !slices.Contains(r.methods, m) {

@@ -109,13 +109,13 @@ func TestRulesByRoute(t *testing.T) {
 			{Methods: []string{"post"}, PathPrefix: "/v1/expensive", Limits: []limiter.Rule{{Name: "expensive", Limit: 2, Window: time.Second}}},
 			{PathPrefix: "/v1/expensive/very", Limits: []limiter.Rule{{Name: "very", Limit: 1, Window: time.Second}}},
 			{PathPrefix: "/v2/Report", CaseInsensitive: true, Limits: []limiter.Rule{{Name: "report", Limit: 1, Window: time.Second}}},
-			// At one prefix, one for all methods, then one for some, then
-			// a case-sensitive one after one in any case: the more specific
-			// is tried first, whatever the order written.
-			{PathPrefix: "/v3", Limits: []limiter.Rule{{Name: "v3_any", Limit: 9, Window: time.Second}}},
+			// At one prefix the routes are tried as written: one for some
+			// methods, then one for all; a case-sensitive one, then one in
+			// any case.
 			{Methods: []string{"GET"}, PathPrefix: "/v3", Limits: []limiter.Rule{{Name: "v3_get", Limit: 3, Window: time.Second}}},
-			{PathPrefix: "/v4", CaseInsensitive: true, Limits: []limiter.Rule{{Name: "v4_fold", Limit: 9, Window: time.Second}}},
+			{PathPrefix: "/v3", Limits: []limiter.Rule{{Name: "v3_any", Limit: 9, Window: time.Second}}},
 			{PathPrefix: "/v4", Limits: []limiter.Rule{{Name: "v4_exact", Limit: 3, Window: time.Second}}},
+			{PathPrefix: "/v4", CaseInsensitive: true, Limits: []limiter.Rule{{Name: "v4_fold", Limit: 9, Window: time.Second}}},
 		},
 	})
 	tn, _ := s.ByID("acme")
@@ -170,12 +170,15 @@ func TestBuildErrors(t *testing.T) {
 			[]string{"tenant_list[0].limits[0].limit: got 9007199254740993; want 1 to 9007199254740992",
 				"tenant_list[0].limits[1].limit: got 4611686018427387904", "tenant_list[0].limits[1].cost: got 4611686018427387904; want 1 to",
 				"tenant_list[0].limits[2].cost: got 300000; a sliding_log rule's cost is at most 1000"}},
-		{"a route that matches what an earlier one does", nil, []tenants.Spec{{ID: "a", Plan: "free", Keys: []string{"k"}, Routes: []tenants.RouteSpec{
+		{"a route an earlier one shadows", nil, []tenants.Spec{{ID: "a", Plan: "free", Keys: []string{"k"}, Routes: []tenants.RouteSpec{
 			{Methods: []string{"GET", "POST"}, PathPrefix: "/a", Limits: []limiter.Rule{{Name: "x", Limit: 1, Window: time.Second}}},
-			{Methods: []string{"post", "get"}, PathPrefix: "/a", Limits: []limiter.Rule{{Name: "y", Limit: 1, Window: time.Second}}},
+			{Methods: []string{"post"}, PathPrefix: "/a", Limits: []limiter.Rule{{Name: "y", Limit: 1, Window: time.Second}}},
 			{PathPrefix: "/b", CaseInsensitive: true, Limits: []limiter.Rule{{Name: "z", Limit: 1, Window: time.Second}}},
-			{PathPrefix: "/B", CaseInsensitive: true, Limits: []limiter.Rule{{Name: "w", Limit: 1, Window: time.Second}}}}}},
-			[]string{"tenant_list[0].routes[1]: matches exactly what tenant_list[0].routes[0] matches", "tenant_list[0].routes[3]: matches exactly what tenant_list[0].routes[2] matches"}},
+			{PathPrefix: "/B", Limits: []limiter.Rule{{Name: "w", Limit: 1, Window: time.Second}}},
+			{PathPrefix: "/c", Limits: []limiter.Rule{{Name: "v", Limit: 1, Window: time.Second}}},
+			{Methods: []string{"GET"}, PathPrefix: "/c", Limits: []limiter.Rule{{Name: "u", Limit: 1, Window: time.Second}}}}}},
+			[]string{"tenant_list[0].routes[1]: can never apply: tenant_list[0].routes[0], written before it",
+				"tenant_list[0].routes[3]: can never apply: tenant_list[0].routes[2]", "tenant_list[0].routes[5]: can never apply: tenant_list[0].routes[4]"}},
 		{"reserved rule names", nil, []tenants.Spec{{ID: "a", Plan: "free", Keys: []string{"k"}, Limits: []limiter.Rule{
 			{Name: "lease", Limit: 1, Window: time.Second, Algorithm: "sliding_window"}, {Name: "shadow", Limit: 1, Window: time.Second}}}},
 			[]string{`tenant_list[0].limits[0].name: "lease" is reserved`, `tenant_list[0].limits[1].name: "shadow" is reserved`}},

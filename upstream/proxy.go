@@ -75,19 +75,13 @@ func newTable(specs map[string]Spec, routes []RouteSpec, prev *table, log *slog.
 		t.routes = append(t.routes, &Route{Name: r.Name, Pool: t.pools[r.Upstream], host: []byte(r.Host), prefix: []byte(r.PathPrefix),
 			anyCase: r.CaseInsensitive, shared: scoped(RouteScope(r.Name), r.Limits, r.Concurrency, r.LeaseTTL)})
 	}
-	// A route with a host beats one without; then the longest prefix
-	// wins, and at one length a case-sensitive prefix before one in any
-	// case.
+	// A route with a host beats one without; then the longest prefix wins.
 	sort.SliceStable(t.routes, func(i, j int) bool {
 		a, b := t.routes[i], t.routes[j]
-		switch {
-		case (len(a.host) > 0) != (len(b.host) > 0):
+		if (len(a.host) > 0) != (len(b.host) > 0) {
 			return len(a.host) > 0
-		case len(a.prefix) != len(b.prefix):
-			return len(a.prefix) > len(b.prefix)
-		default:
-			return !a.anyCase && b.anyCase
 		}
+		return len(a.prefix) > len(b.prefix)
 	})
 	if prev != nil {
 		for name, old := range prev.pools {

@@ -192,9 +192,9 @@ func Validate(specs map[string]Spec, routes []RouteSpec) error {
 		if _, ok := specs[r.Upstream]; !ok {
 			fail(fmt.Sprintf("routes[%d].upstream", i), "unknown upstream %q", r.Upstream)
 		}
-		for j, o := range routes[:i] {
-			if r.sameMatch(o) {
-				fail(fmt.Sprintf("routes[%d]", i), "matches exactly what routes[%d] matches, which comes first: it would never be used", j)
+		for j, earlier := range routes[:i] {
+			if earlier.shadows(r) {
+				fail(fmt.Sprintf("routes[%d]", i), "can never be used: routes[%d], written before it, matches every request it would; write the more specific first", j)
 				break
 			}
 		}
@@ -202,11 +202,13 @@ func Validate(specs map[string]Spec, routes []RouteSpec) error {
 	return errors.Join(errs...)
 }
 
-// sameMatch reports whether r and o match the same requests: the same
-// host and prefix, alike in case.
-func (r RouteSpec) sameMatch(o RouteSpec) bool {
-	return strings.EqualFold(r.Host, o.Host) && r.CaseInsensitive == o.CaseInsensitive &&
-		(r.PathPrefix == o.PathPrefix || r.CaseInsensitive && strings.EqualFold(r.PathPrefix, o.PathPrefix))
+// shadows reports whether r, tried before o, matches every request o
+// would: the same host and the same prefix (in any case, when r's is).
+// Routes are tried host first, then longest prefix, then as written.
+func (r RouteSpec) shadows(o RouteSpec) bool {
+	return strings.EqualFold(r.Host, o.Host) &&
+		(r.PathPrefix == o.PathPrefix && (r.CaseInsensitive || !o.CaseInsensitive) ||
+			r.CaseInsensitive && strings.EqualFold(r.PathPrefix, o.PathPrefix))
 }
 
 // parseTarget splits a target URL into its dial address and whether it

@@ -261,10 +261,9 @@ func TestRoute(t *testing.T) {
 		{PathPrefix: "/", Upstream: "a"},
 		{PathPrefix: "/api", Upstream: "b"},
 		{Host: "special.test", Upstream: "c"},
-		// At one prefix, the case-sensitive one is tried first, whatever
-		// the order written.
-		{PathPrefix: "/docs", CaseInsensitive: true, Upstream: "a"},
+		// At one prefix, tried as written: the case-sensitive one first.
 		{PathPrefix: "/docs", Upstream: "b"},
+		{PathPrefix: "/docs", CaseInsensitive: true, Upstream: "a"},
 	}, quiet)
 	if err != nil {
 		t.Fatal(err)
@@ -295,9 +294,10 @@ func TestValidate(t *testing.T) {
 	err := upstream.Validate(map[string]upstream.Spec{"u": bad}, []upstream.RouteSpec{{Upstream: "nope"},
 		{Host: "a.test", PathPrefix: "/x", Upstream: "u"}, {Host: "A.TEST", PathPrefix: "/x", Upstream: "u"},
 		{PathPrefix: "/y", CaseInsensitive: true, Upstream: "u"}, {PathPrefix: "/Y", CaseInsensitive: true, Upstream: "u"},
-		{PathPrefix: "/z", Upstream: "u"}, {PathPrefix: "/Z", Upstream: "u"}, {PathPrefix: "/z", CaseInsensitive: true, Upstream: "u"}})
+		{PathPrefix: "/z", Upstream: "u"}, {PathPrefix: "/Z", Upstream: "u"}, {PathPrefix: "/z", CaseInsensitive: true, Upstream: "u"},
+		{PathPrefix: "/w", CaseInsensitive: true, Upstream: "u"}, {PathPrefix: "/W", Upstream: "u"}})
 	for _, want := range []string{"upstreams.u.targets[0]", "upstreams.u.targets[1]", "upstreams.u.timeout", "upstreams.u.retries", `routes[0].upstream: unknown upstream "nope"`,
-		"routes[2]: matches exactly what routes[1] matches", "routes[4]: matches exactly what routes[3] matches"} {
+		"routes[2]: can never be used: routes[1]", "routes[4]: can never be used: routes[3]", "routes[9]: can never be used: routes[8]"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate: got %v; want an error about %s", err, want)
 		}
