@@ -31,11 +31,11 @@ const MaxRules = MaxTenantRules + MaxRouteRules + MaxSharedRules
 // request: its plan's, its own, its route's and its concurrency limit.
 const MaxTenantRules = 16
 
-// MaxLimit is the largest limit and cost a rule may have: 2^53, the
-// largest integer the decide script's Lua numbers (doubles) hold exactly,
-// and far enough below int64's bound that a count plus a cost never
-// overflows in the memory store.
-const MaxLimit = 1 << 53
+// MaxCost is the largest cost a rule may have: 2^53, the largest integer
+// the decide script's Lua numbers (doubles) hold exactly. A limit has no
+// bound of its own: one past 2^53 (an "unlimited" 2^63-1) is compared
+// inexactly by the script, which is harmless that far from any count.
+const MaxCost = 1 << 53
 
 // MaxLogCost is the largest cost of a sliding log's rule: the log keeps
 // one member per unit, so an admitted request of cost n has the script add

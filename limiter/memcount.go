@@ -46,14 +46,14 @@ func (c *memCount) check(loc *time.Location, now int64, r Rule, st *RuleState) b
 	c.roll(loc, now, r)
 	us, cost := now/1000, r.CostOrOne()
 	if r.algo() == algoFixed {
-		if c.w.c+cost <= r.Limit {
+		if cost <= r.Limit-c.w.c { // not c+cost: no overflow near a limit of 2^63
 			return false
 		}
 		st.RetryAfter = micros(max(c.end-us, 1))
 		return true
 	}
 	win := r.Window.Microseconds()
-	if c.w.used(us, win)+cost <= r.Limit {
+	if cost <= r.Limit-c.w.used(us, win) {
 		return false
 	}
 	st.RetryAfter = micros(c.w.retry(us, win, r.Limit, cost))

@@ -96,7 +96,7 @@ func (s *MemoryStore) Decide(_ context.Context, req Request) (Decision, error) {
 			over = counts[i].check(s.zones.load(r.Timezone), now, r, &d.Rules[i])
 		} else {
 			logs[i] = s.tenantOf(t, r).log(r, now)
-			if over = logs[i].used+r.CostOrOne() > r.Limit; over {
+			if over = r.CostOrOne() > r.Limit-logs[i].used; over { // not used+cost: no overflow near a limit of 2^63
 				d.Rules[i].RetryAfter = logs[i].retryAfter(now, r)
 			}
 		}

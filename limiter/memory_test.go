@@ -2,6 +2,7 @@ package limiter_test
 
 import (
 	"context"
+	"math"
 	"sync"
 	"testing"
 	"time"
@@ -88,5 +89,32 @@ func TestMemoryStoreDropsIdleTenants(t *testing.T) {
 	}
 	if n := limiter.MemoryTenants(s); n > 200 {
 		t.Fatalf("tenants tracked after sweep: got %d; want at most 200 (idle tenant dropped)", n)
+	}
+}
+
+// TestMemoryStoreNoOverflowNearTheLimit: with an "unlimited" limit of
+// 2^63-1 and a cost of 2^53, the count reaches the limit after 1023
+// requests and the next is denied: a count plus a cost past int64 must
+// not wrap round to a negative that admits everything.
+func TestMemoryStoreNoOverflowNearTheLimit(t *testing.T) {
+	clk := newFakeClock()
+	s := limiter.NewMemoryStore(clk.Now)
+	ctx := context.Background()
+	for _, algo := range []string{limiter.AlgoFixed, limiter.AlgoSlidingWindow} {
+		r := limiter.Rule{Name: "r_" + algo, Limit: math.MaxInt64, Cost: limiter.MaxCost, Algorithm: algo}
+		if algo == limiter.AlgoFixed {
+			r.Period = limiter.PeriodMonth
+		} else {
+			r.Window = time.Hour
+		}
+		admitted := 0
+		for range 1100 {
+			if d, err := s.Decide(ctx, limiter.Request{Tenant: "t", Rules: []limiter.Rule{r}}); err == nil && d.Allowed {
+				admitted++
+			}
+		}
+		if admitted != 1023 {
+			t.Errorf("%s: %d of 1100 admitted; want 1023 (1023 x 2^53 fits under 2^63-1, 1024 x does not)", algo, admitted)
+		}
 	}
 }

@@ -28,6 +28,12 @@ type builder struct {
 	// inRegistry: the specs being built are registry records, which may
 	// have no keys yet (the admin API issues them).
 	inRegistry bool
+	// stored: the registry's records as read from Redis, accepted when
+	// written. They keep serving under the checks they were written
+	// under: those added since (a sliding log's cost, a rule named
+	// concurrency, a shadowed route) apply to the file and to new writes
+	// only, so an upgrade drops no tenant that served.
+	stored bool
 	// zones caches time zones checked (nil: a valid name), so 100 000
 	// registry rules read the zone database once per name.
 	zones map[string]error
@@ -177,7 +183,7 @@ func (b *builder) tenant(path string, spec Spec, upstreamKnown func(string) bool
 		ok = false
 	}
 	b.rules(path+".limits", spec.Limits)
-	if found && plan.Concurrency > 0 && hasRule(spec.Limits, ConcurrencyRule) {
+	if found && plan.Concurrency > 0 && hasRule(spec.Limits, ConcurrencyRule) && !b.stored {
 		b.fail(path+".limits", "a rule named %q, and plan %q's concurrency limit is counted under that name: rename the rule", ConcurrencyRule, spec.Plan)
 		ok = false
 	}
@@ -231,7 +237,7 @@ func (b *builder) routes(path string, specs []RouteSpec, base []limiter.Rule) (r
 		}
 		rt := route{methods: upper(rs.Methods), prefix: []byte(rs.PathPrefix), anyCase: rs.CaseInsensitive, rules: rules}
 		for j, earlier := range routes {
-			if earlier.shadows(rt) {
+			if earlier.shadows(rt) && !b.stored {
 				b.fail(rp, "can never apply: %s.routes[%d], written before it, matches every request it would; write the more specific first", path, j)
 				ok = false
 				break
@@ -282,14 +288,14 @@ func (b *builder) rules(path string, rules []limiter.Rule) {
 		case limiter.ReservedRuleName(r.Name):
 			b.fail(at("name"), "%q is reserved: it comes between the tenant and another rule's name in Redis keys, where two rules' keys could meet", r.Name)
 		}
-		if r.Limit <= 0 || r.Limit > limiter.MaxLimit {
-			b.fail(at("limit"), "got %d; want 1 to %d (2^53)", r.Limit, int64(limiter.MaxLimit))
+		if r.Limit <= 0 {
+			b.fail(at("limit"), "got %d; want > 0", r.Limit)
 		}
 		b.algorithm(at, r)
 		switch {
-		case r.Cost < 0 || r.Cost > limiter.MaxLimit:
-			b.fail(at("cost"), "got %d; want 1 to %d (2^53; 0 means 1)", r.Cost, int64(limiter.MaxLimit))
-		case r.Cost > limiter.MaxLogCost && (r.Algorithm == "" || r.Algorithm == limiter.AlgoSlidingLog):
+		case r.Cost < 0 || r.Cost > limiter.MaxCost:
+			b.fail(at("cost"), "got %d; want 1 to %d (2^53; 0 means 1)", r.Cost, int64(limiter.MaxCost))
+		case r.Cost > limiter.MaxLogCost && (r.Algorithm == "" || r.Algorithm == limiter.AlgoSlidingLog) && !b.stored:
 			b.fail(at("cost"), "got %d; a sliding_log rule's cost is at most %d, since the log keeps a member per unit: weigh heavier requests with algorithm sliding_window or fixed", r.Cost, limiter.MaxLogCost)
 		}
 		if r.Mode != "" && r.Mode != limiter.RuleEnforce && r.Mode != limiter.RuleShadow {
@@ -382,7 +388,7 @@ func (b *builder) plan(path string, p Plan) {
 	if p.Concurrency > 0 && len(p.Limits) >= limiter.MaxTenantRules {
 		b.fail(path+".concurrency", "the plan has %d rules already; with its concurrency limit at most %d", len(p.Limits), limiter.MaxTenantRules)
 	}
-	if p.Concurrency > 0 && hasRule(p.Limits, ConcurrencyRule) {
+	if p.Concurrency > 0 && hasRule(p.Limits, ConcurrencyRule) && !b.stored {
 		b.fail(path+".limits", "a rule named %q, and the plan's concurrency limit is counted under that name: rename the rule", ConcurrencyRule)
 	}
 }

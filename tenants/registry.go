@@ -83,6 +83,8 @@ func (s *Snapshot) RegistryVersion() int64 { return s.regVersion }
 func (b *builder) registry(s *Snapshot, reg *Registry, keyOwner map[[sha256.Size]byte]string, upstreamKnown func(string) bool) {
 	s.regVersion = reg.Version
 	s.problems = append(s.problems, reg.Bad...)
+	b.stored = true
+	defer func() { b.stored = false }()
 	plans := maps.Clone(b.plans)
 	if plans == nil {
 		plans = map[string]Plan{}

@@ -1,6 +1,7 @@
 package tenants_test
 
 import (
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -162,14 +163,12 @@ func TestBuildErrors(t *testing.T) {
 		{"unknown upstream", nil, []tenants.Spec{{ID: "a", Plan: "free", Keys: []string{"k"}, Upstream: "nope"}}, []string{`tenant_list[0].upstream: unknown upstream "nope"`}},
 		{"bad rule", nil, []tenants.Spec{{ID: "a", Plan: "free", Keys: []string{"k"}, Limits: []limiter.Rule{{Name: "x", Limit: 0, Window: 0}, {Name: "x", Limit: 1, Window: time.Second, Cost: -1}}}},
 			[]string{"tenant_list[0].limits[0].limit: got 0", "tenant_list[0].limits[0].window: got 0s", `tenant_list[0].limits[1].name: rule "x" is defined twice`, "tenant_list[0].limits[1].cost"}},
-		{"limits and costs past what Redis counts exactly, and a log's cost past a member per unit", nil, []tenants.Spec{{ID: "a", Plan: "free", Keys: []string{"k"}, Limits: []limiter.Rule{
-			{Name: "big", Limit: 1<<53 + 1, Window: time.Second},
-			{Name: "costly", Limit: 1 << 62, Window: time.Second, Cost: 1 << 62, Algorithm: "sliding_window"},
+		{"a cost past what Redis counts exactly, and a log's cost past a member per unit", nil, []tenants.Spec{{ID: "a", Plan: "free", Keys: []string{"k"}, Limits: []limiter.Rule{
+			{Name: "costly", Limit: 1 << 62, Window: time.Second, Cost: 1<<53 + 1, Algorithm: "sliding_window"},
 			{Name: "log", Limit: 300_000, Window: time.Minute, Cost: 300_000},
 		}}},
-			[]string{"tenant_list[0].limits[0].limit: got 9007199254740993; want 1 to 9007199254740992",
-				"tenant_list[0].limits[1].limit: got 4611686018427387904", "tenant_list[0].limits[1].cost: got 4611686018427387904; want 1 to",
-				"tenant_list[0].limits[2].cost: got 300000; a sliding_log rule's cost is at most 1000"}},
+			[]string{"tenant_list[0].limits[0].cost: got 9007199254740993; want 1 to 9007199254740992",
+				"tenant_list[0].limits[1].cost: got 300000; a sliding_log rule's cost is at most 1000"}},
 		{"a route an earlier one shadows", nil, []tenants.Spec{{ID: "a", Plan: "free", Keys: []string{"k"}, Routes: []tenants.RouteSpec{
 			{Methods: []string{"GET", "POST"}, PathPrefix: "/a", Limits: []limiter.Rule{{Name: "x", Limit: 1, Window: time.Second}}},
 			{Methods: []string{"post"}, PathPrefix: "/a", Limits: []limiter.Rule{{Name: "y", Limit: 1, Window: time.Second}}},
@@ -237,13 +236,14 @@ func TestBuildErrors(t *testing.T) {
 	}
 }
 
-// TestRuleBoundsKeepTheirEdges: a limit and a cost of 2^53, and a sliding
-// log's cost of 1000, are still taken (TestBuildErrors has one past each).
+// TestRuleBoundsKeepTheirEdges: a cost of 2^53, a sliding log's cost of
+// 1000 and an "unlimited" limit of 2^63-1 are still taken
+// (TestBuildErrors has a cost past each bound).
 func TestRuleBoundsKeepTheirEdges(t *testing.T) {
 	_, err := tenants.Build(opts(), plans, []tenants.Spec{{ID: "a", Plan: "free", Keys: []string{"k"}, Limits: []limiter.Rule{
-		{Name: "log", Limit: 1000, Window: time.Minute, Cost: limiter.MaxLogCost},
-		{Name: "window", Limit: limiter.MaxLimit, Window: time.Minute, Cost: limiter.MaxLimit, Algorithm: "sliding_window"},
-		{Name: "quota", Limit: limiter.MaxLimit, Cost: 1 << 20, Algorithm: "fixed", Period: "month"}}}}, func(string) bool { return false })
+		{Name: "log", Limit: math.MaxInt64, Window: time.Minute, Cost: limiter.MaxLogCost},
+		{Name: "window", Limit: limiter.MaxCost, Window: time.Minute, Cost: limiter.MaxCost, Algorithm: "sliding_window"},
+		{Name: "quota", Limit: math.MaxInt64, Cost: 1 << 20, Algorithm: "fixed", Period: "month"}}}}, func(string) bool { return false })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -298,5 +298,52 @@ func TestTenantRuleReplacesAPlanRuleWhateverItsMode(t *testing.T) {
 	}
 	if !rules[1].Shadow() || rules[0].Shadow() {
 		t.Fatalf("Shadow(): %v %v; want false true", rules[0].Shadow(), rules[1].Shadow())
+	}
+}
+
+// TestStoredRecordsKeepServing: registry records stored before a check
+// was added (a sliding log's cost over 1000, a rule named concurrency
+// beside a concurrency limit, a route an earlier one shadows) still serve
+// when read from Redis, so an upgrade drops no tenant; the same records
+// written now through the admin API (CheckRecord, CheckPlan) are refused.
+func TestStoredRecordsKeepServing(t *testing.T) {
+	heavy := []limiter.Rule{{Name: "heavy", Limit: 100_000, Window: time.Minute, Cost: 4000}}
+	crowd := tenants.Plan{Concurrency: 2, Limits: []limiter.Rule{{Name: tenants.ConcurrencyRule, Limit: 5, Window: time.Second}}}
+	shadowed := []tenants.RouteSpec{
+		{PathPrefix: "/a", Limits: []limiter.Rule{{Name: "a_any", Limit: 1, Window: time.Second}}},
+		{Methods: []string{"GET"}, PathPrefix: "/a", Limits: []limiter.Rule{{Name: "a_get", Limit: 1, Window: time.Second}}},
+	}
+	recs := []tenants.Record{
+		{Spec: tenants.Spec{ID: "heavy", Plan: "free", Keys: []string{"heavy-key"}, Limits: heavy}},
+		{Spec: tenants.Spec{ID: "crowded", Plan: "crowd", Keys: []string{"crowd-key"}}},
+		{Spec: tenants.Spec{ID: "shadowed", Plan: "free", Keys: []string{"shadow-key"}, Routes: shadowed}},
+	}
+	reg := &tenants.Registry{Version: 1, Plans: map[string]tenants.Plan{"crowd": crowd}, Tenants: recs}
+	s, err := tenants.BuildWith(opts(), plans, nil, reg, func(string) bool { return false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := s.Problems(); len(p) > 0 {
+		t.Errorf("stored records left out: %+v; want every one served", p)
+	}
+	for _, id := range []string{"heavy", "crowded", "shadowed"} {
+		if _, ok := s.ByID(id); !ok {
+			t.Errorf("stored tenant %s is not served", id)
+		}
+	}
+	all := map[string]tenants.Plan{"crowd": crowd}
+	for name, p := range plans {
+		all[name] = p
+	}
+	for _, rec := range recs {
+		if rec.ID == "crowded" {
+			continue // its plan is the one refused
+		}
+		if err := tenants.CheckRecord(rec, all, func(string) bool { return false }); err == nil {
+			t.Errorf("CheckRecord(%s): nil; want the write refused", rec.ID)
+		}
+	}
+	if err := tenants.CheckPlan("crowd", crowd); err == nil {
+		t.Error("CheckPlan(crowd): nil; want the write refused")
 	}
 }

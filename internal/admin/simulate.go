@@ -116,7 +116,7 @@ func (a *Admin) simulate(ctx *fasthttp.RequestCtx) {
 	out := Simulation{Tenant: t.ID, Result: "allowed", Rules: make([]SimulatedRule, len(us))}
 	for i, u := range us {
 		cost := max(u.Rule.Cost, 1)
-		fits := u.Used+cost <= u.Rule.Limit
+		fits := cost <= u.Rule.Limit-u.Used // not Used+cost: no overflow near a limit of 2^63
 		if !fits && !u.Rule.Shadow() {
 			out.Result = "denied"
 		}
