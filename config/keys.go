@@ -48,12 +48,26 @@ func unknownKeys(data any, t reflect.Type, path string, layers []*layer) Errors 
 		case map[string]any:
 			// L1GW_ROUTES__UPSTREAM=x, or L1GW_ROUTES__0__UPSTREAM=x: decoding
 			// would wrap the map into a list of one, silently replacing the
-			// file's whole list.
-			out = append(out, &Error{Key: path, Source: sourceOf(path, layers),
-				Msg: "want a list; a list of objects is set whole, in the config file: the environment and --set cannot set one of its items"})
+			// file's whole list. (The file's own `routes: {…}` without a
+			// dash has always been taken as a list of one, and still is.)
+			if setByStrings(path, layers) {
+				out = append(out, &Error{Key: path, Source: sourceOf(path, layers),
+					Msg: "want a list; a list of objects is set whole, in the config file: the environment and --set cannot set one of its items"})
+			}
 		}
 	}
 	return out
+}
+
+// setByStrings reports whether the environment or a --set flag sets path
+// or a key under it.
+func setByStrings(path string, layers []*layer) bool {
+	for _, l := range layers {
+		if (l.name == "environment" || l.name == "--set") && l.k.Exists(path) {
+			return true
+		}
+	}
+	return false
 }
 
 // collectFields maps a struct's koanf names to field types, flattening

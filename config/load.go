@@ -74,6 +74,9 @@ func Load(in Input) (*Config, error) {
 	for i := range c.Routes {
 		c.Routes[i].LeaseTTL = c.Tenants.LeaseTTL // one lease life for plans and routes
 	}
+	// As admin_token_file's: a Secret mapped to an environment variable
+	// often ends in a newline, which no Authorization header carries.
+	c.Server.AdminToken = strings.TrimSpace(c.Server.AdminToken)
 	// Validate even what decoded only in part, so one run lists every
 	// problem; a key that failed to decode is not reported twice.
 	for _, e := range append(attribute(errors.Join(c.validate()...), layers), unused(&c, layers)...) {
