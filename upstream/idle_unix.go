@@ -21,6 +21,7 @@ type peekConn struct {
 	look  func(fd uintptr) bool
 	state connState
 	b     [1]byte
+	used  bool // a request was written to it: it is pooled, not fresh
 }
 
 // peekable wraps a dialed connection for idleState; c as it is when it
@@ -68,6 +69,13 @@ func idleState(c net.Conn) connState {
 	}
 	p, ok := c.(*peekConn)
 	if !ok {
+		return connClean
+	}
+	if !p.used {
+		// Fresh from the dial: nothing can be left on it, and an upstream
+		// that closes at once fails the request as it always did (a
+		// reset, which counts toward ejection), not the look.
+		p.used = true
 		return connClean
 	}
 	err := p.raw.Read(p.look)
