@@ -63,19 +63,16 @@ const adminBodyBytes = 64 << 10
 // (probes, scrapes, operators), idle keep-alive ones included: past it
 // fasthttp answers 503 and closes, so a client on the admin network
 // cannot hold a goroutine and buffers per connection without bound.
-// adminConnsPerIP caps one address's, so that one client cannot take
-// them all and fail the kubelet's probes.
-const (
-	adminConns      = 1024
-	adminConnsPerIP = 64
-)
+// (Not fasthttp's MaxConnsPerIP as well: its connections race with
+// Shutdown under -race, fasthttp v1.74.0.)
+const adminConns = 1024
 
 // adminServer is the admin listener's server: the proxy's settings, but a
 // small body cap, read before the token is checked.
 func adminServer(cfg config.Server, adm *admin.Admin, log *slog.Logger) *fasthttp.Server {
 	s := newFastServer(cfg, gateway.Recover(adm.Handler(), log), log)
 	s.MaxRequestBodySize = min(adminBodyBytes, cfg.MaxBodyBytes)
-	s.Concurrency, s.MaxConnsPerIP = adminConns, adminConnsPerIP
+	s.Concurrency = adminConns
 	bodyCap := "the admin API's cap, 64 KiB"
 	if cfg.MaxBodyBytes < adminBodyBytes {
 		bodyCap = "server.max_body_bytes"
