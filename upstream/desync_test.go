@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"net"
 	"net/http"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -57,21 +56,8 @@ func listenTLS(t *testing.T, ca *testkit.CA, handle func(net.Conn)) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go handle(c)
-		}
-	}()
-	return ln.Addr().String()
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}}
+	return testkit.Listen(t, func(c net.Conn) { handle(tls.Server(c, cfg)) })
 }
 
 // TestNoResponseCrossesToTheNextRequest: bytes an upstream sends past the
@@ -146,18 +132,7 @@ func TestAClosedIdleConnectionIsNotUsed(t *testing.T) {
 // request left on it, is still reused: the look before a request is not
 // fooled by the stale deadline into taking it for closed.
 func TestPooledConnectionOutlivesItsReadDeadline(t *testing.T) {
-	var dials atomic.Int64
-	addr := testkit.Listen(t, func(c net.Conn) {
-		dials.Add(1)
-		defer c.Close()
-		br := bufio.NewReader(c)
-		for {
-			if _, err := http.ReadRequest(br); err != nil {
-				return
-			}
-			c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
-		}
-	})
+	addr, dials := testkit.Answering(t, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 	s := spec("http://" + addr)
 	s.Timeout, s.MaxConnsPerTarget = 100*time.Millisecond, 1
 	pool := newProxy(t, s)
@@ -188,16 +163,7 @@ func TestChunkedBodyThatDoesNotDecodeIs502(t *testing.T) {
 		{"0\r\n\r\n", "", false},
 		{"1\r\nx\r\n0\r\nX-Trailer: 1\r\n\r\n", "x", false},
 	} {
-		addr := testkit.Listen(t, func(c net.Conn) {
-			defer c.Close()
-			br := bufio.NewReader(c)
-			for {
-				if _, err := http.ReadRequest(br); err != nil {
-					return
-				}
-				c.Write([]byte("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + tc.body))
-			}
-		})
+		addr, _ := testkit.Answering(t, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"+tc.body)
 		pool := newProxy(t, spec("http://"+addr))
 		for i := range 2 { // the second on the connection the first gave back, if it did
 			resp, err := do(pool, "GET")

@@ -1,10 +1,6 @@
 package app
 
 import (
-	"bufio"
-	"io"
-	"net"
-	"net/http"
 	"strings"
 	"testing"
 
@@ -196,16 +192,7 @@ func TestOwnedHeadersReachTheClientOnce(t *testing.T) {
 // TestNoContentTypeIsAdded: an answer the upstream sent without
 // Content-Type reaches the client without one, not as text/plain.
 func TestNoContentTypeIsAdded(t *testing.T) {
-	addr := testkit.Listen(t, func(c net.Conn) {
-		defer c.Close()
-		br := bufio.NewReader(c)
-		for {
-			if _, err := http.ReadRequest(br); err != nil {
-				return
-			}
-			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n\x89PNG")
-		}
-	})
+	addr, _ := testkit.Answering(t, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n\x89PNG")
 	gw := startApp(t, loadConfig(t, "http://"+addr))
 	c := dial(t, gw.proxy)
 	c.send("GET /img HTTP/1.1\r\nHost: gw\r\nX-API-Key: bulk-key\r\n\r\n")

@@ -1,8 +1,12 @@
 package testkit
 
 import (
+	"bufio"
+	"io"
 	"net"
+	"net/http"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/valyala/fasthttp"
@@ -87,6 +91,28 @@ func (u *Upstream) Count() int {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	return len(u.req)
+}
+
+// Answering is a raw upstream (Listen) that answers every request on a
+// keep-alive connection with the bytes of answer, as they are: a response
+// no well-behaved server would send, for one. It returns its address and
+// the count of connections it accepted.
+func Answering(tb testing.TB, answer string) (addr string, conns *atomic.Int64) {
+	tb.Helper()
+	conns = new(atomic.Int64)
+	return Listen(tb, func(c net.Conn) {
+		conns.Add(1)
+		defer c.Close()
+		br := bufio.NewReader(c)
+		for {
+			if _, err := http.ReadRequest(br); err != nil {
+				return
+			}
+			if _, err := io.WriteString(c, answer); err != nil {
+				return
+			}
+		}
+	}), conns
 }
 
 // Listen accepts TCP connections on a loopback port until the test ends,
