@@ -160,6 +160,9 @@ func TestChunkedBodyThatDoesNotDecodeIs502(t *testing.T) {
 		{"ffffffffffffffffff\r\nhello\r\n0\r\n\r\n", "", true},
 		{"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n", "hello world", false},
 		{"5;ext=1 \r\nhello\r\n0\r\n\r\n", "hello", false},
+		{"5 ;x\r\nhello\r\n0\r\n\r\n", "", true}, // a space before ';': net/http's reader refuses it too
+		{"5\nhello\r\n0\r\n\r\n", "", true},      // a bare LF
+		{"\nhello\r\n0\r\n\r\n", "", true},       // an empty line: a panic once
 		{"0\r\n\r\n", "", false},
 		{"1\r\nx\r\n0\r\nX-Trailer: 1\r\n\r\n", "x", false},
 	} {

@@ -149,9 +149,8 @@ const (
 	connClosed                  // the upstream closed it, or it failed
 )
 
-// maxStale bounds how many pooled connections one request discards;
-// past it, an upstream that sends bytes on every connection, fresh ones
-// too, fails the request (errStale).
+// maxStale bounds how many pooled connections one request discards in a
+// row; past it the request fails (errStale) rather than go on discarding.
 const maxStale = 8
 
 // errStale: every connection a request was given held bytes nobody asked
@@ -248,7 +247,7 @@ func firstChunkOK(br *bufio.Reader) error {
 // KiB, trailing spaces and tabs and an extension after ';' dropped, then 1
 // to 16 hex digits.
 func chunkSizeOK(line []byte) error {
-	if bytes.IndexByte(line, '\r') != len(line)-1 || len(line)-1 >= 4096 {
+	if len(line) == 0 || bytes.IndexByte(line, '\r') != len(line)-1 || len(line)-1 >= 4096 {
 		return errChunkSize
 	}
 	line = bytes.TrimRight(line[:len(line)-1], " \t")
