@@ -40,8 +40,8 @@ test: test-deps
 # A count, not a duration: Go 1.26's fuzz coordinator can fail a run with
 # "context deadline exceeded" as a duration ends (go.dev/issue/75804).
 FUZZTIME ?= 50000x
-FUZZ := FuzzAmbiguousPath:./internal/gateway/ FuzzFlatRule:./limiter/ FuzzKeyFrom:./tenants/ FuzzQueryKey:./tenants/ FuzzBasicKey:./tenants/ FuzzKeyPlaces:./internal/gateway/ FuzzRoute:./upstream/ FuzzForwardedHeaders:./upstream/ FuzzClientIP:./upstream/ FuzzPrepareSkipsOnlyWhatIsNotThere:./internal/gateway/ FuzzStripResponseSkipsOnlyWhatIsNotThere:./upstream/ FuzzReplyReaders:./limiter/
-## fuzz: each fuzz target for FUZZTIME runs (50000x; make test runs it): path canonicalisation, rule JSON, key extraction (header, query, Basic), routing, forwarded headers, client IPs, the header work's shortcuts against doing every deletion, Redis replies
+FUZZ := FuzzAmbiguousPath:./internal/gateway/ FuzzFlatRule:./limiter/ FuzzKeyFrom:./tenants/ FuzzQueryKey:./tenants/ FuzzBasicKey:./tenants/ FuzzKeyPlaces:./internal/gateway/ FuzzRoute:./upstream/ FuzzForwardedHeaders:./upstream/ FuzzClientIP:./upstream/ FuzzPrepareSkipsOnlyWhatIsNotThere:./internal/gateway/ FuzzStripResponseSkipsOnlyWhatIsNotThere:./upstream/ FuzzReplyReaders:./limiter/ FuzzChunkSizeOK:./upstream/
+## fuzz: each fuzz target for FUZZTIME runs (50000x; make test runs it): path canonicalisation, rule JSON, key extraction (header, query, Basic), routing, forwarded headers, client IPs, the header work's shortcuts against doing every deletion, Redis replies, chunk-size lines
 fuzz:
 	@for t in $(FUZZ); do \
 		echo "$(GO) test -run '^$$' -fuzz '^$${t%%:*}$$' -fuzztime $(FUZZTIME) $${t#*:}"; \

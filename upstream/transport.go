@@ -245,20 +245,34 @@ func firstChunkOK(br *bufio.Reader) error {
 // chunkSizeOK checks a chunk-size line, up to its LF, as
 // net/http/internal's chunked reader does: CRLF and no other CR, under 4
 // KiB, trailing spaces and tabs and an extension after ';' dropped, then 1
-// to 16 hex digits.
+// to 16 hex digits, and its overhead check (which refuses most sizes past
+// 2^62), wrapping int64 arithmetic and all (FuzzChunkSizeOK).
 func chunkSizeOK(line []byte) error {
 	if len(line) == 0 || bytes.IndexByte(line, '\r') != len(line)-1 || len(line)-1 >= 4096 {
 		return errChunkSize
 	}
+	overhead := int64(len(line)-1) + 2
 	line = bytes.TrimRight(line[:len(line)-1], " \t")
 	line, _, _ = bytes.Cut(line, []byte{';'})
 	if len(line) == 0 || len(line) > 16 {
 		return errChunkSize
 	}
+	var n uint64
 	for _, c := range line {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+		switch {
+		case '0' <= c && c <= '9':
+			c -= '0'
+		case 'a' <= c && c <= 'f':
+			c -= 'a' - 10
+		case 'A' <= c && c <= 'F':
+			c -= 'A' - 10
+		default:
 			return errChunkSize
 		}
+		n = n<<4 | uint64(c)
+	}
+	if max(overhead-16-2*int64(n), 0) > 16*1024 {
+		return errChunkSize
 	}
 	return nil
 }
