@@ -150,6 +150,12 @@ func isServiceLink(name string) bool {
 	return ok && !strings.Contains(rest, "__") && serviceLink.MatchString(rest)
 }
 
+// envKey is the key path a variable sets: L1GW_SERVER__READ_TIMEOUT is
+// server.read_timeout.
+func envKey(name string) string {
+	return strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(name, EnvPrefix)), "__", ".")
+}
+
 func readEnv(environ []string) (*layer, error) {
 	l := &layer{name: "environment", k: koanf.New("."), origin: map[string]string{}}
 	var errs Errors
@@ -160,8 +166,7 @@ func readEnv(environ []string) (*layer, error) {
 			continue
 		}
 		kept = append(kept, kv)
-		key := strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(name, EnvPrefix)), "__", ".")
-		if bad := badKeyPath(key); bad != "" {
+		if bad := badKeyPath(envKey(name)); bad != "" {
 			errs = append(errs, &Error{Key: name, Source: "env " + name, Msg: bad + ": want L1GW_ and the key path in upper case, __ between levels"})
 		}
 	}
@@ -169,7 +174,7 @@ func readEnv(environ []string) (*layer, error) {
 		Prefix:      EnvPrefix,
 		EnvironFunc: func() []string { return kept },
 		TransformFunc: func(name, v string) (string, any) {
-			key := strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(name, EnvPrefix)), "__", ".")
+			key := envKey(name)
 			l.origin[key] = "env " + name
 			return key, v
 		},
