@@ -116,9 +116,14 @@ type warnLine struct {
 	Msg    string `json:"msg"`
 	Reason string `json:"reason"`
 	Err    string `json:"err"`
+	// AfterErr is the error that opened a breaker, on a line that
+	// degraded because the breaker is open (and has no err of its own).
+	AfterErr string `json:"after_err"`
 }
 
-// warnKey is "LEVEL msg (reason: err)" for a WARN or ERROR JSON log line.
+// warnKey is "LEVEL msg (reason: err)" for a WARN or ERROR JSON log line,
+// or "LEVEL msg (reason, after: after_err)" for one with no err but the
+// error that opened a breaker.
 func warnKey(line string) (string, bool) {
 	if !strings.Contains(line, `"WARN"`) && !strings.Contains(line, `"ERROR"`) {
 		return "", false
@@ -128,7 +133,10 @@ func warnKey(line string) (string, bool) {
 		return "", false
 	}
 	k := w.Level + " " + w.Msg
-	if w.Reason != "" || w.Err != "" {
+	switch {
+	case w.Err == "" && w.AfterErr != "":
+		k += " (" + w.Reason + ", after: " + w.AfterErr + ")"
+	case w.Reason != "" || w.Err != "":
 		k += " (" + w.Reason + ": " + w.Err + ")"
 	}
 	return k, true

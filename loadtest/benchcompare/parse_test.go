@@ -35,6 +35,10 @@ func TestWarnKey(t *testing.T) {
 	if !ok || k != "WARN rate-limit store did not decide; degraded (budget: x)" {
 		t.Errorf("got %q, %v", k, ok)
 	}
+	k, ok = warnKey(`{"level":"WARN","msg":"rate-limit decision degraded","reason":"breaker","after_err":"no reply"}`)
+	if !ok || k != "WARN rate-limit decision degraded (breaker, after: no reply)" {
+		t.Errorf("got %q, %v", k, ok)
+	}
 	for _, line := range []string{`{"level":"INFO","msg":"WARN"}`, `not json "WARN"`, `{"level":"ERROR"`} {
 		if _, ok := warnKey(line); ok {
 			t.Errorf("matched %q", line)
