@@ -12,11 +12,11 @@ func TestDenyCacheHoldsAtMostMaxDenyFor(t *testing.T) {
 	d.Rules[0] = RuleState{Limit: 1, RetryAfter: 50 * time.Minute, Reset: 50 * time.Minute}
 	t0 := time.Unix(1_700_000_000, 0)
 	c.remember(req, &d, t0)
-	got, ok := c.lookup(req, t0.Add(maxDenyFor-time.Millisecond))
+	got, ok := c.get(req, t0.Add(maxDenyFor-time.Millisecond))
 	if !ok || got.Allowed || got.RetryAfter() != 50*time.Minute-maxDenyFor+time.Millisecond {
 		t.Fatalf("just inside the cap: hit=%v retry=%v; want a hit with the retry-after moved on", ok, got.RetryAfter())
 	}
-	if _, ok := c.lookup(req, t0.Add(maxDenyFor)); ok {
+	if _, ok := c.get(req, t0.Add(maxDenyFor)); ok {
 		t.Fatal("at the cap: still cached; want Redis asked again")
 	}
 }
@@ -32,22 +32,29 @@ func TestDenyCacheShadowRules(t *testing.T) {
 	d := Decision{Allowed: true, N: 2}
 	d.Rules[1] = RuleState{Limit: 1, RetryAfter: time.Hour, Shadow: true}
 	c.remember(req, &d, t0)
-	if _, ok := c.lookup(req, t0.Add(time.Millisecond)); ok {
+	if _, ok := c.get(req, t0.Add(time.Millisecond)); ok {
 		t.Fatal("an admission a shadow rule would have denied: cached; want nothing cached")
 	}
 	d.Allowed = false
 	d.Rules[0] = RuleState{Limit: 1, RetryAfter: 2 * time.Second}
 	d.Rules[1].RetryAfter = time.Second
 	c.remember(req, &d, t0)
-	got, ok := c.lookup(req, t0.Add(500*time.Millisecond))
+	got, ok := c.get(req, t0.Add(500*time.Millisecond))
 	if !ok || got.RetryAfter() != 1500*time.Millisecond || !got.ShadowDenied() {
 		t.Fatalf("at 0.5s: hit=%v retry=%v shadow-denied=%v; want a hit, 1.5s (the enforced rule's), shadow-denied", ok, got.RetryAfter(), got.ShadowDenied())
 	}
-	got, ok = c.lookup(req, t0.Add(1500*time.Millisecond))
+	got, ok = c.get(req, t0.Add(1500*time.Millisecond))
 	if !ok || got.Allowed || got.ShadowDenied() {
 		t.Fatalf("at 1.5s: hit=%v allowed=%v shadow-denied=%v; want a cached denial, the shadow rule no longer over", ok, got.Allowed, got.ShadowDenied())
 	}
-	if _, ok := c.lookup(req, t0.Add(2*time.Second)); ok {
+	if _, ok := c.get(req, t0.Add(2*time.Second)); ok {
 		t.Fatal("at 2s: still cached; want the entry gone with the enforced rule's retry-after")
 	}
+}
+
+// get is lookup returning the denial.
+func (c *denyCache) get(req Request, now time.Time) (Decision, bool) {
+	var d Decision
+	ok := c.lookup(req, now, &d)
+	return d, ok
 }

@@ -133,26 +133,25 @@ func (s *RedisStore) Close() {
 // the budget of Redis' silence: an error wrapping ErrBudget when Redis
 // did not answer, ErrOverload when the decision waited too long to be
 // sent.
-func (s *RedisStore) Decide(ctx context.Context, req Request) (Decision, error) {
+func (s *RedisStore) Decide(ctx context.Context, req Request) (d Decision, err error) {
 	if len(req.Rules) > MaxRules {
-		return Decision{}, ErrTooManyRules
+		return d, ErrTooManyRules
 	}
 	if len(req.Rules) == 0 {
-		return Decision{Allowed: true}, nil
-	}
-	start := s.now()
-	if d, ok := s.denies.lookup(req, start); ok {
+		d.Allowed = true
 		return d, nil
 	}
-	var d Decision
-	var err error
+	start := s.now()
+	if s.denies.lookup(req, start, &d) {
+		return d, nil
+	}
 	cacheable := true
 	if s.replica != nil {
-		d, cacheable, err = s.replica.decide(ctx, req, start)
+		cacheable, err = s.replica.decide(ctx, req, start, &d)
 	} else {
 		// A lease is given back at once, so a denial of one is never
 		// remembered.
-		d, err = s.decideOnPrimary(req, start)
+		err = s.decideOnPrimary(req, start, &d)
 		cacheable = !leaseDenied(req.Rules, &d)
 	}
 	if err != nil {
@@ -170,22 +169,23 @@ func (s *RedisStore) Shard(tenant string) string { return s.primary.shard(tenant
 
 // decideOnPrimary is exact consistency: one script call on the primary
 // (on Cluster, one per hash tag of the request's rules: split.go). now is
-// the gateway's clock, which places fixed rules in their periods.
-func (s *RedisStore) decideOnPrimary(req Request, now time.Time) (Decision, error) {
+// the gateway's clock, which places fixed rules in their periods. It
+// fills d (a Decision is about 1.2 KB: it is filled in place, not copied
+// up the calls).
+func (s *RedisStore) decideOnPrimary(req Request, now time.Time, d *Decision) error {
 	seq := s.seq.Add(1)
 	if s.cluster && mixedTags(req.Rules) {
-		return s.decideSplit(req, seq, now)
+		return s.decideSplit(req, seq, now, d)
 	}
-	d, err := s.decideCall(req, ruleTag(req.Tenant, req.Rules[0]), seq, now) // one tag: the tenant's, or a scope's
-	if err != nil {
-		return Decision{}, fmt.Errorf("decide for %s: %w", req.Tenant, err)
+	if err := s.decideCall(req, ruleTag(req.Tenant, req.Rules[0]), seq, now, d); err != nil { // one tag: the tenant's, or a scope's
+		return fmt.Errorf("decide for %s: %w", req.Tenant, err)
 	}
-	return d, nil
+	return nil
 }
 
 // decideCall runs decide.lua for req's rules, routed by tag (the tenant,
-// or the scope of every rule), as decision seq.
-func (s *RedisStore) decideCall(req Request, tag string, seq uint64, now time.Time) (Decision, error) {
+// or the scope of every rule), as decision seq, into d.
+func (s *RedisStore) decideCall(req Request, tag string, seq uint64, now time.Time, d *Decision) error {
 	o := getOp()
 	o.kind, o.req, o.prefix, o.instance, o.seq, o.budget = opDecide, req, s.prefix, s.instance, seq, s.budget
 	o.req.Tenant = tag
@@ -195,12 +195,11 @@ func (s *RedisStore) decideCall(req Request, tag string, seq uint64, now time.Ti
 	}
 	o, p, err := carry(s.primary, o)
 	if err != nil {
-		return Decision{}, err
+		return err
 	}
 	defer o.release()
-	d, err := parseDecision(req.Rules, &o.periods, o.reply[:o.n])
-	if err != nil {
-		return Decision{}, err
+	if err := parseDecision(req.Rules, &o.periods, o.reply[:o.n], d); err != nil {
+		return err
 	}
 	d.Seq = o.seq
 	if d.Allowed {
@@ -208,7 +207,7 @@ func (s *RedisStore) decideCall(req Request, tag string, seq uint64, now time.Ti
 			d.Degraded, d.Why = true, why
 		}
 	}
-	return d, nil
+	return nil
 }
 
 // primaryWhy is why the primary of tenant cannot stand behind a decision
@@ -279,13 +278,13 @@ func (s *RedisStore) keys(tenant string, rules []Rule, now time.Time) []string {
 func (s *RedisStore) member() string { return s.memberOf(s.seq.Add(1)) }
 
 // parseDecision reads decide.lua's reply: {allowed, remaining, reset_µs,
-// retry_µs per rule}. periods are the fixed rules' (fillPeriods).
-func parseDecision(rules []Rule, periods *[MaxRules]span, v []int64) (Decision, error) {
-	var d Decision
+// retry_µs per rule}, into d, which it sets whole but for the states past
+// len(rules). periods are the fixed rules' (fillPeriods).
+func parseDecision(rules []Rule, periods *[MaxRules]span, v []int64, d *Decision) error {
 	if len(v) != 1+3*len(rules) {
-		return d, fmt.Errorf("script reply has %d values; want %d", len(v), 1+3*len(rules))
+		return fmt.Errorf("script reply has %d values; want %d", len(v), 1+3*len(rules))
 	}
-	d.Allowed = v[0] == 1
+	d.Allowed, d.Degraded, d.Why, d.Seq = v[0] == 1, false, "", 0
 	d.N = len(rules)
 	for i, r := range rules {
 		st := &d.Rules[i]
@@ -300,8 +299,9 @@ func parseDecision(rules []Rule, periods *[MaxRules]span, v []int64) (Decision, 
 			st.RetryAfter = RetryLease // a lease is given back when a response ends
 		}
 		st.Shadow, st.Lease = r.Shadow(), r.Lease
+		st.Undecided = false
 	}
-	return d, nil
+	return nil
 }
 
 // ReplicaDenies asks the replica, within budget, whether a rule of req is
@@ -329,18 +329,19 @@ func (s *RedisStore) ReplicaDenies(_ context.Context, req Request, budget time.D
 		return Decision{}, false, fmt.Errorf("ask the replica for %s: %w", req.Tenant, err)
 	}
 	defer o.release()
-	d, allowed := parsePeek(req.Rules, o.reply[:o.n])
-	return d, !allowed && !leaseOnly(req.Rules, &d), nil
+	d := Decision{}
+	parsePeek(req.Rules, o.reply[:o.n], &d)
+	return d, !d.Allowed && !leaseOnly(req.Rules, &d), nil
 }
 
 // parsePeek reads peek.lua's reply, whose length the caller checked:
 // {allowed, then per rule: remaining, reset, retry, visible}. The retry is
-// the script's raw value (see retryAfter).
-func parsePeek(rules []Rule, v []int64) (Decision, bool) {
-	d := Decision{N: len(rules), Allowed: v[0] == 1}
+// the script's raw value (see retryAfter). It sets d whole but for the
+// states past len(rules).
+func parsePeek(rules []Rule, v []int64, d *Decision) {
+	d.Allowed, d.Degraded, d.Why, d.N, d.Seq = v[0] == 1, false, "", len(rules), 0
 	for i, r := range rules {
 		d.Rules[i] = RuleState{Limit: r.Limit, Window: r.Window, Remaining: v[1+4*i], Shadow: r.Shadow(), Lease: r.Lease,
 			Reset: time.Duration(v[2+4*i]) * time.Microsecond, RetryAfter: time.Duration(v[3+4*i]) * time.Microsecond}
 	}
-	return d, d.Allowed
 }

@@ -103,9 +103,11 @@ type snapshot struct {
 	enq      int64 // the shard's records queued by then
 }
 
-func (r *replicaDecider) decide(_ context.Context, req Request, now time.Time) (Decision, bool, error) {
+// decide decides req into d; cacheable is false when a denial's
+// retry-after is not known to be a lower bound.
+func (r *replicaDecider) decide(_ context.Context, req Request, now time.Time, d *Decision) (cacheable bool, err error) {
 	if !peekable(req.Rules) {
-		return r.onPrimary(req, now)
+		return r.onPrimary(req, now, d)
 	}
 	sh := r.shard(req.Tenant)
 	snap := r.snapshot(sh, req, now)
@@ -117,16 +119,15 @@ func (r *replicaDecider) decide(_ context.Context, req Request, now time.Time) (
 		// told (see awaitRecorder).
 		late, err := r.awaitRecorder(req.Tenant, sh, snap.enq)
 		if err != nil {
-			return Decision{}, false, err
+			return false, err
 		}
-		d, err := r.s.decideOnPrimary(req, now)
-		if d = r.unshared(d); late && err == nil && !d.Degraded {
+		err = r.s.decideOnPrimary(req, now, d)
+		if r.unshared(d); late && err == nil && !d.Degraded {
 			d.Degraded, d.Why = true, WhyRecorder
 		}
-		return d, true, err
+		return true, err
 	}
 	var o *op
-	var err error
 	if now.UnixNano() < r.skipUntil.Load() {
 		err = errReplicaSkipped
 	} else {
@@ -145,11 +146,11 @@ func (r *replicaDecider) decide(_ context.Context, req Request, now time.Time) (
 		if o, perr = r.s.peekOn(r.s.primary, req, snap.keys, snap.args, r.s.budget); perr != nil {
 			// The primary's error is the one that counts (the breaker, an
 			// overload): the replica's is only told.
-			return Decision{}, false, fmt.Errorf("decide on replica for %s: %v; on the primary: %w", req.Tenant, err, perr)
+			return false, fmt.Errorf("decide on replica for %s: %v; on the primary: %w", req.Tenant, err, perr)
 		}
 	}
 	defer o.release()
-	d, cacheable := r.settle(sh, req, &snap, o.reply[:o.n], r.s.member(), now, err == nil)
+	cacheable = r.settle(sh, req, &snap, o.reply[:o.n], r.s.member(), now, err == nil, d)
 	// Admissions that do not reach the primary are unseen by every other
 	// gateway: a decision is only as shared as the recorder is healthy.
 	if !r.recorder.healthy() {
@@ -157,7 +158,7 @@ func (r *replicaDecider) decide(_ context.Context, req Request, now time.Time) (
 	} else if why := r.s.primaryWhy(req.Tenant, req.Rules); why != "" && d.Allowed {
 		d.Degraded, d.Why = true, why // its records land on the primary
 	}
-	return d, cacheable, nil
+	return cacheable, nil
 }
 
 // onPrimary decides on the primary a request the replica cannot (one
@@ -166,7 +167,7 @@ func (r *replicaDecider) decide(_ context.Context, req Request, now time.Time) (
 // has sent what this gateway admitted in them (if not within the budget,
 // anyway, marked degraded), and what it records in them joins the pending
 // logs and the recorder's queue, for the replica's next read to count.
-func (r *replicaDecider) onPrimary(req Request, now time.Time) (Decision, bool, error) {
+func (r *replicaDecider) onPrimary(req Request, now time.Time, d *Decision) (cacheable bool, err error) {
 	sh := r.shard(req.Tenant)
 	keys := withHighWater(r.s.keys(req.Tenant, req.Rules, now))
 	sh.mu.Lock()
@@ -177,22 +178,20 @@ func (r *replicaDecider) onPrimary(req Request, now time.Time) (Decision, bool, 
 	sh.mu.Unlock()
 	late := false
 	if pending {
-		var err error
 		if late, err = r.awaitRecorder(req.Tenant, sh, enq); err != nil {
-			return Decision{}, false, err
+			return false, err
 		}
 	}
-	d, err := r.s.decideOnPrimary(req, now)
-	if err != nil {
-		return Decision{}, false, err
+	if err := r.s.decideOnPrimary(req, now, d); err != nil {
+		return false, err
 	}
 	if d.Allowed {
-		r.pend(sh, req, keys, &d, now)
+		r.pend(sh, req, keys, d, now)
 	}
-	if d = r.unshared(d); late && !d.Degraded {
+	if r.unshared(d); late && !d.Degraded {
 		d.Degraded, d.Why = true, WhyRecorder
 	}
-	return d, !leaseDenied(req.Rules, &d), nil
+	return !leaseDenied(req.Rules, d), nil
 }
 
 // pendable: a rule whose records a replica read counts, a tenant's
@@ -294,11 +293,10 @@ var errReplicaSkipped = errors.New("limiter: the replica is skipped after a fail
 
 // unshared marks a decision made on the primary while the recorder fails:
 // the primary lacks this gateway's admissions that did not reach it.
-func (r *replicaDecider) unshared(d Decision) Decision {
+func (r *replicaDecider) unshared(d *Decision) {
 	if !d.Degraded && !r.recorder.healthy() {
 		d.Degraded, d.Why = true, WhyRecorder
 	}
-	return d
 }
 
 func (r *replicaDecider) shard(tenant string) *pendingShard {
@@ -374,10 +372,11 @@ const highWaterSuffix = ":hw:"
 // this gateway admitted while the script ran, and records an admission in
 // the pending logs and the recorder's queue (in the same order, under the
 // same lock: the script relies on the replica showing the oldest first).
-// cacheable is false when a retry-after is not known to be a lower bound.
-func (r *replicaDecider) settle(sh *pendingShard, req Request, snap *snapshot, v []int64, member string, now time.Time, onReplica bool) (Decision, bool) {
-	d, _ := parsePeek(req.Rules, v)
-	cacheable := true
+// It puts the decision in d. cacheable is false when a retry-after is not
+// known to be a lower bound.
+func (r *replicaDecider) settle(sh *pendingShard, req Request, snap *snapshot, v []int64, member string, now time.Time, onReplica bool, d *Decision) (cacheable bool) {
+	parsePeek(req.Rules, v, d)
+	cacheable = true
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	var logs [MaxRules]*pendingLog
@@ -413,9 +412,9 @@ func (r *replicaDecider) settle(sh *pendingShard, req Request, snap *snapshot, v
 		st.Remaining = max(st.Remaining-extra, 0)
 	}
 	if d.Allowed {
-		r.admit(sh, req, snap, &d, logs, member, now)
+		r.admit(sh, req, snap, d, logs, member, now)
 	}
-	return d, cacheable
+	return cacheable
 }
 
 // admit records an admission, with sh locked: in the pending logs and the

@@ -31,14 +31,14 @@ func TestSettleKnowsAReplacedLog(t *testing.T) {
 	r, req, sh := deciderFor(Rule{Name: "r", Limit: 3, Window: time.Second})
 
 	snapX := r.snapshot(sh, req, t0)
-	r.settle(sh, req, &snapX, reply(true, 3, 0, 0, 0), "x", t0, true) // X admitted: log L1 {X}
+	settled(r, sh, req, &snapX, reply(true, 3, 0, 0, 0), "x", t0, true) // X admitted: log L1 {X}
 
 	snapA := r.snapshot(sh, req, t0.Add(500*time.Millisecond))  // A reads: L1 with X
 	snapC := r.snapshot(sh, req, t0.Add(1100*time.Millisecond)) // X expired: L1 deleted
-	r.settle(sh, req, &snapC, reply(true, 3, 0, 0, 0), "c", t0.Add(1100*time.Millisecond), true)
+	settled(r, sh, req, &snapC, reply(true, 3, 0, 0, 0), "c", t0.Add(1100*time.Millisecond), true)
 
 	// A's replica shows X (visible 1) and one unit used of 3.
-	d, _ := r.settle(sh, req, &snapA, reply(true, 2, 0, 0, 1), "a", t0.Add(1200*time.Millisecond), true)
+	d, _ := settled(r, sh, req, &snapA, reply(true, 2, 0, 0, 1), "a", t0.Add(1200*time.Millisecond), true)
 	if !d.Allowed || d.Rules[0].Remaining != 0 {
 		t.Fatalf("A: got allowed=%v remaining=%d; want allowed with 0 left (X seen by the replica, C admitted meanwhile, A itself)",
 			d.Allowed, d.Rules[0].Remaining)
@@ -55,7 +55,7 @@ func TestDenialsLeaveNoPendingLog(t *testing.T) {
 	sh := r.shard(req.Tenant)
 	now := time.Unix(1_700_000_000, 0)
 	snap := r.snapshot(sh, req, now)
-	r.settle(sh, req, &snap, reply(false, 0, 500_000, 500_000, 0), "d", now, true)
+	settled(r, sh, req, &snap, reply(false, 0, 500_000, 500_000, 0), "d", now, true)
 	if n := len(sh.logs); n != 0 {
 		t.Fatalf("%d pending logs after a denial; want 0", n)
 	}
@@ -71,7 +71,7 @@ func TestPendingLogsOfGoneClientsAreSwept(t *testing.T) {
 		req := Request{Tenant: "anon:" + string(rune('a'+i%26)) + string(rune('a'+i/26)), Rules: []Rule{rule}}
 		sh := r.shard(req.Tenant)
 		snap := r.snapshot(sh, req, now)
-		r.settle(sh, req, &snap, reply(true, 10, 0, 0, 0), "m", now, true)
+		settled(r, sh, req, &snap, reply(true, 10, 0, 0, 0), "m", now, true)
 	}
 	later := now.Add(sweepEvery + 2*time.Second)
 	total := 0
@@ -95,12 +95,19 @@ func TestFallbackReadKeepsPendingEntries(t *testing.T) {
 	for _, onReplica := range []bool{true, false} {
 		r, req, sh := deciderFor(Rule{Name: "r", Limit: 10, Window: time.Minute})
 		snap := r.snapshot(sh, req, t0)
-		r.settle(sh, req, &snap, reply(true, 10, 0, 0, 0), "x", t0, true) // X pending
+		settled(r, sh, req, &snap, reply(true, 10, 0, 0, 0), "x", t0, true) // X pending
 		snap = r.snapshot(sh, req, t0.Add(time.Second))
-		r.settle(sh, req, &snap, reply(true, 9, 0, 0, 1), "y", t0.Add(time.Second), onReplica) // the read shows X
-		want := map[bool]int{true: 1, false: 2}[onReplica]                                     // Y, and X unless the replica showed it
+		settled(r, sh, req, &snap, reply(true, 9, 0, 0, 1), "y", t0.Add(time.Second), onReplica) // the read shows X
+		want := map[bool]int{true: 1, false: 2}[onReplica]                                       // Y, and X unless the replica showed it
 		if n := len(sh.logs[Key("p", "acme", "r")].entries); n != want {
 			t.Errorf("read on the replica=%v: %d pending; want %d", onReplica, n, want)
 		}
 	}
+}
+
+// settled is r.settle returning the decision.
+func settled(r *replicaDecider, sh *pendingShard, req Request, snap *snapshot, v []int64, member string, now time.Time, onReplica bool) (Decision, bool) {
+	var d Decision
+	cacheable := r.settle(sh, req, snap, v, member, now, onReplica, &d)
+	return d, cacheable
 }

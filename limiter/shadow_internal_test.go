@@ -64,7 +64,7 @@ func TestSettleShadowRule(t *testing.T) {
 		if snap.keys[1] != shadowKey {
 			t.Fatalf("shadow rule's key %q; want %q", snap.keys[1], shadowKey)
 		}
-		d, _ := r.settle(sh, req, &snap, v, "m", t0.Add(at), true)
+		d, _ := settled(r, sh, req, &snap, v, "m", t0.Add(at), true)
 		return d
 	}
 	if d := settle(0, 1, 10, 0, 0, 0, 2, 0, 0, 0); !d.Allowed || d.ShadowDenied() {
@@ -92,7 +92,7 @@ func TestSettleShadowRule(t *testing.T) {
 	lg := &pendingLog{window: time.Minute}
 	lg.append(pendingEntry{member: "x:1", cost: 2, at: t0.Add(2 * time.Second)})
 	sh.logs[shadowKey] = lg
-	d, _ = r.settle(sh, req, &snap, []int64{1, 8, 0, 0, 0, 1, 0, 0, 0}, "n", t0.Add(2*time.Second), true)
+	d, _ = settled(r, sh, req, &snap, []int64{1, 8, 0, 0, 0, 1, 0, 0, 0}, "n", t0.Add(2*time.Second), true)
 	if !d.Allowed || !d.Rules[1].Denied() || d.Rules[0].Denied() {
 		t.Fatalf("3rd: got allowed=%v states %+v; want allowed, the shadow rule denied", d.Allowed, d.States())
 	}

@@ -45,16 +45,17 @@ func runEnd(rules []Rule, lo int) int {
 
 // decideSplit decides req, whose rules count under more than one hash
 // tag, one call per run as decision seq, and merges the answers into the
-// Decision one call would have given.
-func (s *RedisStore) decideSplit(req Request, seq uint64, now time.Time) (Decision, error) {
-	d := Decision{Allowed: true, N: len(req.Rules), Seq: seq}
+// Decision one call would have given, in d.
+func (s *RedisStore) decideSplit(req Request, seq uint64, now time.Time, d *Decision) error {
+	*d = Decision{Allowed: true, N: len(req.Rules), Seq: seq}
+	var rd Decision
 	for lo := 0; lo < len(req.Rules); {
 		hi := runEnd(req.Rules, lo)
 		run := Request{Tenant: req.Tenant, Rules: req.Rules[lo:hi]}
-		rd, err := s.decideCall(run, ruleTag(req.Tenant, req.Rules[lo]), seq, now)
-		if err != nil {
-			s.undoRuns(req, seq, now, &d, lo)
-			return Decision{}, fmt.Errorf("decide for %s (%s): %w", req.Tenant, ruleTag(req.Tenant, req.Rules[lo]), err)
+		if err := s.decideCall(run, ruleTag(req.Tenant, req.Rules[lo]), seq, now, &rd); err != nil {
+			s.undoRuns(req, seq, now, d, lo)
+			*d = Decision{}
+			return fmt.Errorf("decide for %s (%s): %w", req.Tenant, ruleTag(req.Tenant, req.Rules[lo]), err)
 		}
 		copy(d.Rules[lo:hi], rd.Rules[:hi-lo])
 		if rd.Degraded && !d.Degraded {
@@ -64,13 +65,13 @@ func (s *RedisStore) decideSplit(req Request, seq uint64, now time.Time) (Decisi
 			for i := hi; i < len(req.Rules); i++ {
 				d.Rules[i] = RuleState{Undecided: true}
 			}
-			s.undoRuns(req, seq, now, &d, lo)
+			s.undoRuns(req, seq, now, d, lo)
 			d.Allowed, d.Degraded, d.Why = false, false, ""
-			return d, nil
+			return nil
 		}
 		lo = hi
 	}
-	return d, nil
+	return nil
 }
 
 // undoRuns takes back what decision seq recorded in req's rules before
