@@ -28,12 +28,13 @@ func TestDegradedDecisionsDoNotAllocate(t *testing.T) {
 	} {
 		g := newGuard(t, &fakeStore{err: errors.New("connection refused")}, settings(tc.mode))
 		req := limiter.Request{Tenant: "t", Rules: tc.rules}
+		var v degrade.Verdict
 		for range 1000 { // the logs grow to their size
-			v := g.Decide(context.Background(), req)
+			g.Decide(context.Background(), req, &v)
 			g.Release(req, &v)
 		}
 		if n := testing.AllocsPerRun(200, func() {
-			v := g.Decide(context.Background(), req)
+			g.Decide(context.Background(), req, &v)
 			g.Release(req, &v)
 		}); n != 0 {
 			t.Errorf("%s, %d rules: %.1f allocations per degraded decision; want 0", tc.mode, len(tc.rules), n)

@@ -113,34 +113,43 @@ func New(store Store, s Settings, o Options) (*Guard, error) {
 // currentGuard is the Guard l1gw_breaker_state reports: the last built.
 var currentGuard atomic.Pointer[Guard]
 
-// Decide asks the store and never fails: a store that errs or stays silent
-// past the budget, or that the breaker cuts off, gets a degraded verdict;
-// a decision the gateway could not send in time gets an overloaded one.
-func (g *Guard) Decide(ctx context.Context, req limiter.Request) Verdict {
+// Decide puts in v the verdict on req, whatever v held. It asks the store
+// and never fails: a store that errs or stays silent past the budget, or
+// that the breaker cuts off, gets a degraded verdict; a decision the
+// gateway could not send in time gets an overloaded one. v is filled in
+// place: a Verdict is about 1.2 KB, and the request path keeps one per
+// request.
+func (g *Guard) Decide(ctx context.Context, req limiter.Request, v *Verdict) {
+	v.Reset()
 	sh := g.shard(g.store.Shard(req.Tenant))
 	ticket, ok := sh.primary.Allow()
 	if !ok {
 		degradedTotal(reasonBreaker).Inc()
 		g.logBreaker(sh)
-		return g.fallback(ctx, sh, req, g.settings.Budget)
+		g.fallback(ctx, sh, req, g.settings.Budget, v)
+		return
 	}
-	d, err := g.store.Decide(ctx, req)
+	var err error
+	v.Decision, err = g.store.Decide(ctx, req)
 	if err == nil {
 		sh.primary.Done(ticket, true)
+		d := &v.Decision
 		if d.Degraded {
 			degradedTotal(d.Why).Inc()
 			g.logError(d.Why, sh, nil)
 		}
-		v := Verdict{Allowed: d.Allowed, Degraded: d.Degraded, Decision: d}
+		v.Allowed, v.Degraded = d.Allowed, d.Degraded
 		if d.Allowed && limiter.HasLease(req.Rules) {
 			v.leases = leasesStore
 		}
-		return v
+		return
 	}
+	v.Decision.N = 0
 	if errors.Is(err, limiter.ErrOverload) {
 		sh.primary.Cancel(ticket) // says nothing about Redis
 		overloadTotal.Inc()
-		return Verdict{Overloaded: true}
+		v.Overloaded = true
+		return
 	}
 	sh.failed(ticket, err)
 	reason, left := reasonError, g.settings.Budget
@@ -149,7 +158,7 @@ func (g *Guard) Decide(ctx context.Context, req limiter.Request) Verdict {
 	}
 	degradedTotal(reason).Inc()
 	g.logError(reason, sh, err)
-	return g.fallback(ctx, sh, req, left)
+	g.fallback(ctx, sh, req, left, v)
 }
 
 // fallback is the verdict without the primary: the replica's denial if it
@@ -157,9 +166,10 @@ func (g *Guard) Decide(ctx context.Context, req limiter.Request) Verdict {
 // budget is one for the whole decision: a primary silent past it leaves
 // nothing; one that failed at once (refused, an error reply) leaves it
 // whole, since the store judges silence only and answers errors as they
-// come.
-func (g *Guard) fallback(ctx context.Context, sh *shard, req limiter.Request, within time.Duration) Verdict {
-	v := Verdict{Degraded: true}
+// come. It sets v's fields, which Decide cleared but for its Decision.
+func (g *Guard) fallback(ctx context.Context, sh *shard, req limiter.Request, within time.Duration, v *Verdict) {
+	v.Degraded = true
+	v.Decision = limiter.Decision{}
 	if within > 0 {
 		if ticket, ok := sh.replica.Allow(); ok {
 			d, denied, err := g.store.ReplicaDenies(ctx, req, within)
@@ -167,7 +177,7 @@ func (g *Guard) fallback(ctx context.Context, sh *shard, req limiter.Request, wi
 			if denied {
 				replicaDenials.Inc()
 				v.Decision = d
-				return v
+				return
 			}
 		}
 	}
@@ -189,7 +199,15 @@ func (g *Guard) fallback(ctx context.Context, sh *shard, req limiter.Request, wi
 	if v.Allowed && limiter.HasLease(req.Rules) {
 		v.leases = leasesLocal
 	}
-	return v
+}
+
+// Reset makes v a verdict of nothing (no rule states, no leases) without
+// zeroing the rule states past Decision.N, which nothing reads: the
+// request path reuses a Verdict for request after request.
+func (v *Verdict) Reset() {
+	v.Allowed, v.Degraded, v.Refused, v.Overloaded, v.leases = false, false, false, false, leasesNone
+	d := &v.Decision
+	d.Allowed, d.Degraded, d.Why, d.N, d.Seq = false, false, "", 0, 0
 }
 
 // HoldsLeases reports whether the request took leases for concurrency

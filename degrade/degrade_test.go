@@ -104,7 +104,7 @@ func TestFailModes(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.mode, func(t *testing.T) {
 			g := newGuard(t, &fakeStore{err: errors.New("READONLY You can't write against a read only replica")}, settings(tc.mode))
-			v := g.Decide(context.Background(), req)
+			v := decide(g, req)
 			if v.Allowed != tc.allowed || v.Degraded != tc.degraded || v.Refused != tc.refused {
 				t.Fatalf("got allowed=%v degraded=%v refused=%v; want %v %v %v", v.Allowed, v.Degraded, v.Refused, tc.allowed, tc.degraded, tc.refused)
 			}
@@ -116,7 +116,7 @@ func TestFailLocalEnforcesAShareOfTheLimit(t *testing.T) {
 	g := newGuard(t, &fakeStore{err: errors.New("connection refused")}, settings(degrade.FailLocal))
 	allowed := 0
 	for range 20 {
-		v := g.Decide(context.Background(), req)
+		v := decide(g, req)
 		if !v.Degraded {
 			t.Fatal("verdict not degraded")
 		}
@@ -136,7 +136,7 @@ func TestFailLocalShadowRulesNeverDeny(t *testing.T) {
 	shadowed := limiter.Request{Tenant: "acme", Rules: []limiter.Rule{{Name: "r", Limit: 100, Window: time.Minute},
 		{Name: "trial", Limit: 4, Window: time.Minute, Mode: limiter.RuleShadow}}}
 	for i := 1; i <= 5; i++ {
-		v := g.Decide(context.Background(), shadowed)
+		v := decide(g, shadowed)
 		if !v.Allowed || v.Decision.ShadowDenied() != (i > 2) {
 			t.Fatalf("request %d: got allowed=%v shadow-denied=%v; want true %v (4 over 2 expected gateways)", i, v.Allowed, v.Decision.ShadowDenied(), i > 2)
 		}
@@ -148,11 +148,11 @@ func TestFailLocalShadowRulesNeverDeny(t *testing.T) {
 func TestBudgetErrorDegrades(t *testing.T) {
 	store := &fakeStore{err: fmt.Errorf("%w: no reply from 127.0.0.1:6379 for 12ms", limiter.ErrBudget)}
 	g := newGuard(t, store, settings(degrade.FailOpen))
-	if v := g.Decide(context.Background(), req); !v.Degraded || !v.Allowed {
+	if v := decide(g, req); !v.Degraded || !v.Allowed {
 		t.Fatalf("silent Redis: got %+v; want a degraded admit", v)
 	}
 	store.set(nil)
-	if v := g.Decide(context.Background(), req); v.Degraded || !v.Allowed {
+	if v := decide(g, req); v.Degraded || !v.Allowed {
 		t.Fatalf("Redis answers again: got %+v; want the store's answer", v)
 	}
 }
@@ -165,7 +165,7 @@ func TestOverloadIsShedNotDegraded(t *testing.T) {
 			store := &fakeStore{err: fmt.Errorf("decide for t: %w", limiter.ErrOverload), replica: &fakeReplica{}}
 			g := newGuard(t, store, settings(mode))
 			for range 10 {
-				v := g.Decide(context.Background(), req)
+				v := decide(g, req)
 				if !v.Overloaded || v.Allowed || v.Degraded || v.Refused {
 					t.Fatalf("overload: got %+v; want overloaded only", v)
 				}
@@ -184,14 +184,14 @@ func TestBreakerStopsCallingAFailingStore(t *testing.T) {
 	store := &fakeStore{err: errors.New("connection refused")}
 	g := newGuard(t, store, settings(degrade.FailOpen))
 	for range 3 {
-		g.Decide(context.Background(), req)
+		decide(g, req)
 	}
 	if g.BreakerState() != degrade.Open {
 		t.Fatalf("after 3 failures: breaker %v; want open", g.BreakerState())
 	}
 	before := store.count()
 	for range 100 {
-		if v := g.Decide(context.Background(), req); !v.Degraded || !v.Allowed {
+		if v := decide(g, req); !v.Degraded || !v.Allowed {
 			t.Fatalf("breaker open: got %+v; want a degraded admit", v)
 		}
 	}
@@ -203,12 +203,12 @@ func TestBreakerStopsCallingAFailingStore(t *testing.T) {
 func TestReplicaDenialWhileThePrimaryIsDown(t *testing.T) {
 	down := &fakeStore{err: errors.New("connection refused"), replica: &fakeReplica{full: true}}
 	g := newGuard(t, down, settings(degrade.FailOpen))
-	v := g.Decide(context.Background(), req)
+	v := decide(g, req)
 	if v.Allowed || !v.Degraded || v.Decision.RetryAfter() != time.Second {
 		t.Fatalf("replica shows the rule full: got allowed=%v degraded=%v retry=%v; want a degraded denial", v.Allowed, v.Degraded, v.Decision.RetryAfter())
 	}
 	down.replica = &fakeReplica{err: errors.New("replica down too")}
-	if v := g.Decide(context.Background(), req); !v.Allowed || !v.Degraded {
+	if v := decide(g, req); !v.Allowed || !v.Degraded {
 		t.Fatalf("replica down too: got %+v; want the fail mode (open)", v)
 	}
 }
@@ -219,7 +219,7 @@ func TestOneBudgetPerDecision(t *testing.T) {
 	s := settings(degrade.FailOpen)
 	store := &fakeStore{err: errors.New("connection refused"), replica: &fakeReplica{}}
 	g := newGuard(t, store, s)
-	if v := g.Decide(context.Background(), req); !v.Allowed || !v.Degraded {
+	if v := decide(g, req); !v.Allowed || !v.Degraded {
 		t.Fatalf("primary refused, replica shows room: got %+v; want the fail mode (admit, degraded)", v)
 	}
 	if r := store.replica; r.asked != 1 || r.within <= 0 || r.within > s.Budget {
@@ -230,10 +230,10 @@ func TestOneBudgetPerDecision(t *testing.T) {
 func TestMemoryStoreDecidesDirectly(t *testing.T) {
 	g := newGuard(t, limiter.NewMemoryStore(nil), settings(degrade.FailOpen))
 	r := limiter.Request{Tenant: "t", Rules: []limiter.Rule{{Name: "r", Limit: 1, Window: time.Minute}}}
-	if v := g.Decide(context.Background(), r); !v.Allowed || v.Degraded {
+	if v := decide(g, r); !v.Allowed || v.Degraded {
 		t.Fatalf("1st: got %+v; want allowed, not degraded", v)
 	}
-	if v := g.Decide(context.Background(), r); v.Allowed || v.Degraded {
+	if v := decide(g, r); v.Allowed || v.Degraded {
 		t.Fatalf("2nd: got allowed=%v degraded=%v; want denied, not degraded", v.Allowed, v.Degraded)
 	}
 }
@@ -250,8 +250,9 @@ func BenchmarkGuardDecide(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
+	var v degrade.Verdict
 	for b.Loop() {
-		if v := g.Decide(context.Background(), req); !v.Allowed {
+		if g.Decide(context.Background(), req, &v); !v.Allowed {
 			b.Fatal("denied")
 		}
 	}
@@ -265,7 +266,7 @@ func TestOneFailedCallCountsOnce(t *testing.T) {
 	store := &fakeStore{err: fmt.Errorf("decide for t: %w", call)}
 	g := newGuard(t, store, settings(degrade.FailOpen)) // opens after 3 failures
 	for range 50 {
-		if v := g.Decide(context.Background(), req); !v.Degraded {
+		if v := decide(g, req); !v.Degraded {
 			t.Fatalf("got %+v; want degraded", v)
 		}
 	}
@@ -274,7 +275,7 @@ func TestOneFailedCallCountsOnce(t *testing.T) {
 	}
 	for id := uint64(8); id < 11; id++ {
 		store.set(fmt.Errorf("decide for t: %w", &limiter.CallError{ID: id, Err: limiter.ErrBudget}))
-		g.Decide(context.Background(), req)
+		decide(g, req)
 	}
 	if g.BreakerState() != degrade.Open {
 		t.Fatalf("3 more failed calls: breaker %v; want open", g.BreakerState())
@@ -288,9 +289,16 @@ func TestFailedCallsCountInAnyOrder(t *testing.T) {
 	g := newGuard(t, store, settings(degrade.FailOpen)) // opens after 3 failures
 	for _, id := range []uint64{20, 19, 20, 18} {
 		store.set(fmt.Errorf("decide for t: %w", &limiter.CallError{ID: id, Err: limiter.ErrBudget}))
-		g.Decide(context.Background(), req)
+		decide(g, req)
 	}
 	if g.BreakerState() != degrade.Open {
 		t.Fatalf("3 distinct failed calls, out of order: breaker %v; want open", g.BreakerState())
 	}
+}
+
+// decide is g.Decide returning the verdict.
+func decide(g *degrade.Guard, req limiter.Request) degrade.Verdict {
+	var v degrade.Verdict
+	g.Decide(context.Background(), req, &v)
+	return v
 }

@@ -18,8 +18,9 @@ func ExampleGuard_Decide() {
 	for _, mode := range []string{degrade.FailOpen, degrade.FailClosed} {
 		g, _ := degrade.New(store, degrade.Settings{Budget: 10 * time.Millisecond, FailMode: mode,
 			Breaker: degrade.BreakerOptions{Failures: 3, Cooldown: time.Second}}, degrade.Options{Log: quiet})
+		var v degrade.Verdict
 		for range 4 {
-			v := g.Decide(context.Background(), limiter.Request{Tenant: "acme", Rules: []limiter.Rule{{Name: "r", Limit: 10, Window: time.Minute}}})
+			g.Decide(context.Background(), limiter.Request{Tenant: "acme", Rules: []limiter.Rule{{Name: "r", Limit: 10, Window: time.Minute}}}, &v)
 			fmt.Printf("%s: allowed=%v degraded=%v refused=%v breaker=%v\n", mode, v.Allowed, v.Degraded, v.Refused, g.BreakerState())
 		}
 	}

@@ -1,7 +1,6 @@
 package degrade_test
 
 import (
-	"context"
 	"errors"
 	"testing"
 	"time"
@@ -25,13 +24,13 @@ func TestConcurrencyHoldsWhileDegraded(t *testing.T) {
 			req := limiter.Request{Tenant: "t", Rules: rules}
 			var held []degrade.Verdict
 			for i := range 2 {
-				v := g.Decide(context.Background(), req)
+				v := decide(g, req)
 				if !v.Allowed || !v.Degraded || !v.HoldsLeases() {
 					t.Fatalf("request %d: %+v; want admitted, degraded, holding a lease", i+1, v)
 				}
 				held = append(held, v)
 			}
-			v := g.Decide(context.Background(), req)
+			v := decide(g, req)
 			if v.Allowed || v.HoldsLeases() {
 				t.Fatalf("3rd in flight: %+v; want denied: 4 / 2 gateways", v)
 			}
@@ -46,10 +45,10 @@ func TestConcurrencyHoldsWhileDegraded(t *testing.T) {
 				t.Fatal("a released verdict still holds leases")
 			}
 			g.Release(req, &held[0]) // a second release gives nothing back twice
-			if v := g.Decide(context.Background(), req); !v.Allowed {
+			if v := decide(g, req); !v.Allowed {
 				t.Fatalf("after a release: %+v; want admitted", v)
 			}
-			if v := g.Decide(context.Background(), req); v.Allowed {
+			if v := decide(g, req); v.Allowed {
 				t.Fatal("3rd in flight after one release and one new: admitted; want denied")
 			}
 		})
@@ -64,10 +63,10 @@ func TestLeasesOnlyUnderAConcurrencyLimit(t *testing.T) {
 	lease := limiter.Rule{Name: "concurrency", Limit: 5, Window: time.Minute, Lease: true}
 	for _, store := range []*fakeStore{{}, {err: errors.New("connection refused")}} {
 		g := newGuard(t, store, settings(degrade.FailOpen))
-		if v := g.Decide(context.Background(), limiter.Request{Tenant: "t", Rules: []limiter.Rule{rate}}); !v.Allowed || v.HoldsLeases() {
+		if v := decide(g, limiter.Request{Tenant: "t", Rules: []limiter.Rule{rate}}); !v.Allowed || v.HoldsLeases() {
 			t.Fatalf("store err %v, a rate rule alone: %+v; want admitted, holding nothing", store.err, v)
 		}
-		if v := g.Decide(context.Background(), limiter.Request{Tenant: "t", Rules: []limiter.Rule{rate, lease}}); !v.Allowed || !v.HoldsLeases() {
+		if v := decide(g, limiter.Request{Tenant: "t", Rules: []limiter.Rule{rate, lease}}); !v.Allowed || !v.HoldsLeases() {
 			t.Fatalf("store err %v, with a concurrency limit: %+v; want admitted, holding its lease", store.err, v)
 		}
 	}

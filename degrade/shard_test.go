@@ -50,7 +50,7 @@ func (s *shardedStore) ReplicaDenies(context.Context, limiter.Request, time.Dura
 }
 
 func decideFor(g *degrade.Guard, tenant string) degrade.Verdict {
-	return g.Decide(context.Background(), limiter.Request{Tenant: tenant, Rules: req.Rules})
+	return decide(g, limiter.Request{Tenant: tenant, Rules: req.Rules})
 }
 
 // TestBreakersArePerShard: a failing shard opens its own breaker only;

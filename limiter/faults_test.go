@@ -346,15 +346,16 @@ func TestClusterFailoverIsFollowedPerShard(t *testing.T) {
 	victim.Kill()
 	killed := time.Now()
 	var exactAgain time.Time
+	var v degrade.Verdict
 	for exactAgain.IsZero() {
 		if time.Since(killed) > 20*time.Second {
 			t.Fatal("the killed shard's tenant not exact again 20 s after its primary was killed")
 		}
-		if v := guard.Decide(context.Background(), limiter.Request{Tenant: kept, Rules: r}); v.Degraded {
+		if guard.Decide(context.Background(), limiter.Request{Tenant: kept, Rules: r}, &v); v.Degraded {
 			_, err := s.Decide(context.Background(), limiter.Request{Tenant: kept, Rules: r})
 			t.Fatalf("a tenant of a healthy shard degraded while another shard fails over (now: %v)", err)
 		}
-		if v := guard.Decide(context.Background(), limiter.Request{Tenant: lost, Rules: []limiter.Rule{short}}); !v.Degraded {
+		if guard.Decide(context.Background(), limiter.Request{Tenant: lost, Rules: []limiter.Rule{short}}, &v); !v.Degraded {
 			exactAgain = time.Now()
 		}
 		time.Sleep(5 * time.Millisecond)

@@ -61,9 +61,9 @@ func TestPanicIsRecovered(t *testing.T) {
 // decision waiting on Redis would.
 type slowVerdict struct{ wait time.Duration }
 
-func (s slowVerdict) Decide(context.Context, limiter.Request) degrade.Verdict {
+func (s slowVerdict) Decide(_ context.Context, _ limiter.Request, v *degrade.Verdict) {
 	time.Sleep(s.wait)
-	return decided(degrade.Verdict{Allowed: true}, 99, time.Minute, 0)
+	*v = decided(degrade.Verdict{Allowed: true}, 99, time.Minute, 0)
 }
 
 func (slowVerdict) Release(limiter.Request, *degrade.Verdict) {}

@@ -14,8 +14,8 @@ import (
 // overloadedVerdict decides nothing: every decision is shed.
 type overloadedVerdict struct{}
 
-func (overloadedVerdict) Decide(context.Context, limiter.Request) degrade.Verdict {
-	return degrade.Verdict{Overloaded: true}
+func (overloadedVerdict) Decide(_ context.Context, _ limiter.Request, v *degrade.Verdict) {
+	*v = degrade.Verdict{Overloaded: true}
 }
 
 func (overloadedVerdict) Release(limiter.Request, *degrade.Verdict) {}

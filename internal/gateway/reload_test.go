@@ -19,9 +19,9 @@ type reloadingDecider struct{ during func() }
 
 func (d reloadingDecider) Release(limiter.Request, *degrade.Verdict) {}
 
-func (d reloadingDecider) Decide(context.Context, limiter.Request) degrade.Verdict {
+func (d reloadingDecider) Decide(_ context.Context, _ limiter.Request, v *degrade.Verdict) {
 	d.during()
-	return degrade.Verdict{Allowed: true}
+	*v = degrade.Verdict{Allowed: true}
 }
 
 // TestTwoReloadsDuringADecision: a tenant with an upstream of its own is

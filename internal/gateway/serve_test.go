@@ -13,7 +13,7 @@ import (
 // fixedVerdict is a decider that always answers v.
 type fixedVerdict struct{ v degrade.Verdict }
 
-func (f fixedVerdict) Decide(context.Context, limiter.Request) degrade.Verdict { return f.v }
+func (f fixedVerdict) Decide(_ context.Context, _ limiter.Request, v *degrade.Verdict) { *v = f.v }
 
 func (f fixedVerdict) Release(limiter.Request, *degrade.Verdict) {}
 
