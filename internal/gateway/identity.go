@@ -23,8 +23,8 @@ const (
 )
 
 // keyScratch is where a key that needs decoding (percent-encoded in the
-// query, base64 in Basic credentials) is decoded: on the stack of the
-// request path.
+// query, base64 in Basic credentials) is decoded: in the request's
+// admission.
 type keyScratch [2 * tenants.KeyBufLen]byte
 
 // identity is what a request says about who is calling.
