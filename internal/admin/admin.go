@@ -12,6 +12,8 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http/pprof"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -117,6 +119,7 @@ func New(p Parts) (*Admin, error) {
 	r.RedirectTrailingSlash = false
 	r.RedirectFixedPath = false
 	r.HandleOPTIONS = false
+	r.MethodNotAllowed = methodNotAllowed
 	r.GET("/healthz", a.healthz)
 	r.GET("/readyz", a.readyz)
 	r.GET("/metrics", func(ctx *fasthttp.RequestCtx) { metrics.WritePrometheus(ctx, true) })
@@ -151,8 +154,37 @@ func New(p Parts) (*Admin, error) {
 	return a, nil
 }
 
-// Handler serves the admin API.
-func (a *Admin) Handler() fasthttp.RequestHandler { return a.router.Handler }
+// Handler serves the admin API. Every GET answers HEAD too (RFC 9110
+// §9.3.2): routed as the GET, and fasthttp sends the answer's fields
+// without its body.
+func (a *Admin) Handler() fasthttp.RequestHandler {
+	return func(ctx *fasthttp.RequestCtx) {
+		if !ctx.IsHead() {
+			a.router.Handler(ctx)
+			return
+		}
+		ctx.Request.Header.SetMethod(fasthttp.MethodGet)
+		a.router.Handler(ctx)
+		ctx.Request.Header.SetMethod(fasthttp.MethodHead) // fasthttp leaves out the body of a HEAD's answer
+	}
+}
+
+// methodNotAllowed is the router's 405, with an Allow that names what is
+// served: HEAD beside GET, as Handler serves it, and not OPTIONS, which
+// the router always adds but is not served here.
+func methodNotAllowed(ctx *fasthttp.RequestCtx) {
+	h := &ctx.Response.Header
+	allow := slices.DeleteFunc(strings.Split(string(h.Peek(fasthttp.HeaderAllow)), ", "), func(m string) bool {
+		return m == fasthttp.MethodOptions
+	})
+	if slices.Contains(allow, fasthttp.MethodGet) {
+		allow = append(allow, fasthttp.MethodHead)
+		slices.Sort(allow)
+	}
+	h.Set(fasthttp.HeaderAllow, strings.Join(allow, ", "))
+	ctx.SetStatusCode(fasthttp.StatusMethodNotAllowed)
+	ctx.SetBodyString(fasthttp.StatusMessage(fasthttp.StatusMethodNotAllowed))
+}
 
 // SetReady marks the gateway ready (listeners up) or not (shutting down).
 func (a *Admin) SetReady(v bool) { a.ready.Store(v) }

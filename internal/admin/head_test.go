@@ -1,0 +1,80 @@
+package admin
+
+import (
+	"net"
+	"testing"
+
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttputil"
+
+	"github.com/l1gw/l1gw/limiter"
+)
+
+// TestHeadIsGetWithoutItsBody: every GET of the admin API answers HEAD
+// with the GET's status and fields and no body, through a real fasthttp
+// server; a 405's Allow names HEAD beside GET and not OPTIONS, which is
+// not served, and a POST-only route refuses HEAD.
+func TestHeadIsGetWithoutItsBody(t *testing.T) {
+	result := ReloadOK
+	a := newTestAdmin(t, "tok", limiter.NewMemoryStore(nil), &result)
+	ln := fasthttputil.NewInmemoryListener()
+	srv := &fasthttp.Server{Handler: a.Handler()}
+	go srv.Serve(ln) //nolint:errcheck // ends with Shutdown
+	t.Cleanup(func() { srv.Shutdown() })
+	c := &fasthttp.Client{Dial: func(string) (net.Conn, error) { return ln.Dial() }}
+
+	do := func(method, path, token string) (status int, allow string, length int, body string) {
+		t.Helper()
+		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		defer fasthttp.ReleaseRequest(req)
+		defer fasthttp.ReleaseResponse(resp)
+		req.Header.SetMethod(method)
+		req.SetRequestURI("http://admin.test" + path)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp.SkipBody = method == fasthttp.MethodHead
+		if err := c.Do(req, resp); err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		return resp.StatusCode(), string(resp.Header.Peek("Allow")), resp.Header.ContentLength(), string(resp.Body())
+	}
+
+	for _, tc := range []struct {
+		path, token string
+		status      int
+	}{
+		{"/healthz", "", 200},
+		{"/readyz", "", 200},
+		{"/metrics", "", 200},
+		{"/v1/config", "tok", 200},
+		{"/v1/tenants/acme/usage", "tok", 200},
+		{"/v1/tenants/nobody/usage", "tok", 404},
+		{"/v1/config", "", 401},
+	} {
+		gs, _, glen, gbody := do(fasthttp.MethodGet, tc.path, tc.token)
+		hs, _, hlen, hbody := do(fasthttp.MethodHead, tc.path, tc.token)
+		if gs != tc.status || hs != gs {
+			t.Errorf("%s: GET %d, HEAD %d; want %d for both", tc.path, gs, hs, tc.status)
+		}
+		if hbody != "" {
+			t.Errorf("HEAD %s: a body of %d bytes", tc.path, len(hbody))
+		}
+		if tc.path != "/metrics" && (hlen != glen || glen != len(gbody)) { // metrics change between the two
+			t.Errorf("%s: Content-Length %d for HEAD, %d for GET (body %d)", tc.path, hlen, glen, len(gbody))
+		}
+	}
+
+	if s, allow, _, _ := do(fasthttp.MethodPost, "/healthz", ""); s != 405 || allow != "GET, HEAD" {
+		t.Errorf("POST /healthz: %d, Allow %q; want 405, \"GET, HEAD\"", s, allow)
+	}
+	if s, allow, _, _ := do(fasthttp.MethodPost, "/v1/tenants/acme", "tok"); s != 405 || allow != "DELETE, GET, HEAD, PUT" {
+		t.Errorf("POST /v1/tenants/acme: %d, Allow %q; want 405, \"DELETE, GET, HEAD, PUT\"", s, allow)
+	}
+	if s, allow, _, _ := do(fasthttp.MethodOptions, "/healthz", ""); s != 405 || allow != "GET, HEAD" {
+		t.Errorf("OPTIONS /healthz: %d, Allow %q; want 405, \"GET, HEAD\"", s, allow)
+	}
+	if s, allow, _, _ := do(fasthttp.MethodHead, "/v1/reload", "tok"); s != 405 || allow != "POST" {
+		t.Errorf("HEAD /v1/reload: %d, Allow %q; want 405, \"POST\"", s, allow)
+	}
+}
