@@ -120,7 +120,9 @@ var hdrAuthorization = []byte("Authorization")
 // admission is what the request path decided on the headers alone: the
 // tenant, its rules and the verdict, the upstream, the request ID. It is
 // decided before any body byte is read (Expect) or before the body is
-// forwarded (Serve).
+// forwarded (Serve). It comes from admissions and goes back when Serve
+// returns, so nothing may keep it past that: what outlives the handler (a
+// streamed body's lease release, a tunnel) takes a copy (lease).
 type admission struct {
 	pool     *upstream.Pool
 	tenant   *tenants.Tenant
