@@ -4,6 +4,7 @@
 package admin
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -156,28 +157,35 @@ func New(p Parts) (*Admin, error) {
 
 // Handler serves the admin API. Every GET answers HEAD too (RFC 9110
 // §9.3.2): routed as the GET, and fasthttp sends the answer's fields
-// without its body.
+// without its body. The profiler's are the exception: a HEAD would run a
+// 30 s profile, or a GC, for an answer nobody reads.
 func (a *Admin) Handler() fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
-		if !ctx.IsHead() {
+		if !ctx.IsHead() || isPprof(ctx.Path()) {
 			a.router.Handler(ctx)
 			return
 		}
 		ctx.Request.Header.SetMethod(fasthttp.MethodGet)
+		// Put back even after a panic: fasthttp leaves out the body of a
+		// HEAD's answer, the recoverer's 500 too, by the request's method.
+		defer ctx.Request.Header.SetMethod(fasthttp.MethodHead)
 		a.router.Handler(ctx)
-		ctx.Request.Header.SetMethod(fasthttp.MethodHead) // fasthttp leaves out the body of a HEAD's answer
 	}
 }
 
+// isPprof: the path is the profiler's.
+func isPprof(path []byte) bool { return bytes.HasPrefix(path, []byte("/debug/pprof/")) }
+
 // methodNotAllowed is the router's 405, with an Allow that names what is
-// served: HEAD beside GET, as Handler serves it, and not OPTIONS, which
-// the router always adds but is not served here.
+// served: HEAD beside GET, as Handler serves it (not on the profiler's
+// paths), and not OPTIONS, which the router always adds but is not served
+// here.
 func methodNotAllowed(ctx *fasthttp.RequestCtx) {
 	h := &ctx.Response.Header
 	allow := slices.DeleteFunc(strings.Split(string(h.Peek(fasthttp.HeaderAllow)), ", "), func(m string) bool {
 		return m == fasthttp.MethodOptions
 	})
-	if slices.Contains(allow, fasthttp.MethodGet) {
+	if slices.Contains(allow, fasthttp.MethodGet) && !isPprof(ctx.Path()) {
 		allow = append(allow, fasthttp.MethodHead)
 		slices.Sort(allow)
 	}

@@ -77,4 +77,31 @@ func TestHeadIsGetWithoutItsBody(t *testing.T) {
 	if s, allow, _, _ := do(fasthttp.MethodHead, "/v1/reload", "tok"); s != 405 || allow != "POST" {
 		t.Errorf("HEAD /v1/reload: %d, Allow %q; want 405, \"POST\"", s, allow)
 	}
+	// The profiler's GETs do their work (a profile, a GC) whatever the
+	// method: not for HEAD.
+	if s, allow, _, _ := do(fasthttp.MethodHead, "/debug/pprof/heap", "tok"); s != 405 || allow != "GET" {
+		t.Errorf("HEAD /debug/pprof/heap: %d, Allow %q; want 405, \"GET\"", s, allow)
+	}
+}
+
+// TestHeadSurvivesAPanic: a HEAD whose handler panics is still a HEAD
+// when the recoverer answers it, so fasthttp still leaves out the body.
+func TestHeadSurvivesAPanic(t *testing.T) {
+	result := ReloadOK
+	a := newTestAdmin(t, "tok", limiter.NewMemoryStore(nil), &result)
+	a.router.GET("/panics", func(*fasthttp.RequestCtx) { panic("boom") })
+	var ctx fasthttp.RequestCtx
+	ctx.Request.Header.SetMethod(fasthttp.MethodHead)
+	ctx.Request.SetRequestURI("http://admin.test/panics")
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("the handler did not panic")
+			}
+		}()
+		a.Handler()(&ctx)
+	}()
+	if !ctx.IsHead() {
+		t.Errorf("after the panic the method is %q; want HEAD", ctx.Method())
+	}
 }
