@@ -120,9 +120,10 @@ var hdrAuthorization = []byte("Authorization")
 // admission is what the request path decided on the headers alone: the
 // tenant, its rules and the verdict, the upstream, the request ID. It is
 // decided before any body byte is read (Expect) or before the body is
-// forwarded (Serve). It comes from admissions and goes back when Serve
-// returns, so nothing may keep it past that: what outlives the handler (a
-// streamed body's lease release, a tunnel) takes a copy (lease).
+// forwarded (Serve). It comes from admissions and goes back (put) when
+// Serve returns, when Expect refuses, or in Close, so nothing may keep it
+// past that: what outlives the handler (a streamed body's lease release,
+// a tunnel) takes a copy (lease).
 type admission struct {
 	pool     *upstream.Pool
 	tenant   *tenants.Tenant
@@ -140,8 +141,11 @@ type admission struct {
 	// gw is the gateway of an admission Expect hands to Serve, for Close.
 	gw *Gateway
 	// keyBuf is identify's scratch: in the admission, which is reused,
-	// because a fresh one is 2 KB to zero for every request.
-	keyBuf keyScratch
+	// because a fresh one is 2 KB to zero for every request. decodes says
+	// it may hold a decoded key (the gateway reads keys from the query or
+	// Basic credentials), for put to clear.
+	keyBuf  keyScratch
+	decodes bool
 }
 
 // Close gives back the leases of an admission Expect made for a request
@@ -157,20 +161,31 @@ func (a *admission) Close() error {
 	return nil
 }
 
-// put gives a back to admissions. It drops what a refers to, and leaves
-// the rest as it is: admit sets every field before it reads it, and the
-// verdict's rule states (most of a's 1.5 KB) are not worth zeroing.
+// put gives a back to admissions, reset.
 func (a *admission) put() {
+	a.reset()
+	admissions.Put(a)
+}
+
+// reset drops what a refers to, and the key identify may have decoded
+// into keyBuf. It leaves the rest as it is: admit sets every field before
+// it reads it, and the rest (the key scratch and the verdict's rule
+// states, most of a's 3.4 KB) is not worth zeroing for every request.
+func (a *admission) reset() {
 	a.pool, a.tenant, a.rules, a.limitKey, a.gw = nil, nil, nil, "", nil
 	a.v.Reset()
-	admissions.Put(a)
+	if a.decodes {
+		clear(a.keyBuf[:]) // a key or password stays nowhere once decided on
+		a.decodes = false
+	}
 }
 
 // reqID is the request ID: a copy, as stripping and setting headers may
 // reuse the storage the header's value lives in.
 func (a *admission) reqID() []byte { return a.idBuf[:a.idLen] }
 
-// admissions recycles the admissions an Expect hands to Serve.
+// admissions recycles the admissions of requests: Serve's, and those an
+// Expect decides on and hands to Serve.
 var admissions = sync.Pool{New: func() any { return new(admission) }}
 
 // admittedKey is the user value under which Expect leaves its admission.
@@ -252,6 +267,7 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, a *admission) bool {
 		return false
 	}
 	snap := g.tenants.Load()
+	a.decodes = g.keyQuery != "" || g.basicAuth
 	id, p, ok := g.identify(ctx, snap, &a.keyBuf)
 	if !ok {
 		g.refuse(ctx, p)

@@ -303,3 +303,31 @@ func TestKeyUnderAnyScheme(t *testing.T) {
 func basicCreds(user, pass string) string {
 	return base64.StdEncoding.EncodeToString([]byte(user + ":" + pass))
 }
+
+// TestDecodedKeyIsClearedAfterTheRequest: a key decoded from Basic
+// credentials or the query is not left in the admission's scratch, which
+// is reused; one read from a header never touches it.
+func TestDecodedKeyIsClearedAfterTheRequest(t *testing.T) {
+	g := newIdentityGateway(t, "http://127.0.0.1:1", tenants.Options{KeyBasicAuth: true, KeyQuery: "api_key"})
+	for _, tc := range []struct{ uri, header string }{
+		{"/v?api_key=bulk%2Dkey", ""},
+		{"/v", basicAuth("", "bulk-key")},
+	} {
+		r := newIdentityRequest(tc.uri)
+		if tc.header != "" {
+			r = newIdentityRequest(tc.uri, tc.header)
+		}
+		r.tmpl.CopyTo(&r.ctx.Request)
+		var a admission
+		if !g.admit(&r.ctx, &a) {
+			t.Fatalf("%s %s: refused with %d", tc.uri, tc.header, r.ctx.Response.StatusCode())
+		}
+		if !strings.Contains(string(a.keyBuf[:]), "bulk-key") {
+			t.Fatalf("%s %s: the key was not decoded into the scratch; the test tests nothing", tc.uri, tc.header)
+		}
+		a.reset()
+		if strings.Contains(string(a.keyBuf[:]), "bulk-key") {
+			t.Errorf("%s %s: the decoded key is still in the admission after reset", tc.uri, tc.header)
+		}
+	}
+}
