@@ -12,13 +12,30 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 )
 
-// The proxy listener's connection metrics.
+// connMetrics are one listener's connection metrics.
+type connMetrics struct {
+	open                  atomic.Int64
+	rejectedMax, rejectIP *metrics.Counter
+}
+
+// newConnMetrics registers the metrics of a listener whose metric names
+// begin with prefix: l1gw_connections_open and
+// l1gw_connections_rejected_total{reason} for the proxy's.
+func newConnMetrics(prefix string) *connMetrics {
+	m := &connMetrics{
+		rejectedMax: metrics.NewCounter(prefix + `_rejected_total{reason="max_conns"}`),
+		rejectIP:    metrics.NewCounter(prefix + `_rejected_total{reason="max_conns_per_ip"}`),
+	}
+	metrics.NewGauge(prefix+`_open`, func() float64 { return float64(m.open.Load()) })
+	return m
+}
+
+// The listeners' connection metrics; accept errors are counted for both
+// together.
 var (
-	connsOpen         atomic.Int64
-	connsRejectedMax  = metrics.NewCounter(`l1gw_connections_rejected_total{reason="max_conns"}`)
-	connsRejectedByIP = metrics.NewCounter(`l1gw_connections_rejected_total{reason="max_conns_per_ip"}`)
+	proxyConns        = newConnMetrics("l1gw_connections")
+	adminConnsMetrics = newConnMetrics("l1gw_admin_connections")
 	connsAcceptErrors = metrics.NewCounter(`l1gw_accept_errors_total`)
-	_                 = metrics.NewGauge(`l1gw_connections_open`, func() float64 { return float64(connsOpen.Load()) })
 )
 
 // Answers to a connection refused at accept, written without waiting.
@@ -28,20 +45,21 @@ var (
 )
 
 // connLimit is a listener that caps the open connections, in all
-// (server.max_conns) and per client IP (server.max_conns_per_ip, 0: no
-// cap), counting what it refuses. It keeps TCP keep-alive on, as fasthttp
-// would on a bare TCP listener.
+// (server.max_conns on the proxy listener) and per client IP
+// (server.max_conns_per_ip, 0: no cap), counting what it refuses in m. It
+// keeps TCP keep-alive on, as fasthttp would on a bare TCP listener.
 type connLimit struct {
 	net.Listener
 	max, perIP int
+	m          *connMetrics
 
 	mu   sync.Mutex
 	open int
 	byIP map[netip.Addr]int
 }
 
-func limitConns(ln net.Listener, max, perIP int) *connLimit {
-	return &connLimit{Listener: ln, max: max, perIP: perIP, byIP: map[netip.Addr]int{}}
+func limitConns(ln net.Listener, max, perIP int, m *connMetrics) *connLimit {
+	return &connLimit{Listener: ln, max: max, perIP: perIP, m: m, byIP: map[netip.Addr]int{}}
 }
 
 // Accept returns the next connection within the caps; one past them is
@@ -69,7 +87,7 @@ func (l *connLimit) Accept() (net.Conn, error) {
 				tc.SetKeepAlive(true)
 				tc.SetKeepAlivePeriod(3 * time.Minute)
 			}
-			connsOpen.Add(1)
+			l.m.open.Add(1)
 			return &limitedConn{Conn: c, l: l, ip: ip}, nil
 		}
 		// The refusal fits in the socket buffer: the write does not wait.
@@ -95,11 +113,11 @@ func (l *connLimit) admit(ip netip.Addr) []byte {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.open >= l.max {
-		connsRejectedMax.Inc()
+		l.m.rejectedMax.Inc()
 		return refusedMax
 	}
 	if l.perIP > 0 && l.byIP[ip] >= l.perIP {
-		connsRejectedByIP.Inc()
+		l.m.rejectIP.Inc()
 		return refusedPerIP
 	}
 	l.open++
@@ -138,7 +156,7 @@ type limitedConn struct {
 func (c *limitedConn) Close() error {
 	c.once.Do(func() {
 		c.l.release(c.ip)
-		connsOpen.Add(-1)
+		c.l.m.open.Add(-1)
 	})
 	return c.Conn.Close()
 }

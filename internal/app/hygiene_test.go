@@ -133,7 +133,7 @@ func TestAcceptOutlivesRunningOutOfDescriptors(t *testing.T) {
 	}
 	defer ln.Close()
 	emfile := &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
-	l := limitConns(&flakyListener{Listener: ln, errs: []error{emfile, emfile}}, 10, 0)
+	l := limitConns(&flakyListener{Listener: ln, errs: []error{emfile, emfile}}, 10, 0, proxyConns)
 	go func() {
 		if c, err := net.Dial("tcp", ln.Addr().String()); err == nil {
 			defer c.Close()

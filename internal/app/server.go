@@ -59,20 +59,24 @@ func NewServer(cfg config.Server, gw *gateway.Gateway, adm *admin.Admin, certs *
 // call needs more than a JSON object of a few fields.
 const adminBodyBytes = 64 << 10
 
-// adminConns caps the admin listener's connections served at once
-// (probes, scrapes, operators), idle keep-alive ones included: past it
-// fasthttp answers 503 and closes, so a client on the admin network
-// cannot hold a goroutine and buffers per connection without bound.
-// (Not fasthttp's MaxConnsPerIP as well: its connections race with
-// Shutdown under -race, fasthttp v1.74.0.)
-const adminConns = 1024
+// adminConns caps the admin listener's open connections (probes,
+// scrapes, operators), idle keep-alive ones included, and adminConnsPerIP
+// those of one client address: past them a connection is answered 503
+// (429 for one address's) and closed, so a client on the admin network
+// can neither hold a goroutine and buffers per connection without bound
+// nor take every connection from the kubelet's probes. (Not fasthttp's
+// MaxConnsPerIP: its connections race with Shutdown under -race, fasthttp
+// v1.74.0.)
+const (
+	adminConns      = 1024
+	adminConnsPerIP = 64
+)
 
 // adminServer is the admin listener's server: the proxy's settings, but a
 // small body cap, read before the token is checked.
 func adminServer(cfg config.Server, adm *admin.Admin, log *slog.Logger) *fasthttp.Server {
 	s := newFastServer(cfg, gateway.Recover(adm.Handler(), log), log)
 	s.MaxRequestBodySize = min(adminBodyBytes, cfg.MaxBodyBytes)
-	s.Concurrency = adminConns
 	bodyCap := "the admin API's cap, 64 KiB"
 	if cfg.MaxBodyBytes < adminBodyBytes {
 		bodyCap = "server.max_body_bytes"
@@ -138,12 +142,12 @@ func redactQuoted(msg string) string { return quoted.ReplaceAllLiteralString(msg
 // It returns early with an error when a listener fails.
 func (s *Server) Serve(ctx context.Context, proxyLn, adminLn net.Listener) error {
 	errc := make(chan error, 2)
-	var ln net.Listener = limitConns(proxyLn, s.maxConns, s.perIP)
+	var ln net.Listener = limitConns(proxyLn, s.maxConns, s.perIP, proxyConns)
 	if s.tls != nil {
 		ln = tls.NewListener(ln, s.tls)
 	}
 	go func() { errc <- s.proxy.Serve(ln) }()
-	go func() { errc <- s.admin.Serve(adminLn) }()
+	go func() { errc <- s.admin.Serve(limitConns(adminLn, adminConns, adminConnsPerIP, adminConnsMetrics)) }()
 	s.ready(true)
 	s.log.Info("serving", "proxy", proxyLn.Addr().String(), "admin", adminLn.Addr().String())
 

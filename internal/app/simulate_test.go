@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -247,4 +248,46 @@ func TestAdminConnectionCap(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestAdminConnectionCapPerAddress: one client address holds at most
+// adminConnsPerIP of the admin listener's connections; one more from it is
+// answered 429 at once, while another address (the kubelet's probe) is
+// still served, and l1gw_admin_connections_rejected_total counts it.
+func TestAdminConnectionCapPerAddress(t *testing.T) {
+	up, _ := startUpstream(t)
+	gw := startApp(t, loadConfig(t, up, "server.admin_token=tok"))
+	rejected := func() float64 {
+		const name = `l1gw_admin_connections_rejected_total{reason="max_conns_per_ip"} `
+		for line := range strings.Lines(string(call(t, gw.admin, "GET", "/metrics").Body())) {
+			if v, ok := strings.CutPrefix(line, name); ok {
+				n, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+				if err != nil {
+					t.Fatalf("%s%q: %v", name, v, err)
+				}
+				return n
+			}
+		}
+		t.Fatalf("/metrics lacks %s", name)
+		return 0
+	}
+	before := rejected()
+	for range adminConnsPerIP {
+		dialFrom(t, "127.0.7.7", gw.admin)
+	}
+	testkit.Eventually(t, 5*time.Second, func() error {
+		if got := refusedWith(t, dialFrom(t, "127.0.7.7", gw.admin)); !strings.Contains(got, " 429 ") {
+			return fmt.Errorf("connection %d from one address: %q; want 429", adminConnsPerIP+1, got)
+		}
+		return nil
+	})
+	if got := rejected() - before; got < 1 {
+		t.Errorf("l1gw_admin_connections_rejected_total{reason=\"max_conns_per_ip\"} grew by %v; want at least 1", got)
+	}
+	c := dialFrom(t, "127.0.0.1", gw.admin)
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+	if line, err := bufio.NewReader(c).ReadString('\n'); err != nil || !strings.Contains(line, " 200 ") {
+		t.Errorf("/healthz from another address: %q, %v; want 200", line, err)
+	}
 }
