@@ -41,6 +41,14 @@ func TestOwnedHeadersReachTheUpstreamOnce(t *testing.T) {
 		{"Forwarded", []string{"Forwarded: for=10.0.0.1", "forwarded: for=10.0.0.2"}, "", ""},
 		{"X_L1gw_Tenant", []string{"X_L1gw_Tenant: root", "x_l1gw_tenant: root"}, "", ""},
 		{"X_Forwarded_For", []string{"X_Forwarded_For: 10.0.0.1"}, "", ""},
+		// '_' for only some '-': CGI reads them as the gateway's too.
+		{"X-L1gw_Tenant", []string{"X-L1gw_Tenant: bob"}, "", ""},
+		{"X_l1gw-tenant", []string{"X_l1gw-tenant: bob"}, "", ""},
+		{"X-Forwarded_For", []string{"X-Forwarded_For: 6.6.6.6"}, "", ""},
+		{"X_Forwarded-For", []string{"X_Forwarded-For: 6.6.6.6"}, "", ""},
+		{"X-Real_IP", []string{"X-Real_IP: 6.6.6.6"}, "", ""},
+		{"X-Forwarded_Host", []string{"X-Forwarded_Host: evil.example"}, "", ""},
+		{"X-Request_Id", []string{"X-Request_Id: aaa"}, "", ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.header, func(t *testing.T) {

@@ -69,8 +69,41 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, pool *upstream.Pool, a *admi
 	}
 }
 
-// underscored are the headers the gateway sets, spelt with underscores.
-var underscored = []string{"X_L1gw_Tenant", "X_Forwarded_For", "X_Forwarded_Proto", "X_Forwarded_Host", "X_Request_Id", "X_Real_Ip", "True_Client_Ip"}
+// owned are the headers the gateway sets: a client's field that an
+// upstream may read as one of them (the name with '_' for some of its
+// '-', as CGI's HTTP_X_L1GW_TENANT reads both) is removed.
+var owned = [][]byte{[]byte("X-L1gw-Tenant"), []byte("X-Forwarded-For"), []byte("X-Forwarded-Proto"),
+	[]byte("X-Forwarded-Host"), []byte("X-Request-Id"), []byte("X-Real-Ip"), []byte("True-Client-Ip")}
+
+// sameUnderscored reports whether name is canonical spelt with '_' for
+// some of its '-' (and in any case): a name CGI, WSGI and their kin read
+// as canonical. canonical itself is not.
+func sameUnderscored(name, canonical []byte) bool {
+	if len(name) != len(canonical) || bytes.IndexByte(name, '_') < 0 {
+		return false
+	}
+	for i, c := range name {
+		d := canonical[i]
+		if c == '_' && d == '-' {
+			continue
+		}
+		if c|0x20 != d|0x20 || (c|0x20 < 'a' || c|0x20 > 'z') && c != d {
+			return false
+		}
+	}
+	return true
+}
+
+// underscoredLike returns the first field name of h that is like (see
+// sameUnderscored), copied into buf; nil if there is none.
+func underscoredLike(h *fasthttp.RequestHeader, like, buf []byte) []byte {
+	for k := range h.All() {
+		if sameUnderscored(k, like) {
+			return append(buf[:0], k...)
+		}
+	}
+	return nil
+}
 
 // sentFields are the kinds of field, among those prepare removes or
 // replaces, that a request's header block holds. Read in one pass over the
@@ -215,10 +248,14 @@ func (g *Gateway) prepare(ctx *fasthttp.RequestCtx, a *admission) {
 		}
 	}
 	if sent&sentUnderscore != 0 {
-		for _, name := range underscored {
-			// An upstream that reads X_L1gw_Tenant as X-L1gw-Tenant (CGI's
-			// HTTP_X_L1GW_TENANT) must not get the client's.
-			h.Del(name)
+		// An upstream that reads X_L1gw_Tenant or X-L1gw_Tenant as
+		// X-L1gw-Tenant (CGI's HTTP_X_L1GW_TENANT) must not get the
+		// client's.
+		var buf [32]byte
+		for _, name := range owned {
+			for n := underscoredLike(h, name, buf[:]); n != nil; n = underscoredLike(h, name, buf[:]) {
+				h.DelBytes(n)
+			}
 		}
 	}
 	if sent&sentTenant != 0 {

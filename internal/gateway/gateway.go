@@ -43,7 +43,7 @@ type Gateway struct {
 	// WWW-Authenticate.
 	missingKey problem
 	challenge  string
-	// keyUnderscore is keyHeader spelt with underscores (nil when it has
+	// keyUnderscore is keyHeader, to find it spelt with underscores (nil when it has
 	// no '-'), which CGI-style upstreams read as keyHeader: a request
 	// carrying it gets keyUnderscoreProblem.
 	keyUnderscore        []byte
@@ -103,13 +103,13 @@ func New(p Parts) *Gateway {
 	}
 	var keyUnderscore []byte
 	if strings.Contains(o.KeyHeader, "-") {
-		keyUnderscore = []byte(strings.ReplaceAll(o.KeyHeader, "-", "_"))
+		keyUnderscore = []byte(o.KeyHeader)
 	}
 	return &Gateway{
 		tenants: p.Tenants, limiter: p.Limiter, proxy: p.Proxy, ids: p.IDs,
 		keyHeader: o.KeyHeader, keyQuery: o.KeyQuery, basicAuth: o.KeyBasicAuth, hideKey: o.HideKey,
 		missingKey: missingKey(o), challenge: challenge,
-		keyUnderscore: keyUnderscore, keyUnderscoreProblem: keyUnderscoreProblem(o.KeyHeader, string(keyUnderscore)),
+		keyUnderscore: keyUnderscore, keyUnderscoreProblem: keyUnderscoreProblem(o.KeyHeader),
 		trusted: p.Trusted, maxBody: p.MaxBodyBytes, tunnelLimits: p.Tunnel, writeTimeout: p.WriteTimeout,
 		unknown: tenants.NewStats(tenants.UnknownID), log: p.Log,
 	}
@@ -293,8 +293,9 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, a *admission) bool {
 	a.sent = sentIn(h)
 	g.requestID(h, a)
 	var early *problem // refused before the limits count the request
+	var nameBuf [64]byte
 	switch {
-	case a.sent&sentUnderscore != 0 && g.keyUnderscore != nil && len(h.PeekBytes(g.keyUnderscore)) > 0:
+	case a.sent&sentUnderscore != 0 && g.keyUnderscore != nil && underscoredLike(h, g.keyUnderscore, nameBuf[:0]) != nil:
 		// A second key header in an upstream's eyes (X_API_Key is CGI's
 		// HTTP_X_API_KEY): it could carry another tenant's key past the
 		// limits, or the key past hide_key.

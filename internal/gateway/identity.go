@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"strconv"
+	"strings"
 
 	"github.com/valyala/fasthttp"
 
@@ -145,10 +146,12 @@ var (
 )
 
 // keyUnderscoreProblem is the 400 for a request carrying the key header
-// spelt with underscores (u).
-func keyUnderscoreProblem(keyHeader, u string) problem {
+// spelt with '_' for some of its '-'.
+func keyUnderscoreProblem(keyHeader string) problem {
+	u := strings.ReplaceAll(keyHeader, "-", "_")
 	return problem{fasthttp.StatusBadRequest, typeBlank, "Bad Request",
-		"the request carries " + u + ", which some servers read as the API key header " + keyHeader + ": send the key in " + keyHeader + " only"}
+		"the request carries " + u + " (or another spelling of " + keyHeader + " with '_' for '-'), which some servers read as the API key header " +
+			keyHeader + ": send the key in " + keyHeader + " only"}
 }
 
 // missingKey is the 401 for a request without a key: it names where a

@@ -247,7 +247,7 @@ func FuzzKeyPlaces(f *testing.F) {
 func TestKeyHeaderWithUnderscoresIsRefused(t *testing.T) {
 	up := testkit.StartUpstream(t, nil)
 	gw := newIdentityGateway(t, up.URL, tenants.Options{HideKey: true})
-	for _, spelling := range []string{"X_Api_Key", "X_API_KEY", "x_api_key"} {
+	for _, spelling := range []string{"X_Api_Key", "X_API_KEY", "x_api_key", "X-API_Key", "X_API-Key", "x-api_key"} {
 		r := newIdentityRequest("/p", "X-API-Key: bulk-key", spelling+": acme-key")
 		if got := r.serve(gw.Serve); got != 400 || !strings.Contains(string(r.ctx.Response.Body()), "send the key in X-API-Key only") {
 			t.Errorf("X-API-Key and %s: got %d %s; want 400 naming the header", spelling, got, r.ctx.Response.Body())
