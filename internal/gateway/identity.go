@@ -65,6 +65,11 @@ func (g *Gateway) identify(ctx *fasthttp.RequestCtx, snap *tenants.Snapshot, buf
 	// trims one space only, and an upstream that trims it all must not
 	// find a key where the gateway saw another scheme.
 	authValue := bytes.Trim(ctx.Request.Header.PeekBytes(hdrAuthorization), " \t")
+	if !isASCII(authValue) {
+		// Python's str.split() and JavaScript's /\s/ split at NEL and NBSP:
+		// "Bearer\xa0<key>" is a key there, and another scheme here.
+		return id, problemAuthNotASCII, false
+	}
 	auth, p, ok := g.authKey(authValue, buf[tenants.KeyBufLen:])
 	switch {
 	case !ok:
@@ -81,6 +86,16 @@ func (g *Gateway) identify(ctx *fasthttp.RequestCtx, snap *tenants.Snapshot, buf
 		return id, problemKeyConflict, false
 	}
 	return id, p, true
+}
+
+// isASCII: every byte of b is below 0x80.
+func isASCII(b []byte) bool {
+	for _, c := range b {
+		if c >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // authKey is the key of an Authorization value: a Bearer token, or with
@@ -136,6 +151,8 @@ var (
 		"the request carries two different API keys (key header, query parameter, Authorization): send one"}
 	problemKeyOtherScheme = problem{fasthttp.StatusBadRequest, typeBlank, "Bad Request",
 		"Authorization carries an API key under a scheme other than Bearer (or Basic with key_basic_auth): send Authorization: Bearer <key>"}
+	problemAuthNotASCII = problem{fasthttp.StatusBadRequest, typeBlank, "Bad Request",
+		"Authorization holds a byte outside ASCII, which some servers read as white space (0x85, 0xA0) and so could find a key the gateway does not: credentials are ASCII"}
 	problemKeyQueryTwice = problem{fasthttp.StatusBadRequest, typeBlank, "Bad Request",
 		"the API key query parameter is sent more than once"}
 	problemKeyQueryLong = problem{fasthttp.StatusUnauthorized, typeBlank, "Unauthorized",

@@ -284,6 +284,11 @@ func TestKeyUnderAnyScheme(t *testing.T) {
 		{[]string{"Authorization: acme-key"}, 400, ""},                                                       // no scheme at all
 		{[]string{"X-API-Key: bulk-key", "Authorization: Token upstream-secret"}, 200, "Token upstream-secret"},
 		{[]string{"X-API-Key: bulk-key", "Authorization: " + digest}, 200, digest}, // no whitespace-split key
+		// NBSP and NEL split a value in Python and JavaScript.
+		{[]string{"X-API-Key: bulk-key", "Authorization: Bearer\xa0acme-key"}, 400, ""},
+		{[]string{"X-API-Key: bulk-key", "Authorization: Bearer\x85acme-key"}, 400, ""},
+		{[]string{"X-API-Key: bulk-key", "Authorization: Bearer acme-key\xa0"}, 400, ""},
+		{[]string{"X-API-Key: bulk-key", "Authorization: Bearer\u00a0acme-key"}, 400, ""},
 	} {
 		r := newIdentityRequest("/p", tc.headers...)
 		if got := r.serve(gw.Serve); got != tc.want {
