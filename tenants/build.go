@@ -210,6 +210,9 @@ func (b *builder) tenant(path string, spec Spec, upstreamKnown func(string) bool
 func (b *builder) routes(path string, specs []RouteSpec, base []limiter.Rule) (routes []route, ok bool) {
 	ok = true
 	routeRules := map[string]limiter.Rule{}
+	headNamed := slices.ContainsFunc(specs, func(rs RouteSpec) bool {
+		return slices.ContainsFunc(rs.Methods, func(m string) bool { return strings.EqualFold(m, methodHead) })
+	})
 	for i, rs := range specs {
 		rp := fmt.Sprintf("%s.routes[%d]", path, i)
 		b.rules(rp+".limits", rs.Limits)
@@ -235,7 +238,7 @@ func (b *builder) routes(path string, specs []RouteSpec, base []limiter.Rule) (r
 			b.fail(rp+".limits", "%d rules apply to this route; at most %d", len(rules), limiter.MaxTenantRules)
 			ok = false
 		}
-		rt := route{methods: upper(rs.Methods), prefix: []byte(rs.PathPrefix), anyCase: rs.CaseInsensitive, rules: rules}
+		rt := route{methods: withHead(upper(rs.Methods), headNamed), prefix: []byte(rs.PathPrefix), anyCase: rs.CaseInsensitive, rules: rules}
 		for j, earlier := range routes {
 			if earlier.shadows(rt) && !b.stored {
 				b.fail(rp, "can never apply: %s.routes[%d], written before it, matches every request it would; write the more specific first", path, j)
@@ -459,6 +462,20 @@ func hasRule(rules []limiter.Rule, name string) bool {
 		}
 	}
 	return false
+}
+
+// methodHead is the method HEAD.
+const methodHead = "HEAD"
+
+// withHead adds HEAD to methods that take GET, unless headNamed (a route
+// of the tenant names HEAD itself): a HEAD runs the GET's handler at the
+// upstream (RFC 9110 §9.3.2), so a GET's limit must count it too, or a
+// HEAD walks around it.
+func withHead(methods []string, headNamed bool) []string {
+	if headNamed || !slices.Contains(methods, "GET") {
+		return methods
+	}
+	return append(methods, methodHead)
 }
 
 func upper(ms []string) []string {

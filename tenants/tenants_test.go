@@ -133,6 +133,7 @@ func TestRulesByRoute(t *testing.T) {
 		{"GET", "/v2/report", base + ",report=1s"},
 		{"GET", "/v2/repo", base},
 		{"GET", "/v3/x", base + ",v3_get=1s"},
+		{"HEAD", "/v3/x", base + ",v3_get=1s"}, // a HEAD runs the GET's handler
 		{"POST", "/v3/x", base + ",v3_any=1s"},
 		{"GET", "/v4/x", base + ",v4_exact=1s"},
 		{"GET", "/V4/x", base + ",v4_fold=1s"},
@@ -140,6 +141,35 @@ func TestRulesByRoute(t *testing.T) {
 	for _, tc := range cases {
 		if got := ruleNames(tn.Rules([]byte(tc.method), []byte(tc.path))); got != tc.want {
 			t.Errorf("%s %s: got %s; want %s", tc.method, tc.path, got, tc.want)
+		}
+	}
+}
+
+// TestHeadIsAGetUnlessNamed: a route for GET takes HEAD too, so a HEAD
+// does not walk around the GET's limit; a tenant whose routes name HEAD
+// themselves keeps HEAD where it put it.
+func TestHeadIsAGetUnlessNamed(t *testing.T) {
+	s := build(t, opts(), tenants.Spec{ID: "a", Plan: "free", Keys: []string{"k"},
+		Routes: []tenants.RouteSpec{{Methods: []string{"GET"}, PathPrefix: "/r", Limits: []limiter.Rule{{Name: "r_get", Limit: 1, Window: time.Second}}}}},
+		tenants.Spec{ID: "b", Plan: "free", Keys: []string{"j"}, Routes: []tenants.RouteSpec{
+			{Methods: []string{"GET"}, PathPrefix: "/r", Limits: []limiter.Rule{{Name: "r_get", Limit: 1, Window: time.Second}}},
+			{Methods: []string{"head"}, PathPrefix: "/r", Limits: []limiter.Rule{{Name: "r_head", Limit: 9, Window: time.Second}}},
+		}})
+	a, _ := s.ByID("a")
+	b, _ := s.ByID("b")
+	base := "per_second=1s,per_minute=1m0s"
+	for _, tc := range []struct {
+		tn           *tenants.Tenant
+		method, want string
+	}{
+		{a, "GET", base + ",r_get=1s"},
+		{a, "HEAD", base + ",r_get=1s"},
+		{a, "POST", base},
+		{b, "GET", base + ",r_get=1s"},
+		{b, "HEAD", base + ",r_head=1s"},
+	} {
+		if got := ruleNames(tc.tn.Rules([]byte(tc.method), []byte("/r/1"))); got != tc.want {
+			t.Errorf("%s %s /r/1: got %s; want %s", tc.tn.ID, tc.method, got, tc.want)
 		}
 	}
 }
