@@ -159,6 +159,9 @@ func (p *Proxy) Match(host, path []byte) *Route {
 	if i := bytes.LastIndexByte(host, ':'); i >= 0 && bytes.IndexByte(host[i:], ']') < 0 {
 		host = host[:i]
 	}
+	// "api.example.com." is the same name, fully qualified (RFC 1034
+	// §3.1): a route for the one is the other's too.
+	host = bytes.TrimSuffix(host, []byte("."))
 	for _, r := range p.cur.Load().routes {
 		if (len(r.host) == 0 || bytes.EqualFold(r.host, host)) && hasPathPrefix(path, r.prefix, r.anyCase) {
 			return r

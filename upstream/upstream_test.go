@@ -275,6 +275,8 @@ func TestRoute(t *testing.T) {
 		{"x.test", "/api/v1", "b"},
 		{"special.test:8080", "/api", "c"},
 		{"SPECIAL.test", "/", "c"},
+		{"special.test.", "/", "c"},      // fully qualified: the same name
+		{"special.test.:8080", "/", "c"}, // with a port
 	}
 	for _, tc := range cases {
 		got := p.Route([]byte(tc.host), []byte(tc.path))
