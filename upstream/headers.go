@@ -272,6 +272,10 @@ type Forwarded struct {
 	// -Proto and -Host (its caller read the header block): there is
 	// nothing to remove or keep, and the fields are only set.
 	NoneSent bool
+	// Host is the host the request was routed by, for X-Forwarded-Host:
+	// an absolute-form target's, which RFC 9112 §3.2.2 puts before the
+	// Host header. Nil: the Host header's.
+	Host []byte
 }
 
 // Own sets a request header the gateway owns to value: every copy the
@@ -296,11 +300,15 @@ func SetForwarded(h *fasthttp.RequestHeader, f Forwarded) {
 	if f.TLS {
 		proto = protoHTTPS
 	}
+	var host [256]byte
+	fwdHost := append(host[:0], h.Host()...)
+	if f.Host != nil {
+		fwdHost = append(host[:0], f.Host...)
+	}
 	if f.NoneSent {
 		h.SetCanonical(hdrXFF, appendIP(b, f.ClientIP))
 		h.SetCanonical(hdrXFProto, proto)
-		var host [256]byte
-		h.SetCanonical(hdrXFHost, append(host[:0], h.Host()...))
+		h.SetCanonical(hdrXFHost, fwdHost)
 		return
 	}
 	if f.Trust {
@@ -315,8 +323,7 @@ func SetForwarded(h *fasthttp.RequestHeader, f Forwarded) {
 	b = appendIP(b, f.ClientIP)
 	Own(h, hdrXFF, b)
 	ownKept(h, hdrXFProto, proto, f.Trust)
-	var host [256]byte
-	ownKept(h, hdrXFHost, append(host[:0], h.Host()...), f.Trust)
+	ownKept(h, hdrXFHost, fwdHost, f.Trust)
 }
 
 // ownKept owns key: with keep, its first copy stays if there is one (a

@@ -40,6 +40,10 @@ func TestRequestLineRefusals(t *testing.T) {
 		{"GET /v1/%0a HTTP/1.1", 400},
 		{"GET /v1/% HTTP/1.1", 400},
 		{"GET /public#/../admin HTTP/1.1", 400},
+		// An absolute-form target's host comes before Host (RFC 9112
+		// §3.2.2): an empty one would route past Host's routes.
+		{"GET http:///v HTTP/1.1", 400},
+		{"GET http://:80/v HTTP/1.1", 400},
 	}
 	for _, tc := range cases {
 		t.Run(tc.line, func(t *testing.T) {
@@ -60,15 +64,40 @@ func TestRequestLineRefusals(t *testing.T) {
 	if n := up.Requests(); n != 0 {
 		t.Fatalf("upstream read %d requests; want none:\n%s", n, up.Raw())
 	}
-	for _, line := range []string{"GET /v1/expensive HTTP/1.1", "GET /a%20b/ HTTP/1.1", "GET /a%2Db HTTP/1.0", "OPTIONS /x HTTP/1.1", "PATCH /x HTTP/1.1"} {
+	for _, line := range []string{"GET /v1/expensive HTTP/1.1", "GET /a%20b/ HTTP/1.1", "GET /a%2Db HTTP/1.0", "OPTIONS /x HTTP/1.1", "PATCH /x HTTP/1.1", "GET http://gw/x HTTP/1.1"} {
 		c := dial(t, gw.proxy)
 		c.send(line + key)
 		if resp := c.response(); resp.StatusCode() != 200 {
 			t.Errorf("%s: got %d; want 200", line, resp.StatusCode())
 		}
 	}
-	if n := up.Requests(); n != 5 {
-		t.Errorf("upstream read %d requests; want the 5 plain ones", n)
+	if n := up.Requests(); n != 6 {
+		t.Errorf("upstream read %d requests; want the 6 plain ones", n)
+	}
+	// HTTP/1.0 allows no Host, but the gateway cannot route or forward
+	// it: a 400 saying so, not a 502.
+	c := dial(t, gw.proxy)
+	c.send("GET /x HTTP/1.0\r\nX-API-Key: bulk-key\r\n\r\n")
+	if resp := c.response(); resp.StatusCode() != 400 || !strings.Contains(string(resp.Body()), "names no host") {
+		t.Errorf("HTTP/1.0 without Host: got %d (%s); want 400 naming the missing host", resp.StatusCode(), resp.Body())
+	}
+}
+
+// TestForwardedHostIsTheRoutedHost: an absolute-form target's host, which
+// routes the request, is the one the upstream is told in Host and
+// X-Forwarded-Host, not the Host header the target overrides.
+func TestForwardedHostIsTheRoutedHost(t *testing.T) {
+	up := testkit.StartRawUpstream(t)
+	gw := startApp(t, loadConfig(t, up.URL))
+	c := dial(t, gw.proxy)
+	c.send("GET http://other.example/x HTTP/1.1\r\nHost: api.example.com\r\nX-API-Key: bulk-key\r\n\r\n")
+	if resp := c.response(); resp.StatusCode() != 200 {
+		t.Fatalf("got %d (%s); want 200", resp.StatusCode(), resp.Body())
+	}
+	for _, name := range []string{"Host", "X-Forwarded-Host"} {
+		if got := headerLines(up.Raw(), name); len(got) != 1 || got[0] != "other.example" {
+			t.Errorf("upstream got %s %q; want exactly other.example", name, got)
+		}
 	}
 }
 

@@ -268,7 +268,7 @@ func (g *Gateway) prepare(ctx *fasthttp.RequestCtx, a *admission) {
 	}
 	h.Set(hdrTenant, a.tenant.ID)
 	upstream.SetForwarded(h, upstream.Forwarded{ClientIP: ctx.RemoteIP(), TLS: ctx.IsTLS(),
-		Trust: g.trusted.Peer(ctx.RemoteIP()), NoneSent: sent&sentForwarded == 0})
+		Trust: g.trusted.Peer(ctx.RemoteIP()), NoneSent: sent&sentForwarded == 0, Host: ctx.URI().Host()})
 	if sent&(sentRepeated|sentForwarded) == sentRepeated|sentForwarded {
 		upstream.RestoreOrder(h) // and so did SetForwarded's
 	}

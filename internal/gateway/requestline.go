@@ -14,6 +14,8 @@ var (
 		"CONNECT and TRACE are not forwarded"}
 	problemUnknownMethod = problem{fasthttp.StatusNotImplemented, typeBlank, "Not Implemented",
 		"the method is not one the gateway forwards: GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS, in upper case"}
+	problemNoHost = problem{fasthttp.StatusBadRequest, typeBlank, "Bad Request",
+		"the request names no host: send Host (or an absolute-form target with a host of its own), which routes the request and the upstream needs"}
 	problemUserinfo = problem{fasthttp.StatusBadRequest, typeBlank, "Bad Request",
 		"the request target carries user information (user:password@)"}
 	problemAmbiguousPath = problem{fasthttp.StatusBadRequest, typeBlank, "Bad Request",
@@ -62,12 +64,27 @@ func checkRequestLine(ctx *fasthttp.RequestCtx) (problem, bool) {
 		// fasthttp's client would send it on as Authorization: Basic.
 		return problemUserinfo, false
 	}
+	if len(hostname(u.Host())) == 0 {
+		// "GET http:///x" beside Host: a: routed by the target's empty
+		// host, past a's routes, and sent on with no Host at all. An
+		// HTTP/1.0 request without Host, which its version allows, was a
+		// 502: the upstream's client will not send a request without one.
+		return problemNoHost, false
+	}
 	if bytes.IndexByte(h.RequestURI(), '#') >= 0 || ambiguousPath(u.PathOriginal()) {
 		// A fragment is never part of a request target (RFC 9112 §3.2);
 		// the router would not see it, an upstream might.
 		return problemAmbiguousPath, false
 	}
 	return problem{}, true
+}
+
+// hostname is host without its port.
+func hostname(host []byte) []byte {
+	if i := bytes.LastIndexByte(host, ':'); i >= 0 && bytes.IndexByte(host[i:], ']') < 0 {
+		return host[:i]
+	}
+	return host
 }
 
 // ambiguousPath: p is not an origin path, or holds what decoding or dot
