@@ -16,35 +16,38 @@ var basic = []byte("Basic")
 // BasicKey returns the API key of an "Authorization: Basic" value
 // (RFC 7617): the password, or the user-id when the password is empty,
 // so that both `curl -u KEY:` and `curl -u api:KEY` send KEY. The
-// credentials are decoded into dst, and the key is a part of dst.
+// credentials are decoded into dst, and the key is a part of dst; so is
+// user, the user-id when the key is the password (nil otherwise), which
+// an upstream following another convention (Stripe's: the user-id is the
+// key) would read as the key.
 //
-// For a value of another scheme it returns nil, true. It returns false
-// for Basic credentials that are not base64 (padded or not), have no ':'
-// or decode to more than len(dst) bytes.
-func BasicKey(dst, authorization []byte) (key []byte, ok bool) {
+// For a value of another scheme it returns nil, nil, true. It returns
+// false for Basic credentials that are not base64 (padded or not), have
+// no ':' or decode to more than len(dst) bytes.
+func BasicKey(dst, authorization []byte) (key, user []byte, ok bool) {
 	creds, isBasic := CutScheme(authorization, basic)
 	if !isBasic {
-		return nil, true
+		return nil, nil, true
 	}
 	enc := base64.RawStdEncoding
 	if len(creds)%4 == 0 {
 		enc = base64.StdEncoding // padding, if any, must be right
 	}
 	if enc.DecodedLen(len(creds)) > len(dst) {
-		return nil, false
+		return nil, nil, false
 	}
 	n, err := enc.Decode(dst, creds)
 	if err != nil {
-		return nil, false
+		return nil, nil, false
 	}
 	user, pass, found := bytes.Cut(dst[:n], []byte{':'})
 	if !found {
-		return nil, false
+		return nil, nil, false
 	}
 	if len(pass) > 0 {
-		return pass, true
+		return pass, user, true
 	}
-	return user, true
+	return user, nil, true
 }
 
 // QueryKey finds the parameter name in a raw query string (no '?', still

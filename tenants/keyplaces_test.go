@@ -34,7 +34,7 @@ func TestBasicKey(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			var buf [tenants.KeyBufLen]byte
-			key, ok := tenants.BasicKey(buf[:], []byte(tc.auth))
+			key, _, ok := tenants.BasicKey(buf[:], []byte(tc.auth))
 			if string(key) != tc.want || ok != tc.ok {
 				t.Fatalf("BasicKey(%q): got %q, %v; want %q, %v", tc.auth, key, ok, tc.want, tc.ok)
 			}
@@ -124,7 +124,7 @@ func FuzzBasicKey(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, auth []byte) {
 		var buf [64]byte
-		key, ok := tenants.BasicKey(buf[:], auth)
+		key, _, ok := tenants.BasicKey(buf[:], auth)
 		if !ok || len(key) == 0 {
 			return
 		}

@@ -70,10 +70,15 @@ func (g *Gateway) identify(ctx *fasthttp.RequestCtx, snap *tenants.Snapshot, buf
 		// "Bearer\xa0<key>" is a key there, and another scheme here.
 		return id, problemAuthNotASCII, false
 	}
-	auth, p, ok := g.authKey(authValue, buf[tenants.KeyBufLen:])
+	auth, user, p, ok := g.authKey(authValue, buf[tenants.KeyBufLen:])
 	switch {
 	case !ok:
 		return id, p, false
+	case len(user) > 0 && !bytes.Equal(user, auth) && snap.Known(user):
+		// Basic with a tenant's key for user-id and another password: the
+		// password is the key here, the user-id is at an upstream that
+		// takes the key from there (Stripe's convention).
+		return id, problemKeyConflict, false
 	case len(auth) == 0 && keyUnderOtherScheme(snap, authValue):
 		return id, problemKeyOtherScheme, false
 	case len(auth) == 0:
@@ -99,19 +104,20 @@ func isASCII(b []byte) bool {
 }
 
 // authKey is the key of an Authorization value: a Bearer token, or with
-// tenants.key_basic_auth Basic credentials' key. Nil for another scheme.
-func (g *Gateway) authKey(auth, buf []byte) ([]byte, problem, bool) {
+// tenants.key_basic_auth Basic credentials' key, and then user, the
+// user-id when the key is the password. Nil for another scheme.
+func (g *Gateway) authKey(auth, buf []byte) (key, user []byte, p problem, ok bool) {
 	if len(auth) == 0 {
-		return nil, problem{}, true
+		return nil, nil, problem{}, true
 	}
 	if key := tenants.KeyFrom(nil, auth); len(key) > 0 || !g.basicAuth {
-		return key, problem{}, true
+		return key, nil, problem{}, true
 	}
-	key, ok := tenants.BasicKey(buf, auth)
+	key, user, ok = tenants.BasicKey(buf, auth)
 	if !ok {
-		return nil, problemBadBasic, false
+		return nil, nil, problemBadBasic, false
 	}
-	return key, problem{}, true
+	return key, user, problem{}, true
 }
 
 // keyUnderOtherScheme says whether an Authorization value the gateway

@@ -231,7 +231,7 @@ func FuzzKeyPlaces(f *testing.F) {
 		fwdAuth := fwd.Header.Peek("Authorization")
 		key := tenants.KeyFrom(nil, fwdAuth)
 		if key == nil {
-			key, _ = tenants.BasicKey(buf[:], fwdAuth)
+			key, _, _ = tenants.BasicKey(buf[:], fwdAuth)
 		}
 		if k := string(key); k == "bulk-key" || k == "acme-key" {
 			t.Fatalf("Authorization %q: the upstream got the key %q", auth, k)
@@ -284,6 +284,11 @@ func TestKeyUnderAnyScheme(t *testing.T) {
 		{[]string{"Authorization: acme-key"}, 400, ""},                                                       // no scheme at all
 		{[]string{"X-API-Key: bulk-key", "Authorization: Token upstream-secret"}, 200, "Token upstream-secret"},
 		{[]string{"X-API-Key: bulk-key", "Authorization: " + digest}, 200, digest}, // no whitespace-split key
+		// Basic with a tenant's key for user-id: the password is the key
+		// here, the user-id at an upstream that takes it from there.
+		{[]string{"X-API-Key: bulk-key", "Authorization: Basic " + basicCreds("acme-key", "x")}, 400, ""},
+		{[]string{"Authorization: Basic " + basicCreds("acme-key", "bulk-key")}, 400, ""},
+		{[]string{"Authorization: Basic " + basicCreds("bulk-key", "bulk-key")}, 200, ""}, // one key: bulk's, hidden
 		// NBSP and NEL split a value in Python and JavaScript.
 		{[]string{"X-API-Key: bulk-key", "Authorization: Bearer\xa0acme-key"}, 400, ""},
 		{[]string{"X-API-Key: bulk-key", "Authorization: Bearer\x85acme-key"}, 400, ""},
