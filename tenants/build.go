@@ -195,6 +195,7 @@ func (b *builder) tenant(path string, spec Spec, upstreamKnown func(string) bool
 	t := &Tenant{ID: spec.ID, Plan: spec.Plan, Upstream: spec.Upstream, rules: base}
 	var routesOK bool
 	t.routes, routesOK = b.routes(path, spec.Routes, base)
+	t.byMethod = slices.ContainsFunc(t.routes, func(r route) bool { return len(r.methods) > 0 })
 	ok = ok && routesOK
 	if !ok {
 		return nil

@@ -33,8 +33,19 @@ type Tenant struct {
 	// Stats are the tenant's metric handles, resolved once.
 	Stats *Stats
 
-	rules  []limiter.Rule // plan limits merged with the tenant's own
-	routes []route        // longest prefix first
+	rules    []limiter.Rule // plan limits merged with the tenant's own
+	routes   []route        // longest prefix first
+	byMethod bool           // a route matches by method
+}
+
+// MethodsMatter reports whether some route of t matches by method: only
+// then may two methods on one path get different rules.
+func (t *Tenant) MethodsMatter() bool { return t.byMethod }
+
+// SameRules reports whether methods a and b on path get the same rules.
+func (t *Tenant) SameRules(a, b, path []byte) bool {
+	ra, rb := t.Rules(a, path), t.Rules(b, path)
+	return len(ra) == len(rb) && (len(ra) == 0 || &ra[0] == &rb[0])
 }
 
 type route struct {

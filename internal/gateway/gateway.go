@@ -302,6 +302,8 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, a *admission) bool {
 		early = &g.keyUnderscoreProblem
 	case h.ContentLength() > g.maxBody:
 		early = &problemBodySize // too large before a byte is read
+	case t.MethodsMatter() && overriddenPast(ctx, t):
+		early = &problemMethodOverride
 	}
 	if early != nil {
 		writeProblem(ctx, *early)

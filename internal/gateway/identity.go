@@ -93,6 +93,51 @@ func (g *Gateway) identify(ctx *fasthttp.RequestCtx, snap *tenants.Snapshot, buf
 	return id, p, true
 }
 
+// Method overrides: fields (and the query parameter) that Rails, Laravel,
+// Symfony and Express's method-override read as the request's method.
+var overrideFields = []string{"X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override"}
+
+const overrideParam = "_method"
+
+// overriddenPast reports whether the request names, in a method override,
+// a method that t's routes give other rules on its path than the
+// request's own method: an upstream that honours the override runs a
+// request the limits did not count as such (POST with
+// X-HTTP-Method-Override: DELETE past a DELETE route's limit). Both ways
+// are refused, since an upstream that ignores it runs the request's own.
+func overriddenPast(ctx *fasthttp.RequestCtx, t *tenants.Tenant) bool {
+	h, path := &ctx.Request.Header, ctx.Path()
+	var buf [16]byte
+	differs := func(m []byte) bool {
+		if len(m) == 0 || len(m) > len(buf) {
+			return len(m) > 0 // no method is that long: refused as unknown
+		}
+		up := buf[:len(m)]
+		for i, c := range m {
+			if 'a' <= c && c <= 'z' {
+				c -= 'a' - 'A' // the frameworks upper-case it
+			}
+			up[i] = c
+		}
+		return !t.SameRules(up, h.Method(), path)
+	}
+	for _, f := range overrideFields {
+		for _, v := range h.PeekAll(f) {
+			if differs(bytes.Trim(v, " \t")) {
+				return true
+			}
+		}
+	}
+	if len(ctx.URI().QueryString()) > 0 {
+		for k, v := range ctx.QueryArgs().All() { // decoded: %5Fmethod is _method
+			if string(k) == overrideParam && differs(v) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // isASCII: every byte of b is below 0x80.
 func isASCII(b []byte) bool {
 	for _, c := range b {
@@ -159,6 +204,8 @@ var (
 		"Authorization carries an API key under a scheme other than Bearer (or Basic with key_basic_auth): send Authorization: Bearer <key>"}
 	problemAuthNotASCII = problem{fasthttp.StatusBadRequest, typeBlank, "Bad Request",
 		"Authorization holds a byte outside ASCII, which some servers read as white space (0x85, 0xA0) and so could find a key the gateway does not: credentials are ASCII"}
+	problemMethodOverride = problem{fasthttp.StatusBadRequest, typeBlank, "Bad Request",
+		"X-HTTP-Method-Override (or X-HTTP-Method, X-Method-Override, _method) names a method whose limits on this path differ from the request's: send the request with that method"}
 	problemKeyQueryTwice = problem{fasthttp.StatusBadRequest, typeBlank, "Bad Request",
 		"the API key query parameter is sent more than once"}
 	problemKeyQueryLong = problem{fasthttp.StatusUnauthorized, typeBlank, "Unauthorized",

@@ -11,6 +11,7 @@ import (
 
 	"github.com/l1gw/l1gw/degrade"
 	"github.com/l1gw/l1gw/internal/testkit"
+	"github.com/l1gw/l1gw/limiter"
 	"github.com/l1gw/l1gw/tenants"
 	"github.com/l1gw/l1gw/upstream"
 )
@@ -338,6 +339,55 @@ func TestDecodedKeyIsClearedAfterTheRequest(t *testing.T) {
 		a.reset()
 		if strings.Contains(string(a.keyBuf[:]), "bulk-key") {
 			t.Errorf("%s %s: the decoded key is still in the admission after reset", tc.uri, tc.header)
+		}
+	}
+}
+
+// TestMethodOverridePastAMethodRoute: a method override (X-HTTP-Method-
+// Override and kin, or _method in the query) naming a method whose rules
+// on the path differ from the request's is a 400, never forwarded: an
+// upstream honouring it would run a DELETE counted as a POST. Where the
+// rules are the same, or the tenant has no route by method, it passes.
+func TestMethodOverridePastAMethodRoute(t *testing.T) {
+	up := testkit.StartUpstream(t, nil)
+	o := tenants.Options{KeyHeader: "X-API-Key", Unknown: tenants.UnknownReject, Source: tenants.SourceConfig}
+	del := []limiter.Rule{{Name: "deletes", Limit: 1, Window: time.Minute}}
+	snap, err := tenants.Build(o, map[string]tenants.Plan{"p": {Limits: fixtureRules}},
+		[]tenants.Spec{{ID: "bulk", Plan: "p", Keys: []string{"bulk-key"},
+			Routes: []tenants.RouteSpec{{Methods: []string{"DELETE"}, PathPrefix: "/v1/items", Limits: del}}},
+			{ID: "acme", Plan: "p", Keys: []string{"acme-key"}}},
+		func(string) bool { return true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy, err := upstream.New(map[string]upstream.Spec{"up": {Targets: []string{up.URL},
+		Timeout: 5 * time.Second, DialTimeout: time.Second, IdleConnTimeout: time.Minute, MaxConnsPerTarget: 16}},
+		[]upstream.RouteSpec{{Upstream: "up"}}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw := New(Parts{Tenants: tenants.NewTable(snap), Limiter: fixedVerdict{decided(degrade.Verdict{Allowed: true}, 99, time.Minute, 0)},
+		Proxy: proxy, IDs: upstream.NewIDs("test"), Log: quiet})
+	for _, tc := range []struct {
+		method, uri string
+		headers     []string
+		want        int
+	}{
+		{"POST", "/v1/items/1", []string{"X-API-Key: bulk-key", "X-HTTP-Method-Override: DELETE"}, 400},
+		{"POST", "/v1/items/1", []string{"X-API-Key: bulk-key", "X-HTTP-Method: delete"}, 400},
+		{"POST", "/v1/items/1", []string{"X-API-Key: bulk-key", "X-Method-Override: DELETE"}, 400},
+		{"POST", "/v1/items/1?_method=DELETE", []string{"X-API-Key: bulk-key"}, 400},
+		{"POST", "/v1/items/1?%5Fmethod=DELETE", []string{"X-API-Key: bulk-key"}, 400},
+		{"DELETE", "/v1/items/1", []string{"X-API-Key: bulk-key", "X-HTTP-Method-Override: GET"}, 400},  // the other way round
+		{"POST", "/v1/items/1", []string{"X-API-Key: bulk-key", "X-HTTP-Method-Override: PUT"}, 200},    // the same rules
+		{"POST", "/v1/other", []string{"X-API-Key: bulk-key", "X-HTTP-Method-Override: DELETE"}, 200},   // no DELETE route here
+		{"POST", "/v1/items/1", []string{"X-API-Key: acme-key", "X-HTTP-Method-Override: DELETE"}, 200}, // no routes by method
+		{"POST", "/v1/items/1?_method=PUT", []string{"X-API-Key: bulk-key"}, 200},
+	} {
+		r := newIdentityRequest(tc.uri, tc.headers...)
+		r.tmpl.Header.SetMethod(tc.method)
+		if got := r.serve(gw.Serve); got != tc.want {
+			t.Errorf("%s %s %q: got %d (%s); want %d", tc.method, tc.uri, tc.headers, got, r.ctx.Response.Body(), tc.want)
 		}
 	}
 }
