@@ -89,6 +89,52 @@ func TestOwnedHeadersReachTheUpstreamOnce(t *testing.T) {
 	})
 }
 
+// TestUnderscoredNamesLeaveCookiesAlone: a request with '_' in a field
+// name, whose respellings of the gateway's own fields go, keeps its
+// Cookie lines as sent (walking fasthttp's parsed header would merge them
+// and drop their quotes).
+func TestUnderscoredNamesLeaveCookiesAlone(t *testing.T) {
+	up := testkit.StartRawUpstream(t)
+	gw := startApp(t, loadConfig(t, up.URL))
+	c := dial(t, gw.proxy)
+	c.send("GET /owned HTTP/1.1\r\nHost: gw\r\nX-API-Key: bulk-key\r\nCookie: sid=\"a b\"; flag; x=1;y=2\r\nX_Custom: 1\r\nCookie: z=3\r\nX-L1gw_Tenant: bob\r\n\r\n")
+	if resp := c.response(); resp.StatusCode() != 200 {
+		t.Fatalf("got %d; want 200", resp.StatusCode())
+	}
+	if got := headerLines(up.Raw(), "Cookie"); len(got) != 2 || got[0] != `sid="a b"; flag; x=1;y=2` || got[1] != "z=3" {
+		t.Errorf("upstream got Cookie %q; want the two lines as sent", got)
+	}
+	if got := headerLines(up.Raw(), "X_Custom"); len(got) != 1 {
+		t.Errorf("upstream got X_Custom %q; want it as sent", got)
+	}
+	if got := headerLines(up.Raw(), "X-L1gw_Tenant"); len(got) != 0 {
+		t.Errorf("upstream got X-L1gw_Tenant %q; want none", got)
+	}
+}
+
+// TestKeyHeaderWithAnUnderscore: a key header configured with a '_' is
+// read as configured, and the same name spelt with '-' is refused, as CGI
+// reads both as one.
+func TestKeyHeaderWithAnUnderscore(t *testing.T) {
+	up := testkit.StartRawUpstream(t)
+	gw := startApp(t, loadConfig(t, up.URL, "tenants.key_header=X-Api_Key"))
+	for _, tc := range []struct {
+		headers string
+		want    int
+	}{
+		{"X-Api_Key: bulk-key", 200},
+		{"x-api_key: bulk-key", 200},
+		{"X-Api_Key: bulk-key\r\nX-Api-Key: acme-key", 400},
+		{"Authorization: Bearer bulk-key\r\nX-Api-Key: acme-key", 400},
+	} {
+		c := dial(t, gw.proxy)
+		c.send("GET /x HTTP/1.1\r\nHost: gw\r\n" + tc.headers + "\r\n\r\n")
+		if resp := c.response(); resp.StatusCode() != tc.want {
+			t.Errorf("%q: got %d (%s); want %d", tc.headers, resp.StatusCode(), resp.Body(), tc.want)
+		}
+	}
+}
+
 // TestKeyNeverReachesTheUpstream: with hide_key (the default) no API key
 // reaches the upstream, even one sent in both the key header and
 // Authorization; an Authorization that is not a key is the upstream's and

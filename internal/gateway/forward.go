@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 
 	"github.com/valyala/fasthttp"
 
@@ -75,17 +76,20 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, pool *upstream.Pool, a *admi
 var owned = [][]byte{[]byte("X-L1gw-Tenant"), []byte("X-Forwarded-For"), []byte("X-Forwarded-Proto"),
 	[]byte("X-Forwarded-Host"), []byte("X-Request-Id"), []byte("X-Real-Ip"), []byte("True-Client-Ip")}
 
-// sameUnderscored reports whether name is canonical spelt with '_' for
-// some of its '-' (and in any case): a name CGI, WSGI and their kin read
-// as canonical. canonical itself is not.
-func sameUnderscored(name, canonical []byte) bool {
-	if len(name) != len(canonical) || bytes.IndexByte(name, '_') < 0 {
+// foldedName reports whether name is canonical with '-' and '_' taken as
+// one, in any case: the name CGI, WSGI and their kin read it as
+// (HTTP_X_API_KEY).
+func foldedName(name, canonical []byte) bool {
+	if len(name) != len(canonical) {
 		return false
 	}
 	for i, c := range name {
 		d := canonical[i]
-		if c == '_' && d == '-' {
-			continue
+		if c == '_' {
+			c = '-'
+		}
+		if d == '_' {
+			d = '-'
 		}
 		if c|0x20 != d|0x20 || (c|0x20 < 'a' || c|0x20 > 'z') && c != d {
 			return false
@@ -94,12 +98,36 @@ func sameUnderscored(name, canonical []byte) bool {
 	return true
 }
 
-// underscoredLike returns the first field name of h that is like (see
-// sameUnderscored), copied into buf; nil if there is none.
-func underscoredLike(h *fasthttp.RequestHeader, like, buf []byte) []byte {
-	for k := range h.All() {
-		if sameUnderscored(k, like) {
-			return append(buf[:0], k...)
+// fieldNames yields the field names of h as read: from the raw block,
+// since walking fasthttp's parsed header rewrites the request's cookies
+// (quotes dropped, lines merged). A header built in code, with no raw
+// block, is walked.
+func fieldNames(h *fasthttp.RequestHeader) iter.Seq[[]byte] {
+	return func(yield func([]byte) bool) {
+		raw := h.RawHeaders()
+		if len(raw) == 0 {
+			for k := range h.All() {
+				if !yield(k) {
+					return
+				}
+			}
+			return
+		}
+		for line := range bytes.Lines(raw) {
+			if i := bytes.IndexByte(line, ':'); i > 0 && !yield(bytes.Trim(line[:i], " \t")) {
+				return
+			}
+		}
+	}
+}
+
+// respeltIn returns the first field name of h that is canonical spelt
+// otherwise (foldedName, but not canonical in any case), copied into buf;
+// nil if there is none.
+func respeltIn(h *fasthttp.RequestHeader, canonical, buf []byte) []byte {
+	for name := range fieldNames(h) {
+		if foldedName(name, canonical) && !bytes.EqualFold(name, canonical) {
+			return append(buf[:0], name...)
 		}
 	}
 	return nil
@@ -251,11 +279,28 @@ func (g *Gateway) prepare(ctx *fasthttp.RequestCtx, a *admission) {
 		// An upstream that reads X_L1gw_Tenant or X-L1gw_Tenant as
 		// X-L1gw-Tenant (CGI's HTTP_X_L1GW_TENANT) must not get the
 		// client's.
-		var buf [32]byte
-		for _, name := range owned {
-			for n := underscoredLike(h, name, buf[:]); n != nil; n = underscoredLike(h, name, buf[:]) {
-				h.DelBytes(n)
+		var names [maxNames][]byte // the deletions move what the names point into
+		var buf [maxNames * 24]byte
+		n, b := 0, buf[:0]
+		for name := range fieldNames(h) {
+			if n == len(names) {
+				break
 			}
+			if bytes.IndexByte(name, '_') < 0 {
+				continue
+			}
+			for _, o := range owned {
+				if foldedName(name, o) {
+					start := len(b)
+					b = append(b, name...)
+					names[n] = b[start:]
+					n++
+					break
+				}
+			}
+		}
+		for _, name := range names[:n] {
+			h.DelBytes(name) // every line of it
 		}
 	}
 	if sent&sentTenant != 0 {

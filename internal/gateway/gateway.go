@@ -43,10 +43,13 @@ type Gateway struct {
 	// WWW-Authenticate.
 	missingKey problem
 	challenge  string
-	// keyUnderscore is keyHeader, to find it spelt with underscores (nil when it has
-	// no '-'), which CGI-style upstreams read as keyHeader: a request
-	// carrying it gets keyUnderscoreProblem.
-	keyUnderscore        []byte
+	// keyName is keyHeader, to find it spelt with '_' for '-' or the
+	// other way round, which CGI-style upstreams read as keyHeader: a
+	// request carrying such a field gets keyUnderscoreProblem.
+	// keyUnderscored: keyHeader itself has a '_', so a request may spell
+	// it otherwise with '-' alone.
+	keyName              []byte
+	keyUnderscored       bool
 	keyUnderscoreProblem problem
 	trusted              *upstream.Trusted
 	maxBody              int
@@ -101,15 +104,11 @@ func New(p Parts) *Gateway {
 	if o.KeyBasicAuth {
 		challenge += `, Basic realm="l1gw"`
 	}
-	var keyUnderscore []byte
-	if strings.Contains(o.KeyHeader, "-") {
-		keyUnderscore = []byte(o.KeyHeader)
-	}
 	return &Gateway{
 		tenants: p.Tenants, limiter: p.Limiter, proxy: p.Proxy, ids: p.IDs,
 		keyHeader: o.KeyHeader, keyQuery: o.KeyQuery, basicAuth: o.KeyBasicAuth, hideKey: o.HideKey,
 		missingKey: missingKey(o), challenge: challenge,
-		keyUnderscore: keyUnderscore, keyUnderscoreProblem: keyUnderscoreProblem(o.KeyHeader),
+		keyName: []byte(o.KeyHeader), keyUnderscored: strings.Contains(o.KeyHeader, "_"), keyUnderscoreProblem: keyUnderscoreProblem(o.KeyHeader),
 		trusted: p.Trusted, maxBody: p.MaxBodyBytes, tunnelLimits: p.Tunnel, writeTimeout: p.WriteTimeout,
 		unknown: tenants.NewStats(tenants.UnknownID), log: p.Log,
 	}
@@ -295,7 +294,7 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, a *admission) bool {
 	var early *problem // refused before the limits count the request
 	var nameBuf [64]byte
 	switch {
-	case a.sent&sentUnderscore != 0 && g.keyUnderscore != nil && underscoredLike(h, g.keyUnderscore, nameBuf[:0]) != nil:
+	case (a.sent&sentUnderscore != 0 || g.keyUnderscored) && respeltIn(h, g.keyName, nameBuf[:0]) != nil:
 		// A second key header in an upstream's eyes (X_API_Key is CGI's
 		// HTTP_X_API_KEY): it could carry another tenant's key past the
 		// limits, or the key past hide_key.

@@ -216,11 +216,11 @@ var (
 )
 
 // keyUnderscoreProblem is the 400 for a request carrying the key header
-// spelt with '_' for some of its '-'.
+// spelt with '_' for some of its '-', or the other way round.
 func keyUnderscoreProblem(keyHeader string) problem {
-	u := strings.ReplaceAll(keyHeader, "-", "_")
 	return problem{fasthttp.StatusBadRequest, typeBlank, "Bad Request",
-		"the request carries " + u + " (or another spelling of " + keyHeader + " with '_' for '-'), which some servers read as the API key header " +
+		"the request carries " + keyHeader + " spelt otherwise ('_' for '-' or '-' for '_', as " +
+			strings.ReplaceAll(keyHeader, "-", "_") + "), which some servers read as the API key header " +
 			keyHeader + ": send the key in " + keyHeader + " only"}
 }
 
