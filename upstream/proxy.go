@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"reflect"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 )
@@ -72,7 +73,7 @@ func newTable(specs map[string]Spec, routes []RouteSpec, prev *table, log *slog.
 		t.pools[name] = pool
 	}
 	for _, r := range routes {
-		t.routes = append(t.routes, &Route{Name: r.Name, Pool: t.pools[r.Upstream], host: []byte(r.Host), prefix: []byte(r.PathPrefix),
+		t.routes = append(t.routes, &Route{Name: r.Name, Pool: t.pools[r.Upstream], host: []byte(strings.TrimSuffix(r.Host, ".")), prefix: []byte(r.PathPrefix),
 			anyCase: r.CaseInsensitive, shared: scoped(RouteScope(r.Name), r.Limits, r.Concurrency, r.LeaseTTL)})
 	}
 	// A route with a host beats one without; then the longest prefix wins.

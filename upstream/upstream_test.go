@@ -261,6 +261,7 @@ func TestRoute(t *testing.T) {
 		{PathPrefix: "/", Upstream: "a"},
 		{PathPrefix: "/api", Upstream: "b"},
 		{Host: "special.test", Upstream: "c"},
+		{Host: "fq.test.", Upstream: "b"}, // written fully qualified
 		// At one prefix, tried as written: the case-sensitive one first.
 		{PathPrefix: "/docs", Upstream: "b"},
 		{PathPrefix: "/docs", CaseInsensitive: true, Upstream: "a"},
@@ -277,6 +278,8 @@ func TestRoute(t *testing.T) {
 		{"SPECIAL.test", "/", "c"},
 		{"special.test.", "/", "c"},      // fully qualified: the same name
 		{"special.test.:8080", "/", "c"}, // with a port
+		{"fq.test.", "/", "b"},
+		{"fq.test", "/", "b"},
 	}
 	for _, tc := range cases {
 		got := p.Route([]byte(tc.host), []byte(tc.path))
