@@ -3,6 +3,7 @@ package tenants
 import (
 	"bytes"
 	"crypto/sha256"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -44,8 +45,7 @@ func (t *Tenant) MethodsMatter() bool { return t.byMethod }
 
 // SameRules reports whether methods a and b on path get the same rules.
 func (t *Tenant) SameRules(a, b, path []byte) bool {
-	ra, rb := t.Rules(a, path), t.Rules(b, path)
-	return len(ra) == len(rb) && (len(ra) == 0 || &ra[0] == &rb[0])
+	return slices.Equal(t.Rules(a, path), t.Rules(b, path))
 }
 
 type route struct {

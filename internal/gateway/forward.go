@@ -104,17 +104,28 @@ func foldedName(name, canonical []byte) bool {
 // block, is walked.
 func fieldNames(h *fasthttp.RequestHeader) iter.Seq[[]byte] {
 	return func(yield func([]byte) bool) {
+		for k := range fields(h) {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+// fields is fieldNames with each field's value.
+func fields(h *fasthttp.RequestHeader) iter.Seq2[[]byte, []byte] {
+	return func(yield func([]byte, []byte) bool) {
 		raw := h.RawHeaders()
 		if len(raw) == 0 {
-			for k := range h.All() {
-				if !yield(k) {
+			for k, v := range h.All() {
+				if !yield(k, v) {
 					return
 				}
 			}
 			return
 		}
 		for line := range bytes.Lines(raw) {
-			if i := bytes.IndexByte(line, ':'); i > 0 && !yield(bytes.Trim(line[:i], " \t")) {
+			if i := bytes.IndexByte(line, ':'); i > 0 && !yield(bytes.Trim(line[:i], " \t"), bytes.Trim(line[i+1:], " \t\r\n")) {
 				return
 			}
 		}

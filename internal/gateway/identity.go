@@ -93,11 +93,16 @@ func (g *Gateway) identify(ctx *fasthttp.RequestCtx, snap *tenants.Snapshot, buf
 	return id, p, true
 }
 
-// Method overrides: fields (and the query parameter) that Rails, Laravel,
-// Symfony and Express's method-override read as the request's method.
-var overrideFields = []string{"X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override"}
+// Method overrides: fields (and the query parameter _method) that Rails,
+// Laravel, Symfony and Express's method-override read as the request's
+// method.
+var overrideFields = [][]byte{[]byte("X-HTTP-Method-Override"), []byte("X-HTTP-Method"), []byte("X-Method-Override")}
 
-const overrideParam = "_method"
+// overrideParam: a query parameter name PHP (Laravel, Symfony) reads as
+// _method: it turns '.', ' ' and '[' in a name into '_'.
+func overrideParam(k []byte) bool {
+	return len(k) == 7 && string(k[1:]) == "method" && (k[0] == '_' || k[0] == '.' || k[0] == ' ' || k[0] == '[')
+}
 
 // overriddenPast reports whether the request names, in a method override,
 // a method that t's routes give other rules on its path than the
@@ -121,16 +126,26 @@ func overriddenPast(ctx *fasthttp.RequestCtx, t *tenants.Tenant) bool {
 		}
 		return !t.SameRules(up, h.Method(), path)
 	}
-	for _, f := range overrideFields {
-		for _, v := range h.PeekAll(f) {
-			if differs(bytes.Trim(v, " \t")) {
+	// Each method a value names: Express takes the first of a list (Node
+	// joins a repeated field with ", "), others may take another.
+	anyDiffers := func(v []byte) bool {
+		for m := range bytes.SplitSeq(v, []byte{','}) {
+			if differs(bytes.Trim(m, " \t")) {
+				return true
+			}
+		}
+		return false
+	}
+	for k, v := range fields(h) {
+		for _, f := range overrideFields {
+			if foldedName(k, f) && anyDiffers(v) { // X-HTTP-Method_Override too
 				return true
 			}
 		}
 	}
 	if len(ctx.URI().QueryString()) > 0 {
 		for k, v := range ctx.QueryArgs().All() { // decoded: %5Fmethod is _method
-			if string(k) == overrideParam && differs(v) {
+			if overrideParam(k) && anyDiffers(v) {
 				return true
 			}
 		}

@@ -352,9 +352,13 @@ func TestMethodOverridePastAMethodRoute(t *testing.T) {
 	up := testkit.StartUpstream(t, nil)
 	o := tenants.Options{KeyHeader: "X-API-Key", Unknown: tenants.UnknownReject, Source: tenants.SourceConfig}
 	del := []limiter.Rule{{Name: "deletes", Limit: 1, Window: time.Minute}}
+	writes := []limiter.Rule{{Name: "writes", Limit: 5, Window: time.Minute}}
 	snap, err := tenants.Build(o, map[string]tenants.Plan{"p": {Limits: fixtureRules}},
 		[]tenants.Spec{{ID: "bulk", Plan: "p", Keys: []string{"bulk-key"},
-			Routes: []tenants.RouteSpec{{Methods: []string{"DELETE"}, PathPrefix: "/v1/items", Limits: del}}},
+			Routes: []tenants.RouteSpec{{Methods: []string{"DELETE"}, PathPrefix: "/v1/items", Limits: del},
+				// Two routes by method with the same rules.
+				{Methods: []string{"PUT", "PATCH"}, PathPrefix: "/v1/w", Limits: writes},
+				{Methods: []string{"POST"}, PathPrefix: "/v1/w", Limits: writes}}},
 			{ID: "acme", Plan: "p", Keys: []string{"acme-key"}}},
 		func(string) bool { return true })
 	if err != nil {
@@ -383,6 +387,12 @@ func TestMethodOverridePastAMethodRoute(t *testing.T) {
 		{"POST", "/v1/other", []string{"X-API-Key: bulk-key", "X-HTTP-Method-Override: DELETE"}, 200},   // no DELETE route here
 		{"POST", "/v1/items/1", []string{"X-API-Key: acme-key", "X-HTTP-Method-Override: DELETE"}, 200}, // no routes by method
 		{"POST", "/v1/items/1?_method=PUT", []string{"X-API-Key: bulk-key"}, 200},
+		{"POST", "/v1/items/1", []string{"X-API-Key: bulk-key", "X-HTTP-Method-Override: DELETE, POST"}, 400}, // a list: Express takes the first
+		{"POST", "/v1/items/1", []string{"X-API-Key: bulk-key", "X-HTTP-Method-Override: POST, DELETE"}, 400},
+		{"POST", "/v1/items/1", []string{"X-API-Key: bulk-key", "X-HTTP-Method_Override: DELETE"}, 400}, // PHP reads it as the same
+		{"POST", "/v1/items/1?.method=DELETE", []string{"X-API-Key: bulk-key"}, 400},                    // PHP's _method
+		{"POST", "/v1/items/1?+method=DELETE", []string{"X-API-Key: bulk-key"}, 400},
+		{"POST", "/v1/w/1", []string{"X-API-Key: bulk-key", "X-HTTP-Method-Override: PATCH"}, 200}, // other routes, the same rules
 	} {
 		r := newIdentityRequest(tc.uri, tc.headers...)
 		r.tmpl.Header.SetMethod(tc.method)
