@@ -211,9 +211,13 @@ func (b *builder) tenant(path string, spec Spec, upstreamKnown func(string) bool
 func (b *builder) routes(path string, specs []RouteSpec, base []limiter.Rule) (routes []route, ok bool) {
 	ok = true
 	routeRules := map[string]limiter.Rule{}
-	headNamed := slices.ContainsFunc(specs, func(rs RouteSpec) bool {
-		return slices.ContainsFunc(rs.Methods, func(m string) bool { return strings.EqualFold(m, methodHead) })
-	})
+	// headNamed: a route at prefix (in any case) names HEAD itself.
+	headNamed := func(prefix string) bool {
+		return slices.ContainsFunc(specs, func(rs RouteSpec) bool {
+			return strings.EqualFold(rs.PathPrefix, prefix) &&
+				slices.ContainsFunc(rs.Methods, func(m string) bool { return strings.EqualFold(m, methodHead) })
+		})
+	}
 	for i, rs := range specs {
 		rp := fmt.Sprintf("%s.routes[%d]", path, i)
 		b.rules(rp+".limits", rs.Limits)
@@ -239,7 +243,7 @@ func (b *builder) routes(path string, specs []RouteSpec, base []limiter.Rule) (r
 			b.fail(rp+".limits", "%d rules apply to this route; at most %d", len(rules), limiter.MaxTenantRules)
 			ok = false
 		}
-		rt := route{methods: withHead(upper(rs.Methods), headNamed), prefix: []byte(rs.PathPrefix), anyCase: rs.CaseInsensitive, rules: rules}
+		rt := route{methods: withHead(upper(rs.Methods), headNamed(rs.PathPrefix)), prefix: []byte(rs.PathPrefix), anyCase: rs.CaseInsensitive, rules: rules}
 		for j, earlier := range routes {
 			if earlier.shadows(rt) && !b.stored {
 				b.fail(rp, "can never apply: %s.routes[%d], written before it, matches every request it would; write the more specific first", path, j)
@@ -469,9 +473,9 @@ func hasRule(rules []limiter.Rule, name string) bool {
 const methodHead = "HEAD"
 
 // withHead adds HEAD to methods that take GET, unless headNamed (a route
-// of the tenant names HEAD itself): a HEAD runs the GET's handler at the
-// upstream (RFC 9110 §9.3.2), so a GET's limit must count it too, or a
-// HEAD walks around it.
+// of the tenant at the same prefix names HEAD itself): a HEAD runs the
+// GET's handler at the upstream (RFC 9110 §9.3.2), so a GET's limit must
+// count it too, or a HEAD walks around it.
 func withHead(methods []string, headNamed bool) []string {
 	if headNamed || !slices.Contains(methods, "GET") {
 		return methods

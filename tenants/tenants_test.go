@@ -154,6 +154,8 @@ func TestHeadIsAGetUnlessNamed(t *testing.T) {
 		tenants.Spec{ID: "b", Plan: "free", Keys: []string{"j"}, Routes: []tenants.RouteSpec{
 			{Methods: []string{"GET"}, PathPrefix: "/r", Limits: []limiter.Rule{{Name: "r_get", Limit: 1, Window: time.Second}}},
 			{Methods: []string{"head"}, PathPrefix: "/r", Limits: []limiter.Rule{{Name: "r_head", Limit: 9, Window: time.Second}}},
+			// A HEAD route elsewhere leaves /s's GET route taking HEAD.
+			{Methods: []string{"GET"}, PathPrefix: "/s", Limits: []limiter.Rule{{Name: "s_get", Limit: 1, Window: time.Second}}},
 		}})
 	a, _ := s.ByID("a")
 	b, _ := s.ByID("b")
@@ -171,6 +173,9 @@ func TestHeadIsAGetUnlessNamed(t *testing.T) {
 		if got := ruleNames(tc.tn.Rules([]byte(tc.method), []byte("/r/1"))); got != tc.want {
 			t.Errorf("%s %s /r/1: got %s; want %s", tc.tn.ID, tc.method, got, tc.want)
 		}
+	}
+	if got := ruleNames(b.Rules([]byte("HEAD"), []byte("/s/1"))); got != base+",s_get=1s" {
+		t.Errorf("b HEAD /s/1: got %s; want %s", got, base+",s_get=1s")
 	}
 }
 
