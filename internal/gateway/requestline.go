@@ -42,7 +42,8 @@ func allowedMethod(m []byte) bool {
 }
 
 // checkRequestLine refuses a version other than HTTP/1.1 or 1.0, a method
-// the gateway does not forward, user information in the target, and an
+// the gateway does not forward, user information in the target, a request
+// that names no host (by Host or its absolute-form target), and an
 // ambiguous path: one whose routing
 // here and meaning upstream could differ. The routes and limits match the
 // decoded path, and the upstream gets the path as sent; refusing every
