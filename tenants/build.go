@@ -329,6 +329,12 @@ func (b *builder) keyDigests(path string, spec Spec) []digest {
 			b.fail(p, "empty key")
 			return
 		}
+		if strings.IndexFunc(k, func(r rune) bool { return r >= 0x80 }) >= 0 {
+			// The gateway refuses a key header or parameter outside ASCII
+			// (some servers strip 0x85 and 0xA0 as white space).
+			b.fail(p, "a key must be ASCII: requests carrying this one would be refused")
+			return
+		}
 		out = append(out, digest{sum: sha256.Sum256([]byte(k)), path: p, expires: expires})
 	}
 	hashed := func(p, h string, expires int64) {

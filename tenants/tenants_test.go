@@ -193,6 +193,7 @@ func TestBuildErrors(t *testing.T) {
 		{"duplicate id", nil, []tenants.Spec{{ID: "a", Plan: "free", Keys: []string{"k"}}, {ID: "a", Plan: "free", Keys: []string{"j"}}}, []string{`tenant_list[1].id: tenant "a" is defined twice`}},
 		{"shared key", nil, []tenants.Spec{{ID: "a", Plan: "free", Keys: []string{"k"}}, {ID: "b", Plan: "free", KeyHashes: []string{tenants.HashKey("k")}}}, []string{`tenant_list[1].key_hashes[0]: this key also belongs to tenant "a"`}},
 		{"no keys", nil, []tenants.Spec{{ID: "a", Plan: "free"}}, []string{`tenant_list[0]: tenant "a" has no keys`}},
+		{"key outside ASCII", nil, []tenants.Spec{{ID: "a", Plan: "free", Keys: []string{"k\u00a0"}}}, []string{`tenant_list[0].keys[0]: a key must be ASCII`}},
 		{"bad hash", nil, []tenants.Spec{{ID: "a", Plan: "free", KeyHashes: []string{"md5:00"}}}, []string{`tenant_list[0].key_hashes[0]: want sha256:<64 hex digits>`}},
 		{"plain key as a hash is not echoed", nil, []tenants.Spec{{ID: "a", Plan: "free", KeyHashes: []string{"sk-live-secret"}}}, []string{`tenant_list[0].key_hashes[0]: want sha256:`}},
 		{"unknown upstream", nil, []tenants.Spec{{ID: "a", Plan: "free", Keys: []string{"k"}, Upstream: "nope"}}, []string{`tenant_list[0].upstream: unknown upstream "nope"`}},

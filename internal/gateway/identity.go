@@ -44,6 +44,11 @@ type identity struct {
 // to answer; the key header sent twice is checked before.
 func (g *Gateway) identify(ctx *fasthttp.RequestCtx, snap *tenants.Snapshot, buf *keyScratch) (id identity, p problem, ok bool) {
 	id.key = ctx.Request.Header.Peek(g.keyHeader)
+	if !isASCII(id.key) {
+		// "bob-key\xa0": unknown here (anonymous, with unknown: anonymous),
+		// bob's key to an upstream that strips it as Python does.
+		return id, problemKeyNotASCII, false
+	}
 	if g.keyQuery != "" {
 		q, n, fits := tenants.QueryKey(buf[:tenants.KeyBufLen], ctx.URI().QueryString(), g.keyQuery)
 		switch {
@@ -53,6 +58,9 @@ func (g *Gateway) identify(ctx *fasthttp.RequestCtx, snap *tenants.Snapshot, buf
 			return id, problemKeyQueryLong, false
 		case n == 1:
 			id.places |= keyInQuery
+		}
+		if !isASCII(q) {
+			return id, problemKeyNotASCII, false
 		}
 		if len(q) > 0 {
 			if len(id.key) > 0 && !bytes.Equal(id.key, q) {
@@ -217,6 +225,8 @@ var (
 		"the request carries two different API keys (key header, query parameter, Authorization): send one"}
 	problemKeyOtherScheme = problem{fasthttp.StatusBadRequest, typeBlank, "Bad Request",
 		"Authorization carries an API key under a scheme other than Bearer (or Basic with key_basic_auth): send Authorization: Bearer <key>"}
+	problemKeyNotASCII = problem{fasthttp.StatusBadRequest, typeBlank, "Bad Request",
+		"the API key (header or query parameter) holds a byte outside ASCII, which some servers strip as white space (0x85, 0xA0): keys are ASCII"}
 	problemAuthNotASCII = problem{fasthttp.StatusBadRequest, typeBlank, "Bad Request",
 		"Authorization holds a byte outside ASCII, which some servers read as white space (0x85, 0xA0) and so could find a key the gateway does not: credentials are ASCII"}
 	problemMethodOverride = problem{fasthttp.StatusBadRequest, typeBlank, "Bad Request",

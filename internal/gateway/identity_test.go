@@ -295,6 +295,7 @@ func TestKeyUnderAnyScheme(t *testing.T) {
 		{[]string{"X-API-Key: bulk-key", "Authorization: Bearer\x85acme-key"}, 400, ""},
 		{[]string{"X-API-Key: bulk-key", "Authorization: Bearer acme-key\xa0"}, 400, ""},
 		{[]string{"X-API-Key: bulk-key", "Authorization: Bearer\u00a0acme-key"}, 400, ""},
+		{[]string{"X-API-Key: acme-key\xa0"}, 400, ""}, // acme's key to an upstream that strips it
 	} {
 		r := newIdentityRequest("/p", tc.headers...)
 		if got := r.serve(gw.Serve); got != tc.want {
