@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"slices"
 
 	"github.com/valyala/fasthttp"
 
@@ -300,15 +301,14 @@ func (g *Gateway) prepare(ctx *fasthttp.RequestCtx, a *admission) {
 			if bytes.IndexByte(name, '_') < 0 {
 				continue
 			}
-			for _, o := range owned {
-				if foldedName(name, o) {
-					start := len(b)
-					b = append(b, name...)
-					names[n] = b[start:]
-					n++
-					break
-				}
+			if !slices.ContainsFunc(owned, func(o []byte) bool { return foldedName(name, o) }) ||
+				slices.ContainsFunc(names[:n], func(seen []byte) bool { return bytes.EqualFold(seen, name) }) {
+				continue // not one of the gateway's, or one line of a name already taken
 			}
+			start := len(b) // at most 7 names × 2^2 spellings: never past names
+			b = append(b, name...)
+			names[n] = b[start:]
+			n++
 		}
 		for _, name := range names[:n] {
 			h.DelBytes(name) // every line of it
