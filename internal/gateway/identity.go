@@ -40,8 +40,11 @@ type identity struct {
 // same one: two different keys, or the parameter twice, are ambiguous
 // (400). Beside a key found elsewhere, an Authorization value that is not
 // that key is the upstream's credential, unless it is any tenant's key,
-// an expired one too (400). Malformed Basic credentials are a 401. ok is false with the problem
-// to answer; the key header sent twice is checked before.
+// an expired one too (400), as is a Basic user-id that is a tenant's key
+// beside another password. A key, key parameter or Authorization with a
+// byte outside ASCII is a 400. Malformed Basic credentials are a 401. ok
+// is false with the problem to answer; the key header sent twice is
+// checked before.
 func (g *Gateway) identify(ctx *fasthttp.RequestCtx, snap *tenants.Snapshot, buf *keyScratch) (id identity, p problem, ok bool) {
 	id.key = ctx.Request.Header.Peek(g.keyHeader)
 	if !isASCII(id.key) {
