@@ -300,11 +300,12 @@ func SetForwarded(h *fasthttp.RequestHeader, f Forwarded) {
 	if f.TLS {
 		proto = protoHTTPS
 	}
-	var host [256]byte
-	fwdHost := append(host[:0], h.Host()...)
-	if f.Host != nil {
-		fwdHost = append(host[:0], f.Host...)
+	routed := f.Host
+	if routed == nil {
+		routed = h.Host()
 	}
+	var host [256]byte
+	fwdHost := append(host[:0], routed...) // setting fields may reuse what h.Host() points into
 	if f.NoneSent {
 		h.SetCanonical(hdrXFF, appendIP(b, f.ClientIP))
 		h.SetCanonical(hdrXFProto, proto)

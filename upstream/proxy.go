@@ -157,18 +157,24 @@ func (p *Proxy) Route(host, path []byte) *Pool {
 // Match returns the route of a request's host (port ignored) and path, or
 // nil when none matches.
 func (p *Proxy) Match(host, path []byte) *Route {
-	if i := bytes.LastIndexByte(host, ':'); i >= 0 && bytes.IndexByte(host[i:], ']') < 0 {
-		host = host[:i]
-	}
 	// "api.example.com." is the same name, fully qualified (RFC 1034
 	// §3.1): a route for the one is the other's too.
-	host = bytes.TrimSuffix(host, []byte("."))
+	host = bytes.TrimSuffix(Hostname(host), []byte("."))
 	for _, r := range p.cur.Load().routes {
 		if (len(r.host) == 0 || bytes.EqualFold(r.host, host)) && hasPathPrefix(path, r.prefix, r.anyCase) {
 			return r
 		}
 	}
 	return nil
+}
+
+// Hostname is host (a Host value, or a URI's host) without its port; an
+// IPv6 literal keeps its brackets.
+func Hostname(host []byte) []byte {
+	if i := bytes.LastIndexByte(host, ':'); i >= 0 && bytes.IndexByte(host[i:], ']') < 0 {
+		return host[:i]
+	}
+	return host
 }
 
 // hasPathPrefix says whether path starts with prefix, in any case when

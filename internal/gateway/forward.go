@@ -99,21 +99,10 @@ func foldedName(name, canonical []byte) bool {
 	return true
 }
 
-// fieldNames yields the field names of h as read: from the raw block,
-// since walking fasthttp's parsed header rewrites the request's cookies
-// (quotes dropped, lines merged). A header built in code, with no raw
-// block, is walked.
-func fieldNames(h *fasthttp.RequestHeader) iter.Seq[[]byte] {
-	return func(yield func([]byte) bool) {
-		for k := range fields(h) {
-			if !yield(k) {
-				return
-			}
-		}
-	}
-}
-
-// fields is fieldNames with each field's value.
+// fields yields the fields of h as read: from the raw block, since
+// walking fasthttp's parsed header rewrites the request's cookies (quotes
+// dropped, lines merged). A header built in code, with no raw block, is
+// walked.
 func fields(h *fasthttp.RequestHeader) iter.Seq2[[]byte, []byte] {
 	return func(yield func([]byte, []byte) bool) {
 		raw := h.RawHeaders()
@@ -133,16 +122,15 @@ func fields(h *fasthttp.RequestHeader) iter.Seq2[[]byte, []byte] {
 	}
 }
 
-// respeltIn returns the first field name of h that is canonical spelt
-// otherwise (foldedName, but not canonical in any case), copied into buf;
-// nil if there is none.
-func respeltIn(h *fasthttp.RequestHeader, canonical, buf []byte) []byte {
-	for name := range fieldNames(h) {
+// respelt reports whether h holds a field named canonical spelt otherwise
+// (foldedName, but not canonical in any case).
+func respelt(h *fasthttp.RequestHeader, canonical []byte) bool {
+	for name := range fields(h) {
 		if foldedName(name, canonical) && !bytes.EqualFold(name, canonical) {
-			return append(buf[:0], name...)
+			return true
 		}
 	}
-	return nil
+	return false
 }
 
 // sentFields are the kinds of field, among those prepare removes or
@@ -294,7 +282,7 @@ func (g *Gateway) prepare(ctx *fasthttp.RequestCtx, a *admission) {
 		var names [maxNames][]byte // the deletions move what the names point into
 		var buf [maxNames * 24]byte
 		n, b := 0, buf[:0]
-		for name := range fieldNames(h) {
+		for name := range fields(h) {
 			if n == len(names) {
 				break
 			}

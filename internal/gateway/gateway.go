@@ -292,9 +292,8 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, a *admission) bool {
 	a.sent = sentIn(h)
 	g.requestID(h, a)
 	var early *problem // refused before the limits count the request
-	var nameBuf [64]byte
 	switch {
-	case (a.sent&sentUnderscore != 0 || g.keyUnderscored) && respeltIn(h, g.keyName, nameBuf[:0]) != nil:
+	case (a.sent&sentUnderscore != 0 || g.keyUnderscored) && respelt(h, g.keyName):
 		// A second key header in an upstream's eyes (X_API_Key is CGI's
 		// HTTP_X_API_KEY): it could carry another tenant's key past the
 		// limits, or the key past hide_key.

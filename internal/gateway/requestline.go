@@ -4,6 +4,8 @@ import (
 	"bytes"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/l1gw/l1gw/upstream"
 )
 
 // The refusals of a request line the gateway does not forward.
@@ -65,7 +67,7 @@ func checkRequestLine(ctx *fasthttp.RequestCtx) (problem, bool) {
 		// fasthttp's client would send it on as Authorization: Basic.
 		return problemUserinfo, false
 	}
-	if len(hostname(u.Host())) == 0 {
+	if len(upstream.Hostname(u.Host())) == 0 {
 		// "GET http:///x" beside Host: a: routed by the target's empty
 		// host, past a's routes, and sent on with no Host at all. An
 		// HTTP/1.0 request without Host, which its version allows, was a
@@ -78,14 +80,6 @@ func checkRequestLine(ctx *fasthttp.RequestCtx) (problem, bool) {
 		return problemAmbiguousPath, false
 	}
 	return problem{}, true
-}
-
-// hostname is host without its port.
-func hostname(host []byte) []byte {
-	if i := bytes.LastIndexByte(host, ':'); i >= 0 && bytes.IndexByte(host[i:], ']') < 0 {
-		return host[:i]
-	}
-	return host
 }
 
 // ambiguousPath: p is not an origin path, or holds what decoding or dot
