@@ -153,6 +153,8 @@ func TestErrorsNameKeyAndSource(t *testing.T) {
 		{"an empty level in --set", base, nil, []string{"server..listen=:1"}, "server..listen", "--set server..listen=:1", "an empty level"},
 		{"a value and a section from env", base, []string{"L1GW_SERVER=foo", "L1GW_SERVER__LISTEN=:1"}, nil, "server", "env L1GW_SERVER", "and as a section by env L1GW_SERVER__LISTEN"},
 		{"default value invalid only in combination", base + "tenants:\n  unknown: anonymous\n", nil, nil, "tenants.anonymous_plan", "defaults", `unknown plan ""`},
+		{"no bits of an IPv6 caller", base + "tenants:\n  anonymous_ipv6_prefix: 0\n", nil, nil, "tenants.anonymous_ipv6_prefix", "FILE", "got 0; want 1-128"},
+		{"more bits than IPv6 has", base, []string{"L1GW_TENANTS__ANONYMOUS_IPV6_PREFIX=129"}, nil, "tenants.anonymous_ipv6_prefix", "env L1GW_TENANTS__ANONYMOUS_IPV6_PREFIX", "got 129; want 1-128"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

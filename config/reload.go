@@ -11,7 +11,7 @@ import (
 // is read once, at start.
 var hotKeys = map[string]bool{
 	"plans": true, "tenant_list": true, "upstreams": true, "routes": true,
-	"tenants.unknown": true, "tenants.anonymous_plan": true,
+	"tenants.unknown": true, "tenants.anonymous_plan": true, "tenants.anonymous_ipv6_prefix": true,
 }
 
 // RestartKeys lists, as dotted key paths, the settings that differ between

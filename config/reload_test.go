@@ -26,7 +26,7 @@ func TestRestartKeys(t *testing.T) {
 		want []string
 	}{
 		{"same", nil, nil},
-		{"hot keys only", []string{"upstreams.demo.timeout=3s", "tenants.unknown=anonymous", "tenants.anonymous_plan=free"}, nil},
+		{"hot keys only", []string{"upstreams.demo.timeout=3s", "tenants.unknown=anonymous", "tenants.anonymous_plan=free", "tenants.anonymous_ipv6_prefix=56"}, nil},
 		{"the key header", []string{"tenants.key_header=X-Key"}, []string{"tenants.key_header"}},
 		{"the key's other places", []string{"tenants.key_query=user_key", "tenants.key_basic_auth=true", "tenants.hide_key=false"},
 			[]string{"tenants.hide_key", "tenants.key_basic_auth", "tenants.key_query"}},

@@ -254,6 +254,9 @@ func (cfg *Config) validateTenants(c *checker) {
 	if t.Max < 1 {
 		c.fail("tenants.max", "got %d; want >= 1", t.Max)
 	}
+	if t.AnonymousIPv6Prefix < 1 || t.AnonymousIPv6Prefix > 128 {
+		c.fail("tenants.anonymous_ipv6_prefix", "got %d; want 1-128 (128: every address on its own)", t.AnonymousIPv6Prefix)
+	}
 	if t.MetricsMax < 0 {
 		c.fail("tenants.metrics_max", "got %d; want >= 0 (0: every tenant its own label)", t.MetricsMax)
 	}

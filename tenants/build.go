@@ -146,7 +146,15 @@ func (b *builder) anonymous(s *Snapshot, opts Options) {
 			b.fail("tenants.anonymous_plan", "unknown plan %q (tenants.unknown is anonymous)", opts.AnonymousPlan)
 			return
 		}
-		s.anonymous = &Tenant{ID: AnonymousID, Plan: opts.AnonymousPlan, rules: b.withLease(plan.Limits, plan)}
+		bits := opts.AnonymousIPv6Prefix
+		switch {
+		case bits == 0:
+			bits = 64
+		case bits < 0 || bits > 128:
+			b.fail("tenants.anonymous_ipv6_prefix", "got %d; want 1-128 (128: every address on its own)", bits)
+			return
+		}
+		s.anonymous = &Tenant{ID: AnonymousID, Plan: opts.AnonymousPlan, rules: b.withLease(plan.Limits, plan), v6bits: bits}
 		if b.stats {
 			s.anonymous.Stats = NewStats(AnonymousID)
 		}

@@ -3,6 +3,7 @@ package tenants
 import (
 	"bytes"
 	"crypto/sha256"
+	"net/netip"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -12,10 +13,6 @@ import (
 
 // AnonymousID is the tenant ID of anonymous callers in metrics and logs.
 const AnonymousID = "anonymous"
-
-// AnonymousKey is what the limiter counts an anonymous caller under: its
-// address, in canonical form (upstream.Trusted.ClientIP's).
-func AnonymousKey(ip []byte) string { return "anon:" + string(ip) }
 
 // OtherID is the tenant label of the tenants past tenants.metrics_max in
 // metrics. It is not a valid tenant ID, so no tenant can be mistaken for
@@ -37,6 +34,26 @@ type Tenant struct {
 	rules    []limiter.Rule // plan limits merged with the tenant's own
 	routes   []route        // longest prefix first
 	byMethod bool           // a route matches by method
+	v6bits   int            // the anonymous tenant's: Options.AnonymousIPv6Prefix
+}
+
+// AnonymousKey is what the limiter counts an anonymous caller at address a
+// (unmapped, as upstream.Trusted.ClientIP's) under: "anon:" and the
+// address, or for IPv6 its network of Options.AnonymousIPv6Prefix bits,
+// as in "anon:2001:db8:1:2::/64".
+func (t *Tenant) AnonymousKey(a netip.Addr) string {
+	var buf [64]byte
+	b := append(buf[:0], "anon:"...)
+	switch {
+	case !a.IsValid():
+		b = append(b, "unknown"...)
+	case a.Is6() && t.v6bits > 0 && t.v6bits < 128:
+		p, _ := a.WithZone("").Prefix(t.v6bits) // Build keeps v6bits in range
+		b = p.AppendTo(b)
+	default:
+		b = a.WithZone("").AppendTo(b)
+	}
+	return string(b)
 }
 
 // MethodsMatter reports whether some route of t matches by method: only

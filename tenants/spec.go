@@ -41,6 +41,12 @@ type Options struct {
 	// AnonymousPlan is the plan for anonymous callers when Unknown is
 	// "anonymous". Default "".
 	AnonymousPlan string `koanf:"anonymous_plan" json:"anonymous_plan"`
+	// AnonymousIPv6Prefix is how many leading bits of an anonymous IPv6
+	// caller's address it is counted by: a network hands each subscriber
+	// a /64 at least, so at 64 a caller rotating through its addresses is
+	// one caller. 128 counts every address on its own. 0 is 64. IPv4
+	// callers are counted by their address.
+	AnonymousIPv6Prefix int `koanf:"anonymous_ipv6_prefix" json:"anonymous_ipv6_prefix"`
 	// Source is where tenants come from: "config" | "redis" | "both".
 	// Default "config".
 	Source string `koanf:"source" json:"source"`

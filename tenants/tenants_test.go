@@ -2,6 +2,7 @@ package tenants_test
 
 import (
 	"math"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -81,6 +82,52 @@ func TestResolveAnonymous(t *testing.T) {
 		tn, res := s.Resolve([]byte(key))
 		if res != tenants.AnonymousCaller || tn == nil || !tn.Anonymous() {
 			t.Fatalf("key %q: got %v %v; want the anonymous tenant", key, tn, res)
+		}
+	}
+}
+
+// TestAnonymousKey: an anonymous IPv6 caller is counted by its network,
+// so rotating through the addresses of its /64 gets it no fresh count; an
+// IPv4 caller, mapped or not, by its address.
+func TestAnonymousKey(t *testing.T) {
+	cases := []struct {
+		bits int // tenants.anonymous_ipv6_prefix; 0 is the default
+		addr string
+		want string
+	}{
+		{0, "203.0.113.9", "anon:203.0.113.9"},
+		{0, "::ffff:203.0.113.9", "anon:203.0.113.9"},
+		{0, "2001:db8:1:2::a", "anon:2001:db8:1:2::/64"},
+		{0, "2001:db8:1:2:ffff:ffff:ffff:ffff", "anon:2001:db8:1:2::/64"},
+		{0, "2001:db8:1:3::a", "anon:2001:db8:1:3::/64"},
+		{0, "fe80::1%eth0", "anon:fe80::/64"},
+		{48, "2001:db8:1:2::a", "anon:2001:db8:1::/48"},
+		{128, "2001:db8:1:2::a", "anon:2001:db8:1:2::a"},
+		{128, "fe80::1%eth0", "anon:fe80::1"},
+		{56, "203.0.113.9", "anon:203.0.113.9"},
+		{0, "", "anon:unknown"},
+	}
+	for _, tc := range cases {
+		o := opts()
+		o.Unknown, o.AnonymousPlan, o.AnonymousIPv6Prefix = tenants.UnknownAnonymous, "free", tc.bits
+		tn, _ := build(t, o).Resolve(nil)
+		var a netip.Addr
+		if tc.addr != "" {
+			a = netip.MustParseAddr(tc.addr).Unmap()
+		}
+		if got := tn.AnonymousKey(a); got != tc.want {
+			t.Errorf("/%d, %s: got %q; want %q", tc.bits, tc.addr, got, tc.want)
+		}
+	}
+}
+
+func TestAnonymousIPv6PrefixOutOfRange(t *testing.T) {
+	for _, bits := range []int{-1, 129} {
+		o := opts()
+		o.Unknown, o.AnonymousPlan, o.AnonymousIPv6Prefix = tenants.UnknownAnonymous, "free", bits
+		_, err := tenants.Build(o, plans, nil, anyUpstream)
+		if err == nil || !strings.Contains(err.Error(), "tenants.anonymous_ipv6_prefix") {
+			t.Errorf("/%d: got %v; want an error naming tenants.anonymous_ipv6_prefix", bits, err)
 		}
 	}
 }

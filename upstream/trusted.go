@@ -66,12 +66,11 @@ func (t *Trusted) Peer(ip net.IP) bool {
 // a trusted proxy: the one a trusted proxy appended, which the client
 // cannot choose. A hop that does not parse as an IP there means the proxy
 // misbehaves: the peer is used. When every hop is trusted, the leftmost.
-// The address is in its canonical form (::ffff:1.2.3.4 is 1.2.3.4, IPv6
-// in lower case, zeros compressed).
-func (t *Trusted) ClientIP(h *fasthttp.RequestHeader, peer net.IP) []byte {
-	var buf [64]byte
+// The address is unmapped (::ffff:1.2.3.4 is 1.2.3.4) and has no zone; it
+// is invalid only for a peer that is not an IP address.
+func (t *Trusted) ClientIP(h *fasthttp.RequestHeader, peer net.IP) netip.Addr {
 	if !t.Peer(peer) {
-		return appendIP(buf[:0], peer)
+		return peerAddr(peer)
 	}
 	all := h.PeekAll(fasthttp.HeaderXForwardedFor)
 	var leftmost netip.Addr
@@ -90,18 +89,24 @@ func (t *Trusted) ClientIP(h *fasthttp.RequestHeader, peer net.IP) []byte {
 			}
 			a, err := netip.ParseAddr(unsafe.String(&hop[0], len(hop)))
 			if err != nil || a.Zone() != "" {
-				return appendIP(buf[:0], peer)
+				return peerAddr(peer)
 			}
-			// In its canonical form: one client, however its proxy spells
-			// the address, is one client.
+			// Unmapped: one client, however its proxy spells the address,
+			// is one client.
 			if !t.Contains(a) {
-				return a.Unmap().AppendTo(buf[:0])
+				return a.Unmap()
 			}
 			leftmost = a
 		}
 	}
 	if leftmost.IsValid() {
-		return leftmost.Unmap().AppendTo(buf[:0])
+		return leftmost.Unmap()
 	}
-	return appendIP(buf[:0], peer)
+	return peerAddr(peer)
+}
+
+// peerAddr is ip unmapped, or the zero Addr when ip is not an address.
+func peerAddr(ip net.IP) netip.Addr {
+	a, _ := netip.AddrFromSlice(ip)
+	return a.Unmap()
 }

@@ -147,6 +147,33 @@ func TestAnonymousCallersAreCountedByIP(t *testing.T) {
 	}
 }
 
+// TestAnonymousIPv6CallerCannotRotateItsAddress: an IPv6 client has a /64
+// at least, and the addresses of one /64 share a count; another /64 has
+// its own. With anonymous_ipv6_prefix 128, every address has its own.
+func TestAnonymousIPv6CallerCannotRotateItsAddress(t *testing.T) {
+	up, _ := startUpstream(t)
+	sets := []string{"tenants.unknown=anonymous", "tenants.anonymous_plan=small", "server.trusted_proxies=127.0.0.1/32"}
+	gw := startApp(t, loadConfig(t, up, sets...))
+	for i := range 3 {
+		if resp := call(t, gw.proxy, "GET", "/", "X-Forwarded-For", fmt.Sprintf("2001:db8:1:2::%x", i+1)); resp.StatusCode() != 200 {
+			t.Fatalf("anonymous request %d: got %d; want 200", i+1, resp.StatusCode())
+		}
+	}
+	if resp := call(t, gw.proxy, "GET", "/", "X-Forwarded-For", "2001:db8:1:2:ffff::99"); resp.StatusCode() != 429 {
+		t.Fatalf("4th from the same /64, another address: got %d; want 429", resp.StatusCode())
+	}
+	if resp := call(t, gw.proxy, "GET", "/", "X-Forwarded-For", "2001:db8:1:3::1"); resp.StatusCode() != 200 {
+		t.Fatalf("another /64: got %d; want 200", resp.StatusCode())
+	}
+
+	perAddress := startApp(t, loadConfig(t, up, append(sets, "tenants.anonymous_ipv6_prefix=128")...))
+	for i := range 4 {
+		if resp := call(t, perAddress.proxy, "GET", "/", "X-Forwarded-For", fmt.Sprintf("2001:db8:1:2::%x", i+1)); resp.StatusCode() != 200 {
+			t.Fatalf("/128, address %d of one /64: got %d; want 200", i+1, resp.StatusCode())
+		}
+	}
+}
+
 // TestUntrustedPeerCannotRotateItsIdentity: from a peer that is not a
 // trusted proxy, X-Forwarded-For is ignored: every value shares the peer's
 // count, and the upstream gets the peer alone.

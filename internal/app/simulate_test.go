@@ -76,6 +76,25 @@ func TestSimulate(t *testing.T) {
 	})
 }
 
+// TestSimulateAnonymousIPv6: a simulation for an anonymous IPv6 caller
+// reads the count of its /64, as the gateway counts it.
+func TestSimulateAnonymousIPv6(t *testing.T) {
+	up, _ := startUpstream(t)
+	gw := startApp(t, loadConfig(t, up, "server.admin_token=tok", "tenants.unknown=anonymous",
+		"tenants.anonymous_plan=small", "server.trusted_proxies=127.0.0.1/32"))
+	for i := range 2 {
+		if got := call(t, gw.proxy, "GET", "/", "X-Forwarded-For", fmt.Sprintf("2001:db8:1:2::%d", i+1)).StatusCode(); got != 200 {
+			t.Fatalf("anonymous request %d: got %d; want 200", i+1, got)
+		}
+	}
+	for ip, want := range map[string]string{"2001:db8:1:2::99": " 2/3 ", "2001:db8:1:3::1": " 0/3 "} {
+		resp, s := simulate(t, gw, `{"method":"GET","path":"/","client_ip":"`+ip+`"}`)
+		if resp.StatusCode() != 200 || !strings.Contains(rules(s), want) {
+			t.Errorf("client_ip %s: %d %s; want a rule at%s", ip, resp.StatusCode(), resp.Body(), want)
+		}
+	}
+}
+
 // checkSimulate runs the simulations against gw; state, if not nil, is
 // the store's state, which no simulation may change.
 func checkSimulate(t *testing.T, gw *running, state func() string) {

@@ -367,12 +367,12 @@ func (g *Gateway) finish(ctx *fasthttp.RequestCtx, a *admission) {
 }
 
 // limitKey is what the limiter counts under: the tenant, or for anonymous
-// callers the client's address.
+// callers the client's address (for IPv6, its network).
 func (g *Gateway) limitKey(ctx *fasthttp.RequestCtx, t *tenants.Tenant) string {
 	if !t.Anonymous() {
 		return t.ID
 	}
-	return tenants.AnonymousKey(g.trusted.ClientIP(&ctx.Request.Header, ctx.RemoteIP()))
+	return t.AnonymousKey(g.trusted.ClientIP(&ctx.Request.Header, ctx.RemoteIP()))
 }
 
 // reject answers a request that never reached the limiter.
