@@ -203,10 +203,11 @@ func Validate(specs map[string]Spec, routes []RouteSpec) error {
 }
 
 // shadows reports whether r, tried before o, matches every request o
-// would: the same host and the same prefix (in any case, when r's is).
-// Routes are tried host first, then longest prefix, then as written.
+// would: the same host (a trailing dot aside, as Match drops it) and the
+// same prefix (in any case, when r's is). Routes are tried host first,
+// then longest prefix, then as written.
 func (r RouteSpec) shadows(o RouteSpec) bool {
-	return strings.EqualFold(r.Host, o.Host) &&
+	return strings.EqualFold(strings.TrimSuffix(r.Host, "."), strings.TrimSuffix(o.Host, ".")) &&
 		(r.PathPrefix == o.PathPrefix && (r.CaseInsensitive || !o.CaseInsensitive) ||
 			r.CaseInsensitive && strings.EqualFold(r.PathPrefix, o.PathPrefix))
 }

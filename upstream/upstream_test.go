@@ -300,9 +300,11 @@ func TestValidate(t *testing.T) {
 		{Host: "a.test", PathPrefix: "/x", Upstream: "u"}, {Host: "A.TEST", PathPrefix: "/x", Upstream: "u"},
 		{PathPrefix: "/y", CaseInsensitive: true, Upstream: "u"}, {PathPrefix: "/Y", CaseInsensitive: true, Upstream: "u"},
 		{PathPrefix: "/z", Upstream: "u"}, {PathPrefix: "/Z", Upstream: "u"}, {PathPrefix: "/z", CaseInsensitive: true, Upstream: "u"},
-		{PathPrefix: "/w", CaseInsensitive: true, Upstream: "u"}, {PathPrefix: "/W", Upstream: "u"}})
+		{PathPrefix: "/w", CaseInsensitive: true, Upstream: "u"}, {PathPrefix: "/W", Upstream: "u"},
+		{Host: "b.test", PathPrefix: "/v", Upstream: "u"}, {Host: "B.test.", PathPrefix: "/v", Upstream: "u"}})
 	for _, want := range []string{"upstreams.u.targets[0]", "upstreams.u.targets[1]", "upstreams.u.timeout", "upstreams.u.retries", `routes[0].upstream: unknown upstream "nope"`,
-		"routes[2]: can never be used: routes[1]", "routes[4]: can never be used: routes[3]", "routes[9]: can never be used: routes[8]"} {
+		"routes[2]: can never be used: routes[1]", "routes[4]: can never be used: routes[3]", "routes[9]: can never be used: routes[8]",
+		"routes[11]: can never be used: routes[10]"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate: got %v; want an error about %s", err, want)
 		}
