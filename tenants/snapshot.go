@@ -38,10 +38,11 @@ type Tenant struct {
 }
 
 // AnonymousKey is what the limiter counts an anonymous caller at address a
-// (unmapped, as upstream.Trusted.ClientIP's) under: "anon:" and the
-// address, or for IPv6 its network of Options.AnonymousIPv6Prefix bits,
-// as in "anon:2001:db8:1:2::/64".
+// under: "anon:" and the address (an IPv4-mapped one as IPv4), or for
+// IPv6 its network of Options.AnonymousIPv6Prefix bits, as in
+// "anon:2001:db8:1:2::/64".
 func (t *Tenant) AnonymousKey(a netip.Addr) string {
+	a = a.Unmap()
 	var buf [64]byte
 	b := append(buf[:0], "anon:"...)
 	switch {

@@ -113,7 +113,7 @@ func TestAnonymousKey(t *testing.T) {
 		tn, _ := build(t, o).Resolve(nil)
 		var a netip.Addr
 		if tc.addr != "" {
-			a = netip.MustParseAddr(tc.addr).Unmap()
+			a = netip.MustParseAddr(tc.addr)
 		}
 		if got := tn.AnonymousKey(a); got != tc.want {
 			t.Errorf("/%d, %s: got %q; want %q", tc.bits, tc.addr, got, tc.want)

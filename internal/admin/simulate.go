@@ -94,7 +94,7 @@ func (a *Admin) simulate(ctx *fasthttp.RequestCtx) {
 			writeProblem(ctx, badRequest("an anonymous caller is counted by its address: client_ip is required"))
 			return
 		}
-		counted = t.AnonymousKey(ip.Unmap())
+		counted = t.AnonymousKey(ip)
 	}
 	// The path as the gateway matches it: percent-decoded, normalised.
 	var uri fasthttp.URI
