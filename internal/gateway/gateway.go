@@ -292,7 +292,13 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, a *admission) bool {
 	a.sent = sentIn(h)
 	g.requestID(h, a)
 	var early *problem // refused before the limits count the request
+	if a.sent&sentHopByHop != 0 {
+		if early = hopByHopProblem(h); early != nil {
+			ctx.SetConnectionClose() // where the body ends is in doubt
+		}
+	}
 	switch {
+	case early != nil:
 	case (a.sent&sentUnderscore != 0 || g.keyUnderscored) && respelt(h, g.keyName):
 		// A second key header in an upstream's eyes (X_API_Key is CGI's
 		// HTTP_X_API_KEY): it could carry another tenant's key past the

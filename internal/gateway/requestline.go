@@ -24,6 +24,53 @@ var (
 		"the path is ambiguous: an encoded '/', '\\\\', '.', ';' or '%', a '\\\\' or ';', an empty, '.' or '..' segment, or a control byte"}
 )
 
+// The refusals of a header block whose hop-by-hop fields the gateway
+// cannot pass on safely. Both close the connection.
+var (
+	problemTransferEncoding = problem{fasthttp.StatusBadRequest, typeBlank, "Bad Request",
+		"Transfer-Encoding is other than chunked, once: the body's length is ambiguous (RFC 9112 §6.1)"}
+	problemConnectionNames = problem{fasthttp.StatusBadRequest, typeBlank, "Bad Request",
+		"Connection names more than 32 fields"}
+)
+
+// maxConnectionNames bounds the fields a request's Connection may name:
+// the gateway removes each, a pass over every field of the request
+// (upstream.StripRequestHopByHop).
+const maxConnectionNames = 32
+
+var (
+	hdrTransferEncoding = []byte(fasthttp.HeaderTransferEncoding)
+	chunked             = []byte("chunked")
+)
+
+// hopByHopProblem refuses a request whose Transfer-Encoding is anything
+// but one chunked, which fasthttp reads otherwise: it takes "identity"
+// for no body at all, and would read the body as the connection's next
+// request. And one whose Connection names more than maxConnectionNames
+// fields: the deletions would cost the square of the header block. Read
+// for a request with a hop-by-hop field (sentHopByHop) only.
+func hopByHopProblem(h *fasthttp.RequestHeader) *problem {
+	names, codings := 0, 0
+	for k, v := range fields(h) {
+		switch {
+		case bytes.EqualFold(k, hdrConnection):
+			for tok := range bytes.SplitSeq(v, []byte{','}) {
+				if len(bytes.Trim(tok, " \t")) > 0 {
+					names++
+				}
+			}
+		case bytes.EqualFold(k, hdrTransferEncoding):
+			if codings++; codings > 1 || !bytes.EqualFold(v, chunked) {
+				return &problemTransferEncoding
+			}
+		}
+	}
+	if names > maxConnectionNames {
+		return &problemConnectionNames
+	}
+	return nil
+}
+
 var (
 	http11 = []byte("HTTP/1.1")
 	http10 = []byte("HTTP/1.0")
