@@ -57,6 +57,34 @@ func TestMalformedRequestsDoNotLogKeys(t *testing.T) {
 	}
 }
 
+// TestForwardFailuresAreLoggedOncePerSecond: a client can fail forwards
+// at its request rate (the upstream down, or its pool saturated by held
+// streams): one warning a second goes to the log, counting the others;
+// the metric counts every one.
+func TestForwardFailuresAreLoggedOncePerSecond(t *testing.T) {
+	logs := &testkit.SyncBuffer{}
+	gw := startAppLog(t, loadConfig(t, testkit.DeadURL(t)), slog.New(slog.NewJSONHandler(logs, nil)))
+	const n = 20
+	start := time.Now()
+	for i := range n {
+		if got := call(t, gw.proxy, "GET", "/", "X-API-Key", "bulk-key").StatusCode(); got != 502 {
+			t.Fatalf("request %d to a dead upstream: got %d; want 502", i+1, got)
+		}
+	}
+	// At most one line per second begun, however slow the machine.
+	most := int(time.Since(start)/time.Second) + 1
+	out := logs.String()
+	if got := strings.Count(out, `"msg":"forward failed"`); got < 1 || got > most {
+		t.Fatalf("%d forward failed lines for %d failures in %v; want 1 to %d:\n%s", got, n, time.Since(start), most, out)
+	}
+	if !strings.Contains(out, `"dropped":`) {
+		t.Errorf("the line does not say how many it held back:\n%s", out)
+	}
+	if m := string(call(t, gw.admin, "GET", "/metrics").Body()); !strings.Contains(m, `l1gw_upstream_errors_total{upstream="main",kind="refused"} 20`+"\n") {
+		t.Errorf("/metrics does not count the %d failures as refused", n)
+	}
+}
+
 func TestRedactQuoted(t *testing.T) {
 	in := `error when serving connection "127.0.0.1:1"<->"127.0.0.1:2": invalid header value "acme\x01key-SE\"CRET": buffer size=55`
 	if got, want := redactQuoted(in), `error when serving connection "…"<->"…": invalid header value "…": buffer size=55`; got != want {

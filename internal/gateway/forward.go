@@ -51,7 +51,7 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, pool *upstream.Pool, a *admi
 		case errors.Is(err, upstream.ErrClientBody):
 			writeProblem(ctx, problemBodyCut) // the client is likely gone
 		default:
-			g.log.Warn("forward failed", "err", err.Error(), "upstream", pool.Name, "tenant", a.tenant.ID)
+			g.upstreamFailed("forward failed", err.Error(), pool, a)
 			writeProblem(ctx, upstreamProblem(status))
 		}
 		// What of the body the forward did not read is still on the wire.
@@ -68,6 +68,16 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, pool *upstream.Pool, a *admi
 	}
 	if closeAfter {
 		ctx.Response.SetConnectionClose()
+	}
+}
+
+// upstreamFailed logs a failed forward or upgrade, one line a second at
+// most: a client can fail them at its request rate (an upstream down, a
+// pool saturated by held streams). dropped counts the lines held back;
+// l1gw_upstream_errors_total counts every failure.
+func (g *Gateway) upstreamFailed(msg, err string, pool *upstream.Pool, a *admission) {
+	if dropped, ok := g.upLog.Allow(); ok {
+		g.log.Warn(msg, "err", err, "upstream", pool.Name, "tenant", a.tenant.ID, "dropped", dropped)
 	}
 }
 

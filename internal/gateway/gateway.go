@@ -13,6 +13,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/l1gw/l1gw/degrade"
+	"github.com/l1gw/l1gw/internal/logsample"
 	"github.com/l1gw/l1gw/limiter"
 	"github.com/l1gw/l1gw/tenants"
 	"github.com/l1gw/l1gw/upstream"
@@ -59,6 +60,9 @@ type Gateway struct {
 	writeTimeout time.Duration
 	unknown      *tenants.Stats
 	log          *slog.Logger
+	// upLog lets through one line a second of the upstream failures a
+	// client can cause at its request rate.
+	upLog *logsample.Every
 }
 
 // DefaultMaxBodyBytes is the body cap of Parts without one: the default of
@@ -110,7 +114,7 @@ func New(p Parts) *Gateway {
 		missingKey: missingKey(o), challenge: challenge,
 		keyName: []byte(o.KeyHeader), keyUnderscored: strings.Contains(o.KeyHeader, "_"), keyUnderscoreProblem: keyUnderscoreProblem(o.KeyHeader),
 		trusted: p.Trusted, maxBody: p.MaxBodyBytes, tunnelLimits: p.Tunnel, writeTimeout: p.WriteTimeout,
-		unknown: tenants.NewStats(tenants.UnknownID), log: p.Log,
+		unknown: tenants.NewStats(tenants.UnknownID), log: p.Log, upLog: logsample.New(time.Second),
 	}
 }
 

@@ -117,7 +117,7 @@ func (g *Gateway) tunnel(ctx *fasthttp.RequestCtx, pool *upstream.Pool, a *admis
 		}
 	}
 	if err != nil {
-		g.log.Warn("upgrade failed", "err", err.Error(), "upstream", pool.Name, "tenant", a.tenant.ID)
+		g.upstreamFailed("upgrade failed", err.Error(), pool, a)
 		writeProblem(ctx, upstreamProblem(fasthttp.StatusBadGateway))
 		ctx.SetConnectionClose()
 		return
@@ -139,8 +139,7 @@ func (g *Gateway) tunnel(ctx *fasthttp.RequestCtx, pool *upstream.Pool, a *admis
 	switched := append([]byte(nil), ctx.Response.Header.PeekBytes(hdrUpgrade)...)
 	if !offered(proto, switched) {
 		up.Close()
-		g.log.Warn("upgrade failed", "err", fmt.Sprintf("a 101 switching to %q; the client asked for %q", switched, proto),
-			"upstream", pool.Name, "tenant", a.tenant.ID)
+		g.upstreamFailed("upgrade failed", fmt.Sprintf("a 101 switching to %q; the client asked for %q", switched, proto), pool, a)
 		writeProblem(ctx, upstreamProblem(fasthttp.StatusBadGateway))
 		ctx.SetConnectionClose()
 		return
