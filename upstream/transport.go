@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http/httputil"
+	"slices"
 	"sync"
 	"time"
 
@@ -189,13 +190,34 @@ func earliest(deadline time.Time, timeout time.Duration) time.Time {
 }
 
 // timeoutAsErrTimeout reports any timeout as fasthttp.ErrTimeout, as
-// fasthttp's transport does.
+// fasthttp's transport does; but the client's, reading its body
+// (ErrClientBody), stays the client's.
 func timeoutAsErrTimeout(err error) error {
-	var ne interface{ Timeout() bool }
-	if errors.As(err, &ne) && ne.Timeout() {
+	if !errors.Is(err, ErrClientBody) && IsTimeout(err) {
 		return fasthttp.ErrTimeout
 	}
 	return err
+}
+
+// IsTimeout reports whether err, or any error it wraps, is a timeout.
+// Not errors.As alone: that stops at the first error with a Timeout
+// method, and a *net.OpError of the upstream's socket ("readfrom")
+// wrapping the client's timed-out read says false.
+func IsTimeout(err error) bool {
+	for err != nil {
+		if t, ok := err.(interface{ Timeout() bool }); ok && t.Timeout() {
+			return true
+		}
+		switch u := err.(type) {
+		case interface{ Unwrap() error }:
+			err = u.Unwrap()
+		case interface{ Unwrap() []error }:
+			return slices.ContainsFunc(u.Unwrap(), IsTimeout)
+		default:
+			return false
+		}
+	}
+	return false
 }
 
 // stream is a response body read from the upstream as the client takes

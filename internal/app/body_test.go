@@ -283,6 +283,29 @@ func TestClientBreakingOffItsBodyIsNotTheTargets(t *testing.T) {
 	}
 }
 
+// TestStalledBodyIsARequestTimeout: a client whose body stalls past
+// server.read_timeout while it streams to the target gets 408, chunked or
+// with a length, and the target is not blamed: a chunked one was a 504
+// counted as the target's timeout.
+func TestStalledBodyIsARequestTimeout(t *testing.T) {
+	up := testkit.StartRawUpstream(t)
+	gw := startApp(t, loadConfig(t, up.URL, "server.read_timeout=500ms", "server.max_body_bytes=1048576"))
+	for _, tc := range []struct{ name, head, body string }{
+		{"chunked", "POST /x HTTP/1.1\r\nHost: gw\r\nX-API-Key: bulk-key\r\nTransfer-Encoding: chunked\r\n\r\n", "5\r\nhello\r\n"},
+		{"a length", post("100000", "X-API-Key: bulk-key"), strings.Repeat("x", 12000)},
+	} {
+		c := dial(t, gw.proxy)
+		c.send(tc.head + tc.body) // and nothing more
+		if resp := c.response(); resp.StatusCode() != 408 {
+			t.Errorf("%s, stalled: got %d %q; want 408", tc.name, resp.StatusCode(), resp.Body())
+		}
+	}
+	m := string(call(t, gw.admin, "GET", "/metrics").Body())
+	if !strings.Contains(m, `l1gw_upstream_errors_total{upstream="main",kind="timeout"} 0`+"\n") {
+		t.Errorf("the stalled clients were counted against the target:\n%s", m)
+	}
+}
+
 // TestExpectWithoutBodyGivesItsLeaseBack: a client that takes "100
 // Continue" under a concurrency limit and then hangs up without sending
 // its body gives its lease back with the connection. The crowd plan

@@ -48,6 +48,8 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, pool *upstream.Pool, a *admi
 		switch {
 		case cb != nil && cb.over:
 			writeProblem(ctx, problemBodySize)
+		case errors.Is(err, upstream.ErrClientBody) && upstream.IsTimeout(err):
+			writeProblem(ctx, problemTimeout) // its body stalled past read_timeout
 		case errors.Is(err, upstream.ErrClientBody):
 			writeProblem(ctx, problemBodyCut) // the client is likely gone
 		default:
