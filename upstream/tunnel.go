@@ -7,6 +7,10 @@ import (
 	"time"
 )
 
+// Timeout is upstreams.<name>.timeout: how long the upstream has to
+// answer one request, retries included.
+func (p *Pool) Timeout() time.Duration { return p.spec.Timeout }
+
 // DialTunnel connects to one of the pool's targets for an upgraded
 // connection (WebSocket): the target Forward would pick, over TLS for an
 // https:// one, within the dial timeout. A failure counts toward the

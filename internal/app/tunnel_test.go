@@ -209,6 +209,36 @@ func TestBusyTunnelOutlivesTheIdleTimeout(t *testing.T) {
 	}
 }
 
+// TestSilentUpgradeTargetIs504: a target that takes an upgrade and never
+// answers gets the upstream's timeout, as any request does, not the
+// tunnel's idle timeout (60 s): 504.
+func TestSilentUpgradeTargetIs504(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := make(chan net.Conn, 1)
+	t.Cleanup(func() {
+		ln.Close()
+		select {
+		case c := <-accepted:
+			c.Close()
+		default:
+		}
+	})
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			accepted <- c // read nothing, answer nothing
+		}
+	}()
+	gw := startApp(t, loadConfig(t, "http://"+ln.Addr().String(), "upstreams.main.timeout=300ms"))
+	c := dial(t, gw.proxy)
+	c.send(upgradeHead + "X-API-Key: bulk-key\r\n\r\n")
+	if resp := c.response(); resp.StatusCode() != 504 {
+		t.Fatalf("got %d %q; want 504 within the upstream's timeout", resp.StatusCode(), resp.Body())
+	}
+}
+
 // TestUpgradeRefusals: an upgrade that cannot be tunnelled cleanly, or
 // whose target cannot be reached, is answered and its connection closed:
 // nothing of it is read as a next request.

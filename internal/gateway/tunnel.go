@@ -107,7 +107,9 @@ func (g *Gateway) tunnel(ctx *fasthttp.RequestCtx, pool *upstream.Pool, a *admis
 	up, err := pool.DialTunnel()
 	var br *bufio.Reader
 	if err == nil {
-		up.SetDeadline(time.Now().Add(g.tunnelLimits.Idle))
+		// The handshake is one request: the upstream answers it within
+		// its timeout, as any other.
+		up.SetDeadline(time.Now().Add(min(pool.Timeout(), g.tunnelLimits.Idle)))
 		br = bufio.NewReader(up)
 		if _, err = up.Write(h.Header()); err == nil {
 			err = upstream.ReadHead(br, &ctx.Response.Header) // a 103 first is no answer
@@ -118,7 +120,11 @@ func (g *Gateway) tunnel(ctx *fasthttp.RequestCtx, pool *upstream.Pool, a *admis
 	}
 	if err != nil {
 		g.upstreamFailed("upgrade failed", err.Error(), pool, a)
-		writeProblem(ctx, upstreamProblem(fasthttp.StatusBadGateway))
+		status := fasthttp.StatusBadGateway
+		if upstream.IsTimeout(err) {
+			status = fasthttp.StatusGatewayTimeout
+		}
+		writeProblem(ctx, upstreamProblem(status))
 		ctx.SetConnectionClose()
 		return
 	}
