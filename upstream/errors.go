@@ -64,11 +64,10 @@ func (e *Error) Status() int {
 
 // classify returns the kind of a forwarding error.
 func classify(err error) ErrorKind {
-	var ne net.Error
 	switch {
 	case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, fasthttp.ErrDialTimeout):
 		return KindTimeout
-	case errors.As(err, &ne) && ne.Timeout():
+	case IsTimeout(err):
 		return KindTimeout
 	case errors.Is(err, fasthttp.ErrNoFreeConns):
 		return KindSaturated

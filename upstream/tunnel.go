@@ -11,6 +11,11 @@ import (
 // answer one request, retries included.
 func (p *Pool) Timeout() time.Duration { return p.spec.Timeout }
 
+// CountError counts err, a target's failure to take a request outside
+// Forward (an upgrade's handshake: DialTunnel counts its own), in
+// l1gw_upstream_errors_total by its kind.
+func (p *Pool) CountError(err error) { p.errs[classify(err)].Inc() }
+
 // DialTunnel connects to one of the pool's targets for an upgraded
 // connection (WebSocket): the target Forward would pick, over TLS for an
 // https:// one, within the dial timeout. A failure counts toward the

@@ -152,6 +152,12 @@ func TestConnectionNamingManyFieldsIsRefused(t *testing.T) {
 	if resp := c.response(); resp.StatusCode() != 400 || !strings.Contains(string(resp.Body()), "more than 32") {
 		t.Fatalf("Connection naming 33 fields: got %d %q; want 400", resp.StatusCode(), resp.Body())
 	}
+	// Folded: fasthttp joins the lines, and deletes every name.
+	c = dial(t, gw.proxy)
+	c.send(strings.Replace(head(33), "Connection: X-F0, ", "Connection: X-F0\r\n ,", 1))
+	if resp := c.response(); resp.StatusCode() != 400 || !strings.Contains(string(resp.Body()), "more than 32") {
+		t.Fatalf("Connection naming 33 fields over two lines: got %d %q; want 400", resp.StatusCode(), resp.Body())
+	}
 	c = dial(t, gw.proxy)
 	c.send(head(32))
 	if resp := c.response(); resp.StatusCode() != 200 {

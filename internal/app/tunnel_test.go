@@ -237,6 +237,9 @@ func TestSilentUpgradeTargetIs504(t *testing.T) {
 	if resp := c.response(); resp.StatusCode() != 504 {
 		t.Fatalf("got %d %q; want 504 within the upstream's timeout", resp.StatusCode(), resp.Body())
 	}
+	if m := string(call(t, gw.admin, "GET", "/metrics").Body()); !strings.Contains(m, `l1gw_upstream_errors_total{upstream="main",kind="timeout"} 1`+"\n") {
+		t.Error("/metrics does not count the handshake's timeout against the upstream")
+	}
 }
 
 // TestUpgradeRefusals: an upgrade that cannot be tunnelled cleanly, or

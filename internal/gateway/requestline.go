@@ -50,18 +50,20 @@ var (
 // fields: the deletions would cost the square of the header block. Read
 // for a request with a hop-by-hop field (sentHopByHop) only.
 func hopByHopProblem(h *fasthttp.RequestHeader) *problem {
-	names, codings := 0, 0
+	codings := 0
 	for k, v := range fields(h) {
-		switch {
-		case bytes.EqualFold(k, hdrConnection):
-			for tok := range bytes.SplitSeq(v, []byte{','}) {
-				if len(bytes.Trim(tok, " \t")) > 0 {
-					names++
-				}
-			}
-		case bytes.EqualFold(k, hdrTransferEncoding):
+		if bytes.EqualFold(k, hdrTransferEncoding) {
 			if codings++; codings > 1 || !bytes.EqualFold(v, chunked) {
 				return &problemTransferEncoding
+			}
+		}
+	}
+	// The names as the deletions read them, folded lines joined.
+	names := 0
+	for _, v := range h.PeekAll(fasthttp.HeaderConnection) {
+		for tok := range bytes.SplitSeq(v, []byte{','}) {
+			if len(bytes.Trim(tok, " \t")) > 0 {
+				names++
 			}
 		}
 	}

@@ -116,6 +116,7 @@ func (g *Gateway) tunnel(ctx *fasthttp.RequestCtx, pool *upstream.Pool, a *admis
 		}
 		if err != nil {
 			up.Close()
+			pool.CountError(err)
 		}
 	}
 	if err != nil {
@@ -133,6 +134,7 @@ func (g *Gateway) tunnel(ctx *fasthttp.RequestCtx, pool *upstream.Pool, a *admis
 		err = ctx.Response.ReadBody(br, 1<<20)
 		up.Close()
 		if err != nil {
+			pool.CountError(err)
 			writeProblem(ctx, upstreamProblem(fasthttp.StatusBadGateway))
 		} else {
 			upstream.CleanResponse(&ctx.Response.Header, rateField)
@@ -145,7 +147,9 @@ func (g *Gateway) tunnel(ctx *fasthttp.RequestCtx, pool *upstream.Pool, a *admis
 	switched := append([]byte(nil), ctx.Response.Header.PeekBytes(hdrUpgrade)...)
 	if !offered(proto, switched) {
 		up.Close()
-		g.upstreamFailed("upgrade failed", fmt.Sprintf("a 101 switching to %q; the client asked for %q", switched, proto), pool, a)
+		err := fmt.Errorf("a 101 switching to %q; the client asked for %q", switched, proto)
+		pool.CountError(err) // other
+		g.upstreamFailed("upgrade failed", err.Error(), pool, a)
 		writeProblem(ctx, upstreamProblem(fasthttp.StatusBadGateway))
 		ctx.SetConnectionClose()
 		return
