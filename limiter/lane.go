@@ -33,9 +33,20 @@ type lane struct {
 	wbuf []byte
 	sent []*op
 	// calls is how many ops of sent each call carries, in order: more
-	// than one when they share it (see roundTrip).
-	calls   []int
+	// than one when they share it (see roundTrip); groups how many ops
+	// each group of the same keys holds, in order, and callGroups how
+	// many groups each call holds: more than one for a mixed call.
+	calls, groups, callGroups []int
+	// grouped and sizes are roundTrip's groups before they are sent, and
+	// mix whether each may join a mixed call.
+	grouped []*op
+	sizes   []int
+	mix     []bool
 	redo    []*op
+	// alone are the ops of a mixed call whose group failed: sent again,
+	// each group in a call of its own, for its error.
+	alone   []*op
+	noMix   bool
 	scratch [max(maxReply, sharedReply)]int64
 }
 
@@ -117,9 +128,9 @@ func (l *lane) serve(batch []*op) {
 	if len(batch) == 0 {
 		return
 	}
-	l.redo = l.redo[:0] // only ever this batch's ops
+	l.redo, l.alone = l.redo[:0], l.alone[:0] // only ever this batch's ops
 	defer func() {
-		l.redo = l.redo[:0]
+		l.redo, l.alone = l.redo[:0], l.alone[:0]
 		l.setPhase(phaseIdle, nil)
 		for _, o := range batch {
 			o.release()
@@ -151,10 +162,53 @@ func (l *lane) serve(batch []*op) {
 	if err == nil && len(l.redo) > 0 {
 		err = l.reload()
 	}
+	if err == nil && len(l.alone) > 0 {
+		l.noMix = true
+		_, err = l.roundTrip(l.alone)
+		l.noMix = false
+	}
 	if err != nil {
 		l.drop()
 		settlePending(batch, err)
 	}
+}
+
+// group splits the ops of batch still pending into groups, in l.grouped
+// by l.sizes, in the order of each group's first op: the first sends of
+// the same enforced rules together (shareable, sameKey), any other op
+// alone. l.mix says which groups may join a mixed call: the shareable.
+func (l *lane) group(batch []*op) {
+	l.grouped, l.sizes, l.mix = l.grouped[:0], l.sizes[:0], l.mix[:0]
+	var taken [maxBatch]bool // batch[j] is in an earlier group
+	for i, o := range batch {
+		if !o.pending() || i < maxBatch && taken[i] {
+			continue
+		}
+		first := len(l.grouped)
+		l.grouped = append(l.grouped, o)
+		share := o.shareable() && i < maxBatch
+		if share {
+			for j := i + 1; j < len(batch) && j < maxBatch; j++ {
+				if p := batch[j]; !taken[j] && p.pending() && p.shareable() && o.sameKey(p) {
+					taken[j] = true
+					l.grouped = append(l.grouped, p)
+				}
+			}
+		}
+		l.sizes = append(l.sizes, len(l.grouped)-first)
+		l.mix = append(l.mix, share)
+	}
+}
+
+// replyValues is how many values a call of ops in groups (their sizes)
+// answers: 1 + 3 per rule for each op.
+func replyValues(ops []*op, groups []int) int {
+	n := 0
+	for _, size := range groups {
+		n += size * (1 + 3*len(ops[0].req.Rules))
+		ops = ops[size:]
+	}
+	return n
 }
 
 // ownPeriods moves the reset and retry of every fixed rule in v, a
@@ -280,40 +334,63 @@ func (l *lane) mark(c *conn) {
 // roundTrip writes the ops still pending in one write and reads their
 // replies. read reports whether any reply was read; err is a connection
 // error (the connection is out of step), with the ops not yet settled
-// left for the caller. Ops answered NOSCRIPT are kept in l.redo.
+// left for the caller. Ops answered NOSCRIPT are kept in l.redo, and the
+// ops of a mixed call's failed group in l.alone.
 //
 // The first sends of the same enforced rules in the batch share a call
 // (see decide.lua): a tenant with many requests at once costs Redis one
 // read and one write of each key for all of them, decided in the order
-// queued (among themselves: the group goes where its first op is).
+// queued (among themselves: the group goes where its first op is). Off
+// Cluster, every such group of the batch, and every lone first send of
+// enforced rules, goes in one mixed call where its first is: Redis runs
+// one script for the batch's decisions, whatever their tenants.
 func (l *lane) roundTrip(batch []*op) (read bool, err error) {
 	c := l.c
 	b := l.wbuf[:0]
 	l.mu.Lock()
 	l.batch = nil // l.sent is rebuilt below (again for a reload): not the watchdog's to read meanwhile
 	l.mu.Unlock()
-	l.sent, l.calls = l.sent[:0], l.calls[:0]
-	var shared [maxBatch]bool // batch[j] went in an earlier call
-	for i, o := range batch {
-		if !o.pending() || i < maxBatch && shared[i] {
-			continue
-		}
-		first := len(l.sent)
-		l.sent = append(l.sent, o)
-		if o.shareable() && i < maxBatch {
-			for j := i + 1; j < len(batch) && j < maxBatch; j++ {
-				if p := batch[j]; !shared[j] && p.pending() && p.shareable() && o.sameKey(p) {
-					shared[j] = true
-					l.sent = append(l.sent, p)
-				}
+	l.group(batch)
+	l.sent, l.calls, l.groups, l.callGroups = l.sent[:0], l.calls[:0], l.groups[:0], l.callGroups[:0]
+	mixable := 0
+	if l.p.cfg.mixed && !l.noMix {
+		for _, m := range l.mix {
+			if m {
+				mixable++
 			}
 		}
-		if k := len(l.sent) - first; k > 1 {
-			b = encodeShared(b, l.sent[first:])
-			l.calls = append(l.calls, k)
-		} else {
-			b = o.encode(b)
-			l.calls = append(l.calls, 1)
+	}
+	// Calls in order: each group at its place; with two mixable groups
+	// or more, all of them in one mixed call at the first one's place.
+	mixedAt := -1
+	for i, off := 0, 0; i < len(l.sizes); off, i = off+l.sizes[i], i+1 {
+		ops := l.grouped[off : off+l.sizes[i]]
+		mixed := mixable >= 2 && l.mix[i]
+		switch {
+		case mixed && mixedAt >= 0:
+			continue // in the mixed call already
+		case mixed:
+			mixedAt = i
+			first := len(l.sent)
+			g := 0
+			for j, joff := i, off; j < len(l.sizes); joff, j = joff+l.sizes[j], j+1 {
+				if l.mix[j] {
+					l.sent = append(l.sent, l.grouped[joff:joff+l.sizes[j]]...)
+					l.groups = append(l.groups, l.sizes[j])
+					g++
+				}
+			}
+			b = encodeMixed(b, l.sent[first:], l.groups[len(l.groups)-g:])
+			l.calls = append(l.calls, len(l.sent)-first)
+			l.callGroups = append(l.callGroups, g)
+		case len(ops) > 1:
+			l.sent = append(l.sent, ops...)
+			b = encodeShared(b, ops)
+			l.calls, l.groups, l.callGroups = append(l.calls, len(ops)), append(l.groups, len(ops)), append(l.callGroups, 1)
+		default:
+			l.sent = append(l.sent, ops[0])
+			b = ops[0].encode(b)
+			l.calls, l.groups, l.callGroups = append(l.calls, 1), append(l.groups, 1), append(l.callGroups, 1)
 		}
 	}
 	l.wbuf = b
@@ -334,18 +411,19 @@ func (l *lane) roundTrip(batch []*op) (read bool, err error) {
 		}
 		o.settle(nil, &CallError{ID: failed.ID, Err: re})
 	}
-	next := 0 // the first op of call i in l.sent
+	next, nextGroup := 0, 0 // the first op and group of call i
 	for i, k := range l.calls {
 		ops := l.sent[next : next+k]
+		groups := l.groups[nextGroup : nextGroup+l.callGroups[i]]
 		next += k
+		nextGroup += l.callGroups[i]
 		if ops[0].asking {
 			if _, err := readStatus(c.r); err != nil { // ASKING's +OK
 				return i > 0, fmt.Errorf("read from %s: %w", c.addr, err)
 			}
 		}
 		n, err := readIntArray(c.r, l.scratch[:])
-		per := 1 + 3*len(ops[0].req.Rules) // a shared call's values per decision
-		if err == nil && k > 1 && n != per*k {
+		if err == nil && k > 1 && n != replyValues(ops, groups) {
 			err = replyError(fmt.Sprintf("%s: %d values for %d shared decisions", errProtocol, n, k))
 		}
 		if re, ok := err.(replyError); ok {
@@ -369,10 +447,21 @@ func (l *lane) roundTrip(batch []*op) (read bool, err error) {
 			ops[0].settle(l.scratch[:n], nil)
 			continue
 		}
-		for j, o := range ops {
-			v := l.scratch[per*j : per*j+per]
-			ownPeriods(v, o.req.Rules, o.now-ops[0].now)
-			o.settle(v, nil)
+		v := l.scratch[:n]
+		for _, size := range groups {
+			group := ops[:size]
+			ops = ops[size:]
+			per := 1 + 3*len(group[0].req.Rules)
+			for _, o := range group {
+				w := v[:per]
+				v = v[per:]
+				if w[0] < 0 && len(groups) > 1 {
+					l.alone = append(l.alone, o) // its group failed: alone, for its error
+					continue
+				}
+				ownPeriods(w, o.req.Rules, o.now-group[0].now)
+				o.settle(w, nil)
+			}
 		}
 		sharedDecisions.Add(k)
 	}

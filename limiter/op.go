@@ -171,26 +171,14 @@ func (o *op) encode(b []byte) []byte {
 	b = appendBulk(b, "EVALSHA")
 	b = appendBulk(b, hash)
 	b = appendBulkInt(b, int64(n))
-	var sfx [32]byte
-	for i, r := range o.req.Rules {
-		b = appendKeyArg(b, o.prefix, o.req.Tenant, r, appendKeySuffix(sfx[:0], r, o.periods[i].start))
-	}
+	b = o.appendKeys(b)
 	b = o.appendMember(b)
 	if o.replay {
 		b = appendBulk(b, "1")
 	} else {
 		b = appendBulk(b, "0")
 	}
-	for i, r := range o.req.Rules {
-		if r.algo() == algoFixed {
-			b = appendBulkInt(b, o.periods[i].end-o.now) // µs left in the period
-		} else {
-			b = appendBulkInt(b, r.Window.Microseconds())
-		}
-		b = appendBulkInt(b, r.Limit)
-		b = appendBulkInt(b, r.CostOrOne())
-		b = appendBulkInt(b, modeArg(r))
-	}
+	b = o.appendRuleArgs(b)
 	for i := range undo {
 		b = appendBulkInt(b, o.undo[i])
 	}
@@ -245,16 +233,65 @@ func (o *op) sameKey(p *op) bool {
 func encodeShared(b []byte, ops []*op) []byte {
 	o := ops[0]
 	n := len(o.req.Rules)
-	var sfx [32]byte
 	b = appendArray(b, 3+n+2+4*n+len(ops))
 	b = appendBulk(b, "EVALSHA")
 	b = appendBulk(b, decideScript.Hash())
 	b = appendBulkInt(b, int64(n))
+	b = o.appendKeys(b)
+	b = appendBulk(b, "")
+	b = appendBulk(b, "m")
+	b = o.appendRuleArgs(b)
+	for _, p := range ops {
+		b = p.appendMember(b)
+	}
+	return b
+}
+
+// encodeMixed appends groups of shareable ops, each group of the same keys
+// (as encodeShared takes them) and of its own keys, as one call of
+// decide.lua ('g'): sizes holds each group's length, and ops the groups
+// in turn. Its keys may be in different slots: never for Cluster.
+func encodeMixed(b []byte, ops []*op, sizes []int) []byte {
+	keys, args := 0, 3
+	for i, off := 0, 0; i < len(sizes); off, i = off+sizes[i], i+1 {
+		m := len(ops[off].req.Rules)
+		keys += m
+		args += 2 + 4*m + sizes[i]
+	}
+	b = appendArray(b, 3+keys+args)
+	b = appendBulk(b, "EVALSHA")
+	b = appendBulk(b, decideScript.Hash())
+	b = appendBulkInt(b, int64(keys))
+	for i, off := 0, 0; i < len(sizes); off, i = off+sizes[i], i+1 {
+		b = ops[off].appendKeys(b)
+	}
+	b = appendBulk(b, "")
+	b = appendBulk(b, "g")
+	b = appendBulkInt(b, int64(len(sizes)))
+	for i, off := 0, 0; i < len(sizes); off, i = off+sizes[i], i+1 {
+		o := ops[off]
+		b = appendBulkInt(b, int64(len(o.req.Rules)))
+		b = appendBulkInt(b, int64(sizes[i]))
+		b = o.appendRuleArgs(b)
+		for _, p := range ops[off : off+sizes[i]] {
+			b = p.appendMember(b)
+		}
+	}
+	return b
+}
+
+// appendKeys appends the key of each of o's rules.
+func (o *op) appendKeys(b []byte) []byte {
+	var sfx [32]byte
 	for i, r := range o.req.Rules {
 		b = appendKeyArg(b, o.prefix, o.req.Tenant, r, appendKeySuffix(sfx[:0], r, o.periods[i].start))
 	}
-	b = appendBulk(b, "")
-	b = appendBulk(b, "m")
+	return b
+}
+
+// appendRuleArgs appends the four arguments of each of o's rules: its
+// window (a fixed rule's µs left in its period), limit, cost and mode.
+func (o *op) appendRuleArgs(b []byte) []byte {
 	for i, r := range o.req.Rules {
 		if r.algo() == algoFixed {
 			b = appendBulkInt(b, o.periods[i].end-o.now)
@@ -264,9 +301,6 @@ func encodeShared(b []byte, ops []*op) []byte {
 		b = appendBulkInt(b, r.Limit)
 		b = appendBulkInt(b, r.CostOrOne())
 		b = appendBulkInt(b, modeArg(r))
-	}
-	for _, p := range ops {
-		b = p.appendMember(b)
 	}
 	return b
 }

@@ -80,6 +80,9 @@ type pipeConfig struct {
 	queueTimeout time.Duration
 	// replica: the pipes read from replicas (metrics label).
 	replica bool
+	// mixed: a call may decide for several tenants (encodeMixed), their
+	// keys in any slot: not Cluster.
+	mixed bool
 	// reloadHook, if not nil, runs in reload before the SCRIPT LOAD is
 	// written: a test's stand-in for a gateway slow to go on.
 	reloadHook func(*lane)

@@ -53,7 +53,7 @@ func NewRedisStore(c *Clients, o Options, budget time.Duration, instance string,
 		conn: connOptions{username: c.opts.Username, password: c.opts.password, db: c.opts.DB, tls: c.tls,
 			dialTimeout: c.opts.DialTimeout},
 		lanes: c.opts.DecisionConns, budget: budget, silence: max(c.opts.ReadTimeout, budget),
-		queueTimeout: o.QueueTimeout,
+		queueTimeout: o.QueueTimeout, mixed: c.opts.Mode != ModeCluster,
 	}
 	if cfg.queueTimeout <= 0 {
 		cfg.queueTimeout = defaultQueueTimeout

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -98,26 +99,33 @@ func BenchmarkSharedDecisions(b *testing.B) {
 	window := limiter.Rule{Name: "w", Limit: 1 << 40, Window: time.Hour, Algorithm: limiter.AlgoSlidingWindow}
 	quota := limiter.Rule{Name: "q", Limit: 1 << 40, Algorithm: limiter.AlgoFixed, Period: limiter.PeriodMonth}
 	for _, tc := range []struct {
-		name  string
-		rules []limiter.Rule
+		name    string
+		rules   []limiter.Rule
+		tenants int // the decisions go to this many tenants in turn
 	}{
-		{"rules=1", benchRules(1, 1<<40)},
-		{"rules=3", append(benchRules(1, 1<<40), window, quota)},
+		{"rules=1", benchRules(1, 1<<40), 1},
+		{"rules=3", append(benchRules(1, 1<<40), window, quota), 1},
+		// Each batch's decisions of other tenants: one mixed call.
+		{"rules=1/tenants=1000", benchRules(1, 1<<40), 1000},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			s, _ := newRedisStore(b, redisOptions(limiter.ModeStandalone, srv.Addr()), false)
-			req := limiter.Request{Tenant: "shared-" + tc.name, Rules: tc.rules}
+			reqs := make([]limiter.Request, tc.tenants)
+			for i := range reqs {
+				reqs[i] = limiter.Request{Tenant: fmt.Sprintf("shared-%s-%d", tc.name, i), Rules: tc.rules}
+			}
 			ctx := context.Background()
-			if _, err := s.Decide(ctx, req); err != nil { // load the script
+			if _, err := s.Decide(ctx, reqs[0]); err != nil { // load the script
 				b.Fatal(err)
 			}
 			if err := c.ConfigResetStat(ctx).Err(); err != nil {
 				b.Fatal(err)
 			}
+			var next atomic.Uint64
 			b.SetParallelism(32) // 64 in flight on 2 CPUs
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					if _, err := s.Decide(ctx, req); err != nil {
+					if _, err := s.Decide(ctx, reqs[next.Add(1)%uint64(len(reqs))]); err != nil {
 						b.Error(err)
 						return
 					}

@@ -12,10 +12,15 @@ local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local member = ARGV[1]
 local n = #KEYS
 
-local function rule(i)
-  local a = 4 * i - 1
+-- rule_at reads the four arguments of a rule from ARGV[a]: its window,
+-- limit, cost, whether it is a shadow rule and its algorithm.
+local function rule_at(a)
   local mode = tonumber(ARGV[a + 3])
   return tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), mode % 2 == 1, math.floor(mode / 2)
+end
+
+local function rule(i)
+  return rule_at(4 * i - 1)
 end
 
 -- The sliding window's arithmetic, the same as limiter/algorithm.go's.

@@ -9,7 +9,8 @@
 -- ARGV[1]          the request's member base, unique per request (instance:sequence)
 -- ARGV[2]          1 when the call may be a replay (sent again after a lost
 --                  reply): the script then looks for its own record first;
---                  m for several requests of the same enforced rules (see below)
+--                  m for several requests of the same enforced rules, g for
+--                  several groups of those, each of its own rules (see below)
 -- ARGV[4i-1..4i+2] rule i's window (µs; a fixed rule: µs left in its
 --                  period, by the gateway's clock), limit, cost and mode:
 --                  1 for shadow (0 enforced) plus 2 x the algorithm (0 the
@@ -93,44 +94,15 @@ local function window_reply(w, window, limit, cost, over)
   return math.max(limit - w.used, 0), reset, retry
 end
 
--- First sends of enforced rules, the commonest decisions: one request
--- (ARGV[2] '0', its member ARGV[1]), or the requests of a batch with the
--- same rules (the pipe merges them, lane.go: ARGV[2] 'm', their members
--- ARGV[3+4n..]). It returns before the general path below builds its
--- closures and tables, which are a third of the script's time. Each key is
--- read once, the requests are decided in order against the running
--- counts, each as it would be alone, and each key is written once; the
--- reply is each request's {allowed, remaining_i, reset_i, retry_i …} in
--- turn: for one request, what the general path answers.
---
--- A sliding log's admitted units are added as they come, 100 to a ZADD,
--- mostly in one at the end. They all score now, after every unit already
--- in the set, so a denied request's retry finds the unit it waits for
--- among those (by rank) or among this call's own. Should Redis' clock
--- have stepped back behind a member, the units this call has admitted
--- sort before it, as they would alone: once there are some, the oldest
--- and the unit waited for are taken as now. A counter's m is the last
--- admitted request's member, as if the requests had come one by one.
-local shared = ARGV[2] == 'm'
-local enforced = true
-for i = 1, n do
-  if tonumber(ARGV[4 * i + 2]) % 2 == 1 then
-    enforced = false
-  end
-end
-if shared and not enforced then
-  return redis.error_reply('ERR decide.lua: a shared call takes enforced rules only')
-end
-if shared or ARGV[2] == '0' and enforced then
-  local first, last = 1, 1 -- the members: alone, ARGV[1]
-  if shared then
-    first, last = 3 + 4 * n, #ARGV
-  end
+-- fast decides the requests whose members are ARGV[first..last] by the m
+-- enforced rules whose keys are KEYS[k0 + 1 .. k0 + m] and whose
+-- arguments start at ARGV[a0 + 1], and appends each one's reply to out.
+local function fast(k0, a0, m, first, last, out)
   local st = {}
-  for i = 1, n do
-    local window, limit, cost, _, algo = rule(i)
+  for i = 1, m do
+    local window, limit, cost, _, algo = rule_at(a0 + 4 * i - 3)
     -- every field in the constructor: one allocation, no rehash
-    local r = {key = KEYS[i], window = window, limit = limit, cost = cost, algo = algo,
+    local r = {key = KEYS[k0 + i], window = window, limit = limit, cost = cost, algo = algo,
       before = 0, used = 0, args = false, oldest = false, w = false, start = 0, over = false}
     if algo == 0 then
       redis.call('ZREMRANGEBYSCORE', r.key, '-inf', now - window)
@@ -148,10 +120,10 @@ if shared or ARGV[2] == '0' and enforced then
     end
     st[i] = r
   end
-  local out, admitted, admits = {}, nil, 0
+  local admitted, admits = nil, 0
   for a = first, last do
     local allowed = 1
-    for i = 1, n do
+    for i = 1, m do
       local r = st[i]
       r.over = r.used + r.cost > r.limit
       if r.over then
@@ -162,7 +134,7 @@ if shared or ARGV[2] == '0' and enforced then
       admitted, admits = ARGV[a], admits + 1
     end
     out[#out + 1] = allowed
-    for i = 1, n do
+    for i = 1, m do
       local r = st[i]
       local window, limit, cost = r.window, r.limit, r.cost
       if allowed == 1 then
@@ -211,7 +183,7 @@ if shared or ARGV[2] == '0' and enforced then
       out[#out + 1] = retry
     end
   end
-  for i = 1, n do
+  for i = 1, m do
     local r = st[i]
     if r.algo == 0 then
       if #r.args > 0 then
@@ -228,13 +200,84 @@ if shared or ARGV[2] == '0' and enforced then
         redis.call('HINCRBY', r.key, 'c', r.used - r.start)
       else -- a Lua number past 2^53 is not exact, and Redis reads 1e+17 as no integer
         for _ = 1, admits do
-          redis.call('HINCRBY', r.key, 'c', ARGV[4 * i + 1])
+          redis.call('HINCRBY', r.key, 'c', ARGV[a0 + 4 * i - 1])
         end
       end
       redis.call('HSET', r.key, 'm', admitted)
       redis.call('PEXPIRE', r.key, math.ceil(r.window / 1000))
     end
   end
+end
+
+-- Several groups (ARGV[2] 'g'): requests of other tenants, or other
+-- rules, in one call, where the keys may be in different slots (not
+-- Cluster). ARGV[3] is the number of groups; each group is then its
+-- number of rules m and of requests k, its rules' 4m arguments and its k
+-- members; its m keys follow the group before's in KEYS. Each group is
+-- decided as a shared call of its own would be, in order, and its
+-- replies appended. A group that fails (a key of another type, say) is
+-- answered -1 for each of its requests, with three zeros per rule, and
+-- the others go on: the gateway sends it again alone for its error. The
+-- reads all come before the writes, so such a failure writes nothing,
+-- unless a counter's write fails after a log's ZADD (a field no longer an
+-- integer), which its replay adds again under the same members.
+if ARGV[2] == 'g' then
+  local out, k0, a = {}, 0, 4
+  for _ = 1, tonumber(ARGV[3]) do
+    local m, k = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+    local first = a + 2 + 4 * m
+    local before = #out
+    if not pcall(fast, k0, a + 1, m, first, first + k - 1, out) then
+      for j = #out, before + 1, -1 do
+        out[j] = nil
+      end
+      for _ = 1, k do
+        out[#out + 1] = -1
+        for _ = 1, 3 * m do
+          out[#out + 1] = 0
+        end
+      end
+    end
+    k0, a = k0 + m, first + k
+  end
+  return out
+end
+
+-- First sends of enforced rules, the commonest decisions: one request
+-- (ARGV[2] '0', its member ARGV[1]), or the requests of a batch with the
+-- same rules (the pipe merges them, lane.go: ARGV[2] 'm', their members
+-- ARGV[3+4n..]). It returns before the general path below builds its
+-- closures and tables, which are a third of the script's time. Each key is
+-- read once, the requests are decided in order against the running
+-- counts, each as it would be alone, and each key is written once; the
+-- reply is each request's {allowed, remaining_i, reset_i, retry_i …} in
+-- turn: for one request, what the general path answers.
+--
+-- A sliding log's admitted units are added as they come, 100 to a ZADD,
+-- mostly in one at the end. They all score now, after every unit already
+-- in the set, so a denied request's retry finds the unit it waits for
+-- among those (by rank) or among this call's own. Should Redis' clock
+-- have stepped back behind a member, the units this call has admitted
+-- sort before it, as they would alone: once there are some, the oldest
+-- and the unit waited for are taken as now. A counter's m is the last
+-- admitted request's member, as if the requests had come one by one.
+local shared = ARGV[2] == 'm'
+local enforced = true
+for i = 1, n do
+  if tonumber(ARGV[4 * i + 2]) % 2 == 1 then
+    enforced = false
+  end
+end
+if shared and not enforced then
+  return redis.error_reply('ERR decide.lua: a shared call takes enforced rules only')
+end
+if shared or ARGV[2] == '0' and enforced then
+  local first, last = 1, 1 -- the members: alone, ARGV[1]
+  if shared then
+    first, last = 3 + 4 * n, #ARGV
+  end
+  local out = {}
+  fast(0, 2, n, first, last, out)
   return out
 end
 
