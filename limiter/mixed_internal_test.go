@@ -7,27 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/redis/go-redis/v9"
-
-	"github.com/l1gw/l1gw/internal/redistest"
 )
-
-// mixedFixture is decideFixture with calls mixed across tenants, as a
-// store off Cluster makes its pipes.
-func mixedFixture(t *testing.T) (*redis.Client, *lane) {
-	t.Helper()
-	srv := redistest.Server(t)
-	c := srv.Client(t)
-	if err := c.ScriptLoad(context.Background(), decideSrc).Err(); err != nil {
-		t.Fatal(err)
-	}
-	cfg := testCfg()
-	cfg.mixed = true
-	p := newPipe(cfg, fixedAddr(srv.Addr()))
-	t.Cleanup(p.close)
-	return c, p.lanes[0]
-}
 
 // mixedBatch is a batch of several tenants' decisions, their names ending
 // in suffix: three of one log with room for two; one of a sliding
@@ -62,7 +42,7 @@ func mixedBatch(suffix string) []*op {
 // goes in a call of its own.
 func TestMixedCallDecidesEachGroupAsAlone(t *testing.T) {
 	t.Parallel()
-	c, l := mixedFixture(t)
+	c, l := laneFixture(t, true)
 	before := commandCalls(t, c, "evalsha")
 	mixed := mixedBatch("-mixed")
 	l.serve(mixed)
@@ -117,7 +97,7 @@ func TestMixedCallDecidesEachGroupAsAlone(t *testing.T) {
 // the call are decided and recorded.
 func TestMixedCallKeepsAFailingGroupToItself(t *testing.T) {
 	t.Parallel()
-	c, l := mixedFixture(t)
+	c, l := laneFixture(t, true)
 	ctx := context.Background()
 	rule := Rule{Name: "l", Limit: 5, Window: time.Minute}
 	if err := c.Set(ctx, ruleKey("p", "broken", rule, 0), "not a log", 0).Err(); err != nil {

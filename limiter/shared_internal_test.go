@@ -269,15 +269,24 @@ func TestSharedCallDecidesSeveralRulesAsAlone(t *testing.T) {
 }
 
 // decideFixture is a redis-server with decide.lua loaded, a client of
-// it, and a lane of a pipe to it.
+// it, and a lane of a pipe to it, which mixes no calls.
 func decideFixture(t *testing.T) (*redis.Client, *lane) {
+	t.Helper()
+	return laneFixture(t, false)
+}
+
+// laneFixture is decideFixture, its pipe mixing calls across tenants or
+// not (pipeConfig.mixed).
+func laneFixture(t *testing.T, mixed bool) (*redis.Client, *lane) {
 	t.Helper()
 	srv := redistest.Server(t)
 	c := srv.Client(t)
 	if err := c.ScriptLoad(context.Background(), decideSrc).Err(); err != nil {
 		t.Fatal(err)
 	}
-	p := newPipe(testCfg(), fixedAddr(srv.Addr()))
+	cfg := testCfg()
+	cfg.mixed = mixed
+	p := newPipe(cfg, fixedAddr(srv.Addr()))
 	t.Cleanup(p.close)
 	return c, p.lanes[0]
 }
