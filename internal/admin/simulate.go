@@ -9,6 +9,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/l1gw/l1gw/internal/gateway"
 	"github.com/l1gw/l1gw/limiter"
 	"github.com/l1gw/l1gw/tenants"
 )
@@ -60,8 +61,12 @@ func (a *Admin) simulate(ctx *fasthttp.RequestCtx) {
 		writeProblem(ctx, badRequest("method and path (starting with /) are required"))
 		return
 	}
-	if strings.TrimLeft(in.Method, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != "" {
-		writeProblem(ctx, badRequest("method: upper case letters only; the gateway refuses any other (501)"))
+	if !gateway.ForwardsMethod([]byte(in.Method)) {
+		writeProblem(ctx, badRequest("method: GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS; the gateway refuses any other (405 for CONNECT and TRACE, else 501)"))
+		return
+	}
+	if gateway.AmbiguousPath([]byte(strings.SplitN(in.Path, "?", 2)[0])) {
+		writeProblem(ctx, badRequest("path: the gateway refuses it as ambiguous (400): an encoded '/', '\\', '.', ';' or '%', a '\\' or ';', an empty, '.' or '..' segment, or a control byte"))
 		return
 	}
 	snap := a.tenants.Load()

@@ -95,6 +95,30 @@ func TestSimulateAnonymousIPv6(t *testing.T) {
 	}
 }
 
+// TestSimulateRefusesWhatTheGatewayRefuses: a simulation of a request the
+// gateway would refuse before any decision (a method it does not
+// forward, an ambiguous path) is a 400 that says so, not "allowed".
+func TestSimulateRefusesWhatTheGatewayRefuses(t *testing.T) {
+	up, _ := startUpstream(t)
+	gw := startApp(t, loadConfig(t, up, "server.admin_token=tok"))
+	for _, tc := range []struct{ method, path, want string }{
+		{"GETTTT", "/x", "method"},
+		{"PURGE", "/x", "method"},
+		{"TRACE", "/x", "method"},
+		{"GET", "/%zz", "path"},
+		{"GET", "/a/../b", "path"},
+		{"GET", "/a%2fb?q=1", "path"},
+	} {
+		resp, _ := simulate(t, gw, `{"key":"acme-key","method":"`+tc.method+`","path":"`+tc.path+`"}`)
+		if resp.StatusCode() != 400 || !strings.Contains(string(resp.Body()), `"detail":"`+tc.want) {
+			t.Errorf("%s %s: got %d %s; want 400 about the %s", tc.method, tc.path, resp.StatusCode(), resp.Body(), tc.want)
+		}
+	}
+	if resp, s := simulate(t, gw, `{"key":"acme-key","method":"GET","path":"/x?q=1"}`); resp.StatusCode() != 200 || s.Result != "allowed" {
+		t.Errorf("GET /x?q=1: got %d %s; want allowed", resp.StatusCode(), resp.Body())
+	}
+}
+
 // checkSimulate runs the simulations against gw; state, if not nil, is
 // the store's state, which no simulation may change.
 func checkSimulate(t *testing.T, gw *running, state func() string) {

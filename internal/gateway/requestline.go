@@ -81,9 +81,10 @@ var (
 	hdrAllow     = []byte("Allow")
 )
 
-// allowedMethod: RFC 9110's methods, matched case-sensitively as it says,
-// less CONNECT and TRACE, plus PATCH.
-func allowedMethod(m []byte) bool {
+// ForwardsMethod reports whether the gateway forwards requests of method
+// m: RFC 9110's methods, matched case-sensitively as it says, less
+// CONNECT and TRACE (405), plus PATCH; any other is a 501.
+func ForwardsMethod(m []byte) bool {
 	switch string(m) {
 	case fasthttp.MethodGet, fasthttp.MethodHead, fasthttp.MethodPost, fasthttp.MethodPut,
 		fasthttp.MethodPatch, fasthttp.MethodDelete, fasthttp.MethodOptions:
@@ -105,7 +106,7 @@ func checkRequestLine(ctx *fasthttp.RequestCtx) (problem, bool) {
 		return problemVersion, false
 	}
 	switch m := h.Method(); {
-	case allowedMethod(m):
+	case ForwardsMethod(m):
 	case string(m) == fasthttp.MethodConnect || string(m) == fasthttp.MethodTrace:
 		return problemMethodNotAllowed, false
 	default:
@@ -123,7 +124,7 @@ func checkRequestLine(ctx *fasthttp.RequestCtx) (problem, bool) {
 		// 502: the upstream's client will not send a request without one.
 		return problemNoHost, false
 	}
-	if bytes.IndexByte(h.RequestURI(), '#') >= 0 || ambiguousPath(u.PathOriginal()) {
+	if bytes.IndexByte(h.RequestURI(), '#') >= 0 || AmbiguousPath(u.PathOriginal()) {
 		// A fragment is never part of a request target (RFC 9112 §3.2);
 		// the router would not see it, an upstream might.
 		return problemAmbiguousPath, false
@@ -131,12 +132,12 @@ func checkRequestLine(ctx *fasthttp.RequestCtx) (problem, bool) {
 	return problem{}, true
 }
 
-// ambiguousPath: p is not an origin path, or holds what decoding or dot
-// segment removal would change: '\' or ';' (some servers split on them), a
-// percent-encoded '/', '\', '.', ';', '%' or control byte, a malformed
-// escape, a control byte, or an empty, "." or ".." segment. It does not
-// allocate.
-func ambiguousPath(p []byte) bool {
+// AmbiguousPath reports whether the gateway refuses path p (400): p is
+// not an origin path, or holds what decoding or dot segment removal would
+// change: '\' or ';' (some servers split on them), a percent-encoded '/',
+// '\', '.', ';', '%' or control byte, a malformed escape, a control byte,
+// or an empty, "." or ".." segment. It does not allocate.
+func AmbiguousPath(p []byte) bool {
 	if len(p) == 0 || p[0] != '/' {
 		return true
 	}

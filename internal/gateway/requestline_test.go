@@ -14,8 +14,8 @@ func TestAmbiguousPath(t *testing.T) {
 		"/a;b": true, "/a\\b": true, "/a%2fb": true, "/a%2Fb": true, "/a%5cb": true, "/%2e": true, "/%2E%2E/x": true,
 		"/a%3bb": true, "/a%25": true, "/a%": true, "/a%4": true, "/a%zz": true, "/a%00": true, "/a\x7fb": true, "/a\tb": true,
 	} {
-		if got := ambiguousPath([]byte(p)); got != want {
-			t.Errorf("ambiguousPath(%q) = %v; want %v", p, got, want)
+		if got := AmbiguousPath([]byte(p)); got != want {
+			t.Errorf("AmbiguousPath(%q) = %v; want %v", p, got, want)
 		}
 	}
 }
@@ -28,7 +28,7 @@ func FuzzAmbiguousPath(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, p string) {
-		if ambiguousPath([]byte(p)) {
+		if AmbiguousPath([]byte(p)) {
 			return
 		}
 		dec, err := url.PathUnescape(p)
