@@ -447,7 +447,7 @@ func (l *lane) roundTrip(batch []*op) (read bool, err error) {
 			ops[0].settle(l.scratch[:n], nil)
 			continue
 		}
-		v := l.scratch[:n]
+		v, settled := l.scratch[:n], 0
 		for _, size := range groups {
 			group := ops[:size]
 			ops = ops[size:]
@@ -461,9 +461,10 @@ func (l *lane) roundTrip(batch []*op) (read bool, err error) {
 				}
 				ownPeriods(w, o.req.Rules, o.now-group[0].now)
 				o.settle(w, nil)
+				settled++
 			}
 		}
-		sharedDecisions.Add(k)
+		sharedDecisions.Add(settled)
 	}
 	if wrongNode != nil {
 		l.drop() // the next batch asks where the primary is

@@ -94,7 +94,8 @@ func TestMixedCallDecidesEachGroupAsAlone(t *testing.T) {
 // TestMixedCallKeepsAFailingGroupToItself: a group of a mixed call that
 // fails in Redis (its key of another type) fails its own decisions alone,
 // with Redis' error, sent again in a call of its own; the other groups of
-// the call are decided and recorded.
+// the call are decided and recorded. So too when the call was first
+// answered NOSCRIPT and sent again after SCRIPT LOAD.
 func TestMixedCallKeepsAFailingGroupToItself(t *testing.T) {
 	t.Parallel()
 	c, l := laneFixture(t, true)
@@ -103,28 +104,40 @@ func TestMixedCallKeepsAFailingGroupToItself(t *testing.T) {
 	if err := c.Set(ctx, ruleKey("p", "broken", rule, 0), "not a log", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
-	var batch []*op
-	for i, tenant := range []string{"ok1", "broken", "broken", "ok2"} {
-		o := decideOps(tenant, rule, 1)[0]
-		o.seq = uint64(i + 1)
-		batch = append(batch, o)
-	}
-	before := commandCalls(t, c, "evalsha")
-	l.serve(batch)
-	if calls := commandCalls(t, c, "evalsha") - before; calls != 2 {
-		t.Errorf("%d calls; want 2: the mixed one, and the failed group's alone", calls)
-	}
-	for _, o := range batch {
-		<-o.done
-		var ce *CallError
-		switch {
-		case o.req.Tenant == "broken" && (!errors.As(o.err, &ce) || !strings.Contains(o.err.Error(), "WRONGTYPE")):
-			t.Errorf("broken: %v; want a CallError with Redis' WRONGTYPE", o.err)
-		case o.req.Tenant != "broken" && (o.err != nil || o.reply[0] != 1):
-			t.Errorf("%s: %v, allowed %d; want admitted beside the broken group", o.req.Tenant, o.err, o.reply[0])
-		case o.req.Tenant != "broken" && c.ZScore(ctx, ruleKey("p", o.req.Tenant, rule, 0), member(o)+":1").Err() != nil:
-			t.Errorf("%s: admitted, not recorded", o.req.Tenant)
+	for _, flushed := range []bool{false, true} {
+		if flushed {
+			if err := c.ScriptFlush(ctx).Err(); err != nil {
+				t.Fatal(err)
+			}
 		}
-		o.release()
+		var batch []*op
+		for i, tenant := range []string{"ok1", "broken", "broken", "ok2"} {
+			o := decideOps(tenant, rule, 1)[0]
+			o.instance = fmt.Sprintf("gw-%v", flushed)
+			o.seq = uint64(i + 1)
+			batch = append(batch, o)
+		}
+		before := commandCalls(t, c, "evalsha")
+		l.serve(batch)
+		want := int64(2) // the mixed call, and the failed group's alone
+		if flushed {
+			want = 3 // and first the mixed call answered NOSCRIPT
+		}
+		if calls := commandCalls(t, c, "evalsha") - before; calls != want {
+			t.Errorf("scripts flushed %v: %d calls; want %d", flushed, calls, want)
+		}
+		for _, o := range batch {
+			<-o.done
+			var ce *CallError
+			switch {
+			case o.req.Tenant == "broken" && (!errors.As(o.err, &ce) || !strings.Contains(o.err.Error(), "WRONGTYPE")):
+				t.Errorf("scripts flushed %v, broken: %v; want a CallError with Redis' WRONGTYPE", flushed, o.err)
+			case o.req.Tenant != "broken" && (o.err != nil || o.reply[0] != 1):
+				t.Errorf("scripts flushed %v, %s: %v, allowed %d; want admitted beside the broken group", flushed, o.req.Tenant, o.err, o.reply[0])
+			case o.req.Tenant != "broken" && c.ZScore(ctx, ruleKey("p", o.req.Tenant, rule, 0), member(o)+":1").Err() != nil:
+				t.Errorf("scripts flushed %v, %s: admitted, not recorded", flushed, o.req.Tenant)
+			}
+			o.release()
+		}
 	}
 }

@@ -2,6 +2,7 @@ package limiter
 
 import (
 	"fmt"
+	"slices"
 )
 
 // reload loads the scripts a node answered NOSCRIPT for (a restart, a
@@ -39,7 +40,14 @@ func (l *lane) reload() error {
 	_, err := l.roundTrip(redo)
 	l.redo = l.redo[:0] // a second NOSCRIPT is not retried
 	if err == nil {
-		settlePending(redo, fmt.Errorf("limiter: %s answered NOSCRIPT after SCRIPT LOAD", c.addr))
+		// Those of a mixed call's failed group go again alone (serve).
+		left := redo[:0]
+		for _, o := range redo {
+			if !slices.Contains(l.alone, o) {
+				left = append(left, o)
+			}
+		}
+		settlePending(left, fmt.Errorf("limiter: %s answered NOSCRIPT after SCRIPT LOAD", c.addr))
 	}
 	return err
 }
