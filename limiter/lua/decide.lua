@@ -219,8 +219,9 @@ end
 -- answered -1 for each of its requests, with three zeros per rule, and
 -- the others go on: the gateway sends it again alone for its error. The
 -- reads all come before the writes, so such a failure writes nothing,
--- unless a counter's write fails after a log's ZADD (a field no longer an
--- integer), which its replay adds again under the same members.
+-- unless a counter's write fails after another rule's (a field no longer
+-- an integer): sent again, a log's units go in under the same members,
+-- counted once, but a sliding window's count is added twice.
 if ARGV[2] == 'g' then
   local out, k0, a = {}, 0, 4
   for _ = 1, tonumber(ARGV[3]) do
