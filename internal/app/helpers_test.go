@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -261,4 +262,22 @@ func fire(t *testing.T, n int, to func(i int) (url, key string), check func(resp
 	}
 	wg.Wait()
 	return codes
+}
+
+// metricValue is the value of series (its name and labels, as /metrics
+// writes them) on the admin listener at addr. Counters are the process's,
+// shared by every gateway a test starts: compare a value before and after.
+func metricValue(t *testing.T, addr, series string) float64 {
+	t.Helper()
+	for line := range strings.Lines(string(call(t, addr, "GET", "/metrics").Body())) {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			n, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				t.Fatalf("%s %q: %v", series, v, err)
+			}
+			return n
+		}
+	}
+	t.Fatalf("/metrics lacks %s", series)
+	return 0
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -301,18 +300,7 @@ func TestAdminConnectionCapPerAddress(t *testing.T) {
 	up, _ := startUpstream(t)
 	gw := startApp(t, loadConfig(t, up, "server.admin_token=tok"))
 	rejected := func() float64 {
-		const name = `l1gw_admin_connections_rejected_total{reason="max_conns_per_ip"} `
-		for line := range strings.Lines(string(call(t, gw.admin, "GET", "/metrics").Body())) {
-			if v, ok := strings.CutPrefix(line, name); ok {
-				n, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-				if err != nil {
-					t.Fatalf("%s%q: %v", name, v, err)
-				}
-				return n
-			}
-		}
-		t.Fatalf("/metrics lacks %s", name)
-		return 0
+		return metricValue(t, gw.admin, `l1gw_admin_connections_rejected_total{reason="max_conns_per_ip"}`)
 	}
 	before := rejected()
 	for range adminConnsPerIP {
