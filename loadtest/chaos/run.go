@@ -103,6 +103,9 @@ type chaosRun struct {
 	notes              []string
 	watch              *phaseWatch        // the healthy phase being probed
 	seen               map[int]*RedisSeen // what the probes saw, by phase
+	// m0 is the gateway's metrics as the attack began: baseline notes
+	// what degraded before any fault, by reason.
+	m0 map[string]float64
 }
 
 // mark starts a phase now.
@@ -122,6 +125,11 @@ func (r *chaosRun) baseline() {
 	r.mark("before", false, false)
 	r.hold(r.tm.phase)
 	r.before = r.sample()
+	if m, err := scrapeMetrics(r.gw.Admin); err == nil && r.m0 != nil {
+		if reasons := degradedReasons(r.m0, m); len(reasons) > 0 {
+			r.notes = append(r.notes, "degraded before the fault, by reason "+formatCounts(reasons))
+		}
+	}
 }
 
 // fault starts phase name and injects a fault (inject may be nil).
@@ -239,6 +247,7 @@ func runChaos(t T, env chaosEnv, sc chaosScenario) ChaosResult {
 	if err != nil {
 		t.Fatalf("%v", err)
 	}
+	r.m0 = m0
 	r.attack = startChaosAttack("http://"+gw.Proxy, env.tm.rate)
 	t.Cleanup(func() { r.attack.stop() }) // a script that failed left it running
 	t.Cleanup(r.stopWatch)
