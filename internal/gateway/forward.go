@@ -343,7 +343,7 @@ type clientBody struct {
 var errBodyTooLarge = errors.New("request body exceeds server.max_body_bytes")
 
 // problemBodyCut answers a request whose client broke off its body.
-var problemBodyCut = problem{fasthttp.StatusBadRequest, typeBlank, "Bad Request", "the request body ended before its length"}
+var problemBodyCut = badRequest("the request body ended before its length")
 
 func (c *clientBody) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)

@@ -224,19 +224,13 @@ func (g *Gateway) stripKeyQuery(u *fasthttp.URI) {
 
 // Identity problems: all refuse before the limiter is asked.
 var (
-	problemKeyConflict = problem{fasthttp.StatusBadRequest, typeBlank, "Bad Request",
-		"the request carries two different API keys (key header, query parameter, Authorization): send one"}
-	problemKeyOtherScheme = problem{fasthttp.StatusBadRequest, typeBlank, "Bad Request",
-		"Authorization carries an API key under a scheme other than Bearer (or Basic with key_basic_auth): send Authorization: Bearer <key>"}
-	problemKeyNotASCII = problem{fasthttp.StatusBadRequest, typeBlank, "Bad Request",
-		"the API key (header or query parameter) holds a byte outside ASCII, which some servers strip as white space (0x85, 0xA0): keys are ASCII"}
-	problemAuthNotASCII = problem{fasthttp.StatusBadRequest, typeBlank, "Bad Request",
-		"Authorization holds a byte outside ASCII, which some servers read as white space (0x85, 0xA0) and so could find a key the gateway does not: credentials are ASCII"}
-	problemMethodOverride = problem{fasthttp.StatusBadRequest, typeBlank, "Bad Request",
-		"X-HTTP-Method-Override (or X-HTTP-Method, X-Method-Override, _method) names a method whose limits on this path differ from the request's: send the request with that method"}
-	problemKeyQueryTwice = problem{fasthttp.StatusBadRequest, typeBlank, "Bad Request",
-		"the API key query parameter is sent more than once"}
-	problemKeyQueryLong = problem{fasthttp.StatusUnauthorized, typeBlank, "Unauthorized",
+	problemKeyConflict    = badRequest("the request carries two different API keys (key header, query parameter, Authorization): send one")
+	problemKeyOtherScheme = badRequest("Authorization carries an API key under a scheme other than Bearer (or Basic with key_basic_auth): send Authorization: Bearer <key>")
+	problemKeyNotASCII    = badRequest("the API key (header or query parameter) holds a byte outside ASCII, which some servers strip as white space (0x85, 0xA0): keys are ASCII")
+	problemAuthNotASCII   = badRequest("Authorization holds a byte outside ASCII, which some servers read as white space (0x85, 0xA0) and so could find a key the gateway does not: credentials are ASCII")
+	problemMethodOverride = badRequest("X-HTTP-Method-Override (or X-HTTP-Method, X-Method-Override, _method) names a method whose limits on this path differ from the request's: send the request with that method")
+	problemKeyQueryTwice  = badRequest("the API key query parameter is sent more than once")
+	problemKeyQueryLong   = problem{fasthttp.StatusUnauthorized, typeBlank, "Unauthorized",
 		"the API key query parameter is longer than " + strconv.Itoa(tenants.KeyBufLen) + " bytes once decoded"}
 	problemBadBasic = problem{fasthttp.StatusUnauthorized, typeBlank, "Unauthorized",
 		"Authorization: Basic must carry base64 of user-id:password, at most " + strconv.Itoa(tenants.KeyBufLen) +
@@ -246,10 +240,9 @@ var (
 // keyUnderscoreProblem is the 400 for a request carrying the key header
 // spelt with '_' for some of its '-', or the other way round.
 func keyUnderscoreProblem(keyHeader string) problem {
-	return problem{fasthttp.StatusBadRequest, typeBlank, "Bad Request",
-		"the request carries " + keyHeader + " spelt otherwise ('_' for '-' or '-' for '_', as " +
-			strings.ReplaceAll(keyHeader, "-", "_") + "), which some servers read as the API key header " +
-			keyHeader + ": send the key in " + keyHeader + " only"}
+	return badRequest("the request carries " + keyHeader + " spelt otherwise ('_' for '-' or '-' for '_', as " +
+		strings.ReplaceAll(keyHeader, "-", "_") + "), which some servers read as the API key header " +
+		keyHeader + ": send the key in " + keyHeader + " only")
 }
 
 // missingKey is the 401 for a request without a key: it names where a

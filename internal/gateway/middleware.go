@@ -99,7 +99,7 @@ func timed(next fasthttp.RequestHandler) fasthttp.RequestHandler {
 }
 
 var (
-	problemBadRequest = problem{fasthttp.StatusBadRequest, typeBlank, "Bad Request", "the request is not valid HTTP/1.x"}
+	problemBadRequest = badRequest("the request is not valid HTTP/1.x")
 	problemHeaderSize = problem{fasthttp.StatusRequestHeaderFieldsTooLarge, typeBlank, "Request Header Fields Too Large", "the request headers exceed server.max_header_bytes"}
 	problemBodySize   = problem{fasthttp.StatusRequestEntityTooLarge, typeBlank, "Content Too Large", "the request body exceeds server.max_body_bytes"}
 	problemTimeout    = problem{fasthttp.StatusRequestTimeout, typeBlank, "Request Timeout", "the request was not received within server.read_timeout"}

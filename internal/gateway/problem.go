@@ -111,10 +111,9 @@ func appendQuotaResets(b []byte, rules []limiter.Rule, d *limiter.Decision, now 
 // The gateway's own answers.
 var (
 	problemUnknownKey   = problem{fasthttp.StatusUnauthorized, typeBlank, "Unauthorized", "the API key is not known"}
-	problemAmbiguousKey = problem{fasthttp.StatusBadRequest, typeBlank, "Bad Request",
-		"the API key header or Authorization is sent more than once"}
-	problemNoRoute = problem{fasthttp.StatusNotFound, typeBlank, "Not Found", "no route matches this host and path"}
-	problemQuota   = problem{fasthttp.StatusTooManyRequests, typeQuotaExceeded,
+	problemAmbiguousKey = badRequest("the API key header or Authorization is sent more than once")
+	problemNoRoute      = problem{fasthttp.StatusNotFound, typeBlank, "Not Found", "no route matches this host and path"}
+	problemQuota        = problem{fasthttp.StatusTooManyRequests, typeQuotaExceeded,
 		"Request cannot be satisfied as assigned quota has been exceeded", "retry after the time in the Retry-After header"}
 	problemFailClosed = problem{fasthttp.StatusServiceUnavailable, typeReducedCapacity,
 		"Rate limits cannot be checked", "the rate-limit store is unavailable and the gateway fails closed"}
@@ -123,6 +122,11 @@ var (
 	problemPanic = problem{fasthttp.StatusInternalServerError, typeBlank, "Internal Server Error",
 		"the gateway failed to handle this request"}
 )
+
+// badRequest is a 400 of the gateway's own, saying what is wrong.
+func badRequest(detail string) problem {
+	return problem{fasthttp.StatusBadRequest, typeBlank, "Bad Request", detail}
+}
 
 // upstreamProblem is the answer for a failed forward.
 func upstreamProblem(status int) problem {

@@ -16,21 +16,16 @@ var (
 		"CONNECT and TRACE are not forwarded"}
 	problemUnknownMethod = problem{fasthttp.StatusNotImplemented, typeBlank, "Not Implemented",
 		"the method is not one the gateway forwards: GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS, in upper case"}
-	problemNoHost = problem{fasthttp.StatusBadRequest, typeBlank, "Bad Request",
-		"the request names no host: send Host (or an absolute-form target with a host of its own), which routes the request and the upstream needs"}
-	problemUserinfo = problem{fasthttp.StatusBadRequest, typeBlank, "Bad Request",
-		"the request target carries user information (user:password@)"}
-	problemAmbiguousPath = problem{fasthttp.StatusBadRequest, typeBlank, "Bad Request",
-		"the path is ambiguous: an encoded '/', '\\\\', '.', ';' or '%', a '\\\\' or ';', an empty, '.' or '..' segment, or a control byte"}
+	problemNoHost        = badRequest("the request names no host: send Host (or an absolute-form target with a host of its own), which routes the request and the upstream needs")
+	problemUserinfo      = badRequest("the request target carries user information (user:password@)")
+	problemAmbiguousPath = badRequest("the path is ambiguous: an encoded '/', '\\\\', '.', ';' or '%', a '\\\\' or ';', an empty, '.' or '..' segment, or a control byte")
 )
 
 // The refusals of a header block whose hop-by-hop fields the gateway
 // cannot pass on safely. Both close the connection.
 var (
-	problemTransferEncoding = problem{fasthttp.StatusBadRequest, typeBlank, "Bad Request",
-		"Transfer-Encoding is other than chunked, once: the body's length is ambiguous (RFC 9112 §6.1)"}
-	problemConnectionNames = problem{fasthttp.StatusBadRequest, typeBlank, "Bad Request",
-		"Connection names more than 32 fields"}
+	problemTransferEncoding = badRequest("Transfer-Encoding is other than chunked, once: the body's length is ambiguous (RFC 9112 §6.1)")
+	problemConnectionNames  = badRequest("Connection names more than 32 fields")
 )
 
 // maxConnectionNames bounds the fields a request's Connection may name:

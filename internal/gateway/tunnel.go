@@ -61,8 +61,7 @@ func upgradeOf(h *fasthttp.RequestHeader) []byte {
 }
 
 // problemBadUpgrade refuses an upgrade that cannot be tunnelled cleanly.
-var problemBadUpgrade = problem{fasthttp.StatusBadRequest, typeBlank, "Bad Request",
-	"an upgrade request must be HTTP/1.1 and carry no body"}
+var problemBadUpgrade = badRequest("an upgrade request must be HTTP/1.1 and carry no body")
 
 // hijackWait bounds how long an upstream connection waits for fasthttp to
 // hand over the client's: it does not when it closes the connection
