@@ -362,15 +362,15 @@ func (l *lane) roundTrip(batch []*op) (read bool, err error) {
 	}
 	// Calls in order: each group at its place; with two mixable groups
 	// or more, all of them in one mixed call at the first one's place.
-	mixedAt := -1
+	mixedSent := false
 	for i, off := 0, 0; i < len(l.sizes); off, i = off+l.sizes[i], i+1 {
 		ops := l.grouped[off : off+l.sizes[i]]
 		mixed := mixable >= 2 && l.mix[i]
 		switch {
-		case mixed && mixedAt >= 0:
+		case mixed && mixedSent:
 			continue // in the mixed call already
 		case mixed:
-			mixedAt = i
+			mixedSent = true
 			first := len(l.sent)
 			g := 0
 			for j, joff := i, off; j < len(l.sizes); joff, j = joff+l.sizes[j], j+1 {
