@@ -63,7 +63,7 @@ func benchKeys(n int) []string {
 // after one decide script call when rdb is set.
 type forwarder struct {
 	client       *fasthttp.HostClient
-	rdb          *redis.Client // nil: bare
+	rdb          redis.Scripter // nil: bare; the client, or its AutoPipeliner
 	limitedLimit int64
 	seq          atomic.Uint64
 	// decisions times each decide call, under the gateway's metric name
@@ -71,7 +71,8 @@ type forwarder struct {
 	decisions *metrics.Histogram
 }
 
-// forwarderMain runs `forwarder -listen ADDR -upstream ADDR [-redis ADDR]`:
+// forwarderMain runs `forwarder -listen ADDR -upstream ADDR [-redis ADDR
+// [-autopipeline]]`:
 // it prints "listening 127.0.0.1:PORT 127.0.0.1:PORT" (the proxy, then
 // its /metrics) on stdout once it serves and runs until SIGTERM or SIGINT.
 // It returns the exit code.
@@ -81,11 +82,16 @@ func forwarderMain(args []string, stdout, stderr io.Writer) int {
 	listen := fs.String("listen", "127.0.0.1:0", "listen address (loopback only)")
 	upstream := fs.String("upstream", "", "upstream 127.0.0.1:port")
 	redisAddr := fs.String("redis", "", "Redis 127.0.0.1:port: one decide call per request (naive); empty: bare")
+	autopipe := fs.Bool("autopipeline", false, "send the decide calls through go-redis' AutoPipeline (with -redis)")
 	limited := fs.Int64("limited-limit", defaultLimitedLimit, "the limited tenant's limit per hour")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if err := serveForwarder(*listen, *upstream, *redisAddr, *limited, stdout); err != nil {
+	if *autopipe && *redisAddr == "" {
+		fmt.Fprintln(stderr, "benchcompare forwarder: -autopipeline needs -redis")
+		return 2
+	}
+	if err := serveForwarder(*listen, *upstream, *redisAddr, *autopipe, *limited, stdout); err != nil {
 		fmt.Fprintln(stderr, "benchcompare forwarder:", err)
 		return 1
 	}
@@ -93,8 +99,10 @@ func forwarderMain(args []string, stdout, stderr io.Writer) int {
 }
 
 // serveForwarder checks the addresses, connects, listens, announces the
-// addresses on stdout and serves until a signal.
-func serveForwarder(listen, upstream, redisAddr string, limited int64, stdout io.Writer) error {
+// addresses on stdout and serves until a signal. With autopipe the decide
+// calls go through go-redis' blocking AutoPipeline at its defaults, which
+// batches the calls of concurrent requests into one write.
+func serveForwarder(listen, upstream, redisAddr string, autopipe bool, limited int64, stdout io.Writer) error {
 	for _, a := range []string{listen, upstream} {
 		if err := harness.CheckLoopback(a); err != nil {
 			return err
@@ -115,10 +123,19 @@ func serveForwarder(listen, upstream, redisAddr string, limited int64, stdout io
 		if err := harness.CheckLoopback(redisAddr); err != nil {
 			return err
 		}
-		f.rdb = redis.NewClient(&redis.Options{Addr: redisAddr})
-		defer f.rdb.Close()
-		if err := naiveScript.Load(ctx, f.rdb).Err(); err != nil {
+		rdb := redis.NewClient(&redis.Options{Addr: redisAddr})
+		defer rdb.Close()
+		if err := naiveScript.Load(ctx, rdb).Err(); err != nil {
 			return fmt.Errorf("load the naive script into %s: %w", redisAddr, err)
+		}
+		f.rdb = rdb
+		if autopipe {
+			ap, err := rdb.AutoPipeline()
+			if err != nil {
+				return fmt.Errorf("autopipeline: %w", err)
+			}
+			defer ap.Close()
+			f.rdb = ap
 		}
 	}
 	ln, err := net.Listen("tcp", listen)

@@ -106,6 +106,11 @@ func TestForwarderRejectsNonLoopback(t *testing.T) {
 	if code := forwarderMain([]string{"-bogus"}, io.Discard, io.Discard); code != 2 {
 		t.Errorf("bad flag: code %d; want 2", code)
 	}
+	stderr.Reset()
+	code = forwarderMain([]string{"-upstream", "127.0.0.1:1", "-autopipeline"}, io.Discard, &stderr)
+	if code != 2 || !strings.Contains(stderr.String(), "-autopipeline needs -redis") {
+		t.Errorf("-autopipeline without -redis: code %d, stderr %q", code, stderr.String())
+	}
 }
 
 func TestGatewayConfig(t *testing.T) {

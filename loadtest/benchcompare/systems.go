@@ -33,8 +33,9 @@ type system struct {
 // systems, in table order.
 var systems = []system{
 	{name: "upstream", start: func(_ context.Context, e *env, _ string) (*child, string, error) { return nil, e.upstream, nil }},
-	{name: "bare", start: startForwarder},
-	{name: "naive", redis: true, enforces: true, start: startForwarder},
+	{name: "bare", start: forwarderStarter(false)},
+	{name: "naive", redis: true, enforces: true, start: forwarderStarter(false)},
+	{name: "naive-autopipeline", redis: true, enforces: true, start: forwarderStarter(true)},
 	{name: "l1gw-memory", enforces: true, start: gatewayStarter("l1gw-memory", "")},
 	{name: "l1gw-exact", redis: true, enforces: true, start: gatewayStarter("l1gw-exact", "exact")},
 	{name: "l1gw-replica", redis: true, enforces: true, start: gatewayStarter("l1gw-replica", "replica")},
@@ -61,14 +62,26 @@ func findSystem(name string) (system, bool) {
 	return system{}, false
 }
 
-// startForwarder re-runs this executable as `forwarder` on the CPU of the
-// system under test: bare without redisAddr, naive with it.
-func startForwarder(ctx context.Context, e *env, redisAddr string) (*child, string, error) {
-	args := []string{forwarderCommand, "-listen", "127.0.0.1:0", "-upstream", e.upstream,
-		"-limited-limit", strconv.FormatInt(e.opts.limitedLimit, 10)}
-	if redisAddr != "" {
-		args = append(args, "-redis", redisAddr)
+// forwarderStarter re-runs this executable as `forwarder` on the CPU of
+// the system under test: bare without redisAddr, naive with it, its calls
+// through go-redis' AutoPipeline when autopipe.
+func forwarderStarter(autopipe bool) func(context.Context, *env, string) (*child, string, error) {
+	return func(ctx context.Context, e *env, redisAddr string) (*child, string, error) {
+		args := []string{forwarderCommand, "-listen", "127.0.0.1:0", "-upstream", e.upstream,
+			"-limited-limit", strconv.FormatInt(e.opts.limitedLimit, 10)}
+		if redisAddr != "" {
+			args = append(args, "-redis", redisAddr)
+		}
+		if autopipe {
+			args = append(args, "-autopipeline")
+		}
+		return startForwarder(ctx, e, args)
 	}
+}
+
+// startForwarder starts the forwarder with args and waits for its
+// listening line.
+func startForwarder(ctx context.Context, e *env, args []string) (*child, string, error) {
 	c, found, err := startChild("forwarder", exec.Command(e.self, args...), e.pin.sut, func(line string) (string, bool) {
 		return strings.CutPrefix(line, "listening ")
 	})
