@@ -77,6 +77,15 @@ func sumSeries(m map[string]float64, name string, labels ...string) float64 {
 	return sum
 }
 
+// servedGoroutines is go_goroutines less the proxy's and the admin
+// listener's open connections (fasthttp serves each with a goroutine),
+// all three from one scrape. The client sockets counted in /proc a moment
+// after the scrape are not the same moment's: under contention they once
+// outnumbered the goroutines, and a steady gateway read 0.
+func servedGoroutines(m map[string]float64) int {
+	return int(sumSeries(m, "go_goroutines") - sumSeries(m, "l1gw_connections_open") - sumSeries(m, "l1gw_admin_connections_open"))
+}
+
 // degradedReasons is l1gw_degraded_decisions_total by reason, after minus
 // before; reasons that did not move are left out.
 func degradedReasons(before, after map[string]float64) map[string]int {
@@ -98,7 +107,8 @@ func degradedReasons(before, after map[string]float64) map[string]int {
 // pool_size per node, fasthttp one of the upstream connections recently
 // needed.
 type Resources struct {
-	// Goroutines is go_goroutines less one per client connection.
+	// Goroutines is go_goroutines less one per client connection, both as
+	// the same scrape of the gateway's metrics has them (servedGoroutines).
 	Goroutines int `json:"goroutines"`
 	// FDs is the open file descriptors less the client, Redis and
 	// upstream connections: files, pipes, listeners, other sockets.
@@ -239,7 +249,7 @@ func sampleResources(gw *harness.Gateway, to peers, n int) (*Resources, error) {
 			return nil, err
 		}
 		r := Resources{
-			Goroutines:  int(sumSeries(m, "go_goroutines")) - socks.client,
+			Goroutines:  servedGoroutines(m),
 			FDs:         nfd - socks.client - socks.redis - socks.upstream,
 			ClientConns: socks.client, RedisConns: socks.redis, UpstreamConns: socks.upstream, RSSKB: proc.RSSKB,
 		}

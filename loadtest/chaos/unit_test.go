@@ -102,6 +102,8 @@ l1gw_ratelimit_decisions_total{tenant="bulk",result="allowed"} 100
 l1gw_degraded_decisions_total{reason="breaker"} 9
 go_goroutines 42
 go_goroutines_other 1
+l1gw_connections_open 10
+l1gw_admin_connections_open 2
 `
 	m, err := parseMetrics(strings.NewReader(text))
 	if err != nil {
@@ -112,6 +114,9 @@ go_goroutines_other 1
 	}
 	if got := sumSeries(m, "go_goroutines"); got != 42 {
 		t.Errorf("go_goroutines: got %v; want 42 (not the _other series)", got)
+	}
+	if got := servedGoroutines(m); got != 30 {
+		t.Errorf("servedGoroutines: got %d; want 30 (42 less 10 proxy and 2 admin connections)", got)
 	}
 	if got := degradedReasons(map[string]float64{}, m); len(got) != 1 || got["breaker"] != 9 {
 		t.Errorf("degradedReasons: got %v; want breaker:9", got)
