@@ -384,3 +384,38 @@ func TestOneObjectForAListInTheFile(t *testing.T) {
 		t.Errorf("routes %+v; want the one route", cfg.Routes)
 	}
 }
+
+// TestEnvSetsANameWithCapitals: an environment variable's path is read in
+// lower case, so L1GW_UPSTREAMS__API__TIMEOUT named upstreams.api, a new
+// upstream without targets, beside the file's API; each level now takes
+// the file's spelling when only case tells them apart. A name that two
+// of the file's match without case stays as it is.
+func TestEnvSetsANameWithCapitals(t *testing.T) {
+	body := strings.NewReplacer("  api:", "  API:", "upstream: api", "upstream: API", "  free:", "  Free:", "plan: free", "plan: Free").Replace(base)
+	cfg, err := config.Load(config.Input{File: writeFile(t, body), Environ: []string{
+		"L1GW_UPSTREAMS__API__TIMEOUT=7s", "L1GW_PLANS__FREE__CONCURRENCY=3", "L1GW_SERVER__READ_TIMEOUT=2s",
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u, ok := cfg.Upstreams["API"]; !ok || u.Timeout != 7*time.Second || len(cfg.Upstreams) != 1 {
+		t.Errorf("upstreams %v; want API alone, its timeout 7s from the environment", cfg.Upstreams)
+	}
+	if p, ok := cfg.Plans["Free"]; !ok || p.Concurrency != 3 || len(cfg.Plans) != 1 {
+		t.Errorf("plans %v; want Free alone, its concurrency 3 from the environment", cfg.Plans)
+	}
+	if cfg.Server.ReadTimeout != 2*time.Second {
+		t.Errorf("server.read_timeout %s; want 2s", cfg.Server.ReadTimeout)
+	}
+
+	_, err = config.Load(config.Input{File: writeFile(t, body), Environ: []string{"L1GW_UPSTREAMS__API__TIMEOUT=soon"}})
+	if err == nil || !strings.Contains(err.Error(), "upstreams.API.timeout") || !strings.Contains(err.Error(), "env L1GW_UPSTREAMS__API__TIMEOUT") {
+		t.Errorf("a bad value for API's timeout: %v; want an error naming upstreams.API.timeout and the variable", err)
+	}
+
+	two := strings.Replace(body, "  API:\n", "  Api:\n    targets: [\"http://127.0.0.1:8082\"]\n  API:\n", 1)
+	_, err = config.Load(config.Input{File: writeFile(t, two), Environ: []string{"L1GW_UPSTREAMS__API__TIMEOUT=7s"}})
+	if err == nil || !strings.Contains(err.Error(), "upstreams.api") {
+		t.Errorf("API and Api in the file: %v; want upstreams.api left as the variable spells it (no targets)", err)
+	}
+}

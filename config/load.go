@@ -115,7 +115,7 @@ func readLayers(in Input) ([]*layer, error) {
 		}
 		layers = append(layers, f)
 	}
-	envLayer, err := readEnv(in.Environ)
+	envLayer, err := readEnv(in.Environ, layers)
 	if err != nil {
 		return nil, err
 	}
@@ -156,8 +156,54 @@ func envKey(name string) string {
 	return strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(name, EnvPrefix)), "__", ".")
 }
 
-func readEnv(environ []string) (*layer, error) {
+// alignCase spells each level of key, a path read in lower case from an
+// environment variable, as the earlier layers spell it, where that
+// differs only in case and no other name there matches it: a plan or an
+// upstream named API is set by L1GW_UPSTREAMS__API__TIMEOUT, which would
+// otherwise name upstreams.api. A level no earlier layer has, or more
+// than one matches without case, stays as it is.
+func alignCase(key string, roots []map[string]any) string {
+	trees := append([]map[string]any(nil), roots...)
+	parts := strings.Split(key, ".")
+	for i, part := range parts {
+		var match string
+		ambiguous := false
+		exact := false
+		for _, t := range trees {
+			for name := range t {
+				switch {
+				case name == part:
+					exact = true
+				case strings.EqualFold(name, part):
+					if match != "" && match != name {
+						ambiguous = true
+					}
+					match = name
+				}
+			}
+		}
+		if !exact && match != "" && !ambiguous {
+			parts[i] = match
+		}
+		next := trees[:0]
+		for _, t := range trees {
+			if sub, ok := t[parts[i]].(map[string]any); ok {
+				next = append(next, sub)
+			}
+		}
+		if trees = next; len(trees) == 0 {
+			break
+		}
+	}
+	return strings.Join(parts, ".")
+}
+
+func readEnv(environ []string, earlier []*layer) (*layer, error) {
 	l := &layer{name: "environment", k: koanf.New("."), origin: map[string]string{}}
+	roots := make([]map[string]any, 0, len(earlier))
+	for _, e := range earlier {
+		roots = append(roots, e.k.Raw())
+	}
 	var errs Errors
 	kept := environ[:0:0]
 	for _, kv := range environ {
@@ -174,7 +220,7 @@ func readEnv(environ []string) (*layer, error) {
 		Prefix:      EnvPrefix,
 		EnvironFunc: func() []string { return kept },
 		TransformFunc: func(name, v string) (string, any) {
-			key := envKey(name)
+			key := alignCase(envKey(name), roots)
 			l.origin[key] = "env " + name
 			return key, v
 		},
