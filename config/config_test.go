@@ -419,3 +419,31 @@ func TestEnvSetsANameWithCapitals(t *testing.T) {
 		t.Errorf("API and Api in the file: %v; want upstreams.api left as the variable spells it (no targets)", err)
 	}
 }
+
+// TestABrokenPlanOrUpstreamIsNotAlsoUnknown: a plan or an upstream whose
+// value fails to decode is missing from the decoded config, and what
+// names it was reported as naming an unknown one as well. The decoding
+// error is the one to see; a name nothing defines is still unknown.
+func TestABrokenPlanOrUpstreamIsNotAlsoUnknown(t *testing.T) {
+	file := writeFile(t, base+"  - {path_prefix: /gold, upstream: gold}\n")
+	for _, tc := range []struct {
+		env  string
+		want []string // every error's key
+	}{
+		{"L1GW_PLANS__FREE__CONCURRENCY=abc", []string{"plans.free.concurrency", "routes[1].upstream"}},
+		{"L1GW_UPSTREAMS__API__TIMEOUT=soon", []string{"routes[1].upstream", "upstreams.api.timeout"}},
+	} {
+		_, err := config.Load(config.Input{File: file, Environ: []string{tc.env}})
+		var errs config.Errors
+		if !errors.As(err, &errs) {
+			t.Fatalf("%s: %v; want config.Errors", tc.env, err)
+		}
+		var keys []string
+		for _, e := range errs {
+			keys = append(keys, e.Key)
+		}
+		if fmt.Sprint(keys) != fmt.Sprint(tc.want) {
+			t.Errorf("%s: errors at %v; want %v (the decoding error, and gold still unknown):\n%v", tc.env, keys, tc.want, err)
+		}
+	}
+}

@@ -80,7 +80,7 @@ func Load(in Input) (*Config, error) {
 	// Validate even what decoded only in part, so one run lists every
 	// problem; a key that failed to decode is not reported twice.
 	for _, e := range append(attribute(errors.Join(c.validate()...), layers), unused(&c, layers)...) {
-		if !errs.covers(e.Key) {
+		if !errs.covers(e.Key) && !errs.brokeReference(e) {
 			errs = append(errs, e)
 		}
 	}
