@@ -176,8 +176,9 @@ func (l *lane) serve(batch []*op) {
 // group splits the ops of batch still pending into groups, in l.grouped
 // by l.sizes, in the order of each group's first op: the first sends of
 // the same enforced rules together (shareable, sameKey), any other op
-// alone. l.mix says which groups may join a mixed call: the shareable.
-func (l *lane) group(batch []*op) {
+// alone. l.mix says which groups may join a mixed call, the shareable;
+// mixable is how many do.
+func (l *lane) group(batch []*op) (mixable int) {
 	l.grouped, l.sizes, l.mix = l.grouped[:0], l.sizes[:0], l.mix[:0]
 	var taken [maxBatch]bool // batch[j] is in an earlier group
 	for i, o := range batch {
@@ -197,7 +198,11 @@ func (l *lane) group(batch []*op) {
 		}
 		l.sizes = append(l.sizes, len(l.grouped)-first)
 		l.mix = append(l.mix, share)
+		if share {
+			mixable++
+		}
 	}
+	return mixable
 }
 
 // replyValues is how many values a call of ops in groups (their sizes)
@@ -350,16 +355,11 @@ func (l *lane) roundTrip(batch []*op) (read bool, err error) {
 	l.mu.Lock()
 	l.batch = nil // l.sent is rebuilt below (again for a reload): not the watchdog's to read meanwhile
 	l.mu.Unlock()
-	l.group(batch)
-	l.sent, l.calls, l.groups, l.callGroups = l.sent[:0], l.calls[:0], l.groups[:0], l.callGroups[:0]
-	mixable := 0
-	if l.p.cfg.mixed && !l.noMix {
-		for _, m := range l.mix {
-			if m {
-				mixable++
-			}
-		}
+	mixable := l.group(batch)
+	if !l.p.cfg.mixed || l.noMix {
+		mixable = 0
 	}
+	l.sent, l.calls, l.groups, l.callGroups = l.sent[:0], l.calls[:0], l.groups[:0], l.callGroups[:0]
 	// Calls in order: each group at its place; with two mixable groups
 	// or more, all of them in one mixed call at the first one's place.
 	mixedSent := false

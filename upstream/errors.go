@@ -65,9 +65,7 @@ func (e *Error) Status() int {
 // classify returns the kind of a forwarding error.
 func classify(err error) ErrorKind {
 	switch {
-	case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, fasthttp.ErrDialTimeout):
-		return KindTimeout
-	case IsTimeout(err):
+	case errors.Is(err, fasthttp.ErrDialTimeout), IsTimeout(err): // fasthttp.ErrTimeout says Timeout()
 		return KindTimeout
 	case errors.Is(err, fasthttp.ErrNoFreeConns):
 		return KindSaturated
