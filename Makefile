@@ -31,6 +31,7 @@ run: build
 ## test: install redis-server, redis-sentinel, nodejs and promtool if missing, then run every test with -race: the unit and contract tests, the allocation guards, a short fuzz run, the short chaos suite, the Kubernetes manifests' offline validation, and the dashboard and alert rules against a running gateway
 test: test-deps
 	$(GO) test -race -count=1 ./...
+	cd loadtest && $(GO) test -race -count=1 ./... # the load runner, chaos suite, bench-compare and stack (a module of its own: vegeta stays out of the gateway's go.mod)
 	cd deploy && $(GO) test -count=1 ./... # deploy/kubernetes, rendered and checked offline (a module of its own)
 	$(GO) test -count=1 -run 'DoesNotAllocate|DoNotAllocate' ./internal/app/ ./internal/gateway/ ./degrade/ # allocation guards count nothing under -race
 	$(MAKE) --no-print-directory fuzz
@@ -50,7 +51,7 @@ fuzz:
 
 ## test-chaos: the chaos suite in its short form, as TestChaos (build tag chaos); make test runs it
 test-chaos: redis-deps
-	$(GO) test -race -count=1 -tags chaos -run '^TestChaos$$' ./loadtest/chaos/
+	cd loadtest && $(GO) test -race -count=1 -tags chaos -run '^TestChaos$$' ./chaos/
 
 # test-deps installs the Redis binaries the tests start, node (which
 # checks the k6 scripts, loadtest/k6) and promtool (the alert rules' unit
@@ -84,7 +85,7 @@ redis-deps:
 REPORT ?=
 ## report-check: install chromium if missing, then screenshot an HTML report at 1280 px in headless Chromium and check the PNG (REPORT=loadtest/out/chaos.html, or else a synthetic one); not in make test (a large install, seconds a run)
 report-check: report-deps
-	L1GW_REPORT_CHECK=1 L1GW_REPORT_HTML=$(if $(REPORT),$(abspath $(REPORT))) $(GO) test -count=1 -v -run '^TestChromiumRenders$$' ./loadtest/internal/timeline/
+	cd loadtest && L1GW_REPORT_CHECK=1 L1GW_REPORT_HTML=$(if $(REPORT),$(abspath $(REPORT))) $(GO) test -count=1 -v -run '^TestChromiumRenders$$' ./internal/timeline/
 
 # report-deps installs Debian's chromium for report-check, as test-deps
 # installs Redis.
@@ -97,28 +98,31 @@ report-deps:
 	echo "installing chromium"; \
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 
-## bench: benchmarks with allocations (the README's numbers)
+## bench: the gateway's benchmarks with allocations (the README's numbers)
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./...
 
 LOADTEST_ARGS ?=
 ## loadtest: build, then run the load scenarios against bin/l1gw (LOADTEST_ARGS="-rate 500 -duration 3s"); results in loadtest/out/
 loadtest: build
-	$(GO) run ./loadtest -bin $(BIN) $(LOADTEST_ARGS)
+	$(GO) build -C loadtest -o $(CURDIR)/bin/loadtest .
+	bin/loadtest -bin $(BIN) $(LOADTEST_ARGS)
 
 BENCH_COMPARE_ARGS ?=
 ## bench-compare: build, then measure upstream, bare and naive forwarders and bin/l1gw (memory, exact, replica, window, quota) side by side on pinned CPUs (BENCH_COMPARE_ARGS="-runs 1 -duration 3s"); report in loadtest/out/bench-compare.md
 bench-compare: build redis-deps
-	$(GO) run ./loadtest/benchcompare -bin $(BIN) $(BENCH_COMPARE_ARGS)
+	$(GO) build -C loadtest -o $(CURDIR)/bin/benchcompare ./benchcompare
+	bin/benchcompare -bin $(BIN) $(BENCH_COMPARE_ARGS)
 
 CHAOS_ARGS ?=
 ## chaos: build, then the chaos suite at full length: Redis faults under 300 req/s through bin/l1gw (CHAOS_ARGS="-rate 500 -scenario 1-primary-stall"); report in loadtest/out/chaos.md
 chaos: build redis-deps
-	$(GO) run ./loadtest/chaos -bin $(BIN) $(CHAOS_ARGS)
+	$(GO) build -C loadtest -o $(CURDIR)/bin/chaos ./chaos
+	bin/chaos -bin $(BIN) $(CHAOS_ARGS)
 
 ## stack: build, then run a local stack on loopback until Ctrl-C: Redis primary, 2 replicas, 3 sentinels, the demo upstream, two Sentinel-mode gateways (proxies :18080 :18082); state and keys in .stack/
 stack: build redis-deps
-	$(GO) build -o bin/stack ./loadtest/stack
+	$(GO) build -C loadtest -o $(CURDIR)/bin/stack ./stack
 	bin/stack -bin $(BIN) -dir .stack
 
 ## stack-down: stop the stack make stack started (SIGTERM to the pid in .stack/pid)
@@ -135,14 +139,13 @@ SCENARIO ?= steady
 vegeta:
 	loadtest/vegeta/run.sh $(SCENARIO)
 
-## lint: gofmt, go vet, staticcheck (from the Go module proxy, here and in deploy/), dockerfilelint (from npm)
+## lint: gofmt, go vet, staticcheck (from the Go module proxy, here, in loadtest/ and in deploy/), dockerfilelint (from npm)
 lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt: not formatted:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
-	$(GO) vet -tags chaos ./loadtest/chaos/
 	@test -x $(GOBIN)/staticcheck || $(GO) install $(STATICCHECK)
 	$(GOBIN)/staticcheck ./...
-	$(GOBIN)/staticcheck -tags chaos ./loadtest/chaos/
+	cd loadtest && $(GO) vet ./... && $(GO) vet -tags chaos ./chaos/ && $(GOBIN)/staticcheck ./... && $(GOBIN)/staticcheck -tags chaos ./chaos/
 	cd deploy && $(GO) vet ./... && $(GOBIN)/staticcheck ./...
 	cd deploy/observability && $(GO) vet ./... && $(GOBIN)/staticcheck ./...
 	@if command -v npx >/dev/null; then npx --yes dockerfilelint@1.8.0 Dockerfile; else echo "npx not found: Dockerfile not linted"; fi

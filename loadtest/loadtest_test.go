@@ -25,7 +25,7 @@ func TestMain(m *testing.M) {
 // buildGateway builds cmd/l1gw into a temporary directory.
 func buildGateway(t *testing.T) string {
 	t.Helper()
-	bin, err := harness.BuildGateway(t.Context(), t.TempDir(), "../cmd/l1gw")
+	bin, err := harness.BuildGateway(t.Context(), t.TempDir(), "..")
 	if err != nil {
 		t.Fatal(err)
 	}

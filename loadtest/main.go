@@ -3,9 +3,13 @@
 // attacks them at a fixed rate for a fixed duration with vegeta, and reports
 // latency, status codes and the gateway's CPU and memory per scenario.
 //
-//	go run ./loadtest [-rate 1000] [-duration 10s] [-scenario all] [-bin bin/l1gw] [-out loadtest/out/]
+//	make loadtest LOADTEST_ARGS='[-rate 1000] [-duration 10s] [-scenario all] [-bin bin/l1gw] [-out loadtest/out/]'
 //
-// It is a command of its own: the gateway never imports it. See README.md.
+// (make loadtest builds this command into bin/loadtest and runs it from the
+// repository's root; -bin and -out are relative to the working directory.)
+//
+// It is a command of its own, in the loadtest module: the gateway never
+// imports it. See README.md.
 package main
 
 import (
@@ -147,6 +151,7 @@ func runAll(ctx context.Context, o options, progress io.Writer) (*Report, error)
 
 // reproduce is the command line that repeats this run.
 func reproduce(o options) string {
-	return fmt.Sprintf("go run ./loadtest -rate %d -duration %s -scenario %s -held %d -idle %d -slowloris %d -rounds %d -bin %s",
-		o.rate, o.duration, strings.Join(o.scenarios, ","), o.held, o.idle, o.slowloris, o.rounds, o.bin)
+	return harness.MakeCommand("loadtest", "LOADTEST_ARGS", o.bin,
+		fmt.Sprintf("-rate %d -duration %s -scenario %s -held %d -idle %d -slowloris %d -rounds %d",
+			o.rate, o.duration, strings.Join(o.scenarios, ","), o.held, o.idle, o.slowloris, o.rounds))
 }

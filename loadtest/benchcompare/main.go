@@ -4,9 +4,14 @@
 // memory, exact and replica mode: closed-loop throughput and CPU per
 // request, then open-loop latency at half of each system's throughput.
 //
-//	go run ./loadtest/benchcompare [-bin bin/l1gw] [-duration 5s] [-runs 3] [-systems all] [-conns 64,256] [-out loadtest/out/]
+//	make bench-compare BENCH_COMPARE_ARGS='[-bin bin/l1gw] [-duration 5s] [-runs 3] [-systems all] [-conns 64,256] [-out loadtest/out/]'
 //
-// It is a command of its own: the gateway never imports it. See README.md.
+// (make bench-compare builds this command into bin/benchcompare and runs
+// it from the repository's root; -bin and -out are relative to the working
+// directory.)
+//
+// It is a command of its own, in the loadtest module: the gateway never
+// imports it. See README.md.
 package main
 
 import (
@@ -159,13 +164,13 @@ func reproduce(o options) string {
 	for i, n := range o.conns {
 		conns[i] = strconv.Itoa(n)
 	}
-	cmd := fmt.Sprintf("go run ./loadtest/benchcompare -bin %s -duration %s -runs %d -systems %s -conns %s",
-		o.bin, o.duration, o.runs, strings.Join(o.systems, ","), strings.Join(conns, ","))
+	args := []string{fmt.Sprintf("-duration %s -runs %d -systems %s -conns %s",
+		o.duration, o.runs, strings.Join(o.systems, ","), strings.Join(conns, ","))}
 	if o.openRate > 0 {
-		cmd += " -open-rate " + strconv.Itoa(o.openRate)
+		args = append(args, "-open-rate "+strconv.Itoa(o.openRate))
 	}
 	if o.tenants > 1 {
-		cmd += " -tenants " + strconv.Itoa(o.tenants)
+		args = append(args, "-tenants "+strconv.Itoa(o.tenants))
 	}
-	return cmd
+	return harness.MakeCommand("bench-compare", "BENCH_COMPARE_ARGS", o.bin, args...)
 }

@@ -128,12 +128,12 @@ func TestSummarize(t *testing.T) {
 }
 
 func TestMarkdown(t *testing.T) {
-	r := &Report{Pinning: "CPU 0 and 1", Pinned: true, Date: "2024-01-01T00:00:00Z", Command: "go run ./loadtest/benchcompare -runs 2",
+	r := &Report{Pinning: "CPU 0 and 1", Pinned: true, Date: "2024-01-01T00:00:00Z", Command: "make bench-compare BENCH_COMPARE_ARGS='-runs 2'",
 		Runs: 2, Duration: "5s", Measurements: sampleMeasurements(), Machine: Machine{NumCPU: 2, CPUModel: "Test CPU"}}
 	r.summarize()
 	md := r.Markdown()
 	for _, want := range []string{
-		"nproc 2, Test CPU", "pinning: CPU 0 and 1", "`go run ./loadtest/benchcompare -runs 2`", tableHeader,
+		"nproc 2, Test CPU", "pinning: CPU 0 and 1", "`make bench-compare BENCH_COMPARE_ARGS='-runs 2'`", tableHeader,
 		"| bare | closed 64 | 30000 (20000–40000) | 40.0 | – | – | – | – | – | – | 0 | – | – | – | ×3.00 | ×0.50 | – | 200:200 |\n",
 		"| naive | open @ 5000 req/s | 5000 | 90.0 | 45.0 | 0.40 | 2.00 | 0.25 | 1.50 | – | 0 | 3.0 | 0.5 | 60/100 | ×1.00 | ×1.00 | ×1.00 | 200:80 |\n",
 		"| l1gw-exact | closed 64 | 15000 | 60.0 | 15.0 (10.0–20.0) | – | – | – | – | 1.20 | 7 | 30.0 (20.0–40.0) | 16.5 (11.0–22.0) | 102/100 (101–102) |",

@@ -10,7 +10,7 @@ import (
 	"github.com/l1gw/l1gw/loadtest/internal/harness"
 )
 
-// TestChaos's flags: go test -tags chaos ./loadtest/chaos -args -chaos.full.
+// TestChaos's flags: go test -tags chaos ./chaos -args -chaos.full (in loadtest/).
 var (
 	chaosFull = flag.Bool("chaos.full", false, "chaos suite at full length (as make chaos runs it): 5 s phases and stall, 30 s outage")
 	chaosRate = flag.Int("chaos.rate", 300, "chaos suite: requests per second through every phase")
@@ -26,13 +26,13 @@ func TestChaos(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts Redis, Sentinel and the gateway binary under load")
 	}
-	bin, err := harness.BuildGateway(t.Context(), t.TempDir(), "../../cmd/l1gw")
+	bin, err := harness.BuildGateway(t.Context(), t.TempDir(), "../..")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := "make test-chaos (go test -race -count=1 -tags chaos ./loadtest/chaos)"
+	cmd := "make test-chaos (cd loadtest && go test -race -count=1 -tags chaos ./chaos)"
 	if *chaosFull {
-		cmd = fmt.Sprintf("go test -count=1 -timeout 30m -tags chaos -run '^TestChaos$' ./loadtest/chaos -args -chaos.full -chaos.rate %d", *chaosRate)
+		cmd = fmt.Sprintf("cd loadtest && go test -count=1 -timeout 30m -tags chaos -run '^TestChaos$' ./chaos -args -chaos.full -chaos.rate %d", *chaosRate)
 	}
 	scenarios := chaosScenarios()
 	s, err := newSuite(t.Context(), bin, timingFor(*chaosFull, *chaosRate), *chaosFull, cmd, len(scenarios))

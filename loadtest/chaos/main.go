@@ -6,7 +6,10 @@
 // the gateway counted, latency per phase, recovery to ok, over-admission
 // of a limited tenant, and goroutine, fd and connection growth.
 //
-//	go run ./loadtest/chaos [-bin bin/l1gw] [-rate 300] [-scenario all] [-short] [-out loadtest/out/]
+//	make chaos CHAOS_ARGS='[-bin bin/l1gw] [-rate 300] [-scenario all] [-short] [-out loadtest/out/]'
+//
+// (make chaos builds this command into bin/chaos and runs it from the
+// repository's root; -bin and -out are relative to the working directory.)
 //
 // It exits 1 when a scenario fails a check (see check). make chaos runs it
 // at full length; TestChaos (build tag chaos, make test-chaos) runs the
@@ -19,7 +22,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 
 	"github.com/l1gw/l1gw/loadtest/internal/harness"
 )
@@ -97,12 +99,12 @@ func runAll(ctx context.Context, o options, progress io.Writer) (*ChaosReport, e
 
 // reproduce is the command line that repeats the run.
 func reproduce(o options) string {
-	args := []string{"go run ./loadtest/chaos", "-bin " + o.bin, fmt.Sprintf("-rate %d", o.rate)}
+	args := []string{fmt.Sprintf("-rate %d", o.rate)}
 	if o.scenarios != "all" {
 		args = append(args, "-scenario "+o.scenarios)
 	}
 	if o.short {
 		args = append(args, "-short")
 	}
-	return strings.Join(args, " ")
+	return harness.MakeCommand("chaos", "CHAOS_ARGS", o.bin, args...)
 }

@@ -12,7 +12,8 @@ var composeSentinels = []string{"sentinel-1:26379", "sentinel-2:26379", "sentine
 // composeGatewayYAML is deploy/compose/l1gw.yaml: the gateway config of
 // docker-compose.yml, the stack's config with the services' names for
 // addresses, one tenant a line. TestComposeGatewayConfig keeps the file
-// in step (go test -run TestComposeGatewayConfig ./loadtest/stack -update).
+// in step (cd loadtest && go test -run TestComposeGatewayConfig ./stack
+// -update).
 func composeGatewayYAML() (string, error) {
 	cfg := gatewayConfig(":8080", ":9090", "demo-upstream:8081", composeSentinels)
 	tenants := cfg.Tenants

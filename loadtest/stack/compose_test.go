@@ -4,9 +4,9 @@ import (
 	"flag"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
+
+	"github.com/l1gw/l1gw/loadtest/internal/harness"
 )
 
 var update = flag.Bool("update", false, "rewrite deploy/compose/l1gw.yaml")
@@ -30,7 +30,7 @@ func TestComposeGatewayConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	if string(got) != want {
-		t.Fatalf("%s is stale: go test -run TestComposeGatewayConfig ./loadtest/stack -update", composeGatewayPath)
+		t.Fatalf("%s is stale: cd loadtest && go test -run TestComposeGatewayConfig ./stack -update", composeGatewayPath)
 	}
 	bin := gatewayBinary(t)
 	out, err := exec.Command(bin, "check-config", "--config", composeGatewayPath).CombinedOutput()
@@ -42,10 +42,9 @@ func TestComposeGatewayConfig(t *testing.T) {
 // gatewayBinary builds cmd/l1gw into a temporary directory.
 func gatewayBinary(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "l1gw")
-	out, err := exec.Command("go", "build", "-o", bin, "../../cmd/l1gw").CombinedOutput()
+	bin, err := harness.BuildGateway(t.Context(), t.TempDir(), "../..")
 	if err != nil {
-		t.Fatalf("go build ../../cmd/l1gw: %v\n%s", err, strings.TrimSpace(string(out)))
+		t.Fatal(err)
 	}
 	return bin
 }

@@ -24,7 +24,7 @@ import (
 func TestStack(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	bin, err := harness.BuildGateway(ctx, t.TempDir(), "../../cmd/l1gw")
+	bin, err := harness.BuildGateway(ctx, t.TempDir(), "../..")
 	if err != nil {
 		t.Fatal(err)
 	}

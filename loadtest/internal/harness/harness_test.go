@@ -98,3 +98,19 @@ func TestCPUModel(t *testing.T) {
 		t.Error("found a model in cpuinfo without one")
 	}
 }
+
+func TestMakeCommand(t *testing.T) {
+	for _, c := range []struct {
+		bin  string
+		args []string
+		want string
+	}{
+		{harness.DefaultBin, nil, "make chaos"},
+		{harness.DefaultBin, []string{"-rate 300", "-short"}, "make chaos CHAOS_ARGS='-rate 300 -short'"},
+		{"/tmp/l1gw", []string{"-rate 300"}, "make chaos CHAOS_ARGS='-bin /tmp/l1gw -rate 300'"},
+	} {
+		if got := harness.MakeCommand("chaos", "CHAOS_ARGS", c.bin, c.args...); got != c.want {
+			t.Errorf("MakeCommand(%q, %q) = %s; want %s", c.bin, c.args, got, c.want)
+		}
+	}
+}

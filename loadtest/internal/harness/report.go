@@ -125,3 +125,20 @@ func WriteReport(dir, name string, v any, md string) error {
 	}
 	return nil
 }
+
+// DefaultBin is the gateway binary the make targets build and pass.
+const DefaultBin = "bin/l1gw"
+
+// MakeCommand is the make invocation that repeats a run from the
+// repository's root: make target with args in the variable the target
+// passes on (make chaos CHAOS_ARGS='-rate 300'). The make target passes
+// -bin bin/l1gw first, so -bin is written only for another binary.
+func MakeCommand(target, variable, bin string, args ...string) string {
+	if bin != DefaultBin {
+		args = append([]string{"-bin " + bin}, args...)
+	}
+	if len(args) == 0 {
+		return "make " + target
+	}
+	return fmt.Sprintf("make %s %s='%s'", target, variable, strings.Join(args, " "))
+}
