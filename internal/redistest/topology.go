@@ -134,11 +134,17 @@ func (tp *Topo) SentinelAddrs() []string {
 
 // Primary returns the data node that is master now: the address most
 // reachable sentinels give for the master name, or, when no sentinel can
-// be asked, the one running node whose ROLE is master. If neither answers
-// it reports an error on the test that built the topology and returns the
-// first primary.
+// be asked, the one running node whose ROLE is master. It asks again
+// for up to startTimeout, since on a loaded machine one probe can time
+// out. If neither answers by then it reports an error on the test that
+// built the topology and returns the first primary.
 func (tp *Topo) Primary() *Node {
-	p, err := tp.currentPrimary(false)
+	var p *Node
+	err := poll(startTimeout, func() error {
+		var err error
+		p, err = tp.currentPrimary(false)
+		return err
+	})
 	if err != nil {
 		tp.owner.Errorf("redistest: find the primary of %s: %v", tp.opts.MasterName, err)
 		return tp.nodes[0]
