@@ -110,7 +110,9 @@ func adminReload(t *testing.T, r *running) *fasthttp.Response {
 // on its own goroutine so that a slow one does not hold the next back (an
 // open loop, as a load generator's), until stop.
 type pacedLoad struct {
+	client   *fasthttp.Client
 	stopped  chan struct{}
+	stopOnce sync.Once
 	sent     sync.WaitGroup
 	mu       sync.Mutex
 	codes    map[int]int
@@ -118,12 +120,15 @@ type pacedLoad struct {
 	took     []time.Duration
 }
 
-// startPacedLoad starts sending every interval.
-func startPacedLoad(url, header, value string, interval time.Duration) *pacedLoad {
-	l := &pacedLoad{stopped: make(chan struct{}), codes: map[int]int{}}
+// startPacedLoad starts sending every interval; the test's cleanup stops
+// it, should the test end before it calls stop.
+func startPacedLoad(t *testing.T, url, header, value string, interval time.Duration) *pacedLoad {
 	// Timeouts far past any reload: on a starved test machine a slow
-	// request is not a failed one.
-	client := &fasthttp.Client{ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
+	// request is not a failed one, nor is one that waits for a connection
+	// while 512 others are slow.
+	client := &fasthttp.Client{ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, MaxConnWaitTimeout: 30 * time.Second}
+	l := &pacedLoad{client: client, stopped: make(chan struct{}), codes: map[int]int{}}
+	t.Cleanup(l.stop)
 	l.sent.Add(1)
 	go func() {
 		defer l.sent.Done()
@@ -164,10 +169,13 @@ func startPacedLoad(url, header, value string, interval time.Duration) *pacedLoa
 	return l
 }
 
-// stop sends no more and waits for every answer.
+// stop sends no more, waits for every answer and closes the connections.
 func (l *pacedLoad) stop() {
-	close(l.stopped)
-	l.sent.Wait()
+	l.stopOnce.Do(func() {
+		close(l.stopped)
+		l.sent.Wait()
+		l.client.CloseIdleConnections()
+	})
 }
 
 // p99 is the 99th percentile of the answers' times; call after stop.
@@ -176,7 +184,7 @@ func (l *pacedLoad) p99() time.Duration {
 		return 0
 	}
 	slices.Sort(l.took)
-	return l.took[len(l.took)*99/100]
+	return l.took[(len(l.took)*99+99)/100-1]
 }
 
 // TestReloadUnderLoad: ten reloads while 200 requests a second arrive,
@@ -188,7 +196,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	f := reloadFile{path: filepath.Join(t.TempDir(), "l1gw.yaml"), interval: "0s", upstream: a, limit: 2}
 	gw, app := startReloadable(t, f)
 
-	load := startPacedLoad("http://"+gw.proxy+"/load", "X-Api-Key", "bulk-key", 5*time.Millisecond)
+	load := startPacedLoad(t, "http://"+gw.proxy+"/load", "X-Api-Key", "bulk-key", 5*time.Millisecond)
 	expect := func(key, want string, code int) {
 		t.Helper()
 		req, resp := &fasthttp.Request{}, &fasthttp.Response{}
