@@ -11,7 +11,7 @@ GOBIN       := $(shell $(GO) env GOPATH)/bin
 
 ## help: list the targets
 help:
-	@awk -F': ' '/^## /{sub(/^## /,""); printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk '/^## /{sub(/^## /,""); i=index($$0,": "); printf "  %-14s %s\n", substr($$0,1,i-1), substr($$0,i+2)}' $(MAKEFILE_LIST)
 
 ## build: build bin/l1gw
 build:
@@ -139,7 +139,7 @@ SCENARIO ?= steady
 vegeta:
 	loadtest/vegeta/run.sh $(SCENARIO)
 
-## lint: gofmt, go vet, staticcheck (from the Go module proxy, here, in loadtest/ and in deploy/), dockerfilelint (from npm)
+## lint: gofmt, go vet, staticcheck (from the Go module proxy; here, in loadtest/, deploy/ and deploy/observability/), dockerfilelint (from npm)
 lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt: not formatted:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
