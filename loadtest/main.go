@@ -70,7 +70,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.rate, "rate", 1000, "requests per second, every scenario")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "length of each scenario's attack (at most 2m)")
 	list := fs.String("scenario", "all", "comma-separated: "+strings.Join(scenarioNames(), ", ")+", or all")
-	fs.StringVar(&o.bin, "bin", "bin/l1gw", "the gateway binary (make build)")
+	fs.StringVar(&o.bin, "bin", harness.DefaultBin, "the gateway binary (make build)")
 	fs.StringVar(&o.out, "out", "loadtest/out/", `directory for results.json and results.md; "" writes nothing`)
 	fs.IntVar(&o.held, "held", 1000, "held-bodies: connections declaring a 10 MiB body each (at most 5000)")
 	fs.IntVar(&o.idle, "idle", 10000, "idle-slowloris: idle connections (at most 15000, with -slowloris)")

@@ -80,7 +80,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs := flag.NewFlagSet("benchcompare", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	o := options{limitedLimit: defaultLimitedLimit, tenants: 1}
-	fs.StringVar(&o.bin, "bin", "bin/l1gw", "the gateway binary (make build)")
+	fs.StringVar(&o.bin, "bin", harness.DefaultBin, "the gateway binary (make build)")
 	fs.DurationVar(&o.duration, "duration", 5*time.Second, "length of each measurement (at most 1m)")
 	fs.IntVar(&o.runs, "runs", 3, "repeats of the whole comparison (at most 10)")
 	systems := fs.String("systems", "all", "comma-separated: "+strings.Join(systemNames(), ", ")+", or all")

@@ -4,10 +4,11 @@ import (
 	"context"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/l1gw/l1gw/loadtest/internal/harness"
 )
 
 // smokeLimit is the limited tenant's limit in the smoke test: low enough
@@ -124,11 +125,9 @@ func smokeGateway(t *testing.T) string {
 	if bin := os.Getenv("BENCHCOMPARE_L1GW_BIN"); bin != "" {
 		return bin
 	}
-	bin := filepath.Join(t.TempDir(), "l1gw")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/l1gw")
-	cmd.Dir = filepath.Join("..", "..")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/l1gw: %v\n%s", err, out)
+	bin, err := harness.BuildGateway(t.Context(), t.TempDir(), "../..")
+	if err != nil {
+		t.Fatal(err)
 	}
 	return bin
 }

@@ -51,7 +51,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs := flag.NewFlagSet("chaos", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o options
-	fs.StringVar(&o.bin, "bin", "bin/l1gw", "the gateway binary (make build)")
+	fs.StringVar(&o.bin, "bin", harness.DefaultBin, "the gateway binary (make build)")
 	fs.IntVar(&o.rate, "rate", 300, "requests per second through every phase")
 	fs.StringVar(&o.scenarios, "scenario", "all", "comma-separated scenario names, or all")
 	fs.BoolVar(&o.short, "short", false, "the short form make test runs: 1 s phases, a 2 s outage")

@@ -37,7 +37,7 @@ func cli(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("stack", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o options
-	fs.StringVar(&o.bin, "bin", "bin/l1gw", "the l1gw binary (make build)")
+	fs.StringVar(&o.bin, "bin", harness.DefaultBin, "the l1gw binary (make build)")
 	fs.StringVar(&o.dir, "dir", ".stack", "the state directory: state.json, pid, keys.txt, gateway configs")
 	fs.StringVar(&o.proxies[0], "proxy1", "127.0.0.1:18080", "gateway 1's proxy listener")
 	fs.StringVar(&o.proxies[1], "proxy2", "127.0.0.1:18082", "gateway 2's proxy listener")
