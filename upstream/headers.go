@@ -251,13 +251,60 @@ var (
 	protoHTTPS      = []byte("https")
 )
 
-// IsForwarding says whether name, in any case, is one of the fields
-// SetForwarded removes or sets: Forwarded, X-Forwarded-For, -Proto and
-// -Host, X-Real-IP and True-Client-IP. A request without one can be given
-// NoneSent.
-func IsForwarding(name []byte) bool { return oneOf(name, forwardingNames) }
+// IsForwarding says whether name, in any case and with '_' for any '-'
+// (as CGI reads HTTP_X_FORWARDED_PORT), says where a request came from or
+// how: any X-Forwarded-* (-For, -Proto, -Host, which SetForwarded sets,
+// and -Port, -Prefix, -Ssl, -Scheme and the like, which frameworks build
+// URLs and redirects from), Forwarded, and the client address fields
+// frameworks and CDNs read (X-Real-IP, True-Client-IP, Client-IP and
+// more: clientAddressNames). At the edge the gateway removes every one a
+// client sent. A request without one can be given NoneSent.
+func IsForwarding(name []byte) bool {
+	if len(name) > len(xForwardedPrefix) && FoldedName(name[:len(xForwardedPrefix)], xForwardedPrefix) {
+		return true
+	}
+	for _, k := range clientAddressNames {
+		if FoldedName(name, k) {
+			return true
+		}
+	}
+	return false
+}
 
-var forwardingNames = [][]byte{hdrForwarded, hdrXFF, hdrXFProto, hdrXFHost, hdrXRealIP, hdrTrueClientIP}
+// xForwardedPrefix begins the X-Forwarded-* family.
+var xForwardedPrefix = []byte("X-Forwarded-")
+
+// clientAddressNames are the fields besides X-Forwarded-* that name a
+// client's address: RFC 7239's, nginx's X-Real-IP, the CDNs' (Akamai and
+// Cloudflare's True-Client-IP, Cloudflare's CF-Connecting-IP, Fastly's),
+// and those Rack and Rails read (Client-IP, X-Client-IP,
+// X-Cluster-Client-IP), with two spellings of X-Forwarded-For's.
+var clientAddressNames = [][]byte{hdrForwarded, hdrXRealIP, hdrTrueClientIP,
+	[]byte("Client-Ip"), []byte("X-Client-Ip"), []byte("X-Cluster-Client-Ip"),
+	[]byte("Cf-Connecting-Ip"), []byte("Fastly-Client-Ip"),
+	[]byte("Forwarded-For"), []byte("X-Original-Forwarded-For")}
+
+// FoldedName reports whether name is canonical with '-' and '_' taken as
+// one, in any case: the name CGI, WSGI and their kin read it as
+// (HTTP_X_API_KEY).
+func FoldedName(name, canonical []byte) bool {
+	if len(name) != len(canonical) {
+		return false
+	}
+	for i, c := range name {
+		d := canonical[i]
+		if c == '_' {
+			c = '-'
+		}
+		if d == '_' {
+			d = '-'
+		}
+		if c|0x20 != d|0x20 || (c|0x20 < 'a' || c|0x20 > 'z') && c != d {
+			return false
+		}
+	}
+	return true
+}
 
 // Forwarded describes the hop a request came over.
 type Forwarded struct {

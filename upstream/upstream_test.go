@@ -329,3 +329,20 @@ func TestValidateHidesTargetPasswords(t *testing.T) {
 		}
 	}
 }
+
+// TestIsForwarding: the X-Forwarded-* family and the client address
+// fields, in any case and with '_' for '-'; nothing else.
+func TestIsForwarding(t *testing.T) {
+	for name, want := range map[string]bool{
+		"X-Forwarded-For": true, "x-forwarded-port": true, "X_Forwarded_Prefix": true, "X-FORWARDED-SSL": true,
+		"X-Forwarded-Scheme": true, "Forwarded": true, "X-Real-IP": true, "true_client_ip": true, "Client-IP": true,
+		"X-Client-IP": true, "X-Cluster-Client-IP": true, "CF-Connecting-IP": true, "Fastly-Client-IP": true,
+		"Forwarded-For": true, "X-Original-Forwarded-For": true,
+		"X-Forwarded-": false, "X-Forwarded": false, "X-Forwardedx-For": false, "Forwarded-Forx": false,
+		"X-Request-Id": false, "Via": false, "X-Api-Key": false, "": false,
+	} {
+		if got := upstream.IsForwarding([]byte(name)); got != want {
+			t.Errorf("IsForwarding(%q) = %v; want %v", name, got, want)
+		}
+	}
+}

@@ -89,28 +89,6 @@ func (g *Gateway) upstreamFailed(msg, err string, pool *upstream.Pool, a *admiss
 var owned = [][]byte{[]byte("X-L1gw-Tenant"), []byte("X-Forwarded-For"), []byte("X-Forwarded-Proto"),
 	[]byte("X-Forwarded-Host"), []byte("X-Request-Id"), []byte("X-Real-Ip"), []byte("True-Client-Ip")}
 
-// foldedName reports whether name is canonical with '-' and '_' taken as
-// one, in any case: the name CGI, WSGI and their kin read it as
-// (HTTP_X_API_KEY).
-func foldedName(name, canonical []byte) bool {
-	if len(name) != len(canonical) {
-		return false
-	}
-	for i, c := range name {
-		d := canonical[i]
-		if c == '_' {
-			c = '-'
-		}
-		if d == '_' {
-			d = '-'
-		}
-		if c|0x20 != d|0x20 || (c|0x20 < 'a' || c|0x20 > 'z') && c != d {
-			return false
-		}
-	}
-	return true
-}
-
 // fields yields the fields of h as read: from the raw block, since
 // walking fasthttp's parsed header rewrites the request's cookies (quotes
 // dropped, lines merged). A header built in code, with no raw block, is
@@ -135,10 +113,10 @@ func fields(h *fasthttp.RequestHeader) iter.Seq2[[]byte, []byte] {
 }
 
 // respelt reports whether h holds a field named canonical spelt otherwise
-// (foldedName, but not canonical in any case).
+// (upstream.FoldedName, but not canonical in any case).
 func respelt(h *fasthttp.RequestHeader, canonical []byte) bool {
 	for name := range fields(h) {
-		if foldedName(name, canonical) && !bytes.EqualFold(name, canonical) {
+		if upstream.FoldedName(name, canonical) && !bytes.EqualFold(name, canonical) {
 			return true
 		}
 	}
@@ -287,32 +265,18 @@ func (g *Gateway) prepare(ctx *fasthttp.RequestCtx, a *admission) {
 			g.stripKeyQuery(ctx.URI())
 		}
 	}
-	if sent&sentUnderscore != 0 {
+	trust := g.trusted.Peer(ctx.RemoteIP())
+	edge := !trust && sent&sentForwarded != 0
+	if sent&sentUnderscore != 0 || edge {
 		// An upstream that reads X_L1gw_Tenant or X-L1gw_Tenant as
 		// X-L1gw-Tenant (CGI's HTTP_X_L1GW_TENANT) must not get the
-		// client's.
-		var names [maxNames][]byte // the deletions move what the names point into
-		var buf [maxNames * 24]byte
-		n, b := 0, buf[:0]
-		for name := range fields(h) {
-			if n == len(names) {
-				break
-			}
-			if bytes.IndexByte(name, '_') < 0 {
-				continue
-			}
-			if !slices.ContainsFunc(owned, func(o []byte) bool { return foldedName(name, o) }) ||
-				slices.ContainsFunc(names[:n], func(seen []byte) bool { return bytes.EqualFold(seen, name) }) {
-				continue // not one of the gateway's, or one line of a name already taken
-			}
-			start := len(b) // at most 7 names × 2^2 spellings: never past names
-			b = append(b, name...)
-			names[n] = b[start:]
-			n++
-		}
-		for _, name := range names[:n] {
-			h.DelBytes(name) // every line of it
-		}
+		// client's; nor, at the edge, any field naming where the request
+		// came from (X-Forwarded-Port, -Prefix, -Ssl: URLs and redirects
+		// are built from them), in any spelling.
+		dropFields(h, func(name []byte) bool {
+			return edge && upstream.IsForwarding(name) || bytes.IndexByte(name, '_') >= 0 &&
+				slices.ContainsFunc(owned, func(o []byte) bool { return upstream.FoldedName(name, o) })
+		})
 	}
 	if sent&sentTenant != 0 {
 		h.Del(hdrTenant) // every copy the client sent
@@ -324,9 +288,48 @@ func (g *Gateway) prepare(ctx *fasthttp.RequestCtx, a *admission) {
 	}
 	h.Set(hdrTenant, a.tenant.ID)
 	upstream.SetForwarded(h, upstream.Forwarded{ClientIP: ctx.RemoteIP(), TLS: ctx.IsTLS(),
-		Trust: g.trusted.Peer(ctx.RemoteIP()), NoneSent: sent&sentForwarded == 0, Host: ctx.URI().Host()})
+		Trust: trust, NoneSent: sent&sentForwarded == 0, Host: ctx.URI().Host()})
 	if sent&(sentRepeated|sentForwarded) == sentRepeated|sentForwarded {
 		upstream.RestoreOrder(h) // and so did SetForwarded's
+	}
+}
+
+// dropFields removes every line of each field of h that drop names. It
+// reads the names first and copies them, since the deletions move what
+// they point into. Past maxNames distinct names (a client's doing) it
+// starts again in dropManyFields, on the heap.
+func dropFields(h *fasthttp.RequestHeader, drop func(name []byte) bool) {
+	var names [maxNames][]byte
+	var buf [maxNames * 24]byte
+	n, b := 0, buf[:0]
+	for name := range fields(h) {
+		if !drop(name) || slices.ContainsFunc(names[:n], func(seen []byte) bool { return bytes.EqualFold(seen, name) }) {
+			continue // one line of a name already taken
+		}
+		if n == len(names) || len(b)+len(name) > len(buf) {
+			dropManyFields(h, drop)
+			return
+		}
+		start := len(b)
+		b = append(b, name...)
+		names[n] = b[start:]
+		n++
+	}
+	for _, name := range names[:n] {
+		h.DelBytes(name) // every line of it
+	}
+}
+
+// dropManyFields is dropFields for any number of names.
+func dropManyFields(h *fasthttp.RequestHeader, drop func(name []byte) bool) {
+	var names [][]byte
+	for name := range fields(h) {
+		if drop(name) && !slices.ContainsFunc(names, func(seen []byte) bool { return bytes.EqualFold(seen, name) }) {
+			names = append(names, bytes.Clone(name))
+		}
+	}
+	for _, name := range names {
+		h.DelBytes(name)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/l1gw/l1gw/tenants"
+	"github.com/l1gw/l1gw/upstream"
 )
 
 // keyPlaces are where a request carried its API key, to hide it there
@@ -149,7 +150,7 @@ func overriddenPast(ctx *fasthttp.RequestCtx, t *tenants.Tenant) bool {
 	}
 	for k, v := range fields(h) {
 		for _, f := range overrideFields {
-			if foldedName(k, f) && anyDiffers(v) { // X-HTTP-Method_Override too
+			if upstream.FoldedName(k, f) && anyDiffers(v) { // X-HTTP-Method_Override too
 				return true
 			}
 		}

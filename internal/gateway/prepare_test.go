@@ -3,6 +3,7 @@ package gateway
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"net"
 	"slices"
 	"strings"
@@ -28,7 +29,9 @@ func TestSentIn(t *testing.T) {
 		{"plain", "GET / HTTP/1.1\r\nHost: gw\r\nX-API-Key: k\r\nAccept: */*\r\n\r\n", 0},
 		{"request ID", "GET / HTTP/1.1\r\nHost: gw\r\nx-request-id: a\r\n\r\n", sentRequestID},
 		{"tenant", "GET / HTTP/1.1\r\nHost: gw\r\nX-L1GW-TENANT: evil\r\n\r\n", sentTenant},
-		{"underscore", "GET / HTTP/1.1\r\nHost: gw\r\nX_Forwarded_For: 1.2.3.4\r\n\r\n", sentUnderscore},
+		{"underscore", "GET / HTTP/1.1\r\nHost: gw\r\nX_L1gw_Tenant: evil\r\n\r\n", sentUnderscore},
+		{"underscore forwarding", "GET / HTTP/1.1\r\nHost: gw\r\nX_Forwarded_Port: 1\r\n\r\n", sentUnderscore | sentForwarded},
+		{"client address", "GET / HTTP/1.1\r\nHost: gw\r\ncf-connecting-ip: 1.2.3.4\r\n\r\n", sentForwarded},
 		{"forwarded", "GET / HTTP/1.1\r\nHost: gw\r\nforwarded: for=1.2.3.4\r\nX-Forwarded-Host: evil\r\n\r\n", sentForwarded},
 		{"connection", "GET / HTTP/1.1\r\nHost: gw\r\nConnection: X-Foo\r\n\r\n", allSent &^ sentRepeated},
 		{"chunked", "POST / HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", allSent &^ sentRepeated},
@@ -79,6 +82,7 @@ func FuzzPrepareSkipsOnlyWhatIsNotThere(f *testing.F) {
 		"Connection: keep-alive\r\n ,X-Request-Id\r\nX-Request-Id: a\r\n",
 		"X-Request-Id: a\r\nVia: 1\r\nX-Request-Id: b\r\nVia: 2\r\nX-Forwarded-Proto: https\r\nVia: 3\r\nX-Forwarded-Proto: http\r\n",
 		"X-Real-IP: 6.6.6.6\r\nTrue-Client-IP: 6.6.6.6\r\nX_Real_IP: 6.6.6.6\r\n",
+		"X-Forwarded-Port: 1\r\nx_forwarded_ssl: on\r\nCF-Connecting-IP: 6.6.6.6\r\nX-Forwarded-Port: 2\r\nVia: 1\r\n",
 	} {
 		f.Add(s, false, false)
 		f.Add(s, true, false)
@@ -210,6 +214,62 @@ func TestPrepareKeepsTheOrderOfRepeatedFields(t *testing.T) {
 		}
 		if got := string(bytes.Join(h.PeekAll("Via"), []byte(" | "))); got != "1.1 one | 1.1 two" {
 			t.Errorf("the block\n%q\nreaches the upstream with Via %q; want 1.1 one | 1.1 two", block, got)
+		}
+	}
+}
+
+// TestPrepareRemovesForwardingFieldsAtTheEdge: from a peer that is not a
+// trusted proxy, every field naming where the request came from goes,
+// in any case and spelling (X-Forwarded-Port, -Prefix, -Ssl, the client
+// address fields of CDNs and frameworks), and the gateway's own
+// X-Forwarded-For, -Proto and -Host are the only ones left; from a
+// trusted proxy they stay. Past maxNames names (dropManyFields) every
+// one goes too.
+func TestPrepareRemovesForwardingFieldsAtTheEdge(t *testing.T) {
+	g := newPrepareGateway(t)
+	spoofed := "X-Forwarded-Port: 443\r\nX-Forwarded-Prefix: /evil\r\nx-forwarded-ssl: on\r\nX_Forwarded_Scheme: https\r\n" +
+		"X-Forwarded-Uri: /evil\r\nClient-IP: 6.6.6.6\r\nX-Client-IP: 6.6.6.6\r\nCF-Connecting-IP: 6.6.6.6\r\n" +
+		"Fastly-Client-IP: 6.6.6.6\r\nX-Cluster-Client-IP: 6.6.6.6\r\nForwarded-For: 6.6.6.6\r\nX-Forwarded-Port: 444\r\n"
+	var many strings.Builder
+	for i := range 40 {
+		fmt.Fprintf(&many, "X-Forwarded-N%d: %d\r\n", i, i)
+	}
+	for _, tc := range []struct {
+		name, block string
+		peer        net.IP
+		kept        bool
+	}{
+		{"edge", spoofed, net.IPv4(192, 0, 2, 7), false},
+		{"edge, past maxNames", many.String() + spoofed, net.IPv4(192, 0, 2, 7), false},
+		{"trusted proxy", spoofed, net.IPv4(10, 0, 0, 7), true},
+	} {
+		var req fasthttp.Request
+		if err := req.Read(bufio.NewReader(strings.NewReader("GET / HTTP/1.1\r\nHost: gw.test\r\nX-API-Key: bulk-key\r\nAccept: a\r\n" + tc.block + "\r\n"))); err != nil {
+			t.Fatal(err)
+		}
+		var ctx fasthttp.RequestCtx
+		ctx.Init(&req, &net.TCPAddr{IP: tc.peer, Port: 40000}, nil)
+		h := &ctx.Request.Header
+		a := &admission{tenant: &tenants.Tenant{ID: "bulk"}, sent: sentIn(h)}
+		g.requestID(h, a)
+		g.prepare(&ctx, a)
+		var left []string
+		for k := range h.All() {
+			if name := string(k); upstream.IsForwarding(k) && !slices.Contains([]string{"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host"}, name) {
+				left = append(left, name)
+			}
+		}
+		switch {
+		case !tc.kept && len(left) > 0:
+			t.Errorf("%s: %v reached the upstream; want every client forwarding field removed", tc.name, left)
+		case tc.kept && len(left) != 12:
+			t.Errorf("%s: %d forwarding fields reached the upstream (%v); want the proxy's 12 kept", tc.name, len(left), left)
+		}
+		if got := string(h.Peek("X-Forwarded-For")); !tc.kept && got != "192.0.2.7" {
+			t.Errorf("%s: X-Forwarded-For %q; want the peer's", tc.name, got)
+		}
+		if got := string(h.Peek("Accept")); got != "a" {
+			t.Errorf("%s: Accept %q; want it untouched", tc.name, got)
 		}
 	}
 }
