@@ -155,8 +155,13 @@ func overriddenPast(ctx *fasthttp.RequestCtx, t *tenants.Tenant) bool {
 			}
 		}
 	}
-	if len(ctx.URI().QueryString()) > 0 {
-		for k, v := range ctx.QueryArgs().All() { // decoded: %5Fmethod is _method
+	if q := ctx.URI().QueryString(); len(q) > 0 {
+		// Parsed apart: once ctx.QueryArgs() is, fasthttp writes the
+		// upstream's query from the parsed arguments, re-encoded.
+		args := fasthttp.AcquireArgs()
+		defer fasthttp.ReleaseArgs(args)
+		args.ParseBytes(q)
+		for k, v := range args.All() { // decoded: %5Fmethod is _method
 			if overrideParam(k) && anyDiffers(v) {
 				return true
 			}
