@@ -142,6 +142,23 @@ func TestUpgradeHidesTheKeyParameter(t *testing.T) {
 	}
 }
 
+// TestUpgradeSendsThePathAsSent: an upgrade's target reaches the
+// upstream as the client wrote it, escapes and all, as a forward's does
+// (the routes and limits match the decoded path either way).
+func TestUpgradeSendsThePathAsSent(t *testing.T) {
+	e := startEchoUpgrade(t)
+	gw := startApp(t, loadConfig(t, "http://"+e.addr))
+	const target = "/ws/a%41b%7e+c%2B%26?x=%7e;y&s=a%20b"
+	c := dial(t, gw.proxy)
+	c.send(strings.Replace(upgradeHead, "/ws", target, 1) + "X-API-Key: acme-key\r\n\r\n")
+	if line := c.statusLine(); line != "HTTP/1.1 101 Switching Protocols" {
+		t.Fatalf("got %q; want the upstream's 101", line)
+	}
+	if line, _, _ := strings.Cut(<-e.heads, "\r\n"); line != "GET "+target+" HTTP/1.1" {
+		t.Errorf("upstream request line %q; want GET %s HTTP/1.1", line, target)
+	}
+}
+
 // TestTunnelIdleTimeout: a tunnel with no byte either way for
 // server.tunnel_idle_timeout is closed.
 func TestTunnelIdleTimeout(t *testing.T) {

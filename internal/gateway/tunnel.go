@@ -98,9 +98,12 @@ func (g *Gateway) tunnel(ctx *fasthttp.RequestCtx, pool *upstream.Pool, a *admis
 	}
 	proto = append([]byte(nil), proto...) // stripping reuses its storage
 	g.prepare(ctx, a)
-	// The target as the router saw it: origin form, the URI's host.
-	h.SetRequestURIBytes(ctx.URI().RequestURI())
-	h.SetHostBytes(ctx.URI().Host())
+	// The target as the router saw it: origin form, the URI's host, and
+	// its path as sent (a forward's pool writes it so too).
+	u := ctx.URI()
+	u.DisablePathNormalizing = true
+	h.SetRequestURIBytes(u.RequestURI())
+	h.SetHostBytes(u.Host())
 	h.SetCanonical(hdrConnection, valueUpgrade)
 	h.SetCanonical(hdrUpgrade, proto)
 	up, err := pool.DialTunnel()
