@@ -82,8 +82,7 @@ func newPool(name string, spec Spec, log *slog.Logger) (*Pool, error) {
 			Addr:                          addr,
 			IsTLS:                         tls,
 			TLSConfig:                     tlsConfig,
-			Name:                          "l1gw",
-			NoDefaultUserAgentHeader:      true,
+			NoDefaultUserAgentHeader:      true, // and no Name: a client that sent no User-Agent gets none added
 			DisablePathNormalizing:        true,
 			DisableHeaderNamesNormalizing: false,
 			MaxConns:                      spec.MaxConnsPerTarget,

@@ -261,3 +261,26 @@ func TestNoContentTypeIsAdded(t *testing.T) {
 		t.Errorf("Content-Type %q; want none, as the upstream sent", ct)
 	}
 }
+
+// TestNoFieldIsAddedToTheRequest: a request reaches the upstream without
+// fields its client did not send and the gateway does not list: no
+// User-Agent for a client that sent none, no Content-Type for a body
+// sent without one (fasthttp's client adds both by default).
+func TestNoFieldIsAddedToTheRequest(t *testing.T) {
+	up := testkit.StartRawUpstream(t)
+	gw := startApp(t, loadConfig(t, up.URL))
+	c := dial(t, gw.proxy)
+	c.send("POST /bare HTTP/1.1\r\nHost: gw\r\nX-API-Key: bulk-key\r\nContent-Length: 5\r\n\r\nhello")
+	if resp := c.response(); resp.StatusCode() != 200 {
+		t.Fatalf("got %d (%s); want 200", resp.StatusCode(), resp.Body())
+	}
+	raw := strings.ToLower(up.Raw())
+	if !strings.HasPrefix(raw, "post /bare http/1.1\r\n") || !strings.HasSuffix(raw, "\r\n\r\nhello") {
+		t.Fatalf("the upstream read\n%s\nwant the POST and its body", raw)
+	}
+	for _, name := range []string{"user-agent:", "content-type:"} {
+		if strings.Contains(raw, "\n"+name) {
+			t.Errorf("%s reached the upstream, which the client did not send:\n%s", name, raw)
+		}
+	}
+}

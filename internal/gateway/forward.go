@@ -287,6 +287,9 @@ func (g *Gateway) prepare(ctx *fasthttp.RequestCtx, a *admission) {
 		upstream.RestoreOrder(h)
 	}
 	h.Set(hdrTenant, a.tenant.ID)
+	// A body the client sent without Content-Type goes without one, not
+	// as fasthttp's application/octet-stream.
+	h.SetNoDefaultContentType(true)
 	upstream.SetForwarded(h, upstream.Forwarded{ClientIP: ctx.RemoteIP(), TLS: ctx.IsTLS(),
 		Trust: trust, NoneSent: sent&sentForwarded == 0, Host: ctx.URI().Host()})
 	if sent&(sentRepeated|sentForwarded) == sentRepeated|sentForwarded {
