@@ -281,3 +281,18 @@ func metricValue(t *testing.T, addr, series string) float64 {
 	t.Fatalf("/metrics lacks %s", series)
 	return 0
 }
+
+// admittedThrough sends wire, one request, to a gateway on the test config
+// in front of a raw upstream, wants it answered 200, and returns what the
+// upstream read, bytes as they came.
+func admittedThrough(t *testing.T, wire string) string {
+	t.Helper()
+	up := testkit.StartRawUpstream(t)
+	gw := startApp(t, loadConfig(t, up.URL))
+	c := dial(t, gw.proxy)
+	c.send(wire)
+	if resp := c.response(); resp.StatusCode() != 200 {
+		t.Fatalf("got %d (%s); want 200", resp.StatusCode(), resp.Body())
+	}
+	return up.Raw()
+}

@@ -97,20 +97,14 @@ func TestOwnedHeadersReachTheUpstreamOnce(t *testing.T) {
 // Cookie lines as sent (walking fasthttp's parsed header would merge them
 // and drop their quotes).
 func TestUnderscoredNamesLeaveCookiesAlone(t *testing.T) {
-	up := testkit.StartRawUpstream(t)
-	gw := startApp(t, loadConfig(t, up.URL))
-	c := dial(t, gw.proxy)
-	c.send("GET /owned HTTP/1.1\r\nHost: gw\r\nX-API-Key: bulk-key\r\nCookie: sid=\"a b\"; flag; x=1;y=2\r\nX_Custom: 1\r\nCookie: z=3\r\nX-L1gw_Tenant: bob\r\n\r\n")
-	if resp := c.response(); resp.StatusCode() != 200 {
-		t.Fatalf("got %d; want 200", resp.StatusCode())
-	}
-	if got := headerLines(up.Raw(), "Cookie"); len(got) != 2 || got[0] != `sid="a b"; flag; x=1;y=2` || got[1] != "z=3" {
+	raw := admittedThrough(t, "GET /owned HTTP/1.1\r\nHost: gw\r\nX-API-Key: bulk-key\r\nCookie: sid=\"a b\"; flag; x=1;y=2\r\nX_Custom: 1\r\nCookie: z=3\r\nX-L1gw_Tenant: bob\r\n\r\n")
+	if got := headerLines(raw, "Cookie"); len(got) != 2 || got[0] != `sid="a b"; flag; x=1;y=2` || got[1] != "z=3" {
 		t.Errorf("upstream got Cookie %q; want the two lines as sent", got)
 	}
-	if got := headerLines(up.Raw(), "X_Custom"); len(got) != 1 {
+	if got := headerLines(raw, "X_Custom"); len(got) != 1 {
 		t.Errorf("upstream got X_Custom %q; want it as sent", got)
 	}
-	if got := headerLines(up.Raw(), "X-L1gw_Tenant"); len(got) != 0 {
+	if got := headerLines(raw, "X-L1gw_Tenant"); len(got) != 0 {
 		t.Errorf("upstream got X-L1gw_Tenant %q; want none", got)
 	}
 }
@@ -267,14 +261,7 @@ func TestNoContentTypeIsAdded(t *testing.T) {
 // User-Agent for a client that sent none, no Content-Type for a body
 // sent without one (fasthttp's client adds both by default).
 func TestNoFieldIsAddedToTheRequest(t *testing.T) {
-	up := testkit.StartRawUpstream(t)
-	gw := startApp(t, loadConfig(t, up.URL))
-	c := dial(t, gw.proxy)
-	c.send("POST /bare HTTP/1.1\r\nHost: gw\r\nX-API-Key: bulk-key\r\nContent-Length: 5\r\n\r\nhello")
-	if resp := c.response(); resp.StatusCode() != 200 {
-		t.Fatalf("got %d (%s); want 200", resp.StatusCode(), resp.Body())
-	}
-	raw := strings.ToLower(up.Raw())
+	raw := strings.ToLower(admittedThrough(t, "POST /bare HTTP/1.1\r\nHost: gw\r\nX-API-Key: bulk-key\r\nContent-Length: 5\r\n\r\nhello"))
 	if !strings.HasPrefix(raw, "post /bare http/1.1\r\n") || !strings.HasSuffix(raw, "\r\n\r\nhello") {
 		t.Fatalf("the upstream read\n%s\nwant the POST and its body", raw)
 	}
