@@ -378,7 +378,7 @@ func (b *builder) keyDigests(path string, spec Spec) []digest {
 	return out
 }
 
-var errNotDigest = errors.New("want sha256:<64 hex digits> (l1gw hash-key prints it for a key); the value is not shown, in case it is a plain key")
+var errNotDigest = errors.New("want sha256:<64 lower-case hex digits> (l1gw hash-key prints it for a key); the value is not shown, in case it is a plain key")
 
 func parseDigest(s string) ([sha256.Size]byte, error) {
 	var d [sha256.Size]byte
@@ -388,8 +388,11 @@ func parseDigest(s string) ([sha256.Size]byte, error) {
 	if !ok {
 		return d, errNotDigest
 	}
+	// Lower case only, one spelling per key: the registry finds a key's
+	// owner by its text, and sha256:ABC… beside sha256:abc… would give
+	// one key two tenants.
 	n, err := hex.Decode(d[:], []byte(hexPart))
-	if err != nil || n != sha256.Size || len(hexPart) != 2*sha256.Size {
+	if err != nil || n != sha256.Size || len(hexPart) != 2*sha256.Size || strings.ContainsAny(hexPart, "ABCDEF") {
 		return d, errNotDigest
 	}
 	return d, nil

@@ -49,6 +49,9 @@ func TestRegistryValidation(t *testing.T) {
 		{"PUT", "/v1/tenants/t2", `{"plan":"gold","keys":["plain"]}`, "keys"},
 		{"PUT", "/v1/tenants/t2", `{"plan":"gold","upstream":"nope"}`, "upstream"},
 		{"PUT", "/v1/tenants/t2", `{"plan":"gold","key_hashes":["sha256:12"]}`, "key_hashes[0]"},
+		// Another spelling of a key's hash would give the key two owners.
+		{"PUT", "/v1/tenants/t2", `{"plan":"gold","key_hashes":["` + strings.ToUpper(hashOf("x")) + `"]}`, "key_hashes[0]"},
+		{"PUT", "/v1/tenants/t2", `{"plan":"gold","key_hashes":["sha256:` + strings.ToUpper(strings.TrimPrefix(hashOf("x"), "sha256:")) + `"]}`, "key_hashes[0]"},
 		{"PUT", "/v1/tenants/t2", `{"plan":"gold","retiring_keys":[{"key":"plain","expires_at":"2030-01-01T00:00:00Z"}]}`, "retiring_keys[0].key"},
 		{"PUT", "/v1/tenants/t2", `{"plan":"gold","retiring_keys":[{"key_hash":"` + hashOf("x") + `"}]}`, "retiring_keys[0].expires_at"},
 		{"PUT", "/v1/tenants/t2", `{"plan":"gold","key_hashes":["` + hashOf("acme-key") + `"]}`, "key_hashes[0]"},
