@@ -55,6 +55,12 @@ func (a *Admin) doIssueKey(ctx *fasthttp.RequestCtx, tenant string) (keyID, acti
 	if !a.registryOn(ctx) {
 		return "", action
 	}
+	if a.file().HasTenant(tenant) {
+		// The file's tenant wins, so a key issued to the registry's
+		// shadowed one would never be served: refused, as a PUT is.
+		writeProblem(ctx, problemFileTenant)
+		return "", action
+	}
 	var in IssueRequest
 	if body := bytes.TrimSpace(ctx.PostBody()); len(body) > 0 {
 		if err := registry.DecodeStrict(body, &in); err != nil {

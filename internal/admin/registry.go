@@ -250,6 +250,10 @@ func (a *Admin) doPutTenant(ctx *fasthttp.RequestCtx, id string) int {
 	return ctx.Response.StatusCode()
 }
 
+// problemFileTenant refuses a registry write to a tenant the config file
+// also defines: the file's is the one served.
+var problemFileTenant = problem{"about:blank", "Conflict", fasthttp.StatusConflict, "the config file defines this tenant, and the file's wins: change it there"}
+
 // checkTenantBody refuses what the registry must not store: plain keys, an
 // ID that is not the path's or is the file's, a key of another tenant, a
 // tenant past tenants.max. It answers and returns true when it refuses.
@@ -262,7 +266,7 @@ func (a *Admin) checkTenantBody(ctx *fasthttp.RequestCtx, id string, spec *tenan
 	case len(spec.Keys) > 0:
 		fieldProblem(ctx, "keys", "plain keys are not stored: issue one with POST /v1/tenants/{id}/keys, or send key_hashes")
 	case file.HasTenant(id):
-		writeProblem(ctx, problem{"about:blank", "Conflict", fasthttp.StatusConflict, "the config file defines this tenant, and the file's wins: change it there"})
+		writeProblem(ctx, problemFileTenant)
 	default:
 		for i, k := range spec.RetiringKeys {
 			if k.Key != "" {

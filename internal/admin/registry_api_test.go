@@ -188,3 +188,16 @@ func TestKeyShownOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestNoKeyForAFileTenant: a key for a tenant the config file defines is
+// refused (409), as a PUT of it is: the file's tenant is served, so the
+// key would never work.
+func TestNoKeyForAFileTenant(t *testing.T) {
+	a := registryAdmin(t)
+	if code, body := apiCall(a, "POST", "/v1/tenants/acme/keys", ""); code != 409 || !strings.Contains(body, "config file defines this tenant") {
+		t.Errorf("POST /v1/tenants/acme/keys: %d %s; want 409, the file's tenant", code, body)
+	}
+	if code, body := apiCall(a, "GET", "/v1/tenants/acme/keys", ""); strings.Contains(body, `"key_id"`) {
+		t.Errorf("GET /v1/tenants/acme/keys after the refusal: %d %s; want no key stored", code, body)
+	}
+}
