@@ -154,6 +154,9 @@ func TestErrorsNameKeyAndSource(t *testing.T) {
 		{"a value and a section from env", base, []string{"L1GW_SERVER=foo", "L1GW_SERVER__LISTEN=:1"}, nil, "server", "env L1GW_SERVER", "and as a section by env L1GW_SERVER__LISTEN"},
 		{"default value invalid only in combination", base + "tenants:\n  unknown: anonymous\n", nil, nil, "tenants.anonymous_plan", "defaults", `unknown plan ""`},
 		{"no bits of an IPv6 caller", base + "tenants:\n  anonymous_ipv6_prefix: 0\n", nil, nil, "tenants.anonymous_ipv6_prefix", "FILE", "got 0; want 1-128"},
+		// A secret's value is not quoted back, as an environment variable's is not.
+		{"a password from a flag", base, nil, []string{"redis.password=LEAKME"}, "redis.password", "--set redis.password", "redis.mode is memory"},
+		{"a token from a flag", base, nil, []string{"server.admin_token=a\x01LEAKME"}, "server.admin_token", "--set server.admin_token", "control character"},
 		{"more bits than IPv6 has", base, []string{"L1GW_TENANTS__ANONYMOUS_IPV6_PREFIX=129"}, nil, "tenants.anonymous_ipv6_prefix", "env L1GW_TENANTS__ANONYMOUS_IPV6_PREFIX", "got 129; want 1-128"},
 	}
 	for _, tc := range cases {

@@ -266,6 +266,20 @@ func valueAndSection(l *layer) Errors {
 	return out
 }
 
+// secretPath says whether a key path may hold a secret whose value an
+// error must not quote: a password, a token, a tenant's keys or key
+// hashes (a plain key may be pasted there), an upstream's targets (which
+// may carry user:password@).
+func secretPath(key string) bool {
+	k := strings.ToLower(key)
+	for _, s := range []string{"password", "token", "keys", "key_hash", "targets"} {
+		if strings.Contains(k, s) {
+			return true
+		}
+	}
+	return false
+}
+
 func readSets(sets []string) (*layer, error) {
 	l := &layer{name: "--set", k: koanf.New("."), origin: map[string]string{}}
 	m := map[string]any{}
@@ -276,12 +290,16 @@ func readSets(sets []string) (*layer, error) {
 			errs = append(errs, &Error{Key: s, Source: "--set " + s, Msg: "want --set key.path=value"})
 			continue
 		}
+		origin := "--set " + s
+		if secretPath(key) {
+			origin = "--set " + key // the value is not shown, as an environment variable's is not
+		}
 		if bad := badKeyPath(key); bad != "" {
-			errs = append(errs, &Error{Key: key, Source: "--set " + s, Msg: bad + ": want --set key.path=value"})
+			errs = append(errs, &Error{Key: key, Source: origin, Msg: bad + ": want --set key.path=value"})
 			continue
 		}
 		m[key] = v
-		l.origin[key] = "--set " + s
+		l.origin[key] = origin
 	}
 	errs = append(errs, valueAndSection(l)...)
 	if len(errs) > 0 {
