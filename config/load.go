@@ -269,9 +269,12 @@ func valueAndSection(l *layer) Errors {
 // secretPath says whether a key path may hold a secret whose value an
 // error must not quote: a password, a token, a tenant's keys or key
 // hashes (a plain key may be pasted there), an upstream's targets (which
-// may carry user:password@).
+// may carry user:password@); not a path to a file holding one.
 func secretPath(key string) bool {
 	k := strings.ToLower(key)
+	if strings.HasSuffix(k, "_file") {
+		return false // a path to the secret, not the secret
+	}
 	for _, s := range []string{"password", "token", "keys", "key_hash", "targets"} {
 		if strings.Contains(k, s) {
 			return true

@@ -81,7 +81,7 @@ func (cfg *Config) validate() []error {
 
 func (cfg *Config) validateServer(c *checker) {
 	s := cfg.Server
-	c.credentialFile("server.admin_token", s.AdminToken, s.AdminTokenFile)
+	c.credentialFile("server.admin_token", s.AdminToken, s.AdminTokenFile, credfile.OpenToken)
 	if strings.IndexFunc(s.AdminToken, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0 {
 		// Surrounding white space is trimmed at load; a control byte inside
 		// no Authorization header can carry, so the admin API would refuse
@@ -155,8 +155,8 @@ func (cfg *Config) validateTLS(c *checker) {
 
 func (cfg *Config) validateRedis(c *checker) {
 	r := cfg.Redis
-	c.credentialFile("redis.password", r.Password, r.PasswordFile)
-	c.credentialFile("redis.sentinel_password", r.SentinelPassword, r.SentinelPasswordFile)
+	c.credentialFile("redis.password", r.Password, r.PasswordFile, credfile.Open)
+	c.credentialFile("redis.sentinel_password", r.SentinelPassword, r.SentinelPasswordFile, credfile.Open)
 	c.oneOf("redis.mode", r.Mode, limiter.ModeMemory, limiter.ModeStandalone, limiter.ModeSentinel, limiter.ModeCluster)
 	switch r.Mode {
 	case limiter.ModeMemory:
@@ -304,14 +304,15 @@ func validQueryName(s string) bool {
 }
 
 // credentialFile checks a credential given inline (key) or in a file
-// (key_file), not both; the file must read as one.
-func (c *checker) credentialFile(key, inline, file string) {
+// (key_file), not both; the file must read as one (open reads it:
+// credfile.OpenToken for a bearer token).
+func (c *checker) credentialFile(key, inline, file string, open func(key, path string) (*credfile.File, error)) {
 	switch {
 	case file == "":
 	case inline != "":
 		c.fail(key+"_file", "set, and so is %s: give the credential once", key)
 	default:
-		if _, err := credfile.Open(key+"_file", file); err != nil {
+		if _, err := open(key+"_file", file); err != nil {
 			c.fail(key+"_file", "%v", strings.TrimPrefix(err.Error(), key+"_file: "))
 		}
 	}

@@ -68,7 +68,7 @@ func Build(cfg *config.Config, log *slog.Logger) (*App, error) {
 	rl := newReloader(cfg, table, proxy, log)
 	token, tokenFile := cfg.Server.AdminToken, (*credfile.File)(nil)
 	if cfg.Server.AdminTokenFile != "" {
-		if tokenFile, err = credfile.Open("server.admin_token_file", cfg.Server.AdminTokenFile); err != nil {
+		if tokenFile, err = credfile.OpenToken("server.admin_token_file", cfg.Server.AdminTokenFile); err != nil {
 			return nil, err
 		}
 		token = tokenFile.Value()

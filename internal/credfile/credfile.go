@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 )
@@ -26,11 +27,25 @@ type File struct {
 	val  atomic.Pointer[string]
 	mu   sync.Mutex // one Check at a time
 	sum  [sha256.Size]byte
+	// token: the value goes in an Authorization header, which carries no
+	// control character (and so no second line).
+	token bool
 }
 
 // Open reads the credential in path, named by config key key.
 func Open(key, path string) (*File, error) {
-	f := &File{Key: key, path: path}
+	return open(&File{Key: key, path: path})
+}
+
+// OpenToken is Open for a bearer token: a value with a control character,
+// a second line among them, is refused, at the start as on a change,
+// since no Authorization header could carry it and every caller would be
+// refused.
+func OpenToken(key, path string) (*File, error) {
+	return open(&File{Key: key, path: path, token: true})
+}
+
+func open(f *File) (*File, error) {
 	if _, err := f.Check(); err != nil {
 		return nil, err
 	}
@@ -60,6 +75,10 @@ func (f *File) Check() (changed bool, err error) {
 	v := string(bytes.TrimSpace(b))
 	if v == "" {
 		return false, fmt.Errorf("%s: %s is empty", f.Key, f.path)
+	}
+	if f.token && strings.IndexFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0 {
+		// The value is not quoted: it is a secret.
+		return false, fmt.Errorf("%s: %s has a control character or more than one line, which no Authorization header can carry", f.Key, f.path)
 	}
 	f.sum = sum
 	f.val.Store(&v)

@@ -45,3 +45,31 @@ func TestFile(t *testing.T) {
 		t.Errorf("a removed file: %v; want an error and the value read before", err)
 	}
 }
+
+// TestToken: a bearer token's file with a control character or a second
+// line is refused at the start, and on a change leaves the token read
+// before in use; the error does not quote the value.
+func TestToken(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "token")
+	write := func(s string) {
+		if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("abc\x01def\n")
+	if _, err := credfile.OpenToken("server.admin_token_file", p); err == nil || strings.Contains(err.Error(), "def") {
+		t.Fatalf("a control character: %v; want an error that does not quote the token", err)
+	}
+	if _, err := credfile.Open("redis.password_file", p); err != nil {
+		t.Fatalf("the same file as a Redis password: %v; want it read (RESP carries any byte)", err)
+	}
+	write("good-token\n")
+	f, err := credfile.OpenToken("server.admin_token_file", p)
+	if err != nil || f.Value() != "good-token" {
+		t.Fatalf("OpenToken: %v, %v; want good-token", f, err)
+	}
+	write("line1\nline2\n")
+	if changed, err := f.Check(); changed || err == nil || f.Value() != "good-token" {
+		t.Errorf("a second line: %v, %v, %q; want an error and the token read before", changed, err, f.Value())
+	}
+}
