@@ -59,6 +59,9 @@ type Stats struct {
 
 	id    string
 	codes [len(trackedCodes) + classSlots]atomic.Pointer[metrics.Counter] // created on first use
+	// retired: the tenant's series were unregistered (Retire); a code
+	// first counted after is counted nowhere, or it would come back.
+	retired atomic.Bool
 }
 
 // decisionsName and requestsName are a tenant's series names.
@@ -88,6 +91,7 @@ func Retire(old, cur *Snapshot) {
 		if n, ok := cur.byID[id]; ok && n.Stats != nil && n.Stats.id == id {
 			continue // still labelled: the same series
 		}
+		t.Stats.retired.Store(true) // before the unregistering: see Response
 		for _, r := range decisionResults {
 			metrics.UnregisterMetric(decisionsName(id, r))
 		}
@@ -115,8 +119,15 @@ func (s *Stats) Response(code int) {
 	}
 	c := s.codes[slot].Load()
 	if c == nil {
-		c = metrics.GetOrCreateCounter(requestsName(s.id, slot))
+		name := requestsName(s.id, slot)
+		c = metrics.GetOrCreateCounter(name)
 		s.codes[slot].Store(c)
+		if s.retired.Load() {
+			// A request that outlived its tenant's removal (a long
+			// stream, a tunnel): made after Retire's unregistering, the
+			// series goes again; made before, Retire took it.
+			metrics.UnregisterMetric(name)
+		}
 	}
 	c.Inc()
 }
