@@ -192,6 +192,16 @@ func CutScheme(authorization, scheme []byte) (credentials []byte, ok bool) {
 // Resolve finds the tenant of an API key. It never waits on anything and
 // does not allocate. The tenant is nil for MissingKey and UnknownKey.
 func (s *Snapshot) Resolve(key []byte) (*Tenant, Resolution) {
+	return s.resolve(key, true)
+}
+
+// Peek is Resolve without marking the key used: for a look at what a
+// request would get (/v1/simulate), which a key's last use must not show.
+func (s *Snapshot) Peek(key []byte) (*Tenant, Resolution) {
+	return s.resolve(key, false)
+}
+
+func (s *Snapshot) resolve(key []byte, use bool) (*Tenant, Resolution) {
 	if len(key) > 0 {
 		if e, ok := s.byKey[sha256.Sum256(key)]; ok {
 			if e.expires == 0 && e.used == nil {
@@ -199,7 +209,7 @@ func (s *Snapshot) Resolve(key []byte) (*Tenant, Resolution) {
 			}
 			now := time.Now()
 			if e.expires == 0 || now.UnixNano() < e.expires {
-				if e.used != nil {
+				if e.used != nil && use {
 					touch(e.used, now.Unix())
 				}
 				return e.t, Resolved

@@ -83,7 +83,7 @@ func (a *Admin) simulate(ctx *fasthttp.RequestCtx) {
 		}
 	default:
 		var res tenants.Resolution
-		if t, res = snap.Resolve([]byte(in.Key)); t == nil {
+		if t, res = snap.Peek([]byte(in.Key)); t == nil {
 			if res == tenants.MissingKey {
 				writeProblem(ctx, badRequest("key or tenant is required"))
 				return

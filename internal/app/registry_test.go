@@ -97,7 +97,7 @@ func TestRegistryAcrossGateways(t *testing.T) {
 		KeyID string `json:"key_id"`
 		Key   string `json:"key"`
 	}
-	var k1, k2, k3 issued
+	var k1, k2, k3, k4 issued
 	if err := json.Unmarshal(write("POST", "/v1/tenants/newco/keys", "", 201), &k1); err != nil {
 		t.Fatal(err)
 	}
@@ -139,6 +139,14 @@ func TestRegistryAcrossGateways(t *testing.T) {
 		t.Fatal(err)
 	}
 	until(t, "B knows the third key", 5*time.Second, func() bool { return status(b, k3.Key) != 401 }) // 429 past the limit of 7
+	// A simulation on B with a fourth key is no use of it.
+	if err := json.Unmarshal(write("POST", "/v1/tenants/newco/keys", "", 201), &k4); err != nil {
+		t.Fatal(err)
+	}
+	until(t, "B simulates with the fourth key", 5*time.Second, func() bool {
+		_, sim := simulate(t, b, `{"key":"`+k4.Key+`","method":"GET","path":"/reg"}`)
+		return sim.Tenant == "newco"
+	})
 	if err := b.stop(t); err != nil {
 		t.Fatal(err)
 	}
@@ -159,6 +167,9 @@ func TestRegistryAcrossGateways(t *testing.T) {
 		}
 		if k.KeyID == k3.KeyID && time.Since(k.LastUsed) > time.Minute {
 			t.Errorf("key %s last used %v; want within the last minute", k.KeyID, k.LastUsed)
+		}
+		if k.KeyID == k4.KeyID && !k.LastUsed.IsZero() {
+			t.Errorf("key %s, only simulated, last used %v; want never", k.KeyID, k.LastUsed)
 		}
 	}
 	if !found {
