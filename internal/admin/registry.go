@@ -226,10 +226,18 @@ func (a *Admin) doPutTenant(ctx *fasthttp.RequestCtx, id string) int {
 	file := a.file()
 	c, cancel := context.WithTimeout(context.Background(), adminTimeout)
 	defer cancel()
-	// tenants.max counts the file's tenants first; -1 is no cap.
+	// tenants.max counts the file's tenants first; -1 is no cap. A
+	// registry tenant the file's of the same ID shadows is counted once,
+	// as the file's: the registry's count holds it too.
 	room := int64(-1)
-	if m := a.tenants.Load().Options().Max; m > 0 {
-		room = max(int64(m-file.Tenants), 0)
+	if snap := a.tenants.Load(); snap.Options().Max > 0 {
+		shadowed := 0
+		for _, p := range snap.Problems() {
+			if p.Object == "tenant" && file.HasTenant(p.Name) {
+				shadowed++
+			}
+		}
+		room = max(int64(snap.Options().Max-file.Tenants+shadowed), 0)
 	}
 	created, err := a.registry.PutTenant(c, tenants.Record{Spec: spec}, file.check, room)
 	var inv *registry.Invalid

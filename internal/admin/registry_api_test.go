@@ -7,11 +7,13 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
 	"github.com/l1gw/l1gw/internal/redistest"
 	"github.com/l1gw/l1gw/internal/registry"
+	"github.com/l1gw/l1gw/limiter"
 	"github.com/l1gw/l1gw/tenants"
 )
 
@@ -199,5 +201,40 @@ func TestNoKeyForAFileTenant(t *testing.T) {
 	}
 	if code, body := apiCall(a, "GET", "/v1/tenants/acme/keys", ""); strings.Contains(body, `"key_id"`) {
 		t.Errorf("GET /v1/tenants/acme/keys after the refusal: %d %s; want no key stored", code, body)
+	}
+}
+
+// TestTenantsMaxCountsAShadowedTenantOnce: a registry tenant that the
+// file's tenant of the same ID shadows counts once against tenants.max,
+// as the file's: with the file's acme and the registry's acme (written
+// by a gateway whose file has no acme), a max of 2 has room for one more.
+func TestTenantsMaxCountsAShadowedTenantOnce(t *testing.T) {
+	c := redistest.Server(t).Client(t)
+	reg := registry.New(c, c, "api")
+	anything := func(tenants.Record, map[string]tenants.Plan) error { return nil }
+	if _, err := reg.PutTenant(t.Context(), tenants.Record{Spec: tenants.Spec{ID: "acme", Plan: "p"}}, anything, -1); err != nil {
+		t.Fatal(err)
+	}
+	plans := map[string]tenants.Plan{"p": {Limits: []limiter.Rule{{Name: "per_minute", Limit: 5, Window: time.Minute}}}}
+	snap, err := tenants.BuildWith(tenants.Options{KeyHeader: "X-API-Key", Unknown: "reject", Max: 2}, plans,
+		[]tenants.Spec{{ID: "acme", Plan: "p", Keys: []string{"acme-key"}}},
+		&tenants.Registry{Version: 1, Tenants: []tenants.Record{{Spec: tenants.Spec{ID: "acme", Plan: "p"}}}}, func(string) bool { return true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(Parts{Tenants: tenants.NewTable(snap), StoreName: "standalone", Limits: limiter.NewMemoryStore(nil),
+		Breaker: func() string { return "closed" }, Token: "tok", Config: func() any { return map[string]string{} },
+		Registry: reg, File: func() FileView {
+			return FileView{Source: tenants.SourceBoth, Plans: plans, Tenants: 1, HasTenant: func(id string) bool { return id == "acme" }}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.SetReady(true)
+	if code, body := apiCall(a, "PUT", "/v1/tenants/newco", `{"plan":"p"}`); code != 201 {
+		t.Errorf("PUT /v1/tenants/newco: %d %s; want 201 (acme and newco served, of 2)", code, body)
+	}
+	if code, body := apiCall(a, "PUT", "/v1/tenants/third", `{"plan":"p"}`); code != 409 {
+		t.Errorf("PUT /v1/tenants/third: %d %s; want 409, tenants.max reached", code, body)
 	}
 }
