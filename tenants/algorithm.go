@@ -6,14 +6,22 @@ import (
 	"github.com/l1gw/l1gw/limiter"
 )
 
+// MaxWindow is the longest window of a sliding rule: a leap year.
+const MaxWindow = 366 * 24 * time.Hour
+
 // algorithm checks the fields of r that depend on its algorithm: a window
 // for the sliding ones; a period, a time zone and an anchor for a fixed
 // one. at names a field of the rule.
 func (b *builder) algorithm(at func(string) string, r limiter.Rule) {
 	switch r.Algorithm {
 	case "", limiter.AlgoSlidingLog, limiter.AlgoSlidingWindow:
-		if r.Window < time.Millisecond {
+		switch {
+		case r.Window < time.Millisecond:
 			b.fail(at("window"), "got %s; want at least 1ms", r.Window)
+		case r.Window > MaxWindow:
+			// Past it the reset seconds the headers and /usage give
+			// overflow; a longer budget is a quota (algorithm: fixed).
+			b.fail(at("window"), "got %s; want at most %s (366 days)", r.Window, MaxWindow)
 		}
 		for _, f := range [...]struct {
 			name string
