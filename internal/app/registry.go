@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"crypto/sha256"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -64,6 +65,11 @@ func (r *reloader) applyRegistry(reg *tenants.Registry) {
 	r.reg = reg
 	r.swap(snap)
 	r.log.Info("tenant registry: applied", "version", reg.Version, "tenants", snap.Len())
+	if r.heldByRegistry {
+		// The file refused for this registry's sake is read again at the
+		// watch's next check (its content is still the one pending).
+		r.heldByRegistry, r.seen = false, [sha256.Size]byte{}
+	}
 }
 
 // report logs the registry entries snap leaves out that prev did not, and

@@ -43,12 +43,16 @@ type reloader struct {
 	// content seen once and not yet loaded (applied only when the next
 	// check finds it again, so a file caught half-written is not).
 	seen, pending [sha256.Size]byte
-	cfg           atomic.Pointer[config.Config] // the config in force
-	reg           *tenants.Registry             // the registry copy in force; nil without one
-	last          atomic.Pointer[admin.ReloadResult]
-	table         *tenants.Table
-	proxy         *upstream.Proxy
-	log           *slog.Logger
+	// heldByRegistry: the file's content last read was refused for
+	// leaving out registry entries. That is the registry's state as much
+	// as the file's, so the next registry change has the file read again.
+	heldByRegistry bool
+	cfg            atomic.Pointer[config.Config] // the config in force
+	reg            *tenants.Registry             // the registry copy in force; nil without one
+	last           atomic.Pointer[admin.ReloadResult]
+	table          *tenants.Table
+	proxy          *upstream.Proxy
+	log            *slog.Logger
 }
 
 func newReloader(cfg *config.Config, table *tenants.Table, proxy *upstream.Proxy, log *slog.Logger) *reloader {
@@ -128,9 +132,11 @@ func (r *reloader) apply(trigger string) admin.ReloadResult {
 	if err != nil {
 		return invalid(err)
 	}
+	r.heldByRegistry = false
 	if lost := dropsRegistry(r.table.Load(), snap, cfg); lost != "" {
 		// The registry API refuses a change that would leave a tenant
 		// out (409); the file must not do it silently either.
+		r.heldByRegistry = true
 		return invalid(fmt.Errorf("it would leave out registry entries that serve now: %s. Fix the file or the registry first", lost))
 	}
 	// The proxy first: a request that resolves its tenant under the old

@@ -454,3 +454,33 @@ func TestReloadKeepsRegistryTenants(t *testing.T) {
 		t.Errorf("the file's regco: got %d; want 200", got)
 	}
 }
+
+// TestFileHeldByTheRegistryIsReadAgain: a file edit refused for leaving
+// out a registry tenant is read again, by the file watch, once the
+// registry changes: the refusal was the registry's state as much as the
+// file's, and the file itself does not change again.
+func TestFileHeldByTheRegistryIsReadAgain(t *testing.T) {
+	f := reloadFile{path: filepath.Join(t.TempDir(), "l1gw.yaml"), interval: "20ms", upstream: answering(t, "A"), limit: 5}
+	gw, app := startReloadable(t, f)
+	regco := func(key string) *tenants.Registry {
+		return &tenants.Registry{Version: 1, Tenants: []tenants.Record{{Spec: tenants.Spec{ID: "regco", Plan: "small", Keys: []string{key}}}}}
+	}
+	app.reload.applyRegistry(regco("regco-key"))
+	f.extra = []string{"{id: thief, plan: small, keys: [regco-key]}"}
+	f.write(t)
+	until(t, "the edit refused", 5*time.Second, func() bool {
+		last := app.reload.last.Load()
+		return last != nil && last.Result == admin.ReloadInvalid
+	})
+	if got := call(t, gw.proxy, "GET", "/x", "X-API-Key", "regco-key").StatusCode(); got != 200 {
+		t.Fatalf("regco after the refusal: got %d; want 200", got)
+	}
+	app.reload.applyRegistry(regco("regco-key-2")) // regco gives the key up
+	until(t, "the edit read again and applied", 5*time.Second, func() bool {
+		last := app.reload.last.Load()
+		return last != nil && last.Result == admin.ReloadOK && last.Trigger == "file"
+	})
+	if ten, _ := app.reload.table.Load().Peek([]byte("regco-key")); ten == nil || ten.ID != "thief" {
+		t.Errorf("regco-key resolves to %v after the file was applied; want thief", ten)
+	}
+}
