@@ -99,6 +99,7 @@ func (r *reloader) run(trigger string) admin.ReloadResult {
 // apply loads and applies the config; r.mu is held.
 func (r *reloader) apply(trigger string) admin.ReloadResult {
 	res := admin.ReloadResult{Trigger: trigger, At: time.Now().UTC()}
+	r.heldByRegistry = false // set again below if the registry holds this file back
 	invalid := func(err error) admin.ReloadResult {
 		res.Result, res.Error = admin.ReloadInvalid, err.Error()
 		return res
@@ -132,7 +133,6 @@ func (r *reloader) apply(trigger string) admin.ReloadResult {
 	if err != nil {
 		return invalid(err)
 	}
-	r.heldByRegistry = false
 	if lost := dropsRegistry(r.table.Load(), snap, cfg); lost != "" {
 		// The registry API refuses a change that would leave a tenant
 		// out (409); the file must not do it silently either.
