@@ -4,8 +4,9 @@ import (
 	"time"
 )
 
-// maybeSweep drops expired entries and empty logs of keys no longer
-// decided (an anonymous client gone away). Called with mu held.
+// maybeSweep drops expired entries and the empty logs of keys no longer
+// decided (an anonymous client gone away) that no decision reads. Called
+// with mu held.
 func (sh *pendingShard) maybeSweep(now time.Time) {
 	if now.Sub(sh.lastSweep) < pendingSweep {
 		return
@@ -13,7 +14,7 @@ func (sh *pendingShard) maybeSweep(now time.Time) {
 	sh.lastSweep = now
 	for k, lg := range sh.logs {
 		lg.expire(now.Add(-lg.window))
-		if len(lg.entries) == 0 {
+		if len(lg.entries) == 0 && lg.readers == 0 {
 			delete(sh.logs, k)
 		}
 	}

@@ -57,6 +57,11 @@ type pendingLog struct {
 	dropped  uint64        // entries ever removed from the front
 	window   time.Duration // the rule's window, for sweeping
 	next     int64         // the next entry's ordinal
+	// readers counts the decisions whose snapshot holds the log and that
+	// have not settled: a log is never removed while one reads it, since
+	// what was admitted in it meanwhile (appended) is theirs to count,
+	// even once a later read showed it and it was forgotten.
+	readers int
 	// mixed: the entries are not all of one cost (a rule's cost changed),
 	// so a snapshot sends them one by one.
 	mixed bool
@@ -90,9 +95,9 @@ func newReplicaDecider(s *RedisStore, queue int) *replicaDecider {
 	return r
 }
 
-// snapshot is what one decision read of the pending logs. logs holds
-// their identities: a log emptied and replaced meanwhile is another log,
-// whose counters mean nothing against the snapshot's.
+// snapshot is what one decision read of the pending logs: logs holds the
+// log of each rule, made empty if there was none, which stays in the shard
+// until the decision lets go of it (settle or letGo).
 type snapshot struct {
 	keys     []string
 	args     []any
@@ -117,6 +122,7 @@ func (r *replicaDecider) decide(_ context.Context, req Request, now time.Time, d
 		// If Redis went silent meanwhile, the decision is made anyway and
 		// says it is not exact: Redis answers it, so the breaker is not
 		// told (see awaitRecorder).
+		r.letGo(sh, &snap)
 		late, err := r.awaitRecorder(req.Tenant, sh, snap.enq)
 		if err != nil {
 			return false, err
@@ -146,6 +152,7 @@ func (r *replicaDecider) decide(_ context.Context, req Request, now time.Time, d
 		if o, perr = r.s.peekOn(r.s.primary, req, snap.keys, snap.args, r.s.budget); perr != nil {
 			// The primary's error is the one that counts (the breaker, an
 			// overload): the replica's is only told.
+			r.letGo(sh, &snap)
 			return false, fmt.Errorf("decide on replica for %s: %v; on the primary: %w", req.Tenant, err, perr)
 		}
 	}
@@ -173,7 +180,9 @@ func (r *replicaDecider) onPrimary(req Request, now time.Time, d *Decision) (cac
 	sh.mu.Lock()
 	enq, pending := sh.enq, false
 	for i := range req.Rules {
-		pending = pending || (pendable(req.Rules[i]) && sh.logs[keys[i]] != nil)
+		if lg := sh.logs[keys[i]]; lg != nil && pendable(req.Rules[i]) {
+			pending = pending || len(lg.entries) > 0
+		}
 	}
 	sh.mu.Unlock()
 	late := false
@@ -229,11 +238,39 @@ func (r *replicaDecider) pend(sh *pendingShard, req Request, keys []string, d *D
 // the log and the entry's ordinal. Called with sh.mu held.
 func (sh *pendingShard) add(lg *pendingLog, key string, rule Rule, member string, now time.Time) (*pendingLog, int64) {
 	if lg == nil {
-		lg = &pendingLog{window: rule.Window, next: sh.ord}
-		sh.logs[key] = lg
+		lg = sh.newLog(key, rule)
 	}
 	sh.ord++
 	return lg, lg.append(pendingEntry{member: member + ":1", costArg: rule.CostOrOne(), cost: rule.CostOrOne(), at: now})
+}
+
+// newLog makes the empty pending log of rule at key, its ordinals after
+// those of every log of sh so far (so after any log it replaces). Called
+// with sh.mu held.
+func (sh *pendingShard) newLog(key string, rule Rule) *pendingLog {
+	lg := &pendingLog{window: rule.Window, next: sh.ord}
+	sh.logs[key] = lg
+	return lg
+}
+
+// letGo ends a decision's hold on the logs of its snapshot, unsettled.
+func (r *replicaDecider) letGo(sh *pendingShard, snap *snapshot) {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	r.letGoLocked(sh, snap)
+}
+
+// letGoLocked is letGo with sh.mu held: a log left empty and unread goes.
+func (r *replicaDecider) letGoLocked(sh *pendingShard, snap *snapshot) {
+	for i, lg := range snap.logs {
+		if lg == nil {
+			continue
+		}
+		snap.logs[i] = nil
+		if lg.readers--; lg.readers == 0 && len(lg.entries) == 0 && sh.logs[snap.keys[i]] == lg {
+			delete(sh.logs, snap.keys[i])
+		}
+	}
 }
 
 // queue hands rec, the shard's next record, to the recorder; awaitRecorder
@@ -324,20 +361,18 @@ func (r *replicaDecider) snapshot(sh *pendingShard, req Request, now time.Time) 
 	s.args[0] = r.s.instance
 	for i, rule := range req.Rules {
 		lg := sh.logs[s.keys[i]]
-		if lg != nil {
-			lg.expire(now.Add(-rule.Window))
-			if len(lg.entries) == 0 {
-				delete(sh.logs, s.keys[i])
-				lg = nil
-			}
-		}
-		s.args = append(s.args, rule.Window.Microseconds(), rule.Limit, rule.CostOrOne(), modeArg(rule))
 		if lg == nil {
+			lg = sh.newLog(s.keys[i], rule)
+		}
+		lg.expire(now.Add(-rule.Window))
+		lg.readers++
+		s.logs[i], s.appended[i], s.dropped[i] = lg, lg.appended, lg.dropped
+		s.args = append(s.args, rule.Window.Microseconds(), rule.Limit, rule.CostOrOne(), modeArg(rule))
+		if len(lg.entries) == 0 {
 			s.args = append(s.args, 0)
 			continue
 		}
 		s.full = s.full || len(lg.entries) >= maxPending
-		s.logs[i], s.appended[i], s.dropped[i] = lg, lg.appended, lg.dropped
 		if !lg.mixed {
 			s.args = append(s.args, -1, lg.entries[0].ord, len(lg.entries), lg.entries[0].costArg)
 			continue
@@ -380,23 +415,19 @@ func (r *replicaDecider) settle(sh *pendingShard, req Request, snap *snapshot, v
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	var logs [MaxRules]*pendingLog
+	defer r.letGoLocked(sh, snap)
 	for i, rule := range req.Rules {
 		st := &d.Rules[i]
-		lg := sh.logs[snap.keys[i]]
-		var extra int64 // admitted by this gateway while the script ran
-		switch {
-		case lg == nil:
-		case lg == snap.logs[i]:
-			if onReplica {
-				// What the replica shows, it keeps. What only the primary
-				// shows (a fallback read) stays pending: the replica may
-				// not have it yet when it is asked next.
-				lg.forget(snap.dropped[i] + uint64(v[4+4*i]))
-			}
-			extra = lg.appended - snap.appended[i]
-		default: // a new log since the snapshot: all of it is new
-			extra = lg.appended
+		lg := snap.logs[i] // the rule's still: kept while read (readers)
+		if onReplica {
+			// What the replica shows, it keeps. What only the primary
+			// shows (a fallback read) stays pending: the replica may not
+			// have it yet when it is asked next.
+			lg.forget(snap.dropped[i] + uint64(v[4+4*i]))
 		}
+		// Admitted by this gateway while the script ran: all of it, though
+		// a later read may have shown it and had it forgotten since.
+		extra := lg.appended - snap.appended[i]
 		logs[i] = lg
 		st.RetryAfter = retryAfter(v[3+4*i], lg, rule.Window, now)
 		if oldest, ok := lg.oldest(); ok && (st.Reset == 0 || oldest.Add(rule.Window).Sub(now) < st.Reset) {
@@ -465,15 +496,22 @@ func retryAfter(v int64, lg *pendingLog, window time.Duration, now time.Time) ti
 	return lg.freedAfter(-v, window, now)
 }
 
-// forgetTenant drops the pending logs of a tenant (admin reset).
+// forgetTenant drops the pending entries of a tenant (admin reset), and
+// the logs no decision reads.
 func (r *replicaDecider) forgetTenant(tenant string) {
 	sh := r.shard(tenant)
 	prefix := Key(r.s.prefix, tenant, "")
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	for k := range sh.logs {
-		if strings.HasPrefix(k, prefix) {
-			delete(sh.logs, k)
+	for k, lg := range sh.logs {
+		if !strings.HasPrefix(k, prefix) {
+			continue
 		}
+		if lg.readers > 0 {
+			lg.dropped += uint64(len(lg.entries))
+			lg.entries = nil
+			continue
+		}
+		delete(sh.logs, k)
 	}
 }
