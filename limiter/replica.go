@@ -121,17 +121,23 @@ func (r *replicaDecider) decide(_ context.Context, req Request, now time.Time, d
 		// the recorder must have written this gateway's pending records.
 		// If Redis went silent meanwhile, the decision is made anyway and
 		// says it is not exact: Redis answers it, so the breaker is not
-		// told (see awaitRecorder).
+		// told (see awaitRecorder). What it admits joins the pending logs,
+		// as onPrimary's does: the replica may not show it when next read.
 		r.letGo(sh, &snap)
 		late, err := r.awaitRecorder(req.Tenant, sh, snap.enq)
 		if err != nil {
 			return false, err
 		}
-		err = r.s.decideOnPrimary(req, now, d)
-		if r.unshared(d); late && err == nil && !d.Degraded {
+		if err = r.s.decideOnPrimary(req, now, d); err != nil {
+			return false, err
+		}
+		if d.Allowed {
+			r.pend(sh, req, snap.keys, d, now)
+		}
+		if r.unshared(d); late && !d.Degraded {
 			d.Degraded, d.Why = true, WhyRecorder
 		}
-		return true, err
+		return true, nil
 	}
 	var o *op
 	if now.UnixNano() < r.skipUntil.Load() {

@@ -1,8 +1,11 @@
 package limiter
 
 import (
+	"context"
 	"testing"
 	"time"
+
+	"github.com/l1gw/l1gw/internal/redistest"
 )
 
 // reply builds peek.lua's reply for one rule.
@@ -163,4 +166,48 @@ func settled(r *replicaDecider, sh *pendingShard, req Request, snap *snapshot, v
 	var d Decision
 	cacheable := r.settle(sh, req, snap, v, member, now, onReplica, &d)
 	return d, cacheable
+}
+
+// TestFullLogAdmissionStaysPending: past maxPending a request is decided
+// on the primary; what that admits joins the pending log and the
+// recorder's queue, as onPrimary's does, for the replica's next read may
+// not show it yet.
+func TestFullLogAdmissionStaysPending(t *testing.T) {
+	srv := redistest.Server(t)
+	clients, err := NewClients(RedisOptions{Mode: ModeStandalone, Addrs: []string{srv.Addr()},
+		DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second, PoolTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { clients.Close() })
+	s, err := NewRedisStore(clients, Options{Consistency: ConsistencyReplica, KeyPrefix: "full"}, time.Second, "gw", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	rule := Rule{Name: "r", Limit: 2 * maxPending, Window: time.Minute}
+	req := Request{Tenant: "acme", Rules: []Rule{rule}}
+	sh := s.replica.shard(req.Tenant)
+	now := time.Now()
+	key := Key("full", "acme", "r")
+	sh.mu.Lock()
+	lg := sh.newLog(key, rule)
+	for range maxPending {
+		sh.add(lg, key, rule, "old", now) // unrecorded: the recorder is not asked
+	}
+	sh.mu.Unlock()
+
+	d, err := s.Decide(context.Background(), req)
+	if err != nil || !d.Allowed {
+		t.Fatalf("Decide: allowed=%v err=%v; want allowed", d.Allowed, err)
+	}
+	sh.mu.Lock()
+	n := len(sh.logs[key].entries)
+	sh.mu.Unlock()
+	if n != maxPending+1 {
+		t.Errorf("%d pending entries after an admission on the primary; want %d", n, maxPending+1)
+	}
+	if q := len(s.replica.recorder.queue); q != 1 {
+		t.Errorf("%d records queued; want 1, the admission's ordinal for the high-water hash", q)
+	}
 }
