@@ -87,6 +87,14 @@ const pendingSweep = 10 * time.Second
 // decided exactly on the primary.
 const maxPending = 512
 
+// maxPendingPrimary bounds the entries a decision on the primary adds to a
+// pending log (pend): those decisions read no replica, so nothing of what
+// they add is forgotten but by the window. Past it, such an admission is
+// not pended, and a replica read within its replication lag misses it.
+// Twice maxPending: a log at it goes back to replica reads once half of it
+// has left the window, as a log held at maxPending does once one entry has.
+const maxPendingPrimary = 2 * maxPending
+
 func newReplicaDecider(s *RedisStore, queue int) *replicaDecider {
 	r := &replicaDecider{s: s, recorder: newRecorder(s.clients, queue)}
 	for i := range r.shards {
@@ -225,10 +233,11 @@ func (r *replicaDecider) pend(sh *pendingShard, req Request, keys []string, d *D
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	for i, rule := range req.Rules {
-		if !pendable(rule) || d.Rules[i].Denied() {
+		lg := sh.logs[keys[i]]
+		if !pendable(rule) || d.Rules[i].Denied() || lg != nil && len(lg.entries) >= maxPendingPrimary {
 			continue
 		}
-		_, ord := sh.add(sh.logs[keys[i]], keys[i], rule, member, now)
+		_, ord := sh.add(lg, keys[i], rule, member, now)
 		rec.keys, hw = append(rec.keys, keys[i]), append(hw, keys[n+i])
 		rec.args = append(rec.args, rule.Window.Microseconds(), rule.CostOrOne(), ord)
 	}

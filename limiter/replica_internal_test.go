@@ -171,7 +171,7 @@ func settled(r *replicaDecider, sh *pendingShard, req Request, snap *snapshot, v
 // TestFullLogAdmissionStaysPending: past maxPending a request is decided
 // on the primary; what that admits joins the pending log and the
 // recorder's queue, as onPrimary's does, for the replica's next read may
-// not show it yet.
+// not show it yet; up to maxPendingPrimary entries.
 func TestFullLogAdmissionStaysPending(t *testing.T) {
 	srv := redistest.Server(t)
 	clients, err := NewClients(RedisOptions{Mode: ModeStandalone, Addrs: []string{srv.Addr()},
@@ -209,5 +209,24 @@ func TestFullLogAdmissionStaysPending(t *testing.T) {
 	}
 	if q := len(s.replica.recorder.queue); q != 1 {
 		t.Errorf("%d records queued; want 1, the admission's ordinal for the high-water hash", q)
+	}
+
+	// At maxPendingPrimary the log grows no more: it goes back to replica
+	// reads once half of it has left the window.
+	rec := <-s.replica.recorder.queue
+	sh.written.Store(rec.seq) // as the recorder would
+	sh.mu.Lock()
+	for len(lg.entries) < maxPendingPrimary {
+		sh.add(lg, key, rule, "old", now)
+	}
+	sh.mu.Unlock()
+	if d, err := s.Decide(context.Background(), req); err != nil || !d.Allowed {
+		t.Fatalf("Decide at the cap: allowed=%v err=%v; want allowed", d.Allowed, err)
+	}
+	sh.mu.Lock()
+	n = len(sh.logs[key].entries)
+	sh.mu.Unlock()
+	if n != maxPendingPrimary {
+		t.Errorf("%d pending entries after an admission at the cap; want %d", n, maxPendingPrimary)
 	}
 }
