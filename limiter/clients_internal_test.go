@@ -3,6 +3,7 @@ package limiter
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -34,4 +35,65 @@ func TestWriteClientRefusesANonPrimary(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSentinelReplicaIsNamedAgain: the sentinels' replica for decisions is
+// the one named before while they report it healthy, so every connection
+// of the replica pipe reads the same replica; once it is down, another.
+func TestSentinelReplicaIsNamedAgain(t *testing.T) {
+	topo := redistest.Topology(t, redistest.Options{Replicas: 2, Sentinels: 1, DownAfter: 300 * time.Millisecond})
+	o := RedisOptions{Mode: ModeSentinel, Addrs: topo.SentinelAddrs(), MasterName: "mymaster",
+		DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second, PoolTimeout: time.Second}
+	c, err := NewClients(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	// The sentinel learns of the replicas from the primary: both first.
+	for start := time.Now(); healthyReplicas(c.sentinels) < 2; time.Sleep(50 * time.Millisecond) {
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("the sentinel reports %d healthy replicas 10 s after start; want 2", healthyReplicas(c.sentinels))
+		}
+	}
+	first, err := c.sentinels.replica()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 30 {
+		if a, err := c.sentinels.replica(); err != nil || a != first {
+			t.Fatalf("replica %q (%v); want %q again", a, err, first)
+		}
+	}
+	for _, n := range topo.Replicas() {
+		if n.Addr() == first {
+			n.Stop()
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		a, err := c.sentinels.replica()
+		if err == nil && a != first {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replica %q (%v) 10 s after %s stopped; want the other one", a, err, first)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// healthyReplicas is how many replicas s's first sentinel reports up and
+// linked.
+func healthyReplicas(s *sentinels) int {
+	rs, err := s.clients[0].Replicas(context.Background(), s.master).Result()
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, r := range rs {
+		if !strings.Contains(r["flags"], "down") && !strings.Contains(r["flags"], "disconnected") && r["master-link-status"] == "ok" {
+			n++
+		}
+	}
+	return n
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,6 +36,9 @@ type sentinels struct {
 	// writing to a former primary that still says master.
 	mu     sync.Mutex
 	dialed map[*trackedConn]string
+	// chosen is the replica replica last named: named again while the
+	// sentinels report it healthy.
+	chosen atomic.Pointer[string]
 }
 
 // trackedConn is a connection dialPrimary made; it forgets itself when
@@ -266,7 +270,11 @@ func (s *sentinels) primaryOfReplicas() (string, error) {
 	return "", errors.New("no local replica names its primary")
 }
 
-// replica is a replica a sentinel reports as up and linked, at random.
+// replica is a replica a sentinel reports as up and linked: the one it
+// named before while it is, else one at random. Every connection of the
+// decisions' replica pipe so reads one replica: replica consistency
+// forgets a pending admission once a read shows it, which a replica
+// further behind would not.
 func (s *sentinels) replica() (string, error) {
 	for _, sc := range s.clients {
 		ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
@@ -282,9 +290,15 @@ func (s *sentinels) replica() (string, error) {
 				up = append(up, r["ip"]+":"+r["port"])
 			}
 		}
-		if len(up) > 0 {
-			return up[rand.IntN(len(up))], nil
+		if len(up) == 0 {
+			continue
 		}
+		if c := s.chosen.Load(); c != nil && slices.Contains(up, *c) {
+			return *c, nil
+		}
+		a := up[rand.IntN(len(up))]
+		s.chosen.Store(&a)
+		return a, nil
 	}
 	return "", fmt.Errorf("no sentinel reports a healthy replica of %s", s.master)
 }
