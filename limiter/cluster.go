@@ -25,14 +25,19 @@ type clusterRoute struct {
 	// met holds the nodes the slot map has named since it was first
 	// loaded; nil until then. A master met later is taken for a promoted
 	// replica (see meet).
-	met      map[string]bool
+	met map[string]bool
+	// pins holds, on a read route, the replica read for each master's
+	// slots, by the master's address: go-redis picks one at random per
+	// call when a master has several (see replicaFor).
+	pins     map[string]string
 	sweeping sync.Once
 	quit     chan struct{}
 	swept    sync.WaitGroup
 }
 
 func newClusterRoute(cl *redis.ClusterClient, cfg *pipeConfig, readOnly bool) *clusterRoute {
-	return &clusterRoute{cl: cl, cfg: cfg, readOnly: readOnly, pipes: map[string]*pipe{}, quit: make(chan struct{})}
+	return &clusterRoute{cl: cl, cfg: cfg, readOnly: readOnly, pipes: map[string]*pipe{}, pins: map[string]string{},
+		quit: make(chan struct{})}
 }
 
 // clusterSweepEvery is how often a Cluster route closes the pipes of nodes the
@@ -79,6 +84,11 @@ func (r *clusterRoute) sweep() {
 		}
 	}
 	r.gone = gone
+	for master, addr := range r.pins {
+		if !named[addr] {
+			delete(r.pins, master) // no longer a replica: another is picked
+		}
+	}
 	r.mu.Unlock()
 	for _, p := range stale {
 		p.close()
@@ -107,17 +117,49 @@ func (r *clusterRoute) pipeFor(tenant string) (*pipe, error) {
 		return nil, errNoSlotMap
 	}
 	// Tenant IDs have no braces, so the tenant's slot is that of its keys.
-	var node *redis.Client
-	var err error
-	if r.readOnly {
-		node, err = r.cl.SlaveForKey(context.Background(), tenant)
-	} else {
-		node, err = r.cl.MasterForKey(context.Background(), tenant)
-	}
+	node, err := r.cl.MasterForKey(context.Background(), tenant)
 	if err != nil {
 		return nil, err
 	}
+	if r.readOnly {
+		return r.replicaFor(tenant, node.Options().Addr)
+	}
 	return r.pipeAt(node.Options().Addr), nil
+}
+
+// errNoClusterReplica: go-redis has no replica of the slot ready (none, or
+// each failing or loading) and would read its master.
+var errNoClusterReplica = errors.New("limiter: no replica of the slot is ready")
+
+// replicaFor is the pipe of the replica that reads tenant's slot, whose
+// master is at master: the one read before for that master (pins) until a
+// read fails or a sweep no longer finds it among the replicas, else the
+// one go-redis picks. Replica consistency forgets a pending admission once
+// a read shows it, which another replica further behind would not show:
+// so one replica a master. A slot whose master go-redis would read instead
+// fails, for the decision to read the primary as such.
+func (r *clusterRoute) replicaFor(tenant, master string) (*pipe, error) {
+	r.mu.RLock()
+	addr := r.pins[master]
+	r.mu.RUnlock()
+	if addr != "" {
+		return r.pipeAt(addr), nil
+	}
+	node, err := r.cl.SlaveForKey(context.Background(), tenant)
+	if err != nil {
+		return nil, err
+	}
+	if addr = node.Options().Addr; addr == master {
+		return nil, errNoClusterReplica
+	}
+	r.mu.Lock()
+	if pinned := r.pins[master]; pinned != "" {
+		addr = pinned // another decision pinned one meanwhile
+	} else {
+		r.pins[master] = addr
+	}
+	r.mu.Unlock()
+	return r.pipeAt(addr), nil
 }
 
 func (r *clusterRoute) shard(tenant string) string {
@@ -264,6 +306,13 @@ func (r *clusterRoute) load(done chan struct{}) {
 }
 
 func (r *clusterRoute) failed(err error) {
+	if r.readOnly {
+		// A replica that failed a read is picked again, or another, once
+		// the decisions go back to the replicas (replicaSkip).
+		r.mu.Lock()
+		clear(r.pins)
+		r.mu.Unlock()
+	}
 	var re replyError
 	if errors.As(err, &re) && !strings.HasPrefix(string(re), "MOVED") && !strings.HasPrefix(string(re), "ASK") &&
 		!strings.HasPrefix(string(re), "CLUSTERDOWN") {

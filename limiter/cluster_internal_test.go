@@ -1,6 +1,16 @@
 package limiter
 
-import "testing"
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/l1gw/l1gw/internal/redistest"
+	"github.com/l1gw/l1gw/internal/testkit"
+)
 
 // TestClusterRouteMarksPromotedMasters: the first slot map's masters are
 // the route's own; a master met later (on the decision path or by a
@@ -47,5 +57,52 @@ func TestClusterRouteMarksPromotedMasters(t *testing.T) {
 	ro.pipeAt("b:2")
 	if marked(ro, "b:2") {
 		t.Fatal("a read route marked a replica it met later")
+	}
+}
+
+// TestClusterReadsOneReplicaAMaster: with two replicas a master, go-redis
+// picks one at random per call; the decisions' read route keeps the one
+// it read first, until a read fails.
+func TestClusterReadsOneReplicaAMaster(t *testing.T) {
+	t.Parallel()
+	cl := redistest.Cluster(t, redistest.ClusterOptions{Primaries: 1, ReplicasPerPrimary: 2})
+	o := RedisOptions{Mode: ModeCluster, Addrs: cl.Addrs(), DialTimeout: time.Second, ReadTimeout: time.Second,
+		WriteTimeout: time.Second, PoolTimeout: time.Second}
+	c, err := NewClients(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	r := newClusterRoute(c.Replica.(*redis.ClusterClient), &pipeConfig{budget: time.Second}, true)
+	t.Cleanup(r.close)
+	testkit.Eventually(t, 20*time.Second, func() error { // both replicas in go-redis' slot map
+		r.cl.ReloadState(context.Background())
+		named, err := r.named(context.Background())
+		if err != nil || len(named) != 2 {
+			return fmt.Errorf("replicas named: %v (%v); want 2", named, err)
+		}
+		return nil
+	})
+	first, err := r.pipeFor("acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 30 {
+		if p, err := r.pipeFor("acme"); err != nil || p != first {
+			t.Fatalf("pipe %p (%v); want %p again", p, err, first)
+		}
+	}
+	r.failed(ErrBudget)
+	seen := map[*pipe]bool{}
+	for range 30 {
+		r.failed(ErrBudget)
+		p, err := r.pipeFor("acme")
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen[p] = true
+	}
+	if len(seen) != 2 {
+		t.Fatalf("%d replicas read over 30 failed reads; want both (go-redis' pick anew)", len(seen))
 	}
 }
