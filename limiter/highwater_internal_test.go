@@ -5,12 +5,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/l1gw/l1gw/internal/redistest"
 )
 
 // TestSnapshotSendsALogOfOneCostAsThreeNumbers: however many admissions
 // are pending, a log of one cost goes to peek.lua as its first ordinal,
-// its length and the cost; a log whose cost changed goes entry by entry.
+// its length and the cost; a log whose cost changed adds each cost.
 // A new log's ordinals start above every ordinal its shard gave before.
 func TestSnapshotSendsALogOfOneCostAsThreeNumbers(t *testing.T) {
 	rule := Rule{Name: "r", Limit: 1000, Window: time.Minute}
@@ -40,10 +42,13 @@ func TestSnapshotSendsALogOfOneCostAsThreeNumbers(t *testing.T) {
 	if len(snap.keys) != 2 || snap.keys[1] != snap.keys[0]+highWaterSuffix {
 		t.Fatalf("keys %v; want the log's, then its high-water hash", snap.keys)
 	}
-	lg.append(pendingEntry{member: "x:1", costArg: int64(3), cost: 3, at: t0})
+	lg.append(pendingEntry{costArg: int64(3), cost: 3, at: t0})
 	snap = r.snapshot(sh, req, t0.Add(time.Second))
-	if n := len(snap.args); n != 1+5+2*101 {
-		t.Fatalf("a log of two costs: %d args; want %d, entry by entry", n, 1+5+2*101)
+	if n := len(snap.args); n != 1+4+3+101 {
+		t.Fatalf("a log of two costs: %d args; want %d, its first ordinal, length and each cost", n, 1+4+3+101)
+	}
+	if snap.args[5] != -2 || snap.args[6] != int64(0) || snap.args[7] != 101 || snap.args[len(snap.args)-1] != int64(3) {
+		t.Fatalf("a log of two costs: args %v; want -2, 0, 101, then the costs ending in 3", snap.args[:9])
 	}
 	delete(sh.logs, snap.keys[0])
 	snap = r.snapshot(sh, req, t0.Add(2*time.Second))
@@ -92,8 +97,17 @@ func TestPeekReadsTheHighWaterMark(t *testing.T) {
 	if v := peek("g", -1, 5, 3, 1); v[0] != 1 || v[1] != 3 || v[4] != 3 {
 		t.Fatalf("ordinals 5..7 pending, mark 12: reply %v; want allowed, 3 left, 3 shown", v)
 	}
-	// Entry by entry (costs differ): the newest member in the set.
-	if v := peek("g", 2, "g:l:1", 1, "g:zz:1", 2); v[0] != 1 || v[1] != 1 || v[4] != 1 {
-		t.Fatalf("entry by entry: reply %v; want allowed, 1 left (3 + 2 of cost), 1 shown", v)
+	// Costs that differ, judged by the same mark: 12 shown, 13 (cost 2) not.
+	if v := peek("g", -2, 12, 2, 1, 2); v[0] != 1 || v[1] != 1 || v[4] != 1 {
+		t.Fatalf("costs 1 and 2 at 12..13, mark 12: reply %v; want allowed, 1 left (3 + 2 of cost), 1 shown", v)
+	}
+	// A member decide.lua wrote on the primary (ordinal 14, decided there)
+	// before the record of 13 was written shows nothing of 13 (found in
+	// review: a look for the newest member took 13 as shown).
+	if err := c.ZAdd(ctx, key, redis.Z{Score: float64(time.Now().UnixMicro()), Member: "g:n:1"}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if v := peek("g", -2, 13, 2, 2, 1); v[0] != 0 || v[4] != 0 {
+		t.Fatalf("13 (cost 2) queued, 14's member written: reply %v; want denied (4 in the set + 3 pending of 6), none shown", v)
 	}
 }

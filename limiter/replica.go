@@ -63,18 +63,17 @@ type pendingLog struct {
 	// even once a later read showed it and it was forgotten.
 	readers int
 	// mixed: the entries are not all of one cost (a rule's cost changed),
-	// so a snapshot sends them one by one.
+	// so a snapshot sends each one's cost.
 	mixed bool
 }
 
 type pendingEntry struct {
-	// member is the first unit's member, as the script looks it up, and
-	// costArg the cost: both boxed once, when admitted, for every
-	// snapshot that sends them.
-	member, costArg any
-	cost            int64
-	ord             int64 // consecutive in its log (pendingLog.append)
-	at              time.Time
+	// costArg is the cost, boxed once, when admitted, for every snapshot
+	// that sends it.
+	costArg any
+	cost    int64
+	ord     int64 // consecutive in its log (pendingLog.append)
+	at      time.Time
 }
 
 // pendingShards spreads the pending logs over locks.
@@ -237,7 +236,7 @@ func (r *replicaDecider) pend(sh *pendingShard, req Request, keys []string, d *D
 		if !pendable(rule) || d.Rules[i].Denied() || lg != nil && len(lg.entries) >= maxPendingPrimary {
 			continue
 		}
-		_, ord := sh.add(lg, keys[i], rule, member, now)
+		_, ord := sh.add(lg, keys[i], rule, now)
 		rec.keys, hw = append(rec.keys, keys[i]), append(hw, keys[n+i])
 		rec.args = append(rec.args, rule.Window.Microseconds(), rule.CostOrOne(), ord)
 	}
@@ -248,15 +247,15 @@ func (r *replicaDecider) pend(sh *pendingShard, req Request, keys []string, d *D
 	r.queue(sh, rec)
 }
 
-// add appends member's admission in rule to lg, the pending log at key
+// add appends an admission in rule to lg, the pending log at key
 // (made, and ordered after every log of sh so far, when nil), and returns
 // the log and the entry's ordinal. Called with sh.mu held.
-func (sh *pendingShard) add(lg *pendingLog, key string, rule Rule, member string, now time.Time) (*pendingLog, int64) {
+func (sh *pendingShard) add(lg *pendingLog, key string, rule Rule, now time.Time) (*pendingLog, int64) {
 	if lg == nil {
 		lg = sh.newLog(key, rule)
 	}
 	sh.ord++
-	return lg, lg.append(pendingEntry{member: member + ":1", costArg: rule.CostOrOne(), cost: rule.CostOrOne(), at: now})
+	return lg, lg.append(pendingEntry{costArg: rule.CostOrOne(), cost: rule.CostOrOne(), at: now})
 }
 
 // newLog makes the empty pending log of rule at key, its ordinals after
@@ -358,8 +357,9 @@ func (r *replicaDecider) shard(tenant string) *pendingShard {
 // snapshot copies the pending logs of req's rules into the script's
 // arguments, dropping entries older than their window. A log of one cost
 // goes as its first ordinal, its length and the cost; peek.lua finds how
-// many of it the replica shows in the high-water hash. A mixed one goes
-// entry by entry.
+// many of it the replica shows in the high-water hash. A mixed one goes as
+// its first ordinal, its length and each entry's cost, judged by the same
+// hash.
 func (r *replicaDecider) snapshot(sh *pendingShard, req Request, now time.Time) snapshot {
 	s := snapshot{keys: withHighWater(r.s.keys(req.Tenant, req.Rules, now))}
 	sh.mu.Lock()
@@ -369,7 +369,7 @@ func (r *replicaDecider) snapshot(sh *pendingShard, req Request, now time.Time) 
 	n := 1 + 8*len(req.Rules)
 	for i := range req.Rules {
 		if lg := sh.logs[s.keys[i]]; lg != nil && lg.mixed {
-			n += 2 * len(lg.entries)
+			n += len(lg.entries)
 		}
 	}
 	s.args = make([]any, 1, n)
@@ -392,9 +392,9 @@ func (r *replicaDecider) snapshot(sh *pendingShard, req Request, now time.Time) 
 			s.args = append(s.args, -1, lg.entries[0].ord, len(lg.entries), lg.entries[0].costArg)
 			continue
 		}
-		s.args = append(s.args, len(lg.entries))
+		s.args = append(s.args, -2, lg.entries[0].ord, len(lg.entries))
 		for _, e := range lg.entries {
-			s.args = append(s.args, e.member, e.costArg)
+			s.args = append(s.args, e.costArg)
 		}
 	}
 	return s
@@ -478,7 +478,7 @@ func (r *replicaDecider) admit(sh *pendingShard, req Request, snap *snapshot, d 
 			continue
 		}
 		var ord int64
-		logs[i], ord = sh.add(logs[i], snap.keys[i], rule, member, now)
+		logs[i], ord = sh.add(logs[i], snap.keys[i], rule, now)
 		st.Remaining = max(st.Remaining-rule.CostOrOne(), 0)
 		if st.Reset == 0 {
 			st.Reset = rule.Window // this request is the only one counted

@@ -89,7 +89,7 @@ func TestSettleShadowRule(t *testing.T) {
 	// The replica shows room, but this gateway fills the rule while the
 	// script runs.
 	snap := r.snapshot(sh, req, t0.Add(2*time.Second))
-	sh.logs[shadowKey].append(pendingEntry{member: "x:1", cost: 2, at: t0.Add(2 * time.Second)})
+	sh.logs[shadowKey].append(pendingEntry{cost: 2, at: t0.Add(2 * time.Second)})
 	d, _ = settled(r, sh, req, &snap, []int64{1, 8, 0, 0, 0, 1, 0, 0, 0}, "n", t0.Add(2*time.Second), true)
 	if !d.Allowed || !d.Rules[1].Denied() || d.Rules[0].Denied() {
 		t.Fatalf("3rd: got allowed=%v states %+v; want allowed, the shadow rule denied", d.Allowed, d.States())

@@ -8,12 +8,12 @@
 -- ARGV[1]    this gateway's instance
 -- ARGV, then per rule in order: window (µs), limit, cost, mode (1 shadow,
 --          0 enforced), then this gateway's admissions, oldest first, that
---          may not have reached the replica yet (pending), either
---          P >= 0 (pending count), then P pairs (member, cost); or
---          -1, then the first pending admission's ordinal, their count
---          and the cost of each (all the same): their ordinals are
---          consecutive, and the high-water hash names the last one
---          recorded.
+--          may not have reached the replica yet (pending): their ordinals
+--          are consecutive, and the high-water hash names the last one
+--          recorded. Either 0 (none); or -1, then the first pending
+--          admission's ordinal, their count and the cost of each (all the
+--          same); or -2, then the first ordinal, the count and each one's
+--          cost in turn.
 --
 -- This gateway writes its records in order over one connection and the
 -- replica applies them in order, so the pending admissions it already
@@ -48,24 +48,21 @@ for i = 1, n do
   r.replica = redis.call('ZCOUNT', KEYS[i], r.from, '+inf')
   r.visible = 0
   local invisible = 0
+  pos = first
   if np < 0 then
-    local ord, count, each = tonumber(ARGV[first]), tonumber(ARGV[first + 1]), tonumber(ARGV[first + 2])
-    pos = first + 3
+    local ord, count = tonumber(ARGV[first]), tonumber(ARGV[first + 1])
     local hw = tonumber(redis.call('HGET', KEYS[n + i], ARGV[1]))
     if hw then
       r.visible = math.min(math.max(hw - ord + 1, 0), count)
     end
-    invisible = (count - r.visible) * each
-  else
-    pos = first + 2 * np
-    for j = np, 1, -1 do
-      if redis.call('ZSCORE', KEYS[i], ARGV[first + 2 * (j - 1)]) then
-        r.visible = j
-        break
+    if np == -1 then
+      invisible = (count - r.visible) * tonumber(ARGV[first + 2])
+      pos = first + 3
+    else -- entry j's cost is ARGV[first + 1 + j]
+      for j = r.visible + 1, count do
+        invisible = invisible + tonumber(ARGV[first + 1 + j])
       end
-    end
-    for j = r.visible + 1, np do
-      invisible = invisible + tonumber(ARGV[first + 2 * (j - 1) + 1])
+      pos = first + 2 + count
     end
   end
   r.used = r.replica + invisible
