@@ -14,7 +14,7 @@ func (sh *pendingShard) maybeSweep(now time.Time) {
 	sh.lastSweep = now
 	for k, lg := range sh.logs {
 		lg.expire(now.Add(-lg.window))
-		if len(lg.entries) == 0 && lg.readers == 0 {
+		if lg.empty() && lg.readers == 0 {
 			delete(sh.logs, k)
 		}
 	}
@@ -47,7 +47,8 @@ func (l *pendingLog) forget(upTo uint64) {
 	l.entries = l.entries[n:]
 }
 
-// expire drops entries at or before cutoff: out of the window anyway.
+// expire drops entries at or before cutoff, recorded or not: out of the
+// window anyway.
 func (l *pendingLog) expire(cutoff time.Time) {
 	n := 0
 	for n < len(l.entries) && !l.entries[n].at.After(cutoff) {
@@ -55,7 +56,34 @@ func (l *pendingLog) expire(cutoff time.Time) {
 	}
 	l.entries = l.entries[n:]
 	l.dropped += uint64(n)
+	n = 0
+	for n < len(l.unrecorded) && !l.unrecorded[n].at.After(cutoff) {
+		n++
+	}
+	l.unrecorded = l.unrecorded[n:]
 }
+
+// unrecord takes the newest entry, whose record the recorder did not take,
+// out of the ordinals (the next admission takes its ordinal) into
+// unrecorded. It stays appended: decisions that read before it count it.
+func (l *pendingLog) unrecord() {
+	last := len(l.entries) - 1
+	l.unrecorded = append(l.unrecorded, l.entries[last])
+	l.entries = l.entries[:last]
+	l.next--
+}
+
+// unrecordedCost is the cost of the unrecorded admissions.
+func (l *pendingLog) unrecordedCost() int64 {
+	var c int64
+	for _, e := range l.unrecorded {
+		c += e.cost
+	}
+	return c
+}
+
+// empty reports whether the log holds nothing to count.
+func (l *pendingLog) empty() bool { return len(l.entries) == 0 && len(l.unrecorded) == 0 }
 
 // freedAfter is how long until units of cost of the pending entries have
 // left a window (at least 1ns), walking from the oldest.

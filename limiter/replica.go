@@ -65,6 +65,11 @@ type pendingLog struct {
 	// mixed: the entries are not all of one cost (a rule's cost changed),
 	// so a snapshot sends each one's cost.
 	mixed bool
+	// unrecorded are admissions whose record the recorder's full queue
+	// dropped: out of the ordinals, which a later record's high-water
+	// mark would otherwise show, and counted by every decision (settle)
+	// until they leave the window.
+	unrecorded []pendingEntry
 }
 
 type pendingEntry struct {
@@ -229,6 +234,7 @@ func (r *replicaDecider) pend(sh *pendingShard, req Request, keys []string, d *D
 	member := r.s.memberOf(d.Seq)
 	rec := record{args: []any{member, r.s.instance}}
 	var hw []string
+	var added [MaxRules]*pendingLog
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	for i, rule := range req.Rules {
@@ -236,7 +242,8 @@ func (r *replicaDecider) pend(sh *pendingShard, req Request, keys []string, d *D
 		if !pendable(rule) || d.Rules[i].Denied() || lg != nil && len(lg.entries) >= maxPendingPrimary {
 			continue
 		}
-		_, ord := sh.add(lg, keys[i], rule, now)
+		var ord int64
+		added[len(hw)], ord = sh.add(lg, keys[i], rule, now)
 		rec.keys, hw = append(rec.keys, keys[i]), append(hw, keys[n+i])
 		rec.args = append(rec.args, rule.Window.Microseconds(), rule.CostOrOne(), ord)
 	}
@@ -244,7 +251,11 @@ func (r *replicaDecider) pend(sh *pendingShard, req Request, keys []string, d *D
 		return
 	}
 	rec.keys = append(rec.keys, hw...)
-	r.queue(sh, rec)
+	if !r.queue(sh, rec) {
+		for _, lg := range added[:len(hw)] {
+			lg.unrecord()
+		}
+	}
 }
 
 // add appends an admission in rule to lg, the pending log at key
@@ -281,19 +292,23 @@ func (r *replicaDecider) letGoLocked(sh *pendingShard, snap *snapshot) {
 			continue
 		}
 		snap.logs[i] = nil
-		if lg.readers--; lg.readers == 0 && len(lg.entries) == 0 && sh.logs[snap.keys[i]] == lg {
+		if lg.readers--; lg.readers == 0 && lg.empty() && sh.logs[snap.keys[i]] == lg {
 			delete(sh.logs, snap.keys[i])
 		}
 	}
 }
 
 // queue hands rec, the shard's next record, to the recorder; awaitRecorder
-// waits on it by its sequence. Called with sh.mu held.
-func (r *replicaDecider) queue(sh *pendingShard, rec record) {
+// waits on it by its sequence. It reports whether the recorder took it:
+// if not (its queue full), the caller takes the entries rec records out
+// of their logs' ordinals (pendingLog.unrecord). Called with sh.mu held.
+func (r *replicaDecider) queue(sh *pendingShard, rec record) bool {
 	rec.sh, rec.seq = sh, sh.enq+1
-	if r.recorder.enqueue(rec) {
-		sh.enq = rec.seq
+	if !r.recorder.enqueue(rec) {
+		return false
 	}
+	sh.enq = rec.seq
+	return true
 }
 
 // awaitRecorder waits until the recorder has sent every record sh had
@@ -441,8 +456,9 @@ func (r *replicaDecider) settle(sh *pendingShard, req Request, snap *snapshot, v
 			lg.forget(snap.dropped[i] + uint64(v[4+4*i]))
 		}
 		// Admitted by this gateway while the script ran: all of it, though
-		// a later read may have shown it and had it forgotten since.
-		extra := lg.appended - snap.appended[i]
+		// a later read may have shown it and had it forgotten since; and
+		// what the recorder could not take, which no read shows.
+		extra := lg.appended - snap.appended[i] + lg.unrecordedCost()
 		logs[i] = lg
 		st.RetryAfter = retryAfter(v[3+4*i], lg, rule.Window, now)
 		if oldest, ok := lg.oldest(); ok && (st.Reset == 0 || oldest.Add(rule.Window).Sub(now) < st.Reset) {
@@ -493,8 +509,10 @@ func (r *replicaDecider) admit(sh *pendingShard, req Request, snap *snapshot, d 
 			rec.keys[j], rec.keys[m+j] = snap.keys[i], snap.keys[n+i]
 		}
 	}
-	if m > 0 {
-		r.queue(sh, rec)
+	if m > 0 && !r.queue(sh, rec) {
+		for _, i := range recorded[:m] {
+			logs[i].unrecord()
+		}
 	}
 }
 
@@ -524,7 +542,7 @@ func (r *replicaDecider) forgetTenant(tenant string) {
 		}
 		if lg.readers > 0 {
 			lg.dropped += uint64(len(lg.entries))
-			lg.entries = nil
+			lg.entries, lg.unrecorded = nil, nil
 			continue
 		}
 		delete(sh.logs, k)

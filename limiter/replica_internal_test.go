@@ -230,3 +230,48 @@ func TestFullLogAdmissionStaysPending(t *testing.T) {
 		t.Errorf("%d pending entries after an admission at the cap; want %d", n, maxPendingPrimary)
 	}
 }
+
+// TestDroppedRecordStaysCounted: an admission whose record the recorder's
+// full queue dropped is never shown by a replica; the high-water mark of a
+// later record must not take it for shown (found in review).
+func TestDroppedRecordStaysCounted(t *testing.T) {
+	r := newReplicaDecider(&RedisStore{prefix: "p", instance: "i"}, 1) // a queue of one record
+	req := Request{Tenant: "acme", Rules: []Rule{{Name: "r", Limit: 3, Window: time.Minute}}}
+	sh := r.shard("acme")
+	admitted := func(at time.Duration, remaining, visible int64) bool {
+		t.Helper()
+		snap := r.snapshot(sh, req, t0.Add(at))
+		d, _ := settled(r, sh, req, &snap, reply(true, remaining, 0, 0, visible), "m", t0.Add(at), true)
+		return d.Allowed
+	}
+	taken := func() record {
+		t.Helper()
+		select {
+		case rec := <-r.recorder.queue:
+			return rec
+		default:
+			t.Fatal("no record queued")
+			return record{}
+		}
+	}
+	// The script's remaining counts the pending entries it is sent.
+	if !admitted(0, 3, 0) || !admitted(time.Millisecond, 2, 0) { // X queued, the queue full; Y dropped
+		t.Fatal("X or Y denied; want both admitted")
+	}
+	taken()                                  // the recorder takes X's
+	if !admitted(2*time.Millisecond, 2, 0) { // Z: the script sees X; Y is counted by settle
+		t.Fatal("Z denied; want admitted (X, Y, Z: 3 of 3)")
+	}
+	if zRec := taken(); zRec.args[len(zRec.args)-1] != int64(1) {
+		t.Fatalf("Z's ordinal %v; want 1, Y's, which its record never took", zRec.args[len(zRec.args)-1])
+	}
+	// The replica shows X and Z (the mark at Z's ordinal), 2 of 3 used.
+	if admitted(3*time.Millisecond, 1, 2) {
+		t.Fatal("admitted; want denied: X, Y and Z fill the limit, Y on this gateway's word")
+	}
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if lg := sh.logs[Key("p", "acme", "r")]; lg == nil || len(lg.entries) != 0 || len(lg.unrecorded) != 1 {
+		t.Fatalf("pending log %+v; want X and Z forgotten, Y kept unrecorded", lg)
+	}
+}
