@@ -25,6 +25,7 @@ func TestSnapshotSendsALogOfOneCostAsThreeNumbers(t *testing.T) {
 		r.admit(sh, req, &snap, &d, [MaxRules]*pendingLog{sh.logs[snap.keys[0]]}, "m"+string(rune('a'+i%26)), t0)
 		<-r.recorder.queue
 	}
+	r.letGo(sh, &snap)
 	snap = r.snapshot(sh, req, t0.Add(time.Second))
 	lg := sh.logs[snap.keys[0]]
 	if len(lg.entries) != 100 || lg.entries[0].ord != 0 || lg.entries[99].ord != 99 {
@@ -42,7 +43,10 @@ func TestSnapshotSendsALogOfOneCostAsThreeNumbers(t *testing.T) {
 	if len(snap.keys) != 2 || snap.keys[1] != snap.keys[0]+highWaterSuffix {
 		t.Fatalf("keys %v; want the log's, then its high-water hash", snap.keys)
 	}
-	lg.append(pendingEntry{costArg: int64(3), cost: 3, at: t0})
+	costly := rule
+	costly.Cost = 3
+	sh.add(lg, snap.keys[0], costly, t0) // the rule's cost changed
+	r.letGo(sh, &snap)
 	snap = r.snapshot(sh, req, t0.Add(time.Second))
 	if n := len(snap.args); n != 1+4+3+101 {
 		t.Fatalf("a log of two costs: %d args; want %d, its first ordinal, length and each cost", n, 1+4+3+101)
@@ -50,18 +54,22 @@ func TestSnapshotSendsALogOfOneCostAsThreeNumbers(t *testing.T) {
 	if snap.args[5] != -2 || snap.args[6] != int64(0) || snap.args[7] != 101 || snap.args[len(snap.args)-1] != int64(3) {
 		t.Fatalf("a log of two costs: args %v; want -2, 0, 101, then the costs ending in 3", snap.args[:9])
 	}
-	delete(sh.logs, snap.keys[0])
+	lg.forget(lg.dropped + uint64(len(lg.entries))) // a replica shows them all
+	r.letGo(sh, &snap)                              // and the emptied log goes
+	if sh.logs[snap.keys[0]] != nil {
+		t.Fatal("an empty log no decision reads is kept; want it removed")
+	}
 	snap = r.snapshot(sh, req, t0.Add(2*time.Second))
-	r.admit(sh, req, &snap, &d, [MaxRules]*pendingLog{}, "z", t0.Add(2*time.Second))
-	if o := sh.logs[snap.keys[0]].entries[0].ord; o != 100 {
-		t.Fatalf("a new log's first ordinal %d; want 100, above the old log's", o)
+	r.admit(sh, req, &snap, &d, [MaxRules]*pendingLog{sh.logs[snap.keys[0]]}, "z", t0.Add(2*time.Second))
+	if o := sh.logs[snap.keys[0]].entries[0].ord; o != 101 {
+		t.Fatalf("a new log's first ordinal %d; want 101, above the old log's 0..100", o)
 	}
 }
 
 // TestPeekReadsTheHighWaterMark: on a real Redis, record.lua leaves its
 // ordinal in the high-water hash, and peek.lua counts as shown the pending
 // admissions up to it, the rest on top of the set; with no mark, none is
-// shown; entry by entry, the newest member the set holds decides.
+// shown; a log of several costs is judged by the same mark.
 func TestPeekReadsTheHighWaterMark(t *testing.T) {
 	c := redistest.Server(t).Client(t)
 	ctx := context.Background()

@@ -64,11 +64,13 @@ func (l *pendingLog) expire(cutoff time.Time) {
 }
 
 // unrecord takes the newest entry, whose record the recorder did not take,
-// out of the ordinals (the next admission takes its ordinal) into
-// unrecorded. It stays appended: decisions that read before it count it.
+// out of the ordinals (the next admission takes its ordinal) and out of
+// appended, into unrecorded, which every decision counts (settle). It runs
+// under the lock its append ran under: no snapshot saw it appended.
 func (l *pendingLog) unrecord() {
 	last := len(l.entries) - 1
 	l.unrecorded = append(l.unrecorded, l.entries[last])
+	l.appended -= l.entries[last].cost
 	l.entries = l.entries[:last]
 	l.next--
 }

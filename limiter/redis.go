@@ -2,6 +2,7 @@ package limiter
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -324,7 +325,11 @@ func (s *RedisStore) ReplicaDenies(_ context.Context, req Request, budget time.D
 	}
 	// Routed by the rules' tag: a scope's, when they are a shared limit's.
 	routed := Request{Tenant: ruleTag(req.Tenant, req.Rules[0]), Rules: req.Rules}
-	o, err := s.peek(routed, withHighWater(s.keys(req.Tenant, req.Rules, time.Time{})), args, budget)
+	keys := withHighWater(s.keys(req.Tenant, req.Rules, time.Time{}))
+	o, err := s.peek(routed, keys, args, budget)
+	if errors.Is(err, errNoClusterReplica) {
+		o, err = s.peekOn(s.primary, routed, keys, args, budget) // as go-redis would: the slot has no replica ready
+	}
 	if err != nil {
 		return Decision{}, false, fmt.Errorf("ask the replica for %s: %w", req.Tenant, err)
 	}

@@ -129,34 +129,15 @@ func (r *replicaDecider) decide(_ context.Context, req Request, now time.Time, d
 	sh := r.shard(req.Tenant)
 	snap := r.snapshot(sh, req, now)
 	if snap.full {
-		// decide.lua on the primary counts what the primary holds: first
-		// the recorder must have written this gateway's pending records.
-		// If Redis went silent meanwhile, the decision is made anyway and
-		// says it is not exact: Redis answers it, so the breaker is not
-		// told (see awaitRecorder). What it admits joins the pending logs,
-		// as onPrimary's does: the replica may not show it when next read.
 		r.letGo(sh, &snap)
-		late, err := r.awaitRecorder(req.Tenant, sh, snap.enq)
-		if err != nil {
-			return false, err
-		}
-		if err = r.s.decideOnPrimary(req, now, d); err != nil {
-			return false, err
-		}
-		if d.Allowed {
-			r.pend(sh, req, snap.keys, d, now)
-		}
-		if r.unshared(d); late && !d.Degraded {
-			d.Degraded, d.Why = true, WhyRecorder
-		}
-		return true, nil
+		return r.decideFull(sh, req, &snap, now, d)
 	}
 	var o *op
 	if now.UnixNano() < r.skipUntil.Load() {
 		err = errReplicaSkipped
 	} else {
 		o, err = r.s.peek(req, snap.keys, snap.args, r.s.budget/replicaShare)
-		if err != nil {
+		if err != nil && !errors.Is(err, errNoClusterReplica) { // that one is the slot's, not the replica's
 			r.skipUntil.Store(now.Add(replicaSkip).UnixNano())
 		}
 	}
@@ -165,7 +146,9 @@ func (r *replicaDecider) decide(_ context.Context, req Request, now time.Time, d
 		// pending admissions (the primary shows a prefix of them too, the
 		// recorder writing in order), so this gateway's own traffic stays
 		// exact; at the primary's latency.
-		replicaFallbacks.Inc()
+		if !errors.Is(err, errNoClusterReplica) {
+			replicaFallbacks.Inc()
+		}
 		var perr error
 		if o, perr = r.s.peekOn(r.s.primary, req, snap.keys, snap.args, r.s.budget); perr != nil {
 			// The primary's error is the one that counts (the breaker, an
@@ -184,6 +167,30 @@ func (r *replicaDecider) decide(_ context.Context, req Request, now time.Time, d
 		d.Degraded, d.Why = true, why // its records land on the primary
 	}
 	return cacheable, nil
+}
+
+// decideFull decides on the primary a request one of whose pending logs
+// is at its bound (snap, let go of). decide.lua there counts what the
+// primary holds: first the recorder must have written this gateway's
+// pending records. If Redis went silent meanwhile, the decision is made
+// anyway and says it is not exact: Redis answers it, so the breaker is not
+// told (see awaitRecorder). What it admits joins the pending logs, as
+// onPrimary's does: the replica may not show it when next read.
+func (r *replicaDecider) decideFull(sh *pendingShard, req Request, snap *snapshot, now time.Time, d *Decision) (cacheable bool, err error) {
+	late, err := r.awaitRecorder(req.Tenant, sh, snap.enq)
+	if err != nil {
+		return false, err
+	}
+	if err = r.s.decideOnPrimary(req, now, d); err != nil {
+		return false, err
+	}
+	if d.Allowed {
+		r.pend(sh, req, snap.keys, d, now)
+	}
+	if r.unshared(d); late && !d.Degraded {
+		d.Degraded, d.Why = true, WhyRecorder
+	}
+	return true, nil
 }
 
 // onPrimary decides on the primary a request the replica cannot (one
@@ -234,7 +241,6 @@ func (r *replicaDecider) pend(sh *pendingShard, req Request, keys []string, d *D
 	member := r.s.memberOf(d.Seq)
 	rec := record{args: []any{member, r.s.instance}}
 	var hw []string
-	var added [MaxRules]*pendingLog
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	for i, rule := range req.Rules {
@@ -242,8 +248,7 @@ func (r *replicaDecider) pend(sh *pendingShard, req Request, keys []string, d *D
 		if !pendable(rule) || d.Rules[i].Denied() || lg != nil && len(lg.entries) >= maxPendingPrimary {
 			continue
 		}
-		var ord int64
-		added[len(hw)], ord = sh.add(lg, keys[i], rule, now)
+		_, ord := sh.add(lg, keys[i], rule, now)
 		rec.keys, hw = append(rec.keys, keys[i]), append(hw, keys[n+i])
 		rec.args = append(rec.args, rule.Window.Microseconds(), rule.CostOrOne(), ord)
 	}
@@ -251,11 +256,9 @@ func (r *replicaDecider) pend(sh *pendingShard, req Request, keys []string, d *D
 		return
 	}
 	rec.keys = append(rec.keys, hw...)
-	if !r.queue(sh, rec) {
-		for _, lg := range added[:len(hw)] {
-			lg.unrecord()
-		}
-	}
+	// decide.lua wrote the members: if the queue drops the record, a later
+	// record's high-water mark shows them rightly, as written before it.
+	r.queue(sh, rec)
 }
 
 // add appends an admission in rule to lg, the pending log at key
@@ -301,7 +304,8 @@ func (r *replicaDecider) letGoLocked(sh *pendingShard, snap *snapshot) {
 // queue hands rec, the shard's next record, to the recorder; awaitRecorder
 // waits on it by its sequence. It reports whether the recorder took it:
 // if not (its queue full), the caller takes the entries rec records out
-// of their logs' ordinals (pendingLog.unrecord). Called with sh.mu held.
+// of their logs' ordinals (pendingLog.unrecord), unless their members are
+// written already (pend). Called with sh.mu held.
 func (r *replicaDecider) queue(sh *pendingShard, rec record) bool {
 	rec.sh, rec.seq = sh, sh.enq+1
 	if !r.recorder.enqueue(rec) {

@@ -275,3 +275,42 @@ func TestDroppedRecordStaysCounted(t *testing.T) {
 		t.Fatalf("pending log %+v; want X and Z forgotten, Y kept unrecorded", lg)
 	}
 }
+
+// TestDroppedRecordCountedOnce: a decision that read before an admission
+// whose record was dropped counts it once, not as admitted meanwhile and
+// unrecorded both (found in review).
+func TestDroppedRecordCountedOnce(t *testing.T) {
+	r := newReplicaDecider(&RedisStore{prefix: "p", instance: "i"}, 1)
+	req := Request{Tenant: "acme", Rules: []Rule{{Name: "r", Limit: 3, Window: time.Minute}}}
+	sh := r.shard("acme")
+	snapX := r.snapshot(sh, req, t0)
+	settled(r, sh, req, &snapX, reply(true, 3, 0, 0, 0), "x", t0, true) // X queued, the queue full
+	snapA := r.snapshot(sh, req, t0.Add(time.Millisecond))              // A reads: X pending
+	snapY := r.snapshot(sh, req, t0.Add(2*time.Millisecond))
+	if d, _ := settled(r, sh, req, &snapY, reply(true, 2, 0, 0, 0), "y", t0.Add(2*time.Millisecond), true); !d.Allowed {
+		t.Fatal("Y denied; want admitted, its record dropped")
+	}
+	d, _ := settled(r, sh, req, &snapA, reply(true, 2, 0, 0, 0), "a", t0.Add(3*time.Millisecond), true)
+	if !d.Allowed || d.Rules[0].Remaining != 0 {
+		t.Fatalf("A: allowed=%v remaining=%d; want admitted with 0 left (X, Y, A: 3 of 3)", d.Allowed, d.Rules[0].Remaining)
+	}
+}
+
+// TestDroppedRecordOfAPrimaryDecision: an admission decided on the primary
+// has its members written; if its record is dropped it keeps its ordinal,
+// for a later record's high-water mark shows it rightly.
+func TestDroppedRecordOfAPrimaryDecision(t *testing.T) {
+	r := newReplicaDecider(&RedisStore{prefix: "p", instance: "i"}, 1)
+	rule := Rule{Name: "r", Limit: 3, Window: time.Minute}
+	req := Request{Tenant: "acme", Rules: []Rule{rule}}
+	sh := r.shard("acme")
+	keys := withHighWater(r.s.keys(req.Tenant, req.Rules, t0))
+	d := Decision{Allowed: true, N: 1, Seq: 1}
+	r.pend(sh, req, keys, &d, t0) // queued, the queue full
+	d.Seq = 2
+	r.pend(sh, req, keys, &d, t0) // dropped
+	lg := sh.logs[keys[0]]
+	if len(lg.entries) != 2 || len(lg.unrecorded) != 0 {
+		t.Fatalf("%d entries, %d unrecorded; want 2 and 0: decide.lua wrote both", len(lg.entries), len(lg.unrecorded))
+	}
+}
