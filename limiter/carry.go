@@ -19,7 +19,7 @@ func carry(r router, o *op) (*op, *pipe, error) {
 	}
 	p.do(o)
 	if addr, asking, ok := redirect(o.err); ok {
-		r.failed(o.err) // the slot map is reloaded meanwhile
+		r.failed(p, o.err) // the slot map is reloaded meanwhile
 		if q := r.pipeAt(addr); q != nil {
 			next := getOp()
 			next.copyRequest(o)
@@ -30,7 +30,7 @@ func carry(r router, o *op) (*op, *pipe, error) {
 		}
 	}
 	if o.err != nil {
-		r.failed(o.err)
+		r.failed(p, o.err)
 		err := o.err
 		o.release()
 		return nil, nil, err

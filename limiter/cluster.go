@@ -305,13 +305,9 @@ func (r *clusterRoute) load(done chan struct{}) {
 	close(done)
 }
 
-func (r *clusterRoute) failed(err error) {
+func (r *clusterRoute) failed(p *pipe, err error) {
 	if r.readOnly {
-		// A replica that failed a read is picked again, or another, once
-		// the decisions go back to the replicas (replicaSkip).
-		r.mu.Lock()
-		clear(r.pins)
-		r.mu.Unlock()
+		r.unpin(p)
 	}
 	var re replyError
 	if errors.As(err, &re) && !strings.HasPrefix(string(re), "MOVED") && !strings.HasPrefix(string(re), "ASK") &&
@@ -319,6 +315,19 @@ func (r *clusterRoute) failed(err error) {
 		return // a script's own error: the map is fine
 	}
 	r.cl.ReloadState(context.Background())
+}
+
+// unpin forgets the pins naming p's replica, which failed a read: its
+// masters' replica is picked again, maybe another, once the decisions go
+// back to the replicas (replicaSkip).
+func (r *clusterRoute) unpin(p *pipe) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for master, addr := range r.pins {
+		if r.pipes[addr] == p {
+			delete(r.pins, master)
+		}
+	}
 }
 
 func (r *clusterRoute) all() []*pipe {

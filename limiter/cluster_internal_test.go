@@ -62,7 +62,7 @@ func TestClusterRouteMarksPromotedMasters(t *testing.T) {
 
 // TestClusterReadsOneReplicaAMaster: with two replicas a master, go-redis
 // picks one at random per call; the decisions' read route keeps the one
-// it read first, until a read fails.
+// it read first, until a read on that one fails.
 func TestClusterReadsOneReplicaAMaster(t *testing.T) {
 	t.Parallel()
 	cl := redistest.Cluster(t, redistest.ClusterOptions{Primaries: 1, ReplicasPerPrimary: 2})
@@ -92,12 +92,15 @@ func TestClusterReadsOneReplicaAMaster(t *testing.T) {
 			t.Fatalf("pipe %p (%v); want %p again", p, err, first)
 		}
 	}
-	r.failed(ErrBudget)
-	seen := map[*pipe]bool{}
+	other := r.pipeAt("127.0.0.1:1") // a pipe no pin names
+	r.failed(other, ErrBudget)
+	if p, err := r.pipeFor("acme"); err != nil || p != first {
+		t.Fatalf("pipe %p (%v) after another node failed; want %p again", p, err, first)
+	}
+	seen, p := map[*pipe]bool{}, first
 	for range 30 {
-		r.failed(ErrBudget)
-		p, err := r.pipeFor("acme")
-		if err != nil {
+		r.failed(p, ErrBudget) // the pinned replica failed a read
+		if p, err = r.pipeFor("acme"); err != nil {
 			t.Fatal(err)
 		}
 		seen[p] = true

@@ -19,9 +19,9 @@ type router interface {
 	pipeAt(addr string) *pipe
 	// connect dials every pipe known now (see RedisStore.Connect).
 	connect(ctx context.Context)
-	// failed hears of an error reply or a broken connection, which in
-	// Cluster can mean the slot moved.
-	failed(err error)
+	// failed hears of an error reply or a broken connection on p, which
+	// in Cluster can mean the slot moved.
+	failed(p *pipe, err error)
 	all() []*pipe
 	// close closes every pipe and stops what runs beside them.
 	close()
@@ -31,7 +31,7 @@ type router interface {
 type fixedRoute struct{ p *pipe }
 
 func (r fixedRoute) pipeFor(string) (*pipe, error) { return r.p, nil }
-func (r fixedRoute) failed(error)                  {}
+func (r fixedRoute) failed(*pipe, error)           {}
 func (r fixedRoute) shard(string) string           { return "" }
 func (r fixedRoute) pipeAt(string) *pipe           { return nil }
 func (r fixedRoute) connect(ctx context.Context)   { r.p.connect(ctx) }

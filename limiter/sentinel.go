@@ -36,8 +36,8 @@ type sentinels struct {
 	// writing to a former primary that still says master.
 	mu     sync.Mutex
 	dialed map[*trackedConn]string
-	// chosen is the replica replica last named: named again while the
-	// sentinels report it healthy.
+	// chosen is the replica the replica method named: named again while
+	// the sentinels report it healthy.
 	chosen atomic.Pointer[string]
 }
 
@@ -293,11 +293,16 @@ func (s *sentinels) replica() (string, error) {
 		if len(up) == 0 {
 			continue
 		}
-		if c := s.chosen.Load(); c != nil && slices.Contains(up, *c) {
+		c := s.chosen.Load()
+		if c != nil && slices.Contains(up, *c) {
 			return *c, nil
 		}
 		a := up[rand.IntN(len(up))]
-		s.chosen.Store(&a)
+		if !s.chosen.CompareAndSwap(c, &a) { // another lane's dial chose meanwhile
+			if w := s.chosen.Load(); w != nil && slices.Contains(up, *w) {
+				return *w, nil
+			}
+		}
 		return a, nil
 	}
 	return "", fmt.Errorf("no sentinel reports a healthy replica of %s", s.master)
