@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"testing"
 
 	"github.com/valyala/fasthttp"
@@ -111,6 +112,12 @@ func serveParallel(b *testing.B, sets ...string) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	// The store's recorder and lease releases, as App.Run runs them:
+	// without the recorder, replica decisions would wait for it, then shed.
+	ctx, stop := context.WithCancel(context.Background())
+	ran := make(chan struct{})
+	go func() { app.redis.Run(ctx); close(ran) }()
+	b.Cleanup(func() { stop(); <-ran })
 	b.SetParallelism(32)
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
