@@ -3,7 +3,6 @@ package limiter
 import (
 	"context"
 	"errors"
-	"strings"
 	"testing"
 	"time"
 
@@ -89,11 +88,5 @@ func healthyReplicas(s *sentinels) int {
 	if err != nil {
 		return 0
 	}
-	n := 0
-	for _, r := range rs {
-		if !strings.Contains(r["flags"], "down") && !strings.Contains(r["flags"], "disconnected") && r["master-link-status"] == "ok" {
-			n++
-		}
-	}
-	return n
+	return len(upReplicas(rs))
 }

@@ -283,13 +283,7 @@ func (s *sentinels) replica() (string, error) {
 		if err != nil {
 			continue
 		}
-		var up []string
-		for _, r := range rs {
-			if !strings.Contains(r["flags"], "down") && !strings.Contains(r["flags"], "disconnected") &&
-				r["master-link-status"] == "ok" {
-				up = append(up, r["ip"]+":"+r["port"])
-			}
-		}
+		up := upReplicas(rs)
 		if len(up) == 0 {
 			continue
 		}
@@ -306,6 +300,19 @@ func (s *sentinels) replica() (string, error) {
 		return a, nil
 	}
 	return "", fmt.Errorf("no sentinel reports a healthy replica of %s", s.master)
+}
+
+// upReplicas are the addresses of the replicas in a sentinel's SENTINEL
+// REPLICAS answer that are up and linked to their primary.
+func upReplicas(rs []map[string]string) []string {
+	var up []string
+	for _, r := range rs {
+		if !strings.Contains(r["flags"], "down") && !strings.Contains(r["flags"], "disconnected") &&
+			r["master-link-status"] == "ok" {
+			up = append(up, r["ip"]+":"+r["port"])
+		}
+	}
+	return up
 }
 
 func (s *sentinels) close() {
