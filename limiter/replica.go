@@ -62,6 +62,10 @@ type pendingLog struct {
 	// what was admitted in it meanwhile (appended) is theirs to count,
 	// even once a later read showed it and it was forgotten.
 	readers int
+	// inflight is the cost of the decisions on the primary in flight in
+	// the log (hold): each may admit without seeing what a replica read's
+	// decision admits meanwhile, so such a decision counts it.
+	inflight int64
 	// mixed: the entries are not all of one cost (a rule's cost changed),
 	// so a snapshot sends each one's cost.
 	mixed bool
@@ -92,7 +96,7 @@ const pendingSweep = 10 * time.Second
 const maxPending = 512
 
 // maxPendingPrimary bounds the entries a decision on the primary adds to a
-// pending log (pend): those decisions read no replica, so nothing of what
+// pending log (release): those decisions read no replica, so nothing of what
 // they add is forgotten but by the window. Past it, such an admission is
 // not pended, and a replica read within its replication lag misses it.
 // Twice maxPending: a log at it goes back to replica reads once half of it
@@ -129,8 +133,10 @@ func (r *replicaDecider) decide(_ context.Context, req Request, now time.Time, d
 	sh := r.shard(req.Tenant)
 	snap := r.snapshot(sh, req, now)
 	if snap.full {
+		// On the primary: decide.lua there counts what the recorder has
+		// written, as for a request the replica cannot decide.
 		r.letGo(sh, &snap)
-		return r.decideFull(sh, req, &snap, now, d)
+		return r.onPrimary(req, now, d)
 	}
 	var o *op
 	if now.UnixNano() < r.skipUntil.Load() {
@@ -169,88 +175,102 @@ func (r *replicaDecider) decide(_ context.Context, req Request, now time.Time, d
 	return cacheable, nil
 }
 
-// decideFull decides on the primary a request one of whose pending logs
-// is at its bound (snap, let go of). decide.lua there counts what the
-// primary holds: first the recorder must have written this gateway's
-// pending records. If Redis went silent meanwhile, the decision is made
-// anyway and says it is not exact: Redis answers it, so the breaker is not
-// told (see awaitRecorder). What it admits joins the pending logs, as
-// onPrimary's does: the replica may not show it when next read.
-func (r *replicaDecider) decideFull(sh *pendingShard, req Request, snap *snapshot, now time.Time, d *Decision) (cacheable bool, err error) {
-	late, err := r.awaitRecorder(req.Tenant, sh, snap.enq)
-	if err != nil {
-		return false, err
-	}
-	if err = r.s.decideOnPrimary(req, now, d); err != nil {
-		return false, err
-	}
-	if d.Allowed {
-		r.pend(sh, req, snap.keys, d, now)
-	}
-	if r.unshared(d); late && !d.Degraded {
-		d.Degraded, d.Why = true, WhyRecorder
-	}
-	return true, nil
-}
-
 // onPrimary decides on the primary a request the replica cannot (one
-// with a concurrency limit, a shared limit or a counter rule). Its sliding
-// logs may be a plain request's too, so it is decided once the recorder
-// has sent what this gateway admitted in them (if not within the budget,
-// anyway, marked degraded), and what it records in them joins the pending
-// logs and the recorder's queue, for the replica's next read to count.
+// with a concurrency limit, a shared limit or a counter rule), or one of
+// whose pending logs is at its bound. Its sliding logs may be a plain
+// request's too, so it is decided once the recorder has sent what this
+// gateway admitted in them (if not within the budget, anyway, marked
+// degraded), and what it records in them joins the pending logs and the
+// recorder's queue, for the replica's next read to count. While it is in
+// flight its cost counts against every replica read's decision of those
+// logs (hold): decide.lua does not see what they admit meanwhile, so they
+// must see what it may admit. If Redis went silent while the recorder was
+// behind, the decision is made anyway and says it is not exact: Redis
+// answers it, so the breaker is not told (see awaitRecorder).
 func (r *replicaDecider) onPrimary(req Request, now time.Time, d *Decision) (cacheable bool, err error) {
 	sh := r.shard(req.Tenant)
 	keys := withHighWater(r.s.keys(req.Tenant, req.Rules, now))
-	sh.mu.Lock()
-	enq, pending := sh.enq, false
-	for i := range req.Rules {
-		if lg := sh.logs[keys[i]]; lg != nil && pendable(req.Rules[i]) {
-			pending = pending || len(lg.entries) > 0
-		}
-	}
-	sh.mu.Unlock()
+	h := r.hold(sh, req, keys)
 	late := false
-	if pending {
-		if late, err = r.awaitRecorder(req.Tenant, sh, enq); err != nil {
-			return false, err
-		}
+	if h.pending {
+		late, err = r.awaitRecorder(req.Tenant, sh, h.enq)
 	}
-	if err := r.s.decideOnPrimary(req, now, d); err != nil {
+	if err == nil {
+		err = r.s.decideOnPrimary(req, now, d)
+	}
+	if err != nil {
+		r.release(sh, req, keys, &h, nil, now)
 		return false, err
 	}
-	if d.Allowed {
-		r.pend(sh, req, keys, d, now)
-	}
+	r.release(sh, req, keys, &h, d, now)
 	if r.unshared(d); late && !d.Degraded {
 		d.Degraded, d.Why = true, WhyRecorder
 	}
 	return !leaseDenied(req.Rules, d), nil
 }
 
-// pendable: a rule whose records a replica read counts, a tenant's
-// sliding log (a lease, a shared limit or a counter never is).
-func pendable(r Rule) bool { return r.algo() == algoLog && !r.Lease && r.Scope == "" }
+// primaryHold is what a decision on the primary holds while in flight:
+// the pending log of each pendable rule, read (readers) and charged the
+// rule's cost (inflight).
+type primaryHold struct {
+	logs    [MaxRules]*pendingLog
+	enq     int64 // the shard's records queued when the hold began
+	pending bool  // a held log had pending entries
+}
 
-// pend adds what decision d recorded on the primary in req's pendable
-// rules to the pending logs and, with their ordinals, to the recorder's
-// queue (record.lua adds no member twice): keys are req's with their
-// high-water hashes.
-func (r *replicaDecider) pend(sh *pendingShard, req Request, keys []string, d *Decision, now time.Time) {
+// hold begins a decision on the primary of req (keys: its keys with their
+// high-water hashes): see primaryHold. A replica read's decision that
+// settles while it is held counts its cost, which decide.lua may admit
+// without seeing that decision's admission; one that settles after counts
+// it as admitted meanwhile (appended), or not at all if it was denied.
+func (r *replicaDecider) hold(sh *pendingShard, req Request, keys []string) primaryHold {
+	var h primaryHold
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	h.enq = sh.enq
+	for i, rule := range req.Rules {
+		if !pendable(rule) {
+			continue
+		}
+		lg := sh.logs[keys[i]]
+		if lg == nil {
+			lg = sh.newLog(keys[i], rule)
+		}
+		h.pending = h.pending || len(lg.entries) > 0
+		lg.readers++
+		lg.inflight += rule.CostOrOne()
+		h.logs[i] = lg
+	}
+	return h
+}
+
+// release ends hold h. If d (nil when the decision failed) admitted, what
+// it recorded on the primary joins the pending logs and, with their
+// ordinals, the recorder's queue (record.lua adds no member twice), up
+// to maxPendingPrimary entries a log: those decisions read no replica,
+// so nothing of what they add is forgotten but by the window.
+func (r *replicaDecider) release(sh *pendingShard, req Request, keys []string, h *primaryHold, d *Decision, now time.Time) {
 	n := len(req.Rules)
-	member := r.s.memberOf(d.Seq)
-	rec := record{args: []any{member, r.s.instance}}
+	var rec record
 	var hw []string
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	for i, rule := range req.Rules {
-		lg := sh.logs[keys[i]]
-		if !pendable(rule) || d.Rules[i].Denied() || lg != nil && len(lg.entries) >= maxPendingPrimary {
+		lg := h.logs[i]
+		if lg == nil {
 			continue
 		}
-		_, ord := sh.add(lg, keys[i], rule, now)
-		rec.keys, hw = append(rec.keys, keys[i]), append(hw, keys[n+i])
-		rec.args = append(rec.args, rule.Window.Microseconds(), rule.CostOrOne(), ord)
+		h.logs[i] = nil
+		lg.inflight -= rule.CostOrOne()
+		if d != nil && d.Allowed && !d.Rules[i].Denied() && len(lg.entries) < maxPendingPrimary {
+			if rec.args == nil {
+				rec.args = []any{r.s.memberOf(d.Seq), r.s.instance}
+			}
+			_, ord := sh.add(lg, keys[i], rule, now)
+			rec.keys, hw = append(rec.keys, keys[i]), append(hw, keys[n+i])
+			rec.args = append(rec.args, rule.Window.Microseconds(), rule.CostOrOne(), ord)
+		}
+		sh.unread(keys[i], lg)
 	}
 	if len(hw) == 0 {
 		return
@@ -260,6 +280,10 @@ func (r *replicaDecider) pend(sh *pendingShard, req Request, keys []string, d *D
 	// record's high-water mark shows them rightly, as written before it.
 	r.queue(sh, rec)
 }
+
+// pendable: a rule whose records a replica read counts, a tenant's
+// sliding log (a lease, a shared limit or a counter never is).
+func pendable(r Rule) bool { return r.algo() == algoLog && !r.Lease && r.Scope == "" }
 
 // add appends an admission in rule to lg, the pending log at key
 // (made, and ordered after every log of sh so far, when nil), and returns
@@ -295,9 +319,15 @@ func (r *replicaDecider) letGoLocked(sh *pendingShard, snap *snapshot) {
 			continue
 		}
 		snap.logs[i] = nil
-		if lg.readers--; lg.readers == 0 && lg.empty() && sh.logs[snap.keys[i]] == lg {
-			delete(sh.logs, snap.keys[i])
-		}
+		sh.unread(snap.keys[i], lg)
+	}
+}
+
+// unread ends one decision's hold on lg, the log at key: left empty and
+// unread, it goes. Called with sh.mu held.
+func (sh *pendingShard) unread(key string, lg *pendingLog) {
+	if lg.readers--; lg.readers == 0 && lg.empty() && sh.logs[key] == lg {
+		delete(sh.logs, key)
 	}
 }
 
@@ -305,7 +335,7 @@ func (r *replicaDecider) letGoLocked(sh *pendingShard, snap *snapshot) {
 // waits on it by its sequence. It reports whether the recorder took it:
 // if not (its queue full), the caller takes the entries rec records out
 // of their logs' ordinals (pendingLog.unrecord), unless their members are
-// written already (pend). Called with sh.mu held.
+// written already (release). Called with sh.mu held.
 func (r *replicaDecider) queue(sh *pendingShard, rec record) bool {
 	rec.sh, rec.seq = sh, sh.enq+1
 	if !r.recorder.enqueue(rec) {
@@ -460,9 +490,10 @@ func (r *replicaDecider) settle(sh *pendingShard, req Request, snap *snapshot, v
 			lg.forget(snap.dropped[i] + uint64(v[4+4*i]))
 		}
 		// Admitted by this gateway while the script ran: all of it, though
-		// a later read may have shown it and had it forgotten since; and
-		// what the recorder could not take, which no read shows.
-		extra := lg.appended - snap.appended[i] + lg.unrecordedCost()
+		// a later read may have shown it and had it forgotten since; what
+		// the recorder could not take, which no read shows; and what the
+		// decisions on the primary in flight may admit.
+		extra := lg.appended - snap.appended[i] + lg.unrecordedCost() + lg.inflight
 		logs[i] = lg
 		st.RetryAfter = retryAfter(v[3+4*i], lg, rule.Window, now)
 		if oldest, ok := lg.oldest(); ok && (st.Reset == 0 || oldest.Add(rule.Window).Sub(now) < st.Reset) {

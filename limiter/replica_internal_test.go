@@ -306,11 +306,61 @@ func TestDroppedRecordOfAPrimaryDecision(t *testing.T) {
 	sh := r.shard("acme")
 	keys := withHighWater(r.s.keys(req.Tenant, req.Rules, t0))
 	d := Decision{Allowed: true, N: 1, Seq: 1}
-	r.pend(sh, req, keys, &d, t0) // queued, the queue full
+	h := r.hold(sh, req, keys)
+	r.release(sh, req, keys, &h, &d, t0) // queued, the queue full
 	d.Seq = 2
-	r.pend(sh, req, keys, &d, t0) // dropped
+	h = r.hold(sh, req, keys)
+	r.release(sh, req, keys, &h, &d, t0) // dropped
 	lg := sh.logs[keys[0]]
 	if len(lg.entries) != 2 || len(lg.unrecorded) != 0 {
 		t.Fatalf("%d entries, %d unrecorded; want 2 and 0: decide.lua wrote both", len(lg.entries), len(lg.unrecorded))
+	}
+}
+
+// TestReplicaReadCountsADecisionOnThePrimaryInFlight: a decision on the
+// primary (O) does not see what a replica read's decision (A) admits while
+// O is in flight, past O's wait for the recorder; so A counts O's cost. A
+// limit of 1: without that, both were admitted.
+func TestReplicaReadCountsADecisionOnThePrimaryInFlight(t *testing.T) {
+	r, req, sh := deciderFor(Rule{Name: "r", Limit: 1, Window: time.Minute})
+	keys := withHighWater(r.s.keys(req.Tenant, req.Rules, t0))
+	h := r.hold(sh, req, keys) // O waited for the recorder: nothing pending
+
+	snapA := r.snapshot(sh, req, t0)
+	d, cacheable := settled(r, sh, req, &snapA, reply(true, 1, 0, 0, 0), "a", t0, true)
+	if d.Allowed {
+		t.Fatal("A: admitted while O, decided on the primary without seeing A, may admit; want denied")
+	}
+	if cacheable {
+		t.Error("A: cacheable; want not (O may yet be denied)")
+	}
+
+	// O admitted (decide.lua saw nothing): its admission is pending, and a
+	// replica read that does not show it counts it.
+	o := Decision{Allowed: true, N: 1, Seq: 1}
+	r.release(sh, req, keys, &h, &o, t0)
+	snapB := r.snapshot(sh, req, t0.Add(time.Millisecond))
+	if snapB.args[len(snapB.args)-2] != 1 { // (…, -1, first ordinal, count, cost)
+		t.Fatalf("B's script arguments %v; want O's entry sent as pending", snapB.args)
+	}
+	if d, _ := settled(r, sh, req, &snapB, reply(false, 0, 60e6, 60e6, 0), "b", t0.Add(time.Millisecond), true); d.Allowed {
+		t.Fatal("B: admitted; want denied, as peek.lua counted O's pending entry")
+	}
+	if lg := sh.logs[keys[0]]; lg == nil || lg.inflight != 0 || lg.readers != 0 {
+		t.Fatalf("log %+v after O released; want it kept, nothing in flight or read", lg)
+	}
+}
+
+// TestDeniedDecisionOnThePrimaryLeavesNoLog: a hold that ends without an
+// admission leaves the shard as it found it.
+func TestDeniedDecisionOnThePrimaryLeavesNoLog(t *testing.T) {
+	r, req, sh := deciderFor(Rule{Name: "r", Limit: 1, Window: time.Minute})
+	keys := withHighWater(r.s.keys(req.Tenant, req.Rules, t0))
+	h := r.hold(sh, req, keys)
+	r.release(sh, req, keys, &h, nil, t0) // failed
+	h = r.hold(sh, req, keys)
+	r.release(sh, req, keys, &h, &Decision{N: 1, Rules: [MaxRules]RuleState{{RetryAfter: time.Second}}}, t0) // denied
+	if n := len(sh.logs); n != 0 {
+		t.Fatalf("%d pending logs after decisions on the primary admitted nothing; want 0", n)
 	}
 }
