@@ -37,14 +37,56 @@ func (l *pendingLog) append(e pendingEntry) int64 {
 	return e.ord
 }
 
-// forget drops entries from the front until dropped reaches upTo.
+// forget drops entries from the front until dropped reaches upTo: the
+// replica shows them. An entry whose record failed (lost) it only takes
+// for shown, by a later record's high-water mark: it moves to unrecorded.
 func (l *pendingLog) forget(upTo uint64) {
 	n := 0
 	for n < len(l.entries) && l.dropped < upTo {
+		if l.entries[n].lost {
+			l.keepUnrecorded(l.entries[n])
+		}
 		n++
 		l.dropped++
 	}
 	l.entries = l.entries[n:]
+}
+
+// keepUnrecorded adds e to unrecorded, oldest first (expire walks them so).
+func (l *pendingLog) keepUnrecorded(e pendingEntry) {
+	i := len(l.unrecorded)
+	for i > 0 && l.unrecorded[i-1].at.After(e.at) {
+		i--
+	}
+	l.unrecorded = append(l.unrecorded, pendingEntry{})
+	copy(l.unrecorded[i+1:], l.unrecorded[i:])
+	l.unrecorded[i] = e
+}
+
+// lost takes rec's admission, which the primary did not take (an error:
+// its members may be on no node), for never shown. Its entry keeps its
+// ordinal, for the replica's high-water mark counts the entries before
+// it; once a later record's mark passes it, it is counted as unrecorded
+// (forget), as it is at once if a mark passed it already.
+func (sh *pendingShard) lost(rec record) {
+	m := len(rec.keys) / 2
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	for j := range m {
+		window, _ := rec.args[2+3*j].(int64)
+		cost, _ := rec.args[3+3*j].(int64)
+		ord, _ := rec.args[4+3*j].(int64)
+		key := rec.keys[j]
+		lg := sh.logs[key]
+		if lg == nil {
+			lg = sh.newLog(key, Rule{Window: time.Duration(window) * time.Microsecond})
+		}
+		if first := lg.next - int64(len(lg.entries)); ord >= first && ord < lg.next {
+			lg.entries[ord-first].lost = true
+			continue
+		}
+		lg.keepUnrecorded(pendingEntry{costArg: cost, cost: cost, at: rec.at})
+	}
 }
 
 // expire drops entries at or before cutoff, recorded or not: out of the

@@ -21,6 +21,10 @@ type record struct {
 	args []any
 	sh   *pendingShard
 	seq  int64
+	// at is when a replica read's decision admitted it (admit), whose
+	// members only this record writes; zero for a decision on the
+	// primary, whose members decide.lua wrote.
+	at time.Time
 }
 
 // recorder writes admissions decided on a replica to the primary, in
@@ -75,12 +79,17 @@ func (r *recorder) write(batch []record) {
 		if redis.HasErrorPrefix(err, "NOSCRIPT") {
 			err = recordScript.Run(ctx, r.clients.Primary, batch[i].keys, batch[i].args...).Err()
 		}
+		if err != nil {
+			recordsFailed.Inc()
+			r.lastFailed.Store(time.Now().UnixNano())
+			if sh := batch[i].sh; sh != nil && !batch[i].at.IsZero() {
+				sh.lost(batch[i])
+			}
+		}
 		if sh := batch[i].sh; sh != nil {
 			sh.written.Store(batch[i].seq) // a shard's records come in order
 		}
 		if err != nil {
-			recordsFailed.Inc()
-			r.lastFailed.Store(time.Now().UnixNano())
 			continue
 		}
 		recordsWritten.Inc()

@@ -83,6 +83,9 @@ type pendingEntry struct {
 	cost    int64
 	ord     int64 // consecutive in its log (pendingLog.append)
 	at      time.Time
+	// lost: its record failed, so the replica never shows it, whatever a
+	// later record's high-water mark says (pendingShard.lost).
+	lost bool
 }
 
 // pendingShards spreads the pending logs over locks.
@@ -519,7 +522,7 @@ func (r *replicaDecider) settle(sh *pendingShard, req Request, snap *snapshot, v
 // denied it.
 func (r *replicaDecider) admit(sh *pendingShard, req Request, snap *snapshot, d *Decision, logs [MaxRules]*pendingLog, member string, now time.Time) {
 	n := len(req.Rules)
-	rec := record{keys: snap.keys, args: make([]any, 2, 2+3*n)}
+	rec := record{keys: snap.keys, args: make([]any, 2, 2+3*n), at: now}
 	rec.args[0], rec.args[1] = member, r.s.instance
 	var recorded [MaxRules]int
 	m := 0

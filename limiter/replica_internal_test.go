@@ -364,3 +364,82 @@ func TestDeniedDecisionOnThePrimaryLeavesNoLog(t *testing.T) {
 		t.Fatalf("%d pending logs after decisions on the primary admitted nothing; want 0", n)
 	}
 }
+
+// TestFailedRecordStaysCounted: an admission whose record the primary
+// refused is on no node; the high-water mark of a later record, written,
+// must not take it for shown. A limit of 3: A's record fails, B's is
+// written, C's is pending; D is the 4th.
+func TestFailedRecordStaysCounted(t *testing.T) {
+	srv := redistest.Server(t)
+	clients, err := NewClients(RedisOptions{Mode: ModeStandalone, Addrs: []string{srv.Addr()},
+		DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second, PoolTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { clients.Close() })
+	s, err := NewRedisStore(clients, Options{Consistency: ConsistencyReplica, KeyPrefix: "lost"}, time.Second, "gw", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	req := Request{Tenant: "acme", Rules: []Rule{{Name: "r", Limit: 3, Window: time.Minute}}}
+	key := Key("lost", "acme", "r")
+	ctx := context.Background()
+	rc := srv.Client(t)
+	admitted := func(name string) bool {
+		t.Helper()
+		d, err := s.Decide(ctx, req)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		return d.Allowed
+	}
+	write := func() {
+		t.Helper()
+		s.replica.recorder.write([]record{<-s.replica.recorder.queue})
+	}
+	if !admitted("A") {
+		t.Fatal("A denied; want admitted")
+	}
+	rc.Set(ctx, key, "not a sorted set", 0) // A's record fails: WRONGTYPE
+	write()
+	rc.Del(ctx, key)
+	if !admitted("B") {
+		t.Fatal("B denied; want admitted (A pending)")
+	}
+	write() // B's record: its mark passes A's ordinal
+	if !admitted("C") {
+		t.Fatal("C denied; want admitted (A lost, B shown)")
+	}
+	if admitted("D") {
+		t.Fatal("D admitted; want denied: A, B and C fill the limit, A on this gateway's word")
+	}
+	sh := s.replica.shard("acme")
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if lg := sh.logs[key]; lg == nil || len(lg.unrecorded) != 1 {
+		t.Fatalf("pending log %+v; want A unrecorded", lg)
+	}
+}
+
+// TestFailedRecordAlreadyTakenForShown: when the failure is known only
+// after a later record's mark had its entry forgotten (one pipeline, the
+// later record written), the entry is counted as unrecorded at once.
+func TestFailedRecordAlreadyTakenForShown(t *testing.T) {
+	r, req, sh := deciderFor(Rule{Name: "r", Limit: 3, Window: time.Minute})
+	snapA := r.snapshot(sh, req, t0)
+	settled(r, sh, req, &snapA, reply(true, 3, 0, 0, 0), "a", t0, true)
+	recA := <-r.recorder.queue
+	snapB := r.snapshot(sh, req, t0.Add(time.Millisecond))
+	settled(r, sh, req, &snapB, reply(true, 2, 0, 0, 0), "b", t0.Add(time.Millisecond), true)
+	snapC := r.snapshot(sh, req, t0.Add(2*time.Millisecond)) // the replica shows B's mark: A and B forgotten
+	settled(r, sh, req, &snapC, reply(true, 1, 0, 0, 2), "c", t0.Add(2*time.Millisecond), true)
+	sh.lost(recA)
+	snapD := r.snapshot(sh, req, t0.Add(3*time.Millisecond)) // B shown, C pending: 1 left by the script's count
+	if d, _ := settled(r, sh, req, &snapD, reply(true, 1, 0, 0, 0), "d", t0.Add(3*time.Millisecond), true); d.Allowed {
+		t.Fatal("D admitted; want denied: A, B and C fill the limit, A on this gateway's word")
+	}
+	if lg := sh.logs[Key("p", "acme", "r")]; len(lg.unrecorded) != 1 || lg.unrecorded[0].at != t0 {
+		t.Fatalf("unrecorded %+v; want A's admission, at its time", lg.unrecorded)
+	}
+}
