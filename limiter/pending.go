@@ -126,6 +126,18 @@ func (l *pendingLog) unrecordedCost() int64 {
 	return c
 }
 
+// unseenCost is the cost of the admissions no node may hold: unrecorded,
+// and the entries whose record failed.
+func (l *pendingLog) unseenCost() int64 {
+	c := l.unrecordedCost()
+	for _, e := range l.entries {
+		if e.lost {
+			c += e.cost
+		}
+	}
+	return c
+}
+
 // empty reports whether the log holds nothing to count.
 func (l *pendingLog) empty() bool { return len(l.entries) == 0 && len(l.unrecorded) == 0 }
 

@@ -265,6 +265,9 @@ func (r *replicaDecider) release(sh *pendingShard, req Request, keys []string, h
 		}
 		h.logs[i] = nil
 		lg.inflight -= rule.CostOrOne()
+		if d != nil && d.Allowed {
+			missed(d, i, rule, lg.unseenCost())
+		}
 		if d != nil && d.Allowed && !d.Rules[i].Denied() && len(lg.entries) < maxPendingPrimary {
 			if rec.args == nil {
 				rec.args = []any{r.s.memberOf(d.Seq), r.s.instance}
@@ -282,6 +285,21 @@ func (r *replicaDecider) release(sh *pendingShard, req Request, keys []string, h
 	// decide.lua wrote the members: if the queue drops the record, a later
 	// record's high-water mark shows them rightly, as written before it.
 	r.queue(sh, rec)
+}
+
+// missed counts against rule i of d, admitted on the primary, the cost of
+// this gateway's admissions the primary never got (unseen). Past its
+// limit by them, d is not exact: decide.lua wrote its members, so it
+// stays admitted, marked degraded (recorder).
+func missed(d *Decision, i int, rule Rule, unseen int64) {
+	if unseen == 0 {
+		return
+	}
+	st := &d.Rules[i]
+	if st.Remaining < unseen && !rule.Shadow() && !d.Degraded {
+		d.Degraded, d.Why = true, WhyRecorder
+	}
+	st.Remaining = max(st.Remaining-unseen, 0)
 }
 
 // pendable: a rule whose records a replica read counts, a tenant's

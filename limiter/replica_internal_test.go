@@ -443,3 +443,28 @@ func TestFailedRecordAlreadyTakenForShown(t *testing.T) {
 		t.Fatalf("unrecorded %+v; want A's admission, at its time", lg.unrecorded)
 	}
 }
+
+// TestPrimaryDecisionCountsUnrecorded: decide.lua on the primary does not
+// see an admission whose record was dropped or failed; a decision there
+// that fits only without it is not exact, and says so.
+func TestPrimaryDecisionCountsUnrecorded(t *testing.T) {
+	r, req, sh := deciderFor(Rule{Name: "r", Limit: 3, Window: time.Minute})
+	keys := withHighWater(r.s.keys(req.Tenant, req.Rules, t0))
+	sh.mu.Lock()
+	lg := sh.newLog(keys[0], req.Rules[0])
+	lg.keepUnrecorded(pendingEntry{costArg: int64(1), cost: 1, at: t0})
+	sh.mu.Unlock()
+	for _, c := range []struct {
+		remaining int64 // decide.lua's, after the admission
+		degraded  bool
+	}{{1, false}, {0, true}} {
+		h := r.hold(sh, req, keys)
+		d := Decision{Allowed: true, N: 1, Seq: 1}
+		d.Rules[0].Remaining = c.remaining
+		r.release(sh, req, keys, &h, &d, t0)
+		if d.Degraded != c.degraded || d.Why != map[bool]string{true: WhyRecorder}[c.degraded] || d.Rules[0].Remaining != max(c.remaining-1, 0) {
+			t.Errorf("remaining %d on the primary, one admission unrecorded: degraded=%v why=%q remaining=%d; want degraded=%v, remaining %d",
+				c.remaining, d.Degraded, d.Why, d.Rules[0].Remaining, c.degraded, max(c.remaining-1, 0))
+		}
+	}
+}
