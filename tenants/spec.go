@@ -44,7 +44,8 @@ type Options struct {
 	// AnonymousIPv6Prefix is how many leading bits of an anonymous IPv6
 	// caller's address it is counted by: a network hands each subscriber
 	// a /64 at least, so at 64 a caller rotating through its addresses is
-	// one caller. 128 counts every address on its own. 0 is 64. IPv4
+	// one caller. 128 counts every address on its own. The config takes
+	// 1-128 (default 64); 0, given to this package directly, is 64. IPv4
 	// callers are counted by their address.
 	AnonymousIPv6Prefix int `koanf:"anonymous_ipv6_prefix" json:"anonymous_ipv6_prefix"`
 	// Source is where tenants come from: "config" | "redis" | "both".
@@ -56,8 +57,9 @@ type Options struct {
 	// key header, the key query parameter, and Authorization when it holds
 	// the key. Default true.
 	HideKey bool `koanf:"hide_key" json:"hide_key"`
-	// Max caps the tenant count; more is a config error. 0 is no cap.
-	// Default 100000.
+	// Max caps the tenant count; more is a config error. The config
+	// takes 1 or more (default 100000); 0, given to this package
+	// directly, is no cap.
 	Max int `koanf:"max" json:"max"`
 	// MetricsMax is how many tenants get a tenant label of their own in
 	// metrics, the first in tenant_list order; the others are counted
