@@ -39,8 +39,10 @@ func (l *pendingLog) append(e pendingEntry) int64 {
 
 // forget drops entries from the front until dropped reaches upTo: the
 // replica shows them. An entry whose record failed (lost) it only takes
-// for shown, by a later record's high-water mark: it moves to unrecorded.
-func (l *pendingLog) forget(upTo uint64) {
+// for shown, by a later record's high-water mark: it moves to unrecorded,
+// and forget returns the cost of those it moved.
+func (l *pendingLog) forget(upTo uint64) (lost int64) {
+	lost = l.lostUpTo(upTo)
 	n := 0
 	for n < len(l.entries) && l.dropped < upTo {
 		if l.entries[n].lost {
@@ -50,6 +52,20 @@ func (l *pendingLog) forget(upTo uint64) {
 		l.dropped++
 	}
 	l.entries = l.entries[n:]
+	return lost
+}
+
+// lostUpTo is the cost of the entries whose record failed among those
+// before upTo (counted as dropped is): a read whose mark passed them took
+// them for shown.
+func (l *pendingLog) lostUpTo(upTo uint64) int64 {
+	var c int64
+	for i := 0; i < len(l.entries) && l.dropped+uint64(i) < upTo; i++ {
+		if l.entries[i].lost {
+			c += l.entries[i].cost
+		}
+	}
+	return c
 }
 
 // keepUnrecorded adds e to unrecorded, oldest first (expire walks them so).

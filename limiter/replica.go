@@ -58,9 +58,10 @@ type pendingLog struct {
 	window   time.Duration // the rule's window, for sweeping
 	next     int64         // the next entry's ordinal
 	// readers counts the decisions whose snapshot holds the log and that
-	// have not settled: a log is never removed while one reads it, since
-	// what was admitted in it meanwhile (appended) is theirs to count,
-	// even once a later read showed it and it was forgotten.
+	// have not settled, and the decisions on the primary holding it
+	// (hold): a log is never removed while one reads it, since what was
+	// admitted in it meanwhile (appended) is theirs to count, even once a
+	// later read showed it and it was forgotten.
 	readers int
 	// inflight is the cost of the decisions on the primary in flight in
 	// the log (hold): each may admit without seeing what a replica read's
@@ -70,9 +71,10 @@ type pendingLog struct {
 	// so a snapshot sends each one's cost.
 	mixed bool
 	// unrecorded are admissions whose record the recorder's full queue
-	// dropped: out of the ordinals, which a later record's high-water
-	// mark would otherwise show, and counted by every decision (settle)
-	// until they leave the window.
+	// dropped (out of the ordinals, which a later record's high-water
+	// mark would otherwise show), and those whose record failed once a
+	// mark passed them (lost): counted by every decision (settle) until
+	// they leave the window.
 	unrecorded []pendingEntry
 }
 
@@ -193,7 +195,8 @@ func (r *replicaDecider) decide(_ context.Context, req Request, now time.Time, d
 func (r *replicaDecider) onPrimary(req Request, now time.Time, d *Decision) (cacheable bool, err error) {
 	sh := r.shard(req.Tenant)
 	keys := withHighWater(r.s.keys(req.Tenant, req.Rules, now))
-	h := r.hold(sh, req, keys)
+	h := r.hold(sh, req, keys, now)
+	defer r.release(sh, req, keys, &h, nil, now) // on error (or panic): unadmitted
 	late := false
 	if h.pending {
 		late, err = r.awaitRecorder(req.Tenant, sh, h.enq)
@@ -202,10 +205,9 @@ func (r *replicaDecider) onPrimary(req Request, now time.Time, d *Decision) (cac
 		err = r.s.decideOnPrimary(req, now, d)
 	}
 	if err != nil {
-		r.release(sh, req, keys, &h, nil, now)
 		return false, err
 	}
-	r.release(sh, req, keys, &h, d, now)
+	r.release(sh, req, keys, &h, d, now) // the deferred call then finds nothing held
 	if r.unshared(d); late && !d.Degraded {
 		d.Degraded, d.Why = true, WhyRecorder
 	}
@@ -216,6 +218,7 @@ func (r *replicaDecider) onPrimary(req Request, now time.Time, d *Decision) (cac
 // the pending log of each pendable rule, read (readers) and charged the
 // rule's cost (inflight).
 type primaryHold struct {
+	held    bool // until released
 	logs    [MaxRules]*pendingLog
 	enq     int64 // the shard's records queued when the hold began
 	pending bool  // a held log had pending entries
@@ -226,11 +229,12 @@ type primaryHold struct {
 // settles while it is held counts its cost, which decide.lua may admit
 // without seeing that decision's admission; one that settles after counts
 // it as admitted meanwhile (appended), or not at all if it was denied.
-func (r *replicaDecider) hold(sh *pendingShard, req Request, keys []string) primaryHold {
+func (r *replicaDecider) hold(sh *pendingShard, req Request, keys []string, now time.Time) primaryHold {
 	var h primaryHold
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	h.enq = sh.enq
+	sh.maybeSweep(now) // a shard may see only decisions on the primary
 	for i, rule := range req.Rules {
 		if !pendable(rule) {
 			continue
@@ -239,20 +243,26 @@ func (r *replicaDecider) hold(sh *pendingShard, req Request, keys []string) prim
 		if lg == nil {
 			lg = sh.newLog(keys[i], rule)
 		}
+		lg.expire(now.Add(-rule.Window))
 		h.pending = h.pending || len(lg.entries) > 0
 		lg.readers++
 		lg.inflight += rule.CostOrOne()
-		h.logs[i] = lg
+		h.logs[i], h.held = lg, true
 	}
 	return h
 }
 
-// release ends hold h. If d (nil when the decision failed) admitted, what
-// it recorded on the primary joins the pending logs and, with their
-// ordinals, the recorder's queue (record.lua adds no member twice), up
-// to maxPendingPrimary entries a log: those decisions read no replica,
-// so nothing of what they add is forgotten but by the window.
+// release ends hold h, once (a second call does nothing). If d (nil
+// when the decision failed) admitted, what it recorded on the primary
+// joins the pending logs and, with their ordinals, the recorder's queue
+// (record.lua adds no member twice), up to maxPendingPrimary entries a
+// log: those decisions read no replica, so nothing of what they add is
+// forgotten but by the window.
 func (r *replicaDecider) release(sh *pendingShard, req Request, keys []string, h *primaryHold, d *Decision, now time.Time) {
+	if !h.held {
+		return
+	}
+	h.held = false
 	n := len(req.Rules)
 	var rec record
 	var hw []string
@@ -367,13 +377,13 @@ func (r *replicaDecider) queue(sh *pendingShard, rec record) bool {
 }
 
 // awaitRecorder waits until the recorder has sent every record sh had
-// queued at a snapshot (enq): before a decision on the primary, which
-// counts only what the recorder has written (a pending log at its bound,
-// a request onPrimary decides). late reports that it gave up: past the
-// budget, the primary was found silent, by its decision connections'
-// watchdog or by a read asked of it when none of them had a reply within
-// the last budget (one caller asks at a time); the decision is then made
-// anyway, marked. While the primary answers, a recorder still behind is
+// queued when a hold began (enq): before a decision on the primary, which
+// counts only what the recorder has written (onPrimary: a pending log at
+// its bound, or a request the replica cannot decide). late reports that
+// it gave up: past the budget, the primary was found silent, by its
+// decision connections' watchdog or by a read asked of it when none of
+// them had a reply within the last budget (one caller asks at a time);
+// the decision is then made anyway, marked. While the primary answers, a recorder still behind is
 // late for the gateway's own reasons (a busy CPU), which are no Redis
 // fault: the decision waits on, up to the queue timeout, and is then shed
 // (ErrOverload), as a decision queued that long is.
@@ -504,17 +514,21 @@ func (r *replicaDecider) settle(sh *pendingShard, req Request, snap *snapshot, v
 	for i, rule := range req.Rules {
 		st := &d.Rules[i]
 		lg := snap.logs[i] // the rule's still: kept while read (readers)
-		if onReplica {
-			// What the replica shows, it keeps. What only the primary
-			// shows (a fallback read) stays pending: the replica may not
-			// have it yet when it is asked next.
-			lg.forget(snap.dropped[i] + uint64(v[4+4*i]))
-		}
 		// Admitted by this gateway while the script ran: all of it, though
 		// a later read may have shown it and had it forgotten since; what
 		// the recorder could not take, which no read shows; and what the
 		// decisions on the primary in flight may admit.
 		extra := lg.appended - snap.appended[i] + lg.unrecordedCost() + lg.inflight
+		if shown := snap.dropped[i] + uint64(v[4+4*i]); onReplica {
+			// What the replica shows, it keeps (an entry whose record
+			// failed moves to unrecorded, counted above from now on).
+			extra += lg.forget(shown)
+		} else {
+			// What only the primary shows (a fallback read) stays pending:
+			// the replica may not have it yet when it is asked next. Its
+			// failed entries the mark took for shown count all the same.
+			extra += lg.lostUpTo(shown)
+		}
 		logs[i] = lg
 		st.RetryAfter = retryAfter(v[3+4*i], lg, rule.Window, now)
 		if oldest, ok := lg.oldest(); ok && (st.Reset == 0 || oldest.Add(rule.Window).Sub(now) < st.Reset) {

@@ -169,22 +169,11 @@ func settled(r *replicaDecider, sh *pendingShard, req Request, snap *snapshot, v
 }
 
 // TestFullLogAdmissionStaysPending: past maxPending a request is decided
-// on the primary; what that admits joins the pending log and the
-// recorder's queue, as onPrimary's does, for the replica's next read may
-// not show it yet; up to maxPendingPrimary entries.
+// on the primary (onPrimary); what that admits joins the pending log and
+// the recorder's queue, for the replica's next read may not show it yet;
+// up to maxPendingPrimary entries.
 func TestFullLogAdmissionStaysPending(t *testing.T) {
-	srv := redistest.Server(t)
-	clients, err := NewClients(RedisOptions{Mode: ModeStandalone, Addrs: []string{srv.Addr()},
-		DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second, PoolTimeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { clients.Close() })
-	s, err := NewRedisStore(clients, Options{Consistency: ConsistencyReplica, KeyPrefix: "full"}, time.Second, "gw", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
+	s, _ := unrunReplicaStore(t, "full")
 	rule := Rule{Name: "r", Limit: 2 * maxPending, Window: time.Minute}
 	req := Request{Tenant: "acme", Rules: []Rule{rule}}
 	sh := s.replica.shard(req.Tenant)
@@ -306,10 +295,10 @@ func TestDroppedRecordOfAPrimaryDecision(t *testing.T) {
 	sh := r.shard("acme")
 	keys := withHighWater(r.s.keys(req.Tenant, req.Rules, t0))
 	d := Decision{Allowed: true, N: 1, Seq: 1}
-	h := r.hold(sh, req, keys)
+	h := r.hold(sh, req, keys, t0)
 	r.release(sh, req, keys, &h, &d, t0) // queued, the queue full
 	d.Seq = 2
-	h = r.hold(sh, req, keys)
+	h = r.hold(sh, req, keys, t0)
 	r.release(sh, req, keys, &h, &d, t0) // dropped
 	lg := sh.logs[keys[0]]
 	if len(lg.entries) != 2 || len(lg.unrecorded) != 0 {
@@ -324,7 +313,7 @@ func TestDroppedRecordOfAPrimaryDecision(t *testing.T) {
 func TestReplicaReadCountsADecisionOnThePrimaryInFlight(t *testing.T) {
 	r, req, sh := deciderFor(Rule{Name: "r", Limit: 1, Window: time.Minute})
 	keys := withHighWater(r.s.keys(req.Tenant, req.Rules, t0))
-	h := r.hold(sh, req, keys) // O waited for the recorder: nothing pending
+	h := r.hold(sh, req, keys, t0) // O waited for the recorder: nothing pending
 
 	snapA := r.snapshot(sh, req, t0)
 	d, cacheable := settled(r, sh, req, &snapA, reply(true, 1, 0, 0, 0), "a", t0, true)
@@ -356,9 +345,9 @@ func TestReplicaReadCountsADecisionOnThePrimaryInFlight(t *testing.T) {
 func TestDeniedDecisionOnThePrimaryLeavesNoLog(t *testing.T) {
 	r, req, sh := deciderFor(Rule{Name: "r", Limit: 1, Window: time.Minute})
 	keys := withHighWater(r.s.keys(req.Tenant, req.Rules, t0))
-	h := r.hold(sh, req, keys)
+	h := r.hold(sh, req, keys, t0)
 	r.release(sh, req, keys, &h, nil, t0) // failed
-	h = r.hold(sh, req, keys)
+	h = r.hold(sh, req, keys, t0)
 	r.release(sh, req, keys, &h, &Decision{N: 1, Rules: [MaxRules]RuleState{{RetryAfter: time.Second}}}, t0) // denied
 	if n := len(sh.logs); n != 0 {
 		t.Fatalf("%d pending logs after decisions on the primary admitted nothing; want 0", n)
@@ -368,20 +357,21 @@ func TestDeniedDecisionOnThePrimaryLeavesNoLog(t *testing.T) {
 // TestFailedRecordStaysCounted: an admission whose record the primary
 // refused is on no node; the high-water mark of a later record, written,
 // must not take it for shown. A limit of 3: A's record fails, B's is
-// written, C's is pending; D is the 4th.
+// written, C's is pending; D is the 4th. Read on the primary, D was
+// admitted too until the fallback read counted A (found in review).
 func TestFailedRecordStaysCounted(t *testing.T) {
-	srv := redistest.Server(t)
-	clients, err := NewClients(RedisOptions{Mode: ModeStandalone, Addrs: []string{srv.Addr()},
-		DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second, PoolTimeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
+	for _, fallback := range []bool{false, true} {
+		t.Run(map[bool]string{false: "replica", true: "fallback"}[fallback], func(t *testing.T) {
+			failedRecordStaysCounted(t, fallback)
+		})
 	}
-	t.Cleanup(func() { clients.Close() })
-	s, err := NewRedisStore(clients, Options{Consistency: ConsistencyReplica, KeyPrefix: "lost"}, time.Second, "gw", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
+}
+
+// failedRecordStaysCounted is TestFailedRecordStaysCounted, C and D read
+// on the primary if fallback (the replica skipped after a failed read, or
+// a Cluster slot with none): such a read forgets nothing.
+func failedRecordStaysCounted(t *testing.T, fallback bool) {
+	s, srv := unrunReplicaStore(t, "lost")
 	req := Request{Tenant: "acme", Rules: []Rule{{Name: "r", Limit: 3, Window: time.Minute}}}
 	key := Key("lost", "acme", "r")
 	ctx := context.Background()
@@ -408,6 +398,9 @@ func TestFailedRecordStaysCounted(t *testing.T) {
 		t.Fatal("B denied; want admitted (A pending)")
 	}
 	write() // B's record: its mark passes A's ordinal
+	if fallback {
+		s.replica.skipUntil.Store(time.Now().Add(time.Hour).UnixNano())
+	}
 	if !admitted("C") {
 		t.Fatal("C denied; want admitted (A lost, B shown)")
 	}
@@ -417,9 +410,28 @@ func TestFailedRecordStaysCounted(t *testing.T) {
 	sh := s.replica.shard("acme")
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if lg := sh.logs[key]; lg == nil || len(lg.unrecorded) != 1 {
+	if lg := sh.logs[key]; !fallback && (lg == nil || len(lg.unrecorded) != 1) {
 		t.Fatalf("pending log %+v; want A unrecorded", lg)
 	}
+}
+
+// unrunReplicaStore is a replica-consistency store on a standalone
+// redis-server, which serves as primary and replica both, whose recorder
+// does not run: a test hands it the queued records.
+func unrunReplicaStore(t *testing.T, prefix string) (*RedisStore, *redistest.Node) {
+	srv := redistest.Server(t)
+	clients, err := NewClients(RedisOptions{Mode: ModeStandalone, Addrs: []string{srv.Addr()},
+		DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second, PoolTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { clients.Close() })
+	s, err := NewRedisStore(clients, Options{Consistency: ConsistencyReplica, KeyPrefix: prefix}, time.Second, "gw", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s, srv
 }
 
 // TestFailedRecordAlreadyTakenForShown: when the failure is known only
@@ -458,7 +470,7 @@ func TestPrimaryDecisionCountsUnrecorded(t *testing.T) {
 		remaining int64 // decide.lua's, after the admission
 		degraded  bool
 	}{{1, false}, {0, true}} {
-		h := r.hold(sh, req, keys)
+		h := r.hold(sh, req, keys, t0)
 		d := Decision{Allowed: true, N: 1, Seq: 1}
 		d.Rules[0].Remaining = c.remaining
 		r.release(sh, req, keys, &h, &d, t0)
@@ -466,5 +478,28 @@ func TestPrimaryDecisionCountsUnrecorded(t *testing.T) {
 			t.Errorf("remaining %d on the primary, one admission unrecorded: degraded=%v why=%q remaining=%d; want degraded=%v, remaining %d",
 				c.remaining, d.Degraded, d.Why, d.Rules[0].Remaining, c.degraded, max(c.remaining-1, 0))
 		}
+	}
+}
+
+// TestPrimaryOnlyLogsExpire: a log that only decisions on the primary use
+// (every request of the key carries a counter rule too) drops what left
+// the window, and goes once empty (found in review: it kept 1024 entries
+// forever).
+func TestPrimaryOnlyLogsExpire(t *testing.T) {
+	r, req, sh := deciderFor(Rule{Name: "r", Limit: 100, Window: time.Second})
+	keys := withHighWater(r.s.keys(req.Tenant, req.Rules, t0))
+	for k := range 3 {
+		at := t0.Add(time.Duration(k) * 2 * time.Second)
+		h := r.hold(sh, req, keys, at)
+		r.release(sh, req, keys, &h, &Decision{Allowed: true, N: 1, Seq: uint64(k + 1)}, at)
+		<-r.recorder.queue
+	}
+	if lg := sh.logs[keys[0]]; lg == nil || len(lg.entries) != 1 {
+		t.Fatalf("log %+v after 3 admissions 2 windows apart; want the last one alone", lg)
+	}
+	h := r.hold(sh, req, keys, t0.Add(time.Minute))
+	r.release(sh, req, keys, &h, nil, t0.Add(time.Minute))
+	if n := len(sh.logs); n != 0 {
+		t.Fatalf("%d logs after a failed decision a minute on; want 0", n)
 	}
 }
