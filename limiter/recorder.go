@@ -2,6 +2,8 @@ package limiter
 
 import (
 	"context"
+	"errors"
+	"net"
 	"sync/atomic"
 	"time"
 
@@ -62,23 +64,17 @@ func (r *recorder) enqueue(rec record) bool {
 // run writes batches until ctx ends, then writes what is queued.
 func (r *recorder) run(ctx context.Context) { drain(ctx, r.queue, recordBatch, r.write) }
 
-// write sends a batch as one pipeline of EVALSHA. A pipeline gets no
-// NOSCRIPT fallback from go-redis: a record answered NOSCRIPT is written
-// again with Run, which loads the script.
+// write sends a batch as one pipeline of EVALSHA. A record that failed
+// for want of a reply (a timeout, a connection lost: the script may have
+// run) is sent once more, in order, before the outcome is told: record.lua
+// is idempotent, its members added NX and its mark never moved back. A
+// record that still failed, or that did not run (unsent), is lost
+// (pendingShard.lost) if a replica read admitted it.
 func (r *recorder) write(batch []record) {
-	ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
-	defer cancel()
-	p := r.clients.Primary.Pipeline()
-	cmds := make([]*redis.Cmd, len(batch))
-	for i, rec := range batch {
-		cmds[i] = p.EvalSha(ctx, recordScript.Hash(), rec.keys, rec.args...)
-	}
-	p.Exec(ctx) //nolint:errcheck // each command's error is read below
-	for i, c := range cmds {
-		err := c.Err()
-		if redis.HasErrorPrefix(err, "NOSCRIPT") {
-			err = recordScript.Run(ctx, r.clients.Primary, batch[i].keys, batch[i].args...).Err()
-		}
+	errs := make([]error, len(batch))
+	r.send(batch, errs, func(int) bool { return true })
+	r.send(batch, errs, func(i int) bool { return errs[i] != nil && !unsent(errs[i]) })
+	for i, err := range errs {
 		if err != nil {
 			recordsFailed.Inc()
 			r.lastFailed.Store(time.Now().UnixNano())
@@ -95,4 +91,44 @@ func (r *recorder) write(batch []record) {
 		recordsWritten.Inc()
 		r.lastWritten.Store(time.Now().UnixNano())
 	}
+}
+
+// send writes, as one pipeline, the records of batch for which which is
+// true, setting their errs. A pipeline gets no NOSCRIPT fallback from
+// go-redis: a record answered NOSCRIPT is written again with Run, which
+// loads the script.
+func (r *recorder) send(batch []record, errs []error, which func(int) bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
+	defer cancel()
+	p := r.clients.Primary.Pipeline()
+	cmds := make([]*redis.Cmd, len(batch))
+	for i, rec := range batch {
+		if which(i) {
+			cmds[i] = p.EvalSha(ctx, recordScript.Hash(), rec.keys, rec.args...)
+		}
+	}
+	if p.Len() == 0 {
+		return
+	}
+	p.Exec(ctx) //nolint:errcheck // each command's error is read below
+	for i, c := range cmds {
+		if c == nil {
+			continue
+		}
+		err := c.Err()
+		if redis.HasErrorPrefix(err, "NOSCRIPT") {
+			err = recordScript.Run(ctx, r.clients.Primary, batch[i].keys, batch[i].args...).Err()
+		}
+		errs[i] = err
+	}
+}
+
+// unsent reports whether err says the record did not run: Redis' answer
+// (it refused: OOM, READONLY, a script error), or no connection to send
+// it on (refused at the dial, as when the primary is down). Any other
+// error, a timeout or a connection lost, leaves it unknown.
+func unsent(err error) bool {
+	var re redis.Error
+	var oe *net.OpError
+	return errors.As(err, &re) || errors.As(err, &oe) && oe.Op == "dial"
 }

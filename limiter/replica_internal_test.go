@@ -2,6 +2,7 @@ package limiter
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -501,5 +502,70 @@ func TestPrimaryOnlyLogsExpire(t *testing.T) {
 	r.release(sh, req, keys, &h, nil, t0.Add(time.Minute))
 	if n := len(sh.logs); n != 0 {
 		t.Fatalf("%d logs after a failed decision a minute on; want 0", n)
+	}
+}
+
+// TestRecordWithoutReplyIsSentAgain: a record whose reply timed out may
+// have run (here it did, after a busy script); it is sent once more, which
+// the primary answers, and is not counted as lost on top of its member
+// (found in review: C was denied with 3 of 4 admitted, for the window).
+func TestRecordWithoutReplyIsSentAgain(t *testing.T) {
+	s, srv := unrunReplicaStore(t, "again")
+	req := Request{Tenant: "acme", Rules: []Rule{{Name: "r", Limit: 4, Window: time.Minute}}}
+	ctx := context.Background()
+	rc := srv.Client(t)
+	admitted := func(name string) bool {
+		t.Helper()
+		d, err := s.Decide(ctx, req)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		return d.Allowed
+	}
+	write := func() { s.replica.recorder.write([]record{<-s.replica.recorder.queue}) }
+	if !admitted("X") {
+		t.Fatal("X denied")
+	}
+	write() // the recorder's connection and the script, ready
+	if !admitted("A") {
+		t.Fatal("A denied")
+	}
+	busy := make(chan error)
+	go func() { // the primary busy 1.5 s: A's record is answered after the recorder's 1 s timeout
+		busy <- rc.Eval(ctx, `local s = redis.call('TIME') local t0 = s[1] * 1000000 + s[2]
+while true do local n = redis.call('TIME') if n[1] * 1000000 + n[2] - t0 > 1500000 then return 1 end end`, nil).Err()
+	}()
+	time.Sleep(100 * time.Millisecond)
+	failed := recordsFailed.Get()
+	write()
+	if err := <-busy; err != nil {
+		t.Fatal(err)
+	}
+	if n := recordsFailed.Get() - failed; n != 0 {
+		t.Fatalf("%d records failed; want A's sent again and written", n)
+	}
+	if !admitted("B") {
+		t.Fatal("B denied")
+	}
+	write()
+	if !admitted("C") {
+		t.Fatal("C denied with X, A and B admitted, 3 of 4; want admitted (A counted once)")
+	}
+}
+
+// TestRecordMarkNeverGoesBack: a record sent again after a later one
+// leaves the later one's mark.
+func TestRecordMarkNeverGoesBack(t *testing.T) {
+	srv := redistest.Server(t)
+	rc := srv.Client(t)
+	ctx := context.Background()
+	keys := []string{"k", "k" + highWaterSuffix}
+	for _, ord := range []int64{5, 3} {
+		if err := recordScript.Run(ctx, rc, keys, "m"+fmt.Sprint(ord), "gw", int64(60e6), int64(1), ord).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if hw := rc.HGet(ctx, keys[1], "gw").Val(); hw != "5" {
+		t.Fatalf("mark %q after ordinals 5 then 3; want 5", hw)
 	}
 }

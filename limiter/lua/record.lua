@@ -5,8 +5,9 @@
 -- members decide.lua wrote, is recorded again only for its ordinals.
 --
 -- KEYS[i]    the sorted set of rule i (i = 1..n)
--- KEYS[n+i]  rule i's high-water hash: per gateway instance, the ordinal
---            of its last admission recorded in the set (peek.lua reads it)
+-- KEYS[n+i]  rule i's high-water hash: per gateway instance, the highest
+--            ordinal of its admissions recorded in the set (peek.lua reads
+--            it; a gateway's ordinals of a key only grow)
 -- ARGV[1]    the request's member base
 -- ARGV[2]    the gateway's instance
 -- ARGV[3i], ARGV[3i+1], ARGV[3i+2]  rule i's window (µs), cost and the
@@ -25,7 +26,12 @@ for i = 1, n do
     redis.call('ZADD', KEYS[i], 'NX', now, ARGV[1] .. ':' .. j)
   end
   redis.call('PEXPIRE', KEYS[i], ttl)
-  redis.call('HSET', KEYS[n + i], ARGV[2], ord)
+  -- never back: a record sent again after a later one (the recorder's
+  -- retry) must not hide what the later one showed
+  local hw = tonumber(redis.call('HGET', KEYS[n + i], ARGV[2]))
+  if not hw or hw < tonumber(ord) then
+    redis.call('HSET', KEYS[n + i], ARGV[2], ord)
+  end
   redis.call('PEXPIRE', KEYS[n + i], ttl)
 end
 return n
