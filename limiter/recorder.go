@@ -66,37 +66,59 @@ func (r *recorder) run(ctx context.Context) { drain(ctx, r.queue, recordBatch, r
 
 // write sends a batch as one pipeline of EVALSHA. A record that failed
 // for want of a reply (a timeout, a connection lost: the script may have
-// run) is sent once more, in order, before the outcome is told: record.lua
-// is idempotent, its members added NX and its mark never moved back. A
-// record that still failed, or that did not run (unsent), is lost
-// (pendingShard.lost) if a replica read admitted it.
+// run) is sent once more, in order, before its outcome is told:
+// record.lua is idempotent, its members added NX and its mark never moved
+// back. A record that did not run (unsent) is lost at once
+// (pendingShard.lost, if a replica read admitted it), and one still
+// failing after the second send then; meanwhile the recorder counts as
+// failing (healthy), so the decisions made during the second send, which
+// may take a later record's mark for the unknown one's, are marked.
 func (r *recorder) write(batch []record) {
 	errs := make([]error, len(batch))
 	r.send(batch, errs, func(int) bool { return true })
-	r.send(batch, errs, func(i int) bool { return errs[i] != nil && !unsent(errs[i]) })
+	again := false
 	for i, err := range errs {
-		if err != nil {
-			recordsFailed.Inc()
-			r.lastFailed.Store(time.Now().UnixNano())
-			if sh := batch[i].sh; sh != nil && !batch[i].at.IsZero() {
-				sh.lost(batch[i])
-			}
+		switch {
+		case err == nil:
+		case unsent(err):
+			r.failed(batch[i])
+		default:
+			again = true
+		}
+	}
+	if again {
+		r.lastFailed.Store(time.Now().UnixNano())
+		r.send(batch, errs, func(i int) bool { return errs[i] != nil && !unsent(errs[i]) })
+	}
+	for i, err := range errs {
+		if err != nil && !unsent(err) {
+			r.failed(batch[i])
 		}
 		if sh := batch[i].sh; sh != nil {
 			sh.written.Store(batch[i].seq) // a shard's records come in order
 		}
-		if err != nil {
-			continue
+		if err == nil {
+			recordsWritten.Inc()
+			r.lastWritten.Store(time.Now().UnixNano())
 		}
-		recordsWritten.Inc()
-		r.lastWritten.Store(time.Now().UnixNano())
+	}
+}
+
+// failed counts rec as failed, and lost if a replica read admitted it
+// (its members written by nothing else).
+func (r *recorder) failed(rec record) {
+	recordsFailed.Inc()
+	r.lastFailed.Store(time.Now().UnixNano())
+	if rec.sh != nil && !rec.at.IsZero() {
+		rec.sh.lost(rec)
 	}
 }
 
 // send writes, as one pipeline, the records of batch for which which is
 // true, setting their errs. A pipeline gets no NOSCRIPT fallback from
 // go-redis: a record answered NOSCRIPT is written again with Run, which
-// loads the script.
+// loads the script; once one of those fails without a reply, the later
+// ones are not run but given its error, to be sent again in order.
 func (r *recorder) send(batch []record, errs []error, which func(int) bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
 	defer cancel()
@@ -111,22 +133,30 @@ func (r *recorder) send(batch []record, errs []error, which func(int) bool) {
 		return
 	}
 	p.Exec(ctx) //nolint:errcheck // each command's error is read below
+	var unknown error
 	for i, c := range cmds {
 		if c == nil {
 			continue
 		}
 		err := c.Err()
 		if redis.HasErrorPrefix(err, "NOSCRIPT") {
-			err = recordScript.Run(ctx, r.clients.Primary, batch[i].keys, batch[i].args...).Err()
+			if err = unknown; err == nil {
+				err = recordScript.Run(ctx, r.clients.Primary, batch[i].keys, batch[i].args...).Err()
+			}
+			if err != nil && !unsent(err) {
+				unknown = err
+			}
 		}
 		errs[i] = err
 	}
 }
 
-// unsent reports whether err says the record did not run: Redis' answer
-// (it refused: OOM, READONLY, a script error), or no connection to send
-// it on (refused at the dial, as when the primary is down). Any other
-// error, a timeout or a connection lost, leaves it unknown.
+// unsent reports whether err says the record's last attempt did not run:
+// Redis' answer (it refused: OOM, READONLY, a script error), or no
+// connection to send it on (refused at the dial, as when the primary is
+// down). Any other error, a timeout or a connection lost, leaves it
+// unknown. (go-redis' own retries may hide an earlier attempt that ran:
+// then the record is counted twice, which is conservative.)
 func unsent(err error) bool {
 	var re redis.Error
 	var oe *net.OpError

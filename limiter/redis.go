@@ -40,8 +40,10 @@ var _ Store = (*RedisStore)(nil)
 
 // NewRedisStore returns a store over c. budget is how long Redis may stay
 // silent on a decision before Decide gives up with ErrBudget. instance
-// makes this gateway's record members unique (say, 8 random hex digits
-// chosen at start-up); now is the clock of the deny cache (nil:
+// makes this store's record members unique, and names its high-water
+// marks (replica consistency), which never go back: it must never be
+// used by another store, before or after (the gateway takes 12 random
+// hex digits at start-up); now is the clock of the deny cache (nil:
 // time.Now). It does no I/O: connections are dialed by the first decision.
 func NewRedisStore(c *Clients, o Options, budget time.Duration, instance string, now func() time.Time) (*RedisStore, error) {
 	if now == nil {

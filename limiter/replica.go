@@ -520,8 +520,9 @@ func (r *replicaDecider) settle(sh *pendingShard, req Request, snap *snapshot, v
 		// decisions on the primary in flight may admit.
 		extra := lg.appended - snap.appended[i] + lg.unrecordedCost() + lg.inflight
 		if shown := snap.dropped[i] + uint64(v[4+4*i]); onReplica {
-			// What the replica shows, it keeps (an entry whose record
-			// failed moves to unrecorded, counted above from now on).
+			// What the replica shows, it keeps. An entry whose record
+			// failed moves to unrecorded: counted here by what forget
+			// returns, by unrecordedCost from the next decision on.
 			extra += lg.forget(shown)
 		} else {
 			// What only the primary shows (a fallback read) stays pending:

@@ -509,6 +509,8 @@ func TestPrimaryOnlyLogsExpire(t *testing.T) {
 // have run (here it did, after a busy script); it is sent once more, which
 // the primary answers, and is not counted as lost on top of its member
 // (found in review: C was denied with 3 of 4 admitted, for the window).
+// The store's read timeout is 1 s, as the recorder's; at the default
+// 100 ms (one retry) a primary busy this long ends with the record lost.
 func TestRecordWithoutReplyIsSentAgain(t *testing.T) {
 	s, srv := unrunReplicaStore(t, "again")
 	req := Request{Tenant: "acme", Rules: []Rule{{Name: "r", Limit: 4, Window: time.Minute}}}
@@ -530,19 +532,28 @@ func TestRecordWithoutReplyIsSentAgain(t *testing.T) {
 	if !admitted("A") {
 		t.Fatal("A denied")
 	}
+	if err := rc.Ping(ctx).Err(); err != nil { // connected: the busy script goes first
+		t.Fatal(err)
+	}
 	busy := make(chan error)
 	go func() { // the primary busy 1.5 s: A's record is answered after the recorder's 1 s timeout
 		busy <- rc.Eval(ctx, `local s = redis.call('TIME') local t0 = s[1] * 1000000 + s[2]
 while true do local n = redis.call('TIME') if n[1] * 1000000 + n[2] - t0 > 1500000 then return 1 end end`, nil).Err()
 	}()
 	time.Sleep(100 * time.Millisecond)
-	failed := recordsFailed.Get()
+	failed, start := recordsFailed.Get(), time.Now()
 	write()
+	if took := time.Since(start); took < recordTimeout {
+		t.Fatalf("the write took %v; want past the recorder's timeout (%v), the primary busy", took, recordTimeout)
+	}
 	if err := <-busy; err != nil {
 		t.Fatal(err)
 	}
 	if n := recordsFailed.Get() - failed; n != 0 {
 		t.Fatalf("%d records failed; want A's sent again and written", n)
+	}
+	if lg := s.replica.shard("acme").logs[Key("again", "acme", "r")]; lg == nil || lg.unseenCost() != 0 {
+		t.Fatalf("pending log %+v; want A neither lost nor unrecorded", lg)
 	}
 	if !admitted("B") {
 		t.Fatal("B denied")

@@ -7,7 +7,8 @@
 -- KEYS[i]    the sorted set of rule i (i = 1..n)
 -- KEYS[n+i]  rule i's high-water hash: per gateway instance, the highest
 --            ordinal of its admissions recorded in the set (peek.lua reads
---            it; a gateway's ordinals of a key only grow)
+--            it; a store's ordinals of a key only grow, and its instance
+--            is never another store's)
 -- ARGV[1]    the request's member base
 -- ARGV[2]    the gateway's instance
 -- ARGV[3i], ARGV[3i+1], ARGV[3i+2]  rule i's window (µs), cost and the
