@@ -377,18 +377,7 @@ func failedRecordStaysCounted(t *testing.T, fallback bool) {
 	key := Key("lost", "acme", "r")
 	ctx := context.Background()
 	rc := srv.Client(t)
-	admitted := func(name string) bool {
-		t.Helper()
-		d, err := s.Decide(ctx, req)
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		return d.Allowed
-	}
-	write := func() {
-		t.Helper()
-		s.replica.recorder.write([]record{<-s.replica.recorder.queue})
-	}
+	admitted, write := admitter(t, s, req), func() { writeQueued(s) }
 	if !admitted("A") {
 		t.Fatal("A denied; want admitted")
 	}
@@ -516,15 +505,7 @@ func TestRecordWithoutReplyIsSentAgain(t *testing.T) {
 	req := Request{Tenant: "acme", Rules: []Rule{{Name: "r", Limit: 4, Window: time.Minute}}}
 	ctx := context.Background()
 	rc := srv.Client(t)
-	admitted := func(name string) bool {
-		t.Helper()
-		d, err := s.Decide(ctx, req)
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		return d.Allowed
-	}
-	write := func() { s.replica.recorder.write([]record{<-s.replica.recorder.queue}) }
+	admitted, write := admitter(t, s, req), func() { writeQueued(s) }
 	if !admitted("X") {
 		t.Fatal("X denied")
 	}
@@ -580,3 +561,20 @@ func TestRecordMarkNeverGoesBack(t *testing.T) {
 		t.Fatalf("mark %q after ordinals 5 then 3; want 5", hw)
 	}
 }
+
+// admitter decides req on s for a test: whether the decision named name
+// was admitted; an error fails t.
+func admitter(t *testing.T, s *RedisStore, req Request) func(name string) bool {
+	return func(name string) bool {
+		t.Helper()
+		d, err := s.Decide(context.Background(), req)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		return d.Allowed
+	}
+}
+
+// writeQueued has s's recorder, which does not run, write its oldest
+// queued record.
+func writeQueued(s *RedisStore) { s.replica.recorder.write([]record{<-s.replica.recorder.queue}) }

@@ -395,30 +395,13 @@ func TestReplicaConsistencyMixedBurstAdmitsExactlyLimit(t *testing.T) {
 	mixed := limiter.Request{Tenant: "acme", Rules: []limiter.Rule{r, counter}}
 	for burst := range 10 {
 		s := newReplicaStoreAt(t, topo, topo.Replicas()[0], fmt.Sprintf("mixed%d", burst), time.Second, nil)
-		var allowed atomic.Int64
-		var wg sync.WaitGroup
-		for g := range 8 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := range 25 {
-					req := plain
-					if (g+i)%3 == 0 {
-						req = mixed
-					}
-					d, err := s.Decide(context.Background(), req)
-					if err != nil {
-						t.Errorf("Decide: %v", err)
-						return
-					}
-					if d.Allowed {
-						allowed.Add(1)
-					}
-				}
-			}()
-		}
-		wg.Wait()
-		if n := allowed.Load(); n != r.Limit {
+		n := storetest.BurstOf(t, s, func(g, i int) limiter.Request {
+			if (g+i)%3 == 0 {
+				return mixed
+			}
+			return plain
+		}, 8, 25)
+		if n != r.Limit {
 			t.Errorf("burst %d: %d admitted of 200 requests, a limit of %d; want exactly the limit", burst, n, r.Limit)
 		}
 	}

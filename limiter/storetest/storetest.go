@@ -254,14 +254,21 @@ func concurrentBurst(t *testing.T, e Env, tenant string) {
 // once and returns how many were allowed; a store error fails the test.
 func Burst(t testing.TB, s limiter.Store, req limiter.Request, goroutines, each int) int64 {
 	t.Helper()
+	return BurstOf(t, s, func(int, int) limiter.Request { return req }, goroutines, each)
+}
+
+// BurstOf is Burst of the requests reqs gives: goroutine g's i-th sends
+// reqs(g, i).
+func BurstOf(t testing.TB, s limiter.Store, reqs func(g, i int) limiter.Request, goroutines, each int) int64 {
+	t.Helper()
 	var allowed atomic.Int64
 	var wg sync.WaitGroup
-	for range goroutines {
+	for g := range goroutines {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for range each {
-				d, err := s.Decide(context.Background(), req)
+			for i := range each {
+				d, err := s.Decide(context.Background(), reqs(g, i))
 				if err != nil {
 					t.Errorf("Decide: %v", err)
 					return
