@@ -61,8 +61,12 @@ func (r *recorder) enqueue(rec record) bool {
 	}
 }
 
-// run writes batches until ctx ends, then writes what is queued.
-func (r *recorder) run(ctx context.Context) { drain(ctx, r.queue, recordBatch, r.write) }
+// run writes batches until ctx ends, then writes what is queued, each
+// record sent once: shutting down, a stalled primary is not waited for
+// twice.
+func (r *recorder) run(ctx context.Context) {
+	drain(ctx, r.queue, recordBatch, func(batch []record) { r.write(batch, ctx.Err() == nil) })
+}
 
 // write sends a batch as one pipeline of EVALSHA. A record that failed
 // for want of a reply (a timeout, a connection lost: the script may have
@@ -72,8 +76,9 @@ func (r *recorder) run(ctx context.Context) { drain(ctx, r.queue, recordBatch, r
 // (pendingShard.lost, if a replica read admitted it), and one still
 // failing after the second send then; meanwhile the recorder counts as
 // failing (healthy), so the decisions made during the second send, which
-// may take a later record's mark for the unknown one's, are marked.
-func (r *recorder) write(batch []record) {
+// may take a later record's mark for the unknown one's, are marked. With
+// twice false, there is no second send.
+func (r *recorder) write(batch []record, twice bool) {
 	errs := make([]error, len(batch))
 	r.send(batch, errs, func(int) bool { return true })
 	again := false
@@ -86,7 +91,7 @@ func (r *recorder) write(batch []record) {
 			again = true
 		}
 	}
-	if again {
+	if again && twice {
 		r.lastFailed.Store(time.Now().UnixNano())
 		r.send(batch, errs, func(i int) bool { return errs[i] != nil && !unsent(errs[i]) })
 	}

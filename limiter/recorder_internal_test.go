@@ -112,7 +112,7 @@ func TestRefusedRecordCountedDuringSecondSend(t *testing.T) {
 			return &hookPipe{Pipeliner: p, before: func() { dD, dErr = s.Decide(ctx, req) }}
 		}
 	}}
-	s.replica.recorder.write(batch)
+	s.replica.recorder.write(batch, true)
 	s.clients.Primary = real
 	if dErr != nil {
 		t.Fatal(dErr)
@@ -148,12 +148,40 @@ func TestNoscriptRunsStopAtAnUnknownOutcome(t *testing.T) {
 		return p
 	}}
 	s.clients.Primary = &runHook{hookPrimary: hp, failMember: batch[0].args[0]}
-	s.replica.recorder.write(batch)
+	s.replica.recorder.write(batch, true)
 	s.clients.Primary = real
 	if dErr != nil {
 		t.Fatal(dErr)
 	}
 	if dD.Allowed {
 		t.Fatalf("C admitted (degraded=%v) as 3rd of 2 while A's record was unresolved and B's mark passed it", dD.Degraded)
+	}
+}
+
+// TestShutdownSendsOnce: once the recorder is stopping, a record without
+// a reply is not sent a second time (a stalled primary would double the
+// drain); it is lost, counted by its gateway.
+func TestShutdownSendsOnce(t *testing.T) {
+	s, _ := unrunReplicaStore(t, "once")
+	req := Request{Tenant: "acme", Rules: []Rule{{Name: "r", Limit: 3, Window: time.Minute}}}
+	if !admitter(t, s, req)("A") {
+		t.Fatal("A denied")
+	}
+	real := s.clients.Primary
+	hp := &hookPrimary{UniversalClient: real, onPipe: func(_ int, p redis.Pipeliner) redis.Pipeliner {
+		return &hookPipe{Pipeliner: p, after: func(cmds []*redis.Cmd) {
+			cmds[0].SetErr(&net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded})
+		}}
+	}}
+	s.clients.Primary = hp
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	s.replica.recorder.run(ctx)
+	s.clients.Primary = real
+	if hp.n != 1 {
+		t.Fatalf("%d pipelines sent while stopping; want 1", hp.n)
+	}
+	if lg := s.replica.shard("acme").logs[Key("once", "acme", "r")]; lg == nil || lg.unseenCost() != 1 {
+		t.Fatalf("pending log %+v; want A lost", lg)
 	}
 }

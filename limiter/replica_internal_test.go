@@ -577,4 +577,4 @@ func admitter(t *testing.T, s *RedisStore, req Request) func(name string) bool {
 
 // writeQueued has s's recorder, which does not run, write its oldest
 // queued record.
-func writeQueued(s *RedisStore) { s.replica.recorder.write([]record{<-s.replica.recorder.queue}) }
+func writeQueued(s *RedisStore) { s.replica.recorder.write([]record{<-s.replica.recorder.queue}, true) }
