@@ -80,6 +80,7 @@ func (r *recorder) run(ctx context.Context) {
 // twice false, there is no second send.
 func (r *recorder) write(batch []record, twice bool) {
 	errs := make([]error, len(batch))
+	unknown := make([]bool, len(batch)) // after the first send
 	r.send(batch, errs, func(int) bool { return true })
 	again := false
 	for i, err := range errs {
@@ -88,15 +89,15 @@ func (r *recorder) write(batch []record, twice bool) {
 		case unsent(err):
 			r.failed(batch[i])
 		default:
-			again = true
+			unknown[i], again = true, true
 		}
 	}
 	if again && twice {
 		r.lastFailed.Store(time.Now().UnixNano())
-		r.send(batch, errs, func(i int) bool { return errs[i] != nil && !unsent(errs[i]) })
+		r.send(batch, errs, func(i int) bool { return unknown[i] })
 	}
 	for i, err := range errs {
-		if err != nil && !unsent(err) {
+		if err != nil && unknown[i] { // failed again, however
 			r.failed(batch[i])
 		}
 		if sh := batch[i].sh; sh != nil {

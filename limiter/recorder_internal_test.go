@@ -185,3 +185,39 @@ func TestShutdownSendsOnce(t *testing.T) {
 		t.Fatalf("pending log %+v; want A lost", lg)
 	}
 }
+
+// TestRecordRefusedWhenSentAgainIsLost: a record without a reply, then
+// refused when sent again (say READONLY, the primary demoted), is lost
+// like any other failure (found in a final read: it was told neither
+// written nor failed).
+func TestRecordRefusedWhenSentAgainIsLost(t *testing.T) {
+	s, _ := unrunReplicaStore(t, "refusedagain")
+	req := Request{Tenant: "acme", Rules: []Rule{{Name: "r", Limit: 3, Window: time.Minute}}}
+	if !admitter(t, s, req)("A") {
+		t.Fatal("A denied")
+	}
+	real := s.clients.Primary
+	hp := &hookPrimary{UniversalClient: real, onPipe: func(n int, p redis.Pipeliner) redis.Pipeliner {
+		if n == 1 {
+			return &hookPipe{Pipeliner: p, after: func(cmds []*redis.Cmd) {
+				cmds[0].SetErr(&net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded})
+			}}
+		}
+		return &hookPipe{Pipeliner: p, evalsha: func(_ int, ctx context.Context, sha string, _ []string, _ ...any) *redis.Cmd {
+			return p.Do(ctx, "EVALSHA", sha, "notanumber") // an error reply
+		}}
+	}}
+	s.clients.Primary = hp
+	failed := recordsFailed.Get()
+	writeQueued(s)
+	s.clients.Primary = real
+	if hp.n != 2 {
+		t.Fatalf("%d pipelines; want 2, the record sent again", hp.n)
+	}
+	if n := recordsFailed.Get() - failed; n != 1 {
+		t.Errorf("%d records counted failed; want 1", n)
+	}
+	if lg := s.replica.shard("acme").logs[Key("refusedagain", "acme", "r")]; lg == nil || lg.unseenCost() != 1 {
+		t.Fatalf("pending log %+v; want A lost", lg)
+	}
+}
