@@ -100,9 +100,9 @@ const pendingSweep = 10 * time.Second
 // decided exactly on the primary.
 const maxPending = 512
 
-// maxPendingPrimary bounds the entries a decision on the primary adds to a
-// pending log (release): those decisions read no replica, so nothing of what
-// they add is forgotten but by the window. Past it, such an admission is
+// maxPendingPrimary bounds the entries a decision on the primary adds to
+// a pending log (release): those decisions read no replica, so nothing of
+// what they add is forgotten but by the window. Past it, such an admission is
 // not pended, and a replica read within its replication lag misses it.
 // Twice maxPending: a log at it goes back to replica reads once half of it
 // has left the window, as a log held at maxPending does once one entry has.
@@ -383,10 +383,11 @@ func (r *replicaDecider) queue(sh *pendingShard, rec record) bool {
 // it gave up: past the budget, the primary was found silent, by its
 // decision connections' watchdog or by a read asked of it when none of
 // them had a reply within the last budget (one caller asks at a time);
-// the decision is then made anyway, marked. While the primary answers, a recorder still behind is
-// late for the gateway's own reasons (a busy CPU), which are no Redis
-// fault: the decision waits on, up to the queue timeout, and is then shed
-// (ErrOverload), as a decision queued that long is.
+// the decision is then made anyway, marked. While the primary answers,
+// a recorder still behind is late for the gateway's own reasons (a busy
+// CPU), which are no Redis fault: the decision waits on, up to the queue
+// timeout, and is then shed (ErrOverload), as a decision queued that long
+// is.
 func (r *replicaDecider) awaitRecorder(tenant string, sh *pendingShard, enq int64) (late bool, err error) {
 	if sh.written.Load() >= enq {
 		return false, nil
