@@ -121,6 +121,7 @@ func New(p Parts) (*Admin, error) {
 	r.RedirectFixedPath = false
 	r.HandleOPTIONS = false
 	r.MethodNotAllowed = methodNotAllowed
+	r.NotFound = notFound
 	r.GET("/healthz", a.healthz)
 	r.GET("/readyz", a.readyz)
 	r.GET("/metrics", func(ctx *fasthttp.RequestCtx) { metrics.WritePrometheus(ctx, true) })
@@ -190,8 +191,15 @@ func methodNotAllowed(ctx *fasthttp.RequestCtx) {
 		slices.Sort(allow)
 	}
 	h.Set(fasthttp.HeaderAllow, strings.Join(allow, ", "))
-	ctx.SetStatusCode(fasthttp.StatusMethodNotAllowed)
-	ctx.SetBodyString(fasthttp.StatusMessage(fasthttp.StatusMethodNotAllowed))
+	writeProblem(ctx, problem{"about:blank", "Method Not Allowed", fasthttp.StatusMethodNotAllowed,
+		"this path takes " + strings.Join(allow, ", ")})
+}
+
+// notFound answers a path the admin API does not have, as its other
+// errors are: problem+json.
+func notFound(ctx *fasthttp.RequestCtx) {
+	writeProblem(ctx, problem{"about:blank", "Not Found", fasthttp.StatusNotFound,
+		"the admin API has no such path: GET /v1/openapi.json lists them"})
 }
 
 // SetReady marks the gateway ready (listeners up) or not (shutting down).

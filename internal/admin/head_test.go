@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"encoding/json"
 	"net"
 	"testing"
 
@@ -103,5 +104,33 @@ func TestHeadSurvivesAPanic(t *testing.T) {
 	}()
 	if !ctx.IsHead() {
 		t.Errorf("after the panic the method is %q; want HEAD", ctx.Method())
+	}
+}
+
+// TestRoutingErrorsAreProblems: a path the admin API does not have, and a
+// method a path does not take, are answered as its other errors are, in
+// problem+json, the 405 with its Allow.
+func TestRoutingErrorsAreProblems(t *testing.T) {
+	result := ReloadOK
+	a := newTestAdmin(t, "tok", limiter.NewMemoryStore(nil), &result)
+	for _, tc := range []struct {
+		method, path string
+		status       int
+		detail       string
+	}{
+		{fasthttp.MethodGet, "/v1/nothing", 404, "the admin API has no such path: GET /v1/openapi.json lists them"},
+		{fasthttp.MethodPost, "/healthz", 405, "this path takes GET, HEAD"},
+		{fasthttp.MethodPatch, "/v1/tenants/acme", 405, "this path takes DELETE, GET, HEAD, PUT"},
+	} {
+		var ctx fasthttp.RequestCtx
+		ctx.Request.Header.SetMethod(tc.method)
+		ctx.Request.SetRequestURI(tc.path)
+		a.Handler()(&ctx)
+		var p problem
+		if err := json.Unmarshal(ctx.Response.Body(), &p); err != nil || ctx.Response.StatusCode() != tc.status ||
+			string(ctx.Response.Header.ContentType()) != "application/problem+json" || p.Status != tc.status || p.Detail != tc.detail {
+			t.Errorf("%s %s: %d %s %q (%v); want %d application/problem+json with detail %q", tc.method, tc.path,
+				ctx.Response.StatusCode(), ctx.Response.Header.ContentType(), ctx.Response.Body(), err, tc.status, tc.detail)
+		}
 	}
 }
