@@ -103,7 +103,7 @@ type Parts struct {
 
 // New returns the admin API.
 func New(p Parts) (*Admin, error) {
-	if _, err := json.Marshal(p.Config()); err != nil {
+	if _, err := configJSON(p.Config()); err != nil {
 		return nil, err
 	}
 	log := p.Log
@@ -279,7 +279,10 @@ func (a *Admin) readyz(ctx *fasthttp.RequestCtx) {
 }
 
 func (a *Admin) config(ctx *fasthttp.RequestCtx) {
-	b, err := json.MarshalIndent(a.curConfig(), "", "  ")
+	b, err := configJSON(a.curConfig())
+	if err == nil {
+		b, err = indented(b)
+	}
 	if err != nil { // New marshalled the same shape
 		ctx.Error(err.Error(), fasthttp.StatusInternalServerError)
 		return
