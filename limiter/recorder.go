@@ -36,8 +36,9 @@ type recorder struct {
 	clients *Clients
 	queue   chan record
 	// lastFailed and lastWritten are when a record last failed and was
-	// last written (unix nanoseconds).
-	lastFailed, lastWritten atomic.Int64
+	// last written, as steps of tick: an order that no clock step upsets
+	// and no two events share.
+	lastFailed, lastWritten, tick atomic.Int64
 }
 
 // healthy is false while records fail: since the last failure nothing was
@@ -56,7 +57,7 @@ func (r *recorder) enqueue(rec record) bool {
 		return true
 	default:
 		recordsDropped.Inc()
-		r.lastFailed.Store(time.Now().UnixNano())
+		r.lastFailed.Store(r.tick.Add(1))
 		return false
 	}
 }
@@ -93,19 +94,24 @@ func (r *recorder) write(batch []record, twice bool) {
 		}
 	}
 	if again && twice {
-		r.lastFailed.Store(time.Now().UnixNano())
+		r.lastFailed.Store(r.tick.Add(1))
 		r.send(batch, errs, func(i int) bool { return unknown[i] })
 	}
+	// The failures first: a success told before them would make the
+	// recorder healthy while a decision may still take a failed record's
+	// entry for shown.
 	for i, err := range errs {
 		if err != nil && unknown[i] { // failed again, however
 			r.failed(batch[i])
 		}
+	}
+	for i, err := range errs {
 		if sh := batch[i].sh; sh != nil {
 			sh.written.Store(batch[i].seq) // a shard's records come in order
 		}
 		if err == nil {
 			recordsWritten.Inc()
-			r.lastWritten.Store(time.Now().UnixNano())
+			r.lastWritten.Store(r.tick.Add(1))
 		}
 	}
 }
@@ -114,7 +120,7 @@ func (r *recorder) write(batch []record, twice bool) {
 // (its members written by nothing else).
 func (r *recorder) failed(rec record) {
 	recordsFailed.Inc()
-	r.lastFailed.Store(time.Now().UnixNano())
+	r.lastFailed.Store(r.tick.Add(1))
 	if rec.sh != nil && !rec.at.IsZero() {
 		rec.sh.lost(rec)
 	}
