@@ -237,7 +237,8 @@ type RegistryStatus struct {
 	// before it ever was.
 	AgeSeconds float64 `json:"age_seconds"`
 	// Conflicts and Invalid count the entries left out; Problems names
-	// (some of) them, without details (in the log).
+	// (some of) them, without details (in the log), to a caller with the
+	// admin token only.
 	Conflicts int            `json:"conflicts"`
 	Invalid   int            `json:"invalid"`
 	Problems  []ProblemEntry `json:"problems,omitempty"`
@@ -270,6 +271,13 @@ func (a *Admin) readyz(ctx *fasthttp.RequestCtx) {
 	}
 	if a.regStatus != nil {
 		r.Registry = a.regStatus()
+		if r.Registry != nil && len(r.Registry.Problems) > 0 && !a.hasToken(ctx) {
+			// /readyz needs no token: the entries' names (tenant ids,
+			// plans) only with it; the counts say enough to a probe.
+			shown := *r.Registry
+			shown.Problems = nil
+			r.Registry = &shown
+		}
 	}
 	if !a.ready.Load() {
 		r.Status = "not ready"
@@ -359,19 +367,25 @@ func (a *Admin) audit(ctx *fasthttp.RequestCtx, action, tenant string, status in
 // authorized lets a request through with the bearer admin token.
 func (a *Admin) authorized(next fasthttp.RequestHandler) fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
-		want := a.token.Load().token
-		if len(want) == 0 {
+		if len(a.token.Load().token) == 0 {
 			writeProblem(ctx, problemNoToken)
 			return
 		}
-		got := tenants.KeyFrom(nil, ctx.Request.Header.Peek(fasthttp.HeaderAuthorization))
-		if subtle.ConstantTimeCompare(got, want) != 1 {
+		if !a.hasToken(ctx) {
 			writeProblem(ctx, problemBadToken)
 			ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, `Bearer realm="l1gw-admin"`)
 			return
 		}
 		next(ctx)
 	}
+}
+
+// hasToken reports whether ctx carries the admin token (false while none
+// is set).
+func (a *Admin) hasToken(ctx *fasthttp.RequestCtx) bool {
+	want := a.token.Load().token
+	got := tenants.KeyFrom(nil, ctx.Request.Header.Peek(fasthttp.HeaderAuthorization))
+	return len(want) > 0 && subtle.ConstantTimeCompare(got, want) == 1
 }
 
 func (a *Admin) tenant(ctx *fasthttp.RequestCtx) (*tenants.Tenant, bool) {

@@ -134,3 +134,29 @@ func TestRoutingErrorsAreProblems(t *testing.T) {
 		}
 	}
 }
+
+// TestReadyzNamesRegistryProblemsToTheTokenOnly: /readyz needs no token,
+// so the registry's problems are counted to anyone and named (tenant ids)
+// only to a caller with the admin token.
+func TestReadyzNamesRegistryProblemsToTheTokenOnly(t *testing.T) {
+	result := ReloadOK
+	a := newTestAdmin(t, "tok", limiter.NewMemoryStore(nil), &result)
+	a.regStatus = func() *RegistryStatus {
+		return &RegistryStatus{Conflicts: 1, Problems: []ProblemEntry{{Kind: "conflict", Object: "tenant", Name: "acme-secret-customer"}}}
+	}
+	for _, token := range []string{"", "wrong", "tok"} {
+		var ctx fasthttp.RequestCtx
+		ctx.Request.SetRequestURI("/readyz")
+		if token != "" {
+			ctx.Request.Header.Set("Authorization", "Bearer "+token)
+		}
+		a.Handler()(&ctx)
+		var r Readiness
+		if err := json.Unmarshal(ctx.Response.Body(), &r); err != nil || r.Registry == nil {
+			t.Fatalf("token %q: %v, %s", token, err, ctx.Response.Body())
+		}
+		if named := len(r.Registry.Problems) > 0; named != (token == "tok") || r.Registry.Conflicts != 1 {
+			t.Errorf("token %q: %s; want the conflict counted, and named only with the token", token, ctx.Response.Body())
+		}
+	}
+}
