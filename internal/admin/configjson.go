@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"encoding"
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // configJSON is v (the effective config) in JSON as encoding/json writes
@@ -36,8 +38,7 @@ func (e *durationEncoder) encode(b []byte, v reflect.Value) ([]byte, error) {
 	if e.durations && t == durationType {
 		return strconv.AppendQuote(b, time.Duration(v.Int()).String()), nil
 	}
-	if t.Implements(jsonMarshaler) || t.Implements(textMarshalerType) ||
-		v.CanAddr() && (reflect.PointerTo(t).Implements(jsonMarshaler) || reflect.PointerTo(t).Implements(textMarshalerType)) {
+	if implementsMarshaler(v) {
 		return e.marshal(b, v)
 	}
 	switch v.Kind() {
@@ -79,6 +80,9 @@ func (e *durationEncoder) encode(b []byte, v reflect.Value) ([]byte, error) {
 
 // marshal appends what json.Marshal makes of v.
 func (e *durationEncoder) marshal(b []byte, v reflect.Value) ([]byte, error) {
+	if !v.CanInterface() {
+		return nil, fmt.Errorf("admin: %s: an unexported embedded marshaler is not shown", v.Type())
+	}
 	if v.CanAddr() {
 		v = v.Addr() // a method on the pointer, as encoding/json finds it
 	}
@@ -86,67 +90,197 @@ func (e *durationEncoder) marshal(b []byte, v reflect.Value) ([]byte, error) {
 	return append(b, out...), err
 }
 
-// object appends a struct's fields by their json names, in order, with
-// embedded structs' fields in their place, as encoding/json does (the
-// config has no two fields of one name).
+// object appends a struct's fields as encoding/json does: by the rules of
+// jsonFields, with a nil embedded pointer's fields left out.
 func (e *durationEncoder) object(b []byte, v reflect.Value) ([]byte, error) {
 	b = append(b, '{')
 	first := true
-	var err error
-	if b, err = e.fields(b, v, &first); err != nil {
-		return nil, err
+fields:
+	for _, f := range jsonFields(v.Type()) {
+		fv := v
+		for _, i := range f.index {
+			if fv.Kind() == reflect.Pointer {
+				if fv.IsNil() {
+					continue fields
+				}
+				fv = fv.Elem()
+			}
+			fv = fv.Field(i)
+		}
+		if f.omitEmpty && empty(fv) || f.omitZero && zero(fv) {
+			continue
+		}
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		name, _ := json.Marshal(f.name) // escaped as encoding/json escapes it
+		b = append(append(b, name...), ':')
+		var err error
+		if f.quoted {
+			b, err = e.quoted(b, fv)
+		} else {
+			b, err = e.encode(b, fv)
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
 	return append(b, '}'), nil
 }
 
-func (e *durationEncoder) fields(b []byte, v reflect.Value, first *bool) ([]byte, error) {
-	t := v.Type()
-	for i := range t.NumField() {
-		f := t.Field(i)
-		tag := f.Tag.Get("json")
-		if tag == "-" {
-			continue
+// quoted appends a field tagged ",string": a bool, number or string
+// written as a JSON string, a nil pointer as null, a marshaler as itself.
+func (e *durationEncoder) quoted(b []byte, v reflect.Value) ([]byte, error) {
+	for v.Kind() == reflect.Pointer && !implementsMarshaler(v) {
+		if v.IsNil() {
+			return append(b, "null"...), nil
 		}
-		name, opts, _ := strings.Cut(tag, ",")
-		fv := v.Field(i)
-		if f.Anonymous && name == "" {
-			et := f.Type
-			if et.Kind() == reflect.Pointer {
-				et = et.Elem()
-				if fv.IsNil() {
-					continue
-				}
-				fv = fv.Elem()
-			}
-			if et.Kind() == reflect.Struct {
-				var err error
-				if b, err = e.fields(b, fv, first); err != nil {
-					return nil, err
-				}
+		v = v.Elem()
+	}
+	if implementsMarshaler(v) || e.durations && v.Type() == durationType {
+		return e.encode(b, v)
+	}
+	inner, err := e.encode(nil, v)
+	if err != nil {
+		return nil, err
+	}
+	q, err := json.Marshal(string(inner))
+	return append(b, q...), err
+}
+
+func implementsMarshaler(v reflect.Value) bool {
+	t := v.Type()
+	return t.Implements(jsonMarshaler) || t.Implements(textMarshalerType) ||
+		v.CanAddr() && (reflect.PointerTo(t).Implements(jsonMarshaler) || reflect.PointerTo(t).Implements(textMarshalerType))
+}
+
+// jsonField is one field encoding/json writes of a struct.
+type jsonField struct {
+	name   string
+	index  []int // through embedded structs
+	tagged bool  // named by its tag
+	omitEmpty, omitZero,
+	quoted bool // ",string" on a bool, number or string
+}
+
+// jsonFields are the fields encoding/json writes of struct type t, in its
+// order, by its rules (its typeFields): embedded structs' fields promoted,
+// breadth first, each struct type once; of fields with one name, the
+// shallowest wins, a tagged one over untagged ones at its depth, and two
+// alike at the shallowest depth are both left out.
+func jsonFields(t reflect.Type) []jsonField {
+	type embedded struct {
+		typ   reflect.Type
+		index []int
+	}
+	var fields []jsonField
+	visited := map[reflect.Type]bool{}
+	next := []embedded{{typ: t}}
+	var count, nextCount map[reflect.Type]int // embeddings of a type found at a depth
+	for len(next) > 0 {
+		current := next
+		next = nil
+		count, nextCount = nextCount, map[reflect.Type]int{}
+		for _, c := range current {
+			if visited[c.typ] {
 				continue
 			}
-		}
-		if !f.IsExported() {
-			continue
-		}
-		if name == "" {
-			name = f.Name
-		}
-		if o := strings.Split(opts, ","); slices.Contains(o, "omitempty") && empty(fv) || slices.Contains(o, "omitzero") && zero(fv) {
-			continue
-		}
-		if !*first {
-			b = append(b, ',')
-		}
-		*first = false
-		b = strconv.AppendQuote(b, name)
-		b = append(b, ':')
-		var err error
-		if b, err = e.encode(b, fv); err != nil {
-			return nil, err
+			visited[c.typ] = true
+			for i := range c.typ.NumField() {
+				sf := c.typ.Field(i)
+				if sf.Anonymous {
+					et := sf.Type
+					if et.Kind() == reflect.Pointer {
+						et = et.Elem()
+					}
+					if !sf.IsExported() && et.Kind() != reflect.Struct {
+						continue
+					}
+				} else if !sf.IsExported() {
+					continue
+				}
+				tag := sf.Tag.Get("json")
+				if tag == "-" {
+					continue
+				}
+				name, opts, _ := strings.Cut(tag, ",")
+				if !validTagName(name) {
+					name = ""
+				}
+				index := append(slices.Clone(c.index), i)
+				ft := sf.Type
+				if ft.Name() == "" && ft.Kind() == reflect.Pointer {
+					ft = ft.Elem()
+				}
+				if name == "" && sf.Anonymous && ft.Kind() == reflect.Struct {
+					if nextCount[ft]++; nextCount[ft] == 1 {
+						next = append(next, embedded{ft, index})
+					}
+					continue
+				}
+				o := strings.Split(opts, ",")
+				f := jsonField{name: name, index: index, tagged: name != "",
+					omitEmpty: slices.Contains(o, "omitempty"), omitZero: slices.Contains(o, "omitzero")}
+				if slices.Contains(o, "string") {
+					switch ft.Kind() {
+					case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+						reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr,
+						reflect.Float32, reflect.Float64, reflect.String:
+						f.quoted = true
+					}
+				}
+				if f.name == "" {
+					f.name = sf.Name
+				}
+				fields = append(fields, f)
+				if count[c.typ] > 1 { // reached twice at this depth: a conflict
+					fields = append(fields, f)
+				}
+			}
 		}
 	}
-	return b, nil
+	slices.SortStableFunc(fields, func(a, b jsonField) int {
+		if c := strings.Compare(a.name, b.name); c != 0 {
+			return c
+		}
+		if c := len(a.index) - len(b.index); c != 0 {
+			return c
+		}
+		if a.tagged != b.tagged {
+			if a.tagged {
+				return -1
+			}
+			return 1
+		}
+		return slices.Compare(a.index, b.index)
+	})
+	out := fields[:0]
+	for i := 0; i < len(fields); {
+		j := i + 1
+		for j < len(fields) && fields[j].name == fields[i].name {
+			j++
+		}
+		if j == i+1 || len(fields[i].index) < len(fields[i+1].index) || fields[i].tagged != fields[i+1].tagged {
+			out = append(out, fields[i])
+		}
+		i = j
+	}
+	slices.SortFunc(out, func(a, b jsonField) int { return slices.Compare(a.index, b.index) })
+	return out
+}
+
+// validTagName is encoding/json's test of a tag's name.
+func validTagName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range s {
+		if !strings.ContainsRune("!#$%&()*+-./:;<=>?@[]^_{|}~ ", c) && !unicode.IsLetter(c) && !unicode.IsDigit(c) {
+			return false
+		}
+	}
+	return true
 }
 
 // mapping appends a map with its keys sorted, as encoding/json does.
@@ -192,17 +326,35 @@ func empty(v reflect.Value) bool {
 	return false
 }
 
-// zero is encoding/json's omitzero test: the value's IsZero method if it
-// has one, else the zero value.
+// zero is encoding/json's omitzero test: by the IsZero method of the
+// value's static type (or its pointer's, or the pointed-to value's), which
+// a nil pointer, interface or pointer in an interface never reaches; else
+// the zero value.
 func zero(v reflect.Value) bool {
-	if (v.Kind() == reflect.Pointer || v.Kind() == reflect.Interface) && v.IsNil() {
-		return true
-	}
-	if z, ok := v.Interface().(interface{ IsZero() bool }); ok {
-		return z.IsZero()
+	t := v.Type()
+	switch {
+	case !v.CanInterface():
+	case t.Kind() == reflect.Interface && t.Implements(isZeroerType):
+		return v.IsNil() || v.Elem().Kind() == reflect.Pointer && v.Elem().IsNil() ||
+			v.Interface().(isZeroer).IsZero()
+	case t.Kind() == reflect.Pointer && t.Implements(isZeroerType):
+		return v.IsNil() || v.Interface().(isZeroer).IsZero()
+	case t.Implements(isZeroerType):
+		return v.Interface().(isZeroer).IsZero()
+	case reflect.PointerTo(t).Implements(isZeroerType):
+		if !v.CanAddr() {
+			c := reflect.New(t).Elem()
+			c.Set(v)
+			v = c
+		}
+		return v.Addr().Interface().(isZeroer).IsZero()
 	}
 	return v.IsZero()
 }
+
+type isZeroer interface{ IsZero() bool }
+
+var isZeroerType = reflect.TypeFor[isZeroer]()
 
 // indented is b (JSON) indented by two spaces, as /v1/config shows it.
 func indented(b []byte) ([]byte, error) {

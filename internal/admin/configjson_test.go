@@ -93,3 +93,70 @@ func TestDurationEncoderMatchesEncodingJSON(t *testing.T) {
 		}
 	}
 }
+
+type zeroAtSeven struct{ N int }
+
+// IsZero is on the pointer: encoding/json's omitzero still asks it.
+func (z *zeroAtSeven) IsZero() bool { return z.N == 7 }
+
+type (
+	dupDeep struct{ Deep int }
+	dupA    struct {
+		dupDeep     // reached twice at depth 2 (through dupB too): Deep is left out
+		Same    int // as dupB.Same at depth 1: both left out
+		Won     int `json:"Won"` // tagged, so it wins over dupB's
+		Shadow  int // under edgeCases.Shadow
+	}
+	dupB struct {
+		dupDeep
+		Same int
+		Won  int
+	}
+	named struct{ Y int }
+)
+
+type edgeCases struct {
+	dupA
+	dupB
+	named   `json:"named"` // unexported, but named: a field
+	Shadow  int
+	Q       int                        `json:"q,string"`
+	QP      *int                       `json:"qp,string"`
+	QS      string                     `json:"qs,string"`
+	QB      bool                       `json:"qb,string"`
+	QD      time.Duration              `json:"qd,string"`
+	QT      time.Time                  `json:"qt,string"` // a marshaler: not quoted
+	Any     any                        `json:"any,omitzero"`
+	Zeroer  interface{ IsZero() bool } `json:"zeroer,omitzero"`
+	ByPtr   zeroAtSeven                `json:"byptr,omitzero"`
+	HTML    int                        `json:"a<b>&"`
+	Invalid int                        `json:"a\\b"` // not a name: the Go name
+}
+
+// TestDurationEncoderFieldRules: encoding/json's rules for which fields a
+// struct writes and how (names that clash through embedding, ",string",
+// omitzero by a pointer's IsZero or through an interface holding a nil
+// pointer, an unexported embedded struct with a name, escaped and invalid
+// names) are the walk's rules too, for an addressable value and not.
+func TestDurationEncoderFieldRules(t *testing.T) {
+	n := 5
+	var nilTime *time.Time
+	full := edgeCases{dupA: dupA{dupDeep{1}, 2, 3, 4}, dupB: dupB{dupDeep{5}, 6, 7}, named: named{8},
+		Shadow: 9, Q: 10, QP: &n, QS: `a"<b`, QB: true, QD: time.Second, QT: time.Unix(0, 0).UTC(),
+		Any: nilTime, Zeroer: nilTime, ByPtr: zeroAtSeven{7}, HTML: 11, Invalid: 12}
+	other := full
+	other.Any, other.Zeroer, other.ByPtr, other.QP = time.Time{}, time.Unix(1, 0), zeroAtSeven{1}, nil
+	for i, v := range []any{edgeCases{}, &edgeCases{}, full, &full, other, &other} {
+		want, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := (&durationEncoder{}).encode(nil, reflect.ValueOf(v))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("%d: %v\n%s\nwant encoding/json's\n%s", i, err, got, want)
+		}
+		if b, err := configJSON(v); err != nil || !json.Valid(b) {
+			t.Errorf("%d: with durations: %v\n%s", i, err, b)
+		}
+	}
+}
