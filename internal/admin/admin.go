@@ -291,8 +291,9 @@ func (a *Admin) config(ctx *fasthttp.RequestCtx) {
 	if err == nil {
 		b, err = indented(b)
 	}
-	if err != nil { // New marshalled the same shape
-		ctx.Error(err.Error(), fasthttp.StatusInternalServerError)
+	if err != nil { // New walked the same shape: not reached
+		writeProblem(ctx, problem{"about:blank", "Internal Server Error", fasthttp.StatusInternalServerError,
+			"the config could not be written as JSON: " + err.Error()})
 		return
 	}
 	ctx.SetContentType("application/json")
