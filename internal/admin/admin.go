@@ -270,6 +270,9 @@ func (a *Admin) readyz(ctx *fasthttp.RequestCtx) {
 		}
 	}
 	if a.regStatus != nil {
+		// The body depends on the token: a cache must not hand one
+		// caller's answer to another.
+		ctx.Response.Header.Set(fasthttp.HeaderVary, fasthttp.HeaderAuthorization)
 		r.Registry = a.regStatus()
 		if r.Registry != nil && len(r.Registry.Problems) > 0 && !a.hasToken(ctx) {
 			// /readyz needs no token: the entries' names (tenant ids,
@@ -368,11 +371,12 @@ func (a *Admin) audit(ctx *fasthttp.RequestCtx, action, tenant string, status in
 // authorized lets a request through with the bearer admin token.
 func (a *Admin) authorized(next fasthttp.RequestHandler) fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
-		if len(a.token.Load().token) == 0 {
+		want := a.token.Load().token // once: a rotation between two loads is a 401
+		if len(want) == 0 {
 			writeProblem(ctx, problemNoToken)
 			return
 		}
-		if !a.hasToken(ctx) {
+		if !carries(ctx, want) {
 			writeProblem(ctx, problemBadToken)
 			ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, `Bearer realm="l1gw-admin"`)
 			return
@@ -383,8 +387,11 @@ func (a *Admin) authorized(next fasthttp.RequestHandler) fasthttp.RequestHandler
 
 // hasToken reports whether ctx carries the admin token (false while none
 // is set).
-func (a *Admin) hasToken(ctx *fasthttp.RequestCtx) bool {
-	want := a.token.Load().token
+func (a *Admin) hasToken(ctx *fasthttp.RequestCtx) bool { return carries(ctx, a.token.Load().token) }
+
+// carries reports whether ctx's bearer is want, in constant time (false
+// for an empty want).
+func carries(ctx *fasthttp.RequestCtx, want []byte) bool {
 	got := tenants.KeyFrom(nil, ctx.Request.Header.Peek(fasthttp.HeaderAuthorization))
 	return len(want) > 0 && subtle.ConstantTimeCompare(got, want) == 1
 }

@@ -158,5 +158,8 @@ func TestReadyzNamesRegistryProblemsToTheTokenOnly(t *testing.T) {
 		if named := len(r.Registry.Problems) > 0; named != (token == "tok") || r.Registry.Conflicts != 1 {
 			t.Errorf("token %q: %s; want the conflict counted, and named only with the token", token, ctx.Response.Body())
 		}
+		if v := string(ctx.Response.Header.Peek("Vary")); v != "Authorization" {
+			t.Errorf("token %q: Vary %q; want Authorization, as the body depends on it", token, v)
+		}
 	}
 }
