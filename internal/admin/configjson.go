@@ -28,7 +28,14 @@ var (
 
 // durationEncoder walks a value as encoding/json does. With durations
 // false it writes what json.Marshal writes (the test's reference).
-type durationEncoder struct{ durations bool }
+type durationEncoder struct {
+	durations bool
+	level     int         // pointers, maps and slices entered
+	seen      map[any]int // those entered past cycleLevel
+}
+
+// cycleLevel is where encoding/json starts looking for cycles.
+const cycleLevel = 1000
 
 func (e *durationEncoder) encode(b []byte, v reflect.Value) ([]byte, error) {
 	if !v.IsValid() {
@@ -40,6 +47,15 @@ func (e *durationEncoder) encode(b []byte, v reflect.Value) ([]byte, error) {
 	}
 	if implementsMarshaler(v) {
 		return e.marshal(b, v)
+	}
+	if k := v.Kind(); k == reflect.Map && !keyable(t.Key()) {
+		return nil, &json.UnsupportedTypeError{Type: t} // nil or empty too
+	} else if (k == reflect.Pointer || k == reflect.Map || k == reflect.Slice) && !v.IsNil() {
+		leave, err := e.enter(v)
+		if err != nil {
+			return nil, err
+		}
+		defer leave()
 	}
 	switch v.Kind() {
 	case reflect.Pointer, reflect.Interface:
@@ -61,21 +77,60 @@ func (e *durationEncoder) encode(b []byte, v reflect.Value) ([]byte, error) {
 		if t.Elem().Kind() == reflect.Uint8 { // base64, as encoding/json
 			return e.marshal(b, v)
 		}
-		fallthrough
+		return e.array(b, v)
 	case reflect.Array:
-		b = append(b, '[')
-		for i := range v.Len() {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			var err error
-			if b, err = e.encode(b, v.Index(i)); err != nil {
-				return nil, err
-			}
-		}
-		return append(b, ']'), nil
+		return e.array(b, v)
 	}
 	return e.marshal(b, v)
+}
+
+// enter counts a non-nil pointer, map or slice entered and, past
+// cycleLevel, refuses one already being written, as encoding/json does
+// (a cycle would otherwise overflow the stack: a fatal error, not a
+// panic). leave undoes it.
+func (e *durationEncoder) enter(v reflect.Value) (leave func(), err error) {
+	e.level++
+	if e.level <= cycleLevel {
+		return func() { e.level-- }, nil
+	}
+	var key any = v.Pointer()
+	if v.Kind() == reflect.Slice {
+		key = [2]uintptr{v.Pointer(), uintptr(v.Len())}
+	}
+	if e.seen == nil {
+		e.seen = map[any]int{}
+	}
+	if e.seen[key] > 0 {
+		e.level--
+		return nil, &json.UnsupportedValueError{Value: v, Str: "encountered a cycle via " + v.Type().String()}
+	}
+	e.seen[key]++
+	return func() { e.seen[key]--; e.level-- }, nil
+}
+
+// keyable: encoding/json writes maps with keys of type t.
+func keyable(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.String, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		return true
+	}
+	return t.Implements(textMarshalerType)
+}
+
+// array appends a slice's or an array's elements.
+func (e *durationEncoder) array(b []byte, v reflect.Value) ([]byte, error) {
+	b = append(b, '[')
+	for i := range v.Len() {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		var err error
+		if b, err = e.encode(b, v.Index(i)); err != nil {
+			return nil, err
+		}
+	}
+	return append(b, ']'), nil
 }
 
 // marshal appends what json.Marshal makes of v.
@@ -83,10 +138,20 @@ func (e *durationEncoder) marshal(b []byte, v reflect.Value) ([]byte, error) {
 	if !v.CanInterface() {
 		return nil, fmt.Errorf("admin: %s: an unexported embedded marshaler is not shown", v.Type())
 	}
-	if v.CanAddr() {
-		v = v.Addr() // a method on the pointer, as encoding/json finds it
+	var x any
+	switch t := v.Type(); {
+	case t.Kind() == reflect.Interface && v.IsNil():
+		return append(b, "null"...), nil
+	case t.Kind() == reflect.Interface && t.Implements(jsonMarshaler):
+		x = jsonOnly{v.Interface().(json.Marshaler)} // the interface's method, as encoding/json calls it
+	case t.Kind() == reflect.Interface:
+		x = textOnly{v.Interface().(encoding.TextMarshaler)}
+	case v.CanAddr():
+		x = v.Addr().Interface() // a method on the pointer, as encoding/json finds it
+	default:
+		x = v.Interface()
 	}
-	out, err := json.Marshal(v.Interface())
+	out, err := json.Marshal(x)
 	return append(b, out...), err
 }
 
@@ -128,6 +193,12 @@ fields:
 	}
 	return append(b, '}'), nil
 }
+
+// jsonOnly and textOnly have only the method of the interface they hold.
+type (
+	jsonOnly struct{ json.Marshaler }
+	textOnly struct{ encoding.TextMarshaler }
+)
 
 // quoted appends a field tagged ",string": a bool, number or string
 // written as a JSON string, a nil pointer as null, a marshaler as itself.
@@ -288,10 +359,10 @@ func (e *durationEncoder) mapping(b []byte, v reflect.Value) ([]byte, error) {
 	keys := v.MapKeys()
 	names := make([]string, len(keys))
 	for i, k := range keys {
-		if k.Kind() != reflect.String {
-			return e.marshal(b, v) // no such map in the config
+		var err error
+		if names[i], err = keyName(k); err != nil {
+			return nil, err
 		}
-		names[i] = k.String()
 	}
 	order := make([]int, len(keys))
 	for i := range order {
@@ -311,6 +382,29 @@ func (e *durationEncoder) mapping(b []byte, v reflect.Value) ([]byte, error) {
 		}
 	}
 	return append(b, '}'), nil
+}
+
+// keyName is a map key as encoding/json writes it: a string as itself,
+// else by MarshalText, else an integer in decimal.
+func keyName(k reflect.Value) (string, error) {
+	if k.Kind() == reflect.String {
+		return k.String(), nil
+	}
+	if tm, ok := k.Interface().(encoding.TextMarshaler); ok {
+		if k.Kind() == reflect.Pointer && k.IsNil() {
+			return "", nil
+		}
+		b, err := tm.MarshalText()
+		if err != nil {
+			return "", fmt.Errorf("json: error calling MarshalText for type %s: %w", k.Type(), err)
+		}
+		return string(b), nil
+	}
+	switch k.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return strconv.FormatInt(k.Int(), 10), nil
+	}
+	return strconv.FormatUint(k.Uint(), 10), nil // keyable let in no other kind
 }
 
 // empty is encoding/json's omitempty test.

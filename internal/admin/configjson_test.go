@@ -2,8 +2,11 @@ package admin
 
 import (
 	"bytes"
+	"encoding"
 	"encoding/json"
+	"math/big"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -118,19 +121,21 @@ type (
 type edgeCases struct {
 	dupA
 	dupB
-	named   `json:"named"` // unexported, but named: a field
-	Shadow  int
-	Q       int                        `json:"q,string"`
-	QP      *int                       `json:"qp,string"`
-	QS      string                     `json:"qs,string"`
-	QB      bool                       `json:"qb,string"`
-	QD      time.Duration              `json:"qd,string"`
-	QT      time.Time                  `json:"qt,string"` // a marshaler: not quoted
-	Any     any                        `json:"any,omitzero"`
-	Zeroer  interface{ IsZero() bool } `json:"zeroer,omitzero"`
-	ByPtr   zeroAtSeven                `json:"byptr,omitzero"`
-	HTML    int                        `json:"a<b>&"`
-	Invalid int                        `json:"a\\b"` // not a name: the Go name
+	named  `json:"named"` // unexported, but named: a field
+	Shadow int
+	Q      int           `json:"q,string"`
+	QP     *int          `json:"qp,string"`
+	QS     string        `json:"qs,string"`
+	QB     bool          `json:"qb,string"`
+	QD     time.Duration `json:"qd,string"`
+	//lint:ignore SA5008 ",string" on a marshaler, which encoding/json ignores, is the case
+	QT     time.Time                  `json:"qt,string"` // a marshaler: not quoted
+	Any    any                        `json:"any,omitzero"`
+	Zeroer interface{ IsZero() bool } `json:"zeroer,omitzero"`
+	ByPtr  zeroAtSeven                `json:"byptr,omitzero"`
+	HTML   int                        `json:"a<b>&"`
+	//lint:ignore SA5008 a tag name encoding/json refuses is the case
+	Invalid int `json:"a\\b"` // not a name: the Go name
 }
 
 // TestDurationEncoderFieldRules: encoding/json's rules for which fields a
@@ -158,5 +163,62 @@ func TestDurationEncoderFieldRules(t *testing.T) {
 		if b, err := configJSON(v); err != nil || !json.Valid(b) {
 			t.Errorf("%d: with durations: %v\n%s", i, err, b)
 		}
+	}
+}
+
+type nilSafe struct{}
+
+// MarshalJSON answers for a nil receiver too.
+func (n *nilSafe) MarshalJSON() ([]byte, error) { return []byte(`"nil-safe"`), nil }
+
+type cyclic struct{ Next *cyclic }
+
+// TestDurationEncoderMapsInterfacesCycles: maps by integer keys (their
+// durations written as such), maps whose keys encoding/json refuses
+// (refused even when nil or empty), fields of a marshaler interface (its
+// method, not the held value's: big.Int's text, not its JSON), and
+// cycles, which are an error, not a stack overflow.
+func TestDurationEncoderMapsInterfacesCycles(t *testing.T) {
+	type marshalers struct {
+		T encoding.TextMarshaler
+		J json.Marshaler
+	}
+	for i, v := range []any{
+		map[int]time.Duration{-1: 1, 2: 3},
+		map[uint8]string{1: "a", 10: "b", 2: "c"},
+		map[bool]int(nil),
+		map[float64]string{},
+		struct{ M map[bool]int }{},
+		marshalers{big.NewInt(5), (*nilSafe)(nil)},
+		map[string]marshalers{"a": {T: (*big.Int)(nil)}},
+		&marshalers{},
+	} {
+		want, wantErr := json.Marshal(v)
+		got, err := (&durationEncoder{}).encode(nil, reflect.ValueOf(v))
+		if (err != nil) != (wantErr != nil) || !bytes.Equal(got, want) {
+			t.Errorf("%d: %T: %s, %v; want encoding/json's %s, %v", i, v, got, err, want, wantErr)
+		}
+	}
+	if b, err := configJSON(map[int]struct{ Wait time.Duration }{429: {time.Minute}}); err != nil || string(b) != `{"429":{"Wait":"1m0s"}}` {
+		t.Errorf("a duration under an integer-keyed map: %s, %v", b, err)
+	}
+
+	c := &cyclic{}
+	c.Next = c
+	m := map[string]any{}
+	m["m"] = m
+	s := []any{nil}
+	s[0] = s
+	for _, v := range []any{c, m, s} {
+		if _, err := configJSON(v); err == nil || !strings.Contains(err.Error(), "cycle") {
+			t.Errorf("%T in a cycle: %v; want encoding/json's cycle error", v, err)
+		}
+	}
+	deep := &cyclic{}
+	for range 2 * cycleLevel {
+		deep = &cyclic{deep}
+	}
+	if _, err := configJSON(deep); err != nil {
+		t.Errorf("a deep chain that is not a cycle: %v", err)
 	}
 }
