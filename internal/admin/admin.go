@@ -294,7 +294,7 @@ func (a *Admin) config(ctx *fasthttp.RequestCtx) {
 	if err == nil {
 		b, err = indented(b)
 	}
-	if err != nil { // New walked the same shape: not reached
+	if err != nil { // New walked the first config; a reload's may differ
 		writeProblem(ctx, problem{"about:blank", "Internal Server Error", fasthttp.StatusInternalServerError,
 			"the config could not be written as JSON: " + err.Error()})
 		return
