@@ -363,24 +363,30 @@ func tokenID(token string) string {
 // audit logs one write made through the API: who (the token's ID), what,
 // on which tenant, and how it ended. Never a key or the token.
 func (a *Admin) audit(ctx *fasthttp.RequestCtx, action, tenant string, status int, more ...any) {
-	attrs := append([]any{"token_id", a.token.Load().id, "action", action, "tenant", tenant, "status", status,
+	id, _ := ctx.UserValue(tokenIDKey).(string) // the token the caller sent, whatever it is now
+	attrs := append([]any{"token_id", id, "action", action, "tenant", tenant, "status", status,
 		"remote", ctx.RemoteIP().String()}, more...)
 	a.log.Info("audit", attrs...)
 }
 
+// tokenIDKey is the user value under which authorized leaves the ID of
+// the token a request carried, for its audit line.
+const tokenIDKey = "l1gw.admin.token_id"
+
 // authorized lets a request through with the bearer admin token.
 func (a *Admin) authorized(next fasthttp.RequestHandler) fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
-		want := a.token.Load().token // once: a rotation between two loads is a 401
-		if len(want) == 0 {
+		b := a.token.Load() // once: a rotation between two loads is a 401
+		if len(b.token) == 0 {
 			writeProblem(ctx, problemNoToken)
 			return
 		}
-		if !carries(ctx, want) {
+		if !carries(ctx, b.token) {
 			writeProblem(ctx, problemBadToken)
 			ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, `Bearer realm="l1gw-admin"`)
 			return
 		}
+		ctx.SetUserValue(tokenIDKey, b.id)
 		next(ctx)
 	}
 }

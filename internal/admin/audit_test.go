@@ -46,3 +46,29 @@ func TestAuditLines(t *testing.T) {
 		t.Errorf("the token is in the audit log: %s", buf.String())
 	}
 }
+
+// TestAuditNamesTheTokenSent: a write during which the token rotates (a
+// changed server.admin_token_file) is logged under the token its caller sent,
+// not the one in force once it is done.
+func TestAuditNamesTheTokenSent(t *testing.T) {
+	var buf bytes.Buffer
+	result := ReloadOK
+	a := newTestAdmin(t, "tok-old", limiter.NewMemoryStore(nil), &result)
+	a.log = slog.New(slog.NewJSONHandler(&buf, nil))
+	reload := a.reloader
+	a.reloader = func(trigger string) ReloadResult {
+		a.SetToken("tok-new")
+		return reload(trigger)
+	}
+	var ctx fasthttp.RequestCtx
+	ctx.Request.Header.SetMethod("POST")
+	ctx.Request.SetRequestURI("http://admin.test/v1/reload")
+	ctx.Request.Header.Set("Authorization", "Bearer tok-old")
+	a.Handler()(&ctx)
+	if ctx.Response.StatusCode() != fasthttp.StatusOK {
+		t.Fatalf("reload: %d %s", ctx.Response.StatusCode(), ctx.Response.Body())
+	}
+	if !strings.Contains(buf.String(), `"token_id":"`+tokenID("tok-old")+`"`) {
+		t.Errorf("audit %s; want the ID of tok-old, which the caller sent", buf.String())
+	}
+}
