@@ -5,6 +5,9 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
+
+	"github.com/l1gw/l1gw/loadtest/internal/harness"
 )
 
 // tableHeader is the Markdown table's header and alignment rows.
@@ -125,7 +128,9 @@ func (r *Report) notes() []string {
 		if m.Degraded > 0 || len(m.DegradedByReason) > 0 {
 			ping := ""
 			if m.RedisPingMax != nil {
-				ping = fmt.Sprintf("; Redis' worst PING round trip meanwhile: %.1f ms", *m.RedisPingMax)
+				every := float64(harness.ProbeEvery) / float64(time.Millisecond)
+				ping = fmt.Sprintf("; Redis' worst PING round trip meanwhile: %.1f ms (one PING every %.0f ms: a silence of up to %.1f ms fits it)",
+					*m.RedisPingMax, every, *m.RedisPingMax+every)
 			}
 			if m.RedisCPUStallMax != nil {
 				ping += fmt.Sprintf("; its CPU's worst stall: %.1f ms", *m.RedisCPUStallMax)

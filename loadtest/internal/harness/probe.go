@@ -11,8 +11,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// probeEvery is the probe's pause between PINGs.
-const probeEvery = 5 * time.Millisecond
+// ProbeEvery is the probe's pause between PINGs: a silence of Redis
+// shows in a PING only from when the next one is sent, so a worst PING of
+// w fits a silence of up to w + ProbeEvery.
+const ProbeEvery = 5 * time.Millisecond
 
 // ProbeResult is what a Probe saw.
 type ProbeResult struct {
@@ -46,7 +48,7 @@ type ProbeResult struct {
 // spend a system call on every PING.
 const slowRetransMs = 1
 
-// Probe PINGs the redis-server at addr every probeEvery until ctx ends,
+// Probe PINGs the redis-server at addr every ProbeEvery until ctx ends,
 // from a thread at real-time priority where the process may set it
 // (root): how promptly Redis itself answers, apart from any client's
 // load. It also times its sleeps between PINGs: a real-time thread wakes
@@ -140,7 +142,7 @@ func Probe(ctx context.Context, addr string, ready func()) (res ProbeResult, err
 			break
 		}
 		res.Pings++
-		late, err := sleepLate(probeEvery)
+		late, err := sleepLate(ProbeEvery)
 		if err != nil {
 			return res, err
 		}
