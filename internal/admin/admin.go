@@ -376,7 +376,9 @@ const tokenIDKey = "l1gw.admin.token_id"
 // authorized lets a request through with the bearer admin token.
 func (a *Admin) authorized(next fasthttp.RequestHandler) fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
-		b := a.token.Load() // once: a rotation between two loads is a 401
+		// Loaded once, for the check and the audit line: a rotation
+		// between two loads would judge by one token and log another.
+		b := a.token.Load()
 		if len(b.token) == 0 {
 			writeProblem(ctx, problemNoToken)
 			return

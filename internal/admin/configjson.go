@@ -14,8 +14,9 @@ import (
 )
 
 // configJSON is v (the effective config) in JSON as encoding/json writes
-// it, but for every time.Duration, written as its String ("10ms", "1m0s"),
-// which the config file takes back, rather than as nanoseconds.
+// it, but for every value of type time.Duration (not a named type of
+// its own, nor a map key), written as its String ("10ms", "1m0s"), which
+// the config file takes back, rather than as nanoseconds.
 func configJSON(v any) ([]byte, error) {
 	return (&durationEncoder{durations: true}).encode(nil, reflect.ValueOf(v))
 }
@@ -220,6 +221,8 @@ func (e *durationEncoder) quoted(b []byte, v reflect.Value) ([]byte, error) {
 	return append(b, q...), err
 }
 
+// implementsMarshaler: encoding/json writes v by its MarshalJSON or
+// MarshalText (on the pointer, if v is addressable).
 func implementsMarshaler(v reflect.Value) bool {
 	t := v.Type()
 	return t.Implements(jsonMarshaler) || t.Implements(textMarshalerType) ||
@@ -228,11 +231,12 @@ func implementsMarshaler(v reflect.Value) bool {
 
 // jsonField is one field encoding/json writes of a struct.
 type jsonField struct {
-	name   string
-	index  []int // through embedded structs
-	tagged bool  // named by its tag
-	omitEmpty, omitZero,
-	quoted bool // ",string" on a bool, number or string
+	name      string
+	index     []int // through embedded structs
+	tagged    bool  // named by its tag
+	omitEmpty bool
+	omitZero  bool
+	quoted    bool // ",string" on a bool, number or string
 }
 
 // jsonFields are the fields encoding/json writes of struct type t, in its
@@ -403,8 +407,11 @@ func keyName(k reflect.Value) (string, error) {
 	switch k.Kind() {
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 		return strconv.FormatInt(k.Int(), 10), nil
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		return strconv.FormatUint(k.Uint(), 10), nil
 	}
-	return strconv.FormatUint(k.Uint(), 10), nil // keyable let in no other kind
+	// A nil key of a marshaler interface type: encoding/json panics.
+	return "", &json.UnsupportedValueError{Value: k, Str: "a nil map key"}
 }
 
 // empty is encoding/json's omitempty test.
@@ -428,6 +435,8 @@ func zero(v reflect.Value) bool {
 	t := v.Type()
 	switch {
 	case !v.CanInterface():
+		// An unexported embedded struct: encoding/json panics on asking
+		// its IsZero; the walk takes the zero value instead.
 	case t.Kind() == reflect.Interface && t.Implements(isZeroerType):
 		return v.IsNil() || v.Elem().Kind() == reflect.Pointer && v.Elem().IsNil() ||
 			v.Interface().(isZeroer).IsZero()

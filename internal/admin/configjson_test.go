@@ -202,6 +202,11 @@ func TestDurationEncoderMapsInterfacesCycles(t *testing.T) {
 	if b, err := configJSON(map[int]struct{ Wait time.Duration }{429: {time.Minute}}); err != nil || string(b) != `{"429":{"Wait":"1m0s"}}` {
 		t.Errorf("a duration under an integer-keyed map: %s, %v", b, err)
 	}
+	// encoding/json panics on a nil key of a marshaler interface type; the
+	// walk, which New runs outside the recoverer, refuses it.
+	if b, err := configJSON(map[encoding.TextMarshaler]int{nil: 1}); err == nil {
+		t.Errorf("a nil interface key: %s; want an error", b)
+	}
 
 	c := &cyclic{}
 	c.Next = c

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"maps"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -146,6 +147,14 @@ func TestOpenAPI(t *testing.T) {
 	a.SetReady(true)
 	do(a, "GET /v1/openapi.json", "/v1/openapi.json", "tok", "")
 	do(a, "GET /v1/config", "/v1/config", "tok", "")
+	// New walked the first config; a reload's may hold what encoding/json
+	// refuses (a NaN here): a 500 problem, not a panic or plain text.
+	cfg := a.curConfig
+	a.curConfig = func() any { return map[string]float64{"x": math.NaN()} }
+	if body := do(a, "GET /v1/config", "/v1/config", "tok", ""); !strings.Contains(body, `"status":500`) || !strings.Contains(body, "NaN") {
+		t.Errorf("GET /v1/config of a NaN: %s; want a 500 problem naming it", body)
+	}
+	a.curConfig = cfg
 	do(a, "GET /debug/pprof/{profile}", "/debug/pprof/cmdline", "tok", "")
 	if body := do(a, "GET /debug/pprof/", "/debug/pprof/", "tok", ""); !strings.Contains(body, "goroutine") {
 		t.Errorf("GET /debug/pprof/: %.200q; want the index of profiles", body)
