@@ -137,7 +137,7 @@ func TestMarkdown(t *testing.T) {
 		"| bare | closed 64 | 30000 (20000–40000) | 40.0 | – | – | – | – | – | – | 0 | – | – | – | ×3.00 | ×0.50 | – | 200:200 |\n",
 		"| naive | open @ 5000 req/s | 5000 | 90.0 | 45.0 | 0.40 | 2.00 | 0.25 | 1.50 | – | 0 | 3.0 | 0.5 | 60/100 | ×1.00 | ×1.00 | ×1.00 | 200:80 |\n",
 		"| l1gw-exact | closed 64 | 15000 | 60.0 | 15.0 (10.0–20.0) | – | – | – | – | 1.20 | 7 | 30.0 (20.0–40.0) | 16.5 (11.0–22.0) | 102/100 (101–102) |",
-		"run 1, l1gw-exact, closed 64: 7 of 0 responses were X-RateLimit-Status: degraded; gateway's degraded decisions by reason: none; Redis' worst PING round trip meanwhile: 20.0 ms (one PING every 5 ms: a silence of up to 25.0 ms fits it); its CPU's worst stall: 11.0 ms; the host's TCP sent nothing again over the load",
+		"run 1, l1gw-exact, closed 64: 7 of 0 responses were X-RateLimit-Status: degraded; gateway's degraded decisions by reason: none; Redis' worst PING round trip meanwhile: 20.0 ms (one PING every 5 ms: a silence of up to 36.0 ms fits it); its CPU's worst stall: 11.0 ms; the host's TCP sent nothing again over the load",
 		"run 2, l1gw-exact, closed 64: the Redis probe could not run at real-time priority",
 		"- l1gw-exact: +1.50 (+1.00 to +2.00) ms",
 		"run 2, l1gw-exact, closed 64: OVER-ADMISSION: the limited tenant got 102 admitted",

@@ -13,7 +13,7 @@ import (
 
 // ProbeEvery is the probe's pause between PINGs: a silence of Redis
 // shows in a PING only from when the next one is sent, so a worst PING of
-// w fits a silence of up to w + ProbeEvery.
+// w fits a silence of up to w + ProbeEvery, plus the pause's overrun.
 const ProbeEvery = 5 * time.Millisecond
 
 // ProbeResult is what a Probe saw.
