@@ -152,10 +152,13 @@ func (r *ChaosResult) growth() string {
 		return ""
 	}
 	var g []string
-	// After a flood, fasthttp keeps a worker goroutine for each connection
-	// it served, idle, for 10 s (Server.MaxIdleWorkerDuration): goroutines
-	// say nothing there; fds and connections still do.
-	if r.Flood == nil && a.Goroutines > b.Goroutines+goroutineSlack {
+	// After a flood, or a spell of slow answers in which the load
+	// generator opened more connections than it had (one per request
+	// waiting), fasthttp keeps a worker goroutine for each connection it
+	// served, idle, for 10 s (Server.MaxIdleWorkerDuration): goroutines say
+	// nothing there; fds and connections still do.
+	widened := a.ClientConns > b.ClientConns+fdSlack
+	if r.Flood == nil && !widened && a.Goroutines > b.Goroutines+goroutineSlack {
 		g = append(g, fmt.Sprintf("goroutines %d → %d", b.Goroutines, a.Goroutines))
 	}
 	if a.FDs > b.FDs+fdSlack {

@@ -318,3 +318,26 @@ func TestHealthyPhasesProbeRedis(t *testing.T) {
 		t.Errorf("failures %q; want one, ending %q", fails, want)
 	}
 }
+
+// TestGrowthLeavesIdleWorkersOut: goroutines grown past the slack are
+// growth while the load generator kept its connections, and say nothing
+// once it opened many more (fasthttp's idle workers of the connections
+// served meanwhile, as in 4-sentinel-failover-repeated once: 28 → 49
+// goroutines, 8 → 85 client connections); fds still count then.
+func TestGrowthLeavesIdleWorkersOut(t *testing.T) {
+	before := &Resources{Goroutines: 28, FDs: 11, ClientConns: 8, RedisConns: 16}
+	for _, c := range []struct {
+		after Resources
+		grew  bool
+	}{
+		{Resources{Goroutines: 49, FDs: 11, ClientConns: 8, RedisConns: 16}, true},
+		{Resources{Goroutines: 49, FDs: 11, ClientConns: 85, RedisConns: 15}, false},
+		{Resources{Goroutines: 49, FDs: 30, ClientConns: 85, RedisConns: 15}, true},
+		{Resources{Goroutines: 48, FDs: 21, ClientConns: 8, RedisConns: 16}, false},
+	} {
+		r := &ChaosResult{Before: before, After: &c.after}
+		if g := r.growth(); (g != "") != c.grew {
+			t.Errorf("%+v after %+v: growth %q; want growth %v", c.after, *before, g, c.grew)
+		}
+	}
+}
