@@ -52,11 +52,11 @@ func (e *durationEncoder) encode(b []byte, v reflect.Value) ([]byte, error) {
 	if k := v.Kind(); k == reflect.Map && !keyable(t.Key()) {
 		return nil, &json.UnsupportedTypeError{Type: t} // nil or empty too
 	} else if (k == reflect.Pointer || k == reflect.Map || k == reflect.Slice) && !v.IsNil() {
-		leave, err := e.enter(v)
+		key, err := e.enter(v)
 		if err != nil {
 			return nil, err
 		}
-		defer leave()
+		defer e.leave(key)
 	}
 	switch v.Kind() {
 	case reflect.Pointer, reflect.Interface:
@@ -88,13 +88,12 @@ func (e *durationEncoder) encode(b []byte, v reflect.Value) ([]byte, error) {
 // enter counts a non-nil pointer, map or slice entered and, past
 // cycleLevel, refuses one already being written, as encoding/json does
 // (a cycle would otherwise overflow the stack: a fatal error, not a
-// panic). leave undoes it.
-func (e *durationEncoder) enter(v reflect.Value) (leave func(), err error) {
-	e.level++
-	if e.level <= cycleLevel {
-		return func() { e.level-- }, nil
+// panic). key is what leave takes back: nil below cycleLevel.
+func (e *durationEncoder) enter(v reflect.Value) (key any, err error) {
+	if e.level++; e.level <= cycleLevel {
+		return nil, nil
 	}
-	var key any = v.Pointer()
+	key = v.Pointer()
 	if v.Kind() == reflect.Slice {
 		key = [2]uintptr{v.Pointer(), uintptr(v.Len())}
 	}
@@ -106,7 +105,15 @@ func (e *durationEncoder) enter(v reflect.Value) (leave func(), err error) {
 		return nil, &json.UnsupportedValueError{Value: v, Str: "encountered a cycle via " + v.Type().String()}
 	}
 	e.seen[key]++
-	return func() { e.seen[key]--; e.level-- }, nil
+	return key, nil
+}
+
+// leave undoes an enter.
+func (e *durationEncoder) leave(key any) {
+	e.level--
+	if key != nil {
+		e.seen[key]--
+	}
 }
 
 // keyable: encoding/json writes maps with keys of type t.
@@ -180,8 +187,7 @@ fields:
 			b = append(b, ',')
 		}
 		first = false
-		name, _ := json.Marshal(f.name) // escaped as encoding/json escapes it
-		b = append(append(b, name...), ':')
+		b = append(append(b, f.key...), ':')
 		var err error
 		if f.quoted {
 			b, err = e.quoted(b, fv)
@@ -232,8 +238,9 @@ func implementsMarshaler(v reflect.Value) bool {
 // jsonField is one field encoding/json writes of a struct.
 type jsonField struct {
 	name      string
-	index     []int // through embedded structs
-	tagged    bool  // named by its tag
+	key       []byte // name as a JSON string, escaped as encoding/json escapes it
+	index     []int  // through embedded structs
+	tagged    bool   // named by its tag
 	omitEmpty bool
 	omitZero  bool
 	quoted    bool // ",string" on a bool, number or string
@@ -342,6 +349,9 @@ func jsonFields(t reflect.Type) []jsonField {
 		i = j
 	}
 	slices.SortFunc(out, func(a, b jsonField) int { return slices.Compare(a.index, b.index) })
+	for i := range out {
+		out[i].key, _ = json.Marshal(out[i].name) // a string: cannot fail
+	}
 	return out
 }
 
