@@ -128,13 +128,12 @@ func (r *Report) notes() []string {
 		if m.Degraded > 0 || len(m.DegradedByReason) > 0 {
 			ping := ""
 			if m.RedisPingMax != nil {
-				// The next PING goes out a pause, and the pause's overrun,
-				// after the last answer.
 				every := float64(harness.ProbeEvery) / float64(time.Millisecond)
-				fits := *m.RedisPingMax + every
+				var late float64
 				if m.RedisCPUStallMax != nil {
-					fits += *m.RedisCPUStallMax
+					late = *m.RedisCPUStallMax
 				}
+				fits := harness.SilenceFitsMs(*m.RedisPingMax, late)
 				ping = fmt.Sprintf("; Redis' worst PING round trip meanwhile: %.1f ms (one PING every %.0f ms: a silence of up to %.1f ms fits it)",
 					*m.RedisPingMax, every, fits)
 			}

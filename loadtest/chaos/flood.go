@@ -92,7 +92,8 @@ func (f *FloodResult) sawRedis(res harness.ProbeResult, err error) {
 func (f *FloodResult) redisNote() string {
 	switch {
 	case f.RedisPingMaxMs != nil:
-		return fmt.Sprintf("; meanwhile Redis' worst PING took %.2f ms and its CPU's worst stall was %.2f ms", *f.RedisPingMaxMs, *f.RedisCPUStallMs)
+		return fmt.Sprintf("; meanwhile Redis' worst PING took %.2f ms and its CPU's worst stall was %.2f ms (one PING every %v: a silence of up to %.2f ms fits it)",
+			*f.RedisPingMaxMs, *f.RedisCPUStallMs, harness.ProbeEvery, harness.SilenceFitsMs(*f.RedisPingMaxMs, *f.RedisCPUStallMs))
 	case f.ProbeError != "":
 		return "; Redis' probe failed: " + f.ProbeError
 	}

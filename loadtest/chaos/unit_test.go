@@ -269,8 +269,9 @@ func TestWatchRedisSeesAStall(t *testing.T) {
 	}
 	f := &FloodResult{DegradedHealthy: 3}
 	f.sawRedis(res, err)
-	if fails := checkFlood(f); len(fails) != 1 || !strings.Contains(fails[0], fmt.Sprintf("meanwhile Redis' worst PING took %.2f ms", res.WorstMs)) {
-		t.Errorf("flood failure: %q; want one, with the probe's worst PING", fails)
+	fits := fmt.Sprintf("a silence of up to %.2f ms fits it", res.WorstMs+5+res.WorstLateMs)
+	if fails := checkFlood(f); len(fails) != 1 || !strings.Contains(fails[0], fmt.Sprintf("meanwhile Redis' worst PING took %.2f ms", res.WorstMs)) || !strings.Contains(fails[0], fits) {
+		t.Errorf("flood failure: %q; want one, with the probe's worst PING and %q", fails, fits)
 	}
 	down := &FloodResult{AttackDegradedHealthy: 1}
 	down.sawRedis(watchRedis("127.0.0.1:1")())

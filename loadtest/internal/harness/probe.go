@@ -16,6 +16,14 @@ import (
 // w fits a silence of up to w + ProbeEvery, plus the pause's overrun.
 const ProbeEvery = 5 * time.Millisecond
 
+// SilenceFitsMs is the longest silence of Redis, in ms, that a worst PING
+// of worstMs fits when the probe's pauses overran by up to lateMs: the
+// PING that saw it went out a pause, and an overrun, after the last
+// answer.
+func SilenceFitsMs(worstMs, lateMs float64) float64 {
+	return worstMs + float64(ProbeEvery)/float64(time.Millisecond) + lateMs
+}
+
 // ProbeResult is what a Probe saw.
 type ProbeResult struct {
 	Pings int64 `json:"pings"`
