@@ -194,6 +194,11 @@ func (g *Gateway) authKey(auth, buf []byte) (key, user []byte, p problem, ok boo
 		return nil, nil, problem{}, true
 	}
 	if key := tenants.KeyFrom(nil, auth); len(key) > 0 || !g.basicAuth {
+		if bytes.ContainsAny(key, " \t") {
+			// "Bearer KEY junk": an upstream splitting on whitespace reads
+			// KEY, the gateway "KEY junk". A token68 has no white space.
+			return nil, nil, problemBearerSpace, false
+		}
 		return key, nil, problem{}, true
 	}
 	key, user, ok = tenants.BasicKey(buf, auth)
@@ -206,18 +211,39 @@ func (g *Gateway) authKey(auth, buf []byte) (key, user []byte, p problem, ok boo
 // keyUnderOtherScheme says whether an Authorization value the gateway
 // reads no key from (another scheme, or none) still holds a tenant's key
 // where an upstream splitting on whitespace would find it: the whole
-// value ("KEY"), or what follows its first word ("Token KEY"). At most
-// two lookups, of at most a key's length each.
+// value ("KEY"), what follows its first word ("Token KEY"), one of its
+// first authWords words ("Token KEY x", split(" ")[1]) or its last
+// ("Token x y KEY"). At most authWords + 3 lookups, of at most a key's
+// length each, whatever the value's length.
 func keyUnderOtherScheme(snap *tenants.Snapshot, v []byte) bool {
-	if len(v) <= tenants.KeyBufLen && snap.Known(v) {
+	known := func(k []byte) bool { return len(k) <= tenants.KeyBufLen && snap.Known(k) }
+	if known(v) {
 		return true
 	}
-	if i := bytes.IndexAny(v, " \t"); i > 0 {
-		rest := bytes.Trim(v[i:], " \t")
-		return len(rest) <= tenants.KeyBufLen && snap.Known(rest)
+	i := bytes.IndexAny(v, " \t")
+	if i <= 0 {
+		return false
 	}
-	return false
+	if known(bytes.Trim(v[i:], " \t")) {
+		return true
+	}
+	n, last := 0, []byte(nil)
+	for w := range bytes.FieldsFuncSeq(v, blank) {
+		if n < authWords && known(w) {
+			return true
+		}
+		n, last = n+1, w
+	}
+	return n > authWords && known(last)
 }
+
+// authWords bounds the words of an Authorization value looked up as keys
+// (keyUnderOtherScheme): the scheme and the first ones, where parsers
+// look; the last is looked up too.
+const authWords = 4
+
+// blank: a space or a tab, what separates an Authorization's words.
+func blank(r rune) bool { return r == ' ' || r == '\t' }
 
 // refuse answers a request without a usable key: a 401 carries the
 // gateway's challenge.
@@ -237,6 +263,7 @@ func (g *Gateway) stripKeyQuery(u *fasthttp.URI) {
 // Identity problems: all refuse before the limiter is asked.
 var (
 	problemKeyConflict    = badRequest("the request carries two different API keys (key header, query parameter, Authorization): send one")
+	problemBearerSpace    = badRequest("the Bearer token in Authorization holds white space, which a token never does and where a server splitting on it reads another token: send Authorization: Bearer <key>")
 	problemKeyOtherScheme = badRequest("Authorization carries an API key under a scheme other than Bearer (or Basic with key_basic_auth): send Authorization: Bearer <key>")
 	problemKeyNotASCII    = badRequest("the API key (header or query parameter) holds a byte outside ASCII, which some servers strip as white space (0x85, 0xA0): keys are ASCII")
 	problemAuthNotASCII   = badRequest("Authorization holds a byte outside ASCII, which some servers read as white space (0x85, 0xA0) and so could find a key the gateway does not: credentials are ASCII")

@@ -31,6 +31,8 @@ func TestKeyPlacesDoNotAllocate(t *testing.T) {
 		{"two keys", "/alloc?user_key=acme-key", []string{"X-API-Key: bulk-key"}, 400},
 		{"a key and another tenant's", "/alloc", []string{"X-API-Key: bulk-key", "Authorization: Bearer acme-key"}, 400},
 		{"the parameter twice", "/alloc?user_key=a&user_key=b", nil, 400},
+		{"another scheme's words, passed", "/alloc", []string{"X-API-Key: bulk-key", "Authorization: Token a b c d e f g"}, 200},
+		{"a key among another scheme's words", "/alloc", []string{"X-API-Key: bulk-key", "Authorization: Token x acme-key y"}, 400},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

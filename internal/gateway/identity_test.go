@@ -283,6 +283,15 @@ func TestKeyUnderAnyScheme(t *testing.T) {
 		{[]string{"X-API-Key: bulk-key", "Authorization: Token acme-key"}, 400, ""},                          // a key under another scheme
 		{[]string{"Authorization: Token\t acme-key "}, 400, ""},                                              // alone too
 		{[]string{"Authorization: acme-key"}, 400, ""},                                                       // no scheme at all
+		// A whitespace split's second word, or its last.
+		{[]string{"X-API-Key: bulk-key", "Authorization: Bearer acme-key junk"}, 400, ""},
+		{[]string{"X-API-Key: bulk-key", "Authorization: Bearer acme-key\tx"}, 400, ""},
+		{[]string{"X-API-Key: bulk-key", "Authorization: Bearer bulk-key x"}, 400, ""}, // hide_key would leave it
+		{[]string{"Authorization: Bearer acme-key junk"}, 400, ""},
+		{[]string{"X-API-Key: bulk-key", "Authorization: Bearer upstream secret"}, 400, ""}, // no token has white space
+		{[]string{"X-API-Key: bulk-key", "Authorization: Token acme-key junk"}, 400, ""},
+		{[]string{"X-API-Key: bulk-key", "Authorization: Token a b c d e f acme-key"}, 400, ""},
+		{[]string{"X-API-Key: bulk-key", "Authorization: Token upstream secret"}, 200, "Token upstream secret"},
 		{[]string{"X-API-Key: bulk-key", "Authorization: Token upstream-secret"}, 200, "Token upstream-secret"},
 		{[]string{"X-API-Key: bulk-key", "Authorization: " + digest}, 200, digest}, // no whitespace-split key
 		// Basic with a tenant's key for user-id: the password is the key
