@@ -35,7 +35,7 @@ var hopByHopNames = func() [][]byte {
 // every field its Connection field names. It does not allocate.
 func StripRequestHopByHop(h *fasthttp.RequestHeader) {
 	var buf [256]byte
-	for v := connectionNames(buf[:0], h.PeekAll(fasthttp.HeaderConnection)); len(v) > 0; {
+	for v := requestConnection(buf[:0], h); len(v) > 0; {
 		var tok []byte
 		tok, v, _ = bytes.Cut(v, []byte{','})
 		if tok = bytes.TrimSpace(tok); len(tok) > 0 && !framing(tok) {
@@ -223,13 +223,54 @@ var (
 
 // connectionNames copies the Connection values into buf, comma-separated:
 // deleting fields moves the header's storage under the slices PeekAll
-// returned. (fasthttp keeps a single Connection field; a later line
-// replaces an earlier one.)
+// returned.
 func connectionNames(buf []byte, values [][]byte) []byte {
 	for _, v := range values {
 		buf = append(append(buf, v...), ',')
 	}
 	return buf
+}
+
+// requestConnection copies the values of h's Connection lines into buf,
+// comma-separated (see connectionNames), as the client sent them: from
+// the raw header block, a folded line's continuation included. Not
+// PeekAll: after a line "Connection: close" fasthttp answers only
+// "close", and the fields an earlier line named would go through. A
+// header built in code, with no raw block, is read with PeekAll.
+func requestConnection(buf []byte, h *fasthttp.RequestHeader) []byte {
+	raw := h.RawHeaders()
+	if len(raw) == 0 {
+		return connectionNames(buf, h.PeekAll(fasthttp.HeaderConnection))
+	}
+	in := false // the last field began with a Connection line
+	for line := range bytes.Lines(raw) {
+		if line[0] == ' ' || line[0] == '\t' { // obs-fold: the field goes on
+			if in {
+				buf = append(append(buf, bytes.Trim(line, " \t\r\n")...), ',')
+			}
+			continue
+		}
+		k, v, ok := bytes.Cut(line, []byte{':'})
+		if in = ok && bytes.EqualFold(bytes.TrimRight(k, " \t"), hdrConnection); in {
+			buf = append(append(buf, bytes.Trim(v, " \t\r\n")...), ',')
+		}
+	}
+	return buf
+}
+
+// ConnectionNames counts the field names a request's Connection lines
+// name, as StripRequestHopByHop reads them: the deletions it will make.
+func ConnectionNames(h *fasthttp.RequestHeader) int {
+	var buf [256]byte
+	n := 0
+	for v := requestConnection(buf[:0], h); len(v) > 0; {
+		var tok []byte
+		tok, v, _ = bytes.Cut(v, []byte{','})
+		if len(bytes.Trim(tok, " \t")) > 0 {
+			n++
+		}
+	}
+	return n
 }
 
 // headerRequestID is X-Request-Id in its canonical form, as SetCanonical

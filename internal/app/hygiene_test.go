@@ -158,6 +158,14 @@ func TestConnectionNamingManyFieldsIsRefused(t *testing.T) {
 	if resp := c.response(); resp.StatusCode() != 400 || !strings.Contains(string(resp.Body()), "more than 32") {
 		t.Fatalf("Connection naming 33 fields over two lines: got %d %q; want 400", resp.StatusCode(), resp.Body())
 	}
+	// Beside a line "Connection: close", which fasthttp keeps as a flag
+	// alone: PeekAll(Connection) answers "close", and the other line's
+	// names went uncounted and unremoved.
+	c = dial(t, gw.proxy)
+	c.send(strings.Replace(head(33), "\r\n\r\n", "\r\nConnection: close\r\n\r\n", 1))
+	if resp := c.response(); resp.StatusCode() != 400 || !strings.Contains(string(resp.Body()), "more than 32") {
+		t.Fatalf("Connection naming 33 fields, then Connection: close: got %d %q; want 400", resp.StatusCode(), resp.Body())
+	}
 	c = dial(t, gw.proxy)
 	c.send(head(32))
 	if resp := c.response(); resp.StatusCode() != 200 {
@@ -165,6 +173,14 @@ func TestConnectionNamingManyFieldsIsRefused(t *testing.T) {
 	}
 	if raw := up.Raw(); up.Requests() != 1 || strings.Contains(raw, "X-F0") || strings.Contains(raw, "X-F31") {
 		t.Fatalf("upstream got %d requests:\n%s\nwant one, without the fields Connection named", up.Requests(), raw)
+	}
+	c = dial(t, gw.proxy)
+	c.send(strings.Replace(head(2), "\r\n\r\n", "\r\nConnection: close\r\n\r\n", 1))
+	if resp := c.response(); resp.StatusCode() != 200 {
+		t.Fatalf("Connection naming 2 fields, then Connection: close: got %d %q; want 200", resp.StatusCode(), resp.Body())
+	}
+	if raw := up.Raw(); up.Requests() != 2 || strings.Contains(raw, "X-F0") || strings.Contains(raw, "X-F1") {
+		t.Fatalf("upstream got %d requests:\n%s\nwant two, without the fields Connection named", up.Requests(), raw)
 	}
 }
 

@@ -53,16 +53,8 @@ func hopByHopProblem(h *fasthttp.RequestHeader) *problem {
 			}
 		}
 	}
-	// The names as the deletions read them, folded lines joined.
-	names := 0
-	for _, v := range h.PeekAll(fasthttp.HeaderConnection) {
-		for tok := range bytes.SplitSeq(v, []byte{','}) {
-			if len(bytes.Trim(tok, " \t")) > 0 {
-				names++
-			}
-		}
-	}
-	if names > maxConnectionNames {
+	// The names as the deletions read them.
+	if upstream.ConnectionNames(h) > maxConnectionNames {
 		return &problemConnectionNames
 	}
 	return nil
