@@ -167,4 +167,17 @@ func TestRetire(t *testing.T) {
 	if !strings.Contains(out, `l1gw_ratelimit_decisions_total{tenant="ret-1",result="allowed"}`) || !strings.Contains(out, `l1gw_requests_total{tenant="ret-1",code="200"}`) {
 		t.Error(`ret-1, labelled in both, lost its series`)
 	}
+	// ret-0 back in the next reload: the old request, still running,
+	// ends with a code the new handles count too; the live series stays.
+	back := build(t, o, manySpecs("ret-", 2)...)
+	tenants.Retire(cur, back)
+	again, _ := back.ByID("ret-0")
+	again.Stats.Response(404)
+	dropped.Stats.Response(404)
+	again.Stats.Response(404)
+	b.Reset()
+	metrics.WritePrometheus(&b, false)
+	if want := `l1gw_requests_total{tenant="ret-0",code="404"} 2`; !strings.Contains(b.String(), want) {
+		t.Errorf("ret-0 added back: /metrics lacks %s: the old handles counted in, or unregistered, the live series", want)
+	}
 }

@@ -2,6 +2,7 @@ package tenants
 
 import (
 	"fmt"
+	"sync"
 	"sync/atomic"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -91,13 +92,15 @@ func Retire(old, cur *Snapshot) {
 		if n, ok := cur.byID[id]; ok && n.Stats != nil && n.Stats.id == id {
 			continue // still labelled: the same series
 		}
-		t.Stats.retired.Store(true) // before the unregistering: see Response
+		registering.Lock()
+		t.Stats.retired.Store(true)
 		for _, r := range decisionResults {
 			metrics.UnregisterMetric(decisionsName(id, r))
 		}
 		for slot := range len(trackedCodes) + classSlots {
 			metrics.UnregisterMetric(requestsName(id, slot))
 		}
+		registering.Unlock()
 	}
 }
 
@@ -119,15 +122,23 @@ func (s *Stats) Response(code int) {
 	}
 	c := s.codes[slot].Load()
 	if c == nil {
-		name := requestsName(s.id, slot)
-		c = metrics.GetOrCreateCounter(name)
-		s.codes[slot].Store(c)
+		registering.Lock()
 		if s.retired.Load() {
 			// A request that outlived its tenant's removal (a long
-			// stream, a tunnel): made after Retire's unregistering, the
-			// series goes again; made before, Retire took it.
-			metrics.UnregisterMetric(name)
+			// stream, a tunnel) counts nowhere: a series of the name now
+			// is a later Stats' (the tenant added back), not this one's
+			// to count in or to unregister.
+			c = new(metrics.Counter)
+		} else {
+			c = metrics.GetOrCreateCounter(requestsName(s.id, slot))
 		}
+		registering.Unlock()
+		s.codes[slot].Store(c)
 	}
 	c.Inc()
 }
+
+// registering orders Response's first count of a code, which registers its
+// series, against Retire's unregistering: a series is registered before
+// its Stats is retired, and unregistered then, or never.
+var registering sync.Mutex
