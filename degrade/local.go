@@ -2,7 +2,9 @@ package degrade
 
 import (
 	"context"
+	"runtime"
 	"sync"
+	"weak"
 
 	"github.com/l1gw/l1gw/limiter"
 )
@@ -15,8 +17,11 @@ type localLimits struct {
 	store    *limiter.MemoryStore
 	gateways int64
 	// scaled and leases map a rule slice, by the identity of its first
-	// rule, to its rules scaled down: all of them, or its Lease rules.
-	scaled, leases sync.Map // *limiter.Rule → []limiter.Rule
+	// rule, to its rules scaled down: all of them, or its Lease rules. The
+	// key is weak, and an entry goes once its slice is collected: every
+	// reload builds the rules anew, and an outage would otherwise keep an
+	// entry, with the old slice, for each reload of each tenant in use.
+	scaled, leases sync.Map // weak.Pointer[limiter.Rule] → []limiter.Rule
 }
 
 func newLocalLimits(gateways int) *localLimits {
@@ -34,7 +39,8 @@ func (l *localLimits) decide(ctx context.Context, req limiter.Request, leasesOnl
 	if leasesOnly {
 		m = &l.leases
 	}
-	rules, ok := m.Load(&req.Rules[0])
+	key := weak.Make(&req.Rules[0])
+	rules, ok := m.Load(key)
 	if !ok {
 		s := make([]limiter.Rule, 0, len(req.Rules))
 		for _, r := range req.Rules {
@@ -44,7 +50,10 @@ func (l *localLimits) decide(ctx context.Context, req limiter.Request, leasesOnl
 			r.Limit = max(r.Limit/l.gateways, 1)
 			s = append(s, r)
 		}
-		rules, _ = m.LoadOrStore(&req.Rules[0], s)
+		var loaded bool
+		if rules, loaded = m.LoadOrStore(key, s); !loaded {
+			runtime.AddCleanup(&req.Rules[0], func(k weak.Pointer[limiter.Rule]) { m.Delete(k) }, key)
+		}
 	}
 	local := rules.([]limiter.Rule)
 	if len(local) == 0 {
