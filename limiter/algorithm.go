@@ -90,13 +90,30 @@ func logOnly(rules []Rule) bool {
 }
 
 // slideWindow is a sliding_window rule's state, in µs: c counted in the
-// fixed bucket b (now / window) and p in the bucket before it. decide.lua
-// keeps the same three numbers in a hash and computes the same way (the
-// carry in IEEE doubles, as Lua does), so both stores decide alike.
-type slideWindow struct{ b, c, p int64 }
+// fixed bucket b (now / win) and p in the bucket before it. decide.lua
+// keeps the same numbers in a hash and computes the same way (the carry
+// in IEEE doubles, as Lua does), so both stores decide alike.
+type slideWindow struct{ b, c, p, win int64 }
 
 // roll moves w to the bucket of now. A clock gone back keeps the bucket.
+// A state kept by another window (a reload changed it) starts the bucket
+// of now with all it counts at now, by its own window, as window.lua's
+// window_at does: nothing counted is lost, and it slides out by the new
+// window.
 func (w *slideWindow) roll(now, window int64) {
+	if was := w.win; was != window {
+		w.win = window
+		if was != 0 {
+			w.step(now, was)
+			w.b, w.c, w.p = now/window, w.used(now, was), 0
+			return
+		}
+	}
+	w.step(now, window)
+}
+
+// step moves w to the bucket of now by window, the one it counts by.
+func (w *slideWindow) step(now, window int64) {
 	bucket := now / window
 	switch {
 	case w.b >= bucket:

@@ -10,10 +10,12 @@ import (
 var (
 	//go:embed lua/args.lua
 	argsSrc string
+	//go:embed lua/window.lua
+	windowSrc string
 	//go:embed lua/decide.lua
 	decideBody string
 	//go:embed lua/usage.lua
-	usageSrc string
+	usageBody string
 	//go:embed lua/peek.lua
 	peekSrc string
 	//go:embed lua/record.lua
@@ -23,20 +25,23 @@ var (
 )
 
 // decideSrc and undoSrc are decide.lua and undo.lua with args.lua, the
-// head they share, joined in.
+// head they share, and window.lua joined in; usageSrc is usage.lua with
+// window.lua.
 var (
-	decideSrc = withArgs(decideBody)
-	undoSrc   = withArgs(undoBody)
+	decideSrc = withHead(decideBody, argsSrc, windowSrc)
+	undoSrc   = withHead(undoBody, argsSrc, windowSrc)
+	usageSrc  = withHead(usageBody, windowSrc)
 )
 
-// withArgs is script with args.lua joined in after its shebang line, if
-// it has one (Redis reads the flags from the first line only).
-func withArgs(script string) string {
+// withHead is script with heads joined in after its shebang line, if it
+// has one (Redis reads the flags from the first line only).
+func withHead(script string, heads ...string) string {
+	head := strings.Join(heads, "\n") + "\n"
 	if !strings.HasPrefix(script, "#!") {
-		return argsSrc + "\n" + script
+		return head + script
 	}
 	shebang, body, _ := strings.Cut(script, "\n")
-	return shebang + "\n" + argsSrc + "\n" + body
+	return shebang + "\n" + head + body
 }
 
 // The scripts are hashed once; Script.Run sends EVALSHA and falls back to

@@ -22,11 +22,3 @@ end
 local function rule(i)
   return rule_at(4 * i - 1)
 end
-
--- The sliding window's arithmetic, the same as limiter/algorithm.go's.
-local function weighted(q, window, elapsed)
-  if q == 0 then
-    return 0
-  end
-  return math.floor(q * (window - elapsed) / window)
-end

@@ -39,8 +39,8 @@
 -- writes past maxmemory and is refused (NOREPLICAS) on a primary without
 -- the replicas it needs.
 
--- now, member, n, rule(i) and weighted are args.lua's: scripts.go joins
--- it in before this.
+-- now, member, n and rule(i) are args.lua's, weighted and window_at
+-- window.lua's: scripts.go joins both in before this.
 
 local function first_fit(q, l, window)
   if q <= l then
@@ -57,19 +57,23 @@ local function first_fit(q, l, window)
   return x
 end
 
--- roll reads a sliding window's hash, moved to the bucket of now.
+-- roll reads a sliding window's hash, moved to the bucket of now
+-- (window_at).
 local function roll(key, window)
-  local h = redis.call('HMGET', key, 'b', 'c', 'p')
-  local w = {b = tonumber(h[1]) or 0, c = tonumber(h[2]) or 0, p = tonumber(h[3]) or 0}
-  local bucket = math.floor(now / window)
-  if w.b == bucket - 1 then
-    w.p, w.c = w.c, 0
-  elseif w.b < bucket - 1 then
-    w.p, w.c = 0, 0
-  end
-  w.b = math.max(w.b, bucket)
+  local w = window_at(redis.call('HMGET', key, 'b', 'c', 'p', 'w'), window, now)
   w.used = w.c + weighted(w.p, window, math.max(now - w.b * window, 0))
   return w
+end
+
+-- keep_window writes w, a sliding window's state, to key, by window; m is
+-- the member of the last request recorded, if one was.
+local function keep_window(key, w, window, m)
+  if m then
+    redis.call('HSET', key, 'b', w.b, 'c', w.c, 'p', w.p, 'w', window, 'm', m)
+  else
+    redis.call('HSET', key, 'b', w.b, 'c', w.c, 'p', w.p, 'w', window)
+  end
+  redis.call('PEXPIRE', key, math.ceil(2 * window / 1000))
 end
 
 -- window_reply is a sliding window's remaining, reset and retry for a
@@ -192,9 +196,10 @@ local function fast(k0, a0, m, first, last, out)
       if r.used > r.before then
         redis.call('PEXPIRE', r.key, math.ceil(r.window / 1000))
       end
-    elseif admitted and r.algo == 1 then
-      redis.call('HSET', r.key, 'b', r.w.b, 'c', r.w.c, 'p', r.w.p, 'm', admitted)
-      redis.call('PEXPIRE', r.key, math.ceil(2 * r.window / 1000))
+    elseif r.algo == 1 then
+      if admitted or r.w.moved then -- moved: kept by this window from now on
+        keep_window(r.key, r.w, r.window, admitted)
+      end
     elseif admitted then
       if r.used - r.start < 2 ^ 53 then
         redis.call('HINCRBY', r.key, 'c', r.used - r.start)
@@ -324,8 +329,9 @@ local function settle_window(i, record)
   local window, limit, cost = rule(i)
   if record then
     w.c, w.used = w.c + cost, w.used + cost
-    redis.call('HSET', key, 'b', w.b, 'c', w.c, 'p', w.p, 'm', member)
-    redis.call('PEXPIRE', key, math.ceil(2 * window / 1000))
+    keep_window(key, w, window, member)
+  elseif w.moved then
+    keep_window(key, w, window, nil)
   end
   return window_reply(w, window, limit, cost, over[i])
 end

@@ -14,8 +14,8 @@
 --
 -- Returns {remaining_1, reset_1, ..., remaining_n, reset_n} at now, in µs.
 
--- now, member, n, rule(i) and weighted are args.lua's: scripts.go joins
--- it in before this.
+-- now, member, n and rule(i) are args.lua's, weighted and window_at
+-- window.lua's: scripts.go joins both in before this.
 
 -- first_undo reports whether the hash at key still counts the request:
 -- it exists and u does not name it (and marks it undone).
@@ -48,26 +48,23 @@ local function undo_log(key, window, limit, cost, rec)
 end
 
 local function undo_window(key, window, limit, cost, rec)
-  local h = redis.call('HMGET', key, 'b', 'c', 'p')
-  local w = {b = tonumber(h[1]) or 0, c = tonumber(h[2]) or 0, p = tonumber(h[3]) or 0}
-  local bucket = math.floor(now / window)
-  if rec >= 0 and first_undo(key) then
+  local h = redis.call('HMGET', key, 'b', 'c', 'p', 'w')
+  -- A hash kept by another window since (a reload) no longer tells the
+  -- bucket the request was recorded into: it stays counted.
+  if rec >= 0 and (tonumber(h[4]) or window) == window and first_undo(key) then
+    local hb, c, p = tonumber(h[1]) or 0, tonumber(h[2]) or 0, tonumber(h[3]) or 0
     -- decide.lua's reset was (b + 2) x window - its now, less than a
     -- window ago: b is the bucket it recorded into.
     local b = math.floor((rec + now) / window) - 2
-    if w.b == b then
-      w.c = math.max(w.c - cost, 0)
-    elseif w.b == b + 1 then -- a later request rolled the bucket: ours is p
-      w.p = math.max(w.p - cost, 0)
+    if hb == b then
+      c = math.max(c - cost, 0)
+    elseif hb == b + 1 then -- a later request rolled the bucket: ours is p
+      p = math.max(p - cost, 0)
     end
-    redis.call('HSET', key, 'c', w.c, 'p', w.p)
+    redis.call('HSET', key, 'c', c, 'p', p)
+    h[2], h[3] = c, p
   end
-  if w.b == bucket - 1 then
-    w.p, w.c = w.c, 0
-  elseif w.b < bucket - 1 then
-    w.p, w.c = 0, 0
-  end
-  w.b = math.max(w.b, bucket)
+  local w = window_at(h, window, now)
   local used = w.c + weighted(w.p, window, math.max(now - w.b * window, 0))
   local reset = 0
   if w.c > 0 then

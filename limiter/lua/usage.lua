@@ -27,25 +27,14 @@ local function log(key, window)
   return used, 0
 end
 
--- sliding is decide.lua's roll, read-only.
+-- sliding is decide.lua's roll, read-only (window.lua's window_at).
 local function sliding(key, window)
-  local h = redis.call('HMGET', key, 'b', 'c', 'p')
-  local b, c, p = tonumber(h[1]) or 0, tonumber(h[2]) or 0, tonumber(h[3]) or 0
-  local bucket = math.floor(now / window)
-  if b == bucket - 1 then
-    p, c = c, 0
-  elseif b < bucket - 1 then
-    p, c = 0, 0
-  end
-  b = math.max(b, bucket)
-  local used = c
-  if p > 0 then
-    used = used + math.floor(p * (window - math.max(now - b * window, 0)) / window)
-  end
-  if c > 0 then
-    return used, (b + 2) * window - now
-  elseif p > 0 then
-    return used, (b + 1) * window - now
+  local w = window_at(redis.call('HMGET', key, 'b', 'c', 'p', 'w'), window, now)
+  local used = w.c + weighted(w.p, window, math.max(now - w.b * window, 0))
+  if w.c > 0 then
+    return used, (w.b + 2) * window - now
+  elseif w.p > 0 then
+    return used, (w.b + 1) * window - now
   end
   return used, 0
 end

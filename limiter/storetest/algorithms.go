@@ -17,6 +17,7 @@ var algorithmCases = []struct {
 	{"SlidingWindowCarriesPreviousBucket", windowCarries},
 	{"AllOrNothingAcrossAlgorithms", allOrNothingAcrossAlgorithms},
 	{"ShadowSlidingWindowNeverDenies", shadowWindow},
+	{"SlidingWindowKeepsItsCountAcrossAWindowChange", windowChanged},
 	{"FixedAdmitsLimitPerPeriod", fixedAdmitsLimit},
 	{"FixedRollsOverAtPeriodEnd", fixedRollsOver},
 }
@@ -109,6 +110,41 @@ func windowCarries(t *testing.T, e Env, tenant string) {
 	e.Wait(ra + w/100)
 	if d := decide(t, e.Store, tenant, r); !d.Allowed {
 		t.Fatalf("after the retry-after (%v): denied; want allowed", ra)
+	}
+}
+
+// windowChanged: a reload that changes a sliding window's width keeps
+// what the rule counted (a narrower window too), and the count slides out
+// by the new width: a wider window's denial says so in its retry and
+// reset, and the tenant is admitted once the retry has passed. Before the
+// hash kept its window, a wider one left the bucket ahead of every bucket
+// to come: the count never rolled, and the retry said decades; a narrower
+// one dropped the count. One request of cost 100 fills each rule, so a
+// slow machine's crossing of a bucket boundary changes nothing checked.
+func windowChanged(t *testing.T, e Env, tenant string) {
+	w := e.Window / 4
+	for _, tc := range []struct {
+		name     string
+		from, to time.Duration
+	}{{"wider", w, 2 * w}, {"narrower", 2 * w, w}} {
+		r := limiter.Rule{Name: tc.name, Limit: 100, Cost: 100, Window: tc.from, Algorithm: limiter.AlgoSlidingWindow}
+		toBucketStart(e, tc.from)
+		if d := decide(t, e.Store, tenant, r); !d.Allowed {
+			t.Fatalf("%s: the first request: denied; want allowed", tc.name)
+		}
+		r.Window = tc.to // the reload
+		d := decide(t, e.Store, tenant, r)
+		if d.Allowed {
+			t.Fatalf("%s: a full rule's window changed from %v to %v: the next request admitted; want denied (what was counted still counts)", tc.name, tc.from, tc.to)
+		}
+		st, most := d.Rules[0], 2*tc.to
+		if st.RetryAfter <= 0 || st.RetryAfter > most || st.Reset <= 0 || st.Reset > most {
+			t.Fatalf("%s: denied with retry-after %v, reset %v; want both in (0, %v]: the count slides out by the new window", tc.name, st.RetryAfter, st.Reset, most)
+		}
+		e.Wait(st.RetryAfter + tc.to/100)
+		if d := decide(t, e.Store, tenant, r); !d.Allowed {
+			t.Fatalf("%s: after the retry-after (%v): denied (retry-after %v); want allowed", tc.name, st.RetryAfter, d.Rules[0].RetryAfter)
+		}
 	}
 }
 
