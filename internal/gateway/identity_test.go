@@ -203,6 +203,9 @@ func FuzzKeyPlaces(f *testing.F) {
 		// and forwarded it; the upstream, trimming it all, read the key
 		// (make test, a fuzz run).
 		{"user%5Fkey=acme-key", " BeArer acme-key"}, {"user_key=bulk-key", "  Basic YnVsay1rZXk6"},
+		// A key as a whitespace split's second word, or its last: the
+		// gateway read the token "acme-key junk" (a review).
+		{"user_key=bulk-key", "Bearer acme-key junk"}, {"user_key=bulk-key", "Token x y acme-key"},
 	} {
 		f.Add(s[0], s[1])
 	}
@@ -236,6 +239,14 @@ func FuzzKeyPlaces(f *testing.F) {
 		}
 		if k := string(key); k == "bulk-key" || k == "acme-key" {
 			t.Fatalf("Authorization %q: the upstream got the key %q", auth, k)
+		}
+		// As an upstream splitting on whitespace reads it: the whole
+		// value, its first words or its last (the gateway looks at four).
+		words := strings.Fields(string(fwdAuth))
+		for i, w := range append(words, strings.TrimSpace(string(fwdAuth))) {
+			if (i < 4 || i >= len(words)-1) && (w == "bulk-key" || w == "acme-key") {
+				t.Fatalf("Authorization %q: the upstream got %q, where a whitespace split reads the key %q", auth, fwdAuth, w)
+			}
 		}
 	})
 }
