@@ -450,3 +450,74 @@ func TestABrokenPlanOrUpstreamIsNotAlsoUnknown(t *testing.T) {
 		}
 	}
 }
+
+// cfgBase is a valid config; each case appends to it or replaces it.
+const cfgBase = `
+plans:
+  free:
+    limits:
+      - {name: per_second, limit: 10, window: 1s}
+tenant_list:
+  - {id: acme, plan: free, keys: [k1]}
+routes:
+  - {path_prefix: /, upstream: api}
+`
+
+const cfgUpstream = `
+upstreams:
+  api:
+    targets: ["http://127.0.0.1:8081"]
+`
+
+// mustRefuse fails unless Load refuses the config with an error naming key.
+func mustRefuse(t *testing.T, in config.Input, key string) {
+	t.Helper()
+	_, err := config.Load(in)
+	if err == nil {
+		t.Errorf("%v %v: accepted; want an error naming %s", in.Environ, in.Sets, key)
+	} else if !strings.Contains(err.Error(), key+":") {
+		t.Errorf("error %q; want it to name %s", err, key)
+	}
+}
+
+// TestNullOrEmptyIsRefused: a YAML null, or an empty environment / --set value, is read as false
+// or 0 for a switch or a number, whatever the key's default: hide_key went
+// from true to false (the API key forwarded to the upstream), and an empty
+// section turned the health checks and passive ejection off. Each is
+// refused, naming the key (a review).
+func TestNullOrEmptyIsRefused(t *testing.T) {
+	cases := []struct {
+		name, body string
+		env, sets  []string
+		key        string
+	}{
+		{"yaml null hide_key", cfgBase + cfgUpstream + "tenants:\n  hide_key:\n", nil, nil, "tenants.hide_key"},
+		{"yaml ~ hide_key", cfgBase + cfgUpstream + "tenants:\n  hide_key: ~\n", nil, nil, "tenants.hide_key"},
+		{"env empty hide_key", cfgBase + cfgUpstream, []string{"L1GW_TENANTS__HIDE_KEY="}, nil, "tenants.hide_key"},
+		{"--set empty hide_key", cfgBase + cfgUpstream, nil, []string{"tenants.hide_key="}, "tenants.hide_key"},
+		{"env empty metrics_max", cfgBase + cfgUpstream, []string{"L1GW_TENANTS__METRICS_MAX="}, nil, "tenants.metrics_max"},
+		{"yaml null health", cfgBase + cfgUpstream + "    health:\n", nil, nil, "upstreams.api.health"},
+		{"yaml null eject", cfgBase + cfgUpstream + "    eject:\n", nil, nil, "upstreams.api.eject"},
+		{"yaml null in a list", cfgBase + "upstreams:\n  api:\n    targets: [~]\n", nil, nil, "upstreams.api.targets[0]"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			mustRefuse(t, config.Input{File: writeFile(t, tc.body), Environ: tc.env, Sets: tc.sets}, tc.key)
+		})
+	}
+}
+
+// TestIntegersAreDecimal: YAML and weak typing read 010 as 8 and 0x10 as
+// 16, in the file and in the environment; an integer is written in decimal,
+// or refused (a review).
+func TestIntegersAreDecimal(t *testing.T) {
+	for _, n := range []string{"010", "0x10", "0o10", "1_0"} {
+		body := strings.Replace(cfgBase, "limit: 10,", "limit: "+n+",", 1) + cfgUpstream
+		mustRefuse(t, config.Input{File: writeFile(t, body)}, "plans.free.limits[0].limit")
+	}
+	c, err := config.Load(config.Input{File: writeFile(t, cfgBase+cfgUpstream), Environ: []string{"L1GW_SERVER__MAX_CONNS=010"}})
+	if err != nil || c.Server.MaxConns != 10 {
+		t.Errorf("L1GW_SERVER__MAX_CONNS=010: %v, %v; want 10", c, err)
+	}
+	mustRefuse(t, config.Input{File: writeFile(t, cfgBase+cfgUpstream), Environ: []string{"L1GW_SERVER__MAX_CONNS=0x10"}}, "server.max_conns")
+}

@@ -6,6 +6,7 @@ import (
 	"math"
 	"reflect"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -66,6 +67,13 @@ func scalarHook(from, to reflect.Type, data any) (any, error) {
 	switch to.Kind() {
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 		switch v := data.(type) {
+		case string:
+			// Decimal: weak typing reads "010" as 8 and "0x10" as 16.
+			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if err != nil || reflect.Zero(to).OverflowInt(n) {
+				return nil, fmt.Errorf("got %q; want a decimal integer in %s's range", v, to)
+			}
+			return n, nil
 		case bool:
 			return nil, fmt.Errorf("got %v; want an integer", v)
 		case float64:
@@ -86,6 +94,18 @@ func scalarHook(from, to reflect.Type, data any) (any, error) {
 		switch v := data.(type) {
 		case int, int64, uint64, float64:
 			return nil, fmt.Errorf("got %v; want true or false", v)
+		case string:
+			// Weak typing reads "" as false: L1GW_TENANTS__HIDE_KEY= turned
+			// hide_key off.
+			b, err := strconv.ParseBool(strings.TrimSpace(v))
+			if err != nil {
+				return nil, fmt.Errorf("got %q; want true or false", v)
+			}
+			return b, nil
+		}
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
+		if v, ok := data.(string); ok && strings.TrimSpace(v) == "" {
+			return nil, fmt.Errorf("got %q; want a number", v)
 		}
 	}
 	return data, nil

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/knadh/koanf/parsers/yaml"
@@ -14,6 +15,7 @@ import (
 	"github.com/knadh/koanf/providers/env/v2"
 	"github.com/knadh/koanf/providers/rawbytes"
 	"github.com/knadh/koanf/v2"
+	yaml3 "go.yaml.in/yaml/v3"
 )
 
 var (
@@ -110,6 +112,9 @@ func readLayers(in Input) ([]*layer, error) {
 			return nil, Errors{{Key: "--config", Source: in.File, Msg: err.Error()}}
 		}
 		f, err := yamlLayer(in.File, b)
+		if errs, ok := err.(Errors); ok {
+			return nil, errs
+		}
 		if err != nil {
 			return nil, Errors{{Key: "(file)", Source: in.File, Msg: err.Error()}}
 		}
@@ -131,7 +136,81 @@ func yamlLayer(name string, b []byte) (*layer, error) {
 	if err := k.Load(rawbytes.Provider(b), yaml.Parser()); err != nil {
 		return nil, err
 	}
-	return &layer{name: name, k: k}, nil
+	l := &layer{name: name, k: k}
+	errs := nulls(k.Raw(), "", name)
+	var doc yaml3.Node
+	if err := yaml3.Unmarshal(b, &doc); err == nil {
+		errs = append(errs, plainIntegers(&doc, "", name)...)
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return l, nil
+}
+
+// plainIntegers lists the keys under path in n whose integer YAML reads
+// in another base, or with digits left out: 010 (8), 0x10, 0o10, 0b10,
+// 1_000. An integer in the config is written in decimal.
+func plainIntegers(n *yaml3.Node, path, source string) Errors {
+	var out Errors
+	switch n.Kind {
+	case yaml3.DocumentNode:
+		for _, c := range n.Content {
+			out = append(out, plainIntegers(c, path, source)...)
+		}
+	case yaml3.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			key := n.Content[i].Value
+			if path != "" {
+				key = path + "." + key
+			}
+			out = append(out, plainIntegers(n.Content[i+1], key, source)...)
+		}
+	case yaml3.SequenceNode:
+		for i, c := range n.Content {
+			out = append(out, plainIntegers(c, path+"["+strconv.Itoa(i)+"]", source)...)
+		}
+	case yaml3.ScalarNode:
+		if n.ShortTag() == "!!int" && !decimal.MatchString(n.Value) {
+			out = append(out, &Error{Key: path, Source: source,
+				Msg: "got " + n.Value + "; write an integer in decimal, without leading zeros or _ (YAML reads 010 as 8)"})
+		}
+	}
+	return out
+}
+
+// decimal is an integer as the config writes one.
+var decimal = regexp.MustCompile(`^[-+]?(0|[1-9][0-9]*)$`)
+
+// nulls lists the keys under path in data that have no value (YAML's
+// "key:" with nothing after it, or ~): merged over the defaults, a null
+// takes the default's place and decodes as the zero value, so
+// "hide_key:" read as false, and an empty "health:" section turned the
+// health checks off.
+func nulls(data any, path, source string) Errors {
+	var out Errors
+	switch v := data.(type) {
+	case nil:
+		out = append(out, &Error{Key: path, Source: source, Msg: "no value (empty or null): write one, or leave the key out for its default"})
+	case map[string]any:
+		keys := make([]string, 0, len(v))
+		for k := range v {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			key := k
+			if path != "" {
+				key = path + "." + k
+			}
+			out = append(out, nulls(v[k], key, source)...)
+		}
+	case []any:
+		for i, e := range v {
+			out = append(out, nulls(e, path+"["+strconv.Itoa(i)+"]", source)...)
+		}
+	}
+	return out
 }
 
 // serviceLink matches, past EnvPrefix, the variables Kubernetes sets in a
