@@ -96,16 +96,25 @@ func logOnly(rules []Rule) bool {
 type slideWindow struct{ b, c, p, win int64 }
 
 // roll moves w to the bucket of now. A clock gone back keeps the bucket.
-// A state kept by another window (a reload changed it) starts the bucket
-// of now with all it counts at now, by its own window, as window.lua's
-// window_at does: nothing counted is lost, and it slides out by the new
-// window.
+// A state kept by another window (a reload changed it) takes all it counts
+// at now, by its own window, into the bucket of window that holds the
+// start of its bucket of now, as window.lua's window_at does: nothing
+// counted is lost, it slides out by the new window, and a count converted
+// back and forth is never dated later than its bucket began.
 func (w *slideWindow) roll(now, window int64) {
 	if was := w.win; was != window {
 		w.win = window
 		if was != 0 {
 			w.step(now, was)
-			w.b, w.c, w.p = now/window, w.used(now, was), 0
+			used, bucket := w.used(now, was), now/window
+			at := min(w.b*was/window, bucket)
+			w.b, w.c, w.p = bucket, 0, 0
+			switch at {
+			case bucket:
+				w.c = used
+			case bucket - 1:
+				w.p = used
+			}
 			return
 		}
 	}

@@ -81,13 +81,18 @@ func (c *memCount) settle(now int64, r Rule, allowed bool, st *RuleState) {
 	c.until = (c.w.b + 2) * win * 1000
 }
 
-// usage is what c counts at now and how long until it resets.
+// usage is what c counts at now and how long until it resets. A sliding
+// window is read on a copy: rolled into another window, a state is dated
+// by when it is rolled, and a read must not change the next decision
+// (usage.lua writes nothing either).
 func (c *memCount) usage(loc *time.Location, now int64, r Rule) (int64, time.Duration) {
-	c.roll(loc, now, r)
 	us := now / 1000
 	if r.algo() == algoFixed {
+		c.roll(loc, now, r)
 		return c.w.c, micros(max(c.end-us, 1))
 	}
 	win := r.Window.Microseconds()
-	return c.w.used(us, win), micros(c.w.reset(us, win))
+	w := c.w
+	w.roll(us, win)
+	return w.used(us, win), micros(w.reset(us, win))
 }

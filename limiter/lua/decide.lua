@@ -65,13 +65,17 @@ local function roll(key, window)
   return w
 end
 
--- keep_window writes w, a sliding window's state, to key, by window; m is
--- the member of the last request recorded, if one was.
+-- keep_window writes w, a sliding window's state, to key, by window (w,
+-- which stays in the hash, only when it is not window yet); m is the
+-- member of the last request recorded, if one was.
 local function keep_window(key, w, window, m)
+  if w.unkept then
+    redis.call('HSET', key, 'w', window)
+  end
   if m then
-    redis.call('HSET', key, 'b', w.b, 'c', w.c, 'p', w.p, 'w', window, 'm', m)
+    redis.call('HSET', key, 'b', w.b, 'c', w.c, 'p', w.p, 'm', m)
   else
-    redis.call('HSET', key, 'b', w.b, 'c', w.c, 'p', w.p, 'w', window)
+    redis.call('HSET', key, 'b', w.b, 'c', w.c, 'p', w.p)
   end
   redis.call('PEXPIRE', key, math.ceil(2 * window / 1000))
 end
