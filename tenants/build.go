@@ -343,6 +343,13 @@ func (b *builder) keyDigests(path string, spec Spec) []digest {
 			b.fail(p, "a key must be ASCII: requests carrying this one would be refused")
 			return
 		}
+		if strings.IndexFunc(k, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0 {
+			// The gateway refuses a Bearer token with white space in it:
+			// a server splitting Authorization on it reads another token.
+			// Control bytes no header carries.
+			b.fail(p, "a key must not hold white space or control bytes: requests carrying this one would be refused")
+			return
+		}
 		out = append(out, digest{sum: sha256.Sum256([]byte(k)), path: p, expires: expires})
 	}
 	hashed := func(p, h string, expires int64) {

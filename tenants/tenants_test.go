@@ -241,6 +241,8 @@ func TestBuildErrors(t *testing.T) {
 		{"shared key", nil, []tenants.Spec{{ID: "a", Plan: "free", Keys: []string{"k"}}, {ID: "b", Plan: "free", KeyHashes: []string{tenants.HashKey("k")}}}, []string{`tenant_list[1].key_hashes[0]: this key also belongs to tenant "a"`}},
 		{"no keys", nil, []tenants.Spec{{ID: "a", Plan: "free"}}, []string{`tenant_list[0]: tenant "a" has no keys`}},
 		{"key outside ASCII", nil, []tenants.Spec{{ID: "a", Plan: "free", Keys: []string{"k\u00a0"}}}, []string{`tenant_list[0].keys[0]: a key must be ASCII`}},
+		{"key with a space", nil, []tenants.Spec{{ID: "a", Plan: "free", Keys: []string{"spaced key"}}}, []string{`tenant_list[0].keys[0]: a key must not hold white space`}},
+		{"key with a tab", nil, []tenants.Spec{{ID: "a", Plan: "free", Keys: []string{"k", "t\tk"}}}, []string{`tenant_list[0].keys[1]: a key must not hold white space`}},
 		{"bad hash", nil, []tenants.Spec{{ID: "a", Plan: "free", KeyHashes: []string{"md5:00"}}}, []string{`tenant_list[0].key_hashes[0]: want sha256:<64 lower-case hex digits>`}},
 		{"a window past a year", nil, []tenants.Spec{{ID: "a", Plan: "free", Keys: []string{"k"}, Limits: []limiter.Rule{{Name: "x", Limit: 1, Window: 2562047 * time.Hour}}}}, []string{`tenant_list[0].limits[0].window: got 2562047h0m0s; want at most 8784h0m0s`}},
 		{"upper-case hash", nil, []tenants.Spec{{ID: "a", Plan: "free", KeyHashes: []string{"sha256:" + strings.Repeat("AB", 32)}}}, []string{`tenant_list[0].key_hashes[0]: want sha256:<64 lower-case hex digits>`}},
