@@ -111,11 +111,15 @@ func (g *Gateway) identify(ctx *fasthttp.RequestCtx, snap *tenants.Snapshot, buf
 var overrideFields = [][]byte{[]byte("X-HTTP-Method-Override"), []byte("X-HTTP-Method"), []byte("X-Method-Override")}
 
 // overrideParam: a query parameter name PHP (Laravel, Symfony) reads as
-// _method: it drops a name's leading spaces, then turns '.' and ' ' into
-// '_' (php_register_variable_ex), so " _method" and " .method" are
-// _method too. A name starting with ' ' or '[' counts as well: PHP reads
-// them otherwise, but refusing them costs a client nothing.
+// _method: it reads a name up to a NUL, drops its leading spaces, then
+// turns '.' and ' ' into '_' (php_register_variable_ex), so " _method",
+// " .method" and "_method%00x" are _method too. A name starting with ' '
+// or '[' counts as well: PHP reads them otherwise, but refusing them
+// costs a client nothing.
 func overrideParam(k []byte) bool {
+	if i := bytes.IndexByte(k, 0); i >= 0 {
+		k = k[:i]
+	}
 	is := func(k []byte) bool {
 		return len(k) == 7 && string(k[1:]) == "method" && (k[0] == '_' || k[0] == '.' || k[0] == ' ' || k[0] == '[')
 	}

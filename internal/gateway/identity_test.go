@@ -416,7 +416,9 @@ func TestMethodOverridePastAMethodRoute(t *testing.T) {
 		{"POST", "/v1/items/1?%20_method=DELETE", []string{"X-API-Key: bulk-key"}, 400}, // PHP drops leading spaces
 		{"POST", "/v1/items/1?+_method=DELETE", []string{"X-API-Key: bulk-key"}, 400},
 		{"POST", "/v1/items/1?%20%20.method=DELETE", []string{"X-API-Key: bulk-key"}, 400},
-		{"POST", "/v1/items/1?%20_method=PUT", []string{"X-API-Key: bulk-key"}, 200},               // the same rules
+		{"POST", "/v1/items/1?%20_method=PUT", []string{"X-API-Key: bulk-key"}, 200},     // the same rules
+		{"POST", "/v1/items/1?_method%00x=DELETE", []string{"X-API-Key: bulk-key"}, 400}, // PHP reads a name up to a NUL
+		{"POST", "/v1/items/1?%20.method%00=DELETE", []string{"X-API-Key: bulk-key"}, 400},
 		{"POST", "/v1/w/1", []string{"X-API-Key: bulk-key", "X-HTTP-Method-Override: PATCH"}, 200}, // other routes, the same rules
 	} {
 		r := newIdentityRequest(tc.uri, tc.headers...)
