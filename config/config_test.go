@@ -521,3 +521,106 @@ func TestIntegersAreDecimal(t *testing.T) {
 	}
 	mustRefuse(t, config.Input{File: writeFile(t, cfgBase+cfgUpstream), Environ: []string{"L1GW_SERVER__MAX_CONNS=0x10"}}, "server.max_conns")
 }
+
+// TestRoutesThatCanNeverMatchAreRefused: a tenant route whose method or
+// prefix no request can have, and a gateway route whose host has a port
+// or whose prefix has no leading slash, were accepted, and their limits
+// never applied (a review).
+func TestRoutesThatCanNeverMatchAreRefused(t *testing.T) {
+	tenantRoute := func(r string) string {
+		return `
+plans:
+  free:
+    limits:
+      - {name: per_second, limit: 10, window: 1s}
+routes:
+  - {path_prefix: /, upstream: api}
+tenant_list:
+  - id: acme
+    plan: free
+    keys: [k1]
+    routes:
+      - ` + r + "\n" + cfgUpstream
+	}
+	cases := []struct{ name, body, key string }{
+		{"method with a space", tenantRoute(`{methods: ["POST "], path_prefix: /v1/expensive, limits: [{name: e, limit: 2, window: 10s}]}`), "tenant_list[0].routes[0].methods[0]"},
+		{"method not a token", tenantRoute(`{methods: ["PO ST"], path_prefix: /v1/expensive, limits: [{name: e, limit: 2, window: 10s}]}`), "tenant_list[0].routes[0].methods[0]"},
+		{"prefix without slash", tenantRoute(`{path_prefix: v1/expensive, limits: [{name: e, limit: 2, window: 10s}]}`), "tenant_list[0].routes[0].path_prefix"},
+		{"gateway host with port", `
+plans:
+  free:
+    limits:
+      - {name: per_second, limit: 10, window: 1s}
+tenant_list:
+  - {id: acme, plan: free, keys: [k1]}
+routes:
+  - {host: "api.example.com:8443", path_prefix: /, upstream: api, name: r, limits: [{name: s, limit: 5, window: 1s}]}
+  - {path_prefix: /, upstream: api}
+` + cfgUpstream, "routes[0].host"},
+		{"gateway prefix without slash", `
+plans:
+  free:
+    limits:
+      - {name: per_second, limit: 10, window: 1s}
+tenant_list:
+  - {id: acme, plan: free, keys: [k1]}
+routes:
+  - {path_prefix: v1, upstream: api, name: r, limits: [{name: s, limit: 5, window: 1s}]}
+  - {path_prefix: /, upstream: api}
+` + cfgUpstream, "routes[0].path_prefix"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			mustRefuse(t, config.Input{File: writeFile(t, tc.body)}, tc.key)
+		})
+	}
+}
+
+// TestHealthPathNeedsSlash: a health path without its leading slash made
+// the check's URL http://host:porthealthz: the target was asked for / with
+// a wrong Host, and the path never checked (a review).
+func TestHealthPathNeedsSlash(t *testing.T) {
+	mustRefuse(t, config.Input{File: writeFile(t, cfgBase+cfgUpstream+"    health: {path: healthz}\n")}, "upstreams.api.health.path")
+}
+
+// TestLeaseTTLFloor: a lease TTL below what the stores compute with (µs
+// to Redis, ms to PEXPIRE) was accepted: 1ns is 0 µs, and every lease was
+// gone at once (a review).
+func TestLeaseTTLFloor(t *testing.T) {
+	body := `
+plans:
+  free:
+    concurrency: 1
+    limits:
+      - {name: per_second, limit: 10, window: 1s}
+tenant_list:
+  - {id: acme, plan: free, keys: [k1]}
+routes:
+  - {path_prefix: /, upstream: api}
+tenants:
+  lease_ttl: 1ns
+` + cfgUpstream
+	mustRefuse(t, config.Input{File: writeFile(t, body)}, "tenants.lease_ttl")
+}
+
+// TestTimezoneLocalIsRefused: Local is not an IANA name: each gateway's
+// own TZ would place a quota's periods (a review).
+func TestTimezoneLocalIsRefused(t *testing.T) {
+	body := `
+plans:
+  free:
+    limits:
+      - {name: daily, limit: 5, algorithm: fixed, period: day, timezone: Local}
+tenant_list:
+  - {id: acme, plan: free, keys: [k1]}
+routes:
+  - {path_prefix: /, upstream: api}
+` + cfgUpstream
+	mustRefuse(t, config.Input{File: writeFile(t, body)}, "plans.free.limits[0].timezone")
+}
+
+// TestTargetPortInRange: a target's port past 65535 was accepted (a
+// review).
+func TestTargetPortInRange(t *testing.T) {
+	mustRefuse(t, config.Input{File: writeFile(t, cfgBase+"upstreams:\n  api:\n    targets: [\"http://127.0.0.1:99999\"]\n")}, "upstreams.api.targets[0]")
+}

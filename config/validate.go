@@ -250,7 +250,11 @@ func (cfg *Config) validateTenants(c *checker) {
 		}
 	}
 	c.poll("tenants.refresh", t.Refresh)
-	c.positive("tenants.lease_ttl", t.LeaseTTL)
+	if t.LeaseTTL < time.Millisecond {
+		// Redis counts a lease in µs and expires its set in ms: below a
+		// millisecond every lease was gone at once.
+		c.fail("tenants.lease_ttl", "got %s; want at least 1ms", t.LeaseTTL)
+	}
 	if t.Max < 1 {
 		c.fail("tenants.max", "got %d; want >= 1", t.Max)
 	}

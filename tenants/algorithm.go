@@ -1,6 +1,7 @@
 package tenants
 
 import (
+	"errors"
 	"time"
 
 	"github.com/l1gw/l1gw/limiter"
@@ -68,6 +69,11 @@ func (b *builder) zone(name string) error {
 	err, seen := b.zones[name]
 	if !seen {
 		_, err = time.LoadLocation(name)
+		if name == "Local" {
+			// Go's name for the process' own zone: each gateway's TZ would
+			// place the periods.
+			err = errors.New(`got "Local"; want an IANA zone name such as Europe/Berlin, the same on every gateway`)
+		}
 		b.zones[name] = err
 	}
 	return err

@@ -228,6 +228,16 @@ func (b *builder) routes(path string, specs []RouteSpec, base []limiter.Rule) (r
 	}
 	for i, rs := range specs {
 		rp := fmt.Sprintf("%s.routes[%d]", path, i)
+		if rs.PathPrefix != "" && rs.PathPrefix[0] != '/' {
+			b.fail(rp+".path_prefix", "got %q; want a path starting with / (no request path matches it)", rs.PathPrefix)
+			ok = false
+		}
+		for j, m := range rs.Methods {
+			if m == "" || strings.IndexFunc(m, func(r rune) bool { return !(r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z') }) >= 0 {
+				b.fail(fmt.Sprintf("%s.methods[%d]", rp, j), "got %q; want a method such as GET or POST (letters only)", m)
+				ok = false
+			}
+		}
 		b.rules(rp+".limits", rs.Limits)
 		own, ownOK := b.routeLease(rp, rs)
 		ok = ok && ownOK

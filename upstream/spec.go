@@ -172,6 +172,9 @@ func Validate(specs map[string]Spec, routes []RouteSpec) error {
 		if s.MaxResponseBytes < 0 {
 			fail(p+".max_response_bytes", "got %d; want >= 0", s.MaxResponseBytes)
 		}
+		if s.Health.Path != "" && s.Health.Path[0] != '/' {
+			fail(p+".health.path", "got %q; want a path starting with / (or empty: no health checks)", s.Health.Path)
+		}
 		if s.Health.Path != "" && (s.Health.Interval < minHealthInterval || s.Health.Timeout <= 0) {
 			fail(p+".health", "got interval %s and timeout %s; with a path, the interval is at least %s and the timeout > 0", s.Health.Interval, s.Health.Timeout, minHealthInterval)
 		}
@@ -192,6 +195,12 @@ func Validate(specs map[string]Spec, routes []RouteSpec) error {
 		if _, ok := specs[r.Upstream]; !ok {
 			fail(fmt.Sprintf("routes[%d].upstream", i), "unknown upstream %q", r.Upstream)
 		}
+		if r.PathPrefix != "" && r.PathPrefix[0] != '/' {
+			fail(fmt.Sprintf("routes[%d].path_prefix", i), "got %q; want a path starting with / (no request path matches it)", r.PathPrefix)
+		}
+		if msg := badHost(r.Host); msg != "" {
+			fail(fmt.Sprintf("routes[%d].host", i), "got %q; %s", r.Host, msg)
+		}
 		for j, earlier := range routes[:i] {
 			if earlier.shadows(r) {
 				fail(fmt.Sprintf("routes[%d]", i), "can never be used: routes[%d], written before it, matches every request it would; write the more specific first", j)
@@ -200,6 +209,22 @@ func Validate(specs map[string]Spec, routes []RouteSpec) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// badHost says what is wrong with a route's host, "" if nothing: a
+// request's host is matched without its port, and in a host name's bytes.
+func badHost(h string) string {
+	switch {
+	case h == "":
+		return ""
+	case strings.ContainsAny(h, ":[]"):
+		return "want a host name without a port (a request's port is not matched), or no host to match every one"
+	case strings.IndexFunc(h, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.' || r == '_')
+	}) >= 0:
+		return "want a host name: letters, digits, '-', '_' and '.'"
+	}
+	return ""
 }
 
 // shadows reports whether r, tried before o, matches every request o
@@ -233,6 +258,11 @@ func parseTarget(raw string) (addr string, tls bool, err error) {
 	}
 	if u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
 		return "", false, fmt.Errorf("got %q; want scheme://host:port with no path, query or credentials", shown)
+	}
+	if port := u.Port(); port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return "", false, fmt.Errorf("got %q; want a port from 1 to 65535", shown)
+		}
 	}
 	addr = u.Host
 	if u.Port() == "" {
