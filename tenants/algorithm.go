@@ -66,14 +66,14 @@ func (b *builder) zone(name string) error {
 	if b.zones == nil {
 		b.zones = make(map[string]error)
 	}
+	if name == "Local" && !b.stored {
+		// Go's name for the process' own zone: each gateway's TZ would
+		// place the periods.
+		return errors.New(`got "Local"; want an IANA zone name such as Europe/Berlin, the same on every gateway`)
+	}
 	err, seen := b.zones[name]
 	if !seen {
 		_, err = time.LoadLocation(name)
-		if name == "Local" {
-			// Go's name for the process' own zone: each gateway's TZ would
-			// place the periods.
-			err = errors.New(`got "Local"; want an IANA zone name such as Europe/Berlin, the same on every gateway`)
-		}
 		b.zones[name] = err
 	}
 	return err

@@ -404,6 +404,11 @@ func TestStoredRecordsKeepServing(t *testing.T) {
 		{Spec: tenants.Spec{ID: "heavy", Plan: "free", Keys: []string{"heavy-key"}, Limits: heavy}},
 		{Spec: tenants.Spec{ID: "crowded", Plan: "crowd", Keys: []string{"crowd-key"}}},
 		{Spec: tenants.Spec{ID: "shadowed", Plan: "free", Keys: []string{"shadow-key"}, Routes: shadowed}},
+		// A route's prefix and methods, a key with white space, the zone
+		// Local: checked since 2026-12-02.
+		{Spec: tenants.Spec{ID: "loose", Plan: "free", Keys: []string{"loose key"}, Routes: []tenants.RouteSpec{
+			{Methods: []string{"POST "}, PathPrefix: "v1", Limits: []limiter.Rule{{Name: "v1", Limit: 1, Window: time.Second}}}},
+			Limits: []limiter.Rule{{Name: "daily", Limit: 5, Algorithm: limiter.AlgoFixed, Period: limiter.PeriodDay, Timezone: "Local"}}}},
 	}
 	reg := &tenants.Registry{Version: 1, Plans: map[string]tenants.Plan{"crowd": crowd}, Tenants: recs}
 	s, err := tenants.BuildWith(opts(), plans, nil, reg, func(string) bool { return false })
@@ -413,7 +418,7 @@ func TestStoredRecordsKeepServing(t *testing.T) {
 	if p := s.Problems(); len(p) > 0 {
 		t.Errorf("stored records left out: %+v; want every one served", p)
 	}
-	for _, id := range []string{"heavy", "crowded", "shadowed"} {
+	for _, id := range []string{"heavy", "crowded", "shadowed", "loose"} {
 		if _, ok := s.ByID(id); !ok {
 			t.Errorf("stored tenant %s is not served", id)
 		}
