@@ -624,3 +624,19 @@ routes:
 func TestTargetPortInRange(t *testing.T) {
 	mustRefuse(t, config.Input{File: writeFile(t, cfgBase+"upstreams:\n  api:\n    targets: [\"http://127.0.0.1:99999\"]\n")}, "upstreams.api.targets[0]")
 }
+
+// TestListenAddresses: a port past 65535 was accepted, and the admin API
+// on 0.0.0.0:8080 beside the proxy on :8080 was not seen as the same port
+// (a review).
+func TestListenAddresses(t *testing.T) {
+	file := writeFile(t, cfgBase+cfgUpstream)
+	mustRefuse(t, config.Input{File: file, Sets: []string{"server.listen=:99999"}}, "server.listen")
+	for _, pair := range [][2]string{{":8080", "0.0.0.0:8080"}, {"127.0.0.1:8080", ":8080"}, {"[::]:8080", "[::]:8080"}} {
+		mustRefuse(t, config.Input{File: file, Sets: []string{"server.listen=" + pair[0], "server.admin_listen=" + pair[1]}}, "server.admin_listen")
+	}
+	for _, pair := range [][2]string{{"127.0.0.1:8080", "127.0.0.2:8080"}, {":0", ":0"}, {":8080", ":9090"}} {
+		if _, err := config.Load(config.Input{File: file, Sets: []string{"server.listen=" + pair[0], "server.admin_listen=" + pair[1]}}); err != nil {
+			t.Errorf("listen %s, admin_listen %s: %v; want accepted", pair[0], pair[1], err)
+		}
+	}
+}

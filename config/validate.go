@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 
@@ -55,9 +56,27 @@ func (c *checker) notYet(path, value, issue string) {
 }
 
 func (c *checker) addr(path, a string) {
-	if _, _, err := net.SplitHostPort(a); err != nil {
+	_, port, err := net.SplitHostPort(a)
+	if err != nil {
 		c.fail(path, "got %q; want host:port or :port", a)
+		return
 	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		c.fail(path, "got %q; want a port from 0 to 65535", a)
+	}
+}
+
+// samePort reports whether listen addresses a and b would bind the same
+// port on a shared address: the same port, and the same host or either
+// one every address (empty, 0.0.0.0 or ::). Port 0 is never the same.
+func samePort(a, b string) bool {
+	ha, pa, errA := net.SplitHostPort(a)
+	hb, pb, errB := net.SplitHostPort(b)
+	if errA != nil || errB != nil || pa != pb || pa == "0" {
+		return false
+	}
+	wild := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
+	return ha == hb || wild(ha) || wild(hb)
 }
 
 // validate checks every value and cross-reference, collecting all problems.
@@ -90,7 +109,7 @@ func (cfg *Config) validateServer(c *checker) {
 	}
 	c.addr("server.listen", s.Listen)
 	c.addr("server.admin_listen", s.AdminListen)
-	if s.Listen == s.AdminListen && !strings.HasSuffix(s.Listen, ":0") {
+	if samePort(s.Listen, s.AdminListen) {
 		c.fail("server.admin_listen", "same as server.listen; the admin API never shares the proxy port")
 	}
 	c.positive("server.read_timeout", s.ReadTimeout)
