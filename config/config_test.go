@@ -640,3 +640,11 @@ func TestListenAddresses(t *testing.T) {
 		}
 	}
 }
+
+// TestCostAboveLimit: a rule whose cost is above its limit could never
+// admit a request, and every 429 said to retry after the window (a
+// review).
+func TestCostAboveLimit(t *testing.T) {
+	body := strings.Replace(cfgBase, "limit: 10, window: 1s}", "limit: 5, window: 1s, cost: 10}", 1) + cfgUpstream
+	mustRefuse(t, config.Input{File: writeFile(t, body)}, "plans.free.limits[0].cost")
+}

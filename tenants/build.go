@@ -327,6 +327,8 @@ func (b *builder) rules(path string, rules []limiter.Rule) {
 			b.fail(at("cost"), "got %d; want 1 to %d (2^53; 0 means 1)", r.Cost, int64(limiter.MaxCost))
 		case r.Cost > limiter.MaxLogCost && (r.Algorithm == "" || r.Algorithm == limiter.AlgoSlidingLog) && !b.stored:
 			b.fail(at("cost"), "got %d; a sliding_log rule's cost is at most %d, since the log keeps a member per unit: weigh heavier requests with algorithm sliding_window or fixed", r.Cost, limiter.MaxLogCost)
+		case r.Limit > 0 && r.Cost > r.Limit && !b.stored:
+			b.fail(at("cost"), "got %d, above the limit %d: the rule could never admit a request", r.Cost, r.Limit)
 		}
 		if r.Mode != "" && r.Mode != limiter.RuleEnforce && r.Mode != limiter.RuleShadow {
 			b.fail(at("mode"), "got %q; want enforce or shadow", r.Mode)
