@@ -62,10 +62,10 @@ func TestRegistryValidation(t *testing.T) {
 		{"PUT", "/v1/tenants/t2", rule(`{"name":"r b","limit":1,"window":"1s"}`), "limits[0].name"},
 		{"PUT", "/v1/tenants/t2", rule(`{"name":"r","limit":1,"window":"1s","cost":-1}`), "limits[0].cost"},
 		{"PUT", "/v1/tenants/t2", `{"plan":"gold","routes":[{"path_prefix":"/x","limits":[{"name":"per_second","limit":1,"window":"2s"}]},{"path_prefix":"/y","limits":[{"name":"per_second","limit":1,"window":"3s"}]}]}`, "routes[1].limits[0].name"},
-		{"PUT", "/v1/tenants/t2", `{"plan":"gold","bogus":1}`, ""},
+		{"PUT", "/v1/tenants/t2", `{"plan":"gold","bogus":1}`, "bogus"},
 		{"PUT", "/v1/tenants/t2", `not json`, ""},
 		{"PUT", "/v1/tenants/..", `{"plan":"gold"}`, "id"},
-		{"PUT", "/v1/plans/silver", `{"limits":[{"name":"r","limit":1,"window":"soon"}]}`, ""},
+		{"PUT", "/v1/plans/silver", `{"limits":[{"name":"r","limit":1,"window":"soon"}]}`, "limits[0].window"},
 		{"PUT", "/v1/plans/silver", `{"name":"gold","limits":[]}`, "name"},
 		{"PUT", "/v1/plans/silver", `{"limits":[{"name":"r","limit":1,"window":"1s"},{"name":"r","limit":2,"window":"1s"}]}`, "limits[1].name"},
 		{"PUT", "/v1/plans/bad%20name", `{"limits":[]}`, "name"},
@@ -73,7 +73,7 @@ func TestRegistryValidation(t *testing.T) {
 		{"POST", "/v1/tenants/t1/keys", `{"rotate_from":"k1"}`, "expires_at"},
 		{"POST", "/v1/tenants/t1/keys", `{"expires_at":"2200-12-31T20:00:00-08:00"}`, "expires_at"}, // 2201 in UTC
 		{"POST", "/v1/tenants/t1/keys", `{"rotate_from":"k1","expires_at":"2100-01-01T00:00:00Z"}`, "rotate_from"},
-		{"POST", "/v1/tenants/t1/keys", `{"key":"chosen"}`, ""},
+		{"POST", "/v1/tenants/t1/keys", `{"key":"chosen"}`, "key"},
 		{"GET", "/v1/tenants?limit=0", "", "limit"},
 		{"GET", "/v1/tenants?limit=1001", "", "limit"},
 		{"GET", "/v1/tenants?cursor=a%20b", "", "cursor"},
@@ -236,5 +236,32 @@ func TestTenantsMaxCountsAShadowedTenantOnce(t *testing.T) {
 	}
 	if code, body := apiCall(a, "PUT", "/v1/tenants/third", `{"plan":"p"}`); code != 409 {
 		t.Errorf("PUT /v1/tenants/third: %d %s; want 409, tenants.max reached", code, body)
+	}
+}
+
+// TestRegistryDecodeErrorsNameTheField: a body that did not decode was a
+// 400 with no errors[] and no path (which rule's window, which rule has the
+// unknown field, which limit is a string), where the README promises
+// errors: [{"field": "limits[0].window", ...}] for every field at fault (a
+// review). The body is refused before the registry is asked, so a registry
+// that does not answer does.
+func TestRegistryDecodeErrorsNameTheField(t *testing.T) {
+	a := newRegistryAdmin(t, registry.New(downClient(t), downClient(t), "review"))
+	for _, c := range []struct{ path, body, field string }{
+		{"/v1/tenants/t9", `{"plan":"p","routes":[{"path_prefix":"/x","limits":[{"name":"a","limit":1,"window":"1s"},{"name":"b","limit":1,"window":"soon"}]}]}`, "routes[0].limits[1].window"},
+		{"/v1/tenants/t9", `{"plan":"p","limits":[{"name":"a","limit":1,"window":"1s"},{"name":"b","limit":"10","window":"1s"}]}`, "limits[1].limit"},
+		{"/v1/tenants/t9", `{"plan":"p","limits":[{"name":"a","limit":1,"window":"1s"},{"name":"b","limit":1,"windw":"1s"}]}`, "limits[1].windw"},
+		{"/v1/tenants/t9", `{"plan":"p","retiring_keys":[{"key_hash":"sha256:00","expires_at":"tomorrow"}]}`, "retiring_keys[0].expires_at"},
+		{"/v1/plans/zz", `{"limits":[{"name":"a","limit":10,"window":"1s"},{"name":"b","limit":1,"window":"soon"}]}`, "limits[1].window"},
+	} {
+		code, body := apiCall(a, "PUT", c.path, c.body)
+		var p struct {
+			Detail string                   `json:"detail"`
+			Errors []struct{ Field string } `json:"errors"`
+		}
+		_ = json.Unmarshal([]byte(body), &p)
+		if code != 400 || len(p.Errors) != 1 || p.Errors[0].Field != c.field || strings.Contains(body, "Go struct") || strings.Contains(body, "plain") {
+			t.Errorf("PUT %s %s:\n  %d %s\n  want 400 with errors[0].field %q", c.path, c.body, code, body, c.field)
+		}
 	}
 }

@@ -27,6 +27,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"runtime"
 	"slices"
 	"strconv"
@@ -255,11 +256,21 @@ func sortByID(recs []tenants.Record) []tenants.Record {
 }
 
 // DecodeStrict decodes one JSON value into v, refusing unknown fields:
-// the admin API's bodies, and the registry's plans.
+// the admin API's bodies, and the registry's plans. A valid JSON value
+// that does not fit v is refused with the field at fault named
+// (configkey.Error: "routes[0].limits[1].window").
 func DecodeStrict(b []byte, v any) error {
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.DisallowUnknownFields()
 	if err := d.Decode(v); err != nil {
+		if json.Valid(b) {
+			if e, ok := locate(b, reflect.TypeOf(v), ""); ok {
+				return e
+			}
+			if _, isObject := object(b); !isObject {
+				return errors.New("want a JSON object")
+			}
+		}
 		return err
 	}
 	if d.More() {
