@@ -648,3 +648,14 @@ func TestCostAboveLimit(t *testing.T) {
 	body := strings.Replace(cfgBase, "limit: 10, window: 1s}", "limit: 5, window: 1s, cost: 10}", 1) + cfgUpstream
 	mustRefuse(t, config.Input{File: writeFile(t, body)}, "plans.free.limits[0].cost")
 }
+
+// TestAMisspeltUpstreamNamesItsVariable: an environment variable naming
+// an upstream the file does not have made one, and its error blamed the
+// defaults ("upstreams.apii.targets: no targets (from defaults)"): it
+// names the variable (a review).
+func TestAMisspeltUpstreamNamesItsVariable(t *testing.T) {
+	_, err := config.Load(config.Input{File: writeFile(t, cfgBase+cfgUpstream), Environ: []string{"L1GW_UPSTREAMS__APII__TIMEOUT=5s"}})
+	if err == nil || !strings.Contains(err.Error(), "upstreams.apii.targets") || !strings.Contains(err.Error(), "env L1GW_UPSTREAMS__APII__TIMEOUT") {
+		t.Errorf("error %v; want upstreams.apii.targets, from env L1GW_UPSTREAMS__APII__TIMEOUT", err)
+	}
+}

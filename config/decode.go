@@ -201,6 +201,24 @@ func sourceOf(key string, layers []*layer) string {
 			return l.describe(p)
 		}
 	}
+	// Nothing sets key itself: a section only one source names (an
+	// upstream an environment variable misspelt, given the upstream
+	// defaults) is that source's.
+	for p := parent(path); p != ""; p = parent(p) {
+		var by *layer
+		n := 0
+		for _, l := range layers[1:] {
+			if l.k.Exists(p) {
+				by, n = l, n+1
+			}
+		}
+		if n == 1 {
+			return by.describeUnder(p)
+		}
+		if n > 1 {
+			break
+		}
+	}
 	return "defaults"
 }
 

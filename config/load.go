@@ -57,6 +57,21 @@ func (l *layer) describe(key string) string {
 	return l.name
 }
 
+// describeUnder names what in l set a key under section p: the finer
+// origin of the first such key (the variable, the flag), or the layer.
+func (l *layer) describeUnder(p string) string {
+	first := ""
+	for k := range l.origin {
+		if strings.HasPrefix(k, p+".") && (first == "" || k < first) {
+			first = k
+		}
+	}
+	if first == "" {
+		return l.name
+	}
+	return l.origin[first]
+}
+
 // Load reads, layers, decodes and validates the configuration. The error,
 // if any, is an Errors listing every problem found.
 func Load(in Input) (*Config, error) {
