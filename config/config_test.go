@@ -13,17 +13,20 @@ import (
 	"github.com/l1gw/l1gw/limiter"
 )
 
-const base = `
+// base is a valid config: cfgPlans, cfgUpstream, then cfgRoutes, so that
+// a case may append a route.
+const base = cfgPlans + cfgUpstream + cfgRoutes
+
+const cfgPlans = `
 plans:
   free:
     limits:
       - {name: per_second, limit: 10, window: 1s}
 tenant_list:
   - {id: acme, plan: free, keys: [k1]}
-upstreams:
-  api:
-    targets: ["http://127.0.0.1:8081"]
-routes:
+`
+
+const cfgRoutes = `routes:
   - {path_prefix: /, upstream: api}
 `
 
@@ -451,20 +454,11 @@ func TestABrokenPlanOrUpstreamIsNotAlsoUnknown(t *testing.T) {
 	}
 }
 
-// cfgBase is a valid config; each case appends to it or replaces it.
-const cfgBase = `
-plans:
-  free:
-    limits:
-      - {name: per_second, limit: 10, window: 1s}
-tenant_list:
-  - {id: acme, plan: free, keys: [k1]}
-routes:
-  - {path_prefix: /, upstream: api}
-`
+// cfgBase is base without its upstreams: a case appends cfgUpstream, and
+// then to the upstream, or an upstream of its own.
+const cfgBase = cfgPlans + cfgRoutes
 
-const cfgUpstream = `
-upstreams:
+const cfgUpstream = `upstreams:
   api:
     targets: ["http://127.0.0.1:8081"]
 `
@@ -542,32 +536,16 @@ tenant_list:
     routes:
       - ` + r + "\n" + cfgUpstream
 	}
+	// gatewayRoute is base with r as its first route.
+	gatewayRoute := func(r string) string {
+		return strings.Replace(base, "routes:\n", "routes:\n  - "+r+"\n", 1)
+	}
 	cases := []struct{ name, body, key string }{
 		{"method with a space", tenantRoute(`{methods: ["POST "], path_prefix: /v1/expensive, limits: [{name: e, limit: 2, window: 10s}]}`), "tenant_list[0].routes[0].methods[0]"},
 		{"method not a token", tenantRoute(`{methods: ["PO ST"], path_prefix: /v1/expensive, limits: [{name: e, limit: 2, window: 10s}]}`), "tenant_list[0].routes[0].methods[0]"},
 		{"prefix without slash", tenantRoute(`{path_prefix: v1/expensive, limits: [{name: e, limit: 2, window: 10s}]}`), "tenant_list[0].routes[0].path_prefix"},
-		{"gateway host with port", `
-plans:
-  free:
-    limits:
-      - {name: per_second, limit: 10, window: 1s}
-tenant_list:
-  - {id: acme, plan: free, keys: [k1]}
-routes:
-  - {host: "api.example.com:8443", path_prefix: /, upstream: api, name: r, limits: [{name: s, limit: 5, window: 1s}]}
-  - {path_prefix: /, upstream: api}
-` + cfgUpstream, "routes[0].host"},
-		{"gateway prefix without slash", `
-plans:
-  free:
-    limits:
-      - {name: per_second, limit: 10, window: 1s}
-tenant_list:
-  - {id: acme, plan: free, keys: [k1]}
-routes:
-  - {path_prefix: v1, upstream: api, name: r, limits: [{name: s, limit: 5, window: 1s}]}
-  - {path_prefix: /, upstream: api}
-` + cfgUpstream, "routes[0].path_prefix"},
+		{"gateway host with port", gatewayRoute(`{host: "api.example.com:8443", path_prefix: /, upstream: api, name: r, limits: [{name: s, limit: 5, window: 1s}]}`), "routes[0].host"},
+		{"gateway prefix without slash", gatewayRoute(`{path_prefix: v1, upstream: api, name: r, limits: [{name: s, limit: 5, window: 1s}]}`), "routes[0].path_prefix"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
