@@ -201,7 +201,17 @@ func (b *builder) try(f func()) error {
 // problem is a *configkey.Error whose path is the field in the record's
 // JSON: "plan", "limits[0].window".
 func CheckRecord(rec Record, plans map[string]Plan, upstreamKnown func(string) bool) error {
-	b := &builder{plans: plans, inRegistry: true}
+	return checkRecord(&builder{plans: plans, inRegistry: true}, rec, upstreamKnown)
+}
+
+// CheckStoredRecord is CheckRecord for a record already stored, as the
+// snapshot builds it: under the checks it was written under. A change to
+// its plan is refused only when the snapshot would drop the tenant.
+func CheckStoredRecord(rec Record, plans map[string]Plan, upstreamKnown func(string) bool) error {
+	return checkRecord(&builder{plans: plans, inRegistry: true, stored: true}, rec, upstreamKnown)
+}
+
+func checkRecord(b *builder, rec Record, upstreamKnown func(string) bool) error {
 	b.tenant("tenant", rec.Spec, upstreamKnown)
 	digests := append(b.keyDigests("tenant", rec.Spec), b.issued(rec.Issued)...)
 	seen := map[[sha256.Size]byte]bool{}

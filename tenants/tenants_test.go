@@ -390,9 +390,11 @@ func TestTenantRuleReplacesAPlanRuleWhateverItsMode(t *testing.T) {
 
 // TestStoredRecordsKeepServing: registry records stored before a check
 // was added (a sliding log's cost over 1000, a rule named concurrency
-// beside a concurrency limit, a route an earlier one shadows) still serve
-// when read from Redis, so an upgrade drops no tenant; the same records
-// written now through the admin API (CheckRecord, CheckPlan) are refused.
+// beside a concurrency limit, a route an earlier one shadows, and the
+// checks of 2026-12-02) still serve when read from Redis, so an upgrade
+// drops no tenant, and a change to their plan re-checks them the same way
+// (CheckStoredRecord); the same records written now through the admin API
+// (CheckRecord, CheckPlan) are refused.
 func TestStoredRecordsKeepServing(t *testing.T) {
 	heavy := []limiter.Rule{{Name: "heavy", Limit: 100_000, Window: time.Minute, Cost: 4000}}
 	crowd := tenants.Plan{Concurrency: 2, Limits: []limiter.Rule{{Name: tenants.ConcurrencyRule, Limit: 5, Window: time.Second}}}
@@ -408,7 +410,8 @@ func TestStoredRecordsKeepServing(t *testing.T) {
 		// Local: checked since 2026-12-02.
 		{Spec: tenants.Spec{ID: "loose", Plan: "free", Keys: []string{"loose key"}, Routes: []tenants.RouteSpec{
 			{Methods: []string{"POST "}, PathPrefix: "v1", Limits: []limiter.Rule{{Name: "v1", Limit: 1, Window: time.Second}}}},
-			Limits: []limiter.Rule{{Name: "daily", Limit: 5, Algorithm: limiter.AlgoFixed, Period: limiter.PeriodDay, Timezone: "Local"}}}},
+			Limits: []limiter.Rule{{Name: "daily", Limit: 5, Algorithm: limiter.AlgoFixed, Period: limiter.PeriodDay, Timezone: "Local"},
+				{Name: "dear", Limit: 5, Cost: 10, Window: time.Second, Algorithm: limiter.AlgoSlidingWindow}}}},
 	}
 	reg := &tenants.Registry{Version: 1, Plans: map[string]tenants.Plan{"crowd": crowd}, Tenants: recs}
 	s, err := tenants.BuildWith(opts(), plans, nil, reg, func(string) bool { return false })
@@ -433,6 +436,10 @@ func TestStoredRecordsKeepServing(t *testing.T) {
 		}
 		if err := tenants.CheckRecord(rec, all, func(string) bool { return false }); err == nil {
 			t.Errorf("CheckRecord(%s): nil; want the write refused", rec.ID)
+		}
+		// A change to its plan re-checks it as the snapshot builds it.
+		if err := tenants.CheckStoredRecord(rec, all, func(string) bool { return false }); err != nil {
+			t.Errorf("CheckStoredRecord(%s): %v; want it kept, as the snapshot serves it", rec.ID, err)
 		}
 	}
 	if err := tenants.CheckPlan("crowd", crowd); err == nil {

@@ -33,9 +33,19 @@ type FileView struct {
 // check is how a registry write checks a tenant record: against the
 // registry's plans and the file's (which win), and the file's upstreams.
 func (f FileView) check(rec tenants.Record, plans map[string]tenants.Plan) error {
+	return f.checkBy(tenants.CheckRecord, rec, plans)
+}
+
+// checkStored is check for a record already stored (a plan change
+// re-checks its tenants): as the snapshot builds it.
+func (f FileView) checkStored(rec tenants.Record, plans map[string]tenants.Plan) error {
+	return f.checkBy(tenants.CheckStoredRecord, rec, plans)
+}
+
+func (f FileView) checkBy(check func(tenants.Record, map[string]tenants.Plan, func(string) bool) error, rec tenants.Record, plans map[string]tenants.Plan) error {
 	all := maps.Clone(plans)
 	maps.Copy(all, f.Plans)
-	return tenants.CheckRecord(rec, all, f.HasUpstream)
+	return check(rec, all, f.HasUpstream)
 }
 
 // TenantBody is a registry tenant as the API reads and writes it: the
@@ -369,7 +379,7 @@ func (a *Admin) doPutPlan(ctx *fasthttp.RequestCtx, name string) {
 	plan.Name = name
 	c, cancel := context.WithTimeout(context.Background(), adminTimeout)
 	defer cancel()
-	created, err := a.registry.PutPlan(c, plan, func(p PlanBody) error { return tenants.CheckPlan(p.Name, p.Plan) }, a.file().check)
+	created, err := a.registry.PutPlan(c, plan, func(p PlanBody) error { return tenants.CheckPlan(p.Name, p.Plan) }, a.file().checkStored)
 	var inv *registry.Invalid
 	var breaks *registry.Breaks
 	switch {

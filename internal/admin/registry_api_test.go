@@ -265,3 +265,29 @@ func TestRegistryDecodeErrorsNameTheField(t *testing.T) {
 		}
 	}
 }
+
+// TestAPlanChangeSparesAStoredTenantsOldChecks: a tenant stored before a
+// check was added (here a route whose method and prefix no request has)
+// keeps serving, so a change to its plan that breaks nothing of it is
+// made: the plan's tenants are re-checked as the snapshot builds them,
+// not as a new write (a review).
+func TestAPlanChangeSparesAStoredTenantsOldChecks(t *testing.T) {
+	c := redistest.Server(t).Client(t)
+	reg := registry.New(c, c, "api")
+	a := newRegistryAdmin(t, reg)
+	if code, body := apiCall(a, "PUT", "/v1/plans/pro", `{"limits":[{"name":"r","limit":10,"window":"1s"}]}`); code != 201 {
+		t.Fatalf("PUT plan: %d %s", code, body)
+	}
+	anything := func(tenants.Record, map[string]tenants.Plan) error { return nil } // the checks of then
+	legacy := tenants.Record{Spec: tenants.Spec{ID: "legacy", Plan: "pro", Routes: []tenants.RouteSpec{{Methods: []string{"POST "}, PathPrefix: "v1",
+		Limits: []limiter.Rule{{Name: "v1", Limit: 1, Window: time.Second}}}}}}
+	if _, err := reg.PutTenant(t.Context(), legacy, anything, -1); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := apiCall(a, "PUT", "/v1/plans/pro", `{"limits":[{"name":"r","limit":20,"window":"1s"}]}`); code != 200 {
+		t.Errorf("raising pro's limit with a stored tenant on it: %d %s; want 200", code, body)
+	}
+	if code, body := apiCall(a, "PUT", "/v1/plans/pro", `{"limits":[{"name":"r","limit":20,"window":"1s"},{"name":"v1","limit":5,"window":"1s"}]}`); code == 200 {
+		t.Errorf("a plan rule named as the stored tenant's route rule: %d %s; want it refused, as the snapshot would drop the tenant", code, body)
+	}
+}
