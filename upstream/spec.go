@@ -214,6 +214,11 @@ func Validate(specs map[string]Spec, routes []RouteSpec) error {
 // badHost says what is wrong with a route's host, "" if nothing: a
 // request's host is matched without its port, and in a host name's bytes.
 func badHost(h string) string {
+	if v6, ok := strings.CutPrefix(h, "["); ok {
+		if v6, ok = strings.CutSuffix(v6, "]"); ok && strings.Contains(v6, ":") && net.ParseIP(v6) != nil {
+			return "" // an IPv6 literal, as a request's Host names one
+		}
+	}
 	switch {
 	case h == "":
 		return ""
