@@ -1,7 +1,8 @@
 package tenants
 
 import (
-	"errors"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/l1gw/l1gw/limiter"
@@ -66,10 +67,11 @@ func (b *builder) zone(name string) error {
 	if b.zones == nil {
 		b.zones = make(map[string]error)
 	}
-	if name == "Local" && !b.stored {
-		// Go's name for the process' own zone: each gateway's TZ would
-		// place the periods.
-		return errors.New(`got "Local"; want an IANA zone name such as Europe/Berlin, the same on every gateway`)
+	if (name == "Local" || strings.EqualFold(name, "localtime")) && !b.stored {
+		// Go's name for the process' own zone, and the zoneinfo link to
+		// /etc/localtime Debian ships: each gateway's TZ would place the
+		// periods.
+		return fmt.Errorf("got %q; want an IANA zone name such as Europe/Berlin, the same on every gateway", name)
 	}
 	err, seen := b.zones[name]
 	if !seen {

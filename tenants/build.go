@@ -363,7 +363,7 @@ func (b *builder) keyDigests(path string, spec Spec) []digest {
 			// The gateway refuses a Bearer token with white space in it:
 			// a server splitting Authorization on it reads another token.
 			// Control bytes no header carries.
-			b.fail(p, "a key must not hold white space or control bytes: requests carrying this one would be refused")
+			b.fail(p, "a key must not hold white space or control bytes: sent as a Bearer token it is refused, and a server splitting on white space would read another key")
 			return
 		}
 		out = append(out, digest{sum: sha256.Sum256([]byte(k)), path: p, expires: expires})
