@@ -186,16 +186,26 @@ func plainIntegers(n *yaml3.Node, path, source string) Errors {
 			out = append(out, plainIntegers(c, path+"["+strconv.Itoa(i)+"]", source)...)
 		}
 	case yaml3.ScalarNode:
-		if n.ShortTag() == "!!int" && !decimal.MatchString(n.Value) {
+		switch {
+		case n.ShortTag() == "!!int" && !decimal.MatchString(n.Value):
 			out = append(out, &Error{Key: path, Source: source,
-				Msg: "got " + n.Value + "; write an integer in decimal, without leading zeros or _ (YAML reads 010 as 8)"})
+				Msg: "got " + n.Value + "; write an integer in decimal, without leading zeros or _ (YAML reads 010 as 8), or quote it if it is a string"})
+		case n.ShortTag() == "!!float" && leadingZero.MatchString(n.Value):
+			// 08 and 0800123 are no octal, so YAML reads them as numbers
+			// without the zero: a key "0800123" became "800123".
+			out = append(out, &Error{Key: path, Source: source,
+				Msg: "got " + n.Value + "; YAML reads it as a number without its leading zero: quote it if it is a string"})
 		}
 	}
 	return out
 }
 
-// decimal is an integer as the config writes one.
-var decimal = regexp.MustCompile(`^[-+]?(0|[1-9][0-9]*)$`)
+// decimal is an integer as the config writes one; leadingZero a number
+// that starts with a zero and another digit.
+var (
+	decimal     = regexp.MustCompile(`^[-+]?(0|[1-9][0-9]*)$`)
+	leadingZero = regexp.MustCompile(`^[-+]?0[0-9]`)
+)
 
 // nulls lists the keys under path in data that have no value (YAML's
 // "key:" with nothing after it, or ~): merged over the defaults, a null
