@@ -23,7 +23,12 @@ func locate(raw json.RawMessage, t reflect.Type, path string) (err *configkey.Er
 	}
 	custom := reflect.PointerTo(t).Implements(unmarshalerType)
 	switch {
-	case custom && t.Kind() == reflect.Struct:
+	case t == timeType:
+		if json.Unmarshal(raw, new(time.Time)) != nil {
+			return configkey.Errorf(path, "got %s; want an RFC 3339 time such as 2030-01-01T00:00:00Z", raw), true
+		}
+		return nil, false
+	case custom && t.Kind() == reflect.Struct && hasExported(t):
 		if decodeErr := json.Unmarshal(raw, reflect.New(t).Interface()); decodeErr == nil {
 			return nil, false
 		} else if fields, isObject := object(raw); isObject {
@@ -81,7 +86,21 @@ func locate(raw json.RawMessage, t reflect.Type, path string) (err *configkey.Er
 	return nil, false
 }
 
-var unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
+var (
+	unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
+	timeType        = reflect.TypeFor[time.Time]()
+)
+
+// hasExported: t has a field a JSON object names, so a field of the
+// object can be at fault rather than the whole.
+func hasExported(t reflect.Type) bool {
+	for i := range t.NumField() {
+		if t.Field(i).IsExported() {
+			return true
+		}
+	}
+	return false
+}
 
 // object is raw as a JSON object's fields, if it is one.
 func object(raw json.RawMessage) (map[string]json.RawMessage, bool) {
