@@ -514,6 +514,10 @@ func TestIntegersAreDecimal(t *testing.T) {
 		t.Errorf("L1GW_SERVER__MAX_CONNS=010: %v, %v; want 10", c, err)
 	}
 	mustRefuse(t, config.Input{File: writeFile(t, cfgBase+cfgUpstream), Environ: []string{"L1GW_SERVER__MAX_CONNS=0x10"}}, "server.max_conns")
+	// 0800123 is no octal: YAML read it as the number 800123, and a key
+	// so written lost its zero (a review).
+	mustRefuse(t, config.Input{File: writeFile(t, strings.Replace(base, "keys: [k1]", "keys: [0800123]", 1))}, "tenant_list[0].keys[0]")
+	mustRefuse(t, config.Input{File: writeFile(t, base+"server:\n  max_conns: 0109\n")}, "server.max_conns")
 }
 
 // TestRoutesThatCanNeverMatchAreRefused: a tenant route whose method or
@@ -609,7 +613,7 @@ func TestTargetPortInRange(t *testing.T) {
 func TestListenAddresses(t *testing.T) {
 	file := writeFile(t, cfgBase+cfgUpstream)
 	mustRefuse(t, config.Input{File: file, Sets: []string{"server.listen=:99999"}}, "server.listen")
-	for _, pair := range [][2]string{{":8080", "0.0.0.0:8080"}, {"127.0.0.1:8080", ":8080"}, {"[::]:8080", "[::]:8080"}} {
+	for _, pair := range [][2]string{{":8080", "0.0.0.0:8080"}, {"127.0.0.1:8080", ":8080"}, {"[::]:8080", "127.0.0.1:8080"}} {
 		mustRefuse(t, config.Input{File: file, Sets: []string{"server.listen=" + pair[0], "server.admin_listen=" + pair[1]}}, "server.admin_listen")
 	}
 	for _, pair := range [][2]string{{"127.0.0.1:8080", "127.0.0.2:8080"}, {":0", ":0"}, {":8080", ":9090"}} {
@@ -635,5 +639,27 @@ func TestAMisspeltUpstreamNamesItsVariable(t *testing.T) {
 	_, err := config.Load(config.Input{File: writeFile(t, cfgBase+cfgUpstream), Environ: []string{"L1GW_UPSTREAMS__APII__TIMEOUT=5s"}})
 	if err == nil || !strings.Contains(err.Error(), "upstreams.apii.targets") || !strings.Contains(err.Error(), "env L1GW_UPSTREAMS__APII__TIMEOUT") {
 		t.Errorf("error %v; want upstreams.apii.targets, from env L1GW_UPSTREAMS__APII__TIMEOUT", err)
+	}
+}
+
+// TestTimezoneLocaltimeIsRefused: Debian's zoneinfo has localtime, a link
+// to /etc/localtime: each gateway's own zone, as Local is (a review).
+func TestTimezoneLocaltimeIsRefused(t *testing.T) {
+	body := strings.Replace(base, "      - {name: per_second, limit: 10, window: 1s}", "      - {name: daily, limit: 5, algorithm: fixed, period: day, timezone: localtime}", 1)
+	mustRefuse(t, config.Input{File: writeFile(t, body)}, "plans.free.limits[0].timezone")
+}
+
+// TestRouteHostIPv6Literal: a request's Host may be an IPv6 literal, which
+// Match keeps in brackets; a route for one is accepted, one with a port is
+// not (a review).
+func TestRouteHostIPv6Literal(t *testing.T) {
+	route := func(h string) string {
+		return strings.Replace(base, "routes:\n", "routes:\n  - {host: \""+h+"\", path_prefix: /, upstream: api}\n", 1)
+	}
+	if _, err := config.Load(config.Input{File: writeFile(t, route("[2001:db8::1]"))}); err != nil {
+		t.Errorf("host [2001:db8::1]: %v; want accepted", err)
+	}
+	for _, h := range []string{"[2001:db8::1]:8443", "2001:db8::1", "[10.0.0.1]", "[nope]"} {
+		mustRefuse(t, config.Input{File: writeFile(t, route(h))}, "routes[0].host")
 	}
 }
