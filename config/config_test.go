@@ -613,10 +613,12 @@ func TestTargetPortInRange(t *testing.T) {
 func TestListenAddresses(t *testing.T) {
 	file := writeFile(t, cfgBase+cfgUpstream)
 	mustRefuse(t, config.Input{File: file, Sets: []string{"server.listen=:99999"}}, "server.listen")
-	for _, pair := range [][2]string{{":8080", "0.0.0.0:8080"}, {"127.0.0.1:8080", ":8080"}, {"[::]:8080", "127.0.0.1:8080"}} {
+	for _, pair := range [][2]string{{":8080", "0.0.0.0:8080"}, {"127.0.0.1:8080", ":8080"}, {"[::]:8080", "127.0.0.1:8080"},
+		{":8080", ":08080"}, {"[::0]:8080", "127.0.0.1:8080"}} {
 		mustRefuse(t, config.Input{File: file, Sets: []string{"server.listen=" + pair[0], "server.admin_listen=" + pair[1]}}, "server.admin_listen")
 	}
-	for _, pair := range [][2]string{{"127.0.0.1:8080", "127.0.0.2:8080"}, {":0", ":0"}, {":8080", ":9090"}} {
+	// A service name and an empty port are Go's to resolve, as they were.
+	for _, pair := range [][2]string{{"127.0.0.1:8080", "127.0.0.2:8080"}, {":0", ":0"}, {":8080", ":9090"}, {":http", ":9090"}, {"127.0.0.1:", ":9090"}} {
 		if _, err := config.Load(config.Input{File: file, Sets: []string{"server.listen=" + pair[0], "server.admin_listen=" + pair[1]}}); err != nil {
 			t.Errorf("listen %s, admin_listen %s: %v; want accepted", pair[0], pair[1], err)
 		}

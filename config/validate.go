@@ -61,21 +61,35 @@ func (c *checker) addr(path, a string) {
 		c.fail(path, "got %q; want host:port or :port", a)
 		return
 	}
-	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+	// A service name (:http) and an empty port (port 0) are Go's to
+	// resolve, as they always were; a number must be a port.
+	if n, err := strconv.Atoi(port); err == nil && (n < 0 || n > 65535) {
 		c.fail(path, "got %q; want a port from 0 to 65535", a)
 	}
 }
 
 // samePort reports whether listen addresses a and b would bind the same
-// port on a shared address: the same port, and the same host or either
-// one every address (empty, 0.0.0.0 or ::). Port 0 is never the same.
+// port on a shared address: the same port number, and the same host or
+// either one every address (empty, 0.0.0.0, :: or another spelling of
+// them). Port 0 is never the same; a service name is compared as written.
 func samePort(a, b string) bool {
 	ha, pa, errA := net.SplitHostPort(a)
 	hb, pb, errB := net.SplitHostPort(b)
-	if errA != nil || errB != nil || pa != pb || pa == "0" {
+	if errA != nil || errB != nil {
 		return false
 	}
-	wild := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
+	na, errA := strconv.Atoi(pa)
+	nb, errB := strconv.Atoi(pb)
+	switch {
+	case errA == nil && errB == nil && (na != nb || na == 0):
+		return false
+	case (errA == nil) != (errB == nil) || errA != nil && pa != pb:
+		return false
+	}
+	wild := func(h string) bool {
+		ip := net.ParseIP(h)
+		return h == "" || ip != nil && ip.IsUnspecified()
+	}
 	return ha == hb || wild(ha) || wild(hb)
 }
 
