@@ -78,12 +78,14 @@ func samePort(a, b string) bool {
 	if errA != nil || errB != nil {
 		return false
 	}
-	na, errA := strconv.Atoi(pa)
-	nb, errB := strconv.Atoi(pb)
-	switch {
-	case errA == nil && errB == nil && (na != nb || na == 0):
-		return false
-	case (errA == nil) != (errB == nil) || errA != nil && pa != pb:
+	// A port by its number (08080 is 8080), a service name as written.
+	port := func(p string) string {
+		if n, err := strconv.Atoi(p); err == nil {
+			return strconv.Itoa(n)
+		}
+		return p
+	}
+	if pa, pb = port(pa), port(pb); pa != pb || pa == "0" || pa == "" {
 		return false
 	}
 	wild := func(h string) bool {

@@ -155,10 +155,6 @@ func message(err error, key string) string {
 	if errors.As(err, &te) {
 		return fmt.Sprintf("got a JSON %s; want %s", te.Value, jsonKind(te.Type))
 	}
-	var pe *time.ParseError
-	if errors.As(err, &pe) {
-		return fmt.Sprintf("got %q; want an RFC 3339 time such as 2030-01-01T00:00:00Z", pe.Value)
-	}
 	msg := strings.TrimPrefix(err.Error(), "json: ")
 	if key != "" {
 		msg = strings.TrimPrefix(msg, key+": ")
