@@ -45,8 +45,9 @@ var (
 )
 
 // connLimit is a listener that caps the open connections, in all
-// (server.max_conns on the proxy listener) and per client IP
-// (server.max_conns_per_ip, 0: no cap), counting what it refuses in m. It
+// (server.max_conns on the proxy listener) and per client (server.
+// max_conns_per_ip, 0: no cap): an IPv4 address, or an IPv6 /64, which
+// one host is commonly given whole. It counts what it refuses in m, and
 // keeps TCP keep-alive on, as fasthttp would on a bare TCP listener.
 type connLimit struct {
 	net.Listener
@@ -136,10 +137,17 @@ func (l *connLimit) release(ip netip.Addr) {
 	}
 }
 
+// remoteAddr is the client c counts as: its IPv4 address, or its IPv6
+// address's /64, as anonymous callers are counted (tenants' "anon:").
 func remoteAddr(c net.Conn) netip.Addr {
 	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
 		if ip, ok := netip.AddrFromSlice(a.IP); ok {
-			return ip.Unmap()
+			ip = ip.Unmap()
+			if ip.Is6() {
+				p, _ := ip.Prefix(64) // a valid IPv6 address: no error
+				return p.Addr()
+			}
+			return ip
 		}
 	}
 	return netip.Addr{}

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -261,5 +263,83 @@ func TestEveryRefusalBeforeAuthenticationCloses(t *testing.T) {
 		if resp := c.response(); resp.StatusCode() < 400 || !resp.ConnectionClose() {
 			t.Errorf("%q: %d, connection close %v; want a refusal that closes", strings.SplitN(req, "\r\n", 2)[0], resp.StatusCode(), resp.ConnectionClose())
 		}
+	}
+}
+
+// posingListener reports each accepted connection as coming from the
+// next address of from: a test can be many IPv6 clients on loopback.
+type posingListener struct {
+	net.Listener
+	from []string
+}
+
+type posingConn struct {
+	net.Conn
+	addr net.Addr
+}
+
+func (c posingConn) RemoteAddr() net.Addr { return c.addr }
+
+func (l *posingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	addr := net.TCPAddrFromAddrPort(netip.AddrPortFrom(netip.MustParseAddr(l.from[0]), 40000))
+	l.from = l.from[1:]
+	return posingConn{Conn: c, addr: addr}, nil
+}
+
+// TestConnectionCapPerIPv6Network: max_conns_per_ip counts an IPv6 /64
+// as one client, as a host is commonly given one whole: rotating through
+// its addresses does not get past the cap. IPv4 addresses and other /64s
+// count apart.
+func TestConnectionCapPerIPv6Network(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	from := []string{"2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2:ffff::9", "2001:db8:1:3::1", "192.0.2.1", "192.0.2.2"}
+	l := limitConns(&posingListener{Listener: ln, from: from}, 100, 2, proxyConns)
+	refusals := make(chan string, len(from))
+	for range from {
+		go func() {
+			c, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				refusals <- err.Error()
+				return
+			}
+			defer c.Close()
+			c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+			b, _ := io.ReadAll(c)
+			refusals <- string(b)
+		}()
+		time.Sleep(20 * time.Millisecond) // accepted in the order of from
+	}
+	var accepted []string
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			accepted = append(accepted, c.RemoteAddr().String())
+			defer c.Close()
+		}
+	}()
+	refused := 0
+	for range from {
+		if r := <-refusals; strings.HasPrefix(r, "HTTP/1.1 429") {
+			refused++
+		}
+	}
+	ln.Close()
+	<-done
+	want := []string{"[2001:db8:1:2::1]:40000", "[2001:db8:1:2::2]:40000", "[2001:db8:1:3::1]:40000", "192.0.2.1:40000", "192.0.2.2:40000"}
+	if refused != 1 || !slices.Equal(accepted, want) {
+		t.Fatalf("accepted %v, %d refused 429; want %v and the third of 2001:db8:1:2::/64 refused", accepted, refused, want)
 	}
 }
