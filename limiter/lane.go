@@ -1,6 +1,7 @@
 package limiter
 
 import (
+	"errors"
 	"fmt"
 	"runtime"
 	"sync"
@@ -150,8 +151,10 @@ func (l *lane) serve(batch []*op) {
 	read, err := l.roundTrip(batch)
 	if err != nil && !fresh && !read {
 		// A pooled connection the node closed (a restart): once more on a
-		// new one. The script finds its record if the first write landed.
+		// new one. The script finds its record if the first write landed,
+		// but for the decisions a counter could not tell apart.
 		l.drop()
+		l.unreplayable(err)
 		for _, o := range batch {
 			o.replay = true
 		}
@@ -163,14 +166,68 @@ func (l *lane) serve(batch []*op) {
 		err = l.reload()
 	}
 	if err == nil && len(l.alone) > 0 {
+		// Each failed group alone, for its own error. No mixed call, so
+		// nothing joins l.alone meanwhile: it is emptied for reload's
+		// sake, which settles what is answered NOSCRIPT twice unless it
+		// is in l.alone.
+		alone := l.alone
+		l.alone = l.alone[:0]
 		l.noMix = true
-		_, err = l.roundTrip(l.alone)
+		_, err = l.roundTrip(alone)
+		if err == nil && len(l.redo) > 0 {
+			err = l.reload() // a SCRIPT FLUSH since the mixed call
+		}
 		l.noMix = false
 	}
 	if err != nil {
 		l.drop()
 		settlePending(batch, err)
 	}
+	// No op leaves a batch pending: its caller waits for nothing else.
+	settlePending(batch, errUnanswered)
+}
+
+// errUnanswered settles an op its batch left unanswered, which no path
+// should: a backstop, so that no request waits for good.
+var errUnanswered = errors.New("limiter: a decision was left unanswered by its batch")
+
+// errDropped fails the calls of a batch after its connection was dropped.
+var errDropped = errors.New("limiter: the connection was dropped: the node can't take decisions")
+
+// unreplayable fails with err, as a failed call, the decisions of the
+// failed call's shared groups whose rules are all counters (a sliding
+// window, a fixed period): a counter keeps only the last member it
+// counted, so sent again, every decision of the group but one would be
+// counted twice if the call had run. Any other decision is sent again,
+// and finds its record in a log.
+func (l *lane) unreplayable(err error) {
+	var ce *CallError
+	off := 0
+	for _, size := range l.groups {
+		ops := l.sent[off : off+size]
+		off += size
+		if size < 2 || !allCounted(ops[0].req.Rules) {
+			continue
+		}
+		for _, o := range ops {
+			if o.pending() {
+				if ce == nil {
+					ce = callError(err)
+				}
+				o.settle(nil, ce)
+			}
+		}
+	}
+}
+
+// allCounted reports whether every rule is a counter, none a log.
+func allCounted(rules []Rule) bool {
+	for _, r := range rules {
+		if !r.Counted() {
+			return false
+		}
+	}
+	return true
 }
 
 // group splits the ops of batch still pending into groups, in l.grouped
@@ -351,6 +408,11 @@ func (l *lane) mark(c *conn) {
 // one script for the batch's decisions, whatever their tenants.
 func (l *lane) roundTrip(batch []*op) (read bool, err error) {
 	c := l.c
+	if c == nil {
+		// Dropped by an earlier call of this batch, on a node that can't
+		// take decisions (a mixed call's failed groups go again alone).
+		return false, errDropped
+	}
 	b := l.wbuf[:0]
 	l.mu.Lock()
 	l.batch = nil // l.sent is rebuilt below (again for a reload): not the watchdog's to read meanwhile
