@@ -132,8 +132,12 @@ func (g *Guard) Decide(ctx context.Context, req limiter.Request, v *Verdict) {
 	var err error
 	v.Decision, err = g.store.Decide(ctx, req)
 	if err == nil {
-		sh.primary.Done(ticket, true)
 		d := &v.Decision
+		if d.Cached {
+			sh.primary.Cancel(ticket) // Redis was not asked: no evidence either way
+		} else {
+			sh.primary.Done(ticket, true)
+		}
 		if d.Degraded {
 			degradedTotal(d.Why).Inc()
 			g.logError(d.Why, sh, nil)
@@ -207,7 +211,7 @@ func (g *Guard) fallback(ctx context.Context, sh *shard, req limiter.Request, wi
 func (v *Verdict) Reset() {
 	v.Allowed, v.Degraded, v.Refused, v.Overloaded, v.leases = false, false, false, false, leasesNone
 	d := &v.Decision
-	d.Allowed, d.Degraded, d.Why, d.N, d.Seq = false, false, "", 0, 0
+	d.Allowed, d.Degraded, d.Cached, d.Why, d.N, d.Seq = false, false, false, "", 0, 0
 }
 
 // HoldsLeases reports whether the request took leases for concurrency

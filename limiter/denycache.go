@@ -82,6 +82,7 @@ func (c *denyCache) lookup(req Request, now time.Time, d *Decision) bool {
 		return false
 	}
 	*d = e.d
+	d.Cached = true
 	elapsed := now.Sub(e.at)
 	for i := range d.States() {
 		st := &d.Rules[i]

@@ -190,6 +190,10 @@ type Decision struct {
 	// Why is the cause of Degraded, one of the Why constants; "" when not
 	// degraded.
 	Why string
+	// Cached is true when the store answered from its own memory (a
+	// denial it remembers) without asking Redis: the answer says nothing
+	// of Redis' health.
+	Cached bool
 	// N is how many entries of Rules are set, in the order of Request.Rules.
 	N int
 	// Seq identifies the decision's record in its store: Release takes it
