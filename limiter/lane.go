@@ -293,6 +293,14 @@ func ownPeriods(v []int64, rules []Rule, d int64) {
 	}
 }
 
+// late hands the pipe's late hook a decision that Redis admitted after
+// the watchdog gave up on it: what it recorded is the hook's to undo.
+func (l *lane) late(o *op, reply []int64) {
+	if h := l.p.cfg.late; h != nil && o.kind == opDecide && len(reply) > 0 && reply[0] == 1 {
+		h(o)
+	}
+}
+
 // settlePending fails the ops of batch not settled yet (the watchdog may
 // have given up on them already) as one failed call, counted once.
 func settlePending(batch []*op, err error) {
@@ -506,7 +514,9 @@ func (l *lane) roundTrip(batch []*op) (read bool, err error) {
 			return i > 0, fmt.Errorf("read from %s: %w", c.addr, err)
 		}
 		if k == 1 {
-			ops[0].settle(l.scratch[:n], nil)
+			if !ops[0].settle(l.scratch[:n], nil) {
+				l.late(ops[0], l.scratch[:n])
+			}
 			continue
 		}
 		v, settled := l.scratch[:n], 0
@@ -522,7 +532,9 @@ func (l *lane) roundTrip(batch []*op) (read bool, err error) {
 					continue
 				}
 				ownPeriods(w, o.req.Rules, o.now-group[0].now)
-				o.settle(w, nil)
+				if !o.settle(w, nil) {
+					l.late(o, w)
+				}
 				settled++
 			}
 		}

@@ -63,6 +63,20 @@ func (s *RedisStore) Release(tenant string, r Rule, seq uint64) {
 	}
 }
 
+// releaseLate gives back the leases of a decision that its script
+// admitted after the watchdog gave up on it: the caller went on without
+// them (a local lease, or a refusal), so nothing else would, and they
+// held the tenant's slots until they left the window. A decision given
+// up whose reply never comes (its connection closed) still leaves them
+// to the window.
+func (s *RedisStore) releaseLate(o *op) {
+	for _, r := range o.req.Rules {
+		if r.Lease {
+			s.Release(o.req.Tenant, r, o.seq)
+		}
+	}
+}
+
 // runReleases writes queued releases until ctx ends, then what is queued.
 func (s *RedisStore) runReleases(ctx context.Context) {
 	drain(ctx, s.releases, releaseBatch, s.writeReleases)

@@ -83,6 +83,10 @@ type pipeConfig struct {
 	// mixed: a call may decide for several tenants (encodeMixed), their
 	// keys in any slot: not Cluster.
 	mixed bool
+	// late, if not nil, gets each decision admitted by a reply that came
+	// after the decision was given up (past its budget): its caller went
+	// on without it, so what it recorded is the hook's to undo.
+	late func(*op)
 	// reloadHook, if not nil, runs in reload before the SCRIPT LOAD is
 	// written: a test's stand-in for a gateway slow to go on.
 	reloadHook func(*lane)

@@ -64,7 +64,9 @@ func NewRedisStore(c *Clients, o Options, budget time.Duration, instance string,
 	if cfg.conn.dialTimeout <= 0 {
 		cfg.conn.dialTimeout = time.Second
 	}
-	s := &RedisStore{clients: c, prefix: o.KeyPrefix, instance: instance, budget: budget, now: now,
+	var s *RedisStore
+	cfg.late = func(o *op) { s.releaseLate(o) }
+	s = &RedisStore{clients: c, prefix: o.KeyPrefix, instance: instance, budget: budget, now: now,
 		releases: make(chan release, releaseQueue), cluster: c.opts.Mode == ModeCluster}
 	s.primary, s.replicas = newRoutes(c, cfg)
 	switch o.Consistency {
