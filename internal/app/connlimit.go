@@ -53,6 +53,9 @@ type connLimit struct {
 	net.Listener
 	max, perIP int
 	m          *connMetrics
+	// quiet closes a refused connection without an answer: under TLS,
+	// where a plain one would reach the client as a broken handshake.
+	quiet bool
 
 	mu   sync.Mutex
 	open int
@@ -91,9 +94,11 @@ func (l *connLimit) Accept() (net.Conn, error) {
 			l.m.open.Add(1)
 			return &limitedConn{Conn: c, l: l, ip: ip}, nil
 		}
-		// The refusal fits in the socket buffer: the write does not wait.
-		c.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
-		c.Write(refusal)
+		if !l.quiet {
+			// The refusal fits in the socket buffer: the write does not wait.
+			c.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
+			c.Write(refusal)
+		}
 		c.Close()
 	}
 }

@@ -142,8 +142,12 @@ func redactQuoted(msg string) string { return quoted.ReplaceAllLiteralString(msg
 // It returns early with an error when a listener fails.
 func (s *Server) Serve(ctx context.Context, proxyLn, adminLn net.Listener) error {
 	errc := make(chan error, 2)
-	var ln net.Listener = limitConns(proxyLn, s.maxConns, s.perIP, proxyConns)
+	limited := limitConns(proxyLn, s.maxConns, s.perIP, proxyConns)
+	var ln net.Listener = limited
 	if s.tls != nil {
+		// Refused before the handshake, which would hold the accept
+		// loop: closed without an answer.
+		limited.quiet = true
 		ln = tls.NewListener(ln, s.tls)
 	}
 	go func() { errc <- s.proxy.Serve(ln) }()

@@ -2,6 +2,8 @@ package app
 
 import (
 	"crypto/tls"
+	"io"
+	"net"
 	"testing"
 	"time"
 
@@ -107,5 +109,34 @@ func TestHTTPSUpstream(t *testing.T) {
 	gw2 := startApp(t, loadConfig(t, "https://"+ln))
 	if resp := call(t, gw2.proxy, "GET", "/", "X-API-Key", "bulk-key"); resp.StatusCode() != 502 {
 		t.Fatalf("without the CA: %d; want 502", resp.StatusCode())
+	}
+}
+
+// TestTLSRefusalIsNoPlainText: under TLS, a connection past
+// max_conns_per_ip is closed without an answer: the plain 429 written
+// before the handshake reached TLS clients as a broken one ("first
+// record does not look like a TLS handshake"). It is counted as before.
+func TestTLSRefusalIsNoPlainText(t *testing.T) {
+	ca := testkit.NewCA(t)
+	cert, key, _ := ca.Issue(t, "a", "a.test")
+	up, _ := startUpstream(t)
+	gw := startApp(t, loadConfig(t, up, "server.tls.cert_file="+cert, "server.tls.key_file="+key, "server.max_conns_per_ip=1"))
+	first, err := tls.Dial("tcp", gw.proxy, &tls.Config{ServerName: "a.test", RootCAs: ca.Pool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	before := metricValue(t, gw.admin, `l1gw_connections_rejected_total{reason="max_conns_per_ip"}`)
+	second, err := net.Dial("tcp", gw.proxy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	second.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if b, err := io.ReadAll(second); len(b) != 0 || err != nil {
+		t.Fatalf("the connection past max_conns_per_ip read %q, %v; want it closed with nothing written", b, err)
+	}
+	if got := metricValue(t, gw.admin, `l1gw_connections_rejected_total{reason="max_conns_per_ip"}`); got != before+1 {
+		t.Fatalf("refusals counted %v, were %v; want one more", got, before)
 	}
 }
