@@ -13,6 +13,8 @@ RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}"
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/l1gw /usr/local/bin/l1gw
 # In a container the admin port must be reachable by the kubelet's probes.
+# The environment outranks the config file: server.listen and
+# server.admin_listen in a mounted config have no effect.
 ENV L1GW_SERVER__LISTEN=":8080" \
     L1GW_SERVER__ADMIN_LISTEN=":9090"
 EXPOSE 8080 9090
