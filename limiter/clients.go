@@ -12,9 +12,11 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Clients are the go-redis clients of one topology: Primary takes every
-// write and every exact decision; Replica serves reads (read-only scripts)
-// and is the primary itself where the topology has no replicas.
+// Clients are the go-redis clients of one topology: Primary takes the
+// writes outside decisions (records, releases, resets, the registry);
+// Replica serves reads and is the primary itself where the topology has
+// no replicas. Decisions go over the store's own connections (pipe.go),
+// to the nodes these clients find.
 type Clients struct {
 	Primary redis.UniversalClient
 	Replica redis.UniversalClient

@@ -78,10 +78,12 @@ type RedisOptions struct {
 	// PoolTimeout is the longest a command waits for a free connection.
 	// Default 20ms.
 	PoolTimeout time.Duration `koanf:"pool_timeout" json:"pool_timeout"`
-	// MaxRetries is how often go-redis retries a command that failed on
-	// the connection (a pooled connection to a restarted node, READONLY
-	// after a failover). The decision script is idempotent: a retried call
-	// finds its own record and does not count twice. 0: never. Default 1.
+	// MaxRetries is how often go-redis retries a command of its pool that
+	// failed on the connection (a pooled connection to a restarted node,
+	// READONLY after a failover): usage reads, the recorder, lease
+	// releases, the registry. Decisions go over the store's own
+	// connections, which send a batch again once on a new connection when
+	// a reused one failed before any reply. 0: never. Default 1.
 	MaxRetries int `koanf:"max_retries" json:"max_retries"`
 	// MinIdleConns keeps this many connections open per node. Default 0:
 	// go-redis re-dials idle connections in the background, and during an

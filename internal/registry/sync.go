@@ -72,6 +72,16 @@ func (s *Syncer) Age() time.Duration {
 	return time.Since(time.Unix(0, c))
 }
 
+// ageSeconds is an Age as l1gw_tenants_snapshot_age_seconds shows it: -1
+// before the copy was ever found current (Age's -1 ns would show as 0 s,
+// fresh).
+func ageSeconds(age time.Duration) float64 {
+	if age < 0 {
+		return -1
+	}
+	return age.Seconds()
+}
+
 // Version is the registry version in force; -1 before the first read.
 func (s *Syncer) Version() int64 { return s.current.Load() }
 
@@ -202,7 +212,7 @@ func (s *Syncer) Run(ctx context.Context) {
 		case <-flush.C:
 			s.flush(ctx)
 		case <-gauge.C:
-			snapshotAge.Set(s.Age().Seconds())
+			snapshotAge.Set(ageSeconds(s.Age()))
 		}
 	}
 }
