@@ -22,14 +22,14 @@ type sentinels struct {
 	clients []*redis.SentinelClient
 	master  string
 	timeout time.Duration
-	last    atomic.Pointer[string] // the primary's address as last heard
+	last    atomic.Pointer[known] // the primary's address as last known; nil before any
 	// following: a follow loop keeps last fresh; until one runs, primary
 	// asks the sentinels itself.
 	following atomic.Bool
 	answered  atomic.Int64 // how many sentinels answered the last round; -1 before any
-	// replicas are the local replicas, whose ROLE names their primary when
-	// no sentinel answers and no address was ever heard.
-	replicas []string
+	// replicas are the local replicas, whose ROLE names their primary while
+	// no sentinel answers and none ever named it.
+	replicas []*redis.Client
 	conn     *connOptions
 	// dialed are the go-redis connections dialPrimary made, by address:
 	// closed when the primary moves, so no pooled connection goes on
@@ -39,6 +39,14 @@ type sentinels struct {
 	// chosen is the replica the replica method named: named again while
 	// the sentinels report it healthy.
 	chosen atomic.Pointer[string]
+}
+
+// known is where the primary is as last known: named by a sentinel, or,
+// while none ever answered, by a local replica's ROLE (byReplica). Every
+// connection to it still checks ROLE.
+type known struct {
+	addr      string
+	byReplica bool
 }
 
 // trackedConn is a connection dialPrimary made; it forgets itself when
@@ -75,8 +83,11 @@ func (s *sentinels) moved(addr string) {
 }
 
 func newSentinels(o RedisOptions, tlsConf *tls.Config) *sentinels {
-	s := &sentinels{master: o.MasterName, timeout: o.DialTimeout, replicas: o.LocalReplicas, dialed: map[*trackedConn]string{},
+	s := &sentinels{master: o.MasterName, timeout: o.DialTimeout, dialed: map[*trackedConn]string{},
 		conn: &connOptions{username: o.Username, password: o.password, db: o.DB, tls: tlsConf, dialTimeout: o.DialTimeout}}
+	for _, a := range o.LocalReplicas {
+		s.replicas = append(s.replicas, redis.NewClient(s.conn.goRedisOptions(a)))
+	}
 	for _, a := range o.Addrs {
 		s.clients = append(s.clients, redis.NewSentinelClient(&redis.Options{
 			Addr: a, Username: o.SentinelUsername, Password: o.SentinelPassword, TLSConfig: tlsConf,
@@ -90,7 +101,7 @@ func newSentinels(o RedisOptions, tlsConf *tls.Config) *sentinels {
 }
 
 // dialPrimary is a go-redis Dialer that dials the primary the sentinels
-// name (or, with none answering, the last one they named): the admin
+// name (or, with none answering, the last known; see primary): the admin
 // API's and the recorder's clients follow the decision path's view.
 func (s *sentinels) dialPrimary(ctx context.Context, network, _ string) (net.Conn, error) {
 	addr, err := s.primary()
@@ -118,26 +129,35 @@ func (s *sentinels) dialPrimary(ctx context.Context, network, _ string) (net.Con
 // a failover is followed within it.
 const followEvery = 250 * time.Millisecond
 
-// primary is the primary's address as last heard from the sentinels; the
-// first time, or while no follow loop keeps it fresh, they are asked. With
-// no sentinel answering, the last address heard is used (every connection
-// to it still checks ROLE), and before any was heard, the primary a local
-// replica replicates from.
+// primary is the primary's address as last known. While a follow loop
+// keeps it fresh, that is all: a dial never waits on the sentinels. The
+// first time, or with no follow loop, the sentinels are asked. With no
+// sentinel answering, the last address a sentinel named is used (every
+// connection to it still checks ROLE), and while none ever named one, the
+// primary a local replica replicates from, which is kept as the last
+// known: the follow loop asks the replicas again while no sentinel answers,
+// and takes the sentinels' word once one does.
 func (s *sentinels) primary() (string, error) {
-	a := s.last.Load()
-	if a != nil && s.following.Load() {
-		return *a, nil
+	k := s.last.Load()
+	if k != nil && s.following.Load() {
+		return k.addr, nil
 	}
 	r := s.round()
 	if r.addr != "" {
-		s.last.Store(&r.addr)
+		s.last.Store(&known{addr: r.addr})
 		return r.addr, nil
 	}
-	if a != nil {
-		return *a, nil
+	if k != nil && !k.byReplica {
+		return k.addr, nil
 	}
 	if addr, err := s.primaryOfReplicas(); err == nil {
+		if k == nil || k.addr != addr {
+			s.last.CompareAndSwap(k, &known{addr: addr, byReplica: true}) // a sentinel's word, come meanwhile, stands
+		}
 		return addr, nil
+	}
+	if k != nil {
+		return k.addr, nil
 	}
 	return "", fmt.Errorf("no sentinel gives the primary of %s: %w", s.master, r.err)
 }
@@ -145,8 +165,9 @@ func (s *sentinels) primary() (string, error) {
 // follow asks every sentinel about the primary every followEvery until
 // quit closes. It makes p's lanes dial again when the address changes, and
 // keeps p's Sentinel doubt (see roundResult). With no sentinel answering,
-// the last address stays in use, checked by ROLE, and the doubt stays as
-// it was last known.
+// the last address a sentinel named stays in use, checked by ROLE, and the
+// doubt stays as it was last known; while none ever named one, the local
+// replicas are asked again, and the primary their ROLE names is followed.
 func (s *sentinels) follow(quit <-chan struct{}, p *pipe) {
 	s.following.Store(true)
 	defer s.following.Store(false)
@@ -155,17 +176,13 @@ func (s *sentinels) follow(quit <-chan struct{}, p *pipe) {
 	for {
 		r := s.round()
 		if r.addr != "" {
-			if old := s.last.Swap(&r.addr); old == nil || *old != r.addr {
-				p.gen.Add(1)
-				if old != nil {
-					// A failover: replication is asynchronous, so the new
-					// primary may lack the old one's last records, as a
-					// restart loses them.
-					p.health.lost()
-				}
-				s.moved(r.addr)
-			}
+			s.changed(p, s.last.Swap(&known{addr: r.addr}), r.addr)
 			p.health.doubt.Store(r.doubt)
+		} else if k := s.last.Load(); k == nil || k.byReplica {
+			if addr, err := s.primaryOfReplicas(); err == nil && (k == nil || k.addr != addr) &&
+				s.last.CompareAndSwap(k, &known{addr: addr, byReplica: true}) {
+				s.changed(p, k, addr)
+			}
 		}
 		select {
 		case <-quit:
@@ -173,6 +190,22 @@ func (s *sentinels) follow(quit <-chan struct{}, p *pipe) {
 		case <-t.C:
 		}
 	}
+}
+
+// changed makes p's lanes dial again, and closes the connections
+// dialPrimary made elsewhere, when the primary's address was old and is
+// now addr.
+func (s *sentinels) changed(p *pipe, old *known, addr string) {
+	if old != nil && old.addr == addr {
+		return
+	}
+	p.gen.Add(1)
+	if old != nil {
+		// A failover: replication is asynchronous, so the new primary may
+		// lack the old one's last records, as a restart loses them.
+		p.health.lost()
+	}
+	s.moved(addr)
 }
 
 // roundResult is what one round of asking every sentinel found.
@@ -252,12 +285,10 @@ func tally(answers []map[string]string, configured int) (addr string, doubt bool
 
 // primaryOfReplicas asks the local replicas' ROLE for their primary.
 func (s *sentinels) primaryOfReplicas() (string, error) {
-	for _, a := range s.replicas {
-		c := redis.NewClient(s.conn.goRedisOptions(a))
+	for _, c := range s.replicas {
 		ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 		role, err := c.Do(ctx, "ROLE").Slice()
 		cancel()
-		c.Close()
 		if err != nil || len(role) < 3 || role[0] != "slave" {
 			continue
 		}
@@ -318,5 +349,8 @@ func upReplicas(rs []map[string]string) []string {
 func (s *sentinels) close() {
 	for _, sc := range s.clients {
 		sc.Close()
+	}
+	for _, c := range s.replicas {
+		c.Close()
 	}
 }
