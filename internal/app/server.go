@@ -27,6 +27,11 @@ type Server struct {
 	tls   *tls.Config
 	proxy *fasthttp.Server
 	admin *fasthttp.Server
+	// tunnels ends the proxy's tunnels at shutdown, which fasthttp does
+	// not wait for once hijacked.
+	tunnels interface {
+		EndTunnels(context.Context) (ended, left int)
+	}
 	ready func(bool)
 	grace time.Duration
 	log   *slog.Logger
@@ -47,11 +52,12 @@ func NewServer(cfg config.Server, gw *gateway.Gateway, adm *admin.Admin, certs *
 	}
 	return &Server{
 		maxConns: cfg.MaxConns, perIP: cfg.MaxConnsPerIP, tls: tlsConfig,
-		proxy: proxy,
-		admin: adminServer(cfg, adm, log),
-		ready: adm.SetReady,
-		grace: cfg.ShutdownGrace,
-		log:   log,
+		proxy:   proxy,
+		tunnels: gw,
+		admin:   adminServer(cfg, adm, log),
+		ready:   adm.SetReady,
+		grace:   cfg.ShutdownGrace,
+		log:     log,
 	}
 }
 
@@ -167,6 +173,9 @@ func (s *Server) Serve(ctx context.Context, proxyLn, adminLn net.Listener) error
 	defer cancel()
 	if err := s.proxy.ShutdownWithContext(graceCtx); err != nil {
 		s.log.Warn("shutdown grace over; connections still open were cut", "err", err.Error(), "open", s.proxy.GetOpenConnectionsCount())
+	}
+	if ended, left := s.tunnels.EndTunnels(graceCtx); ended > 0 {
+		s.log.Warn("shutdown grace over; tunnels still open were ended", "ended", ended, "not_done", left)
 	}
 	if err := s.admin.ShutdownWithContext(graceCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		s.log.Warn("admin shutdown", "err", err.Error())

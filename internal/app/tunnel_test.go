@@ -2,6 +2,7 @@ package app
 
 import (
 	"bufio"
+	"context"
 	"io"
 	"net"
 	"net/http"
@@ -11,7 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/l1gw/l1gw/internal/redistest"
 	"github.com/l1gw/l1gw/internal/testkit"
+	"github.com/l1gw/l1gw/limiter"
+	"github.com/l1gw/l1gw/tenants"
 )
 
 // echoUpgrade is a loopback upstream that answers an upgrade request
@@ -425,5 +429,65 @@ func TestUpgradeToWhatWasNotAskedIs502(t *testing.T) {
 				t.Error("connection open; want it closed")
 			}
 		})
+	}
+}
+
+// openTunnelAs opens a tunnel through addr under key, and fails on any
+// answer but 101.
+func openTunnelAs(t *testing.T, addr, key string) *conn {
+	t.Helper()
+	c := dial(t, addr)
+	c.c.SetDeadline(time.Now().Add(30 * time.Second))
+	c.send(upgradeHead + "X-API-Key: " + key + "\r\n\r\n")
+	if status, _ := readHead(t, c); status != "HTTP/1.1 101 Switching Protocols" {
+		t.Fatalf("got %q; want 101", status)
+	}
+	return c
+}
+
+// TestShutdownWaitsForTunnelsThenEndsThemAndGivesBackTheirLeases: a
+// stopping gateway lets its tunnels run through the shutdown grace, then
+// ends them, and their leases are given back before it stops: another
+// gateway admits the tenant at once. fasthttp does not count a hijacked
+// connection, so shutdown cut the tunnels at once and their leases
+// stayed in Redis until lease_ttl (found in review).
+func TestShutdownWaitsForTunnelsThenEndsThemAndGivesBackTheirLeases(t *testing.T) {
+	e := startEchoUpgrade(t)
+	srv := redistest.Server(t)
+	sets := []string{"redis.mode=standalone", "redis.addrs=" + srv.Addr(), "ratelimit.key_prefix=tun",
+		"ratelimit.budget=3s", "redis.read_timeout=2s", "server.shutdown_grace=700ms"}
+	a := startApp(t, loadConfig(t, "http://"+e.addr, sets...))
+	b := startApp(t, loadConfig(t, "http://"+e.addr, sets...))
+	var open []*conn
+	for range 5 { // crowd: concurrency 5
+		open = append(open, openTunnelAs(t, a.proxy, "crowd-key"))
+	}
+	start := time.Now()
+	stopped := make(chan time.Duration, 1)
+	go func() {
+		a.stop(t)
+		stopped <- time.Since(start)
+	}()
+	time.Sleep(300 * time.Millisecond) // within the grace: the tunnels still carry
+	for _, c := range open {
+		c.send("ping")
+		got := make([]byte, 4)
+		if _, err := io.ReadFull(c.br, got); err != nil || string(got) != "ping" {
+			t.Fatalf("a tunnel within the shutdown grace: %q, %v; want its echo", got, err)
+		}
+	}
+	took := <-stopped
+	for _, c := range open {
+		c.c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		if _, err := c.br.ReadByte(); err == nil {
+			t.Fatal("a tunnel still open after its gateway stopped")
+		}
+	}
+	key := limiter.LeaseKey("tun", "crowd", tenants.ConcurrencyRule)
+	if n := srv.Client(t).ZCard(context.Background(), key).Val(); n != 0 || took < 700*time.Millisecond {
+		t.Fatalf("stopped after %s with 5 tunnels open; %d leases left in Redis; want the 700ms grace waited and 0 left", took.Round(time.Millisecond), n)
+	}
+	if code := call(t, b.proxy, "GET", "/x", "X-API-Key", "crowd-key").StatusCode(); code != 426 {
+		t.Fatalf("the other gateway, for the tenant whose tunnels ended: %d; want the upstream's 426", code)
 	}
 }

@@ -56,6 +56,8 @@ type Gateway struct {
 	maxBody              int
 	// tunnelLimits bound upgraded connections.
 	tunnelLimits TunnelLimits
+	// tunnels are the open ones, for shutdown.
+	tunnels tunnelSet
 	// writeTimeout is renewed at each chunk of a streamed response.
 	writeTimeout time.Duration
 	unknown      *tenants.Stats

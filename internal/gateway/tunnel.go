@@ -166,10 +166,13 @@ func (g *Gateway) tunnel(ctx *fasthttp.RequestCtx, pool *upstream.Pool, a *admis
 	// The 101 goes out from the hijack handler, with the headers finish
 	// adds, so that an upstream connection is closed whatever happens.
 	var state atomic.Int32 // 0 waiting, 1 handed over, 2 given up
+	tunnels := &g.tunnels
+	tunnels.start() // shutdown waits for it, until its leases are given back
 	time.AfterFunc(hijackWait, func() {
 		if state.CompareAndSwap(0, 2) {
 			up.Close()
 			release() // the hijack handler will not run
+			tunnels.finish()
 		}
 	})
 	limits := g.tunnelLimits
@@ -179,12 +182,14 @@ func (g *Gateway) tunnel(ctx *fasthttp.RequestCtx, pool *upstream.Pool, a *admis
 		if !state.CompareAndSwap(0, 1) {
 			return // given up: released already
 		}
+		defer tunnels.finish()
 		defer release()
+		client.SetWriteDeadline(time.Now().Add(limits.Idle))
 		if _, err := client.Write(ctx.Response.Header.Header()); err != nil {
 			up.Close()
 			return
 		}
-		join(client, up, br, limits)
+		join(client, up, br, limits, tunnels)
 	})
 }
 
@@ -206,7 +211,7 @@ func offered(asked, protocol []byte) bool {
 
 // join copies both ways until one side ends or fails, the tunnel is idle
 // for limits.Idle or open for limits.Max; then it closes both.
-func join(client, up net.Conn, upr io.Reader, limits TunnelLimits) {
+func join(client, up net.Conn, upr io.Reader, limits TunnelLimits, tunnels *tunnelSet) {
 	tunnelsOpen.Add(1)
 	tunnelsTotal.Inc()
 	defer tunnelsOpen.Add(-1)
@@ -224,6 +229,7 @@ func join(client, up net.Conn, upr io.Reader, limits TunnelLimits) {
 			up.Close()
 		})
 	}
+	defer tunnels.joined(end)()
 	max := time.AfterFunc(limits.Max, end)
 	defer max.Stop()
 	go pump(up, upr, client, &last, limits.Idle, done, end)
