@@ -15,8 +15,10 @@ import (
 // member out when the response ends. A gateway that dies never releases
 // its leases: they leave the window, as any record does.
 
-// releaseQueue bounds the leases waiting to be given back. A release that
-// finds it full is dropped and counted: its lease expires instead.
+// releaseQueue bounds the leases waiting to be given back, and apart
+// the releases waiting to be sent again. A release that finds the queue
+// full is dropped and counted; one that fails with no room left to wait
+// is given up: its lease expires instead.
 const releaseQueue = 8192
 
 // releaseBatch is the most releases one pipeline carries.
@@ -25,13 +27,23 @@ const releaseBatch = 256
 // releaseTimeout bounds one batch of releases on the primary.
 const releaseTimeout = time.Second
 
+// A release the primary refused or did not answer (NOREPLICAS, a
+// failover) is sent again releaseRetry later, the wait doubling after
+// each round that still fails, up to releaseRetryMax.
+const (
+	releaseRetry    = 250 * time.Millisecond
+	releaseRetryMax = 2 * time.Second
+)
+
 // release is one lease to give back: the Seq of the decision that took it
 // in the Lease rule of that name counted under tag (the tenant, or the
-// rule's scope: ruleTag).
+// rule's scope: ruleTag). Past until, the lease has left its window: a
+// release that still fails is given up.
 type release struct {
-	tag  string
-	rule string
-	seq  uint64
+	tag   string
+	rule  string
+	seq   uint64
+	until time.Time
 }
 
 var (
@@ -54,10 +66,13 @@ func HasLease(rules []Rule) bool {
 
 // Release gives back the lease that decision seq took in tenant's Lease
 // rule r. It never waits: the release is queued and written to the
-// primary in a pipeline with others (Run writes them).
+// primary in a pipeline with others (Run writes them, and sends again
+// those that fail until r's Window from now has passed).
 func (s *RedisStore) Release(tenant string, r Rule, seq uint64) {
+	// The real clock, not s.now: the window is counted by Redis' clock.
+	rel := release{tag: ruleTag(tenant, r), rule: r.Name, seq: seq, until: time.Now().Add(r.Window)}
 	select {
-	case s.releases <- release{tag: ruleTag(tenant, r), rule: r.Name, seq: seq}:
+	case s.releases <- rel:
 	default:
 		leasesDropped.Inc()
 	}
@@ -77,15 +92,96 @@ func (s *RedisStore) releaseLate(o *op) {
 	}
 }
 
-// runReleases writes queued releases until ctx ends, then what is queued.
+// runReleases writes queued releases, and sends again those that failed,
+// until ctx ends; then it writes what is queued, once, and gives up the
+// rest.
 func (s *RedisStore) runReleases(ctx context.Context) {
-	drain(ctx, s.releases, releaseBatch, s.writeReleases)
+	batch := make([]release, 0, releaseBatch)
+	var r retries
+	for {
+		select {
+		case v := <-s.releases:
+			b := fillBatch(s.releases, append(batch[:0], v), releaseBatch)
+			r.add(s.writeReleases(context.Background(), b), time.Now())
+		case <-r.due:
+			r.round(ctx, s.writeReleases)
+		case <-ctx.Done():
+			r.giveUp()
+			for {
+				b := fillBatch(s.releases, batch[:0], releaseBatch)
+				if len(b) == 0 {
+					return
+				}
+				leasesFailed.Add(len(s.writeReleases(context.Background(), b)))
+			}
+		}
+		r.arm()
+	}
+}
+
+// retries are the releases waiting to be sent again. Only runReleases
+// uses them.
+type retries struct {
+	held []release
+	wait time.Duration    // before the next round; 0: releaseRetry
+	due  <-chan time.Time // nil when no round is set
+}
+
+// add keeps failed for another round, but gives up, counted failed, a
+// release past its until or one finding releaseQueue held already.
+func (r *retries) add(failed []release, now time.Time) {
+	for _, rel := range failed {
+		if !now.Before(rel.until) || len(r.held) >= releaseQueue {
+			leasesFailed.Inc()
+			continue
+		}
+		r.held = append(r.held, rel)
+	}
+}
+
+// round sends every held release again, in batches, until ctx ends. While
+// some still fail, the next round waits twice as long, up to
+// releaseRetryMax.
+func (r *retries) round(ctx context.Context, write func(context.Context, []release) []release) {
+	r.due = nil
+	todo := r.held
+	r.held = nil
+	var failed []release
+	for len(todo) > 0 && ctx.Err() == nil {
+		n := min(len(todo), releaseBatch)
+		failed = append(failed, write(ctx, todo[:n])...)
+		todo = todo[n:]
+	}
+	failed = append(failed, todo...) // not sent: the gateway stops
+	r.add(failed, time.Now())
+	if len(failed) > 0 {
+		r.wait = min(2*max(r.wait, releaseRetry), releaseRetryMax)
+	}
+}
+
+// arm sets the next round if releases are held, and forgets the backoff
+// once none is.
+func (r *retries) arm() {
+	switch {
+	case len(r.held) == 0:
+		r.due, r.wait = nil, 0
+	case r.due == nil:
+		r.due = time.After(max(r.wait, releaseRetry))
+	}
+}
+
+// giveUp counts every held release failed: the gateway stops.
+func (r *retries) giveUp() {
+	leasesFailed.Add(len(r.held))
+	r.held = nil
 }
 
 // writeReleases sends a batch as one pipeline of ZREM on the primary (in
-// Cluster, go-redis splits it by slot).
-func (s *RedisStore) writeReleases(batch []release) {
-	ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
+// Cluster, go-redis splits it by slot), within ctx and releaseTimeout. It
+// returns the releases that failed: ZREM is idempotent, so each may be
+// sent again.
+func (s *RedisStore) writeReleases(ctx context.Context, batch []release) (failed []release) {
+	ctx, cancel := context.WithTimeout(ctx, releaseTimeout)
 	defer cancel()
 	p := s.clients.Primary.Pipeline()
 	cmds := make([]*redis.IntCmd, len(batch))
@@ -93,16 +189,17 @@ func (s *RedisStore) writeReleases(batch []release) {
 		cmds[i] = p.ZRem(ctx, LeaseKey(s.prefix, rel.tag, rel.rule), s.memberOf(rel.seq)+":1")
 	}
 	p.Exec(ctx) //nolint:errcheck // each command's error is read below
-	for _, c := range cmds {
+	for i, c := range cmds {
 		switch n, err := c.Result(); {
 		case err != nil:
-			leasesFailed.Inc()
+			failed = append(failed, batch[i])
 		case n == 0:
 			leasesExpired.Inc()
 		default:
 			leasesReleased.Inc()
 		}
 	}
+	return failed
 }
 
 // memberOf is the member base of decision seq: the instance and the
