@@ -236,15 +236,27 @@ func (l *slidingLog) push(now, cost int64, seq uint64) {
 	l.used += cost
 }
 
-// drop gives back the live entry of decision seq, if there is one: its
-// cost no longer counts, and trim forgets it in its time.
+// drop gives back the live entry of decision seq, if there is one: it
+// leaves the log at once, moving the shorter side of the log over it, so
+// a Lease rule's log holds the leases in flight, at most its limit, and
+// not every request of its window.
 func (l *slidingLog) drop(seq uint64) bool {
 	for i := l.head; i < len(l.entries); i++ {
-		if e := &l.entries[i]; e.seq == seq && e.cost > 0 {
-			l.used -= e.cost
-			e.cost = 0
-			return true
+		if l.entries[i].seq != seq {
+			continue
 		}
+		l.used -= l.entries[i].cost
+		if i-l.head < len(l.entries)-1-i {
+			copy(l.entries[l.head+1:i+1], l.entries[l.head:i])
+			l.head++
+		} else {
+			copy(l.entries[i:], l.entries[i+1:])
+			l.entries = l.entries[:len(l.entries)-1]
+		}
+		if l.head == len(l.entries) {
+			l.entries, l.head = l.entries[:0], 0
+		}
+		return true
 	}
 	return false
 }
