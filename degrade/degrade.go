@@ -39,6 +39,9 @@ type Store interface {
 	// Release gives back the lease that decision seq took in tenant's
 	// Lease rule r, without waiting.
 	Release(tenant string, r limiter.Rule, seq uint64)
+	// Renew keeps that lease in r's window, dated from now, for a request
+	// that lasts longer (a tunnel).
+	Renew(tenant string, r limiter.Rule, seq uint64)
 }
 
 // Verdict is what the request path acts on.
@@ -217,6 +220,25 @@ func (v *Verdict) Reset() {
 // HoldsLeases reports whether the request took leases for concurrency
 // limits: Release must give them back when its response ends.
 func (v *Verdict) HoldsLeases() bool { return v.leases != leasesNone }
+
+// Renew keeps the leases an admitted request took for its concurrency
+// limits in their windows, where they were taken: a request that lasts
+// (a tunnel) calls it every third of its shortest lease window while it
+// is open. It may wait for Redis, at most a second.
+func (g *Guard) Renew(req limiter.Request, v *Verdict) {
+	if v.leases == leasesNone {
+		return
+	}
+	for i := range req.Rules {
+		if r := &req.Rules[i]; r.Lease {
+			if v.leases == leasesLocal {
+				g.local.store.Renew(req.Tenant, *r, v.Decision.Seq)
+			} else {
+				g.store.Renew(req.Tenant, *r, v.Decision.Seq)
+			}
+		}
+	}
+}
 
 // Release gives back the leases an admitted request took for its
 // concurrency limits (req and v are the request and its verdict), where

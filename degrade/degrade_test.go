@@ -46,6 +46,7 @@ func (f *fakeStore) Decide(_ context.Context, req limiter.Request) (limiter.Deci
 func (f *fakeStore) Shard(string) string { return "" }
 
 func (f *fakeStore) Release(string, limiter.Rule, uint64) {}
+func (f *fakeStore) Renew(string, limiter.Rule, uint64)   {}
 
 func (f *fakeStore) ReplicaDenies(_ context.Context, _ limiter.Request, within time.Duration) (limiter.Decision, bool, error) {
 	f.mu.Lock()

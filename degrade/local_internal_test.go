@@ -23,6 +23,7 @@ func (downStore) ReplicaDenies(context.Context, limiter.Request, time.Duration) 
 }
 func (downStore) Shard(string) string                  { return "" }
 func (downStore) Release(string, limiter.Rule, uint64) {}
+func (downStore) Renew(string, limiter.Rule, uint64)   {}
 
 // TestLocalLimitsForgetOldRuleSlices: fail mode local keeps each rule
 // slice's rules scaled down, by the slice's identity, and every reload

@@ -44,6 +44,7 @@ func (s *shardedStore) Decide(_ context.Context, req limiter.Request) (limiter.D
 }
 
 func (s *shardedStore) Release(string, limiter.Rule, uint64) {}
+func (s *shardedStore) Renew(string, limiter.Rule, uint64)   {}
 
 func (s *shardedStore) ReplicaDenies(context.Context, limiter.Request, time.Duration) (limiter.Decision, bool, error) {
 	return limiter.Decision{}, false, nil

@@ -294,6 +294,28 @@ func (l *slidingLog) reset(now int64, window time.Duration) time.Duration {
 // Release gives back the lease of decision seq in tenant's Lease rule r,
 // if it is still held (not expired).
 func (s *MemoryStore) Release(tenant string, r Rule, seq uint64) {
+	s.withLeases(tenant, r, func(lg *slidingLog) { lg.drop(seq) })
+}
+
+// Renew keeps the lease of decision seq in tenant's Lease rule r in its
+// window, dated from now, if it is still held: it goes to the log's end,
+// which stays in the order of time.
+func (s *MemoryStore) Renew(tenant string, r Rule, seq uint64) {
+	now := s.now().UnixNano()
+	s.withLeases(tenant, r, func(lg *slidingLog) {
+		for _, e := range lg.live() {
+			if e.seq == seq && e.at > now-int64(r.Window) {
+				lg.drop(seq)
+				lg.push(now, e.cost, seq)
+				return
+			}
+		}
+	})
+}
+
+// withLeases runs f on the log of tenant's Lease rule r, if it has one,
+// under its lock.
+func (s *MemoryStore) withLeases(tenant string, r Rule, f func(*slidingLog)) {
 	var t *memTenant
 	if r.Scope != "" {
 		s.sharedMu.Lock()
@@ -307,7 +329,7 @@ func (s *MemoryStore) Release(tenant string, r Rule, seq uint64) {
 	}
 	if t != nil {
 		if lg := t.rules[memKeyOf(r)]; lg != nil {
-			lg.drop(seq)
+			f(lg)
 		}
 	}
 }

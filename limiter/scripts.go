@@ -22,6 +22,8 @@ var (
 	recordSrc string
 	//go:embed lua/undo.lua
 	undoBody string
+	//go:embed lua/renew.lua
+	renewSrc string
 )
 
 // decideSrc and undoSrc are decide.lua and undo.lua with args.lua, the
@@ -54,4 +56,5 @@ var (
 	peekScript   = redis.NewScript(peekSrc)
 	recordScript = redis.NewScript(recordSrc)
 	undoScript   = redis.NewScript(undoSrc)
+	renewScript  = redis.NewScript(renewSrc)
 )

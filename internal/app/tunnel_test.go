@@ -491,3 +491,27 @@ func TestShutdownWaitsForTunnelsThenEndsThemAndGivesBackTheirLeases(t *testing.T
 		t.Fatalf("the other gateway, for the tenant whose tunnels ended: %d; want the upstream's 426", code)
 	}
 }
+
+// TestATunnelHoldsItsLeasePastLeaseTTL: an open tunnel renews its lease,
+// so a second one under concurrency 1 is refused after lease_ttl as
+// before it; once the first closes, the next is admitted. A tunnel took
+// its lease once, and stopped counting after lease_ttl (found in
+// review).
+func TestATunnelHoldsItsLeasePastLeaseTTL(t *testing.T) {
+	e := startEchoUpgrade(t)
+	gw := startApp(t, loadConfig(t, "http://"+e.addr, "tenants.lease_ttl=600ms", "plans.five_at_once.concurrency=1"))
+	first := openTunnelAs(t, gw.proxy, "crowd-key")
+	time.Sleep(1500 * time.Millisecond) // over twice lease_ttl, the tunnel open
+	second := dial(t, gw.proxy)
+	second.send(upgradeHead + "X-API-Key: crowd-key\r\n\r\n")
+	if line := second.statusLine(); line != "HTTP/1.1 429 Too Many Requests" {
+		t.Fatalf("a second tunnel while the first is open, under concurrency 1, past lease_ttl: %q; want 429", line)
+	}
+	first.c.Close()
+	testkit.Until(t, 5*time.Second, "a tunnel admitted once the first closed", func() bool {
+		c := dial(t, gw.proxy)
+		defer c.c.Close()
+		c.send(upgradeHead + "X-API-Key: crowd-key\r\n\r\n")
+		return c.statusLine() == "HTTP/1.1 101 Switching Protocols"
+	})
+}

@@ -26,6 +26,8 @@ type Decider interface {
 	// Release is degrade.Guard's: it gives back the leases of an admitted
 	// request's concurrency limits.
 	Release(req limiter.Request, v *degrade.Verdict)
+	// Renew is degrade.Guard's: it keeps those leases in their windows.
+	Renew(req limiter.Request, v *degrade.Verdict)
 }
 
 // Gateway is the proxy's request handler.

@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"time"
+
 	"github.com/valyala/fasthttp"
 
 	"github.com/l1gw/l1gw/degrade"
@@ -38,4 +40,35 @@ func (g *Gateway) releaseAfter(ctx *fasthttp.RequestCtx, l *lease) {
 // releaser is a func that gives back l's leases, for later.
 func (g *Gateway) releaser(l *lease) func() {
 	return func() { g.limiter.Release(l.req, &l.v) }
+}
+
+// renewEvery is how often a tunnel renews l's leases: a third of their
+// shortest window; 0 when it holds none.
+func (l *lease) renewEvery() time.Duration {
+	var every time.Duration
+	for _, r := range l.req.Rules {
+		if r.Lease && (every == 0 || r.Window/3 < every) {
+			every = r.Window / 3
+		}
+	}
+	return every
+}
+
+// renewing renews l's leases every renewEvery until done closes: a tunnel
+// holds them while it is open, however long past their window.
+func (g *Gateway) renewing(l *lease, done <-chan struct{}) {
+	every := l.renewEvery()
+	if every <= 0 {
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+			g.limiter.Renew(l.req, &l.v)
+		}
+	}
 }

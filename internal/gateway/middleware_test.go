@@ -67,6 +67,7 @@ func (s slowVerdict) Decide(_ context.Context, _ limiter.Request, v *degrade.Ver
 }
 
 func (slowVerdict) Release(limiter.Request, *degrade.Verdict) {}
+func (slowVerdict) Renew(limiter.Request, *degrade.Verdict)   {}
 
 // decisionsAtLeast counts the decisions l1gw_decision_duration_seconds
 // holds, in all and in buckets that lie wholly at or above min.

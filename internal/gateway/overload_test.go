@@ -19,6 +19,7 @@ func (overloadedVerdict) Decide(_ context.Context, _ limiter.Request, v *degrade
 }
 
 func (overloadedVerdict) Release(limiter.Request, *degrade.Verdict) {}
+func (overloadedVerdict) Renew(limiter.Request, *degrade.Verdict)   {}
 
 // TestOverloadIsShedHonestly: a decision the gateway could not send in
 // time is a 503 with Retry-After and X-RateLimit-Status: overloaded; the
@@ -78,6 +79,7 @@ func (shedStore) Decide(context.Context, limiter.Request) (limiter.Decision, err
 func (shedStore) Shard(string) string { return "" }
 
 func (shedStore) Release(string, limiter.Rule, uint64) {}
+func (shedStore) Renew(string, limiter.Rule, uint64)   {}
 
 func (shedStore) ReplicaDenies(context.Context, limiter.Request, time.Duration) (limiter.Decision, bool, error) {
 	return limiter.Decision{}, false, nil

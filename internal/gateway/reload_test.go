@@ -18,6 +18,7 @@ import (
 type reloadingDecider struct{ during func() }
 
 func (d reloadingDecider) Release(limiter.Request, *degrade.Verdict) {}
+func (d reloadingDecider) Renew(limiter.Request, *degrade.Verdict)   {}
 
 func (d reloadingDecider) Decide(_ context.Context, _ limiter.Request, v *degrade.Verdict) {
 	d.during()

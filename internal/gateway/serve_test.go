@@ -16,6 +16,7 @@ type fixedVerdict struct{ v degrade.Verdict }
 func (f fixedVerdict) Decide(_ context.Context, _ limiter.Request, v *degrade.Verdict) { *v = f.v }
 
 func (f fixedVerdict) Release(limiter.Request, *degrade.Verdict) {}
+func (f fixedVerdict) Renew(limiter.Request, *degrade.Verdict)   {}
 
 // decided is a verdict carrying the store's state of the fixture's one
 // rule (per_minute, 100 per minute).

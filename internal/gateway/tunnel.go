@@ -79,8 +79,11 @@ func (g *Gateway) tunnel(ctx *fasthttp.RequestCtx, pool *upstream.Pool, a *admis
 	// A tunnel holds its leases until it closes; one that never opens,
 	// until the handler returns.
 	release := func() {}
+	var renew func(done <-chan struct{}) // while the tunnel is open
 	if a.v.HoldsLeases() {
-		release = g.releaser(a.lease())
+		l := a.lease()
+		release = g.releaser(l)
+		renew = func(done <-chan struct{}) { g.renewing(l, done) }
 	}
 	handedOver := false
 	defer func() {
@@ -189,7 +192,7 @@ func (g *Gateway) tunnel(ctx *fasthttp.RequestCtx, pool *upstream.Pool, a *admis
 			up.Close()
 			return
 		}
-		join(client, up, br, limits, tunnels)
+		join(client, up, br, limits, tunnels, renew)
 	})
 }
 
@@ -210,8 +213,9 @@ func offered(asked, protocol []byte) bool {
 }
 
 // join copies both ways until one side ends or fails, the tunnel is idle
-// for limits.Idle or open for limits.Max; then it closes both.
-func join(client, up net.Conn, upr io.Reader, limits TunnelLimits, tunnels *tunnelSet) {
+// for limits.Idle or open for limits.Max; then it closes both. renew, if
+// not nil, runs meanwhile, until the tunnel ends.
+func join(client, up net.Conn, upr io.Reader, limits TunnelLimits, tunnels *tunnelSet, renew func(done <-chan struct{})) {
 	tunnelsOpen.Add(1)
 	tunnelsTotal.Inc()
 	defer tunnelsOpen.Add(-1)
@@ -232,6 +236,9 @@ func join(client, up net.Conn, upr io.Reader, limits TunnelLimits, tunnels *tunn
 	defer tunnels.joined(end)()
 	max := time.AfterFunc(limits.Max, end)
 	defer max.Stop()
+	if renew != nil {
+		go renew(done)
+	}
 	go pump(up, upr, client, &last, limits.Idle, done, end)
 	pump(client, client, up, &last, limits.Idle, done, end)
 	<-done

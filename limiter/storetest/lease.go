@@ -8,9 +8,10 @@ import (
 )
 
 // Releaser is a store whose concurrency limits (Lease rules) give leases
-// back: both limiter stores.
+// back, and renew them: both limiter stores.
 type Releaser interface {
 	Release(tenant string, r limiter.Rule, seq uint64)
+	Renew(tenant string, r limiter.Rule, seq uint64)
 }
 
 // releaseWait bounds how long a release may take to land (the Redis
@@ -86,6 +87,29 @@ func leaseExpires(t *testing.T, e Env, tenant string) {
 			t.Fatalf("after the leases expired, lease %d: denied", i+1)
 		}
 	}
+}
+
+// leaseRenewedOutlivesItsWindow: a lease renewed within its window holds
+// its slot past the window it was taken in, and a renewal of a lease
+// given back brings nothing back.
+func leaseRenewedOutlivesItsWindow(t *testing.T, e Env, tenant string) {
+	lease := limiter.Rule{Name: "concurrency", Limit: 1, Window: e.Window, Lease: true}
+	rel := releaser(t, e)
+	first := decide(t, e.Store, tenant, lease)
+	if !first.Allowed {
+		t.Fatal("first lease: denied")
+	}
+	e.Wait(e.Window * 2 / 3)
+	rel.Renew(tenant, lease, first.Seq)
+	e.Wait(e.Window * 2 / 3) // past the window it was taken in, within the renewed one
+	if d := decide(t, e.Store, tenant, lease); d.Allowed {
+		t.Fatal("a second lease while the renewed first is held: admitted; want denied")
+	}
+	rel.Release(tenant, lease, first.Seq)
+	second := admitWhenFree(t, e, tenant, lease)
+	rel.Release(tenant, lease, second.Seq)
+	rel.Renew(tenant, lease, second.Seq)
+	admitWhenFree(t, e, tenant, lease)
 }
 
 // leaseAllOrNothing: a request the concurrency limit refuses is not

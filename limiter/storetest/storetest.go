@@ -61,6 +61,7 @@ func Run(t *testing.T, newEnv func(t *testing.T) Env) {
 		{"ShadowRuleNotRecordedOnDenial", shadowNotRecordedOnDenial},
 		{"LeaseCapsInFlight", leaseCapsInFlight},
 		{"LeaseExpires", leaseExpires},
+		{"LeaseRenewedOutlivesItsWindow", leaseRenewedOutlivesItsWindow},
 		{"LeaseAllOrNothing", leaseAllOrNothing},
 		{"SharedCountsAcrossTenants", sharedCountsAcrossTenants},
 		{"SharedLeaseCapsEveryTenant", sharedLeaseCapsEveryTenant},
