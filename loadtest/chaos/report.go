@@ -45,8 +45,9 @@ type ChaosResult struct {
 	Recoveries []Recovery `json:"recoveries"`
 	// PeakLimited is the most limited-tenant admissions in any 1 s.
 	PeakLimited int `json:"peak_limited_per_window"`
-	// PeakLimitedOK is the most limited-tenant admissions marked ok in any
-	// 950 ms by send time (see okJitter): at most Limit, for an exact
+	// PeakLimitedOK is the most limited-tenant admissions marked ok
+	// certainly decided within one window (between the first's send and
+	// the last's reply; see peakAdmittedOK): at most Limit, for an exact
 	// limiter.
 	PeakLimitedOK int `json:"peak_limited_ok_per_window"`
 	// Limit is the limited tenant's limit per window.

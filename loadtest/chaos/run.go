@@ -304,7 +304,7 @@ func (r *chaosRun) result(sc chaosScenario, ss []sample, end time.Time, m0, m1 m
 	return ChaosResult{
 		Scenario: sc.name, Setup: sc.setup.String(), FailMode: failMode, Timeline: &tl,
 		Phases: phases, Total: total, Recoveries: recoveries(r.marks, ss),
-		PeakLimited: peakAdmitted(ss, chaosWindow), PeakLimitedOK: peakAdmittedOK(ss, chaosWindow-okJitter),
+		PeakLimited: peakAdmitted(ss, chaosWindow), PeakLimitedOK: peakAdmittedOK(ss, chaosWindow),
 		Limit: r.tm.limit(), ExactOK: sc.exactOK, BulkOnHealthyShard: r.bulkOnHealthyShard,
 		BulkDegraded: countSamples(ss, func(s *sample) bool { return !s.limited && s.state == stateDegraded }),
 		Degraded:     DegradedCheck{Marked: total.Degraded, Counted: int(counted), ByReason: degradedReasons(m0, m1)},

@@ -342,3 +342,28 @@ func TestGrowthLeavesIdleWorkersOut(t *testing.T) {
 		}
 	}
 }
+
+// TestPeakAdmittedOKCountsWhatWasCertainlyDecidedWithinAWindow: ok
+// admissions count together only when all were decided within one
+// window, between the first's send and the last's reply. Counted by send
+// time, a set sent within 950 ms whose last requests were slowed past
+// the window's end (decided in the next one, as Redis allows) counted as
+// an over-admission on a busy machine.
+func TestPeakAdmittedOKCountsWhatWasCertainlyDecidedWithinAWindow(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	var ss []sample
+	ok := func(at, latency time.Duration) {
+		ss = append(ss, sample{at: t0.Add(at), latency: latency, code: 200, state: stateOK, limited: true})
+	}
+	ok(0, time.Millisecond)
+	for i := range 50 { // sent within 950 ms of the first, replies after its window
+		ok(900*time.Millisecond+time.Duration(i)*time.Millisecond, 150*time.Millisecond)
+	}
+	if got := peakAdmittedOK(ss, time.Second); got != 50 {
+		t.Fatalf("50 requests slowed past the first's window beside it: peak %d; want 50", got)
+	}
+	ok(910*time.Millisecond, 5*time.Millisecond) // a fast one within the first's window: 2 there, 51 in the next
+	if got := peakAdmittedOK(ss, time.Second); got != 51 {
+		t.Fatalf("with one more fast request in the slow ones' window: peak %d; want 51", got)
+	}
+}
