@@ -237,7 +237,13 @@ func join(client, up net.Conn, upr io.Reader, limits TunnelLimits, tunnels *tunn
 	max := time.AfterFunc(limits.Max, end)
 	defer max.Stop()
 	if renew != nil {
-		go renew(done)
+		// Waited for: the release after join reads what renew does.
+		renewed := make(chan struct{})
+		go func() {
+			defer close(renewed)
+			renew(done)
+		}()
+		defer func() { <-renewed }()
 	}
 	go pump(up, upr, client, &last, limits.Idle, done, end)
 	pump(client, client, up, &last, limits.Idle, done, end)
