@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -514,4 +515,34 @@ func TestATunnelHoldsItsLeasePastLeaseTTL(t *testing.T) {
 		c.send(upgradeHead + "X-API-Key: crowd-key\r\n\r\n")
 		return c.statusLine() == "HTTP/1.1 101 Switching Protocols"
 	})
+}
+
+// TestATunnelEndsWithItsTenant: a reload that removes a tenant ends its
+// open tunnels (its key is refused from then on, and its tunnel no longer
+// carries anything); another tenant's tunnel goes on. A tunnel outlived
+// the removal, for up to tunnel_max_duration (found in review).
+func TestATunnelEndsWithItsTenant(t *testing.T) {
+	e := startEchoUpgrade(t)
+	f := reloadFile{path: filepath.Join(t.TempDir(), "l1gw.yaml"), interval: "0s", upstream: "http://" + e.addr, limit: 1000}
+	f.extra = []string{"{id: acme, plan: small, keys: [acme-key]}"}
+	gw, _ := startReloadable(t, f)
+	acme := openTunnelAs(t, gw.proxy, "acme-key")
+	other := openTunnelAs(t, gw.proxy, "bulk-key")
+	f.extra = nil // acme removed
+	f.write(t)
+	if resp := adminReload(t, gw); resp.StatusCode() != 200 {
+		t.Fatalf("reload: %d %s", resp.StatusCode(), resp.Body())
+	}
+	if code := call(t, gw.proxy, "GET", "/x", "X-API-Key", "acme-key").StatusCode(); code != 401 {
+		t.Fatalf("acme-key after its tenant's removal: %d; want 401", code)
+	}
+	acme.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadAll(acme.br); err != nil {
+		t.Fatalf("the removed tenant's tunnel: %v; want it ended (EOF) within 5 s", err)
+	}
+	other.send("ping")
+	got := make([]byte, 4)
+	if _, err := io.ReadFull(other.br, got); err != nil || string(got) != "ping" {
+		t.Fatalf("another tenant's tunnel after the reload: %q, %v; want its echo", got, err)
+	}
 }

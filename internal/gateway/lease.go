@@ -1,12 +1,14 @@
 package gateway
 
 import (
+	"bytes"
 	"time"
 
 	"github.com/valyala/fasthttp"
 
 	"github.com/l1gw/l1gw/degrade"
 	"github.com/l1gw/l1gw/limiter"
+	"github.com/l1gw/l1gw/tenants"
 	"github.com/l1gw/l1gw/upstream"
 )
 
@@ -54,21 +56,69 @@ func (l *lease) renewEvery() time.Duration {
 	return every
 }
 
-// renewing renews l's leases every renewEvery until done closes: a tunnel
-// holds them while it is open, however long past their window.
-func (g *Gateway) renewing(l *lease, done <-chan struct{}) {
-	every := l.renewEvery()
-	if every <= 0 {
-		return
+// tunnelOwner is who a tunnel was admitted as: its tenant, and the key
+// it came with (nil for an anonymous caller).
+type tunnelOwner struct {
+	tenant string
+	key    []byte
+}
+
+// ownerOf is the owner of a's request, an upgrade about to be tunnelled.
+func (g *Gateway) ownerOf(ctx *fasthttp.RequestCtx, a *admission) tunnelOwner {
+	o := tunnelOwner{tenant: a.tenant.ID}
+	if !a.tenant.Anonymous() {
+		if id, _, ok := g.identify(ctx, g.tenants.Load(), &a.keyBuf); ok {
+			o.key = bytes.Clone(id.key)
+		}
 	}
-	t := time.NewTicker(every)
-	defer t.Stop()
+	return o
+}
+
+// admitted reports whether snap still admits o: its key resolves to its
+// tenant (an anonymous caller's, that callers are still let in).
+func (o tunnelOwner) admitted(snap *tenants.Snapshot) bool {
+	t, _ := snap.Peek(o.key)
+	return t != nil && t.ID == o.tenant
+}
+
+// tunnelCheck is how often an open tunnel looks whether a config or
+// registry change took away its tenant or its key.
+const tunnelCheck = time.Second
+
+// watch runs beside an open tunnel until done closes: it ends the tunnel
+// once the tenants in force no longer admit its owner (the tenant
+// removed, its key revoked or expired), and renews l's leases, if l is
+// not nil, every renewEvery, so that the tunnel holds them while it is
+// open, however long past their window.
+func (g *Gateway) watch(owner tunnelOwner, l *lease, done <-chan struct{}, end func()) {
+	every := time.Duration(0)
+	if l != nil {
+		every = l.renewEvery()
+	}
+	tick := tunnelCheck
+	if every > 0 {
+		tick = max(min(tick, every), 10*time.Millisecond)
+	}
+	check := time.NewTicker(tick)
+	defer check.Stop()
+	renewAt := time.Now().Add(every)
+	snap := g.tenants.Load()
 	for {
 		select {
 		case <-done:
 			return
-		case <-t.C:
-			g.limiter.Renew(l.req, &l.v)
+		case now := <-check.C:
+			if s := g.tenants.Load(); s != snap {
+				snap = s
+				if !owner.admitted(s) {
+					end()
+					return
+				}
+			}
+			if every > 0 && !now.Before(renewAt) {
+				g.limiter.Renew(l.req, &l.v)
+				renewAt = now.Add(every)
+			}
 		}
 	}
 }

@@ -79,11 +79,10 @@ func (g *Gateway) tunnel(ctx *fasthttp.RequestCtx, pool *upstream.Pool, a *admis
 	// A tunnel holds its leases until it closes; one that never opens,
 	// until the handler returns.
 	release := func() {}
-	var renew func(done <-chan struct{}) // while the tunnel is open
+	var l *lease // renewed while the tunnel is open
 	if a.v.HoldsLeases() {
-		l := a.lease()
+		l = a.lease()
 		release = g.releaser(l)
-		renew = func(done <-chan struct{}) { g.renewing(l, done) }
 	}
 	handedOver := false
 	defer func() {
@@ -100,6 +99,7 @@ func (g *Gateway) tunnel(ctx *fasthttp.RequestCtx, pool *upstream.Pool, a *admis
 		return
 	}
 	proto = append([]byte(nil), proto...) // stripping reuses its storage
+	owner := g.ownerOf(ctx, a)            // before prepare hides the key
 	g.prepare(ctx, a)
 	// The target as the router saw it: origin form, the URI's host, and
 	// its path as sent (a forward's pool writes it so too).
@@ -192,7 +192,7 @@ func (g *Gateway) tunnel(ctx *fasthttp.RequestCtx, pool *upstream.Pool, a *admis
 			up.Close()
 			return
 		}
-		join(client, up, br, limits, tunnels, renew)
+		join(client, up, br, limits, tunnels, func(done <-chan struct{}, end func()) { g.watch(owner, l, done, end) })
 	})
 }
 
@@ -213,9 +213,10 @@ func offered(asked, protocol []byte) bool {
 }
 
 // join copies both ways until one side ends or fails, the tunnel is idle
-// for limits.Idle or open for limits.Max; then it closes both. renew, if
-// not nil, runs meanwhile, until the tunnel ends.
-func join(client, up net.Conn, upr io.Reader, limits TunnelLimits, tunnels *tunnelSet, renew func(done <-chan struct{})) {
+// for limits.Idle or open for limits.Max; then it closes both. watch, if
+// not nil, runs meanwhile, until the tunnel ends (done), which it may
+// end.
+func join(client, up net.Conn, upr io.Reader, limits TunnelLimits, tunnels *tunnelSet, watch func(done <-chan struct{}, end func())) {
 	tunnelsOpen.Add(1)
 	tunnelsTotal.Inc()
 	defer tunnelsOpen.Add(-1)
@@ -236,14 +237,14 @@ func join(client, up net.Conn, upr io.Reader, limits TunnelLimits, tunnels *tunn
 	defer tunnels.joined(end)()
 	max := time.AfterFunc(limits.Max, end)
 	defer max.Stop()
-	if renew != nil {
-		// Waited for: the release after join reads what renew does.
-		renewed := make(chan struct{})
+	if watch != nil {
+		// Waited for: the release after join reads the lease it renews.
+		watched := make(chan struct{})
 		go func() {
-			defer close(renewed)
-			renew(done)
+			defer close(watched)
+			watch(done, end)
 		}()
-		defer func() { <-renewed }()
+		defer func() { <-watched }()
 	}
 	go pump(up, upr, client, &last, limits.Idle, done, end)
 	pump(client, client, up, &last, limits.Idle, done, end)
