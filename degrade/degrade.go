@@ -226,37 +226,34 @@ func (v *Verdict) HoldsLeases() bool { return v.leases != leasesNone }
 // (a tunnel) calls it every third of its shortest lease window while it
 // is open. It may wait for Redis, at most a second.
 func (g *Guard) Renew(req limiter.Request, v *Verdict) {
-	if v.leases == leasesNone {
-		return
-	}
-	for i := range req.Rules {
-		if r := &req.Rules[i]; r.Lease {
-			if v.leases == leasesLocal {
-				g.local.store.Renew(req.Tenant, *r, v.Decision.Seq)
-			} else {
-				g.store.Renew(req.Tenant, *r, v.Decision.Seq)
-			}
-		}
-	}
+	g.eachLease(req, v, Store.Renew)
 }
 
 // Release gives back the leases an admitted request took for its
 // concurrency limits (req and v are the request and its verdict), where
 // they were taken. The request path calls it once the response has ended.
 func (g *Guard) Release(req limiter.Request, v *Verdict) {
-	if v.leases == leasesNone {
+	g.eachLease(req, v, Store.Release)
+	v.leases = leasesNone
+}
+
+// eachLease calls f with the store where v's leases were taken, for each
+// Lease rule of req.
+func (g *Guard) eachLease(req limiter.Request, v *Verdict, f func(Store, string, limiter.Rule, uint64)) {
+	var s Store
+	switch v.leases {
+	case leasesNone:
 		return
+	case leasesLocal:
+		s = g.local.store
+	default:
+		s = g.store
 	}
 	for i := range req.Rules {
 		if r := &req.Rules[i]; r.Lease {
-			if v.leases == leasesLocal {
-				g.local.store.Release(req.Tenant, *r, v.Decision.Seq)
-			} else {
-				g.store.Release(req.Tenant, *r, v.Decision.Seq)
-			}
+			f(s, req.Tenant, *r, v.Decision.Seq)
 		}
 	}
-	v.leases = leasesNone
 }
 
 // logError logs why a decision degraded, at most once a second (for all

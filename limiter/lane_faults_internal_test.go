@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/l1gw/l1gw/internal/redistest"
 )
 
@@ -54,6 +56,17 @@ func replyProxy(t *testing.T, target string, onReply func(chunk []byte) bool) st
 	return ln.Addr().String()
 }
 
+// withDecideLoaded is a redis-server with decide.lua loaded, and a client.
+func withDecideLoaded(t *testing.T) (*redistest.Node, *redis.Client) {
+	t.Helper()
+	srv := redistest.Server(t)
+	c := srv.Client(t)
+	if err := c.ScriptLoad(context.Background(), decideSrc).Err(); err != nil {
+		t.Fatal(err)
+	}
+	return srv, c
+}
+
 // firstSend is a first send of rule r for tenant: decision seq of "gw".
 func firstSend(tenant string, r Rule, seq uint64) *op {
 	o := getOp()
@@ -70,12 +83,8 @@ func firstSend(tenant string, r Rule, seq uint64) *op {
 // pending, and its request waited for good (found in review).
 func TestAFailedGroupAnsweredNoScriptAloneIsSettled(t *testing.T) {
 	t.Parallel()
-	srv := redistest.Server(t)
-	c := srv.Client(t)
+	srv, c := withDecideLoaded(t)
 	ctx := context.Background()
-	if err := c.ScriptLoad(ctx, decideSrc).Err(); err != nil {
-		t.Fatal(err)
-	}
 	rule := Rule{Name: "l", Limit: 5, Window: time.Minute}
 	if err := c.Set(ctx, ruleKey("p", "broken", rule, 0), "not a log", 0).Err(); err != nil {
 		t.Fatal(err)
@@ -120,12 +129,8 @@ func TestAFailedGroupAnsweredNoScriptAloneIsSettled(t *testing.T) {
 // again, two of the three were counted twice (found in review).
 func TestALostSharedReplyIsNotCountedTwice(t *testing.T) {
 	t.Parallel()
-	srv := redistest.Server(t)
-	c := srv.Client(t)
+	srv, c := withDecideLoaded(t)
 	ctx := context.Background()
-	if err := c.ScriptLoad(ctx, decideSrc).Err(); err != nil {
-		t.Fatal(err)
-	}
 	var drop atomic.Bool
 	addr := replyProxy(t, srv.Addr(), func([]byte) bool { return !drop.CompareAndSwap(true, false) })
 	p := newPipe(testCfg(), fixedAddr(addr))

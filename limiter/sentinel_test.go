@@ -12,6 +12,22 @@ import (
 	"github.com/l1gw/l1gw/limiter"
 )
 
+// startedThroughReplica connects s, whose sentinels are stalled, and
+// makes a first decision, which finds the primary through the local
+// replica's ROLE; it returns that decision's request.
+func startedThroughReplica(t *testing.T, s *limiter.RedisStore) limiter.Request {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s.Connect(ctx)
+	r := limiter.Rule{Name: "r", Limit: 1000, Window: time.Minute}
+	req := limiter.Request{Tenant: "acme", Rules: []limiter.Rule{r}}
+	if _, err := s.Decide(context.Background(), req); err != nil {
+		t.Fatalf("started with the sentinels unreachable, through the local replica's ROLE: %v", err)
+	}
+	return req
+}
+
 // TestStartedWithSentinelsSilentARedialDoesNotWaitOnThem: a gateway
 // started while every sentinel is stalled (connections accepted, nothing
 // answered) finds the primary through its local replica's ROLE and keeps
@@ -39,14 +55,7 @@ func TestStartedWithSentinelsSilentARedialDoesNotWaitOnThem(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Close)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	s.Connect(ctx)
-	r := limiter.Rule{Name: "r", Limit: 1000, Window: time.Minute}
-	req := limiter.Request{Tenant: "acme", Rules: []limiter.Rule{r}}
-	if _, err := s.Decide(context.Background(), req); err != nil {
-		t.Fatalf("started with the sentinels unreachable, through the local replica's ROLE: %v", err)
-	}
+	req := startedThroughReplica(t, s)
 	killClients(t, topo.Primary()) // the primary itself stays healthy
 	for i := range 3 {
 		start := time.Now()
@@ -75,14 +84,7 @@ func TestStartedWithSentinelsSilentTheReplicasNextPrimaryIsFollowed(t *testing.T
 	o.LocalReplicas = []string{local.Addr()}
 	s, prefix := newRedisStore(t, o, false)
 	t.Cleanup(s.Close)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	s.Connect(ctx)
-	r := limiter.Rule{Name: "r", Limit: 1000, Window: time.Minute}
-	req := limiter.Request{Tenant: "acme", Rules: []limiter.Rule{r}}
-	if _, err := s.Decide(context.Background(), req); err != nil {
-		t.Fatalf("started with the sentinels unreachable, through the local replica's ROLE: %v", err)
-	}
+	req := startedThroughReplica(t, s)
 	bg := context.Background()
 	if err := next.Client(t).Do(bg, "REPLICAOF", "NO", "ONE").Err(); err != nil {
 		t.Fatal(err)
