@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -195,29 +196,66 @@ var errUnanswered = errors.New("limiter: a decision was left unanswered by its b
 var errDropped = errors.New("limiter: the connection was dropped: the node can't take decisions")
 
 // unreplayable fails with err, as a failed call, the decisions of the
-// failed call's shared groups whose rules are all counters (a sliding
-// window, a fixed period): a counter keeps only the last member it
-// counted, so sent again, every decision of the group but one would be
-// counted twice if the call had run. Any other decision is sent again,
-// and finds its record in a log.
+// failed write that a replay could count twice: those whose rules are
+// all counters (a sliding window, a fixed period), a key of which another
+// decision of the write also counts (the decisions of a shared group, or
+// of one tenant's rate rule on two routes). A counter keeps only the last
+// member it counted, so sent again, such a decision would not find its
+// record, and be counted twice had the write run. Any other decision is
+// sent again, and finds its record in a log, or in its counter.
 func (l *lane) unreplayable(err error) {
+	var keys [][]string // each sent decision's counter keys, built once
 	var ce *CallError
-	off := 0
-	for _, size := range l.groups {
-		ops := l.sent[off : off+size]
-		off += size
-		if size < 2 || !allCounted(ops[0].req.Rules) {
+	for i, o := range l.sent {
+		if !o.pending() || o.kind != opDecide || !allCounted(o.req.Rules) {
 			continue
 		}
-		for _, o := range ops {
-			if o.pending() {
-				if ce == nil {
-					ce = callError(err)
-				}
-				o.settle(nil, ce)
+		if keys == nil {
+			keys = make([][]string, len(l.sent))
+			for j, p := range l.sent {
+				keys[j] = counterKeys(p)
+			}
+		}
+		if !sharesAKey(keys, i) {
+			continue
+		}
+		if ce == nil {
+			ce = callError(err)
+		}
+		o.settle(nil, ce)
+	}
+}
+
+// counterKeys are the keys of o's counter rules, as o's call sends them:
+// none but for a decision.
+func counterKeys(o *op) []string {
+	if o.kind != opDecide {
+		return nil
+	}
+	var out []string
+	var sfx [32]byte
+	for i, r := range o.req.Rules {
+		if r.Counted() {
+			out = append(out, string(appendKeyArg(nil, o.prefix, o.req.Tenant, r, appendKeySuffix(sfx[:0], r, o.periods[i].start))))
+		}
+	}
+	return out
+}
+
+// sharesAKey reports whether the decision keys[i] holds the keys of
+// counts one that another decision also counts.
+func sharesAKey(keys [][]string, i int) bool {
+	for j := range keys {
+		if j == i {
+			continue
+		}
+		for _, k := range keys[i] {
+			if slices.Contains(keys[j], k) {
+				return true
 			}
 		}
 	}
+	return false
 }
 
 // allCounted reports whether every rule is a counter, none a log.
