@@ -546,3 +546,43 @@ func TestATunnelEndsWithItsTenant(t *testing.T) {
 		t.Fatalf("another tenant's tunnel after the reload: %q, %v; want its echo", got, err)
 	}
 }
+
+// TestATunnelEndsWhenItsTenantGoesDuringTheHandshake: the tenant removed
+// while the upstream is still answering the upgrade, after the request
+// was admitted, loses the tunnel as well: its watcher starts from the
+// tenants the request was admitted under (it started from those in force
+// when it started, and missed the change; found in review).
+func TestATunnelEndsWhenItsTenantGoesDuringTheHandshake(t *testing.T) {
+	handshake, answer := make(chan struct{}), make(chan struct{})
+	addr := testkit.Listen(t, func(c net.Conn) {
+		defer c.Close()
+		br := bufio.NewReader(c)
+		if _, err := http.ReadRequest(br); err != nil {
+			return
+		}
+		close(handshake)
+		<-answer
+		io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: test\r\n\r\n")
+		io.Copy(c, br)
+	})
+	f := reloadFile{path: filepath.Join(t.TempDir(), "l1gw.yaml"), interval: "0s", upstream: "http://" + addr, limit: 1000}
+	f.extra = []string{"{id: acme, plan: small, keys: [acme-key]}"}
+	gw, _ := startReloadable(t, f)
+	acme := dial(t, gw.proxy)
+	acme.c.SetDeadline(time.Now().Add(30 * time.Second))
+	acme.send(upgradeHead + "X-API-Key: acme-key\r\n\r\n")
+	<-handshake
+	f.extra = nil // acme removed while its upgrade is answered
+	f.write(t)
+	if resp := adminReload(t, gw); resp.StatusCode() != 200 {
+		t.Fatalf("reload: %d %s", resp.StatusCode(), resp.Body())
+	}
+	close(answer)
+	if status, _ := readHead(t, acme); status != "HTTP/1.1 101 Switching Protocols" {
+		t.Fatalf("got %q; want 101 (admitted before the removal)", status)
+	}
+	acme.c.SetReadDeadline(time.Now().Add(4 * time.Second))
+	if _, err := io.ReadAll(acme.br); err != nil {
+		t.Fatalf("the tunnel of a tenant removed during its handshake: %v; want it ended within 4 s", err)
+	}
+}

@@ -57,17 +57,18 @@ func (l *lease) renewEvery() time.Duration {
 }
 
 // tunnelOwner is who a tunnel was admitted as: its tenant, and the key
-// it came with (nil for an anonymous caller).
+// it came with (nil for an anonymous caller), under the tenants of snap.
 type tunnelOwner struct {
 	tenant string
 	key    []byte
+	snap   *tenants.Snapshot
 }
 
 // ownerOf is the owner of a's request, an upgrade about to be tunnelled.
 func (g *Gateway) ownerOf(ctx *fasthttp.RequestCtx, a *admission) tunnelOwner {
-	o := tunnelOwner{tenant: a.tenant.ID}
+	o := tunnelOwner{tenant: a.tenant.ID, snap: g.tenants.Load()}
 	if !a.tenant.Anonymous() {
-		if id, _, ok := g.identify(ctx, g.tenants.Load(), &a.keyBuf); ok {
+		if id, _, ok := g.identify(ctx, o.snap, &a.keyBuf); ok {
 			o.key = bytes.Clone(id.key)
 		}
 	}
@@ -102,7 +103,9 @@ func (g *Gateway) watch(owner tunnelOwner, l *lease, done <-chan struct{}, end f
 	check := time.NewTicker(tick)
 	defer check.Stop()
 	renewAt := time.Now().Add(every)
-	snap := g.tenants.Load()
+	// From the tenants it was admitted under: a change during the
+	// upgrade's handshake is seen at the first tick.
+	snap := owner.snap
 	for {
 		select {
 		case <-done:

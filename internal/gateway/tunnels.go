@@ -73,11 +73,15 @@ func (g *Gateway) EndTunnels(ctx context.Context) (ended, left int) {
 		select {
 		case <-ctx.Done():
 			g.tunnels.mu.Lock()
+			ends := make([]*tunnelEnd, 0, len(g.tunnels.ends))
 			for e := range g.tunnels.ends {
+				ends = append(ends, e)
+			}
+			g.tunnels.mu.Unlock()
+			for _, e := range ends { // not under the lock: a close may wait
 				e.end()
 				ended++
 			}
-			g.tunnels.mu.Unlock()
 			deadline := time.Now().Add(tunnelsCut)
 			for g.tunnels.open() > 0 && time.Now().Before(deadline) {
 				time.Sleep(tunnelsPoll)
