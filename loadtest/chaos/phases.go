@@ -204,6 +204,23 @@ func peakAdmittedOK(ss []sample, window time.Duration) int {
 	return peak
 }
 
+// peakSentOK is the most limited-tenant admissions marked ok sent within
+// any window: an upper bound of what peakAdmittedOK counts.
+func peakSentOK(ss []sample, window time.Duration) int {
+	return peakOf(ss, window, func(s *sample) bool { return s.limited && s.code == 200 && s.state == stateOK })
+}
+
+// slowestOK is the longest a limited-tenant admission marked ok took.
+func slowestOK(ss []sample) time.Duration {
+	var worst time.Duration
+	for i := range ss {
+		if s := &ss[i]; s.limited && s.code == 200 && s.state == stateOK {
+			worst = max(worst, s.latency)
+		}
+	}
+	return worst
+}
+
 func countSamples(ss []sample, counts func(*sample) bool) int {
 	n := 0
 	for i := range ss {

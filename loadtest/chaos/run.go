@@ -301,6 +301,13 @@ func (r *chaosRun) result(sc chaosScenario, ss []sample, end time.Time, m0, m1 m
 		failMode = "open"
 	}
 	tl := timelineOf(sc.name, r.marks, ss, end)
+	notes := r.notes
+	if okSent, okSure, limit := peakSentOK(ss, chaosWindow), peakAdmittedOK(ss, chaosWindow), r.tm.limit(); okSent > limit && okSure <= limit {
+		// What the check cannot tell apart: requests slow enough to be
+		// decided in the next window, or an over-admission they hide.
+		notes = append(notes, fmt.Sprintf("limited tenant: %d ok admissions sent within one window, past its limit %d, but at most %d certainly decided within one (slow requests: worst %v)",
+			okSent, limit, okSure, slowestOK(ss).Round(time.Millisecond)))
+	}
 	return ChaosResult{
 		Scenario: sc.name, Setup: sc.setup.String(), FailMode: failMode, Timeline: &tl,
 		Phases: phases, Total: total, Recoveries: recoveries(r.marks, ss),
@@ -308,6 +315,6 @@ func (r *chaosRun) result(sc chaosScenario, ss []sample, end time.Time, m0, m1 m
 		Limit: r.tm.limit(), ExactOK: sc.exactOK, BulkOnHealthyShard: r.bulkOnHealthyShard,
 		BulkDegraded: countSamples(ss, func(s *sample) bool { return !s.limited && s.state == stateDegraded }),
 		Degraded:     DegradedCheck{Marked: total.Degraded, Counted: int(counted), ByReason: degradedReasons(m0, m1)},
-		Before:       r.before, After: r.after, Outage: sc.outage, Notes: r.notes, Flood: r.flood,
+		Before:       r.before, After: r.after, Outage: sc.outage, Notes: notes, Flood: r.flood,
 	}
 }

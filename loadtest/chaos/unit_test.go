@@ -362,6 +362,9 @@ func TestPeakAdmittedOKCountsWhatWasCertainlyDecidedWithinAWindow(t *testing.T) 
 	if got := peakAdmittedOK(ss, time.Second); got != 50 {
 		t.Fatalf("50 requests slowed past the first's window beside it: peak %d; want 50", got)
 	}
+	if got := peakSentOK(ss, time.Second); got != 51 {
+		t.Fatalf("sent within one window: %d; want 51, the bound above (the run's notes say when the two part)", got)
+	}
 	ok(910*time.Millisecond, 5*time.Millisecond) // a fast one within the first's window: 2 there, 51 in the next
 	if got := peakAdmittedOK(ss, time.Second); got != 51 {
 		t.Fatalf("with one more fast request in the slow ones' window: peak %d; want 51", got)
