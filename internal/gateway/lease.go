@@ -57,18 +57,17 @@ func (l *lease) renewEvery() time.Duration {
 }
 
 // tunnelOwner is who a tunnel was admitted as: its tenant, and the key
-// it came with (nil for an anonymous caller), under the tenants of snap.
+// it came with (nil for an anonymous caller).
 type tunnelOwner struct {
 	tenant string
 	key    []byte
-	snap   *tenants.Snapshot
 }
 
 // ownerOf is the owner of a's request, an upgrade about to be tunnelled.
 func (g *Gateway) ownerOf(ctx *fasthttp.RequestCtx, a *admission) tunnelOwner {
-	o := tunnelOwner{tenant: a.tenant.ID, snap: g.tenants.Load()}
+	o := tunnelOwner{tenant: a.tenant.ID}
 	if !a.tenant.Anonymous() {
-		if id, _, ok := g.identify(ctx, o.snap, &a.keyBuf); ok {
+		if id, _, ok := g.identify(ctx, g.tenants.Load(), &a.keyBuf); ok {
 			o.key = bytes.Clone(id.key)
 		}
 	}
@@ -88,7 +87,8 @@ const tunnelCheck = time.Second
 
 // watch runs beside an open tunnel until done closes: it ends the tunnel
 // once the tenants in force no longer admit its owner (the tenant
-// removed, its key revoked or expired), and renews l's leases, if l is
+// removed, its key revoked: looked at on its first tick, and whenever
+// the tenants change), and renews l's leases, if l is
 // not nil, every renewEvery, so that the tunnel holds them while it is
 // open, however long past their window.
 func (g *Gateway) watch(owner tunnelOwner, l *lease, done <-chan struct{}, end func()) {
@@ -103,9 +103,10 @@ func (g *Gateway) watch(owner tunnelOwner, l *lease, done <-chan struct{}, end f
 	check := time.NewTicker(tick)
 	defer check.Stop()
 	renewAt := time.Now().Add(every)
-	// From the tenants it was admitted under: a change during the
-	// upgrade's handshake is seen at the first tick.
-	snap := owner.snap
+	// None yet: the first tick looks, so that a change since the request
+	// was admitted (during its decision, or the upgrade's handshake) is
+	// seen.
+	var snap *tenants.Snapshot
 	for {
 		select {
 		case <-done:
