@@ -14,7 +14,7 @@ import (
 )
 
 // FuzzRoute: Route picks, among the routes whose host (case-insensitive,
-// port ignored) and prefix match, one with a host over one without, then
+// port and one trailing dot ignored) and prefix match, one with a host over one without, then
 // the longest prefix; none matching, nil. The oracle scores every route.
 func FuzzRoute(f *testing.F) {
 	routes := []upstream.RouteSpec{
@@ -41,6 +41,7 @@ func FuzzRoute(f *testing.F) {
 		if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.Contains(host[i:], "]") {
 			bare = host[:i]
 		}
+		bare = strings.TrimSuffix(bare, ".") // fully qualified, the same name
 		best, bestScore := "", -1
 		for _, r := range routes {
 			prefixed := strings.HasPrefix(path, r.PathPrefix)
