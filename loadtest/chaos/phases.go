@@ -175,6 +175,9 @@ func peakAdmitted(ss []sample, window time.Duration) int {
 	return peakOf(ss, window, func(s *sample) bool { return s.limited && s.code == 200 })
 }
 
+// okAdmission: s is a limited-tenant admission marked ok.
+func okAdmission(s *sample) bool { return s.limited && s.code == 200 && s.state == stateOK }
+
 // peakAdmittedOK is the most limited-tenant admissions marked ok that
 // were certainly decided within one window: each was decided between its
 // send and its reply, so a set whose replies all came before its first
@@ -185,7 +188,7 @@ func peakAdmitted(ss []sample, window time.Duration) int {
 func peakAdmittedOK(ss []sample, window time.Duration) int {
 	var ok []sample
 	for i := range ss {
-		if s := &ss[i]; s.limited && s.code == 200 && s.state == stateOK {
+		if s := &ss[i]; okAdmission(s) {
 			ok = append(ok, *s)
 		}
 	}
@@ -207,14 +210,14 @@ func peakAdmittedOK(ss []sample, window time.Duration) int {
 // peakSentOK is the most limited-tenant admissions marked ok sent within
 // any window: an upper bound of what peakAdmittedOK counts.
 func peakSentOK(ss []sample, window time.Duration) int {
-	return peakOf(ss, window, func(s *sample) bool { return s.limited && s.code == 200 && s.state == stateOK })
+	return peakOf(ss, window, okAdmission)
 }
 
 // slowestOK is the longest a limited-tenant admission marked ok took.
 func slowestOK(ss []sample) time.Duration {
 	var worst time.Duration
 	for i := range ss {
-		if s := &ss[i]; s.limited && s.code == 200 && s.state == stateOK {
+		if s := &ss[i]; okAdmission(s) {
 			worst = max(worst, s.latency)
 		}
 	}
