@@ -347,12 +347,26 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, a *admission) bool {
 func (g *Gateway) serve(ctx *fasthttp.RequestCtx, a *admission) {
 	pool := a.pool
 	if proto := upgradeOf(&ctx.Request.Header); proto != nil {
-		g.tunnel(ctx, pool, a, proto)
+		g.tunnel(ctx, pool, a, proto) // gives its leases back on a panic too
 		return
+	}
+	// A panic before the leases are handed to releaseAfter (in forward,
+	// finish) is answered 500 by the recoverer, which knows nothing of
+	// them: given back here, or the tenant's slots stay taken until
+	// their window (tenants.lease_ttl) ends. An open-coded defer, only
+	// for a request that holds leases: no allocation.
+	handedOver := false
+	if a.v.HoldsLeases() {
+		defer func() {
+			if !handedOver {
+				g.limiter.Release(limiter.Request{Tenant: a.limitKey, Rules: a.rules}, &a.v)
+			}
+		}()
 	}
 	g.forward(ctx, pool, a)
 	g.finish(ctx, a)
 	if a.v.HoldsLeases() {
+		handedOver = true
 		g.releaseAfter(ctx, a.lease())
 	}
 }
