@@ -193,6 +193,14 @@ func (cfg *Config) validateRedis(c *checker) {
 	c.credentialFile("redis.password", r.Password, r.PasswordFile, credfile.Open)
 	c.credentialFile("redis.sentinel_password", r.SentinelPassword, r.SentinelPasswordFile, credfile.Open)
 	c.oneOf("redis.mode", r.Mode, limiter.ModeMemory, limiter.ModeStandalone, limiter.ModeSentinel, limiter.ModeCluster)
+	if r.Mode != limiter.ModeMemory {
+		// Read as the gateway will read them when it builds its Redis
+		// clients: a broken file is this config's error, with its key and
+		// source, at load and at every reload, not a bare error at start.
+		for _, e := range limiter.CheckTLS(r.TLS) {
+			c.fail("redis.tls."+e.Key, "%v", e.Err)
+		}
+	}
 	switch r.Mode {
 	case limiter.ModeMemory:
 		if len(r.Addrs) > 0 {

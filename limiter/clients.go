@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -196,27 +198,95 @@ func mustBeMaster(ctx context.Context, cn *redis.Conn) error {
 	}
 }
 
+// TLSFileError is a redis.tls file that TLS to Redis cannot use: Key is
+// its key under redis.tls (ca_file, cert_file or key_file).
+type TLSFileError struct {
+	Key string
+	Err error
+}
+
+// Error names the key: redis.tls.<key>: the cause.
+func (e *TLSFileError) Error() string { return "redis.tls." + e.Key + ": " + e.Err.Error() }
+
+// Unwrap is the cause: an *fs.PathError for a file that cannot be read.
+func (e *TLSFileError) Unwrap() error { return e.Err }
+
+// CheckTLS reads o's files as NewClients does and returns what is wrong
+// with them, one *TLSFileError a key; none when o.Enabled is false (the
+// files are not read then) or every file is usable. Config loading calls
+// it, so that a broken file is a config error naming its key.
+func CheckTLS(o TLSOptions) []*TLSFileError {
+	_, errs := loadTLS(o)
+	return errs
+}
+
 func tlsConfig(o TLSOptions) (*tls.Config, error) {
+	c, errs := loadTLS(o)
+	if len(errs) > 0 {
+		return nil, errs[0]
+	}
+	return c, nil
+}
+
+// loadTLS is the TLS config o describes, nil when TLS is off, and the
+// problems with its files.
+func loadTLS(o TLSOptions) (*tls.Config, []*TLSFileError) {
 	if !o.Enabled {
 		return nil, nil
 	}
 	c := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: o.ServerName, InsecureSkipVerify: o.InsecureSkipVerify} // #nosec G402 -- an explicit, documented operator choice
+	var errs []*TLSFileError
+	fail := func(key string, err error) { errs = append(errs, &TLSFileError{Key: key, Err: err}) }
 	if o.CAFile != "" {
 		pem, err := os.ReadFile(o.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("redis.tls.ca_file: %w", err)
-		}
 		c.RootCAs = x509.NewCertPool()
-		if !c.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("redis.tls.ca_file: no certificate in %s", o.CAFile)
+		switch {
+		case err != nil:
+			fail("ca_file", err)
+		case !c.RootCAs.AppendCertsFromPEM(pem):
+			fail("ca_file", fmt.Errorf("no PEM certificate in %s", o.CAFile))
 		}
 	}
-	if o.CertFile != "" || o.KeyFile != "" {
-		cert, err := tls.LoadX509KeyPair(o.CertFile, o.KeyFile)
+	switch {
+	case o.CertFile == "" && o.KeyFile == "":
+	case o.CertFile == "": // on the key that is set, where it was set
+		fail("key_file", errors.New("set, but redis.tls.cert_file is empty: a client certificate takes both"))
+	case o.KeyFile == "":
+		fail("cert_file", errors.New("set, but redis.tls.key_file is empty: a client certificate takes both"))
+	default:
+		certPEM, err := os.ReadFile(o.CertFile)
 		if err != nil {
-			return nil, fmt.Errorf("redis.tls.cert_file/key_file: %w", err)
+			fail("cert_file", err)
 		}
-		c.Certificates = []tls.Certificate{cert}
+		keyPEM, kerr := os.ReadFile(o.KeyFile)
+		if kerr != nil {
+			fail("key_file", kerr)
+		}
+		if err != nil || kerr != nil {
+			break
+		}
+		cert, err := tls.X509KeyPair(certPEM, keyPEM)
+		switch {
+		case err == nil:
+			c.Certificates = []tls.Certificate{cert}
+		case !hasPEM(keyPEM, "PRIVATE KEY"):
+			fail("key_file", fmt.Errorf("no PEM private key in %s", o.KeyFile))
+		default:
+			fail("cert_file", fmt.Errorf("%s with %s: %w", o.CertFile, o.KeyFile, err))
+		}
 	}
-	return c, nil
+	return c, errs
+}
+
+// hasPEM reports whether data holds a PEM block whose type ends in typ.
+func hasPEM(data []byte, typ string) bool {
+	for {
+		var b *pem.Block
+		if b, data = pem.Decode(data); b == nil {
+			return false
+		}
+		if strings.HasSuffix(b.Type, typ) {
+			return true
+		}
+	}
 }
