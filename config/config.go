@@ -60,6 +60,13 @@ type Server struct {
 	// client IP (the peer: behind a proxy, set it on the proxy); one more
 	// is answered 429 and closed. 0 is no cap. Default 0.
 	MaxConnsPerIP int `koanf:"max_conns_per_ip" json:"max_conns_per_ip"`
+	// MaxConnsPerIPIPv6Prefix is how many leading bits of an IPv6 peer's
+	// address name one peer for MaxConnsPerIP and the admin listener's
+	// cap per peer: its network of that many bits counts as one, so one
+	// host rotating through its network's addresses does not get a
+	// fresh cap with each. 128 counts every address on its own. IPv4
+	// peers are counted by their address. Default 64.
+	MaxConnsPerIPIPv6Prefix int `koanf:"max_conns_per_ip_ipv6_prefix" json:"max_conns_per_ip_ipv6_prefix"`
 	// ShutdownGrace is how long in-flight requests may finish after
 	// SIGTERM. Default 20s.
 	ShutdownGrace time.Duration `koanf:"shutdown_grace" json:"shutdown_grace"`

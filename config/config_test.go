@@ -161,6 +161,8 @@ func TestErrorsNameKeyAndSource(t *testing.T) {
 		{"a password from a flag", base, nil, []string{"redis.password=LEAKME"}, "redis.password", "--set redis.password", "redis.mode is memory"},
 		{"a token from a flag", base, nil, []string{"server.admin_token=a\x01LEAKME"}, "server.admin_token", "--set server.admin_token", "control character"},
 		{"more bits than IPv6 has", base, []string{"L1GW_TENANTS__ANONYMOUS_IPV6_PREFIX=129"}, nil, "tenants.anonymous_ipv6_prefix", "env L1GW_TENANTS__ANONYMOUS_IPV6_PREFIX", "got 129; want 1-128"},
+		{"no bits of an IPv6 peer", base, nil, []string{"server.max_conns_per_ip_ipv6_prefix=0"}, "server.max_conns_per_ip_ipv6_prefix", "--set server.max_conns_per_ip_ipv6_prefix=0", "got 0; want 1-128"},
+		{"more bits than an IPv6 peer has", base + "server:\n  max_conns_per_ip_ipv6_prefix: 129\n", nil, nil, "server.max_conns_per_ip_ipv6_prefix", "FILE", "got 129; want 1-128"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -151,6 +151,9 @@ func (cfg *Config) validateServer(c *checker) {
 	if s.MaxConnsPerIP < 0 {
 		c.fail("server.max_conns_per_ip", "got %d; want >= 0 (0 is no cap)", s.MaxConnsPerIP)
 	}
+	if s.MaxConnsPerIPIPv6Prefix < 1 || s.MaxConnsPerIPIPv6Prefix > 128 {
+		c.fail("server.max_conns_per_ip_ipv6_prefix", "got %d; want 1-128 (128: every address on its own)", s.MaxConnsPerIPIPv6Prefix)
+	}
 	cfg.validateTLS(c)
 	if s.TrustForwarded {
 		c.fail("server.trust_forwarded", "removed: it trusted every peer; list the proxies in front in server.trusted_proxies (CIDRs)")

@@ -46,12 +46,14 @@ var (
 
 // connLimit is a listener that caps the open connections, in all
 // (server.max_conns on the proxy listener) and per client (server.
-// max_conns_per_ip, 0: no cap): an IPv4 address, or an IPv6 /64, which
-// one host is commonly given whole. It counts what it refuses in m, and
+// max_conns_per_ip, 0: no cap): an IPv4 address, or an IPv6 network of
+// v6bits (server.max_conns_per_ip_ipv6_prefix, a /64 by default, which
+// one host is commonly given whole). It counts what it refuses in m, and
 // keeps TCP keep-alive on, as fasthttp would on a bare TCP listener.
 type connLimit struct {
 	net.Listener
 	max, perIP int
+	v6bits     int
 	m          *connMetrics
 	// quiet closes a refused connection without an answer: under TLS,
 	// where a plain one would reach the client as a broken handshake.
@@ -62,8 +64,10 @@ type connLimit struct {
 	byIP map[netip.Addr]int
 }
 
-func limitConns(ln net.Listener, max, perIP int, m *connMetrics) *connLimit {
-	return &connLimit{Listener: ln, max: max, perIP: perIP, m: m, byIP: map[netip.Addr]int{}}
+// limitConns caps ln's connections: max in all, perIP (0: no cap) from
+// one peer, an IPv6 peer counted by its network of v6bits (1 to 128).
+func limitConns(ln net.Listener, max, perIP, v6bits int, m *connMetrics) *connLimit {
+	return &connLimit{Listener: ln, max: max, perIP: perIP, v6bits: v6bits, m: m, byIP: map[netip.Addr]int{}}
 }
 
 // Accept returns the next connection within the caps; one past them is
@@ -84,7 +88,7 @@ func (l *connLimit) Accept() (net.Conn, error) {
 			continue
 		}
 		backoff = 0
-		ip := remoteAddr(c)
+		ip := remoteAddr(c, l.v6bits)
 		refusal := l.admit(ip)
 		if refusal == nil {
 			if tc, ok := c.(*net.TCPConn); ok {
@@ -143,13 +147,16 @@ func (l *connLimit) release(ip netip.Addr) {
 }
 
 // remoteAddr is the client c counts as: its IPv4 address, or its IPv6
-// address's /64, as anonymous callers are counted (tenants' "anon:").
-func remoteAddr(c net.Conn) netip.Addr {
+// address's network of v6bits (the first address of the network).
+func remoteAddr(c net.Conn, v6bits int) netip.Addr {
 	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
 		if ip, ok := netip.AddrFromSlice(a.IP); ok {
 			ip = ip.Unmap()
 			if ip.Is6() {
-				p, _ := ip.Prefix(64) // a valid IPv6 address: no error
+				p, err := ip.Prefix(v6bits)
+				if err != nil { // v6bits out of 0-128: config refuses it
+					return ip
+				}
 				return p.Addr()
 			}
 			return ip

@@ -2,6 +2,7 @@ package app
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -211,7 +212,7 @@ func TestAcceptOutlivesRunningOutOfDescriptors(t *testing.T) {
 	}
 	defer ln.Close()
 	emfile := &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
-	l := limitConns(&flakyListener{Listener: ln, errs: []error{emfile, emfile}}, 10, 0, proxyConns)
+	l := limitConns(&flakyListener{Listener: ln, errs: []error{emfile, emfile}}, 10, 0, 64, proxyConns)
 	go func() {
 		if c, err := net.Dial("tcp", ln.Addr().String()); err == nil {
 			defer c.Close()
@@ -291,9 +292,9 @@ func (l *posingListener) Accept() (net.Conn, error) {
 }
 
 // TestConnectionCapPerIPv6Network: max_conns_per_ip counts an IPv6 /64
-// as one client, as a host is commonly given one whole: rotating through
-// its addresses does not get past the cap. IPv4 addresses and other /64s
-// count apart.
+// (max_conns_per_ip_ipv6_prefix's default) as one client, as a host is
+// commonly given one whole: rotating through its addresses does not get
+// past the cap. IPv4 addresses and other /64s count apart.
 func TestConnectionCapPerIPv6Network(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -301,7 +302,7 @@ func TestConnectionCapPerIPv6Network(t *testing.T) {
 	}
 	defer ln.Close()
 	from := []string{"2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2:ffff::9", "2001:db8:1:3::1", "192.0.2.1", "192.0.2.2"}
-	l := limitConns(&posingListener{Listener: ln, from: from}, 100, 2, proxyConns)
+	l := limitConns(&posingListener{Listener: ln, from: from}, 100, 2, 64, proxyConns)
 	refusals := make(chan string, len(from))
 	for range from {
 		go func() {
@@ -341,5 +342,39 @@ func TestConnectionCapPerIPv6Network(t *testing.T) {
 	want := []string{"[2001:db8:1:2::1]:40000", "[2001:db8:1:2::2]:40000", "[2001:db8:1:3::1]:40000", "192.0.2.1:40000", "192.0.2.2:40000"}
 	if refused != 1 || !slices.Equal(accepted, want) {
 		t.Fatalf("accepted %v, %d refused 429; want %v and the third of 2001:db8:1:2::/64 refused", accepted, refused, want)
+	}
+}
+
+// TestConnectionCapByConfiguredIPv6Prefix: with
+// server.max_conns_per_ip_ipv6_prefix 48, max_conns_per_ip counts an IPv6
+// /48 as one peer: two clients in one /48 but in different /64s share the
+// cap, a client of another /48 has its own. Through the config and a
+// running gateway, whose proxy listener reports the addresses.
+func TestConnectionCapByConfiguredIPv6Prefix(t *testing.T) {
+	up := testkit.StartRawUpstream(t)
+	cfg := loadConfig(t, up.URL, "server.max_conns_per_ip=1", "server.max_conns_per_ip_ipv6_prefix=48")
+	app, err := Build(cfg, quiet)
+	if err != nil {
+		t.Fatalf("Build: %v", err)
+	}
+	pl, al, err := app.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The order the connections below are made in.
+	from := []string{"2001:db8:1:2::1", "2001:db8:1:3::1", "2001:db8:2:2::1"}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{proxy: pl.Addr().String(), admin: al.Addr().String(), cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- app.Run(ctx, &posingListener{Listener: pl, from: from}, al) }()
+	t.Cleanup(func() { r.stop(t) })
+
+	if c := dialFrom(t, "127.0.0.1", r.proxy); !served(t, c) {
+		t.Fatalf("the first connection, from %s: not served; want it within the cap", from[0])
+	}
+	if got := refusedWith(t, dialFrom(t, "127.0.0.1", r.proxy)); !strings.HasPrefix(got, "HTTP/1.1 429") {
+		t.Fatalf("a connection from %s, in the /48 of %s but another /64: %q; want 429 and closed (one peer)", from[1], from[0], got)
+	}
+	if c := dialFrom(t, "127.0.0.1", r.proxy); !served(t, c) {
+		t.Fatalf("a connection from %s, another /48: not served; want a cap of its own", from[2])
 	}
 }

@@ -21,8 +21,10 @@ import (
 
 // Server runs the proxy and admin listeners.
 type Server struct {
-	// maxConns and perIP cap the proxy listener's connections.
-	maxConns, perIP int
+	// maxConns and perIP cap the proxy listener's connections; v6bits is
+	// the IPv6 network counted as one peer, by both listeners' caps per
+	// peer.
+	maxConns, perIP, v6bits int
 	// tls terminates TLS on the proxy listener; nil serves plain HTTP.
 	tls   *tls.Config
 	proxy *fasthttp.Server
@@ -51,7 +53,7 @@ func NewServer(cfg config.Server, gw *gateway.Gateway, adm *admin.Admin, certs *
 		tlsConfig = certs.Config()
 	}
 	return &Server{
-		maxConns: cfg.MaxConns, perIP: cfg.MaxConnsPerIP, tls: tlsConfig,
+		maxConns: cfg.MaxConns, perIP: cfg.MaxConnsPerIP, v6bits: cfg.MaxConnsPerIPIPv6Prefix, tls: tlsConfig,
 		proxy:   proxy,
 		tunnels: gw,
 		admin:   adminServer(cfg, adm, log),
@@ -67,12 +69,13 @@ const adminBodyBytes = 64 << 10
 
 // adminConns caps the admin listener's open connections (probes,
 // scrapes, operators), idle keep-alive ones included, and adminConnsPerIP
-// those of one client address: past them a connection is answered 503
-// (429 for one address's) and closed, so a client on the admin network
-// can neither hold a goroutine and buffers per connection without bound
-// nor take every connection from the kubelet's probes. (Not fasthttp's
-// MaxConnsPerIP: its connections race with Shutdown under -race, fasthttp
-// v1.74.0.)
+// those of one client address (an IPv6 one by its network, of
+// server.max_conns_per_ip_ipv6_prefix bits): past them a connection is
+// answered 503 (429 for one address's) and closed, so a client on the
+// admin network can neither hold a goroutine and buffers per connection
+// without bound nor take every connection from the kubelet's probes.
+// (Not fasthttp's MaxConnsPerIP: its connections race with Shutdown
+// under -race, fasthttp v1.74.0.)
 const (
 	adminConns      = 1024
 	adminConnsPerIP = 64
@@ -148,7 +151,7 @@ func redactQuoted(msg string) string { return quoted.ReplaceAllLiteralString(msg
 // It returns early with an error when a listener fails.
 func (s *Server) Serve(ctx context.Context, proxyLn, adminLn net.Listener) error {
 	errc := make(chan error, 2)
-	limited := limitConns(proxyLn, s.maxConns, s.perIP, proxyConns)
+	limited := limitConns(proxyLn, s.maxConns, s.perIP, s.v6bits, proxyConns)
 	var ln net.Listener = limited
 	if s.tls != nil {
 		// Refused before the handshake, which would hold the accept
@@ -156,8 +159,9 @@ func (s *Server) Serve(ctx context.Context, proxyLn, adminLn net.Listener) error
 		limited.quiet = true
 		ln = tls.NewListener(ln, s.tls)
 	}
+	adminLimited := limitConns(adminLn, adminConns, adminConnsPerIP, s.v6bits, adminConnsMetrics)
 	go func() { errc <- s.proxy.Serve(ln) }()
-	go func() { errc <- s.admin.Serve(limitConns(adminLn, adminConns, adminConnsPerIP, adminConnsMetrics)) }()
+	go func() { errc <- s.admin.Serve(adminLimited) }()
 	s.ready(true)
 	s.log.Info("serving", "proxy", proxyLn.Addr().String(), "admin", adminLn.Addr().String())
 
