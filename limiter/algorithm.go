@@ -158,7 +158,7 @@ func (w *slideWindow) retry(now, window, limit, cost int64) int64 {
 		return window
 	}
 	start := w.b * window
-	if w.c+cost <= limit {
+	if cost <= limit-w.c { // not c+cost: no overflow near a limit of 2^63
 		return max(start+firstFit(w.p, limit-w.c-cost, window)-now, 1)
 	}
 	return max(start+window+firstFit(w.c, limit-cost, window)-now, 1)

@@ -1,6 +1,7 @@
 package limiter
 
 import (
+	"math"
 	"testing"
 	"time"
 )
@@ -86,5 +87,28 @@ func TestRuleString(t *testing.T) {
 		if got := r.String(); got != want {
 			t.Errorf("got %q; want %q", got, want)
 		}
+	}
+}
+
+// TestSlidingRetryNearTheTopOfInt64: a sliding window's Retry-After for a
+// request past a limit of 2^63-1 comes at once. Its count plus the cost
+// wrapped round to a negative that "fit", and the search for when it
+// would walked the whole window a µs at a time (3.6e9 steps for an hour,
+// seconds each, under the memory store's shard lock):
+// TestMemoryStoreNoOverflowNearTheLimit took 516 s.
+func TestSlidingRetryNearTheTopOfInt64(t *testing.T) {
+	window := time.Hour.Microseconds()
+	w := slideWindow{b: 10, c: 1023 << 53}
+	got := make(chan int64, 1)
+	go func() { got <- w.retry(10*window+5, window, math.MaxInt64, 1<<53) }()
+	select {
+	case v := <-got:
+		// 1023 x 2^53 + 2^53 is 2^63: it fits a µs into the next bucket,
+		// once this one's count has begun to slide out.
+		if v != window-4 {
+			t.Fatalf("retry: %d µs; want %d", v, window-4)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("retry still searching after 2 s")
 	}
 }
