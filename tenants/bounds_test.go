@@ -121,6 +121,13 @@ func TestRetiringKeys(t *testing.T) {
 			t.Errorf("Resolve(%s): got %v; want %v", key, got, want)
 		}
 	}
+	for key, want := range map[string]time.Time{
+		"new-key": {}, "old-key": soon, "older-key": soon, "oldest-key": past, "nobody's": {}, "": {},
+	} {
+		if got := s.Expires([]byte(key)); !got.Equal(want) {
+			t.Errorf("Expires(%q): got %v; want %v", key, got, want)
+		}
+	}
 	for _, tc := range []struct {
 		name string
 		rk   tenants.RetiringKey

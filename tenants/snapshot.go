@@ -225,6 +225,20 @@ func (s *Snapshot) resolve(key []byte, use bool) (*Tenant, Resolution) {
 	return nil, UnknownKey
 }
 
+// Expires is when key stops resolving to its tenant by time alone: its
+// expires_at (a retiring key's, an issued key's). It is the zero time for
+// a key that never expires, and for one s does not know. An open tunnel
+// ends then, as the key's next request would be refused.
+func (s *Snapshot) Expires(key []byte) time.Time {
+	if len(key) == 0 {
+		return time.Time{}
+	}
+	if e, ok := s.byKey[sha256.Sum256(key)]; ok && e.expires != 0 {
+		return time.Unix(0, e.expires)
+	}
+	return time.Time{}
+}
+
 // Known reports whether key is a tenant's key, expired or not: a key the
 // gateway must not forward when it hides keys.
 func (s *Snapshot) Known(key []byte) bool {

@@ -586,3 +586,36 @@ func TestATunnelEndsWhenItsTenantGoesDuringTheHandshake(t *testing.T) {
 		t.Fatalf("the tunnel of a tenant removed during its handshake: %v; want it ended within 4 s", err)
 	}
 }
+
+// TestATunnelEndsWhenItsKeyExpires: a tunnel opened with a retiring key
+// ends once the key has expired, with no change to the config: from then
+// on the key is refused, and its tunnel carries nothing either. Another
+// tenant's tunnel goes on. The tunnel went on for up to
+// tunnel_max_duration, since its watcher looked at its key only when the
+// tenants changed.
+func TestATunnelEndsWhenItsKeyExpires(t *testing.T) {
+	e := startEchoUpgrade(t)
+	expires := time.Now().Add(1500 * time.Millisecond)
+	f := reloadFile{path: filepath.Join(t.TempDir(), "l1gw.yaml"), interval: "0s", upstream: "http://" + e.addr, limit: 1000}
+	f.extra = []string{"{id: acme, plan: small, retiring_keys: [{key: acme-key, expires_at: \"" + expires.Format(time.RFC3339Nano) + "\"}]}"}
+	gw, _ := startReloadable(t, f)
+	acme := openTunnelAs(t, gw.proxy, "acme-key")
+	other := openTunnelAs(t, gw.proxy, "bulk-key")
+	acme.send("ping")
+	got := make([]byte, 4)
+	if _, err := io.ReadFull(acme.br, got); err != nil || string(got) != "ping" {
+		t.Fatalf("the tunnel before its key expired: %q, %v; want its echo", got, err)
+	}
+	time.Sleep(time.Until(expires))
+	if code := call(t, gw.proxy, "GET", "/x", "X-API-Key", "acme-key").StatusCode(); code != 401 {
+		t.Fatalf("acme-key once expired: %d; want 401", code)
+	}
+	acme.c.SetReadDeadline(time.Now().Add(4 * time.Second))
+	if _, err := io.ReadAll(acme.br); err != nil {
+		t.Fatalf("the tunnel of an expired key: %v; want it ended (EOF) within 4 s of the expiry", err)
+	}
+	other.send("ping")
+	if _, err := io.ReadFull(other.br, got); err != nil || string(got) != "ping" {
+		t.Fatalf("another tenant's tunnel: %q, %v; want its echo", got, err)
+	}
+}

@@ -82,15 +82,15 @@ func (o tunnelOwner) admitted(snap *tenants.Snapshot) bool {
 }
 
 // tunnelCheck is how often an open tunnel looks whether a config or
-// registry change took away its tenant or its key.
+// registry change took away its tenant or its key, or its key expired.
 const tunnelCheck = time.Second
 
 // watch runs beside an open tunnel until done closes: it ends the tunnel
 // once the tenants in force no longer admit its owner (the tenant
 // removed, its key revoked: looked at on its first tick, and whenever
-// the tenants change), and renews l's leases, if l is
-// not nil, every renewEvery, so that the tunnel holds them while it is
-// open, however long past their window.
+// the tenants change; its key expired: looked at on every tick), and
+// renews l's leases, if l is not nil, every renewEvery, so that the
+// tunnel holds them while it is open, however long past their window.
 func (g *Gateway) watch(owner tunnelOwner, l *lease, done <-chan struct{}, end func()) {
 	every := time.Duration(0)
 	if l != nil {
@@ -107,6 +107,7 @@ func (g *Gateway) watch(owner tunnelOwner, l *lease, done <-chan struct{}, end f
 	// was admitted (during its decision, or the upgrade's handshake) is
 	// seen.
 	var snap *tenants.Snapshot
+	var expires time.Time // when the owner's key expires under snap; zero: never
 	for {
 		select {
 		case <-done:
@@ -118,6 +119,13 @@ func (g *Gateway) watch(owner tunnelOwner, l *lease, done <-chan struct{}, end f
 					end()
 					return
 				}
+				expires = s.Expires(owner.key)
+			}
+			// A key that expires is refused from then on with no change
+			// to the tenants: its tunnel ends with it.
+			if !expires.IsZero() && !now.Before(expires) {
+				end()
+				return
 			}
 			if every > 0 && !now.Before(renewAt) {
 				g.limiter.Renew(l.req, &l.v)
