@@ -31,6 +31,8 @@ type table struct {
 	// that resolved its tenant under the old config still finds its pool
 	// by name until the next reload.
 	retired map[string]*Pool
+	// gen counts the tables before this one: Generation.
+	gen uint64
 }
 
 // New builds the pools and routes. It does no I/O; call Run for health
@@ -85,6 +87,7 @@ func newTable(specs map[string]Spec, routes []RouteSpec, prev *table, log *slog.
 		return len(a.prefix) > len(b.prefix)
 	})
 	if prev != nil {
+		t.gen = prev.gen + 1
 		for name, old := range prev.pools {
 			if t.pools[name] != old {
 				if t.retired == nil {
@@ -196,6 +199,10 @@ func (p *Proxy) Pool(name string) (*Pool, bool) {
 	pool, ok := t.retired[name]
 	return pool, ok
 }
+
+// Generation changes with every reload that took: whoever acts on
+// what Match and Pool said (an open tunnel) looks again when it does.
+func (p *Proxy) Generation() uint64 { return p.cur.Load().gen }
 
 // Run runs the pools' health checks until ctx ends, those of pools a
 // reload adds too.

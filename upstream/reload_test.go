@@ -39,6 +39,7 @@ func TestReload(t *testing.T) {
 	testkit.Eventually(t, 5*time.Second, checkedOnce("a", &checksA))
 	oldA, _ := p.Pool("a")
 	keep, _ := p.Pool("keep")
+	gen := p.Generation()
 
 	// Invalid: nothing changes.
 	if err := p.Reload(map[string]upstream.Spec{"a": spec("ftp://x")}, nil); err == nil {
@@ -46,6 +47,9 @@ func TestReload(t *testing.T) {
 	}
 	if got := p.Route([]byte("x"), []byte("/")); got != oldA {
 		t.Fatalf("after a refused reload, / routes to %v; want the old pool a", got)
+	}
+	if p.Generation() != gen {
+		t.Errorf("a refused reload changed the generation")
 	}
 
 	// a is dropped, b is new, keep is unchanged.
@@ -56,6 +60,9 @@ func TestReload(t *testing.T) {
 	}
 	if got := p.Route([]byte("x"), []byte("/")); got == nil || got.Name != "b" {
 		t.Errorf("after the reload, / routes to %v; want b", got)
+	}
+	if p.Generation() == gen {
+		t.Errorf("a reload that took left the generation as it was")
 	}
 	if got, _ := p.Pool("keep"); got != keep {
 		t.Errorf("the unchanged pool keep was rebuilt; want it kept (its connections, health and ejections)")

@@ -78,8 +78,15 @@ func (f reloadFile) write(t testing.TB) {
 func startReloadable(t *testing.T, f reloadFile) (*running, *App) {
 	t.Helper()
 	f.write(t)
-	in := config.Input{File: f.path}
-	loaded, err := HashFile(f.path)
+	return startReloading(t, f.path)
+}
+
+// startReloading starts a gateway on the config file at path, which it
+// re-reads.
+func startReloading(t *testing.T, path string) (*running, *App) {
+	t.Helper()
+	in := config.Input{File: path}
+	loaded, err := HashFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +97,7 @@ func startReloadable(t *testing.T, f reloadFile) (*running, *App) {
 	var app *App
 	r := startAppWith(t, cfg, quiet, func(a *App) {
 		app = a
-		a.Reloads(func() (*config.Config, error) { return config.Load(in) }, f.path, loaded)
+		a.Reloads(func() (*config.Config, error) { return config.Load(in) }, path, loaded)
 	})
 	return r, app
 }

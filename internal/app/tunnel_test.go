@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -618,4 +619,117 @@ func TestATunnelEndsWhenItsKeyExpires(t *testing.T) {
 	if _, err := io.ReadFull(other.br, got); err != nil || string(got) != "ping" {
 		t.Fatalf("another tenant's tunnel: %q, %v; want its echo", got, err)
 	}
+}
+
+// tunnelRoutesConfig is a config file for TestATunnelEndsWithItsUpstream:
+// upstream main at MAIN for every path, and SIDE (upstreams and routes
+// entries, one a line) before it; tenant pinned has PINNED for its
+// upstream.
+const tunnelRoutesConfig = `
+server:
+  listen: "127.0.0.1:0"
+  admin_listen: "127.0.0.1:0"
+  admin_token: tok
+  shutdown_grace: 5s
+  config_reload_interval: 0s
+plans:
+  huge:
+    limits:
+      - {name: per_second, limit: 1000000000, window: 1s}
+tenant_list:
+  - {id: bulk, plan: huge, keys: [bulk-key]}
+  - {id: pinned, plan: huge, keys: [pinned-key], upstream: "PINNED"}
+upstreams:
+  main: {targets: ["MAIN"], timeout: 20s, health: {path: ""}}
+SIDE_UPSTREAM
+routes:
+SIDE_ROUTE
+  - {path_prefix: /, upstream: main}
+`
+
+// openTunnelAt opens a tunnel through addr to path under key, and fails
+// on any answer but 101.
+func openTunnelAt(t *testing.T, addr, key, path string) *conn {
+	t.Helper()
+	c := dial(t, addr)
+	c.c.SetDeadline(time.Now().Add(30 * time.Second))
+	c.send(strings.Replace(upgradeHead, "/ws", path, 1) + "X-API-Key: " + key + "\r\n\r\n")
+	if status, _ := readHead(t, c); status != "HTTP/1.1 101 Switching Protocols" {
+		t.Fatalf("%s as %s: got %q; want 101", path, key, status)
+	}
+	return c
+}
+
+// TestATunnelEndsWithItsUpstream: a reload after which a tunnel's
+// request would no longer go to the upstream it went to ends the
+// tunnel: its upstream removed, with the route that sent it there, or
+// with its tenant's upstream. A tunnel still sent where it went goes on,
+// and so do all of them over a reload that changes the upstream's
+// settings alone. Tunnels outlived their upstream's removal for up to
+// tunnel_max_duration.
+func TestATunnelEndsWithItsUpstream(t *testing.T) {
+	mainUp, sideUp := startEchoUpgrade(t), startEchoUpgrade(t)
+	path := filepath.Join(t.TempDir(), "l1gw.yaml")
+	write := func(side, pinned string) {
+		t.Helper()
+		sideUpstream, sideRoute := "", ""
+		if side != "" {
+			sideUpstream = `  side: {targets: ["http://` + sideUp.addr + `"], timeout: ` + side + `, health: {path: ""}}`
+			sideRoute = "  - {path_prefix: /side, upstream: side}"
+		}
+		body := strings.NewReplacer("MAIN", "http://"+mainUp.addr, "PINNED", pinned,
+			"SIDE_UPSTREAM", sideUpstream, "SIDE_ROUTE", sideRoute).Replace(tunnelRoutesConfig)
+		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("20s", "side")
+	gw, _ := startReloading(t, path)
+	routed := openTunnelAt(t, gw.proxy, "bulk-key", "/side/ws") // by its route to side
+	pinned := openTunnelAt(t, gw.proxy, "pinned-key", "/ws")    // by its tenant's upstream, side
+	other := openTunnelAt(t, gw.proxy, "bulk-key", "/ws")       // main
+	for name, want := range map[string]string{"routed": "/side/ws", "pinned": "/ws", "other": "/ws"} {
+		up := sideUp
+		if name == "other" {
+			up = mainUp
+		}
+		if line, _, _ := strings.Cut(<-up.heads, "\r\n"); !strings.HasPrefix(line, "GET "+want+" ") {
+			t.Fatalf("%s: the upstream got %q; want GET %s", name, line, want)
+		}
+	}
+	echoes := func(step string, tunnels map[string]*conn) {
+		t.Helper()
+		for name, c := range tunnels {
+			c.send("ping")
+			got := make([]byte, 4)
+			if _, err := io.ReadFull(c.br, got); err != nil || string(got) != "ping" {
+				t.Fatalf("%s: tunnel %s: %q, %v; want its echo", step, name, got, err)
+			}
+		}
+	}
+	reload := func(step string) {
+		t.Helper()
+		if resp := adminReload(t, gw); resp.StatusCode() != 200 {
+			t.Fatalf("%s: reload: %d %s", step, resp.StatusCode(), resp.Body())
+		}
+	}
+	all := map[string]*conn{"routed": routed, "pinned": pinned, "other": other}
+
+	write("30s", "side") // side's settings alone change: a new pool, the same upstream
+	reload("side's timeout changed")
+	time.Sleep(2 * time.Second) // two of the watchers' ticks
+	echoes("after side's timeout changed", all)
+
+	write("", "") // side removed: its route, and pinned's upstream
+	reload("side removed")
+	if code := call(t, gw.proxy, "GET", "/side/x", "X-API-Key", "bulk-key").StatusCode(); code != 426 {
+		t.Fatalf("/side after side's removal: %d; want main's 426", code)
+	}
+	for name, c := range map[string]*conn{"routed": routed, "pinned": pinned} {
+		c.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.ReadAll(c.br); err != nil {
+			t.Fatalf("tunnel %s, its upstream removed: %v; want it ended (EOF) within 5 s", name, err)
+		}
+	}
+	echoes("after side's removal", map[string]*conn{"other": other})
 }

@@ -57,15 +57,19 @@ func (l *lease) renewEvery() time.Duration {
 }
 
 // tunnelOwner is who a tunnel was admitted as: its tenant, and the key
-// it came with (nil for an anonymous caller).
+// it came with (nil for an anonymous caller); and where it was sent: the
+// host and path its request was routed by, and the upstream it went to.
 type tunnelOwner struct {
-	tenant string
-	key    []byte
+	tenant     string
+	key        []byte
+	host, path []byte
+	upstream   string
 }
 
 // ownerOf is the owner of a's request, an upgrade about to be tunnelled.
 func (g *Gateway) ownerOf(ctx *fasthttp.RequestCtx, a *admission) tunnelOwner {
-	o := tunnelOwner{tenant: a.tenant.ID}
+	o := tunnelOwner{tenant: a.tenant.ID, upstream: a.pool.Name,
+		host: bytes.Clone(ctx.URI().Host()), path: bytes.Clone(ctx.Path())}
 	if !a.tenant.Anonymous() {
 		if id, _, ok := g.identify(ctx, g.tenants.Load(), &a.keyBuf); ok {
 			o.key = bytes.Clone(id.key)
@@ -74,23 +78,45 @@ func (g *Gateway) ownerOf(ctx *fasthttp.RequestCtx, a *admission) tunnelOwner {
 	return o
 }
 
-// admitted reports whether snap still admits o: its key resolves to its
-// tenant (an anonymous caller's, that callers are still let in).
-func (o tunnelOwner) admitted(snap *tenants.Snapshot) bool {
+// inForce reports whether snap and the routes in force still admit o
+// and send it where it went: its key resolves to its tenant (an
+// anonymous caller's, that callers are still let in), and its request
+// is routed to its upstream, as admit routes one: by its route, or by
+// its tenant's upstream.
+func (g *Gateway) inForce(o tunnelOwner, snap *tenants.Snapshot) bool {
 	t, _ := snap.Peek(o.key)
-	return t != nil && t.ID == o.tenant
+	if t == nil || t.ID != o.tenant {
+		return false
+	}
+	rt := g.proxy.Match(o.host, o.path)
+	if rt == nil {
+		return false
+	}
+	upstream := rt.Pool.Name
+	if t.Upstream != "" {
+		// Found among the pools the last reload dropped too, as admit
+		// finds it: the tenants change after the routes, and until they
+		// do their upstreams are those of the config before.
+		if pool, ok := g.proxy.Pool(t.Upstream); ok {
+			upstream = pool.Name
+		}
+	}
+	return upstream == o.upstream
 }
 
 // tunnelCheck is how often an open tunnel looks whether a config or
-// registry change took away its tenant or its key, or its key expired.
+// registry change took away its tenant, its key or its upstream, or its
+// key expired.
 const tunnelCheck = time.Second
 
 // watch runs beside an open tunnel until done closes: it ends the tunnel
-// once the tenants in force no longer admit its owner (the tenant
-// removed, its key revoked: looked at on its first tick, and whenever
-// the tenants change; its key expired: looked at on every tick), and
-// renews l's leases, if l is not nil, every renewEvery, so that the
-// tunnel holds them while it is open, however long past their window.
+// once the tenants and routes in force no longer admit its owner or no
+// longer send it to its upstream (the tenant removed, its key revoked,
+// its upstream removed or its request routed elsewhere: looked at on its
+// first tick, and whenever the tenants or the routes change; its key
+// expired: looked at on every tick), and renews l's leases, if l is not
+// nil, every renewEvery, so that the tunnel holds them while it is open,
+// however long past their window.
 func (g *Gateway) watch(owner tunnelOwner, l *lease, done <-chan struct{}, end func()) {
 	every := time.Duration(0)
 	if l != nil {
@@ -107,15 +133,16 @@ func (g *Gateway) watch(owner tunnelOwner, l *lease, done <-chan struct{}, end f
 	// was admitted (during its decision, or the upgrade's handshake) is
 	// seen.
 	var snap *tenants.Snapshot
+	var routes uint64     // the proxy's Generation looked at with snap
 	var expires time.Time // when the owner's key expires under snap; zero: never
 	for {
 		select {
 		case <-done:
 			return
 		case now := <-check.C:
-			if s := g.tenants.Load(); s != snap {
-				snap = s
-				if !owner.admitted(s) {
+			if s, gen := g.tenants.Load(), g.proxy.Generation(); s != snap || gen != routes {
+				snap, routes = s, gen
+				if !g.inForce(owner, s) {
 					end()
 					return
 				}
