@@ -40,7 +40,9 @@ type Store interface {
 	// Lease rule r, without waiting.
 	Release(tenant string, r limiter.Rule, seq uint64)
 	// Renew keeps that lease in r's window, dated from now, for a request
-	// that lasts longer (a tunnel).
+	// that lasts longer (a tunnel), until it is given back: a lease the
+	// store no longer holds (lost, or out of its window) is taken again
+	// if r has room.
 	Renew(tenant string, r limiter.Rule, seq uint64)
 }
 

@@ -298,19 +298,40 @@ func (s *MemoryStore) Release(tenant string, r Rule, seq uint64) {
 }
 
 // Renew keeps the lease of decision seq in tenant's Lease rule r in its
-// window, dated from now, if it is still held: it goes to the log's end,
-// which stays in the order of time.
+// window, dated from now: it goes to the log's end, which stays in the
+// order of time. A lease no longer held (out of its window, its tenant
+// forgotten) is taken again if r has room, as the Redis store does; the
+// caller renews a lease only until it gives it back.
 func (s *MemoryStore) Renew(tenant string, r Rule, seq uint64) {
 	now := s.now().UnixNano()
-	s.withLeases(tenant, r, func(lg *slidingLog) {
-		for _, e := range lg.live() {
-			if e.seq == seq && e.at > now-int64(r.Window) {
-				lg.drop(seq)
-				lg.push(now, e.cost, seq)
-				return
-			}
+	var t *memTenant
+	if r.Scope != "" {
+		s.sharedMu.Lock()
+		defer s.sharedMu.Unlock()
+		t = s.tenantOf(nil, r)
+	} else {
+		sh := &s.shards[tenantHash(tenant)%memoryShards]
+		sh.mu.Lock()
+		defer sh.mu.Unlock()
+		if t = sh.tenants[tenant]; t == nil {
+			t = &memTenant{rules: make(map[memKey]*slidingLog, 1)}
+			sh.tenants[tenant] = t
 		}
-	})
+	}
+	lg := t.log(r, now)
+	lg.window = int64(r.Window) // a log made here is not swept at once
+	cost := r.CostOrOne()
+	for _, e := range lg.live() {
+		if e.seq == seq {
+			cost = e.cost
+			lg.drop(seq)
+			lg.push(now, cost, seq)
+			return
+		}
+	}
+	if cost <= r.Limit-lg.used {
+		lg.push(now, cost, seq)
+	}
 }
 
 // withLeases runs f on the log of tenant's Lease rule r, if it has one,

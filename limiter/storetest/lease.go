@@ -90,8 +90,9 @@ func leaseExpires(t *testing.T, e Env, tenant string) {
 }
 
 // leaseRenewedOutlivesItsWindow: a lease renewed within its window holds
-// its slot past the window it was taken in, and a renewal of a lease
-// given back brings nothing back.
+// its slot past the window it was taken in, and gives it back when
+// released. (A lease is renewed only until it is given back: a renewal
+// cannot tell a lease given back from one lost.)
 func leaseRenewedOutlivesItsWindow(t *testing.T, e Env, tenant string) {
 	lease := limiter.Rule{Name: "concurrency", Limit: 1, Window: e.Window, Lease: true}
 	rel := releaser(t, e)
@@ -106,10 +107,54 @@ func leaseRenewedOutlivesItsWindow(t *testing.T, e Env, tenant string) {
 		t.Fatal("a second lease while the renewed first is held: admitted; want denied")
 	}
 	rel.Release(tenant, lease, first.Seq)
-	second := admitWhenFree(t, e, tenant, lease)
-	rel.Release(tenant, lease, second.Seq)
-	rel.Renew(tenant, lease, second.Seq)
 	admitWhenFree(t, e, tenant, lease)
+}
+
+// leaseRenewalTakesBackALostLease: a renewal of a lease the store no
+// longer holds (it left its window unrenewed, as one Redis lost in a
+// restart or an eviction) takes it again when the limit has room, so that
+// its request counts again; when the limit is full it takes nothing, and
+// a later renewal with room does.
+func leaseRenewalTakesBackALostLease(t *testing.T, e Env, tenant string) {
+	lease := limiter.Rule{Name: "concurrency", Limit: 2, Window: e.Window, Lease: true}
+	rel := releaser(t, e)
+	first := decide(t, e.Store, tenant, lease)
+	if !first.Allowed {
+		t.Fatal("first lease: denied")
+	}
+	e.Wait(e.Window + e.Window/4) // lost
+	rel.Renew(tenant, lease, first.Seq)
+	if d := decide(t, e.Store, tenant, lease); !d.Allowed || d.Rules[0].Remaining != 0 {
+		t.Fatalf("a second lease beside the first taken back: %+v; want admitted, 0 left", d.States())
+	}
+	if d := decide(t, e.Store, tenant, lease); d.Allowed {
+		t.Fatal("a third lease beside the first taken back and the second: admitted; want denied (limit 2)")
+	}
+
+	// The limit full when the lost lease is renewed: nothing is taken.
+	other := tenant + "-full"
+	lost := decide(t, e.Store, other, lease)
+	if !lost.Allowed {
+		t.Fatal("a lease of the other tenant: denied")
+	}
+	e.Wait(e.Window + e.Window/4) // lost
+	var held []uint64
+	for i := range 2 {
+		d := decide(t, e.Store, other, lease)
+		if !d.Allowed {
+			t.Fatalf("lease %d after the first was lost: denied; want admitted", i+1)
+		}
+		held = append(held, d.Seq)
+	}
+	rel.Renew(other, lease, lost.Seq)
+	recorded(t, e.Store, other, []limiter.Rule{lease}, 2)
+	// Room again: the next renewal takes it.
+	rel.Release(other, lease, held[0])
+	recorded(t, e.Store, other, []limiter.Rule{lease}, 1)
+	rel.Renew(other, lease, lost.Seq)
+	if d := decide(t, e.Store, other, lease); d.Allowed {
+		t.Fatal("a lease beside the one held and the lost one taken back: admitted; want denied (limit 2)")
+	}
 }
 
 // leaseAllOrNothing: a request the concurrency limit refuses is not

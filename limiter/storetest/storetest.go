@@ -62,6 +62,7 @@ func Run(t *testing.T, newEnv func(t *testing.T) Env) {
 		{"LeaseCapsInFlight", leaseCapsInFlight},
 		{"LeaseExpires", leaseExpires},
 		{"LeaseRenewedOutlivesItsWindow", leaseRenewedOutlivesItsWindow},
+		{"LeaseRenewalTakesBackALostLease", leaseRenewalTakesBackALostLease},
 		{"LeaseAllOrNothing", leaseAllOrNothing},
 		{"SharedCountsAcrossTenants", sharedCountsAcrossTenants},
 		{"SharedLeaseCapsEveryTenant", sharedLeaseCapsEveryTenant},
