@@ -96,42 +96,69 @@ func (s *RedisStore) releaseLate(o *op) {
 // until ctx ends; then it writes what is queued, once, and gives up the
 // rest.
 func (s *RedisStore) runReleases(ctx context.Context) {
+	releaseLoop(ctx, s.releases, s.writeReleases)
+}
+
+// releaseLoop is runReleases over queue and write, which sends a batch
+// and returns the releases that failed. A round of retries goes one batch
+// at a time, and after each a batch of what was queued meanwhile goes
+// out: a release waits for a batch of retries, not for the whole round
+// (up to releaseQueue / releaseBatch batches of releaseTimeout each while
+// Redis does not answer for some of them), and retries still go out
+// under a steady stream of releases.
+func releaseLoop(ctx context.Context, queue <-chan release, write func(context.Context, []release) []release) {
 	batch := make([]release, 0, releaseBatch)
 	var r retries
+	send := func(v release) {
+		b := fillBatch(queue, append(batch[:0], v), releaseBatch)
+		r.add(write(context.Background(), b), time.Now())
+	}
 	for {
 		select {
-		case v := <-s.releases:
-			b := fillBatch(s.releases, append(batch[:0], v), releaseBatch)
-			r.add(s.writeReleases(context.Background(), b), time.Now())
+		case v := <-queue:
+			send(v)
 		case <-r.due:
-			r.round(ctx, s.writeReleases)
+			r.start()
+		case <-r.next():
+			r.step(ctx, write)
+			select {
+			case v := <-queue:
+				send(v)
+			default:
+			}
 		case <-ctx.Done():
 			r.giveUp()
 			for {
-				b := fillBatch(s.releases, batch[:0], releaseBatch)
+				b := fillBatch(queue, batch[:0], releaseBatch)
 				if len(b) == 0 {
 					return
 				}
-				leasesFailed.Add(len(s.writeReleases(context.Background(), b)))
+				leasesFailed.Add(len(write(context.Background(), b)))
 			}
 		}
 		r.arm()
 	}
 }
 
-// retries are the releases waiting to be sent again. Only runReleases
+// retries are the releases waiting to be sent again. Only releaseLoop
 // uses them.
 type retries struct {
 	held []release
-	wait time.Duration    // before the next round; 0: releaseRetry
-	due  <-chan time.Time // nil when no round is set
+	// todo is the round under way: the releases it has yet to send; a
+	// round is under way while it holds any. failed: one of its batches
+	// failed.
+	todo   []release
+	failed bool
+	wait   time.Duration    // before the next round; 0: releaseRetry
+	due    <-chan time.Time // nil when no round is set
 }
 
 // add keeps failed for another round, but gives up, counted failed, a
-// release past its until or one finding releaseQueue held already.
+// release past its until or one finding releaseQueue held already (in
+// the round under way too).
 func (r *retries) add(failed []release, now time.Time) {
 	for _, rel := range failed {
-		if !now.Before(rel.until) || len(r.held) >= releaseQueue {
+		if !now.Before(rel.until) || len(r.held)+len(r.todo) >= releaseQueue {
 			leasesFailed.Inc()
 			continue
 		}
@@ -139,30 +166,59 @@ func (r *retries) add(failed []release, now time.Time) {
 	}
 }
 
-// round sends every held release again, in batches, until ctx ends. While
-// some still fail, the next round waits twice as long, up to
-// releaseRetryMax.
-func (r *retries) round(ctx context.Context, write func(context.Context, []release) []release) {
+// start begins a round: every held release is to be sent again, a
+// batch at each step.
+func (r *retries) start() {
 	r.due = nil
-	todo := r.held
-	r.held = nil
-	var failed []release
-	for len(todo) > 0 && ctx.Err() == nil {
-		n := min(len(todo), releaseBatch)
-		failed = append(failed, write(ctx, todo[:n])...)
-		todo = todo[n:]
+	r.todo, r.held, r.failed = r.held, nil, false
+}
+
+// alwaysReady is a channel always ready: next's while a round is under way.
+var alwaysReady = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
+
+// next is ready while a round is under way, for its next step; nil (never
+// ready) otherwise.
+func (r *retries) next() <-chan struct{} {
+	if len(r.todo) == 0 {
+		return nil
 	}
-	failed = append(failed, todo...) // not sent: the gateway stops
+	return alwaysReady
+}
+
+// step sends the round's next batch again; those that fail are held for
+// the next round. Once ctx has ended it sends nothing: the rest is held,
+// to be given up. When the round is over and some of it still failed, the
+// next round waits twice as long, up to releaseRetryMax.
+func (r *retries) step(ctx context.Context, write func(context.Context, []release) []release) {
+	if ctx.Err() != nil {
+		todo := r.todo
+		r.todo = nil
+		r.add(todo, time.Now()) // not sent: the gateway stops
+		return
+	}
+	n := min(len(r.todo), releaseBatch)
+	b := r.todo[:n]
+	r.todo = r.todo[n:]
+	failed := write(ctx, b)
+	r.failed = r.failed || len(failed) > 0
 	r.add(failed, time.Now())
-	if len(failed) > 0 {
-		r.wait = min(2*max(r.wait, releaseRetry), releaseRetryMax)
+	if len(r.todo) == 0 {
+		r.todo = nil
+		if r.failed {
+			r.wait = min(2*max(r.wait, releaseRetry), releaseRetryMax)
+		}
 	}
 }
 
-// arm sets the next round if releases are held, and forgets the backoff
-// once none is.
+// arm sets the next round if releases are held and none is under way,
+// and forgets the backoff once none is held.
 func (r *retries) arm() {
 	switch {
+	case len(r.todo) > 0:
 	case len(r.held) == 0:
 		r.due, r.wait = nil, 0
 	case r.due == nil:
@@ -170,10 +226,11 @@ func (r *retries) arm() {
 	}
 }
 
-// giveUp counts every held release failed: the gateway stops.
+// giveUp counts every held release failed, and the round's unsent: the
+// gateway stops.
 func (r *retries) giveUp() {
-	leasesFailed.Add(len(r.held))
-	r.held = nil
+	leasesFailed.Add(len(r.held) + len(r.todo))
+	r.held, r.todo = nil, nil
 }
 
 // writeReleases sends a batch as one pipeline of ZREM on the primary (in
