@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -26,7 +25,7 @@ type conn struct {
 	writes  atomic.Uint64 // writes that completed
 	inWrite atomic.Bool   // the lane is inside Write
 	closed  atomic.Bool   // fd may be another socket's now: no evidence from it
-	runID   string        // the node's run_id, when identify asked; "" if unknown
+	seen    nodeID        // what identify's INFO said of the node; its runID "" if unknown
 }
 
 // rawConn is the TCP connection under any TLS, counting the bytes read
@@ -63,9 +62,10 @@ type connOptions struct {
 	primary bool
 	// readOnly sends READONLY: a Cluster replica serves reads only then.
 	readOnly bool
-	// identify asks INFO server for the node's run_id (primaries): a new
-	// one at the same address is a restart. An ACL that refuses INFO
-	// leaves it unknown.
+	// identify asks INFO server and replication for the node's run_id and
+	// its place in replication (primaries): a new run_id at the same
+	// address is a restart, a replica since promoted a failback (see
+	// pipe.identified). An ACL that refuses INFO leaves them unknown.
 	identify bool
 }
 
@@ -131,9 +131,9 @@ type dialWatch interface {
 }
 
 // dialConn connects to addr and runs the handshake (AUTH, SELECT,
-// READONLY, ROLE, INFO server) in one round trip, all within the dial
-// timeout. w, if not nil, is told of the socket and the connection as
-// they come.
+// READONLY, ROLE, INFO server replication) in one round trip, all within
+// the dial timeout. w, if not nil, is told of the socket and the
+// connection as they come.
 func dialConn(addr string, o *connOptions, w dialWatch) (*conn, error) {
 	d := net.Dialer{Timeout: o.dialTimeout, KeepAlive: 30 * time.Second}
 	if w != nil {
@@ -197,7 +197,7 @@ func (c *conn) handshake(o *connOptions) error {
 		b = appendBulk(appendArray(b, 1), "ROLE")
 	}
 	if o.identify {
-		b = appendBulk(appendBulk(appendArray(b, 2), "INFO"), "server")
+		b = appendBulk(appendBulk(appendBulk(appendArray(b, 3), "INFO"), "server"), "replication")
 	}
 	if len(b) == 0 {
 		return nil
@@ -224,19 +224,10 @@ func (c *conn) handshake(o *connOptions) error {
 		info, err := readStatus(c.r)
 		var re replyError
 		if err != nil && !errors.As(err, &re) {
-			return fmt.Errorf("INFO server: %w", err)
+			return fmt.Errorf("INFO server replication: %w", err)
 		}
-		c.runID = infoField(info, "run_id")
+		c.seen = parseMemoryState(info).node
+		c.seen.addr = c.addr
 	}
 	return roleErr
-}
-
-// infoField is the value of key in an INFO reply; "" if absent.
-func infoField(info, key string) string {
-	for _, line := range strings.Split(info, "\n") {
-		if v, ok := strings.CutPrefix(line, key+":"); ok {
-			return strings.TrimSpace(v)
-		}
-	}
-	return ""
 }

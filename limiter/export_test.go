@@ -21,3 +21,12 @@ var CommandStats = commandStats
 
 // SentinelsReachableOf is s's Clients' SentinelsReachable.
 func SentinelsReachableOf(s *RedisStore) int { return s.clients.SentinelsReachable() }
+
+// StopClusterSweeps keeps s's Cluster route of primaries from sweeping its
+// slot map, as if every change a test makes came between two sweeps. Call
+// it before Connect, which starts the sweeps.
+func StopClusterSweeps(s *RedisStore) {
+	if r, ok := s.primary.(*clusterRoute); ok {
+		r.sweeping.Do(func() {})
+	}
+}

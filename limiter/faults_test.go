@@ -370,6 +370,73 @@ func TestClusterFailoverIsFollowedPerShard(t *testing.T) {
 	}
 }
 
+// TestClusterFailbackWithoutTheReplicasRecordsIsMarked: a master of the
+// route's first slot map, a, fails over to its replica b; cut off from b
+// (stalled, its replication link killed), a never gets what b admits up to
+// the limit. b down, a, b's replica again, takes its slots back (CLUSTER
+// FAILOVER TAKEOVER) before any sweep saw it gone: the route meets no new
+// master, and a's run_id is the same. The 4th admission of a limit of 3
+// must not be answered ok: a was a replica, and was promoted since, so it
+// may lack records (restarted). Found in review: it was answered ok.
+func TestClusterFailbackWithoutTheReplicasRecordsIsMarked(t *testing.T) {
+	t.Parallel()
+	cl := redistest.Cluster(t, redistest.ClusterOptions{Primaries: 1})
+	s, _ := newRedisStore(t, redisOptions(limiter.ModeCluster, cl.Addrs()...), false)
+	limiter.StopClusterSweeps(s) // every change below comes between two sweeps
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s.Connect(ctx)
+	a := cl.Primaries()[0]
+	b := replicaOfNode(t, cl, a)
+	three := limiter.Rule{Name: "three", Limit: 3, Window: time.Minute}
+	decided := func(tenant string) (limiter.Decision, bool) {
+		d, err := s.Decide(context.Background(), limiter.Request{Tenant: tenant, Rules: []limiter.Rule{three}})
+		return d, err == nil
+	}
+
+	cl.Failover(t, b) // in agreement with a: nothing lost yet, a replicates b
+	testkit.Until(t, 20*time.Second, "a decision on b, and the slot map naming b", func() bool {
+		_, ok := decided("probe") // a MOVED from a, followed to b; the map reloads
+		return ok && s.Shard("acme") == b.Addr()
+	})
+	a.Stall()
+	if err := b.Client(t).Do(context.Background(), "CLIENT", "KILL", "TYPE", "replica").Err(); err != nil {
+		t.Fatalf("CLIENT KILL TYPE replica on b: %v", err)
+	}
+	for i := range 3 {
+		if d := decideOK(t, s, "acme", three); !d.Allowed {
+			t.Fatalf("admission %d of 3 on b: denied", i+1)
+		}
+	}
+	if d := decideOK(t, s, "acme", three); d.Allowed {
+		t.Fatal("b admitted a 4th of a limit of 3")
+	}
+
+	// b down; a, back, is b's replica without b's records (its link to
+	// b never comes up) for a couple of seconds, as an operator would
+	// find it, then takes over.
+	b.Kill()
+	a.Resume()
+	time.Sleep(2 * time.Second)
+	c := a.Client(t)
+	testkit.Eventually(t, 20*time.Second, func() error {
+		if role, err := c.Do(context.Background(), "ROLE").Slice(); err == nil && role[0] == "master" {
+			return nil
+		}
+		return c.Do(context.Background(), "CLUSTER", "FAILOVER", "TAKEOVER").Err()
+	})
+	var d limiter.Decision
+	testkit.Until(t, 20*time.Second, "a decision on a", func() bool {
+		var ok bool
+		d, ok = decided("acme") // those sent to b fail
+		return ok
+	})
+	if d.Allowed && (!d.Degraded || d.Why != limiter.WhyRestarted) {
+		t.Fatalf("the 4th admission of a limit of 3, on a master that took its slots back without its replica's 3: "+
+			"allowed, degraded=%v why=%q; want denied, or degraded restarted", d.Degraded, d.Why)
+	}
+}
+
 // replicaOfNode is the node replicating p, by ROLE.
 func replicaOfNode(t *testing.T, cl *redistest.ClusterTopo, p *redistest.Node) *redistest.Node {
 	t.Helper()

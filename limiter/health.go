@@ -24,13 +24,16 @@ type nodeHealth struct {
 	// records than were admitted.
 	evictTo atomic.Int64
 	// lostAt (unix ns): when the node was seen to have restarted (a new
-	// run_id at the same address, at a dial or a watcher's read), or when
+	// run_id at the same address, at a dial or a watcher's read), or to
+	// have been promoted since it was last seen (it was a replica, or took
+	// a new replication ID at a promotion: see pipe.identified), or when
 	// Sentinel named another primary (a failover: replication is
 	// asynchronous); a window reaching back before it may miss records
 	// that were lost.
 	// A restarted node drops every connection, so the first admission it
-	// answers after a restart is on a connection whose dial saw it. 0 if
-	// never.
+	// answers after a restart is on a connection whose dial saw it. A
+	// promoted one keeps them: the first admissions after a promotion may
+	// be answered before a read sees it. 0 if never.
 	lostAt atomic.Int64
 	// doubt: Sentinel reports it down or failing over: its writes may be
 	// discarded by the failover.
@@ -67,10 +70,10 @@ func reachesBack(rules []Rule, now, t int64) bool {
 	return false
 }
 
-// memoryState is what INFO server, memory and stats say about eviction
-// and restarts.
+// memoryState is what INFO server, replication, memory and stats say
+// about eviction, restarts and promotions.
 type memoryState struct {
-	runID      string // run_id: a new one at the same address is a restart
+	node       nodeID // run_id, role and replication IDs; its addr unset
 	evicted    int64  // evicted_keys
 	used       int64  // used_memory minus what eviction does not count
 	maxmemory  int64  // 0: no limit
@@ -101,7 +104,13 @@ func parseMemoryState(info string) memoryState {
 		}
 		switch k {
 		case "run_id":
-			m.runID = v
+			m.node.runID = v
+		case "role":
+			m.node.replica = v == "slave"
+		case "master_replid":
+			m.node.replID = v
+		case "master_replid2":
+			m.node.shifted = strings.Trim(v, "0") != "" // all zeros: none
 		case "evicted_keys":
 			m.evicted = n
 		case "used_memory":
@@ -145,8 +154,9 @@ var evicting atomic.Int64
 // p.health. A node starts "evicting" when its evicted_keys grows, or
 // when it is at maxmemory under a policy that evicts; it stops
 // evictionHold after the last read that showed either. A new run_id at
-// the same address is a restart (see pipe.identified). The first read
-// happens before Connect returns.
+// the same address is a restart, and a replica since promoted there a
+// failback (see pipe.identified). The first read happens before Connect
+// returns.
 func (p *pipe) watchMemory(quit <-chan struct{}, first chan<- struct{}) {
 	var client *redis.Client
 	var addr string
@@ -176,7 +186,8 @@ func (p *pipe) watchMemory(quit <-chan struct{}, first chan<- struct{}) {
 			lastRead = time.Now()
 			m := readMemory(client, p.cfg.conn.dialTimeout)
 			if !m.infoFailed {
-				p.identified(addr, m.runID)
+				m.node.addr = addr
+				p.identified(m.node)
 				now := time.Now()
 				risk := m.evictsNow() || (last >= 0 && m.evicted > last)
 				last = m.evicted
@@ -222,7 +233,7 @@ func (p *pipe) watchMemory(quit <-chan struct{}, first chan<- struct{}) {
 func readMemory(c *redis.Client, timeout time.Duration) memoryState {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	info, err := c.Info(ctx, "server", "memory", "stats").Result()
+	info, err := c.Info(ctx, "server", "replication", "memory", "stats").Result()
 	if err != nil {
 		return memoryState{infoFailed: true}
 	}

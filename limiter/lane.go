@@ -367,7 +367,7 @@ func (l *lane) dial(batch []*op) error {
 	if err != nil {
 		return err
 	}
-	l.p.identified(addr, c.runID)
+	l.p.identified(c.seen)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	// close sets shut, then closes each lane's connection under its mu:

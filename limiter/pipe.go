@@ -258,23 +258,48 @@ func (p *pipe) idle() bool {
 	return true
 }
 
-// nodeID is a node as last seen: its address and its run_id.
-type nodeID struct{ addr, runID string }
+// nodeID is a node as last seen by a dial's handshake or the memory
+// watcher (INFO server and replication): its address, its run_id and its
+// place in replication.
+type nodeID struct {
+	addr, runID string
+	replica     bool   // role:slave
+	replID      string // master_replid
+	// shifted: master_replid2 is set. A promotion takes a new replication
+	// ID and keeps the old one there; a master that frees its backlog
+	// (repl-backlog-ttl without replicas) takes a new one and clears it.
+	shifted bool
+}
 
-// identified notes the run_id a dial or the watcher saw at addr: a new
-// one at the same address is a restart (see nodeHealth.lostAt).
-func (p *pipe) identified(addr, runID string) {
-	if runID == "" {
+// promotedSince reports whether the node, seen as n after old at the same
+// address with the same run_id, was promoted in between: it was a replica
+// then and is a master now, or it has taken a new replication ID at a
+// promotion since (a replica phase no read saw).
+func (n *nodeID) promotedSince(old *nodeID) bool {
+	if n.replica {
+		return false
+	}
+	return old.replica || n.shifted && n.replID != "" && old.replID != "" && n.replID != old.replID
+}
+
+// identified notes what a dial or the watcher saw of the node at
+// seen.addr. At the same address, a new run_id is a restart, and a master
+// that was a replica since it was last seen was promoted: a failback to a
+// primary the pipe knew, after its replica took records that it never got.
+// Either may lack records (see nodeHealth.lostAt).
+func (p *pipe) identified(seen nodeID) {
+	if seen.runID == "" {
 		return
 	}
 	old := p.node.Load()
-	if old != nil && old.addr == addr && old.runID == runID {
+	if old != nil && *old == seen {
 		return
 	}
-	if old != nil && old.addr == addr {
+	if old != nil && old.addr == seen.addr && (old.runID != seen.runID || seen.promotedSince(old)) {
 		p.health.lost()
 	}
-	p.node.Store(&nodeID{addr, runID})
+	n := seen
+	p.node.Store(&n)
 }
 
 func (p *pipe) failQueued(err error) {

@@ -303,3 +303,58 @@ func TestSharedCallOnABrokenConnectionIsResentOneByOne(t *testing.T) {
 		}
 	}
 }
+
+// TestIdentifiedMarksRestartsAndPromotions: at one address, a new run_id
+// is a restart, and a master seen a replica before, or with a replication
+// ID a promotion shifted, was promoted (a failback): both mark the node
+// lost. Broken connections, a backlog freed without replicas (a new ID,
+// the old one cleared), another address (Sentinel followed another node)
+// or an INFO refused mark nothing.
+func TestIdentifiedMarksRestartsAndPromotions(t *testing.T) {
+	const a, b = "a:1", "b:1"
+	master := func(addr, run, repl string, shifted bool) nodeID {
+		return nodeID{addr: addr, runID: run, replID: repl, shifted: shifted}
+	}
+	replica := func(addr, run, repl string) nodeID {
+		return nodeID{addr: addr, runID: run, replica: true, replID: repl, shifted: true}
+	}
+	for _, c := range []struct {
+		name string
+		seen []nodeID
+		lost bool
+	}{
+		{"the same node again", []nodeID{master(a, "r1", "x", false), master(a, "r1", "x", false)}, false},
+		{"a restart", []nodeID{master(a, "r1", "x", false), master(a, "r2", "y", false)}, true},
+		{"a replica, then a master", []nodeID{master(a, "r1", "x", false), replica(a, "r1", "y"), master(a, "r1", "z", true)}, true},
+		{"a replica seen twice", []nodeID{master(a, "r1", "x", false), replica(a, "r1", "y"), replica(a, "r1", "y")}, false},
+		{"a promotion no read saw", []nodeID{master(a, "r1", "x", false), master(a, "r1", "z", true)}, true},
+		{"a promotion no read saw, after an earlier one", []nodeID{master(a, "r1", "x", true), master(a, "r1", "z", true)}, true},
+		{"a backlog freed", []nodeID{master(a, "r1", "x", true), master(a, "r1", "z", false)}, false},
+		{"another address", []nodeID{master(a, "r1", "x", false), master(b, "r2", "z", true)}, false},
+		{"a replica, then a master, at another address", []nodeID{master(a, "r1", "x", false), replica(b, "r2", "y"), master(b, "r2", "z", true)}, true},
+		{"INFO refused", []nodeID{master(a, "r1", "x", false), {addr: a}, master(a, "r1", "x", false)}, false},
+		{"no replication section", []nodeID{master(a, "r1", "x", false), master(a, "r1", "", false)}, false},
+	} {
+		p := newPipe(testCfg(), fixedAddr(a))
+		for _, n := range c.seen {
+			p.identified(n)
+		}
+		if lost := p.health.lostAt.Load() != 0; lost != c.lost {
+			t.Errorf("%s: lost %v; want %v", c.name, lost, c.lost)
+		}
+	}
+}
+
+// TestParseMemoryStateReadsReplication: the role and replication IDs of
+// INFO replication, as Redis 7 writes them; an ID of zeros is none.
+func TestParseMemoryStateReadsReplication(t *testing.T) {
+	info := "# Server\r\nrun_id:r1\r\n\r\n# Replication\r\nrole:slave\r\nmaster_host:127.0.0.1\r\n" +
+		"master_replid:2f3c\r\nmaster_replid2:0000000000000000000000000000000000000000\r\nsecond_repl_offset:-1\r\n"
+	if got, want := parseMemoryState(info).node, (nodeID{runID: "r1", replica: true, replID: "2f3c"}); got != want {
+		t.Fatalf("%+v; want %+v", got, want)
+	}
+	info = strings.Replace(strings.Replace(info, "role:slave", "role:master", 1), "replid2:0000", "replid2:9a00", 1)
+	if got, want := parseMemoryState(info).node, (nodeID{runID: "r1", replID: "2f3c", shifted: true}); got != want {
+		t.Fatalf("%+v; want %+v", got, want)
+	}
+}
