@@ -32,8 +32,11 @@ type nodeHealth struct {
 	// that were lost.
 	// A restarted node drops every connection, so the first admission it
 	// answers after a restart is on a connection whose dial saw it. A
-	// promoted one keeps them: the first admissions after a promotion may
-	// be answered before a read sees it. 0 if never.
+	// promoted one keeps them: the pipe drops them itself once it has
+	// seen the node a replica (pipe.identified, lane.serve), so that the
+	// same holds; the admissions answered after a promotion no read saw
+	// the replica phase of, before the next read, are not marked. 0 if
+	// never.
 	lostAt atomic.Int64
 	// doubt: Sentinel reports it down or failing over: its writes may be
 	// discarded by the failover.

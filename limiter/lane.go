@@ -186,6 +186,13 @@ func (l *lane) serve(batch []*op) {
 	}
 	// No op leaves a batch pending: its caller waits for nothing else.
 	settlePending(batch, errUnanswered)
+	if l.c != nil && l.c.seen.replica {
+		// A primary's connection to a replica (a stale slot map: its
+		// decisions are answered MOVED) is not kept: the node may be
+		// promoted before the next batch, which then dials and sees it
+		// (pipe.identified).
+		l.drop()
+	}
 }
 
 // errUnanswered settles an op its batch left unanswered, which no path

@@ -287,6 +287,12 @@ func (n *nodeID) promotedSince(old *nodeID) bool {
 // that was a replica since it was last seen was promoted: a failback to a
 // primary the pipe knew, after its replica took records that it never got.
 // Either may lack records (see nodeHealth.lostAt).
+//
+// A replica keeps its clients' connections through its promotion, and a
+// decision sent on one is not judged by a read made after it. So seeing
+// the node a replica bumps gen: the lanes dial again before their next
+// batch, and the dial sees any promotion before the batch is written; a
+// connection that saw a replica carries one batch only (lane.serve).
 func (p *pipe) identified(seen nodeID) {
 	if seen.runID == "" {
 		return
@@ -297,6 +303,9 @@ func (p *pipe) identified(seen nodeID) {
 	}
 	if old != nil && old.addr == seen.addr && (old.runID != seen.runID || seen.promotedSince(old)) {
 		p.health.lost()
+	}
+	if seen.replica && (old == nil || !old.replica) {
+		p.gen.Add(1)
 	}
 	n := seen
 	p.node.Store(&n)

@@ -309,7 +309,7 @@ func TestSharedCallOnABrokenConnectionIsResentOneByOne(t *testing.T) {
 // ID a promotion shifted, was promoted (a failback): both mark the node
 // lost. Broken connections, a backlog freed without replicas (a new ID,
 // the old one cleared), another address (Sentinel followed another node)
-// or an INFO refused mark nothing.
+// or an INFO refused mark nothing. Seeing a replica bumps gen once.
 func TestIdentifiedMarksRestartsAndPromotions(t *testing.T) {
 	const a, b = "a:1", "b:1"
 	master := func(addr, run, repl string, shifted bool) nodeID {
@@ -322,25 +322,26 @@ func TestIdentifiedMarksRestartsAndPromotions(t *testing.T) {
 		name string
 		seen []nodeID
 		lost bool
+		gen  uint64
 	}{
-		{"the same node again", []nodeID{master(a, "r1", "x", false), master(a, "r1", "x", false)}, false},
-		{"a restart", []nodeID{master(a, "r1", "x", false), master(a, "r2", "y", false)}, true},
-		{"a replica, then a master", []nodeID{master(a, "r1", "x", false), replica(a, "r1", "y"), master(a, "r1", "z", true)}, true},
-		{"a replica seen twice", []nodeID{master(a, "r1", "x", false), replica(a, "r1", "y"), replica(a, "r1", "y")}, false},
-		{"a promotion no read saw", []nodeID{master(a, "r1", "x", false), master(a, "r1", "z", true)}, true},
-		{"a promotion no read saw, after an earlier one", []nodeID{master(a, "r1", "x", true), master(a, "r1", "z", true)}, true},
-		{"a backlog freed", []nodeID{master(a, "r1", "x", true), master(a, "r1", "z", false)}, false},
-		{"another address", []nodeID{master(a, "r1", "x", false), master(b, "r2", "z", true)}, false},
-		{"a replica, then a master, at another address", []nodeID{master(a, "r1", "x", false), replica(b, "r2", "y"), master(b, "r2", "z", true)}, true},
-		{"INFO refused", []nodeID{master(a, "r1", "x", false), {addr: a}, master(a, "r1", "x", false)}, false},
-		{"no replication section", []nodeID{master(a, "r1", "x", false), master(a, "r1", "", false)}, false},
+		{"the same node again", []nodeID{master(a, "r1", "x", false), master(a, "r1", "x", false)}, false, 0},
+		{"a restart", []nodeID{master(a, "r1", "x", false), master(a, "r2", "y", false)}, true, 0},
+		{"a replica, then a master", []nodeID{master(a, "r1", "x", false), replica(a, "r1", "y"), master(a, "r1", "z", true)}, true, 1},
+		{"a replica seen twice", []nodeID{master(a, "r1", "x", false), replica(a, "r1", "y"), replica(a, "r1", "y")}, false, 1},
+		{"a promotion no read saw", []nodeID{master(a, "r1", "x", false), master(a, "r1", "z", true)}, true, 0},
+		{"a promotion no read saw, after an earlier one", []nodeID{master(a, "r1", "x", true), master(a, "r1", "z", true)}, true, 0},
+		{"a backlog freed", []nodeID{master(a, "r1", "x", true), master(a, "r1", "z", false)}, false, 0},
+		{"another address", []nodeID{master(a, "r1", "x", false), master(b, "r2", "z", true)}, false, 0},
+		{"a replica, then a master, at another address", []nodeID{master(a, "r1", "x", false), replica(b, "r2", "y"), master(b, "r2", "z", true)}, true, 1},
+		{"INFO refused", []nodeID{master(a, "r1", "x", false), {addr: a}, master(a, "r1", "x", false)}, false, 0},
+		{"no replication section", []nodeID{master(a, "r1", "x", false), master(a, "r1", "", false)}, false, 0},
 	} {
 		p := newPipe(testCfg(), fixedAddr(a))
 		for _, n := range c.seen {
 			p.identified(n)
 		}
-		if lost := p.health.lostAt.Load() != 0; lost != c.lost {
-			t.Errorf("%s: lost %v; want %v", c.name, lost, c.lost)
+		if lost := p.health.lostAt.Load() != 0; lost != c.lost || p.gen.Load() != c.gen {
+			t.Errorf("%s: lost %v, gen %d; want %v, %d", c.name, lost, p.gen.Load(), c.lost, c.gen)
 		}
 	}
 }
@@ -356,5 +357,91 @@ func TestParseMemoryStateReadsReplication(t *testing.T) {
 	info = strings.Replace(strings.Replace(info, "role:slave", "role:master", 1), "replid2:0000", "replid2:9a00", 1)
 	if got, want := parseMemoryState(info).node, (nodeID{runID: "r1", replID: "2f3c", shifted: true}); got != want {
 		t.Fatalf("%+v; want %+v", got, want)
+	}
+}
+
+// TestPromotedReplicaIsSeenByTheNextDial: a primary's node seen a replica
+// by the watcher has its lanes dial again before their next batch; a
+// connection that saw a replica carries one batch only; so the first
+// decision after the node is promoted goes on a connection whose dial saw
+// the promotion, and is marked before it is answered, the watcher not
+// having read the node again (a replica keeps its clients' connections
+// through a promotion).
+func TestPromotedReplicaIsSeenByTheNextDial(t *testing.T) {
+	var mu sync.Mutex
+	role, replID, replID2 := "master", "x", "0000"
+	set := func(r, id, id2 string) {
+		mu.Lock()
+		role, replID, replID2 = r, id, id2
+		mu.Unlock()
+	}
+	info := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return "# Server\r\nrun_id:r1\r\n# Replication\r\nrole:" + role + "\r\nmaster_replid:" + replID +
+			"\r\nmaster_replid2:" + replID2 + "\r\n"
+	}
+	f := newFake(t, func(_ int, args []string, w *bufio.Writer, _ net.Conn) bool {
+		switch args[0] {
+		case "INFO":
+			s := info()
+			fmt.Fprintf(w, "$%d\r\n%s\r\n", len(s), s)
+		case "EVALSHA":
+			mu.Lock()
+			r := role
+			mu.Unlock()
+			if r == "slave" {
+				w.WriteString("-MOVED 1 127.0.0.1:1\r\n")
+			} else {
+				w.WriteString("*4\r\n:1\r\n:9\r\n:60000000\r\n:0\r\n")
+			}
+		}
+		return true
+	})
+	cfg := testCfg()
+	cfg.conn.primary, cfg.conn.identify = false, true // a Cluster primary's
+	p := newPipe(cfg, fixedAddr(f.addr()))
+	l := p.lanes[0]
+	serve := func() *op {
+		o := decideOp(1)
+		l.serve([]*op{o})
+		<-o.done
+		return o
+	}
+	dials := func() int {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return f.conns
+	}
+	if o := serve(); o.err != nil || p.health.lostAt.Load() != 0 {
+		t.Fatalf("a master's decision: %v, lost %v", o.err, p.health.lostAt.Load() != 0)
+	} else {
+		o.release()
+	}
+
+	set("slave", "y", "x") // b promoted, a its replica: the watcher reads a
+	m := parseMemoryState(info())
+	m.node.addr = f.addr()
+	p.identified(m.node)
+	if o := serve(); o.err == nil { // a stale slot map: a answers MOVED
+		t.Fatal("a replica's decision answered")
+	} else {
+		o.release()
+	}
+	if dials() != 2 || l.c != nil {
+		t.Fatalf("%d dials, connection kept %v, after a batch on a node seen a replica; want 2, a new one not kept", dials(), l.c != nil)
+	}
+
+	set("master", "z", "y") // a takes its slots back, unread by the watcher
+	o := serve()
+	defer o.release()
+	if o.err != nil {
+		t.Fatal(o.err)
+	}
+	if dials() != 3 {
+		t.Fatalf("%d dials; want 3: the decision after the promotion on a new connection", dials())
+	}
+	if why := p.health.why(o.req.Rules, time.Now().UnixNano()); why != WhyRestarted {
+		t.Fatalf("the first decision after a failback: why %q; want restarted", why)
 	}
 }
