@@ -275,7 +275,7 @@ func (l *slidingLog) retryAfter(now int64, r Rule) time.Duration {
 	freed := int64(0)
 	for _, e := range l.live() {
 		freed += e.cost
-		if l.used-freed+cost <= r.Limit {
+		if cost <= r.Limit-(l.used-freed) { // not used-freed+cost: it can wrap past 2^63-1
 			return max(time.Duration(e.at+int64(r.Window)-now), time.Nanosecond)
 		}
 	}

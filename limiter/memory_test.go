@@ -96,6 +96,46 @@ func TestMemoryStoreDropsIdleTenants(t *testing.T) {
 // 2^63-1 and a cost of 2^53, the count reaches the limit after 1023
 // requests and the next is denied: a count plus a cost past int64 must
 // not wrap round to a negative that admits everything.
+// TestSlidingLogRetryAfterNearTheTopOfInt64: a sliding log's Retry-After
+// for a request past a limit of 2^63-1 is when it fits, not sooner. Its
+// count less what the oldest entries free, plus the cost, wrapped round
+// to a negative that "fit" at the first entry.
+func TestSlidingLogRetryAfterNearTheTopOfInt64(t *testing.T) {
+	clk := newFakeClock()
+	s := limiter.NewMemoryStore(clk.Now)
+	ctx := context.Background()
+	r := limiter.Rule{Name: "log", Limit: math.MaxInt64, Window: time.Hour, Algorithm: limiter.AlgoSlidingLog}
+	decide := func(cost int64) limiter.Decision {
+		t.Helper()
+		r := r
+		r.Cost = cost
+		d, err := s.Decide(ctx, limiter.Request{Tenant: "t", Rules: []limiter.Rule{r}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	if !decide(1).Allowed {
+		t.Fatal("the first request, of cost 1, denied")
+	}
+	clk.Advance(time.Minute)
+	for i := range 1023 { // 1 + 1023 x 2^53 fits under 2^63-1
+		if !decide(limiter.MaxCost).Allowed {
+			t.Fatalf("request %d of cost 2^53 denied", i+2)
+		}
+	}
+	clk.Advance(time.Second)
+	d := decide(limiter.MaxCost)
+	if d.Allowed {
+		t.Fatal("1 + 1024 x 2^53 admitted under 2^63-1")
+	}
+	// The first entry leaving frees 1, not enough: the request fits when
+	// the second (a minute later) leaves, an hour after it was counted.
+	if got, want := d.RetryAfter(), time.Hour-time.Second; got != want {
+		t.Fatalf("Retry-After %v; want %v (when the second entry leaves)", got, want)
+	}
+}
+
 func TestMemoryStoreNoOverflowNearTheLimit(t *testing.T) {
 	clk := newFakeClock()
 	s := limiter.NewMemoryStore(clk.Now)
