@@ -243,17 +243,23 @@ func (g *Guard) Release(req limiter.Request, v *Verdict) {
 // Lease rule of req.
 func (g *Guard) eachLease(req limiter.Request, v *Verdict, f func(Store, string, limiter.Rule, uint64)) {
 	var s Store
+	local := false
 	switch v.leases {
 	case leasesNone:
 		return
 	case leasesLocal:
-		s = g.local.store
+		s, local = g.local.store, true
 	default:
 		s = g.store
 	}
 	for i := range req.Rules {
-		if r := &req.Rules[i]; r.Lease {
-			f(s, req.Tenant, *r, v.Decision.Seq)
+		if r := req.Rules[i]; r.Lease {
+			if local {
+				// The limit the local lease was taken under: a renewal
+				// that takes a lost lease back judges room by it.
+				r.Limit = g.local.share(r.Limit)
+			}
+			f(s, req.Tenant, r, v.Decision.Seq)
 		}
 	}
 }

@@ -28,6 +28,10 @@ func newLocalLimits(gateways int) *localLimits {
 	return &localLimits{store: limiter.NewMemoryStore(nil), gateways: int64(gateways)}
 }
 
+// share is this gateway's part of limit: limit / expected_gateways, at
+// least 1.
+func (l *localLimits) share(limit int64) int64 { return max(limit/l.gateways, 1) }
+
 // decide decides req on the local store, its limits scaled down; with
 // leasesOnly, only its Lease rules, every other rule admitting. The
 // decision's states are in the order of req.Rules either way.
@@ -47,7 +51,7 @@ func (l *localLimits) decide(ctx context.Context, req limiter.Request, leasesOnl
 			if leasesOnly && !r.Lease {
 				continue
 			}
-			r.Limit = max(r.Limit/l.gateways, 1)
+			r.Limit = l.share(r.Limit)
 			s = append(s, r)
 		}
 		var loaded bool
