@@ -60,6 +60,10 @@ func TestRedisTLSFilesAreChecked(t *testing.T) {
 	if err := os.WriteFile(garbage, []byte("not a certificate\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	badKey := filepath.Join(dir, "bad-key.pem") // a key's PEM block, no key in it
+	if err := os.WriteFile(badKey, []byte("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		name  string
 		tls   []string // redis.tls keys and values
@@ -72,6 +76,7 @@ func TestRedisTLSFilesAreChecked(t *testing.T) {
 		{"a missing client certificate", []string{"cert_file", missing, "key_file", key}, "redis.tls.cert_file", []string{missing}},
 		{"a missing client key", []string{"cert_file", cert, "key_file", missing}, "redis.tls.key_file", []string{missing}},
 		{"a client key that is no key", []string{"cert_file", cert, "key_file", garbage}, "redis.tls.key_file", []string{garbage}},
+		{"a client key that does not parse", []string{"cert_file", cert, "key_file", badKey}, "redis.tls.key_file", []string{badKey}},
 		{"a certificate that is none", []string{"cert_file", garbage, "key_file", key}, "redis.tls.cert_file", []string{garbage}},
 		{"a key of another certificate", []string{"cert_file", otherCert, "key_file", key}, "redis.tls.cert_file", []string{otherCert, key}},
 		{"a certificate without its key", []string{"cert_file", cert}, "redis.tls.cert_file", []string{"redis.tls.key_file is empty"}},

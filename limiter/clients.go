@@ -271,11 +271,36 @@ func loadTLS(o TLSOptions) (*tls.Config, []*TLSFileError) {
 			c.Certificates = []tls.Certificate{cert}
 		case !hasPEM(keyPEM, "PRIVATE KEY"):
 			fail("key_file", fmt.Errorf("no PEM private key in %s", o.KeyFile))
+		case !parsesAsKey(keyPEM):
+			fail("key_file", fmt.Errorf("%s: %w", o.KeyFile, err))
 		default:
 			fail("cert_file", fmt.Errorf("%s with %s: %w", o.CertFile, o.KeyFile, err))
 		}
 	}
 	return c, errs
+}
+
+// parsesAsKey reports whether the first private key PEM block of data
+// holds a key Go can use (PKCS #8, PKCS #1 or SEC 1): when it does, a
+// pair that still fails is the certificate's fault, or the two's.
+func parsesAsKey(data []byte) bool {
+	for {
+		var b *pem.Block
+		if b, data = pem.Decode(data); b == nil {
+			return false
+		}
+		if !strings.HasSuffix(b.Type, "PRIVATE KEY") {
+			continue
+		}
+		if _, err := x509.ParsePKCS8PrivateKey(b.Bytes); err == nil {
+			return true
+		}
+		if _, err := x509.ParsePKCS1PrivateKey(b.Bytes); err == nil {
+			return true
+		}
+		_, err := x509.ParseECPrivateKey(b.Bytes)
+		return err == nil
+	}
 }
 
 // hasPEM reports whether data holds a PEM block whose type ends in typ.
