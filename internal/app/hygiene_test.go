@@ -348,8 +348,9 @@ func TestConnectionCapPerIPv6Network(t *testing.T) {
 // TestConnectionCapByConfiguredIPv6Prefix: with
 // server.max_conns_per_ip_ipv6_prefix 48, max_conns_per_ip counts an IPv6
 // /48 as one peer: two clients in one /48 but in different /64s share the
-// cap, a client of another /48 has its own. Through the config and a
-// running gateway, whose proxy listener reports the addresses.
+// cap, a client of another /48 has its own; the admin listener's cap per
+// peer still counts a /64. Through the config and a running gateway, whose
+// listeners report the addresses.
 func TestConnectionCapByConfiguredIPv6Prefix(t *testing.T) {
 	up := testkit.StartRawUpstream(t)
 	cfg := loadConfig(t, up.URL, "server.max_conns_per_ip=1", "server.max_conns_per_ip_ipv6_prefix=48")
@@ -363,9 +364,18 @@ func TestConnectionCapByConfiguredIPv6Prefix(t *testing.T) {
 	}
 	// The order the connections below are made in.
 	from := []string{"2001:db8:1:2::1", "2001:db8:1:3::1", "2001:db8:2:2::1"}
+	// The admin listener's: its cap of 64 per peer filled from one /64,
+	// then one from another /64 of the same /48.
+	var adminFrom []string
+	for range adminConnsPerIP {
+		adminFrom = append(adminFrom, "2001:db8:1:2::1")
+	}
+	adminFrom = append(adminFrom, "2001:db8:1:3::1")
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{proxy: pl.Addr().String(), admin: al.Addr().String(), cancel: cancel, done: make(chan error, 1)}
-	go func() { r.done <- app.Run(ctx, &posingListener{Listener: pl, from: from}, al) }()
+	go func() {
+		r.done <- app.Run(ctx, &posingListener{Listener: pl, from: from}, &posingListener{Listener: al, from: adminFrom})
+	}()
 	t.Cleanup(func() { r.stop(t) })
 
 	if c := dialFrom(t, "127.0.0.1", r.proxy); !served(t, c) {
@@ -376,5 +386,28 @@ func TestConnectionCapByConfiguredIPv6Prefix(t *testing.T) {
 	}
 	if c := dialFrom(t, "127.0.0.1", r.proxy); !served(t, c) {
 		t.Fatalf("a connection from %s, another /48: not served; want a cap of its own", from[2])
+	}
+
+	// The admin listener's cap stays a /64: the probes and scrapes of one
+	// cluster network do not share it.
+	healthy := func(c net.Conn) string {
+		c.SetDeadline(time.Now().Add(3 * time.Second))
+		if _, err := io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: gw\r\n\r\n"); err != nil {
+			return err.Error()
+		}
+		line, err := bufio.NewReader(c).ReadString('\n')
+		if err != nil {
+			return err.Error()
+		}
+		return strings.TrimSpace(line)
+	}
+	for i := range adminConnsPerIP {
+		if got := healthy(dialFrom(t, "127.0.0.1", r.admin)); !strings.HasPrefix(got, "HTTP/1.1 200") {
+			t.Fatalf("admin connection %d from %s: %q; want 200", i+1, adminFrom[0], got)
+		}
+	}
+	if got := healthy(dialFrom(t, "127.0.0.1", r.admin)); !strings.HasPrefix(got, "HTTP/1.1 200") {
+		t.Fatalf("an admin connection from %s, another /64 of the same /48, after %d from %s: %q; want 200 (the admin cap counts a /64)",
+			adminFrom[adminConnsPerIP], adminConnsPerIP, adminFrom[0], got)
 	}
 }

@@ -69,16 +69,22 @@ const adminBodyBytes = 64 << 10
 
 // adminConns caps the admin listener's open connections (probes,
 // scrapes, operators), idle keep-alive ones included, and adminConnsPerIP
-// those of one client address (an IPv6 one by its network, of
-// server.max_conns_per_ip_ipv6_prefix bits): past them a connection is
+// those of one client address (an IPv6 one by its /64, adminV6Bits):
+// past them a connection is
 // answered 503 (429 for one address's) and closed, so a client on the
 // admin network can neither hold a goroutine and buffers per connection
 // without bound nor take every connection from the kubelet's probes.
 // (Not fasthttp's MaxConnsPerIP: its connections race with Shutdown
 // under -race, fasthttp v1.74.0.)
+//
+// adminV6Bits stays a /64 whatever server.max_conns_per_ip_ipv6_prefix
+// says: a wider network set for the proxy's clients would put the
+// probes, the scrapes and the operators of one cluster network under one
+// cap of 64.
 const (
 	adminConns      = 1024
 	adminConnsPerIP = 64
+	adminV6Bits     = 64
 )
 
 // adminServer is the admin listener's server: the proxy's settings, but a
@@ -159,7 +165,7 @@ func (s *Server) Serve(ctx context.Context, proxyLn, adminLn net.Listener) error
 		limited.quiet = true
 		ln = tls.NewListener(ln, s.tls)
 	}
-	adminLimited := limitConns(adminLn, adminConns, adminConnsPerIP, s.v6bits, adminConnsMetrics)
+	adminLimited := limitConns(adminLn, adminConns, adminConnsPerIP, adminV6Bits, adminConnsMetrics)
 	go func() { errc <- s.proxy.Serve(ln) }()
 	go func() { errc <- s.admin.Serve(adminLimited) }()
 	s.ready(true)
