@@ -92,10 +92,6 @@ func TestMemoryStoreDropsIdleTenants(t *testing.T) {
 	}
 }
 
-// TestMemoryStoreNoOverflowNearTheLimit: with an "unlimited" limit of
-// 2^63-1 and a cost of 2^53, the count reaches the limit after 1023
-// requests and the next is denied: a count plus a cost past int64 must
-// not wrap round to a negative that admits everything.
 // TestSlidingLogRetryAfterNearTheTopOfInt64: a sliding log's Retry-After
 // for a request past a limit of 2^63-1 is when it fits, not sooner. Its
 // count less what the oldest entries free, plus the cost, wrapped round
@@ -136,6 +132,10 @@ func TestSlidingLogRetryAfterNearTheTopOfInt64(t *testing.T) {
 	}
 }
 
+// TestMemoryStoreNoOverflowNearTheLimit: with an "unlimited" limit of
+// 2^63-1 and a cost of 2^53, the count reaches the limit after 1023
+// requests and the next is denied: a count plus a cost past int64 must
+// not wrap round to a negative that admits everything.
 func TestMemoryStoreNoOverflowNearTheLimit(t *testing.T) {
 	clk := newFakeClock()
 	s := limiter.NewMemoryStore(clk.Now)
