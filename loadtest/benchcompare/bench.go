@@ -30,10 +30,14 @@ type Measurement struct {
 	Errors          []string      `json:"errors,omitempty"`
 	LimitedSent     int64         `json:"limited_sent"`
 	LimitedAdmitted int64         `json:"limited_admitted"`
-	// Enforced: the system limits the limited tenant, so LimitedAdmitted
-	// is checked against LimitedLimit.
+	// LimitedDegraded are the LimitedAdmitted marked degraded: admitted
+	// without Redis' count (fail open), which a limit does not bound.
+	LimitedDegraded int64 `json:"limited_admitted_degraded"`
+	// Enforced: the system limits the limited tenant, so its admissions
+	// marked ok are checked against LimitedLimit.
 	Enforced     bool  `json:"enforced"`
 	LimitedLimit int64 `json:"limited_limit"`
+	// OverAdmitted are the admissions marked ok past LimitedLimit.
 	OverAdmitted int64 `json:"over_admitted"`
 	// CPU µs per response of the system under test and of redis-server;
 	// nil when there is no such process.
@@ -363,6 +367,10 @@ func nearestRank(sorted []time.Duration, q float64) time.Duration {
 	return sorted[max(i, 0)]
 }
 
+// LimitedOK are the limited tenant's admissions marked ok: those the
+// limit bounds.
+func (m *Measurement) LimitedOK() int64 { return m.LimitedAdmitted - m.LimitedDegraded }
+
 // fill copies the tally into m.
 func (m *Measurement) fill(t *tally, elapsed time.Duration) {
 	m.Seconds = elapsed.Seconds()
@@ -375,9 +383,9 @@ func (m *Measurement) fill(t *tally, elapsed time.Duration) {
 	m.TransportErrors = t.transportErrors
 	m.Errors = t.errors
 	m.LimitedSent = t.limitedSent
-	m.LimitedAdmitted = t.limitedAdmitted
-	if m.Enforced && t.limitedAdmitted > m.LimitedLimit {
-		m.OverAdmitted = t.limitedAdmitted - m.LimitedLimit
+	m.LimitedAdmitted, m.LimitedDegraded = t.limitedAdmitted, t.limitedDegraded
+	if ok := m.LimitedOK(); m.Enforced && ok > m.LimitedLimit {
+		m.OverAdmitted = ok - m.LimitedLimit
 	}
 }
 

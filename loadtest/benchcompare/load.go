@@ -37,6 +37,7 @@ type tally struct {
 	degraded        int64 // X-RateLimit-Status: degraded
 	limitedSent     int64
 	limitedAdmitted int64 // the limited tenant's 2xx
+	limitedDegraded int64 // of those, the ones marked degraded
 	transportErrors int64 // requests with no response
 	errors          []string
 }
@@ -52,6 +53,9 @@ func (t *tally) response(code int, degraded, limited bool) {
 	}
 	if limited && code/100 == 2 {
 		t.limitedAdmitted++
+		if degraded {
+			t.limitedDegraded++
+		}
 	}
 }
 
@@ -72,6 +76,7 @@ func (t *tally) merge(o *tally) {
 	t.degraded += o.degraded
 	t.limitedSent += o.limitedSent
 	t.limitedAdmitted += o.limitedAdmitted
+	t.limitedDegraded += o.limitedDegraded
 	t.transportErrors += o.transportErrors
 	for _, e := range o.errors {
 		if len(t.errors) < maxErrors && !contains(t.errors, e) {

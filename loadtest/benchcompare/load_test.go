@@ -175,3 +175,30 @@ func TestOpenLoopEndsWhenNothingAnswers(t *testing.T) {
 		t.Fatalf("%d requests sent to a server that never answers; want those of the first round only", tl.transportErrors)
 	}
 }
+
+// TestOverAdmissionCountsOnlyAdmissionsMarkedOK: the limited tenant's
+// admissions marked degraded (fail open, decided without Redis) are
+// counted beside those marked ok, and only those marked ok past the limit
+// are over-admission.
+func TestOverAdmissionCountsOnlyAdmissionsMarkedOK(t *testing.T) {
+	tl := newTally()
+	for range 100 {
+		tl.response(200, false, true)
+	}
+	for range 34 {
+		tl.response(200, true, true)
+	}
+	tl.response(429, false, true)
+	tl.response(200, true, false) // another tenant's
+	m := Measurement{Enforced: true, LimitedLimit: 100}
+	m.fill(tl, time.Second)
+	if m.LimitedAdmitted != 134 || m.LimitedDegraded != 34 || m.LimitedOK() != 100 || m.OverAdmitted != 0 {
+		t.Fatalf("admitted %d, degraded %d, ok %d, over %d; want 134, 34, 100, 0",
+			m.LimitedAdmitted, m.LimitedDegraded, m.LimitedOK(), m.OverAdmitted)
+	}
+	tl.response(200, false, true) // one more marked ok: past the limit
+	m.fill(tl, time.Second)
+	if m.OverAdmitted != 1 {
+		t.Fatalf("over-admitted %d with 101 marked ok of a limit of 100; want 1", m.OverAdmitted)
+	}
+}

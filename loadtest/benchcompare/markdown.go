@@ -77,9 +77,11 @@ func (r *Report) batchesMarkdown() string {
 func (row *Row) markdown() string {
 	limited := "–"
 	if row.Enforced {
-		limited = fmt.Sprintf("%.0f/%d", row.LimitedAdmitted.Median, row.LimitedLimit)
-		if row.LimitedAdmitted.N > 1 && row.LimitedAdmitted.Min != row.LimitedAdmitted.Max {
-			limited += fmt.Sprintf(" (%.0f–%.0f)", row.LimitedAdmitted.Min, row.LimitedAdmitted.Max)
+		// The admissions marked ok, which the limit bounds; those marked
+		// degraded (fail open) beside them.
+		limited = fmt.Sprintf("%s/%d", row.LimitedOK.format(0), row.LimitedLimit)
+		if row.LimitedDegraded.Max > 0 {
+			limited += fmt.Sprintf(" + %s degraded", row.LimitedDegraded.format(0))
 		}
 	}
 	cells := []string{
@@ -122,8 +124,12 @@ func (r *Report) notes() []string {
 	for _, m := range r.Measurements {
 		where := fmt.Sprintf("run %d, %s, %s", m.Run, m.System, m.Load)
 		if m.OverAdmitted > 0 {
-			out = append(out, fmt.Sprintf("%s: OVER-ADMISSION: the limited tenant got %d admitted of %d sent; its limit is %d",
-				where, m.LimitedAdmitted, m.LimitedSent, m.LimitedLimit))
+			out = append(out, fmt.Sprintf("%s: OVER-ADMISSION: the limited tenant got %d admitted marked ok of %d sent; its limit is %d",
+				where, m.LimitedOK(), m.LimitedSent, m.LimitedLimit))
+		}
+		if m.LimitedDegraded > 0 {
+			out = append(out, fmt.Sprintf("%s: the limited tenant got %d more admitted marked degraded (fail open: decided without Redis, uncounted), beside %d marked ok; its limit is %d",
+				where, m.LimitedDegraded, m.LimitedOK(), m.LimitedLimit))
 		}
 		if m.Degraded > 0 || len(m.DegradedByReason) > 0 {
 			ping := ""

@@ -49,6 +49,8 @@ type Row struct {
 	Enforced        bool   `json:"enforced"`
 	LimitedLimit    int64  `json:"limited_limit"`
 	LimitedAdmitted Stat   `json:"limited_admitted"`
+	LimitedOK       Stat   `json:"limited_admitted_ok"`
+	LimitedDegraded Stat   `json:"limited_admitted_degraded"`
 	OverAdmitted    Stat   `json:"over_admitted"`
 	// Summed over the runs.
 	Codes           map[int]int64 `json:"status_codes"`
@@ -136,6 +138,8 @@ func summarizeRow(ms []Measurement) Row {
 		Enforced:        first.Enforced,
 		LimitedLimit:    first.LimitedLimit,
 		LimitedAdmitted: statOf(ms, func(m Measurement) float64 { return float64(m.LimitedAdmitted) }),
+		LimitedOK:       statOf(ms, func(m Measurement) float64 { return float64(m.LimitedOK()) }),
+		LimitedDegraded: statOf(ms, func(m Measurement) float64 { return float64(m.LimitedDegraded) }),
 		OverAdmitted:    statOf(ms, func(m Measurement) float64 { return float64(m.OverAdmitted) }),
 		Codes:           map[int]int64{},
 	}

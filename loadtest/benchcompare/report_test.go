@@ -94,7 +94,7 @@ func sampleMeasurements() []Measurement {
 				RedisCPUStallMax: f(0.5), Probe: &harness.ProbeResult{WorstMs: 3 + 994*(k-1), WorstAtMs: 4120, SpanMs: 5030, WorstLateMs: 0.5 + 962.5*(2-k), WorstCut: run == 1},
 				RedisLatency: map[string]int64{}, StealRunnerMs: f(10 * (k - 1)), TCP: tcp[run-1]},
 			Measurement{Run: run, System: "l1gw-exact", Load: "closed 64", RPS: 15000, GwCPU: f(60), RedisCPU: f(10 * k), Enforced: true,
-				LimitedLimit: 100, LimitedAdmitted: 100 + int64(run), OverAdmitted: int64(run), Degraded: 7, Codes: map[int]int64{200: 99},
+				LimitedLimit: 100, LimitedAdmitted: 100 + int64(run) + 3*int64(run-1), LimitedDegraded: 3 * int64(run-1), OverAdmitted: int64(run), Degraded: 7, Codes: map[int]int64{200: 99},
 				RedisPingMax: f(20 * k), ProbeRealtime: run == 1, RedisCallP99: f(1.2), RedisCPUStallMax: f(11 * k),
 				BatchSize: f(3 * k), SharedPct: f(70 + 10*k), RedisLatency: spikes[run-1]},
 			Measurement{Run: run, System: "l1gw-exact", Load: "open", Rate: 7000 + 1000*run, RPS: 7000, GwCPU: f(70), RedisCPU: f(12), P50: f(0.3),
@@ -136,11 +136,12 @@ func TestMarkdown(t *testing.T) {
 		"nproc 2, Test CPU", "pinning: CPU 0 and 1", "`make bench-compare BENCH_COMPARE_ARGS='-runs 2'`", tableHeader,
 		"| bare | closed 64 | 30000 (20000–40000) | 40.0 | – | – | – | – | – | – | 0 | – | – | – | ×3.00 | ×0.50 | – | 200:200 |\n",
 		"| naive | open @ 5000 req/s | 5000 | 90.0 | 45.0 | 0.40 | 2.00 | 0.25 | 1.50 | – | 0 | 3.0 | 0.5 | 60/100 | ×1.00 | ×1.00 | ×1.00 | 200:80 |\n",
-		"| l1gw-exact | closed 64 | 15000 | 60.0 | 15.0 (10.0–20.0) | – | – | – | – | 1.20 | 7 | 30.0 (20.0–40.0) | 16.5 (11.0–22.0) | 102/100 (101–102) |",
+		"| l1gw-exact | closed 64 | 15000 | 60.0 | 15.0 (10.0–20.0) | – | – | – | – | 1.20 | 7 | 30.0 (20.0–40.0) | 16.5 (11.0–22.0) | 102 (101–102)/100 + 2 (0–3) degraded |",
 		"run 1, l1gw-exact, closed 64: 7 of 0 responses were X-RateLimit-Status: degraded; gateway's degraded decisions by reason: none; Redis' worst PING round trip meanwhile: 20.0 ms (one PING every 5 ms: a silence of up to 36.0 ms fits it); its CPU's worst stall: 11.0 ms; the host's TCP sent nothing again over the load",
 		"run 2, l1gw-exact, closed 64: the Redis probe could not run at real-time priority",
 		"- l1gw-exact: +1.50 (+1.00 to +2.00) ms",
-		"run 2, l1gw-exact, closed 64: OVER-ADMISSION: the limited tenant got 102 admitted",
+		"run 2, l1gw-exact, closed 64: OVER-ADMISSION: the limited tenant got 102 admitted marked ok",
+		"run 2, l1gw-exact, closed 64: the limited tenant got 3 more admitted marked degraded (fail open: decided without Redis, uncounted), beside 102 marked ok; its limit is 100",
 		"7 of 0 responses were X-RateLimit-Status: degraded",
 		"| system | load | decisions per call | shared a script call, % |",
 		"| l1gw-exact | closed 64 | 4.5 (3.0–6.0) | 85 (80–90) |\n",
@@ -151,6 +152,9 @@ func TestMarkdown(t *testing.T) {
 		if !strings.Contains(md, want) {
 			t.Errorf("Markdown lacks %q:\n%s", want, md)
 		}
+	}
+	if strings.Contains(md, "run 1, l1gw-exact, closed 64: the limited tenant got") {
+		t.Errorf("a note of degraded admissions where there were none:\n%s", md)
 	}
 	if strings.Contains(md, "run 2, naive, open: the runner's CPU") {
 		t.Errorf("a note for a stall of 0.5 ms:\n%s", md)
