@@ -44,7 +44,8 @@ func check(tm chaosTiming, res *ChaosResult) []string {
 		fails = append(fails, checkLocal(tm.limit(), res)...)
 	}
 	if res.BulkOnHealthyShard && res.BulkDegraded > 0 {
-		failf("bulk tenant, on a healthy shard: %d degraded responses while another shard failed over; want 0%s", res.BulkDegraded, res.redisNote())
+		failf("bulk tenant, on a healthy shard: %d degraded responses (by phase: %s); want 0 in every phase%s",
+			res.BulkDegraded, phaseCounts(res.BulkDegradedByPhase), res.redisNote())
 	}
 	if _, unmarked := res.over(); res.ExactOK && unmarked > 0 {
 		failf("limited tenant: %d admissions marked ok within one window, %d past its limit %d; want none unmarked",

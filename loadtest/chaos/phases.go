@@ -1,9 +1,11 @@
 package main
 
 import (
+	"fmt"
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/l1gw/l1gw/loadtest/internal/harness"
@@ -17,6 +19,42 @@ type phaseMark struct {
 	at    time.Time
 	fault bool
 	heal  bool
+}
+
+// PhaseCount is a count of the samples of one phase.
+type PhaseCount struct {
+	Phase string `json:"phase"`
+	N     int    `json:"n"`
+}
+
+// countByPhase counts the samples pred picks in each phase of marks (a
+// sample belongs to the last phase begun when it was sent; the samples
+// and the marks in time order).
+func countByPhase(marks []phaseMark, ss []sample, pred func(*sample) bool) []PhaseCount {
+	out := make([]PhaseCount, len(marks))
+	for i, m := range marks {
+		out[i].Phase = m.name
+	}
+	i := 0
+	for k := range ss {
+		s := &ss[k]
+		for i+1 < len(marks) && !s.at.Before(marks[i+1].at) {
+			i++
+		}
+		if len(marks) > 0 && pred(s) {
+			out[i].N++
+		}
+	}
+	return out
+}
+
+// phaseCounts is counts as "before 1, primary-killed 0".
+func phaseCounts(counts []PhaseCount) string {
+	parts := make([]string, len(counts))
+	for i, c := range counts {
+		parts[i] = fmt.Sprintf("%s %d", c.Phase, c.N)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // PhaseResult is what the load saw during one phase (or the whole run).

@@ -58,6 +58,9 @@ type ChaosResult struct {
 	// BulkOnHealthyShard (a Cluster fault on another shard) it must be 0.
 	BulkDegraded       int  `json:"bulk_degraded"`
 	BulkOnHealthyShard bool `json:"bulk_on_healthy_shard,omitempty"`
+	// BulkDegradedByPhase splits BulkDegraded by the phase each was sent
+	// in: one before the fault is no failover's doing.
+	BulkDegradedByPhase []PhaseCount `json:"bulk_degraded_by_phase,omitempty"`
 	// Degraded compares the degraded responses with the gateway's count.
 	Degraded DegradedCheck `json:"degraded"`
 	// Before and After sample the gateway at steady load before the

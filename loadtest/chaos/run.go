@@ -275,6 +275,9 @@ func runChaos(t T, env chaosEnv, sc chaosScenario) ChaosResult {
 	return res
 }
 
+// bulkDegraded picks the bulk tenant's degraded responses.
+func bulkDegraded(s *sample) bool { return !s.limited && s.state == stateDegraded }
+
 // result turns the samples and the metrics around the attack into the
 // scenario's result.
 func (r *chaosRun) result(sc chaosScenario, ss []sample, end time.Time, m0, m1 map[string]float64) ChaosResult {
@@ -313,8 +316,9 @@ func (r *chaosRun) result(sc chaosScenario, ss []sample, end time.Time, m0, m1 m
 		Phases: phases, Total: total, Recoveries: recoveries(r.marks, ss),
 		PeakLimited: peakAdmitted(ss, chaosWindow), PeakLimitedOK: peakAdmittedOK(ss, chaosWindow),
 		Limit: r.tm.limit(), ExactOK: sc.exactOK, BulkOnHealthyShard: r.bulkOnHealthyShard,
-		BulkDegraded: countSamples(ss, func(s *sample) bool { return !s.limited && s.state == stateDegraded }),
-		Degraded:     DegradedCheck{Marked: total.Degraded, Counted: int(counted), ByReason: degradedReasons(m0, m1)},
-		Before:       r.before, After: r.after, Outage: sc.outage, Notes: notes, Flood: r.flood,
+		BulkDegraded:        countSamples(ss, bulkDegraded),
+		BulkDegradedByPhase: countByPhase(r.marks, ss, bulkDegraded),
+		Degraded:            DegradedCheck{Marked: total.Degraded, Counted: int(counted), ByReason: degradedReasons(m0, m1)},
+		Before:              r.before, After: r.after, Outage: sc.outage, Notes: notes, Flood: r.flood,
 	}
 }

@@ -370,3 +370,29 @@ func TestPeakAdmittedOKCountsWhatWasCertainlyDecidedWithinAWindow(t *testing.T) 
 		t.Fatalf("with one more fast request in the slow ones' window: peak %d; want 51", got)
 	}
 }
+
+// TestBulkDegradedIsSplitByPhase: a healthy shard's degraded responses are
+// counted in the phase each was sent in, so that one before the fault is
+// not put down to the failover.
+func TestBulkDegradedIsSplitByPhase(t *testing.T) {
+	t0 := time.Unix(1_700_000_000, 0)
+	marks := []phaseMark{{name: "before", at: t0}, {name: "primary-killed", at: t0.Add(5 * time.Second), fault: true}, {name: "after", at: t0.Add(8 * time.Second), heal: true}}
+	at := func(ms int, state rlState, limited bool) sample {
+		return sample{at: t0.Add(time.Duration(ms) * time.Millisecond), state: state, limited: limited}
+	}
+	ss := []sample{
+		at(100, stateDegraded, false), at(200, stateOK, false), at(4999, stateDegraded, false),
+		at(5000, stateDegraded, true), at(6000, stateOK, false),
+		at(8000, stateDegraded, false), at(9000, stateDegraded, false),
+	}
+	got := countByPhase(marks, ss, bulkDegraded)
+	want := []PhaseCount{{"before", 2}, {"primary-killed", 0}, {"after", 2}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("countByPhase: %v; want %v", got, want)
+	}
+	res := &ChaosResult{BulkOnHealthyShard: true, BulkDegraded: 4, BulkDegradedByPhase: got}
+	fails := check(chaosTiming{}, res)
+	if len(fails) == 0 || !strings.Contains(strings.Join(fails, "\n"), "4 degraded responses (by phase: before 2, primary-killed 0, after 2)") {
+		t.Fatalf("check: %q; want the count split by phase", fails)
+	}
+}
