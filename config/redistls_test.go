@@ -1,6 +1,10 @@
 package config_test
 
 import (
+	"crypto/ecdh"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"os"
 	"path/filepath"
@@ -64,6 +68,19 @@ func TestRedisTLSFilesAreChecked(t *testing.T) {
 	if err := os.WriteFile(badKey, []byte("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// An X25519 key in PKCS #8: x509 parses it, crypto/tls cannot sign with it.
+	x25519, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(x25519)
+	if err != nil {
+		t.Fatal(err)
+	}
+	xKey := filepath.Join(dir, "x25519-key.pem")
+	if err := os.WriteFile(xKey, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		name  string
 		tls   []string // redis.tls keys and values
@@ -77,6 +94,8 @@ func TestRedisTLSFilesAreChecked(t *testing.T) {
 		{"a missing client key", []string{"cert_file", cert, "key_file", missing}, "redis.tls.key_file", []string{missing}},
 		{"a client key that is no key", []string{"cert_file", cert, "key_file", garbage}, "redis.tls.key_file", []string{garbage}},
 		{"a client key that does not parse", []string{"cert_file", cert, "key_file", badKey}, "redis.tls.key_file", []string{badKey}},
+		{"a client key TLS cannot use", []string{"cert_file", cert, "key_file", xKey}, "redis.tls.key_file", []string{xKey, "PKCS #8"}},
+		{"a broken certificate and a broken key", []string{"cert_file", garbage, "key_file", badKey}, "redis.tls.key_file", []string{badKey, "not a PKCS #1, PKCS #8 or SEC 1 private key"}},
 		{"a certificate that is none", []string{"cert_file", garbage, "key_file", key}, "redis.tls.cert_file", []string{garbage}},
 		{"a key of another certificate", []string{"cert_file", otherCert, "key_file", key}, "redis.tls.cert_file", []string{otherCert, key}},
 		{"a certificate without its key", []string{"cert_file", cert}, "redis.tls.cert_file", []string{"redis.tls.key_file is empty"}},

@@ -2,6 +2,9 @@ package limiter
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
@@ -266,13 +269,17 @@ func loadTLS(o TLSOptions) (*tls.Config, []*TLSFileError) {
 			break
 		}
 		cert, err := tls.X509KeyPair(certPEM, keyPEM)
+		var keyErr error // the key's own fault, when the pair fails
+		if err != nil {
+			keyErr = parseKey(keyPEM)
+		}
 		switch {
 		case err == nil:
 			c.Certificates = []tls.Certificate{cert}
 		case !hasPEM(keyPEM, "PRIVATE KEY"):
 			fail("key_file", fmt.Errorf("no PEM private key in %s", o.KeyFile))
-		case !parsesAsKey(keyPEM):
-			fail("key_file", fmt.Errorf("%s: %w", o.KeyFile, err))
+		case keyErr != nil:
+			fail("key_file", fmt.Errorf("%s: %w", o.KeyFile, keyErr))
 		default:
 			fail("cert_file", fmt.Errorf("%s with %s: %w", o.CertFile, o.KeyFile, err))
 		}
@@ -280,26 +287,33 @@ func loadTLS(o TLSOptions) (*tls.Config, []*TLSFileError) {
 	return c, errs
 }
 
-// parsesAsKey reports whether the first private key PEM block of data
-// holds a key Go can use (PKCS #8, PKCS #1 or SEC 1): when it does, a
-// pair that still fails is the certificate's fault, or the two's.
-func parsesAsKey(data []byte) bool {
+// parseKey parses the first private key PEM block of data as crypto/tls
+// does (PKCS #1; PKCS #8 of RSA, ECDSA or Ed25519; SEC 1): nil when the
+// key is usable, and a pair that still fails is the certificate's fault,
+// or the two's.
+func parseKey(data []byte) error {
 	for {
 		var b *pem.Block
 		if b, data = pem.Decode(data); b == nil {
-			return false
+			return errors.New("no PEM private key")
 		}
-		if !strings.HasSuffix(b.Type, "PRIVATE KEY") {
+		if b.Type != "PRIVATE KEY" && !strings.HasSuffix(b.Type, " PRIVATE KEY") {
 			continue
 		}
-		if _, err := x509.ParsePKCS8PrivateKey(b.Bytes); err == nil {
-			return true
-		}
 		if _, err := x509.ParsePKCS1PrivateKey(b.Bytes); err == nil {
-			return true
+			return nil
 		}
-		_, err := x509.ParseECPrivateKey(b.Bytes)
-		return err == nil
+		if k, err := x509.ParsePKCS8PrivateKey(b.Bytes); err == nil {
+			switch k.(type) {
+			case *rsa.PrivateKey, *ecdsa.PrivateKey, ed25519.PrivateKey:
+				return nil
+			}
+			return fmt.Errorf("a %T in PKCS #8, which TLS cannot use", k)
+		}
+		if _, err := x509.ParseECPrivateKey(b.Bytes); err == nil {
+			return nil
+		}
+		return fmt.Errorf("%s block: not a PKCS #1, PKCS #8 or SEC 1 private key", b.Type)
 	}
 }
 
