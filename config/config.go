@@ -61,8 +61,9 @@ type Server struct {
 	// is answered 429 and closed. 0 is no cap. Default 0.
 	MaxConnsPerIP int `koanf:"max_conns_per_ip" json:"max_conns_per_ip"`
 	// MaxConnsPerIPIPv6Prefix is how many leading bits of an IPv6 peer's
-	// address name one peer for MaxConnsPerIP and the admin listener's
-	// cap per peer: its network of that many bits counts as one, so one
+	// address name one peer for MaxConnsPerIP (the proxy listener's; the
+	// admin listener's cap per peer counts a /64): its network of that
+	// many bits counts as one, so one
 	// host rotating through its network's addresses does not get a
 	// fresh cap with each. 128 counts every address on its own. IPv4
 	// peers are counted by their address. Default 64.

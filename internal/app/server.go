@@ -22,8 +22,8 @@ import (
 // Server runs the proxy and admin listeners.
 type Server struct {
 	// maxConns and perIP cap the proxy listener's connections; v6bits is
-	// the IPv6 network counted as one peer, by both listeners' caps per
-	// peer.
+	// the IPv6 network its cap per peer counts as one peer (the admin
+	// listener's counts a /64, adminV6Bits).
 	maxConns, perIP, v6bits int
 	// tls terminates TLS on the proxy listener; nil serves plain HTTP.
 	tls   *tls.Config

@@ -128,7 +128,7 @@ func (r *Report) notes() []string {
 				where, m.LimitedOK(), m.LimitedSent, m.LimitedLimit))
 		}
 		if m.LimitedDegraded > 0 {
-			out = append(out, fmt.Sprintf("%s: the limited tenant got %d more admitted marked degraded (fail open: decided without Redis, uncounted), beside %d marked ok; its limit is %d",
+			out = append(out, fmt.Sprintf("%s: the limited tenant got %d more admitted marked degraded (fail open: not bounded by the limit), beside %d marked ok; its limit is %d",
 				where, m.LimitedDegraded, m.LimitedOK(), m.LimitedLimit))
 		}
 		if m.Degraded > 0 || len(m.DegradedByReason) > 0 {

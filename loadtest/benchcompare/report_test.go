@@ -141,7 +141,7 @@ func TestMarkdown(t *testing.T) {
 		"run 2, l1gw-exact, closed 64: the Redis probe could not run at real-time priority",
 		"- l1gw-exact: +1.50 (+1.00 to +2.00) ms",
 		"run 2, l1gw-exact, closed 64: OVER-ADMISSION: the limited tenant got 102 admitted marked ok",
-		"run 2, l1gw-exact, closed 64: the limited tenant got 3 more admitted marked degraded (fail open: decided without Redis, uncounted), beside 102 marked ok; its limit is 100",
+		"run 2, l1gw-exact, closed 64: the limited tenant got 3 more admitted marked degraded (fail open: not bounded by the limit), beside 102 marked ok; its limit is 100",
 		"7 of 0 responses were X-RateLimit-Status: degraded",
 		"| system | load | decisions per call | shared a script call, % |",
 		"| l1gw-exact | closed 64 | 4.5 (3.0–6.0) | 85 (80–90) |\n",
