@@ -276,8 +276,6 @@ func loadTLS(o TLSOptions) (*tls.Config, []*TLSFileError) {
 		switch {
 		case err == nil:
 			c.Certificates = []tls.Certificate{cert}
-		case !hasPEM(keyPEM, "PRIVATE KEY"):
-			fail("key_file", fmt.Errorf("no PEM private key in %s", o.KeyFile))
 		case keyErr != nil:
 			fail("key_file", fmt.Errorf("%s: %w", o.KeyFile, keyErr))
 		default:
@@ -314,18 +312,5 @@ func parseKey(data []byte) error {
 			return nil
 		}
 		return fmt.Errorf("%s block: not a PKCS #1, PKCS #8 or SEC 1 private key", b.Type)
-	}
-}
-
-// hasPEM reports whether data holds a PEM block whose type ends in typ.
-func hasPEM(data []byte, typ string) bool {
-	for {
-		var b *pem.Block
-		if b, data = pem.Decode(data); b == nil {
-			return false
-		}
-		if strings.HasSuffix(b.Type, typ) {
-			return true
-		}
 	}
 }
