@@ -290,13 +290,9 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, a *admission) bool {
 		return false
 	}
 	a.tenant, a.keyIn = t, id.places
-	if t.Upstream != "" {
-		// Looked up now, with the tenant: a config reload while the
-		// decision waits may drop the upstream from the proxy's table.
-		if pool, ok := g.proxy.Pool(t.Upstream); ok {
-			a.pool = pool
-		}
-	}
+	// Looked up now, with the tenant: a config reload while the decision
+	// waits may drop the upstream from the proxy's table.
+	a.pool = g.poolOf(rt, t)
 	a.sent = sentIn(h)
 	g.requestID(h, a)
 	var early *problem // refused before the limits count the request
@@ -401,6 +397,19 @@ func (g *Gateway) limitKey(ctx *fasthttp.RequestCtx, t *tenants.Tenant) string {
 		return t.ID
 	}
 	return t.AnonymousKey(g.trusted.ClientIP(&ctx.Request.Header, ctx.RemoteIP()))
+}
+
+// poolOf is where a request routed by rt goes for tenant t: t's own
+// upstream when it names one the proxy knows (among those the last reload
+// dropped too: the tenants change after the routes, and until they do
+// their upstreams are those of the config before), else the route's.
+func (g *Gateway) poolOf(rt *upstream.Route, t *tenants.Tenant) *upstream.Pool {
+	if t.Upstream != "" {
+		if pool, ok := g.proxy.Pool(t.Upstream); ok {
+			return pool
+		}
+	}
+	return rt.Pool
 }
 
 // reject answers a request that never reached the limiter.

@@ -89,19 +89,7 @@ func (g *Gateway) inForce(o tunnelOwner, snap *tenants.Snapshot) bool {
 		return false
 	}
 	rt := g.proxy.Match(o.host, o.path)
-	if rt == nil {
-		return false
-	}
-	upstream := rt.Pool.Name
-	if t.Upstream != "" {
-		// Found among the pools the last reload dropped too, as admit
-		// finds it: the tenants change after the routes, and until they
-		// do their upstreams are those of the config before.
-		if pool, ok := g.proxy.Pool(t.Upstream); ok {
-			upstream = pool.Name
-		}
-	}
-	return upstream == o.upstream
+	return rt != nil && g.poolOf(rt, t).Name == o.upstream
 }
 
 // tunnelCheck is how often an open tunnel looks whether a config or
