@@ -35,6 +35,17 @@ type memShard struct {
 	lastSweep int64
 }
 
+// tenant is the tenant name's state, made (with room for rules logs)
+// if sh has none. Called with mu held.
+func (sh *memShard) tenant(name string, rules int) *memTenant {
+	t := sh.tenants[name]
+	if t == nil {
+		t = &memTenant{rules: make(map[memKey]*slidingLog, rules)}
+		sh.tenants[name] = t
+	}
+	return t
+}
+
 type memTenant struct {
 	rules  map[memKey]*slidingLog
 	counts map[memKey]*memCount // counter rules; nil until one is decided
@@ -76,11 +87,7 @@ func (s *MemoryStore) Decide(_ context.Context, req Request) (Decision, error) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	sh.maybeSweep(now)
-	t := sh.tenants[req.Tenant]
-	if t == nil {
-		t = &memTenant{rules: make(map[memKey]*slidingLog, len(req.Rules))}
-		sh.tenants[req.Tenant] = t
-	}
+	t := sh.tenant(req.Tenant, len(req.Rules))
 
 	if hasScope(req.Rules) {
 		s.sharedMu.Lock()
@@ -313,10 +320,7 @@ func (s *MemoryStore) Renew(tenant string, r Rule, seq uint64) {
 		sh := &s.shards[tenantHash(tenant)%memoryShards]
 		sh.mu.Lock()
 		defer sh.mu.Unlock()
-		if t = sh.tenants[tenant]; t == nil {
-			t = &memTenant{rules: make(map[memKey]*slidingLog, 1)}
-			sh.tenants[tenant] = t
-		}
+		t = sh.tenant(tenant, 1)
 	}
 	lg := t.log(r, now)
 	lg.window = int64(r.Window) // a log made here is not swept at once
