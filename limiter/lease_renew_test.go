@@ -79,3 +79,51 @@ func TestARenewalTakesBackALeaseRedisLost(t *testing.T) {
 		}
 	}
 }
+
+// releases is l1gw_lease_releases_total{result}.
+func releases(t *testing.T, result string) int {
+	t.Helper()
+	var buf bytes.Buffer
+	metrics.WritePrometheus(&buf, false)
+	m := regexp.MustCompile(`l1gw_lease_releases_total\{result="` + result + `"\} (\d+)`).FindSubmatch(buf.Bytes())
+	if m == nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(string(m[1]))
+	return n
+}
+
+// TestMemoryLeasesAreCounted: the memory store (alone, or a gateway's own
+// while Redis is down) counts its renewals and releases as the Redis store
+// does: a lease renewed while held, taken back when lost with room, gone
+// when lost with the limit full; given back, or found expired. Not
+// parallel: it reads the counters.
+func TestMemoryLeasesAreCounted(t *testing.T) {
+	clk := newFakeClock()
+	s := limiter.NewMemoryStore(clk.Now)
+	lease := limiter.Rule{Name: "concurrency", Limit: 1, Window: time.Minute, Lease: true}
+	counts := func() [5]int {
+		return [5]int{renewals(t, "renewed"), renewals(t, "restored"), renewals(t, "gone"),
+			releases(t, "released"), releases(t, "expired")}
+	}
+	from := counts()
+	a := decideOK(t, s, "acme", lease)
+	s.Renew("acme", lease, a.Seq) // renewed
+	clk.Advance(2 * time.Minute)  // lost
+	s.Renew("acme", lease, a.Seq) // restored
+	clk.Advance(2 * time.Minute)  // lost again
+	b := decideOK(t, s, "acme", lease)
+	if !b.Allowed {
+		t.Fatal("a lease after the first was lost: denied")
+	}
+	s.Renew("acme", lease, a.Seq)   // gone: b holds the only slot
+	s.Release("acme", lease, b.Seq) // released
+	s.Release("acme", lease, a.Seq) // expired: never taken back
+	got := counts()
+	names := [5]string{"renewals renewed", "renewals restored", "renewals gone", "releases released", "releases expired"}
+	for i := range names {
+		if n := got[i] - from[i]; n != 1 {
+			t.Errorf("%s grew by %d; want 1", names[i], n)
+		}
+	}
+}

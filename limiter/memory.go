@@ -301,7 +301,13 @@ func (l *slidingLog) reset(now int64, window time.Duration) time.Duration {
 // Release gives back the lease of decision seq in tenant's Lease rule r,
 // if it is still held (not expired).
 func (s *MemoryStore) Release(tenant string, r Rule, seq uint64) {
-	s.withLeases(tenant, r, func(lg *slidingLog) { lg.drop(seq) })
+	released := false
+	s.withLeases(tenant, r, func(lg *slidingLog) { released = lg.drop(seq) })
+	if released {
+		leasesReleased.Inc()
+	} else {
+		leasesExpired.Inc()
+	}
 }
 
 // Renew keeps the lease of decision seq in tenant's Lease rule r in its
@@ -330,11 +336,15 @@ func (s *MemoryStore) Renew(tenant string, r Rule, seq uint64) {
 			cost = e.cost
 			lg.drop(seq)
 			lg.push(now, cost, seq)
+			leasesRenewed.Inc()
 			return
 		}
 	}
 	if cost <= r.Limit-lg.used {
 		lg.push(now, cost, seq)
+		leasesRestored.Inc()
+	} else {
+		leasesGone.Inc()
 	}
 }
 
