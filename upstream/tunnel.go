@@ -19,8 +19,10 @@ func (p *Pool) CountError(err error) { p.errs[classify(err)].Inc() }
 // DialTunnel connects to one of the pool's targets for an upgraded
 // connection (WebSocket): the target Forward would pick, over TLS for an
 // https:// one, within the dial timeout. A failure counts toward the
-// target's ejection and in l1gw_upstream_errors_total.
-func (p *Pool) DialTunnel() (net.Conn, error) {
+// target's ejection and in l1gw_upstream_errors_total. It returns the
+// target's URL too, as configured: HasTarget tells whether a later pool
+// still has it.
+func (p *Pool) DialTunnel() (net.Conn, string, error) {
 	t := p.pick(nil)
 	deadline := time.Now().Add(p.spec.DialTimeout)
 	c, err := net.DialTimeout("tcp", t.hc.Addr, p.spec.DialTimeout)
@@ -42,7 +44,18 @@ func (p *Pool) DialTunnel() (net.Conn, error) {
 	if err != nil {
 		kind := classify(err)
 		p.errs[kind].Inc()
-		return nil, &Error{Upstream: p.Name, Kind: kind, Err: fmt.Errorf("tunnel to %s: %w", t.url, err)}
+		return nil, "", &Error{Upstream: p.Name, Kind: kind, Err: fmt.Errorf("tunnel to %s: %w", t.url, err)}
 	}
-	return c, nil
+	return c, t.url, nil
+}
+
+// HasTarget reports whether url, a target's as DialTunnel returned it, is
+// one of the pool's targets.
+func (p *Pool) HasTarget(url string) bool {
+	for _, t := range p.targets {
+		if t.url == url {
+			return true
+		}
+	}
+	return false
 }

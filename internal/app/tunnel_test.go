@@ -733,3 +733,62 @@ func TestATunnelEndsWithItsUpstream(t *testing.T) {
 	}
 	echoes("after side's removal", map[string]*conn{"other": other})
 }
+
+// TestATunnelEndsWithItsTarget: of two tunnels on an upstream of two
+// targets, one on each, a reload that removes one target from the
+// upstream's targets ends the tunnel on it within a few seconds, and
+// leaves the other open. The tunnel on a removed target went on for up to
+// tunnel_max_duration.
+func TestATunnelEndsWithItsTarget(t *testing.T) {
+	mainUp, first, second := startEchoUpgrade(t), startEchoUpgrade(t), startEchoUpgrade(t)
+	path := filepath.Join(t.TempDir(), "l1gw.yaml")
+	write := func(targets ...*echoUpgrade) {
+		t.Helper()
+		urls := make([]string, len(targets))
+		for i, u := range targets {
+			urls[i] = `"http://` + u.addr + `"`
+		}
+		body := strings.NewReplacer("MAIN", "http://"+mainUp.addr, "PINNED", "",
+			"SIDE_UPSTREAM", `  side: {targets: [`+strings.Join(urls, ", ")+`], timeout: 20s, health: {path: ""}}`,
+			"SIDE_ROUTE", "  - {path_prefix: /side, upstream: side}").Replace(tunnelRoutesConfig)
+		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(first, second)
+	gw, _ := startReloading(t, path)
+	// The pool takes its targets in turn: one tunnel on each. Which is
+	// which, their paths tell.
+	a := openTunnelAt(t, gw.proxy, "bulk-key", "/side/a")
+	b := openTunnelAt(t, gw.proxy, "bulk-key", "/side/b")
+	var onFirst, onSecond *conn
+	for _, up := range []*echoUpgrade{first, second} {
+		line, _, _ := strings.Cut(<-up.heads, "\r\n")
+		c := a
+		if strings.HasPrefix(line, "GET /side/b ") {
+			c = b
+		}
+		if up == first {
+			onFirst = c
+		} else {
+			onSecond = c
+		}
+	}
+	if onFirst == onSecond {
+		t.Fatal("both tunnels went to one target; want one on each")
+	}
+	write(first)
+	if resp := adminReload(t, gw); resp.StatusCode() != 200 {
+		t.Fatalf("reload: %d %s", resp.StatusCode(), resp.Body())
+	}
+	onSecond.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadAll(onSecond.br); err != nil {
+		t.Fatalf("the tunnel on the removed target: %v; want it ended (EOF) within 5 s", err)
+	}
+	time.Sleep(1500 * time.Millisecond) // the other's watcher has looked too
+	onFirst.send("ping")
+	got := make([]byte, 4)
+	if _, err := io.ReadFull(onFirst.br, got); err != nil || string(got) != "ping" {
+		t.Fatalf("the tunnel on the kept target: %q, %v; want its echo", got, err)
+	}
+}

@@ -58,12 +58,14 @@ func (l *lease) renewEvery() time.Duration {
 
 // tunnelOwner is who a tunnel was admitted as: its tenant, and the key
 // it came with (nil for an anonymous caller); and where it was sent: the
-// host and path its request was routed by, and the upstream it went to.
+// host and path its request was routed by, the upstream it went to, and
+// that upstream's target it is connected to.
 type tunnelOwner struct {
 	tenant     string
 	key        []byte
 	host, path []byte
 	upstream   string
+	target     string
 }
 
 // ownerOf is the owner of a's request, an upgrade about to be tunnelled.
@@ -82,14 +84,18 @@ func (g *Gateway) ownerOf(ctx *fasthttp.RequestCtx, a *admission) tunnelOwner {
 // and send it where it went: its key resolves to its tenant (an
 // anonymous caller's, that callers are still let in), and its request
 // is routed to its upstream, as admit routes one: by its route, or by
-// its tenant's upstream.
+// its tenant's upstream, which still has its target.
 func (g *Gateway) inForce(o tunnelOwner, snap *tenants.Snapshot) bool {
 	t, _ := snap.Peek(o.key)
 	if t == nil || t.ID != o.tenant {
 		return false
 	}
 	rt := g.proxy.Match(o.host, o.path)
-	return rt != nil && g.poolOf(rt, t).Name == o.upstream
+	if rt == nil {
+		return false
+	}
+	p := g.poolOf(rt, t)
+	return p.Name == o.upstream && p.HasTarget(o.target)
 }
 
 // tunnelCheck is how often an open tunnel looks whether a config or
@@ -100,11 +106,11 @@ const tunnelCheck = time.Second
 // watch runs beside an open tunnel until done closes: it ends the tunnel
 // once the tenants and routes in force no longer admit its owner or no
 // longer send it to its upstream (the tenant removed, its key revoked,
-// its upstream removed or its request routed elsewhere: looked at on its
-// first tick, and whenever the tenants or the routes change; its key
-// expired: looked at on every tick), and renews l's leases, if l is not
-// nil, every renewEvery, so that the tunnel holds them while it is open,
-// however long past their window.
+// its upstream or its target removed, or its request routed elsewhere:
+// looked at on its first tick, and whenever the tenants or the routes
+// change; its key expired: looked at on every tick), and renews l's
+// leases, if l is not nil, every renewEvery, so that the tunnel holds
+// them while it is open, however long past their window.
 func (g *Gateway) watch(owner tunnelOwner, l *lease, done <-chan struct{}, end func()) {
 	every := time.Duration(0)
 	if l != nil {

@@ -109,7 +109,8 @@ func (g *Gateway) tunnel(ctx *fasthttp.RequestCtx, pool *upstream.Pool, a *admis
 	h.SetHostBytes(u.Host())
 	h.SetCanonical(hdrConnection, valueUpgrade)
 	h.SetCanonical(hdrUpgrade, proto)
-	up, err := pool.DialTunnel()
+	up, target, err := pool.DialTunnel()
+	owner.target = target
 	var br *bufio.Reader
 	if err == nil {
 		// The handshake is one request: the upstream answers it within
