@@ -275,7 +275,7 @@ func loadTLS(o TLSOptions) (*tls.Config, []*TLSFileError) {
 		}
 		switch {
 		case err == nil:
-			c.Certificates = []tls.Certificate{cert}
+			c.GetClientCertificate = newClientCert(o.CertFile, o.KeyFile, certPEM, keyPEM, cert).get
 		case keyErr != nil:
 			fail("key_file", fmt.Errorf("%s: %w", o.KeyFile, keyErr))
 		default:
