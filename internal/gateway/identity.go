@@ -102,7 +102,73 @@ func (g *Gateway) identify(ctx *fasthttp.RequestCtx, snap *tenants.Snapshot, buf
 	case snap.Known(auth):
 		return id, problemKeyConflict, false
 	}
+	if len(auth) > 0 && keyForAFramework(snap, authValue, auth) {
+		// "Bearer KEY,x": the gateway reads "KEY,x" (no key, and nothing
+		// hide_key would hide), Laravel and Rails read KEY.
+		return id, problemKeyParsedElsewhere, false
+	}
 	return id, p, true
+}
+
+// keyForAFramework says whether an Authorization value holds a tenant's
+// key, other than key (what the gateway read there), where a web
+// framework's own parser reads one: what
+// follows its last "Bearer " up to a ',' (Laravel's bearerToken), or, after
+// a leading Token or Bearer scheme, its first parameter split on ',', ';'
+// and tab, without "token=" and the quotes around it (Rails'
+// token_and_options). At most three lookups, and none for a value those
+// parsers read as key itself.
+func keyForAFramework(snap *tenants.Snapshot, v, key []byte) bool {
+	other := func(k []byte) bool {
+		return len(k) > 0 && len(k) <= tenants.KeyBufLen && !bytes.Equal(k, key) && snap.Known(k)
+	}
+	if i := lastIndexFold(v, bearerSpace); i >= 0 {
+		k := v[i+len(bearerSpace):]
+		if j := bytes.IndexByte(k, ','); j >= 0 {
+			k = k[:j]
+		}
+		if other(k) || other(bytes.Trim(k, " \t")) {
+			return true
+		}
+	}
+	rest, ok := tenants.CutScheme(v, bearer)
+	if !ok {
+		rest, ok = tenants.CutScheme(v, tokenScheme)
+	}
+	if !ok {
+		return false
+	}
+	var first []byte
+	for p := range bytes.FieldsFuncSeq(rest, func(r rune) bool { return r == ',' || r == ';' || r == '\t' }) {
+		if first = bytes.Trim(p, " "); len(first) > 0 {
+			break
+		}
+	}
+	if len(first) >= len(tokenParam) && bytes.Equal(first[:len(tokenParam)], tokenParam) {
+		first = first[len(tokenParam):]
+	}
+	first = bytes.TrimPrefix(first, quote)
+	first = bytes.TrimSuffix(first, quote)
+	return other(first)
+}
+
+var (
+	bearer      = []byte("Bearer")
+	bearerSpace = []byte("bearer ")
+	tokenScheme = []byte("Token")
+	tokenParam  = []byte("token=")
+	quote       = []byte(`"`)
+)
+
+// lastIndexFold is the index of the last instance of lower, which is
+// lower-case ASCII, in s in any case; -1 if none.
+func lastIndexFold(s, lower []byte) int {
+	for i := len(s) - len(lower); i >= 0; i-- {
+		if bytes.EqualFold(s[i:i+len(lower)], lower) {
+			return i
+		}
+	}
+	return -1
 }
 
 // Method overrides: fields (and the query parameter _method) that Rails,
@@ -221,7 +287,7 @@ func (g *Gateway) authKey(auth, buf []byte) (key, user []byte, p problem, ok boo
 // length each, whatever the value's length.
 func keyUnderOtherScheme(snap *tenants.Snapshot, v []byte) bool {
 	known := func(k []byte) bool { return len(k) <= tenants.KeyBufLen && snap.Known(k) }
-	if known(v) {
+	if known(v) || keyForAFramework(snap, v, nil) {
 		return true
 	}
 	i := bytes.IndexAny(v, " \t")
@@ -266,14 +332,15 @@ func (g *Gateway) stripKeyQuery(u *fasthttp.URI) {
 
 // Identity problems: all refuse before the limiter is asked.
 var (
-	problemKeyConflict    = badRequest("the request carries two different API keys (key header, query parameter, Authorization): send one")
-	problemBearerSpace    = badRequest("the Bearer token in Authorization holds white space, which a token never does and where a server splitting on it reads another token: send Authorization: Bearer <key>")
-	problemKeyOtherScheme = badRequest("Authorization carries an API key under a scheme other than Bearer (or Basic with key_basic_auth): send Authorization: Bearer <key>")
-	problemKeyNotASCII    = badRequest("the API key (header or query parameter) holds a byte outside ASCII, which some servers strip as white space (0x85, 0xA0): keys are ASCII")
-	problemAuthNotASCII   = badRequest("Authorization holds a byte outside ASCII, which some servers read as white space (0x85, 0xA0) and so could find a key the gateway does not: credentials are ASCII")
-	problemMethodOverride = badRequest("X-HTTP-Method-Override (or X-HTTP-Method, X-Method-Override, _method) names a method whose limits on this path differ from the request's: send the request with that method")
-	problemKeyQueryTwice  = badRequest("the API key query parameter is sent more than once")
-	problemKeyQueryLong   = problem{fasthttp.StatusUnauthorized, typeBlank, "Unauthorized",
+	problemKeyConflict        = badRequest("the request carries two different API keys (key header, query parameter, Authorization): send one")
+	problemBearerSpace        = badRequest("the Bearer token in Authorization holds white space, which a token never does and where a server splitting on it reads another token: send Authorization: Bearer <key>")
+	problemKeyParsedElsewhere = badRequest("Authorization holds an API key where some servers read one (after its last \"Bearer \", before a ',' or ';', or as token=\"…\") other than the key the gateway reads: send Authorization: Bearer <key>")
+	problemKeyOtherScheme     = badRequest("Authorization carries an API key under a scheme other than Bearer (or Basic with key_basic_auth): send Authorization: Bearer <key>")
+	problemKeyNotASCII        = badRequest("the API key (header or query parameter) holds a byte outside ASCII, which some servers strip as white space (0x85, 0xA0): keys are ASCII")
+	problemAuthNotASCII       = badRequest("Authorization holds a byte outside ASCII, which some servers read as white space (0x85, 0xA0) and so could find a key the gateway does not: credentials are ASCII")
+	problemMethodOverride     = badRequest("X-HTTP-Method-Override (or X-HTTP-Method, X-Method-Override, _method) names a method whose limits on this path differ from the request's: send the request with that method")
+	problemKeyQueryTwice      = badRequest("the API key query parameter is sent more than once")
+	problemKeyQueryLong       = problem{fasthttp.StatusUnauthorized, typeBlank, "Unauthorized",
 		"the API key query parameter is longer than " + strconv.Itoa(tenants.KeyBufLen) + " bytes once decoded"}
 	problemBadBasic = problem{fasthttp.StatusUnauthorized, typeBlank, "Unauthorized",
 		"Authorization: Basic must carry base64 of user-id:password, at most " + strconv.Itoa(tenants.KeyBufLen) +

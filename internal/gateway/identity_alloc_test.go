@@ -33,6 +33,9 @@ func TestKeyPlacesDoNotAllocate(t *testing.T) {
 		{"the parameter twice", "/alloc?user_key=a&user_key=b", nil, 400},
 		{"another scheme's words, passed", "/alloc", []string{"X-API-Key: bulk-key", "Authorization: Token a b c d e f g"}, 200},
 		{"a key among another scheme's words", "/alloc", []string{"X-API-Key: bulk-key", "Authorization: Token x acme-key y"}, 400},
+		{"a Bearer token before a comma, passed", "/alloc", []string{"X-API-Key: bulk-key", "Authorization: Bearer up-secret,x"}, 200},
+		{"a key where Rails reads one", "/alloc", []string{"X-API-Key: bulk-key", `Authorization: Token token="acme-key"`}, 400},
+		{"a key where Laravel reads one", "/alloc", []string{"X-API-Key: bulk-key", "Authorization: Bearer acme-key,x"}, 400},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

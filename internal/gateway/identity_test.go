@@ -305,6 +305,21 @@ func TestKeyUnderAnyScheme(t *testing.T) {
 		{[]string{"X-API-Key: bulk-key", "Authorization: Token upstream secret"}, 200, "Token upstream secret"},
 		{[]string{"X-API-Key: bulk-key", "Authorization: Token upstream-secret"}, 200, "Token upstream-secret"},
 		{[]string{"X-API-Key: bulk-key", "Authorization: " + digest}, 200, digest}, // no whitespace-split key
+		// Where Laravel (after the last "Bearer ", up to a ',') and Rails
+		// (the first of the parameters split on , ; and tab, without
+		// token= and quotes) read a key.
+		{[]string{"X-API-Key: bulk-key", "Authorization: Bearer acme-key,x"}, 400, ""},
+		{[]string{"X-API-Key: bulk-key", "Authorization: Bearer acme-key;x"}, 400, ""},
+		{[]string{"X-API-Key: bulk-key", `Authorization: Bearer "acme-key"`}, 400, ""},
+		{[]string{"X-API-Key: bulk-key", `Authorization: Bearer token="acme-key"`}, 400, ""},
+		{[]string{"X-API-Key: bulk-key", `Authorization: Token token="acme-key"`}, 400, ""},
+		{[]string{"X-API-Key: bulk-key", "Authorization: X bearer acme-key,y"}, 400, ""},
+		{[]string{"X-API-Key: bulk-key", "Authorization: Bearer bulk-key,x"}, 400, ""}, // hide_key would leave it
+		{[]string{"Authorization: X bearer acme-key,y"}, 400, ""},
+		{[]string{`Authorization: Token token="acme-key"`}, 400, ""},
+		{[]string{"Authorization: Bearer acme-key,x"}, 400, ""},
+		{[]string{"X-API-Key: bulk-key", `Authorization: Token token="upstream-secret"`}, 200, `Token token="upstream-secret"`},
+		{[]string{"X-API-Key: bulk-key", "Authorization: Bearer upstream-secret,x"}, 200, "Bearer upstream-secret,x"},
 		// Basic with a tenant's key for user-id: the password is the key
 		// here, the user-id at an upstream that takes it from there.
 		{[]string{"X-API-Key: bulk-key", "Authorization: Basic " + basicCreds("acme-key", "x")}, 400, ""},
