@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"net/netip"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -20,7 +21,8 @@ const AnonymousID = "anonymous"
 const OtherID = "(other)"
 
 // Tenant is one resolved tenant: its rules, precomputed per route, and its
-// metric handles. A Tenant is immutable once built.
+// metric handles. A Tenant is immutable once built, but for the anonymous
+// tenant's memo of its callers' keys.
 type Tenant struct {
 	// ID names the tenant.
 	ID string
@@ -35,6 +37,36 @@ type Tenant struct {
 	routes   []route        // longest prefix first
 	byMethod bool           // a route matches by method
 	v6bits   int            // the anonymous tenant's: Options.AnonymousIPv6Prefix
+	anon     *anonKeys      // the anonymous tenant's: AnonymousKey's strings
+}
+
+// anonKeys holds the strings AnonymousKey made, by themselves, so that a
+// caller's key is made once, not at every request: the limiter takes a
+// string. At anonKeysMax it is emptied and fills again.
+type anonKeys struct {
+	mu sync.RWMutex
+	m  map[string]string
+}
+
+// anonKeysMax bounds anonKeys: 65 536 callers' keys, of at most 48 bytes each.
+const anonKeysMax = 1 << 16
+
+// intern returns b as a string, made once while it stays in k.
+func (k *anonKeys) intern(b []byte) string {
+	k.mu.RLock()
+	s, ok := k.m[string(b)]
+	k.mu.RUnlock()
+	if ok {
+		return s
+	}
+	s = string(b)
+	k.mu.Lock()
+	if len(k.m) >= anonKeysMax || k.m == nil {
+		k.m = make(map[string]string)
+	}
+	k.m[s] = s
+	k.mu.Unlock()
+	return s
 }
 
 // AnonymousKey is what the limiter counts an anonymous caller at address a
@@ -54,7 +86,10 @@ func (t *Tenant) AnonymousKey(a netip.Addr) string {
 	default:
 		b = a.WithZone("").AppendTo(b)
 	}
-	return string(b)
+	if t.anon == nil {
+		return string(b)
+	}
+	return t.anon.intern(b)
 }
 
 // MethodsMatter reports whether some route of t matches by method: only

@@ -20,7 +20,8 @@ import (
 // memory store and on Redis (exact consistency: the pipe, the script call
 // and its reply included); nor does one with its key in the query
 // (tenants.key_query, stripped before forwarding), nor one refused for a
-// missing or unknown key.
+// missing or unknown key, nor an anonymous caller's (tenants.unknown:
+// anonymous).
 func TestServeDoesNotAllocate(t *testing.T) {
 	srv := redistest.Server(t)
 	cases := []struct {
@@ -42,6 +43,9 @@ func TestServeDoesNotAllocate(t *testing.T) {
 		{"memory/key in the query", "", 200, []string{"tenants.key_query=user_key"}, "/alloc?a=1&user_key=bulk-key"},
 		{"memory/missing key", "", 401, nil, ""},
 		{"memory/unknown key", "nope", 401, nil, ""},
+		{"memory/anonymous", "", 200, []string{"tenants.unknown=anonymous", "tenants.anonymous_plan=huge"}, ""},
+		{"memory/anonymous, unknown key", "nope", 200, []string{"tenants.unknown=anonymous", "tenants.anonymous_plan=huge"}, ""},
+		{"redis/anonymous", "", 200, redisSets(srv.Addr(), "ratelimit.budget=1s", "tenants.unknown=anonymous", "tenants.anonymous_plan=huge"), ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,29 @@
+package tenants
+
+import (
+	"net/netip"
+	"testing"
+)
+
+// TestAnonymousKeysAreMadeOnceAndBounded: a caller's key is the same
+// string at every request, made once; the memo never holds more than
+// anonKeysMax keys, however many callers come.
+func TestAnonymousKeysAreMadeOnceAndBounded(t *testing.T) {
+	tn := &Tenant{ID: AnonymousID, v6bits: 64, anon: &anonKeys{}}
+	a := netip.MustParseAddr("2001:db8:1:2::7")
+	if got := tn.AnonymousKey(a); got != "anon:2001:db8:1:2::/64" {
+		t.Fatalf("key of %s: %q", a, got)
+	}
+	if n := testing.AllocsPerRun(100, func() { tn.AnonymousKey(a) }); n != 0 {
+		t.Fatalf("%.0f allocations for a caller seen before; want 0", n)
+	}
+	for i := range anonKeysMax + 10 {
+		b := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+		if got, want := tn.AnonymousKey(b), "anon:"+b.String(); got != want {
+			t.Fatalf("key of %s: %q; want %q", b, got, want)
+		}
+	}
+	if n := len(tn.anon.m); n > anonKeysMax || n == 0 {
+		t.Fatalf("%d keys held; want 1 to %d", n, anonKeysMax)
+	}
+}
