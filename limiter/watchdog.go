@@ -153,9 +153,20 @@ func (l *lane) check(now time.Time) (stuck bool) {
 	}
 	if !dialing {
 		sent, got := c.counters()
+		// A write still under way (crypto/tls writes a batch as several
+		// records, and the lane may wait for a CPU between two) is not on
+		// the wire yet: Redis may hold half a command. Read after the
+		// counters, so that a write it shows over was over when they were
+		// read; a write Redis takes nothing of is closed at the silence
+		// below.
+		writing := c.inWrite.Load()
+		// Evidence is dated from after it was read, never from the tick:
+		// a watchdog that waited for a CPU since it read the clock would
+		// date a write it finds now from before the write.
+		seen := time.Now()
 		if got != l.recvMark {
 			if got != l.lastGot {
-				l.lastGot, l.lastAt = got, now
+				l.lastGot, l.lastAt = got, seen
 			}
 			// Redis answered part of the batch. The rest is judged from the
 			// last byte that came, while the lane waits in Read with every
@@ -165,11 +176,11 @@ func (l *lane) check(now time.Time) (stuck bool) {
 			}
 			return false
 		}
-		if sent != l.sentMark && l.written.IsZero() {
-			l.written = now // the lane has not said so yet: it is busy
+		if sent != l.sentMark && l.written.IsZero() && !writing {
+			l.written = seen // the lane has not said so yet: it is busy
 		}
 		if l.written.IsZero() {
-			if silent > l.p.cfg.silence && c.inWrite.Load() {
+			if silent > l.p.cfg.silence && writing {
 				c.close() // a write Redis does not take in: it reads nothing
 			}
 			return false // not written yet: the gateway's delay, not Redis'
@@ -237,8 +248,9 @@ func (l *lane) dialSilence(now time.Time) time.Duration {
 	}
 	if got != d.lastGot || sent != d.lastSent {
 		// A byte came, or a request went out (the gateway may have taken
-		// its time to write it): Redis owes from here.
-		d.lastGot, d.lastSent, d.lastAt = got, sent, now
+		// its time to write it): Redis owes from here, dated from after
+		// the counters were read (see check).
+		d.lastGot, d.lastSent, d.lastAt = got, sent, time.Now()
 	}
 	if !in || consumed != got {
 		return 0

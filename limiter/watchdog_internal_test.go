@@ -359,3 +359,76 @@ func TestCloseWhileRedisIsSilentOnACall(t *testing.T) {
 		t.Errorf("Redis got the call %d times; want once, none after close", n)
 	}
 }
+
+// TestALateTickDoesNotBackdateAWrite: the watchdog reads the clock,
+// then waits for a CPU for longer than the budget, and resumes to find a
+// batch the lane wrote meanwhile (bytes sent, the lane not yet in
+// setPhase(phaseReading)). It dated the write from its clock reading, and
+// its next tick, long due, ran at once and judged Redis silent for the
+// whole wait, although Redis answers 5 ms after the write (found by a
+// review).
+func TestALateTickDoesNotBackdateAWrite(t *testing.T) {
+	f := newFake(t, func(_ int, args []string, w *bufio.Writer, _ net.Conn) bool {
+		if strings.EqualFold(args[0], "EVALSHA") {
+			time.Sleep(5 * time.Millisecond) // healthy: a tenth of the 50 ms budget
+			w.WriteString("*4\r\n:1\r\n:9\r\n:60000000\r\n:0\r\n")
+		}
+		return true
+	})
+	l := newPipe(wdConfig(), fixedAddr(f.addr())).lanes[0]
+	if err := l.dial(nil); err != nil {
+		t.Fatal(err)
+	}
+	o := wdDecision()
+	tick := time.Now() // watch(): now := time.Now(), then the thread is descheduled
+	time.Sleep(wdLate)
+	// Meanwhile the lane (roundTrip) marks, writes, and has yet to run setPhase(phaseReading).
+	l.mark(l.c)
+	l.setPhase(phaseWriting, []*op{o})
+	wrote := time.Now()
+	if err := l.c.write(o.encode(nil)); err != nil {
+		t.Fatal(err)
+	}
+	l.check(tick)       // the late tick: sees the bytes sent, stamps written = tick
+	l.check(time.Now()) // the next tick, due since long, runs at once
+	var v [maxReply]int64
+	_, rerr := readIntArray(l.c.r, v[:])
+	answered := time.Since(wrote)
+	if errors.Is(o.err, ErrBudget) {
+		t.Fatalf("Redis answered %v after the write (reply err %v), yet the decision failed: %v", answered.Round(time.Millisecond), rerr, o.err)
+	}
+}
+
+// TestAWriteUnderWayIsNotOnTheWire: a write the kernel has sent only
+// part of (crypto/tls writes a batch as several records, one write(2)
+// each, on a new connection: dynamic record sizing) while the lane waits
+// for a CPU between two of them. Redis cannot answer a command it has
+// half of; the watchdog took the first bytes sent as the batch written
+// (found by a review).
+func TestAWriteUnderWayIsNotOnTheWire(t *testing.T) {
+	f := newFake(t, func(_ int, args []string, w *bufio.Writer, _ net.Conn) bool {
+		if strings.EqualFold(args[0], "EVALSHA") {
+			w.WriteString("*4\r\n:1\r\n:9\r\n:60000000\r\n:0\r\n") // at once
+		}
+		return true
+	})
+	l := newPipe(wdConfig(), fixedAddr(f.addr())).lanes[0]
+	if err := l.dial(nil); err != nil {
+		t.Fatal(err)
+	}
+	o := wdDecision()
+	b := o.encode(nil)
+	l.mark(l.c)
+	l.setPhase(phaseWriting, []*op{o})
+	l.c.inWrite.Store(true) // inside tls.Conn.Write, between two records
+	if _, err := l.c.raw.Write(b[:len(b)/2]); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Millisecond)
+	l.check(time.Now())
+	time.Sleep(wdLate) // the lane's thread is descheduled before the next record
+	l.check(time.Now())
+	if errors.Is(o.err, ErrBudget) {
+		t.Fatalf("half a command on the wire, the rest still in the gateway: %v", o.err)
+	}
+}
