@@ -30,11 +30,17 @@ type record struct {
 }
 
 // recorder writes admissions decided on a replica to the primary, in
-// order, over one pipeline at a time. Its queue is bounded: when it is
-// full the record is dropped and counted, never waited for.
+// order, over one pipeline at a time. Its queue is bounded, and a
+// decision takes a place in it before it begins (reserve): a gateway
+// whose recorder is behind sheds decisions (ErrOverload), never admits
+// one whose record has no room. Should the queue still be full, the
+// record is dropped and counted, never waited for.
 type recorder struct {
 	clients *Clients
 	queue   chan record
+	// deciding counts the decisions under way that may queue a record:
+	// with the queue, at most its capacity.
+	deciding atomic.Int64
 	// lastFailed and lastWritten are when a record last failed and was
 	// last written, as steps of tick: an order that no clock step upsets
 	// and no two events share.
@@ -48,6 +54,20 @@ func (r *recorder) healthy() bool { return r.lastFailed.Load() <= r.lastWritten.
 func newRecorder(c *Clients, size int) *recorder {
 	return &recorder{clients: c, queue: make(chan record, size)}
 }
+
+// reserve takes a place in the queue for a decision about to begin,
+// which queues at most one record: false when the queue and the
+// decisions under way fill it (the gateway is behind: shed). Give it back
+// with unreserve once the decision has queued its record, or not.
+func (r *recorder) reserve() bool {
+	if int(r.deciding.Add(1))+len(r.queue) > cap(r.queue) {
+		r.deciding.Add(-1)
+		return false
+	}
+	return true
+}
+
+func (r *recorder) unreserve() { r.deciding.Add(-1) }
 
 // enqueue queues rec, or drops and counts it when the queue is full; it
 // reports whether rec was queued.

@@ -132,6 +132,13 @@ type snapshot struct {
 // decide decides req into d; cacheable is false when a denial's
 // retry-after is not known to be a lower bound.
 func (r *replicaDecider) decide(_ context.Context, req Request, now time.Time, d *Decision) (cacheable bool, err error) {
+	if !r.recorder.reserve() {
+		// An admission the recorder has no room for would reach no other
+		// gateway: the gateway is behind, which is no Redis fault
+		// (l1gw_overload_total).
+		return false, errRecorderFull
+	}
+	defer r.recorder.unreserve()
 	if !peekable(req.Rules) {
 		return r.onPrimary(req, now, d)
 	}
@@ -419,6 +426,9 @@ func (r *replicaDecider) awaitRecorder(tenant string, sh *pendingShard, enq int6
 	}
 	return false, nil
 }
+
+// errRecorderFull sheds a decision the recorder's queue has no room for.
+var errRecorderFull = fmt.Errorf("limiter: the recorder's queue is full: this gateway writes its admissions to the primary slower than it makes them: %w", ErrOverload)
 
 // errReplicaSkipped: the replica failed a read lately and is not asked.
 var errReplicaSkipped = errors.New("limiter: the replica is skipped after a failed read")

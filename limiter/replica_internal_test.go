@@ -2,7 +2,9 @@ package limiter
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strconv"
 	"testing"
 	"time"
 
@@ -578,3 +580,41 @@ func admitter(t *testing.T, s *RedisStore, req Request) func(name string) bool {
 // writeQueued has s's recorder, which does not run, write its oldest
 // queued record.
 func writeQueued(s *RedisStore) { s.replica.recorder.write([]record{<-s.replica.recorder.queue}, true) }
+
+// TestAFullRecorderShedsRatherThanDegrades: replica consistency, Redis
+// healthy, the recorder behind (here not running, as a starved
+// goroutine). Once its queue is full, a decision is shed (ErrOverload)
+// before it begins, so that no admission goes unrecorded; none is marked
+// degraded. Before, the record of the next admission was dropped, and
+// every decision after it was marked degraded (recorder) until the next
+// record was written: a flood turned the gateway's own lag into a Redis
+// fault (found by a review).
+func TestAFullRecorderShedsRatherThanDegrades(t *testing.T) {
+	s, _ := unrunReplicaStore(t, "full")
+	rule := Rule{Name: "r", Limit: 1 << 20, Window: time.Minute}
+	decide := func(i int) (Decision, error) {
+		return s.Decide(context.Background(), Request{Tenant: "t" + strconv.Itoa(i%32), Rules: []Rule{rule}}) // under maxPending each
+	}
+	for i := range recordQueue {
+		d, err := decide(i)
+		if err != nil || !d.Allowed || d.Degraded {
+			t.Fatalf("decision %d, the queue not full: allowed %v, degraded %v (%s), %v; want admitted", i, d.Allowed, d.Degraded, d.Why, err)
+		}
+	}
+	for i := range 100 {
+		d, err := decide(i)
+		if !errors.Is(err, ErrOverload) {
+			t.Fatalf("decision %d past a full queue: allowed %v, degraded %v (%s), %v; want ErrOverload", recordQueue+i, d.Allowed, d.Degraded, d.Why, err)
+		}
+	}
+	if n := len(s.replica.recorder.queue); n != recordQueue {
+		t.Fatalf("%d records queued; want %d (none dropped)", n, recordQueue)
+	}
+	// The recorder takes a batch: there is room again.
+	for range recordBatch {
+		<-s.replica.recorder.queue
+	}
+	if d, err := decide(0); err != nil || !d.Allowed || d.Degraded {
+		t.Fatalf("with room again: allowed %v, degraded %v (%s), %v; want admitted", d.Allowed, d.Degraded, d.Why, err)
+	}
+}
