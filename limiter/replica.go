@@ -191,14 +191,15 @@ func (r *replicaDecider) decide(_ context.Context, req Request, now time.Time, d
 // with a concurrency limit, a shared limit or a counter rule), or one of
 // whose pending logs is at its bound. Its sliding logs may be a plain
 // request's too, so it is decided once the recorder has sent what this
-// gateway admitted in them (if not within the budget, anyway, marked
-// degraded), and what it records in them joins the pending logs and the
-// recorder's queue, for the replica's next read to count. While it is in
-// flight its cost counts against every replica read's decision of those
-// logs (hold): decide.lua does not see what they admit meanwhile, so they
-// must see what it may admit. If Redis went silent while the recorder was
-// behind, the decision is made anyway and says it is not exact: Redis
-// answers it, so the breaker is not told (see awaitRecorder).
+// gateway admitted in them (see awaitRecorder: a primary silent meanwhile
+// fails it, a recorder behind while the primary answers sheds it), and
+// what it records in them joins the pending logs and the recorder's
+// queue, for the replica's next read to count. While it is in flight its
+// cost counts against every replica read's decision of those logs
+// (hold): decide.lua does not see what they admit meanwhile, so they must
+// see what it may admit. Without a decision connection to judge the
+// primary by, a recorder still behind past the budget leaves the
+// decision made anyway, marked degraded (recorder).
 func (r *replicaDecider) onPrimary(req Request, now time.Time, d *Decision) (cacheable bool, err error) {
 	sh := r.shard(req.Tenant)
 	keys := withHighWater(r.s.keys(req.Tenant, req.Rules, now))
@@ -386,40 +387,41 @@ func (r *replicaDecider) queue(sh *pendingShard, rec record) bool {
 // awaitRecorder waits until the recorder has sent every record sh had
 // queued when a hold began (enq): before a decision on the primary, which
 // counts only what the recorder has written (onPrimary: a pending log at
-// its bound, or a request the replica cannot decide). late reports that
-// it gave up: past the budget, the primary was found silent, by its
-// decision connections' watchdog or by a read asked of it when none of
-// them had a reply within the last budget (one caller asks at a time);
-// the decision is then made anyway, marked. While the primary answers,
-// a recorder still behind is late for the gateway's own reasons (a busy
-// CPU), which are no Redis fault: the decision waits on, up to the queue
-// timeout, and is then shed (ErrOverload), as a decision queued that long
-// is.
+// its bound, or a request the replica cannot decide). A primary found
+// silent meanwhile, by its decision connections' watchdog or by a read
+// asked of it at once when none of them had a reply within the last
+// budget (one caller asks at a time), fails the decision within about a
+// budget (ErrBudget, or the read's error): Redis could not answer. While
+// the primary answers, a recorder still behind is late for the gateway's
+// own reasons (a busy CPU), which are no Redis fault: the decision waits
+// on, up to the queue timeout, and is then shed (ErrOverload), as a
+// decision queued that long is. Without a decision connection to judge
+// by (p nil), the decision is made anyway past the budget, marked (late).
 func (r *replicaDecider) awaitRecorder(tenant string, sh *pendingShard, enq int64) (late bool, err error) {
 	if sh.written.Load() >= enq {
 		return false, nil
 	}
-	p, _ := r.s.primary.pipeFor(tenant) // nil: judged by the budget alone
+	p, _ := r.s.primary.pipeFor(tenant)
 	start := time.Now()
 	for wait := 100 * time.Microsecond; sh.written.Load() < enq; wait = min(2*wait, 5*time.Millisecond) {
-		if now := time.Now(); now.Sub(start) > r.s.budget {
-			switch {
-			case p == nil || p.silentAt.Load() >= start.UnixNano():
+		now := time.Now()
+		switch {
+		case p == nil:
+			if now.Sub(start) > r.s.budget {
 				return true, nil
-			case now.Sub(start) > p.cfg.queueTimeout:
-				return true, fmt.Errorf("limiter: the recorder of %s is %v behind while the primary answers: %w",
-					tenant, now.Sub(start).Round(time.Millisecond), ErrOverload)
-			case p.repliedAt.Load() >= now.Add(-r.s.budget).UnixNano():
-				// it answered lately: wait on
-			case p.asking.CompareAndSwap(false, true):
-				err := r.s.answers(tenant)
-				p.asking.Store(false)
-				if errors.Is(err, ErrOverload) {
-					return true, err // the gateway's queue, not Redis
-				}
-				if err != nil {
-					return true, nil
-				}
+			}
+		case p.silentAt.Load() >= start.UnixNano():
+			return true, callError(fmt.Errorf("%w: the primary went silent while the recorder of %s was behind", ErrBudget, tenant))
+		case now.Sub(start) > p.cfg.queueTimeout:
+			return true, fmt.Errorf("limiter: the recorder of %s is %v behind while the primary answers: %w",
+				tenant, now.Sub(start).Round(time.Millisecond), ErrOverload)
+		case p.repliedAt.Load() >= now.Add(-r.s.budget).UnixNano():
+			// it answered lately: wait on
+		case p.asking.CompareAndSwap(false, true):
+			err := r.s.answers(tenant)
+			p.asking.Store(false)
+			if err != nil {
+				return true, err // ErrOverload: the gateway's queue; any other: Redis'
 			}
 		}
 		time.Sleep(wait)

@@ -618,3 +618,42 @@ func TestAFullRecorderShedsRatherThanDegrades(t *testing.T) {
 		t.Fatalf("with room again: allowed %v, degraded %v (%s), %v; want admitted", d.Allowed, d.Degraded, d.Why, err)
 	}
 }
+
+// TestAStalledPrimaryDegradesAWaitForTheRecorderWithinTheBudget: replica
+// consistency, Redis stalled (SIGSTOP). A decision the primary must make
+// (here: a log rule with a sliding-window rule) while this gateway has a
+// record queued fails within about a budget (ErrBudget). It waited a
+// budget for the recorder, then a budget on a read asked of the primary,
+// then a budget on the decision itself (found by a review).
+func TestAStalledPrimaryDegradesAWaitForTheRecorderWithinTheBudget(t *testing.T) {
+	srv := redistest.Server(t)
+	const budget = 100 * time.Millisecond
+	clients, err := NewClients(RedisOptions{Mode: ModeStandalone, Addrs: []string{srv.Addr()},
+		DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second, PoolTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { clients.Close() })
+	s, err := NewRedisStore(clients, Options{Consistency: ConsistencyReplica, KeyPrefix: "stall"}, budget, "gw", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	log := Rule{Name: "r", Limit: 100, Window: time.Minute}
+	win := Rule{Name: "w", Limit: 100, Window: time.Minute, Algorithm: AlgoSlidingWindow}
+	if d, err := s.Decide(context.Background(), Request{Tenant: "acme", Rules: []Rule{log}}); err != nil || !d.Allowed {
+		t.Fatalf("first: %v %v", d.Allowed, err)
+	} // pending, its record queued; the recorder does not run
+	time.Sleep(2 * budget) // no reply on the pipe within the last budget
+	srv.Stall()
+	defer srv.Resume()
+	start := time.Now()
+	_, err = s.Decide(context.Background(), Request{Tenant: "acme", Rules: []Rule{log, win}})
+	took := time.Since(start)
+	if !errors.Is(err, ErrBudget) {
+		t.Fatalf("Redis stalled: %v after %v; want ErrBudget", err, took.Round(time.Millisecond))
+	}
+	if took > budget+budget/2 {
+		t.Fatalf("a stalled Redis took %v to degrade the decision; budget %v", took.Round(time.Millisecond), budget)
+	}
+}
