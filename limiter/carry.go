@@ -30,7 +30,11 @@ func carry(r router, o *op) (*op, *pipe, error) {
 		}
 	}
 	if o.err != nil {
-		r.failed(p, o.err)
+		if !errors.Is(o.err, ErrOverload) && !errors.Is(o.err, errClosed) {
+			// Not the gateway's own queue: a Cluster replica that has
+			// answered for nothing is not unpinned, nor the map reloaded.
+			r.failed(p, o.err)
+		}
 		err := o.err
 		o.release()
 		return nil, nil, err
