@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -38,11 +39,23 @@ var (
 	connsAcceptErrors = metrics.NewCounter(`l1gw_accept_errors_total`)
 )
 
-// Answers to a connection refused at accept, written without waiting.
+// Answers to a connection refused at accept, written without waiting:
+// a problem (RFC 9457) with Retry-After, as the gateway's other sheds
+// are, in one small write.
 var (
-	refusedMax   = []byte("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
-	refusedPerIP = []byte("HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+	refusedMax = refusal(503, "Service Unavailable",
+		"the listener holds as many open connections as it takes: try again shortly")
+	refusedPerIP = refusal(429, "Too Many Requests",
+		"this client holds as many open connections as one client may: reuse one, close one, or try again shortly")
 )
+
+// refusal is the whole answer, status line to body, that refuses a
+// connection with status.
+func refusal(status int, title, detail string) []byte {
+	body := `{"type":"about:blank","title":"` + title + `","status":` + strconv.Itoa(status) + `,"detail":"` + detail + `"}` + "\n"
+	return []byte("HTTP/1.1 " + strconv.Itoa(status) + " " + title + "\r\nConnection: close\r\n" +
+		"Content-Type: application/problem+json\r\nRetry-After: 1\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body)
+}
 
 // connLimit is a listener that caps the open connections, in all
 // (server.max_conns on the proxy listener) and per client (server.

@@ -3,6 +3,7 @@ package app
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -31,7 +32,7 @@ func dialFrom(t *testing.T, from, addr string) net.Conn {
 }
 
 // refusedWith reads what the gateway answered a connection it refused at
-// accept: a status line, then the end of the connection.
+// accept, whole: an answer, then the end of the connection.
 func refusedWith(t *testing.T, c net.Conn) string {
 	t.Helper()
 	c.SetReadDeadline(time.Now().Add(3 * time.Second))
@@ -39,8 +40,7 @@ func refusedWith(t *testing.T, c net.Conn) string {
 	if err != nil {
 		return "open: " + err.Error()
 	}
-	line, _, _ := strings.Cut(string(b), "\r\n")
-	return line
+	return string(b)
 }
 
 // served: the connection was accepted and serves a request.
@@ -76,8 +76,20 @@ func TestConnectionCaps(t *testing.T) {
 	}
 	hold("127.0.0.2")
 	hold("127.0.0.2")
-	if got := refusedWith(t, dialFrom(t, "127.0.0.3", gw.proxy)); !strings.HasPrefix(got, "HTTP/1.1 503") {
+	got := refusedWith(t, dialFrom(t, "127.0.0.3", gw.proxy))
+	if !strings.HasPrefix(got, "HTTP/1.1 503") {
 		t.Fatalf("6th connection in all: %q; want 503 and closed", got)
+	}
+	// An honest shed, as the gateway's others: a problem, and when to
+	// come back.
+	head, body, _ := strings.Cut(got, "\r\n\r\n")
+	var p struct {
+		Status int    `json:"status"`
+		Detail string `json:"detail"`
+	}
+	if !strings.Contains(head, "\r\nRetry-After: 1\r\n") || !strings.Contains(head, "\r\nContent-Type: application/problem+json\r\n") ||
+		json.Unmarshal([]byte(body), &p) != nil || p.Status != 503 || p.Detail == "" {
+		t.Fatalf("6th connection in all: %q; want Retry-After and a problem+json body", got)
 	}
 	held[0].Close()
 	testkit.Until(t, 5*time.Second, "the closed connection's slot back", func() bool {
