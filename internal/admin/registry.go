@@ -132,6 +132,12 @@ func storeError(ctx *fasthttp.RequestCtx, err error) {
 // pageArgs reads ?cursor=&limit=.
 func pageArgs(ctx *fasthttp.RequestCtx) (cursor string, limit int, ok bool) {
 	args := ctx.QueryArgs()
+	for _, name := range []string{"cursor", "limit"} {
+		if len(args.PeekMulti(name)) > 1 {
+			fieldProblem(ctx, name, "given twice; give it once")
+			return "", 0, false
+		}
+	}
 	cursor = string(args.Peek("cursor"))
 	if cursor != "" && !configkey.ValidName(cursor) {
 		fieldProblem(ctx, "cursor", "want the next_cursor of the previous page")

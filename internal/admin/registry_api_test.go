@@ -141,6 +141,11 @@ func TestRegistryPagination(t *testing.T) {
 	if fmt.Sprint(got) != "[t0 t1 t2 t3 t4 t5 t6 t7]" || pages != 3 {
 		t.Errorf("paged %v in %d pages; want t0..t7 in 3", got, pages)
 	}
+	for _, q := range []string{"limit=1000&limit=1", "cursor=t1&cursor=t5"} {
+		if code, body := apiCall(a, "GET", "/v1/tenants?"+q, ""); code != 400 {
+			t.Errorf("GET /v1/tenants?%s: %d %s; want 400 (a parameter twice)", q, code, body)
+		}
+	}
 }
 
 // TestKeyShownOnce: an issued key is in the answer that issued it, and in
@@ -255,6 +260,10 @@ func TestRegistryDecodeErrorsNameTheField(t *testing.T) {
 		{"/v1/tenants/t9", `{"plan":"p","retiring_keys":[{"key_hash":"sha256:00","expires_at":{"a":1}}]}`, "retiring_keys[0].expires_at"},
 		{"/v1/tenants/t9", `{"plan":"p","retiring_keys":[{"key_hash":"sha256:00","expires_at":5}]}`, "retiring_keys[0].expires_at"},
 		{"/v1/plans/zz", `{"limits":[{"name":"a","limit":10,"window":"1s"},{"name":"b","limit":1,"window":"soon"}]}`, "limits[1].window"},
+		// A name twice, or in two cases: encoding/json keeps the last.
+		{"/v1/tenants/t9", `{"plan":"free","plan":"pro"}`, "plan"},
+		{"/v1/tenants/t9", `{"plan":"free","PLAN":"pro"}`, "PLAN"},
+		{"/v1/plans/zz", `{"limits":[{"name":"x","limit":5,"limit":500000,"window":"1s"}]}`, "limits[0].limit"},
 	} {
 		code, body := apiCall(a, "PUT", c.path, c.body)
 		var p struct {

@@ -2,7 +2,6 @@ package admin
 
 import (
 	"context"
-	"encoding/json"
 	"net/netip"
 	"strings"
 	"time"
@@ -10,6 +9,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/l1gw/l1gw/internal/gateway"
+	"github.com/l1gw/l1gw/internal/registry"
 	"github.com/l1gw/l1gw/limiter"
 	"github.com/l1gw/l1gw/tenants"
 )
@@ -53,12 +53,16 @@ type SimulatedRule struct {
 // /v1/tenants/{id}/usage reads it (the replica in Redis modes).
 func (a *Admin) simulate(ctx *fasthttp.RequestCtx) {
 	var in SimulateRequest
-	if err := json.Unmarshal(ctx.PostBody(), &in); err != nil {
+	if err := registry.DecodeStrict(ctx.PostBody(), &in); err != nil {
 		writeProblem(ctx, badRequest("the body is not a JSON simulation request: "+err.Error()))
 		return
 	}
 	if in.Method == "" || in.Path == "" || in.Path[0] != '/' {
 		writeProblem(ctx, badRequest("method and path (starting with /) are required"))
+		return
+	}
+	if strings.ContainsAny(in.Path, "# \t") {
+		writeProblem(ctx, badRequest("path: as a request line carries it, with no '#' (a fragment is never sent) and no white space"))
 		return
 	}
 	if !gateway.ForwardsMethod([]byte(in.Method)) {

@@ -107,6 +107,8 @@ func TestSimulateRefusesWhatTheGatewayRefuses(t *testing.T) {
 		{"GET", "/%zz", "path"},
 		{"GET", "/a/../b", "path"},
 		{"GET", "/a%2fb?q=1", "path"},
+		{"GET", "/x#frag", "path"},
+		{"GET", "/x y", "path"},
 	} {
 		resp, _ := simulate(t, gw, `{"key":"acme-key","method":"`+tc.method+`","path":"`+tc.path+`"}`)
 		if resp.StatusCode() != 400 || !strings.Contains(string(resp.Body()), `"detail":"`+tc.want) {
@@ -115,6 +117,16 @@ func TestSimulateRefusesWhatTheGatewayRefuses(t *testing.T) {
 	}
 	if resp, s := simulate(t, gw, `{"key":"acme-key","method":"GET","path":"/x?q=1"}`); resp.StatusCode() != 200 || s.Result != "allowed" {
 		t.Errorf("GET /x?q=1: got %d %s; want allowed", resp.StatusCode(), resp.Body())
+	}
+	// A misspelt field, or one given twice, is no simulation of the
+	// request meant.
+	for _, body := range []string{
+		`{"key":"acme-key","method":"GET","path":"/x","hots":"api.test"}`,
+		`{"key":"acme-key","method":"GET","path":"/x","path":"/v1/expensive/x"}`,
+	} {
+		if resp, _ := simulate(t, gw, body); resp.StatusCode() != 400 {
+			t.Errorf("%s: got %d %s; want 400", body, resp.StatusCode(), resp.Body())
+		}
 	}
 }
 

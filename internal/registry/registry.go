@@ -255,11 +255,15 @@ func sortByID(recs []tenants.Record) []tenants.Record {
 	return out
 }
 
-// DecodeStrict decodes one JSON value into v, refusing unknown fields:
-// the admin API's bodies, and the registry's plans. A valid JSON value
+// DecodeStrict decodes one JSON value into v, refusing unknown fields and
+// a name given twice in an object, in any case: the admin API's bodies,
+// and the registry's plans. A valid JSON value
 // that does not fit v is refused with the field at fault named
 // (configkey.Error: "routes[0].limits[1].window").
 func DecodeStrict(b []byte, v any) error {
+	if err := duplicateKey(b); err != nil {
+		return err
+	}
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.DisallowUnknownFields()
 	if err := d.Decode(v); err != nil {
