@@ -10,6 +10,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/l1gw/l1gw/limiter"
 	"github.com/l1gw/l1gw/tenants"
 )
 
@@ -30,6 +31,25 @@ func TestMaxTenants(t *testing.T) {
 	_, err := tenants.Build(o, plans, manySpecs("max-over-", 4), anyUpstream)
 	if err == nil || !strings.Contains(err.Error(), "tenant_list: got 4 tenants; want at most tenants.max (3)") {
 		t.Errorf("4 tenants past tenants.max 3: got %v; want an error naming tenant_list and tenants.max", err)
+	}
+}
+
+// TestMaxRoutes: a tenant takes up to 100 routes, each of its own rules
+// (every gateway keeps each route's rules); one more is refused, naming the
+// tenant's routes. A registry record at its 64 KiB cap held 590.
+func TestMaxRoutes(t *testing.T) {
+	spec := func(n int) tenants.Spec {
+		s := tenants.Spec{ID: "many", Plan: "free", Keys: []string{"k"}}
+		for i := range n {
+			s.Routes = append(s.Routes, tenants.RouteSpec{PathPrefix: fmt.Sprintf("/r%03d/", i),
+				Limits: []limiter.Rule{{Name: "route", Limit: 5, Window: time.Second}}})
+		}
+		return s
+	}
+	build(t, opts(), spec(100))
+	_, err := tenants.Build(opts(), plans, []tenants.Spec{spec(101)}, anyUpstream)
+	if err == nil || !strings.Contains(err.Error(), "routes: 101 routes; at most 100 a tenant") {
+		t.Errorf("101 routes: got %v; want an error naming the tenant's routes", err)
 	}
 }
 

@@ -212,12 +212,23 @@ func (b *builder) tenant(path string, spec Spec, upstreamKnown func(string) bool
 	return t
 }
 
+// maxTenantRoutes bounds a tenant's routes (tenant_list[].routes, a
+// registry record's), checked on a write: a record at the registry's
+// 64 KiB cap could hold 590, some 2.4 MiB of rules on every gateway.
+const maxTenantRoutes = 100
+
 // routes builds a tenant's routes over its base rules, longest prefix
 // first (the first match is the most specific); ok is false when one is
 // wrong. A rule's name is its count: two routes may share a rule only if
 // they define it the same way, or the shorter window's trim would eat the
 // longer one's entries.
 func (b *builder) routes(path string, specs []RouteSpec, base []limiter.Rule) (routes []route, ok bool) {
+	if len(specs) > maxTenantRoutes && !b.stored {
+		// Each route holds its own copy of the rules that apply on it:
+		// every gateway keeps every tenant's.
+		b.fail(path+".routes", "%d routes; at most %d a tenant", len(specs), maxTenantRoutes)
+		return nil, false
+	}
 	ok = true
 	routeRules := map[string]limiter.Rule{}
 	// headNamed: a route at prefix (in any case) names HEAD itself.
@@ -260,7 +271,10 @@ func (b *builder) routes(path string, specs []RouteSpec, base []limiter.Rule) (r
 			}
 			routeRules[r.Name] = r
 		}
-		rules := append(append([]limiter.Rule{}, base...), own...)
+		rules := base // read only: a route without rules of its own shares them
+		if len(own) > 0 {
+			rules = append(append(make([]limiter.Rule, 0, len(base)+len(own)), base...), own...)
+		}
 		if len(rules) > limiter.MaxTenantRules {
 			b.fail(rp+".limits", "%d rules apply to this route; at most %d", len(rules), limiter.MaxTenantRules)
 			ok = false
