@@ -1,7 +1,6 @@
 package limiter_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -16,13 +15,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/VictoriaMetrics/metrics"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/l1gw/l1gw/internal/redistest"
@@ -230,12 +227,5 @@ func TestTLSClientCertificateRotatedInPlace(t *testing.T) {
 // tlsReloads is l1gw_redis_tls_cert_reloads_total{result}.
 func tlsReloads(t *testing.T, result string) int {
 	t.Helper()
-	var buf bytes.Buffer
-	metrics.WritePrometheus(&buf, false)
-	m := regexp.MustCompile(`l1gw_redis_tls_cert_reloads_total\{result="` + result + `"\} (\d+)`).FindSubmatch(buf.Bytes())
-	if m == nil {
-		return 0
-	}
-	n, _ := strconv.Atoi(string(m[1]))
-	return n
+	return resultCount(t, "l1gw_redis_tls_cert_reloads_total", result)
 }

@@ -14,17 +14,24 @@ import (
 	"github.com/l1gw/l1gw/limiter"
 )
 
-// renewals is l1gw_lease_renewals_total{result}.
-func renewals(t *testing.T, result string) int {
+// resultCount is the counter metric{result="result"} of the process, 0
+// before it is first counted.
+func resultCount(t *testing.T, metric, result string) int {
 	t.Helper()
 	var buf bytes.Buffer
 	metrics.WritePrometheus(&buf, false)
-	m := regexp.MustCompile(`l1gw_lease_renewals_total\{result="` + result + `"\} (\d+)`).FindSubmatch(buf.Bytes())
+	m := regexp.MustCompile(regexp.QuoteMeta(metric+`{result="`+result+`"} `) + `(\d+)`).FindSubmatch(buf.Bytes())
 	if m == nil {
 		return 0
 	}
 	n, _ := strconv.Atoi(string(m[1]))
 	return n
+}
+
+// renewals is l1gw_lease_renewals_total{result}.
+func renewals(t *testing.T, result string) int {
+	t.Helper()
+	return resultCount(t, "l1gw_lease_renewals_total", result)
 }
 
 // TestARenewalTakesBackALeaseRedisLost: Redis loses its data (FLUSHALL,
@@ -83,14 +90,7 @@ func TestARenewalTakesBackALeaseRedisLost(t *testing.T) {
 // releases is l1gw_lease_releases_total{result}.
 func releases(t *testing.T, result string) int {
 	t.Helper()
-	var buf bytes.Buffer
-	metrics.WritePrometheus(&buf, false)
-	m := regexp.MustCompile(`l1gw_lease_releases_total\{result="` + result + `"\} (\d+)`).FindSubmatch(buf.Bytes())
-	if m == nil {
-		return 0
-	}
-	n, _ := strconv.Atoi(string(m[1]))
-	return n
+	return resultCount(t, "l1gw_lease_releases_total", result)
 }
 
 // TestMemoryLeasesAreCounted: the memory store (alone, or a gateway's own

@@ -1,16 +1,12 @@
 package limiter_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/l1gw/l1gw/internal/redistest"
 	"github.com/l1gw/l1gw/internal/testkit"
@@ -40,14 +36,7 @@ func splitTenant(t testing.TB, cl *redistest.ClusterTopo, prefix, scope string) 
 // undoCount is l1gw_cluster_undo_total{result}.
 func undoCount(t *testing.T, result string) int {
 	t.Helper()
-	var buf bytes.Buffer
-	metrics.WritePrometheus(&buf, false)
-	m := regexp.MustCompile(`l1gw_cluster_undo_total\{result="` + result + `"\} (\d+)`).FindSubmatch(buf.Bytes())
-	if m == nil {
-		return 0
-	}
-	n, _ := strconv.Atoi(string(m[1]))
-	return n
+	return resultCount(t, "l1gw_cluster_undo_total", result)
 }
 
 // TestClusterSharedLimits runs the Cluster cases of shared limits on one
