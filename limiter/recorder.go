@@ -32,15 +32,21 @@ type record struct {
 // recorder writes admissions decided on a replica to the primary, in
 // order, over one pipeline at a time. Its queue is bounded, and a
 // decision takes a place in it before it begins (reserve): a gateway
-// whose recorder is behind sheds decisions (ErrOverload), never admits
-// one whose record has no room. Should the queue still be full, the
-// record is dropped and counted, never waited for.
+// whose recorder is behind while it writes sheds decisions (ErrOverload)
+// rather than admit one whose record has no room. A recorder that writes
+// nothing (the primary stalled, or gone) sheds nothing: the decisions go
+// on, their records dropped and counted when the queue is full, never
+// waited for, and marked degraded (recorder) while the records fail.
 type recorder struct {
 	clients *Clients
 	queue   chan record
 	// deciding counts the decisions under way that may queue a record:
 	// with the queue, at most its capacity.
 	deciding atomic.Int64
+	// writtenAt is when a record was last written (unix ns): a recorder
+	// behind that writes is the gateway's lag; one that does not, a
+	// primary that does not answer it.
+	writtenAt atomic.Int64
 	// lastFailed and lastWritten are when a record last failed and was
 	// last written, as steps of tick: an order that no clock step upsets
 	// and no two events share.
@@ -53,6 +59,11 @@ func (r *recorder) healthy() bool { return r.lastFailed.Load() <= r.lastWritten.
 
 func newRecorder(c *Clients, size int) *recorder {
 	return &recorder{clients: c, queue: make(chan record, size)}
+}
+
+// writing reports whether a record was written within d of now.
+func (r *recorder) writing(now time.Time, d time.Duration) bool {
+	return now.UnixNano()-r.writtenAt.Load() <= int64(d)
 }
 
 // reserve takes a place in the queue for a decision about to begin,
@@ -132,6 +143,7 @@ func (r *recorder) write(batch []record, twice bool) {
 		if err == nil {
 			recordsWritten.Inc()
 			r.lastWritten.Store(r.tick.Add(1))
+			r.writtenAt.Store(time.Now().UnixNano())
 		}
 	}
 }

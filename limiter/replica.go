@@ -132,13 +132,17 @@ type snapshot struct {
 // decide decides req into d; cacheable is false when a denial's
 // retry-after is not known to be a lower bound.
 func (r *replicaDecider) decide(_ context.Context, req Request, now time.Time, d *Decision) (cacheable bool, err error) {
-	if !r.recorder.reserve() {
+	if r.recorder.reserve() {
+		defer r.recorder.unreserve()
+	} else if r.recorder.writing(now, r.s.budget) {
 		// An admission the recorder has no room for would reach no other
-		// gateway: the gateway is behind, which is no Redis fault
-		// (l1gw_overload_total).
+		// gateway. The recorder writes: the gateway is behind, which is
+		// no Redis fault (l1gw_overload_total). One that has written
+		// nothing within the budget waits on a primary that does not
+		// answer it: the decision goes on, marked (recorder), as the
+		// breaker and the fail mode see to the primary.
 		return false, errRecorderFull
 	}
-	defer r.recorder.unreserve()
 	if !peekable(req.Rules) {
 		return r.onPrimary(req, now, d)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"testing"
 	"time"
@@ -582,18 +583,24 @@ func admitter(t *testing.T, s *RedisStore, req Request) func(name string) bool {
 func writeQueued(s *RedisStore) { s.replica.recorder.write([]record{<-s.replica.recorder.queue}, true) }
 
 // TestAFullRecorderShedsRatherThanDegrades: replica consistency, Redis
-// healthy, the recorder behind (here not running, as a starved
-// goroutine). Once its queue is full, a decision is shed (ErrOverload)
-// before it begins, so that no admission goes unrecorded; none is marked
-// degraded. Before, the record of the next admission was dropped, and
-// every decision after it was marked degraded (recorder) until the next
-// record was written: a flood turned the gateway's own lag into a Redis
-// fault (found by a review).
+// healthy, the recorder behind while it writes (here not running, as a
+// starved goroutine, with a record just written). Once its queue is full,
+// a decision is shed (ErrOverload) before it begins, so that no admission
+// goes unrecorded; none is marked degraded. Before, the record of the next
+// admission was dropped, and every decision after it was marked degraded
+// (recorder) until the next record was written: a flood turned the
+// gateway's own lag into a Redis fault (found by a review). A recorder
+// that has written nothing within the budget (a primary that does not
+// answer it) sheds nothing: the decisions go on, marked.
 func TestAFullRecorderShedsRatherThanDegrades(t *testing.T) {
 	s, _ := unrunReplicaStore(t, "full")
+	rec := s.replica.recorder
 	rule := Rule{Name: "r", Limit: 1 << 20, Window: time.Minute}
 	decide := func(i int) (Decision, error) {
-		return s.Decide(context.Background(), Request{Tenant: "t" + strconv.Itoa(i%32), Rules: []Rule{rule}}) // under maxPending each
+		if i < 1000 {
+			i %= 32 // under maxPending each
+		}
+		return s.Decide(context.Background(), Request{Tenant: "t" + strconv.Itoa(i), Rules: []Rule{rule}})
 	}
 	for i := range recordQueue {
 		d, err := decide(i)
@@ -602,20 +609,34 @@ func TestAFullRecorderShedsRatherThanDegrades(t *testing.T) {
 		}
 	}
 	for i := range 100 {
+		rec.writtenAt.Store(time.Now().UnixNano()) // it writes, and lags
 		d, err := decide(i)
 		if !errors.Is(err, ErrOverload) {
 			t.Fatalf("decision %d past a full queue: allowed %v, degraded %v (%s), %v; want ErrOverload", recordQueue+i, d.Allowed, d.Degraded, d.Why, err)
 		}
 	}
-	if n := len(s.replica.recorder.queue); n != recordQueue {
+	if n := len(rec.queue); n != recordQueue {
 		t.Fatalf("%d records queued; want %d (none dropped)", n, recordQueue)
 	}
 	// The recorder takes a batch: there is room again.
 	for range recordBatch {
-		<-s.replica.recorder.queue
+		<-rec.queue
 	}
+	rec.writtenAt.Store(time.Now().UnixNano())
 	if d, err := decide(0); err != nil || !d.Allowed || d.Degraded {
 		t.Fatalf("with room again: allowed %v, degraded %v (%s), %v; want admitted", d.Allowed, d.Degraded, d.Why, err)
+	}
+	// Full again, and nothing written for longer than the budget: the
+	// primary does not answer the recorder. The decisions go on, marked.
+	for i := 0; len(rec.queue) < recordQueue; i++ {
+		decide(1000 + i) //nolint:errcheck // filling the queue, a record a tenant
+	}
+	rec.writtenAt.Store(time.Now().Add(-2 * s.budget).UnixNano())
+	for i := range 10 {
+		d, err := decide(2000 + i)
+		if err != nil || !d.Allowed || !d.Degraded || d.Why != WhyRecorder {
+			t.Fatalf("decision %d, the recorder writing nothing: allowed %v, degraded %v (%s), %v; want admitted, degraded (recorder)", i, d.Allowed, d.Degraded, d.Why, err)
+		}
 	}
 }
 
@@ -655,5 +676,61 @@ func TestAStalledPrimaryDegradesAWaitForTheRecorderWithinTheBudget(t *testing.T)
 	}
 	if took > budget+budget/2 {
 		t.Fatalf("a stalled Redis took %v to degrade the decision; budget %v", took.Round(time.Millisecond), budget)
+	}
+}
+
+// TestARecorderOnAStalledPrimaryShedsNothing: the replica answers; the
+// primary the recorder writes to has stalled (it accepts, and never
+// answers: SIGSTOP, a partition). The decisions go on, marked degraded
+// (recorder) once records fail; none is shed as the gateway's overload,
+// as all were once the queue filled under 67f30a5 (found by a review).
+func TestARecorderOnAStalledPrimaryShedsNothing(t *testing.T) {
+	s, _ := unrunReplicaStore(t, "stallrec")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_ = c // held open, never read nor answered
+		}
+	}()
+	stalled, err := NewClients(RedisOptions{Mode: ModeStandalone, Addrs: []string{ln.Addr().String()},
+		DialTimeout: 500 * time.Millisecond, ReadTimeout: 100 * time.Millisecond, WriteTimeout: 100 * time.Millisecond, PoolTimeout: 20 * time.Millisecond, MaxRetries: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stalled.Close() })
+	s.replica.recorder.clients = stalled // the primary the records go to has stalled
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go s.replica.recorder.run(ctx)
+	rule := Rule{Name: "r", Limit: 1 << 20, Window: time.Minute}
+	var ok, degraded, shed int
+	start, fullAt := time.Now(), time.Time{}
+	for i := 0; time.Since(start) < 10*time.Second && (fullAt.IsZero() || time.Since(fullAt) < 300*time.Millisecond); i++ {
+		if fullAt.IsZero() && len(s.replica.recorder.queue) == recordQueue {
+			fullAt = time.Now() // and 300 ms more
+		}
+		d, err := s.Decide(context.Background(), Request{Tenant: "t" + strconv.Itoa(i%64), Rules: []Rule{rule}})
+		switch {
+		case errors.Is(err, ErrOverload):
+			shed++
+		case err == nil && d.Degraded:
+			degraded++
+		case err == nil:
+			ok++
+		}
+	}
+	if fullAt.IsZero() {
+		t.Fatalf("the recorder's queue never filled in 10 s (%d decisions)", ok+degraded+shed)
+	}
+	if shed > 0 || degraded == 0 {
+		t.Fatalf("the replica answering, the primary stalled, the queue full: %d admitted, %d degraded, %d shed; want none shed (no fault of the gateway's), and the decisions marked degraded", ok, degraded, shed)
 	}
 }
