@@ -105,6 +105,18 @@ func (c *conn) waiting() bool {
 	return received == consumed
 }
 
+// heldInKernel reports whether the kernel holds bytes written to c that
+// it has not sent: a write under way waits on the peer, which takes
+// nothing in (see lane.check), not on the gateway. False where the kernel
+// cannot tell.
+func (c *conn) heldInKernel() bool {
+	if c.fd < 0 || c.closed.Load() {
+		return false
+	}
+	n, ok := socketUnsent(c.fd)
+	return ok && n > 0
+}
+
 func (c *conn) close() {
 	c.closed.Store(true)
 	c.nc.Close()

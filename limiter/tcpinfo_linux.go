@@ -36,6 +36,18 @@ func countersOf(info *unix.TCPInfo, size uintptr) (sent, received uint64, ok boo
 	return info.Bytes_sent, info.Bytes_received, true
 }
 
+// socketUnsent asks the kernel how many bytes written to the TCP socket fd
+// it holds unsent (TCP_INFO's tcpi_notsent_bytes, Linux 4.6+): bytes a
+// write handed over that the peer's window has no room for yet. ok is
+// false where it cannot tell.
+func socketUnsent(fd int) (n uint32, ok bool) {
+	info, size, ok := tcpInfo(fd)
+	if !ok || size < unsafe.Offsetof(info.Notsent_bytes)+4 {
+		return 0, false
+	}
+	return info.Notsent_bytes, true
+}
+
 // TCP states (include/net/tcp_states.h).
 const (
 	tcpEstablished = 1

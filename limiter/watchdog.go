@@ -157,9 +157,10 @@ func (l *lane) check(now time.Time) (stuck bool) {
 		// records, and the lane may wait for a CPU between two) is not on
 		// the wire yet: Redis may hold half a command. Read after the
 		// counters, so that a write it shows over was over when they were
-		// read; a write Redis takes nothing of is closed at the silence
-		// below.
-		writing := c.inWrite.Load()
+		// read. Unless the kernel holds bytes of it unsent: then the write
+		// waits on Redis, which takes nothing in (stopped, or too busy to
+		// read), and is on the wire as far as the gateway can put it.
+		writing := c.inWrite.Load() && !c.heldInKernel()
 		// Evidence is dated from after it was read, never from the tick:
 		// a watchdog that waited for a CPU since it read the clock would
 		// date a write it finds now from before the write.
@@ -180,7 +181,7 @@ func (l *lane) check(now time.Time) (stuck bool) {
 			l.written = seen // the lane has not said so yet: it is busy
 		}
 		if l.written.IsZero() {
-			if silent > l.p.cfg.silence && writing {
+			if silent > l.p.cfg.silence && c.inWrite.Load() {
 				c.close() // a write Redis does not take in: it reads nothing
 			}
 			return false // not written yet: the gateway's delay, not Redis'

@@ -432,3 +432,39 @@ func TestAWriteUnderWayIsNotOnTheWire(t *testing.T) {
 		t.Fatalf("half a command on the wire, the rest still in the gateway: %v", o.err)
 	}
 }
+
+// TestABlockedWriteIsJudgedByTheBudget: a Redis that stops reading (busy,
+// stopped) while a batch larger than the socket buffers is written: the
+// write blocks with bytes held in the kernel, and the watchdog judges the
+// silence by the budget, not the gateway's delay (found by a review of
+// TestAWriteUnderWayIsNotOnTheWire's change, which left it to
+// redis.read_timeout).
+func TestABlockedWriteIsJudgedByTheBudget(t *testing.T) {
+	f := newFake(t, func(_ int, args []string, w *bufio.Writer, _ net.Conn) bool {
+		if strings.EqualFold(args[0], "EVALSHA") {
+			time.Sleep(time.Hour) // stops reading
+		}
+		return true
+	})
+	l := newPipe(wdConfig(), fixedAddr(f.addr())).lanes[0]
+	if err := l.dial(nil); err != nil {
+		t.Fatal(err)
+	}
+	o := wdDecision()
+	b := o.encode(nil)
+	for len(b) < 64<<20 { // a batch larger than the socket buffers, whole commands
+		b = append(b, b...)
+	}
+	l.mark(l.c)
+	l.setPhase(phaseWriting, []*op{o})
+	go l.c.write(b)
+	start := time.Now()
+	stuck := false
+	for time.Since(start) < 4*wdBudget {
+		time.Sleep(5 * time.Millisecond)
+		stuck = l.check(time.Now()) || stuck
+	}
+	if !errors.Is(o.err, ErrBudget) || !stuck {
+		t.Fatalf("Redis took nothing for %v (budget %v) while the write blocked: decision err %v, lane stuck %v", time.Since(start).Round(time.Millisecond), wdBudget, o.err, stuck)
+	}
+}
