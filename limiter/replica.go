@@ -391,24 +391,31 @@ func (r *replicaDecider) queue(sh *pendingShard, rec record) bool {
 // awaitRecorder waits until the recorder has sent every record sh had
 // queued when a hold began (enq): before a decision on the primary, which
 // counts only what the recorder has written (onPrimary: a pending log at
-// its bound, or a request the replica cannot decide). A primary found
-// silent meanwhile, by its decision connections' watchdog or by a read
-// asked of it at once when none of them had a reply within the last
-// budget (one caller asks at a time), fails the decision within about a
-// budget (ErrBudget, or the read's error): Redis could not answer. While
-// the primary answers, a recorder still behind is late for the gateway's
-// own reasons (a busy CPU), which are no Redis fault: the decision waits
-// on, up to the queue timeout, and is then shed (ErrOverload), as a
-// decision queued that long is. Without a decision connection to judge
-// by (p nil), the decision is made anyway past the budget, marked (late).
+// its bound, or a request the replica cannot decide). While the recorder
+// gets on, or the primary answered its decision connections within the
+// last budget, it waits on: a recorder behind while the primary answers
+// is late for the gateway's own reasons (a busy CPU), which are no Redis
+// fault, and past the queue timeout the decision is shed (ErrOverload),
+// as a decision queued that long is. A primary found silent, by its
+// decision connections' watchdog or by a read asked of it once the
+// recorder has got nowhere for a budget (one caller asks at a time),
+// fails the decision (ErrBudget, or the read's error): within about two
+// budgets, not the three of waiting, asking, then deciding anyway.
+// Without a decision connection to judge by (p nil), the decision is made
+// anyway past the budget, marked (late).
 func (r *replicaDecider) awaitRecorder(tenant string, sh *pendingShard, enq int64) (late bool, err error) {
-	if sh.written.Load() >= enq {
+	seen := sh.written.Load()
+	if seen >= enq {
 		return false, nil
 	}
 	p, _ := r.s.primary.pipeFor(tenant)
 	start := time.Now()
+	movedAt := start // when the recorder last got on
 	for wait := 100 * time.Microsecond; sh.written.Load() < enq; wait = min(2*wait, 5*time.Millisecond) {
 		now := time.Now()
+		if w := sh.written.Load(); w != seen {
+			seen, movedAt = w, now
+		}
 		switch {
 		case p == nil:
 			if now.Sub(start) > r.s.budget {
@@ -419,8 +426,10 @@ func (r *replicaDecider) awaitRecorder(tenant string, sh *pendingShard, enq int6
 		case now.Sub(start) > p.cfg.queueTimeout:
 			return true, fmt.Errorf("limiter: the recorder of %s is %v behind while the primary answers: %w",
 				tenant, now.Sub(start).Round(time.Millisecond), ErrOverload)
+		case now.Sub(movedAt) <= r.s.budget:
+			// the recorder gets on: wait on
 		case p.repliedAt.Load() >= now.Add(-r.s.budget).UnixNano():
-			// it answered lately: wait on
+			// the primary answered lately: wait on
 		case p.asking.CompareAndSwap(false, true):
 			err := r.s.answers(tenant)
 			p.asking.Store(false)
