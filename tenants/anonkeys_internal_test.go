@@ -9,7 +9,7 @@ import (
 // string at every request, made once; the memo never holds more than
 // anonKeysMax keys, however many callers come.
 func TestAnonymousKeysAreMadeOnceAndBounded(t *testing.T) {
-	tn := &Tenant{ID: AnonymousID, v6bits: 64, anon: &anonKeys{}}
+	tn := &Tenant{ID: AnonymousID, v6bits: 64, anon: newAnonKeys()}
 	a := netip.MustParseAddr("2001:db8:1:2::7")
 	if got := tn.AnonymousKey(a); got != "anon:2001:db8:1:2::/64" {
 		t.Fatalf("key of %s: %q", a, got)
@@ -23,7 +23,15 @@ func TestAnonymousKeysAreMadeOnceAndBounded(t *testing.T) {
 			t.Fatalf("key of %s: %q; want %q", b, got, want)
 		}
 	}
-	if n := len(tn.anon.m); n > anonKeysMax || n == 0 {
+	n := 0
+	for i := range tn.anon.shards {
+		m := len(tn.anon.shards[i].m)
+		if m > anonKeysMax/anonShards {
+			t.Fatalf("shard %d holds %d keys; want at most %d", i, m, anonKeysMax/anonShards)
+		}
+		n += m
+	}
+	if n == 0 || n > anonKeysMax {
 		t.Fatalf("%d keys held; want 1 to %d", n, anonKeysMax)
 	}
 }

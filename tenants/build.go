@@ -155,7 +155,7 @@ func (b *builder) anonymous(s *Snapshot, opts Options) {
 			b.fail("tenants.anonymous_ipv6_prefix", "got %d; want 1-128 (128: every address on its own)", bits)
 			return
 		}
-		s.anonymous = &Tenant{ID: AnonymousID, Plan: opts.AnonymousPlan, rules: b.withLease(plan.Limits, plan), v6bits: bits, anon: &anonKeys{}}
+		s.anonymous = &Tenant{ID: AnonymousID, Plan: opts.AnonymousPlan, rules: b.withLease(plan.Limits, plan), v6bits: bits, anon: newAnonKeys()}
 		if b.stats {
 			s.anonymous.Stats = NewStats(AnonymousID)
 		}

@@ -3,6 +3,7 @@ package tenants
 import (
 	"bytes"
 	"crypto/sha256"
+	"hash/maphash"
 	"net/netip"
 	"slices"
 	"sync"
@@ -42,30 +43,45 @@ type Tenant struct {
 
 // anonKeys holds the strings AnonymousKey made, by themselves, so that a
 // caller's key is made once, not at every request: the limiter takes a
-// string. At anonKeysMax it is emptied and fills again.
+// string. It is sharded by the key's hash, so that callers new to it
+// (one rotating through its addresses, say) take one shard's lock, not
+// all of them; a shard at its share of anonKeysMax is emptied and fills
+// again.
 type anonKeys struct {
+	seed   maphash.Seed
+	shards [anonShards]anonShard
+}
+
+type anonShard struct {
 	mu sync.RWMutex
 	m  map[string]string
 }
 
-// anonKeysMax bounds anonKeys: 65 536 callers' keys, of at most 48 bytes each.
-const anonKeysMax = 1 << 16
+const (
+	// anonKeysMax bounds anonKeys: 65 536 callers' keys, of at most 48
+	// bytes each.
+	anonKeysMax = 1 << 16
+	anonShards  = 64
+)
+
+func newAnonKeys() *anonKeys { return &anonKeys{seed: maphash.MakeSeed()} }
 
 // intern returns b as a string, made once while it stays in k.
 func (k *anonKeys) intern(b []byte) string {
-	k.mu.RLock()
-	s, ok := k.m[string(b)]
-	k.mu.RUnlock()
+	sh := &k.shards[maphash.Bytes(k.seed, b)%anonShards]
+	sh.mu.RLock()
+	s, ok := sh.m[string(b)]
+	sh.mu.RUnlock()
 	if ok {
 		return s
 	}
 	s = string(b)
-	k.mu.Lock()
-	if len(k.m) >= anonKeysMax || k.m == nil {
-		k.m = make(map[string]string)
+	sh.mu.Lock()
+	if len(sh.m) >= anonKeysMax/anonShards || sh.m == nil {
+		sh.m = make(map[string]string)
 	}
-	k.m[s] = s
-	k.mu.Unlock()
+	sh.m[s] = s
+	sh.mu.Unlock()
 	return s
 }
 
