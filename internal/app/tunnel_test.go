@@ -763,7 +763,13 @@ func TestATunnelEndsWithItsTarget(t *testing.T) {
 	b := openTunnelAt(t, gw.proxy, "bulk-key", "/side/b")
 	var onFirst, onSecond *conn
 	for _, up := range []*echoUpgrade{first, second} {
-		line, _, _ := strings.Cut(<-up.heads, "\r\n")
+		var head string
+		select {
+		case head = <-up.heads:
+		case <-time.After(5 * time.Second):
+			t.Fatal("a target got no tunnel within 5 s; want one on each")
+		}
+		line, _, _ := strings.Cut(head, "\r\n")
 		c := a
 		if strings.HasPrefix(line, "GET /side/b ") {
 			c = b
