@@ -30,9 +30,11 @@ func carry(r router, o *op) (*op, *pipe, error) {
 		}
 	}
 	if o.err != nil {
-		if !errors.Is(o.err, ErrOverload) && !errors.Is(o.err, errClosed) {
-			// Not the gateway's own queue: a Cluster replica that has
-			// answered for nothing is not unpinned, nor the map reloaded.
+		if o.err != errQueueFull && o.err != errClosed {
+			// Shed at once by the gateway's own queue, or closed: a
+			// Cluster replica that was asked nothing is not unpinned, nor
+			// the map reloaded. A decision shed after waiting past the
+			// queue timeout is told: its node's lanes may be slow.
 			r.failed(p, o.err)
 		}
 		err := o.err

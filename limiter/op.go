@@ -2,6 +2,7 @@ package limiter
 
 import (
 	"errors"
+	"fmt"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -16,6 +17,10 @@ var ErrBudget = errors.New("limiter: Redis did not answer within the budget")
 // it can carry, or one waited longer than the queue timeout. It is not a
 // Redis fault: the request is shed, never admitted unchecked.
 var ErrOverload = errors.New("limiter: too many decisions waiting for Redis")
+
+// errQueueFull is the ErrOverload of a decision its pipe's queue had no
+// room for: shed at once, asking nothing of the node.
+var errQueueFull = fmt.Errorf("%w: the queue is full", ErrOverload)
 
 // CallError is the failure of one call to Redis, a batch of decisions on
 // one connection: every decision it carried fails with the same ID, so a

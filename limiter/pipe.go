@@ -171,7 +171,7 @@ func (p *pipe) do(o *op) {
 				p.failQueued(errClosed) // close may have drained the queue before o was in it
 			}
 		default:
-			o.settle(nil, ErrOverload)
+			o.settle(nil, errQueueFull)
 			o.release()
 		}
 	}
