@@ -32,21 +32,24 @@ type record struct {
 // recorder writes admissions decided on a replica to the primary, in
 // order, over one pipeline at a time. Its queue is bounded, and a
 // decision takes a place in it before it begins (reserve): a gateway
-// whose recorder is behind while it writes sheds decisions (ErrOverload)
-// rather than admit one whose record has no room. A recorder that writes
-// nothing (the primary stalled, or gone) sheds nothing: the decisions go
-// on, their records dropped and counted when the queue is full, never
-// waited for, and marked degraded (recorder) while the records fail.
+// whose recorder is behind while the primary takes its records sheds
+// decisions (ErrOverload) rather than admit one whose record has no room
+// (lagging). A recorder whose records fail, or whose batch has waited
+// longer than a command may (the primary stalled, or gone), sheds
+// nothing: the decisions go on, their records dropped and counted when
+// the queue is full, never waited for, and marked degraded (recorder)
+// while the records fail.
 type recorder struct {
 	clients *Clients
 	queue   chan record
 	// deciding counts the decisions under way that may queue a record:
 	// with the queue, at most its capacity.
 	deciding atomic.Int64
-	// writtenAt is when a record was last written (unix ns): a recorder
-	// behind that writes is the gateway's lag; one that does not, a
-	// primary that does not answer it.
-	writtenAt atomic.Int64
+	// sendingSince is when the batch on the wire was sent (unix ns), 0
+	// between batches: a recorder behind whose batch is not older than a
+	// command may take is the gateway's lag; one whose batch is, or whose
+	// records fail, waits on a primary that does not answer it.
+	sendingSince atomic.Int64
 	// lastFailed and lastWritten are when a record last failed and was
 	// last written, as steps of tick: an order that no clock step upsets
 	// and no two events share.
@@ -61,9 +64,12 @@ func newRecorder(c *Clients, size int) *recorder {
 	return &recorder{clients: c, queue: make(chan record, size)}
 }
 
-// writing reports whether a record was written within d of now.
-func (r *recorder) writing(now time.Time, d time.Duration) bool {
-	return now.UnixNano()-r.writtenAt.Load() <= int64(d)
+// lagging reports whether a recorder behind is the gateway's lag, not the
+// primary's: its records are written (healthy), and no batch of them has
+// waited on the primary longer than bound (a command's timeout).
+func (r *recorder) lagging(now time.Time, bound time.Duration) bool {
+	since := r.sendingSince.Load()
+	return r.healthy() && (since == 0 || now.UnixNano()-since <= int64(bound))
 }
 
 // reserve takes a place in the queue for a decision about to begin,
@@ -111,6 +117,8 @@ func (r *recorder) run(ctx context.Context) {
 // may take a later record's mark for the unknown one's, are marked. With
 // twice false, there is no second send.
 func (r *recorder) write(batch []record, twice bool) {
+	r.sendingSince.Store(time.Now().UnixNano())
+	defer r.sendingSince.Store(0)
 	errs := make([]error, len(batch))
 	unknown := make([]bool, len(batch)) // after the first send
 	r.send(batch, errs, func(int) bool { return true })
@@ -143,7 +151,6 @@ func (r *recorder) write(batch []record, twice bool) {
 		if err == nil {
 			recordsWritten.Inc()
 			r.lastWritten.Store(r.tick.Add(1))
-			r.writtenAt.Store(time.Now().UnixNano())
 		}
 	}
 }

@@ -134,13 +134,13 @@ type snapshot struct {
 func (r *replicaDecider) decide(_ context.Context, req Request, now time.Time, d *Decision) (cacheable bool, err error) {
 	if r.recorder.reserve() {
 		defer r.recorder.unreserve()
-	} else if r.recorder.writing(now, r.s.budget) {
+	} else if r.recorder.lagging(now, r.commandBound()) {
 		// An admission the recorder has no room for would reach no other
-		// gateway. The recorder writes: the gateway is behind, which is
-		// no Redis fault (l1gw_overload_total). One that has written
-		// nothing within the budget waits on a primary that does not
-		// answer it: the decision goes on, marked (recorder), as the
-		// breaker and the fail mode see to the primary.
+		// gateway. The primary takes the records: the gateway is behind,
+		// which is no Redis fault (l1gw_overload_total). A recorder
+		// waiting on a primary that does not answer it sheds nothing: the
+		// decision goes on, marked (recorder), as the breaker and the fail
+		// mode see to the primary.
 		return false, errRecorderFull
 	}
 	if !peekable(req.Rules) {
@@ -440,6 +440,16 @@ func (r *replicaDecider) awaitRecorder(tenant string, sh *pendingShard, enq int6
 		time.Sleep(wait)
 	}
 	return false, nil
+}
+
+// commandBound is how long one command may take on the primary's pool
+// (redis.read_timeout), at least the budget: the recorder's batches go
+// there.
+func (r *replicaDecider) commandBound() time.Duration {
+	if r.s.clients == nil {
+		return r.s.budget
+	}
+	return max(r.s.clients.opts.ReadTimeout, r.s.budget)
 }
 
 // errRecorderFull sheds a decision the recorder's queue has no room for.

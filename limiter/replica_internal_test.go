@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -583,15 +585,16 @@ func admitter(t *testing.T, s *RedisStore, req Request) func(name string) bool {
 func writeQueued(s *RedisStore) { s.replica.recorder.write([]record{<-s.replica.recorder.queue}, true) }
 
 // TestAFullRecorderShedsRatherThanDegrades: replica consistency, Redis
-// healthy, the recorder behind while it writes (here not running, as a
-// starved goroutine, with a record just written). Once its queue is full,
+// healthy, the recorder behind (here not running, as a starved goroutine,
+// no batch of it on the wire). Once its queue is full,
 // a decision is shed (ErrOverload) before it begins, so that no admission
 // goes unrecorded; none is marked degraded. Before, the record of the next
 // admission was dropped, and every decision after it was marked degraded
 // (recorder) until the next record was written: a flood turned the
 // gateway's own lag into a Redis fault (found by a review). A recorder
-// that has written nothing within the budget (a primary that does not
-// answer it) sheds nothing: the decisions go on, marked.
+// whose batch has waited on the primary longer than a command may (a
+// primary that does not answer it) sheds nothing: the decisions go on,
+// marked.
 func TestAFullRecorderShedsRatherThanDegrades(t *testing.T) {
 	s, _ := unrunReplicaStore(t, "full")
 	rec := s.replica.recorder
@@ -608,8 +611,7 @@ func TestAFullRecorderShedsRatherThanDegrades(t *testing.T) {
 			t.Fatalf("decision %d, the queue not full: allowed %v, degraded %v (%s), %v; want admitted", i, d.Allowed, d.Degraded, d.Why, err)
 		}
 	}
-	for i := range 100 {
-		rec.writtenAt.Store(time.Now().UnixNano()) // it writes, and lags
+	for i := range 100 { // no batch on the wire: the gateway lags
 		d, err := decide(i)
 		if !errors.Is(err, ErrOverload) {
 			t.Fatalf("decision %d past a full queue: allowed %v, degraded %v (%s), %v; want ErrOverload", recordQueue+i, d.Allowed, d.Degraded, d.Why, err)
@@ -622,16 +624,16 @@ func TestAFullRecorderShedsRatherThanDegrades(t *testing.T) {
 	for range recordBatch {
 		<-rec.queue
 	}
-	rec.writtenAt.Store(time.Now().UnixNano())
 	if d, err := decide(0); err != nil || !d.Allowed || d.Degraded {
 		t.Fatalf("with room again: allowed %v, degraded %v (%s), %v; want admitted", d.Allowed, d.Degraded, d.Why, err)
 	}
-	// Full again, and nothing written for longer than the budget: the
-	// primary does not answer the recorder. The decisions go on, marked.
+	// Full again, and a batch on the wire for longer than a command may
+	// take: the primary does not answer the recorder. The decisions go
+	// on, marked once their records are dropped.
 	for i := 0; len(rec.queue) < recordQueue; i++ {
 		decide(1000 + i) //nolint:errcheck // filling the queue, a record a tenant
 	}
-	rec.writtenAt.Store(time.Now().Add(-2 * s.budget).UnixNano())
+	rec.sendingSince.Store(time.Now().Add(-2 * s.replica.commandBound()).UnixNano())
 	for i := range 10 {
 		d, err := decide(2000 + i)
 		if err != nil || !d.Allowed || !d.Degraded || d.Why != WhyRecorder {
@@ -732,5 +734,136 @@ func TestARecorderOnAStalledPrimaryShedsNothing(t *testing.T) {
 	}
 	if shed > 0 || degraded == 0 {
 		t.Fatalf("the replica answering, the primary stalled, the queue full: %d admitted, %d degraded, %d shed; want none shed (no fault of the gateway's), and the decisions marked degraded", ok, degraded, shed)
+	}
+}
+
+// slowProxy forwards to addr, delaying every reply chunk by d (pure latency).
+func slowProxy(t *testing.T, addr string, d time.Duration) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", addr)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			go func() { io.Copy(s, c); s.Close() }()
+			type chunk struct {
+				b  []byte
+				at time.Time
+			}
+			ch := make(chan chunk, 1024)
+			go func() {
+				for {
+					b := make([]byte, 64<<10)
+					n, err := s.Read(b)
+					if n > 0 {
+						ch <- chunk{b[:n], time.Now()}
+					}
+					if err != nil {
+						close(ch)
+						return
+					}
+				}
+			}()
+			go func() {
+				for k := range ch {
+					time.Sleep(time.Until(k.at.Add(d)))
+					if _, err := c.Write(k.b); err != nil {
+						return
+					}
+				}
+				c.Close()
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// TestAHealthySlowRecorderDropsNothing: replica consistency, the primary
+// healthy but slow (30 ms a batch of records, behind a proxy, the budget
+// 10 ms), the recorder with a backlog that fills its queue. Decisions
+// past the queue are shed as the gateway's lag; no record is dropped and
+// no decision marked degraded. When a batch finishing within the budget
+// was the signal, 910 records were dropped and 908 decisions degraded in
+// 0.5 s (found by a review).
+func TestAHealthySlowRecorderDropsNothing(t *testing.T) {
+	srv := redistest.Server(t)
+	opts := RedisOptions{Mode: ModeStandalone, Addrs: []string{srv.Addr()},
+		DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second, PoolTimeout: time.Second}
+	clients, err := NewClients(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { clients.Close() })
+	const budget = 10 * time.Millisecond // the default ratelimit.budget
+	s, err := NewRedisStore(clients, Options{Consistency: ConsistencyReplica, KeyPrefix: "zz"}, budget, "gw", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	opts.Addrs = []string{slowProxy(t, srv.Addr(), 30*time.Millisecond)} // healthy primary, 30 ms a batch
+	slow, err := NewClients(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { slow.Close() })
+	rec := s.replica.recorder
+	rec.clients = slow
+	rule := Rule{Name: "r", Limit: 1 << 30, Window: time.Minute}
+	decide := func(i int) (Decision, error) {
+		return s.Decide(context.Background(), Request{Tenant: "t" + strconv.Itoa(i%4096), Rules: []Rule{rule}})
+	}
+	for i := 0; len(rec.queue) < recordQueue; i++ { // the recorder not started yet: a backlog
+		decide(i) //nolint:errcheck
+	}
+	rec.write([]record{<-rec.queue}, true) // a record written: healthy
+	if !rec.healthy() {
+		t.Fatal("a record written through the proxy: the recorder not healthy")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go rec.run(ctx)
+	dropped0 := recordsDropped.Get()
+	var ok, degraded, shed, other int
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	start := time.Now()
+	for g := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; time.Since(start) < 500*time.Millisecond; i++ {
+				d, err := decide(10000 + g*1000000 + i)
+				mu.Lock()
+				switch {
+				case errors.Is(err, ErrOverload):
+					shed++
+				case errors.Is(err, ErrBudget):
+					// this loaded machine's Redis slow to a replica read:
+					// not the recorder's doing
+				case err != nil:
+					other++
+				case d.Degraded && d.Why == WhyRecorder:
+					degraded++
+				default:
+					ok++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if dropped := recordsDropped.Get() - dropped0; dropped > 0 || degraded > 0 || other > 0 {
+		t.Fatalf("Redis healthy, a batch 30 ms (budget %v): %d admitted, %d degraded (recorder), %d shed, %d failed; %d records dropped; want none degraded, failed or dropped",
+			budget, ok, degraded, shed, other, dropped)
 	}
 }
