@@ -31,15 +31,16 @@ func duplicateKey(b []byte) error {
 		index   int // arrays: the index of the element being read
 	}
 	var stack []level
-	// path is the path of name in the innermost object ("": of the
-	// innermost level's parent value).
+	// path is the path of the value being read, at every level: an
+	// object's at its last name, an array's at its element; with name,
+	// that name's in the innermost object instead.
 	path := func(name string) string {
 		p := ""
 		for i, l := range stack {
 			switch {
 			case !l.object:
 				p += "[" + strconv.Itoa(l.index-1) + "]"
-			case i < len(stack)-1:
+			case i < len(stack)-1 || name == "":
 				p = join(p, l.name)
 			}
 		}
@@ -82,11 +83,11 @@ func duplicateKey(b []byte) error {
 		}
 		switch tok {
 		case json.Delim('{'), json.Delim('['):
-			if len(stack) == maxDepth {
-				return configkey.Errorf(path(""), "nested deeper than %d levels", maxDepth)
-			}
 			if len(stack) > 0 && !stack[len(stack)-1].object {
 				stack[len(stack)-1].index++ // this element's, for its path
+			}
+			if len(stack) == maxDepth {
+				return configkey.Errorf(path(""), "nested deeper than %d levels", maxDepth)
 			}
 			if tok == json.Delim('{') {
 				stack = append(stack, level{object: true, names: map[string]bool{}, wantKey: true})

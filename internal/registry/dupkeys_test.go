@@ -71,6 +71,16 @@ func TestDecodeStrictRefusesDeepNesting(t *testing.T) {
 	if err := DecodeStrict([]byte(`{"a":[{"b":[1,2]},{"b":[3]}]}`), &v); err != nil || len(v.A) != 2 {
 		t.Fatalf("a body a few levels deep: %+v, %v; want decoded", v, err)
 	}
+	for _, tc := range []struct{ in, path string }{
+		{strings.Repeat("[", 33) + strings.Repeat("]", 33), strings.Repeat("[0]", 32)},
+		{`{"a":[1,2,` + strings.Repeat("[", 31) + strings.Repeat("]", 31) + `]}`, "a[2]" + strings.Repeat("[0]", 30)},
+		{strings.Repeat(`{"k":`, 33) + "1" + strings.Repeat("}", 33), strings.TrimPrefix(strings.Repeat(".k", 32), ".")},
+	} {
+		var ce *configkey.Error
+		if err := DecodeStrict([]byte(tc.in), new(any)); !errors.As(err, &ce) || ce.Path != tc.path {
+			t.Errorf("%.20s…: %v; want too deep at %s", tc.in, err, tc.path)
+		}
+	}
 	err := DecodeStrict([]byte(`{"a":[{"b":[1]},{"b":[2],"B":[3]}]}`), &v)
 	var ce *configkey.Error
 	if !errors.As(err, &ce) || ce.Path != "a[1].B" {
