@@ -30,7 +30,7 @@ func carry(r router, o *op) (*op, *pipe, error) {
 		}
 	}
 	if o.err != nil {
-		if o.err != errQueueFull && o.err != errClosed {
+		if o.err != errQueueFull && !errors.Is(o.err, errClosed) {
 			// Shed at once by the gateway's own queue, or closed: a
 			// Cluster replica that was asked nothing is not unpinned, nor
 			// the map reloaded. A decision shed after waiting past the
