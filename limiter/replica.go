@@ -398,23 +398,24 @@ func (r *replicaDecider) queue(sh *pendingShard, rec record) bool {
 // fault, and past the queue timeout the decision is shed (ErrOverload),
 // as a decision queued that long is. A primary found silent, by its
 // decision connections' watchdog or by a read asked of it once the
-// recorder has got nowhere for a budget (one caller asks at a time),
+// recorder has written no record for a budget (one caller asks at a time),
 // fails the decision (ErrBudget, or the read's error): within about two
 // budgets, not the three of waiting, asking, then deciding anyway.
 // Without a decision connection to judge by (p nil), the decision is made
 // anyway past the budget, marked (late).
 func (r *replicaDecider) awaitRecorder(tenant string, sh *pendingShard, enq int64) (late bool, err error) {
-	seen := sh.written.Load()
-	if seen >= enq {
+	if sh.written.Load() >= enq {
 		return false, nil
 	}
 	p, _ := r.s.primary.pipeFor(tenant)
 	start := time.Now()
-	movedAt := start // when the recorder last got on
+	// When the recorder last wrote a record, any shard's: the primary
+	// takes them. (A failed record moves sh.written too.)
+	movedAt, wrote := start, r.recorder.lastWritten.Load()
 	for wait := 100 * time.Microsecond; sh.written.Load() < enq; wait = min(2*wait, 5*time.Millisecond) {
 		now := time.Now()
-		if w := sh.written.Load(); w != seen {
-			seen, movedAt = w, now
+		if w := r.recorder.lastWritten.Load(); w != wrote {
+			wrote, movedAt = w, now
 		}
 		switch {
 		case p == nil:
