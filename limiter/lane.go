@@ -27,6 +27,7 @@ type lane struct {
 	sentMark uint64    // c.counters() before the batch was written
 	recvMark uint64
 	written  time.Time // the earliest the batch was seen written; zero before
+	heldSent uint64    // sent at the last check that saw a write's bytes held in the kernel
 	lastGot  uint64    // received at the last check that saw it grow
 	lastAt   time.Time // when that check was
 	dialEv   dialEvidence
@@ -442,7 +443,7 @@ func (l *lane) setPhase(ph lanePhase, batch []*op) {
 func (l *lane) mark(c *conn) {
 	sent, recv := c.counters()
 	l.mu.Lock()
-	l.sentMark, l.recvMark, l.lastGot, l.written = sent, recv, recv, time.Time{}
+	l.sentMark, l.recvMark, l.lastGot, l.written, l.heldSent = sent, recv, recv, time.Time{}, 0
 	l.mu.Unlock()
 }
 

@@ -157,10 +157,16 @@ func (l *lane) check(now time.Time) (stuck bool) {
 		// records, and the lane may wait for a CPU between two) is not on
 		// the wire yet: Redis may hold half a command. Read after the
 		// counters, so that a write it shows over was over when they were
-		// read. Unless the kernel holds bytes of it unsent: then the write
-		// waits on Redis, which takes nothing in (stopped, or too busy to
-		// read), and is on the wire as far as the gateway can put it.
-		writing := c.inWrite.Load() && !c.heldInKernel()
+		// read. Unless the kernel holds bytes of it unsent and has sent
+		// nothing more since the last tick: then the write waits on Redis,
+		// which takes nothing in (stopped, or too busy to read), and is on
+		// the wire as far as the gateway can put it. (Bytes held while the
+		// kernel still sends are a congestion window's, on a network.)
+		writing := c.inWrite.Load()
+		if writing && c.heldInKernel() {
+			writing = sent != l.heldSent
+			l.heldSent = sent
+		}
 		// Evidence is dated from after it was read, never from the tick:
 		// a watchdog that waited for a CPU since it read the clock would
 		// date a write it finds now from before the write.
