@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"crypto/tls"
 	"os"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 )
@@ -16,21 +18,27 @@ var (
 
 // clientCert is the client certificate of redis.tls (cert_file and
 // key_file), read again at every new connection: a certificate rotated in
-// place (by cert-manager, a mounted Secret's update) is what the
-// connections after it present, with no restart. A connection already
-// open keeps the one it was made with. The files are read beside the
-// dial, never in it: a dial presents the pair last read, and a mount that
-// hangs holds up one reader, no dial. A pair that does not load (a
-// rotation half written) leaves the last good one in use, and is read
-// again at the next connection.
+// place (by cert-manager, a mounted Secret's update) is what the next
+// connection presents, with no restart. A connection already open keeps
+// the one it was made with. The files are read beside the dial, which
+// waits for them up to certReadWait: a mount that hangs holds up one
+// reader, and each dial that long, then presents the pair last read. A
+// pair that does not load (a rotation half written) leaves the last good
+// one in use, and is read again at the next connection.
 type clientCert struct {
 	certFile, keyFile string
 
-	cert    atomic.Pointer[tls.Certificate]
-	reading atomic.Bool
+	cert atomic.Pointer[tls.Certificate]
+	mu   sync.Mutex
+	read chan struct{} // closed when the read under way ends; nil if none
 	// the files as cert was read from: the reader's own
 	certPEM, keyPEM []byte
 }
+
+// certReadWait is how long a dial waits for the read of the files it
+// started, or joined: files on a local or mounted volume read in far
+// less; a mount that hangs costs each dial this, then the pair last read.
+const certReadWait = 50 * time.Millisecond
 
 // newClientCert returns the reloader of a pair loadTLS read as first.
 func newClientCert(certFile, keyFile string, certPEM, keyPEM []byte, first tls.Certificate) *clientCert {
@@ -39,19 +47,36 @@ func newClientCert(certFile, keyFile string, certPEM, keyPEM []byte, first tls.C
 	return c
 }
 
-// get is tls.Config.GetClientCertificate: the pair last read, with a
-// read of the files started beside it if none is under way.
+// get is tls.Config.GetClientCertificate: the pair on disk, read beside
+// the dial (starting a read, or joining the one under way) for up to
+// certReadWait, else the pair last read.
 func (c *clientCert) get(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-	if c.reading.CompareAndSwap(false, true) {
-		go c.read()
+	c.mu.Lock()
+	done := c.read
+	if done == nil {
+		done = make(chan struct{})
+		c.read = done
+		go c.readFiles(done)
+	}
+	c.mu.Unlock()
+	t := time.NewTimer(certReadWait)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
 	}
 	return c.cert.Load(), nil
 }
 
-// read reads both files, and parses them if they changed since cert was
-// read from them.
-func (c *clientCert) read() {
-	defer c.reading.Store(false)
+// readFiles reads both files, and parses them if they changed since cert
+// was read from them; then it closes done.
+func (c *clientCert) readFiles(done chan struct{}) {
+	defer func() {
+		c.mu.Lock()
+		c.read = nil
+		c.mu.Unlock()
+		close(done)
+	}()
 	certPEM, err := os.ReadFile(c.certFile)
 	var keyPEM []byte
 	if err == nil {
