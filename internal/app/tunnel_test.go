@@ -688,7 +688,9 @@ func TestATunnelEndsWithItsUpstream(t *testing.T) {
 	routed := openTunnelAt(t, gw.proxy, "bulk-key", "/side/ws") // by its route to side
 	pinned := openTunnelAt(t, gw.proxy, "pinned-key", "/ws")    // by its tenant's upstream, side
 	other := openTunnelAt(t, gw.proxy, "bulk-key", "/ws")       // main
-	for name, want := range map[string]string{"routed": "/side/ws", "pinned": "/ws", "other": "/ws"} {
+	// In the order opened: side's heads come in that order.
+	for _, tc := range []struct{ name, want string }{{"routed", "/side/ws"}, {"pinned", "/ws"}, {"other", "/ws"}} {
+		name, want := tc.name, tc.want
 		up := sideUp
 		if name == "other" {
 			up = mainUp
