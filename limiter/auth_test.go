@@ -197,7 +197,7 @@ func TestTLSClientCertificateRotatedInPlace(t *testing.T) {
 	loaded, failed := tlsReloads(t, "loaded"), tlsReloads(t, "failed")
 
 	ca.issue(t, dir, "client", client()) // rotated in place
-	if err := decide(); err != nil { // its first dial presents the new pair
+	if err := decide(); err != nil {     // its first dial presents the new pair
 		t.Fatalf("the first decision after the rotation: %v; want it through", err)
 	}
 	if n := tlsReloads(t, "loaded") - loaded; n < 1 {
