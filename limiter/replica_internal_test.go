@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"strconv"
 	"sync"
@@ -737,57 +736,6 @@ func TestARecorderOnAStalledPrimaryShedsNothing(t *testing.T) {
 	}
 }
 
-// slowProxy forwards to addr, delaying every reply chunk by d (pure latency).
-func slowProxy(t *testing.T, addr string, d time.Duration) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s, err := net.Dial("tcp", addr)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			go func() { io.Copy(s, c); s.Close() }()
-			type chunk struct {
-				b  []byte
-				at time.Time
-			}
-			ch := make(chan chunk, 1024)
-			go func() {
-				for {
-					b := make([]byte, 64<<10)
-					n, err := s.Read(b)
-					if n > 0 {
-						ch <- chunk{b[:n], time.Now()}
-					}
-					if err != nil {
-						close(ch)
-						return
-					}
-				}
-			}()
-			go func() {
-				for k := range ch {
-					time.Sleep(time.Until(k.at.Add(d)))
-					if _, err := c.Write(k.b); err != nil {
-						return
-					}
-				}
-				c.Close()
-			}()
-		}
-	}()
-	return ln.Addr().String()
-}
-
 // TestAHealthySlowRecorderDropsNothing: replica consistency, the primary
 // healthy but slow (30 ms a batch of records, behind a proxy, the budget
 // 10 ms), the recorder with a backlog that fills its queue. Decisions
@@ -810,7 +758,10 @@ func TestAHealthySlowRecorderDropsNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Close)
-	opts.Addrs = []string{slowProxy(t, srv.Addr(), 30*time.Millisecond)} // healthy primary, 30 ms a batch
+	opts.Addrs = []string{replyProxy(t, srv.Addr(), func([]byte) bool { // a healthy primary, 30 ms a batch
+		time.Sleep(30 * time.Millisecond)
+		return true
+	})}
 	slow, err := NewClients(opts)
 	if err != nil {
 		t.Fatal(err)
