@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strconv"
 	"sync"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/l1gw/l1gw/internal/redistest"
+	"github.com/l1gw/l1gw/internal/testkit"
 )
 
 // reply builds peek.lua's reply for one rule.
@@ -687,21 +689,10 @@ func TestAStalledPrimaryDegradesAWaitForTheRecorderWithinTheBudget(t *testing.T)
 // as all were once the queue filled under 67f30a5 (found by a review).
 func TestARecorderOnAStalledPrimaryShedsNothing(t *testing.T) {
 	s, _ := unrunReplicaStore(t, "stallrec")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			_ = c // held open, never read nor answered
-		}
-	}()
-	stalled, err := NewClients(RedisOptions{Mode: ModeStandalone, Addrs: []string{ln.Addr().String()},
+	stalledAddr := testkit.Listen(t, func(c net.Conn) {
+		io.Copy(io.Discard, c) //nolint:errcheck // takes every command in, answers none, until the client goes
+	})
+	stalled, err := NewClients(RedisOptions{Mode: ModeStandalone, Addrs: []string{stalledAddr},
 		DialTimeout: 500 * time.Millisecond, ReadTimeout: 100 * time.Millisecond, WriteTimeout: 100 * time.Millisecond, PoolTimeout: 20 * time.Millisecond, MaxRetries: 1})
 	if err != nil {
 		t.Fatal(err)

@@ -375,10 +375,7 @@ func TestALateTickDoesNotBackdateAWrite(t *testing.T) {
 		}
 		return true
 	})
-	l := newPipe(wdConfig(), fixedAddr(f.addr())).lanes[0]
-	if err := l.dial(nil); err != nil {
-		t.Fatal(err)
-	}
+	l := dialedLane(t, f)
 	o := wdDecision()
 	tick := time.Now() // watch(): now := time.Now(), then the thread is descheduled
 	time.Sleep(wdLate)
@@ -412,10 +409,7 @@ func TestAWriteUnderWayIsNotOnTheWire(t *testing.T) {
 		}
 		return true
 	})
-	l := newPipe(wdConfig(), fixedAddr(f.addr())).lanes[0]
-	if err := l.dial(nil); err != nil {
-		t.Fatal(err)
-	}
+	l := dialedLane(t, f)
 	o := wdDecision()
 	b := o.encode(nil)
 	l.mark(l.c)
@@ -446,10 +440,7 @@ func TestABlockedWriteIsJudgedByTheBudget(t *testing.T) {
 		}
 		return true
 	})
-	l := newPipe(wdConfig(), fixedAddr(f.addr())).lanes[0]
-	if err := l.dial(nil); err != nil {
-		t.Fatal(err)
-	}
+	l := dialedLane(t, f)
 	o := wdDecision()
 	b := o.encode(nil)
 	for len(b) < 64<<20 { // a batch larger than the socket buffers, whole commands
@@ -467,4 +458,14 @@ func TestABlockedWriteIsJudgedByTheBudget(t *testing.T) {
 	if !errors.Is(o.err, ErrBudget) || !stuck {
 		t.Fatalf("Redis took nothing for %v (budget %v) while the write blocked: decision err %v, lane stuck %v", time.Since(start).Round(time.Millisecond), wdBudget, o.err, stuck)
 	}
+}
+
+// dialedLane is a lane of a pipe with wdConfig to f, dialed.
+func dialedLane(t *testing.T, f *fakeRedis) *lane {
+	t.Helper()
+	l := newPipe(wdConfig(), fixedAddr(f.addr())).lanes[0]
+	if err := l.dial(nil); err != nil {
+		t.Fatal(err)
+	}
+	return l
 }
