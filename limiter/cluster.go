@@ -17,8 +17,7 @@ type clusterRoute struct {
 	cfg      *pipeConfig
 	readOnly bool
 	ready    atomic.Bool // the slot map has been loaded once
-	loadMu   sync.Mutex
-	loaded   chan struct{} // closed when the load under way ends; nil when none is
+	loading  flight      // the slot map's load under way
 	mu       sync.RWMutex
 	pipes    map[string]*pipe
 	gone     map[string]bool // pipes the last sweep did not find in the slot map
@@ -276,33 +275,16 @@ func (r *clusterRoute) promoted(p *pipe) {
 // under way, and waits for it up to the budget. Only the first decisions
 // (or those while the cluster is unreachable at start) get here.
 func (r *clusterRoute) waitLoad() bool {
-	r.loadMu.Lock()
-	done := r.loaded
-	if done == nil {
-		done = make(chan struct{})
-		r.loaded = done
-		go r.load(done)
-	}
-	r.loadMu.Unlock()
-	t := time.NewTimer(r.cfg.budget)
-	defer t.Stop()
-	select {
-	case <-done:
-	case <-t.C:
-	}
+	r.loading.wait(r.load, r.cfg.budget)
 	return r.ready.Load()
 }
 
-func (r *clusterRoute) load(done chan struct{}) {
+func (r *clusterRoute) load() {
 	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.conn.dialTimeout+r.cfg.silence)
 	defer cancel()
 	if _, err := r.cl.MasterForKey(ctx, "l1gw"); err == nil {
 		r.ready.Store(true)
 	}
-	r.loadMu.Lock()
-	r.loaded = nil
-	r.loadMu.Unlock()
-	close(done)
 }
 
 func (r *clusterRoute) failed(p *pipe, err error) {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/tls"
 	"os"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -28,9 +27,8 @@ var (
 type clientCert struct {
 	certFile, keyFile string
 
-	cert atomic.Pointer[tls.Certificate]
-	mu   sync.Mutex
-	read chan struct{} // closed when the read under way ends; nil if none
+	cert    atomic.Pointer[tls.Certificate]
+	reading flight // the read of the files under way
 	// the files as cert was read from: the reader's own
 	certPEM, keyPEM []byte
 }
@@ -51,32 +49,13 @@ func newClientCert(certFile, keyFile string, certPEM, keyPEM []byte, first tls.C
 // the dial (starting a read, or joining the one under way) for up to
 // certReadWait, else the pair last read.
 func (c *clientCert) get(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-	c.mu.Lock()
-	done := c.read
-	if done == nil {
-		done = make(chan struct{})
-		c.read = done
-		go c.readFiles(done)
-	}
-	c.mu.Unlock()
-	t := time.NewTimer(certReadWait)
-	defer t.Stop()
-	select {
-	case <-done:
-	case <-t.C:
-	}
+	c.reading.wait(c.readFiles, certReadWait)
 	return c.cert.Load(), nil
 }
 
 // readFiles reads both files, and parses them if they changed since cert
-// was read from them; then it closes done.
-func (c *clientCert) readFiles(done chan struct{}) {
-	defer func() {
-		c.mu.Lock()
-		c.read = nil
-		c.mu.Unlock()
-		close(done)
-	}()
+// was read from them.
+func (c *clientCert) readFiles() {
 	certPEM, err := os.ReadFile(c.certFile)
 	var keyPEM []byte
 	if err == nil {
