@@ -33,7 +33,7 @@ test: test-deps
 	$(GO) test -race -count=1 ./...
 	cd loadtest && $(GO) test -race -count=1 ./... # the load runner, chaos suite, bench-compare and stack (a module of its own: vegeta stays out of the gateway's go.mod)
 	cd deploy && $(GO) test -count=1 ./... # deploy/kubernetes, rendered and checked offline (a module of its own)
-	$(GO) test -count=1 -run 'DoesNotAllocate|DoNotAllocate' ./internal/app/ ./internal/gateway/ ./degrade/ # allocation guards count nothing under -race
+	$(GO) test -count=1 -run 'DoesNotAllocate|DoNotAllocate' ./internal/app/ ./internal/gateway/ ./degrade/ ./internal/rawio/ # allocation guards count nothing under -race
 	$(MAKE) --no-print-directory fuzz
 	$(MAKE) --no-print-directory test-chaos
 	cd deploy/observability && $(GO) test -count=1 ./... # a module of its own: the Prometheus parsers stay out of the gateway's go.mod

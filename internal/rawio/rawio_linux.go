@@ -1,0 +1,165 @@
+//go:build linux
+
+// Package rawio gives TCP connections whose reads and writes do not
+// enter the Go scheduler's system-call state.
+//
+// A socket of the net package is non-blocking: read(2) and write(2) on it
+// return at once, with bytes or EAGAIN, and the wait for readiness is the
+// network poller's. Made through syscall.Syscall, each call still tells
+// the scheduler it may block (entersyscall), and the first one after the
+// process went idle wakes the runtime's monitor thread (sysmon) from its
+// deep sleep and sets it polling every 20 µs again (go.dev/issue/18236).
+// A gateway that waits on Redis goes idle and busy thousands of times a
+// second: by perf under `make bench-compare` at 64 connections, that
+// monitor took 8.3% of l1gw-exact's CPU samples (13.3% of the naive
+// forwarder's). Through syscall.RawSyscall a call is what it is, a copy
+// to or from the socket's buffer; the monitor stays asleep or backs off
+// to its 10 ms tick, as in any busy process, and took 0.5%.
+//
+// What the scheduler no longer does for these calls is hand the P to
+// another thread while one is in the kernel. Such a call never waits,
+// so there is nothing to hand over for.
+package rawio
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"syscall"
+	"unsafe"
+)
+
+// maxRW caps one call's length, as the net package's own reads and
+// writes do.
+const maxRW = 1 << 30
+
+// Conn is a *net.TCPConn whose Read and Write use raw system calls. Its
+// deadlines, Close and the rest are the TCPConn's, ReadFrom and WriteTo
+// among them (io.Copy's, which stream each read on as it comes).
+// Concurrent Reads (or concurrent Writes) are not allowed: Conn keeps
+// each direction's call in a field of its own.
+type Conn struct {
+	*net.TCPConn
+	rc     syscall.RawConn
+	rd, wr call
+}
+
+// call is one direction's system call in progress: the buffer, what was
+// done and the error, and fn, the callback given to the RawConn, bound
+// once so that a call allocates nothing.
+type call struct {
+	p   []byte
+	n   int
+	err syscall.Errno
+	fn  func(fd uintptr) bool
+}
+
+// Wrap returns c as a Conn when it is a *net.TCPConn, and c as it is
+// otherwise.
+func Wrap(c net.Conn) net.Conn {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return c
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return c
+	}
+	rw := &Conn{TCPConn: tc, rc: rc}
+	rw.rd.fn = rw.read
+	rw.wr.fn = rw.write
+	return rw
+}
+
+// Read reads into p as net.TCPConn.Read does: io.EOF at the peer's end
+// of the stream, a *net.OpError otherwise.
+func (c *Conn) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	c.rd.p, c.rd.n, c.rd.err = p[:min(len(p), maxRW)], 0, 0
+	err := c.rc.Read(c.rd.fn)
+	n, errno := c.rd.n, c.rd.err
+	c.rd.p = nil
+	switch {
+	case err != nil:
+		return 0, c.opError("read", err)
+	case errno != 0:
+		return 0, c.opError("read", os.NewSyscallError("read", errno))
+	case n == 0:
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+func (c *Conn) read(fd uintptr) bool {
+	for {
+		n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(unsafe.SliceData(c.rd.p))), uintptr(len(c.rd.p)))
+		switch e {
+		case 0:
+			c.rd.n = int(n)
+			return true
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false // the poller waits, within the read deadline
+		default:
+			c.rd.err = e
+			return true
+		}
+	}
+}
+
+// Write writes p whole, or returns how much of it went and why the rest
+// did not, as net.TCPConn.Write does.
+func (c *Conn) Write(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	c.wr.p, c.wr.n, c.wr.err = p, 0, 0
+	err := c.rc.Write(c.wr.fn)
+	n, errno := c.wr.n, c.wr.err
+	c.wr.p = nil
+	switch {
+	case err != nil:
+		return n, c.opError("write", err)
+	case errno != 0:
+		return n, c.opError("write", os.NewSyscallError("write", errno))
+	}
+	return n, nil
+}
+
+func (c *Conn) write(fd uintptr) bool {
+	for len(c.wr.p) > 0 {
+		chunk := c.wr.p[:min(len(c.wr.p), maxRW)]
+		n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(chunk))), uintptr(len(chunk)))
+		switch e {
+		case 0:
+			if n == 0 {
+				c.wr.err = syscall.EIO // a socket never takes nothing
+				return true
+			}
+			c.wr.n += int(n)
+			c.wr.p = c.wr.p[n:]
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false // the poller waits, within the write deadline
+		default:
+			c.wr.err = e
+			return true
+		}
+	}
+	return true
+}
+
+// opError names op and the connection's addresses, as the net package's
+// errors do; err is the RawConn's own *net.OpError ("raw-read", a
+// deadline or a closed connection) or an errno.
+func (c *Conn) opError(op string, err error) error {
+	var oe *net.OpError
+	if errors.As(err, &oe) {
+		err = oe.Err
+	}
+	return &net.OpError{Op: op, Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
+}
