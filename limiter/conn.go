@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/l1gw/l1gw/internal/rawio"
 )
 
 // conn is one connection of the decision path. It can ask the kernel how
@@ -158,7 +160,7 @@ func dialConn(addr string, o *connOptions, w dialWatch) (*conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &conn{raw: &rawConn{Conn: nc}, addr: addr, fd: -1}
+	c := &conn{raw: &rawConn{Conn: rawio.Wrap(nc)}, addr: addr, fd: -1}
 	if w != nil {
 		w.connected(c.raw)
 	}

@@ -9,14 +9,18 @@ import (
 	"os"
 	"syscall"
 	"time"
+	"unsafe"
+
+	"github.com/l1gw/l1gw/internal/rawio"
 )
 
 // peekConn is a dialed upstream connection that can look at its socket
 // without waiting (idleState). Its raw connection and the callback are
 // made once, at the dial, so that a look costs one system call and no
-// allocation.
+// allocation. Its reads and writes are rawio's; ReadFrom, through which
+// a streamed request body goes, is the TCPConn's.
 type peekConn struct {
-	*net.TCPConn
+	*rawio.Conn
 	raw   syscall.RawConn
 	look  func(fd uintptr) bool
 	state connState
@@ -35,19 +39,24 @@ func peekable(c net.Conn) net.Conn {
 	if err != nil {
 		return c
 	}
-	p := &peekConn{TCPConn: tc, raw: raw}
+	rc, ok := rawio.Wrap(tc).(*rawio.Conn)
+	if !ok {
+		return c
+	}
+	p := &peekConn{Conn: rc, raw: raw}
 	p.look = p.peek
 	return p
 }
 
 // peek is one non-blocking MSG_PEEK recv of a byte, which consumes
-// nothing.
+// nothing; raw, as rawio's reads are.
 func (p *peekConn) peek(fd uintptr) bool {
-	n, _, err := syscall.Recvfrom(int(fd), p.b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	n, _, err := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&p.b[0])), 1,
+		syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
 	switch {
 	case err == syscall.EAGAIN || err == syscall.EINTR:
 		p.state = connClean
-	case err != nil:
+	case err != 0:
 		p.state = connClosed
 	case n > 0:
 		p.state = connDirty

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/l1gw/l1gw/internal/rawio"
 )
 
 // connMetrics are one listener's connection metrics.
@@ -109,7 +111,7 @@ func (l *connLimit) Accept() (net.Conn, error) {
 				tc.SetKeepAlivePeriod(3 * time.Minute)
 			}
 			l.m.open.Add(1)
-			return &limitedConn{Conn: c, l: l, ip: ip}, nil
+			return &limitedConn{Conn: rawio.Wrap(c), l: l, ip: ip}, nil
 		}
 		if !l.quiet {
 			// The refusal fits in the socket buffer: the write does not wait.
