@@ -1,6 +1,6 @@
 //go:build linux && !race
 
-package rawio_test
+package rawio
 
 import (
 	"io"

@@ -17,8 +17,13 @@
 // to its 10 ms tick, as in any busy process, and took 0.5%.
 //
 // What the scheduler no longer does for these calls is hand the P to
-// another thread while one is in the kernel. Such a call never waits,
-// so there is nothing to hand over for.
+// another thread while one is in the kernel. Such a call never sleeps
+// waiting for the peer; it holds the P for as long as the kernel copies
+// (on loopback, the receiver's processing runs in the sender's write).
+//
+// Under the race detector Conn makes the net package's own calls: a raw
+// one would hide from it the happens-before edge a socket carries from
+// a write to the read of it.
 package rawio
 
 import (
@@ -26,6 +31,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"syscall"
 	"unsafe"
 )
@@ -36,19 +42,22 @@ const maxRW = 1 << 30
 
 // Conn is a *net.TCPConn whose Read and Write use raw system calls. Its
 // deadlines, Close and the rest are the TCPConn's, ReadFrom and WriteTo
-// among them (io.Copy's, which stream each read on as it comes).
-// Concurrent Reads (or concurrent Writes) are not allowed: Conn keeps
-// each direction's call in a field of its own.
+// among them (io.Copy's, which stream each read on as it comes, through
+// the net package's calls). Like a TCPConn's, its Reads may be
+// concurrent, and its Writes: each direction takes its turn under a lock
+// of its own.
 type Conn struct {
 	*net.TCPConn
 	rc     syscall.RawConn
+	plain  bool // the net package's calls: under the race detector
 	rd, wr call
 }
 
 // call is one direction's system call in progress: the buffer, what was
 // done and the error, and fn, the callback given to the RawConn, bound
-// once so that a call allocates nothing.
+// once so that a call allocates nothing. mu holds it for one call.
 type call struct {
+	mu  sync.Mutex
 	p   []byte
 	n   int
 	err syscall.Errno
@@ -57,7 +66,10 @@ type call struct {
 
 // Wrap returns c as a Conn when it is a *net.TCPConn, and c as it is
 // otherwise.
-func Wrap(c net.Conn) net.Conn {
+func Wrap(c net.Conn) net.Conn { return wrap(c, !raceEnabled) }
+
+// wrap is Wrap, with raw system calls or (raw false) the net package's.
+func wrap(c net.Conn, raw bool) net.Conn {
 	tc, ok := c.(*net.TCPConn)
 	if !ok {
 		return c
@@ -66,7 +78,7 @@ func Wrap(c net.Conn) net.Conn {
 	if err != nil {
 		return c
 	}
-	rw := &Conn{TCPConn: tc, rc: rc}
+	rw := &Conn{TCPConn: tc, rc: rc, plain: !raw}
 	rw.rd.fn = rw.read
 	rw.wr.fn = rw.write
 	return rw
@@ -75,13 +87,15 @@ func Wrap(c net.Conn) net.Conn {
 // Read reads into p as net.TCPConn.Read does: io.EOF at the peer's end
 // of the stream, a *net.OpError otherwise.
 func (c *Conn) Read(p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
+	if len(p) == 0 || c.plain {
+		return c.TCPConn.Read(p) // an empty read still says the conn is closed
 	}
+	c.rd.mu.Lock()
 	c.rd.p, c.rd.n, c.rd.err = p[:min(len(p), maxRW)], 0, 0
 	err := c.rc.Read(c.rd.fn)
 	n, errno := c.rd.n, c.rd.err
 	c.rd.p = nil
+	c.rd.mu.Unlock()
 	switch {
 	case err != nil:
 		return 0, c.opError("read", err)
@@ -114,18 +128,22 @@ func (c *Conn) read(fd uintptr) bool {
 // Write writes p whole, or returns how much of it went and why the rest
 // did not, as net.TCPConn.Write does.
 func (c *Conn) Write(p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
+	if len(p) == 0 || c.plain {
+		return c.TCPConn.Write(p)
 	}
+	c.wr.mu.Lock()
 	c.wr.p, c.wr.n, c.wr.err = p, 0, 0
 	err := c.rc.Write(c.wr.fn)
 	n, errno := c.wr.n, c.wr.err
 	c.wr.p = nil
+	c.wr.mu.Unlock()
 	switch {
 	case err != nil:
 		return n, c.opError("write", err)
 	case errno != 0:
 		return n, c.opError("write", os.NewSyscallError("write", errno))
+	case n < len(p):
+		return n, io.ErrUnexpectedEOF // as the net package says of a write that took nothing
 	}
 	return n, nil
 }
@@ -137,8 +155,7 @@ func (c *Conn) write(fd uintptr) bool {
 		switch e {
 		case 0:
 			if n == 0 {
-				c.wr.err = syscall.EIO // a socket never takes nothing
-				return true
+				return true // a socket never takes nothing: Write says so
 			}
 			c.wr.n += int(n)
 			c.wr.p = c.wr.p[n:]

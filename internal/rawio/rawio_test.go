@@ -1,6 +1,6 @@
 //go:build linux
 
-package rawio_test
+package rawio
 
 import (
 	"bytes"
@@ -12,13 +12,12 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/l1gw/l1gw/internal/rawio"
 )
 
-// pair returns a loopback connection wrapped by rawio.Wrap, and its
-// peer's end as the net package gives it.
-func pair(t *testing.T) (*rawio.Conn, *net.TCPConn) {
+// pair returns a loopback connection wrapped for raw system calls (under
+// the race detector too: these tests order their goroutines themselves),
+// and its peer's end as the net package gives it.
+func pair(t *testing.T) (*Conn, *net.TCPConn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -39,9 +38,9 @@ func pair(t *testing.T) (*rawio.Conn, *net.TCPConn) {
 		t.Fatal("accept failed")
 	}
 	t.Cleanup(func() { c.Close(); peer.Close() })
-	w, ok := rawio.Wrap(c).(*rawio.Conn)
+	w, ok := wrap(c, true).(*Conn)
 	if !ok {
-		t.Fatalf("Wrap(%T) = %T; want *rawio.Conn", c, rawio.Wrap(c))
+		t.Fatalf("wrap(%T) = %T; want *Conn", c, wrap(c, true))
 	}
 	return w, peer.(*net.TCPConn)
 }
@@ -61,6 +60,9 @@ func TestReadAndWriteCarryTheStream(t *testing.T) {
 	}
 	if n, err := c.Read(nil); n != 0 || err != nil {
 		t.Fatalf("Read(nil) = %d, %v; want 0, nil", n, err)
+	}
+	if n, err := c.Write(nil); n != 0 || err != nil {
+		t.Fatalf("Write(nil) = %d, %v; want 0, nil", n, err)
 	}
 	peer.CloseWrite()
 	if n, err := c.Read(got); n != 0 || err != io.EOF {
@@ -142,13 +144,16 @@ func TestAClosedOrResetConnSaysSo(t *testing.T) {
 	if _, err := c.Write([]byte("x")); !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("Write after Close: %v; want net.ErrClosed", err)
 	}
+	if _, err := c.Read(nil); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("an empty Read after Close: %v; want net.ErrClosed, as a TCPConn says", err)
+	}
 }
 
 func TestWrapLeavesOtherConnsAlone(t *testing.T) {
 	a, b := net.Pipe()
 	defer a.Close()
 	defer b.Close()
-	if got := rawio.Wrap(a); got != a {
+	if got := Wrap(a); got != a {
 		t.Fatalf("Wrap(net.Pipe) = %T; want it as it is", got)
 	}
 }
@@ -173,4 +178,57 @@ func TestReadsAndWritesInTurn(t *testing.T) {
 // io.Copy into a Conn goes through the TCPConn's ReadFrom, which writes
 // each read as it comes: a streamed request body is not held back until
 // a buffer fills.
-var _ io.ReaderFrom = (*rawio.Conn)(nil)
+var _ io.ReaderFrom = (*Conn)(nil)
+
+// Reads from two goroutines at once take turns: every byte sent is read
+// once. Run under the race detector, an unguarded call would be a race.
+func TestConcurrentReadsTakeTurns(t *testing.T) {
+	c, peer := pair(t)
+	const total = 1 << 20
+	go func() {
+		b := make([]byte, total)
+		for i := range b {
+			b[i] = byte(i % 251)
+		}
+		peer.Write(b)
+		peer.CloseWrite()
+	}()
+	var counts [2][251]int
+	done := make(chan struct{}, 2)
+	for g := range 2 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			buf := make([]byte, 1000)
+			for {
+				n, err := c.Read(buf)
+				for _, x := range buf[:n] {
+					counts[g][x]++
+				}
+				if err != nil {
+					return
+				}
+			}
+		}()
+	}
+	<-done
+	<-done
+	for x := range 251 {
+		want := total / 251
+		if x < total%251 {
+			want++
+		}
+		if got := counts[0][x] + counts[1][x]; got != want {
+			t.Fatalf("byte %d read %d times; want %d", x, got, want)
+		}
+	}
+}
+
+// Wrap makes raw calls but under the race detector, which would lose the
+// order a socket gives a write and the read of it.
+func TestWrapIsPlainUnderTheRaceDetector(t *testing.T) {
+	c, _ := pair(t)
+	w, ok := Wrap(c.TCPConn).(*Conn)
+	if !ok || w.plain != raceEnabled {
+		t.Fatalf("Wrap: %T, plain %v; want *Conn, plain %v", Wrap(c.TCPConn), w != nil && w.plain, raceEnabled)
+	}
+}

@@ -1,0 +1,6 @@
+//go:build !race
+
+package rawio
+
+// raceEnabled: built with -race.
+const raceEnabled = false
