@@ -9,7 +9,6 @@ import (
 	"os"
 	"syscall"
 	"time"
-	"unsafe"
 
 	"github.com/l1gw/l1gw/internal/rawio"
 )
@@ -48,15 +47,14 @@ func peekable(c net.Conn) net.Conn {
 	return p
 }
 
-// peek is one non-blocking MSG_PEEK recv of a byte, which consumes
-// nothing; raw, as rawio's reads are.
+// peek is one non-blocking MSG_PEEK recv of a byte (peekByte), which
+// consumes nothing.
 func (p *peekConn) peek(fd uintptr) bool {
-	n, _, err := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&p.b[0])), 1,
-		syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+	n, err := peekByte(fd, &p.b)
 	switch {
 	case err == syscall.EAGAIN || err == syscall.EINTR:
 		p.state = connClean
-	case err != 0:
+	case err != nil:
 		p.state = connClosed
 	case n > 0:
 		p.state = connDirty
