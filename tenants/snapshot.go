@@ -45,16 +45,18 @@ type Tenant struct {
 // caller's key is made once, not at every request: the limiter takes a
 // string. It is sharded by the key's hash, so that callers new to it
 // (one rotating through its addresses, say) take one shard's lock, not
-// all of them; a shard at its share of anonKeysMax is emptied and fills
-// again.
+// all of them. A shard keeps two generations: when the current one is
+// full it becomes the old one, and a key found in the old one moves to
+// the current. So a flood of new callers through a shard drops the keys
+// of callers gone quiet, never those of one still calling.
 type anonKeys struct {
 	seed   maphash.Seed
 	shards [anonShards]anonShard
 }
 
 type anonShard struct {
-	mu sync.RWMutex
-	m  map[string]string
+	mu       sync.RWMutex
+	cur, old map[string]string
 }
 
 const (
@@ -62,6 +64,8 @@ const (
 	// bytes each.
 	anonKeysMax = 1 << 16
 	anonShards  = 64
+	// anonGeneration is how many keys a shard's generation holds.
+	anonGeneration = anonKeysMax / anonShards / 2
 )
 
 func newAnonKeys() *anonKeys { return &anonKeys{seed: maphash.MakeSeed()} }
@@ -70,17 +74,23 @@ func newAnonKeys() *anonKeys { return &anonKeys{seed: maphash.MakeSeed()} }
 func (k *anonKeys) intern(b []byte) string {
 	sh := &k.shards[maphash.Bytes(k.seed, b)%anonShards]
 	sh.mu.RLock()
-	s, ok := sh.m[string(b)]
+	s, ok := sh.cur[string(b)]
+	old := false
+	if !ok {
+		s, old = sh.old[string(b)]
+	}
 	sh.mu.RUnlock()
 	if ok {
 		return s
 	}
-	s = string(b)
-	sh.mu.Lock()
-	if len(sh.m) >= anonKeysMax/anonShards || sh.m == nil {
-		sh.m = make(map[string]string)
+	if !old {
+		s = string(b)
 	}
-	sh.m[s] = s
+	sh.mu.Lock()
+	if len(sh.cur) >= anonGeneration || sh.cur == nil {
+		sh.old, sh.cur = sh.cur, make(map[string]string)
+	}
+	sh.cur[s] = s
 	sh.mu.Unlock()
 	return s
 }
