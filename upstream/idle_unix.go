@@ -30,19 +30,11 @@ type peekConn struct {
 // peekable wraps a dialed connection for idleState; c as it is when it
 // is not TCP.
 func peekable(c net.Conn) net.Conn {
-	tc, ok := c.(*net.TCPConn)
+	rc, ok := rawio.Wrap(c).(*rawio.Conn)
 	if !ok {
 		return c
 	}
-	raw, err := tc.SyscallConn()
-	if err != nil {
-		return c
-	}
-	rc, ok := rawio.Wrap(tc).(*rawio.Conn)
-	if !ok {
-		return c
-	}
-	p := &peekConn{Conn: rc, raw: raw}
+	p := &peekConn{Conn: rc, raw: rc.RawConn()}
 	p.look = p.peek
 	return p
 }

@@ -118,8 +118,8 @@ func TestDeadlinesEndReadsAndWrites(t *testing.T) {
 	}
 	// The peer never reads: the write fills both buffers and waits, until
 	// its deadline.
-	c.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
-	big := make([]byte, 64<<20)
+	big := make([]byte, 64<<20) // before the deadline: zeroing it takes a while
+	c.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
 	n, err := c.Write(big)
 	if !errors.Is(err, os.ErrDeadlineExceeded) || n <= 0 || n >= len(big) {
 		t.Fatalf("Write past its deadline = %d, %v; want part of it and a timeout", n, err)
