@@ -48,7 +48,8 @@ type Tenant struct {
 // all of them. A shard keeps two generations: when the current one is
 // full it becomes the old one, and a key found in the old one moves to
 // the current. So a flood of new callers through a shard drops the keys
-// of callers gone quiet, never those of one still calling.
+// of callers gone quiet, but not that of one who calls again within a
+// generation's worth (anonGeneration) of new callers in its shard.
 type anonKeys struct {
 	seed   maphash.Seed
 	shards [anonShards]anonShard
