@@ -14,13 +14,12 @@ import (
 )
 
 // peekConn is a dialed upstream connection that can look at its socket
-// without waiting (idleState). Its raw connection and the callback are
-// made once, at the dial, so that a look costs one system call and no
-// allocation. Its reads and writes are rawio's; ReadFrom, through which
-// a streamed request body goes, is the TCPConn's.
+// without waiting (idleState). Its callback is made once, at the dial,
+// and its RawConn is rawio's, so that a look costs one system call and
+// no allocation. Its reads and writes are rawio's; ReadFrom, through
+// which a streamed request body goes, is the TCPConn's.
 type peekConn struct {
 	*rawio.Conn
-	raw   syscall.RawConn
 	look  func(fd uintptr) bool
 	state connState
 	b     [1]byte
@@ -34,7 +33,7 @@ func peekable(c net.Conn) net.Conn {
 	if !ok {
 		return c
 	}
-	p := &peekConn{Conn: rc, raw: rc.RawConn()}
+	p := &peekConn{Conn: rc}
 	p.look = p.peek
 	return p
 }
@@ -77,12 +76,12 @@ func idleState(c net.Conn) connState {
 		p.used = true
 		return connClean
 	}
-	err := p.raw.Read(p.look)
+	err := p.RawConn().Read(p.look)
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		// The last request's read deadline, passed while the connection
 		// rested: no look was made. Cleared, and looked again.
 		p.SetReadDeadline(time.Time{})
-		err = p.raw.Read(p.look)
+		err = p.RawConn().Read(p.look)
 	}
 	switch {
 	case err != nil:

@@ -30,14 +30,27 @@ type Conn struct {
 }
 
 // call is one direction's system call in progress: the buffer, what was
-// done and the error, and fn, the callback given to the RawConn, bound
-// once so that a call allocates nothing. mu holds it for one call.
+// done and the error. wait (the RawConn's Read or Write) and fn, the
+// callback given to it, are bound once so that a call allocates nothing.
+// mu holds it for one call.
 type call struct {
-	mu  sync.Mutex
-	p   []byte
-	n   int
-	err syscall.Errno
-	fn  func(fd uintptr) bool
+	mu   sync.Mutex
+	p    []byte
+	n    int
+	err  syscall.Errno
+	wait func(func(fd uintptr) bool) error
+	fn   func(fd uintptr) bool
+}
+
+// do makes one call over p, in turn with the direction's other callers.
+func (k *call) do(p []byte) (n int, errno syscall.Errno, err error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.p, k.n, k.err = p, 0, 0
+	err = k.wait(k.fn)
+	n, errno = k.n, k.err
+	k.p = nil
+	return n, errno, err
 }
 
 // Wrap returns c as a Conn when it is a *net.TCPConn, and c as it is
@@ -51,8 +64,8 @@ func wrap(c net.Conn, raw bool) net.Conn {
 		return c
 	}
 	rw := &Conn{TCPConn: tc, rc: rc, plain: !raw}
-	rw.rd.fn = rw.read
-	rw.wr.fn = rw.write
+	rw.rd.wait, rw.rd.fn = rc.Read, rw.read
+	rw.wr.wait, rw.wr.fn = rc.Write, rw.write
 	return rw
 }
 
@@ -62,12 +75,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 	if len(p) == 0 || c.plain {
 		return c.TCPConn.Read(p) // an empty read still says the conn is closed
 	}
-	c.rd.mu.Lock()
-	c.rd.p, c.rd.n, c.rd.err = p[:min(len(p), maxRW)], 0, 0
-	err := c.rc.Read(c.rd.fn)
-	n, errno := c.rd.n, c.rd.err
-	c.rd.p = nil
-	c.rd.mu.Unlock()
+	n, errno, err := c.rd.do(p[:min(len(p), maxRW)])
 	switch {
 	case err != nil:
 		return 0, c.opError("read", err)
@@ -103,12 +111,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 	if len(p) == 0 || c.plain {
 		return c.TCPConn.Write(p)
 	}
-	c.wr.mu.Lock()
-	c.wr.p, c.wr.n, c.wr.err = p, 0, 0
-	err := c.rc.Write(c.wr.fn)
-	n, errno := c.wr.n, c.wr.err
-	c.wr.p = nil
-	c.wr.mu.Unlock()
+	n, errno, err := c.wr.do(p)
 	switch {
 	case err != nil:
 		return n, c.opError("write", err)
