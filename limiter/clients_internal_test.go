@@ -36,6 +36,39 @@ func TestWriteClientRefusesANonPrimary(t *testing.T) {
 	}
 }
 
+// TestReplicaDialRefusesAnUnlinkedNode: a connection to read decisions
+// from takes a replica whose link to its primary is up, and refuses a
+// primary and a replica whose link is down (it serves what data it has).
+func TestReplicaDialRefusesAnUnlinkedNode(t *testing.T) {
+	t.Parallel()
+	topo := redistest.Topology(t, redistest.Options{Replicas: 1})
+	unlinked := redistest.Server(t)
+	// Port 1 refuses: the node stays a replica whose link is down.
+	if err := unlinked.Client(t).ReplicaOf(context.Background(), "127.0.0.1", "1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	o := &connOptions{dialTimeout: time.Second, linked: true}
+	for _, tc := range []struct {
+		name string
+		node *redistest.Node
+		want error
+	}{
+		{"linked replica", topo.Replicas()[0], nil},
+		{"primary", topo.Primary(), ErrReplicaUnlinked},
+		{"replica with its link down", unlinked, ErrReplicaUnlinked},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := dialConn(tc.node.Addr(), o, nil)
+			if err == nil {
+				c.close()
+			}
+			if tc.want == nil && err != nil || tc.want != nil && !errors.Is(err, tc.want) {
+				t.Fatalf("dial the %s to read decisions: %v; want %v", tc.name, err, tc.want)
+			}
+		})
+	}
+}
+
 // TestSentinelReplicaIsNamedAgain: the sentinels' replica for decisions is
 // the one named before while they report it healthy, so every connection
 // of the replica pipe reads the same replica; once it is down, another.

@@ -69,7 +69,20 @@ type connOptions struct {
 	// address is a restart, a replica since promoted a failback (see
 	// pipe.identified). An ACL that refuses INFO leaves them unknown.
 	identify bool
+	// linked: the node must say, in the same INFO, that it is a replica
+	// whose link to its primary is up (replica pipes of Sentinel and
+	// Cluster). A replica restarted, or syncing again from scratch,
+	// serves the data it has until the sync is done (Redis'
+	// replica-serve-stale-data): none, or older, and replica consistency
+	// has forgotten the admissions an earlier read showed. Refused, the
+	// dial fails the read, which the primary then decides. An ACL that
+	// refuses INFO leaves it unchecked.
+	linked bool
 }
+
+// ErrReplicaUnlinked refuses a connection to read decisions from a node
+// that is not a replica in step with its primary.
+var ErrReplicaUnlinked = errors.New("limiter: the node is not a replica linked to its primary")
 
 // write writes b whole, counting it done.
 func (c *conn) write(b []byte) error {
@@ -210,7 +223,7 @@ func (c *conn) handshake(o *connOptions) error {
 	if o.primary {
 		b = appendBulk(appendArray(b, 1), "ROLE")
 	}
-	if o.identify {
+	if o.identify || o.linked {
 		b = appendBulk(appendBulk(appendBulk(appendArray(b, 3), "INFO"), "server"), "replication")
 	}
 	if len(b) == 0 {
@@ -234,14 +247,24 @@ func (c *conn) handshake(o *connOptions) error {
 			roleErr = fmt.Errorf("%w: it says %s", ErrNotPrimary, role) // INFO's reply is still to be read
 		}
 	}
-	if o.identify {
+	if o.identify || o.linked {
 		info, err := readStatus(c.r)
 		var re replyError
 		if err != nil && !errors.As(err, &re) {
 			return fmt.Errorf("INFO server replication: %w", err)
 		}
-		c.seen = parseMemoryState(info).node
-		c.seen.addr = c.addr
+		m := parseMemoryState(info)
+		if o.linked && err == nil && (!m.node.replica || !m.linked) {
+			role := "master"
+			if m.node.replica {
+				role = "a replica whose link to its primary is down"
+			}
+			return fmt.Errorf("%w: it says %s", ErrReplicaUnlinked, role)
+		}
+		if o.identify {
+			c.seen = m.node
+			c.seen.addr = c.addr
+		}
 	}
 	return roleErr
 }

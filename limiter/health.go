@@ -81,6 +81,7 @@ type memoryState struct {
 	used       int64  // used_memory minus what eviction does not count
 	maxmemory  int64  // 0: no limit
 	policy     string // maxmemory_policy
+	linked     bool   // master_link_status:up: a replica in step with its primary
 	infoFailed bool
 }
 
@@ -124,6 +125,8 @@ func parseMemoryState(info string) memoryState {
 			m.maxmemory = n
 		case "maxmemory_policy":
 			m.policy = v
+		case "master_link_status":
+			m.linked = v == "up"
 		}
 	}
 	m.used -= notCounted

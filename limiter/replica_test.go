@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -207,6 +208,67 @@ func TestReplicaConsistencyWithItsReplicaStalled(t *testing.T) {
 	}
 	if allowed != 10 {
 		t.Fatalf("%d of 15 admitted with the replica stalled; want the limit, 10", allowed)
+	}
+}
+
+// TestReplicaConsistencyAfterItsReplicaRestarted: a replica restarted
+// without its data comes back as an empty primary, then, told to follow
+// the primary again, serves its empty dataset until its full sync is
+// done (Redis' default replica-serve-stale-data; the sync waits
+// repl-diskless-sync-delay, 5 s by default). The gateway had forgotten
+// its admissions once a read showed them; read from that replica, they
+// were admitted again, marked ok, up to twice the limit. Now the replica
+// is not read until it says it is linked: the primary decides, exactly.
+func TestReplicaConsistencyAfterItsReplicaRestarted(t *testing.T) {
+	t.Parallel()
+	topo := redistest.Topology(t, redistest.Options{Replicas: 1, Sentinels: 3})
+	primary, replica := topo.Primary(), topo.Replicas()[0]
+	s := newReplicaStore(t, topo, replica, "rs")
+	r := limiter.Rule{Name: "r", Limit: 5, Window: time.Minute}
+	for i := range 5 {
+		if d := decideOK(t, s, "acme", r); !d.Allowed || d.Degraded {
+			t.Fatalf("decision %d: allowed %v, degraded %v (%s); want admitted, ok", i+1, d.Allowed, d.Degraded, d.Why)
+		}
+	}
+	ctx := context.Background()
+	key := limiter.Key("rs", "acme", "r")
+	rc := replica.Client(t)
+	for start := time.Now(); rc.ZCard(ctx, key).Val() != 5; time.Sleep(10 * time.Millisecond) {
+		if time.Since(start) > 5*time.Second {
+			t.Fatal("the replica does not show the 5 admissions after 5 s")
+		}
+	}
+	if d := decideOK(t, s, "acme", r); d.Allowed { // this read shows all 5: forgotten
+		t.Fatal("6th of a limit of 5 admitted before the restart")
+	}
+	pc := primary.Client(t)
+	if err := pc.ConfigSet(ctx, "repl-diskless-sync-delay", "5").Err(); err != nil {
+		t.Fatal(err)
+	}
+	replica.Kill()
+	replica.RestartInPlace(t)
+	check := func(phase string) {
+		t.Helper()
+		for i := range 5 {
+			d := decideOK(t, s, "acme", r)
+			if d.Allowed || d.Degraded {
+				t.Fatalf("%s, decision %d: allowed %v, degraded %v (%s); want denied by the primary", phase, i+1, d.Allowed, d.Degraded, d.Why)
+			}
+		}
+	}
+	check("the replica restarted as an empty primary")
+	host, port, _ := strings.Cut(primary.Addr(), ":")
+	if err := replica.Client(t).ReplicaOf(ctx, host, port).Err(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(600 * time.Millisecond) // past replicaSkip: the replica is tried again
+	info := replica.Client(t).Info(ctx, "replication").Val()
+	if !strings.Contains(info, "master_link_status:down") {
+		t.Fatalf("the restarted replica's link is up already; the test needs it syncing:\n%s", info)
+	}
+	check("the replica syncing")
+	if n := pc.ZCard(ctx, key).Val(); n != 5 {
+		t.Fatalf("the primary holds %d admissions of a limit of 5", n)
 	}
 }
 

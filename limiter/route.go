@@ -45,6 +45,7 @@ func newRoutes(c *Clients, cfg pipeConfig) (primary, replica router) {
 	pcfg, rcfg := cfg, cfg
 	pcfg.conn.identify = true // a restart of a primary loses records
 	rcfg.replica = true
+	rcfg.conn.linked = true // a replica that lost its data serves none (see connOptions)
 	// A replica silent for its share of the budget fails what waits for
 	// it at once (see replicaShare): the primary decides meanwhile.
 	rcfg.budget = max(cfg.budget/replicaShare, time.Millisecond)
