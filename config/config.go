@@ -80,6 +80,10 @@ type Server struct {
 	// TunnelMaxDuration closes an upgraded connection this long after it
 	// opened. Default 1h.
 	TunnelMaxDuration time.Duration `koanf:"tunnel_max_duration" json:"tunnel_max_duration"`
+	// TunnelProtocols are the protocols an Upgrade may switch to; an
+	// upgrade to none of them is forwarded as a plain request. Never h2c.
+	// Default [websocket].
+	TunnelProtocols []string `koanf:"tunnel_protocols" json:"tunnel_protocols"`
 	// ConfigReloadInterval is how often the config file is checked for a
 	// change; changed, it is reloaded as on SIGHUP. 0 checks never.
 	// Default 2s.

@@ -51,6 +51,29 @@ func (c *checker) positive(path string, d time.Duration) {
 	}
 }
 
+// tunnelProtocols checks server.tunnel_protocols: protocol names (RFC
+// 9110 tokens, without a version), never h2c, at most 16.
+func (c *checker) tunnelProtocols(protos []string) {
+	const path = "server.tunnel_protocols"
+	if len(protos) > 16 {
+		c.fail(path, "got %d protocols; want at most 16", len(protos))
+		return
+	}
+	for i, p := range protos {
+		switch {
+		case p == "" || strings.IndexFunc(p, func(r rune) bool { return !isTokenChar(r) }) >= 0:
+			c.fail(fmt.Sprintf("%s[%d]", path, i), "got %q; want a protocol name, such as websocket", p)
+		case strings.EqualFold(p, "h2c"):
+			c.fail(fmt.Sprintf("%s[%d]", path, i), "h2c would carry HTTP/2 requests to the upstream past the gateway's limits and the headers it sets")
+		}
+	}
+}
+
+// isTokenChar reports whether r may be in an RFC 9110 token.
+func isTokenChar(r rune) bool {
+	return r < 0x7f && (r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("!#$%&'*+-.^_`|~", r))
+}
+
 func (c *checker) notYet(path, value, issue string) {
 	c.fail(path, "%q is not supported yet (%s); this build supports only the default", value, issue)
 }
@@ -133,6 +156,7 @@ func (cfg *Config) validateServer(c *checker) {
 	c.positive("server.idle_timeout", s.IdleTimeout)
 	c.positive("server.tunnel_idle_timeout", s.TunnelIdleTimeout)
 	c.positive("server.tunnel_max_duration", s.TunnelMaxDuration)
+	c.tunnelProtocols(s.TunnelProtocols)
 	if s.ShutdownGrace < 0 {
 		c.fail("server.shutdown_grace", "got %s; want >= 0", s.ShutdownGrace)
 	}

@@ -90,7 +90,8 @@ func Build(cfg *config.Config, log *slog.Logger) (*App, error) {
 	}
 	gw := gateway.New(gateway.Parts{Tenants: table, Limiter: guard, Proxy: proxy, IDs: upstream.NewIDs(randomHex(4)),
 		Trusted: trusted, MaxBodyBytes: cfg.Server.MaxBodyBytes, WriteTimeout: cfg.Server.WriteTimeout, Log: log,
-		Tunnel: gateway.TunnelLimits{Idle: cfg.Server.TunnelIdleTimeout, Max: cfg.Server.TunnelMaxDuration}})
+		Tunnel: gateway.TunnelLimits{Idle: cfg.Server.TunnelIdleTimeout, Max: cfg.Server.TunnelMaxDuration,
+			Protocols: append([]string{}, cfg.Server.TunnelProtocols...)}}) // empty, not nil: none
 	var certs *tlsterm.Store
 	if pairs := cfg.Server.TLS.Pairs(); len(pairs) > 0 {
 		if certs, err = tlsterm.New(pairs, log); err != nil {

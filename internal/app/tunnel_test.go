@@ -434,6 +434,50 @@ func TestUpgradeToWhatWasNotAskedIs502(t *testing.T) {
 	}
 }
 
+// TestUpgradeOnlyToTheListedProtocols: only server.tunnel_protocols are
+// tunnelled. An upgrade to h2c, which an upstream that answers it would
+// take as HTTP/2 requests past the limits and carrying the client's own
+// X-L1gw-Tenant, goes as a plain request without its Upgrade and the
+// fields its Connection names; one naming h2c and websocket offers the
+// upstream websocket alone; with no protocol listed, nothing is
+// tunnelled.
+func TestUpgradeOnlyToTheListedProtocols(t *testing.T) {
+	const h2c = "GET /h2 HTTP/1.1\r\nHost: gw\r\nConnection: Upgrade, HTTP2-Settings\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\nX-API-Key: bulk-key\r\n"
+	for _, tc := range []struct {
+		name, head string
+		sets       []string
+		status     int
+		upgrade    string // the Upgrade the upstream got ("": none)
+	}{
+		{"h2c", h2c + "Upgrade: h2c\r\n", nil, 426, ""},
+		{"h2c and websocket", h2c + "Upgrade: h2c, websocket\r\n", nil, 101, "websocket"},
+		{"websocket with none listed", upgradeHead + "X-API-Key: bulk-key\r\n", []string{"server.tunnel_protocols=other"}, 426, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := startEchoUpgrade(t)
+			gw := startApp(t, loadConfig(t, "http://"+e.addr, tc.sets...))
+			c := dial(t, gw.proxy)
+			c.send(tc.head + "\r\n")
+			if resp := c.response(); resp.StatusCode() != tc.status {
+				t.Fatalf("got %d; want %d", resp.StatusCode(), tc.status)
+			}
+			upHead := <-e.heads
+			got := ""
+			for line := range strings.Lines(upHead) {
+				if k, v, _ := strings.Cut(strings.TrimSpace(line), ":"); strings.EqualFold(k, "Upgrade") {
+					got = strings.TrimSpace(v)
+				}
+				if strings.HasPrefix(strings.ToLower(line), "http2-settings") {
+					t.Errorf("HTTP2-Settings reached the upstream:\n%s", upHead)
+				}
+			}
+			if got != tc.upgrade {
+				t.Fatalf("the upstream got Upgrade %q; want %q:\n%s", got, tc.upgrade, upHead)
+			}
+		})
+	}
+}
+
 // openTunnelAs opens a tunnel through addr under key, and fails on any
 // answer but 101.
 func openTunnelAs(t *testing.T, addr, key string) *conn {

@@ -56,8 +56,10 @@ type Gateway struct {
 	keyUnderscoreProblem problem
 	trusted              *upstream.Trusted
 	maxBody              int
-	// tunnelLimits bound upgraded connections.
-	tunnelLimits TunnelLimits
+	// tunnelLimits bound upgraded connections; tunnelProtocols are its
+	// Protocols as bytes.
+	tunnelLimits    TunnelLimits
+	tunnelProtocols [][]byte
 	// tunnels are the open ones, for shutdown.
 	tunnels tunnelSet
 	// writeTimeout is renewed at each chunk of a streamed response.
@@ -108,6 +110,13 @@ func New(p Parts) *Gateway {
 	if p.Tunnel.Max <= 0 {
 		p.Tunnel.Max = DefaultTunnelLimits.Max
 	}
+	if p.Tunnel.Protocols == nil {
+		p.Tunnel.Protocols = DefaultTunnelLimits.Protocols
+	}
+	protocols := make([][]byte, len(p.Tunnel.Protocols))
+	for i, name := range p.Tunnel.Protocols {
+		protocols[i] = []byte(name)
+	}
 	challenge := `Bearer realm="l1gw"`
 	if o.KeyBasicAuth {
 		challenge += `, Basic realm="l1gw"`
@@ -117,7 +126,7 @@ func New(p Parts) *Gateway {
 		keyHeader: o.KeyHeader, keyQuery: o.KeyQuery, basicAuth: o.KeyBasicAuth, hideKey: o.HideKey,
 		missingKey: missingKey(o), challenge: challenge,
 		keyName: []byte(o.KeyHeader), keyUnderscored: strings.Contains(o.KeyHeader, "_"), keyUnderscoreProblem: keyUnderscoreProblem(o.KeyHeader),
-		trusted: p.Trusted, maxBody: p.MaxBodyBytes, tunnelLimits: p.Tunnel, writeTimeout: p.WriteTimeout,
+		trusted: p.Trusted, maxBody: p.MaxBodyBytes, tunnelLimits: p.Tunnel, tunnelProtocols: protocols, writeTimeout: p.WriteTimeout,
 		unknown: tenants.NewStats(tenants.UnknownID), log: p.Log, upLog: logsample.New(time.Second),
 	}
 }
@@ -342,7 +351,7 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, a *admission) bool {
 // serve forwards an admitted request and finishes its answer.
 func (g *Gateway) serve(ctx *fasthttp.RequestCtx, a *admission) {
 	pool := a.pool
-	if proto := upgradeOf(&ctx.Request.Header); proto != nil {
+	if proto := upgradeOf(&ctx.Request.Header, g.tunnelProtocols); proto != nil {
 		g.tunnel(ctx, pool, a, proto) // gives its leases back on a panic too
 		return
 	}

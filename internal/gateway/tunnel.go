@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,33 +32,59 @@ var (
 	hdrConnection = []byte("Connection")
 )
 
-// TunnelLimits bound an upgraded connection.
+// TunnelLimits bound upgraded connections: what they may carry, how
+// long.
 type TunnelLimits struct {
 	// Idle closes a tunnel when neither side has sent anything this long.
 	Idle time.Duration
 	// Max closes a tunnel this long after it opened.
 	Max time.Duration
+	// Protocols are the protocol names an upgrade may switch to; nil is
+	// DefaultTunnelLimits', empty none. A tunnel carries what it carries
+	// past the limits and the headers the gateway sets: h2c would carry
+	// HTTP/2 requests to the upstream so, and config refuses it.
+	Protocols []string
 }
 
-// DefaultTunnelLimits are server.tunnel_idle_timeout and
-// server.tunnel_max_duration's defaults.
-var DefaultTunnelLimits = TunnelLimits{Idle: time.Minute, Max: time.Hour}
+// DefaultTunnelLimits are server.tunnel_idle_timeout,
+// server.tunnel_max_duration and server.tunnel_protocols' defaults.
+var DefaultTunnelLimits = TunnelLimits{Idle: time.Minute, Max: time.Hour, Protocols: []string{"websocket"}}
 
-// upgradeOf is the Upgrade header's value when the request asks for an
-// upgrade (Connection names it); nil otherwise.
-func upgradeOf(h *fasthttp.RequestHeader) []byte {
+// upgradeOf is the Upgrade header's protocols that allowed names, comma
+// separated, when the request asks for an upgrade (Connection names it)
+// to at least one of them; nil otherwise, and the request is forwarded as
+// any other, without its Upgrade (a hop-by-hop field). A protocol is
+// named without its version ("websocket" allows "WebSocket/13").
+func upgradeOf(h *fasthttp.RequestHeader, allowed [][]byte) []byte {
 	up := h.PeekBytes(hdrUpgrade)
-	if len(up) == 0 || !h.IsGet() {
+	if len(up) == 0 || !h.IsGet() || !connectionNames(h, tokenUpgrade) {
 		return nil
 	}
+	var out []byte
+	for tok := range bytes.SplitSeq(up, []byte{','}) {
+		tok = bytes.TrimSpace(tok)
+		name, _, _ := bytes.Cut(tok, []byte{'/'})
+		if len(name) == 0 || !slices.ContainsFunc(allowed, func(a []byte) bool { return bytes.EqualFold(a, name) }) {
+			continue
+		}
+		if out != nil {
+			out = append(out, ", "...)
+		}
+		out = append(out, tok...)
+	}
+	return out
+}
+
+// connectionNames reports whether a Connection field of h names tok.
+func connectionNames(h *fasthttp.RequestHeader, tok []byte) bool {
 	for _, v := range h.PeekAll(fasthttp.HeaderConnection) {
-		for _, tok := range bytes.Split(v, []byte{','}) {
-			if bytes.EqualFold(bytes.TrimSpace(tok), tokenUpgrade) {
-				return up
+		for t := range bytes.SplitSeq(v, []byte{','}) {
+			if bytes.EqualFold(bytes.TrimSpace(t), tok) {
+				return true
 			}
 		}
 	}
-	return nil
+	return false
 }
 
 // problemBadUpgrade refuses an upgrade that cannot be tunnelled cleanly.
