@@ -147,6 +147,52 @@ func TestTransferEncodingOtherThanChunkedIsRefused(t *testing.T) {
 	}
 }
 
+// TestManyForwardingFieldsAreRefused: at the edge the gateway drops every
+// forwarding field a client sent, and each distinct name was a pass over
+// the header: 16 000 names (a 309 KB header, with max_header_bytes raised)
+// cost 1.3 s of CPU, 700 under the default cap 3 ms against 0.3 for as
+// many other fields. Past 32 distinct names (forwarding, or one of the
+// gateway's own spelt with '_') it is a 400 before the limits count it;
+// 32 still go through, dropped.
+func TestManyForwardingFieldsAreRefused(t *testing.T) {
+	up := testkit.StartRawUpstream(t)
+	gw := startApp(t, loadConfig(t, up.URL))
+	head := func(n int, name string) string {
+		var lines strings.Builder
+		for i := range n {
+			fmt.Fprintf(&lines, name+": v\r\n", i)
+		}
+		return "GET /x HTTP/1.1\r\nHost: gw\r\nX-API-Key: bulk-key\r\n" + lines.String() + "\r\n"
+	}
+	remaining := func() string {
+		resp := call(t, gw.proxy, "GET", "/x", "X-API-Key", "bulk-key")
+		return string(resp.Header.Peek("X-RateLimit-Remaining"))
+	}
+	before, err := strconv.Atoi(remaining())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"X-Forwarded-%d", "x_forwarded_%d"} {
+		c := dial(t, gw.proxy)
+		c.send(head(33, name))
+		if resp := c.response(); resp.StatusCode() != 400 || !strings.Contains(string(resp.Body()), "more than 32") {
+			t.Fatalf("33 fields named %s: got %d %q; want 400", name, resp.StatusCode(), resp.Body())
+		}
+	}
+	if got, err := strconv.Atoi(remaining()); err != nil || got != before-1 {
+		t.Fatalf("X-RateLimit-Remaining %d (%v) after the refusals, %d before; want one less: the refusals not counted", got, err, before)
+	}
+	requests := up.Requests()
+	c := dial(t, gw.proxy)
+	c.send(head(32, "X-Forwarded-%d"))
+	if resp := c.response(); resp.StatusCode() != 200 {
+		t.Fatalf("32 forwarding fields: got %d %q; want 200", resp.StatusCode(), resp.Body())
+	}
+	if raw := up.Raw(); up.Requests() != requests+1 || strings.Contains(raw, "X-Forwarded-0:") || strings.Contains(raw, "X-Forwarded-31:") {
+		t.Fatalf("the upstream got %d requests:\n%s\nwant one more, without the client's forwarding fields", up.Requests(), raw)
+	}
+}
+
 // TestConnectionNamingManyFieldsIsRefused: each field Connection names is
 // a deletion, a pass over the whole header: 1 300 names beside 800 fields
 // cost the gateway 5 ms of CPU per request, and a 1 MiB header 18 s.

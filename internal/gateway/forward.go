@@ -266,17 +266,8 @@ func (g *Gateway) prepare(ctx *fasthttp.RequestCtx, a *admission) {
 		}
 	}
 	trust := g.trusted.Peer(ctx.RemoteIP())
-	edge := !trust && sent&sentForwarded != 0
-	if sent&sentUnderscore != 0 || edge {
-		// An upstream that reads X_L1gw_Tenant or X-L1gw_Tenant as
-		// X-L1gw-Tenant (CGI's HTTP_X_L1GW_TENANT) must not get the
-		// client's; nor, at the edge, any field naming where the request
-		// came from (X-Forwarded-Port, -Prefix, -Ssl: URLs and redirects
-		// are built from them), in any spelling.
-		dropFields(h, func(name []byte) bool {
-			return edge && upstream.IsForwarding(name) || bytes.IndexByte(name, '_') >= 0 &&
-				slices.ContainsFunc(owned, func(o []byte) bool { return upstream.FoldedName(name, o) })
-		})
+	if drop := droppedOf(sent, trust); drop.any {
+		dropFields(h, drop)
 	}
 	if sent&sentTenant != 0 {
 		h.Del(hdrTenant) // every copy the client sent
@@ -297,21 +288,68 @@ func (g *Gateway) prepare(ctx *fasthttp.RequestCtx, a *admission) {
 	}
 }
 
-// dropFields removes every line of each field of h that drop names. It
-// reads the names first and copies them, since the deletions move what
-// they point into. Past maxNames distinct names (a client's doing) it
-// starts again in dropManyFields, on the heap.
-func dropFields(h *fasthttp.RequestHeader, drop func(name []byte) bool) {
+// dropped is what prepare removes of the client's fields. An upstream
+// that reads X_L1gw_Tenant or X-L1gw_Tenant as X-L1gw-Tenant (CGI's
+// HTTP_X_L1GW_TENANT) must not get the client's; nor, at the edge (a
+// peer not trusted), any field naming where the request came from
+// (X-Forwarded-Port, -Prefix, -Ssl: URLs and redirects are built from
+// them), in any spelling.
+type dropped struct {
+	any  bool // some field may be dropped
+	edge bool
+}
+
+func droppedOf(sent sentFields, trust bool) dropped {
+	edge := !trust && sent&sentForwarded != 0
+	return dropped{any: edge || sent&sentUnderscore != 0, edge: edge}
+}
+
+// drops reports whether the field called name is dropped.
+func (d dropped) drops(name []byte) bool {
+	return d.edge && upstream.IsForwarding(name) || bytes.IndexByte(name, '_') >= 0 &&
+		slices.ContainsFunc(owned, func(o []byte) bool { return upstream.FoldedName(name, o) })
+}
+
+// problemDroppedNames refuses a request with more than maxNames distinct
+// names of fields the gateway would drop (dropped.drops): each deletion is a
+// pass over the header block, so they would cost the square of it.
+var problemDroppedNames = badRequest("more than 32 distinct names of forwarding fields, or of fields spelt with '_' for '-'")
+
+// dropsTooMany reports whether h has more than maxNames distinct names
+// that drop takes: the request is refused before the limits count it
+// (problemDroppedNames), and dropFields never meets one.
+func dropsTooMany(h *fasthttp.RequestHeader, drop dropped) bool {
+	var names [maxNames][]byte
+	n := 0
+	for name := range fields(h) {
+		if !drop.drops(name) || slices.ContainsFunc(names[:n], func(seen []byte) bool { return bytes.EqualFold(seen, name) }) {
+			continue
+		}
+		if n == len(names) {
+			return true
+		}
+		names[n] = name
+		n++
+	}
+	return false
+}
+
+// dropFields removes every line of each field of h that drop names, at
+// most maxNames of them (dropsTooMany refused more). It reads the names
+// first and copies them, since the deletions move what they point into.
+func dropFields(h *fasthttp.RequestHeader, drop dropped) {
 	var names [maxNames][]byte
 	var buf [maxNames * 24]byte
 	n, b := 0, buf[:0]
 	for name := range fields(h) {
-		if !drop(name) || slices.ContainsFunc(names[:n], func(seen []byte) bool { return bytes.EqualFold(seen, name) }) {
+		if !drop.drops(name) || slices.ContainsFunc(names[:n], func(seen []byte) bool { return bytes.EqualFold(seen, name) }) {
 			continue // one line of a name already taken
 		}
-		if n == len(names) || len(b)+len(name) > len(buf) {
-			dropManyFields(h, drop)
-			return
+		if n == len(names) {
+			break
+		}
+		if len(b)+len(name) > len(buf) {
+			b = nil // the rest on the heap (long names)
 		}
 		start := len(b)
 		b = append(b, name...)
@@ -320,19 +358,6 @@ func dropFields(h *fasthttp.RequestHeader, drop func(name []byte) bool) {
 	}
 	for _, name := range names[:n] {
 		h.DelBytes(name) // every line of it
-	}
-}
-
-// dropManyFields is dropFields for any number of names.
-func dropManyFields(h *fasthttp.RequestHeader, drop func(name []byte) bool) {
-	var names [][]byte
-	for name := range fields(h) {
-		if drop(name) && !slices.ContainsFunc(names, func(seen []byte) bool { return bytes.EqualFold(seen, name) }) {
-			names = append(names, bytes.Clone(name))
-		}
-	}
-	for _, name := range names {
-		h.DelBytes(name)
 	}
 }
 

@@ -310,8 +310,14 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, a *admission) bool {
 			ctx.SetConnectionClose() // where the body ends is in doubt
 		}
 	}
+	var drop dropped
+	if a.sent&(sentUnderscore|sentForwarded) != 0 {
+		drop = droppedOf(a.sent, g.trusted.Peer(ctx.RemoteIP()))
+	}
 	switch {
 	case early != nil:
+	case drop.any && dropsTooMany(h, drop):
+		early = &problemDroppedNames
 	case (a.sent&sentUnderscore != 0 || g.keyUnderscored) && respelt(h, g.keyName):
 		// A second key header in an upstream's eyes (X_API_Key is CGI's
 		// HTTP_X_API_KEY): it could carry another tenant's key past the

@@ -223,15 +223,15 @@ func TestPrepareKeepsTheOrderOfRepeatedFields(t *testing.T) {
 // in any case and spelling (X-Forwarded-Port, -Prefix, -Ssl, the client
 // address fields of CDNs and frameworks), and the gateway's own
 // X-Forwarded-For, -Proto and -Host are the only ones left; from a
-// trusted proxy they stay. Past maxNames names (dropManyFields) every
-// one goes too.
+// trusted proxy they stay. At maxNames distinct names every one goes
+// too; past them admit refuses the request (dropsTooMany).
 func TestPrepareRemovesForwardingFieldsAtTheEdge(t *testing.T) {
 	g := newPrepareGateway(t)
 	spoofed := "X-Forwarded-Port: 443\r\nX-Forwarded-Prefix: /evil\r\nx-forwarded-ssl: on\r\nX_Forwarded_Scheme: https\r\n" +
 		"X-Forwarded-Uri: /evil\r\nClient-IP: 6.6.6.6\r\nX-Client-IP: 6.6.6.6\r\nCF-Connecting-IP: 6.6.6.6\r\n" +
 		"Fastly-Client-IP: 6.6.6.6\r\nX-Cluster-Client-IP: 6.6.6.6\r\nForwarded-For: 6.6.6.6\r\nX-Forwarded-Port: 444\r\n"
-	var many strings.Builder
-	for i := range 40 {
+	var many strings.Builder // with spoofed's 11 names, maxNames
+	for i := range maxNames - 11 {
 		fmt.Fprintf(&many, "X-Forwarded-N%d: %d\r\n", i, i)
 	}
 	for _, tc := range []struct {
@@ -240,7 +240,7 @@ func TestPrepareRemovesForwardingFieldsAtTheEdge(t *testing.T) {
 		kept        bool
 	}{
 		{"edge", spoofed, net.IPv4(192, 0, 2, 7), false},
-		{"edge, past maxNames", many.String() + spoofed, net.IPv4(192, 0, 2, 7), false},
+		{"edge, maxNames names", many.String() + spoofed, net.IPv4(192, 0, 2, 7), false},
 		{"trusted proxy", spoofed, net.IPv4(10, 0, 0, 7), true},
 	} {
 		var req fasthttp.Request
@@ -251,6 +251,21 @@ func TestPrepareRemovesForwardingFieldsAtTheEdge(t *testing.T) {
 		ctx.Init(&req, &net.TCPAddr{IP: tc.peer, Port: 40000}, nil)
 		h := &ctx.Request.Header
 		a := &admission{tenant: &tenants.Tenant{ID: "bulk"}, sent: sentIn(h)}
+		if dropsTooMany(h, droppedOf(a.sent, tc.kept)) {
+			t.Fatalf("%s: refused as too many names to drop; want at most maxNames", tc.name)
+		}
+		if tc.name == "edge, maxNames names" {
+			var more fasthttp.Request
+			if err := more.Read(bufio.NewReader(strings.NewReader("GET / HTTP/1.1\r\nHost: gw.test\r\nX-Forwarded-More: 1\r\n" + tc.block + "\r\n"))); err != nil {
+				t.Fatal(err)
+			}
+			if !dropsTooMany(&more.Header, droppedOf(sentIn(&more.Header), false)) {
+				t.Fatalf("%s and one more: not refused; want refused past maxNames", tc.name)
+			}
+			if dropsTooMany(&more.Header, droppedOf(sentIn(&more.Header), true)) {
+				t.Fatalf("%s and one more, from a trusted proxy: refused; want them kept", tc.name)
+			}
+		}
 		g.requestID(h, a)
 		g.prepare(&ctx, a)
 		var left []string
