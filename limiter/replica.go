@@ -159,7 +159,13 @@ func (r *replicaDecider) decide(_ context.Context, req Request, now time.Time, d
 		err = errReplicaSkipped
 	} else {
 		o, err = r.s.peek(req, snap.keys, snap.args, r.s.budget/replicaShare)
-		if err != nil && !errors.Is(err, errNoClusterReplica) { // that one is the slot's, not the replica's
+		switch {
+		case errors.Is(err, ErrOverload):
+			// The gateway's own queue, not the replica: shed, rather than
+			// send the primary what the gateway cannot carry.
+			r.letGo(sh, &snap)
+			return false, err
+		case err != nil && !errors.Is(err, errNoClusterReplica): // that one is the slot's, not the replica's
 			r.skipUntil.Store(now.Add(replicaSkip).UnixNano())
 		}
 	}

@@ -809,3 +809,37 @@ func TestAHealthySlowRecorderDropsNothing(t *testing.T) {
 			budget, ok, degraded, shed, other, dropped)
 	}
 }
+
+// TestAFullReplicaQueueShedsRatherThanSkipsTheReplica: a replica read the
+// gateway's own queue cannot take (ErrOverload) is the gateway's load,
+// not the replica's fault: the decision is shed, the replica is not
+// skipped, and the primary is not sent the read instead. Before, the
+// replica was skipped for replicaSkip and every read went to the primary,
+// counted as a replica fallback (found by a review).
+func TestAFullReplicaQueueShedsRatherThanSkipsTheReplica(t *testing.T) {
+	s, _ := unrunReplicaStore(t, "shed")
+	p, err := s.replicas.pipeFor("acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.once.Do(func() {}) // no lane takes from the queue
+	for len(p.queue) < cap(p.queue) {
+		p.queue <- getOp()
+	}
+	t.Cleanup(func() { // before the store closes, which would settle them
+		for len(p.queue) > 0 {
+			(<-p.queue).release()
+		}
+	})
+	fallbacks := replicaFallbacks.Get()
+	d, err := s.Decide(context.Background(), Request{Tenant: "acme", Rules: []Rule{{Name: "r", Limit: 10, Window: time.Minute}}})
+	if !errors.Is(err, ErrOverload) {
+		t.Fatalf("a read the full queue cannot take: allowed %v, degraded %v (%s), %v; want ErrOverload", d.Allowed, d.Degraded, d.Why, err)
+	}
+	if until := s.replica.skipUntil.Load(); until != 0 {
+		t.Errorf("the replica skipped until %v; want it read next", time.Unix(0, until))
+	}
+	if n := replicaFallbacks.Get() - fallbacks; n != 0 {
+		t.Errorf("%d replica fallbacks counted; want none", n)
+	}
+}
