@@ -385,6 +385,13 @@ func (l *lane) dial(batch []*op) error {
 		c.close()
 		return errClosed
 	}
+	if prev := l.p.dialedAddr.Swap(&addr); l.p.cfg.replica && prev != nil && *prev != addr {
+		// Another replica than the other lanes read (the sentinels no
+		// longer report theirs healthy): they dial again before their
+		// next batch. A gateway forgets a pending admission once a read
+		// shows it, which a replica further behind would not.
+		gen = l.p.gen.Add(1)
+	}
 	l.c, l.gen, l.stats = c, gen, statsFor(l.p.cfg.replica, addr)
 	return nil
 }

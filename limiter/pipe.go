@@ -57,6 +57,9 @@ type pipe struct {
 	lanes               []*lane
 	dialed              sync.WaitGroup // every lane's first dial, done or failed
 	quit                chan struct{}
+	// dialedAddr is the address a lane last dialed: on a replica pipe,
+	// a lane that dials another bumps gen (lane.dial).
+	dialedAddr atomic.Pointer[string]
 	// health is what the watchers know of a primary's node; memRead is
 	// closed after the first read of its memory state.
 	health  nodeHealth

@@ -9,8 +9,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/l1gw/l1gw/internal/redistest"
 )
 
 // fakeRedis is a tiny RESP server for the pipe's failure paths that a
@@ -443,5 +446,42 @@ func TestPromotedReplicaIsSeenByTheNextDial(t *testing.T) {
 	}
 	if why := p.health.why(o.req.Rules, time.Now().UnixNano()); why != WhyRestarted {
 		t.Fatalf("the first decision after a failback: why %q; want restarted", why)
+	}
+}
+
+// TestReplicaLanesFollowOneAnother: a lane of a replica pipe that dials
+// another replica than the one the other lanes read (the sentinels no
+// longer report it healthy, and name another) makes them dial again
+// before their next batch: a gateway forgets a pending admission once a
+// read shows it, and a lane left on a replica further behind would not
+// show it (found by a review). A primary pipe's lanes follow the watcher.
+func TestReplicaLanesFollowOneAnother(t *testing.T) {
+	t.Parallel()
+	a, b := redistest.Server(t), redistest.Server(t)
+	for _, replica := range []bool{true, false} {
+		var addr atomic.Pointer[string]
+		addr.Store(new(a.Addr()))
+		cfg := testCfg()
+		cfg.conn.primary, cfg.lanes, cfg.replica = false, 2, replica
+		p := newPipe(cfg, func() (string, error) { return *addr.Load(), nil })
+		l1, l2 := p.lanes[0], p.lanes[1]
+		for _, l := range []*lane{l1, l2} {
+			if err := l.dial(nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if l2.gen != p.gen.Load() {
+			t.Fatalf("replica %v: both lanes dialed the same node, and the second must dial again", replica)
+		}
+		addr.Store(new(b.Addr()))
+		l1.drop()
+		if err := l1.dial(nil); err != nil {
+			t.Fatal(err)
+		}
+		if again := l2.gen != p.gen.Load(); again != replica {
+			t.Errorf("replica pipe %v: the other lane dials again before its next batch: %v; want %v", replica, again, replica)
+		}
+		l1.drop()
+		l2.drop()
 	}
 }

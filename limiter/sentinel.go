@@ -303,9 +303,10 @@ func (s *sentinels) primaryOfReplicas() (string, error) {
 
 // replica is a replica a sentinel reports as up and linked: the one it
 // named before while it is, else one at random. Every connection of the
-// decisions' replica pipe so reads one replica: replica consistency
-// forgets a pending admission once a read shows it, which a replica
-// further behind would not.
+// decisions' replica pipe so reads one replica (a lane that dials another
+// has the others dial again: lane.dial): replica consistency forgets a
+// pending admission once a read shows it, which a replica further behind
+// would not.
 func (s *sentinels) replica() (string, error) {
 	for _, sc := range s.clients {
 		ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
