@@ -113,7 +113,7 @@ fill:
 			break fill
 		}
 	}
-	now := time.Now().UnixNano()
+	now := monoNow()
 	kept := batch[:0]
 	for _, o := range batch {
 		if time.Duration(now-o.queued) > l.p.cfg.queueTimeout {

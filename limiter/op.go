@@ -18,6 +18,19 @@ var ErrBudget = errors.New("limiter: Redis did not answer within the budget")
 // Redis fault: the request is shed, never admitted unchecked.
 var ErrOverload = errors.New("limiter: too many decisions waiting for Redis")
 
+// monoStart is the origin of monoNow.
+var monoStart = time.Now()
+
+// monoNow is the time in ns since monoStart by the monotonic clock: how
+// long an op has waited, which a step of the wall clock does not change
+// (a step forward past queue_timeout would shed every op queued, one back
+// would shed none).
+func monoNow() int64 { return mono(time.Now()) }
+
+// mono is t by monoNow's clock; t must carry a monotonic reading (a
+// time.Now).
+func mono(t time.Time) int64 { return int64(t.Sub(monoStart)) }
+
 // errQueueFull is the ErrOverload of a decision its pipe's queue had no
 // room for: shed at once, asking nothing of the node.
 var errQueueFull = fmt.Errorf("%w: the queue is full", ErrOverload)
@@ -85,7 +98,7 @@ type op struct {
 	args []any
 	// budget is how long Redis may stay silent on this call.
 	budget time.Duration
-	queued int64 // unix ns, when do queued it
+	queued int64 // when do queued it (monoNow)
 
 	state atomic.Int32 // opFree in the pool; opPending from getOp until settled
 	refs  atomic.Int32

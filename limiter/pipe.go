@@ -163,7 +163,7 @@ func newPipe(cfg *pipeConfig, addr func() (string, error)) *pipe {
 // the watchdog, or at once when the queue is full.
 func (p *pipe) do(o *op) {
 	p.once.Do(p.start)
-	o.queued = time.Now().UnixNano() // not the coarse clock: a late watchdog would age it
+	o.queued = monoNow() // not the coarse clock: a late watchdog would age it
 	if p.shut.Load() {
 		o.settle(nil, errClosed)
 		o.release()

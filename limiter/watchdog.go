@@ -99,7 +99,7 @@ func (p *pipe) check(now time.Time) {
 		p.silentAt.Store(now.UnixNano())
 	}
 	if stuck == len(p.lanes) && len(p.queue) > 0 {
-		p.failStale(now.UnixNano())
+		p.failStale(mono(now))
 	}
 }
 
@@ -109,7 +109,7 @@ func (p *pipe) check(now time.Time) {
 // say) so costs the batches on the wire, not every decision queued behind
 // them; a stall keeps failing what it holds up, a budget late at most,
 // until the breaker opens.
-func (p *pipe) failStale(now int64) {
+func (p *pipe) failStale(now int64) { // now: monoNow's clock
 	var err error
 	for n := len(p.queue); n > 0; n-- {
 		var o *op
