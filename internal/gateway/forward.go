@@ -144,7 +144,28 @@ const (
 	sentConnection
 
 	allSent sentFields = 1<<iota - 1
+
+	// sentBadName: a field name with a blank or a control byte inside
+	// (fasthttp keeps "X L1gw-Tenant" as one name): not a token (RFC
+	// 9110 §5.1), and an upstream may read it as another field, as CGI's
+	// mapping reads X_L1gw_Tenant. Refused (problemFieldName); not in
+	// allSent, which is what a request may hold, not what it did wrong.
+	sentBadName sentFields = 1 << 7
 )
+
+// problemFieldName refuses a request with a field name that is not a
+// token.
+var problemFieldName = badRequest("a field name holds a blank or a control character")
+
+// badName reports whether name, trimmed, holds a blank or a control byte.
+func badName(name []byte) bool {
+	for _, c := range name {
+		if c <= ' ' || c == 0x7f {
+			return true
+		}
+	}
+	return false
+}
 
 // hdrTenantB is hdrTenant as bytes, for fieldOf.
 var hdrTenantB = []byte(hdrTenant)
@@ -180,6 +201,9 @@ func sentIn(h *fasthttp.RequestHeader) sentFields {
 			continue
 		}
 		name = bytes.Trim(name, " \t")
+		if badName(name) {
+			s |= sentBadName
+		}
 		f := fieldOf(name)
 		if f == sentHopByHop && bytes.EqualFold(name, hdrConnection) && onlyPersistence(value) {
 			f = sentConnection

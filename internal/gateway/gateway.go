@@ -316,6 +316,8 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, a *admission) bool {
 	}
 	switch {
 	case early != nil:
+	case a.sent&sentBadName != 0:
+		early = &problemFieldName
 	case drop.any && dropsTooMany(h, drop):
 		early = &problemDroppedNames
 	case (a.sent&sentUnderscore != 0 || g.keyUnderscored) && respelt(h, g.keyName):
