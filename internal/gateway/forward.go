@@ -188,13 +188,14 @@ func sentIn(h *fasthttp.RequestHeader) sentFields {
 		s = sentConnection
 	}
 	var names [maxNames][]byte
-	n := 0
+	n, folded := 0, false
 	for line := range bytes.Lines(raw) {
 		if line = bytes.TrimRight(line, "\r\n"); len(line) == 0 {
 			continue
 		}
 		if line[0] == ' ' || line[0] == '\t' {
-			return allSent // folded: a Connection value may name more
+			folded = true // a Connection value may name more: every kind
+			continue      // at the end, and the names after it still read
 		}
 		name, value, ok := bytes.Cut(line, []byte{':'})
 		if !ok {
@@ -221,6 +222,9 @@ func sentIn(h *fasthttp.RequestHeader) sentFields {
 		}
 		names[n] = name
 		n++
+	}
+	if folded {
+		return s | allSent
 	}
 	if s&sentHopByHop != 0 {
 		return s | allSent&^sentRepeated
