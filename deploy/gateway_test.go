@@ -99,6 +99,16 @@ func (g gateway) checkShape() []error {
 	if need := int64(g.cfg.Server.ShutdownGrace.Seconds()) + preStop; grace <= need {
 		fail("terminationGracePeriodSeconds %d; want more than server.shutdown_grace (%s) + the preStop sleep (%ds)", grace, g.cfg.Server.ShutdownGrace, preStop)
 	}
+	// A connection holding an unfinished request head costs up to about
+	// 24 KiB (the README's server.max_conns): the listener must refuse
+	// one before they fill the container (pods_test checks a limit).
+	if lim, ok := g.c.Resources.Limits[corev1.ResourceMemory]; ok {
+		const perConn = 24 << 10
+		if need := int64(g.cfg.Server.MaxConns) * perConn; need > lim.Value()/4*3 {
+			fail("server.max_conns %d: up to %d MiB of connections at about 24 KiB each; want them within three quarters of the memory limit, %s",
+				g.cfg.Server.MaxConns, need>>20, lim.String())
+		}
+	}
 	return errs
 }
 

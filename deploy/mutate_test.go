@@ -46,6 +46,7 @@ var broken = []struct {
 	{"ServiceMonitor on a wrong port", base + "servicemonitor.yaml", "- port: admin", "- port: metrics", `endpoint port "metrics" is not a port of Service l1gw-admin`},
 	{"ServiceMonitor unknown field", base + "servicemonitor.yaml", "interval: 15s", "scrapeInterval: 15s", `ServiceMonitor l1gw: error unmarshaling JSON: while decoding JSON: json: unknown field "scrapeInterval"`},
 	{"broken config", overlay + "l1gw.yaml", "mode: sentinel", "mode: sentinal", `redis.mode: got "sentinal"`},
+	{"connections past the memory limit", overlay + "l1gw.yaml", "max_conns: 15000", "max_conns: 50000", "server.max_conns 50000: up to 1171 MiB of connections"},
 	{"credential outside the Secret", overlay + "l1gw.yaml", "password_file: /etc/l1gw-secrets/redis-password", "password_file: /etc/l1gw/redis-password", "redis.password_file is /etc/l1gw/redis-password, not a file of a mounted Secret"},
 	{"a sentinel that is not there", overlay + "l1gw.yaml", "l1gw-sentinel-2.l1gw-sentinel:26379", "l1gw-sentinel-3.l1gw-sentinel:26379", "redis.addrs[2]: l1gw-sentinel-3 is no pod of a StatefulSet"},
 	{"evicting policy", overlay + "redis.conf", "maxmemory-policy noeviction", "maxmemory-policy allkeys-lru", `maxmemory-policy is "allkeys-lru"; want "noeviction"`},
