@@ -160,9 +160,11 @@ func (r *replicaDecider) decide(_ context.Context, req Request, now time.Time, d
 	} else {
 		o, err = r.s.peek(req, snap.keys, snap.args, r.s.budget/replicaShare)
 		switch {
-		case errors.Is(err, ErrOverload):
-			// The gateway's own queue, not the replica: shed, rather than
-			// send the primary what the gateway cannot carry.
+		case errors.Is(err, errQueueFull):
+			// The gateway's own queue, full: shed, rather than send the
+			// primary what the gateway cannot carry. (A read that waited
+			// past the queue timeout may be a slow replica's: as carry
+			// judges it, a replica fault.)
 			r.letGo(sh, &snap)
 			return false, err
 		case err != nil && !errors.Is(err, errNoClusterReplica): // that one is the slot's, not the replica's

@@ -811,8 +811,8 @@ func TestAHealthySlowRecorderDropsNothing(t *testing.T) {
 }
 
 // TestAFullReplicaQueueShedsRatherThanSkipsTheReplica: a replica read the
-// gateway's own queue cannot take (ErrOverload) is the gateway's load,
-// not the replica's fault: the decision is shed, the replica is not
+// gateway's own queue cannot take (full: errQueueFull) is the gateway's
+// load, not the replica's fault: the decision is shed, the replica is not
 // skipped, and the primary is not sent the read instead. Before, the
 // replica was skipped for replicaSkip and every read went to the primary,
 // counted as a replica fallback (found by a review).
