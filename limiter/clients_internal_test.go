@@ -69,6 +69,38 @@ func TestReplicaDialRefusesAnUnlinkedNode(t *testing.T) {
 	}
 }
 
+// TestSentinelPassesOverARefusedReplica: a replica a dial refused (not
+// linked to its primary: restarted, which a sentinel sees only at its next
+// INFO of it, up to 10 s later) is no longer named while the sentinels
+// report another healthy; before, it stayed chosen and every dial went
+// back to it (found by a review).
+func TestSentinelPassesOverARefusedReplica(t *testing.T) {
+	t.Parallel()
+	topo := redistest.Topology(t, redistest.Options{Replicas: 2, Sentinels: 1})
+	o := RedisOptions{Mode: ModeSentinel, Addrs: topo.SentinelAddrs(), MasterName: "mymaster",
+		DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second, PoolTimeout: time.Second}
+	c, err := NewClients(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	for start := time.Now(); healthyReplicas(c.sentinels) < 2; time.Sleep(50 * time.Millisecond) {
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("the sentinel reports %d healthy replicas 10 s after start; want 2", healthyReplicas(c.sentinels))
+		}
+	}
+	first, err := c.sentinels.replica()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.sentinels.refused(first)
+	for range 20 {
+		if a, err := c.sentinels.replica(); err != nil || a == first {
+			t.Fatalf("replica %q (%v) after a dial refused it; want the other", a, err)
+		}
+	}
+}
+
 // TestSentinelReplicaIsNamedAgain: the sentinels' replica for decisions is
 // the one named before while they report it healthy, so every connection
 // of the replica pipe reads the same replica; once it is down, another.

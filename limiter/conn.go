@@ -71,12 +71,15 @@ type connOptions struct {
 	identify bool
 	// linked: the node must say, in the same INFO, that it is a replica
 	// whose link to its primary is up (replica pipes of Sentinel and
-	// Cluster). A replica restarted, or syncing again from scratch,
-	// serves the data it has until the sync is done (Redis'
-	// replica-serve-stale-data): none, or older, and replica consistency
-	// has forgotten the admissions an earlier read showed. Refused, the
-	// dial fails the read, which the primary then decides. An ACL that
-	// refuses INFO leaves it unchecked.
+	// Cluster). A replica restarted serves, until its sync is done
+	// (Redis' replica-serve-stale-data), what it came back with: none, or
+	// an older save, which lacks the admissions an earlier read showed
+	// and replica consistency has forgotten. Its restart drops the
+	// connections, so each new one is checked; one that stays up while a
+	// replica resyncs reads the data it had, then the primary's. Refused,
+	// the dial fails the read, which the primary then decides, and
+	// pipeConfig.unlinked hears of it. An ACL that refuses INFO leaves it
+	// unchecked.
 	linked bool
 }
 

@@ -373,6 +373,9 @@ func (l *lane) dial(batch []*op) error {
 	}
 	c, err := dialConn(addr, &l.p.cfg.conn, l)
 	if err != nil {
+		if h := l.p.cfg.unlinked; h != nil && errors.Is(err, ErrReplicaUnlinked) {
+			h(addr)
+		}
 		return err
 	}
 	l.p.identified(c.seen)

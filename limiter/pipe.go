@@ -93,6 +93,9 @@ type pipeConfig struct {
 	// reloadHook, if not nil, runs in reload before the SCRIPT LOAD is
 	// written: a test's stand-in for a gateway slow to go on.
 	reloadHook func(*lane)
+	// unlinked, if not nil, hears of a dial that the node at addr refused
+	// as no replica linked to its primary (ErrReplicaUnlinked).
+	unlinked func(addr string)
 }
 
 const (

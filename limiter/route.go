@@ -54,8 +54,9 @@ func newRoutes(c *Clients, cfg pipeConfig) (primary, replica router) {
 		pcfg.conn.primary = true // Sentinel can name a stale primary
 		s := c.sentinels
 		replicaAddr := s.replica
+		rcfg.unlinked = s.refused
 		if len(o.LocalReplicas) > 0 {
-			replicaAddr = fixedAddr(o.LocalReplicas[0])
+			replicaAddr, rcfg.unlinked = fixedAddr(o.LocalReplicas[0]), nil
 		}
 		primary := newPipe(&pcfg, s.primary)
 		primary.follow = s.follow

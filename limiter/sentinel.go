@@ -39,6 +39,29 @@ type sentinels struct {
 	// chosen is the replica the replica method named: named again while
 	// the sentinels report it healthy.
 	chosen atomic.Pointer[string]
+	// unlinked is a replica a dial refused (ErrReplicaUnlinked) and when:
+	// passed over for unlinkedFor while the sentinels report another.
+	unlinked atomic.Pointer[refusal]
+}
+
+// refusal is a replica refused at a dial, and when.
+type refusal struct {
+	addr string
+	at   time.Time
+}
+
+// unlinkedFor is how long a replica refused at a dial is passed over: a
+// sentinel's view of it lags by up to its INFO period, 10 s.
+const unlinkedFor = 10 * time.Second
+
+// refused hears of a dial that refused the replica at addr: not linked to
+// its primary (a restart the sentinels have not seen yet). The next dial
+// picks another, if a sentinel reports one.
+func (s *sentinels) refused(addr string) {
+	s.unlinked.Store(&refusal{addr: addr, at: time.Now()})
+	if c := s.chosen.Load(); c != nil && *c == addr {
+		s.chosen.CompareAndSwap(c, nil)
+	}
 }
 
 // known is where the primary is as last known: named by a sentinel, or,
@@ -316,6 +339,9 @@ func (s *sentinels) replica() (string, error) {
 			continue
 		}
 		up := upReplicas(rs)
+		if u := s.unlinked.Load(); u != nil && time.Since(u.at) < unlinkedFor && len(up) > 1 {
+			up = slices.DeleteFunc(up, func(a string) bool { return a == u.addr })
+		}
 		if len(up) == 0 {
 			continue
 		}
