@@ -69,14 +69,10 @@ func TestReplicaDialRefusesAnUnlinkedNode(t *testing.T) {
 	}
 }
 
-// TestSentinelPassesOverARefusedReplica: a replica a dial refused (not
-// linked to its primary: restarted, which a sentinel sees only at its next
-// INFO of it, up to 10 s later) is no longer named while the sentinels
-// report another healthy; before, it stayed chosen and every dial went
-// back to it (found by a review).
-func TestSentinelPassesOverARefusedReplica(t *testing.T) {
-	t.Parallel()
-	topo := redistest.Topology(t, redistest.Options{Replicas: 2, Sentinels: 1})
+// sentinelClientsOfTwo are Sentinel clients of topo, once its sentinel
+// reports both its replicas healthy (it learns of them from the primary).
+func sentinelClientsOfTwo(t *testing.T, topo *redistest.Topo) *Clients {
+	t.Helper()
 	o := RedisOptions{Mode: ModeSentinel, Addrs: topo.SentinelAddrs(), MasterName: "mymaster",
 		DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second, PoolTimeout: time.Second}
 	c, err := NewClients(o)
@@ -89,6 +85,18 @@ func TestSentinelPassesOverARefusedReplica(t *testing.T) {
 			t.Fatalf("the sentinel reports %d healthy replicas 10 s after start; want 2", healthyReplicas(c.sentinels))
 		}
 	}
+	return c
+}
+
+// TestSentinelPassesOverARefusedReplica: a replica a dial refused (not
+// linked to its primary: restarted, which a sentinel sees only at its next
+// INFO of it, up to 10 s later) is no longer named while the sentinels
+// report another healthy; before, it stayed chosen and every dial went
+// back to it (found by a review).
+func TestSentinelPassesOverARefusedReplica(t *testing.T) {
+	t.Parallel()
+	topo := redistest.Topology(t, redistest.Options{Replicas: 2, Sentinels: 1})
+	c := sentinelClientsOfTwo(t, topo)
 	first, err := c.sentinels.replica()
 	if err != nil {
 		t.Fatal(err)
@@ -106,19 +114,7 @@ func TestSentinelPassesOverARefusedReplica(t *testing.T) {
 // of the replica pipe reads the same replica; once it is down, another.
 func TestSentinelReplicaIsNamedAgain(t *testing.T) {
 	topo := redistest.Topology(t, redistest.Options{Replicas: 2, Sentinels: 1, DownAfter: 300 * time.Millisecond})
-	o := RedisOptions{Mode: ModeSentinel, Addrs: topo.SentinelAddrs(), MasterName: "mymaster",
-		DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second, PoolTimeout: time.Second}
-	c, err := NewClients(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	// The sentinel learns of the replicas from the primary: both first.
-	for start := time.Now(); healthyReplicas(c.sentinels) < 2; time.Sleep(50 * time.Millisecond) {
-		if time.Since(start) > 10*time.Second {
-			t.Fatalf("the sentinel reports %d healthy replicas 10 s after start; want 2", healthyReplicas(c.sentinels))
-		}
-	}
+	c := sentinelClientsOfTwo(t, topo)
 	first, err := c.sentinels.replica()
 	if err != nil {
 		t.Fatal(err)
